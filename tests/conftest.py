@@ -1,0 +1,25 @@
+"""Shared test helpers: configs in a temp dir, the fixtures folder, fake I/O."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trio_harvest.config import Config, build_config
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+
+
+def make_config(tmp_path: Path, **overrides: Any) -> Config:
+    layer: dict[str, Any] = {"data_dir": tmp_path / "data"}
+    layer.update(overrides)
+    return build_config(layer)
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    if not FIXTURES.is_dir():
+        pytest.skip("../shared/fixtures is not present")
+    return FIXTURES

@@ -1,0 +1,277 @@
+"""Regression tests for the old harvester's faults (ARCHITECTURE.md), each reproducing the failure
+mode under trio's MockClock with an injected async ``save`` and showing it cannot happen."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from trio_harvest.gate import PublishGate
+from trio_harvest.kinds import DEFAULT_WATERMARKS, PRICES, Row
+from trio_harvest.lanes import Lanes
+from trio_harvest.partitions import Partition
+from trio_harvest.rotation import Rotation
+
+T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z
+MIDNIGHT = 1_700_006_400_000  # 2023-11-15T00:00:00Z
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+@dataclass
+class FakeDisk:
+    """Injected async save / dead letter that record what they were given."""
+
+    fail: Callable[[Partition], bool] = lambda part: False
+    hang: Callable[[Partition], bool] = lambda part: False
+    saved: list[tuple[float, Partition]] = field(default_factory=list)
+    deadlettered: list[tuple[str, str, list[Row]]] = field(default_factory=list)
+    concurrent: int = 0
+    max_concurrent: int = 0
+    calls: int = 0
+
+    async def save(self, part: Partition, gate: PublishGate) -> None:
+        self.calls += 1
+        self.concurrent += 1
+        self.max_concurrent = max(self.max_concurrent, self.concurrent)
+        try:
+            await trio.sleep(0.01)  # a write takes a little time
+            if self.hang(part):
+                await trio.sleep_forever()
+            if self.fail(part):
+                raise OSError(28, "No space left on device")
+            self.saved.append((trio.current_time(), part))
+        finally:
+            self.concurrent -= 1
+
+    async def dead_letter(self, kind: str, symbol: str, rows: list[Row], gate: PublishGate) -> None:
+        await trio.sleep(0.01)
+        self.deadlettered.append((kind, symbol, rows))
+
+
+def make_rotation(disk: FakeDisk, *, rotate_sec: float = 60.0, write_timeout: float = 30.0,
+                  watermarks: dict[str, tuple[int, int]] | None = None) -> Rotation:
+    lanes = Lanes(dict(watermarks or DEFAULT_WATERMARKS), wake=lambda lane: None)
+    rotation = Rotation(lanes, disk.save, disk.dead_letter, rotate_sec=rotate_sec,
+                        write_timeout=write_timeout, deadletter_timeout=30.0, save_concurrency=2)
+    lanes.set_wake(rotation.wake)
+    return rotation
+
+
+def price_row(i: int, ts: int, symbol: str = "BTCUSDT") -> Row:
+    return (ts, ts, ts, symbol, i, 100.0, 0.1, i, i, False)
+
+
+async def produce(rotation: Rotation, *, seconds: float, rate: int, symbols: tuple[str, ...],
+                  ts0: int = T0, step: float = 0.1,
+                  each_tick: Callable[[], None] | None = None) -> int:
+    """Feed ``rate`` trades/s (spread over symbols) for ``seconds`` of trio time, in steps."""
+    per_step = int(rate * step)
+    n = 0
+    start = trio.current_time()
+    for _ in range(round(seconds / step)):
+        for _ in range(per_step):
+            symbol = symbols[n % len(symbols)]
+            lane = rotation.lanes.get(PRICES, symbol)
+            ts = ts0 + int((trio.current_time() - start) * 1000)
+            row = price_row(n, ts, symbol)
+            if not lane.put_nowait(row):
+                await lane.put(row)
+            n += 1
+        if each_tick is not None:
+            each_tick()
+        await trio.sleep(step)
+    return n
+
+
+async def run_with(rotation: Rotation, body: Callable[[], Awaitable[Any]]) -> Any:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(rotation.run)
+        result = await body()
+        with trio.CancelScope(shield=True):
+            await rotation.flush_everything()
+        nursery.cancel_scope.cancel()
+    return result
+
+
+def assert_each_id_exactly_once(total: int, batches: list[list[Row]]) -> None:
+    seen = bytearray(total)
+    for rows in batches:
+        for row in rows:
+            assert seen[row[4]] == 0, f"agg id {row[4]} twice"
+            seen[row[4]] = 1
+    assert seen.count(0) == 0, f"{seen.count(0)} rows lost"
+
+
+async def test_fault1_hour_of_failing_writes_stays_bounded_and_loses_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Old fault 1 (unbounded buffers): writes fail for an hour of mock time at 1 000 msg/s."""
+    disk = FakeDisk(fail=lambda part: True)
+    rotation = make_rotation(disk)
+    peaks: list[int] = []
+
+    def sample() -> None:
+        peaks.append(max((lane.buffered for lane in rotation.lanes), default=0))
+
+    total = await run_with(rotation, lambda: produce(
+        rotation, seconds=3600, rate=1000, symbols=("BTCUSDT", "ETHUSDT"), each_tick=sample))
+    assert total == 3_600_000
+    capacity = DEFAULT_WATERMARKS[PRICES][1]
+    assert max(peaks) <= capacity
+    assert all(lane.buffered <= lane.capacity for lane in rotation.lanes)
+    assert disk.saved == []
+    assert_each_id_exactly_once(total, [rows for _, _, rows in disk.deadlettered])
+    stats = rotation.stats.kind(PRICES)
+    assert stats.rows_deadlettered == total and stats.rows_lost == 0
+    assert disk.max_concurrent <= 2
+
+
+async def test_fault2_batch_across_midnight_lands_in_two_dates_and_fails_alone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Old fault 2: a batch crossing UTC midnight failed the whole rotation."""
+    disk = FakeDisk(fail=lambda part: part.date == "2023-11-14")
+    rotation = make_rotation(disk)
+
+    async def body() -> None:
+        lane = rotation.lanes.get(PRICES, "BTCUSDT")
+        for i, ts in enumerate(range(MIDNIGHT - 5000, MIDNIGHT + 5000, 10)):
+            await lane.put(price_row(i, ts))
+        await trio.sleep(61)
+
+    await run_with(rotation, body)
+    assert [p.date for _, p in disk.saved] == ["2023-11-15"]
+    assert len(disk.saved[0][1].rows) == 500
+    assert len(disk.deadlettered) == 1 and len(disk.deadlettered[0][2]) == 500
+    assert all(r[0] < MIDNIGHT for r in disk.deadlettered[0][2])
+
+
+async def test_fault3_one_hanging_write_times_out_and_others_land_on_schedule(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Old fault 3: a lock held across writes let one slow write block every other."""
+    disk = FakeDisk(hang=lambda part: part.symbol == "STUCKUSDT")
+    rotation = make_rotation(disk, rotate_sec=10, write_timeout=5)
+    symbols = ("STUCKUSDT", "BTCUSDT", "ETHUSDT")
+    total = await run_with(rotation, lambda: produce(rotation, seconds=60, rate=30,
+                                                     symbols=symbols))
+    landed = [(t, p.symbol) for t, p in disk.saved]
+    assert {s for _, s in landed} == {"BTCUSDT", "ETHUSDT"}
+    # every 10 s rotation, the healthy symbols' partitions land within a write's duration
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        times = [t for t, s in landed if s == symbol]
+        assert len(times) >= 6
+        assert all(t % 10 < 0.1 or t % 10 > 9.9 for t in times[:5]), times
+    stuck = rotation.stats.kind(PRICES)
+    assert stuck.write_timeouts >= 5
+    dead = [rows for _, s, rows in disk.deadlettered if s == "STUCKUSDT"]
+    good = [p.rows for _, p in disk.saved]
+    assert_each_id_exactly_once(total, dead + good)
+
+
+async def test_fault4_persistent_failure_never_requeues_into_memory(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Old fault 4: fail -> re-queue -> fail -> OOM. Each row is dead-lettered once, and the
+    lane never holds more than what arrived since the last flush."""
+    disk = FakeDisk(fail=lambda part: True)
+    rotation = make_rotation(disk, rotate_sec=5)
+    lane_levels: list[int] = []
+
+    def sample() -> None:
+        lane_levels.append(rotation.lanes.get(PRICES, "BTCUSDT").level)
+
+    total = await run_with(rotation, lambda: produce(rotation, seconds=300, rate=100,
+                                                     symbols=("BTCUSDT",), each_tick=sample))
+    assert max(lane_levels) <= 5 * 100 + 10  # one rotation interval's worth, not growing
+    assert disk.calls == len(disk.deadlettered)  # one attempt per batch, no retries
+    assert_each_id_exactly_once(total, [rows for _, _, rows in disk.deadlettered])
+
+
+async def test_fault7_rotation_runs_on_its_timer_not_per_message(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Old fault 7: rotation was checked on every incoming message."""
+    disk = FakeDisk()
+    rotation = make_rotation(disk, rotate_sec=60)
+    total = await run_with(rotation, lambda: produce(rotation, seconds=600, rate=1000,
+                                                     symbols=("BTCUSDT",)))
+    assert total == 600_000
+    # ten timer rotations; 60 s at 1000/s is 60 000 rows > the 20 000 high watermark, so the
+    # high watermark wakes it too, about three times per interval -- never per message
+    assert rotation.stats.rotations == 10
+    assert disk.calls == len(disk.saved) <= 10 * 4 + 1
+    assert rotation.stats.wakeups <= 600_000 // DEFAULT_WATERMARKS[PRICES][0] + 1
+    assert sum(len(p.rows) for _, p in disk.saved) == total
+
+
+async def test_fault7_below_high_watermark_only_the_timer_flushes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    disk = FakeDisk()
+    rotation = make_rotation(disk, rotate_sec=60)
+    total = await run_with(rotation, lambda: produce(rotation, seconds=300, rate=50,
+                                                     symbols=("BTCUSDT",)))
+    assert rotation.stats.wakeups == 0
+    assert len(disk.saved) in (5, 6)  # five timer rotations (and the final flush, if any left)
+    assert sum(len(p.rows) for _, p in disk.saved) == total
+    assert [round(t) for t, _ in disk.saved[:5]] == [60, 120, 180, 240, 300]
+
+
+async def test_high_watermark_wakes_rotation_early(autojump_clock: trio.testing.MockClock) -> None:
+    disk = FakeDisk()
+    rotation = make_rotation(disk, rotate_sec=3600, watermarks={**DEFAULT_WATERMARKS,
+                                                                PRICES: (1000, 2000)})
+    await run_with(rotation, lambda: produce(rotation, seconds=10, rate=500, symbols=("BTCUSDT",)))
+    sizes = [len(p.rows) for _, p in disk.saved]
+    assert len(sizes) >= 4 and all(s >= 1000 for s in sizes[:-1])
+
+
+async def test_fault8_new_days_directory_created_when_needed_and_failure_handled(
+    tmp_path: Path,
+) -> None:
+    """Old fault 8: directories were created once at start-up for 'today'. Real disk and real
+    clock (threads and MockClock do not mix)."""
+    from trio_harvest.kinds import schema_for
+    from trio_harvest.store import LocalStore
+    from trio_harvest.writer import Writer
+
+    data = tmp_path / "data"
+    writer = Writer(LocalStore(data), LocalStore(data / "deadletter"),
+                    lambda kind: schema_for(kind, 5))
+    lanes = Lanes(dict(DEFAULT_WATERMARKS), wake=lambda lane: None)
+    rotation = Rotation(lanes, writer.save, writer.dead_letter, rotate_sec=0.2, write_timeout=5,
+                        deadletter_timeout=5, save_concurrency=2)
+    lanes.set_wake(rotation.wake)
+    # block tomorrow's directory: a *file* where the date directory must go
+    data.mkdir()
+    (data / "date=2023-11-15").write_text("in the way")
+    lane = lanes.get(PRICES, "BTCUSDT")
+
+    async def body() -> None:
+        for i in range(10):
+            await lane.put(price_row(i, MIDNIGHT - 10 + 2 * i))  # 5 today, 5 tomorrow
+        await trio.sleep(0.5)
+        (data / "date=2023-11-15").unlink()  # the operator fixes it
+        for i in range(10, 15):
+            await lane.put(price_row(i, MIDNIGHT + 100 + i))
+        await trio.sleep(0.5)
+
+    await run_with(rotation, body)
+    today = list((data / "date=2023-11-14").rglob("*.parquet"))
+    tomorrow = list((data / "date=2023-11-15").rglob("*.parquet"))
+    assert len(today) == 1 and len(tomorrow) == 1
+    dead = list((data / "deadletter" / "prices").glob("BTCUSDT_*_5-*.ndjson"))
+    assert len(dead) == 1 and len(dead[0].read_text().splitlines()) == 5
+    stats = rotation.stats.kind(PRICES)
+    assert stats.rows_written == 10 and stats.rows_deadlettered == 5 and stats.rows_lost == 0

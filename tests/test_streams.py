@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from trio_harvest.binance.streams import (
+    MARKET,
+    PUBLIC,
+    combined_url,
+    depth_stream_name,
+    plan_connections,
+    streams_for,
+)
+
+
+def test_streams_go_on_their_routes() -> None:
+    streams = streams_for(("BTCUSDT",), depth_levels=20, depth_speed="100ms", book="partial",
+                          book_ticker=True)
+    routes = {s.name: s.route for s in streams}
+    assert routes == {
+        "btcusdt@aggTrade": MARKET,
+        "btcusdt@depth20@100ms": PUBLIC,
+        "btcusdt@bookTicker": PUBLIC,
+    }
+
+
+def test_depth_names() -> None:
+    assert depth_stream_name("ETHUSDT", 5, "250ms", "partial") == "ethusdt@depth5"
+    assert depth_stream_name("ETHUSDT", 5, "100ms", "diff") == "ethusdt@depth@100ms"
+
+
+def test_connection_plans_respect_the_stream_limit() -> None:
+    symbols = tuple(f"S{i:03d}USDT" for i in range(250))
+    streams = streams_for(symbols, depth_levels=20, depth_speed="100ms", book="partial",
+                          book_ticker=True)
+    plans = plan_connections(streams, per_connection=200)
+    assert all(len(p.streams) <= 200 for p in plans)
+    assert sum(len(p.streams) for p in plans) == 750
+    assert all({s.route for s in p.streams} == {p.route} for p in plans)
+    assert [p.route for p in plans] == [MARKET, MARKET, PUBLIC, PUBLIC, PUBLIC]
+
+
+def test_combined_url() -> None:
+    url = combined_url("wss://fstream.binance.com/", PUBLIC, ["a@bookTicker", "b@bookTicker"])
+    assert url == "wss://fstream.binance.com/public/stream?streams=a@bookTicker/b@bookTicker"

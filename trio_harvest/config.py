@@ -1,0 +1,325 @@
+"""The frozen, validated configuration and the layers it is built from.
+
+Owns: field defaults, parsing of every layer (defaults < TOML file < environment < CLI flags) and
+validation. A user mistake is raised as ``ConfigError`` with one readable line, never as a bare
+``ValueError`` or ``KeyError`` from deep inside. Pure: reading the TOML file is the only I/O, and
+checking that the data directory is writable lives in ``preflight.py``, not here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .kinds import ALL_KINDS, DEFAULT_WATERMARKS
+
+
+class ConfigError(ValueError):
+    """A user mistake in configuration: reported as one line on stderr, exit code 2."""
+
+
+ENV_PREFIX = "TRIO_HARVEST_"
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
+DEPTH_LEVELS = (5, 10, 20)
+DEPTH_SPEEDS = ("100ms", "250ms", "500ms")
+BOOK_MODES = ("partial", "diff")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    # what to harvest, and from where
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    ws_url: str = "wss://fstream.binance.com"
+    rest_url: str = "https://fapi.binance.com"
+    depth_levels: int = 20
+    depth_speed: str = "100ms"
+    book: str = "partial"
+    book_ticker: bool = True
+    streams_per_connection: int = 200
+    max_message_bytes: int = 4 * 1024 * 1024
+    # where and how it is written
+    data_dir: Path = Path("data")
+    deadletter_dir: Path | None = None
+    rotate_sec: float = 60.0
+    write_timeout: float = 30.0
+    save_concurrency: int = 2
+    deadletter_timeout: float = 30.0
+    max_stuck_writes: int = 8
+    buffer_high: int | None = None
+    watermarks: Mapping[str, tuple[int, int]] = field(
+        default_factory=lambda: dict(DEFAULT_WATERMARKS)
+    )
+    # time
+    shutdown_grace: float = 10.0
+    stall_timeout: float = 30.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    duration: float | None = None
+    # the built-in simulator
+    sim: bool = False
+    sim_rate: float = 300.0
+    sim_seed: int = 1
+    # operations
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
+    log_level: str = "INFO"
+    log_format: str = "text"
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def deadletter_path(self) -> Path:
+        return self.deadletter_dir if self.deadletter_dir is not None else self.data_dir / "deadletter"
+
+    def high(self, kind: str) -> int:
+        return self.watermarks[kind][0]
+
+    def emergency(self, kind: str) -> int:
+        return self.watermarks[kind][1]
+
+
+FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Config))
+_HINTS = typing.get_type_hints(Config)
+
+
+def _validate(c: Config) -> None:
+    if not c.symbols:
+        raise ConfigError("symbols: at least one symbol is needed")
+    for s in c.symbols:
+        if not SYMBOL_RE.match(s):
+            raise ConfigError(f"symbols: {s!r} is not a symbol (expected e.g. BTCUSDT)")
+    if len(set(c.symbols)) != len(c.symbols):
+        raise ConfigError("symbols: a symbol is listed twice")
+    for name in ("ws_url",):
+        url = getattr(c, name)
+        if not url.startswith(("ws://", "wss://")):
+            raise ConfigError(f"{name}: {url!r} must start with ws:// or wss://")
+    if not c.rest_url.startswith(("http://", "https://")):
+        raise ConfigError(f"rest_url: {c.rest_url!r} must start with http:// or https://")
+    _choice("depth_levels", c.depth_levels, DEPTH_LEVELS)
+    _choice("depth_speed", c.depth_speed, DEPTH_SPEEDS)
+    _choice("book", c.book, BOOK_MODES)
+    _choice("log_format", c.log_format, LOG_FORMATS)
+    _choice("log_level", c.log_level, LOG_LEVELS)
+    for name in ("rotate_sec", "write_timeout", "shutdown_grace", "stall_timeout",
+                 "backoff_initial", "backoff_max", "deadletter_timeout", "sim_rate"):
+        _positive(name, getattr(c, name))
+    if c.duration is not None:
+        _positive("duration", c.duration)
+    if c.backoff_max < c.backoff_initial:
+        raise ConfigError("backoff_max must be at least backoff_initial")
+    for name in ("save_concurrency", "streams_per_connection", "max_message_bytes",
+                 "max_stuck_writes"):
+        if getattr(c, name) < 1:
+            raise ConfigError(f"{name}: must be at least 1, got {getattr(c, name)}")
+    if c.buffer_high is not None and c.buffer_high < 1:
+        raise ConfigError(f"buffer_high: must be at least 1, got {c.buffer_high}")
+    if not 0 <= c.metrics_port <= 65535:
+        raise ConfigError(f"metrics_port: {c.metrics_port} is not a port (0 = off)")
+    for kind in ALL_KINDS:
+        if kind not in c.watermarks:
+            raise ConfigError(f"watermarks: no watermarks for kind {kind!r}")
+    for kind, (high, emergency) in c.watermarks.items():
+        if kind not in ALL_KINDS:
+            raise ConfigError(f"watermarks: unknown kind {kind!r} (known: {', '.join(ALL_KINDS)})")
+        if high < 1 or emergency < high:
+            raise ConfigError(
+                f"watermarks.{kind}: need 1 <= high <= emergency, got high={high} "
+                f"emergency={emergency}"
+            )
+
+
+def _choice(name: str, value: object, allowed: Iterable[object]) -> None:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(map(str, allowed))}")
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name}: must be a positive number of seconds, got {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Coercion of raw layer values (TOML values or strings) into field types
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    hint = _HINTS[name]
+    optional = False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(hint))
+        hint = args[0]
+    if optional and (raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none"))):
+        return None
+    try:
+        if hint is bool:
+            return _to_bool(raw)
+        if hint is int:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError
+            return int(raw)
+        if hint is float:
+            if isinstance(raw, bool):
+                raise ValueError
+            return float(raw)
+        if hint is str:
+            if not isinstance(raw, str):
+                raise ValueError
+            return raw
+        if hint is Path:
+            if not isinstance(raw, str | Path) or not str(raw):
+                raise ValueError
+            return Path(raw).expanduser()
+        if typing.get_origin(hint) is tuple:  # symbols
+            items = raw.split(",") if isinstance(raw, str) else list(raw)
+            return tuple(str(s).strip().upper() for s in items if str(s).strip())
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: {raw!r} is not a valid {_type_word(hint)}") from None
+    raise ConfigError(f"{name}: cannot be set this way")
+
+
+def _type_word(hint: Any) -> str:
+    return {bool: "true/false", int: "whole number", float: "number", str: "string",
+            Path: "path"}.get(hint, "value")
+
+
+def _to_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(raw, str) and raw.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def _parse_watermarks(raw: Any, where: str) -> dict[str, tuple[int, int]]:
+    """``{kind = high}`` or ``{kind = {high = H, emergency = E}}``; emergency defaults to 2x high."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}watermarks: expected a table of kind = high")
+    out: dict[str, tuple[int, int]] = {}
+    for kind, value in raw.items():
+        if kind not in ALL_KINDS:
+            raise ConfigError(f"{where}watermarks: unknown kind {kind!r} (known: {', '.join(ALL_KINDS)})")
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"high", "emergency"}
+            if unknown or "high" not in value:
+                raise ConfigError(f"{where}watermarks.{kind}: expected keys high and emergency")
+            high = value["high"]
+            emergency = value.get("emergency", 2 * high if isinstance(high, int) else None)
+        else:
+            high, emergency = value, (2 * value if isinstance(value, int) else None)
+        if not (isinstance(high, int) and isinstance(emergency, int)) or isinstance(high, bool):
+            raise ConfigError(f"{where}watermarks.{kind}: watermarks are whole numbers of records")
+        out[kind] = (high, emergency)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    return data
+
+
+def layer_from_toml(data: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, raw in data.items():
+        name = key.replace("-", "_")
+        if name == "watermarks":
+            out["watermarks"] = _parse_watermarks(raw, where)
+            continue
+        if name not in FIELD_NAMES:
+            raise ConfigError(f"{where}unknown setting {key!r}")
+        try:
+            out[name] = _coerce(name, raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}{exc}") from None
+    return out
+
+
+def layer_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    legacy = {"BUFFER_HIGH": "buffer_high", "SAVE_CONCURRENCY": "save_concurrency"}
+    for var, name in legacy.items():
+        if env.get(var, "").strip():
+            try:
+                out[name] = _coerce(name, env[var])
+            except ConfigError as exc:
+                raise ConfigError(f"environment {var}: {exc}") from None
+    for var, value in env.items():
+        if not var.startswith(ENV_PREFIX):
+            continue
+        name = var[len(ENV_PREFIX):].lower()
+        if name == "watermarks" or name not in FIELD_NAMES:
+            raise ConfigError(f"environment {var}: unknown setting {name!r}")
+        try:
+            out[name] = _coerce(name, value)
+        except ConfigError as exc:
+            raise ConfigError(f"environment {var}: {exc}") from None
+    return out
+
+
+def layer_from_cli(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Flags the user actually gave (value not None), already typed by argparse or as strings."""
+    out: dict[str, Any] = {}
+    for name, raw in values.items():
+        if raw is None:
+            continue
+        if name not in FIELD_NAMES:
+            raise ConfigError(f"--{name.replace('_', '-')}: unknown setting")
+        try:
+            out[name] = _coerce(name, raw)
+        except ConfigError as exc:
+            raise ConfigError(f"--{name.replace('_', '-')}: {exc}") from None
+    return out
+
+
+def build_config(*layers: Mapping[str, Any]) -> Config:
+    """Merge layers in rising priority. ``buffer_high`` in a layer resets every kind's watermarks
+    (emergency = 2x high) before that layer's own ``watermarks`` table applies."""
+    merged: dict[str, Any] = {}
+    watermarks = dict(DEFAULT_WATERMARKS)
+    for layer in layers:
+        if layer.get("buffer_high") is not None:
+            high = int(layer["buffer_high"])
+            watermarks = {kind: (high, 2 * high) for kind in ALL_KINDS}
+        if "watermarks" in layer:
+            watermarks.update(layer["watermarks"])
+        merged.update({k: v for k, v in layer.items() if k != "watermarks"})
+    merged["watermarks"] = watermarks
+    return Config(**merged)
+
+
+def load_config(
+    cli: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Config:
+    layers: list[Mapping[str, Any]] = []
+    if config_file is not None:
+        layers.append(layer_from_toml(read_toml(config_file), where=f"{config_file}: "))
+    layers.append(layer_from_env(env or {}))
+    layers.append(layer_from_cli(cli or {}))
+    return build_config(*layers)

@@ -1,0 +1,238 @@
+"""The kinds of data trio_harvest writes: their class, columns and default watermarks.
+
+Owns the row contract shared by decoding, lanes, storage, dead letter and recovery: a record in a
+lane is a plain ``tuple`` whose values follow ``Schema.names`` exactly, and ``ts_ms`` (exchange
+event time, the partitioning key) is always the first column. Pure data; never does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import polars as pl
+
+Row = tuple[Any, ...]
+
+
+class DataClass(Enum):
+    """Authoritative data is never dropped; preview data is derived and may spill."""
+
+    AUTHORITATIVE = "authoritative"
+    PREVIEW = "preview"
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    kind: str
+    columns: tuple[tuple[str, Any], ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+    @property
+    def polars(self) -> dict[str, Any]:
+        return dict(self.columns)
+
+    def index(self, column: str) -> int:
+        return self.names.index(column)
+
+
+PRICES = "prices"
+ORDERBOOK = "orderbook"
+OFI = "ofi"
+CVD = "cvd"
+FUSION = "fusion"
+EVENTS = "events"
+FEATURES = "features"
+GAPS = "gaps"
+
+AUTHORITATIVE_KINDS = (PRICES, ORDERBOOK, GAPS)
+PREVIEW_KINDS = (OFI, CVD, FUSION, EVENTS, FEATURES)
+ALL_KINDS = AUTHORITATIVE_KINDS + PREVIEW_KINDS
+
+# Default (high, emergency) watermarks per kind, in records per symbol: the old harvester's values.
+DEFAULT_WATERMARKS: dict[str, tuple[int, int]] = {
+    PRICES: (20_000, 40_000),
+    ORDERBOOK: (12_000, 24_000),
+    OFI: (8_000, 16_000),
+    CVD: (8_000, 16_000),
+    FEATURES: (8_000, 16_000),
+    FUSION: (5_000, 10_000),
+    EVENTS: (5_000, 10_000),
+    GAPS: (5_000, 10_000),
+}
+
+OFI_LEVELS_MAX = 10
+
+_I64 = pl.Int64
+_F64 = pl.Float64
+_STR = pl.String
+_BOOL = pl.Boolean
+
+
+def data_class(kind: str) -> DataClass:
+    if kind in AUTHORITATIVE_KINDS:
+        return DataClass.AUTHORITATIVE
+    if kind in PREVIEW_KINDS:
+        return DataClass.PREVIEW
+    raise KeyError(f"unknown kind {kind!r}")
+
+
+def is_authoritative(kind: str) -> bool:
+    return data_class(kind) is DataClass.AUTHORITATIVE
+
+
+PRICES_SCHEMA = Schema(
+    PRICES,
+    (
+        ("ts_ms", _I64),
+        ("event_ms", _I64),
+        ("recv_ms", _I64),
+        ("symbol", _STR),
+        ("agg_id", _I64),
+        ("price", _F64),
+        ("qty", _F64),
+        ("first_id", _I64),
+        ("last_id", _I64),
+        ("is_buyer_maker", _BOOL),
+    ),
+)
+
+
+def orderbook_schema(levels: int) -> Schema:
+    """One row per book message. ``source`` says which stream: ``depth<N>``, ``depth`` (diff-built
+    local book) or ``bookTicker`` (level 1 only; deeper levels are null)."""
+    cols: list[tuple[str, Any]] = [
+        ("ts_ms", _I64),
+        ("event_ms", _I64),
+        ("recv_ms", _I64),
+        ("symbol", _STR),
+        ("source", _STR),
+        ("update_id", _I64),
+        ("first_update_id", _I64),
+        ("prev_update_id", _I64),
+    ]
+    for i in range(1, levels + 1):
+        cols += [
+            (f"bid_px_{i}", _F64),
+            (f"bid_sz_{i}", _F64),
+            (f"ask_px_{i}", _F64),
+            (f"ask_sz_{i}", _F64),
+        ]
+    return Schema(ORDERBOOK, tuple(cols))
+
+
+GAPS_SCHEMA = Schema(
+    GAPS,
+    (
+        ("ts_ms", _I64),  # = start_ms; the partitioning key
+        ("symbol", _STR),
+        ("stream", _STR),
+        ("start_ms", _I64),
+        ("end_ms", _I64),
+        ("reason", _STR),
+        ("detail", _STR),
+    ),
+)
+
+OFI_SCHEMA = Schema(
+    OFI,
+    (
+        ("ts_ms", _I64),
+        ("symbol", _STR),
+        ("source", _STR),  # bookTicker | depth
+        ("ofi_l1", _F64),
+        ("ofi_ml", _F64),  # sum over levels 1..M (null when the source has one level)
+        ("bid", _F64),
+        ("ask", _F64),
+        ("bid_sz", _F64),
+        ("ask_sz", _F64),
+    ),
+)
+
+CVD_SCHEMA = Schema(
+    CVD,
+    (
+        ("ts_ms", _I64),
+        ("symbol", _STR),
+        ("agg_id", _I64),
+        ("delta", _F64),
+        ("cvd", _F64),
+        ("gap", _BOOL),
+    ),
+)
+
+FUSION_SCHEMA = Schema(
+    FUSION,
+    (
+        ("ts_ms", _I64),
+        ("symbol", _STR),
+        ("ofi_n", _F64),
+        ("dcvd_n", _F64),
+        ("z_ofi", _F64),
+        ("z_dcvd", _F64),
+        ("score", _F64),
+    ),
+)
+
+EVENTS_SCHEMA = Schema(
+    EVENTS,
+    (
+        ("ts_ms", _I64),
+        ("symbol", _STR),
+        ("type", _STR),
+        ("value", _F64),
+        ("detail", _STR),
+    ),
+)
+
+FEATURES_SCHEMA = Schema(
+    FEATURES,
+    (
+        ("ts_ms", _I64),
+        ("symbol", _STR),
+        ("last", _F64),
+        ("vwap", _F64),
+        ("volume", _F64),
+        ("notional", _F64),
+        ("n_trades", _I64),
+        ("buy_vol", _F64),
+        ("sell_vol", _F64),
+        ("delta", _F64),
+        ("cvd", _F64),
+        ("ofi_l1", _F64),
+        ("ofi_ml", _F64),
+        ("bid", _F64),
+        ("ask", _F64),
+        ("spread", _F64),
+        ("mid", _F64),
+        ("wmid", _F64),
+        ("imb_l1", _F64),
+        ("imb_l5", _F64),
+        ("book_updates", _I64),
+        ("flags", _STR),
+    ),
+)
+
+
+def schema_for(kind: str, depth_levels: int = 20) -> Schema:
+    if kind == ORDERBOOK:
+        return orderbook_schema(depth_levels)
+    try:
+        return _FIXED[kind]
+    except KeyError:
+        raise KeyError(f"unknown kind {kind!r}") from None
+
+
+_FIXED: dict[str, Schema] = {
+    PRICES: PRICES_SCHEMA,
+    GAPS: GAPS_SCHEMA,
+    OFI: OFI_SCHEMA,
+    CVD: CVD_SCHEMA,
+    FUSION: FUSION_SCHEMA,
+    EVENTS: EVENTS_SCHEMA,
+    FEATURES: FEATURES_SCHEMA,
+}

@@ -1,0 +1,276 @@
+"""The rotation task: drains lanes on a timer and on high-watermark wake-ups, splits each drain by
+UTC event-time date, and writes every partition on its own.
+
+Owns what a write's outcome means. Each partition write runs under a ``CapacityLimiter``
+(SAVE_CONCURRENCY) inside its own cancel scope (``write_timeout``); a failed, timed-out or
+cancelled write sends its batch to the dead letter, never back into memory (old fault 4); no lock
+is held around I/O (old fault 3). At most one flush per lane is in flight, so memory stays bounded
+by twice the lane capacities. Never runs per message (old fault 7): ingest only wakes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from .gate import PublishGate
+from .kinds import Row
+from .lanes import Lane, Lanes
+from .partitions import Partition, split_by_date
+from .ratelimit import RateLimitedLog
+
+log = logging.getLogger("trio_harvest.rotation")
+
+SaveFn = Callable[[Partition, PublishGate], Awaitable[Any]]
+DeadLetterFn = Callable[[str, str, list[Row], PublishGate], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class KindStats:
+    rows_written: int = 0
+    files_written: int = 0
+    bytes_written: int = 0
+    rows_deadlettered: int = 0
+    deadletter_files: int = 0
+    rows_lost: int = 0
+    write_failures: int = 0
+    write_timeouts: int = 0
+    last_write_at: float | None = None  # trio time of the last successful write
+    last_error: str = ""
+
+
+@dataclass(slots=True)
+class RotationStats:
+    kinds: dict[str, KindStats] = field(default_factory=dict)
+    rows_written_by: dict[tuple[str, str], int] = field(default_factory=dict)
+    files: list[tuple[str, str, int]] = field(default_factory=list)  # (kind, symbol, rows), bounded
+    rotations: int = 0
+    wakeups: int = 0
+
+    def kind(self, kind: str) -> KindStats:
+        ks = self.kinds.get(kind)
+        if ks is None:
+            ks = self.kinds[kind] = KindStats()
+        return ks
+
+
+WriteObserver = Callable[[str, str, int, float], None]  # kind, outcome, rows, seconds
+
+
+class Rotation:
+    def __init__(
+        self,
+        lanes: Lanes,
+        save: SaveFn,
+        dead_letter: DeadLetterFn,
+        *,
+        rotate_sec: float,
+        write_timeout: float,
+        deadletter_timeout: float,
+        save_concurrency: int,
+        observe: WriteObserver | None = None,
+    ) -> None:
+        self.lanes = lanes
+        self._save = save
+        self._dead_letter_fn = dead_letter
+        self.rotate_sec = rotate_sec
+        self.write_timeout = write_timeout
+        self.deadletter_timeout = deadletter_timeout
+        self.limiter = trio.CapacityLimiter(save_concurrency)
+        self.deadletter_limiter = trio.CapacityLimiter(max(1, save_concurrency))
+        self.stats = RotationStats()
+        self._observe = observe
+        self._ratelog = RateLimitedLog(log, interval=30.0, clock=trio.current_time)
+        self._wakeup = trio.Event()
+        self._urgent: dict[Lane, None] = {}
+        self._busy: set[Lane] = set()
+        self._again: set[Lane] = set()
+        self._write_scopes: set[trio.CancelScope] = set()
+        self._idle = trio.Event()
+        self._idle.set()
+        self._nursery: trio.Nursery | None = None
+        self._stopping = False
+        self.next_rotation: float = math.inf
+
+    # -- producer side -------------------------------------------------------------------------
+
+    def wake(self, lane: Lane) -> None:
+        """Called by a lane crossing its high watermark (or full): flush it soon."""
+        self._urgent[lane] = None
+        self.stats.wakeups += 1
+        self._wakeup.set()
+
+    # -- the task ------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self.next_rotation = trio.current_time() + self.rotate_sec
+            task_status.started()
+            while True:
+                with trio.move_on_at(self.next_rotation):
+                    await self._wakeup.wait()
+                self._wakeup = trio.Event()
+                now = trio.current_time()
+                if now >= self.next_rotation:
+                    self.stats.rotations += 1
+                    self.next_rotation = max(self.next_rotation + self.rotate_sec, now)
+                    targets = [lane for lane in self.lanes if lane.pending]
+                else:
+                    targets = list(self._urgent)
+                self._urgent.clear()
+                if not self._stopping:
+                    for lane in targets:
+                        self._start_flush(lane)
+
+    def _start_flush(self, lane: Lane) -> None:
+        assert self._nursery is not None
+        if lane in self._busy:
+            self._again.add(lane)
+            return
+        self._busy.add(lane)
+        self._idle = trio.Event()
+        self._nursery.start_soon(self._flush_lane, lane)
+
+    async def _flush_lane(self, lane: Lane) -> None:
+        try:
+            while True:
+                self._again.discard(lane)
+                await self._flush_once(lane)
+                if not (lane in self._again or lane.level >= lane.high or
+                        (self._stopping and lane.pending)):
+                    break
+        finally:
+            self._busy.discard(lane)
+            self._again.discard(lane)
+            if not self._busy:
+                self._idle.set()
+
+    async def _flush_once(self, lane: Lane) -> None:
+        spilled = lane.take_spill()
+        rows = lane.drain()
+        if spilled:
+            await self._to_dead_letter(lane.kind, lane.symbol, spilled, "preview lane full")
+        if not rows:
+            return
+        async with trio.open_nursery() as nursery:
+            for part in split_by_date(lane.kind, lane.symbol, rows):
+                nursery.start_soon(self._write_partition, part)
+
+    async def _write_partition(self, part: Partition) -> None:
+        ks = self.stats.kind(part.kind)
+        gate = PublishGate()
+        error: str | None = None
+        written: Any = None
+        try:
+            async with self.limiter:
+                started = trio.current_time()
+                with trio.move_on_after(self.write_timeout) as scope:
+                    self._write_scopes.add(scope)
+                    try:
+                        written = await self._save(part, gate)
+                    except Exception as exc:  # any failure of one write is that write's alone
+                        error = f"{type(exc).__name__}: {exc}"
+                        ks.write_failures += 1
+                    finally:
+                        self._write_scopes.discard(scope)
+                if scope.cancelled_caught:
+                    if gate.abandon():
+                        ks.write_timeouts += 1
+                        error = f"write timed out after {self.write_timeout:g}s"
+                    # else: the thread had already decided to publish; the file will appear
+                elapsed = trio.current_time() - started
+        except trio.Cancelled:
+            # The app is being torn down mid-write: the batch must still reach the disk.
+            if gate.abandon():
+                await self._to_dead_letter(part.kind, part.symbol, part.rows, "cancelled")
+            raise
+        if error is None:
+            ks.rows_written += len(part.rows)
+            ks.files_written += 1
+            ks.bytes_written += int(getattr(written, "bytes", 0) or 0)
+            ks.last_write_at = trio.current_time()
+            key = (part.kind, part.symbol)
+            self.stats.rows_written_by[key] = self.stats.rows_written_by.get(key, 0) + len(part.rows)
+            if len(self.stats.files) < 100_000:
+                self.stats.files.append((part.kind, part.symbol, len(part.rows)))
+            self._notify(part.kind, "ok", len(part.rows), elapsed)
+            return
+        ks.last_error = error
+        self._ratelog.log(logging.WARNING, f"{part.kind}:{error}",
+                          "write of %s/%s %s (%d rows) failed: %s; sent to the dead letter",
+                          part.kind, part.symbol, part.date, len(part.rows), error)
+        self._notify(part.kind, "failed", len(part.rows), elapsed)
+        await self._to_dead_letter(part.kind, part.symbol, part.rows, error)
+
+    async def _to_dead_letter(self, kind: str, symbol: str, rows: list[Row], reason: str) -> None:
+        """Write rows to the dead letter, within ``deadletter_timeout``. If even that fails the
+        rows are counted as lost and logged as an error: memory is never the fallback."""
+        ks = self.stats.kind(kind)
+        gate = PublishGate()
+        error: str | None = None
+        # Shielded: a teardown must not interrupt it; its own deadline bounds it instead.
+        with trio.CancelScope(shield=True):
+            async with self.deadletter_limiter:
+                with trio.move_on_after(self.deadletter_timeout) as scope:
+                    try:
+                        await self._dead_letter_fn(kind, symbol, rows, gate)
+                    except Exception as exc:
+                        error = f"{type(exc).__name__}: {exc}"
+                if scope.cancelled_caught and gate.abandon():
+                    error = f"dead-letter write timed out after {self.deadletter_timeout:g}s"
+        if error is None:
+            ks.rows_deadlettered += len(rows)
+            ks.deadletter_files += 1
+            self._notify(kind, "deadlettered", len(rows), 0.0)
+        else:
+            ks.rows_lost += len(rows)
+            log.error("LOST %d %s rows of %s: dead letter failed too (%s); first write: %s",
+                      len(rows), kind, symbol, error, reason)
+            self._notify(kind, "lost", len(rows), 0.0)
+
+    def _notify(self, kind: str, outcome: str, rows: int, seconds: float) -> None:
+        if self._observe is not None:
+            self._observe(kind, outcome, rows, seconds)
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> int:
+        return len(self._busy)
+
+    async def flush_everything(self) -> None:
+        """Final flush: stop timer-driven flushing, flush every lane with data and wait until all
+        flushes (including ones already in flight) are done. Call it after ingest has stopped,
+        inside a shielded scope with a deadline; on that deadline call ``abort()``."""
+        self._stopping = True
+        if self._nursery is None:
+            raise RuntimeError("rotation is not running")
+        for lane in self.lanes:
+            if lane.pending and lane not in self._busy:
+                self._busy.add(lane)
+                self._idle = trio.Event()
+                self._nursery.start_soon(self._flush_lane, lane)
+            elif lane.pending:
+                self._again.add(lane)
+        await self._idle.wait()
+
+    async def abort(self) -> None:
+        """Grace is over: time out every write in flight (their batches go to the dead letter)
+        and dump every lane straight into the dead letter. Call it shielded, with a deadline."""
+        self._stopping = True
+        for scope in list(self._write_scopes):
+            scope.cancel()
+        async with trio.open_nursery() as nursery:
+            for lane in self.lanes:
+                spilled, rows = lane.take_spill(), lane.drain()
+                if rows or spilled:
+                    nursery.start_soon(
+                        self._to_dead_letter, lane.kind, lane.symbol, spilled + rows, "shutdown"
+                    )
+        await self._idle.wait()

@@ -1,0 +1,123 @@
+"""The router: one decoded frame in, rows into lanes and calls into the signal hooks out.
+
+Owns the per-message hot path after the socket: decode, build the row, put it into its lane
+(authoritative rows wait when the lane is full; that wait is the backpressure), feed the signal
+hooks, count what was malformed or unexpected (logged at a limited rate). Never does I/O, never
+checks rotation (old fault 7), never raises for a bad frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .binance.decode import (
+    AggTrade,
+    BookTicker,
+    DepthUpdate,
+    FrameError,
+    decode_frame,
+    depth_row,
+    ticker_row,
+    trade_row,
+)
+from .kinds import GAPS, ORDERBOOK, PRICES, Row
+from .lanes import Lane, Lanes
+from .ratelimit import RateLimitedLog
+
+log = logging.getLogger("trio_harvest.router")
+
+
+class SignalHooks(Protocol):
+    """What ingest calls for every record of a symbol (the signal engine implements it)."""
+
+    def on_trade(self, row: Row) -> None: ...
+    def on_book(self, row: Row) -> None: ...
+
+
+@dataclass(slots=True)
+class RouterStats:
+    frames: int = 0
+    malformed: int = 0
+    unexpected: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    last_seen: dict[str, float] = field(default_factory=dict)  # stream name -> trio/mono time
+
+
+class Router:
+    def __init__(
+        self,
+        lanes: Lanes,
+        symbols: tuple[str, ...],
+        *,
+        depth_levels: int,
+        book: str = "partial",
+        hooks: dict[str, SignalHooks] | None = None,
+        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.lanes = lanes
+        self.symbols = frozenset(symbols)
+        self.depth_levels = depth_levels
+        self.depth_source = f"depth{depth_levels}"
+        self.book = book
+        self.hooks = hooks or {}
+        self.wall_ms = wall_ms
+        self.now = now
+        self.stats = RouterStats()
+        self._ratelog = RateLimitedLog(log)
+        self._prices: dict[str, Lane] = {s: lanes.get(PRICES, s) for s in symbols}
+        self._books: dict[str, Lane] = {s: lanes.get(ORDERBOOK, s) for s in symbols}
+
+    async def handle(self, frame: str | bytes) -> None:
+        """Route one combined-stream frame. Awaits only when an authoritative lane is full."""
+        stats = self.stats
+        stats.frames += 1
+        try:
+            env = decode_frame(frame)
+        except FrameError as exc:
+            self._bad(exc.category, str(exc), frame)
+            return
+        data = env.data
+        symbol = data.symbol
+        lanes = self._prices if type(data) is AggTrade else self._books
+        lane = lanes.get(symbol)
+        if lane is None:
+            self._bad("unexpected", f"frame for unsubscribed symbol {symbol!r}", frame)
+            return
+        stats.last_seen[env.stream] = self.now()
+        recv_ms = self.wall_ms()
+        hook = self.hooks.get(symbol)
+        if type(data) is AggTrade:
+            row = trade_row(data, recv_ms)
+            if not lane.put_nowait(row):
+                await lane.put(row)
+            if hook is not None:
+                hook.on_trade(row)
+            return
+        if type(data) is BookTicker:
+            row = ticker_row(data, recv_ms, self.depth_levels)
+        elif type(data) is DepthUpdate and self.book == "partial":
+            row = depth_row(data, recv_ms, self.depth_levels, self.depth_source)
+        else:  # diff depth is applied to a local book by a later stage
+            self._bad("unexpected", "diff depth without a local book", frame)
+            return
+        if not lane.put_nowait(row):
+            await lane.put(row)
+        if hook is not None:
+            hook.on_book(row)
+
+    async def put_gap(self, row: Row) -> None:
+        """A ``gaps`` row (authoritative): symbol is column 1."""
+        await self.lanes.get(GAPS, row[1]).put(row)
+
+    def _bad(self, category: str, message: str, frame: str | bytes) -> None:
+        if category == "malformed":
+            self.stats.malformed += 1
+        else:
+            self.stats.unexpected += 1
+        sample = frame[:160] if isinstance(frame, str) else frame[:160].decode("utf-8", "replace")
+        self._ratelog.log(logging.WARNING, category, "%s (frame starts %r)", message, sample)

@@ -1,0 +1,87 @@
+"""The end-of-run summary: what was received, written, dead-lettered and lost, per kind and
+symbol, as a short table for a person (and a dict for tests and tools). Reads stats; changes
+nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .app import Harvester
+
+
+@dataclass(slots=True)
+class Summary:
+    seconds: float
+    reason: str
+    frames: int
+    malformed: int
+    unexpected: int
+    reconnects: int
+    rows_written: dict[tuple[str, str], int] = field(default_factory=dict)
+    files: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    deadlettered: dict[str, int] = field(default_factory=dict)
+    lost: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def msgs_per_sec(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seconds": round(self.seconds, 3),
+            "reason": self.reason,
+            "frames": self.frames,
+            "msgs_per_sec": round(self.msgs_per_sec, 1),
+            "malformed": self.malformed,
+            "unexpected": self.unexpected,
+            "reconnects": self.reconnects,
+            "rows_written": {f"{k}/{s}": n for (k, s), n in sorted(self.rows_written.items())},
+            "rows_per_file": {f"{k}/{s}": v for (k, s), v in sorted(self.files.items())},
+            "rows_deadlettered": dict(self.deadlettered),
+            "rows_lost": dict(self.lost),
+        }
+
+    def render(self) -> str:
+        lines = [
+            f"stopped after {self.seconds:.1f}s ({self.reason})",
+            f"frames received: {self.frames} ({self.msgs_per_sec:.0f} msg/s); "
+            f"malformed {self.malformed}, unexpected {self.unexpected}; "
+            f"reconnects {self.reconnects}",
+            f"{'kind':<10} {'symbol':<12} {'rows written':>12} {'files':>6} {'rows/file':>18}",
+        ]
+        for (kind, symbol), rows in sorted(self.rows_written.items()):
+            sizes = self.files.get((kind, symbol), [])
+            per_file = (f"{min(sizes)}..{max(sizes)}" if len(sizes) > 1 else str(sizes[0])) \
+                if sizes else "-"
+            lines.append(f"{kind:<10} {symbol:<12} {rows:>12} {len(sizes):>6} {per_file:>18}")
+        dl = sum(self.deadlettered.values())
+        lost = sum(self.lost.values())
+        lines.append(
+            f"rows dead-lettered: {dl}"
+            + (f" ({', '.join(f'{k} {n}' for k, n in self.deadlettered.items() if n)})" if dl else "")
+        )
+        if lost:
+            lines.append(f"ROWS LOST (dead letter failed too): {lost}")
+        return "\n".join(lines)
+
+
+def summarize(h: Harvester) -> Summary:
+    started = h.started_at or 0.0
+    stopped = h.stopped_at or started
+    files: dict[tuple[str, str], list[int]] = {}
+    for kind, symbol, rows in h.rotation.stats.files:
+        files.setdefault((kind, symbol), []).append(rows)
+    kinds = h.rotation.stats.kinds
+    return Summary(
+        seconds=max(0.0, stopped - started),
+        reason=h.stop_state.reason or "stopped",
+        frames=h.router.stats.frames,
+        malformed=h.router.stats.malformed,
+        unexpected=h.router.stats.unexpected,
+        reconnects=sum(c.stats.reconnects for c in h.connections),
+        rows_written=dict(h.rotation.stats.rows_written_by),
+        files=files,
+        deadlettered={k: v.rows_deadlettered for k, v in kinds.items() if v.rows_deadlettered},
+        lost={k: v.rows_lost for k, v in kinds.items() if v.rows_lost},
+    )

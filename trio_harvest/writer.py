@@ -1,0 +1,106 @@
+"""The async boundary to the disk: ``save`` a partition as Parquet, ``dead_letter`` a batch as
+NDJSON, each in a worker thread.
+
+Owns thread hand-off (``abandon_on_cancel=True``, so a caller's cancel scope can time a write
+out) and the cap on abandoned-but-still-running threads, so a hung disk cannot pile up threads
+and the rows they hold. Never retries, never re-queues anything into memory (old fault 4), never
+decides what a failure means: that is rotation's job.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import BinaryIO
+
+import trio
+
+from .encoding import encode_ndjson, write_parquet
+from .gate import PublishGate
+from .kinds import Row, Schema
+from .partitions import Partition, deadletter_name, part_name, unique_token
+from .store import LocalStore
+
+
+class StorageStuck(OSError):
+    """Too many earlier writes are still hanging in their threads: refuse to start another."""
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    path: PurePath
+    rows: int
+    bytes: int
+
+
+class Writer:
+    def __init__(
+        self,
+        data: LocalStore,
+        deadletter: LocalStore,
+        schema_of: Callable[[str], Schema],
+        metadata_of: Callable[[str], Mapping[str, str]] = lambda kind: {},
+        *,
+        max_stuck: int = 8,
+        wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.data = data
+        self.deadletter_store = deadletter
+        self.schema_of = schema_of
+        self.metadata_of = metadata_of
+        self.max_stuck = max_stuck
+        self.wall_ms = wall_ms
+        self._running = 0
+        self._lock = threading.Lock()
+
+    @property
+    def threads_running(self) -> int:
+        return self._running
+
+    async def save(self, part: Partition, gate: PublishGate, unique: str | None = None) -> Written:
+        schema = self.schema_of(part.kind)
+        meta = self.metadata_of(part.kind)
+        rel = part.directory() / part_name(part.first_ts, part.last_ts, unique)
+        size = await self._in_thread(
+            self.data.write_atomic, rel, lambda fh: write_parquet(fh, schema, part.rows, meta), gate
+        )
+        return Written(rel, len(part.rows), size)
+
+    async def dead_letter(
+        self, kind: str, symbol: str, rows: list[Row], gate: PublishGate
+    ) -> Written:
+        schema = self.schema_of(kind)
+        rel = PurePath(kind, deadletter_name(symbol, self.wall_ms(), len(rows), unique_token()))
+        payload = encode_ndjson(schema, rows)
+
+        def produce(fh: BinaryIO) -> None:
+            fh.write(payload)
+
+        size = await self._in_thread(self.deadletter_store.write_atomic, rel, produce, gate)
+        return Written(rel, len(rows), size)
+
+    async def _in_thread(
+        self,
+        fn: Callable[[PurePath, Callable[..., None], PublishGate], int],
+        rel: PurePath,
+        produce: Callable[..., None],
+        gate: PublishGate,
+    ) -> int:
+        with self._lock:
+            if self._running >= self.max_stuck:
+                raise StorageStuck(
+                    f"{self._running} earlier writes are still hanging; not starting another"
+                )
+            self._running += 1
+
+        def run() -> int:
+            try:
+                return fn(rel, produce, gate)
+            finally:
+                with self._lock:
+                    self._running -= 1
+
+        return await trio.to_thread.run_sync(run, abandon_on_cancel=True)
