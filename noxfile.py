@@ -1,0 +1,35 @@
+"""nox sessions: tests, lint (ruff incl. ASYNC rules), types (mypy --strict), bench."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "types"]
+nox.options.default_venv_backend = "venv"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    session.install("-e", ".[test]", "mypy")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    session.install("-e", ".[test,bench]")
+    for script in ("bench/feature_table.py", "bench/throughput.py", "bench/soak.py",
+                   "bench/shutdown_flush.py"):
+        if __import__("pathlib").Path(script).exists():
+            session.run("python", script, *session.posargs)
