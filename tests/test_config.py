@@ -78,7 +78,7 @@ def test_unknown_keys_are_rejected(tmp_path: Path) -> None:
 def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("rotate_sec = = 5")
-    with pytest.raises(ConfigError, match="bad.toml"):
+    with pytest.raises(ConfigError, match=r"bad\.toml"):
         load_config(config_file=bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(config_file=tmp_path / "missing.toml")
