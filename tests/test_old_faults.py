@@ -275,3 +275,24 @@ async def test_fault8_new_days_directory_created_when_needed_and_failure_handled
     assert len(dead) == 1 and len(dead[0].read_text().splitlines()) == 5
     stats = rotation.stats.kind(PRICES)
     assert stats.rows_written == 10 and stats.rows_deadlettered == 5 and stats.rows_lost == 0
+
+
+async def test_timer_waits_for_file_size_or_age(autojump_clock: trio.testing.MockClock) -> None:
+    """Files of a useful size: a timer rotation flushes a lane only once it holds
+    ``min_file_rows`` rows or its last flush is ``max_file_age`` old."""
+    disk = FakeDisk()
+    lanes = Lanes(dict(DEFAULT_WATERMARKS), wake=lambda lane: None)
+    rotation = Rotation(lanes, disk.save, disk.dead_letter, rotate_sec=60, write_timeout=30,
+                        deadletter_timeout=30, save_concurrency=2, min_file_rows=1000,
+                        max_file_age=300)
+    lanes.set_wake(rotation.wake)
+    await run_with(rotation, lambda: produce(rotation, seconds=900, rate=20,
+                                             symbols=("SLOWUSDT", "FASTUSDT", "FASTUSDT",
+                                                      "FASTUSDT", "FASTUSDT")))
+    slow = [(round(t), len(p.rows)) for t, p in disk.saved if p.symbol == "SLOWUSDT"]
+    fast = [(round(t), len(p.rows)) for t, p in disk.saved if p.symbol == "FASTUSDT"]
+    # FAST gets 16/s: 960 rows per minute, so the 1000-row mark is reached every other minute
+    assert [t for t, _ in fast[:3]] == [120, 240, 360]
+    # SLOW gets 4/s: 240 rows per minute; only age (300 s) flushes it
+    assert [t for t, _ in slow[:2]] == [300, 600]
+    assert all(n >= 1000 for _, n in fast[:-1]) and 1190 <= slow[0][1] <= 1210

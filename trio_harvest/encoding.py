@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 import msgspec
 import polars as pl
 
-from .kinds import ORDERBOOK, Row, Schema, orderbook_schema, schema_for
+from .kinds import DATASET_SCHEMA, ORDERBOOK, Row, Schema, orderbook_schema, schema_for
 
 _json = msgspec.json.Encoder()
 _json_decode = msgspec.json.Decoder(dict[str, Any])
@@ -22,10 +22,20 @@ def to_frame(schema: Schema, rows: list[Row]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema.polars, orient="row")
 
 
+def to_dataset_frame(schema: Schema, rows: list[Row]) -> pl.DataFrame:
+    """The kind's rows widened to ``DATASET_SCHEMA`` (other kinds' columns null)."""
+    df = to_frame(schema, rows)
+    own = set(df.columns)
+    return df.select([
+        pl.col(name) if name in own else pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in DATASET_SCHEMA.columns
+    ])
+
+
 def write_parquet(
     fh: BinaryIO, schema: Schema, rows: list[Row], metadata: Mapping[str, str] | None = None
 ) -> None:
-    to_frame(schema, rows).write_parquet(
+    to_dataset_frame(schema, rows).write_parquet(
         fh, compression="zstd", statistics=True, metadata=dict(metadata or {}) or None
     )
 

@@ -143,8 +143,8 @@ OFI_SCHEMA = Schema(
     (
         ("ts_ms", _I64),
         ("symbol", _STR),
-        ("source", _STR),  # bookTicker | depth
-        ("ofi_l1", _F64),
+        ("source", _STR),  # the book row's source: bookTicker | depth<N> | depth
+        ("ofi_l1", _F64),  # null: first state (after start or a gap), or depth when bookTicker is L1
         ("ofi_ml", _F64),  # sum over levels 1..M (null when the source has one level)
         ("bid", _F64),
         ("ask", _F64),
@@ -159,9 +159,9 @@ CVD_SCHEMA = Schema(
         ("ts_ms", _I64),
         ("symbol", _STR),
         ("agg_id", _I64),
-        ("delta", _F64),
-        ("cvd", _F64),
-        ("gap", _BOOL),
+        ("delta", _F64),  # this trade's signed qty: + aggressive buy, - aggressive sell
+        ("cvd", _F64),  # since harvester start
+        ("gap", _BOOL),  # an agg-id break was seen at or before this trade (sticky)
     ),
 )
 
@@ -172,9 +172,9 @@ FUSION_SCHEMA = Schema(
         ("symbol", _STR),
         ("ofi_n", _F64),
         ("dcvd_n", _F64),
-        ("z_ofi", _F64),
+        ("z_ofi", _F64),  # clipped at ±z_clip; null until z_min_periods seconds of history
         ("z_dcvd", _F64),
-        ("score", _F64),
+        ("score", _F64),  # w_ofi·z_ofi + w_cvd·z_dcvd
     ),
 )
 
@@ -213,7 +213,7 @@ FEATURES_SCHEMA = Schema(
         ("imb_l1", _F64),
         ("imb_l5", _F64),
         ("book_updates", _I64),
-        ("flags", _STR),
+        ("flags", _STR),  # sorted, comma-separated subset of gap,resync,stale; "" if none
     ),
 )
 
@@ -236,3 +236,29 @@ _FIXED: dict[str, Schema] = {
     EVENTS: EVENTS_SCHEMA,
     FEATURES: FEATURES_SCHEMA,
 }
+
+
+MAX_DEPTH_LEVELS = 20
+
+
+def _dataset_schema() -> Schema:
+    """The one schema every Parquet file of the dataset has: the union of every kind's columns
+    (orderbook at the maximum depth), each kind's own columns filled and the rest null. One schema
+    is what lets ``pl.scan_parquet("data/**/*.parquet", hive_partitioning=True)`` (and DuckDB,
+    Spark) read the whole dataset as one table with no options; all-null columns cost a few bytes
+    per file in Parquet."""
+    columns: dict[str, Any] = {}
+    for kind in ALL_KINDS:
+        for name, dtype in schema_for(kind, MAX_DEPTH_LEVELS).columns:
+            if name in columns and columns[name] != dtype:
+                raise TypeError(f"column {name!r} has two types across kinds")
+            columns.setdefault(name, dtype)
+    return Schema("dataset", tuple(columns.items()))
+
+
+DATASET_SCHEMA = _dataset_schema()
+
+
+def columns_of(kind: str, depth_levels: int = MAX_DEPTH_LEVELS) -> list[str]:
+    """The columns that belong to ``kind`` (select these after filtering on ``kind``)."""
+    return schema_for(kind, depth_levels).names

@@ -73,12 +73,19 @@ class Rotation:
         write_timeout: float,
         deadletter_timeout: float,
         save_concurrency: int,
+        min_file_rows: int = 1,
+        max_file_age: float = 0.0,
         observe: WriteObserver | None = None,
     ) -> None:
         self.lanes = lanes
         self._save = save
         self._dead_letter_fn = dead_letter
         self.rotate_sec = rotate_sec
+        # A timer rotation flushes a lane once it holds ``min_file_rows`` rows, or once its last
+        # flush is ``max_file_age`` seconds old, so files reach a useful size at realistic load.
+        self.min_file_rows = min_file_rows
+        self.max_file_age = max_file_age
+        self._last_flush: dict[Lane, float] = {}
         self.write_timeout = write_timeout
         self.deadletter_timeout = deadletter_timeout
         self.limiter = trio.CapacityLimiter(save_concurrency)
@@ -120,13 +127,21 @@ class Rotation:
                 if now >= self.next_rotation:
                     self.stats.rotations += 1
                     self.next_rotation = max(self.next_rotation + self.rotate_sec, now)
-                    targets = [lane for lane in self.lanes if lane.pending]
+                    targets = [lane for lane in self.lanes if self._due(lane, now)]
                 else:
                     targets = list(self._urgent)
                 self._urgent.clear()
                 if not self._stopping:
                     for lane in targets:
                         self._start_flush(lane)
+
+    def _due(self, lane: Lane, now: float) -> bool:
+        if not lane.pending:
+            return False
+        last = self._last_flush.setdefault(lane, now - self.rotate_sec)
+        return bool(lane.spill) or lane.level >= self.min_file_rows or (
+            now - last >= self.max_file_age
+        )
 
     def _start_flush(self, lane: Lane) -> None:
         assert self._nursery is not None
@@ -152,6 +167,7 @@ class Rotation:
                 self._idle.set()
 
     async def _flush_once(self, lane: Lane) -> None:
+        self._last_flush[lane] = trio.current_time()
         spilled = lane.take_spill()
         rows = lane.drain()
         if spilled:
@@ -202,7 +218,8 @@ class Rotation:
             self._notify(part.kind, "ok", len(part.rows), elapsed)
             return
         ks.last_error = error
-        self._ratelog.log(logging.WARNING, f"{part.kind}:{error}",
+        # keyed by kind and error type: messages differ by file name, the failure is the same
+        self._ratelog.log(logging.WARNING, f"{part.kind}:{error.split(':', 1)[0]}",
                           "write of %s/%s %s (%d rows) failed: %s; sent to the dead letter",
                           part.kind, part.symbol, part.date, len(part.rows), error)
         self._notify(part.kind, "failed", len(part.rows), elapsed)
