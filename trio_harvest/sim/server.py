@@ -1,0 +1,289 @@
+"""The simulator as a websocket server speaking Binance USD-M's wire format, and its command.
+
+Owns the trio side: binding the port, one market task that steps the model on a schedule (trio
+time for pacing, an injectable ``clock_ms`` for timestamps) whether or not anyone is connected,
+one handler per connection (route check, control messages, a writer draining the bounded send
+queue), and ``sim_main`` (the body of ``python -m trio_harvest sim``). It never generates market
+data itself (``market.py``), never formats payloads (``wire.py``) and never blocks the market
+on a slow connection (``fanout.py`` drops it instead).
+
+Seams for later issues: ``faults`` (see ``faults.py``) sits between the model and the
+connections; ``Simulator.market`` gives REST handlers the book snapshot (``snapshot``) and the
+trade tape (``tape_since``) with ids consistent with the streams.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, WebSocketServer
+
+from .control import handle_control
+from .disrupt import Disruptor
+from .fanout import Hub, Subscriber
+from .faultinject import FaultInjector
+from .faultplan import FaultPlan
+from .faults import Faults
+from .front import Front
+from .market import Market
+from .rest import RestApi
+from .routes import parse_target
+from .sender import FrameSender
+from .stats import SimStats
+from .tape import DEFAULT_CAPACITY, TradeTape
+
+__all__ = ["SimConfig", "Simulator", "sim_main"]
+
+QUEUE_SIZE = 200_000  # frames per connection before it counts as a slow consumer
+STEP_SECONDS = 0.01  # the market advances every 10 ms
+MAX_STEP_MS = 1000  # a longer clock jump is skipped rather than replayed in one burst
+MAX_BATCH = 50_000  # frames per write at most (about 10 MB): drain what the market queued
+CONTROL_MAX_BYTES = 64 * 1024
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    rate: float = 300.0  # total messages/s over all symbols and streams
+    seed: int = 1
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 = pick a free port
+    faults: FaultPlan | None = None  # misbehave on purpose (faultplan.py); None: exact
+
+    def __post_init__(self) -> None:
+        if not self.symbols:
+            raise ValueError("SimConfig.symbols: at least one symbol is needed")
+        if not self.rate > 0:
+            raise ValueError(f"SimConfig.rate: must be positive, got {self.rate}")
+
+
+class Simulator:
+    """An offline stand-in for Binance USD-M market streams (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: SimConfig,
+        *,
+        clock_ms: Callable[[], int] | None = None,
+        faults: Faults | None = None,
+        queue_size: int = QUEUE_SIZE,
+        tape_capacity: int = DEFAULT_CAPACITY,
+    ) -> None:
+        self.config = config
+        clock = clock_ms if clock_ms is not None else wall_clock_ms
+        plan = config.faults
+        self.injector: FaultInjector | None = None
+        if plan is not None and plan.active and faults is None:
+            faults = self.injector = FaultInjector(plan, now=trio.current_time, seed=config.seed)
+        if plan is not None and plan.skew:  # the exchange's clock is off: streams and REST alike
+            skew, base = plan.skew, clock
+            clock = lambda: base() + skew  # noqa: E731
+        self._clock_ms = clock
+        self._faults = faults
+        self._queue_size = queue_size
+        self.market = Market(config.symbols, rate=config.rate, seed=config.seed,
+                             tape_capacity=tape_capacity)
+        self.stats = SimStats()
+        self._hub = Hub((m.spec for m in self.market.symbols.values()), self.stats, faults)
+        self._ids = itertools.count(1)
+        self.rest = RestApi(self.market, self._clock_ms,
+                            weight_limit=plan.weight if plan is not None else 2400)
+        self.disruptor: Disruptor | None = None
+        if plan is not None and plan.connection_faults and self.injector is not None:
+            self.disruptor = Disruptor(plan, lambda: self._hub.connections, self.injector,
+                                       seed=config.seed)
+        self._port: int | None = None
+        self._last_ms: int | None = None
+
+    # -- public -----------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the simulator is not listening yet")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port`` (append ``/market/stream?streams=...`` etc.)."""
+        host = self.config.host
+        return f"ws://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        """``http://host:port``: the REST API is served on the websocket port (``/fapi/...``)."""
+        return "http" + self.url[2:]
+
+    @property
+    def connections(self) -> dict[int, Subscriber]:
+        """Open connections by id (the seam for forced disconnects and stalls)."""
+        return self._hub.connections
+
+    def tape(self, symbol: str) -> TradeTape:
+        """Every aggTrade produced for ``symbol`` (bounded), for conservation checks."""
+        return self.market[symbol].tape
+
+    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Bind, start the market, call ``task_status.started(port)``, serve until cancelled.
+        A port in use raises ``OSError`` before ``started``."""
+        listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
+        port = listeners[0].socket.getsockname()[1]
+        # a host name resolving to several addresses with port 0 gets several ports: keep one
+        keep = [ls for ls in listeners if ls.socket.getsockname()[1] == port]
+        for extra in listeners:
+            if extra not in keep:
+                await extra.aclose()
+        server = WebSocketServer(
+            self._handle,
+            keep,
+            message_queue_size=16,
+            max_message_size=CONTROL_MAX_BYTES,
+            connect_timeout=10.0,
+            disconnect_timeout=2.0,
+        )
+        front = Front(self._handle, self.rest, server)  # REST and websocket on one port
+        async with trio.open_nursery() as nursery:
+            self.step()  # the market's clock starts now
+            nursery.start_soon(self._run_market)
+            if self.disruptor is not None:
+                nursery.start_soon(self.disruptor.run)
+            await nursery.start(trio.serve_listeners, front.handle, keep)
+            self._port = port
+            task_status.started(port)
+
+    # -- the market task --------------------------------------------------------------------
+
+    async def _run_market(self) -> None:
+        deadline = trio.current_time()
+        while True:
+            deadline += STEP_SECONDS
+            now = trio.current_time()
+            if deadline < now - 1.0:  # far behind (overloaded or suspended): don't catch up
+                deadline = now
+            await trio.sleep_until(deadline)
+            self.step()
+
+    def step(self) -> None:
+        """Advance the market to ``clock_ms()`` and queue its events to subscribers. A clock
+        jump of more than MAX_STEP_MS (a suspended laptop) is skipped, not replayed."""
+        now = self._clock_ms()
+        if self._last_ms is not None and now - self._last_ms > MAX_STEP_MS:
+            self.market.skip_to(now - MAX_STEP_MS)
+        self._last_ms = now
+        events = self.market.step(now)
+        self.stats.events += len(events)
+        if self._faults is not None:
+            events = self._faults.on_events(events)
+        self._hub.publish(events)
+
+    # -- one connection ---------------------------------------------------------------------
+
+    async def _handle(self, request: WebSocketRequest) -> None:
+        route = parse_target(request.path)
+        if route is None:
+            self.stats.rejected += 1
+            await request.reject(404, body=b"Not Found")
+            return
+        ws = await request.accept()
+        sub = Subscriber(next(self._ids), route.area, route.combined, self._queue_size)
+        self._hub.attach(sub, route.streams)
+        self.stats.connections_total += 1
+        self.stats.connections_open += 1
+        try:
+            with sub.cancel_scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._read_control, ws, sub, nursery.cancel_scope)
+                    await self._write(ws, sub)
+                    nursery.cancel_scope.cancel()
+        finally:
+            self._hub.detach(sub)
+            self.stats.connections_open -= 1
+        if sub.overflowed:
+            # Drop the TCP connection without a closing handshake, as Binance does to a slow
+            # consumer: closing under a cancelled scope makes trio-websocket close the stream.
+            with trio.CancelScope() as abort:
+                abort.cancel()
+                await ws.aclose(1008, "slow consumer")
+
+    async def _write(self, ws: WebSocketConnection, sub: Subscriber) -> None:
+        sender = FrameSender(ws)
+        try:
+            while True:
+                await sender.send(await sub.take(MAX_BATCH))
+        except (ConnectionClosed, trio.EndOfChannel, trio.ClosedResourceError):
+            return
+
+    async def _read_control(
+        self, ws: WebSocketConnection, sub: Subscriber, scope: trio.CancelScope
+    ) -> None:
+        try:
+            while True:
+                message = await ws.get_message()
+                result = handle_control(message, list(sub.streams))
+                self._hub.subscribe(sub, result.subscribe)
+                self._hub.unsubscribe(sub, result.unsubscribe)
+                self._hub.reply(sub, result.reply)
+        except ConnectionClosed:
+            scope.cancel()
+
+
+# -- `python -m trio_harvest sim` --------------------------------------------------------------
+
+
+def sim_main(config: SimConfig, duration: float | None) -> int:
+    """Serve until Ctrl-C, SIGTERM or ``duration`` seconds; 0 on a clean stop, 2 when the
+    address cannot be bound (one line on stderr, no traceback)."""
+    try:
+        return trio.run(_sim_main, config, duration)
+    except KeyboardInterrupt:  # Ctrl-C outside the main thread's signal receiver
+        return 0
+
+
+async def _sim_main(config: SimConfig, duration: float | None) -> int:
+    sim = Simulator(config)
+    started = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        try:
+            await nursery.start(sim.serve)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            print(f"trio-harvest sim: cannot listen on {config.host}:{config.port}: {reason}",
+                  file=sys.stderr, flush=True)
+            return 2
+        n = len(config.symbols)
+        print(
+            f"simulator listening on {sim.url} ({n} symbol{'s' * (n != 1)}, "
+            f"{config.rate:g} msg/s, seed {config.seed}); e.g. {sim.url}/market/stream?streams="
+            f"{config.symbols[0].lower()}@aggTrade",
+            flush=True,
+        )
+        plan = config.faults.describe() if config.faults is not None else ""
+        print(f"REST on {sim.rest_url}/fapi/v1/(depth|aggTrades|exchangeInfo); "
+              f"faults: {plan or 'none'}", flush=True)
+        if threading.current_thread() is threading.main_thread():
+            nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+        if duration is not None:
+            nursery.cancel_scope.deadline = trio.current_time() + duration
+    elapsed = trio.current_time() - started
+    faults = sim.injector.stats.render() if sim.injector is not None else "none"
+    print(f"faults injected: {faults}; {sim.rest.stats.render()}", flush=True)
+    print(f"simulator stopped after {elapsed:.1f} s: {sim.stats.render()}", flush=True)
+    return 0
+
+
+async def _stop_on_signal(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return

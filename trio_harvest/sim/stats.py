@@ -1,0 +1,36 @@
+"""Counters of what the simulator did: frames per stream kind, connections, slow-consumer closes.
+
+Owns the counters and their one-line rendering. Plain data: updated by the fan-out and the
+server, read by tests, ``sim_main`` and (later) metrics; it never influences behaviour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .wire import CONTROL, STREAM_KINDS
+
+
+@dataclass
+class SimStats:
+    # frames handed to a connection's send queue, by stream kind (and "control" for replies)
+    frames: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys((*STREAM_KINDS, CONTROL), 0)
+    )
+    events: int = 0  # events the market model produced
+    connections_total: int = 0
+    connections_open: int = 0
+    rejected: int = 0  # handshakes refused (unknown path)
+    slow_consumer_closes: int = 0  # connections dropped because their send queue overflowed
+
+    @property
+    def frames_total(self) -> int:
+        return sum(self.frames.values())
+
+    def render(self) -> str:
+        kinds = ", ".join(f"{k} {v}" for k, v in self.frames.items() if v)
+        return (
+            f"{self.events} market events, {self.frames_total} frames sent ({kinds or 'none'}), "
+            f"{self.connections_total} connections, "
+            f"{self.slow_consumer_closes} slow-consumer closes"
+        )

@@ -1,0 +1,127 @@
+"""The Binance USD-M wire format of the simulator's events, and the stream names they go out on.
+
+Owns stream naming (lower-case symbol, ``@aggTrade``, ``@bookTicker``, ``@depth<N>[@speed]``,
+``@depth[@speed]``; 250 ms has no suffix), the kind of a stream name, and the JSON text of each
+payload: prices and sizes as strings on the symbol's decimals, ids and times as integers, field
+sets and order as Binance sends them. Built with plain string formatting for speed; never does
+I/O and never decides who receives what.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .events import AggTrade, BookDepth, BookTicker, Event, Level
+from .specs import SymbolSpec, fixed
+
+AGG_TRADE = "aggTrade"
+BOOK_TICKER = "bookTicker"
+DEPTH = "depth"  # partial depth, top N
+DIFF_DEPTH = "diffDepth"
+CONTROL = "control"  # replies to SUBSCRIBE and friends (not a stream)
+STREAM_KINDS = (AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH)
+DEPTH_LEVELS = (5, 10, 20)
+
+_PRICE_CACHE = 4096
+_SUFFIX = {100: "@100ms", 250: "", 500: "@500ms"}
+_NAME_RE = re.compile(
+    r"^[a-z0-9]+@(?:(aggTrade)|(bookTicker)|depth(5|10|20)?(?:@(?:100ms|500ms))?)$"
+)
+
+# (stream name, partial-depth levels or 0, stream kind)
+StreamTarget = tuple[str, int, str]
+
+
+def stream_kind(name: str) -> str | None:
+    """The kind of a stream the simulator serves, or None for any other name."""
+    m = _NAME_RE.match(name)
+    if m is None:
+        return None
+    if m.group(1):
+        return AGG_TRADE
+    if m.group(2):
+        return BOOK_TICKER
+    return DEPTH if m.group(3) else DIFF_DEPTH
+
+
+def combined(stream: str, payload: str) -> str:
+    """The combined-stream wrapper ``{"stream":...,"data":...}``."""
+    return f'{{"stream":"{stream}","data":{payload}}}'
+
+
+class SymbolWire:
+    """Names and encoders for one symbol."""
+
+    __slots__ = ("_depth", "_diff", "_lot", "_pd", "_prices", "_qd", "_tick", "agg", "symbol",
+                 "ticker")
+
+    def __init__(self, spec: SymbolSpec) -> None:
+        self.symbol = spec.symbol
+        low = spec.symbol.lower()
+        self._pd, self._tick = spec.price_decimals, spec.tick_units
+        self._qd, self._lot = spec.qty_decimals, spec.lot_units
+        self._prices: dict[int, str] = {}  # prices repeat a lot: cache their text
+        self.agg: tuple[StreamTarget, ...] = ((f"{low}@aggTrade", 0, AGG_TRADE),)
+        self.ticker: tuple[StreamTarget, ...] = ((f"{low}@bookTicker", 0, BOOK_TICKER),)
+        self._depth: dict[int, tuple[StreamTarget, ...]] = {
+            c: tuple((f"{low}@depth{n}{sfx}", n, DEPTH) for n in DEPTH_LEVELS)
+            for c, sfx in _SUFFIX.items()
+        }
+        self._diff: dict[int, tuple[StreamTarget, ...]] = {
+            c: ((f"{low}@depth{sfx}", 0, DIFF_DEPTH),) for c, sfx in _SUFFIX.items()
+        }
+
+    def targets(self, ev: Event) -> tuple[StreamTarget, ...]:
+        """The streams an event goes out on."""
+        if isinstance(ev, AggTrade):
+            return self.agg
+        if isinstance(ev, BookTicker):
+            return self.ticker
+        return (self._diff if ev.diff else self._depth)[ev.cadence_ms]
+
+    def encode(self, ev: Event, levels: int = 0) -> str:
+        """The payload (the ``data`` object) of an event; ``levels`` cuts partial depth."""
+        if isinstance(ev, AggTrade):
+            return self.agg_trade(ev)
+        if isinstance(ev, BookTicker):
+            return self.book_ticker(ev)
+        return self.depth(ev, levels)
+
+    def price(self, ticks: int) -> str:
+        text = self._prices.get(ticks)
+        if text is None:
+            if len(self._prices) >= _PRICE_CACHE:
+                self._prices.clear()
+            text = self._prices[ticks] = fixed(ticks * self._tick, self._pd)
+        return text
+
+    def qty(self, lots: int) -> str:
+        return fixed(lots * self._lot, self._qd)
+
+    def agg_trade(self, t: AggTrade) -> str:
+        q = self.qty(t.qty)
+        return (
+            f'{{"e":"aggTrade","E":{t.event_ms},"s":"{self.symbol}","a":{t.agg_id},'
+            f'"p":"{self.price(t.price)}","q":"{q}","nq":"{q}","f":{t.first_id},'
+            f'"l":{t.last_id},"T":{t.trade_ms},"m":{"true" if t.buyer_maker else "false"}}}'
+        )
+
+    def book_ticker(self, b: BookTicker) -> str:
+        return (
+            f'{{"e":"bookTicker","u":{b.update_id},"s":"{self.symbol}",'
+            f'"b":"{self.price(b.bid)}","B":"{self.qty(b.bid_qty)}",'
+            f'"a":"{self.price(b.ask)}","A":"{self.qty(b.ask_qty)}",'
+            f'"T":{b.trade_ms},"E":{b.event_ms}}}'
+        )
+
+    def depth(self, d: BookDepth, levels: int = 0) -> str:
+        bids, asks = (d.bids[:levels], d.asks[:levels]) if levels else (d.bids, d.asks)
+        return (
+            f'{{"e":"depthUpdate","E":{d.event_ms},"T":{d.trade_ms},"s":"{self.symbol}",'
+            f'"U":{d.first_update_id},"u":{d.last_update_id},"pu":{d.prev_update_id},'
+            f'"b":{self._levels(bids)},"a":{self._levels(asks)}}}'
+        )
+
+    def _levels(self, levels: tuple[Level, ...]) -> str:
+        price, qty = self.price, self.qty
+        return "[" + ",".join([f'["{price(p)}","{qty(q)}"]' for p, q in levels]) + "]"
