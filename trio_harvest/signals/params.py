@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import metadata as _importlib_metadata
 from typing import Any
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from ..kinds import OFI_LEVELS_MAX, PREVIEW_KINDS
 
 META_PREFIX = "trio_harvest."

@@ -1,0 +1,201 @@
+"""The signal engine of one symbol: incremental OFI and CVD per record, per-second signals.
+
+Owns the per-symbol signal state. Ingest calls ``on_trade`` / ``on_book`` once per decoded record
+(hot path: a few µs, O(1)) and ``on_gap`` on a disconnect or resync; they emit preview rows
+(``ofi``, ``cvd``) through the injected ``emit`` and append to the symbol's ``TailWindow``. The
+features task calls ``close_seconds`` once per tick: the feature rows of the closed seconds
+(Polars, over the tail window only), the fusion row of each second and the events.
+
+Must never import trio, block, or do I/O: ``emit`` is a non-blocking callable supplied by the
+caller, and everything else is arithmetic on in-memory state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import features
+from ..kinds import (
+    CVD,
+    EVENTS,
+    FEATURES,
+    FEATURES_SCHEMA,
+    FUSION,
+    OFI,
+    PRICES_SCHEMA,
+    Row,
+    orderbook_schema,
+)
+from ..tail import TailWindow
+from .cvd import CvdState
+from .events import EventDetector, LargeTrades
+from .fusion import Fusion
+from .ofi import BOOK_LEVEL_BASE, depth_sums, ofi_multi, ofi_term
+from .params import SignalParams, ofi_source_label
+
+Emit = Callable[[str, Row], None]
+
+BOOK_TICKER = "bookTicker"
+IMB_LEVELS = 5
+
+# row columns (kinds.PRICES_SCHEMA, kinds.orderbook_schema); ts_ms is always column 0
+_TS = 0
+_AGG_ID, _PRICE, _QTY, _IS_BUYER_MAKER = (
+    PRICES_SCHEMA.index(c) for c in ("agg_id", "price", "qty", "is_buyer_maker"))
+_SOURCE = orderbook_schema(1).index("source")
+_B = BOOK_LEVEL_BASE
+# FEATURES_SCHEMA columns the per-second signals read
+_F_LAST = FEATURES_SCHEMA.index("last")
+_F_DELTA = FEATURES_SCHEMA.index("delta")
+_F_CVD = FEATURES_SCHEMA.index("cvd")
+_F_OFI = FEATURES_SCHEMA.index("ofi_l1")
+
+
+def flag_for(reason: str) -> str:
+    """The feature-table flag of a gap reason: ``stale`` (stall), ``resync`` (book sequence
+    break, resync), otherwise ``gap`` (disconnect, agg-id break)."""
+    r = reason.lower()
+    if "stall" in r or "stale" in r:
+        return "stale"
+    if "resync" in r or "book" in r or "sequence" in r:
+        return "resync"
+    return "gap"
+
+
+class SignalEngine:
+    """Signals of one symbol. See the module docstring for who calls what."""
+
+    __slots__ = (
+        "_emit", "_events", "_fusion", "_large", "_ml_levels", "_prev_depth", "_prev_l1",
+        "book_ticker", "carry", "cvd", "depth_levels", "params", "symbol", "tail",
+    )
+
+    def __init__(
+        self,
+        symbol: str,
+        params: SignalParams,
+        depth_levels: int,
+        emit: Emit,
+        *,
+        book_ticker: bool,
+    ) -> None:
+        self.symbol = symbol
+        self.params = params
+        self.depth_levels = depth_levels
+        self.book_ticker = book_ticker
+        self._emit = emit
+        self._ml_levels = min(depth_levels, params.ofi_levels)
+        self.tail = TailWindow(params.tail_s, params.max_lag_s)
+        self.cvd = CvdState()
+        self.carry = features.Carry()
+        self._fusion = Fusion(symbol, params)
+        self._events = EventDetector(symbol, params)
+        self._large = LargeTrades(symbol, params)
+        self._prev_l1: tuple[float, float, float, float] | None = None
+        self._prev_depth: Row | None = None
+
+    @property
+    def ofi_source(self) -> str:
+        """For ``SignalParams.metadata``: where OFI comes from."""
+        return ofi_source_label(book_ticker=self.book_ticker, depth_levels=self.depth_levels,
+                                ofi_levels=self.params.ofi_levels)
+
+    def metadata(self, kind: str) -> dict[str, str]:
+        """Parquet key-value metadata for files of derived ``kind`` of this symbol."""
+        return self.params.metadata(kind, self.ofi_source)
+
+    # -- hot path (called by ingest once per record) --------------------------------------------
+
+    def on_trade(self, row: Row) -> None:
+        """A ``prices`` row: update CVD, emit a ``cvd`` row, append to the tail."""
+        ts = row[_TS]
+        qty = row[_QTY]
+        agg_id = row[_AGG_ID]
+        cvd = self.cvd
+        status = cvd.update(agg_id, qty, row[_IS_BUYER_MAKER])
+        if status == "duplicate":
+            return
+        if status == "gap":
+            self.tail.add_flag(ts, "gap")
+        sqty = -qty if row[_IS_BUYER_MAKER] else qty
+        self._emit(CVD, (ts, self.symbol, agg_id, sqty, cvd.cvd, cvd.gap))
+        price = row[_PRICE]
+        self.tail.add_trade(ts, price, qty, sqty, price * qty, cvd.cvd)
+
+    def on_book(self, row: Row) -> None:
+        """An ``orderbook`` row (bookTicker or depth): OFI against the previous state of the same
+        source, an ``ofi`` row, and the tail."""
+        ts = row[_TS]
+        source = row[_SOURCE]
+        bid, bid_sz, ask, ask_sz = row[_B], row[_B + 1], row[_B + 2], row[_B + 3]
+        ofi1: float | None = None
+        ofim: float | None = None
+        is_depth = source != BOOK_TICKER
+        if not is_depth or not self.book_ticker:
+            if bid is not None and ask is not None and bid_sz is not None and ask_sz is not None:
+                prev = self._prev_l1
+                if prev is not None:
+                    ofi1 = ofi_term(prev[0], prev[1], prev[2], prev[3], bid, bid_sz, ask, ask_sz)
+                self._prev_l1 = (bid, bid_sz, ask, ask_sz)
+                self.tail.add_l1(ts, 0.0 if ofi1 is None else ofi1, bid, ask, bid_sz, ask_sz)
+        if is_depth:
+            prev_row = self._prev_depth
+            if prev_row is not None:
+                ofim = ofi_multi(prev_row, row, self._ml_levels)
+            self._prev_depth = row
+            q_bid, q_ask = depth_sums(row, min(IMB_LEVELS, self.depth_levels))
+            self.tail.add_ml(ts, 0.0 if ofim is None else ofim, q_bid, q_ask)
+        self._emit(OFI, (ts, self.symbol, source, ofi1, ofim, bid, ask, bid_sz, ask_sz))
+
+    def on_gap(self, ts_ms: int, reason: str) -> None:
+        """A disconnect, resync or stall at ``ts_ms``: flag its second, and forget the previous
+        book states so OFI never spans the gap (CVD continuity is judged by agg ids)."""
+        self._prev_l1 = None
+        self._prev_depth = None
+        self.tail.add_flag(ts_ms, flag_for(reason))
+
+    # -- per tick (called by the features task) -------------------------------------------------
+
+    def close_seconds(self, upto_sec: int) -> list[tuple[str, Row]]:
+        """Rows of every second before ``upto_sec`` not yet emitted: per second its ``features``
+        row, its ``fusion`` row and its ``events`` (large trades included), in time order. Each
+        second is returned once; afterwards the tail forgets what it no longer needs."""
+        tail = self.tail
+        start = tail.first_second()
+        if start is None or upto_sec <= start:
+            return []
+        p = self.params
+        if upto_sec - start > p.max_lag_s:  # clock jump or a long stall: stay bounded
+            tail.skipped_s += upto_sec - p.max_lag_s - start
+            start = upto_sec - p.max_lag_s
+            tail.advance(start * 1000)
+            tail.add_flag(start * 1000, "stale")
+        rows = features.feature_rows(self.symbol, tail, self.carry, start, upto_sec,
+                                     book_ticker=self.book_ticker)
+        trades = tail.trades
+        out: list[tuple[str, Row]] = []
+        fusion, events, large = self._fusion, self._events, self._large
+        for r in rows:
+            ts_ms = r[0]
+            out.append((FEATURES, r))
+            out.append((FUSION, fusion.update(ts_ms, r[_F_OFI], r[_F_DELTA])))
+            for ev in events.on_second(ts_ms, r[_F_OFI], r[_F_LAST], r[_F_CVD]):
+                out.append((EVENTS, ev))
+            i, j = trades.span(ts_ms, ts_ms + 1000)
+            for ev in large.on_second(ts_ms // 1000, trades, i, j):
+                out.append((EVENTS, ev))
+        tail.advance(upto_sec * 1000)
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for metrics / status."""
+        tail = self.tail
+        return {
+            "tail_rows": len(tail),
+            "late": tail.late,
+            "skipped_s": tail.skipped_s,
+            "agg_gaps": self.cvd.gaps,
+            "duplicates": self.cvd.duplicates,
+            "cvd_gap": self.cvd.gap,
+        }

@@ -1,0 +1,106 @@
+"""Order-flow imbalance (OFI) between two consecutive book states.
+
+Owns the formula: best level after Cont, Kukanov & Stoikov (2014), and the same term per level
+m = 1..M after Xu, Gould & Howison (2019), summed. Pure arithmetic on floats and book rows; never
+keeps state, never does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..kinds import orderbook_schema
+
+# Column of bid_px_1 in an ``orderbook_schema`` row; level m (1-based) starts at
+# BOOK_LEVEL_BASE + 4*(m-1) with (bid_px, bid_sz, ask_px, ask_sz).
+BOOK_LEVEL_BASE = orderbook_schema(1).index("bid_px_1")
+
+
+def ofi_term(
+    bid0: float, bid_sz0: float, ask0: float, ask_sz0: float,
+    bid1: float, bid_sz1: float, ask1: float, ask_sz1: float,
+) -> float:
+    """e_n for the move from state 0 (n-1) to state 1 (n) at one level:
+
+    e = 1{P^B_1 >= P^B_0} q^B_1 - 1{P^B_1 <= P^B_0} q^B_0
+        - 1{P^A_1 <= P^A_0} q^A_1 + 1{P^A_1 >= P^A_0} q^A_0
+    """
+    e = 0.0
+    if bid1 >= bid0:
+        e += bid_sz1
+    if bid1 <= bid0:
+        e -= bid_sz0
+    if ask1 <= ask0:
+        e -= ask_sz1
+    if ask1 >= ask0:
+        e += ask_sz0
+    return e
+
+
+def _side_term(p0: Any, q0: Any, p1: Any, q1: Any, bid: bool) -> float:
+    if p0 is None or p1 is None or q0 is None or q1 is None:
+        return 0.0
+    e = 0.0
+    if bid:
+        if p1 >= p0:
+            e += q1
+        if p1 <= p0:
+            e -= q0
+    else:
+        if p1 <= p0:
+            e -= q1
+        if p1 >= p0:
+            e += q0
+    return e
+
+
+def ofi_level(prev: Sequence[Any], cur: Sequence[Any], level: int) -> float:
+    """e_n at ``level`` (1-based) between two book rows; a side whose price or size is missing
+    (None) in either row contributes 0."""
+    i = BOOK_LEVEL_BASE + 4 * (level - 1)
+    return _side_term(prev[i], prev[i + 1], cur[i], cur[i + 1], True) + _side_term(
+        prev[i + 2], prev[i + 3], cur[i + 2], cur[i + 3], False
+    )
+
+
+def ofi_multi(prev: Sequence[Any], cur: Sequence[Any], levels: int) -> float:
+    """Multi-level OFI: the sum of e_n over levels 1..``levels``."""
+    total = 0.0
+    base = BOOK_LEVEL_BASE
+    for i in range(base, base + 4 * levels, 4):
+        pb0 = prev[i]
+        pb1 = cur[i]
+        if pb0 is not None and pb1 is not None:
+            qb0 = prev[i + 1]
+            qb1 = cur[i + 1]
+            if qb0 is not None and qb1 is not None:
+                if pb1 >= pb0:
+                    total += qb1
+                if pb1 <= pb0:
+                    total -= qb0
+        pa0 = prev[i + 2]
+        pa1 = cur[i + 2]
+        if pa0 is not None and pa1 is not None:
+            qa0 = prev[i + 3]
+            qa1 = cur[i + 3]
+            if qa0 is not None and qa1 is not None:
+                if pa1 <= pa0:
+                    total -= qa1
+                if pa1 >= pa0:
+                    total += qa0
+    return total
+
+
+def depth_sums(row: Sequence[Any], levels: int) -> tuple[float, float]:
+    """(Σ bid size, Σ ask size) over levels 1..``levels`` of a book row, skipping missing levels."""
+    qb = 0.0
+    qa = 0.0
+    for i in range(BOOK_LEVEL_BASE, BOOK_LEVEL_BASE + 4 * levels, 4):
+        b = row[i + 1]
+        a = row[i + 3]
+        if b is not None:
+            qb += b
+        if a is not None:
+            qa += a
+    return qb, qa
