@@ -8,15 +8,15 @@ import polars as pl
 import trio
 
 from trio_harvest.app import Harvester
+from trio_harvest.kinds import columns_of
 from trio_harvest.summary import summarize
 
 from .conftest import make_config
 
 
-
 async def test_harvest_from_simulator_end_to_end(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path, sim=True, sim_rate=600.0, rotate_sec=1.0, min_file_rows=1, max_file_age=1.0, symbols=("BTCUSDT",
-                      "ETHUSDT"), shutdown_grace=10.0)
+    cfg = make_config(tmp_path, sim=True, sim_rate=600.0, rotate_sec=1.0, min_file_rows=1,
+                      max_file_age=1.0, symbols=("BTCUSDT", "ETHUSDT"), shutdown_grace=10.0)
     harvester = Harvester(cfg)
     async with trio.open_nursery() as nursery:
         await nursery.start(harvester.run)
@@ -48,3 +48,15 @@ async def test_harvest_from_simulator_end_to_end(tmp_path: Path) -> None:
     everything = pl.scan_parquet(str(data / "**" / "*.parquet"), hive_partitioning=True).collect()
     assert set(everything["kind"].unique()) >= {"prices", "orderbook"}
     assert everything.filter(pl.col("kind") == "prices").height == prices.height
+    # derived kinds: written, one features row per symbol-second, parameters in the metadata
+    assert set(everything["kind"].unique()) >= {"ofi", "cvd", "fusion", "features"}
+    features = everything.filter(pl.col("kind") == "features").select(columns_of("features"))
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        secs = features.filter(pl.col("symbol") == symbol)["ts_ms"].sort()
+        assert len(secs) >= 3 and secs.n_unique() == len(secs)
+        assert (secs.diff().drop_nulls() == 1000).all()
+    assert (features["ask"] > features["bid"]).all()
+    ofi_file = next((data / "date=*").parent.glob("date=*/symbol=BTCUSDT/kind=ofi/*.parquet"))
+    meta = pl.read_parquet_metadata(ofi_file)
+    assert meta["trio_harvest.kind"] == "ofi" and "trio_harvest.signals.w_ofi" in meta
+    assert meta["trio_harvest.signals.ofi_source"].startswith("l1=bookTicker")

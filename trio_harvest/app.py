@@ -18,15 +18,22 @@ from typing import Any
 
 import trio
 
+from . import __version__
 from .binance.streams import plan_connections, streams_for
+from .booksync import DiffBooks
 from .config import Config
+from .features_task import flush_all, run_features
 from .gate import PublishGate
 from .ingest import ConnectFn, Connection, make_connections, run_ingest, websocket_connector
-from .kinds import GAPS, Row, schema_for
+from .kinds import PREVIEW_KINDS, Row, schema_for
 from .lanes import Lanes
+from .ops import Operations
 from .partitions import Partition
+from .repair import Repair
+from .restclient import FetchFn
 from .rotation import DeadLetterFn, Rotation, SaveFn
 from .router import Router
+from .signals.engine import SignalEngine
 from .store import LocalStore
 from .writer import Writer
 
@@ -59,6 +66,7 @@ class Harvester:
         wall_clock_ms: WallMs = wall_ms,
         handle_signals: bool = False,
         metadata_of: Callable[[str], dict[str, str]] | None = None,
+        fetch: FetchFn | None = None,
     ) -> None:
         self.config = config
         self.wall_ms = wall_clock_ms
@@ -72,10 +80,11 @@ class Harvester:
             self.data_store,
             self.deadletter_store,
             lambda kind: schema_for(kind, config.depth_levels),
-            metadata_of or (lambda kind: {}),
+            metadata_of or self._metadata_of,
             max_stuck=config.max_stuck_writes,
             wall_ms=wall_clock_ms,
         )
+        self.ops = Operations(self)  # health, auto-recovery, metrics, HTTP (issue 4)
         self.lanes = Lanes(dict(config.watermarks), wake=lambda lane: None)
         self.rotation = Rotation(
             self.lanes,
@@ -85,6 +94,9 @@ class Harvester:
             write_timeout=config.write_timeout,
             deadletter_timeout=config.deadletter_timeout,
             save_concurrency=config.save_concurrency,
+            min_file_rows=config.min_file_rows,
+            max_file_age=config.max_file_age,
+            observe=self.ops.observe_write,
         )
         self.lanes.set_wake(self.rotation.wake)
         self.router = Router(
@@ -95,7 +107,28 @@ class Harvester:
             wall_ms=wall_clock_ms,
             now=trio.current_time,
         )
-        self._connect = connect or websocket_connector(config.max_message_bytes)
+        # issue 3: one signal engine per symbol, fed by the router, emitting preview rows
+        self.engines = {
+            s: SignalEngine(s, config.signals, config.depth_levels, self.lanes.offer,
+                            book_ticker=config.book_ticker)
+            for s in config.symbols
+        }
+        self.router.hooks = dict(self.engines)
+        self._features_scope = trio.CancelScope()
+        self.diff_books: DiffBooks | None = None  # --book diff: local books (booksync.py)
+        if config.book == "diff":
+            self.diff_books = DiffBooks(config.symbols, levels=config.depth_levels,
+                                        depth_speed=config.depth_speed, rest_url=config.rest_url,
+                                        put_gap=self.put_gap)
+            self.router.diff_books = self.diff_books
+        # issue 5: dedup + agg-id continuity in the router, gaps, backfill, the 24 h handover.
+        # Backfill speaks HTTP to rest_url unless ``fetch`` is given; with a fake ``connect`` and
+        # no ``fetch`` it is off (gaps stay unfilled): its REST would not match the fake stream.
+        self.repair = Repair(config, self.lanes, connect or websocket_connector(config.max_message_bytes),
+                             wall_ms=wall_clock_ms, fetch=fetch, use_http=connect is None)
+        self.router.gate = self.repair
+        self.repair.last_seen = self.router.stats.last_seen
+        self._connect = self.repair.connector.connect
         self.connections: list[Connection] = []
         self.simulator: Any = None
         self._grace_scope: trio.CancelScope | None = None
@@ -104,6 +137,12 @@ class Harvester:
 
     async def _save(self, part: Partition, gate: PublishGate) -> Any:
         return await self.writer.save(part, gate)
+
+    def _metadata_of(self, kind: str) -> dict[str, str]:
+        """Parquet key-value metadata: derived kinds carry their parameters and OFI source."""
+        if kind in PREVIEW_KINDS and self.engines:
+            return next(iter(self.engines.values())).metadata(kind)
+        return {"trio_harvest.version": __version__, "trio_harvest.kind": kind}
 
     # -- running -------------------------------------------------------------------------------
 
@@ -123,12 +162,16 @@ class Harvester:
     async def run(self, *, task_status: trio.TaskStatus[Harvester] = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
         self.stale_temps_removed = await trio.to_thread.run_sync(self._remove_stale_temps)
+        await self.ops.bind()  # a port in use is a ConfigError here, before anything starts
         try:
             async with trio.open_nursery() as root:
                 base_url = cfg.ws_url
                 if cfg.sim:
                     base_url = await self._start_simulator(root)
                 await root.start(self.rotation.run)
+                await root.start(self.repair.run, self.simulator.rest_url if cfg.sim else cfg.rest_url)
+                if self.diff_books is not None:
+                    await self._start_diff_books(root)
                 plans = plan_connections(
                     streams_for(
                         cfg.symbols,
@@ -150,11 +193,13 @@ class Harvester:
                     on_disconnect=self._on_disconnect,
                 )
                 root.start_soon(self._run_ingest)
+                root.start_soon(self._run_features)
                 if self.handle_signals:
                     root.start_soon(self._watch_signals)
                 if cfg.duration is not None:
                     root.start_soon(self._stop_after, cfg.duration)
                 self.started_at = trio.current_time()
+                await root.start(self.ops.run)
                 log.info(
                     "harvesting %d symbols over %d connections from %s into %s",
                     len(cfg.symbols), len(self.connections), base_url, cfg.data_dir,
@@ -163,16 +208,24 @@ class Harvester:
                 await self.stop_state.requested.wait()
                 log.info("stopping (%s): ingest first, then the final flush", self.stop_state.reason)
                 self._ingest_scope.cancel()
+                await self.repair.finish(min(5.0, cfg.shutdown_grace / 2))  # backfill, open gaps
+                self._features_scope.cancel()
+                flush_all(self.engines, self.lanes.offer, self.wall_ms)  # every closed second
                 await self._final_flush()
                 root.cancel_scope.cancel()
         finally:
             self.stopped_at = trio.current_time()
+            self.ops.close()
             # An internal crash tore the nursery down: whatever is still in a lane goes to the
             # dead letter (shielded, bounded), so even a crash loses nothing buffered.
             if self.lanes.total_pending():
                 with trio.CancelScope(shield=True) as dump:
                     dump.deadline = trio.current_time() + cfg.deadletter_timeout + 1.0
                     await self.rotation.abort()
+
+    async def _run_features(self) -> None:
+        with self._features_scope:
+            await run_features(self.engines, self.lanes.offer, now_ms=self.wall_ms)
 
     async def _run_ingest(self) -> None:
         with self._ingest_scope:
@@ -202,10 +255,14 @@ class Harvester:
                 self.request_stop(signal.Signals(signum).name)
 
     async def _on_disconnect(self, plan: Any, error: str) -> None:
-        """Seam for gaps-as-data and backfill (a later issue)."""
+        await self.repair.on_disconnect(plan, error)  # a gap per stream, closed when it resumes
+        now = self.wall_ms()
+        for symbol in {spec.symbol for spec in plan.streams}:
+            if symbol in self.engines:
+                self.engines[symbol].on_gap(now, error)  # no OFI across it; flags the second
 
     async def put_gap(self, row: Row) -> None:
-        await self.lanes.get(GAPS, row[1]).put(row)
+        await self.repair.put_gap(row)  # counted for health, then into the gaps lane
 
     def _remove_stale_temps(self) -> int:
         removed = self.data_store.remove_stale_temps()
@@ -215,12 +272,22 @@ class Harvester:
             log.info("removed %d stale temporary files left by an earlier crash", removed)
         return removed
 
+    async def _start_diff_books(self, nursery: trio.Nursery) -> None:
+        """The snapshot fetcher of ``--book diff`` (with ``--sim``: the simulator's REST)."""
+        assert self.diff_books is not None
+        if self.config.sim:
+            self.diff_books.rest_url = self.simulator.rest_url
+        self.diff_books.shared_budget = self.repair.budget  # one REST weight cap for every caller
+        await nursery.start(self.diff_books.run)
+
     async def _start_simulator(self, nursery: trio.Nursery) -> str:
+        from .sim.faultplan import parse_faults
         from .sim.server import SimConfig, Simulator
 
         cfg = self.config
         self.simulator = Simulator(
-            SimConfig(symbols=cfg.symbols, rate=cfg.sim_rate, seed=cfg.sim_seed),
+            SimConfig(symbols=cfg.symbols, rate=cfg.sim_rate, seed=cfg.sim_seed,
+                      faults=parse_faults(cfg.sim_faults) if cfg.sim_faults else None),
             clock_ms=self.wall_ms,
         )
         port = await nursery.start(self.simulator.serve)

@@ -17,14 +17,14 @@ from typing import Any
 
 import trio
 
-from . import __version__
+from . import __version__, adversity_cli, ops_cli
 from .config import ConfigError, load_config
 from .logs import setup_logging
 
 log = logging.getLogger("trio_harvest.cli")
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
-SUBCOMMANDS = ("run", "sim")
+SUBCOMMANDS = ("run", "sim", "recover", "inspect")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,7 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(g, "--data-dir", metavar="DIR", help="where Parquet partitions go (default ./data)")
     _flag(g, "--deadletter-dir", metavar="DIR",
           help="where failed batches go (default DATA_DIR/deadletter)")
-    _flag(g, "--rotate-sec", type=float, metavar="S", help="flush interval (default 60)")
+    _flag(g, "--rotate-sec", type=float, metavar="S",
+          help="rotation timer: every S seconds, flush lanes that are due (default 60)")
+    _flag(g, "--min-file-rows", type=int, metavar="N",
+          help="a timer rotation flushes a lane once it holds N rows… (default 10000)")
+    _flag(g, "--max-file-age", type=float, metavar="S",
+          help="…or once its last flush is S seconds old (default 300)")
     _flag(g, "--write-timeout", type=float, metavar="S", help="per-partition write timeout (default 30)")
     _flag(g, "--save-concurrency", type=int, metavar="N", help="parallel writes (default 2)")
     _flag(g, "--buffer-high", type=int, metavar="N",
@@ -92,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(g, "--log-format", metavar="FMT", help="text (default) or json")
     _flag(g, "--summary-json", action="store_const", const=True,
           help="print the end-of-run summary as one JSON object instead of a table")
+    ops_cli.add_run_flags(run)
+    adversity_cli.add_run_flags(run)
 
     sim = sub.add_parser(
         "sim",
@@ -105,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--rate", type=float, default=300.0, help="total messages per second")
     sim.add_argument("--seed", type=int, default=1, help="random seed")
     sim.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    adversity_cli.add_sim_flags(sim)
+    ops_cli.add_subcommands(sub)
     return parser
 
 
@@ -122,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "sim":
             return _sim(args)
+        if args.command == "recover":
+            return ops_cli.run_recover(args)
+        if args.command == "inspect":
+            return ops_cli.run_inspect(args)
         return _run(args)
     except ConfigError as exc:
         print(f"trio_harvest: error: {exc}", file=sys.stderr)
@@ -143,6 +156,8 @@ def _run(args: argparse.Namespace) -> int:
     harvester = Harvester(config, handle_signals=True)
     try:
         trio.run(harvester.run)
+    except ConfigError:  # e.g. the metrics port is in use: a user mistake, exit 2
+        raise
     except Exception:
         log.exception("internal failure; buffered rows were sent to the dead letter")
         _print_summary(summarize(harvester), args.summary_json)
@@ -174,5 +189,5 @@ def _sim(args: argparse.Namespace) -> int:
         raise ConfigError(f"--duration: must be positive, got {args.duration}")
     setup_logging("INFO", "text")
     config = SimConfig(symbols=symbols, rate=args.rate, seed=args.seed, host=args.host,
-                       port=args.port)
+                       port=args.port, faults=adversity_cli.sim_plan(args))
     return sim_main(config, args.duration)

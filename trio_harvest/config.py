@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
 from .kinds import ALL_KINDS, DEFAULT_WATERMARKS
+from .signals.params import SignalParams
 
-
-class ConfigError(ValueError):
-    """A user mistake in configuration: reported as one line on stderr, exit code 2."""
+__all__ = ["Config", "ConfigError", "build_config", "load_config"]
 
 
 ENV_PREFIX = "TRIO_HARVEST_"
@@ -51,6 +51,8 @@ class Config:
     data_dir: Path = Path("data")
     deadletter_dir: Path | None = None
     rotate_sec: float = 60.0
+    min_file_rows: int = 10_000
+    max_file_age: float = 300.0
     write_timeout: float = 30.0
     save_concurrency: int = 2
     deadletter_timeout: float = 30.0
@@ -69,11 +71,25 @@ class Config:
     sim: bool = False
     sim_rate: float = 300.0
     sim_seed: int = 1
+    sim_faults: str = ""  # e.g. "disconnect=5,garbage=0.01" (see sim/faultplan.py); "" = exact
+    # adversity (issue 5): REST backfill of trades and the 24 h connection handover
+    backfill: bool = True
+    backfill_weight: int = 1200  # REST request weight per minute for backfill (Binance: 2400/IP)
+    backfill_delay: float = 1.0  # a break waits this long (late frames may close it) before REST
+    ws_lifetime: float = 86400.0  # the exchange closes connections this old (Binance: 24 h)
+    handover_lead: float = 300.0  # open the replacement this long before that
+    handover_overlap: float = 5.0  # read the old one at most this long after the new one opened
     # operations
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
     log_level: str = "INFO"
     log_format: str = "text"
+    # derived signals (TOML table [signals]; see signals/params.py)
+    signals: SignalParams = field(default_factory=SignalParams)
+    health_interval: float = 5.0
+    auto_recover: bool = True
+    auto_recover_after: float = 60.0
+    auto_recover_batch: int = 4
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -113,20 +129,38 @@ def _validate(c: Config) -> None:
     _choice("log_format", c.log_format, LOG_FORMATS)
     _choice("log_level", c.log_level, LOG_LEVELS)
     for name in ("rotate_sec", "write_timeout", "shutdown_grace", "stall_timeout",
-                 "backoff_initial", "backoff_max", "deadletter_timeout", "sim_rate"):
+                 "backoff_initial", "backoff_max", "deadletter_timeout", "sim_rate",
+                 "max_file_age"):
         _positive(name, getattr(c, name))
     if c.duration is not None:
         _positive("duration", c.duration)
     if c.backoff_max < c.backoff_initial:
         raise ConfigError("backoff_max must be at least backoff_initial")
     for name in ("save_concurrency", "streams_per_connection", "max_message_bytes",
-                 "max_stuck_writes"):
+                 "max_stuck_writes", "min_file_rows"):
         if getattr(c, name) < 1:
             raise ConfigError(f"{name}: must be at least 1, got {getattr(c, name)}")
     if c.buffer_high is not None and c.buffer_high < 1:
         raise ConfigError(f"buffer_high: must be at least 1, got {c.buffer_high}")
     if not 0 <= c.metrics_port <= 65535:
         raise ConfigError(f"metrics_port: {c.metrics_port} is not a port (0 = off)")
+    _positive("health_interval", c.health_interval)
+    for name in ("backfill_delay", "ws_lifetime", "handover_lead", "handover_overlap"):
+        _positive(name, getattr(c, name))
+    if c.handover_lead >= c.ws_lifetime:
+        raise ConfigError("handover_lead must be shorter than ws_lifetime")
+    if c.backfill_weight < 20:
+        raise ConfigError(f"backfill_weight: at least 20 (one aggTrades request), got {c.backfill_weight}")
+    if c.sim_faults:
+        from .sim.faultplan import FaultSpecError, parse_faults
+
+        try:
+            parse_faults(c.sim_faults)
+        except FaultSpecError as exc:
+            raise ConfigError(f"sim_faults: {exc}") from None
+    _positive("auto_recover_after", c.auto_recover_after)
+    if c.auto_recover_batch < 1:
+        raise ConfigError(f"auto_recover_batch: must be at least 1, got {c.auto_recover_batch}")
     for kind in ALL_KINDS:
         if kind not in c.watermarks:
             raise ConfigError(f"watermarks: no watermarks for kind {kind!r}")
@@ -250,6 +284,14 @@ def layer_from_toml(data: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         if name == "watermarks":
             out["watermarks"] = _parse_watermarks(raw, where)
             continue
+        if name == "signals":
+            if not isinstance(raw, Mapping):
+                raise ConfigError(f"{where}signals: expected a table of signal parameters")
+            try:
+                out["signals"] = SignalParams.from_mapping(raw)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}{exc}") from None
+            continue
         if name not in FIELD_NAMES:
             raise ConfigError(f"{where}unknown setting {key!r}")
         try:
@@ -272,7 +314,7 @@ def layer_from_env(env: Mapping[str, str]) -> dict[str, Any]:
         if not var.startswith(ENV_PREFIX):
             continue
         name = var[len(ENV_PREFIX):].lower()
-        if name == "watermarks" or name not in FIELD_NAMES:
+        if name in ("watermarks", "signals") or name not in FIELD_NAMES:
             raise ConfigError(f"environment {var}: unknown setting {name!r}")
         try:
             out[name] = _coerce(name, value)

@@ -21,6 +21,7 @@ import trio_websocket
 
 from .backoff import Backoff
 from .binance.streams import ConnectionPlan
+from .ratelimit import RateLimitedLog
 
 log = logging.getLogger("trio_harvest.ingest")
 
@@ -104,6 +105,8 @@ class Connection:
         self.stats = ConnectionStats(plan.label, self.url)
         self._session: trio.CancelScope | None = None
         self._reconnect_asked = False
+        # the same error over and over (a flapping link) is logged once a minute, with a count
+        self._ratelog = RateLimitedLog(log, interval=60.0, clock=trio.current_time)
 
     def request_reconnect(self, reason: str) -> None:
         """Health may ask a stale connection to start over."""
@@ -122,7 +125,8 @@ class Connection:
             if self.on_disconnect is not None:
                 await self.on_disconnect(self.plan, error)
             delay = self.backoff.next_delay()
-            log.warning("%s: %s; reconnecting in %.2fs", st.label, error, delay)
+            self._ratelog.log(logging.WARNING, error, "%s: %s; reconnecting in %.2fs",
+                              st.label, error, delay)
             await trio.sleep(delay)
             st.reconnects += 1
 

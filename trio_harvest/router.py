@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .binance.decode import (
     AggTrade,
@@ -27,6 +27,10 @@ from .binance.decode import (
 from .kinds import GAPS, ORDERBOOK, PRICES, Row
 from .lanes import Lane, Lanes
 from .ratelimit import RateLimitedLog
+
+if TYPE_CHECKING:
+    from .booksync import DiffBooks
+    from .repair import Repair
 
 log = logging.getLogger("trio_harvest.router")
 
@@ -71,6 +75,8 @@ class Router:
         self._ratelog = RateLimitedLog(log)
         self._prices: dict[str, Lane] = {s: lanes.get(PRICES, s) for s in symbols}
         self._books: dict[str, Lane] = {s: lanes.get(ORDERBOOK, s) for s in symbols}
+        self.diff_books: DiffBooks | None = None  # book == "diff": local books (the app sets it)
+        self.gate: Repair | None = None  # dedup, agg-id continuity, resumed streams (the app sets it)
 
     async def handle(self, frame: str | bytes) -> None:
         """Route one combined-stream frame. Awaits only when an authoritative lane is full."""
@@ -90,8 +96,13 @@ class Router:
             return
         stats.last_seen[env.stream] = self.now()
         recv_ms = self.wall_ms()
+        gate = self.gate
+        if gate is not None and gate.resuming and env.stream in gate.resuming:
+            gate.resumed(env.stream, recv_ms)
         hook = self.hooks.get(symbol)
         if type(data) is AggTrade:
+            if gate is not None and not gate.trade(data, recv_ms):
+                return  # already in prices (a duplicated frame or id, or a handover overlap)
             row = trade_row(data, recv_ms)
             if not lane.put_nowait(row):
                 await lane.put(row)
@@ -99,9 +110,16 @@ class Router:
                 hook.on_trade(row)
             return
         if type(data) is BookTicker:
+            if gate is not None and not gate.book(env.stream, data.update_id):
+                return
             row = ticker_row(data, recv_ms, self.depth_levels)
         elif type(data) is DepthUpdate and self.book == "partial":
+            if gate is not None and not gate.book(env.stream, data.update_id):
+                return
             row = depth_row(data, recv_ms, self.depth_levels, self.depth_source)
+        elif type(data) is DepthUpdate and self.diff_books is not None:
+            await self.diff_books.on_depth(data, recv_ms, lane, hook)  # rows, gaps, resync
+            return
         else:  # diff depth is applied to a local book by a later stage
             self._bad("unexpected", "diff depth without a local book", frame)
             return

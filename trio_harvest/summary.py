@@ -22,6 +22,7 @@ class Summary:
     files: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     deadlettered: dict[str, int] = field(default_factory=dict)
     lost: dict[str, int] = field(default_factory=dict)
+    adversity: dict[str, Any] = field(default_factory=dict)  # repair.Repair.as_dict()
 
     @property
     def msgs_per_sec(self) -> float:
@@ -40,6 +41,7 @@ class Summary:
             "rows_per_file": {f"{k}/{s}": v for (k, s), v in sorted(self.files.items())},
             "rows_deadlettered": dict(self.deadlettered),
             "rows_lost": dict(self.lost),
+            "adversity": self.adversity,
         }
 
     def render(self) -> str:
@@ -63,6 +65,15 @@ class Summary:
         )
         if lost:
             lines.append(f"ROWS LOST (dead letter failed too): {lost}")
+        a = self.adversity
+        if a:
+            bf, ho = a["backfill"], a["handover"]
+            gaps = ", ".join(f"{r} {n}" for r, n in a["gaps"].items()) or "none"
+            lines.append(
+                f"gaps recorded: {gaps}; backfill: {bf['rows']} trades in {bf['requests']} "
+                f"requests, {bf['unfilled_ids']} ids unfilled; duplicates dropped: "
+                f"{a['trade_duplicates_dropped']} trades, {a['book_duplicates_dropped']} book; "
+                f"handovers {ho['handovers']}")
         return "\n".join(lines)
 
 
@@ -84,4 +95,5 @@ def summarize(h: Harvester) -> Summary:
         files=files,
         deadlettered={k: v.rows_deadlettered for k, v in kinds.items() if v.rows_deadlettered},
         lost={k: v.rows_lost for k, v in kinds.items() if v.rows_lost},
+        adversity=h.repair.as_dict(),
     )

@@ -1,0 +1,142 @@
+"""Continuity and deduplication of one symbol's aggregate trade ids and one stream's book ids.
+
+Owns the decision, per record, between *new*, *duplicate* and *new after a break*, in O(1) and
+bounded memory. A trade tracker keeps the highest ``agg_id`` seen and the short list of id ranges
+known to be missing below it (opened by a break, closed by late frames or REST backfill): an id
+at or below the highest is new only if it is inside a missing range, so a duplicated frame, a
+duplicated id or the overlap of a connection handover never yields a second row, and no set of
+seen ids is needed. A book tracker keeps the last update id (``u``) of a stream. Pure: no trio,
+no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ACCEPT = 0  # new, in order (or a late id that closes part of a missing range)
+DUPLICATE = 1  # seen before: drop it
+BREAK = 2  # new, after a jump: the ids in between are missing (see ``last_break``)
+
+MAX_OPEN_RANGES = 256  # missing ranges kept per symbol; beyond it the oldest is given up
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    first_id: int  # first missing id
+    last_id: int  # last missing id
+    start_ms: int  # trade time of the trade before the gap
+    end_ms: int  # trade time of the trade after the gap
+
+    @property
+    def size(self) -> int:
+        return self.last_id - self.first_id + 1
+
+
+class AggIdTracker:
+    """One symbol's ``agg_id`` continuity. Ids increase by one per aggregate on the exchange."""
+
+    __slots__ = ("abandoned", "duplicates", "last_break", "last_id", "last_ms", "late", "missing")
+
+    def __init__(self) -> None:
+        self.last_id: int | None = None
+        self.last_ms = 0
+        self.missing: list[list[int]] = []  # [lo, hi] inclusive, ascending, disjoint
+        self.last_break: Break | None = None
+        self.duplicates = 0
+        self.late = 0  # ids that arrived after a break was opened and closed part of it
+        self.abandoned: list[tuple[int, int]] = []  # ranges dropped by the bound (caller drains)
+
+    def admit(self, agg_id: int, ts_ms: int) -> int:
+        """Classify one trade from the stream (``ACCEPT``, ``DUPLICATE`` or ``BREAK``)."""
+        last = self.last_id
+        if last is None or agg_id == last + 1:
+            self.last_id = agg_id
+            self.last_ms = ts_ms
+            return ACCEPT
+        if agg_id > last:
+            self.last_break = Break(last + 1, agg_id - 1, self.last_ms, ts_ms)
+            self._open(last + 1, agg_id - 1)
+            self.last_id = agg_id
+            self.last_ms = ts_ms
+            return BREAK
+        if self.missing and self._take(agg_id):
+            self.late += 1
+            return ACCEPT
+        self.duplicates += 1
+        return DUPLICATE
+
+    def fill(self, agg_id: int) -> bool:
+        """A trade from REST backfill: True if it was missing (it is not any more)."""
+        return bool(self.missing) and self._take(agg_id)
+
+    def missing_in(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """The missing ranges within ``lo..hi`` (clipped), ascending."""
+        return [(max(a, lo), min(b, hi)) for a, b in self.missing if a <= hi and b >= lo]
+
+    def close(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """Give up on whatever is still missing within ``lo..hi``: return it and forget it (a
+        late copy of one of those ids will count as a duplicate)."""
+        out: list[tuple[int, int]] = []
+        keep: list[list[int]] = []
+        for a, b in self.missing:
+            if b < lo or a > hi:
+                keep.append([a, b])
+                continue
+            out.append((max(a, lo), min(b, hi)))
+            if a < lo:
+                keep.append([a, lo - 1])
+            if b > hi:
+                keep.append([hi + 1, b])
+        self.missing = keep
+        return out
+
+    @property
+    def missing_ids(self) -> int:
+        return sum(b - a + 1 for a, b in self.missing)
+
+    def _open(self, lo: int, hi: int) -> None:
+        self.missing.append([lo, hi])
+        if len(self.missing) > MAX_OPEN_RANGES:
+            a, b = self.missing.pop(0)
+            self.abandoned.append((a, b))
+
+    def _take(self, agg_id: int) -> bool:
+        ranges = self.missing
+        for i, r in enumerate(ranges):
+            lo, hi = r
+            if agg_id < lo:
+                return False
+            if agg_id > hi:
+                continue
+            if lo == hi:
+                del ranges[i]
+            elif agg_id == lo:
+                r[0] = lo + 1
+            elif agg_id == hi:
+                r[1] = hi - 1
+            else:
+                r[1] = agg_id - 1
+                ranges.insert(i + 1, [agg_id + 1, hi])
+            return True
+        return False
+
+
+class BookTracker:
+    """One book stream's update ids (``u``): a message that is not newer than the last one is a
+    duplicate (a duplicated frame, or the overlap of a handover). Partial depth and bookTicker
+    rows are whole states, so an id jump loses nothing that a later row does not carry; the
+    ``pu`` chain of diff depth is checked where the local book is kept (``diffbook.py``)."""
+
+    __slots__ = ("duplicates", "last_u")
+
+    def __init__(self) -> None:
+        self.last_u = -1
+        self.duplicates = 0
+
+    def admit(self, update_id: int) -> bool:
+        """True when the message is newer than every one before it."""
+        if update_id <= self.last_u:
+            self.duplicates += 1
+            return False
+        self.last_u = update_id
+        return True
