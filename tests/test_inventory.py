@@ -88,7 +88,7 @@ def test_cli_inspect_json_and_table(dataset: Path, capsys: pytest.CaptureFixture
         assert main(["inspect", "--data-dir", str(dataset), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert list(doc) == ["data_dir", "deadletter_dir", "partitions", "prices_continuity",
-                         "deadletter", "temp_files", "unreadable", "totals"]
+                         "deadletter", "temp_files", "unreadable", "totals", "gaps"]
     assert doc == json.loads(json.dumps(inspect_dataset(dataset).as_dict()))
     with logging_restored():
         assert main(["inspect", "--data-dir", str(dataset)]) == 0

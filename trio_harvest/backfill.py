@@ -117,6 +117,7 @@ class Backfill:
         self._idle.set()
         self._deadline = float("inf")
         self._stopping = False
+        self._job_scope: trio.CancelScope | None = None
         self._ratelog = RateLimitedLog(log, interval=60.0, clock=trio.current_time)
 
     # -- producer side (sync, from the router) -------------------------------------------------
@@ -170,6 +171,8 @@ class Backfill:
         is still missing is recorded as unfilled. Returns when nothing is queued or running."""
         self._stopping = True
         self._deadline = deadline
+        if self._job_scope is not None:  # the job running now stops fetching on time too
+            self._job_scope.deadline = min(self._job_scope.deadline, deadline)
         self._wake.set()
         if self._pending or self._busy:
             self._idle = trio.Event()
@@ -195,7 +198,11 @@ class Backfill:
             why = STOPPED
         else:
             with trio.move_on_at(self._deadline) as scope:
-                why = await self._fetch_range(job.symbol, tracker, lo, hi)
+                self._job_scope = scope
+                try:
+                    why = await self._fetch_range(job.symbol, tracker, lo, hi)
+                finally:
+                    self._job_scope = None
             if scope.cancelled_caught:
                 why = STOPPED
         stream = f"{job.symbol.lower()}@aggTrade"

@@ -42,15 +42,24 @@ def websocket_connector(
 
     @asynccontextmanager
     async def connect(url: str) -> AsyncIterator[MessageSource]:
-        async with trio_websocket.open_websocket_url(
-            url,
-            max_message_size=max_message_bytes,
-            message_queue_size=64,
-            receive_buffer_size=65536,
-            connect_timeout=connect_timeout,
-            disconnect_timeout=2.0,
-        ) as ws:
-            yield ws
+        opened: trio_websocket.WebSocketConnection | None = None
+        try:
+            async with trio_websocket.open_websocket_url(
+                url,
+                max_message_size=max_message_bytes,
+                message_queue_size=64,
+                receive_buffer_size=65536,
+                connect_timeout=connect_timeout,
+                disconnect_timeout=2.0,
+            ) as ws:
+                opened = ws
+                yield ws
+        finally:
+            # trio-websocket 0.12 never closes a client's socket when the *server* closed the
+            # connection (its close reason is set, so aclose() returns early): close it here.
+            stream = getattr(opened, "_stream", None)
+            if isinstance(stream, trio.abc.AsyncResource):
+                await stream.aclose()
 
     return connect
 

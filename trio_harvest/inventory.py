@@ -19,7 +19,8 @@ import polars as pl
 
 from .backlog import REJECTED_DIR, scan_backlog
 from .config import ConfigError
-from .kinds import PRICES
+from .gapreport import GapSummary, summarize_gaps
+from .kinds import GAPS, PRICES
 from .partitions import TMP_PREFIX
 
 MAX_LISTED = 50
@@ -78,6 +79,7 @@ class Inventory:
     deadletter: dict[str, Any] = field(default_factory=dict)
     temp_files: list[tuple[str, int]] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    gaps: GapSummary = field(default_factory=GapSummary)  # the gaps kind (issue 5)
 
     @property
     def holes(self) -> int:
@@ -98,6 +100,7 @@ class Inventory:
                        "rows": sum(p.rows for p in self.partitions),
                        "bytes": sum(p.bytes for p in self.partitions),
                        "agg_id_holes": self.holes},
+            "gaps": self.gaps.as_dict(),  # issue 5: the gaps kind, summarised
         }
 
     def render(self) -> str:
@@ -133,6 +136,7 @@ class Inventory:
         if self.unreadable:
             lines.append(f"unreadable files: {len(self.unreadable)}"
                          + "".join(f"\n  {p}: {e}" for p, e in self.unreadable[:10]))
+        lines += self.gaps.render()
         t = self.as_dict()["totals"]
         lines.append(f"totals: {t['files']} files, {t['rows']} rows, {_size(t['bytes'])}")
         return "\n".join(lines)
@@ -241,6 +245,8 @@ def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None) -> Inven
     doc: dict[str, Any] = backlog.as_dict()
     doc["rejected_lines"] = _count_lines(dl_dir / REJECTED_DIR)
     inv.deadletter = doc
+    inv.gaps = summarize_gaps(p for (_, _, kind), ps in sorted(groups.items()) if kind == GAPS
+                              for p in sorted(ps))
     return inv
 
 

@@ -200,6 +200,11 @@ class Repair:
             by = ", ".join(f"{r} {n}" for r, n in sorted(st.gaps.items()))
             notes.append(("gaps", "gaps", f"gaps recorded: {by}; backfill wrote {bf.rows} trades "
                           f"({bf.requests} requests, {bf.rate_limited} rate-limited)"))
+        waiting = sum(t.missing_ids for t in self.trackers.values())
+        if waiting:
+            notes.append(("backfill_waiting", "prices",
+                          f"{waiting} agg ids missing, waiting for backfill "
+                          f"({bf.rate_limited} answers so far were 429/418)"))
         if self.resuming:
             notes.append(("interrupted", "streams",
                           f"{len(self.resuming)} streams interrupted, waiting to resume"))
