@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 import trio
 
+from .binance.decode import TradeFields
 from .continuity import AggIdTracker, Break
 from .gaps import AGG_ID_BREAK, FILLED, UNFILLED, agg_detail, gap_row
 from .kinds import Row
@@ -41,14 +42,7 @@ STOPPED = "stopped before backfill"
 BACKFILL_OFF = "backfill off"
 
 
-class RestAggTrade(msgspec.Struct):
-    agg_id: int = msgspec.field(name="a")
-    price: float = msgspec.field(name="p")
-    qty: float = msgspec.field(name="q")
-    first_id: int = msgspec.field(name="f")
-    last_id: int = msgspec.field(name="l")
-    trade_ms: int = msgspec.field(name="T")
-    buyer_maker: bool = msgspec.field(name="m")
+RestAggTrade = TradeFields  # REST aggTrades rows: no e/E/s
 
 
 _decode_trades = msgspec.json.Decoder(list[RestAggTrade], strict=False)

@@ -225,6 +225,14 @@ def _coerce(name: str, raw: Any) -> Any:
     raise ConfigError(f"{name}: cannot be set this way")
 
 
+def _coerce_from(where: str, name: str, raw: Any) -> Any:
+    """``_coerce`` with the layer's location (file, variable, flag) in front of any error."""
+    try:
+        return _coerce(name, raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}{exc}") from None
+
+
 def _type_word(hint: Any) -> str:
     return {bool: "true/false", int: "whole number", float: "number", str: "string",
             Path: "path"}.get(hint, "value")
@@ -294,10 +302,7 @@ def layer_from_toml(data: Mapping[str, Any], where: str = "") -> dict[str, Any]:
             continue
         if name not in FIELD_NAMES:
             raise ConfigError(f"{where}unknown setting {key!r}")
-        try:
-            out[name] = _coerce(name, raw)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}{exc}") from None
+        out[name] = _coerce_from(where, name, raw)
     return out
 
 
@@ -306,20 +311,14 @@ def layer_from_env(env: Mapping[str, str]) -> dict[str, Any]:
     legacy = {"BUFFER_HIGH": "buffer_high", "SAVE_CONCURRENCY": "save_concurrency"}
     for var, name in legacy.items():
         if env.get(var, "").strip():
-            try:
-                out[name] = _coerce(name, env[var])
-            except ConfigError as exc:
-                raise ConfigError(f"environment {var}: {exc}") from None
+            out[name] = _coerce_from(f"environment {var}: ", name, env[var])
     for var, value in env.items():
         if not var.startswith(ENV_PREFIX):
             continue
         name = var[len(ENV_PREFIX):].lower()
         if name in ("watermarks", "signals") or name not in FIELD_NAMES:
             raise ConfigError(f"environment {var}: unknown setting {name!r}")
-        try:
-            out[name] = _coerce(name, value)
-        except ConfigError as exc:
-            raise ConfigError(f"environment {var}: {exc}") from None
+        out[name] = _coerce_from(f"environment {var}: ", name, value)
     return out
 
 
@@ -331,10 +330,7 @@ def layer_from_cli(values: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if name not in FIELD_NAMES:
             raise ConfigError(f"--{name.replace('_', '-')}: unknown setting")
-        try:
-            out[name] = _coerce(name, raw)
-        except ConfigError as exc:
-            raise ConfigError(f"--{name.replace('_', '-')}: {exc}") from None
+        out[name] = _coerce_from(f"--{name.replace('_', '-')}: ", name, raw)
     return out
 
 

@@ -22,9 +22,9 @@ class FrameError(ValueError):
         self.category = category
 
 
-class AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade"):
-    event_ms: int = msgspec.field(name="E")
-    symbol: str = msgspec.field(name="s")
+class TradeFields(msgspec.Struct):
+    """The fields an aggregate trade has everywhere (websocket and REST ``aggTrades``)."""
+
     agg_id: int = msgspec.field(name="a")
     price: float = msgspec.field(name="p")
     qty: float = msgspec.field(name="q")
@@ -32,6 +32,11 @@ class AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade"):
     last_id: int = msgspec.field(name="l")
     trade_ms: int = msgspec.field(name="T")
     buyer_maker: bool = msgspec.field(name="m")
+
+
+class AggTrade(TradeFields, tag_field="e", tag="aggTrade"):
+    event_ms: int = msgspec.field(name="E")
+    symbol: str = msgspec.field(name="s")
 
 
 class DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate"):
