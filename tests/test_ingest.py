@@ -99,7 +99,7 @@ async def test_stalled_connection_is_replaced(autojump_clock: trio.testing.MockC
         await conn.run()
     assert got == ["a", "b"]
     assert conn.stats.last_error.startswith("stalled")
-    assert 30 <= script.opened_at[1] - script.opened_at[0] <= 31.1
+    assert 30 <= script.opened_at[1] - script.opened_at[0] <= 32.1  # stall + check + backoff
 
 
 async def test_a_failing_connection_never_takes_down_another(
@@ -148,3 +148,28 @@ async def test_request_reconnect(autojump_clock: trio.testing.MockClock) -> None
         await trio.sleep(5)
         nursery.cancel_scope.cancel()
     assert got == ["a", "b"] and conn.stats.last_error == "reconnect requested"
+
+
+async def test_waiting_on_backpressure_is_not_a_stall(autojump_clock: trio.testing.MockClock) -> None:
+    """A full lane can block ``handle`` for longer than ``stall_timeout``: that is our disk, not a
+    silent exchange, so it must neither reconnect nor cancel the blocked put."""
+    script = Script([["a", "b", "stall"]])
+    got: list[str | bytes] = []
+    released = trio.Event()
+
+    async def handle(frame: str | bytes) -> None:
+        if frame == "a":
+            await released.wait()
+        got.append(frame)
+
+    conn = Connection(plan("s"), "ws://x", script.connect, handle, stall_timeout=30,
+                      backoff=Backoff(0.5, 1.0, random.Random(1)))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(conn.run)
+        await trio.sleep(100)  # blocked three stall timeouts long
+        conn.request_reconnect("health thinks it is stale")
+        assert conn.stats.failures == 0 and got == []
+        released.set()
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert got == ["a", "b"] and conn.stats.failures == 0

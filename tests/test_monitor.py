@@ -148,3 +148,35 @@ async def test_health_logs_state_changes_not_every_tick(caplog: pytest.LogCaptur
     assert messages[2] == "health: healthy again (was degraded for 6s)"
     assert [s for _, s, _ in monitor.transitions] == ["degraded", "degraded", "healthy"]
     assert monitor.checks == len(timeline)
+
+
+async def test_a_hung_dead_letter_scan_never_holds_up_the_app(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The health task reports started before it first scans the dead letter, and a scan that
+    hangs (a dead disk) is abandoned after an interval: the app can always reach its stop."""
+
+    class Stub:
+        backlog = Backlog()
+
+        def snapshot(self, now: float) -> Snapshot:
+            return Snapshot(uptime=now)
+
+    monitor = HealthMonitor(SimpleNamespace(connections=[]), Stub(),  # type: ignore[arg-type]
+                            Thresholds(), interval=0.05)
+    scans = 0
+
+    async def hang() -> Backlog:
+        nonlocal scans
+        scans += 1
+        await trio.sleep_forever()
+        raise AssertionError
+
+    monitor.scan = hang
+    async with trio.open_nursery() as nursery:
+        t0 = trio.current_time()
+        await nursery.start(monitor.run)
+        assert trio.current_time() == t0  # started before scanning
+        await trio.sleep(5)
+        nursery.cancel_scope.cancel()
+    assert scans >= 3 and monitor.checks >= 2  # each hung scan gave up after about a second

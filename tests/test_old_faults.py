@@ -296,3 +296,92 @@ async def test_timer_waits_for_file_size_or_age(autojump_clock: trio.testing.Moc
     # SLOW gets 4/s: 240 rows per minute; only age (300 s) flushes it
     assert [t for t, _ in slow[:2]] == [300, 600]
     assert all(n >= 1000 for _, n in fast[:-1]) and 1190 <= slow[0][1] <= 1210
+
+
+# -- the stop and the wake-ups, under pressure (found in review) -------------------------------
+
+
+async def test_a_full_lane_waking_rotation_at_a_timer_tick_is_flushed_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A high-watermark wake that lands on a timer tick must not be dropped (the lane may hold
+    fewer rows than min_file_rows when BUFFER_HIGH is small): the blocked producer resumes."""
+    disk = FakeDisk()
+    lanes = Lanes({k: (1000, 2000) for k in DEFAULT_WATERMARKS}, wake=lambda lane: None)
+    rotation = Rotation(lanes, disk.save, disk.dead_letter, rotate_sec=60, write_timeout=30,
+                        deadletter_timeout=30, save_concurrency=2, min_file_rows=10_000,
+                        max_file_age=300)
+    lanes.set_wake(rotation.wake)
+    lane = lanes.get(PRICES, "BTCUSDT")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(rotation.run)
+        await trio.sleep_until(rotation.next_rotation - 0.5)
+        for i in range(2000):
+            lane.put_nowait(price_row(i, T0 + i))
+        autojump_clock.jump(1.0)  # the loop was busy across the tick
+        t0 = trio.current_time()
+        await lane.put(price_row(2000, T0 + 2000))
+        blocked = trio.current_time() - t0
+        nursery.cancel_scope.cancel()
+    assert blocked < 1.0
+
+
+async def test_abort_bounds_the_dump_and_cancels_queued_writes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """At the end of the grace, ``abort()`` ends within ``deadletter_timeout`` however many lanes
+    there are, and writes still queued on the limiter go to the dead letter, not to the disk."""
+
+    class SlowDisk(FakeDisk):
+        async def save(self, part: Partition, gate: PublishGate) -> None:
+            await trio.sleep(20)
+            self.saved.append((trio.current_time(), part))
+
+        async def dead_letter(self, kind: str, symbol: str, rows: list[Row],
+                              gate: PublishGate) -> None:
+            await trio.sleep(25)
+            self.deadlettered.append((kind, symbol, rows))
+
+    disk = SlowDisk()
+    rotation = make_rotation(disk, rotate_sec=1)
+    rotation.deadletter_timeout = 30
+    for s in range(40):
+        rotation.lanes.get(PRICES, f"S{s}USDT").put_nowait(price_row(s, T0, f"S{s}USDT"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(rotation.run)
+        await trio.sleep(1.5)  # the timer started 40 flushes: 2 writing, 38 queued
+        for s in range(40, 80):
+            rotation.lanes.get(PRICES, f"S{s}USDT").put_nowait(price_row(s, T0, f"S{s}USDT"))
+        t0 = trio.current_time()
+        with trio.CancelScope(shield=True) as dump:
+            dump.deadline = t0 + 31
+            await rotation.abort()
+        took = trio.current_time() - t0
+        nursery.cancel_scope.cancel()
+    assert took <= 31
+    assert disk.saved == []  # nothing queued started after the abort
+    ids = sorted(r[4] for _, _, rows in disk.deadlettered for r in rows)
+    assert ids == list(range(80))
+    assert rotation.stats.kind(PRICES).rows_lost == 0
+
+
+async def test_a_backend_nursery_torn_down_mid_write_still_dead_letters(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A storage backend with its own nursery (say, multipart uploads) surfaces a teardown as a
+    group of Cancelled: the batch must still reach the dead letter."""
+
+    class NurseryDisk(FakeDisk):
+        async def save(self, part: Partition, gate: PublishGate) -> None:
+            async with trio.open_nursery() as inner:
+                inner.start_soon(trio.sleep_forever)
+                inner.start_soon(trio.sleep_forever)
+
+    disk = NurseryDisk()
+    rotation = make_rotation(disk, rotate_sec=1, write_timeout=1000)
+    rotation.lanes.get(PRICES, "BTCUSDT").put_nowait(price_row(7, T0))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(rotation.run)
+        await trio.sleep(5)
+        nursery.cancel_scope.cancel()
+    assert [r[4] for _, _, rows in disk.deadlettered for r in rows] == [7]

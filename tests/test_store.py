@@ -97,19 +97,35 @@ async def test_timed_out_write_never_appears_later(tmp_path: Path) -> None:
     assert list(tmp_path.rglob(".tmp-*")) == []
 
 
-async def test_writer_refuses_to_pile_up_hanging_threads(tmp_path: Path) -> None:
-    w = _writer(tmp_path, max_stuck=1)
+async def test_writer_refuses_to_pile_up_hanging_threads_per_store(tmp_path: Path) -> None:
     release = threading.Event()
 
-    def hang(rel: PurePath, produce: object, gate: PublishGate) -> int:
-        release.wait(10)
-        return 0
+    class HangingStore(LocalStore):
+        def write_atomic(self, rel: PurePath, produce: object, gate: object = None) -> int:
+            release.wait(10)
+            return 0
 
+    w = Writer(HangingStore(tmp_path / "data"), LocalStore(tmp_path / "dl"),
+               lambda kind: schema_for(kind, 5), max_stuck=1)
+    part = Partition("prices", "BTCUSDT", "2023-11-14", _rows(3))
     with trio.move_on_after(0.1):
-        await w._in_thread(hang, PurePath("x"), lambda fh: None, PublishGate())
-    assert w.threads_running == 1
+        await w.save(part, PublishGate())
+    assert w.threads_stuck == 1
     with pytest.raises(StorageStuck):
-        await w.save(Partition("prices", "BTCUSDT", "2023-11-14", _rows(1)), PublishGate())
+        await w.save(part, PublishGate())
+    # the hung data disk does not stop the dead letter, which is another store
+    written = await w.dead_letter("prices", "BTCUSDT", part.rows, PublishGate())
+    assert (tmp_path / "dl" / written.path).exists()
     release.set()
     while w.threads_running:
         await trio.sleep(0.01)
+    assert w.threads_stuck == 0
+
+
+async def test_busy_but_healthy_writes_are_not_stuck(tmp_path: Path) -> None:
+    w = _writer(tmp_path, max_stuck=1)
+    async with trio.open_nursery() as nursery:
+        for i in range(4):
+            nursery.start_soon(w.save, Partition("prices", f"S{i}USDT", "2023-11-14", _rows(500)),
+                               PublishGate())
+    assert w.threads_stuck == 0 and len(list((tmp_path / "data").rglob("*.parquet"))) == 4

@@ -161,7 +161,8 @@ class Harvester:
 
     async def run(self, *, task_status: trio.TaskStatus[Harvester] = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
-        self.stale_temps_removed = await trio.to_thread.run_sync(self._remove_stale_temps)
+        self.stale_temps_removed = await trio.to_thread.run_sync(self._remove_stale_temps,
+                                                                abandon_on_cancel=True)
         await self.ops.bind()  # a port in use is a ConfigError here, before anything starts
         try:
             async with trio.open_nursery() as root:

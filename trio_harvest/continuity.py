@@ -16,6 +16,12 @@ from dataclasses import dataclass
 ACCEPT = 0  # new, in order (or a late id that closes part of a missing range)
 DUPLICATE = 1  # seen before: drop it
 BREAK = 2  # new, after a jump: the ids in between are missing (see ``last_break``)
+IMPLAUSIBLE = 3  # a jump no exchange makes (a corrupt frame): not admitted, not remembered
+
+# Busiest symbols see a few million aggregates a day; a jump beyond these bounds is a bad frame,
+# and admitting it would make every later (real) id look like a duplicate.
+MAX_AGG_ID_JUMP = 50_000_000
+MAX_BOOK_ID_JUMP = 10**13
 
 MAX_OPEN_RANGES = 256  # missing ranges kept per symbol; beyond it the oldest is given up
 
@@ -53,6 +59,8 @@ class AggIdTracker:
             self.last_id = agg_id
             self.last_ms = ts_ms
             return ACCEPT
+        if agg_id > last + MAX_AGG_ID_JUMP or agg_id < 0:
+            return IMPLAUSIBLE
         if agg_id > last:
             self.last_break = Break(last + 1, agg_id - 1, self.last_ms, ts_ms)
             self._open(last + 1, agg_id - 1)
@@ -134,7 +142,10 @@ class BookTracker:
         self.duplicates = 0
 
     def admit(self, update_id: int) -> bool:
-        """True when the message is newer than every one before it."""
+        """True when the message is newer than every one before it (and plausibly so)."""
+        if self.last_u >= 0 and update_id > self.last_u + MAX_BOOK_ID_JUMP:
+            self.duplicates += 1
+            return False
         if update_id <= self.last_u:
             self.duplicates += 1
             return False

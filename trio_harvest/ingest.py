@@ -113,44 +113,69 @@ class Connection:
         self.on_disconnect = on_disconnect
         self.stats = ConnectionStats(plan.label, self.url)
         self._session: trio.CancelScope | None = None
-        self._reconnect_asked = False
+        self._ended_by = ""
+        self._handling = False  # inside handle(): possibly waiting on a full lane
+        self._progress_at = 0.0
         # the same error over and over (a flapping link) is logged once a minute, with a count
         self._ratelog = RateLimitedLog(log, interval=60.0, clock=trio.current_time)
 
     def request_reconnect(self, reason: str) -> None:
-        """Health may ask a stale connection to start over."""
-        if self._session is not None:
-            log.warning("%s: reconnecting on request (%s)", self.stats.label, reason)
-            self._reconnect_asked = True
-            self._session.cancel()
+        """Health may ask a stale connection to start over; not while it is only waiting for
+        room in a full lane (that silence is our backpressure, not the exchange's)."""
+        if self._session is None:
+            return
+        if self._handling:
+            log.info("%s: not reconnecting (%s): ingest is waiting for the disk", self.stats.label,
+                     reason)
+            return
+        log.warning("%s: reconnecting on request (%s)", self.stats.label, reason)
+        self._ended_by = "reconnect requested"
+        self._session.cancel()
 
     async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watchdog)
+            while True:
+                error = await self._session_once()
+                st = self.stats
+                st.connected = False
+                st.failures += 1
+                st.last_error = error
+                if self.on_disconnect is not None:
+                    await self.on_disconnect(self.plan, error)
+                delay = self.backoff.next_delay()
+                self._ratelog.log(logging.WARNING, error, "%s: %s; reconnecting in %.2fs",
+                                  st.label, error, delay)
+                await trio.sleep(delay)
+                st.reconnects += 1
+
+    async def _watchdog(self) -> None:
+        """Stall detection without a deadline per frame: a session that has seen no frame for
+        ``stall_timeout`` (or no handshake within ``stall_timeout + 10`` s) is cancelled; time
+        spent waiting on a full lane does not count."""
+        stall = self.stall_timeout
         while True:
-            error = await self._session_once()
-            st = self.stats
-            st.connected = False
-            st.failures += 1
-            st.last_error = error
-            if self.on_disconnect is not None:
-                await self.on_disconnect(self.plan, error)
-            delay = self.backoff.next_delay()
-            self._ratelog.log(logging.WARNING, error, "%s: %s; reconnecting in %.2fs",
-                              st.label, error, delay)
-            await trio.sleep(delay)
-            st.reconnects += 1
+            await trio.sleep(min(1.0, stall / 10))
+            session = self._session
+            if session is None or self._handling:
+                continue
+            allowance = stall if self.stats.connected else stall + 10.0
+            if trio.current_time() - self._progress_at > allowance:
+                self._ended_by = f"stalled: no frame for {stall:g}s"
+                session.cancel()
 
     async def _session_once(self) -> str:
         """One connection attempt and its receive loop. Returns why it ended."""
         st = self.stats
-        stall = self.stall_timeout
+        self._ended_by = "session cancelled"
         try:
             with trio.CancelScope() as session:
                 self._session = session
-                session.deadline = trio.current_time() + stall + 10.0  # handshake allowance
+                self._progress_at = trio.current_time()
                 async with self.connect(self.url) as ws:
                     st.connects += 1
                     st.connected = True
-                    st.connected_at = trio.current_time()
+                    st.connected_at = self._progress_at = trio.current_time()
                     if st.connects == 1:
                         log.info("%s: connected", st.label)
                     else:
@@ -158,28 +183,36 @@ class Connection:
                     first = True
                     get = ws.get_message
                     handle = self.handle
-                    session.deadline = trio.current_time() + stall
                     while True:
                         frame = await get()
-                        now = trio.current_time()
-                        session.deadline = now + stall
-                        st.last_frame_at = now
                         st.frames += 1
                         if first:
                             first = False
                             self.backoff.reset()
+                        self._handling = True
                         await handle(frame)
-            if self._reconnect_asked:
-                self._reconnect_asked = False
-                return "reconnect requested"
-            return f"stalled: no frame for {stall:g}s"
+                        self._handling = False
+                        st.last_frame_at = self._progress_at = trio.current_time()
+            return self._ended_by
         except RECOVERABLE as exc:
-            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return _describe(exc)
+        except BaseExceptionGroup as group:  # a library's nursery: recoverable if all leaves are
+            if group.subgroup(lambda e: not isinstance(e, Exception)) is not None:
+                raise  # Cancelled or KeyboardInterrupt inside: not ours to swallow
+            leaves = group.exceptions
+            if not all(isinstance(e, RECOVERABLE) for e in leaves):
+                log.error("%s: unexpected errors in the receive loop", st.label, exc_info=group)
+            return _describe(leaves[0])
         except Exception as exc:  # a bug must not end the harvest: log it whole, start over
             log.exception("%s: unexpected error in the receive loop", st.label)
             return f"unexpected {type(exc).__name__}: {exc}"
         finally:
             self._session = None
+            self._handling = False
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def make_connections(

@@ -3,8 +3,9 @@ watermark.
 
 Owns the watermark policy at the producer side: crossing the high watermark wakes rotation for
 that lane; at capacity, authoritative kinds wait (backpressure, and rotation is woken to flush)
-while preview kinds spill to a bounded spill list that rotation sends to the dead letter. Never
-does I/O and never holds more than ``capacity`` rows (plus ``capacity`` spilled preview rows).
+while preview kinds spill to a bounded spill list that rotation sends to the dead letter (as does
+an authoritative row whose waiting producer was cancelled). Never does I/O and never holds more
+than ``capacity`` rows (plus ``capacity`` spilled preview rows, plus one per cancelled producer).
 """
 
 from __future__ import annotations
@@ -64,7 +65,16 @@ class Lane:
             return
         self.stats.blocked += 1
         self.wake(self)
-        await self._send.send(row)
+        try:
+            await self._send.send(row)
+        except BaseException:
+            # Cancelled while waiting (a stop, a reconnect): the row was already accepted
+            # upstream (e.g. its agg_id counted as seen), so it must not vanish. The spill list
+            # goes to the dead letter with the next flush, or with the final one.
+            self.spill.append(row)
+            self.stats.spilled += 1
+            self.wake(self)
+            raise
         self.level += 1
         self.stats.accepted += 1
 

@@ -10,6 +10,7 @@ anything but a connection's session through ``Connection.request_reconnect`` (ol
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,8 @@ class HealthMonitor:
         self.reconnect_cooldown = reconnect_cooldown
         self.report = HealthReport()
         self.checks = 0
-        self.transitions: list[tuple[float, str, tuple[str, ...]]] = []  # (time, status, reasons)
+        # (time, status, reasons) of the last state changes; bounded for runs of weeks
+        self.transitions: deque[tuple[float, str, tuple[str, ...]]] = deque(maxlen=1000)
         self.reconnects_requested = 0
         self._degraded_since: float | None = None
         self._keys: frozenset[tuple[str, str]] = frozenset()
@@ -50,8 +52,8 @@ class HealthMonitor:
         return snap, assess(snap, self.thresholds)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()  # never hold up the app (or its stop) on a slow disk scan
         await self.refresh_backlog()
-        task_status.started()
         while True:
             await trio.sleep(self.interval)
             try:
@@ -61,13 +63,16 @@ class HealthMonitor:
                 log.exception("health check failed; trying again next interval")
 
     async def _scan_in_thread(self) -> Backlog:
-        return await trio.to_thread.run_sync(scan_backlog, self.h.config.deadletter_path)
+        return await trio.to_thread.run_sync(scan_backlog, self.h.config.deadletter_path,
+                                             abandon_on_cancel=True)
 
     async def refresh_backlog(self) -> None:
-        try:
-            self.sampler.backlog = await self.scan()
-        except OSError as exc:
-            log.debug("cannot scan the dead letter: %s", exc)
+        """Re-read the dead-letter backlog, within one interval (a hung disk keeps the old one)."""
+        with trio.move_on_after(max(self.interval, 1.0)):
+            try:
+                self.sampler.backlog = await self.scan()
+            except OSError as exc:
+                log.debug("cannot scan the dead letter: %s", exc)
 
     def check(self, now: float) -> HealthReport:
         """One tick: judge, log what changed, act on reconnect suggestions."""

@@ -2,7 +2,8 @@
 interval are counted and reported with the next one ("… (repeated 412 times)").
 
 Owns only the suppression bookkeeping; the clock is injected so it is tested without sleeping.
-Never drops the *count* of what it suppressed.
+Never drops the *count* of what it suppressed, unless more than ``max_keys`` different messages
+compete (then it forgets them all at once: its memory is bounded).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class RateLimitedLog:
             return False
         if len(self._last) >= self.max_keys and key not in self._last:
             self._last.clear()
+            self._suppressed.clear()  # bounded together: varying keys cannot pile up
         self._last[key] = now
         repeated = self._suppressed.pop(key, 0)
         if repeated:

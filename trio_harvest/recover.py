@@ -147,6 +147,9 @@ def _check_value(name: str, dtype: Any, value: Any) -> Any:
     return value
 
 
+MAX_TS_MS = 253_402_300_800_000  # 10000-01-01: the end of what a date partition can name
+
+
 def validate_row(schema: Schema, row: Row, symbol: str, lineno: int) -> Row:
     """A decoded row whose every value fits its column, or ``BadLine``."""
     try:
@@ -156,6 +159,8 @@ def validate_row(schema: Schema, row: Row, symbol: str, lineno: int) -> Row:
     got = out[schema.index("symbol")]
     if got != symbol:
         raise BadLine(lineno, f"symbol {got!r} does not match the file's {symbol!r}")
+    if not 0 <= out[0] < MAX_TS_MS:  # no date partition can hold it; it would block the file
+        raise BadLine(lineno, f"ts_ms {out[0]} is not a plausible time")
     return out
 
 
@@ -219,7 +224,8 @@ class Recoverer:
         self.hook = hook or (lambda step, f: None)
 
     async def pending(self, unknown: list[str] | None = None) -> list[DeadLetterFile]:
-        return await trio.to_thread.run_sync(list_deadletter, self.deadletter.root, unknown)
+        return await trio.to_thread.run_sync(list_deadletter, self.deadletter.root, unknown,
+                                             abandon_on_cancel=True)
 
     async def recover_all(self, limit: int | None = None) -> RecoveryReport:
         report = RecoveryReport()
@@ -232,7 +238,7 @@ class Recoverer:
         out = FileOutcome(f"{f.kind}/{f.name}")
         try:
             loaded = await trio.to_thread.run_sync(
-                load_file, self.deadletter.path(f.rel), f.kind, f.symbol)
+                load_file, self.deadletter.path(f.rel), f.kind, f.symbol, abandon_on_cancel=True)
         except FileNotFoundError:
             out.gone = True
             return out
@@ -246,7 +252,7 @@ class Recoverer:
                 self.hook("rejected", f)
             for i, (schema, rows) in enumerate(loaded.groups):
                 await self._write_rows(f, schema, rows, recovery_token(f, i), out)
-            await trio.to_thread.run_sync(self.deadletter.delete, f.rel)
+            await trio.to_thread.run_sync(self.deadletter.delete, f.rel, abandon_on_cancel=True)
         except Exception as exc:  # this file's failure is this file's alone; it stays in place
             out.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             return out
@@ -260,7 +266,8 @@ class Recoverer:
         def produce(fh: BinaryIO) -> None:
             fh.write(payload)
 
-        await trio.to_thread.run_sync(self.deadletter.write_atomic, rel, produce)
+        await trio.to_thread.run_sync(self.deadletter.write_atomic, rel, produce,
+                                      abandon_on_cancel=True)
         out.rejected = len(loaded.bad)
         out.rejected_path = str(PurePath(self.deadletter.root.name, rel))
         out.first_reason = f"line {loaded.bad[0][0]}: {loaded.bad[0][1]}"

@@ -23,12 +23,13 @@ from .backfill import Backfill
 from .binance.decode import AggTrade
 from .binance.streams import ConnectionPlan
 from .config import Config
-from .continuity import BREAK, DUPLICATE, AggIdTracker, BookTracker
+from .continuity import BREAK, DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker
 from .gaps import disconnect_reason, gap_row, parse_agg_detail
 from .handover import HandoverConnector
 from .ingest import ConnectFn
 from .kinds import GAPS, PRICES, Row
 from .lanes import Lanes
+from .ratelimit import RateLimitedLog
 from .restclient import FetchFn, WeightBudget, http_fetch
 
 log = logging.getLogger("trio_harvest.repair")
@@ -49,6 +50,7 @@ class Interruption:
 @dataclass
 class RepairStats:
     trade_duplicates: int = 0  # aggTrades dropped: agg_id already in prices
+    trade_implausible: int = 0  # aggTrades dropped: an agg_id jump no exchange makes
     book_duplicates: int = 0  # book messages dropped: update id not newer
     gaps: dict[str, int] = field(default_factory=dict)  # gap rows by reason
     last_unfilled_at: float | None = None  # trio time
@@ -70,6 +72,7 @@ class Repair:
         self.lanes = lanes
         self.wall_ms = wall_ms
         self.stats = RepairStats()
+        self._ratelog = RateLimitedLog(log, interval=60.0)
         self.trackers = {s: AggIdTracker() for s in config.symbols}
         self.books: dict[str, BookTracker] = {}
         self.resuming: dict[str, Interruption] = {}
@@ -97,6 +100,12 @@ class Repair:
         verdict = tracker.admit(t.agg_id, t.trade_ms)
         if verdict == DUPLICATE:
             self.stats.trade_duplicates += 1
+            return False
+        if verdict == IMPLAUSIBLE:
+            self.stats.trade_implausible += 1
+            self._ratelog.log(logging.WARNING, "implausible agg_id",
+                              "%s: ignored a trade with an implausible agg_id %d (last %s)",
+                              t.symbol, t.agg_id, tracker.last_id)
             return False
         if verdict == BREAK:
             assert tracker.last_break is not None

@@ -10,6 +10,7 @@ by twice the lane capacities. Never runs per message (old fault 7): ingest only 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -48,7 +49,8 @@ class KindStats:
 class RotationStats:
     kinds: dict[str, KindStats] = field(default_factory=dict)
     rows_written_by: dict[tuple[str, str], int] = field(default_factory=dict)
-    files: list[tuple[str, str, int]] = field(default_factory=list)  # (kind, symbol, rows), bounded
+    # per (kind, symbol): (files, fewest rows in a file, most rows in a file)
+    files: dict[tuple[str, str], tuple[int, int, int]] = field(default_factory=dict)
     rotations: int = 0
     wakeups: int = 0
 
@@ -102,6 +104,8 @@ class Rotation:
         self._idle.set()
         self._nursery: trio.Nursery | None = None
         self._stopping = False
+        self._hard_deadline = math.inf  # set by abort(): bounds every dead-letter write
+        self._dl_scopes: set[trio.CancelScope] = set()
         self.next_rotation: float = math.inf
 
     # -- producer side -------------------------------------------------------------------------
@@ -127,7 +131,8 @@ class Rotation:
                 if now >= self.next_rotation:
                     self.stats.rotations += 1
                     self.next_rotation = max(self.next_rotation + self.rotate_sec, now)
-                    targets = [lane for lane in self.lanes if self._due(lane, now)]
+                    targets = [lane for lane in self.lanes
+                               if lane in self._urgent or self._due(lane, now)]
                 else:
                     targets = list(self._urgent)
                 self._urgent.clear()
@@ -139,7 +144,7 @@ class Rotation:
         if not lane.pending:
             return False
         last = self._last_flush.setdefault(lane, now - self.rotate_sec)
-        return bool(lane.spill) or lane.level >= self.min_file_rows or (
+        return bool(lane.spill) or lane.level >= min(self.min_file_rows, lane.high) or (
             now - last >= self.max_file_age
         )
 
@@ -171,11 +176,16 @@ class Rotation:
         spilled = lane.take_spill()
         rows = lane.drain()
         if spilled:
-            await self._to_dead_letter(lane.kind, lane.symbol, spilled, "preview lane full")
+            await self._to_dead_letter(lane.kind, lane.symbol, spilled, "spilled from a full lane")
         if not rows:
             return
+        try:
+            parts = split_by_date(lane.kind, lane.symbol, rows)
+        except Exception as exc:  # e.g. an event time no calendar has: keep the rows anyway
+            await self._to_dead_letter(lane.kind, lane.symbol, rows, f"cannot partition: {exc}")
+            return
         async with trio.open_nursery() as nursery:
-            for part in split_by_date(lane.kind, lane.symbol, rows):
+            for part in parts:
                 nursery.start_soon(self._write_partition, part)
 
     async def _write_partition(self, part: Partition) -> None:
@@ -183,47 +193,60 @@ class Rotation:
         gate = PublishGate()
         error: str | None = None
         written: Any = None
+        elapsed = 0.0
+        timed_out = False
         try:
-            async with self.limiter:
-                started = trio.current_time()
-                with trio.move_on_after(self.write_timeout) as scope:
-                    self._write_scopes.add(scope)
-                    try:
-                        written = await self._save(part, gate)
-                    except Exception as exc:  # any failure of one write is that write's alone
-                        error = f"{type(exc).__name__}: {exc}"
-                        ks.write_failures += 1
-                    finally:
-                        self._write_scopes.discard(scope)
-                if scope.cancelled_caught:
-                    if gate.abandon():
-                        ks.write_timeouts += 1
-                        error = f"write timed out after {self.write_timeout:g}s"
-                    # else: the thread had already decided to publish; the file will appear
-                elapsed = trio.current_time() - started
-        except trio.Cancelled:
-            # The app is being torn down mid-write: the batch must still reach the disk.
+            # ``abort()`` cancels this scope: a write waiting for the limiter, or running, then
+            # goes straight to the dead letter instead of starting (or finishing) late.
+            with trio.CancelScope() as aborted:
+                self._write_scopes.add(aborted)
+                try:
+                    async with self.limiter:
+                        started = trio.current_time()
+                        with trio.move_on_after(self.write_timeout) as timeout:
+                            try:
+                                written = await self._save(part, gate)
+                            except Exception as exc:  # any failure of one write is its own
+                                error = f"{type(exc).__name__}: {exc}"
+                                ks.write_failures += 1
+                        timed_out = timeout.cancelled_caught
+                        elapsed = trio.current_time() - started
+                finally:
+                    self._write_scopes.discard(aborted)
+            if (aborted.cancelled_caught or timed_out) and gate.abandon():
+                ks.write_timeouts += 1
+                error = ("aborted at shutdown" if aborted.cancelled_caught
+                         else f"write timed out after {self.write_timeout:g}s")
+                # else: the thread had already decided to publish; the file will appear
+        except BaseException:
+            # The app is being torn down mid-write (Cancelled, or a group of them from a
+            # backend's own nursery): the batch must still reach the disk.
             if gate.abandon():
                 await self._to_dead_letter(part.kind, part.symbol, part.rows, "cancelled")
             raise
         if error is None:
-            ks.rows_written += len(part.rows)
-            ks.files_written += 1
-            ks.bytes_written += int(getattr(written, "bytes", 0) or 0)
-            ks.last_write_at = trio.current_time()
-            key = (part.kind, part.symbol)
-            self.stats.rows_written_by[key] = self.stats.rows_written_by.get(key, 0) + len(part.rows)
-            if len(self.stats.files) < 100_000:
-                self.stats.files.append((part.kind, part.symbol, len(part.rows)))
+            self._record_written(part, written)
             self._notify(part.kind, "ok", len(part.rows), elapsed)
             return
         ks.last_error = error
-        # keyed by kind and error type: messages differ by file name, the failure is the same
-        self._ratelog.log(logging.WARNING, f"{part.kind}:{error.split(':', 1)[0]}",
+        self._ratelog.log(logging.WARNING, f"{part.kind}:{error.split(':')[0]}",
                           "write of %s/%s %s (%d rows) failed: %s; sent to the dead letter",
                           part.kind, part.symbol, part.date, len(part.rows), error)
         self._notify(part.kind, "failed", len(part.rows), elapsed)
         await self._to_dead_letter(part.kind, part.symbol, part.rows, error)
+
+    def _record_written(self, part: Partition, written: Any) -> None:
+        ks = self.stats.kind(part.kind)
+        ks.rows_written += len(part.rows)
+        ks.files_written += 1
+        ks.bytes_written += int(getattr(written, "bytes", 0) or 0)
+        ks.last_write_at = trio.current_time()
+        key = (part.kind, part.symbol)
+        self.stats.rows_written_by[key] = self.stats.rows_written_by.get(key, 0) + len(part.rows)
+        fs = self.stats.files.get(key)
+        n = len(part.rows)
+        self.stats.files[key] = (1, n, n) if fs is None else (fs[0] + 1, min(fs[1], n),
+                                                              max(fs[2], n))
 
     async def _to_dead_letter(self, kind: str, symbol: str, rows: list[Row], reason: str) -> None:
         """Write rows to the dead letter, within ``deadletter_timeout``. If even that fails the
@@ -231,16 +254,23 @@ class Rotation:
         ks = self.stats.kind(kind)
         gate = PublishGate()
         error: str | None = None
-        # Shielded: a teardown must not interrupt it; its own deadline bounds it instead.
-        with trio.CancelScope(shield=True):
-            async with self.deadletter_limiter:
+        timed_out = False
+        # Shielded: a teardown must not interrupt it. Bounded instead by its own timeout and,
+        # once ``abort()`` has set it, by the stop's hard deadline (limiter wait included).
+        with trio.CancelScope(shield=True, deadline=self._hard_deadline) as hard:
+            self._dl_scopes.add(hard)
+            async with contextlib.AsyncExitStack() as stack:
+                stack.callback(self._dl_scopes.discard, hard)
+                if not self._stopping:  # at a stop every dump runs at once (threads permitting)
+                    await stack.enter_async_context(self.deadletter_limiter)
                 with trio.move_on_after(self.deadletter_timeout) as scope:
                     try:
                         await self._dead_letter_fn(kind, symbol, rows, gate)
                     except Exception as exc:
                         error = f"{type(exc).__name__}: {exc}"
-                if scope.cancelled_caught and gate.abandon():
-                    error = f"dead-letter write timed out after {self.deadletter_timeout:g}s"
+                timed_out = scope.cancelled_caught
+        if (timed_out or hard.cancelled_caught) and error is None and gate.abandon():
+            error = f"dead-letter write timed out after {self.deadletter_timeout:g}s"
         if error is None:
             ks.rows_deadlettered += len(rows)
             ks.deadletter_files += 1
@@ -277,10 +307,16 @@ class Rotation:
                 self._again.add(lane)
         await self._idle.wait()
 
-    async def abort(self) -> None:
-        """Grace is over: time out every write in flight (their batches go to the dead letter)
-        and dump every lane straight into the dead letter. Call it shielded, with a deadline."""
+    async def abort(self, deadline: float | None = None) -> None:
+        """Grace is over: cancel every write queued or in flight (their batches go to the dead
+        letter) and dump every lane straight into the dead letter, all at once. Every dead-letter
+        write, however it started, ends by ``deadline`` (default: ``deadletter_timeout`` from
+        now); what is not written by then is counted as lost and logged."""
         self._stopping = True
+        self._hard_deadline = (trio.current_time() + self.deadletter_timeout
+                               if deadline is None else deadline)
+        for hard in self._dl_scopes:  # dumps already under way or queued
+            hard.deadline = min(hard.deadline, self._hard_deadline)
         for scope in list(self._write_scopes):
             scope.cancel()
         async with trio.open_nursery() as nursery:

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("trio_harvest.router")
 
+MIN_EVENT_MS = 1_420_070_400_000  # 2015-01-01: before any market this harvests
+MAX_EVENT_MS = 4_102_444_800_000  # 2100-01-01
+
 
 class SignalHooks(Protocol):
     """What ingest calls for every record of a symbol (the signal engine implements it)."""
@@ -94,8 +97,15 @@ class Router:
         if lane is None:
             self._bad("unexpected", f"frame for unsubscribed symbol {symbol!r}", frame)
             return
-        stats.last_seen[env.stream] = self.now()
         recv_ms = self.wall_ms()
+        ts = data.trade_ms or data.event_ms
+        if ts and not MIN_EVENT_MS <= ts < MAX_EVENT_MS:
+            # a corrupt frame: no date partition can sensibly hold it; never admit it anywhere.
+            # (Deliberately not compared with the local clock: a host whose clock is off must
+            # still harvest.)
+            self._bad("unexpected", f"implausible event time {ts}", frame)
+            return
+        stats.last_seen[env.stream] = self.now()
         gate = self.gate
         if gate is not None and gate.resuming and env.stream in gate.resuming:
             gate.resumed(env.stream, recv_ms)

@@ -144,7 +144,7 @@ class Sampler:
             limiter_total=total,
             limiter_saturated_for=0.0 if self._saturated_since is None
             else now - self._saturated_since,
-            writer_threads=h.writer.threads_running,
+            writer_threads=h.writer.threads_stuck,
             writer_max_stuck=h.writer.max_stuck,
             deadletter_files=self.backlog.files,
             deadletter_rows=self.backlog.rows,

@@ -19,7 +19,7 @@ class Summary:
     unexpected: int
     reconnects: int
     rows_written: dict[tuple[str, str], int] = field(default_factory=dict)
-    files: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    files: dict[tuple[str, str], tuple[int, int, int]] = field(default_factory=dict)  # n, min, max
     deadlettered: dict[str, int] = field(default_factory=dict)
     lost: dict[str, int] = field(default_factory=dict)
     adversity: dict[str, Any] = field(default_factory=dict)  # repair.Repair.as_dict()
@@ -38,7 +38,9 @@ class Summary:
             "unexpected": self.unexpected,
             "reconnects": self.reconnects,
             "rows_written": {f"{k}/{s}": n for (k, s), n in sorted(self.rows_written.items())},
-            "rows_per_file": {f"{k}/{s}": v for (k, s), v in sorted(self.files.items())},
+            "files": {f"{k}/{s}": n for (k, s), (n, _, _) in sorted(self.files.items())},
+            "rows_per_file": {f"{k}/{s}": {"min": lo, "max": hi}
+                              for (k, s), (_, lo, hi) in sorted(self.files.items())},
             "rows_deadlettered": dict(self.deadlettered),
             "rows_lost": dict(self.lost),
             "adversity": self.adversity,
@@ -53,10 +55,9 @@ class Summary:
             f"{'kind':<10} {'symbol':<12} {'rows written':>12} {'files':>6} {'rows/file':>18}",
         ]
         for (kind, symbol), rows in sorted(self.rows_written.items()):
-            sizes = self.files.get((kind, symbol), [])
-            per_file = (f"{min(sizes)}..{max(sizes)}" if len(sizes) > 1 else str(sizes[0])) \
-                if sizes else "-"
-            lines.append(f"{kind:<10} {symbol:<12} {rows:>12} {len(sizes):>6} {per_file:>18}")
+            n, lo, hi = self.files.get((kind, symbol), (0, 0, 0))
+            per_file = "-" if not n else (str(lo) if lo == hi else f"{lo}..{hi}")
+            lines.append(f"{kind:<10} {symbol:<12} {rows:>12} {n:>6} {per_file:>18}")
         dl = sum(self.deadlettered.values())
         lost = sum(self.lost.values())
         lines.append(
@@ -80,9 +81,6 @@ class Summary:
 def summarize(h: Harvester) -> Summary:
     started = h.started_at or 0.0
     stopped = h.stopped_at or started
-    files: dict[tuple[str, str], list[int]] = {}
-    for kind, symbol, rows in h.rotation.stats.files:
-        files.setdefault((kind, symbol), []).append(rows)
     kinds = h.rotation.stats.kinds
     return Summary(
         seconds=max(0.0, stopped - started),
@@ -92,7 +90,7 @@ def summarize(h: Harvester) -> Summary:
         unexpected=h.router.stats.unexpected,
         reconnects=sum(c.stats.reconnects for c in h.connections),
         rows_written=dict(h.rotation.stats.rows_written_by),
-        files=files,
+        files=dict(h.rotation.stats.files),
         deadlettered={k: v.rows_deadlettered for k, v in kinds.items() if v.rows_deadlettered},
         lost={k: v.rows_lost for k, v in kinds.items() if v.rows_lost},
         adversity=h.repair.as_dict(),

@@ -54,6 +54,7 @@ class Writer:
         self.max_stuck = max_stuck
         self.wall_ms = wall_ms
         self._running = 0
+        self._stuck: dict[int, int] = {}
         self._lock = threading.Lock()
 
     @property
@@ -74,10 +75,8 @@ class Writer:
     ) -> Written:
         schema = self.schema_of(kind)
         rel = PurePath(kind, deadletter_name(symbol, self.wall_ms(), len(rows), unique_token()))
-        payload = encode_ndjson(schema, rows)
-
-        def produce(fh: BinaryIO) -> None:
-            fh.write(payload)
+        def produce(fh: BinaryIO) -> None:  # encoded in the worker thread, not on the loop
+            fh.write(encode_ndjson(schema, rows))
 
         size = await self._in_thread(self.deadletter_store.write_atomic, rel, produce, gate)
         return Written(rel, len(rows), size)
@@ -89,12 +88,18 @@ class Writer:
         produce: Callable[..., None],
         gate: PublishGate,
     ) -> int:
+        """Run one blocking write in a thread. Only threads that were *abandoned* (their caller
+        timed out) and still run count as stuck, separately per store, so a hung data disk never
+        stops dead-letter writes to another one, and healthy concurrency never looks stuck."""
+        store = getattr(fn, "__self__", None)
+        key = id(store)
         with self._lock:
-            if self._running >= self.max_stuck:
-                raise StorageStuck(
-                    f"{self._running} earlier writes are still hanging; not starting another"
-                )
+            stuck = self._stuck.get(key, 0)
+            if stuck >= self.max_stuck:
+                raise StorageStuck(f"{stuck} earlier writes to {getattr(store, 'root', 'this store')} "
+                                   "are still hanging; not starting another")
             self._running += 1
+        state = {"done": False, "abandoned": False}
 
         def run() -> int:
             try:
@@ -102,5 +107,20 @@ class Writer:
             finally:
                 with self._lock:
                     self._running -= 1
+                    state["done"] = True
+                    if state["abandoned"]:
+                        self._stuck[key] -= 1
 
-        return await trio.to_thread.run_sync(run, abandon_on_cancel=True)
+        try:
+            return await trio.to_thread.run_sync(run, abandon_on_cancel=True)
+        except BaseException:
+            with self._lock:
+                if not state["done"]:
+                    state["abandoned"] = True
+                    self._stuck[key] = self._stuck.get(key, 0) + 1
+            raise
+
+    @property
+    def threads_stuck(self) -> int:
+        """Abandoned write threads still running (a hung disk), over all stores."""
+        return sum(self._stuck.values())
