@@ -57,7 +57,7 @@ def read_kind(data: Path, kind: str) -> pl.DataFrame:
     files = list(data.glob(f"date=*/symbol=*/kind={kind}/*.parquet"))
     if not files:
         return pl.DataFrame()
-    return pl.read_parquet(files, hive_partitioning=False)
+    return pl.read_parquet(files, hive_partitioning=True)  # symbol comes from the path
 
 
 def tape_frame(sim: Simulator, symbol: str, lo: int, hi: int) -> pl.DataFrame:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import polars as pl
+import pyarrow.dataset as ds
 import trio
 
 from trio_harvest.app import Harvester
@@ -48,6 +50,14 @@ async def test_harvest_from_simulator_end_to_end(tmp_path: Path) -> None:
     everything = pl.scan_parquet(str(data / "**" / "*.parquet"), hive_partitioning=True).collect()
     assert set(everything["kind"].unique()) >= {"prices", "orderbook"}
     assert everything.filter(pl.col("kind") == "prices").height == prices.height
+    # ... and so do PyArrow and DuckDB, with their usual options
+    table = ds.dataset(str(data), format="parquet", partitioning="hive",
+                       ignore_prefixes=[".", "_", "deadletter"]).to_table()
+    assert table.num_rows == everything.height and "symbol" in table.column_names
+    glob = str(data / "**" / "*.parquet")
+    n = duckdb.sql(f"select count(*) from read_parquet('{glob}', hive_partitioning=true) "
+                   "where kind = 'prices'").fetchall()
+    assert n == [(prices.height,)]
     # derived kinds: written, one features row per symbol-second, parameters in the metadata
     assert set(everything["kind"].unique()) >= {"ofi", "cvd", "fusion", "features"}
     features = everything.filter(pl.col("kind") == "features").select(columns_of("features"))

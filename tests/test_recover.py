@@ -104,7 +104,8 @@ def read_kind(data: Path, kind: str) -> pl.DataFrame:
     files = sorted(data.glob(f"date=*/symbol=*/kind={kind}/*.parquet"))
     if not files:
         return pl.DataFrame()
-    return pl.concat([pl.read_parquet(f, columns=schema_for(kind, 5).names) for f in files])
+    return pl.concat([pl.read_parquet(f, hive_partitioning=True).select(schema_for(kind, 5).names)
+                      for f in files])
 
 
 def assert_exactly_once(data: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from trio_harvest.gate import PublishGate
-from trio_harvest.kinds import DATASET_SCHEMA, PRICES_SCHEMA, schema_for
+from trio_harvest.kinds import FILE_SCHEMA, PRICES_SCHEMA, schema_for
 from trio_harvest.partitions import Partition
 from trio_harvest.store import HOST, Abandoned, LocalStore
 from trio_harvest.writer import StorageStuck, Writer
@@ -70,10 +70,14 @@ async def test_writer_saves_parquet_with_metadata(tmp_path: Path) -> None:
     path = tmp_path / "data" / written.path
     assert str(written.path).startswith("date=2023-11-14/symbol=BTCUSDT/kind=prices/part-")
     df = pl.read_parquet(path)
-    assert df.columns == DATASET_SCHEMA.names and df.height == 10  # one schema for every kind
-    own = df.select(PRICES_SCHEMA.names)
+    assert df.columns == FILE_SCHEMA.names and df.height == 10  # one schema for every kind
+    assert "symbol" not in df.columns  # the path carries it
+    own = df.select([n for n in PRICES_SCHEMA.names if n != "symbol"])
     assert own.null_count().sum_horizontal().item() == 0
-    assert df.drop(PRICES_SCHEMA.names).null_count().min_horizontal().item() == 10
+    others = [n for n in FILE_SCHEMA.names if n not in PRICES_SCHEMA.names]
+    assert df.select(others).null_count().min_horizontal().item() == 10
+    full = pl.read_parquet(path, hive_partitioning=True)
+    assert full.select(PRICES_SCHEMA.names).null_count().sum_horizontal().item() == 0
     assert pl.read_parquet_metadata(path)["k"] == "v"
 
 

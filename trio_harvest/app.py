@@ -202,8 +202,10 @@ class Harvester:
                 self.started_at = trio.current_time()
                 await root.start(self.ops.run)
                 log.info(
-                    "harvesting %d symbols over %d connections from %s into %s",
-                    len(cfg.symbols), len(self.connections), base_url, cfg.data_dir,
+                    "harvesting %d symbol%s over %d connection%s from %s into %s",
+                    len(cfg.symbols), "" if len(cfg.symbols) == 1 else "s",
+                    len(self.connections), "" if len(self.connections) == 1 else "s",
+                    base_url, cfg.data_dir,
                 )
                 task_status.started(self)
                 await self.stop_state.requested.wait()
@@ -211,7 +213,7 @@ class Harvester:
                 self._ingest_scope.cancel()
                 await self.repair.finish(min(5.0, cfg.shutdown_grace / 2))  # backfill, open gaps
                 self._features_scope.cancel()
-                flush_all(self.engines, self.lanes.offer, self.wall_ms)  # every closed second
+                flush_all(self.engines, self.lanes.offer, self.exchange_ms)  # every closed second
                 await self._final_flush()
                 root.cancel_scope.cancel()
         finally:
@@ -224,9 +226,16 @@ class Harvester:
                     dump.deadline = trio.current_time() + cfg.deadletter_timeout + 1.0
                     await self.rotation.abort()
 
+    def exchange_ms(self) -> int:
+        """The exchange's clock as seen from here: the wall clock less the measured receipt lag
+        (latency plus any skew between the clocks). Seconds of the feature table close on this
+        clock, so a skewed host clock neither drops late trades nor emits seconds too early."""
+        lag = self.repair.stats.lag_ms
+        return self.wall_ms() - (int(lag) if lag is not None else 0)
+
     async def _run_features(self) -> None:
         with self._features_scope:
-            await run_features(self.engines, self.lanes.offer, now_ms=self.wall_ms)
+            await run_features(self.engines, self.lanes.offer, now_ms=self.exchange_ms)
 
     async def _run_ingest(self) -> None:
         with self._ingest_scope:
@@ -241,7 +250,11 @@ class Harvester:
                 await self.rotation.flush_everything()
         self._grace_scope = None
         if grace.cancelled_caught or self.lanes.total_pending() or self.rotation.busy:
-            log.warning("final flush did not finish within the grace; dead-lettering the rest")
+            if self.stop_state.signals >= 2:
+                log.warning("a second stop request: dead-lettering what is not yet written")
+            else:
+                log.warning("the final flush did not finish within %gs (shutdown_grace); "
+                            "dead-lettering the rest", cfg.shutdown_grace)
             with trio.CancelScope(shield=True) as dump:
                 dump.deadline = trio.current_time() + cfg.deadletter_timeout + 1.0
                 await self.rotation.abort()

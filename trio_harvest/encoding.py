@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 import msgspec
 import polars as pl
 
-from .kinds import DATASET_SCHEMA, ORDERBOOK, Row, Schema, orderbook_schema, schema_for
+from .kinds import FILE_SCHEMA, ORDERBOOK, Row, Schema, orderbook_schema, schema_for
 
 _json = msgspec.json.Encoder()
 _json_decode = msgspec.json.Decoder(dict[str, Any])
@@ -23,12 +23,13 @@ def to_frame(schema: Schema, rows: list[Row]) -> pl.DataFrame:
 
 
 def to_dataset_frame(schema: Schema, rows: list[Row]) -> pl.DataFrame:
-    """The kind's rows widened to ``DATASET_SCHEMA`` (other kinds' columns null)."""
+    """The kind's rows as a file holds them: widened to ``FILE_SCHEMA`` (other kinds' columns
+    null), without the partition columns that the path already carries."""
     df = to_frame(schema, rows)
     own = set(df.columns)
     return df.select([
         pl.col(name) if name in own else pl.lit(None, dtype=dtype).alias(name)
-        for name, dtype in DATASET_SCHEMA.columns
+        for name, dtype in FILE_SCHEMA.columns
     ])
 
 

@@ -50,7 +50,7 @@ def summarize_gaps(paths: Iterable[Path]) -> GapSummary:
     frames = []
     for path in paths:
         try:
-            frames.append(pl.read_parquet(path))
+            frames.append(pl.read_parquet(path, hive_partitioning=True))  # symbol: from the path
         except Exception:  # reported as unreadable by the inventory itself
             continue
     out = GapSummary()

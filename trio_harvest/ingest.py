@@ -212,7 +212,13 @@ class Connection:
 
 
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    """``Type: message``, followed by the underlying cause when the library wraps it (trio-
+    websocket's HandshakeError hides a DNS failure or a refused connection in ``__cause__``)."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and cause is not exc and not isinstance(exc, OSError):
+        text += f" ({type(cause).__name__}: {cause})"
+    return text
 
 
 def make_connections(

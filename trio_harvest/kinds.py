@@ -242,11 +242,11 @@ MAX_DEPTH_LEVELS = 20
 
 
 def _dataset_schema() -> Schema:
-    """The one schema every Parquet file of the dataset has: the union of every kind's columns
-    (orderbook at the maximum depth), each kind's own columns filled and the rest null. One schema
-    is what lets ``pl.scan_parquet("data/**/*.parquet", hive_partitioning=True)`` (and DuckDB,
-    Spark) read the whole dataset as one table with no options; all-null columns cost a few bytes
-    per file in Parquet."""
+    """The one schema of the whole dataset: the union of every kind's columns (orderbook at the
+    maximum depth), each kind's own columns filled and the rest null. One schema is what lets
+    ``pl.scan_parquet("data/**/*.parquet", hive_partitioning=True)`` (and DuckDB, PyArrow, Spark)
+    read every kind at once with no options. The price: each file's footer describes every
+    column, about 28 KiB per file whatever its row count (hence ``min_file_rows``)."""
     columns: dict[str, Any] = {}
     for kind in ALL_KINDS:
         for name, dtype in schema_for(kind, MAX_DEPTH_LEVELS).columns:
@@ -257,6 +257,12 @@ def _dataset_schema() -> Schema:
 
 
 DATASET_SCHEMA = _dataset_schema()
+
+# The Hive path carries these (``date=…/symbol=…/kind=…``); a file never repeats them, or PyArrow
+# and DuckDB would see one column twice with two types.
+PARTITION_COLUMNS = ("date", "symbol", "kind")
+FILE_SCHEMA = Schema("file", tuple(c for c in DATASET_SCHEMA.columns
+                                   if c[0] not in PARTITION_COLUMNS))
 
 
 def columns_of(kind: str, depth_levels: int = MAX_DEPTH_LEVELS) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import PurePath
 from .kinds import Row
 
 TMP_PREFIX = ".tmp-"
+TMP_SUFFIX = ".tmp"
 DAY_MS = 86_400_000
 
 

@@ -17,7 +17,7 @@ from pathlib import Path, PurePath
 from typing import BinaryIO
 
 from .gate import PublishGate
-from .partitions import TMP_PREFIX
+from .partitions import TMP_PREFIX, TMP_SUFFIX
 
 HOST = socket.gethostname().replace("-", "_")[:32] or "host"
 FOREIGN_TEMP_MAX_AGE_S = 3600.0
@@ -41,7 +41,9 @@ class LocalStore:
         gate was abandoned before publishing (the temp file is removed), OSError on I/O failure."""
         final = self.root / rel
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f"{TMP_PREFIX}{HOST}-{os.getpid()}-{os.urandom(4).hex()}-{final.name}")
+        # ``.tmp-…-<name>.tmp``: hidden, and never matched by a reader's ``*.parquet`` glob
+        tmp = final.with_name(
+            f"{TMP_PREFIX}{HOST}-{os.getpid()}-{os.urandom(4).hex()}-{final.name}{TMP_SUFFIX}")
         try:
             with open(tmp, "wb") as fh:
                 produce(fh)

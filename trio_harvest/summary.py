@@ -23,6 +23,7 @@ class Summary:
     deadlettered: dict[str, int] = field(default_factory=dict)
     lost: dict[str, int] = field(default_factory=dict)
     adversity: dict[str, Any] = field(default_factory=dict)  # repair.Repair.as_dict()
+    late_trades: int = 0  # trades that came after their second was emitted (not in features)
 
     @property
     def msgs_per_sec(self) -> float:
@@ -44,6 +45,7 @@ class Summary:
             "rows_deadlettered": dict(self.deadlettered),
             "rows_lost": dict(self.lost),
             "adversity": self.adversity,
+            "features_late_trades": self.late_trades,
         }
 
     def render(self) -> str:
@@ -66,6 +68,9 @@ class Summary:
         )
         if lost:
             lines.append(f"ROWS LOST (dead letter failed too): {lost}")
+        if self.late_trades:
+            lines.append(f"features: {self.late_trades} trades came after their second was "
+                         "emitted (they are in prices, not in features; see grace_ms)")
         a = self.adversity
         if a:
             bf, ho = a["backfill"], a["handover"]
@@ -94,4 +99,5 @@ def summarize(h: Harvester) -> Summary:
         deadlettered={k: v.rows_deadlettered for k, v in kinds.items() if v.rows_deadlettered},
         lost={k: v.rows_lost for k, v in kinds.items() if v.rows_lost},
         adversity=h.repair.as_dict(),
+        late_trades=sum(e.tail.late for e in h.engines.values()),
     )
