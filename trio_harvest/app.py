@@ -31,6 +31,7 @@ from .ops import Operations
 from .partitions import Partition
 from .repair import Repair
 from .restclient import FetchFn
+from .resume import last_written
 from .rotation import DeadLetterFn, Rotation, SaveFn
 from .router import Router
 from .signals.engine import SignalEngine
@@ -170,6 +171,7 @@ class Harvester:
                 if cfg.sim:
                     base_url = await self._start_simulator(root)
                 await root.start(self.rotation.run)
+                await self._resume_continuity()
                 await root.start(self.repair.run, self.simulator.rest_url if cfg.sim else cfg.rest_url)
                 if self.diff_books is not None:
                     await self._start_diff_books(root)
@@ -225,6 +227,21 @@ class Harvester:
                 with trio.CancelScope(shield=True) as dump:
                     dump.deadline = trio.current_time() + cfg.deadletter_timeout + 1.0
                     await self.rotation.abort()
+
+    async def _resume_continuity(self) -> None:
+        """After a restart, each symbol continues from its last written agg_id: the trades
+        missed while the harvester was down become a gap that backfill fills (or records as
+        unfilled). Not with the simulator: each run of it is a new exchange."""
+        cfg = self.config
+        if cfg.sim or not cfg.resume:
+            return
+        seeds: dict[str, tuple[int, int]] = {}
+        with trio.move_on_after(30):  # a slow disk must not hold up the start for long
+            seeds = await trio.to_thread.run_sync(last_written, cfg.data_dir, cfg.deadletter_path,
+                                                  cfg.symbols, abandon_on_cancel=True)
+        for symbol, (agg_id, ts_ms) in seeds.items():
+            self.repair.trackers[symbol].resume(agg_id, ts_ms)
+            log.info("%s: continuing after agg_id %d, already on disk", symbol, agg_id)
 
     def exchange_ms(self) -> int:
         """The exchange's clock as seen from here: the wall clock less the measured receipt lag

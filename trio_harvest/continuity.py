@@ -41,7 +41,8 @@ class Break:
 class AggIdTracker:
     """One symbol's ``agg_id`` continuity. Ids increase by one per aggregate on the exchange."""
 
-    __slots__ = ("abandoned", "duplicates", "last_break", "last_id", "last_ms", "late", "missing")
+    __slots__ = ("abandoned", "duplicates", "last_break", "last_id", "last_ms", "late", "missing",
+                 "resuming")
 
     def __init__(self) -> None:
         self.last_id: int | None = None
@@ -51,6 +52,7 @@ class AggIdTracker:
         self.duplicates = 0
         self.late = 0  # ids that arrived after a break was opened and closed part of it
         self.abandoned: list[tuple[int, int]] = []  # ranges dropped by the bound (caller drains)
+        self.resuming = False  # last_id comes from disk (a restart), not from this stream
 
     def admit(self, agg_id: int, ts_ms: int) -> int:
         """Classify one trade from the stream (``ACCEPT``, ``DUPLICATE`` or ``BREAK``)."""
@@ -59,8 +61,9 @@ class AggIdTracker:
             self.last_id = agg_id
             self.last_ms = ts_ms
             return ACCEPT
-        if agg_id > last + MAX_AGG_ID_JUMP or agg_id < 0:
+        if (agg_id > last + MAX_AGG_ID_JUMP and not self.resuming) or agg_id < 0:
             return IMPLAUSIBLE
+        self.resuming = False
         if agg_id > last:
             self.last_break = Break(last + 1, agg_id - 1, self.last_ms, ts_ms)
             self._open(last + 1, agg_id - 1)
@@ -72,6 +75,12 @@ class AggIdTracker:
             return ACCEPT
         self.duplicates += 1
         return DUPLICATE
+
+    def resume(self, last_id: int, last_ms: int) -> None:
+        """Continue from the last id already written (a restart): the first live trade after it
+        opens a break for everything the harvester missed while it was down, however long."""
+        if self.last_id is None:
+            self.last_id, self.last_ms, self.resuming = last_id, last_ms, True
 
     def fill(self, agg_id: int) -> bool:
         """A trade from REST backfill: True if it was missing (it is not any more)."""
