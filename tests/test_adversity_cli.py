@@ -15,7 +15,7 @@ from trio_harvest.config import ConfigError, load_config
 
 def test_flags_reach_the_config() -> None:
     args = build_parser().parse_args([
-        "run", "--sim-faults", "skip=0.01", "--no-backfill", "--backfill-weight", "600",
+        "run", "--sim", "--sim-faults", "skip=0.01", "--no-backfill", "--backfill-weight", "600",
         "--backfill-delay", "2", "--ws-lifetime", "600", "--handover-lead", "30",
         "--handover-overlap", "3"])
     cli = {k: v for k, v in vars(args).items() if k not in {"config", "summary_json", "command"}}

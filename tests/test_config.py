@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,65 @@ def test_config_is_frozen() -> None:
     c = load_config()
     with pytest.raises(AttributeError):
         c.rotate_sec = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"sim_faults": "skip=0.1"}, "--sim-faults needs --sim"),
+        ({"sim": True, "ws_url": "ws://127.0.0.1:9443"}, "--sim and --ws-url are exclusive"),
+        ({"sim": True, "rest_url": "http://127.0.0.1:9443"}, "--sim and --rest-url are exclusive"),
+        ({"sim": True, "sim_rate": 1e9}, "sim_rate: .* at most 100,000"),
+        ({"sim": True, "sim_rate": float("nan")}, "sim_rate: must be a positive number"),
+    ],
+)
+def test_settings_that_would_be_ignored_or_hang_are_rejected(settings: dict[str, object],
+                                                            message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(settings)
+
+
+def test_sim_checks_apply_to_toml_and_environment_too(tmp_path: Path) -> None:
+    toml = tmp_path / "h.toml"
+    toml.write_text('sim = true\nws_url = "ws://127.0.0.1:9443"\n')
+    with pytest.raises(ConfigError, match=r"^--sim and --ws-url .*\(settings from config file .*h\.toml"):
+        load_config(config_file=toml)
+    with pytest.raises(ConfigError, match="--sim-faults needs --sim"):
+        load_config(env={"TRIO_HARVEST_SIM_FAULTS": "skip=0.1"})
+    ok = load_config({"sim": True, "sim_faults": "skip=0.1", "sim_rate": 100_000})
+    assert ok.sim and ok.sim_rate == 100_000
+
+
+def test_coercion_errors_name_the_source_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config({"data_dir": ""})
+    assert str(info.value) == "--data-dir: '' is not a valid path"
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"TRIO_HARVEST_ROTATE_SEC": "soon"})
+    assert str(info.value) == "environment TRIO_HARVEST_ROTATE_SEC: 'soon' is not a valid number"
+    toml = tmp_path / "h.toml"
+    toml.write_text('rotate_sec = "soon"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(config_file=toml)
+    assert str(info.value) == f"config file {toml}: rotate_sec: 'soon' is not a valid number"
+
+
+def test_validation_errors_name_the_config_file_that_set_the_value(tmp_path: Path) -> None:
+    toml = tmp_path / "h.toml"
+    toml.write_text("rotate_sec = -1\n[watermarks]\nprices = { high = 10, emergency = 5 }\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(config_file=toml)
+    message = str(info.value)
+    assert message.startswith(f"config file {toml}: ") and "\n" not in message
+    assert "rotate_sec: must be a positive number" in message
+    toml.write_text("[watermarks]\nprices = { high = 10, emergency = 5 }\n")
+    with pytest.raises(ConfigError, match=rf"^config file {re.escape(str(toml))}: watermarks\.prices: "):
+        load_config(config_file=toml)
+    toml.write_text("write_timeout = 5\n")  # a bad flag is not blamed on the file
+    with pytest.raises(ConfigError) as info:
+        load_config({"rotate_sec": -2}, {}, toml)
+    assert str(info.value).startswith("rotate_sec: must be a positive number")
+    toml.write_text("ws_lifetime = 10\n")  # a rule between settings names every source
+    with pytest.raises(ConfigError, match=r"handover_lead must be shorter .*\(settings from config "
+                                          r"file .*h\.toml, the environment and flags\)$"):
+        load_config({}, {}, toml)

@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from trio_harvest.cli import main
+from trio_harvest.config import ConfigError
 from trio_harvest.gate import PublishGate
 from trio_harvest.inventory import inspect_dataset
 from trio_harvest.kinds import schema_for
@@ -111,3 +112,17 @@ def test_empty_dataset(tmp_path: Path) -> None:
     inv = inspect_dataset(tmp_path)
     assert inv.partitions == [] and inv.continuity == {} and inv.deadletter["files"] == 0
     assert "(no partitions)" in inv.render()
+
+
+def test_a_file_instead_of_a_directory_is_a_one_line_mistake(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    regular = tmp_path / "regular"
+    regular.write_text("x")
+    with pytest.raises(ConfigError, match="is not a directory"):
+        inspect_dataset(regular)
+    with pytest.raises(ConfigError, match=r"dead-letter dir .*regular: is not a directory"):
+        inspect_dataset(tmp_path, regular)
+    with logging_restored():
+        assert main(["inspect", "--data-dir", str(tmp_path), "--deadletter-dir", str(regular)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"trio_harvest: error: --deadletter-dir {regular}: is not a directory\n"

@@ -274,3 +274,23 @@ async def test_a_recovery_write_that_times_out_leaves_the_file(
     monkeypatch.setattr(Writer, "save", hang)
     out = await Recoverer(data, dl, write_timeout=0.05).recover_file(list_deadletter(dl)[0])
     assert "timed out" in out.error and len(list_deadletter(dl)) == 6
+
+
+def test_cli_recover_dead_letter_dir_mistakes_exit_2_and_touch_nothing(
+    tmp_path: Path, template: tuple[Path, str], capsys: pytest.CaptureFixture[str],
+) -> None:
+    data, dl = tmp_path / "data", tmp_path / "dl"
+    data.mkdir()
+    shutil.copytree(template[0], dl)
+    with logging_restored():
+        assert main(["recover", "--data-dir", str(data), "--deadletter-dir", str(tmp_path / "dlx")]) == 2
+        assert main(["recover", "--data-dir", str(data),
+                     "--deadletter-dir", str(next(dl.rglob("*.ndjson")))]) == 2
+        assert main(["recover", "--data-dir", str(data)]) == 0  # the default dead letter is absent
+    out = capsys.readouterr()
+    assert out.err.splitlines() == [
+        f"trio_harvest: error: --deadletter-dir {tmp_path / 'dlx'}: no such directory",
+        f"trio_harvest: error: --deadletter-dir {next(dl.rglob('*.ndjson'))}: is not a directory",
+    ]
+    assert out.out.startswith("nothing to recover")
+    assert len(list_deadletter(dl)) == 6 and list(data.iterdir()) == []

@@ -23,9 +23,14 @@ FAULTS_HELP = (
 def add_run_flags(run: argparse.ArgumentParser) -> None:
     g = run.add_argument_group("adversity (gaps, backfill, handover)")
     g.add_argument("--sim-faults", metavar="SPEC", default=None,
-                   help="with --sim: make the built-in simulator misbehave; " + FAULTS_HELP)
+                   help="needs --sim: make the built-in simulator misbehave (default none); "
+                   + FAULTS_HELP)
     g.add_argument("--no-backfill", dest="backfill", action="store_const", const=False,
-                   default=None, help="do not fetch missing trades over REST (gaps stay unfilled)")
+                   default=None, help="do not fetch missing trades over REST; gaps stay unfilled "
+                   "(backfill is on by default)")
+    g.add_argument("--no-resume", dest="resume", action="store_const", const=False, default=None,
+                   help="after a restart, do not continue agg_id continuity from the dataset "
+                   "(by default the trades missed while down are a gap, backfilled)")
     g.add_argument("--backfill-weight", type=int, metavar="N", default=None,
                    help="REST request weight per minute backfill may use (default 1200 of "
                    "Binance's 2400)")
@@ -41,7 +46,9 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
 
 
 def add_sim_flags(sim: argparse.ArgumentParser) -> None:
-    sim.add_argument("--faults", metavar="SPEC", default="", help=FAULTS_HELP)
+    sim.add_argument("--faults", metavar="SPEC", default="",
+                     help="make the simulator misbehave (default none: an exact exchange); "
+                     + FAULTS_HELP)
 
 
 def sim_plan(args: argparse.Namespace) -> FaultPlan | None:

@@ -162,8 +162,9 @@ class Harvester:
 
     async def run(self, *, task_status: trio.TaskStatus[Harvester] = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
-        self.stale_temps_removed = await trio.to_thread.run_sync(self._remove_stale_temps,
-                                                                abandon_on_cancel=True)
+        # one start-up thread: sweep temp files left by a crash, read where each symbol left off
+        self.stale_temps_removed, seeds = await trio.to_thread.run_sync(
+            self._startup_scan, abandon_on_cancel=True)
         await self.ops.bind()  # a port in use is a ConfigError here, before anything starts
         try:
             async with trio.open_nursery() as root:
@@ -171,7 +172,7 @@ class Harvester:
                 if cfg.sim:
                     base_url = await self._start_simulator(root)
                 await root.start(self.rotation.run)
-                await self._resume_continuity()
+                self._resume_continuity(seeds)
                 await root.start(self.repair.run, self.simulator.rest_url if cfg.sim else cfg.rest_url)
                 if self.diff_books is not None:
                     await self._start_diff_books(root)
@@ -228,17 +229,18 @@ class Harvester:
                     dump.deadline = trio.current_time() + cfg.deadletter_timeout + 1.0
                     await self.rotation.abort()
 
-    async def _resume_continuity(self) -> None:
+    def _startup_scan(self) -> tuple[int, dict[str, tuple[int, int]]]:
+        """Blocking; runs in a worker thread before anything starts."""
+        cfg = self.config
+        removed = self._remove_stale_temps()
+        if cfg.sim or not cfg.resume:  # the simulator is a new exchange each run
+            return removed, {}
+        return removed, last_written(cfg.data_dir, cfg.deadletter_path, cfg.symbols)
+
+    def _resume_continuity(self, seeds: dict[str, tuple[int, int]]) -> None:
         """After a restart, each symbol continues from its last written agg_id: the trades
         missed while the harvester was down become a gap that backfill fills (or records as
-        unfilled). Not with the simulator: each run of it is a new exchange."""
-        cfg = self.config
-        if cfg.sim or not cfg.resume:
-            return
-        seeds: dict[str, tuple[int, int]] = {}
-        with trio.move_on_after(30):  # a slow disk must not hold up the start for long
-            seeds = await trio.to_thread.run_sync(last_written, cfg.data_dir, cfg.deadletter_path,
-                                                  cfg.symbols, abandon_on_cancel=True)
+        unfilled)."""
         for symbol, (agg_id, ts_ms) in seeds.items():
             self.repair.trackers[symbol].resume(agg_id, ts_ms)
             log.info("%s: continuing after agg_id %d, already on disk", symbol, agg_id)

@@ -33,14 +33,21 @@ DEPTH_SPEEDS = ("100ms", "250ms", "500ms")
 BOOK_MODES = ("partial", "diff")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# The simulator tops out near 100 000 msg/s on one core; above that it only starves the trio loop
+# it shares with the harvester (``run --sim``): nothing gets harvested and Ctrl-C is not served.
+MAX_SIM_RATE = 100_000.0
+DEFAULT_WS_URL = "wss://fstream.binance.com"
+DEFAULT_REST_URL = "https://fapi.binance.com"
+SIM_EXCLUSIVE = ("--sim runs its own simulator; to harvest from a separate `python -m trio_harvest "
+                 "sim`, give --ws-url and --rest-url without --sim")
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
     # what to harvest, and from where
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
-    ws_url: str = "wss://fstream.binance.com"
-    rest_url: str = "https://fapi.binance.com"
+    ws_url: str = DEFAULT_WS_URL
+    rest_url: str = DEFAULT_REST_URL
     depth_levels: int = 20
     depth_speed: str = "100ms"
     book: str = "partial"
@@ -67,6 +74,8 @@ class Config:
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     duration: float | None = None
+    # continue agg-id continuity from the dataset after a restart (backfill what was missed)
+    resume: bool = True
     # the built-in simulator
     sim: bool = False
     sim_rate: float = 300.0
@@ -129,8 +138,7 @@ def _validate(c: Config) -> None:
     _choice("log_format", c.log_format, LOG_FORMATS)
     _choice("log_level", c.log_level, LOG_LEVELS)
     for name in ("rotate_sec", "write_timeout", "shutdown_grace", "stall_timeout",
-                 "backoff_initial", "backoff_max", "deadletter_timeout", "sim_rate",
-                 "max_file_age"):
+                 "backoff_initial", "backoff_max", "deadletter_timeout", "max_file_age"):
         _positive(name, getattr(c, name))
     if c.duration is not None:
         _positive("duration", c.duration)
@@ -151,6 +159,16 @@ def _validate(c: Config) -> None:
         raise ConfigError("handover_lead must be shorter than ws_lifetime")
     if c.backfill_weight < 20:
         raise ConfigError(f"backfill_weight: at least 20 (one aggTrades request), got {c.backfill_weight}")
+    if not (isinstance(c.sim_rate, int | float) and 0 < c.sim_rate <= MAX_SIM_RATE):
+        raise ConfigError(f"sim_rate: must be a positive number of messages per second, at most "
+                          f"{MAX_SIM_RATE:,.0f} (the simulator cannot go faster), got {c.sim_rate!r}")
+    if c.sim_faults and not c.sim:
+        raise ConfigError("--sim-faults needs --sim (sim_faults needs sim = true): faults are "
+                          "injected by the built-in simulator, never into a real exchange")
+    if c.sim and c.ws_url != DEFAULT_WS_URL:
+        raise ConfigError(f"--sim and --ws-url are exclusive: {SIM_EXCLUSIVE}")
+    if c.sim and c.rest_url != DEFAULT_REST_URL:
+        raise ConfigError(f"--sim and --rest-url are exclusive: {SIM_EXCLUSIVE}")
     if c.sim_faults:
         from .sim.faultplan import FaultSpecError, parse_faults
 
@@ -221,12 +239,14 @@ def _coerce(name: str, raw: Any) -> Any:
             items = raw.split(",") if isinstance(raw, str) else list(raw)
             return tuple(str(s).strip().upper() for s in items if str(s).strip())
     except (TypeError, ValueError):
-        raise ConfigError(f"{name}: {raw!r} is not a valid {_type_word(hint)}") from None
-    raise ConfigError(f"{name}: cannot be set this way")
+        raise ConfigError(f"{raw!r} is not a valid {_type_word(hint)}") from None
+    raise ConfigError("cannot be set this way")
 
 
 def _coerce_from(where: str, name: str, raw: Any) -> Any:
-    """``_coerce`` with the layer's location (file, variable, flag) in front of any error."""
+    """``_coerce`` with the layer's location in front of any error. ``where`` names the setting
+    as the user wrote it ("config file h.toml: rotate_sec: ", "environment TRIO_HARVEST_X: ",
+    "--rotate-sec: "), so the message reads "--data-dir: '' is not a valid path"."""
     try:
         return _coerce(name, raw)
     except ConfigError as exc:
@@ -302,7 +322,7 @@ def layer_from_toml(data: Mapping[str, Any], where: str = "") -> dict[str, Any]:
             continue
         if name not in FIELD_NAMES:
             raise ConfigError(f"{where}unknown setting {key!r}")
-        out[name] = _coerce_from(where, name, raw)
+        out[name] = _coerce_from(f"{where}{key}: ", name, raw)
     return out
 
 
@@ -355,9 +375,32 @@ def load_config(
     env: Mapping[str, str] | None = None,
     config_file: Path | None = None,
 ) -> Config:
-    layers: list[Mapping[str, Any]] = []
+    toml: dict[str, Any] = {}
     if config_file is not None:
-        layers.append(layer_from_toml(read_toml(config_file), where=f"{config_file}: "))
-    layers.append(layer_from_env(env or {}))
-    layers.append(layer_from_cli(cli or {}))
-    return build_config(*layers)
+        toml = layer_from_toml(read_toml(config_file), where=f"config file {config_file}: ")
+    from_env, from_cli = layer_from_env(env or {}), layer_from_cli(cli or {})
+    try:
+        return build_config(toml, from_env, from_cli)
+    except ConfigError as exc:
+        if config_file is None:
+            raise
+        raise ConfigError(_blame(str(exc), config_file, toml, from_env, from_cli)) from None
+
+
+_LEADING_SETTING = re.compile(r"^([a-z_]+)(?:\.[a-z_]+)?(?::| must )")
+
+
+def _blame(message: str, config_file: Path, *layers: Mapping[str, Any]) -> str:
+    """Say where a failed validation's value came from when a config file took part: the file
+    (prefix) if the setting the message starts with was last set there; nothing more if a later
+    layer (the environment, a flag) set it; otherwise (a rule between settings) every source."""
+    toml, env, cli = layers
+    m = _LEADING_SETTING.match(message)
+    if m is not None:
+        name = m.group(1)
+        keys = {"watermarks", "buffer_high"} if name == "watermarks" else {name}
+        if any(k in cli or k in env for k in keys):
+            return message
+        if any(k in toml for k in keys):
+            return f"config file {config_file}: {message}"
+    return f"{message} (settings from config file {config_file}, the environment and flags)"

@@ -22,6 +22,7 @@ import trio_websocket
 from .backoff import Backoff
 from .binance.streams import ConnectionPlan
 from .ratelimit import RateLimitedLog
+from .wsclient import open_websocket
 
 log = logging.getLogger("trio_harvest.ingest")
 
@@ -38,28 +39,13 @@ DisconnectHook = Callable[[ConnectionPlan, str], Awaitable[None]]
 def websocket_connector(
     max_message_bytes: int, connect_timeout: float = 10.0
 ) -> ConnectFn:
-    """The real ``connect``: trio-websocket with a large receive buffer for throughput."""
+    """The real ``connect``: trio-websocket with a large receive buffer, on a socket we close."""
 
     @asynccontextmanager
     async def connect(url: str) -> AsyncIterator[MessageSource]:
-        opened: trio_websocket.WebSocketConnection | None = None
-        try:
-            async with trio_websocket.open_websocket_url(
-                url,
-                max_message_size=max_message_bytes,
-                message_queue_size=64,
-                receive_buffer_size=65536,
-                connect_timeout=connect_timeout,
-                disconnect_timeout=2.0,
-            ) as ws:
-                opened = ws
-                yield ws
-        finally:
-            # trio-websocket 0.12 never closes a client's socket when the *server* closed the
-            # connection (its close reason is set, so aclose() returns early): close it here.
-            stream = getattr(opened, "_stream", None)
-            if isinstance(stream, trio.abc.AsyncResource):
-                await stream.aclose()
+        async with open_websocket(url, max_message_size=max_message_bytes,
+                                  connect_timeout=connect_timeout) as ws:
+            yield ws
 
     return connect
 
@@ -73,6 +59,7 @@ RECOVERABLE: tuple[type[BaseException], ...] = (
     OSError,
     trio.BrokenResourceError,
     trio.ClosedResourceError,
+    trio.TooSlowError,  # a connect or handshake over its timeout
 )
 
 

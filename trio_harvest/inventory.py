@@ -184,9 +184,12 @@ def _continuity(ids: pl.Series) -> Continuity:
 def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None) -> Inventory:
     """Inventory of ``data_dir`` (blocking). ``ConfigError`` if it is not a directory."""
     if not data_dir.is_dir():
-        raise ConfigError(f"data dir {data_dir}: no such directory")
+        what = "is not a directory" if data_dir.exists() else "no such directory"
+        raise ConfigError(f"data dir {data_dir}: {what}")
     data_dir = data_dir.resolve()
     dl_dir = (deadletter_dir if deadletter_dir is not None else data_dir / "deadletter").resolve()
+    if dl_dir.exists() and not dl_dir.is_dir():
+        raise ConfigError(f"dead-letter dir {dl_dir}: is not a directory")
     inv = Inventory(data_dir, dl_dir)
     groups: dict[tuple[str, str, str], list[Path]] = {}
     for dirpath, dirs, files in os.walk(data_dir):

@@ -30,7 +30,7 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument("--health-interval", type=float, metavar="S", default=None,
                    help="seconds between health checks (default 5)")
     g.add_argument("--no-auto-recover", dest="auto_recover", action="store_const", const=False,
-                   default=None, help="do not replay the dead letter automatically")
+                   default=None, help="do not replay the dead letter automatically (on by default)")
     g.add_argument("--auto-recover-after", type=float, metavar="S", default=None,
                    help="replay the dead letter once writes have succeeded this long (default 60)")
     g.add_argument("--auto-recover-batch", type=int, metavar="N", default=None,
@@ -50,7 +50,7 @@ def add_subcommands(sub: Any) -> None:
     rec.add_argument("--deadletter-dir", metavar="DIR", default=None,
                      help="dead-letter folder (default DATA_DIR/deadletter)")
     rec.add_argument("--limit", type=int, metavar="N", default=None,
-                     help="recover at most N files (oldest first)")
+                     help="recover at most N files, oldest first (default all)")
     rec.add_argument("--json", action="store_true", help="print one JSON object")
 
     ins = sub.add_parser(
@@ -65,21 +65,54 @@ def add_subcommands(sub: Any) -> None:
     ins.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _dirs(args: argparse.Namespace) -> tuple[Path, Path]:
-    data = Path(args.data_dir).expanduser()
-    if not data.is_dir():
-        raise ConfigError(f"--data-dir {data}: no such directory")
-    dl = Path(args.deadletter_dir).expanduser() if args.deadletter_dir else data / "deadletter"
+def _existing_dir(raw: str, flag: str) -> Path:
+    """``raw`` as a directory that exists, or ``ConfigError`` naming ``flag``."""
+    if not raw:
+        raise ConfigError(f"{flag}: '' is not a valid path")
+    path = Path(raw).expanduser()
+    if not path.exists():
+        raise ConfigError(f"{flag} {path}: no such directory")
+    if not path.is_dir():
+        raise ConfigError(f"{flag} {path}: is not a directory")
+    return path
+
+
+def _dirs(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """The data dir and the dead-letter dir, or None for "no dead letter at all". A dead-letter
+    dir given with --deadletter-dir must exist (a typo would otherwise report an empty backlog);
+    the default DATA_DIR/deadletter may be absent (nothing was ever dead-lettered)."""
+    data = _existing_dir(args.data_dir, "--data-dir")
+    if args.deadletter_dir is not None:
+        return data, _existing_dir(args.deadletter_dir, "--deadletter-dir")
+    dl = data / "deadletter"
+    if not dl.exists():
+        return data, None
+    if not dl.is_dir():
+        raise ConfigError(f"dead-letter dir {dl} (the default DATA_DIR/deadletter): is not a "
+                          "directory; give --deadletter-dir")
     return data, dl
 
 
-def run_recover(args: argparse.Namespace) -> int:
-    from .recover import Recoverer
+def _unreadable(exc: OSError) -> ConfigError:
+    return ConfigError(f"cannot read {exc.filename or 'the data'}: {exc.strerror or exc}")
 
-    data, dl = _dirs(args)
+
+def run_recover(args: argparse.Namespace) -> int:
+    from .recover import Recoverer, RecoveryReport
+
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit: must be at least 1, got {args.limit}")
-    report = trio.run(Recoverer(data, dl).recover_all, args.limit)
+    data, dl = _dirs(args)
+    if dl is None:
+        if args.json:
+            _print(RecoveryReport().as_dict(), True)
+        else:
+            _print(f"nothing to recover: {data / 'deadletter'} does not exist", False)
+        return EXIT_OK
+    try:
+        report = trio.run(Recoverer(data, dl).recover_all, args.limit)
+    except OSError as exc:  # e.g. the dead letter cannot be listed (permissions)
+        raise _unreadable(exc) from None
     _print(report.as_dict() if args.json else report.render(), args.json)
     return EXIT_FAILED if report.failed else EXIT_OK
 
@@ -88,7 +121,10 @@ def run_inspect(args: argparse.Namespace) -> int:
     from .inventory import inspect_dataset
 
     data, dl = _dirs(args)
-    inv = inspect_dataset(data, dl)
+    try:
+        inv = inspect_dataset(data, dl if dl is not None else data / "deadletter")
+    except OSError as exc:  # e.g. a folder that cannot be listed (permissions)
+        raise _unreadable(exc) from None
     _print(inv.as_dict() if args.json else inv.render(), args.json)
     return EXIT_OK
 

@@ -15,6 +15,8 @@ from .config import Config, ConfigError
 def check_writable_dir(path: Path, what: str) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # exist_ok covers directories: this is a file (or a broken link)
+        raise ConfigError(f"{what} {path}: exists and is not a directory") from None
     except OSError as exc:
         raise ConfigError(f"{what} {path}: cannot create it ({exc.strerror or exc})") from None
     if not path.is_dir():

@@ -1,0 +1,75 @@
+"""The real websocket ``connect``: trio-websocket over a TCP (or TLS) stream that we own.
+
+Owns the socket's whole life. trio-websocket 0.12's ``open_websocket_url`` leaves the client
+socket open when a handshake fails or is cancelled, or when the server closed the connection;
+over weeks of reconnects that is a file-descriptor leak. Here the stream is opened by us, handed
+to ``wrap_client_stream`` and always closed. Never interprets messages.
+"""
+
+from __future__ import annotations
+
+import ssl
+import urllib.parse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+import trio_websocket
+
+
+def split_ws_url(url: str) -> tuple[str, int, str, bool]:
+    """``(host, port, resource, tls)`` of a ``ws://`` or ``wss://`` URL."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"not a websocket URL: {url!r}")
+    tls = parts.scheme == "wss"
+    port = parts.port or (443 if tls else 80)
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.hostname, port, resource, tls
+
+
+@asynccontextmanager
+async def open_websocket(
+    url: str,
+    *,
+    max_message_size: int,
+    connect_timeout: float = 10.0,
+    message_queue_size: int = 64,
+    receive_buffer_size: int = 65536,
+) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    host, port, resource, tls = split_ws_url(url)
+    with trio.fail_after(connect_timeout):
+        stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]
+        if tls:
+            stream = await trio.open_ssl_over_tcp_stream(
+                host, port, ssl_context=ssl.create_default_context(), https_compatible=True)
+        else:
+            stream = await trio.open_tcp_stream(host, port)
+    try:
+        async with _unwrapped(), trio.open_nursery() as nursery:
+            with trio.fail_after(connect_timeout):
+                ws = await trio_websocket.wrap_client_stream(
+                    nursery, stream, host if port in (80, 443) else f"{host}:{port}", resource,
+                    message_queue_size=message_queue_size, max_message_size=max_message_size,
+                    receive_buffer_size=receive_buffer_size)
+            try:
+                yield ws
+            finally:
+                with trio.CancelScope(shield=True) as closing:
+                    closing.deadline = trio.current_time() + 2.0
+                    await ws.aclose()
+                nursery.cancel_scope.cancel()
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+@asynccontextmanager
+async def _unwrapped() -> AsyncIterator[None]:
+    """The reader task's nursery wraps a single error (a rejected handshake, a closed connection)
+    in an ExceptionGroup; callers expect the error itself, as from any context manager."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
+            raise group.exceptions[0] from None
+        raise
