@@ -28,8 +28,14 @@ def types(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
+    """Every benchmark, quick by default (a few minutes); ``nox -s bench -- --full`` for the
+    full runs. Each prints a table and, as its last line, one JSON object."""
     session.install("-e", ".[test,bench]")
-    for script in ("bench/feature_table.py", "bench/throughput.py", "bench/soak.py",
-                   "bench/shutdown_flush.py"):
-        if __import__("pathlib").Path(script).exists():
-            session.run("python", script, *session.posargs)
+    full = "--full" in session.posargs
+    args = [a for a in session.posargs if a != "--full"]
+    for script in BENCHMARKS:
+        session.run("python", script, *([] if full else ["--quick"]), *args)
+
+
+BENCHMARKS = ("bench/feature_table.py", "bench/throughput.py", "bench/soak.py",
+              "bench/shutdown_flush.py")

@@ -385,3 +385,24 @@ async def test_a_backend_nursery_torn_down_mid_write_still_dead_letters(
         await trio.sleep(5)
         nursery.cancel_scope.cancel()
     assert [r[4] for _, _, rows in disk.deadlettered for r in rows] == [7]
+
+
+async def test_the_final_flush_writes_authoritative_lanes_first(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """If the grace runs out, what is left for the dead letter should be derived rows."""
+    disk = FakeDisk()
+    rotation = make_rotation(disk, rotate_sec=3600)
+    for i, symbol in enumerate(("AUSDT", "BUSDT", "CUSDT")):
+        rotation.lanes.get("ofi", symbol).put_nowait((T0 + i, symbol))
+        rotation.lanes.get("features", symbol).put_nowait((T0 + i, symbol))
+        rotation.lanes.get(PRICES, symbol).put_nowait(price_row(i, T0 + i, symbol))
+        rotation.lanes.get("orderbook", symbol).put_nowait((T0 + i, T0, T0, symbol))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(rotation.run)
+        with trio.CancelScope(shield=True):
+            await rotation.flush_everything()
+        nursery.cancel_scope.cancel()
+    kinds = [p.kind for _, p in disk.saved]
+    assert len(kinds) == 12
+    assert set(kinds[:6]) == {PRICES, "orderbook"} and set(kinds[6:]) == {"ofi", "features"}

@@ -19,7 +19,12 @@ _json_decode = msgspec.json.Decoder(dict[str, Any])
 
 
 def to_frame(schema: Schema, rows: list[Row]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema=schema.polars, orient="row")
+    """Column by column: 1.3-3x faster than ``orient="row"`` for wide kinds (bench/README.md)."""
+    if not rows:
+        return pl.DataFrame(schema=schema.polars)
+    return pl.DataFrame([pl.Series(name, column, dtype=dtype)
+                         for (name, dtype), column in zip(schema.columns, zip(*rows, strict=True),
+                                                             strict=True)])
 
 
 def to_dataset_frame(schema: Schema, rows: list[Row]) -> pl.DataFrame:

@@ -298,14 +298,19 @@ class Rotation:
         self._stopping = True
         if self._nursery is None:
             raise RuntimeError("rotation is not running")
-        for lane in self.lanes:
-            if lane.pending and lane not in self._busy:
-                self._busy.add(lane)
-                self._idle = trio.Event()
-                self._nursery.start_soon(self._flush_lane, lane)
-            elif lane.pending:
-                self._again.add(lane)
-        await self._idle.wait()
+        # Authoritative lanes first, alone: if the grace runs out, what is left for the dead
+        # letter should be derived rows, not trades and books.
+        for authoritative in (True, False):
+            for lane in self.lanes:
+                if lane.authoritative != authoritative:
+                    continue
+                if lane.pending and lane not in self._busy:
+                    self._busy.add(lane)
+                    self._idle = trio.Event()
+                    self._nursery.start_soon(self._flush_lane, lane)
+                elif lane.pending:
+                    self._again.add(lane)
+            await self._idle.wait()
 
     async def abort(self, deadline: float | None = None) -> None:
         """Grace is over: cancel every write queued or in flight (their batches go to the dead
