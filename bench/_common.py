@@ -23,6 +23,7 @@ try:
 except ImportError:  # run from a source tree: python bench/xxx.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import polars as pl
 import trio
 import trio_websocket
 
@@ -334,3 +335,12 @@ def receive_from(proc: Any, conn: Any, timeout: float | None = None) -> Any:
     result = conn.recv()
     proc.join()
     return result
+
+
+def parquet_rows(files: list[Path]) -> int:
+    """Rows in these Parquet files, one scan per kind (a kind's files share one schema)."""
+    by_kind: dict[str, list[str]] = {}
+    for f in files:
+        by_kind.setdefault(f.parent.name, []).append(str(f))
+    return sum(int(pl.scan_parquet(group, hive_partitioning=False).select(pl.len()).collect()
+                   .item()) for group in by_kind.values())

@@ -47,7 +47,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C
-import polars as pl
 import trio
 
 from trio_harvest.app import Harvester
@@ -189,19 +188,10 @@ def outcome(h: Harvester) -> dict[str, Any]:
     return out
 
 
-def _parquet_rows(files: list[Path]) -> int:
-    """Rows in these Parquet files, one scan per kind (a kind's files share one schema)."""
-    by_kind: dict[str, list[str]] = {}
-    for f in files:
-        by_kind.setdefault(f.parent.name, []).append(str(f))
-    return sum(int(pl.scan_parquet(group, hive_partitioning=False).select(pl.len()).collect()
-                   .item()) for group in by_kind.values())
-
-
 def count_on_disk(data_dir: Path) -> dict[str, int]:
     """Rows actually on disk for the authoritative kinds: Parquet rows + dead-letter lines."""
     files = [p for k in AUTH for p in data_dir.glob(f"date=*/symbol=*/kind={k}/*.parquet")]
-    rows = _parquet_rows(files)
+    rows = C.parquet_rows(files)
     dl_lines = 0
     for k in AUTH:
         for f in (data_dir / "deadletter" / k).rglob("*.ndjson"):

@@ -54,7 +54,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C
-import polars as pl
 import trio
 
 from trio_harvest.app import Harvester
@@ -276,19 +275,10 @@ async def soak(args: argparse.Namespace, sim: C.SimProcess, data_dir: Path, dl_d
     }
 
 
-def _parquet_rows(files: list[Path]) -> int:
-    """Rows in these Parquet files, one scan per kind (a kind's files share one schema)."""
-    by_kind: dict[str, list[str]] = {}
-    for f in files:
-        by_kind.setdefault(f.parent.name, []).append(str(f))
-    return sum(int(pl.scan_parquet(group, hive_partitioning=False).select(pl.len()).collect()
-                   .item()) for group in by_kind.values())
-
-
 def disk_counts(data_dir: Path, dl_dir: Path) -> dict[str, int]:
     files = [p for k in AUTH for p in data_dir.glob(f"date=*/symbol=*/kind={k}/*.parquet")
              if not p.name.startswith(TMP_PREFIX)]
-    rows = _parquet_rows(files)
+    rows = C.parquet_rows(files)
     dl_lines = dl_files = 0
     for k in AUTH:
         for f in (dl_dir / k).glob("*.ndjson"):
