@@ -59,10 +59,12 @@ class FakeDisk:
 
 
 def make_rotation(disk: FakeDisk, *, rotate_sec: float = 60.0, write_timeout: float = 30.0,
-                  watermarks: dict[str, tuple[int, int]] | None = None) -> Rotation:
+                  watermarks: dict[str, tuple[int, int]] | None = None,
+                  min_file_rows: int = 1, max_file_age: float = 0.0) -> Rotation:
     lanes = Lanes(dict(watermarks or DEFAULT_WATERMARKS), wake=lambda lane: None)
     rotation = Rotation(lanes, disk.save, disk.dead_letter, rotate_sec=rotate_sec,
-                        write_timeout=write_timeout, deadletter_timeout=30.0, save_concurrency=2)
+                        write_timeout=write_timeout, deadletter_timeout=30.0, save_concurrency=2,
+                        min_file_rows=min_file_rows, max_file_age=max_file_age)
     lanes.set_wake(rotation.wake)
     return rotation
 
@@ -281,11 +283,7 @@ async def test_timer_waits_for_file_size_or_age(autojump_clock: trio.testing.Moc
     """Files of a useful size: a timer rotation flushes a lane only once it holds
     ``min_file_rows`` rows or its last flush is ``max_file_age`` old."""
     disk = FakeDisk()
-    lanes = Lanes(dict(DEFAULT_WATERMARKS), wake=lambda lane: None)
-    rotation = Rotation(lanes, disk.save, disk.dead_letter, rotate_sec=60, write_timeout=30,
-                        deadletter_timeout=30, save_concurrency=2, min_file_rows=1000,
-                        max_file_age=300)
-    lanes.set_wake(rotation.wake)
+    rotation = make_rotation(disk, min_file_rows=1000, max_file_age=300)
     await run_with(rotation, lambda: produce(rotation, seconds=900, rate=20,
                                              symbols=("SLOWUSDT", "FASTUSDT", "FASTUSDT",
                                                       "FASTUSDT", "FASTUSDT")))
@@ -307,12 +305,9 @@ async def test_a_full_lane_waking_rotation_at_a_timer_tick_is_flushed_at_once(
     """A high-watermark wake that lands on a timer tick must not be dropped (the lane may hold
     fewer rows than min_file_rows when BUFFER_HIGH is small): the blocked producer resumes."""
     disk = FakeDisk()
-    lanes = Lanes({k: (1000, 2000) for k in DEFAULT_WATERMARKS}, wake=lambda lane: None)
-    rotation = Rotation(lanes, disk.save, disk.dead_letter, rotate_sec=60, write_timeout=30,
-                        deadletter_timeout=30, save_concurrency=2, min_file_rows=10_000,
-                        max_file_age=300)
-    lanes.set_wake(rotation.wake)
-    lane = lanes.get(PRICES, "BTCUSDT")
+    rotation = make_rotation(disk, watermarks={k: (1000, 2000) for k in DEFAULT_WATERMARKS},
+                             min_file_rows=10_000, max_file_age=300)
+    lane = rotation.lanes.get(PRICES, "BTCUSDT")
     async with trio.open_nursery() as nursery:
         await nursery.start(rotation.run)
         await trio.sleep_until(rotation.next_rotation - 0.5)

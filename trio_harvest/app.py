@@ -23,12 +23,10 @@ from .binance.streams import plan_connections, streams_for
 from .booksync import DiffBooks
 from .config import Config
 from .features_task import flush_all, run_features
-from .gate import PublishGate
 from .ingest import ConnectFn, Connection, make_connections, run_ingest, websocket_connector
 from .kinds import PREVIEW_KINDS, Row, schema_for
 from .lanes import Lanes
 from .ops import Operations
-from .partitions import Partition
 from .repair import Repair
 from .restclient import FetchFn
 from .resume import last_written
@@ -89,7 +87,7 @@ class Harvester:
         self.lanes = Lanes(dict(config.watermarks), wake=lambda lane: None)
         self.rotation = Rotation(
             self.lanes,
-            save or self._save,
+            save or self.writer.save,
             dead_letter or self.writer.dead_letter,
             rotate_sec=config.rotate_sec,
             write_timeout=config.write_timeout,
@@ -135,9 +133,6 @@ class Harvester:
         self._grace_scope: trio.CancelScope | None = None
         self._ingest_scope = trio.CancelScope()
         self.stale_temps_removed = 0
-
-    async def _save(self, part: Partition, gate: PublishGate) -> Any:
-        return await self.writer.save(part, gate)
 
     def _metadata_of(self, kind: str) -> dict[str, str]:
         """Parquet key-value metadata: derived kinds carry their parameters and OFI source."""

@@ -24,7 +24,7 @@ from .binance.decode import (
     ticker_row,
     trade_row,
 )
-from .kinds import GAPS, ORDERBOOK, PRICES, Row
+from .kinds import ORDERBOOK, PRICES, Row
 from .lanes import Lane, Lanes
 from .ratelimit import RateLimitedLog
 
@@ -50,7 +50,6 @@ class RouterStats:
     frames: int = 0
     malformed: int = 0
     unexpected: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
     last_seen: dict[str, float] = field(default_factory=dict)  # stream name -> trio/mono time
 
 
@@ -137,10 +136,6 @@ class Router:
             await lane.put(row)
         if hook is not None:
             hook.on_book(row)
-
-    async def put_gap(self, row: Row) -> None:
-        """A ``gaps`` row (authoritative): symbol is column 1."""
-        await self.lanes.get(GAPS, row[1]).put(row)
 
     def _bad(self, category: str, message: str, frame: str | bytes) -> None:
         if category == "malformed":

@@ -66,7 +66,7 @@ class Writer:
         meta = self.metadata_of(part.kind)
         rel = part.directory() / part_name(part.first_ts, part.last_ts, unique)
         size = await self._in_thread(
-            self.data.write_atomic, rel, lambda fh: write_parquet(fh, schema, part.rows, meta), gate
+            self.data, rel, lambda fh: write_parquet(fh, schema, part.rows, meta), gate
         )
         return Written(rel, len(part.rows), size)
 
@@ -78,12 +78,12 @@ class Writer:
         def produce(fh: BinaryIO) -> None:  # encoded in the worker thread, not on the loop
             fh.write(encode_ndjson(schema, rows))
 
-        size = await self._in_thread(self.deadletter_store.write_atomic, rel, produce, gate)
+        size = await self._in_thread(self.deadletter_store, rel, produce, gate)
         return Written(rel, len(rows), size)
 
     async def _in_thread(
         self,
-        fn: Callable[[PurePath, Callable[..., None], PublishGate], int],
+        store: LocalStore,
         rel: PurePath,
         produce: Callable[..., None],
         gate: PublishGate,
@@ -91,19 +91,18 @@ class Writer:
         """Run one blocking write in a thread. Only threads that were *abandoned* (their caller
         timed out) and still run count as stuck, separately per store, so a hung data disk never
         stops dead-letter writes to another one, and healthy concurrency never looks stuck."""
-        store = getattr(fn, "__self__", None)
         key = id(store)
         with self._lock:
             stuck = self._stuck.get(key, 0)
             if stuck >= self.max_stuck:
-                raise StorageStuck(f"{stuck} earlier writes to {getattr(store, 'root', 'this store')} "
+                raise StorageStuck(f"{stuck} earlier writes to {store.root} "
                                    "are still hanging; not starting another")
             self._running += 1
         state = {"done": False, "abandoned": False}
 
         def run() -> int:
             try:
-                return fn(rel, produce, gate)
+                return store.write_atomic(rel, produce, gate)
             finally:
                 with self._lock:
                     self._running -= 1
