@@ -41,9 +41,9 @@ except ImportError:  # run from a source tree: python bench/feature_table.py
 
 import pandas as pd
 
-from trio_harvest.features_task import emit_closed
 from trio_harvest.kinds import Row
 from trio_harvest.signals import SignalEngine, SignalParams
+from trio_harvest.signals.task import emit_closed
 
 SYMBOL = "BTCUSDT"
 TRADES_PER_S = 50

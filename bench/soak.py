@@ -58,10 +58,10 @@ import trio
 
 from trio_harvest.app import Harvester
 from trio_harvest.config import Config
-from trio_harvest.gate import PublishGate
 from trio_harvest.kinds import ORDERBOOK, PREVIEW_KINDS, PRICES
-from trio_harvest.partitions import TMP_PREFIX, Partition
-from trio_harvest.recover import Recoverer
+from trio_harvest.storage.gate import PublishGate
+from trio_harvest.storage.partitions import TMP_PREFIX, Partition
+from trio_harvest.storage.recover import Recoverer
 
 AUTH = (PRICES, ORDERBOOK)
 TARGET_RSS_MB = 300.0

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import trio
 
-from trio_harvest.gate import PublishGate
-from trio_harvest.ingest import MessageSource
+from trio_harvest.ingest.connection import MessageSource
 from trio_harvest.kinds import Row
-from trio_harvest.partitions import Partition
+from trio_harvest.storage.gate import PublishGate
+from trio_harvest.storage.partitions import Partition
 
 T0 = 1_700_000_000_000
 

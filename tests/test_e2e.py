@@ -10,8 +10,8 @@ import pyarrow.dataset as ds
 import trio
 
 from trio_harvest.app import Harvester
+from trio_harvest.cli.summary import summarize
 from trio_harvest.kinds import columns_of
-from trio_harvest.summary import summarize
 
 from .conftest import make_config
 

@@ -12,11 +12,11 @@ import pytest
 import trio
 import trio.testing
 
-from trio_harvest.gate import PublishGate
 from trio_harvest.kinds import DEFAULT_WATERMARKS, PRICES, Row
-from trio_harvest.lanes import Lanes
-from trio_harvest.partitions import Partition
-from trio_harvest.rotation import Rotation
+from trio_harvest.pipeline.lanes import Lanes
+from trio_harvest.pipeline.rotation import Rotation
+from trio_harvest.storage.gate import PublishGate
+from trio_harvest.storage.partitions import Partition
 
 T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z
 MIDNIGHT = 1_700_006_400_000  # 2023-11-15T00:00:00Z
@@ -245,8 +245,8 @@ async def test_fault8_new_days_directory_created_when_needed_and_failure_handled
     """Old fault 8: directories were created once at start-up for 'today'. Real disk and real
     clock (threads and MockClock do not mix)."""
     from trio_harvest.kinds import schema_for
-    from trio_harvest.store import LocalStore
-    from trio_harvest.writer import Writer
+    from trio_harvest.storage.store import LocalStore
+    from trio_harvest.storage.writer import Writer
 
     data = tmp_path / "data"
     writer = Writer(LocalStore(data), LocalStore(data / "deadletter"),

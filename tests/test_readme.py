@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from trio_harvest.cli import build_parser
+from trio_harvest.cli.commands import build_parser
 from trio_harvest.config import load_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"

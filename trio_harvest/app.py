@@ -19,22 +19,22 @@ from typing import Any
 import trio
 
 from . import __version__
+from .binance.booksync import DiffBooks
 from .binance.streams import plan_connections, streams_for
-from .booksync import DiffBooks
 from .config import Config
-from .features_task import flush_all, run_features
-from .ingest import ConnectFn, Connection, make_connections, run_ingest, websocket_connector
+from .ingest.connection import ConnectFn, Connection, make_connections, run_ingest, websocket_connector
+from .ingest.restclient import FetchFn
 from .kinds import PREVIEW_KINDS, Row, schema_for
-from .lanes import Lanes
-from .ops import Operations
-from .repair import Repair
-from .restclient import FetchFn
-from .resume import last_written
-from .rotation import DeadLetterFn, Rotation, SaveFn
-from .router import Router
+from .ops.operations import Operations
+from .pipeline.lanes import Lanes
+from .pipeline.rotation import DeadLetterFn, Rotation, SaveFn
+from .pipeline.router import Router
+from .repair.coordinator import Repair
+from .repair.resume import last_written
 from .signals.engine import SignalEngine
-from .store import LocalStore
-from .writer import Writer
+from .signals.task import flush_all, run_features
+from .storage.store import LocalStore
+from .storage.writer import Writer
 
 log = logging.getLogger("trio_harvest.app")
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import features
 from ..kinds import (
     CVD,
     EVENTS,
@@ -27,12 +26,13 @@ from ..kinds import (
     Row,
     orderbook_schema,
 )
-from ..tail import TailWindow
+from . import features
 from .cvd import CvdState
 from .events import EventDetector, LargeTrades
 from .fusion import Fusion
 from .ofi import BOOK_LEVEL_BASE, depth_sums, ofi_multi, ofi_term
 from .params import SignalParams, ofi_source_label
+from .tail import TailWindow
 
 Emit = Callable[[str, Row], None]
 

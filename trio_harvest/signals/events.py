@@ -22,9 +22,9 @@ from collections import deque
 from itertools import chain
 
 from ..kinds import Row
-from ..tail import T_NOTIONAL, T_PRICE, T_QTY, T_SQTY, Table
 from .fusion import RollingStats
 from .params import SignalParams
+from .tail import T_NOTIONAL, T_PRICE, T_QTY, T_SQTY, Table
 
 OFI_SPIKE = "ofi_spike"
 DIVERGENCE_BEARISH = "divergence_bearish"

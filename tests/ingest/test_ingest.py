@@ -1,0 +1,175 @@
+"""Ingest against an injected fake ``connect``: reconnects, stalls and errors, under MockClock."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+import trio.testing
+import trio_websocket
+
+from trio_harvest.binance.streams import MARKET, ConnectionPlan, StreamSpec
+from trio_harvest.ingest.backoff import Backoff
+from trio_harvest.ingest.connection import Connection, MessageSource
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+def plan(name: str) -> ConnectionPlan:
+    return ConnectionPlan(MARKET, (StreamSpec("BTCUSDT", "aggTrade", name),))
+
+
+class Script:
+    """Each connection attempt pops one behaviour: 'refuse', 'handshake', or a list of frames
+    followed by 'close' / 'stall'."""
+
+    def __init__(self, attempts: list[object]) -> None:
+        self.attempts = attempts
+        self.urls: list[str] = []
+        self.opened_at: list[float] = []
+
+    @asynccontextmanager
+    async def connect(self, url: str) -> AsyncIterator[MessageSource]:
+        self.urls.append(url)
+        self.opened_at.append(trio.current_time())
+        behaviour = self.attempts.pop(0) if self.attempts else "stall"
+        if behaviour == "refuse":
+            raise OSError(111, "Connection refused")
+        if behaviour == "handshake":
+            raise trio_websocket.HandshakeError("bad handshake")
+        frames = list(behaviour) if isinstance(behaviour, list) else []
+        end = frames.pop() if frames and frames[-1] in ("close", "stall") else "stall"
+
+        class Source:
+            async def get_message(self) -> str:
+                if frames:
+                    await trio.sleep(0.01)
+                    return str(frames.pop(0))
+                if end == "close":
+                    raise trio_websocket.ConnectionClosed(None)
+                await trio.sleep_forever()
+                raise AssertionError
+
+        yield Source()
+
+
+async def test_reconnects_with_backoff_after_errors_and_closes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    script = Script(["refuse", "handshake", ["a", "b", "close"], ["c", "close"]])
+    got: list[str | bytes] = []
+
+    async def handle(frame: str | bytes) -> None:
+        got.append(frame)
+
+    disconnects: list[str] = []
+
+    async def on_disconnect(p: ConnectionPlan, error: str) -> None:
+        disconnects.append(error)
+
+    conn = Connection(plan("btcusdt@aggTrade"), "ws://x", script.connect, handle, stall_timeout=5,
+                      backoff=Backoff(1.0, 4.0, random.Random(1)), on_disconnect=on_disconnect)
+    with trio.move_on_after(20):
+        await conn.run()
+    assert got == ["a", "b", "c"]
+    assert script.urls[0] == "ws://x/market/stream?streams=btcusdt@aggTrade"
+    assert disconnects[0].startswith("ConnectionRefusedError") and disconnects[1].startswith("HandshakeError")
+    assert disconnects[2].startswith("ConnectionClosed")
+    assert conn.stats.connects >= 2 and conn.stats.reconnects >= 4
+    gaps = [b - a for a, b in zip(script.opened_at, script.opened_at[1:], strict=False)]
+    assert all(g <= 4.1 for g in gaps[:2])  # capped backoff between failed attempts
+
+
+async def test_stalled_connection_is_replaced(autojump_clock: trio.testing.MockClock) -> None:
+    script = Script([["a", "stall"], ["b", "stall"]])
+    got: list[str | bytes] = []
+
+    async def handle(frame: str | bytes) -> None:
+        got.append(frame)
+
+    conn = Connection(plan("s"), "ws://x", script.connect, handle, stall_timeout=30,
+                      backoff=Backoff(0.5, 1.0, random.Random(1)))
+    with trio.move_on_after(45):
+        await conn.run()
+    assert got == ["a", "b"]
+    assert conn.stats.last_error.startswith("stalled")
+    assert 30 <= script.opened_at[1] - script.opened_at[0] <= 32.1  # stall + check + backoff
+
+
+async def test_a_failing_connection_never_takes_down_another(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    bad = Script(["refuse"] * 1000)
+    good = Script([[str(i) for i in range(100)] + ["stall"]])
+    got: list[str | bytes] = []
+
+    async def boom(frame: str | bytes) -> None:
+        raise RuntimeError("a bug in a handler")
+
+    async def handle(frame: str | bytes) -> None:
+        got.append(frame)
+
+    conns = [
+        Connection(plan("a"), "ws://x", bad.connect, handle, stall_timeout=10,
+                   backoff=Backoff(0.1, 1.0, random.Random(1))),
+        Connection(plan("b"), "ws://x", good.connect, handle, stall_timeout=100,
+                   backoff=Backoff(0.1, 1.0, random.Random(1))),
+        Connection(plan("c"), "ws://x", Script([["x", "stall"]] * 1000).connect, boom,
+                   stall_timeout=10, backoff=Backoff(0.1, 1.0, random.Random(1))),
+    ]
+    with trio.move_on_after(30):
+        async with trio.open_nursery() as nursery:
+            for c in conns:
+                nursery.start_soon(c.run)
+    assert got == [str(i) for i in range(100)]
+    assert conns[0].stats.failures > 10
+    assert conns[2].stats.last_error.startswith("unexpected RuntimeError"), conns[2].stats
+
+
+async def test_request_reconnect(autojump_clock: trio.testing.MockClock) -> None:
+    script = Script([["a", "stall"], ["b", "stall"]])
+    got: list[str | bytes] = []
+
+    async def handle(frame: str | bytes) -> None:
+        got.append(frame)
+
+    conn = Connection(plan("s"), "ws://x", script.connect, handle, stall_timeout=1000,
+                      backoff=Backoff(0.5, 1.0, random.Random(1)))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(conn.run)
+        await trio.sleep(5)
+        conn.request_reconnect("health says stale")
+        await trio.sleep(5)
+        nursery.cancel_scope.cancel()
+    assert got == ["a", "b"] and conn.stats.last_error == "reconnect requested"
+
+
+async def test_waiting_on_backpressure_is_not_a_stall(autojump_clock: trio.testing.MockClock) -> None:
+    """A full lane can block ``handle`` for longer than ``stall_timeout``: that is our disk, not a
+    silent exchange, so it must neither reconnect nor cancel the blocked put."""
+    script = Script([["a", "b", "stall"]])
+    got: list[str | bytes] = []
+    released = trio.Event()
+
+    async def handle(frame: str | bytes) -> None:
+        if frame == "a":
+            await released.wait()
+        got.append(frame)
+
+    conn = Connection(plan("s"), "ws://x", script.connect, handle, stall_timeout=30,
+                      backoff=Backoff(0.5, 1.0, random.Random(1)))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(conn.run)
+        await trio.sleep(100)  # blocked three stall timeouts long
+        conn.request_reconnect("health thinks it is stale")
+        assert conn.stats.failures == 0 and got == []
+        released.set()
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert got == ["a", "b"] and conn.stats.failures == 0

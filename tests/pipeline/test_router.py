@@ -1,0 +1,73 @@
+"""The router's guards: a corrupt frame is counted and dropped, never admitted anywhere."""
+
+from __future__ import annotations
+
+import json
+
+import trio
+import trio.testing
+
+from trio_harvest.kinds import DEFAULT_WATERMARKS, PRICES
+from trio_harvest.pipeline.lanes import Lanes
+from trio_harvest.pipeline.rotation import Rotation
+from trio_harvest.pipeline.router import Router
+from trio_harvest.repair.continuity import IMPLAUSIBLE, AggIdTracker
+
+NOW = 1_700_000_000_000
+
+
+def agg(i: int, t: int = NOW) -> str:
+    return json.dumps({"stream": "btcusdt@aggTrade", "data": {
+        "e": "aggTrade", "E": t, "s": "BTCUSDT", "a": i, "p": "100.5", "q": "0.1", "f": i,
+        "l": i, "T": t, "m": False}})
+
+
+async def test_an_implausible_event_time_is_rejected_not_written() -> None:
+    lanes = Lanes(dict(DEFAULT_WATERMARKS), wake=lambda lane: None)
+    router = Router(lanes, ("BTCUSDT",), depth_levels=5, wall_ms=lambda: NOW)
+    for i in range(10):
+        await router.handle(agg(i))
+    await router.handle(agg(10, t=10**17))  # year 3170843
+    await router.handle(agg(11, t=123))  # 1970
+    await router.handle(agg(12, t=NOW - 400 * 86_400_000))  # a year off the exchange: kept
+    await router.handle(agg(13))
+    rows = lanes.get(PRICES, "BTCUSDT").drain()
+    assert [r[4] for r in rows] == [*range(10), 12, 13]
+    assert router.stats.unexpected == 2
+
+
+def test_an_implausible_agg_id_jump_is_not_admitted() -> None:
+    tracker = AggIdTracker()
+    for i in range(100):
+        tracker.admit(i, NOW)
+    assert tracker.admit(10**12, NOW) == IMPLAUSIBLE
+    assert tracker.admit(100, NOW) != IMPLAUSIBLE and tracker.last_id == 100  # real ids go on
+
+
+async def test_rows_that_cannot_be_partitioned_go_to_the_dead_letter() -> None:
+    """Defence in depth behind the router: a batch rotation cannot split by date is
+    dead-lettered, never dropped, and rotation keeps running."""
+    saved: list[object] = []
+    dead: list[list[tuple[object, ...]]] = []
+
+    async def save(part: object, gate: object) -> None:
+        saved.append(part)
+
+    async def dead_letter(kind: str, symbol: str, rows: list[tuple[object, ...]],
+                          gate: object) -> None:
+        dead.append(rows)
+
+    lanes = Lanes(dict(DEFAULT_WATERMARKS), wake=lambda lane: None)
+    rotation = Rotation(lanes, save, dead_letter, rotate_sec=1, write_timeout=5,
+                        deadletter_timeout=5, save_concurrency=2)
+    lanes.set_wake(rotation.wake)
+    lane = lanes.get(PRICES, "BTCUSDT")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(rotation.run)
+        lane.put_nowait((10**17, 0, 0, "BTCUSDT", 1, 1.0, 1.0, 1, 1, False))
+        await trio.sleep(1.5)
+        lane.put_nowait((NOW, 0, 0, "BTCUSDT", 2, 1.0, 1.0, 2, 2, False))
+        await trio.sleep(1.5)
+        nursery.cancel_scope.cancel()
+    assert len(dead) == 1 and dead[0][0][4] == 1
+    assert len(saved) == 1

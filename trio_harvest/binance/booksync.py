@@ -1,0 +1,330 @@
+"""Diff-depth books for every symbol (``--book diff``): events in, orderbook and gaps rows out,
+and the REST snapshot fetcher that (re)synchronises them.
+
+Owns, per symbol, a ``diffbook.LocalBook`` and the traffic around it:
+
+- Hot path (``on_depth``, called by the router for each ``<sym>@depth@100ms`` event): apply a
+  snapshot that has arrived, then the event; every applied event becomes an ``orderbook`` row
+  (``source="depth"``, top N) in the symbol's lane and an ``on_book`` call to its signal hook.
+  A ``pu`` break writes a ``gaps`` row (reason "book sequence break") and calls the hook's
+  ``on_gap``; while a symbol resyncs it buffers (bounded) and writes no orderbook rows. Other
+  symbols are never affected. Only the router's task applies events and snapshots, so a
+  symbol's rows stay in update-id order.
+- The fetcher task (``run``): snapshot requests go through a per-symbol cooldown (doubling on
+  consecutive failures or stale snapshots, reset when the book goes live), a ``TokenBucket``
+  pacer (default 1000 weight/min, burst 100; limit=1000 costs 20), the exchange-wide
+  ``restclient.WeightBudget`` shared with backfill (the app passes ``Repair.budget``), and a
+  small concurrency limit, so 200 symbols breaking at once are resynced in arrival order over
+  minutes instead of tripping the exchange's rate limit. A fetched snapshot is handed to the hot
+  path, which applies it before the symbol's next event. An HTTP 429/418 pauses both for its
+  ``Retry-After``.
+
+The REST call is injected (``fetch_depth(symbol, limit) -> dict``); without one, ``run`` opens
+``restclient.http_fetch`` against ``rest_url`` (``GET /fapi/v1/depth``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import msgspec
+import trio
+
+from ..ingest.restclient import FetchFn, http_fetch, retry_after
+from ..ingest.tokenbucket import TokenBucket
+from ..kinds import Row
+from ..pipeline.lanes import Lane
+from ..ratelimit import RateLimitedLog
+from ..repair.gaps import BOOK_SEQUENCE_BREAK, gap_row
+from .decode import DepthUpdate, book_row
+from .diffbook import (
+    APPLIED,
+    BREAK,
+    BUFFER_LIMIT,
+    MAX_LEVELS,
+    STALE_SNAPSHOT,
+    LocalBook,
+    Snapshot,
+    parse_snapshot,
+)
+from .streams import depth_stream_name
+
+log = logging.getLogger("trio_harvest.booksync")
+
+SOURCE = "depth"  # orderbook.source of a diff-built book
+DEPTH_PATH = "/fapi/v1/depth"
+
+# GET /fapi/v1/depth weight by limit (Binance USD-M)
+DEPTH_WEIGHT: dict[int, int] = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
+
+FetchDepth = Callable[[str, int], Awaitable[Mapping[str, Any]]]
+PutGap = Callable[[Row], Awaitable[None]]
+
+
+def depth_weight(limit: int) -> int:
+    """The weight of a depth request of ``limit`` levels (the next documented limit up)."""
+    for lim in sorted(DEPTH_WEIGHT):
+        if limit <= lim:
+            return DEPTH_WEIGHT[lim]
+    return DEPTH_WEIGHT[1000]
+
+
+class BookHook(Protocol):
+    def on_book(self, row: Row) -> None: ...
+
+
+class SharedBudget(Protocol):
+    """The exchange-wide weight budget every REST caller shares (``restclient.WeightBudget``)."""
+
+    async def acquire(self, weight: int) -> None: ...
+    def pause(self, seconds: float) -> None: ...
+    def observe_used(self, headers: Mapping[str, str]) -> None: ...
+
+
+class RateLimited(Exception):
+    """The REST server said "too many requests" (429) or "banned" (418)."""
+
+    def __init__(self, status: int, retry_after: float) -> None:
+        super().__init__(f"HTTP {status}, retry after {retry_after:g} s")
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(slots=True)
+class SyncStats:
+    requests: int = 0  # snapshot requests sent
+    failures: int = 0  # failed or timed-out requests (and unusable bodies)
+    rate_limited: int = 0
+    gaps: int = 0  # gaps rows written
+    rows: int = 0  # orderbook rows written
+    max_queue: int = 0  # most symbols waiting for a request at once
+
+
+class DiffBooks:
+    def __init__(
+        self,
+        symbols: Iterable[str],
+        *,
+        levels: int,
+        put_gap: PutGap,
+        depth_speed: str = "100ms",
+        fetch_depth: FetchDepth | None = None,
+        rest_url: str = "https://fapi.binance.com",
+        pacer: TokenBucket | None = None,
+        shared_budget: SharedBudget | None = None,
+        limit: int = 1000,
+        cooldown: float = 5.0,
+        max_cooldown: float = 120.0,
+        concurrency: int = 4,
+        fetch_timeout: float = 10.0,
+        buffer_limit: int = BUFFER_LIMIT,
+        max_levels: int = MAX_LEVELS,
+    ) -> None:
+        self.levels = levels
+        self.put_gap = put_gap
+        self.fetch_depth = fetch_depth
+        self.rest_url = rest_url
+        self.pacer = pacer if pacer is not None else TokenBucket()
+        self.shared_budget = shared_budget  # set by the app when other REST callers exist
+        self.limit = limit
+        self.weight = depth_weight(limit)
+        self.cooldown = cooldown
+        self.max_cooldown = max_cooldown
+        self.fetch_timeout = fetch_timeout
+        self.books: dict[str, LocalBook] = {
+            s: LocalBook(s, max_levels=max(max_levels, levels), buffer_limit=buffer_limit)
+            for s in symbols
+        }
+        self.streams = {s: depth_stream_name(s, levels, depth_speed, "diff") for s in self.books}
+        self.stats = SyncStats()
+        self._slots = trio.Semaphore(concurrency)  # requests in flight
+        self._ready: dict[str, Snapshot] = {}  # fetched, to be applied by the hot path
+        self._pending: set[str] = set()  # queued, in flight or ready
+        self._queue: list[tuple[float, int, str]] = []  # (due at, seq, symbol)
+        self._seq = itertools.count()
+        self._last_request: dict[str, float] = {}
+        self._failures: dict[str, int] = {}
+        self._wake = trio.Event()
+        self._ratelog = RateLimitedLog(log)
+
+    # -- hot path (the router's task) -----------------------------------------------------------
+
+    async def on_depth(self, ev: DepthUpdate, recv_ms: int, lane: Lane,
+                       hook: BookHook | None) -> None:
+        """Apply one diff event of ``ev.symbol`` (and a snapshot that has arrived before it)."""
+        symbol = ev.symbol
+        book = self.books[symbol]
+        if self._ready:
+            snap = self._ready.pop(symbol, None)
+            if snap is not None:
+                self._pending.discard(symbol)
+                replay = book.apply_snapshot(snap)
+                for old, old_recv in replay or ():
+                    await self._step(book, old, old_recv, lane, hook)
+        await self._step(book, ev, recv_ms, lane, hook)
+        if book.needs_snapshot:
+            if symbol not in self._pending:
+                self._request(symbol)
+        elif self._failures and book.live:
+            self._failures.pop(symbol, None)  # in sync again: the cooldown starts over
+
+    async def _step(self, book: LocalBook, ev: DepthUpdate, recv_ms: int, lane: Lane,
+                    hook: BookHook | None) -> None:
+        outcome = book.on_event(ev, recv_ms)
+        if outcome == APPLIED:
+            bids, asks = book.top(self.levels)
+            ts = ev.trade_ms or ev.event_ms
+            row = book_row(book.symbol, ts, ev.event_ms, recv_ms, SOURCE, ev.update_id,
+                           ev.first_update_id, ev.prev_update_id, bids, asks, self.levels)
+            if not lane.put_nowait(row):
+                await lane.put(row)
+            self.stats.rows += 1
+            if hook is not None:
+                hook.on_book(row)
+        elif outcome == BREAK:
+            await self._gap(book, hook)
+        elif outcome == STALE_SNAPSHOT:
+            self._failures[book.symbol] = self._failures.get(book.symbol, 0) + 1
+            self._ratelog.log(logging.INFO, f"stale:{book.symbol}",
+                              "%s: the snapshot is older than the depth stream can bridge "
+                              "(U=%d, pu=%d); fetching another", book.symbol,
+                              ev.first_update_id, ev.prev_update_id)
+
+    async def _gap(self, book: LocalBook, hook: BookHook | None) -> None:
+        brk = book.last_break
+        assert brk is not None
+        row = gap_row(book.symbol, self.streams[book.symbol], brk.start_ms, brk.end_ms,
+                      BOOK_SEQUENCE_BREAK, brk.detail)
+        self.stats.gaps += 1
+        self._ratelog.log(logging.WARNING, f"break:{book.symbol}", "%s: book sequence break: %s",
+                          book.symbol, brk.detail)
+        await self.put_gap(row)
+        on_gap = getattr(hook, "on_gap", None)
+        if on_gap is not None:
+            on_gap(brk.end_ms, BOOK_SEQUENCE_BREAK)
+
+    # -- scheduling ----------------------------------------------------------------------------
+
+    def _request(self, symbol: str) -> None:
+        """Queue a snapshot request for ``symbol``, due after its cooldown."""
+        now = trio.current_time()
+        due = now
+        last = self._last_request.get(symbol)
+        if last is not None:
+            fails = self._failures.get(symbol, 0)
+            due = max(now, last + min(self.cooldown * 2.0**fails, self.max_cooldown))
+        self._pending.add(symbol)
+        heapq.heappush(self._queue, (due, next(self._seq), symbol))
+        self.stats.max_queue = max(self.stats.max_queue, len(self._queue))
+        self._wake.set()
+
+    def _retry(self, symbol: str) -> None:
+        self._failures[symbol] = self._failures.get(symbol, 0) + 1
+        self._pending.discard(symbol)
+        if self.books[symbol].needs_snapshot:
+            self._request(symbol)
+
+    async def _next_due(self) -> str:
+        while True:
+            if self._queue and self._queue[0][0] <= trio.current_time():
+                return heapq.heappop(self._queue)[2]
+            deadline = self._queue[0][0] if self._queue else float("inf")
+            with trio.move_on_at(deadline):
+                await self._wake.wait()
+            self._wake = trio.Event()
+
+    # -- the fetcher task ----------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve snapshot requests until cancelled."""
+        if self.fetch_depth is None:
+            async with http_fetch(self.rest_url, request_seconds=self.fetch_timeout) as fetch:
+                self.fetch_depth = depth_fetcher(fetch, self.shared_budget)
+                await self._serve(task_status)
+        else:
+            await self._serve(task_status)
+
+    async def _serve(self, task_status: trio.TaskStatus[None]) -> None:
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                symbol = await self._next_due()
+                await self._slots.acquire()
+                await self.pacer.acquire(self.weight)
+                if self.shared_budget is not None:
+                    await self.shared_budget.acquire(self.weight)
+                self._last_request[symbol] = trio.current_time()
+                self.stats.requests += 1
+                nursery.start_soon(self._fetch, symbol)
+
+    async def _fetch(self, symbol: str) -> None:
+        fetch = self.fetch_depth
+        assert fetch is not None
+        try:
+            with trio.fail_after(self.fetch_timeout):
+                body = await fetch(symbol, self.limit)
+            snap = parse_snapshot(body)
+        except RateLimited as exc:
+            self.stats.rate_limited += 1
+            self.pacer.pause_until(trio.current_time() + exc.retry_after)
+            if self.shared_budget is not None:
+                self.shared_budget.pause(exc.retry_after)
+            log.warning("snapshot of %s: %s; pausing REST requests", symbol, exc)
+            self._retry(symbol)
+            return
+        except Exception as exc:  # timeout, network, HTTP error, bad body: retry later
+            self.stats.failures += 1
+            self._ratelog.log(logging.WARNING, f"fetch:{symbol}", "snapshot of %s failed: %s: %s",
+                              symbol, exc.__class__.__name__, exc)
+            self._retry(symbol)
+            return
+        finally:
+            self._slots.release()
+        if self.books[symbol].needs_snapshot:
+            self._ready[symbol] = snap
+        else:
+            self._pending.discard(symbol)
+
+    # -- status ---------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        live = sum(b.live for b in self.books.values())
+        return {
+            "live": live,
+            "syncing": len(self.books) - live,
+            "queued": len(self._queue),
+            "requests": self.stats.requests,
+            "failures": self.stats.failures,
+            "rate_limited": self.stats.rate_limited,
+            "gaps": self.stats.gaps,
+            "rows": self.stats.rows,
+            "weight_spent": self.pacer.spent,
+            "breaks": sum(b.stats.breaks for b in self.books.values()),
+            "stale_snapshots": sum(b.stats.stale_snapshots for b in self.books.values()),
+        }
+
+
+def depth_fetcher(fetch: FetchFn, budget: SharedBudget | None = None) -> FetchDepth:
+    """``fetch_depth`` over ``restclient``'s ``fetch``: 429/418 raise ``RateLimited``, other
+    non-200 answers and non-JSON bodies raise ``ValueError``; the server's weight count
+    (``X-MBX-USED-WEIGHT-1M``) is reported to the shared budget."""
+
+    async def fetch_depth(symbol: str, limit: int) -> Mapping[str, Any]:
+        resp = await fetch(DEPTH_PATH, {"symbol": symbol, "limit": limit})
+        if budget is not None:
+            budget.observe_used(resp.headers)
+        if resp.status in (418, 429):
+            raise RateLimited(resp.status, max(1.0, retry_after(resp, 60.0)))
+        if resp.status != 200:
+            raise ValueError(f"HTTP {resp.status}: {resp.body[:200]!r}")
+        body = msgspec.json.decode(resp.body)
+        if not isinstance(body, dict):
+            raise ValueError("depth response is not a JSON object")
+        return body
+
+    return fetch_depth

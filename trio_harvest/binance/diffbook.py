@@ -1,0 +1,299 @@
+"""A local order book per symbol, kept from Binance USD-M diff depth plus a REST snapshot.
+
+Owns the synchronisation rules (reference/binance-usdm-streams.md) as a small state machine:
+
+- ``SYNCING``: no usable book. Events are buffered (bounded: the oldest go first; the buffer is
+  always one unbroken ``pu`` chain) until a snapshot is given to ``apply_snapshot``.
+- ``AWAIT_FIRST``: the snapshot (``lastUpdateId`` = L) is loaded. Events with ``u < L`` are
+  dropped; the first applied event must span L (``U <= L <= u``) or chain straight onto it
+  (``pu == L``: the snapshot was taken exactly at an event boundary). An event that starts after
+  L without chaining onto it means the snapshot is older than the stream can bridge: back to
+  ``SYNCING`` (``STALE_SNAPSHOT``; ask for another one). No gap: the book was not live.
+- ``LIVE``: each event must have ``pu`` equal to the previous event's ``u``. An event with
+  ``u <=`` the last applied ``u`` is a duplicate or replay and is dropped (quantities are
+  absolute, so applying it again would corrupt the book). Any other ``pu`` mismatch is a
+  ``BREAK``: the book is cleared, the breaking event starts a new buffer, and ``last_break``
+  describes the gap (for a ``gaps`` row with reason "book sequence break").
+
+Also owns the price levels (a dict price -> size plus a sorted key list per side, bounded to
+``max_levels`` per side by dropping the far end) and top-N extraction. Pure: no trio, no I/O,
+no clock; events are ``decode.DepthUpdate`` structs, snapshots come from ``parse_snapshot``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .decode import DepthUpdate
+
+Level = tuple[float, float]  # (price, size)
+
+# States
+SYNCING = "syncing"
+AWAIT_FIRST = "await_first"
+LIVE = "live"
+
+# Outcomes of ``LocalBook.on_event``
+APPLIED = "applied"  # the book changed; emit a row
+BUFFERED = "buffered"  # kept until a snapshot arrives
+DROPPED = "dropped"  # older than the snapshot, or a duplicate/replay: ignored
+BREAK = "break"  # pu chain broken while live: book cleared, resync needed (see last_break)
+STALE_SNAPSHOT = "stale_snapshot"  # the snapshot cannot be bridged to the stream: fetch again
+
+MAX_LEVELS = 1000  # per side; Binance's largest snapshot
+BUFFER_LIMIT = 200  # events kept while waiting for a snapshot (20 s of @100ms)
+
+
+class SnapshotError(ValueError):
+    """A REST depth body that is not a depth snapshot."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """``GET /fapi/v1/depth``: the book as of update ``last_update_id``, best levels first."""
+
+    last_update_id: int
+    bids: list[Level]
+    asks: list[Level]
+    ts_ms: int = 0  # T (or E) of the response, 0 when absent
+
+
+def parse_snapshot(body: Mapping[str, Any]) -> Snapshot:
+    """Turn a decoded REST depth body (``{"lastUpdateId":..,"bids":[["p","q"],..],..}``) into a
+    ``Snapshot``. Raises ``SnapshotError`` for anything else (e.g. ``{"code":-1121,...}``)."""
+    try:
+        last = body["lastUpdateId"]
+        if isinstance(last, bool) or not isinstance(last, int):
+            raise TypeError("lastUpdateId")
+        bids = [(float(p), float(q)) for p, q, *_ in body["bids"]]
+        asks = [(float(p), float(q)) for p, q, *_ in body["asks"]]
+        ts = body.get("T") or body.get("E") or 0
+        return Snapshot(last, bids, asks, int(ts))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SnapshotError(f"not a depth snapshot ({exc.__class__.__name__}: {exc})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    """A ``pu`` mismatch while live: the updates between ``expected_pu`` and ``U`` were lost."""
+
+    expected_pu: int  # u of the last applied event
+    prev_update_id: int  # pu of the breaking event
+    first_update_id: int  # U of the breaking event
+    update_id: int  # u of the breaking event
+    start_ms: int  # ts of the last applied event
+    end_ms: int  # ts of the breaking event
+
+    @property
+    def detail(self) -> str:
+        return (f"expected pu={self.expected_pu}, got pu={self.prev_update_id} "
+                f"(U={self.first_update_id}, u={self.update_id}); resync from a REST snapshot")
+
+
+class BookSide:
+    """One side's levels: ``sizes`` (price -> size) and ``_keys`` (sign * price, ascending, so
+    index 0 is the best). At most ``max_levels`` levels: the farthest one goes first."""
+
+    __slots__ = ("_keys", "_sign", "max_levels", "sizes")
+
+    def __init__(self, bid: bool, max_levels: int = MAX_LEVELS) -> None:
+        self._sign = -1.0 if bid else 1.0
+        self._keys: list[float] = []
+        self.sizes: dict[float, float] = {}
+        self.max_levels = max_levels
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def clear(self) -> None:
+        self._keys.clear()
+        self.sizes.clear()
+
+    def load(self, levels: Iterable[Level]) -> None:
+        self.clear()
+        sizes = self.sizes
+        for price, size in levels:
+            if size > 0:
+                sizes[price] = size
+        sign = self._sign
+        self._keys = sorted(sign * p for p in sizes)
+        while len(self._keys) > self.max_levels:
+            del sizes[sign * self._keys.pop()]
+
+    def set(self, price: float, size: float) -> None:
+        """Absolute size at ``price``; 0 deletes the level."""
+        sizes = self.sizes
+        if size > 0:
+            if price not in sizes:
+                keys = self._keys
+                key = self._sign * price
+                insort(keys, key)
+                if len(keys) > self.max_levels:
+                    far = keys.pop()
+                    if far == key:
+                        return  # the new level is the farthest one: not kept
+                    del sizes[self._sign * far]
+            sizes[price] = size
+        elif price in sizes:
+            del sizes[price]
+            keys = self._keys
+            del keys[bisect_left(keys, self._sign * price)]
+
+    def best(self) -> Level | None:
+        if not self._keys:
+            return None
+        price = self._sign * self._keys[0]
+        return price, self.sizes[price]
+
+    def top(self, n: int) -> list[Level]:
+        sign, sizes = self._sign, self.sizes
+        return [(sign * k, sizes[sign * k]) for k in self._keys[:n]]
+
+
+@dataclass(slots=True)
+class BookStats:
+    applied: int = 0
+    buffered: int = 0
+    dropped: int = 0
+    duplicates: int = 0
+    overflowed: int = 0  # buffered events pushed out by newer ones
+    breaks: int = 0
+    snapshots: int = 0
+    stale_snapshots: int = 0
+    syncs: int = 0  # times the book went live
+
+
+Buffered = tuple[DepthUpdate, int]  # (event, recv_ms)
+
+
+@dataclass(slots=True)
+class LocalBook:
+    """One symbol's diff-depth book. See the module docstring for the rules."""
+
+    symbol: str
+    max_levels: int = MAX_LEVELS
+    buffer_limit: int = BUFFER_LIMIT
+    state: str = SYNCING
+    snapshot_id: int = -1  # L of the loaded snapshot (AWAIT_FIRST, LIVE)
+    last_update_id: int = -1  # u of the last applied event
+    last_ts_ms: int = 0
+    last_break: Break | None = None
+    stats: BookStats = field(default_factory=BookStats)
+    bids: BookSide = field(init=False)
+    asks: BookSide = field(init=False)
+    _buffer: deque[Buffered] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bids = BookSide(True, self.max_levels)
+        self.asks = BookSide(False, self.max_levels)
+        self._buffer = deque(maxlen=self.buffer_limit)
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    @property
+    def live(self) -> bool:
+        return self.state == LIVE
+
+    @property
+    def needs_snapshot(self) -> bool:
+        return self.state == SYNCING
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def top(self, n: int) -> tuple[list[Level], list[Level]]:
+        """The best ``n`` bids (highest first) and asks (lowest first)."""
+        return self.bids.top(n), self.asks.top(n)
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def on_event(self, ev: DepthUpdate, recv_ms: int = 0) -> str:
+        """Apply, buffer or drop one diff event; returns one of the outcome constants."""
+        state = self.state
+        if state == LIVE:
+            if ev.prev_update_id == self.last_update_id:
+                self._apply(ev)
+                return APPLIED
+            if ev.update_id <= self.last_update_id:
+                self.stats.duplicates += 1
+                return DROPPED
+            self.stats.breaks += 1
+            ts = ev.trade_ms or ev.event_ms
+            self.last_break = Break(self.last_update_id, ev.prev_update_id, ev.first_update_id,
+                                    ev.update_id, self.last_ts_ms, ts)
+            self._reset()
+            self._buffer.append((ev, recv_ms))
+            self.stats.buffered += 1
+            return BREAK
+        if state == AWAIT_FIRST:
+            last = self.snapshot_id
+            if ev.update_id < last:
+                self.stats.dropped += 1
+                return DROPPED
+            if ev.first_update_id <= last or ev.prev_update_id == last:
+                self.state = LIVE
+                self.stats.syncs += 1
+                self._apply(ev)
+                return APPLIED
+            self.stats.stale_snapshots += 1
+            self._reset()
+            self._buffer.append((ev, recv_ms))
+            self.stats.buffered += 1
+            return STALE_SNAPSHOT
+        buf = self._buffer
+        if buf:
+            tail = buf[-1][0].update_id
+            if ev.prev_update_id != tail:
+                if ev.update_id <= tail:
+                    self.stats.duplicates += 1
+                    return DROPPED
+                buf.clear()  # the chain broke before any snapshot: older events are useless
+        if len(buf) == buf.maxlen:
+            self.stats.overflowed += 1
+        buf.append((ev, recv_ms))
+        self.stats.buffered += 1
+        return BUFFERED
+
+    def apply_snapshot(self, snap: Snapshot) -> list[Buffered] | None:
+        """Load ``snap`` if the book is syncing and hand back the buffered events, oldest first:
+        feed each to ``on_event`` (and emit a row for each one ``APPLIED``). ``None`` when the
+        book does not need a snapshot (ignored)."""
+        if self.state != SYNCING:
+            return None
+        self.stats.snapshots += 1
+        self.bids.load(snap.bids)
+        self.asks.load(snap.asks)
+        self.snapshot_id = snap.last_update_id
+        self.state = AWAIT_FIRST
+        replay = list(self._buffer)
+        self._buffer.clear()
+        return replay
+
+    def reset(self) -> None:
+        """Forget the book (e.g. the depth stream was resubscribed); a new snapshot is needed."""
+        self._reset()
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        self.state = SYNCING
+        self.bids.clear()
+        self.asks.clear()
+        self.snapshot_id = -1
+        self.last_update_id = -1
+        self._buffer.clear()
+
+    def _apply(self, ev: DepthUpdate) -> None:
+        bids, asks = self.bids, self.asks
+        for price, size in ev.bids:
+            bids.set(price, size)
+        for price, size in ev.asks:
+            asks.set(price, size)
+        self.last_update_id = ev.update_id
+        self.last_ts_ms = ev.trade_ms or ev.event_ms
+        self.stats.applied += 1

@@ -1,0 +1,247 @@
+"""The command line: ``python -m trio_harvest [run|sim] …``.
+
+Owns argument parsing, turning user mistakes into one line on stderr and exit code 2, internal
+failures into exit code 1 (with the traceback in the log), and a clean stop into exit code 0.
+Never contains harvesting logic: it builds a ``Config`` and hands over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .. import __version__
+from ..config import MAX_SIM_RATE, ConfigError, load_config
+from ..ops.logs import setup_logging
+from . import adversity as adversity_cli
+from . import ops as ops_cli
+
+log = logging.getLogger("trio_harvest.cli")
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+SUBCOMMANDS = ("run", "sim", "recover", "inspect")
+
+
+PREFIX = "trio_harvest: error:"  # every user mistake, from every subcommand, starts so
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one clear line, exit 2
+        self.exit(EXIT_USAGE, f"{PREFIX} {message} (see {self.prog} --help)\n")
+
+
+def _flag(p: argparse._ActionsContainer, *names: str, **kw: Any) -> None:
+    kw.setdefault("default", None)
+    p.add_argument(*names, **kw)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m trio_harvest",
+        description="Harvest exchange market data (Binance USD-M futures: trades and order books) "
+        "into Hive-partitioned Parquet. Without a subcommand, 'run' is assumed.",
+    )
+    parser.add_argument("--version", action="version", version=f"trio_harvest {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser(
+        "run",
+        help="harvest (the default)",
+        description="Harvest streams into Parquet until SIGINT/SIGTERM or --duration. "
+        "Settings come from defaults < --config TOML < environment (TRIO_HARVEST_<SETTING>, "
+        "BUFFER_HIGH, SAVE_CONCURRENCY) < these flags. Each flag's help gives its default.",
+    )
+    g = run.add_argument_group("source")
+    _flag(g, "--sim", action="store_const", const=True,
+          help="harvest from the built-in exchange simulator (offline) instead of Binance "
+          "(default off; excludes --ws-url and --rest-url)")
+    _flag(g, "--symbols", metavar="LIST", help="comma-separated symbols (default BTCUSDT,ETHUSDT)")
+    _flag(g, "--ws-url", metavar="URL",
+          help="websocket base URL; /market/stream?streams=… and /public/stream?streams=… are "
+          "appended (default wss://fstream.binance.com)")
+    _flag(g, "--rest-url", metavar="URL", help="REST base URL (default https://fapi.binance.com)")
+    _flag(g, "--depth-levels", type=int, metavar="N", help="book levels: 5, 10 or 20 (default 20)")
+    _flag(g, "--depth-speed", metavar="S", help="depth cadence: 100ms, 250ms, 500ms (default 100ms)")
+    _flag(g, "--book", metavar="MODE", help="partial (top-N snapshots, default) or diff")
+    _flag(g, "--no-book-ticker", dest="book_ticker", action="store_const", const=False,
+          help="do not subscribe to bookTicker (subscribed by default)")
+    _flag(g, "--sim-rate", type=float, metavar="MSGS",
+          help=f"simulator: total messages per second, at most {MAX_SIM_RATE:,.0f} (default 300)")
+    _flag(g, "--sim-seed", type=int, metavar="N", help="simulator: random seed (default 1)")
+    _flag(g, "--streams-per-connection", type=int, metavar="N",
+          help="streams per websocket connection (default 200, Binance's limit)")
+    _flag(g, "--max-message-bytes", type=int, metavar="N",
+          help="largest websocket message accepted (default 4194304 = 4 MiB)")
+
+    g = run.add_argument_group("storage")
+    _flag(g, "--data-dir", metavar="DIR", help="where Parquet partitions go (default ./data)")
+    _flag(g, "--deadletter-dir", metavar="DIR",
+          help="where failed batches go (default DATA_DIR/deadletter)")
+    _flag(g, "--rotate-sec", type=float, metavar="S",
+          help="rotation timer: every S seconds, flush lanes that are due (default 60)")
+    _flag(g, "--min-file-rows", type=int, metavar="N",
+          help="a timer rotation flushes a lane once it holds N rows… (default 10000)")
+    _flag(g, "--max-file-age", type=float, metavar="S",
+          help="…or once its last flush is S seconds old (default 300)")
+    _flag(g, "--write-timeout", type=float, metavar="S", help="per-partition write timeout (default 30)")
+    _flag(g, "--save-concurrency", type=int, metavar="N", help="parallel writes (default 2)")
+    _flag(g, "--buffer-high", type=int, metavar="N",
+          help="high watermark for every kind, emergency = 2x (default per kind, see README)")
+    _flag(g, "--deadletter-timeout", type=float, metavar="S",
+          help="timeout of one dead-letter write (default 30)")
+    _flag(g, "--max-stuck-writes", type=int, metavar="N",
+          help="hung writes to one store before no new write starts there (default 8)")
+
+    g = run.add_argument_group("run")
+    _flag(g, "--duration", type=float, metavar="S",
+          help="stop cleanly after S seconds (default: run until SIGINT/SIGTERM)")
+    _flag(g, "--shutdown-grace", type=float, metavar="S",
+          help="time allowed for the final flush (default 10)")
+    _flag(g, "--stall-timeout", type=float, metavar="S",
+          help="reconnect when a connection is silent this long (default 30)")
+    _flag(g, "--backoff-initial", type=float, metavar="S",
+          help="first reconnect delay; doubles per failure, with full jitter (default 0.5)")
+    _flag(g, "--backoff-max", type=float, metavar="S",
+          help="longest reconnect delay (default 30)")
+    _flag(g, "--config", metavar="FILE",
+          help="TOML file with settings (same names, snake_case; default none)")
+    _flag(g, "--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
+    _flag(g, "--log-format", metavar="FMT", help="text (default) or json")
+    _flag(g, "--summary-json", action="store_const", const=True,
+          help="print the end-of-run summary as one JSON object instead of a table (default "
+          "a table)")
+    ops_cli.add_run_flags(run)
+    adversity_cli.add_run_flags(run)
+
+    sim = sub.add_parser(
+        "sim",
+        help="run the exchange simulator as a server",
+        description="Serve a seeded, Binance-compatible market-data websocket (and its REST "
+        "endpoints, on the same port) on loopback. Harvest from it with `run --ws-url "
+        "ws://127.0.0.1:PORT --rest-url http://127.0.0.1:PORT` (without --sim).",
+    )
+    sim.add_argument("--host", default="127.0.0.1", metavar="ADDR",
+                     help="address to bind (default 127.0.0.1)")
+    sim.add_argument("--port", type=int, default=9443, metavar="PORT",
+                     help="port for websocket and REST; 0 = any free port (default 9443)")
+    sim.add_argument("--symbols", default="BTCUSDT,ETHUSDT", metavar="LIST",
+                     help="comma-separated symbols (default BTCUSDT,ETHUSDT)")
+    sim.add_argument("--rate", type=float, default=300.0, metavar="MSGS",
+                     help=f"total messages per second, at most {MAX_SIM_RATE:,.0f} (default 300)")
+    sim.add_argument("--seed", type=int, default=1, metavar="N", help="random seed (default 1)")
+    sim.add_argument("--duration", type=float, default=None, metavar="S",
+                     help="stop after S seconds (default: serve until SIGINT/SIGTERM)")
+    adversity_cli.add_sim_flags(sim)
+    ops_cli.add_subcommands(sub)
+    return parser
+
+
+def _normalize_argv(argv: list[str]) -> list[str]:
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        return ["run", *argv]
+    return argv
+
+
+RUN_ONLY = {"config", "summary_json", "command"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(_normalize_argv(list(sys.argv[1:] if argv is None else argv)))
+    try:
+        if args.command == "sim":
+            return _sim(args)
+        if args.command == "recover":
+            return ops_cli.run_recover(args)
+        if args.command == "inspect":
+            return ops_cli.run_inspect(args)
+        return _run(args)
+    except ConfigError as exc:
+        print(f"{PREFIX} {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return _interrupted()
+    except BaseExceptionGroup as group:  # a Ctrl-C that reached a task inside a nursery
+        if group.split(KeyboardInterrupt)[1] is not None:
+            raise
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    print("trio_harvest: interrupted", file=sys.stderr)
+    return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..app import Harvester
+    from .preflight import preflight
+    from .summary import summarize
+
+    cli = {k: v for k, v in vars(args).items() if k not in RUN_ONLY}
+    config = load_config(cli, os.environ, Path(args.config) if args.config else None)
+    setup_logging(config.log_level, config.log_format)
+    preflight(config)
+    harvester = Harvester(config, handle_signals=True)
+    try:
+        trio.run(harvester.run)
+    except ConfigError:  # e.g. the metrics port is in use: a user mistake, exit 2
+        raise
+    except Exception:
+        log.exception("internal failure; buffered rows were sent to the dead letter")
+        _print_summary(summarize(harvester), args.summary_json)
+        return EXIT_INTERNAL
+    summary = summarize(harvester)
+    _print_summary(summary, args.summary_json)
+    return EXIT_OK
+
+
+def _print_summary(summary: Any, as_json: bool | None) -> None:
+    import json
+
+    print(json.dumps(summary.as_dict()) if as_json else summary.render(), flush=True)
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from ..config import SYMBOL_RE
+    from ..sim.server import SimConfig, sim_main
+
+    symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
+    bad = [s for s in symbols if not SYMBOL_RE.match(s)]
+    if not symbols or bad:
+        raise ConfigError(f"--symbols: {', '.join(bad) or 'none given'} is not a symbol list")
+    if not 0 < args.rate <= MAX_SIM_RATE:  # also rejects nan
+        raise ConfigError(f"--rate: must be positive and at most {MAX_SIM_RATE:,.0f} messages per "
+                          f"second (the simulator cannot go faster), got {args.rate:g}")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port: {args.port} is not a port")
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise ConfigError(f"--duration: must be a positive number of seconds, got {args.duration:g}")
+    plan = adversity_cli.sim_plan(args)
+    _check_listen(args.host, args.port)
+    setup_logging("INFO", "text")
+    config = SimConfig(symbols=symbols, rate=args.rate, seed=args.seed, host=args.host,
+                       port=args.port, faults=plan)
+    return sim_main(config, args.duration)
+
+
+def _check_listen(host: str, port: int) -> None:
+    """``ConfigError`` if ``host:port`` cannot be listened on (in use, not a local address), so
+    the mistake reads like every other; binds the same way the simulator will, then lets go."""
+
+    async def probe() -> None:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        for listener in listeners:
+            await listener.aclose()
+
+    try:
+        trio.run(probe)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port} (--host, --port): "
+                          f"{exc.strerror or exc}") from None

@@ -1,0 +1,133 @@
+"""The operations subcommands of the command line: ``recover`` and ``inspect``, and the ``run``
+flags of issue 4 (metrics endpoint, health interval, automatic recovery).
+
+Owns their arguments and output (text for people, ``--json`` for tools: both shapes are stable
+and documented in the README). Exit codes as everywhere: 0 ok, 1 something could not be done (a
+dead-letter file that failed to recover), 2 a user mistake (e.g. a missing data dir, raised as
+``ConfigError``). Never harvests; the work lives in ``recover.py`` and ``inventory.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ..config import ConfigError
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def add_run_flags(run: argparse.ArgumentParser) -> None:
+    g = run.add_argument_group("operations")
+    g.add_argument("--metrics-port", type=int, metavar="PORT", default=None,
+                   help="serve /metrics, /healthz and /status on this port (0 = off, the default)")
+    g.add_argument("--metrics-host", metavar="ADDR", default=None,
+                   help="address of the ops endpoint (default 127.0.0.1)")
+    g.add_argument("--health-interval", type=float, metavar="S", default=None,
+                   help="seconds between health checks (default 5)")
+    g.add_argument("--no-auto-recover", dest="auto_recover", action="store_const", const=False,
+                   default=None, help="do not replay the dead letter automatically (on by default)")
+    g.add_argument("--auto-recover-after", type=float, metavar="S", default=None,
+                   help="replay the dead letter once writes have succeeded this long (default 60)")
+    g.add_argument("--auto-recover-batch", type=int, metavar="N", default=None,
+                   help="dead-letter files replayed per health interval (default 4)")
+
+
+def add_subcommands(sub: Any) -> None:
+    rec = sub.add_parser(
+        "recover",
+        help="replay dead-letter files into their partitions",
+        description="Read every dead-letter file, validate it, write its rows into the right "
+        "partitions (atomically, under names derived from the file so a re-run never "
+        "duplicates) and remove it. Bad lines are set aside in DEADLETTER/_rejected/. Safe to "
+        "interrupt and run again, and safe while a harvester runs.",
+    )
+    rec.add_argument("--data-dir", required=True, metavar="DIR", help="the dataset's root")
+    rec.add_argument("--deadletter-dir", metavar="DIR", default=None,
+                     help="dead-letter folder (default DATA_DIR/deadletter)")
+    rec.add_argument("--limit", type=int, metavar="N", default=None,
+                     help="recover at most N files, oldest first (default all)")
+    rec.add_argument("--json", action="store_true", help="print one JSON object")
+
+    ins = sub.add_parser(
+        "inspect",
+        help="show what is on disk: partitions, agg_id holes, dead letter, temp files",
+        description="Per date/symbol/kind: files, rows, first/last event time, bytes; for "
+        "prices, holes in agg_id continuity; the dead-letter backlog; temporary leftovers.",
+    )
+    ins.add_argument("--data-dir", required=True, metavar="DIR", help="the dataset's root")
+    ins.add_argument("--deadletter-dir", metavar="DIR", default=None,
+                     help="dead-letter folder (default DATA_DIR/deadletter)")
+    ins.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _existing_dir(raw: str, flag: str) -> Path:
+    """``raw`` as a directory that exists, or ``ConfigError`` naming ``flag``."""
+    if not raw:
+        raise ConfigError(f"{flag}: '' is not a valid path")
+    path = Path(raw).expanduser()
+    if not path.exists():
+        raise ConfigError(f"{flag} {path}: no such directory")
+    if not path.is_dir():
+        raise ConfigError(f"{flag} {path}: is not a directory")
+    return path
+
+
+def _dirs(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """The data dir and the dead-letter dir, or None for "no dead letter at all". A dead-letter
+    dir given with --deadletter-dir must exist (a typo would otherwise report an empty backlog);
+    the default DATA_DIR/deadletter may be absent (nothing was ever dead-lettered)."""
+    data = _existing_dir(args.data_dir, "--data-dir")
+    if args.deadletter_dir is not None:
+        return data, _existing_dir(args.deadletter_dir, "--deadletter-dir")
+    dl = data / "deadletter"
+    if not dl.exists():
+        return data, None
+    if not dl.is_dir():
+        raise ConfigError(f"dead-letter dir {dl} (the default DATA_DIR/deadletter): is not a "
+                          "directory; give --deadletter-dir")
+    return data, dl
+
+
+def _unreadable(exc: OSError) -> ConfigError:
+    return ConfigError(f"cannot read {exc.filename or 'the data'}: {exc.strerror or exc}")
+
+
+def run_recover(args: argparse.Namespace) -> int:
+    from ..storage.recover import Recoverer, RecoveryReport
+
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit: must be at least 1, got {args.limit}")
+    data, dl = _dirs(args)
+    if dl is None:
+        if args.json:
+            _print(RecoveryReport().as_dict(), True)
+        else:
+            _print(f"nothing to recover: {data / 'deadletter'} does not exist", False)
+        return EXIT_OK
+    try:
+        report = trio.run(Recoverer(data, dl).recover_all, args.limit)
+    except OSError as exc:  # e.g. the dead letter cannot be listed (permissions)
+        raise _unreadable(exc) from None
+    _print(report.as_dict() if args.json else report.render(), args.json)
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from ..storage.inventory import inspect_dataset
+
+    data, dl = _dirs(args)
+    try:
+        inv = inspect_dataset(data, dl if dl is not None else data / "deadletter")
+    except OSError as exc:  # e.g. a folder that cannot be listed (permissions)
+        raise _unreadable(exc) from None
+    _print(inv.as_dict() if args.json else inv.render(), args.json)
+    return EXIT_OK
+
+
+def _print(out: Any, as_json: bool) -> None:
+    print(json.dumps(out, indent=1) if as_json else out, flush=True)

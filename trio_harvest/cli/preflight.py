@@ -1,0 +1,35 @@
+"""Start-up checks that turn a doomed run into one clear line: is the data directory usable?
+
+Owns the checks of the environment that configuration alone cannot see. Raises ``ConfigError``
+(exit code 2); never changes anything beyond creating the configured directories.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..config import Config, ConfigError
+
+
+def check_writable_dir(path: Path, what: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # exist_ok covers directories: this is a file (or a broken link)
+        raise ConfigError(f"{what} {path}: exists and is not a directory") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: cannot create it ({exc.strerror or exc})") from None
+    if not path.is_dir():
+        raise ConfigError(f"{what} {path}: exists and is not a directory")
+    probe = path / f".tmp-probe-{os.getpid()}"
+    try:
+        with open(probe, "wb") as fh:
+            fh.write(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: not writable ({exc.strerror or exc})") from None
+
+
+def preflight(config: Config) -> None:
+    check_writable_dir(config.data_dir, "data dir")
+    check_writable_dir(config.deadletter_path, "dead-letter dir")

@@ -1,0 +1,1 @@
+"""Ingest: websocket transports, connections (reconnect, backoff), the 24 h handover, REST."""

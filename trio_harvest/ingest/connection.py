@@ -1,0 +1,239 @@
+"""One ingest task per websocket connection: connect, receive, hand frames to the router,
+reconnect with capped exponential backoff and full jitter.
+
+Owns a connection's life: stall detection (no frame for ``stall_timeout`` → reconnect), handshake
+errors, ``ConnectionClosed`` and ``OSError`` are all survivable and logged; a failing connection
+never takes down another connection or the app. The socket is injected (``connect``), so the same
+code runs against Binance, the simulator or a fake. Never writes files, never checks rotation.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+import trio_websocket
+
+from ..binance.streams import ConnectionPlan
+from ..ratelimit import RateLimitedLog
+from .backoff import Backoff
+from .wsclient import open_websocket
+
+log = logging.getLogger("trio_harvest.ingest")
+
+
+class MessageSource(Protocol):
+    async def get_message(self) -> str | bytes: ...
+
+
+ConnectFn = Callable[[str], AbstractAsyncContextManager[MessageSource]]
+FrameHandler = Callable[[str | bytes], Awaitable[None]]
+DisconnectHook = Callable[[ConnectionPlan, str], Awaitable[None]]
+
+
+def websocket_connector(
+    max_message_bytes: int, connect_timeout: float = 10.0
+) -> ConnectFn:
+    """The real ``connect``: trio-websocket with a large receive buffer, on a socket we close."""
+
+    @asynccontextmanager
+    async def connect(url: str) -> AsyncIterator[MessageSource]:
+        async with open_websocket(url, max_message_size=max_message_bytes,
+                                  connect_timeout=connect_timeout) as ws:
+            yield ws
+
+    return connect
+
+
+RECOVERABLE: tuple[type[BaseException], ...] = (
+    trio_websocket.HandshakeError,
+    trio_websocket.ConnectionClosed,
+    trio_websocket.ConnectionRejected,
+    trio_websocket.ConnectionTimeout,
+    trio_websocket.DisconnectionTimeout,
+    OSError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    trio.TooSlowError,  # a connect or handshake over its timeout
+)
+
+
+@dataclass(slots=True)
+class ConnectionStats:
+    label: str
+    url: str
+    connects: int = 0
+    reconnects: int = 0
+    failures: int = 0
+    frames: int = 0
+    connected: bool = False
+    connected_at: float | None = None  # trio time
+    last_frame_at: float | None = None
+    last_error: str = ""
+
+
+class Connection:
+    """Supervises one planned connection forever (until cancelled)."""
+
+    def __init__(
+        self,
+        plan: ConnectionPlan,
+        base_url: str,
+        connect: ConnectFn,
+        handle: FrameHandler,
+        *,
+        stall_timeout: float,
+        backoff: Backoff,
+        on_disconnect: DisconnectHook | None = None,
+    ) -> None:
+        self.plan = plan
+        self.url = plan.url(base_url)
+        self.connect = connect
+        self.handle = handle
+        self.stall_timeout = stall_timeout
+        self.backoff = backoff
+        self.on_disconnect = on_disconnect
+        self.stats = ConnectionStats(plan.label, self.url)
+        self._session: trio.CancelScope | None = None
+        self._ended_by = ""
+        self._handling = False  # inside handle(): possibly waiting on a full lane
+        self._progress_at = 0.0
+        # the same error over and over (a flapping link) is logged once a minute, with a count
+        self._ratelog = RateLimitedLog(log, interval=60.0, clock=trio.current_time)
+
+    def request_reconnect(self, reason: str) -> None:
+        """Health may ask a stale connection to start over; not while it is only waiting for
+        room in a full lane (that silence is our backpressure, not the exchange's)."""
+        if self._session is None:
+            return
+        if self._handling:
+            log.info("%s: not reconnecting (%s): ingest is waiting for the disk", self.stats.label,
+                     reason)
+            return
+        log.warning("%s: reconnecting on request (%s)", self.stats.label, reason)
+        self._ended_by = "reconnect requested"
+        self._session.cancel()
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watchdog)
+            while True:
+                error = await self._session_once()
+                st = self.stats
+                st.connected = False
+                st.failures += 1
+                st.last_error = error
+                if self.on_disconnect is not None:
+                    await self.on_disconnect(self.plan, error)
+                delay = self.backoff.next_delay()
+                self._ratelog.log(logging.WARNING, error, "%s: %s; reconnecting in %.2fs",
+                                  st.label, error, delay)
+                await trio.sleep(delay)
+                st.reconnects += 1
+
+    async def _watchdog(self) -> None:
+        """Stall detection without a deadline per frame: a session that has seen no frame for
+        ``stall_timeout`` (or no handshake within ``stall_timeout + 10`` s) is cancelled; time
+        spent waiting on a full lane does not count."""
+        stall = self.stall_timeout
+        while True:
+            await trio.sleep(min(1.0, stall / 10))
+            session = self._session
+            if session is None or self._handling:
+                continue
+            allowance = stall if self.stats.connected else stall + 10.0
+            if trio.current_time() - self._progress_at > allowance:
+                self._ended_by = f"stalled: no frame for {stall:g}s"
+                session.cancel()
+
+    async def _session_once(self) -> str:
+        """One connection attempt and its receive loop. Returns why it ended."""
+        st = self.stats
+        self._ended_by = "session cancelled"
+        try:
+            with trio.CancelScope() as session:
+                self._session = session
+                self._progress_at = trio.current_time()
+                async with self.connect(self.url) as ws:
+                    st.connects += 1
+                    st.connected = True
+                    st.connected_at = self._progress_at = trio.current_time()
+                    if st.connects == 1:
+                        log.info("%s: connected", st.label)
+                    else:
+                        log.info("%s: reconnected", st.label)
+                    first = True
+                    get = ws.get_message
+                    handle = self.handle
+                    while True:
+                        frame = await get()
+                        st.frames += 1
+                        if first:
+                            first = False
+                            self.backoff.reset()
+                        self._handling = True
+                        await handle(frame)
+                        self._handling = False
+                        st.last_frame_at = self._progress_at = trio.current_time()
+            return self._ended_by
+        except RECOVERABLE as exc:
+            return _describe(exc)
+        except BaseExceptionGroup as group:  # a library's nursery: recoverable if all leaves are
+            if group.subgroup(lambda e: not isinstance(e, Exception)) is not None:
+                raise  # Cancelled or KeyboardInterrupt inside: not ours to swallow
+            leaves = group.exceptions
+            if not all(isinstance(e, RECOVERABLE) for e in leaves):
+                log.error("%s: unexpected errors in the receive loop", st.label, exc_info=group)
+            return _describe(leaves[0])
+        except Exception as exc:  # a bug must not end the harvest: log it whole, start over
+            log.exception("%s: unexpected error in the receive loop", st.label)
+            return f"unexpected {type(exc).__name__}: {exc}"
+        finally:
+            self._session = None
+            self._handling = False
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message``, followed by the underlying cause when the library wraps it (trio-
+    websocket's HandshakeError hides a DNS failure or a refused connection in ``__cause__``)."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and cause is not exc and not isinstance(exc, OSError):
+        text += f" ({type(cause).__name__}: {cause})"
+    return text
+
+
+def make_connections(
+    plans: list[ConnectionPlan],
+    base_url: str,
+    connect: ConnectFn,
+    handle: FrameHandler,
+    *,
+    stall_timeout: float,
+    backoff_initial: float,
+    backoff_max: float,
+    seed: int | None = None,
+    on_disconnect: DisconnectHook | None = None,
+) -> list[Connection]:
+    rng = random.Random(seed)
+    return [
+        Connection(
+            plan, base_url, connect, handle,
+            stall_timeout=stall_timeout,
+            backoff=Backoff(backoff_initial, backoff_max, random.Random(rng.random())),
+            on_disconnect=on_disconnect,
+        )
+        for plan in plans
+    ]
+
+
+async def run_ingest(connections: list[Connection]) -> None:
+    """Run every connection in its own task; each one survives its own failures."""
+    async with trio.open_nursery() as nursery:
+        for conn in connections:
+            nursery.start_soon(conn.run)

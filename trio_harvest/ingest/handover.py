@@ -1,0 +1,284 @@
+"""The 24 h handover: replace a websocket before the exchange closes it, without a gap or a
+duplicate.
+
+Binance closes every connection after 24 h. ``HandoverConnector`` wraps a ``connect`` so that a
+session looks like one endless connection to ingest: ``lead`` seconds before the current socket
+reaches ``lifetime``, it opens a replacement (retrying every ``retry`` seconds while the old one
+lives) and peeks at the replacement's first frame *without consuming the rest*. The switch
+happens at that frame: everything before it comes from the old socket, everything from it on
+from the new one. If the old socket delivered it already (it is read on meanwhile, and what it
+delivered since the replacement began to open is kept, bounded), the new socket's repeats of
+what followed it are skipped; else the old socket is read until it delivers it. If the frames do
+not line up (faults, or an exchange that orders streams differently per connection), the switch
+happens after ``overlap`` seconds and the router's id-based deduplication drops what both
+sockets delivered (a hole, had the old socket lagged, is a break that backfill repairs). Then the
+old socket is closed.
+If the old socket dies while a replacement is ready, reading switches at once; if it dies before,
+the error reaches ingest as any disconnect would.
+
+Each socket is opened, held and closed by its own task in the connector's nursery (trio-websocket
+needs its context entered and exited in one task), so ingest's session task only ever calls
+``get_message``. Never decodes frames, never touches lanes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+
+import trio
+
+from .connection import RECOVERABLE, ConnectFn, MessageSource
+
+log = logging.getLogger("trio_harvest.handover")
+
+HISTORY = 20_000  # frames of the old socket kept during a handover, to find the switch frame
+
+Frame = str | bytes
+
+
+@dataclass
+class HandoverStats:
+    handovers: int = 0
+    matched: int = 0  # switched exactly at the replacement's first frame
+    timed_out: int = 0  # switched after ``overlap`` (deduplication did the rest)
+    old_closed_first: int = 0  # the old socket ended during the overlap
+    failures: int = 0  # replacement attempts that failed (retried while the old one lived)
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(eq=False)
+class _Held:
+    ws: MessageSource
+    opened_at: float
+    close: trio.Event = field(default_factory=trio.Event)
+
+
+async def _hold(connect: ConnectFn, url: str, *,
+                task_status: trio.TaskStatus[_Held] = trio.TASK_STATUS_IGNORED) -> None:
+    """Open a socket, hand it over, keep it open until asked to close it. An error while
+    opening reaches the caller of ``nursery.start``; one while closing is only logged."""
+    started = False
+    try:
+        async with connect(url) as ws:
+            held = _Held(ws, trio.current_time())
+            task_status.started(held)
+            started = True
+            await held.close.wait()
+    except Exception as exc:
+        if not started:
+            raise
+        log.debug("closing a replaced socket: %s", exc)
+
+
+class HandoverConnector:
+    def __init__(self, connect: ConnectFn, *, lifetime: float, lead: float, overlap: float,
+                 retry: float = 5.0) -> None:
+        if not 0 < lead < lifetime:
+            raise ValueError("need 0 < lead < lifetime")
+        self.inner = connect
+        self.lifetime = lifetime
+        self.lead = lead
+        self.overlap = overlap
+        self.retry = retry
+        self.stats = HandoverStats()
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The nursery that holds the sockets; start it before the first ``connect``."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    def connect(self, url: str) -> AbstractAsyncContextManager[MessageSource]:
+        return self._session(url)
+
+    @asynccontextmanager
+    async def _session(self, url: str) -> AsyncIterator[MessageSource]:
+        nursery = self._nursery
+        if nursery is None:  # not running: a plain connection
+            async with self.inner(url) as ws:
+                yield ws
+            return
+        held: _Held = await nursery.start(_hold, self.inner, url)
+        source = HandoverSource(self, url, held)
+        nursery.start_soon(source.supervise)
+        try:
+            yield source
+        finally:
+            source.close()
+
+
+class HandoverSource:
+    """What ingest reads from: the current socket, and during a handover, the switch."""
+
+    def __init__(self, connector: HandoverConnector, url: str, held: _Held) -> None:
+        self._c = connector
+        self._url = url
+        self._cur = held
+        self._next: _Held | None = None
+        self._switch_at = math.inf
+        self._first: Frame | None = None  # the replacement's first frame, once peeked
+        self._pending: deque[Frame] = deque()
+        self._switched = trio.Event()
+        self._scope = trio.CancelScope()  # supervisor and peeking
+        self._peek_scope: trio.CancelScope | None = None
+        self._read_scope: trio.CancelScope | None = None
+        self._closed = False
+        # frames read from the old socket since the replacement began to open (bounded), and
+        # frames of the new socket to skip because the old one delivered them already
+        self._history: deque[Frame] | None = None
+        self._look_back = False
+        self._skip: deque[Frame] = deque()
+
+    # -- MessageSource ---------------------------------------------------------------------------
+
+    async def get_message(self) -> Frame:
+        while True:
+            if self._pending:
+                return self._pending.popleft()
+            nxt = self._next
+            if nxt is not None:
+                if self._look_back:
+                    self._look_back = False
+                    if self._switch_if_seen():
+                        continue
+                if trio.current_time() >= self._switch_at:
+                    self._switch(matched=False)
+                    continue
+            with trio.CancelScope(deadline=self._switch_at if nxt is not None else math.inf) as sc:
+                self._read_scope = sc
+                try:
+                    frame = await self._cur.ws.get_message()
+                except RECOVERABLE:
+                    if self._next is None:
+                        raise
+                    self._c.stats.old_closed_first += 1
+                    self._switch(matched=False)
+                    continue
+                finally:
+                    self._read_scope = None
+                skip = self._skip
+                if skip:  # the new socket repeats what the old one delivered after the switch frame
+                    if frame == skip[0]:
+                        skip.popleft()
+                        continue
+                    skip.clear()  # not the same sequence: the router's deduplication takes over
+                if self._history is not None:
+                    self._history.append(frame)
+                    if frame == self._first:
+                        self._switch(matched=True)
+                return frame
+
+    # -- switching -------------------------------------------------------------------------------
+
+    def _switch_if_seen(self) -> bool:
+        """The replacement's first frame arrived: if the old socket already delivered it, switch
+        now, and skip what the new socket will repeat of what followed it on the old one."""
+        history, first = self._history, self._first
+        if history is None or first is None:
+            return False
+        for i in range(len(history) - 1, -1, -1):
+            if history[i] == first:
+                after = list(history)[i + 1:]
+                self._switch(matched=True)
+                self._skip.extend(after)
+                return True
+        return False
+
+    def _switch(self, *, matched: bool) -> None:
+        nxt = self._next
+        assert nxt is not None
+        old, self._cur, self._next = self._cur, nxt, None
+        old.close.set()
+        if self._peek_scope is not None:
+            self._peek_scope.cancel()  # a cancelled receive loses nothing
+            self._peek_scope = None
+        if not matched and self._first is not None:
+            self._pending.append(self._first)  # the old socket never delivered it
+        self._first = None
+        self._history = None
+        self._switch_at = math.inf
+        st = self._c.stats
+        st.handovers += 1
+        if matched:
+            st.matched += 1
+        else:
+            st.timed_out += 1
+        log.info("handover: replaced a connection %.0fs old (%s)",
+                 trio.current_time() - old.opened_at,
+                 "switched at the first common frame" if matched else "after the overlap")
+        self._switched.set()
+
+    async def supervise(self) -> None:
+        with self._scope:
+            c = self._c
+            while True:
+                await trio.sleep_until(self._cur.opened_at + c.lifetime - c.lead)
+                nursery = c._nursery
+                assert nursery is not None
+                self._history = deque(maxlen=HISTORY)
+                try:
+                    held: _Held = await nursery.start(_hold, c.inner, self._url)
+                except RECOVERABLE as exc:
+                    self._history = None
+                    c.stats.failures += 1
+                    log.warning("handover: could not open the replacement (%s); retrying in %gs",
+                                exc, c.retry)
+                    await trio.sleep(c.retry)
+                    continue
+                if self._closed:
+                    held.close.set()
+                    return
+                self._switched = trio.Event()
+                self._next = held
+                self._switch_at = trio.current_time() + c.overlap
+                nursery.start_soon(self._peek, held)
+                if self._read_scope is not None:
+                    self._read_scope.cancel()  # re-enter get_message with the overlap deadline
+                await self._switched.wait()
+                if self._cur is not held:  # the replacement failed before the switch
+                    await trio.sleep(c.retry)
+
+    async def _peek(self, held: _Held) -> None:
+        with trio.CancelScope() as scope:
+            self._peek_scope = scope
+            try:
+                frame = await held.ws.get_message()
+            except RECOVERABLE as exc:  # the replacement died before its first frame
+                if self._next is held:
+                    log.warning("handover: the replacement closed early (%s)", exc)
+                    self._c.stats.failures += 1
+                    self._next = None
+                    self._history = None
+                    self._switch_at = math.inf
+                    held.close.set()
+                    self._switched.set()  # the supervisor tries again
+                return
+            if self._next is held:
+                self._first = frame
+                self._look_back = True
+                if self._read_scope is not None:
+                    self._read_scope.cancel()  # look back now, the old socket may be quiet
+            elif self._cur is held:  # switched while this frame was on its way to us
+                self._pending.append(frame)
+            self._peek_scope = None
+
+    def close(self) -> None:
+        self._closed = True
+        self._scope.cancel()
+        if self._peek_scope is not None:
+            self._peek_scope.cancel()
+        self._cur.close.set()
+        if self._next is not None:
+            self._next.close.set()
+
+    def __repr__(self) -> str:
+        return f"<HandoverSource {self._url}>"

@@ -1,0 +1,170 @@
+"""Operations of one harvester: the health task, automatic dead-letter recovery, the metrics
+registry and the HTTP endpoint (``/metrics``, ``/healthz``, ``/status``), started as tasks in the
+root nursery.
+
+Owns the wiring between those parts and what each path answers. ``bind()`` runs before the root
+nursery opens, so a port in use ends the start-up with a ``ConfigError``. Never stops the
+harvester and never touches its buffers: everything here reads stats, except the recovery task,
+which reads the dead letter from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .autorecover import AutoRecovery
+from .health import HealthReport, Snapshot
+from .httpd import HttpServer, Request, Response, bound_port, open_listeners
+from .metrics import HarvestMetrics, rss_bytes
+from .monitor import HealthMonitor
+from .sampler import Sampler, thresholds_for
+
+if TYPE_CHECKING:
+    from .view import HarvestView
+
+log = logging.getLogger("trio_harvest.ops")
+
+JSON = "application/json"
+INDEX = b"trio_harvest ops endpoint: /metrics /healthz /status\n"
+
+
+class Operations:
+    def __init__(self, harvester: HarvestView) -> None:
+        self.h = harvester
+        self.metrics = HarvestMetrics()
+        self.sampler = Sampler(harvester)
+        self.autorecovery = AutoRecovery(harvester)
+        self._monitor: HealthMonitor | None = None
+        self.listeners: list[trio.SocketListener] = []
+        self.port: int | None = None  # the bound port, once bound
+        self.server = HttpServer(self.route)
+        self.metrics.bind(self)
+
+    @property
+    def monitor(self) -> HealthMonitor:
+        if self._monitor is None:  # thresholds depend on the config only; built on first use
+            self._monitor = HealthMonitor(self.h, self.sampler, thresholds_for(self.h),
+                                          interval=self.h.config.health_interval)
+        return self._monitor
+
+    def observe_write(self, kind: str, outcome: str, rows: int, seconds: float) -> None:
+        """Rotation's ``observe`` hook: the latency histogram and the health's write state."""
+        self.metrics.observe_write(kind, outcome, rows, seconds)
+        self.sampler.on_write(kind, outcome, trio.current_time())
+
+    def now(self) -> float:
+        return trio.current_time()
+
+    def health_now(self) -> tuple[Snapshot, HealthReport]:
+        return self.monitor.evaluate(self.now())
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    async def bind(self) -> None:
+        """Open the endpoint's socket (if ``metrics_port`` is set). ``ConfigError`` if in use."""
+        cfg = self.h.config
+        if cfg.metrics_port:
+            self.listeners = await open_listeners(cfg.metrics_host, cfg.metrics_port)
+            self.port = bound_port(self.listeners)
+
+    def close(self) -> None:
+        """Close the endpoint's sockets (idempotent; serving closes them too)."""
+        for listener in self.listeners:
+            listener.socket.close()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.monitor.run)
+            await nursery.start(self.autorecovery.run)
+            if self.listeners:
+                await nursery.start(self.server.serve, self.listeners)
+                log.info("ops endpoint on http://%s:%d (/metrics /healthz /status)",
+                         self.h.config.metrics_host, self.port)
+            task_status.started()
+
+    # -- the endpoint --------------------------------------------------------------------------
+
+    def route(self, req: Request) -> Response:
+        if req.method not in ("GET", "HEAD"):
+            return Response(405, b"only GET\n")
+        if req.path == "/metrics":
+            body, content_type = self.metrics.exposition(req.headers.get("accept", ""))
+            return Response(200, body, content_type)
+        if req.path == "/healthz":
+            _snap, report = self.health_now()
+            return Response(200 if report.healthy else 503, _json(report.as_dict()), JSON)
+        if req.path == "/status":
+            return Response(200, _json(self.status()), JSON)
+        if req.path == "/":
+            return Response(200, INDEX)
+        return Response(404, b"not found; try /metrics /healthz /status\n")
+
+    def status(self) -> dict[str, Any]:
+        """The ``/status`` document: connections, streams, lanes, last writes, dead letter."""
+        h = self.h
+        snap, report = self.health_now()
+        now = self.now()
+        conns = []
+        for c in h.connections:
+            st = c.stats
+            conns.append({
+                "label": st.label, "url": st.url, "connected": st.connected,
+                "connected_for_s": _r(now - st.connected_at)
+                if st.connected and st.connected_at is not None else None,
+                "frames": st.frames, "connects": st.connects, "reconnects": st.reconnects,
+                "failures": st.failures, "last_error": st.last_error,
+            })
+        kinds = h.rotation.stats.kinds
+        writes = {}
+        for kv in snap.kinds:
+            ks = kinds.get(kv.kind)
+            writes[kv.kind] = {
+                "pending_rows": kv.pending, "rows_written": kv.rows_written,
+                "files_written": ks.files_written if ks else 0,
+                "rows_deadlettered": kv.rows_deadlettered, "rows_lost": kv.rows_lost,
+                "write_failures": kv.write_failures, "write_timeouts": kv.write_timeouts,
+                "last_write_age_s": _r(kv.since_write), "last_error": kv.last_error,
+            }
+        return {
+            "status": report.status,
+            "reasons": report.reasons,
+            "notes": [p.message for p in report.notes],
+            "uptime_s": _r(snap.uptime),
+            "stopping": h.stop_state.requested.is_set(),
+            "frames": h.router.stats.frames,
+            "malformed": h.router.stats.malformed,
+            "unexpected": h.router.stats.unexpected,
+            "connections": conns,
+            "streams": [
+                {"stream": s.stream, "symbol": s.symbol, "kind": s.kind,
+                 "connection": s.connection, "age_s": _r(s.age),
+                 "delivering": s.delivered_this_session, "stale_after_s": s.stale_after}
+                for s in snap.streams
+            ],
+            "lanes": [
+                {"kind": ln.kind, "symbol": ln.symbol, "level": ln.level, "high": ln.high,
+                 "capacity": ln.capacity, "spill": ln.spill, "dropped": ln.dropped}
+                for ln in snap.lanes
+            ],
+            "writes": writes,
+            "writers": {"in_use": snap.limiter_in_use, "total": snap.limiter_total,
+                        "threads_running": snap.writer_threads},
+            "errors_decayed": {k: round(v, 3) for k, v in snap.errors.items()},
+            "deadletter": {**self.sampler.backlog.as_dict(),
+                           "dir": str(h.config.deadletter_path)},
+            "recovery": {"auto": h.config.auto_recover, **self.autorecovery.stats.as_dict()},
+            "adversity": h.repair.as_dict(),  # gaps, backfill, duplicates, handovers (issue 5)
+            "rss_bytes": rss_bytes(),
+        }
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 3)
+
+
+def _json(doc: Any) -> bytes:
+    return json.dumps(doc, indent=1).encode() + b"\n"

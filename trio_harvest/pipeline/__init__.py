@@ -1,0 +1,1 @@
+"""The pipeline: the router (frame to lanes), the bounded lanes, and the rotation task that drains them."""

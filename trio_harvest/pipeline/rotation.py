@@ -1,0 +1,334 @@
+"""The rotation task: drains lanes on a timer and on high-watermark wake-ups, splits each drain by
+UTC event-time date, and writes every partition on its own.
+
+Owns what a write's outcome means. Each partition write runs under a ``CapacityLimiter``
+(SAVE_CONCURRENCY) inside its own cancel scope (``write_timeout``); a failed, timed-out or
+cancelled write sends its batch to the dead letter, never back into memory (old fault 4); no lock
+is held around I/O (old fault 3). At most one flush per lane is in flight, so memory stays bounded
+by twice the lane capacities. Never runs per message (old fault 7): ingest only wakes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from ..kinds import Row
+from ..ratelimit import RateLimitedLog
+from ..storage.gate import PublishGate
+from ..storage.partitions import Partition, split_by_date
+from .lanes import Lane, Lanes
+
+log = logging.getLogger("trio_harvest.rotation")
+
+SaveFn = Callable[[Partition, PublishGate], Awaitable[Any]]
+DeadLetterFn = Callable[[str, str, list[Row], PublishGate], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class KindStats:
+    rows_written: int = 0
+    files_written: int = 0
+    bytes_written: int = 0
+    rows_deadlettered: int = 0
+    deadletter_files: int = 0
+    rows_lost: int = 0
+    write_failures: int = 0
+    write_timeouts: int = 0
+    last_write_at: float | None = None  # trio time of the last successful write
+    last_error: str = ""
+
+
+@dataclass(slots=True)
+class RotationStats:
+    kinds: dict[str, KindStats] = field(default_factory=dict)
+    rows_written_by: dict[tuple[str, str], int] = field(default_factory=dict)
+    # per (kind, symbol): (files, fewest rows in a file, most rows in a file)
+    files: dict[tuple[str, str], tuple[int, int, int]] = field(default_factory=dict)
+    rotations: int = 0
+    wakeups: int = 0
+
+    def kind(self, kind: str) -> KindStats:
+        ks = self.kinds.get(kind)
+        if ks is None:
+            ks = self.kinds[kind] = KindStats()
+        return ks
+
+
+WriteObserver = Callable[[str, str, int, float], None]  # kind, outcome, rows, seconds
+
+
+class Rotation:
+    def __init__(
+        self,
+        lanes: Lanes,
+        save: SaveFn,
+        dead_letter: DeadLetterFn,
+        *,
+        rotate_sec: float,
+        write_timeout: float,
+        deadletter_timeout: float,
+        save_concurrency: int,
+        min_file_rows: int = 1,
+        max_file_age: float = 0.0,
+        observe: WriteObserver | None = None,
+    ) -> None:
+        self.lanes = lanes
+        self._save = save
+        self._dead_letter_fn = dead_letter
+        self.rotate_sec = rotate_sec
+        # A timer rotation flushes a lane once it holds ``min_file_rows`` rows, or once its last
+        # flush is ``max_file_age`` seconds old, so files reach a useful size at realistic load.
+        self.min_file_rows = min_file_rows
+        self.max_file_age = max_file_age
+        self._last_flush: dict[Lane, float] = {}
+        self.write_timeout = write_timeout
+        self.deadletter_timeout = deadletter_timeout
+        self.limiter = trio.CapacityLimiter(save_concurrency)
+        self.deadletter_limiter = trio.CapacityLimiter(max(1, save_concurrency))
+        self.stats = RotationStats()
+        self._observe = observe
+        self._ratelog = RateLimitedLog(log, interval=30.0, clock=trio.current_time)
+        self._wakeup = trio.Event()
+        self._urgent: dict[Lane, None] = {}
+        self._busy: set[Lane] = set()
+        self._again: set[Lane] = set()
+        self._write_scopes: set[trio.CancelScope] = set()
+        self._idle = trio.Event()
+        self._idle.set()
+        self._nursery: trio.Nursery | None = None
+        self._stopping = False
+        self._hard_deadline = math.inf  # set by abort(): bounds every dead-letter write
+        self._dl_scopes: set[trio.CancelScope] = set()
+        self.next_rotation: float = math.inf
+
+    # -- producer side -------------------------------------------------------------------------
+
+    def wake(self, lane: Lane) -> None:
+        """Called by a lane crossing its high watermark (or full): flush it soon."""
+        self._urgent[lane] = None
+        self.stats.wakeups += 1
+        self._wakeup.set()
+
+    # -- the task ------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self.next_rotation = trio.current_time() + self.rotate_sec
+            task_status.started()
+            while True:
+                with trio.move_on_at(self.next_rotation):
+                    await self._wakeup.wait()
+                self._wakeup = trio.Event()
+                now = trio.current_time()
+                if now >= self.next_rotation:
+                    self.stats.rotations += 1
+                    self.next_rotation = max(self.next_rotation + self.rotate_sec, now)
+                    targets = [lane for lane in self.lanes
+                               if lane in self._urgent or self._due(lane, now)]
+                else:
+                    targets = list(self._urgent)
+                self._urgent.clear()
+                if not self._stopping:
+                    for lane in targets:
+                        self._start_flush(lane)
+
+    def _due(self, lane: Lane, now: float) -> bool:
+        if not lane.pending:
+            return False
+        last = self._last_flush.setdefault(lane, now - self.rotate_sec)
+        return bool(lane.spill) or lane.level >= min(self.min_file_rows, lane.high) or (
+            now - last >= self.max_file_age
+        )
+
+    def _start_flush(self, lane: Lane) -> None:
+        assert self._nursery is not None
+        if lane in self._busy:
+            self._again.add(lane)
+            return
+        self._busy.add(lane)
+        self._idle = trio.Event()
+        self._nursery.start_soon(self._flush_lane, lane)
+
+    async def _flush_lane(self, lane: Lane) -> None:
+        try:
+            while True:
+                self._again.discard(lane)
+                await self._flush_once(lane)
+                if not (lane in self._again or lane.level >= lane.high or
+                        (self._stopping and lane.pending)):
+                    break
+        finally:
+            self._busy.discard(lane)
+            self._again.discard(lane)
+            if not self._busy:
+                self._idle.set()
+
+    async def _flush_once(self, lane: Lane) -> None:
+        self._last_flush[lane] = trio.current_time()
+        spilled = lane.take_spill()
+        rows = lane.drain()
+        if spilled:
+            await self._to_dead_letter(lane.kind, lane.symbol, spilled, "spilled from a full lane")
+        if not rows:
+            return
+        try:
+            parts = split_by_date(lane.kind, lane.symbol, rows)
+        except Exception as exc:  # e.g. an event time no calendar has: keep the rows anyway
+            await self._to_dead_letter(lane.kind, lane.symbol, rows, f"cannot partition: {exc}")
+            return
+        async with trio.open_nursery() as nursery:
+            for part in parts:
+                nursery.start_soon(self._write_partition, part)
+
+    async def _write_partition(self, part: Partition) -> None:
+        ks = self.stats.kind(part.kind)
+        gate = PublishGate()
+        error: str | None = None
+        written: Any = None
+        elapsed = 0.0
+        timed_out = False
+        try:
+            # ``abort()`` cancels this scope: a write waiting for the limiter, or running, then
+            # goes straight to the dead letter instead of starting (or finishing) late.
+            with trio.CancelScope() as aborted:
+                self._write_scopes.add(aborted)
+                try:
+                    async with self.limiter:
+                        started = trio.current_time()
+                        with trio.move_on_after(self.write_timeout) as timeout:
+                            try:
+                                written = await self._save(part, gate)
+                            except Exception as exc:  # any failure of one write is its own
+                                error = f"{type(exc).__name__}: {exc}"
+                                ks.write_failures += 1
+                        timed_out = timeout.cancelled_caught
+                        elapsed = trio.current_time() - started
+                finally:
+                    self._write_scopes.discard(aborted)
+            if (aborted.cancelled_caught or timed_out) and gate.abandon():
+                ks.write_timeouts += 1
+                error = ("aborted at shutdown" if aborted.cancelled_caught
+                         else f"write timed out after {self.write_timeout:g}s")
+                # else: the thread had already decided to publish; the file will appear
+        except BaseException:
+            # The app is being torn down mid-write (Cancelled, or a group of them from a
+            # backend's own nursery): the batch must still reach the disk.
+            if gate.abandon():
+                await self._to_dead_letter(part.kind, part.symbol, part.rows, "cancelled")
+            raise
+        if error is None:
+            self._record_written(part, written)
+            self._notify(part.kind, "ok", len(part.rows), elapsed)
+            return
+        ks.last_error = error
+        self._ratelog.log(logging.WARNING, f"{part.kind}:{error.split(':')[0]}",
+                          "write of %s/%s %s (%d rows) failed: %s; sent to the dead letter",
+                          part.kind, part.symbol, part.date, len(part.rows), error)
+        self._notify(part.kind, "failed", len(part.rows), elapsed)
+        await self._to_dead_letter(part.kind, part.symbol, part.rows, error)
+
+    def _record_written(self, part: Partition, written: Any) -> None:
+        ks = self.stats.kind(part.kind)
+        ks.rows_written += len(part.rows)
+        ks.files_written += 1
+        ks.bytes_written += int(getattr(written, "bytes", 0) or 0)
+        ks.last_write_at = trio.current_time()
+        key = (part.kind, part.symbol)
+        self.stats.rows_written_by[key] = self.stats.rows_written_by.get(key, 0) + len(part.rows)
+        fs = self.stats.files.get(key)
+        n = len(part.rows)
+        self.stats.files[key] = (1, n, n) if fs is None else (fs[0] + 1, min(fs[1], n),
+                                                              max(fs[2], n))
+
+    async def _to_dead_letter(self, kind: str, symbol: str, rows: list[Row], reason: str) -> None:
+        """Write rows to the dead letter, within ``deadletter_timeout``. If even that fails the
+        rows are counted as lost and logged as an error: memory is never the fallback."""
+        ks = self.stats.kind(kind)
+        gate = PublishGate()
+        error: str | None = None
+        timed_out = False
+        # Shielded: a teardown must not interrupt it. Bounded instead by its own timeout and,
+        # once ``abort()`` has set it, by the stop's hard deadline (limiter wait included).
+        with trio.CancelScope(shield=True, deadline=self._hard_deadline) as hard:
+            self._dl_scopes.add(hard)
+            async with contextlib.AsyncExitStack() as stack:
+                stack.callback(self._dl_scopes.discard, hard)
+                if not self._stopping:  # at a stop every dump runs at once (threads permitting)
+                    await stack.enter_async_context(self.deadletter_limiter)
+                with trio.move_on_after(self.deadletter_timeout) as scope:
+                    try:
+                        await self._dead_letter_fn(kind, symbol, rows, gate)
+                    except Exception as exc:
+                        error = f"{type(exc).__name__}: {exc}"
+                timed_out = scope.cancelled_caught
+        if (timed_out or hard.cancelled_caught) and error is None and gate.abandon():
+            error = f"dead-letter write timed out after {self.deadletter_timeout:g}s"
+        if error is None:
+            ks.rows_deadlettered += len(rows)
+            ks.deadletter_files += 1
+            self._notify(kind, "deadlettered", len(rows), 0.0)
+        else:
+            ks.rows_lost += len(rows)
+            log.error("LOST %d %s rows of %s: dead letter failed too (%s); first write: %s",
+                      len(rows), kind, symbol, error, reason)
+            self._notify(kind, "lost", len(rows), 0.0)
+
+    def _notify(self, kind: str, outcome: str, rows: int, seconds: float) -> None:
+        if self._observe is not None:
+            self._observe(kind, outcome, rows, seconds)
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> int:
+        return len(self._busy)
+
+    async def flush_everything(self) -> None:
+        """Final flush: stop timer-driven flushing, flush every lane with data and wait until all
+        flushes (including ones already in flight) are done. Call it after ingest has stopped,
+        inside a shielded scope with a deadline; on that deadline call ``abort()``."""
+        self._stopping = True
+        if self._nursery is None:
+            raise RuntimeError("rotation is not running")
+        # Authoritative lanes first, alone: if the grace runs out, what is left for the dead
+        # letter should be derived rows, not trades and books.
+        for authoritative in (True, False):
+            for lane in self.lanes:
+                if lane.authoritative != authoritative:
+                    continue
+                if lane.pending and lane not in self._busy:
+                    self._busy.add(lane)
+                    self._idle = trio.Event()
+                    self._nursery.start_soon(self._flush_lane, lane)
+                elif lane.pending:
+                    self._again.add(lane)
+            await self._idle.wait()
+
+    async def abort(self, deadline: float | None = None) -> None:
+        """Grace is over: cancel every write queued or in flight (their batches go to the dead
+        letter) and dump every lane straight into the dead letter, all at once. Every dead-letter
+        write, however it started, ends by ``deadline`` (default: ``deadletter_timeout`` from
+        now); what is not written by then is counted as lost and logged."""
+        self._stopping = True
+        self._hard_deadline = (trio.current_time() + self.deadletter_timeout
+                               if deadline is None else deadline)
+        for hard in self._dl_scopes:  # dumps already under way or queued
+            hard.deadline = min(hard.deadline, self._hard_deadline)
+        for scope in list(self._write_scopes):
+            scope.cancel()
+        async with trio.open_nursery() as nursery:
+            for lane in self.lanes:
+                spilled, rows = lane.take_spill(), lane.drain()
+                if rows or spilled:
+                    nursery.start_soon(
+                        self._to_dead_letter, lane.kind, lane.symbol, spilled + rows, "shutdown"
+                    )
+        await self._idle.wait()

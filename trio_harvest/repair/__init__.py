@@ -1,0 +1,1 @@
+"""Repair: continuity, gaps as data, REST backfill and resume after a restart."""

@@ -1,0 +1,289 @@
+"""REST backfill of aggregate trades: fetch the ids a stream skipped, exactly once, within a
+request-weight budget, and record the outcome as ``gaps`` rows.
+
+Owns the backfill task. A break (``continuity.Break``) becomes a job that waits ``delay``
+seconds (frames that were only late, e.g. during a connection handover, close the break on
+their own and cost nothing), then pages through ``GET /fapi/v1/aggTrades?fromId=`` over the ids
+*still* missing, each page covering as many missing ids as fit in one request. Every returned id
+that the tracker still misses goes into the same ``prices`` lane as streamed trades (the tracker
+decides, so a trade is never written twice, whichever of REST and websocket comes first). What
+cannot be fetched stays missing and is written as an ``unfilled`` gap row; a break that backfill
+repaired is written as ``filled`` (see ``gaps.py``). 429/418 answers pause the budget for
+``Retry-After``; other failures are retried a few times, then given up. Stopping: ``finish``
+processes what is queued until a deadline, and whatever is left is recorded as unfilled; a row
+is never cancelled half-way between the tracker and its lane.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import trio
+
+from ..binance.decode import TradeFields
+from ..ingest.restclient import FetchFn, RestError, WeightBudget, retry_after
+from ..kinds import Row
+from ..ratelimit import RateLimitedLog
+from .continuity import AggIdTracker, Break
+from .gaps import AGG_ID_BREAK, FILLED, UNFILLED, agg_detail, gap_row
+
+log = logging.getLogger("trio_harvest.backfill")
+
+AGG_TRADES_PATH = "/fapi/v1/aggTrades"
+AGG_TRADES_WEIGHT = 20
+PAGE = 1000  # Binance's maximum ``limit``
+MAX_BREAKS_PER_JOB = 1000
+NOT_ON_TAPE = "not on the exchange's tape"
+STOPPED = "stopped before backfill"
+BACKFILL_OFF = "backfill off"
+
+
+RestAggTrade = TradeFields  # REST aggTrades rows: no e/E/s
+
+
+_decode_trades = msgspec.json.Decoder(list[RestAggTrade], strict=False)
+
+
+def rest_trade_row(symbol: str, t: RestAggTrade, recv_ms: int) -> Row:
+    """A ``prices`` row from REST (no ``E`` there: ``event_ms`` = the trade time)."""
+    return (t.trade_ms, t.trade_ms, recv_ms, symbol, t.agg_id, t.price, t.qty, t.first_id,
+            t.last_id, t.buyer_maker)
+
+
+@dataclass
+class Job:
+    symbol: str
+    due: float
+    breaks: list[Break] = field(default_factory=list)
+
+
+@dataclass
+class BackfillStats:
+    jobs: int = 0
+    breaks: int = 0
+    healed: int = 0  # breaks closed by late frames before backfill ran (no gap row)
+    requests: int = 0
+    rows: int = 0  # trades written from REST
+    filled: int = 0  # breaks fully repaired
+    unfilled_ids: int = 0
+    rate_limited: int = 0  # 429/418 answers
+    errors: int = 0
+    last_error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class Backfill:
+    def __init__(
+        self,
+        trackers: Mapping[str, AggIdTracker],
+        put_trade: Callable[[Row], Awaitable[None]],
+        put_gap: Callable[[Row], Awaitable[None]],
+        fetch: FetchFn | None,
+        budget: WeightBudget,
+        *,
+        wall_ms: Callable[[], int],
+        delay: float = 1.0,
+        max_attempts: int = 4,
+        max_rate_limited: int = 8,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self.trackers = trackers
+        self._put_trade = put_trade
+        self._put_gap = put_gap
+        self.fetch = fetch
+        self.budget = budget
+        self.wall_ms = wall_ms
+        self.delay = delay
+        self.max_attempts = max_attempts
+        self.max_rate_limited = max_rate_limited
+        self.retry_delay = retry_delay
+        self.stats = BackfillStats()
+        self._pending: dict[str, Job] = {}
+        self._wake = trio.Event()
+        self._busy = False
+        self._idle = trio.Event()
+        self._idle.set()
+        self._deadline = float("inf")
+        self._stopping = False
+        self._job_scope: trio.CancelScope | None = None
+        self._ratelog = RateLimitedLog(log, interval=60.0, clock=trio.current_time)
+
+    # -- producer side (sync, from the router) -------------------------------------------------
+
+    def request(self, symbol: str, brk: Break) -> None:
+        """Queue a break for backfill. One job per symbol waits at a time (bounded memory)."""
+        self.stats.breaks += 1
+        job = self._pending.get(symbol)
+        if job is None:
+            job = self._pending[symbol] = Job(symbol, trio.current_time() + self.delay)
+            self.stats.jobs += 1
+            self._idle = trio.Event()
+            self._wake.set()
+        if len(job.breaks) < MAX_BREAKS_PER_JOB:
+            job.breaks.append(brk)
+        else:  # merge into the last one: the ids in between are not missing, so never refetched
+            last = job.breaks[-1]
+            job.breaks[-1] = Break(last.first_id, brk.last_id, last.start_ms, brk.end_ms)
+
+    @property
+    def pending(self) -> int:
+        return sum(len(j.breaks) for j in self._pending.values())
+
+    # -- the task ------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            if not self._pending:
+                if not self._busy:
+                    self._idle.set()
+                await self._wake.wait()
+                self._wake = trio.Event()
+                continue
+            job = min(self._pending.values(), key=lambda j: j.due)
+            if not self._stopping and job.due > trio.current_time():
+                with trio.move_on_at(job.due):
+                    await self._wake.wait()
+                    self._wake = trio.Event()
+                continue
+            del self._pending[job.symbol]
+            self._busy = True
+            try:
+                await self._process(job)
+            finally:
+                self._busy = False
+            await self._abandoned(job.symbol)
+
+    async def finish(self, deadline: float) -> None:
+        """Stop: run every queued job now; past ``deadline`` no more requests go out and what
+        is still missing is recorded as unfilled. Returns when nothing is queued or running."""
+        self._stopping = True
+        self._deadline = deadline
+        if self._job_scope is not None:  # the job running now stops fetching on time too
+            self._job_scope.deadline = min(self._job_scope.deadline, deadline)
+        self._wake.set()
+        if self._pending or self._busy:
+            self._idle = trio.Event()
+            with trio.move_on_at(deadline + 5.0):
+                await self._idle.wait()
+        for symbol in list(self._pending):  # the task is not running (or hung): record them here
+            job = self._pending.pop(symbol)
+            await self._process(job)
+
+    # -- one job -------------------------------------------------------------------------------
+
+    async def _process(self, job: Job) -> None:
+        tracker = self.trackers[job.symbol]
+        breaks = [(b, tracker.missing_in(b.first_id, b.last_id)) for b in job.breaks]
+        todo = [b for b, missing in breaks if missing]
+        self.stats.healed += len(breaks) - len(todo)
+        if not todo:
+            return
+        lo, hi = todo[0].first_id, todo[-1].last_id
+        if self.fetch is None:
+            why = BACKFILL_OFF
+        elif self._stopping and trio.current_time() >= self._deadline:
+            why = STOPPED
+        else:
+            with trio.move_on_at(self._deadline) as scope:
+                self._job_scope = scope
+                try:
+                    why = await self._fetch_range(job.symbol, tracker, lo, hi)
+                finally:
+                    self._job_scope = None
+            if scope.cancelled_caught:
+                why = STOPPED
+        stream = f"{job.symbol.lower()}@aggTrade"
+        for b in todo:
+            remaining = tracker.close(b.first_id, b.last_id)
+            if not remaining:
+                self.stats.filled += 1
+                await self._put_gap(gap_row(job.symbol, stream, b.start_ms, b.end_ms, AGG_ID_BREAK,
+                                            agg_detail(b.first_id, b.last_id, FILLED)))
+                continue
+            for a, c in remaining:
+                self.stats.unfilled_ids += c - a + 1
+                await self._put_gap(gap_row(job.symbol, stream, b.start_ms, b.end_ms, AGG_ID_BREAK,
+                                            agg_detail(a, c, UNFILLED, why or NOT_ON_TAPE)))
+            self._ratelog.log(logging.WARNING, f"unfilled:{job.symbol}",
+                              "%s: agg_id %d..%d could not be backfilled (%s); recorded in gaps",
+                              job.symbol, remaining[0][0], remaining[-1][1], why or NOT_ON_TAPE)
+
+    async def _fetch_range(self, symbol: str, tracker: AggIdTracker, lo: int, hi: int) -> str:
+        """Fetch what is missing in ``lo..hi``; '' when the exchange answered for all of it,
+        else why not. Rows are put into the lane between requests, never cancelled half-way."""
+        fetch = self.fetch
+        assert fetch is not None
+        cursor = lo
+        failures = limited = 0
+        while True:
+            todo = tracker.missing_in(cursor, hi)
+            if not todo:
+                return "" if not tracker.missing_in(lo, hi) else NOT_ON_TAPE
+            from_id = todo[0][0]
+            end = min(from_id + PAGE - 1, max(b for a, b in todo if a < from_id + PAGE))
+            await self.budget.acquire(AGG_TRADES_WEIGHT)
+            self.stats.requests += 1
+            try:
+                resp = await fetch(AGG_TRADES_PATH, {
+                    "symbol": symbol, "fromId": from_id, "limit": end - from_id + 1})
+            except RestError as exc:
+                failures += 1
+                self._error(str(exc))
+                if failures >= self.max_attempts:
+                    return f"REST failed: {exc}"
+                await trio.sleep(self.retry_delay * failures)
+                continue
+            self.budget.observe_used(resp.headers)
+            if resp.status in (418, 429):
+                limited += 1
+                self.stats.rate_limited += 1
+                self.budget.pause(retry_after(resp, 60.0))
+                if limited > self.max_rate_limited:
+                    return f"rate limited (HTTP {resp.status})"
+                continue
+            if resp.status != 200:
+                failures += 1
+                self._error(f"HTTP {resp.status}: {resp.body[:120]!r}")
+                if failures >= self.max_attempts or 400 <= resp.status < 500:
+                    return f"REST answered HTTP {resp.status}"
+                await trio.sleep(self.retry_delay * failures)
+                continue
+            try:
+                trades = _decode_trades.decode(resp.body)
+            except msgspec.MsgspecError as exc:
+                self._error(f"bad aggTrades body: {exc}")
+                return "REST answered something else than trades"
+            if not trades:
+                return NOT_ON_TAPE
+            recv_ms = self.wall_ms()
+            for t in trades:
+                if t.agg_id > hi:
+                    break
+                if tracker.fill(t.agg_id):
+                    self.stats.rows += 1
+                    await self._put_trade(rest_trade_row(symbol, t, recv_ms))
+            if trades[-1].agg_id < from_id:  # an answer that does not move on
+                return "REST answered out of range"
+            cursor = trades[-1].agg_id + 1
+
+    async def _abandoned(self, symbol: str) -> None:
+        """Ranges the tracker had to give up (more open breaks than it keeps)."""
+        tracker = self.trackers[symbol]
+        while tracker.abandoned:
+            a, b = tracker.abandoned.pop(0)
+            self.stats.unfilled_ids += b - a + 1
+            ts = tracker.last_ms  # when exactly is not known any more: at the latest, now
+            await self._put_gap(gap_row(symbol, f"{symbol.lower()}@aggTrade", ts, ts, AGG_ID_BREAK,
+                                        agg_detail(a, b, UNFILLED, "too many open breaks")))
+
+    def _error(self, message: str) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = message
+        self._ratelog.log(logging.WARNING, "rest", "backfill: %s", message)

@@ -1,0 +1,71 @@
+"""Where each symbol's trades left off on disk: the highest ``agg_id`` already written (in the
+dataset or waiting in the dead letter), so a restarted harvester can continue agg-id continuity
+and backfill what it missed while it was down instead of leaving an unrecorded hole.
+
+Owns the reading of that one number per symbol. Blocking (run it in a thread); reads only the
+latest date partition of each symbol and the dead-letter ``prices`` files; never writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import msgspec
+import polars as pl
+
+from ..kinds import PRICES
+from ..storage.partitions import parse_deadletter_name
+
+_line = msgspec.json.Decoder(dict[str, object])
+
+
+def last_written(data_dir: Path, deadletter_dir: Path,
+                 symbols: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+    """``{symbol: (last agg_id, its ts_ms)}`` for the symbols that have any trades on disk."""
+    out: dict[str, tuple[int, int]] = {}
+    for symbol in symbols:
+        best = _from_dataset(data_dir, symbol)
+        for candidate in _from_deadletter(deadletter_dir, symbol):
+            if best is None or candidate[0] > best[0]:
+                best = candidate
+        if best is not None:
+            out[symbol] = best
+    return out
+
+
+def _from_dataset(data_dir: Path, symbol: str) -> tuple[int, int] | None:
+    dirs = sorted(data_dir.glob(f"date=*/symbol={symbol}/kind={PRICES}"))
+    for directory in reversed(dirs):  # the latest date that has a readable file
+        files = sorted(str(p) for p in directory.glob("*.parquet"))
+        if not files:
+            continue
+        with contextlib.suppress(Exception):  # an unreadable file: `inspect` reports it
+            row = (pl.scan_parquet(files).select("agg_id", "ts_ms")
+                   .sort("agg_id").tail(1).collect())
+            if row.height:
+                return int(row["agg_id"][0]), int(row["ts_ms"][0])
+    return None
+
+
+def _from_deadletter(deadletter_dir: Path, symbol: str) -> list[tuple[int, int]]:
+    found: list[tuple[int, int]] = []
+    folder = deadletter_dir / PRICES
+    if not folder.is_dir():
+        return found
+    for path in folder.glob(f"{symbol}_*.ndjson"):
+        parsed = parse_deadletter_name(path.name)
+        if parsed is None or parsed[0] != symbol:
+            continue
+        best: tuple[int, int] | None = None
+        with contextlib.suppress(OSError):
+            for line in path.read_bytes().splitlines():
+                with contextlib.suppress(msgspec.DecodeError):
+                    rec = _line.decode(line)
+                    agg, ts = rec.get("agg_id"), rec.get("ts_ms")
+                    if isinstance(agg, int) and isinstance(ts, int) and (
+                            best is None or agg > best[0]):
+                        best = (agg, ts)
+        if best is not None:
+            found.append(best)
+    return found

@@ -1,0 +1,1 @@
+"""Storage: the store seam, writer threads, encodings, partitions, publish gate, recovery, inventory."""

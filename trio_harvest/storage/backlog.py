@@ -1,0 +1,92 @@
+"""The dead-letter folder as a list of work: which files wait to be recovered, and how many rows.
+
+Owns the reading of the dead-letter layout ``<deadletter>/<kind>/<SYMBOL>_<unix_ms>_<rows>[-u].ndjson``
+plus the ``_rejected/`` folder where recovery keeps lines it could not use. Rows are counted from
+the file names (written by the harvester), so a scan never opens a file. Blocking (``os.scandir``):
+call it from a worker thread inside trio. Never changes anything on disk.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+
+from ..kinds import ALL_KINDS
+from .partitions import TMP_PREFIX, parse_deadletter_name
+
+REJECTED_DIR = "_rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterFile:
+    kind: str
+    name: str
+    symbol: str
+    unix_ms: int
+    rows: int  # as the name says
+
+    @property
+    def rel(self) -> PurePath:
+        return PurePath(self.kind, self.name)
+
+
+@dataclass(slots=True)
+class Backlog:
+    files: int = 0
+    rows: int = 0
+    by_kind: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (files, rows)
+    rejected_files: int = 0
+    unknown: list[str] = field(default_factory=list)  # files that are not dead-letter files
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "files": self.files,
+            "rows": self.rows,
+            "by_kind": {k: {"files": f, "rows": r} for k, (f, r) in sorted(self.by_kind.items())},
+            "rejected_files": self.rejected_files,
+            "unknown_files": list(self.unknown),
+        }
+
+
+def list_deadletter(root: Path, unknown: list[str] | None = None) -> list[DeadLetterFile]:
+    """Dead-letter files waiting under ``root``, oldest first (by the time in their name).
+    Temp files are skipped; anything else unexpected is appended to ``unknown``."""
+    out: list[DeadLetterFile] = []
+    try:
+        kinds = sorted(e.name for e in os.scandir(root) if e.is_dir())
+    except FileNotFoundError:
+        return out
+    for kind in kinds:
+        if kind == REJECTED_DIR:
+            continue
+        if kind not in ALL_KINDS:
+            if unknown is not None:
+                unknown.append(f"{kind}/")
+            continue
+        for entry in os.scandir(root / kind):
+            if entry.name.startswith(TMP_PREFIX) or not entry.is_file():
+                continue
+            parsed = parse_deadletter_name(entry.name)
+            if parsed is None:
+                if unknown is not None:
+                    unknown.append(f"{kind}/{entry.name}")
+                continue
+            symbol, unix_ms, rows = parsed
+            out.append(DeadLetterFile(kind, entry.name, symbol, unix_ms, rows))
+    out.sort(key=lambda f: (f.unix_ms, f.kind, f.name))
+    return out
+
+
+def scan_backlog(root: Path) -> Backlog:
+    unknown: list[str] = []
+    files = list_deadletter(root, unknown)
+    b = Backlog(files=len(files), rows=sum(f.rows for f in files), unknown=unknown)
+    for f in files:
+        n, r = b.by_kind.get(f.kind, (0, 0))
+        b.by_kind[f.kind] = (n + 1, r + f.rows)
+    rejected = root / REJECTED_DIR
+    if rejected.is_dir():
+        for _dirpath, _dirs, names in os.walk(rejected):
+            b.rejected_files += sum(1 for n in names if not n.startswith(TMP_PREFIX))
+    return b

@@ -1,0 +1,82 @@
+"""Row batches to bytes and back: Parquet (zstd) for partitions, NDJSON for the dead letter.
+
+Owns the on-disk encodings of a batch of rows of one ``Schema``. Pure apart from writing to the
+file object it is handed; never opens, renames or deletes files (that is ``store.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, BinaryIO
+
+import msgspec
+import polars as pl
+
+from ..kinds import FILE_SCHEMA, ORDERBOOK, Row, Schema, orderbook_schema, schema_for
+
+_json = msgspec.json.Encoder()
+_json_decode = msgspec.json.Decoder(dict[str, Any])
+
+
+def to_frame(schema: Schema, rows: list[Row]) -> pl.DataFrame:
+    """Column by column: 1.3-3x faster than ``orient="row"`` for wide kinds (bench/README.md)."""
+    if not rows:
+        return pl.DataFrame(schema=schema.polars)
+    return pl.DataFrame([pl.Series(name, column, dtype=dtype)
+                         for (name, dtype), column in zip(schema.columns, zip(*rows, strict=True),
+                                                             strict=True)])
+
+
+def to_dataset_frame(schema: Schema, rows: list[Row]) -> pl.DataFrame:
+    """The kind's rows as a file holds them: widened to ``FILE_SCHEMA`` (other kinds' columns
+    null), without the partition columns that the path already carries."""
+    df = to_frame(schema, rows)
+    own = set(df.columns)
+    return df.select([
+        pl.col(name) if name in own else pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in FILE_SCHEMA.columns
+    ])
+
+
+def write_parquet(
+    fh: BinaryIO, schema: Schema, rows: list[Row], metadata: Mapping[str, str] | None = None
+) -> None:
+    to_dataset_frame(schema, rows).write_parquet(
+        fh, compression="zstd", statistics=True, metadata=dict(metadata or {}) or None
+    )
+
+
+def encode_ndjson(schema: Schema, rows: list[Row]) -> bytes:
+    names = schema.names
+    return b"".join(_json.encode(dict(zip(names, row, strict=True))) + b"\n" for row in rows)
+
+
+class BadLine(ValueError):
+    def __init__(self, lineno: int, reason: str) -> None:
+        super().__init__(f"line {lineno}: {reason}")
+        self.lineno = lineno
+
+
+def schema_for_record(kind: str, record: Mapping[str, Any]) -> Schema:
+    """The schema of a dead-lettered record: for ``orderbook`` the depth comes from its keys."""
+    if kind == ORDERBOOK:
+        levels = sum(1 for k in record if k.startswith("bid_px_"))
+        return orderbook_schema(max(levels, 1))
+    return schema_for(kind)
+
+
+def decode_ndjson_line(kind: str, line: bytes, lineno: int) -> tuple[Schema, Row]:
+    """One dead-letter line back into (schema, row). Raises ``BadLine`` with a reason."""
+    try:
+        record = _json_decode.decode(line)
+    except msgspec.DecodeError as exc:
+        raise BadLine(lineno, f"not JSON ({exc})") from None
+    schema = schema_for_record(kind, record)
+    names = schema.names
+    missing = [n for n in names if n not in record]
+    extra = [k for k in record if k not in schema.polars]
+    if missing or extra:
+        raise BadLine(lineno, f"columns do not match {kind}: missing {missing} extra {extra}")
+    if not isinstance(record["ts_ms"], int) or isinstance(record["ts_ms"], bool):
+        raise BadLine(lineno, "ts_ms is not an integer")
+    return schema, tuple(record[n] for n in names)

@@ -1,0 +1,282 @@
+"""``python -m trio_harvest inspect``: what is on disk, per date, symbol and kind.
+
+Owns the inventory of a data directory: part files, rows, first/last event time and bytes per
+partition; for ``prices``, the continuity of ``agg_id`` (holes and duplicates, per partition and
+per symbol across dates); the dead-letter backlog; temporary files left by a crash; files that
+cannot be read. Its JSON shape is a stable interface (documented in the README). Read-only and
+blocking: it never changes, moves or deletes anything.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ..config import ConfigError
+from ..kinds import GAPS, PRICES
+from ..repair.gapreport import GapSummary, summarize_gaps
+from .backlog import REJECTED_DIR, scan_backlog
+from .partitions import TMP_PREFIX
+
+MAX_LISTED = 50
+
+
+@dataclass(slots=True)
+class PartitionInfo:
+    date: str
+    symbol: str
+    kind: str
+    files: int = 0
+    rows: int = 0
+    bytes: int = 0
+    first_ts_ms: int | None = None
+    last_ts_ms: int | None = None
+    agg_id_holes: int | None = None  # prices only
+    agg_id_missing: int | None = None
+    agg_id_duplicates: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "date": self.date, "symbol": self.symbol, "kind": self.kind, "files": self.files,
+            "rows": self.rows, "bytes": self.bytes, "first_ts_ms": self.first_ts_ms,
+            "last_ts_ms": self.last_ts_ms, "first_ts": _iso(self.first_ts_ms),
+            "last_ts": _iso(self.last_ts_ms),
+        }
+        if self.kind == PRICES:
+            d.update(agg_id_holes=self.agg_id_holes, agg_id_missing=self.agg_id_missing,
+                     agg_id_duplicates=self.agg_id_duplicates)
+        return d
+
+
+@dataclass(slots=True)
+class Continuity:
+    first_agg_id: int | None = None
+    last_agg_id: int | None = None
+    rows: int = 0
+    holes: int = 0
+    missing: int = 0
+    duplicates: int = 0
+    hole_ranges: list[tuple[int, int]] = field(default_factory=list)  # missing ids, inclusive
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"first_agg_id": self.first_agg_id, "last_agg_id": self.last_agg_id,
+                "rows": self.rows, "holes": self.holes, "missing": self.missing,
+                "duplicates": self.duplicates,
+                "hole_ranges": [list(r) for r in self.hole_ranges[:MAX_LISTED]]}
+
+
+@dataclass(slots=True)
+class Inventory:
+    data_dir: Path
+    deadletter_dir: Path
+    partitions: list[PartitionInfo] = field(default_factory=list)
+    continuity: dict[str, Continuity] = field(default_factory=dict)
+    deadletter: dict[str, Any] = field(default_factory=dict)
+    temp_files: list[tuple[str, int]] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    gaps: GapSummary = field(default_factory=GapSummary)  # the gaps kind (issue 5)
+
+    @property
+    def holes(self) -> int:
+        return sum(c.holes for c in self.continuity.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "data_dir": str(self.data_dir),
+            "deadletter_dir": str(self.deadletter_dir),
+            "partitions": [p.as_dict() for p in self.partitions],
+            "prices_continuity": {s: c.as_dict() for s, c in sorted(self.continuity.items())},
+            "deadletter": self.deadletter,
+            "temp_files": {"count": len(self.temp_files),
+                           "bytes": sum(n for _, n in self.temp_files),
+                           "paths": [p for p, _ in self.temp_files[:MAX_LISTED]]},
+            "unreadable": [{"path": p, "error": e} for p, e in self.unreadable],
+            "totals": {"files": sum(p.files for p in self.partitions),
+                       "rows": sum(p.rows for p in self.partitions),
+                       "bytes": sum(p.bytes for p in self.partitions),
+                       "agg_id_holes": self.holes},
+            "gaps": self.gaps.as_dict(),  # issue 5: the gaps kind, summarised
+        }
+
+    def render(self) -> str:
+        head = (f"{'date':<10}  {'symbol':<12} {'kind':<9} {'files':>6} {'rows':>10} "
+                f"{'first (UTC)':<24} {'last (UTC)':<24} {'bytes':>10}  agg_id holes")
+        lines = [f"data dir {self.data_dir}", head]
+        for p in self.partitions:
+            holes = "" if p.kind != PRICES else (
+                f"{p.agg_id_holes} ({p.agg_id_missing} missing"
+                + (f", {p.agg_id_duplicates} duplicates)" if p.agg_id_duplicates else ")"))
+            lines.append(
+                f"{p.date:<10}  {p.symbol:<12} {p.kind:<9} {p.files:>6} {p.rows:>10} "
+                f"{_iso(p.first_ts_ms) or '-':<24} {_iso(p.last_ts_ms) or '-':<24} "
+                f"{_size(p.bytes):>10}  {holes}".rstrip())
+        if not self.partitions:
+            lines.append("(no partitions)")
+        for symbol, c in sorted(self.continuity.items()):
+            ranges = ", ".join(f"{a}..{b}" for a, b in c.hole_ranges[:5])
+            more = f" (+{len(c.hole_ranges) - 5} more)" if len(c.hole_ranges) > 5 else ""
+            lines.append(
+                f"prices {symbol}: agg_id {c.first_agg_id}..{c.last_agg_id}, {c.rows} rows, "
+                f"{c.holes} holes ({c.missing} missing), {c.duplicates} duplicates"
+                + (f"; missing {ranges}{more}" if ranges else ""))
+        dl = self.deadletter
+        by_kind = ", ".join(f"{k} {v['files']} files/{v['rows']} rows"
+                            for k, v in dl.get("by_kind", {}).items())
+        lines.append(f"dead letter: {dl.get('files', 0)} files, {dl.get('rows', 0)} rows"
+                     + (f" ({by_kind})" if by_kind else "")
+                     + f"; rejected: {dl.get('rejected_files', 0)} files, "
+                       f"{dl.get('rejected_lines', 0)} lines")
+        lines.append(f"temp leftovers: {len(self.temp_files)}"
+                     + "".join(f"\n  {p}" for p, _ in self.temp_files[:10]))
+        if self.unreadable:
+            lines.append(f"unreadable files: {len(self.unreadable)}"
+                         + "".join(f"\n  {p}: {e}" for p, e in self.unreadable[:10]))
+        lines += self.gaps.render()
+        t = self.as_dict()["totals"]
+        lines.append(f"totals: {t['files']} files, {t['rows']} rows, {_size(t['bytes'])}")
+        return "\n".join(lines)
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _hive(parts: tuple[str, ...]) -> tuple[str, str, str] | None:
+    if len(parts) != 3:
+        return None
+    keys = ("date=", "symbol=", "kind=")
+    if not all(p.startswith(k) for p, k in zip(parts, keys, strict=True)):
+        return None
+    return parts[0][5:], parts[1][7:], parts[2][5:]
+
+
+def _continuity(ids: pl.Series) -> Continuity:
+    c = Continuity(rows=ids.len())
+    if ids.len() == 0:
+        return c
+    uniq = ids.unique().sort()
+    c.duplicates = ids.len() - uniq.len()
+    c.first_agg_id, c.last_agg_id = int(uniq[0]), int(uniq[-1])
+    prev = uniq.shift(1)
+    gap = pl.DataFrame({"prev": prev, "cur": uniq}).filter(pl.col("cur") - pl.col("prev") > 1)
+    c.holes = gap.height
+    c.missing = int((gap["cur"] - gap["prev"] - 1).sum()) if gap.height else 0
+    c.hole_ranges = [(int(a) + 1, int(b) - 1) for a, b in gap.head(1000).iter_rows()]
+    return c
+
+
+def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None) -> Inventory:
+    """Inventory of ``data_dir`` (blocking). ``ConfigError`` if it is not a directory."""
+    if not data_dir.is_dir():
+        what = "is not a directory" if data_dir.exists() else "no such directory"
+        raise ConfigError(f"data dir {data_dir}: {what}")
+    data_dir = data_dir.resolve()
+    dl_dir = (deadletter_dir if deadletter_dir is not None else data_dir / "deadletter").resolve()
+    if dl_dir.exists() and not dl_dir.is_dir():
+        raise ConfigError(f"dead-letter dir {dl_dir}: is not a directory")
+    inv = Inventory(data_dir, dl_dir)
+    groups: dict[tuple[str, str, str], list[Path]] = {}
+    for dirpath, dirs, files in os.walk(data_dir):
+        here = Path(dirpath)
+        if here == dl_dir:
+            dirs[:] = []
+        for name in files:
+            path = here / name
+            if name.startswith(TMP_PREFIX):
+                inv.temp_files.append((str(path.relative_to(data_dir)), _stat_size(path)))
+                continue
+            if here == dl_dir or dl_dir in here.parents:
+                continue
+            key = _hive(here.relative_to(data_dir).parts)
+            if key is None or not name.endswith(".parquet"):
+                continue
+            groups.setdefault(key, []).append(path)
+    if dl_dir.is_dir() and data_dir not in (dl_dir, *dl_dir.parents):
+        for dirpath, _dirs, files in os.walk(dl_dir):
+            for name in files:
+                if name.startswith(TMP_PREFIX):
+                    path = Path(dirpath, name)
+                    inv.temp_files.append((str(path), _stat_size(path)))
+    inv.temp_files.sort()
+    prices_ids: dict[str, list[pl.Series]] = {}
+    for (date, symbol, kind), paths in sorted(groups.items()):
+        info = PartitionInfo(date, symbol, kind)
+        ids: list[pl.Series] = []
+        for path in sorted(paths):
+            try:
+                cols = ["ts_ms", "agg_id"] if kind == PRICES else ["ts_ms"]
+                df = pl.read_parquet(path, columns=cols)
+            except Exception as exc:  # a broken file is reported, not fatal
+                inv.unreadable.append((str(path.relative_to(data_dir)), f"{type(exc).__name__}: "
+                                       f"{str(exc).splitlines()[0] if str(exc) else ''}"))
+                continue
+            info.files += 1
+            info.rows += df.height
+            info.bytes += _stat_size(path)
+            if df.height:
+                lo, hi = df.select(pl.col("ts_ms").min(), pl.col("ts_ms").max().alias("hi")).row(0)
+                info.first_ts_ms = _min(info.first_ts_ms, int(lo))
+                info.last_ts_ms = _max(info.last_ts_ms, int(hi))
+            if kind == PRICES:
+                ids.append(df["agg_id"])
+        if kind == PRICES:
+            c = _continuity(pl.concat(ids) if ids else pl.Series("agg_id", [], pl.Int64))
+            info.agg_id_holes, info.agg_id_missing = c.holes, c.missing
+            info.agg_id_duplicates = c.duplicates
+            prices_ids.setdefault(symbol, []).extend(ids)
+        inv.partitions.append(info)
+    for symbol, series in prices_ids.items():
+        inv.continuity[symbol] = _continuity(
+            pl.concat(series) if series else pl.Series("agg_id", [], pl.Int64))
+    backlog = scan_backlog(dl_dir)
+    doc: dict[str, Any] = backlog.as_dict()
+    doc["rejected_lines"] = _count_lines(dl_dir / REJECTED_DIR)
+    inv.deadletter = doc
+    inv.gaps = summarize_gaps(p for (_, _, kind), ps in sorted(groups.items()) if kind == GAPS
+                              for p in sorted(ps))
+    return inv
+
+
+def _count_lines(root: Path) -> int:
+    n = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            if name.startswith(TMP_PREFIX):
+                continue
+            try:
+                with open(Path(dirpath, name), "rb") as fh:
+                    n += sum(1 for line in fh if line.strip())
+            except OSError:
+                continue
+    return n
+
+
+def _stat_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _min(a: int | None, b: int) -> int:
+    return b if a is None else min(a, b)
+
+
+def _max(a: int | None, b: int) -> int:
+    return b if a is None else max(a, b)
