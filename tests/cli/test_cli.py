@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from trio_harvest.cli import main as cli
+from trio_harvest.cli import commands as cli
 from trio_harvest.cli.commands import build_parser, main
 from trio_harvest.config import FIELD_NAMES, Config
 
