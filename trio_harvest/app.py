@@ -84,7 +84,9 @@ class Harvester:
             wall_ms=wall_clock_ms,
         )
         self.ops = Operations(self)  # health, auto-recovery, metrics, HTTP (issue 4)
-        self.lanes = Lanes(dict(config.watermarks), wake=lambda lane: None)
+        self.lanes = Lanes(dict(config.watermarks), wake=lambda lane: None,
+                           schema_of=lambda kind: schema_for(kind, config.depth_levels),
+                           depth_levels=config.depth_levels)
         self.rotation = Rotation(
             self.lanes,
             save or self.writer.save,

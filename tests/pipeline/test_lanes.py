@@ -56,7 +56,7 @@ def test_preview_lane_spills_then_counts_drops_never_blocks() -> None:
     assert lane.level == 2
     assert [r[0] for r in lane.spill] == [2, 3]
     assert lane.stats.spilled == 2 and lane.stats.dropped == 2
-    assert [r[0] for r in lane.take_spill()] == [2, 3] and lane.spill == []
+    assert [r[0] for r in lane.take_spill()] == [2, 3] and len(lane.spill) == 0
 
 
 def test_lanes_registry_routes_preview_rows_by_symbol() -> None:

@@ -55,7 +55,7 @@ async def test_rows_that_cannot_be_partitioned_go_to_the_dead_letter() -> None:
 
     async def dead_letter(kind: str, symbol: str, rows: list[tuple[object, ...]],
                           gate: object) -> None:
-        dead.append(rows)
+        dead.append(list(rows))
 
     lanes = Lanes(dict(DEFAULT_WATERMARKS), wake=lambda lane: None)
     rotation = Rotation(lanes, save, dead_letter, rotate_sec=1, write_timeout=5,

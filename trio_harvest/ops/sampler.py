@@ -107,7 +107,7 @@ class Sampler:
         pending: dict[str, int] = {}
         for lane in h.lanes:
             lanes.append(LaneView(lane.kind, lane.symbol, lane.level, lane.high, lane.capacity,
-                                  len(lane.spill), lane.stats.dropped))
+                                  lane.pending_spill, lane.stats.dropped))
             pending[lane.kind] = pending.get(lane.kind, 0) + lane.pending
         kinds: list[KindView] = []
         stats = h.rotation.stats.kinds

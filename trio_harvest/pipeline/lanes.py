@@ -1,32 +1,63 @@
-"""Lanes: one bounded trio memory channel per (kind, symbol), whose capacity is the emergency
-watermark.
+"""Lanes: one bounded buffer per (kind, symbol), columnar, whose capacity is the emergency
+watermark in rows.
 
-Owns the watermark policy at the producer side: crossing the high watermark wakes rotation for
-that lane; at capacity, authoritative kinds wait (backpressure, and rotation is woken to flush)
-while preview kinds spill to a bounded spill list that rotation sends to the dead letter (as does
-an authoritative row whose waiting producer was cancelled). Never does I/O and never holds more
-than ``capacity`` rows (plus ``capacity`` spilled preview rows, plus one per cancelled producer).
+Owns the watermark policy at the producer side. Rows are appended to column builders
+(``chunks.py``), never kept as tuples; a full builder is sealed into a chunk and sent through the
+lane's trio memory channel, which rotation drains. The channel's capacity is the emergency
+watermark counted in chunks (``capacity // chunk_rows``, plus one per open builder shape), and
+the lane admits at most ``capacity`` rows in all, so memory per lane is bounded in rows exactly as
+before. Crossing the high watermark wakes rotation; at capacity, authoritative kinds wait
+(backpressure, and rotation is woken to flush) while preview kinds spill to a bounded spill
+buffer that rotation sends to the dead letter (as does an authoritative row whose waiting
+producer was cancelled). Never does I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
-from ..kinds import Row, is_authoritative
+from ..kinds import Row, Schema, is_authoritative
+from .chunks import (
+    Batch,
+    Builder,
+    DepthBuilder,
+    GenericBuilder,
+    TickerBuilder,
+    TradeBuilder,
+    UntypedBuilder,
+    default_schema,
+)
+
+if TYPE_CHECKING:
+    from ..binance.decode import AggTrade, BookTicker, DepthUpdate
 
 WakeFn = Callable[["Lane"], None]
+CHUNK_ROWS_MAX = 4096
+SHAPES = 4  # open builders a lane may have at once: trade/ticker/depth/generic
+
+
+def chunk_rows_for(capacity: int) -> int:
+    """Rows per chunk: the largest divisor of ``capacity`` not above ``capacity // 4`` (and
+    ``CHUNK_ROWS_MAX``), so that whole chunks add up to the emergency watermark exactly."""
+    limit = max(1, min(CHUNK_ROWS_MAX, capacity // 4))
+    for rows in range(limit, 0, -1):
+        if capacity % rows == 0:
+            return rows
+    return 1  # pragma: no cover - 1 divides everything
 
 
 @dataclass(slots=True)
 class LaneStats:
     accepted: int = 0
     spilled: int = 0
-    dropped: int = 0  # preview rows lost because both the lane and its spill list were full
+    dropped: int = 0  # preview rows lost because both the lane and its spill buffer were full
     blocked: int = 0  # times an authoritative producer had to wait
     peak: int = 0
+    rejected: int = 0  # rows whose values no column can hold (counted, never buffered)
 
 
 @dataclass(eq=False, slots=True)
@@ -36,96 +67,205 @@ class Lane:
     high: int
     capacity: int
     wake: WakeFn
+    schema: Schema | None = None
+    depth_levels: int = 20
     authoritative: bool = False
     level: int = 0
-    spill: list[Row] = field(default_factory=list)
     stats: LaneStats = field(default_factory=LaneStats)
-    _send: trio.MemorySendChannel[Row] = field(init=False)
-    _recv: trio.MemoryReceiveChannel[Row] = field(init=False)
+    chunk_rows: int = 0
+    _spills: list[GenericBuilder | UntypedBuilder] = field(default_factory=list)
+    _spilled: int = 0
+    _trade: TradeBuilder | None = None
+    _ticker: TickerBuilder | None = None
+    _depth: DepthBuilder | None = None
+    _generic: GenericBuilder | UntypedBuilder | None = None
+    frame_schema: Schema = field(init=False)
+    _room: trio.Event = field(default_factory=trio.Event)
+    _send: trio.MemorySendChannel[Builder] = field(init=False)
+    _recv: trio.MemoryReceiveChannel[Builder] = field(init=False)
 
     def __post_init__(self) -> None:
-        self._send, self._recv = trio.open_memory_channel[Row](self.capacity)
+        self.chunk_rows = chunk_rows_for(self.capacity)
+        self._send, self._recv = trio.open_memory_channel[Builder](
+            self.capacity // self.chunk_rows + SHAPES)
         self.authoritative = is_authoritative(self.kind)
+        self.frame_schema = self.schema if self.schema is not None else default_schema(
+            self.kind, self.depth_levels)
+        self._room.set()
 
-    def put_nowait(self, row: Row) -> bool:
-        """Buffer ``row`` if there is room; True on success. Wakes rotation on the high mark."""
-        try:
-            self._send.send_nowait(row)
-        except trio.WouldBlock:
-            return False
+    # -- appends (hot path) ----------------------------------------------------------------------
+
+    def _admitted(self) -> None:
         self.level += 1
         self.stats.accepted += 1
         if self.level == self.high:
             self.wake(self)
+
+    def _seal(self, builder: Builder) -> None:
+        self._send.send_nowait(builder)  # never full: the level bounds the rows (see __post_init__)
+
+    def add_trade(self, t: AggTrade, recv_ms: int) -> bool:
+        """A decoded aggTrade as a ``prices`` row; False if the lane is full. Raises
+        ``chunks.BadValue`` for a value no column can hold (nothing is appended then)."""
+        if self.level >= self.capacity:
+            return False
+        b = self._trade
+        if b is None or b.n >= self.chunk_rows:
+            if b is not None:
+                self._seal(b)
+            b = self._trade = TradeBuilder()
+        b.add(t, recv_ms)
+        self._admitted()
         return True
+
+    def add_ticker(self, t: BookTicker, recv_ms: int) -> bool:
+        if self.level >= self.capacity:
+            return False
+        b = self._ticker
+        if b is None or b.n >= self.chunk_rows:
+            if b is not None:
+                self._seal(b)
+            b = self._ticker = TickerBuilder()
+        b.add(t, recv_ms)
+        self._admitted()
+        return True
+
+    def add_depth(self, d: DepthUpdate, recv_ms: int, source: str) -> bool:
+        if self.level >= self.capacity:
+            return False
+        b = self._depth
+        if b is None or b.n >= self.chunk_rows:
+            if b is not None:
+                self._seal(b)
+            b = self._depth = DepthBuilder(self.depth_levels)
+        b.add(d, recv_ms, source)
+        self._admitted()
+        return True
+
+    def _new_generic(self) -> GenericBuilder | UntypedBuilder:
+        return GenericBuilder(self.schema) if self.schema is not None else UntypedBuilder()
+
+    def put_nowait(self, row: Row) -> bool:
+        """Buffer a row given as a tuple in the kind's column order, if there is room; True on
+        success. Wakes rotation on the high mark."""
+        if self.level >= self.capacity:
+            return False
+        b = self._generic
+        if b is None or b.n >= self.chunk_rows:
+            if b is not None:
+                self._seal(b)
+            b = self._generic = self._new_generic()
+        b.append(row)
+        self._admitted()
+        return True
+
+    async def wait_for_room(self) -> None:
+        """Authoritative path: the lane is full; wake rotation and wait until it has room."""
+        self.stats.blocked += 1
+        self.wake(self)
+        while self.level >= self.capacity:
+            if self._room.is_set():
+                self._room = trio.Event()
+            await self._room.wait()
 
     async def put(self, row: Row) -> None:
         """Authoritative path: never drops. At capacity, wake rotation and wait for room."""
         if self.put_nowait(row):
             return
-        self.stats.blocked += 1
-        self.wake(self)
         try:
-            await self._send.send(row)
+            await self.wait_for_room()
         except BaseException:
             # Cancelled while waiting (a stop, a reconnect): the row was already accepted
-            # upstream (e.g. its agg_id counted as seen), so it must not vanish. The spill list
+            # upstream (e.g. its agg_id counted as seen), so it must not vanish. The spill buffer
             # goes to the dead letter with the next flush, or with the final one.
-            self.spill.append(row)
-            self.stats.spilled += 1
+            self._spill_row(row)
             self.wake(self)
             raise
-        self.level += 1
-        self.stats.accepted += 1
+        if not self.put_nowait(row):  # pragma: no cover - room was just made, nothing ran since
+            self._spill_row(row)
 
     def offer(self, row: Row) -> None:
         """Preview path: never blocks. At capacity the row spills (to the dead letter, via
-        rotation); if the spill list is full too, it is counted as dropped."""
+        rotation); if the spill buffer is full too, it is counted as dropped."""
         if self.put_nowait(row):
             return
-        if len(self.spill) < self.capacity:
-            self.spill.append(row)
-            self.stats.spilled += 1
-            if len(self.spill) == 1:
+        if self._spilled < self.capacity:
+            first = not self._spilled
+            self._spill_row(row)
+            if first:
                 self.wake(self)
         else:
             self.stats.dropped += 1
 
-    def drain(self) -> list[Row]:
-        """Take what is buffered now (not what blocked producers add while we take it)."""
+    def _spill_row(self, row: Row) -> None:
+        spills = self._spills
+        if not spills or spills[-1].n >= self.chunk_rows:
+            spills.append(self._new_generic())
+        spills[-1].append(row)
+        self._spilled += 1
+        self.stats.spilled += 1
+
+    @property
+    def spill(self) -> Batch:
+        """The rows spilled so far (a view; ``take_spill`` takes them)."""
+        return self.batch(list(self._spills))
+
+    # -- rotation's side -------------------------------------------------------------------------
+
+    def drain(self) -> Batch:
+        """Take what is buffered now: every sealed chunk, then the open builders."""
         n = self.level
-        rows: list[Row] = []
-        append = self._recv.receive_nowait
-        for _ in range(n):
+        chunks: list[Builder] = []
+        receive = self._recv.receive_nowait
+        while True:
             try:
-                rows.append(append())
-            except trio.WouldBlock:  # pragma: no cover - level and channel agree by construction
+                chunks.append(receive())
+            except trio.WouldBlock:
                 break
-        self.level -= len(rows)
+        for name in ("_trade", "_ticker", "_depth", "_generic"):
+            b = getattr(self, name)
+            if b is not None and b.n:
+                chunks.append(b)
+                setattr(self, name, None)
+        batch = self.batch(chunks)
+        self.level -= batch.n
         if n > self.stats.peak:
             self.stats.peak = n
-        return rows
+        self._room.set()
+        return batch
 
-    def take_spill(self) -> list[Row]:
-        spilled, self.spill = self.spill, []
+    def take_spill(self) -> Batch:
+        spilled = self.batch(self._spills)
+        self._spills = []
+        self._spilled = 0
         return spilled
 
     @property
+    def pending_spill(self) -> int:
+        return self._spilled
+
+    @property
     def pending(self) -> int:
-        return self.level + len(self.spill)
+        return self.level + self.pending_spill
 
     @property
     def buffered(self) -> int:
-        """Rows in the channel right now, as trio counts them (for tests and health)."""
-        return self._send.statistics().current_buffer_used
+        """Rows buffered right now (sealed chunks plus open builders)."""
+        return self.level
+
+    def batch(self, chunks: Sequence[Builder]) -> Batch:
+        return Batch(chunks, self.frame_schema, self.symbol)
 
 
 class Lanes:
     """All lanes of the app, created on first use per (kind, symbol)."""
 
-    def __init__(self, watermarks: dict[str, tuple[int, int]], wake: WakeFn) -> None:
+    def __init__(self, watermarks: dict[str, tuple[int, int]], wake: WakeFn,
+                 schema_of: Callable[[str], Schema] | None = None, depth_levels: int = 20) -> None:
         self._watermarks = watermarks
         self._wake = wake
+        self._schema_of = schema_of
+        self._depth_levels = depth_levels
         self._lanes: dict[tuple[str, str], Lane] = {}
 
     def set_wake(self, wake: WakeFn) -> None:
@@ -137,7 +277,8 @@ class Lanes:
         lane = self._lanes.get((kind, symbol))
         if lane is None:
             high, emergency = self._watermarks[kind]
-            lane = Lane(kind, symbol, high, emergency, self._wake)
+            schema = self._schema_of(kind) if self._schema_of is not None else None
+            lane = Lane(kind, symbol, high, emergency, self._wake, schema, self._depth_levels)
             self._lanes[(kind, symbol)] = lane
         return lane
 
@@ -153,3 +294,4 @@ class Lanes:
 
     def total_pending(self) -> int:
         return sum(lane.pending for lane in self._lanes.values())
+

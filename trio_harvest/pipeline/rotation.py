@@ -19,16 +19,15 @@ from typing import Any
 
 import trio
 
-from ..kinds import Row
 from ..ratelimit import RateLimitedLog
 from ..storage.gate import PublishGate
-from ..storage.partitions import Partition, split_by_date
+from ..storage.partitions import Partition, RowData, split_by_date
 from .lanes import Lane, Lanes
 
 log = logging.getLogger("trio_harvest.rotation")
 
 SaveFn = Callable[[Partition, PublishGate], Awaitable[Any]]
-DeadLetterFn = Callable[[str, str, list[Row], PublishGate], Awaitable[Any]]
+DeadLetterFn = Callable[[str, str, RowData, PublishGate], Awaitable[Any]]
 
 
 @dataclass(slots=True)
@@ -144,7 +143,7 @@ class Rotation:
         if not lane.pending:
             return False
         last = self._last_flush.setdefault(lane, now - self.rotate_sec)
-        return bool(lane.spill) or lane.level >= min(self.min_file_rows, lane.high) or (
+        return bool(lane.pending_spill) or lane.level >= min(self.min_file_rows, lane.high) or (
             now - last >= self.max_file_age
         )
 
@@ -226,29 +225,29 @@ class Rotation:
             raise
         if error is None:
             self._record_written(part, written)
-            self._notify(part.kind, "ok", len(part.rows), elapsed)
+            self._notify(part.kind, "ok", part.n, elapsed)
             return
         ks.last_error = error
         self._ratelog.log(logging.WARNING, f"{part.kind}:{error.split(':')[0]}",
                           "write of %s/%s %s (%d rows) failed: %s; sent to the dead letter",
-                          part.kind, part.symbol, part.date, len(part.rows), error)
-        self._notify(part.kind, "failed", len(part.rows), elapsed)
+                          part.kind, part.symbol, part.date, part.n, error)
+        self._notify(part.kind, "failed", part.n, elapsed)
         await self._to_dead_letter(part.kind, part.symbol, part.rows, error)
 
     def _record_written(self, part: Partition, written: Any) -> None:
         ks = self.stats.kind(part.kind)
-        ks.rows_written += len(part.rows)
+        ks.rows_written += part.n
         ks.files_written += 1
         ks.bytes_written += int(getattr(written, "bytes", 0) or 0)
         ks.last_write_at = trio.current_time()
         key = (part.kind, part.symbol)
-        self.stats.rows_written_by[key] = self.stats.rows_written_by.get(key, 0) + len(part.rows)
+        self.stats.rows_written_by[key] = self.stats.rows_written_by.get(key, 0) + part.n
         fs = self.stats.files.get(key)
-        n = len(part.rows)
+        n = part.n
         self.stats.files[key] = (1, n, n) if fs is None else (fs[0] + 1, min(fs[1], n),
                                                               max(fs[2], n))
 
-    async def _to_dead_letter(self, kind: str, symbol: str, rows: list[Row], reason: str) -> None:
+    async def _to_dead_letter(self, kind: str, symbol: str, rows: RowData, reason: str) -> None:
         """Write rows to the dead letter, within ``deadletter_timeout``. If even that fails the
         rows are counted as lost and logged as an error: memory is never the fallback."""
         ks = self.stats.kind(kind)
@@ -326,9 +325,10 @@ class Rotation:
             scope.cancel()
         async with trio.open_nursery() as nursery:
             for lane in self.lanes:
-                spilled, rows = lane.take_spill(), lane.drain()
-                if rows or spilled:
+                spilled = lane.take_spill()
+                spilled.extend(lane.drain())
+                if spilled:
                     nursery.start_soon(
-                        self._to_dead_letter, lane.kind, lane.symbol, spilled + rows, "shutdown"
+                        self._to_dead_letter, lane.kind, lane.symbol, spilled, "shutdown"
                     )
         await self._idle.wait()

@@ -26,6 +26,7 @@ from ..binance.decode import (
 )
 from ..kinds import ORDERBOOK, PRICES, Row
 from ..ratelimit import RateLimitedLog
+from .chunks import BadValue
 from .lanes import Lane, Lanes
 
 if TYPE_CHECKING:
@@ -39,8 +40,12 @@ MAX_EVENT_MS = 4_102_444_800_000  # 2100-01-01
 
 
 class SignalHooks(Protocol):
-    """What ingest calls for every record of a symbol (the signal engine implements it)."""
+    """What ingest calls for every record of a symbol (the signal engine implements it): the
+    decoded message on the hot path, a row for books built locally from diffs."""
 
+    def on_agg_trade(self, t: AggTrade) -> None: ...
+    def on_ticker(self, b: BookTicker, recv_ms: int) -> None: ...
+    def on_depth(self, d: DepthUpdate, source: str) -> None: ...
     def on_trade(self, row: Row) -> None: ...
     def on_book(self, row: Row) -> None: ...
 
@@ -109,33 +114,39 @@ class Router:
         if gate is not None and gate.resuming and env.stream in gate.resuming:
             gate.resumed(env.stream, recv_ms)
         hook = self.hooks.get(symbol)
-        if type(data) is AggTrade:
-            if gate is not None and not gate.trade(data, recv_ms):
-                return  # already in prices (a duplicated frame or id, or a handover overlap)
-            row = trade_row(data, recv_ms)
-            if not lane.put_nowait(row):
-                await lane.put(row)
-            if hook is not None:
-                hook.on_trade(row)
+        try:
+            if type(data) is AggTrade:
+                if gate is not None and not gate.trade(data, recv_ms):
+                    return  # already in prices (a duplicated frame or id, or a handover overlap)
+                if not lane.add_trade(data, recv_ms):
+                    await lane.put(trade_row(data, recv_ms))  # full: wait (backpressure)
+                if hook is not None:
+                    hook.on_agg_trade(data)
+                return
+            if type(data) is BookTicker:
+                if gate is not None and not gate.book(env.stream, data.update_id):
+                    return
+                if not lane.add_ticker(data, recv_ms):
+                    await lane.put(ticker_row(data, recv_ms, self.depth_levels))
+                if hook is not None:
+                    hook.on_ticker(data, recv_ms)
+                return
+            if type(data) is DepthUpdate and self.book == "partial":
+                if gate is not None and not gate.book(env.stream, data.update_id):
+                    return
+                if not lane.add_depth(data, recv_ms, self.depth_source):
+                    await lane.put(depth_row(data, recv_ms, self.depth_levels, self.depth_source))
+                if hook is not None:
+                    hook.on_depth(data, self.depth_source)
+                return
+        except BadValue as exc:  # a value no column can hold: never admitted anywhere
+            self._bad("malformed", f"{env.stream}: {exc}", frame)
             return
-        if type(data) is BookTicker:
-            if gate is not None and not gate.book(env.stream, data.update_id):
-                return
-            row = ticker_row(data, recv_ms, self.depth_levels)
-        elif type(data) is DepthUpdate and self.book == "partial":
-            if gate is not None and not gate.book(env.stream, data.update_id):
-                return
-            row = depth_row(data, recv_ms, self.depth_levels, self.depth_source)
-        elif type(data) is DepthUpdate and self.diff_books is not None:
+        if type(data) is DepthUpdate and self.diff_books is not None:
             await self.diff_books.on_depth(data, recv_ms, lane, hook)  # rows, gaps, resync
             return
-        else:  # diff depth is applied to a local book by a later stage
-            self._bad("unexpected", "diff depth without a local book", frame)
-            return
-        if not lane.put_nowait(row):
-            await lane.put(row)
-        if hook is not None:
-            hook.on_book(row)
+        # diff depth is applied to a local book by a later stage
+        self._bad("unexpected", "diff depth without a local book", frame)
 
     def _bad(self, category: str, message: str, frame: str | bytes) -> None:
         if category == "malformed":

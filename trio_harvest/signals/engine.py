@@ -13,7 +13,7 @@ caller, and everything else is arithmetic on in-memory state.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..kinds import (
     CVD,
@@ -30,9 +30,20 @@ from . import features
 from .cvd import CvdState
 from .events import EventDetector, LargeTrades
 from .fusion import Fusion
-from .ofi import BOOK_LEVEL_BASE, depth_sums, ofi_multi, ofi_term
+from .ofi import (
+    BOOK_LEVEL_BASE,
+    Levels,
+    depth_sums,
+    level_sums,
+    ofi_multi,
+    ofi_multi_levels,
+    ofi_term,
+)
 from .params import SignalParams, ofi_source_label
 from .tail import TailWindow
+
+if TYPE_CHECKING:
+    from ..binance.decode import AggTrade, BookTicker, DepthUpdate
 
 Emit = Callable[[str, Row], None]
 
@@ -68,6 +79,7 @@ class SignalEngine:
 
     __slots__ = (
         "_emit", "_events", "_fusion", "_large", "_ml_levels", "_prev_depth", "_prev_l1",
+        "_prev_levels",
         "book_ticker", "carry", "cvd", "depth_levels", "params", "symbol", "tail",
     )
 
@@ -94,6 +106,7 @@ class SignalEngine:
         self._large = LargeTrades(symbol, params)
         self._prev_l1: tuple[float, float, float, float] | None = None
         self._prev_depth: Row | None = None
+        self._prev_levels: tuple[Levels, Levels] | None = None
 
     @property
     def ofi_source(self) -> str:
@@ -148,11 +161,66 @@ class SignalEngine:
             self.tail.add_ml(ts, 0.0 if ofim is None else ofim, q_bid, q_ask)
         self._emit(OFI, (ts, self.symbol, source, ofi1, ofim, bid, ask, bid_sz, ask_sz))
 
+    # The same updates from decoded messages (the router's hot path: no row tuple is built).
+
+    def on_agg_trade(self, t: AggTrade) -> None:
+        """``on_trade`` for a decoded aggTrade."""
+        ts = t.trade_ms
+        qty = t.qty
+        maker = t.buyer_maker
+        cvd = self.cvd
+        status = cvd.update(t.agg_id, qty, maker)
+        if status == "duplicate":
+            return
+        if status == "gap":
+            self.tail.add_flag(ts, "gap")
+        sqty = -qty if maker else qty
+        self._emit(CVD, (ts, self.symbol, t.agg_id, sqty, cvd.cvd, cvd.gap))
+        price = t.price
+        self.tail.add_trade(ts, price, qty, sqty, price * qty, cvd.cvd)
+
+    def on_ticker(self, b: BookTicker, recv_ms: int) -> None:
+        """``on_book`` for a decoded bookTicker (best level only)."""
+        ts = b.trade_ms or b.event_ms or recv_ms
+        bid, bid_sz, ask, ask_sz = b.bid, b.bid_qty, b.ask, b.ask_qty
+        prev = self._prev_l1
+        ofi1 = None if prev is None else ofi_term(prev[0], prev[1], prev[2], prev[3],
+                                                  bid, bid_sz, ask, ask_sz)
+        self._prev_l1 = (bid, bid_sz, ask, ask_sz)
+        self.tail.add_l1(ts, 0.0 if ofi1 is None else ofi1, bid, ask, bid_sz, ask_sz)
+        self._emit(OFI, (ts, self.symbol, BOOK_TICKER, ofi1, None, bid, ask, bid_sz, ask_sz))
+
+    def on_depth(self, d: DepthUpdate, source: str) -> None:
+        """``on_book`` for a decoded partial-depth message (top N levels)."""
+        ts = d.trade_ms or d.event_ms
+        bids, asks = d.bids, d.asks
+        bid = bid_sz = ask = ask_sz = None
+        if bids:
+            bid, bid_sz = bids[0]
+        if asks:
+            ask, ask_sz = asks[0]
+        ofi1: float | None = None
+        if not self.book_ticker and bid is not None and ask is not None:
+            assert bid_sz is not None and ask_sz is not None
+            prev = self._prev_l1
+            if prev is not None:
+                ofi1 = ofi_term(prev[0], prev[1], prev[2], prev[3], bid, bid_sz, ask, ask_sz)
+            self._prev_l1 = (bid, bid_sz, ask, ask_sz)
+            self.tail.add_l1(ts, 0.0 if ofi1 is None else ofi1, bid, ask, bid_sz, ask_sz)
+        prev_levels = self._prev_levels
+        ofim = None if prev_levels is None else ofi_multi_levels(
+            prev_levels[0], prev_levels[1], bids, asks, self._ml_levels)
+        self._prev_levels = (bids, asks)
+        q_bid, q_ask = level_sums(bids, asks, min(IMB_LEVELS, self.depth_levels))
+        self.tail.add_ml(ts, 0.0 if ofim is None else ofim, q_bid, q_ask)
+        self._emit(OFI, (ts, self.symbol, source, ofi1, ofim, bid, ask, bid_sz, ask_sz))
+
     def on_gap(self, ts_ms: int, reason: str) -> None:
         """A disconnect, resync or stall at ``ts_ms``: flag its second, and forget the previous
         book states so OFI never spans the gap (CVD continuity is judged by agg ids)."""
         self._prev_l1 = None
         self._prev_depth = None
+        self._prev_levels = None
         self.tail.add_flag(ts_ms, flag_for(reason))
 
     # -- per tick (called by the features task) -------------------------------------------------

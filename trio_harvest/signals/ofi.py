@@ -104,3 +104,29 @@ def depth_sums(row: Sequence[Any], levels: int) -> tuple[float, float]:
         if a is not None:
             qa += a
     return qb, qa
+
+
+Levels = Sequence[tuple[float, float]]
+
+
+def ofi_multi_levels(prev_bids: Levels, prev_asks: Levels, bids: Levels, asks: Levels,
+                     levels: int) -> float:
+    """``ofi_multi`` on decoded level lists ((price, size) per level, best first) instead of
+    book rows: the same sum, a level missing on either side contributing 0."""
+    total = 0.0
+    for (p0, q0), (p1, q1) in zip(prev_bids[:levels], bids[:levels], strict=False):
+        if p1 >= p0:
+            total += q1
+        if p1 <= p0:
+            total -= q0
+    for (p0, q0), (p1, q1) in zip(prev_asks[:levels], asks[:levels], strict=False):
+        if p1 <= p0:
+            total -= q1
+        if p1 >= p0:
+            total += q0
+    return total
+
+
+def level_sums(bids: Levels, asks: Levels, levels: int) -> tuple[float, float]:
+    """``depth_sums`` on decoded level lists."""
+    return sum(q for _, q in bids[:levels]), sum(q for _, q in asks[:levels])

@@ -6,6 +6,7 @@ file object it is handed; never opens, renames or deletes files (that is ``store
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from typing import Any, BinaryIO
 
@@ -13,21 +14,22 @@ import msgspec
 import polars as pl
 
 from ..kinds import FILE_SCHEMA, ORDERBOOK, Row, Schema, orderbook_schema, schema_for
+from .partitions import RowData, rows_to_frame
 
 _json = msgspec.json.Encoder()
 _json_decode = msgspec.json.Decoder(dict[str, Any])
 
 
-def to_frame(schema: Schema, rows: list[Row]) -> pl.DataFrame:
-    """Column by column: 1.3-3x faster than ``orient="row"`` for wide kinds (bench/README.md)."""
-    if not rows:
-        return pl.DataFrame(schema=schema.polars)
-    return pl.DataFrame([pl.Series(name, column, dtype=dtype)
-                         for (name, dtype), column in zip(schema.columns, zip(*rows, strict=True),
-                                                             strict=True)])
+def to_frame(schema: Schema, rows: RowData) -> pl.DataFrame:
+    """A lane's columnar batch (O(columns) Python work), a frame, or row tuples (recovery)."""
+    if isinstance(rows, pl.DataFrame):
+        return rows
+    if isinstance(rows, list):
+        return rows_to_frame(schema, rows)
+    return rows.to_frame(schema)
 
 
-def to_dataset_frame(schema: Schema, rows: list[Row]) -> pl.DataFrame:
+def to_dataset_frame(schema: Schema, rows: RowData) -> pl.DataFrame:
     """The kind's rows as a file holds them: widened to ``FILE_SCHEMA`` (other kinds' columns
     null), without the partition columns that the path already carries."""
     df = to_frame(schema, rows)
@@ -39,14 +41,18 @@ def to_dataset_frame(schema: Schema, rows: list[Row]) -> pl.DataFrame:
 
 
 def write_parquet(
-    fh: BinaryIO, schema: Schema, rows: list[Row], metadata: Mapping[str, str] | None = None
+    fh: BinaryIO, schema: Schema, rows: RowData, metadata: Mapping[str, str] | None = None
 ) -> None:
     to_dataset_frame(schema, rows).write_parquet(
         fh, compression="zstd", statistics=True, metadata=dict(metadata or {}) or None
     )
 
 
-def encode_ndjson(schema: Schema, rows: list[Row]) -> bytes:
+def encode_ndjson(schema: Schema, rows: RowData) -> bytes:
+    if not isinstance(rows, list):
+        buf = io.BytesIO()
+        to_frame(schema, rows).write_ndjson(buf)
+        return buf.getvalue()
     names = schema.names
     return b"".join(_json.encode(dict(zip(names, row, strict=True))) + b"\n" for row in rows)
 

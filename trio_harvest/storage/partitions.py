@@ -11,54 +11,120 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePath
+from typing import TYPE_CHECKING, Union
 
-from ..kinds import Row
+import polars as pl
+
+from ..kinds import Row, Schema
+
+if TYPE_CHECKING:
+    from ..pipeline.chunks import Batch
+
 
 TMP_PREFIX = ".tmp-"
 TMP_SUFFIX = ".tmp"
 DAY_MS = 86_400_000
 
 
+RowData = Union[list[Row], "Batch", pl.DataFrame]
+
+
 @dataclass(frozen=True, slots=True)
 class Partition:
-    """Rows of one kind and symbol whose event time falls on one UTC date."""
+    """Rows of one kind and symbol whose event time falls on one UTC date: a lane's columnar
+    ``Batch``, a Polars frame, or (tests, recovery) a list of row tuples."""
 
     kind: str
     symbol: str
     date: str
-    rows: list[Row]
+    rows: RowData
+
+    @property
+    def n(self) -> int:
+        rows = self.rows
+        return rows.height if isinstance(rows, pl.DataFrame) else len(rows)
 
     @property
     def first_ts(self) -> int:
-        return int(min(r[0] for r in self.rows))
+        return self._ts_range()[0]
 
     @property
     def last_ts(self) -> int:
-        return int(max(r[0] for r in self.rows))
+        return self._ts_range()[1]
+
+    def _ts_range(self) -> tuple[int, int]:
+        rows = self.rows
+        if isinstance(rows, pl.DataFrame):
+            ts = rows.get_column("ts_ms")
+            return int(ts.min()), int(ts.max())  # type: ignore[arg-type]
+        if isinstance(rows, list):
+            return int(min(r[0] for r in rows)), int(max(r[0] for r in rows))
+        return rows.ts_range()
+
+    def frame(self, schema: Schema) -> pl.DataFrame:
+        """The rows as a frame of ``schema`` (a batch: O(columns) Python work)."""
+        rows = self.rows
+        if isinstance(rows, pl.DataFrame):
+            return rows
+        if isinstance(rows, list):
+            return rows_to_frame(schema, rows)
+        return rows.to_frame(schema)
 
     def directory(self) -> PurePath:
         return partition_dir(self.date, self.symbol, self.kind)
+
+
+def rows_to_frame(schema: Schema, rows: list[Row]) -> pl.DataFrame:
+    """Row tuples as a frame, column by column (recovery and tests; lanes never hold tuples)."""
+    if not rows:
+        return pl.DataFrame(schema=schema.polars)
+    return pl.DataFrame([pl.Series(name, column, dtype=dtype)
+                         for (name, dtype), column in zip(schema.columns, zip(*rows, strict=True),
+                                                             strict=True)])
 
 
 def utc_date(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
-def split_by_date(kind: str, symbol: str, rows: list[Row]) -> list[Partition]:
+def split_by_date(kind: str, symbol: str, rows: RowData) -> list[Partition]:
     """Split a drained batch into one ``Partition`` per UTC event-time date, in date order.
-    Rows keep their arrival order inside each partition."""
-    by_day: dict[int, list[Row]] = {}
-    for row in rows:
-        day = row[0] // DAY_MS
-        bucket = by_day.get(day)
-        if bucket is None:
-            by_day[day] = [row]
-        else:
-            bucket.append(row)
-    return [
-        Partition(kind, symbol, utc_date(day * DAY_MS), day_rows)
-        for day, day_rows in sorted(by_day.items())
-    ]
+    Rows keep their order inside each partition. A batch within one day (the usual case) is
+    not copied; one that spans midnight becomes frames, split by Polars."""
+    if isinstance(rows, list):
+        by_day: dict[int, list[Row]] = {}
+        for row in rows:
+            day = row[0] // DAY_MS
+            bucket = by_day.get(day)
+            if bucket is None:
+                by_day[day] = [row]
+            else:
+                bucket.append(row)
+        return [Partition(kind, symbol, utc_date(day * DAY_MS), day_rows)
+                for day, day_rows in sorted(by_day.items())]
+    if isinstance(rows, pl.DataFrame):
+        if rows.height == 0:
+            return []
+        ts = rows.get_column("ts_ms")
+        lo, hi = int(ts.min()), int(ts.max())  # type: ignore[arg-type]
+    else:
+        if not rows:
+            return []
+        lo, hi = rows.ts_range()
+    if lo // DAY_MS == hi // DAY_MS:
+        return [Partition(kind, symbol, utc_date(lo), rows)]
+    from ..pipeline.chunks import FrameBatch  # storage must not import the pipeline at load
+
+    if isinstance(rows, pl.DataFrame):
+        df = rows
+        schema = Schema(kind, tuple(rows.schema.items()))
+    else:
+        df, schema = rows.to_frame(), rows.schema
+    days = df.with_columns((pl.col("ts_ms") // DAY_MS).alias("_day"))
+    return [Partition(kind, symbol, utc_date(int(key[0]) * DAY_MS),
+                      FrameBatch(part.drop("_day"), schema, symbol))
+            for key, part in sorted(days.partition_by("_day", as_dict=True,
+                                                      maintain_order=True).items())]
 
 
 def partition_dir(date: str, symbol: str, kind: str) -> PurePath:

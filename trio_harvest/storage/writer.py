@@ -18,10 +18,10 @@ from typing import BinaryIO
 
 import trio
 
-from ..kinds import Row, Schema
+from ..kinds import Schema
 from .encoding import encode_ndjson, write_parquet
 from .gate import PublishGate
-from .partitions import Partition, deadletter_name, part_name, unique_token
+from .partitions import Partition, RowData, deadletter_name, part_name, unique_token
 from .store import LocalStore
 
 
@@ -68,10 +68,10 @@ class Writer:
         size = await self._in_thread(
             self.data, rel, lambda fh: write_parquet(fh, schema, part.rows, meta), gate
         )
-        return Written(rel, len(part.rows), size)
+        return Written(rel, part.n, size)
 
     async def dead_letter(
-        self, kind: str, symbol: str, rows: list[Row], gate: PublishGate
+        self, kind: str, symbol: str, rows: RowData, gate: PublishGate
     ) -> Written:
         schema = self.schema_of(kind)
         rel = PurePath(kind, deadletter_name(symbol, self.wall_ms(), len(rows), unique_token()))

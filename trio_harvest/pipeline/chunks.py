@@ -1,0 +1,453 @@
+"""Columnar row buffers: what a lane holds instead of Python tuples.
+
+Owns the in-memory layout of buffered rows. A *builder* appends one row's values to typed column
+buffers (``array.array`` of int64 / float64 / int8, a list for strings; float nulls are NaN, so a
+float costs 8 bytes, not a boxed object); once full it is *sealed* and becomes a chunk that the
+lane's channel carries to rotation. Builders come in shapes, each with a hot-path ``add_*`` that
+reads a decoded message directly (no row tuple is ever built): trades, best-level book rows
+(bookTicker), depth rows (all levels in one flat float buffer), and a generic one for rows that
+arrive as tuples (gaps, backfill, local diff books, derived kinds). A ``Batch`` (the chunks drained
+from one lane) becomes one Polars frame with O(columns) Python work.
+
+Pure: no trio, no I/O. An ``add_*`` either appends a whole row or, if a value does not fit its
+column (an id beyond int64), rolls its columns back and raises ``BadValue``: a chunk's columns
+always have equal lengths.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterator, Sequence
+from itertools import chain
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from ..kinds import ORDERBOOK, PRICES_SCHEMA, Row, Schema, orderbook_schema, schema_for
+
+if TYPE_CHECKING:
+    from ..binance.decode import AggTrade, BookTicker, DepthUpdate
+
+NAN = float("nan")
+_chain = chain.from_iterable
+
+
+class BadValue(ValueError):
+    """A value that its column cannot hold (e.g. an integer beyond int64)."""
+
+
+def _buffer(dtype: Any) -> Any:
+    if dtype == pl.Int64:
+        return array("q")
+    if dtype == pl.Float64:
+        return array("d")
+    if dtype == pl.Boolean:
+        return array("b")
+    return []
+
+
+def _series(name: str, values: Any, dtype: Any) -> pl.Series:
+    """One column buffer as a Series of ``dtype`` (buffer protocol: no per-value Python work)."""
+    if isinstance(values, array):
+        s = pl.Series(name, values)
+        if dtype == pl.Float64:
+            return s.fill_nan(None)
+        return s.cast(dtype) if s.dtype != dtype else s
+    return pl.Series(name, values, dtype=dtype, strict=False)
+
+
+class Builder:
+    """Column buffers of one shape. ``n`` rows; ``columns`` pairs each buffer with its name."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def frame(self, symbol: str) -> pl.DataFrame:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def nbytes(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def rollback(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class GenericBuilder(Builder):
+    """Rows that arrive as tuples in ``schema`` order. A column that meets a value its typed
+    buffer cannot take (``None`` in an int column, say) becomes a plain list for this chunk."""
+
+    __slots__ = ("_float", "_names", "cols", "schema")
+
+    def __init__(self, schema: Schema) -> None:
+        super().__init__()
+        self.schema = schema
+        self._names = schema.names
+        self.cols: list[Any] = [_buffer(dtype) for _, dtype in schema.columns]
+        self._float = [dtype == pl.Float64 for _, dtype in schema.columns]
+
+    def append(self, row: Row) -> None:
+        cols = self.cols
+        if len(row) != len(cols):
+            raise BadValue(f"{self.schema.kind} row has {len(row)} values, expected {len(cols)}")
+        if None in row:
+            row = tuple(NAN if v is None and f else v for v, f in zip(row, self._float, strict=True))
+        done = 0
+        try:
+            for col, v in zip(cols, row, strict=True):
+                col.append(v)
+                done += 1
+        except (TypeError, OverflowError, ValueError):
+            self._append_slow(row, done)
+        self.n += 1
+
+    def _append_slow(self, row: Row, start: int) -> None:
+        """The rest of a row after a value its typed buffer refused: ``None`` or a string widens
+        that column to a list; an integer beyond int64 rejects the whole row."""
+        cols = self.cols
+        for j in range(start, len(row)):
+            try:
+                cols[j].append(row[j])
+            except TypeError:
+                self._promote(j)
+                cols[j].append(row[j])
+            except (OverflowError, ValueError) as exc:
+                for col in cols[:j]:
+                    col.pop()
+                raise BadValue(f"{self._names[j]}: {exc}") from None
+
+    def _promote(self, i: int) -> None:
+        col = self.cols[i]
+        if isinstance(col, array):
+            values: list[Any] = list(col)
+            if self._float[i]:
+                values = [None if v != v else v for v in values]
+            self.cols[i] = values
+            self._float[i] = False
+
+    def rollback(self) -> None:
+        for col in self.cols:
+            del col[self.n:]
+
+    def nbytes(self) -> int:
+        return sum(c.itemsize * len(c) if isinstance(c, array) else 8 * len(c) for c in self.cols)
+
+    def frame(self, symbol: str) -> pl.DataFrame:
+        return pl.DataFrame([_series(name, col, dtype)
+                             for (name, dtype), col in zip(self.schema.columns, self.cols,
+                                                           strict=True)])
+
+
+class TradeBuilder(Builder):
+    """``prices`` rows straight from decoded aggTrades (the symbol is the lane's)."""
+
+    __slots__ = ("agg_id", "event", "first", "last", "maker", "price", "qty", "recv", "ts")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ts, self.event, self.recv = array("q"), array("q"), array("q")
+        self.agg_id, self.first, self.last = array("q"), array("q"), array("q")
+        self.price, self.qty, self.maker = array("d"), array("d"), array("b")
+
+    def add(self, t: AggTrade, recv_ms: int) -> None:
+        try:
+            self.agg_id.append(t.agg_id)
+            self.first.append(t.first_id)
+            self.last.append(t.last_id)
+            self.ts.append(t.trade_ms)
+            self.event.append(t.event_ms)
+        except (OverflowError, TypeError) as exc:
+            self.rollback()
+            raise BadValue(f"aggTrade: {exc}") from None
+        self.recv.append(recv_ms)
+        self.price.append(t.price)
+        self.qty.append(t.qty)
+        self.maker.append(t.buyer_maker)
+        self.n += 1
+
+    def _cols(self) -> tuple[array[Any], ...]:
+        return (self.ts, self.event, self.recv, self.agg_id, self.price, self.qty, self.first,
+                self.last, self.maker)
+
+    def rollback(self) -> None:
+        for col in self._cols():
+            del col[self.n:]
+
+    def nbytes(self) -> int:
+        return sum(c.itemsize * len(c) for c in self._cols())
+
+    def frame(self, symbol: str) -> pl.DataFrame:
+        names = [n for n in PRICES_SCHEMA.names if n != "symbol"]
+        dtypes = dict(PRICES_SCHEMA.columns)
+        df = pl.DataFrame([_series(n, c, dtypes[n]) for n, c in zip(names, self._cols(),
+                                                                     strict=True)])
+        return df.with_columns(pl.lit(symbol, pl.String).alias("symbol"))
+
+
+class _BookHead(Builder):
+    """The columns every ``orderbook`` row has before its levels."""
+
+    __slots__ = ("event", "first_uid", "prev_uid", "recv", "source", "ts", "uid")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ts, self.event, self.recv = array("q"), array("q"), array("q")
+        self.uid, self.first_uid, self.prev_uid = array("q"), array("q"), array("q")
+        self.source: list[str] = []
+
+    def _head(self) -> tuple[Any, ...]:
+        return (self.ts, self.event, self.recv, self.uid, self.first_uid, self.prev_uid)
+
+    def _head_frame(self, symbol: str) -> list[pl.Series]:
+        names = ("ts_ms", "event_ms", "recv_ms", "update_id", "first_update_id", "prev_update_id")
+        out = [_series(n, c, pl.Int64) for n, c in zip(names, self._head(), strict=True)]
+        out.append(pl.Series("source", self.source, dtype=pl.String))
+        out.append(pl.repeat(symbol, self.n, eager=True, dtype=pl.String).alias("symbol"))
+        return out
+
+
+class TickerBuilder(_BookHead):
+    """``orderbook`` rows from bookTicker: level 1 only (deeper levels are null in the file)."""
+
+    __slots__ = ("ask", "ask_sz", "bid", "bid_sz")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bid, self.bid_sz, self.ask, self.ask_sz = array("d"), array("d"), array("d"), array("d")
+
+    def add(self, b: BookTicker, recv_ms: int) -> None:
+        ts = b.trade_ms or b.event_ms or recv_ms
+        try:
+            self.uid.append(b.update_id)
+            self.first_uid.append(b.update_id)
+            self.ts.append(ts)
+            self.event.append(b.event_ms or ts)
+        except (OverflowError, TypeError) as exc:
+            self.rollback()
+            raise BadValue(f"bookTicker: {exc}") from None
+        self.recv.append(recv_ms)
+        self.prev_uid.append(-1)
+        self.source.append("bookTicker")
+        self.bid.append(b.bid)
+        self.bid_sz.append(b.bid_qty)
+        self.ask.append(b.ask)
+        self.ask_sz.append(b.ask_qty)
+        self.n += 1
+
+    def _cols(self) -> tuple[Any, ...]:
+        return (*self._head(), self.source, self.bid, self.bid_sz, self.ask, self.ask_sz)
+
+    def rollback(self) -> None:
+        for col in self._cols():
+            del col[self.n:]
+
+    def nbytes(self) -> int:
+        return sum(c.itemsize * len(c) if isinstance(c, array) else 8 * len(c)
+                   for c in self._cols())
+
+    def frame(self, symbol: str) -> pl.DataFrame:
+        cols = self._head_frame(symbol)
+        for name, c in (("bid_px_1", self.bid), ("bid_sz_1", self.bid_sz),
+                        ("ask_px_1", self.ask), ("ask_sz_1", self.ask_sz)):
+            cols.append(_series(name, c, pl.Float64))
+        return pl.DataFrame(cols)
+
+
+class DepthBuilder(_BookHead):
+    """``orderbook`` rows from partial-depth messages: every level of a row in one flat float
+    buffer (bids then asks, price and size interleaved), padded with NaN to ``levels``."""
+
+    __slots__ = ("_pad", "levels", "lv")
+
+    def __init__(self, levels: int) -> None:
+        super().__init__()
+        self.levels = levels
+        self.lv = array("d")
+        self._pad = array("d", [NAN]) * (2 * levels)
+
+    def add(self, d: DepthUpdate, recv_ms: int, source: str) -> None:
+        try:
+            self.uid.append(d.update_id)
+            self.first_uid.append(d.first_update_id)
+            self.prev_uid.append(d.prev_update_id)
+            self.ts.append(d.trade_ms or d.event_ms)
+            self.event.append(d.event_ms)
+        except (OverflowError, TypeError) as exc:
+            self.rollback()
+            raise BadValue(f"depthUpdate: {exc}") from None
+        self.recv.append(recv_ms)
+        self.source.append(source)
+        n = self.levels
+        lv = self.lv
+        for side in (d.bids, d.asks):
+            k = len(side)
+            if k == n:
+                lv.extend(_chain(side))
+            elif k > n:
+                lv.extend(_chain(side[:n]))
+            else:
+                lv.extend(_chain(side))
+                lv.extend(self._pad[: 2 * (n - k)])
+        self.n += 1
+
+    def _cols(self) -> tuple[Any, ...]:
+        return (*self._head(), self.source)
+
+    def rollback(self) -> None:
+        for col in self._cols():
+            del col[self.n:]
+        del self.lv[self.n * 4 * self.levels:]
+
+    def nbytes(self) -> int:
+        return 8 * (6 * len(self.ts) + len(self.source) + len(self.lv))
+
+    def frame(self, symbol: str) -> pl.DataFrame:
+        cols = self._head_frame(symbol)
+        flat = pl.Series("lv", self.lv)
+        n = self.levels
+        width = 4 * n
+        for i in range(n):
+            for name, off in ((f"bid_px_{i + 1}", 2 * i), (f"bid_sz_{i + 1}", 2 * i + 1),
+                              (f"ask_px_{i + 1}", 2 * n + 2 * i),
+                              (f"ask_sz_{i + 1}", 2 * n + 2 * i + 1)):
+                cols.append(flat.gather_every(width, offset=off).fill_nan(None).alias(name))
+        return pl.DataFrame(cols)
+
+
+class UntypedBuilder(Builder):
+    """Rows of any width in plain list columns: a lane built without a schema (tests)."""
+
+    __slots__ = ("cols",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cols: list[list[Any]] = []
+
+    def append(self, row: Row) -> None:
+        if not self.cols:
+            self.cols = [[] for _ in row]
+        for col, v in zip(self.cols, row, strict=True):
+            col.append(v)
+        self.n += 1
+
+    def rollback(self) -> None:
+        for col in self.cols:
+            del col[self.n:]
+
+    def nbytes(self) -> int:
+        return 8 * self.n * len(self.cols)
+
+    def frame(self, symbol: str) -> pl.DataFrame:
+        raise TypeError("an untyped chunk needs a schema: use frame_as")
+
+    def frame_as(self, schema: Schema) -> pl.DataFrame:
+        """The rows as a frame of ``schema`` (they must follow its columns)."""
+        return pl.DataFrame([pl.Series(name, col, dtype=dtype, strict=False)
+                             for (name, dtype), col in zip(schema.columns, self.cols, strict=True)])
+
+
+class Batch:
+    """Chunks drained from one lane, in order, with the lane's schema and symbol; becomes one
+    frame of that schema. Iterating it yields tuples (tests, and rare slow paths)."""
+
+    __slots__ = ("chunks", "n", "schema", "symbol")
+
+    def __init__(self, chunks: Sequence[Builder], schema: Schema, symbol: str) -> None:
+        self.chunks = list(chunks)
+        self.n = sum(c.n for c in self.chunks)
+        self.schema = schema
+        self.symbol = symbol
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __bool__(self) -> bool:
+        return self.n > 0
+
+    def __iter__(self) -> Iterator[Row]:
+        if all(isinstance(c, UntypedBuilder) for c in self.chunks):
+            return chain.from_iterable(zip(*c.cols, strict=True) for c in self.chunks
+                                       if isinstance(c, UntypedBuilder))
+        return iter(self.to_frame().iter_rows())
+
+    def extend(self, other: Batch) -> None:
+        self.chunks.extend(other.chunks)
+        self.n += other.n
+
+    def nbytes(self) -> int:
+        return sum(c.nbytes() for c in self.chunks)
+
+    def ts_range(self) -> tuple[int, int]:
+        """(min, max) of ``ts_ms`` without building a frame."""
+        lo, hi = None, None
+        for c in self.chunks:
+            ts = _ts_column(c)
+            if not len(ts):
+                continue
+            a, b = min(ts), max(ts)
+            lo = a if lo is None or a < lo else lo
+            hi = b if hi is None or b > hi else hi
+        if lo is None or hi is None:
+            raise ValueError("empty batch")
+        return int(lo), int(hi)
+
+    def to_frame(self, schema: Schema | None = None) -> pl.DataFrame:
+        """All chunks as one frame with the schema's columns in order (``schema`` overrides the
+        lane's). Chunks of different shapes (bookTicker and depth rows, say) are combined and
+        ordered by ``ts_ms`` (stable)."""
+        schema = schema or self.schema
+        symbol = self.symbol
+        chunks = [c for c in self.chunks if c.n]
+        if not chunks:
+            return pl.DataFrame(schema=schema.polars)
+        frames = [c.frame_as(schema) if isinstance(c, UntypedBuilder) else c.frame(symbol)
+                  for c in chunks]
+        shapes = {type(c) for c in chunks}
+        df = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+        have = set(df.columns)
+        df = df.select([pl.col(n).cast(t) if n in have else pl.lit(None, t).alias(n)
+                        for n, t in schema.columns])
+        if len(shapes) > 1:
+            df = df.sort("ts_ms", maintain_order=True)
+        return df
+
+
+class FrameBatch(Batch):
+    """A batch already turned into a frame (one UTC date of a batch that spanned midnight)."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, frame: pl.DataFrame, schema: Schema, symbol: str) -> None:
+        super().__init__((), schema, symbol)
+        self.frame = frame
+        self.n = frame.height
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.frame.iter_rows())
+
+    def extend(self, other: Batch) -> None:
+        raise TypeError("a frame batch is final")
+
+    def nbytes(self) -> int:
+        return int(self.frame.estimated_size())
+
+    def ts_range(self) -> tuple[int, int]:
+        ts = self.frame.get_column("ts_ms")
+        return int(ts.min()), int(ts.max())  # type: ignore[arg-type]
+
+    def to_frame(self, schema: Schema | None = None) -> pl.DataFrame:
+        return self.frame
+
+
+def _ts_column(c: Builder) -> Any:
+    if isinstance(c, (TradeBuilder, _BookHead)):
+        return c.ts
+    if isinstance(c, (GenericBuilder, UntypedBuilder)):
+        return c.cols[0] if c.cols else ()
+    raise TypeError(type(c).__name__)  # pragma: no cover
+
+
+def default_schema(kind: str, depth_levels: int) -> Schema:
+    """The frame schema of a lane built without one: the kind's own."""
+    return orderbook_schema(depth_levels) if kind == ORDERBOOK else schema_for(kind)
