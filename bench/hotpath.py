@@ -49,7 +49,7 @@ def build(symbols: tuple[str, ...], data_dir: Path) -> Harvester:
 
 
 def frames_for(symbols: tuple[str, ...], n: int, rate: float) -> list[str]:
-    seconds = max(2.0, n / rate * 1.05)
+    seconds = max(2.0, n / rate * 1.6)
     out: list[str] = []
     for frame in C.generate_frames(symbols, rate, seconds):
         out.append(frame)

@@ -24,7 +24,7 @@ from .binance.streams import plan_connections, streams_for
 from .config import Config
 from .ingest.connection import ConnectFn, Connection, make_connections, run_ingest, websocket_connector
 from .ingest.restclient import FetchFn
-from .kinds import PREVIEW_KINDS, Row, schema_for
+from .kinds import CVD, OFI, PREVIEW_KINDS, Row, schema_for
 from .ops.operations import Operations
 from .pipeline.lanes import Lanes
 from .pipeline.rotation import DeadLetterFn, Rotation, SaveFn
@@ -111,7 +111,9 @@ class Harvester:
         # issue 3: one signal engine per symbol, fed by the router, emitting preview rows
         self.engines = {
             s: SignalEngine(s, config.signals, config.depth_levels, self.lanes.offer,
-                            book_ticker=config.book_ticker)
+                            book_ticker=config.book_ticker,
+                            emit_ofi=self.lanes.get(OFI, s).offer_ofi,
+                            emit_cvd=self.lanes.get(CVD, s).offer_cvd)
             for s in config.symbols
         }
         self.router.hooks = dict(self.engines)

@@ -4,10 +4,9 @@ Owns the in-memory layout of buffered rows. A *builder* appends one row's values
 buffers (``array.array`` of int64 / float64 / int8, a list for strings; float nulls are NaN, so a
 float costs 8 bytes, not a boxed object); once full it is *sealed* and becomes a chunk that the
 lane's channel carries to rotation. Builders come in shapes, each with a hot-path ``add_*`` that
-reads a decoded message directly (no row tuple is ever built): trades, best-level book rows
-(bookTicker), depth rows (all levels in one flat float buffer), and a generic one for rows that
-arrive as tuples (gaps, backfill, local diff books, derived kinds). A ``Batch`` (the chunks drained
-from one lane) becomes one Polars frame with O(columns) Python work.
+reads a decoded message directly (no row tuple is ever built; ``shapes.py``), and a generic one
+here for rows that arrive as tuples (gaps, backfill, local diff books, rare derived rows). A
+``Batch`` (the chunks drained from one lane) becomes one Polars frame with O(columns) Python work.
 
 Pure: no trio, no I/O. An ``add_*`` either appends a whole row or, if a value does not fit its
 column (an id beyond int64), rolls its columns back and raises ``BadValue``: a chunk's columns
@@ -19,17 +18,13 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterator, Sequence
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
-from ..kinds import ORDERBOOK, PRICES_SCHEMA, Row, Schema, orderbook_schema, schema_for
-
-if TYPE_CHECKING:
-    from ..binance.decode import AggTrade, BookTicker, DepthUpdate
+from ..kinds import ORDERBOOK, Row, Schema, orderbook_schema, schema_for
 
 NAN = float("nan")
-_chain = chain.from_iterable
 
 
 class BadValue(ValueError):
@@ -71,6 +66,10 @@ class Builder:
         raise NotImplementedError
 
     def rollback(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def ts_values(self) -> Sequence[int]:  # pragma: no cover - abstract
+        """The ``ts_ms`` column (for a batch's date range without building a frame)."""
         raise NotImplementedError
 
 
@@ -117,6 +116,9 @@ class GenericBuilder(Builder):
                     col.pop()
                 raise BadValue(f"{self._names[j]}: {exc}") from None
 
+    def ts_values(self) -> Sequence[int]:
+        return self.cols[0]  # type: ignore[no-any-return]
+
     def _promote(self, i: int) -> None:
         col = self.cols[i]
         if isinstance(col, array):
@@ -137,182 +139,6 @@ class GenericBuilder(Builder):
         return pl.DataFrame([_series(name, col, dtype)
                              for (name, dtype), col in zip(self.schema.columns, self.cols,
                                                            strict=True)])
-
-
-class TradeBuilder(Builder):
-    """``prices`` rows straight from decoded aggTrades (the symbol is the lane's)."""
-
-    __slots__ = ("agg_id", "event", "first", "last", "maker", "price", "qty", "recv", "ts")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ts, self.event, self.recv = array("q"), array("q"), array("q")
-        self.agg_id, self.first, self.last = array("q"), array("q"), array("q")
-        self.price, self.qty, self.maker = array("d"), array("d"), array("b")
-
-    def add(self, t: AggTrade, recv_ms: int) -> None:
-        try:
-            self.agg_id.append(t.agg_id)
-            self.first.append(t.first_id)
-            self.last.append(t.last_id)
-            self.ts.append(t.trade_ms)
-            self.event.append(t.event_ms)
-        except (OverflowError, TypeError) as exc:
-            self.rollback()
-            raise BadValue(f"aggTrade: {exc}") from None
-        self.recv.append(recv_ms)
-        self.price.append(t.price)
-        self.qty.append(t.qty)
-        self.maker.append(t.buyer_maker)
-        self.n += 1
-
-    def _cols(self) -> tuple[array[Any], ...]:
-        return (self.ts, self.event, self.recv, self.agg_id, self.price, self.qty, self.first,
-                self.last, self.maker)
-
-    def rollback(self) -> None:
-        for col in self._cols():
-            del col[self.n:]
-
-    def nbytes(self) -> int:
-        return sum(c.itemsize * len(c) for c in self._cols())
-
-    def frame(self, symbol: str) -> pl.DataFrame:
-        names = [n for n in PRICES_SCHEMA.names if n != "symbol"]
-        dtypes = dict(PRICES_SCHEMA.columns)
-        df = pl.DataFrame([_series(n, c, dtypes[n]) for n, c in zip(names, self._cols(),
-                                                                     strict=True)])
-        return df.with_columns(pl.lit(symbol, pl.String).alias("symbol"))
-
-
-class _BookHead(Builder):
-    """The columns every ``orderbook`` row has before its levels."""
-
-    __slots__ = ("event", "first_uid", "prev_uid", "recv", "source", "ts", "uid")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ts, self.event, self.recv = array("q"), array("q"), array("q")
-        self.uid, self.first_uid, self.prev_uid = array("q"), array("q"), array("q")
-        self.source: list[str] = []
-
-    def _head(self) -> tuple[Any, ...]:
-        return (self.ts, self.event, self.recv, self.uid, self.first_uid, self.prev_uid)
-
-    def _head_frame(self, symbol: str) -> list[pl.Series]:
-        names = ("ts_ms", "event_ms", "recv_ms", "update_id", "first_update_id", "prev_update_id")
-        out = [_series(n, c, pl.Int64) for n, c in zip(names, self._head(), strict=True)]
-        out.append(pl.Series("source", self.source, dtype=pl.String))
-        out.append(pl.repeat(symbol, self.n, eager=True, dtype=pl.String).alias("symbol"))
-        return out
-
-
-class TickerBuilder(_BookHead):
-    """``orderbook`` rows from bookTicker: level 1 only (deeper levels are null in the file)."""
-
-    __slots__ = ("ask", "ask_sz", "bid", "bid_sz")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.bid, self.bid_sz, self.ask, self.ask_sz = array("d"), array("d"), array("d"), array("d")
-
-    def add(self, b: BookTicker, recv_ms: int) -> None:
-        ts = b.trade_ms or b.event_ms or recv_ms
-        try:
-            self.uid.append(b.update_id)
-            self.first_uid.append(b.update_id)
-            self.ts.append(ts)
-            self.event.append(b.event_ms or ts)
-        except (OverflowError, TypeError) as exc:
-            self.rollback()
-            raise BadValue(f"bookTicker: {exc}") from None
-        self.recv.append(recv_ms)
-        self.prev_uid.append(-1)
-        self.source.append("bookTicker")
-        self.bid.append(b.bid)
-        self.bid_sz.append(b.bid_qty)
-        self.ask.append(b.ask)
-        self.ask_sz.append(b.ask_qty)
-        self.n += 1
-
-    def _cols(self) -> tuple[Any, ...]:
-        return (*self._head(), self.source, self.bid, self.bid_sz, self.ask, self.ask_sz)
-
-    def rollback(self) -> None:
-        for col in self._cols():
-            del col[self.n:]
-
-    def nbytes(self) -> int:
-        return sum(c.itemsize * len(c) if isinstance(c, array) else 8 * len(c)
-                   for c in self._cols())
-
-    def frame(self, symbol: str) -> pl.DataFrame:
-        cols = self._head_frame(symbol)
-        for name, c in (("bid_px_1", self.bid), ("bid_sz_1", self.bid_sz),
-                        ("ask_px_1", self.ask), ("ask_sz_1", self.ask_sz)):
-            cols.append(_series(name, c, pl.Float64))
-        return pl.DataFrame(cols)
-
-
-class DepthBuilder(_BookHead):
-    """``orderbook`` rows from partial-depth messages: every level of a row in one flat float
-    buffer (bids then asks, price and size interleaved), padded with NaN to ``levels``."""
-
-    __slots__ = ("_pad", "levels", "lv")
-
-    def __init__(self, levels: int) -> None:
-        super().__init__()
-        self.levels = levels
-        self.lv = array("d")
-        self._pad = array("d", [NAN]) * (2 * levels)
-
-    def add(self, d: DepthUpdate, recv_ms: int, source: str) -> None:
-        try:
-            self.uid.append(d.update_id)
-            self.first_uid.append(d.first_update_id)
-            self.prev_uid.append(d.prev_update_id)
-            self.ts.append(d.trade_ms or d.event_ms)
-            self.event.append(d.event_ms)
-        except (OverflowError, TypeError) as exc:
-            self.rollback()
-            raise BadValue(f"depthUpdate: {exc}") from None
-        self.recv.append(recv_ms)
-        self.source.append(source)
-        n = self.levels
-        lv = self.lv
-        for side in (d.bids, d.asks):
-            k = len(side)
-            if k == n:
-                lv.extend(_chain(side))
-            elif k > n:
-                lv.extend(_chain(side[:n]))
-            else:
-                lv.extend(_chain(side))
-                lv.extend(self._pad[: 2 * (n - k)])
-        self.n += 1
-
-    def _cols(self) -> tuple[Any, ...]:
-        return (*self._head(), self.source)
-
-    def rollback(self) -> None:
-        for col in self._cols():
-            del col[self.n:]
-        del self.lv[self.n * 4 * self.levels:]
-
-    def nbytes(self) -> int:
-        return 8 * (6 * len(self.ts) + len(self.source) + len(self.lv))
-
-    def frame(self, symbol: str) -> pl.DataFrame:
-        cols = self._head_frame(symbol)
-        flat = pl.Series("lv", self.lv)
-        n = self.levels
-        width = 4 * n
-        for i in range(n):
-            for name, off in ((f"bid_px_{i + 1}", 2 * i), (f"bid_sz_{i + 1}", 2 * i + 1),
-                              (f"ask_px_{i + 1}", 2 * n + 2 * i),
-                              (f"ask_sz_{i + 1}", 2 * n + 2 * i + 1)):
-                cols.append(flat.gather_every(width, offset=off).fill_nan(None).alias(name))
-        return pl.DataFrame(cols)
 
 
 class UntypedBuilder(Builder):
@@ -337,6 +163,9 @@ class UntypedBuilder(Builder):
 
     def nbytes(self) -> int:
         return 8 * self.n * len(self.cols)
+
+    def ts_values(self) -> Sequence[int]:
+        return self.cols[0] if self.cols else []
 
     def frame(self, symbol: str) -> pl.DataFrame:
         raise TypeError("an untyped chunk needs a schema: use frame_as")
@@ -382,7 +211,7 @@ class Batch:
         """(min, max) of ``ts_ms`` without building a frame."""
         lo, hi = None, None
         for c in self.chunks:
-            ts = _ts_column(c)
+            ts = c.ts_values()
             if not len(ts):
                 continue
             a, b = min(ts), max(ts)
@@ -438,14 +267,6 @@ class FrameBatch(Batch):
 
     def to_frame(self, schema: Schema | None = None) -> pl.DataFrame:
         return self.frame
-
-
-def _ts_column(c: Builder) -> Any:
-    if isinstance(c, (TradeBuilder, _BookHead)):
-        return c.ts
-    if isinstance(c, (GenericBuilder, UntypedBuilder)):
-        return c.cols[0] if c.cols else ()
-    raise TypeError(type(c).__name__)  # pragma: no cover
 
 
 def default_schema(kind: str, depth_levels: int) -> Schema:

@@ -16,28 +16,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ..kinds import Row, Schema, is_authoritative
-from .chunks import (
-    Batch,
-    Builder,
-    DepthBuilder,
-    GenericBuilder,
-    TickerBuilder,
-    TradeBuilder,
-    UntypedBuilder,
-    default_schema,
-)
+from .chunks import Batch, Builder, GenericBuilder, UntypedBuilder, default_schema
+from .shapes import CvdBuilder, DepthBuilder, OfiBuilder, TickerBuilder, TradeBuilder
 
 if TYPE_CHECKING:
     from ..binance.decode import AggTrade, BookTicker, DepthUpdate
 
 WakeFn = Callable[["Lane"], None]
 CHUNK_ROWS_MAX = 4096
-SHAPES = 4  # open builders a lane may have at once: trade/ticker/depth/generic
+_OPEN = ("_trade", "_ticker", "_depth", "_ofi", "_cvd", "_generic")
+SHAPES = len(_OPEN)  # open builders a lane may have at once
 
 
 def chunk_rows_for(capacity: int) -> int:
@@ -78,6 +71,8 @@ class Lane:
     _trade: TradeBuilder | None = None
     _ticker: TickerBuilder | None = None
     _depth: DepthBuilder | None = None
+    _ofi: OfiBuilder | None = None
+    _cvd: CvdBuilder | None = None
     _generic: GenericBuilder | UntypedBuilder | None = None
     frame_schema: Schema = field(init=False)
     _room: trio.Event = field(default_factory=trio.Event)
@@ -101,21 +96,29 @@ class Lane:
         if self.level == self.high:
             self.wake(self)
 
-    def _seal(self, builder: Builder) -> None:
-        self._send.send_nowait(builder)  # never full: the level bounds the rows (see __post_init__)
+    def _roll(self, name: str, builder: Builder) -> Any:
+        """Seal the full open builder ``name`` (if any) and open ``builder`` in its place."""
+        old = getattr(self, name)
+        if old is not None and old.n:
+            self._send.send_nowait(old)  # never full: the level bounds the rows (__post_init__)
+        setattr(self, name, builder)
+        return builder
+
+    # Each ``add_*`` / ``offer_*`` appends one row from a decoded message, or returns False
+    # when the lane is full. They raise ``chunks.BadValue`` for a value no column can hold
+    # (nothing is appended then). The bookkeeping is inlined: this is the per-message path.
 
     def add_trade(self, t: AggTrade, recv_ms: int) -> bool:
-        """A decoded aggTrade as a ``prices`` row; False if the lane is full. Raises
-        ``chunks.BadValue`` for a value no column can hold (nothing is appended then)."""
         if self.level >= self.capacity:
             return False
         b = self._trade
         if b is None or b.n >= self.chunk_rows:
-            if b is not None:
-                self._seal(b)
-            b = self._trade = TradeBuilder()
+            b = self._roll("_trade", TradeBuilder())
         b.add(t, recv_ms)
-        self._admitted()
+        self.level += 1
+        self.stats.accepted += 1
+        if self.level == self.high:
+            self.wake(self)
         return True
 
     def add_ticker(self, t: BookTicker, recv_ms: int) -> bool:
@@ -123,11 +126,12 @@ class Lane:
             return False
         b = self._ticker
         if b is None or b.n >= self.chunk_rows:
-            if b is not None:
-                self._seal(b)
-            b = self._ticker = TickerBuilder()
+            b = self._roll("_ticker", TickerBuilder())
         b.add(t, recv_ms)
-        self._admitted()
+        self.level += 1
+        self.stats.accepted += 1
+        if self.level == self.high:
+            self.wake(self)
         return True
 
     def add_depth(self, d: DepthUpdate, recv_ms: int, source: str) -> bool:
@@ -135,12 +139,43 @@ class Lane:
             return False
         b = self._depth
         if b is None or b.n >= self.chunk_rows:
-            if b is not None:
-                self._seal(b)
-            b = self._depth = DepthBuilder(self.depth_levels)
+            b = self._roll("_depth", DepthBuilder(self.depth_levels))
         b.add(d, recv_ms, source)
-        self._admitted()
+        self.level += 1
+        self.stats.accepted += 1
+        if self.level == self.high:
+            self.wake(self)
         return True
+
+    def offer_ofi(self, ts: int, source: str, ofi1: float | None, ofim: float | None,
+                  bid: float | None, ask: float | None, bid_sz: float | None,
+                  ask_sz: float | None) -> None:
+        """Preview: an ``ofi`` row; a full lane spills it (see ``offer``)."""
+        b = self._ofi
+        if self.level >= self.capacity:
+            self.offer((ts, self.symbol, source, ofi1, ofim, bid, ask, bid_sz, ask_sz))
+            return
+        if b is None or b.n >= self.chunk_rows:
+            b = self._roll("_ofi", OfiBuilder())
+        b.add(ts, source, ofi1, ofim, bid, ask, bid_sz, ask_sz)
+        self.level += 1
+        self.stats.accepted += 1
+        if self.level == self.high:
+            self.wake(self)
+
+    def offer_cvd(self, ts: int, agg_id: int, delta: float, cvd: float, gap: bool) -> None:
+        """Preview: a ``cvd`` row; a full lane spills it (see ``offer``)."""
+        b = self._cvd
+        if self.level >= self.capacity:
+            self.offer((ts, self.symbol, agg_id, delta, cvd, gap))
+            return
+        if b is None or b.n >= self.chunk_rows:
+            b = self._roll("_cvd", CvdBuilder())
+        b.add(ts, agg_id, delta, cvd, gap)
+        self.level += 1
+        self.stats.accepted += 1
+        if self.level == self.high:
+            self.wake(self)
 
     def _new_generic(self) -> GenericBuilder | UntypedBuilder:
         return GenericBuilder(self.schema) if self.schema is not None else UntypedBuilder()
@@ -152,9 +187,7 @@ class Lane:
             return False
         b = self._generic
         if b is None or b.n >= self.chunk_rows:
-            if b is not None:
-                self._seal(b)
-            b = self._generic = self._new_generic()
+            b = self._roll("_generic", self._new_generic())
         b.append(row)
         self._admitted()
         return True
@@ -222,7 +255,7 @@ class Lane:
                 chunks.append(receive())
             except trio.WouldBlock:
                 break
-        for name in ("_trade", "_ticker", "_depth", "_generic"):
+        for name in _OPEN:
             b = getattr(self, name)
             if b is not None and b.n:
                 chunks.append(b)

@@ -46,6 +46,10 @@ if TYPE_CHECKING:
     from ..binance.decode import AggTrade, BookTicker, DepthUpdate
 
 Emit = Callable[[str, Row], None]
+# (ts, source, ofi_l1, ofi_ml, bid, ask, bid_sz, ask_sz) and (ts, agg_id, delta, cvd, gap)
+EmitOfi = Callable[[int, str, "float | None", "float | None", "float | None", "float | None",
+                    "float | None", "float | None"], None]
+EmitCvd = Callable[[int, int, float, float, bool], None]
 
 BOOK_TICKER = "bookTicker"
 IMB_LEVELS = 5
@@ -78,8 +82,8 @@ class SignalEngine:
     """Signals of one symbol. See the module docstring for who calls what."""
 
     __slots__ = (
-        "_emit", "_events", "_fusion", "_large", "_ml_levels", "_prev_depth", "_prev_l1",
-        "_prev_levels",
+        "_emit", "_emit_cvd", "_emit_ofi", "_events", "_fusion", "_large", "_ml_levels",
+        "_prev_depth", "_prev_l1", "_prev_levels",
         "book_ticker", "carry", "cvd", "depth_levels", "params", "symbol", "tail",
     )
 
@@ -91,12 +95,20 @@ class SignalEngine:
         emit: Emit,
         *,
         book_ticker: bool,
+        emit_ofi: EmitOfi | None = None,
+        emit_cvd: EmitCvd | None = None,
     ) -> None:
         self.symbol = symbol
         self.params = params
         self.depth_levels = depth_levels
         self.book_ticker = book_ticker
         self._emit = emit
+        # The per-message rows go straight into their lanes' columns when the caller offers
+        # that (the app does); otherwise they are built as tuples for ``emit``.
+        self._emit_ofi: EmitOfi = emit_ofi or (
+            lambda *v: emit(OFI, (v[0], symbol, *v[1:])))
+        self._emit_cvd: EmitCvd = emit_cvd or (
+            lambda *v: emit(CVD, (v[0], symbol, *v[1:])))
         self._ml_levels = min(depth_levels, params.ofi_levels)
         self.tail = TailWindow(params.tail_s, params.max_lag_s)
         self.cvd = CvdState()
@@ -175,7 +187,7 @@ class SignalEngine:
         if status == "gap":
             self.tail.add_flag(ts, "gap")
         sqty = -qty if maker else qty
-        self._emit(CVD, (ts, self.symbol, t.agg_id, sqty, cvd.cvd, cvd.gap))
+        self._emit_cvd(ts, t.agg_id, sqty, cvd.cvd, cvd.gap)
         price = t.price
         self.tail.add_trade(ts, price, qty, sqty, price * qty, cvd.cvd)
 
@@ -188,7 +200,7 @@ class SignalEngine:
                                                   bid, bid_sz, ask, ask_sz)
         self._prev_l1 = (bid, bid_sz, ask, ask_sz)
         self.tail.add_l1(ts, 0.0 if ofi1 is None else ofi1, bid, ask, bid_sz, ask_sz)
-        self._emit(OFI, (ts, self.symbol, BOOK_TICKER, ofi1, None, bid, ask, bid_sz, ask_sz))
+        self._emit_ofi(ts, BOOK_TICKER, ofi1, None, bid, ask, bid_sz, ask_sz)
 
     def on_depth(self, d: DepthUpdate, source: str) -> None:
         """``on_book`` for a decoded partial-depth message (top N levels)."""
@@ -213,7 +225,7 @@ class SignalEngine:
         self._prev_levels = (bids, asks)
         q_bid, q_ask = level_sums(bids, asks, min(IMB_LEVELS, self.depth_levels))
         self.tail.add_ml(ts, 0.0 if ofim is None else ofim, q_bid, q_ask)
-        self._emit(OFI, (ts, self.symbol, source, ofi1, ofim, bid, ask, bid_sz, ask_sz))
+        self._emit_ofi(ts, source, ofi1, ofim, bid, ask, bid_sz, ask_sz)
 
     def on_gap(self, ts_ms: int, reason: str) -> None:
         """A disconnect, resync or stall at ``ts_ms``: flag its second, and forget the previous

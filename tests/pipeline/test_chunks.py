@@ -1,0 +1,185 @@
+"""Columnar builders and batches: the frame a batch becomes is exactly the frame the old row
+tuples made (real Binance frames from ../shared/fixtures and the simulator's depth20), a value no
+column can hold is refused whole, and a lane never holds more rows than its capacity."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from trio_harvest.binance.decode import (
+    AggTrade,
+    BookTicker,
+    DepthUpdate,
+    decode_frame,
+    depth_row,
+    ticker_row,
+    trade_row,
+)
+from trio_harvest.kinds import (
+    CVD,
+    CVD_SCHEMA,
+    GAPS_SCHEMA,
+    OFI,
+    OFI_SCHEMA,
+    ORDERBOOK,
+    PRICES,
+    PRICES_SCHEMA,
+    orderbook_schema,
+)
+from trio_harvest.pipeline.chunks import BadValue, Batch, GenericBuilder
+from trio_harvest.pipeline.lanes import Lane, chunk_rows_for
+from trio_harvest.pipeline.shapes import DepthBuilder, TickerBuilder, TradeBuilder
+from trio_harvest.storage.partitions import DAY_MS, rows_to_frame, split_by_date
+
+LEVELS = 20
+
+
+def _fixture_messages(fixtures_dir: Path) -> list[Any]:
+    out = []
+    for line in (fixtures_dir / "binance_usdm_ws_2021-07-22.txt").read_text().splitlines():
+        _, sep, payload = line.partition(": ")
+        if not sep or not payload.startswith("{"):
+            continue
+        try:
+            out.append(decode_frame(payload).data)
+        except ValueError:
+            continue  # kline and other streams this harvester does not decode
+    return out
+
+
+def _sim_depth20() -> list[DepthUpdate]:
+    from trio_harvest.sim.market import Market
+    from trio_harvest.sim.wire import SymbolWire, combined
+
+    market = Market(("BTCUSDT",), rate=2000, seed=3)
+    wire = SymbolWire(market.symbols["BTCUSDT"].spec)
+    out: list[DepthUpdate] = []
+    now = 1_700_000_000_000
+    market.step(now)
+    while len(out) < 50:
+        now += 10
+        for ev in market.step(now):
+            for name, levels, _ in wire.targets(ev):
+                if name.endswith("@depth20@100ms"):
+                    msg = decode_frame(combined(name, wire.encode(ev, levels))).data
+                    assert isinstance(msg, DepthUpdate)
+                    out.append(msg)
+    return out
+
+
+def test_trade_and_book_builders_make_the_frames_the_row_tuples_made(fixtures_dir: Path) -> None:
+    msgs = _fixture_messages(fixtures_dir)
+    trades = [m for m in msgs if isinstance(m, AggTrade) and m.symbol == "SUSHIUSDT"]
+    tickers = [m for m in msgs if isinstance(m, BookTicker) and m.symbol == "SUSHIUSDT"]
+    depths = [m for m in msgs if isinstance(m, DepthUpdate) and m.symbol == "SUSHIUSDT"]
+    depths += [d for d in _sim_depth20()]  # full 20-level books as well as short diff ones
+    assert trades and tickers and depths
+
+    tb = TradeBuilder()
+    for i, t in enumerate(trades):
+        tb.add(t, 1000 + i)
+    expected = rows_to_frame(PRICES_SCHEMA, [trade_row(t, 1000 + i) for i, t in enumerate(trades)])
+    got = Batch([tb], PRICES_SCHEMA, "SUSHIUSDT").to_frame()
+    assert_frame_equal(got, expected)
+
+    schema = orderbook_schema(LEVELS)
+    kb, db = TickerBuilder(), DepthBuilder(LEVELS)
+    rows = []
+    for i, b in enumerate(tickers):
+        kb.add(b, 5 + i)
+        rows.append(ticker_row(b, 5 + i, LEVELS))
+    for i, d in enumerate(depths):
+        db.add(d, 7 + i, "depth20")
+        rows.append(depth_row(d, 7 + i, LEVELS, "depth20"))
+    expected = rows_to_frame(schema, rows).sort("ts_ms", maintain_order=True)
+    # symbol: depth rows of the simulator are BTCUSDT; the lane's symbol is what the file says
+    expected = expected.with_columns(pl.lit("SUSHIUSDT").alias("symbol"))
+    got = Batch([kb, db], schema, "SUSHIUSDT").to_frame()
+    assert_frame_equal(got, expected)
+
+
+def test_a_value_no_column_can_hold_is_refused_whole_and_the_chunk_stays_aligned() -> None:
+    tb = TradeBuilder()
+    good = AggTrade(agg_id=1, price=1.0, qty=2.0, first_id=1, last_id=1, trade_ms=10,
+                    buyer_maker=True, event_ms=11, symbol="X")
+    huge = AggTrade(agg_id=2, price=1.0, qty=2.0, first_id=2**70, last_id=2, trade_ms=10,
+                    buyer_maker=True, event_ms=11, symbol="X")
+    tb.add(good, 1)
+    with pytest.raises(BadValue):
+        tb.add(huge, 2)
+    tb.add(good, 3)
+    assert tb.n == 2 and all(len(c) == 2 for c in tb._cols())
+    gb = GenericBuilder(GAPS_SCHEMA)
+    gb.append((1, "X", "x@aggTrade", 1, 2, "disconnect", ""))
+    with pytest.raises(BadValue):
+        gb.append((2, "X", "x@aggTrade", 2**64, 3, "disconnect", ""))
+    assert gb.n == 1 and all(len(c) == 1 for c in gb.cols)
+
+
+def test_generic_rows_keep_nulls_in_float_and_int_columns() -> None:
+    gb = GenericBuilder(OFI_SCHEMA)
+    gb.append((1, "X", "bookTicker", None, None, 1.0, 2.0, 3.0, 4.0))
+    gb.append((2, "X", "depth20", 0.5, math.inf, None, 2.0, 3.0, 4.0))
+    df = Batch([gb], OFI_SCHEMA, "X").to_frame()
+    assert df["ofi_l1"].to_list() == [None, 0.5]
+    assert df["ofi_ml"].to_list() == [None, math.inf]
+    assert df["bid"].to_list() == [1.0, None]
+    cb = GenericBuilder(CVD_SCHEMA)
+    cb.append((1, "X", None, -1.0, -1.0, False))  # None in an int column: the column widens
+    cb.append((2, "X", 7, 1.0, 0.0, True))
+    df = Batch([cb], CVD_SCHEMA, "X").to_frame()
+    assert df["agg_id"].to_list() == [None, 7] and df.schema["agg_id"] == pl.Int64
+
+
+def test_chunk_rows_divide_the_capacity_so_whole_chunks_fill_the_lane_exactly() -> None:
+    for capacity in (1, 2, 3, 7, 10, 16, 100, 10_000, 16_000, 24_000, 40_000):
+        rows = chunk_rows_for(capacity)
+        assert capacity % rows == 0 and 1 <= rows <= max(1, capacity // 4)
+
+
+def test_a_typed_lane_admits_exactly_capacity_rows_and_drains_them_in_order() -> None:
+    lane = Lane(PRICES, "X", high=50, capacity=100, wake=lambda lane: None,
+                schema=PRICES_SCHEMA)
+    t = AggTrade(agg_id=0, price=1.0, qty=1.0, first_id=0, last_id=0, trade_ms=5,
+                 buyer_maker=False, event_ms=5, symbol="X")
+    accepted = 0
+    for i in range(150):
+        if lane.add_trade(AggTrade(**{**{f: getattr(t, f) for f in t.__struct_fields__},
+                                      "agg_id": i}), i):
+            accepted += 1
+    assert accepted == 100 and lane.level == 100 and lane.buffered == 100
+    batch = lane.drain()
+    assert batch.n == 100 and lane.level == 0
+    assert batch.to_frame()["agg_id"].to_list() == list(range(100))
+    assert len(batch.chunks) == 100 // lane.chunk_rows
+
+
+def test_preview_fast_paths_spill_when_the_lane_is_full() -> None:
+    lane = Lane(OFI, "X", high=2, capacity=4, wake=lambda lane: None, schema=OFI_SCHEMA)
+    for i in range(6):
+        lane.offer_ofi(i, "bookTicker", None, None, 1.0, 2.0, 3.0, 4.0)
+    assert lane.level == 4 and lane.pending_spill == 2
+    assert [r[0] for r in lane.take_spill()] == [4, 5]
+    cvd = Lane(CVD, "X", high=2, capacity=2, wake=lambda lane: None, schema=CVD_SCHEMA)
+    for i in range(3):
+        cvd.offer_cvd(i, i, 1.0, float(i), False)
+    assert [r[2] for r in cvd.drain()] == [0, 1] and [r[2] for r in cvd.take_spill()] == [2]
+
+
+def test_a_batch_across_midnight_splits_into_one_partition_per_date() -> None:
+    midnight = 19_700 * DAY_MS
+    lane = Lane(ORDERBOOK, "X", high=10, capacity=20, wake=lambda lane: None,
+                schema=orderbook_schema(1), depth_levels=1)
+    for i, ts in enumerate((midnight - 2, midnight - 1, midnight, midnight + 1)):
+        lane.add_ticker(BookTicker(update_id=i, symbol="X", bid=1.0, bid_qty=1.0, ask=2.0,
+                                   ask_qty=1.0, event_ms=ts, trade_ms=ts), ts)
+    parts = split_by_date(ORDERBOOK, "X", lane.drain())
+    assert [p.n for p in parts] == [2, 2] and parts[0].date < parts[1].date
+    assert parts[1].first_ts == midnight and parts[0].last_ts == midnight - 1
+    assert [r[5] for r in parts[1].rows] == [2, 3]
