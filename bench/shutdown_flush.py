@@ -28,6 +28,7 @@ Output: a table, then (last line) one JSON object with all figures.
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import json
 import logging
@@ -39,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -51,7 +53,7 @@ import trio
 
 from trio_harvest.app import Harvester
 from trio_harvest.config import Config
-from trio_harvest.kinds import ALL_KINDS, ORDERBOOK, PREVIEW_KINDS, PRICES, Row
+from trio_harvest.kinds import ALL_KINDS, ORDERBOOK, PREVIEW_KINDS, PRICES
 
 TARGET_S = 5.0
 AUTH = (PRICES, ORDERBOOK)
@@ -134,27 +136,30 @@ async def fill(h: Harvester, args: argparse.Namespace) -> dict[str, Any]:
         n += 1
         if n >= args.rows:
             break
-    base: list[tuple[Any, list[Row]]] = []
+    # Copy each lane's chunks (same shapes: trade, ticker, depth) with their times shifted by
+    # the base span, until --rows rows are buffered.
+    base: list[tuple[Any, list[Any]]] = []
     for lane in h.lanes:
         if lane.level and lane.kind in (PRICES, ORDERBOOK):
-            # read the lane's rows without taking them (copy out, put back in order)
-            rows = lane.drain()
-            for r in rows:
-                lane.put_nowait(r)
-            base.append((lane, rows))
+            batch = lane.drain()
+            for chunk in batch.chunks:
+                lane.put_chunk(chunk)
+            base.append((lane, batch.chunks))
     span = int(args.base_seconds * 1000)
     have = n
     shift = 0
     while have < args.rows:
         shift += span
-        for lane, rows in base:
-            for r in rows:
-                lane.put_nowait((r[0] + shift, r[1] + shift, r[2] + shift, *r[3:]))
-                have += 1
-                if have >= args.rows:
-                    break
+        for lane, chunks in base:
+            for chunk in chunks:
+                if have + chunk.n > args.rows:
+                    continue
+                lane.put_chunk(shifted(chunk, shift))
+                have += chunk.n
             if have >= args.rows:
                 break
+        if shift > 1000 * span:
+            break
     buffered = {PRICES: 0, ORDERBOOK: 0}
     for lane in h.lanes:
         if lane.kind in buffered:
@@ -171,6 +176,18 @@ async def fill(h: Harvester, args: argparse.Namespace) -> dict[str, Any]:
         "fill_s": round(time.perf_counter() - t0, 2),
         "rss_mb_buffered": round(C.rss_mb(), 1),
     }
+
+
+def shifted(chunk: Any, ms: int) -> Any:
+    """A copy of a column chunk with its time columns moved ``ms`` later (bench only; the other
+    columns are shared, read-only once sealed)."""
+    clone = copy.copy(chunk)
+    for name in ("ts", "event", "recv"):
+        if hasattr(chunk, name):
+            setattr(clone, name, array("q", (v + ms for v in getattr(chunk, name))))
+    if hasattr(chunk, "cols"):  # a generic chunk: column 0 is ts_ms
+        clone.cols = [array("q", (v + ms for v in chunk.cols[0])), *chunk.cols[1:]]
+    return clone
 
 
 def outcome(h: Harvester) -> dict[str, Any]:

@@ -44,10 +44,7 @@ def _buffer(dtype: Any) -> Any:
 def _series(name: str, values: Any, dtype: Any) -> pl.Series:
     """One column buffer as a Series of ``dtype`` (buffer protocol: no per-value Python work)."""
     if isinstance(values, array):
-        s = pl.Series(name, values)
-        if dtype == pl.Float64:
-            return s.fill_nan(None)
-        return s.cast(dtype) if s.dtype != dtype else s
+        return pl.Series(name, values)  # NaN stays NaN here: Batch.to_frame makes it null
     return pl.Series(name, values, dtype=dtype, strict=False)
 
 
@@ -71,6 +68,11 @@ class Builder:
     def ts_values(self) -> Sequence[int]:  # pragma: no cover - abstract
         """The ``ts_ms`` column (for a batch's date range without building a frame)."""
         raise NotImplementedError
+
+    def merge(self, others: Sequence[Builder]) -> Builder:
+        """One builder with this one's rows, then ``others``' (same shape): a batch of many
+        chunks becomes one frame per shape, not a concatenation of many small frames."""
+        raise NotImplementedError  # pragma: no cover - abstract
 
 
 class GenericBuilder(Builder):
@@ -135,6 +137,24 @@ class GenericBuilder(Builder):
     def nbytes(self) -> int:
         return sum(c.itemsize * len(c) if isinstance(c, array) else 8 * len(c) for c in self.cols)
 
+    def merge(self, others: Sequence[Builder]) -> Builder:
+        out = GenericBuilder(self.schema)
+        for i in range(len(self.cols)):
+            parts = [self.cols[i], *(o.cols[i] for o in others if isinstance(o, GenericBuilder))]
+            if all(isinstance(p, array) for p in parts):
+                col: Any = parts[0][:]
+                for p in parts[1:]:
+                    col.extend(p)
+            else:
+                col = []
+                for p in parts:
+                    col.extend([None if v != v else v for v in p] if isinstance(p, array)
+                               and p.typecode == "d" else p)
+                out._float[i] = False
+            out.cols[i] = col
+        out.n = self.n + sum(o.n for o in others)
+        return out
+
     def frame(self, symbol: str) -> pl.DataFrame:
         return pl.DataFrame([_series(name, col, dtype)
                              for (name, dtype), col in zip(self.schema.columns, self.cols,
@@ -166,6 +186,16 @@ class UntypedBuilder(Builder):
 
     def ts_values(self) -> Sequence[int]:
         return self.cols[0] if self.cols else []
+
+    def merge(self, others: Sequence[Builder]) -> Builder:
+        out = UntypedBuilder()
+        out.cols = [list(c) for c in self.cols]
+        for o in others:
+            if isinstance(o, UntypedBuilder):
+                for mine, theirs in zip(out.cols, o.cols, strict=True):
+                    mine.extend(theirs)
+        out.n = self.n + sum(o.n for o in others)
+        return out
 
     def frame(self, symbol: str) -> pl.DataFrame:
         raise TypeError("an untyped chunk needs a schema: use frame_as")
@@ -227,19 +257,32 @@ class Batch:
         ordered by ``ts_ms`` (stable)."""
         schema = schema or self.schema
         symbol = self.symbol
-        chunks = [c for c in self.chunks if c.n]
-        if not chunks:
+        by_shape: dict[Any, list[Builder]] = {}
+        for c in self.chunks:
+            if c.n:
+                key = (type(c), getattr(c, "levels", None),
+                       len(c.cols) if isinstance(c, (GenericBuilder, UntypedBuilder)) else 0)
+                by_shape.setdefault(key, []).append(c)
+        if not by_shape:
             return pl.DataFrame(schema=schema.polars)
+        merged = [group[0] if len(group) == 1 else group[0].merge(group[1:])
+                  for group in by_shape.values()]
         frames = [c.frame_as(schema) if isinstance(c, UntypedBuilder) else c.frame(symbol)
-                  for c in chunks]
-        shapes = {type(c) for c in chunks}
+                  for c in merged]
         df = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
         have = set(df.columns)
-        df = df.select([pl.col(n).cast(t) if n in have else pl.lit(None, t).alias(n)
+        df = df.select([_final(n, t) if n in have else pl.lit(None, t).alias(n)
                         for n, t in schema.columns])
-        if len(shapes) > 1:
+        if len(frames) > 1:
             df = df.sort("ts_ms", maintain_order=True)
         return df
+
+
+def _final(name: str, dtype: Any) -> pl.Expr:
+    col = pl.col(name)
+    if dtype == pl.Float64:
+        return col.cast(dtype).fill_nan(None)
+    return col.cast(dtype)
 
 
 class FrameBatch(Batch):

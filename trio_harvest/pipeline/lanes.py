@@ -177,6 +177,21 @@ class Lane:
         if self.level == self.high:
             self.wake(self)
 
+    def put_chunk(self, chunk: Builder) -> bool:
+        """Admit a whole chunk built elsewhere (replay, benchmarks) if its rows fit; it is
+        sealed as it is and keeps its shape."""
+        if not chunk.n:
+            return True
+        if self.level + chunk.n > self.capacity:
+            return False
+        self._send.send_nowait(chunk)
+        crossed = self.level < self.high <= self.level + chunk.n
+        self.level += chunk.n
+        self.stats.accepted += chunk.n
+        if crossed:
+            self.wake(self)
+        return True
+
     def _new_generic(self) -> GenericBuilder | UntypedBuilder:
         return GenericBuilder(self.schema) if self.schema is not None else UntypedBuilder()
 

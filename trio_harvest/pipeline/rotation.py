@@ -26,6 +26,8 @@ from .lanes import Lane, Lanes
 
 log = logging.getLogger("trio_harvest.rotation")
 
+STOP_CONCURRENCY = 8  # partition writes at once during the final flush (at least save_concurrency)
+
 SaveFn = Callable[[Partition, PublishGate], Awaitable[Any]]
 DeadLetterFn = Callable[[str, str, RowData, PublishGate], Awaitable[Any]]
 
@@ -297,6 +299,10 @@ class Rotation:
         self._stopping = True
         if self._nursery is None:
             raise RuntimeError("rotation is not running")
+        # At a stop nothing else competes for the disk: write more partitions at once (fsyncs
+        # overlap; Polars encodes outside the GIL), so a large buffer lands within the grace.
+        if self.limiter.total_tokens < STOP_CONCURRENCY:
+            self.limiter.total_tokens = STOP_CONCURRENCY
         # Authoritative lanes first, alone: if the grace runs out, what is left for the dead
         # letter should be derived rows, not trades and books.
         for authoritative in (True, False):

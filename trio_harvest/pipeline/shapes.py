@@ -10,6 +10,7 @@ Pure: no trio, no I/O; an ``add`` appends a whole row or rolls back and raises `
 
 from __future__ import annotations
 
+import copy
 from array import array
 from collections.abc import Sequence
 from itertools import chain
@@ -17,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from ..kinds import CVD_SCHEMA, OFI_SCHEMA, PRICES_SCHEMA
-from .chunks import NAN, BadValue, Builder, _series
+from .chunks import NAN, BadValue, Builder
 
 if TYPE_CHECKING:
     from ..binance.decode import AggTrade, BookTicker, DepthUpdate
@@ -26,16 +26,71 @@ if TYPE_CHECKING:
 _chain = chain.from_iterable
 
 
-class TradeBuilder(Builder):
-    """``prices`` rows straight from decoded aggTrades (the symbol is the lane's)."""
+class Shape(Builder):
+    """A builder whose columns are declared in ``FIELDS``: (attribute, column name, array
+    typecode or ``"s"`` for a list of strings). Rollback, size, merging and the frame are
+    generic; each shape writes its own ``add`` for speed."""
 
-    __slots__ = ("agg_id", "event", "first", "last", "maker", "price", "qty", "recv", "ts")
+    __slots__ = ()
+    FIELDS: tuple[tuple[str, str, str], ...] = ()
+    ts: array[int]
 
     def __init__(self) -> None:
         super().__init__()
-        self.ts, self.event, self.recv = array("q"), array("q"), array("q")
-        self.agg_id, self.first, self.last = array("q"), array("q"), array("q")
-        self.price, self.qty, self.maker = array("d"), array("d"), array("b")
+        for attr, _name, code in self.FIELDS:
+            setattr(self, attr, [] if code == "s" else array(code))
+
+    def _cols(self) -> list[Any]:
+        return [getattr(self, attr) for attr, _, _ in self.FIELDS]
+
+    def ts_values(self) -> Sequence[int]:
+        return self.ts
+
+    def rollback(self) -> None:
+        for col in self._cols():
+            del col[self.n:]
+
+    def nbytes(self) -> int:
+        return sum(c.itemsize * len(c) if isinstance(c, array) else 8 * len(c)
+                   for c in self._cols())
+
+    def merge(self, others: Sequence[Builder]) -> Shape:
+        """One builder holding this one's rows and then ``others``' (all of this shape)."""
+        out = copy.copy(self)
+        for attr, _, _ in self.FIELDS:
+            col = getattr(self, attr)[:]
+            for o in others:
+                col.extend(getattr(o, attr))
+            setattr(out, attr, col)
+        out.n = self.n + sum(o.n for o in others)
+        return out
+
+    def frame(self, symbol: str) -> pl.DataFrame:
+        """This shape's columns (floats still NaN for null; ``Batch.to_frame`` converts)."""
+        cols = [pl.Series(name, getattr(self, attr), dtype=pl.String) if code == "s"
+                else pl.Series(name, getattr(self, attr))
+                for attr, name, code in self.FIELDS]
+        cols.append(pl.repeat(symbol, self.n, eager=True, dtype=pl.String).alias("symbol"))
+        return pl.DataFrame(cols)
+
+
+class TradeBuilder(Shape):
+    """``prices`` rows straight from decoded aggTrades (the symbol is the lane's)."""
+
+    __slots__ = ("agg_id", "event", "first", "last", "maker", "price", "qty", "recv", "ts")
+    ts: array[int]
+    event: array[int]
+    recv: array[int]
+    agg_id: array[int]
+    price: array[float]
+    qty: array[float]
+    first: array[int]
+    last: array[int]
+    maker: array[int]
+    FIELDS = (("ts", "ts_ms", "q"), ("event", "event_ms", "q"), ("recv", "recv_ms", "q"),
+              ("agg_id", "agg_id", "q"), ("price", "price", "d"), ("qty", "qty", "d"),
+              ("first", "first_id", "q"), ("last", "last_id", "q"),
+              ("maker", "is_buyer_maker", "b"))
 
     def add(self, t: AggTrade, recv_ms: int) -> None:
         try:
@@ -53,61 +108,30 @@ class TradeBuilder(Builder):
         self.maker.append(t.buyer_maker)
         self.n += 1
 
-    def ts_values(self) -> Sequence[int]:
-        return self.ts
 
-    def _cols(self) -> tuple[array[Any], ...]:
-        return (self.ts, self.event, self.recv, self.agg_id, self.price, self.qty, self.first,
-                self.last, self.maker)
-
-    def rollback(self) -> None:
-        for col in self._cols():
-            del col[self.n:]
-
-    def nbytes(self) -> int:
-        return sum(c.itemsize * len(c) for c in self._cols())
-
-    def frame(self, symbol: str) -> pl.DataFrame:
-        names = [n for n in PRICES_SCHEMA.names if n != "symbol"]
-        dtypes = dict(PRICES_SCHEMA.columns)
-        df = pl.DataFrame([_series(n, c, dtypes[n]) for n, c in zip(names, self._cols(),
-                                                                     strict=True)])
-        return df.with_columns(pl.lit(symbol, pl.String).alias("symbol"))
+_BOOK_HEAD = (("ts", "ts_ms", "q"), ("event", "event_ms", "q"), ("recv", "recv_ms", "q"),
+              ("source", "source", "s"), ("uid", "update_id", "q"),
+              ("first_uid", "first_update_id", "q"), ("prev_uid", "prev_update_id", "q"))
 
 
-class _BookHead(Builder):
-    """The columns every ``orderbook`` row has before its levels."""
-
-    __slots__ = ("event", "first_uid", "prev_uid", "recv", "source", "ts", "uid")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ts, self.event, self.recv = array("q"), array("q"), array("q")
-        self.uid, self.first_uid, self.prev_uid = array("q"), array("q"), array("q")
-        self.source: list[str] = []
-
-    def ts_values(self) -> Sequence[int]:
-        return self.ts
-
-    def _head(self) -> tuple[Any, ...]:
-        return (self.ts, self.event, self.recv, self.uid, self.first_uid, self.prev_uid)
-
-    def _head_frame(self, symbol: str) -> list[pl.Series]:
-        names = ("ts_ms", "event_ms", "recv_ms", "update_id", "first_update_id", "prev_update_id")
-        out = [_series(n, c, pl.Int64) for n, c in zip(names, self._head(), strict=True)]
-        out.append(pl.Series("source", self.source, dtype=pl.String))
-        out.append(pl.repeat(symbol, self.n, eager=True, dtype=pl.String).alias("symbol"))
-        return out
-
-
-class TickerBuilder(_BookHead):
+class TickerBuilder(Shape):
     """``orderbook`` rows from bookTicker: level 1 only (deeper levels are null in the file)."""
 
-    __slots__ = ("ask", "ask_sz", "bid", "bid_sz")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.bid, self.bid_sz, self.ask, self.ask_sz = array("d"), array("d"), array("d"), array("d")
+    __slots__ = ("ask", "ask_sz", "bid", "bid_sz", "event", "first_uid", "prev_uid", "recv",
+                 "source", "ts", "uid")
+    ts: array[int]
+    event: array[int]
+    recv: array[int]
+    source: list[str]
+    uid: array[int]
+    first_uid: array[int]
+    prev_uid: array[int]
+    bid: array[float]
+    bid_sz: array[float]
+    ask: array[float]
+    ask_sz: array[float]
+    FIELDS = (*_BOOK_HEAD, ("bid", "bid_px_1", "d"), ("bid_sz", "bid_sz_1", "d"),
+              ("ask", "ask_px_1", "d"), ("ask_sz", "ask_sz_1", "d"))
 
     def add(self, b: BookTicker, recv_ms: int) -> None:
         ts = b.trade_ms or b.event_ms or recv_ms
@@ -128,35 +152,26 @@ class TickerBuilder(_BookHead):
         self.ask_sz.append(b.ask_qty)
         self.n += 1
 
-    def _cols(self) -> tuple[Any, ...]:
-        return (*self._head(), self.source, self.bid, self.bid_sz, self.ask, self.ask_sz)
 
-    def rollback(self) -> None:
-        for col in self._cols():
-            del col[self.n:]
-
-    def nbytes(self) -> int:
-        return sum(c.itemsize * len(c) if isinstance(c, array) else 8 * len(c)
-                   for c in self._cols())
-
-    def frame(self, symbol: str) -> pl.DataFrame:
-        cols = self._head_frame(symbol)
-        for name, c in (("bid_px_1", self.bid), ("bid_sz_1", self.bid_sz),
-                        ("ask_px_1", self.ask), ("ask_sz_1", self.ask_sz)):
-            cols.append(_series(name, c, pl.Float64))
-        return pl.DataFrame(cols)
-
-
-class DepthBuilder(_BookHead):
+class DepthBuilder(Shape):
     """``orderbook`` rows from partial-depth messages: every level of a row in one flat float
     buffer (bids then asks, price and size interleaved), padded with NaN to ``levels``."""
 
-    __slots__ = ("_pad", "levels", "lv")
+    __slots__ = ("_pad", "event", "first_uid", "levels", "lv", "prev_uid", "recv", "source",
+                 "ts", "uid")
+    ts: array[int]
+    event: array[int]
+    recv: array[int]
+    source: list[str]
+    uid: array[int]
+    first_uid: array[int]
+    prev_uid: array[int]
+    lv: array[float]
+    FIELDS = (*_BOOK_HEAD, ("lv", "", "d"))
 
     def __init__(self, levels: int) -> None:
         super().__init__()
         self.levels = levels
-        self.lv = array("d")
         self._pad = array("d", [NAN]) * (2 * levels)
 
     def add(self, d: DepthUpdate, recv_ms: int, source: str) -> None:
@@ -184,41 +199,42 @@ class DepthBuilder(_BookHead):
                 lv.extend(self._pad[: 2 * (n - k)])
         self.n += 1
 
-    def _cols(self) -> tuple[Any, ...]:
-        return (*self._head(), self.source)
-
     def rollback(self) -> None:
-        for col in self._cols():
+        for col in self._cols()[:-1]:
             del col[self.n:]
         del self.lv[self.n * 4 * self.levels:]
 
-    def nbytes(self) -> int:
-        return 8 * (6 * len(self.ts) + len(self.source) + len(self.lv))
-
     def frame(self, symbol: str) -> pl.DataFrame:
-        cols = self._head_frame(symbol)
-        flat = pl.Series("lv", self.lv)
+        lv = self.lv
         n = self.levels
         width = 4 * n
-        for i in range(n):
-            for name, off in ((f"bid_px_{i + 1}", 2 * i), (f"bid_sz_{i + 1}", 2 * i + 1),
-                              (f"ask_px_{i + 1}", 2 * n + 2 * i),
-                              (f"ask_sz_{i + 1}", 2 * n + 2 * i + 1)):
-                cols.append(flat.gather_every(width, offset=off).fill_nan(None).alias(name))
+        cols = [pl.Series(name, getattr(self, attr), dtype=pl.String) if code == "s"
+                else pl.Series(name, getattr(self, attr))
+                for attr, name, code in self.FIELDS[:-1]]
+        cols.append(pl.repeat(symbol, self.n, eager=True, dtype=pl.String).alias("symbol"))
+        for i in range(n):  # a strided slice of an array is one C-level copy
+            cols.append(pl.Series(f"bid_px_{i + 1}", lv[2 * i::width]))
+            cols.append(pl.Series(f"bid_sz_{i + 1}", lv[2 * i + 1::width]))
+            cols.append(pl.Series(f"ask_px_{i + 1}", lv[2 * n + 2 * i::width]))
+            cols.append(pl.Series(f"ask_sz_{i + 1}", lv[2 * n + 2 * i + 1::width]))
         return pl.DataFrame(cols)
 
 
-class OfiBuilder(Builder):
+class OfiBuilder(Shape):
     """``ofi`` rows from the signal engine (one per book update)."""
 
     __slots__ = ("ask", "ask_sz", "bid", "bid_sz", "ml", "ofi", "source", "ts")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ts = array("q")
-        self.source: list[str] = []
-        self.ofi, self.ml = array("d"), array("d")
-        self.bid, self.ask, self.bid_sz, self.ask_sz = array("d"), array("d"), array("d"), array("d")
+    ts: array[int]
+    source: list[str]
+    ofi: array[float]
+    ml: array[float]
+    bid: array[float]
+    ask: array[float]
+    bid_sz: array[float]
+    ask_sz: array[float]
+    FIELDS = (("ts", "ts_ms", "q"), ("source", "source", "s"), ("ofi", "ofi_l1", "d"),
+              ("ml", "ofi_ml", "d"), ("bid", "bid", "d"), ("ask", "ask", "d"),
+              ("bid_sz", "bid_sz", "d"), ("ask_sz", "ask_sz", "d"))
 
     def add(self, ts: int, source: str, ofi1: float | None, ofim: float | None,
             bid: float | None, ask: float | None, bid_sz: float | None,
@@ -241,37 +257,18 @@ class OfiBuilder(Builder):
         self.ask_sz.append(ask_sz)
         self.n += 1
 
-    def ts_values(self) -> Sequence[int]:
-        return self.ts
 
-    def _cols(self) -> tuple[Any, ...]:
-        return (self.ts, self.source, self.ofi, self.ml, self.bid, self.ask, self.bid_sz,
-                self.ask_sz)
-
-    def rollback(self) -> None:
-        for col in self._cols():
-            del col[self.n:]
-
-    def nbytes(self) -> int:
-        return 8 * self.n * 8
-
-    def frame(self, symbol: str) -> pl.DataFrame:
-        names = [n for n in OFI_SCHEMA.names if n != "symbol"]
-        dtypes = dict(OFI_SCHEMA.columns)
-        df = pl.DataFrame([_series(n, c, dtypes[n]) for n, c in zip(names, self._cols(),
-                                                                     strict=True)])
-        return df.with_columns(pl.lit(symbol, pl.String).alias("symbol"))
-
-
-class CvdBuilder(Builder):
+class CvdBuilder(Shape):
     """``cvd`` rows from the signal engine (one per trade)."""
 
     __slots__ = ("agg_id", "cvd", "delta", "gap", "ts")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ts, self.agg_id = array("q"), array("q")
-        self.delta, self.cvd, self.gap = array("d"), array("d"), array("b")
+    ts: array[int]
+    agg_id: array[int]
+    delta: array[float]
+    cvd: array[float]
+    gap: array[int]
+    FIELDS = (("ts", "ts_ms", "q"), ("agg_id", "agg_id", "q"), ("delta", "delta", "d"),
+              ("cvd", "cvd", "d"), ("gap", "gap", "b"))
 
     def add(self, ts: int, agg_id: int, delta: float, cvd: float, gap: bool) -> None:
         try:
@@ -284,23 +281,3 @@ class CvdBuilder(Builder):
         self.cvd.append(cvd)
         self.gap.append(gap)
         self.n += 1
-
-    def ts_values(self) -> Sequence[int]:
-        return self.ts
-
-    def _cols(self) -> tuple[Any, ...]:
-        return (self.ts, self.agg_id, self.delta, self.cvd, self.gap)
-
-    def rollback(self) -> None:
-        for col in self._cols():
-            del col[self.n:]
-
-    def nbytes(self) -> int:
-        return 33 * self.n
-
-    def frame(self, symbol: str) -> pl.DataFrame:
-        names = [n for n in CVD_SCHEMA.names if n != "symbol"]
-        dtypes = dict(CVD_SCHEMA.columns)
-        df = pl.DataFrame([_series(n, c, dtypes[n]) for n, c in zip(names, self._cols(),
-                                                                     strict=True)])
-        return df.with_columns(pl.lit(symbol, pl.String).alias("symbol"))
