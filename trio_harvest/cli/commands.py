@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
           "a table)")
     ops_cli.add_run_flags(run)
     adversity_cli.add_run_flags(run)
+    compact_cli.add_run_flags(run)
 
     sim = sub.add_parser(
         "sim",

@@ -32,7 +32,7 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
                    "(default off; see `compact`)")
     g.add_argument("--compact-older-than", type=duration, metavar="AGE", default=None,
                    help="with --auto-compact: a partition is closed this long after its UTC date "
-                   "ended and its last write (e.g. 2h; default 2h)")
+                   "ended and its last write: seconds, or 90m, 2h, 1d (default 7200 = 2h)")
     g.add_argument("--compact-target-rows", type=int, metavar="N", default=None,
                    help=f"with --auto-compact: rows per merged file, at most (default "
                    f"{DEFAULT_TARGET_ROWS})")
