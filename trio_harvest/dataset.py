@@ -23,7 +23,7 @@ import polars as pl
 from .kinds import ALL_KINDS, ORDERBOOK, schema_for
 from .storage.fileschema import file_columns, local_live, orderbook_depth
 
-__all__ = ["TIME_COLUMNS", "scan", "to_ms"]
+__all__ = ["TIME_COLUMNS", "arrow_schema", "scan", "to_ms"]
 
 TimeLike = datetime | date | str | int | float
 TIME_COLUMNS = {"ts_ms": "ts", "event_ms": "event_ts", "recv_ms": "recv_ts",
@@ -112,6 +112,13 @@ def _output_schema(kind: str, depth: int) -> dict[str, Any]:
         if col in out:
             out[ts] = pl.Datetime("ms", "UTC")
     return out
+
+
+def arrow_schema(kind: str, depth: int = 20) -> Any:
+    """The PyArrow schema of ``kind`` with its Hive columns, for ``pyarrow.dataset.dataset(…,
+    schema=…)`` over per-kind and first-version files alike (needs PyArrow installed)."""
+    return pl.DataFrame(schema={**schema_for(kind, depth).polars, "date": pl.Date,
+                                "kind": pl.String}).to_arrow().schema
 
 
 def scan(
