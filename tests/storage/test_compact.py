@@ -247,3 +247,61 @@ def test_cli_compact_mistakes_are_one_line_exit_2(
             code = int(exc.code or 0)
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and message.format(**fill) in err
+
+
+class MemoryStore:
+    """An object store in memory, with the four methods only (no paths, no write times):
+    what compaction may assume of S3. A PUT refuses to overwrite, as on S3 with If-None-Match."""
+
+    def __init__(self, files: dict[PurePath, bytes]) -> None:
+        self.files = dict(files)
+
+    def write_atomic(self, rel: PurePath, produce: Any, gate: Any = None) -> int:
+        import io
+
+        buf = io.BytesIO()
+        produce(buf)
+        if rel in self.files:
+            raise FileExistsError(str(rel))
+        self.files[rel] = buf.getvalue()
+        return len(self.files[rel])
+
+    def list(self, prefix: PurePath | None = None, suffix: str = "") -> Any:
+        return iter([r for r in sorted(self.files) if str(r).endswith(suffix)])
+
+    def read_bytes(self, rel: PurePath) -> bytes:
+        return self.files[rel]
+
+    def delete(self, rel: PurePath) -> None:
+        self.files.pop(rel, None)
+
+    def dump(self, root: Path) -> None:
+        for rel, data in self.files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(data)
+
+
+@pytest.mark.parametrize("kill_at", [0, 1, 2, 5, STEPS])
+def test_through_the_store_interface_only(
+    tmp_path: Path, template: tuple[Path, dict[str, Any]], kill_at: int
+) -> None:
+    src = template[0]
+    store = MemoryStore({PurePath(p.relative_to(src)): p.read_bytes()
+                         for p in src.rglob("*.parquet")})
+    steps: list[str] = []
+
+    def hook(step: str, rel: PurePath) -> None:
+        if len(steps) == kill_at:
+            raise Killed
+        steps.append(step)
+
+    def run(**kw: Any) -> Any:
+        return Compactor(store, target_rows=7, older_than=3600, now=lambda: LATER, **kw).run()
+
+    if kill_at < STEPS:
+        with pytest.raises(Killed):
+            run(hook=hook)
+    assert not run().failed
+    store.dump(tmp_path / "data")
+    assert_exactly_once(tmp_path / "data", template[1])
+    assert len(part_files(tmp_path / "data", PRICES)) == 3

@@ -63,7 +63,9 @@ StepHook = Callable[[str, PurePath], None]  # step name, file: for tests of inte
 
 
 class Store(Protocol):
-    """The storage seam compaction needs (``store.LocalStore`` and the object store have it)."""
+    """The storage seam compaction needs (``store.LocalStore`` and the object store have it).
+    A store may also offer ``written_at(rel) -> float | None`` (epoch seconds), so that "closed"
+    also means "nothing written for ``older_than``"; without it, only the date rule applies."""
 
     def write_atomic(self, rel: PurePath, produce: Callable[[BinaryIO], None],
                      gate: PublishGate | None = None) -> int: ...
@@ -275,11 +277,15 @@ class Compactor:
                       key=_time_order)
         if len(live) < 2:
             return
-        data = {n: self.store.read_bytes(directory / n) for n in live}
-        counted = [(n, _rows(data[n])) for n in live]
+        # local disk: row counts from the footers, bytes one group at a time (memory: one
+        # group); another store: each file read once, its (compressed) bytes kept until merged
+        data: dict[str, bytes] = {}
+        counted = [(n, self._rows(directory / n, data)) for n in live]
         for group in plan_groups(counted, self.target_rows):  # step 2
-            frames = [pl.read_parquet(io.BytesIO(data[n])) for n in group]
-            merged, meta = _merge(kind, group, frames, data[group[0]])
+            raw = [data.pop(n) if n in data else self.store.read_bytes(directory / n) for n in group]
+            frames = [pl.read_parquet(io.BytesIO(b)) for b in raw]
+            merged, meta = _merge(kind, group, frames, raw[0])
+            del frames, raw
             first, last = (int(merged["ts_ms"][0]), int(merged["ts_ms"][-1])) if merged.height \
                 else (0, 0)
             rel = directory / compacted_name(first, last, group)
@@ -289,8 +295,12 @@ class Compactor:
             outcome.merged_files += 1
             outcome.sources += len(group)
             outcome.rows += merged.height
-            for n in group:
-                del data[n]
+
+    def _rows(self, rel: PurePath, cache: dict[str, bytes]) -> int:
+        if isinstance(self.store, LocalStore):
+            return int(pl.scan_parquet(self.store.path(rel)).select(pl.len()).collect().item())
+        cache[rel.name] = self.store.read_bytes(rel)
+        return _rows(cache[rel.name])
 
     def _delete(self, directory: PurePath, names: Iterable[str]) -> None:
         for name in names:
