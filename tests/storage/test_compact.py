@@ -305,3 +305,16 @@ def test_through_the_store_interface_only(
     store.dump(tmp_path / "data")
     assert_exactly_once(tmp_path / "data", template[1])
     assert len(part_files(tmp_path / "data", PRICES)) == 3
+
+
+def test_a_second_compaction_on_the_same_data_dir_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trio_harvest.storage.compact import exclusive
+
+    make_dataset(tmp_path)
+    with exclusive(tmp_path), logging_restored():
+        code = main(["compact", "--data-dir", str(tmp_path), "--older-than", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "another compaction is running on" in err
+    assert not [p for p in tmp_path.rglob("*.parquet") if is_compacted(p.name)]

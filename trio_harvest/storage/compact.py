@@ -361,7 +361,7 @@ def _written_at(store: Store) -> Callable[[PurePath], float | None]:
 
 
 class Busy(Exception):
-    """Another compaction holds this dataset's lock."""
+    """Another compaction holds this dataset's lock (or the lock file cannot be made)."""
 
 
 @contextlib.contextmanager
@@ -371,7 +371,11 @@ def exclusive(data_dir: Path) -> Iterator[None]:
     symbols): two at once could merge the same files twice."""
     import fcntl
 
-    fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise Busy(f"cannot take the compaction lock {data_dir / LOCK_NAME}: "
+                   f"{exc.strerror or exc}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
