@@ -318,3 +318,26 @@ def test_a_second_compaction_on_the_same_data_dir_is_refused_in_one_line(
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "another compaction is running on" in err
     assert not [p for p in tmp_path.rglob("*.parquet") if is_compacted(p.name)]
+
+
+def test_a_rerun_right_after_an_interrupted_one_finishes_its_delete(tmp_path: Path) -> None:
+    """The merged file itself is no write into the partition: it must not make the partition
+    look open (for ``older_than``) and so postpone the delete of its sources."""
+    import os
+
+    expected = make_dataset(tmp_path)
+    old = DAY1 / 1000 + 86400
+    for p in tmp_path.rglob("*.parquet"):
+        os.utime(p, (old, old))
+
+    def kill_after_publish(step: str, rel: PurePath) -> None:
+        if step == "published":
+            raise Killed
+
+    with pytest.raises(Killed):
+        Compactor(LocalStore(tmp_path), target_rows=7, older_than=3600,
+                  hook=kill_after_publish).run()
+    report = Compactor(LocalStore(tmp_path), target_rows=7, older_than=3600).run()
+    assert report.as_dict()["cleaned"] == 2 and report.open_partitions == 0
+    assert_exactly_once(tmp_path, expected)
+    assert len(part_files(tmp_path, PRICES)) == 3

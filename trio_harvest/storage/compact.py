@@ -258,7 +258,9 @@ class Compactor:
         return report
 
     def _newest(self, directory: PurePath, names: list[str]) -> float | None:
-        times = [self.written_at(directory / n) for n in names]
+        """The latest write into the partition; a merged file is none (else a rerun right
+        after an interrupted one would see the partition as open and not finish its delete)."""
+        times = [self.written_at(directory / n) for n in names if not is_compacted(n)]
         known = [t for t in times if t is not None]
         return max(known) if known else None
 
