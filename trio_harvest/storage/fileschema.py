@@ -115,16 +115,20 @@ def depth_of_columns(columns: Iterable[str]) -> int:
     return max((int(c[len("bid_px_"):]) for c in columns if c.startswith("bid_px_")), default=0)
 
 
+LEGACY_DEPTHS = (20, 10, 5)  # the depths a first-version harvester could be configured with
+
+
 def depth_of_frame(df: pl.LazyFrame | pl.DataFrame) -> int:
     """Book levels that hold a value in some row: the depth of a first-version orderbook file,
-    whose columns always name 20 levels. At least 1."""
-    names = [c for c in df.collect_schema().names() if c.startswith("bid_px_")]
-    if not names:
-        return 1
+    whose columns always name 20 levels. Reads at most three columns; at least 1 (a file of
+    bookTicker rows only)."""
+    names = set(df.collect_schema().names())
     lazy = df.lazy() if isinstance(df, pl.DataFrame) else df
-    row = lazy.select([(pl.col(c).is_not_null() | pl.col("ask_px" + c[6:]).is_not_null()).any()
-                       .alias(c) for c in names]).collect().row(0, named=True)
-    return max([int(c[len("bid_px_"):]) for c, v in row.items() if v], default=1)
+    for level in LEGACY_DEPTHS:
+        col = f"bid_px_{level}"
+        if col in names and lazy.select(pl.col(col).is_not_null().any()).collect().item():
+            return level
+    return 1
 
 
 def orderbook_depth(columns: Iterable[str], read: Callable[[], pl.LazyFrame]) -> int:
