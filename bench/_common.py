@@ -338,9 +338,11 @@ def receive_from(proc: Any, conn: Any, timeout: float | None = None) -> Any:
 
 
 def parquet_rows(files: list[Path]) -> int:
-    """Rows in these Parquet files, one scan per kind (a kind's files share one schema)."""
+    """Rows in these Parquet files, one scan per kind (a kind's files may differ in columns:
+    first-version union files, orderbook depths)."""
     by_kind: dict[str, list[str]] = {}
     for f in files:
         by_kind.setdefault(f.parent.name, []).append(str(f))
-    return sum(int(pl.scan_parquet(group, hive_partitioning=False).select(pl.len()).collect()
-                   .item()) for group in by_kind.values())
+    return sum(int(pl.scan_parquet(group, hive_partitioning=False, missing_columns="insert",
+                                   extra_columns="ignore").select(pl.len()).collect().item())
+               for group in by_kind.values())

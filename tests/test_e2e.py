@@ -11,7 +11,8 @@ import trio
 
 from trio_harvest.app import Harvester
 from trio_harvest.cli.summary import summarize
-from trio_harvest.kinds import columns_of
+from trio_harvest.dataset import scan
+from trio_harvest.kinds import FILE_SCHEMA, columns_of
 
 from .conftest import make_config
 
@@ -46,8 +47,13 @@ async def test_harvest_from_simulator_end_to_end(tmp_path: Path) -> None:
     written = sum(n for (kind, _), n in summary.rows_written.items() if kind == "prices")
     assert written == prices.height
     assert not list(data.rglob(".tmp-*"))
-    # the whole dataset, every kind at once, reads as one table with no options
-    everything = pl.scan_parquet(str(data / "**" / "*.parquet"), hive_partitioning=True).collect()
+    # files hold their own kind's columns (issue 8); the reader API reads a kind ...
+    assert scan(data, "prices").collect().height == prices.height
+    assert scan(data, "orderbook").collect().select(book.columns).sort("ts_ms", "source").equals(
+        book.sort("ts_ms", "source"))
+    # ... and the whole dataset, every kind at once, reads as one table with the union schema
+    everything = pl.scan_parquet(str(data / "**" / "*.parquet"), hive_partitioning=True,
+                                 schema=FILE_SCHEMA.polars, missing_columns="insert").collect()
     assert set(everything["kind"].unique()) >= {"prices", "orderbook"}
     assert everything.filter(pl.col("kind") == "prices").height == prices.height
     # ... and so do PyArrow and DuckDB, with their usual options

@@ -33,6 +33,8 @@ from .repair.coordinator import Repair
 from .repair.resume import last_written
 from .signals.engine import SignalEngine
 from .signals.task import flush_all, run_features
+from .storage.autocompact import AutoCompactStats, run_auto_compact
+from .storage.compact import Compactor
 from .storage.store import LocalStore
 from .storage.writer import Writer
 
@@ -137,6 +139,7 @@ class Harvester:
         self._grace_scope: trio.CancelScope | None = None
         self._ingest_scope = trio.CancelScope()
         self.stale_temps_removed = 0
+        self.compaction = AutoCompactStats()  # auto_compact (issue 10)
 
     def _metadata_of(self, kind: str) -> dict[str, str]:
         """Parquet key-value metadata: derived kinds carry their parameters and OFI source."""
@@ -197,6 +200,8 @@ class Harvester:
                 )
                 root.start_soon(self._run_ingest)
                 root.start_soon(self._run_features)
+                if cfg.auto_compact:
+                    root.start_soon(self._run_compaction)
                 if self.handle_signals:
                     root.start_soon(self._watch_signals)
                 if cfg.duration is not None:
@@ -254,6 +259,15 @@ class Harvester:
     async def _run_features(self) -> None:
         with self._features_scope:
             await run_features(self.engines, self.lanes.offer, now_ms=self.exchange_ms)
+
+    async def _run_compaction(self) -> None:
+        cfg = self.config
+
+        def make() -> Compactor:
+            return Compactor(self.data_store, older_than=cfg.compact_older_than,
+                             target_rows=cfg.compact_target_rows, symbols=cfg.symbols)
+
+        await run_auto_compact(cfg.data_dir, make, self.compaction)
 
     async def _run_ingest(self) -> None:
         with self._ingest_scope:

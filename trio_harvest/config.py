@@ -99,6 +99,10 @@ class Config:
     auto_recover: bool = True
     auto_recover_after: float = 60.0
     auto_recover_batch: int = 4
+    # compaction (issue 10): background merging of closed partitions; see storage/compact.py
+    auto_compact: bool = False
+    compact_older_than: float = 7200.0
+    compact_target_rows: int = 1_000_000
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -179,6 +183,9 @@ def _validate(c: Config) -> None:
     _positive("auto_recover_after", c.auto_recover_after)
     if c.auto_recover_batch < 1:
         raise ConfigError(f"auto_recover_batch: must be at least 1, got {c.auto_recover_batch}")
+    from .storage.compact import check_settings  # compaction's own rules
+    if (problem := check_settings(c.compact_older_than, c.compact_target_rows)) is not None:
+        raise ConfigError(problem)
     for kind in ALL_KINDS:
         if kind not in c.watermarks:
             raise ConfigError(f"watermarks: no watermarks for kind {kind!r}")

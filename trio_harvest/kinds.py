@@ -242,11 +242,10 @@ MAX_DEPTH_LEVELS = 20
 
 
 def _dataset_schema() -> Schema:
-    """The one schema of the whole dataset: the union of every kind's columns (orderbook at the
-    maximum depth), each kind's own columns filled and the rest null. One schema is what lets
-    ``pl.scan_parquet("data/**/*.parquet", hive_partitioning=True)`` (and DuckDB, PyArrow, Spark)
-    read every kind at once with no options. The price: each file's footer describes every
-    column, about 28 KiB per file whatever its row count (hence ``min_file_rows``)."""
+    """The union of every kind's columns (orderbook at the maximum depth): the schema every file
+    of the first version carried, each kind's own columns filled and the rest null. Files are
+    now written with their kind's columns only (``storage/fileschema.py``); this stays to
+    describe, read and test those first-version files."""
     columns: dict[str, Any] = {}
     for kind in ALL_KINDS:
         for name, dtype in schema_for(kind, MAX_DEPTH_LEVELS).columns:
@@ -259,7 +258,7 @@ def _dataset_schema() -> Schema:
 DATASET_SCHEMA = _dataset_schema()
 
 # The Hive path carries these (``date=…/symbol=…/kind=…``); a file never repeats them, or PyArrow
-# and DuckDB would see one column twice with two types.
+# and DuckDB would see one column twice with two types. ``FILE_SCHEMA``: a first-version file.
 PARTITION_COLUMNS = ("date", "symbol", "kind")
 FILE_SCHEMA = Schema("file", tuple(c for c in DATASET_SCHEMA.columns
                                    if c[0] not in PARTITION_COLUMNS))

@@ -60,3 +60,19 @@ def test_last_written_takes_the_dead_letter_into_account(tmp_path: Path) -> None
         json.dumps({"ts_ms": 9, "agg_id": 40}) + "\nnot json\n"
         + json.dumps({"ts_ms": 8, "agg_id": 39}) + "\n")
     assert last_written(data, data / "deadletter", ("BTCUSDT",)) == {"BTCUSDT": (40, 9)}
+
+
+def test_last_written_reads_first_version_files_mixed_with_new_ones(tmp_path: Path) -> None:
+    from trio_harvest.kinds import PRICES_SCHEMA
+
+    from ..dsrows import write_new
+    from ..legacy import write_legacy
+
+    data = tmp_path / "data"
+    trade = lambda i: (1000 + i, 1, 2, "BTCUSDT", i, 1.0, 1.0, i, i, False)  # noqa: E731
+    write_legacy(data, "2023-11-14", "BTCUSDT", PRICES_SCHEMA, [trade(i) for i in range(30)])
+    write_legacy(data, "2023-11-15", "BTCUSDT", PRICES_SCHEMA, [trade(i) for i in range(30, 40)])
+    assert last_written(data, data / "deadletter", ("BTCUSDT",)) == {"BTCUSDT": (39, 1039)}
+    write_new(data, "2023-11-15", "BTCUSDT", PRICES_SCHEMA, [trade(i) for i in range(40, 45)],
+              "part-a.parquet")
+    assert last_written(data, data / "deadletter", ("BTCUSDT",)) == {"BTCUSDT": (44, 1044)}

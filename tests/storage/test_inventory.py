@@ -126,3 +126,39 @@ def test_a_file_instead_of_a_directory_is_a_one_line_mistake(
         assert main(["inspect", "--data-dir", str(tmp_path), "--deadletter-dir", str(regular)]) == 2
     err = capsys.readouterr().err
     assert err == f"trio_harvest: error: --deadletter-dir {regular}: is not a directory\n"
+
+
+def test_first_version_union_files_are_inspected_with_todays(tmp_path: Path) -> None:
+    """Issue 8: files are per kind now; a dataset written by the first version (every file
+    widened to the union schema) is still inventoried, mixed with new files, and a compacted
+    file's sources are not counted twice."""
+    from ..dsrows import rows, write_new
+    from ..legacy import write_legacy
+
+    data = tmp_path / "data"
+    prices, gaps = schema_for("prices"), schema_for("gaps")
+    write_legacy(data, "2023-11-15", "BTCUSDT", prices, [trade(i, MIDNIGHT + i) for i in range(5)],
+                 "part-1-5-old.parquet")
+    write_new(data, "2023-11-15", "BTCUSDT", prices,
+              [trade(i, MIDNIGHT + i) for i in range(5, 8)], "part-6-8-new.parquet")
+    write_legacy(data, "2023-11-15", "BTCUSDT", gaps, rows(gaps, MIDNIGHT, 2, "BTCUSDT"))
+    write_new(data, "2023-11-15", "BTCUSDT", gaps, rows(gaps, MIDNIGHT + 5, 1, "BTCUSDT"),
+              "part-g.parquet")
+    inv = inspect_dataset(data)
+    assert not inv.unreadable
+    (p_gaps,) = [p for p in inv.partitions if p.kind == "gaps"]
+    (p_prices,) = [p for p in inv.partitions if p.kind == "prices"]
+    assert (p_prices.files, p_prices.rows, p_prices.agg_id_holes) == (2, 8, 0)
+    assert p_prices.first_ts_ms == MIDNIGHT and p_prices.last_ts_ms == MIDNIGHT + 7
+    assert p_gaps.rows == 3 and inv.gaps.rows == 3
+    assert inv.gaps.by_reason == {"BTCUSDT": {"reason0": 2, "reason1": 1}}
+    # the moment between a compaction's publish and its delete: its sources do not count
+    import json
+
+    from trio_harvest.storage.fileschema import SOURCES_KEY, compacted_name
+
+    sources = ["part-1-5-old.parquet", "part-6-8-new.parquet"]
+    write_new(data, "2023-11-15", "BTCUSDT", prices, [trade(i, MIDNIGHT + i) for i in range(8)],
+              compacted_name(MIDNIGHT, MIDNIGHT + 7, sources), {SOURCES_KEY: json.dumps(sources)})
+    (p_prices,) = [p for p in inspect_dataset(data).partitions if p.kind == "prices"]
+    assert (p_prices.files, p_prices.rows, p_prices.agg_id_duplicates) == (1, 8, 0)

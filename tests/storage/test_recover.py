@@ -294,3 +294,31 @@ def test_cli_recover_dead_letter_dir_mistakes_exit_2_and_touch_nothing(
     ]
     assert out.out.startswith("nothing to recover")
     assert len(list_deadletter(dl)) == 6 and list(data.iterdir()) == []
+
+
+async def test_recovery_into_a_first_version_dataset_reads_back_as_one_kind(
+    dataset: tuple[Path, Path],
+) -> None:
+    """Issue 8: a dataset holding union-schema files of the first version takes recovered
+    per-kind files beside them; the reader, ``inspect`` and resume read both."""
+    from trio_harvest.dataset import scan
+    from trio_harvest.repair.resume import last_written
+    from trio_harvest.storage.inventory import inspect_dataset
+
+    from ..legacy import write_legacy
+
+    data, dl = dataset
+    old = [price_row(i, MIDNIGHT + 500_000 + i, "ETHUSDT") for i in range(1000, 1010)]
+    write_legacy(data, "2023-11-15", "ETHUSDT", schema_for(PRICES), old)
+    report = await Recoverer(data, dl).recover_all()
+    assert not report.failed
+    eth = scan(data, PRICES, symbols="ETHUSDT").collect()
+    assert sorted(eth.select(schema_for(PRICES).names).rows()) == sorted(
+        ROWS[(PRICES, "ETHUSDT")] + old)
+    book = scan(data, ORDERBOOK).collect()
+    assert sorted(book.select(schema_for(ORDERBOOK, 5).names).rows()) == sorted(
+        ROWS[(ORDERBOOK, "BTCUSDT")])
+    inv = inspect_dataset(data, dl)
+    assert not inv.unreadable
+    assert inv.continuity["ETHUSDT"].rows == 130 and inv.continuity["ETHUSDT"].holes == 1
+    assert last_written(data, dl, ("ETHUSDT",)) == {"ETHUSDT": (1009, MIDNIGHT + 501_009)}

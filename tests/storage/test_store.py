@@ -70,12 +70,11 @@ async def test_writer_saves_parquet_with_metadata(tmp_path: Path) -> None:
     path = tmp_path / "data" / written.path
     assert str(written.path).startswith("date=2023-11-14/symbol=BTCUSDT/kind=prices/part-")
     df = pl.read_parquet(path)
-    assert df.columns == FILE_SCHEMA.names and df.height == 10  # one schema for every kind
+    # the kind's own columns only (issue 8): no other kind's columns, no partition columns
+    assert df.columns == [n for n in PRICES_SCHEMA.names if n != "symbol"] and df.height == 10
     assert "symbol" not in df.columns  # the path carries it
-    own = df.select([n for n in PRICES_SCHEMA.names if n != "symbol"])
-    assert own.null_count().sum_horizontal().item() == 0
-    others = [n for n in FILE_SCHEMA.names if n not in PRICES_SCHEMA.names]
-    assert df.select(others).null_count().min_horizontal().item() == 10
+    assert not set(df.columns) & (set(FILE_SCHEMA.names) - set(PRICES_SCHEMA.names))
+    assert df.null_count().sum_horizontal().item() == 0
     full = pl.read_parquet(path, hive_partitioning=True)
     assert full.select(PRICES_SCHEMA.names).null_count().sum_horizontal().item() == 0
     assert pl.read_parquet_metadata(path)["k"] == "v"

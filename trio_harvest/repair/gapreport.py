@@ -15,9 +15,16 @@ from typing import Any
 
 import polars as pl
 
+from ..kinds import GAPS, PARTITION_COLUMNS, schema_for
 from .gaps import parse_agg_detail
 
 LATEST = 10
+_FILE_COLUMNS = [n for n in schema_for(GAPS).names if n not in PARTITION_COLUMNS]
+
+
+def _symbol_of(path: Path) -> str:
+    """``…/symbol=S/kind=gaps/part-….parquet`` -> ``S``."""
+    return path.parent.parent.name.split("=", 1)[-1]
 
 
 @dataclass(slots=True)
@@ -50,7 +57,9 @@ def summarize_gaps(paths: Iterable[Path]) -> GapSummary:
     frames = []
     for path in paths:
         try:
-            frames.append(pl.read_parquet(path, hive_partitioning=True))  # symbol: from the path
+            # symbol from the path; a first-version file also carries other kinds' columns
+            frames.append(pl.read_parquet(path, columns=_FILE_COLUMNS)
+                          .with_columns(pl.lit(_symbol_of(path)).alias("symbol")))
         except Exception:  # reported as unreadable by the inventory itself
             continue
     out = GapSummary()

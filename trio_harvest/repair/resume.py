@@ -15,9 +15,11 @@ import msgspec
 import polars as pl
 
 from ..kinds import PRICES
+from ..storage.fileschema import local_live
 from ..storage.partitions import parse_deadletter_name
 
 _line = msgspec.json.Decoder(dict[str, object])
+_COLUMNS = {"agg_id": pl.Int64, "ts_ms": pl.Int64}
 
 
 def last_written(data_dir: Path, deadletter_dir: Path,
@@ -37,11 +39,13 @@ def last_written(data_dir: Path, deadletter_dir: Path,
 def _from_dataset(data_dir: Path, symbol: str) -> tuple[int, int] | None:
     dirs = sorted(data_dir.glob(f"date=*/symbol={symbol}/kind={PRICES}"))
     for directory in reversed(dirs):  # the latest date that has a readable file
-        files = sorted(str(p) for p in directory.glob("*.parquet"))
-        if not files:
-            continue
         with contextlib.suppress(Exception):  # an unreadable file: `inspect` reports it
-            row = (pl.scan_parquet(files).select("agg_id", "ts_ms")
+            files = local_live(directory, strict=False)
+            if not files:
+                continue
+            # per-kind and first-version (union-schema) files alike: only these two columns
+            row = (pl.scan_parquet(files, schema=_COLUMNS, missing_columns="insert",
+                                   extra_columns="ignore")
                    .sort("agg_id").tail(1).collect())
             if row.height:
                 return int(row["agg_id"][0]), int(row["ts_ms"][0])

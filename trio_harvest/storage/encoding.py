@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 import msgspec
 import polars as pl
 
-from ..kinds import FILE_SCHEMA, ORDERBOOK, Row, Schema, orderbook_schema, schema_for
+from ..kinds import ORDERBOOK, PARTITION_COLUMNS, Row, Schema, orderbook_schema, schema_for
 from .partitions import RowData, rows_to_frame
 
 _json = msgspec.json.Encoder()
@@ -29,21 +29,17 @@ def to_frame(schema: Schema, rows: RowData) -> pl.DataFrame:
     return rows.to_frame(schema)
 
 
-def to_dataset_frame(schema: Schema, rows: RowData) -> pl.DataFrame:
-    """The kind's rows as a file holds them: widened to ``FILE_SCHEMA`` (other kinds' columns
-    null), without the partition columns that the path already carries."""
-    df = to_frame(schema, rows)
-    own = set(df.columns)
-    return df.select([
-        pl.col(name) if name in own else pl.lit(None, dtype=dtype).alias(name)
-        for name, dtype in FILE_SCHEMA.columns
-    ])
+def to_file_frame(schema: Schema, rows: RowData) -> pl.DataFrame:
+    """The kind's rows as a file holds them: the kind's own columns only, without the partition
+    columns that the path already carries. (Files of the first version were widened to the
+    union of every kind's columns; readers still accept them, see ``dataset.py``.)"""
+    return to_frame(schema, rows).drop([c for c in PARTITION_COLUMNS if c in schema.polars])
 
 
 def write_parquet(
     fh: BinaryIO, schema: Schema, rows: RowData, metadata: Mapping[str, str] | None = None
 ) -> None:
-    to_dataset_frame(schema, rows).write_parquet(
+    to_file_frame(schema, rows).write_parquet(
         fh, compression="zstd", statistics=True, metadata=dict(metadata or {}) or None
     )
 

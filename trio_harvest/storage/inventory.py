@@ -21,6 +21,7 @@ from ..config import ConfigError
 from ..kinds import GAPS, PRICES
 from ..repair.gapreport import GapSummary, summarize_gaps
 from .backlog import REJECTED_DIR, scan_backlog
+from .fileschema import live_names, local_sources
 from .partitions import TMP_PREFIX
 
 MAX_LISTED = 50
@@ -214,6 +215,7 @@ def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None) -> Inven
                     path = Path(dirpath, name)
                     inv.temp_files.append((str(path), _stat_size(path)))
     inv.temp_files.sort()
+    groups = {key: _live(paths) for key, paths in groups.items()}
     prices_ids: dict[str, list[pl.Series]] = {}
     for (date, symbol, kind), paths in sorted(groups.items()):
         info = PartitionInfo(date, symbol, kind)
@@ -251,6 +253,20 @@ def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None) -> Inven
     inv.gaps = summarize_gaps(p for (_, _, kind), ps in sorted(groups.items()) if kind == GAPS
                               for p in sorted(ps))
     return inv
+
+
+def _live(paths: list[Path]) -> list[Path]:
+    """Without the files a compacted file names as its sources (their rows are in it); a
+    compacted file that cannot be read hides nothing (it is reported as unreadable)."""
+    by_name = {p.name: p for p in paths}
+
+    def sources_of(name: str) -> list[str]:
+        try:
+            return local_sources(by_name[name])
+        except Exception:
+            return []
+
+    return [by_name[n] for n in live_names(by_name, sources_of)]
 
 
 def _count_lines(root: Path) -> int:

@@ -1,0 +1,112 @@
+"""Background compaction inside ``run`` (``auto_compact``): paced, bounded, never fatal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from trio_harvest.app import Harvester
+from trio_harvest.config import ConfigError, load_config
+from trio_harvest.storage.autocompact import AutoCompactStats, run_auto_compact
+from trio_harvest.storage.compact import CompactReport, exclusive
+from trio_harvest.storage.fileschema import is_compacted
+
+from ..conftest import make_config
+from ..opsfakes import FakeExchange
+from .test_compact import compactor, make_dataset
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+async def inline(fn: Callable[[], CompactReport | None]) -> CompactReport | None:
+    """Under an autojump clock a worker thread would let the clock jump: run passes inline."""
+    return fn()
+
+
+def merged(data: Path) -> list[str]:
+    return sorted(p.name for p in data.rglob("*.parquet") if is_compacted(p.name))
+
+
+async def test_passes_run_on_their_timer_and_skip_while_the_lock_is_held(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    make_dataset(tmp_path)
+    stats = AutoCompactStats()
+    async with trio.open_nursery() as nursery:
+        with exclusive(tmp_path):  # a `compact` command is running: the first pass waits
+            nursery.start_soon(lambda: run_auto_compact(tmp_path, lambda: compactor(tmp_path),
+                                                        stats, first_after=5, every=60,
+                                                        in_thread=inline))
+            await trio.sleep(6)
+            assert stats.passes == 1 and merged(tmp_path) == []
+        await trio.sleep(60)
+        assert stats.passes == 2 and stats.merged_files == 4 and stats.failures == 0
+        await trio.sleep(60)
+        assert stats.passes == 3 and stats.merged_files == 4  # nothing left to do
+        nursery.cancel_scope.cancel()
+    assert len(merged(tmp_path)) == 4
+
+
+async def test_a_failing_pass_is_counted_and_the_next_one_runs(
+    autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    calls = 0
+
+    def make() -> object:
+        nonlocal calls
+        calls += 1
+        raise OSError("listing failed")
+
+    stats = AutoCompactStats()
+    with trio.move_on_after(130):
+        await run_auto_compact(tmp_path, make, stats, first_after=5, every=60,  # type: ignore[arg-type]
+                               in_thread=inline)
+    assert calls == 3 and stats.failures == 3 and "listing failed" in stats.last_error
+
+
+async def test_run_with_auto_compact_compacts_its_own_closed_partitions(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    make_dataset(data)  # 2023: closed long ago
+    cfg = make_config(tmp_path, symbols=("BTCUSDT",), auto_compact=True, compact_older_than=0.0,
+                      compact_target_rows=7, book_ticker=False, depth_levels=5, resume=False,
+                      auto_recover=False)
+    h = Harvester(cfg, connect=FakeExchange(symbols=("BTCUSDT",), interval=0.05).connect)
+    import trio_harvest.storage.autocompact as auto
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(auto, "FIRST_AFTER", 0.0)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(h.run)
+            with trio.fail_after(20):
+                while h.compaction.passes == 0:
+                    await trio.sleep(0.05)
+            h.request_stop("test")
+    assert h.compaction.merged_files == 3 and h.compaction.failures == 0
+    # only this run's symbol: ETHUSDT's orderbook files are left as they were
+    assert not [n for n in merged(data / "date=2023-11-15" / "symbol=ETHUSDT")]
+
+
+def test_settings_are_toml_env_and_flags(tmp_path: Path) -> None:
+    toml = tmp_path / "h.toml"
+    toml.write_text("auto_compact = true\ncompact_older_than = 600\n")
+    cfg = load_config({"compact_target_rows": 5000}, {"TRIO_HARVEST_COMPACT_OLDER_THAN": "900"},
+                      toml)
+    assert (cfg.auto_compact, cfg.compact_older_than, cfg.compact_target_rows) == (True, 900, 5000)
+    assert make_config(tmp_path).auto_compact is False
+    with pytest.raises(ConfigError, match="compact_target_rows: must be a whole number"):
+        make_config(tmp_path, compact_target_rows=1)
+    with pytest.raises(ConfigError, match="compact_older_than"):
+        make_config(tmp_path, compact_older_than=-1.0)
+    from trio_harvest.cli.commands import build_parser
+
+    args = build_parser().parse_args(["run", "--auto-compact", "--compact-older-than", "2h",
+                                      "--compact-target-rows", "100"])
+    assert (args.auto_compact, args.compact_older_than, args.compact_target_rows) == (
+        True, 7200.0, 100)

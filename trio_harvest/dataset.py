@@ -1,0 +1,167 @@
+"""The reader API: one kind of a trio_harvest dataset as a Polars ``LazyFrame``.
+
+``scan(data_dir, kind, symbols=None, start=None, end=None)`` lists only the partition
+directories that can match (by date and symbol), skips files that a compacted file names as its
+sources (so no row is counted twice, even between a compaction's publish and its delete),
+reads per-kind files and first-version union files alike with the kind's schema (orderbook: the
+deepest level present), adds the Hive columns ``date`` (Date), ``symbol`` and ``kind``, filters
+``start <= ts_ms < end`` and adds each time column again as a UTC timestamp (``ts_ms`` ->
+``ts``, ``event_ms`` -> ``event_ts``, ``recv_ms`` -> ``recv_ts``, ``start_ms`` -> ``start_ts``,
+``end_ms`` -> ``end_ts``). Local directories only. Reads footers; never writes anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from .kinds import ALL_KINDS, ORDERBOOK, schema_for
+from .storage.fileschema import file_columns, local_live, orderbook_depth
+
+__all__ = ["TIME_COLUMNS", "arrow_schema", "scan", "to_ms"]
+
+TimeLike = datetime | date | str | int | float
+TIME_COLUMNS = {"ts_ms": "ts", "event_ms": "event_ts", "recv_ms": "recv_ts",
+                "start_ms": "start_ts", "end_ms": "end_ts"}
+DAY = timedelta(days=1)
+
+
+def to_ms(value: TimeLike, name: str = "time") -> int:
+    """Epoch milliseconds from a datetime (naive = UTC), a date (its UTC midnight), an ISO 8601
+    string or a number of epoch milliseconds. ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name}: {value!r} is not a time")
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"{name}: {value!r} is not an ISO 8601 time "
+                             "(e.g. 2024-01-31T12:00:00Z)") from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return int(value.timestamp() * 1000)
+    if isinstance(value, date):
+        return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp() * 1000)
+    raise ValueError(f"{name}: {value!r} is not a time")
+
+
+def _day(ms: int) -> date:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).date()
+
+
+def _subdirs(directory: Path, key: str) -> list[tuple[str, Path]]:
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    prefix = f"{key}="
+    return [(e.name[len(prefix):], Path(e.path)) for e in entries
+            if e.name.startswith(prefix) and e.is_dir()]
+
+
+def partition_dirs(data_dir: Path, kind: str, symbols: Iterable[str] | None = None,
+                   start_ms: int | None = None, end_ms: int | None = None
+                   ) -> list[tuple[date, str, Path]]:
+    """``(date, symbol, directory)`` of the partitions of ``kind`` that can hold rows in
+    ``[start_ms, end_ms)``: only the matching ``date=`` and ``symbol=`` directories are listed."""
+    first = _day(start_ms) if start_ms is not None else None
+    last = _day(end_ms - 1) if end_ms is not None else None
+    wanted = sorted(set(symbols)) if symbols is not None else None
+    out: list[tuple[date, str, Path]] = []
+    for raw, date_dir in _subdirs(data_dir, "date"):
+        try:
+            day = date.fromisoformat(raw)
+        except ValueError:
+            continue
+        if (first is not None and day < first) or (last is not None and day > last):
+            continue
+        if wanted is not None:
+            pairs = [(s, date_dir / f"symbol={s}") for s in wanted]
+        else:
+            pairs = _subdirs(date_dir, "symbol")
+        for symbol, symbol_dir in pairs:
+            kind_dir = symbol_dir / f"kind={kind}"
+            if kind_dir.is_dir():
+                out.append((day, symbol, kind_dir))
+    return out
+
+
+def _depth(files: list[Path]) -> int:
+    """The deepest book level any of these orderbook files holds (20 if there are none)."""
+    if not files:
+        return 20
+
+    def one(path: Path) -> int:
+        return orderbook_depth(list(pl.read_parquet_schema(path)), lambda: pl.scan_parquet(path))
+
+    return max(one(f) for f in files)
+
+
+def _output_schema(kind: str, depth: int) -> dict[str, Any]:
+    out = dict(schema_for(kind, depth).columns)
+    out.update(date=pl.Date, kind=pl.String)
+    for col, ts in TIME_COLUMNS.items():
+        if col in out:
+            out[ts] = pl.Datetime("ms", "UTC")
+    return out
+
+
+def arrow_schema(kind: str, depth: int = 20) -> Any:
+    """The PyArrow schema of ``kind`` with its Hive columns, for ``pyarrow.dataset.dataset(…,
+    schema=…)`` over per-kind and first-version files alike (needs PyArrow installed)."""
+    return pl.DataFrame(schema={**schema_for(kind, depth).polars, "date": pl.Date,
+                                "kind": pl.String}).to_arrow().schema
+
+
+def scan(
+    data_dir: str | os.PathLike[str],
+    kind: str,
+    symbols: str | Iterable[str] | None = None,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    *,
+    depth: int | None = None,
+) -> pl.LazyFrame:
+    """Rows of ``kind`` (for ``symbols``, default all) with ``start <= ts_ms < end``.
+
+    ``depth`` fixes the orderbook's levels (default: the deepest any matching file holds).
+    ``ValueError`` for an unknown kind or a time that cannot be read."""
+    if kind not in ALL_KINDS:
+        raise ValueError(f"kind: {kind!r} is not one of {', '.join(ALL_KINDS)}")
+    if isinstance(symbols, str):
+        symbols = [symbols]
+    start_ms = to_ms(start, "start") if start is not None else None
+    end_ms = to_ms(end, "end") if end is not None else None
+    parts = [(day, symbol, local_live(directory))
+             for day, symbol, directory in partition_dirs(Path(data_dir), kind, symbols,
+                                                          start_ms, end_ms)]
+    parts = [p for p in parts if p[2]]
+    if depth is None:
+        depth = _depth([f for _, _, files in parts for f in files]) if kind == ORDERBOOK else 20
+    columns = file_columns(kind, depth)
+    names = schema_for(kind, depth).names
+    frames = [
+        pl.scan_parquet(files, schema=columns, missing_columns="insert", extra_columns="ignore")
+        .with_columns(pl.lit(day, dtype=pl.Date).alias("date"), pl.lit(symbol).alias("symbol"),
+                      pl.lit(kind).alias("kind"))
+        for day, symbol, files in parts
+    ]
+    schema = _output_schema(kind, depth)
+    if not frames:
+        return pl.LazyFrame(schema=schema)
+    lf = pl.concat(frames, how="vertical")
+    if start_ms is not None:
+        lf = lf.filter(pl.col("ts_ms") >= start_ms)
+    if end_ms is not None:
+        lf = lf.filter(pl.col("ts_ms") < end_ms)
+    times = [pl.col(col).cast(pl.Datetime("ms", "UTC")).alias(ts)
+             for col, ts in TIME_COLUMNS.items() if col in columns]
+    return lf.select(*names, "date", "kind", *times)

@@ -1,0 +1,147 @@
+"""What a part file of a kind holds, and which part files of a partition are live.
+
+Owns two rules every reader of the dataset shares (the reader API, compaction, ``inspect``,
+resume, the gap report):
+
+- a file holds its kind's own columns without the partition columns (``date``, ``symbol``,
+  ``kind``: the path carries them); files of the first version held the union of every kind's
+  columns (``kinds.FILE_SCHEMA``), the other kinds' ones null, and stay readable;
+- a compacted file (``part-<first>-<last>-cmp<hash>.parquet``) names its sources in its
+  metadata; a source it names is no longer live, even while it still exists, so no reader counts
+  a row twice.
+
+Pure apart from ``local_live``, which lists one local directory and reads compacted footers.
+Never writes or deletes anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ..kinds import MAX_DEPTH_LEVELS, ORDERBOOK, PARTITION_COLUMNS, schema_for
+from .partitions import TMP_PREFIX
+
+PART_SUFFIX = ".parquet"
+COMPACTED_MARK = "-cmp"  # never in a harvester's unique token (hex) or a recovery's (dl…)
+SOURCES_KEY = "trio_harvest.compacted_from"  # JSON list of the source names (same directory)
+ROWS_KEY = "trio_harvest.compacted_rows"
+
+
+def is_part(name: str) -> bool:
+    return name.endswith(PART_SUFFIX) and not name.startswith((TMP_PREFIX, ".", "_"))
+
+
+def is_compacted(name: str) -> bool:
+    return name.startswith("part-") and COMPACTED_MARK in name
+
+
+def compacted_name(first_ts: int, last_ts: int, sources: Iterable[str]) -> str:
+    """Deterministic in its sources: a rerun after a crash makes the same name."""
+    digest = hashlib.sha256("\n".join(sorted(sources)).encode()).hexdigest()[:16]
+    return f"part-{first_ts}-{last_ts}{COMPACTED_MARK}{digest}{PART_SUFFIX}"
+
+
+def sources_in(metadata: Mapping[str, str]) -> list[str]:
+    raw = metadata.get(SOURCES_KEY)
+    if not raw:
+        return []
+    value = json.loads(raw)
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def live_names(names: Iterable[str], sources_of: Callable[[str], Iterable[str]]) -> list[str]:
+    """The names whose rows count, sorted: every part name except those that a compacted file
+    among ``names`` lists as a source (whether or not that source still exists)."""
+    present = sorted(set(names))
+    dead: set[str] = set()
+    for name in present:
+        if is_compacted(name):
+            dead.update(sources_of(name))
+    return [n for n in present if n not in dead]
+
+
+def local_parts(directory: Path) -> list[Path]:
+    try:
+        entries = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [directory / name for name in sorted(entries) if is_part(name)]
+
+
+def local_sources(path: Path) -> list[str]:
+    return sources_in(pl.read_parquet_metadata(path))
+
+
+def local_live(directory: Path, *, strict: bool = True) -> list[Path]:
+    """Live part files of one local partition directory. ``strict=False``: a compacted file whose
+    footer cannot be read hides nothing (its sources then still count; ``inspect`` reports it)."""
+
+    def sources_of(name: str) -> list[str]:
+        try:
+            return local_sources(directory / name)
+        except Exception:
+            if strict:
+                raise
+            return []
+
+    return [directory / n for n in live_names((p.name for p in local_parts(directory)),
+                                              sources_of)]
+
+
+# -- columns ----------------------------------------------------------------------------------
+
+
+def file_columns(kind: str, depth_levels: int = MAX_DEPTH_LEVELS) -> dict[str, Any]:
+    """The columns a new file of ``kind`` holds (name -> Polars type), in order."""
+    return {name: dtype for name, dtype in schema_for(kind, depth_levels).columns
+            if name not in PARTITION_COLUMNS}
+
+
+def is_legacy(kind: str, columns: Iterable[str]) -> bool:
+    """A first-version file: it carries columns of other kinds."""
+    own = file_columns(kind)
+    return any(c not in own for c in columns)
+
+
+def depth_of_columns(columns: Iterable[str]) -> int:
+    """Book levels a per-kind orderbook file's columns name (0 if none)."""
+    return max((int(c[len("bid_px_"):]) for c in columns if c.startswith("bid_px_")), default=0)
+
+
+LEGACY_DEPTHS = (20, 10, 5)  # the depths a first-version harvester could be configured with
+
+
+def depth_of_frame(df: pl.LazyFrame | pl.DataFrame) -> int:
+    """Book levels that hold a value in some row: the depth of a first-version orderbook file,
+    whose columns always name 20 levels. Reads at most three columns; at least 1 (a file of
+    bookTicker rows only)."""
+    names = set(df.collect_schema().names())
+    lazy = df.lazy() if isinstance(df, pl.DataFrame) else df
+    for level in LEGACY_DEPTHS:
+        col = f"bid_px_{level}"
+        if col in names and lazy.select(pl.col(col).is_not_null().any()).collect().item():
+            return level
+    return 1
+
+
+def orderbook_depth(columns: Iterable[str], read: Callable[[], pl.LazyFrame]) -> int:
+    """The depth of one orderbook file: from its columns, or, for a first-version file, from
+    which levels hold data (``read`` opens it)."""
+    columns = list(columns)
+    if is_legacy(ORDERBOOK, columns):
+        return depth_of_frame(read())
+    return max(depth_of_columns(columns), 1)
+
+
+def conform(df: pl.DataFrame, columns: Mapping[str, Any]) -> pl.DataFrame:
+    """``df`` with exactly ``columns``: missing ones null, others' columns dropped, in order."""
+    have = set(df.columns)
+    return df.select([pl.col(n).cast(t) if n in have else pl.lit(None, dtype=t).alias(n)
+                      for n, t in columns.items()])
