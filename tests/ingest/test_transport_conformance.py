@@ -48,17 +48,31 @@ class WsServer:
     closes cleanly, ``/abort/N`` sends N frames then drops the TCP connection, ``/stall`` sends
     nothing, ``/oversize`` sends one frame then one over MAX_BYTES, ``/ping`` pings the client
     and reports whether the pong came, ``/reject/CODE`` answers the handshake with HTTP CODE,
-    ``/hold`` sends one frame and waits for the client to close."""
+    ``/hold`` sends one frame and waits for the client to close, ``/newest`` joins a feed of
+    numbered frames (every 5 ms) that only the newest such connection receives."""
 
     port: int = 0
     pongs: list[bool] = field(default_factory=list)
+    feed: list[trio_websocket.WebSocketConnection] = field(default_factory=list)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             ws_server = await nursery.start(trio_websocket.serve_websocket, self._handle,
                                             "127.0.0.1", 0, None)
             self.port = ws_server.port
+            nursery.start_soon(self._feed)
             task_status.started()
+
+    async def _feed(self) -> None:
+        n = 0
+        while True:
+            await trio.sleep(0.005)
+            if self.feed:
+                n += 1
+                try:
+                    await self.feed[-1].send_message(str(n))
+                except trio_websocket.ConnectionClosed:
+                    pass
 
     async def _handle(self, request: trio_websocket.WebSocketRequest) -> None:
         _, verb, *rest = request.path.split("/")
@@ -86,6 +100,12 @@ class WsServer:
                 self.pongs.append(not waited.cancelled_caught)
                 await ws.send_message("after ping")
                 await ws.get_message()
+            elif verb == "newest":
+                self.feed.append(ws)
+                try:
+                    await ws.get_message()
+                finally:
+                    self.feed.remove(ws)
             elif verb == "hold":
                 await ws.send_message("hello")
                 await ws.get_message()
@@ -357,3 +377,22 @@ async def test_the_handover_replaces_connections_without_a_gap_or_a_duplicate(
     st = connector_.stats
     assert st.handovers >= 3 and st.failures == 0 and st.old_closed_first == 0
     assert ids == list(range(ids[0], ids[0] + len(ids))) and len(ids) > 100
+
+
+async def test_the_handover_switches_away_from_a_quiet_old_connection(transport: str) -> None:
+    """The old connection gets nothing once its replacement opens: its pending read is ended by
+    closing it at the overlap deadline, and no frame is lost or repeated."""
+    server = WsServer()
+    connector_ = HandoverConnector(connect_of(transport), lifetime=0.6, lead=0.3, overlap=0.15)
+    got: list[int] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        await nursery.start(connector_.run)
+        with trio.move_on_after(2.0):
+            async with connector_.connect(server.url("/newest")) as ws:
+                while True:
+                    got.append(int(text(await ws.get_message())))
+        nursery.cancel_scope.cancel()
+    st = connector_.stats
+    assert st.handovers >= 3 and st.timed_out == st.handovers and st.old_closed_first == 0
+    assert got == list(range(got[0], got[0] + len(got)))
