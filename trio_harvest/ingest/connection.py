@@ -3,8 +3,10 @@ reconnect with capped exponential backoff and full jitter.
 
 Owns a connection's life: stall detection (no frame for ``stall_timeout`` → reconnect), handshake
 errors, ``ConnectionClosed`` and ``OSError`` are all survivable and logged; a failing connection
-never takes down another connection or the app. The socket is injected (``connect``), so the same
-code runs against Binance, the simulator or a fake. Never writes files, never checks rotation.
+never takes down another connection or the app. The socket is injected (``connect``: a transport
+of ``transport.py``, or a fake), so the same code runs against Binance, the simulator or a fake.
+Per frame it only counts and hands over (no scope, no clock read). Never writes files, never
+checks rotation.
 """
 
 from __future__ import annotations

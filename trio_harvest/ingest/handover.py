@@ -18,7 +18,9 @@ the error reaches ingest as any disconnect would.
 
 Each socket is opened, held and closed by its own task in the connector's nursery (trio-websocket
 needs its context entered and exited in one task), so ingest's session task only ever calls
-``get_message``. Never decodes frames, never touches lanes.
+``get_message``. Reading enters no cancel scope (a scope per message cost ~4 µs): a read blocked
+on a quiet old socket at the overlap deadline is ended by closing that socket. Never decodes
+frames, never touches lanes.
 """
 
 from __future__ import annotations
