@@ -15,8 +15,6 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-import trio
-
 TRANSPORTS = ("websockets", "trio-websocket")
 DEFAULT_TRANSPORT = "websockets"
 
@@ -34,7 +32,10 @@ ConnectFn = Callable[[str], AbstractAsyncContextManager[MessageSource]]
 
 def recoverable_errors() -> tuple[type[BaseException], ...]:
     """Every error a transport raises for a lost, refused, rejected or timed-out connection (a
-    reconnect fixes it); both libraries' errors, whichever transport runs."""
+    reconnect fixes it); both libraries' errors, whichever transport runs. (The libraries are
+    imported here, not at the top: the config reads ``TRANSPORTS`` without loading them.)"""
+    import trio
+
     from . import ws_websockets, wsclient
 
     return (*ws_websockets.RECOVERABLE, *wsclient.RECOVERABLE, OSError,
