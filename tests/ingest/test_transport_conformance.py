@@ -53,6 +53,7 @@ class WsServer:
 
     port: int = 0
     pongs: list[bool] = field(default_factory=list)
+    close_codes: list[int | None] = field(default_factory=list)  # what /oversize's client sent
     feed: list[trio_websocket.WebSocketConnection] = field(default_factory=list)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -93,7 +94,11 @@ class WsServer:
             elif verb == "oversize":
                 await ws.send_message("small")
                 await ws.send_message("x" * (MAX_BYTES * 2))
-                await ws.get_message()  # until the client closes
+                try:
+                    await ws.get_message()  # until the client closes
+                except trio_websocket.ConnectionClosed as exc:
+                    self.close_codes.append(exc.reason.code if exc.reason else None)
+                    raise
             elif verb == "ping":
                 with trio.move_on_after(5) as waited:
                     await ws.ping(b"binance")
@@ -251,6 +256,10 @@ async def test_an_oversized_frame_is_a_clean_recoverable_close(transport: str) -
                 while True:
                     got.append(text(await ws.get_message()))
         assert got == ["small"]
+        with trio.fail_after(5):
+            while not server.close_codes:
+                await trio.sleep(0.01)
+        assert server.close_codes == [1009]  # a clean close: "message too big"
         # the next connection is fine
         async with connect_of(transport)(server.url("/hold")) as ws:
             assert text(await ws.get_message()) == "hello"
@@ -396,3 +405,17 @@ async def test_the_handover_switches_away_from_a_quiet_old_connection(transport:
     st = connector_.stats
     assert st.handovers >= 3 and st.timed_out == st.handovers and st.old_closed_first == 0
     assert got == list(range(got[0], got[0] + len(got)))
+
+
+async def test_failed_handshakes_are_retried_as_disconnects_not_bugs(transport: str) -> None:
+    server = WsServer()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        raw_port = await nursery.start(raw_server, answer(b"SSH-2.0-OpenSSH_9.6\r\n\r\n"))
+        for base in (server.url("/reject/503"), f"ws://127.0.0.1:{raw_port}/x",
+                     f"ws://127.0.0.1:{refused_port()}/x"):
+            conn, _ = await run_connection(transport, base, stall=5.0,
+                                           until=lambda c, got: c.stats.failures >= 3)
+            assert conn.stats.connects == 0
+            assert conn.stats.last_error and not conn.stats.last_error.startswith("unexpected")
+        nursery.cancel_scope.cancel()
