@@ -1,5 +1,6 @@
 """Shared helpers for the benchmarks: the simulator as a separate process, CPU and RSS readings
-of a process, raw trio-websocket receivers, and output formatting (a table, then one JSON line).
+of a process, raw receivers on each transport (trio-websocket, the websockets trio client), and
+output formatting (a table, then one JSON line).
 
 Everything here measures; nothing changes trio_harvest's behaviour. Linux only (/proc).
 """
@@ -219,28 +220,52 @@ class RawCount:
     closed: int = 0  # connections that ended (e.g. dropped as a slow consumer)
 
 
-async def raw_receive(urls: Iterable[str], counter: RawCount) -> None:
-    """One bare loop per URL: ``await ws.get_message()`` and count. Same websocket options as
-    the harvester's connector. A closed connection is counted and reopened."""
-
-    async def one(url: str) -> None:
-        while True:
-            try:
-                async with trio_websocket.open_websocket_url(
-                    url, max_message_size=4 * 1024 * 1024, message_queue_size=64,
-                    receive_buffer_size=65536, connect_timeout=10.0, disconnect_timeout=2.0,
-                ) as ws:
-                    get = ws.get_message
-                    while True:
-                        await get()
-                        counter.frames += 1
-            except (trio_websocket.ConnectionClosed, trio_websocket.HandshakeError, OSError):
-                counter.closed += 1
-                await trio.sleep(0.2)
-
+async def raw_receive(urls: Iterable[str], counter: RawCount,
+                      transport: str = "trio-websocket") -> None:
+    """One bare loop per URL: ``await ws.get_message()`` (trio-websocket) or ``await
+    ws.recv(False)`` (websockets) and count, with the library itself, not trio_harvest's
+    connector; the same websocket options as the harvester's connector of that transport. A
+    closed connection is counted and reopened."""
+    one = _raw_websockets if transport == "websockets" else _raw_trio_websocket
     async with trio.open_nursery() as nursery:
         for url in urls:
-            nursery.start_soon(one, url)
+            nursery.start_soon(one, url, counter)
+
+
+async def _raw_trio_websocket(url: str, counter: RawCount) -> None:
+    while True:
+        try:
+            async with trio_websocket.open_websocket_url(
+                url, max_message_size=4 * 1024 * 1024, message_queue_size=64,
+                receive_buffer_size=65536, connect_timeout=10.0, disconnect_timeout=2.0,
+            ) as ws:
+                get = ws.get_message
+                while True:
+                    await get()
+                    counter.frames += 1
+        except (trio_websocket.ConnectionClosed, trio_websocket.HandshakeError, OSError):
+            counter.closed += 1
+            await trio.sleep(0.2)
+
+
+async def _raw_websockets(url: str, counter: RawCount) -> None:
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake
+    from websockets.trio.client import connect
+
+    from trio_harvest.ingest.ws_websockets import CLOSE_TIMEOUT, MAX_QUEUE
+
+    while True:
+        try:
+            async with connect(url, compression=None, proxy=None, ping_interval=None,
+                               close_timeout=CLOSE_TIMEOUT, max_size=4 * 1024 * 1024,
+                               max_queue=MAX_QUEUE) as ws:
+                recv = ws.recv
+                while True:
+                    await recv(False)
+                    counter.frames += 1
+        except (ConnectionClosed, InvalidHandshake, OSError):
+            counter.closed += 1
+            await trio.sleep(0.2)
 
 
 # -- output ------------------------------------------------------------------------------------

@@ -1,13 +1,15 @@
 """End-to-end throughput of the harvester from the simulator over loopback, next to the raw
-trio-websocket receive rate of the same stream, and the harvester's CPU at a realistic load.
+receive rate of the same stream on the same transport, the raw receive cost of each transport,
+and the harvester's CPU at a realistic load.
 
 Every measurement runs the simulator (``python -m trio_harvest sim``) in its own process and the
 receiver in another fresh process, so the CPU counted is the receiver's alone.
 
 ladder      For each offered rate (``--rates``, total msg/s of aggTrade + depth20@100ms + bookTicker
             over ``--symbols`` symbols), two runs against a fresh simulator each:
-              raw       a bare trio-websocket loop per connection (``await ws.get_message()`` and
-                        count), same URLs and websocket options as the harvester's connector;
+              raw       a bare loop per connection on the default transport (``ladder.transport``;
+                        ``await ws.recv()`` / ``get_message()`` and count), same URLs and websocket
+                        options as the harvester's connector;
               pipeline  the full harvester (``Harvester(Config)``: decode, dedup/continuity,
                         signal engines, lanes, rotation writing Parquet into a temp dir).
             A run *sustains* the rate when it received >= 95 % of the frames the simulator queued
@@ -16,6 +18,10 @@ ladder      For each offered rate (``--rates``, total msg/s of aggTrade + depth2
             is reported, and their ratio (target >= 0.7). CPU per message (us/msg) is reported
             too: 1e6 / (us/msg) is the rate one core could carry, which is the ceiling when the
             simulator (one Python process, ~tens of thousands of frames/s) is the limit.
+transports  Raw receive of *each* transport (websockets trio client, trio-websocket) in the same
+            run, the same stream (``--symbols`` symbols at ``--transport-rate`` msg/s), a fresh
+            simulator each: CPU of the whole receiving process (all threads) per message,
+            ``transports.<name>.us_per_msg``.
 realistic   ``--realistic-symbols`` (200) at ``--realistic-rate`` (10 000 msg/s): harvester CPU as a
             percentage of one core over the window (target <= 35 %), with the default Config
             (nothing is due to be written inside a short window with the default rotation, so
@@ -52,6 +58,7 @@ import trio
 
 from trio_harvest.app import Harvester
 from trio_harvest.config import Config
+from trio_harvest.ingest.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from trio_harvest.kinds import ORDERBOOK, PREVIEW_KINDS, PRICES
 
 TARGET_RATIO = 0.7
@@ -104,7 +111,7 @@ async def _raw(args: dict[str, Any]) -> dict[str, Any]:
     counter = C.RawCount()
     urls = [p.url(args["url"]) for p in C.plans_for(args["symbols"])]
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(C.raw_receive, urls, counter)
+        nursery.start_soon(C.raw_receive, urls, counter, args["transport"])
         await trio.sleep(args["warmup"])
         a = _snapshot(counter.frames, args["sim_pid"])
         await trio.sleep(args["window"])
@@ -123,6 +130,7 @@ async def _pipeline(args: dict[str, Any]) -> dict[str, Any]:
         rest_url=args["rest_url"],
         data_dir=Path(args["data_dir"]),
         sim=False,
+        transport=args["transport"],
         # measurement only: let the final flush write everything as Parquet (with the default
         # 10 s grace a large flush ends in the dead letter, whose CPU is not what we want here)
         shutdown_grace=600.0,
@@ -173,7 +181,7 @@ def _child(mode: str, args: dict[str, Any], conn: Any) -> None:
 
 
 def measure(mode: str, rate: float, syms: tuple[str, ...], warmup: float, window: float,
-            seed: int = 1) -> dict[str, Any]:
+            seed: int = 1, transport: str = DEFAULT_TRANSPORT) -> dict[str, Any]:
     """One run of ``mode`` against a fresh simulator offering ``rate`` msg/s."""
     data_dir = tempfile.mkdtemp(prefix="bench-throughput-")
     sim = C.SimProcess(rate, syms, seed=seed).start()
@@ -181,7 +189,8 @@ def measure(mode: str, rate: float, syms: tuple[str, ...], warmup: float, window
         ctx = mp.get_context("spawn")
         recv, send = ctx.Pipe(duplex=False)
         args = {"url": sim.url, "rest_url": sim.rest_url, "symbols": syms, "warmup": warmup,
-                "window": window, "sim_pid": sim.pid, "data_dir": data_dir}
+                "window": window, "sim_pid": sim.pid, "data_dir": data_dir,
+                "transport": transport}
         proc = ctx.Process(target=_child, args=(mode, args, send))
         proc.start()
         res: dict[str, Any] = C.receive_from(proc, recv, timeout=warmup + window + 600)
@@ -190,6 +199,7 @@ def measure(mode: str, rate: float, syms: tuple[str, ...], warmup: float, window
         shutil.rmtree(data_dir, ignore_errors=True)
     queued = stopped["frames_queued"]
     res["offered_nominal"] = rate
+    res["transport"] = transport
     res["sim_frames_queued"] = queued
     res["sim_slow_consumer_closes"] = stopped["slow_consumer_closes"]
     res["delivered"] = round(res["total_frames"] / queued, 4) if queued else None
@@ -207,8 +217,9 @@ def measure(mode: str, rate: float, syms: tuple[str, ...], warmup: float, window
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Highest sustained end-to-end rate of the harvester vs the raw trio-websocket "
-        "receive rate of the same simulator stream (target ratio >= 0.7), and harvester CPU at "
+        description="Highest sustained end-to-end rate of the harvester vs the raw receive rate "
+        "(same transport) of the same simulator stream, raw receive CPU per message of each "
+        "transport (target ratio >= 0.7), and harvester CPU at "
         "200 symbols / 10k msg/s (target <= 35%% of a core). Prints tables, then one JSON line.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -229,7 +240,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--realistic-rate", type=float, default=C.REALISTIC_RATE)
     p.add_argument("--realistic-window", type=float, default=None,
                    help="measured seconds at the realistic load (60; 15 quick)")
+    p.add_argument("--transport-rate", type=float, default=8000.0,
+                   help="offered msg/s of the raw receive of each transport (over --symbols)")
     p.add_argument("--skip-ladder", action="store_true")
+    p.add_argument("--skip-transports", action="store_true")
     p.add_argument("--skip-realistic", action="store_true")
     args = p.parse_args(argv)
     if args.rates is None:
@@ -290,6 +304,7 @@ def run_ladder(args: argparse.Namespace) -> dict[str, Any]:
     top = args.rate_list[len(steps) - 1] if steps else None
     return {
         "symbols": args.symbols,
+        "transport": DEFAULT_TRANSPORT,
         "warmup_s": args.warmup,
         "window_s": args.window,
         "steps": steps,
@@ -303,6 +318,20 @@ def run_ladder(args: argparse.Namespace) -> dict[str, Any]:
         "target_ratio": TARGET_RATIO,
         "target_met": bool(raw_max and pipe_max / raw_max >= TARGET_RATIO),
     }
+
+
+def run_transports(args: argparse.Namespace) -> dict[str, Any]:
+    """Raw receive of every transport on the same stream, one after the other in this run."""
+    syms = C.symbols(args.symbols)
+    out: dict[str, Any] = {}
+    for name in TRANSPORTS:
+        res = measure("raw", args.transport_rate, syms, args.warmup, args.window, transport=name)
+        print(C.table(HEADERS, [_row(f"raw {name}", res)]).splitlines()[-1], flush=True)
+        out[name] = {"us_per_msg": res["us_per_msg"], "rate": res["rate"],
+                     "offered": args.transport_rate, "sustained": res["sustained"],
+                     "cpu_pct": res["cpu_pct"], "main_thread_pct": res["main_thread_pct"],
+                     "other_load_cores": res["other_load_cores"], "run": res}
+    return out
 
 
 def run_realistic(args: argparse.Namespace) -> dict[str, Any]:
@@ -335,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     out: dict[str, Any] = {"bench": "throughput"}
     if not args.skip_ladder:
-        print(f"ladder: {args.symbols} symbols, aggTrade + depth20@100ms + bookTicker; "
+        print(f"ladder: {args.symbols} symbols, aggTrade + depth20@100ms + bookTicker, transport "
+              f"{DEFAULT_TRANSPORT}; "
               f"warmup {args.warmup:g} s, window {args.window:g} s per run", flush=True)
         print(C.table(HEADERS, []).splitlines()[0], flush=True)
         lad = run_ladder(args)
@@ -356,6 +386,15 @@ def main(argv: list[str] | None = None) -> int:
         ]))
         if lad["raw_at_top_of_ladder"]:
             print("note: raw kept up at the top of the ladder: its real maximum is higher")
+        print()
+    if not args.skip_transports:
+        print(f"transports: raw receive of each, {args.symbols} symbols at "
+              f"{args.transport_rate:g} msg/s, window {args.window:g} s", flush=True)
+        print(C.table(HEADERS, []).splitlines()[0], flush=True)
+        out["transports"] = run_transports(args)
+        print(C.table(("transport", "us CPU per msg", "recv msg/s", "keeps up"), [
+            (name, t["us_per_msg"], t["rate"], "yes" if t["sustained"] else "NO")
+            for name, t in out["transports"].items()]))
         print()
     if not args.skip_realistic:
         print(f"realistic: {args.realistic_symbols} symbols at {args.realistic_rate:g} msg/s, "

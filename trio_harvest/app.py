@@ -129,7 +129,8 @@ class Harvester:
         # issue 5: dedup + agg-id continuity in the router, gaps, backfill, the 24 h handover.
         # Backfill speaks HTTP to rest_url unless ``fetch`` is given; with a fake ``connect`` and
         # no ``fetch`` it is off (gaps stay unfilled): its REST would not match the fake stream.
-        self.repair = Repair(config, self.lanes, connect or websocket_connector(config.max_message_bytes),
+        real_connect = websocket_connector(config.max_message_bytes, transport=config.transport)
+        self.repair = Repair(config, self.lanes, connect or real_connect,
                              wall_ms=wall_clock_ms, fetch=fetch, use_http=connect is None)
         self.router.gate = self.repair
         self.repair.last_seen = self.router.stats.last_seen

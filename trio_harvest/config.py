@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .ingest.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from .kinds import ALL_KINDS, DEFAULT_WATERMARKS
 from .signals.params import SignalParams
 
@@ -103,6 +104,8 @@ class Config:
     auto_compact: bool = False
     compact_older_than: float = 7200.0
     compact_target_rows: int = 1_000_000
+    # transport (issue 8): the websocket client library, see ingest/transport.py
+    transport: str = DEFAULT_TRANSPORT
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -141,6 +144,7 @@ def _validate(c: Config) -> None:
     _choice("book", c.book, BOOK_MODES)
     _choice("log_format", c.log_format, LOG_FORMATS)
     _choice("log_level", c.log_level, LOG_LEVELS)
+    _choice("transport", c.transport, TRANSPORTS)
     for name in ("rotate_sec", "write_timeout", "shutdown_grace", "stall_timeout",
                  "backoff_initial", "backoff_max", "deadletter_timeout", "max_file_age"):
         _positive(name, getattr(c, name))

@@ -44,6 +44,7 @@ class FakeExchange:
     lifetime: float = math.inf
     refuse: int = 0
     reorder_new: bool = False  # new sockets get the two streams in the other order
+    newest_only: bool = False  # only the last socket opened gets frames
     sockets: list[FakeSocket] = field(default_factory=list)
     opened: int = 0
     closed_by_lifetime: int = 0
@@ -76,6 +77,8 @@ class FakeExchange:
                     sock.send.close()
                     self.sockets.remove(sock)
                     continue
+                if self.newest_only and sock is not self.sockets[-1]:
+                    continue
                 pair = [f"a{self.n}", f"b{self.n}"]
                 for frame in reversed(pair) if sock.reorder else pair:
                     sock.send.send_nowait(frame)
@@ -95,6 +98,53 @@ def assert_contiguous(frames: list[str]) -> None:
     n = [int(f[1:]) for f in frames if f[0] == "a"]
     assert n == list(range(n[0], n[-1] + 1))
     assert len(frames) == 2 * len(n) or abs(len(frames) - 2 * len(n)) == 1
+
+
+async def test_no_cancel_scope_is_entered_per_message(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Between handovers a read is the socket's own: every read runs under the same cancel
+    status (a scope entered per message would give each read a new one)."""
+    statuses: list[object] = []  # kept alive, so identities are not reused
+
+    class Socket:
+        n = 0
+
+        async def get_message(self) -> str:
+            statuses.append(trio.lowlevel.current_task()._cancel_status)  # type: ignore[attr-defined]
+            await trio.sleep(0.01)
+            self.n += 1
+            return f"a{self.n}"
+
+    @asynccontextmanager
+    async def connect(url: str) -> AsyncIterator[MessageSource]:
+        yield Socket()
+
+    connector = HandoverConnector(connect, lifetime=100.0, lead=10.0, overlap=1.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(connector.run)
+        frames = await read_for(connector, 1.0)
+        nursery.cancel_scope.cancel()
+    assert len(frames) > 50
+    assert len({id(s) for s in statuses}) == 1
+
+
+async def test_a_quiet_old_socket_is_switched_after_the_overlap(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Only the newest socket gets frames: the old one is silent from the moment its replacement
+    opens, so the read blocked on it must be ended (by closing it) at the overlap deadline."""
+    ex = FakeExchange(lifetime=1.0, newest_only=True)
+    connector = HandoverConnector(ex.connect, lifetime=1.0, lead=0.3, overlap=0.2)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ex.run)
+        await nursery.start(connector.run)
+        frames = await read_for(connector, 3.0)
+        nursery.cancel_scope.cancel()
+    st = connector.stats
+    assert st.handovers >= 3 and st.timed_out == st.handovers and st.old_closed_first == 0
+    assert_contiguous(frames)
+    assert ex.closed_by_lifetime == 0
 
 
 async def test_handover_switches_at_the_common_frame(

@@ -181,7 +181,8 @@ async def test_rest_and_websocket_share_the_port(sim: Simulator) -> None:
 
 
 async def test_connection_faults(nursery: trio.Nursery) -> None:
-    connect = websocket_connector(1 << 20)  # it closes its socket after a server-side close
+    # it closes its socket after a server-side close (trio-websocket: its ConnectionClosed below)
+    connect = websocket_connector(1 << 20, transport="trio-websocket")
     sim = Simulator(SimConfig(symbols=("BTCUSDT",), rate=1000.0, seed=4,
                               faults=FaultPlan(disconnect=0.4, stall=0.2, stall_for=10.0)))
     await nursery.start(sim.serve)

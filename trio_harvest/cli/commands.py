@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
           help="streams per websocket connection (default 200, Binance's limit)")
     _flag(g, "--max-message-bytes", type=int, metavar="N",
           help="largest websocket message accepted (default 4194304 = 4 MiB)")
+    _flag(g, "--transport", metavar="NAME",
+          help="websocket client: websockets (its trio client, default) or trio-websocket")
 
     g = run.add_argument_group("storage")
     _flag(g, "--data-dir", metavar="DIR", help="where Parquet partitions go (default ./data)")

@@ -3,64 +3,42 @@ reconnect with capped exponential backoff and full jitter.
 
 Owns a connection's life: stall detection (no frame for ``stall_timeout`` → reconnect), handshake
 errors, ``ConnectionClosed`` and ``OSError`` are all survivable and logged; a failing connection
-never takes down another connection or the app. The socket is injected (``connect``), so the same
-code runs against Binance, the simulator or a fake. Never writes files, never checks rotation.
+never takes down another connection or the app. The socket is injected (``connect``: a transport
+of ``transport.py``, or a fake), so the same code runs against Binance, the simulator or a fake.
+Per frame it only counts and hands over (no scope, no clock read). Never writes files, never
+checks rotation.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import trio
-import trio_websocket
 
 from ..binance.streams import ConnectionPlan
 from ..ratelimit import RateLimitedLog
 from .backoff import Backoff
-from .wsclient import open_websocket
+from .transport import DEFAULT_TRANSPORT, ConnectFn, MessageSource, connector, recoverable_errors
+
+__all__ = ["RECOVERABLE", "ConnectFn", "Connection", "MessageSource", "websocket_connector"]
 
 log = logging.getLogger("trio_harvest.ingest")
 
-
-class MessageSource(Protocol):
-    async def get_message(self) -> str | bytes: ...
-
-
-ConnectFn = Callable[[str], AbstractAsyncContextManager[MessageSource]]
 FrameHandler = Callable[[str | bytes], Awaitable[None]]
 DisconnectHook = Callable[[ConnectionPlan, str], Awaitable[None]]
 
 
-def websocket_connector(
-    max_message_bytes: int, connect_timeout: float = 10.0
-) -> ConnectFn:
-    """The real ``connect``: trio-websocket with a large receive buffer, on a socket we close."""
-
-    @asynccontextmanager
-    async def connect(url: str) -> AsyncIterator[MessageSource]:
-        async with open_websocket(url, max_message_size=max_message_bytes,
-                                  connect_timeout=connect_timeout) as ws:
-            yield ws
-
-    return connect
+def websocket_connector(max_message_bytes: int, connect_timeout: float = 10.0,
+                        transport: str = DEFAULT_TRANSPORT) -> ConnectFn:
+    """The real ``connect`` (see ``transport.py``): a socket per session that it closes."""
+    return connector(transport, max_message_bytes, connect_timeout)
 
 
-RECOVERABLE: tuple[type[BaseException], ...] = (
-    trio_websocket.HandshakeError,
-    trio_websocket.ConnectionClosed,
-    trio_websocket.ConnectionRejected,
-    trio_websocket.ConnectionTimeout,
-    trio_websocket.DisconnectionTimeout,
-    OSError,
-    trio.BrokenResourceError,
-    trio.ClosedResourceError,
-    trio.TooSlowError,  # a connect or handshake over its timeout
-)
+# both transports' errors, whichever runs (a handover or a test may mix them)
+RECOVERABLE: tuple[type[BaseException], ...] = recoverable_errors()
 
 
 @dataclass(slots=True)
@@ -73,7 +51,7 @@ class ConnectionStats:
     frames: int = 0
     connected: bool = False
     connected_at: float | None = None  # trio time
-    last_frame_at: float | None = None
+    last_frame_at: float | None = None  # to the stall watchdog's tick (not stamped per frame)
     last_error: str = ""
 
 
@@ -137,17 +115,27 @@ class Connection:
                 st.reconnects += 1
 
     async def _watchdog(self) -> None:
-        """Stall detection without a deadline per frame: a session that has seen no frame for
-        ``stall_timeout`` (or no handshake within ``stall_timeout + 10`` s) is cancelled; time
-        spent waiting on a full lane does not count."""
+        """Stall detection without a deadline or a clock read per frame: every tick it looks at
+        the frame count; a session whose count has not moved for ``stall_timeout`` (or with no
+        handshake within ``stall_timeout + 10`` s) is cancelled; time spent waiting on a full
+        lane does not count."""
         stall = self.stall_timeout
+        st = self.stats
+        seen = st.frames
         while True:
             await trio.sleep(min(1.0, stall / 10))
             session = self._session
-            if session is None or self._handling:
+            if session is None:
                 continue
-            allowance = stall if self.stats.connected else stall + 10.0
-            if trio.current_time() - self._progress_at > allowance:
+            now = trio.current_time()
+            if self._handling or st.frames != seen:
+                seen = st.frames
+                self._progress_at = now
+                if not self._handling:
+                    st.last_frame_at = now
+                continue
+            allowance = stall if st.connected else stall + 10.0
+            if now - self._progress_at > allowance:
                 self._ended_by = f"stalled: no frame for {stall:g}s"
                 session.cancel()
 
@@ -167,19 +155,16 @@ class Connection:
                         log.info("%s: connected", st.label)
                     else:
                         log.info("%s: reconnected", st.label)
-                    first = True
                     get = ws.get_message
                     handle = self.handle
-                    while True:
-                        frame = await get()
+                    frame = await get()
+                    self.backoff.reset()
+                    while True:  # per frame: no clock read, no scope, no allocation of ours
                         st.frames += 1
-                        if first:
-                            first = False
-                            self.backoff.reset()
                         self._handling = True
                         await handle(frame)
                         self._handling = False
-                        st.last_frame_at = self._progress_at = trio.current_time()
+                        frame = await get()
             return self._ended_by
         except RECOVERABLE as exc:
             return _describe(exc)

@@ -3,18 +3,30 @@
 Owns the socket's whole life. trio-websocket 0.12's ``open_websocket_url`` leaves the client
 socket open when a handshake fails or is cancelled, or when the server closed the connection;
 over weeks of reconnects that is a file-descriptor leak. Here the stream is opened by us, handed
-to ``wrap_client_stream`` and always closed. Never interprets messages.
+to ``wrap_client_stream`` and always closed. Messages come back as ``str`` (text frames) or
+``bytes``. Never interprets messages.
 """
 
 from __future__ import annotations
 
 import ssl
 import urllib.parse
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+import h11
 import trio
 import trio_websocket
+
+RECOVERABLE: tuple[type[BaseException], ...] = (
+    trio_websocket.HandshakeError,
+    trio_websocket.ConnectionClosed,
+    trio_websocket.ConnectionRejected,
+    trio_websocket.ConnectionTimeout,
+    trio_websocket.DisconnectionTimeout,
+    # a reply that is not HTTP at all: trio-websocket lets h11's error out of its reader task
+    h11.ProtocolError,
+)
 
 
 def split_ws_url(url: str) -> tuple[str, int, str, bool]:
@@ -54,11 +66,15 @@ async def open_websocket(
                     receive_buffer_size=receive_buffer_size)
             try:
                 yield ws
-            finally:
-                with trio.CancelScope(shield=True) as closing:
-                    closing.deadline = trio.current_time() + 2.0
-                    await ws.aclose()
+            except BaseException:
+                # cancelled (a stall, a stop) or failed: the reader task is cancelled with us and
+                # could not read the server's close reply; a closing handshake would only wait
+                # out its 2 s. Drop the link instead (the stream is closed below).
                 nursery.cancel_scope.cancel()
+                raise
+            with trio.move_on_after(2.0):  # not shielded: a stop must not wait for the reply
+                await ws.aclose()
+            nursery.cancel_scope.cancel()
     finally:
         await trio.aclose_forcefully(stream)
 
@@ -73,3 +89,15 @@ async def _unwrapped() -> AsyncIterator[None]:
         if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
             raise group.exceptions[0] from None
         raise
+
+
+def trio_websocket_connector(
+    max_message_bytes: int, connect_timeout: float = 10.0
+) -> Callable[[str], AbstractAsyncContextManager[trio_websocket.WebSocketConnection]]:
+    """The ``connect`` of this transport: a large receive buffer, on a socket we close."""
+
+    def connect_one(url: str) -> AbstractAsyncContextManager[trio_websocket.WebSocketConnection]:
+        return open_websocket(url, max_message_size=max_message_bytes,
+                              connect_timeout=connect_timeout)
+
+    return connect_one

@@ -1,0 +1,56 @@
+"""The websocket transport seam: what ingest reads from, and the choice of implementation.
+
+Owns the small protocol every transport meets (``MessageSource``: one awaitable
+``get_message``; ``ConnectFn``: an async context manager per URL that opens, holds and always
+closes its socket), the names of the implementations (``TRANSPORTS``), their combined set of
+recoverable errors, and ``connector`` which builds the real ``connect`` for a name. Each
+implementation lives in its own module and is imported only when chosen: ``ws_websockets.py``
+(the websockets >= 17 trio client, the default) and ``wsclient.py`` (trio-websocket). Never
+interprets messages, never reconnects (that is ``connection.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+TRANSPORTS = ("websockets", "trio-websocket")
+DEFAULT_TRANSPORT = "websockets"
+
+
+class MessageSource(Protocol):
+    """One open websocket: the next text or binary message, or a recoverable error once the
+    connection is gone. Cancelling a pending ``get_message`` loses no message."""
+
+    @property
+    def get_message(self) -> Callable[[], Awaitable[str | bytes]]: ...
+
+
+ConnectFn = Callable[[str], AbstractAsyncContextManager[MessageSource]]
+
+
+def recoverable_errors() -> tuple[type[BaseException], ...]:
+    """Every error a transport raises for a lost, refused, rejected or timed-out connection (a
+    reconnect fixes it); both libraries' errors, whichever transport runs. (The libraries are
+    imported here, not at the top: the config reads ``TRANSPORTS`` without loading them.)"""
+    import trio
+
+    from . import ws_websockets, wsclient
+
+    return (*ws_websockets.RECOVERABLE, *wsclient.RECOVERABLE, OSError,
+            trio.BrokenResourceError, trio.ClosedResourceError,
+            trio.TooSlowError)  # a connect or handshake over its timeout
+
+
+def connector(name: str, max_message_bytes: int, connect_timeout: float = 10.0) -> ConnectFn:
+    """The real ``connect`` of transport ``name`` (one of ``TRANSPORTS``)."""
+    if name == "websockets":
+        from .ws_websockets import websockets_connector
+
+        return websockets_connector(max_message_bytes, connect_timeout)
+    if name == "trio-websocket":
+        from .wsclient import trio_websocket_connector
+
+        return trio_websocket_connector(max_message_bytes, connect_timeout)
+    raise ValueError(f"unknown transport {name!r} (known: {', '.join(TRANSPORTS)})")
