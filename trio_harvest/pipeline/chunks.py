@@ -41,13 +41,6 @@ def _buffer(dtype: Any) -> Any:
     return []
 
 
-def _series(name: str, values: Any, dtype: Any) -> pl.Series:
-    """One column buffer as a Series of ``dtype`` (buffer protocol: no per-value Python work)."""
-    if isinstance(values, array):
-        return pl.Series(name, values)  # NaN stays NaN here: Batch.to_frame makes it null
-    return pl.Series(name, values, dtype=dtype, strict=False)
-
-
 class Builder:
     """Column buffers of one shape. ``n`` rows; ``columns`` pairs each buffer with its name."""
 
@@ -56,8 +49,14 @@ class Builder:
     def __init__(self) -> None:
         self.n = 0
 
-    def frame(self, symbol: str) -> pl.DataFrame:  # pragma: no cover - abstract
+    def column_buffers(self, schema: Schema) -> dict[str, Any]:  # pragma: no cover - abstract
+        """This chunk's columns by name (``symbol`` excluded: it is the lane's): an ``array`` or
+        a list each, ``n`` long. A column of ``schema`` the shape does not have is absent."""
         raise NotImplementedError
+
+    def nan_columns(self) -> set[str]:
+        """Float columns whose NaN values stand for null (missing levels, absent values)."""
+        return set()
 
     def nbytes(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -69,17 +68,12 @@ class Builder:
         """The ``ts_ms`` column (for a batch's date range without building a frame)."""
         raise NotImplementedError
 
-    def merge(self, others: Sequence[Builder]) -> Builder:
-        """One builder with this one's rows, then ``others``' (same shape): a batch of many
-        chunks becomes one frame per shape, not a concatenation of many small frames."""
-        raise NotImplementedError  # pragma: no cover - abstract
-
 
 class GenericBuilder(Builder):
     """Rows that arrive as tuples in ``schema`` order. A column that meets a value its typed
     buffer cannot take (``None`` in an int column, say) becomes a plain list for this chunk."""
 
-    __slots__ = ("_float", "_names", "cols", "schema")
+    __slots__ = ("_float", "_names", "_nan", "cols", "schema")
 
     def __init__(self, schema: Schema) -> None:
         super().__init__()
@@ -87,13 +81,16 @@ class GenericBuilder(Builder):
         self._names = schema.names
         self.cols: list[Any] = [_buffer(dtype) for _, dtype in schema.columns]
         self._float = [dtype == pl.Float64 for _, dtype in schema.columns]
+        self._nan: set[str] = set()
 
     def append(self, row: Row) -> None:
         cols = self.cols
         if len(row) != len(cols):
             raise BadValue(f"{self.schema.kind} row has {len(row)} values, expected {len(cols)}")
         if None in row:
-            row = tuple(NAN if v is None and f else v for v, f in zip(row, self._float, strict=True))
+            fl = self._float
+            self._nan.update(self._names[i] for i, v in enumerate(row) if v is None and fl[i])
+            row = tuple(NAN if v is None and f else v for v, f in zip(row, fl, strict=True))
         done = 0
         try:
             for col, v in zip(cols, row, strict=True):
@@ -137,28 +134,12 @@ class GenericBuilder(Builder):
     def nbytes(self) -> int:
         return sum(c.itemsize * len(c) if isinstance(c, array) else 8 * len(c) for c in self.cols)
 
-    def merge(self, others: Sequence[Builder]) -> Builder:
-        out = GenericBuilder(self.schema)
-        for i in range(len(self.cols)):
-            parts = [self.cols[i], *(o.cols[i] for o in others if isinstance(o, GenericBuilder))]
-            if all(isinstance(p, array) for p in parts):
-                col: Any = parts[0][:]
-                for p in parts[1:]:
-                    col.extend(p)
-            else:
-                col = []
-                for p in parts:
-                    col.extend([None if v != v else v for v in p] if isinstance(p, array)
-                               and p.typecode == "d" else p)
-                out._float[i] = False
-            out.cols[i] = col
-        out.n = self.n + sum(o.n for o in others)
-        return out
+    def column_buffers(self, schema: Schema) -> dict[str, Any]:
+        return {name: col for name, col in zip(self._names, self.cols, strict=True)
+                if name != "symbol"}
 
-    def frame(self, symbol: str) -> pl.DataFrame:
-        return pl.DataFrame([_series(name, col, dtype)
-                             for (name, dtype), col in zip(self.schema.columns, self.cols,
-                                                           strict=True)])
+    def nan_columns(self) -> set[str]:
+        return self._nan
 
 
 class UntypedBuilder(Builder):
@@ -187,23 +168,10 @@ class UntypedBuilder(Builder):
     def ts_values(self) -> Sequence[int]:
         return self.cols[0] if self.cols else []
 
-    def merge(self, others: Sequence[Builder]) -> Builder:
-        out = UntypedBuilder()
-        out.cols = [list(c) for c in self.cols]
-        for o in others:
-            if isinstance(o, UntypedBuilder):
-                for mine, theirs in zip(out.cols, o.cols, strict=True):
-                    mine.extend(theirs)
-        out.n = self.n + sum(o.n for o in others)
-        return out
-
-    def frame(self, symbol: str) -> pl.DataFrame:
-        raise TypeError("an untyped chunk needs a schema: use frame_as")
-
-    def frame_as(self, schema: Schema) -> pl.DataFrame:
-        """The rows as a frame of ``schema`` (they must follow its columns)."""
-        return pl.DataFrame([pl.Series(name, col, dtype=dtype, strict=False)
-                             for (name, dtype), col in zip(schema.columns, self.cols, strict=True)])
+    def column_buffers(self, schema: Schema) -> dict[str, Any]:
+        """Positional: the rows must follow ``schema``'s columns."""
+        return {name: col for name, col in zip(schema.names, self.cols, strict=True)
+                if name != "symbol"}
 
 
 class Batch:
@@ -251,38 +219,74 @@ class Batch:
             raise ValueError("empty batch")
         return int(lo), int(hi)
 
-    def to_frame(self, schema: Schema | None = None) -> pl.DataFrame:
+    def to_frame(self, schema: Schema | None = None, *, for_file: bool = False) -> pl.DataFrame:
         """All chunks as one frame with the schema's columns in order (``schema`` overrides the
-        lane's). Chunks of different shapes (bookTicker and depth rows, say) are combined and
-        ordered by ``ts_ms`` (stable)."""
+        lane's; ``for_file`` leaves out the ``symbol`` column, which the path carries). Each
+        column is its chunks' buffers joined in C (array ``extend``) and handed to Polars
+        through the buffer protocol, then at most three frame operations: NaN to null, the
+        ``symbol`` column, and time order when shapes (bookTicker and depth rows) interleave."""
         schema = schema or self.schema
-        symbol = self.symbol
-        by_shape: dict[Any, list[Builder]] = {}
-        for c in self.chunks:
-            if c.n:
-                key = (type(c), getattr(c, "levels", None),
-                       len(c.cols) if isinstance(c, (GenericBuilder, UntypedBuilder)) else 0)
-                by_shape.setdefault(key, []).append(c)
-        if not by_shape:
-            return pl.DataFrame(schema=schema.polars)
-        merged = [group[0] if len(group) == 1 else group[0].merge(group[1:])
-                  for group in by_shape.values()]
-        frames = [c.frame_as(schema) if isinstance(c, UntypedBuilder) else c.frame(symbol)
-                  for c in merged]
-        df = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
-        have = set(df.columns)
-        df = df.select([_final(n, t) if n in have else pl.lit(None, t).alias(n)
-                        for n, t in schema.columns])
-        if len(frames) > 1:
+        chunks = [c for c in self.chunks if c.n]
+        if not chunks:
+            empty = pl.DataFrame(schema=schema.polars)
+            return empty.drop("symbol") if for_file and "symbol" in empty.columns else empty
+        parts = [c.column_buffers(schema) for c in chunks]
+        sizes = [c.n for c in chunks]
+        nan: set[str] = set()
+        for c in chunks:
+            nan |= c.nan_columns()
+        series: list[pl.Series] = []
+        for name, dtype in schema.columns:
+            if name == "symbol":
+                continue
+            buf, filled = _join([p.get(name) for p in parts], sizes, dtype)
+            if filled:
+                nan.add(name)
+            if isinstance(buf, array):
+                s = pl.Series(name, buf)
+                if dtype == pl.Boolean:
+                    s = s.cast(pl.Boolean)
+            else:
+                s = pl.Series(name, buf, dtype=dtype, strict=False)
+            series.append(s)
+        df = pl.DataFrame(series)
+        fix: list[pl.Expr] = []
+        nan_names = [n for n, t in schema.columns if n in nan and t == pl.Float64]
+        if nan_names:
+            fix.append(pl.col(nan_names).fill_nan(None))
+        if not for_file and "symbol" in schema.polars:
+            fix.append(pl.lit(self.symbol, pl.String).alias("symbol"))
+        if fix:
+            df = df.with_columns(fix)
+        if not for_file and "symbol" in schema.polars:
+            df = df.select(schema.names)
+        if len({type(c) for c in chunks}) > 1:
             df = df.sort("ts_ms", maintain_order=True)
         return df
 
 
-def _final(name: str, dtype: Any) -> pl.Expr:
-    col = pl.col(name)
-    if dtype == pl.Float64:
-        return col.cast(dtype).fill_nan(None)
-    return col.cast(dtype)
+def _join(parts: list[Any], sizes: list[int], dtype: Any) -> tuple[Any, bool]:
+    """One column from its chunks' buffers (None: the chunk's shape lacks the column). Returns
+    (buffer, whether NaN filler was added for a missing float column)."""
+    if len(parts) == 1 and parts[0] is not None:
+        return parts[0], False
+    if all(isinstance(p, array) for p in parts):
+        out = parts[0][:]
+        for p in parts[1:]:
+            out.extend(p)
+        return out, False
+    if dtype == pl.Float64 and all(p is None or isinstance(p, array) for p in parts):
+        out = array("d")
+        for p, n in zip(parts, sizes, strict=True):
+            out.extend(p if p is not None else _NAN1 * n)
+        return out, True
+    values: list[Any] = []  # a list column somewhere (strings, or values an array refused)
+    for p, n in zip(parts, sizes, strict=True):
+        values.extend(p if p is not None else [None] * n)
+    return values, False
+
+
+_NAN1 = array("d", [NAN])
 
 
 class FrameBatch(Batch):
@@ -308,7 +312,9 @@ class FrameBatch(Batch):
         ts = self.frame.get_column("ts_ms")
         return int(ts.min()), int(ts.max())  # type: ignore[arg-type]
 
-    def to_frame(self, schema: Schema | None = None) -> pl.DataFrame:
+    def to_frame(self, schema: Schema | None = None, *, for_file: bool = False) -> pl.DataFrame:
+        if for_file and "symbol" in self.frame.columns:
+            return self.frame.drop("symbol")
         return self.frame
 
 

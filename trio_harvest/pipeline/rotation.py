@@ -26,7 +26,7 @@ from .lanes import Lane, Lanes
 
 log = logging.getLogger("trio_harvest.rotation")
 
-STOP_CONCURRENCY = 8  # partition writes at once during the final flush (at least save_concurrency)
+STOP_CONCURRENCY = 16  # partition writes at once during the final flush (at least save_concurrency)
 
 SaveFn = Callable[[Partition, PublishGate], Awaitable[Any]]
 DeadLetterFn = Callable[[str, str, RowData, PublishGate], Awaitable[Any]]

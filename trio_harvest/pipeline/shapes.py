@@ -10,14 +10,12 @@ Pure: no trio, no I/O; an ``add`` appends a whole row or rolls back and raises `
 
 from __future__ import annotations
 
-import copy
 from array import array
 from collections.abc import Sequence
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
+from ..kinds import Schema
 from .chunks import NAN, BadValue, Builder
 
 if TYPE_CHECKING:
@@ -54,24 +52,8 @@ class Shape(Builder):
         return sum(c.itemsize * len(c) if isinstance(c, array) else 8 * len(c)
                    for c in self._cols())
 
-    def merge(self, others: Sequence[Builder]) -> Shape:
-        """One builder holding this one's rows and then ``others``' (all of this shape)."""
-        out = copy.copy(self)
-        for attr, _, _ in self.FIELDS:
-            col = getattr(self, attr)[:]
-            for o in others:
-                col.extend(getattr(o, attr))
-            setattr(out, attr, col)
-        out.n = self.n + sum(o.n for o in others)
-        return out
-
-    def frame(self, symbol: str) -> pl.DataFrame:
-        """This shape's columns (floats still NaN for null; ``Batch.to_frame`` converts)."""
-        cols = [pl.Series(name, getattr(self, attr), dtype=pl.String) if code == "s"
-                else pl.Series(name, getattr(self, attr))
-                for attr, name, code in self.FIELDS]
-        cols.append(pl.repeat(symbol, self.n, eager=True, dtype=pl.String).alias("symbol"))
-        return pl.DataFrame(cols)
+    def column_buffers(self, schema: Schema) -> dict[str, Any]:
+        return {name: getattr(self, attr) for attr, name, _code in self.FIELDS}
 
 
 class TradeBuilder(Shape):
@@ -157,8 +139,8 @@ class DepthBuilder(Shape):
     """``orderbook`` rows from partial-depth messages: every level of a row in one flat float
     buffer (bids then asks, price and size interleaved), padded with NaN to ``levels``."""
 
-    __slots__ = ("_pad", "event", "first_uid", "levels", "lv", "prev_uid", "recv", "source",
-                 "ts", "uid")
+    __slots__ = ("_pad", "event", "first_uid", "levels", "lv", "padded", "prev_uid", "recv",
+                 "source", "ts", "uid")
     ts: array[int]
     event: array[int]
     recv: array[int]
@@ -173,6 +155,7 @@ class DepthBuilder(Shape):
         super().__init__()
         self.levels = levels
         self._pad = array("d", [NAN]) * (2 * levels)
+        self.padded = False  # some row had fewer than ``levels`` levels on a side
 
     def add(self, d: DepthUpdate, recv_ms: int, source: str) -> None:
         try:
@@ -197,6 +180,7 @@ class DepthBuilder(Shape):
             else:
                 lv.extend(_chain(side))
                 lv.extend(self._pad[: 2 * (n - k)])
+                self.padded = True
         self.n += 1
 
     def rollback(self) -> None:
@@ -204,26 +188,29 @@ class DepthBuilder(Shape):
             del col[self.n:]
         del self.lv[self.n * 4 * self.levels:]
 
-    def frame(self, symbol: str) -> pl.DataFrame:
-        lv = self.lv
-        n = self.levels
+    def _level_names(self) -> list[str]:
+        return [f"{side}_{what}_{i + 1}" for i in range(self.levels)
+                for side, what in (("bid", "px"), ("bid", "sz"), ("ask", "px"), ("ask", "sz"))]
+
+    def column_buffers(self, schema: Schema) -> dict[str, Any]:
+        out = {name: getattr(self, attr) for attr, name, _code in self.FIELDS[:-1]}
+        lv, n = self.lv, self.levels
         width = 4 * n
-        cols = [pl.Series(name, getattr(self, attr), dtype=pl.String) if code == "s"
-                else pl.Series(name, getattr(self, attr))
-                for attr, name, code in self.FIELDS[:-1]]
-        cols.append(pl.repeat(symbol, self.n, eager=True, dtype=pl.String).alias("symbol"))
         for i in range(n):  # a strided slice of an array is one C-level copy
-            cols.append(pl.Series(f"bid_px_{i + 1}", lv[2 * i::width]))
-            cols.append(pl.Series(f"bid_sz_{i + 1}", lv[2 * i + 1::width]))
-            cols.append(pl.Series(f"ask_px_{i + 1}", lv[2 * n + 2 * i::width]))
-            cols.append(pl.Series(f"ask_sz_{i + 1}", lv[2 * n + 2 * i + 1::width]))
-        return pl.DataFrame(cols)
+            out[f"bid_px_{i + 1}"] = lv[2 * i::width]
+            out[f"bid_sz_{i + 1}"] = lv[2 * i + 1::width]
+            out[f"ask_px_{i + 1}"] = lv[2 * n + 2 * i::width]
+            out[f"ask_sz_{i + 1}"] = lv[2 * n + 2 * i + 1::width]
+        return out
+
+    def nan_columns(self) -> set[str]:
+        return set(self._level_names()) if self.padded else set()
 
 
 class OfiBuilder(Shape):
     """``ofi`` rows from the signal engine (one per book update)."""
 
-    __slots__ = ("ask", "ask_sz", "bid", "bid_sz", "ml", "ofi", "source", "ts")
+    __slots__ = ("ask", "ask_sz", "bid", "bid_sz", "ml", "nulls", "ofi", "source", "ts")
     ts: array[int]
     source: list[str]
     ofi: array[float]
@@ -236,6 +223,14 @@ class OfiBuilder(Shape):
               ("ml", "ofi_ml", "d"), ("bid", "bid", "d"), ("ask", "ask", "d"),
               ("bid_sz", "bid_sz", "d"), ("ask_sz", "ask_sz", "d"))
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.nulls = False  # some row lacked a best bid/ask
+
+    def nan_columns(self) -> set[str]:
+        names = {"ofi_l1", "ofi_ml"}
+        return names | {"bid", "ask", "bid_sz", "ask_sz"} if self.nulls else names
+
     def add(self, ts: int, source: str, ofi1: float | None, ofim: float | None,
             bid: float | None, ask: float | None, bid_sz: float | None,
             ask_sz: float | None) -> None:
@@ -247,6 +242,7 @@ class OfiBuilder(Shape):
         self.ofi.append(NAN if ofi1 is None else ofi1)
         self.ml.append(NAN if ofim is None else ofim)
         if bid is None or ask is None or bid_sz is None or ask_sz is None:
+            self.nulls = True
             bid = NAN if bid is None else bid
             ask = NAN if ask is None else ask
             bid_sz = NAN if bid_sz is None else bid_sz

@@ -33,6 +33,8 @@ def to_file_frame(schema: Schema, rows: RowData) -> pl.DataFrame:
     """The kind's rows as a file holds them: the kind's own columns only, without the partition
     columns that the path already carries. (Files of the first version were widened to the
     union of every kind's columns; readers still accept them, see ``dataset.py``.)"""
+    if not isinstance(rows, (list, pl.DataFrame)):
+        return rows.to_frame(schema, for_file=True)  # a lane's batch: never builds ``symbol``
     return to_frame(schema, rows).drop([c for c in PARTITION_COLUMNS if c in schema.polars])
 
 
