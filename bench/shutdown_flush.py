@@ -55,7 +55,7 @@ from trio_harvest.app import Harvester
 from trio_harvest.config import Config
 from trio_harvest.kinds import ALL_KINDS, ORDERBOOK, PREVIEW_KINDS, PRICES
 
-TARGET_S = 5.0
+TARGET_S = 3.0  # issue 8: 200 symbols, 1M rows: everything written within 3 s, nothing dead-lettered
 AUTH = (PRICES, ORDERBOOK)
 _DEFAULTS = Config()
 HUGE = 10**8
@@ -367,8 +367,11 @@ def main(argv: list[str] | None = None) -> int:
             res["all_rows_on_disk"] = (res["disk_parquet_rows"] + res["disk_deadletter_lines"]
                                        == res["rows_buffered"])
             res["all_rows_in_parquet"] = res["disk_parquet_rows"] == res["rows_buffered"]
-            res["target_met"] = res["flush_s"] is not None and res["flush_s"] < TARGET_S \
-                and res["all_rows_on_disk"]
+            res["target_met"] = bool(
+                res["flush_s"] is not None and res["flush_s"] <= TARGET_S
+                and res["all_rows_in_parquet"] and not res["rows_deadlettered"]
+                and not res["preview_rows_deadlettered"] and not res["rows_lost"]
+                and not res["preview_rows_lost"])
             results[variant] = res
         finally:
             if args.keep:
@@ -387,9 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     print("rows/written/dead-lettered/lost: the authoritative kinds buffered (prices, orderbook); "
           "preview rows the signal engines derived are flushed too (their files counted after +)")
     print(f"final flush after SIGTERM, {args.symbols} symbols, grace {args.grace:g} s, "
-          f"save_concurrency {args.save_concurrency} (target < {TARGET_S:g} s)")
+          f"save_concurrency {args.save_concurrency} (target <= {TARGET_S:g} s, nothing dead-lettered)")
     print(C.table(("variant", "rows", "lanes", "RSS MB", "flush s", "flush CPU s", "exit s",
-                   "files (+preview)", "written", "dead-lettered", "lost", "all on disk", "< 5 s"), rows))
+                   "files (+preview)", "written", "dead-lettered", "lost", "all on disk",
+                   f"<= {TARGET_S:g} s"), rows))
     C.emit_json({
         "bench": "shutdown_flush",
         **C.conditions(load_before),
@@ -399,6 +403,12 @@ def main(argv: list[str] | None = None) -> int:
         "grace_s": args.grace,
         "save_concurrency": args.save_concurrency,
         "base_seconds": args.base_seconds,
+        # the contract keys: the worst of the variants run
+        "rows_buffered": min(r["rows_buffered"] for r in results.values()),
+        "flush_s": max(r["flush_s"] or float("inf") for r in results.values()),
+        "rows_deadlettered": max(r["rows_deadlettered"] + r["preview_rows_deadlettered"]
+                                 for r in results.values()),
+        "rows_lost": max(r["rows_lost"] + r["preview_rows_lost"] for r in results.values()),
         "results": results,
         "target_met": all(r["target_met"] for r in results.values()),
     })

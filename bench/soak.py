@@ -64,7 +64,8 @@ from trio_harvest.storage.partitions import TMP_PREFIX, Partition
 from trio_harvest.storage.recover import Recoverer
 
 AUTH = (PRICES, ORDERBOOK)
-TARGET_RSS_MB = 300.0
+TARGET_RSS_MB = 250.0  # issue 8: realistic RSS <= 250 MB and flat
+TARGET_BYTES_PER_ROW = 150.0
 TARGET_SLOPE_MB_PER_MIN = 5.0  # "flat": less than this growth per minute over the last half
 _DEFAULTS = Config()
 
@@ -275,6 +276,25 @@ async def soak(args: argparse.Namespace, sim: C.SimProcess, data_dir: Path, dl_d
     }
 
 
+def bytes_per_buffered_row(samples: list[dict[str, Any]]) -> float | None:
+    """RSS growth per buffered row at steady load: the least-squares slope of RSS against rows
+    in all lanes while they only fill, from the end of the warm-up to the first flush (a drop in
+    lane rows; freed memory is not always returned to the OS, so later samples would flatter)."""
+    grow: list[tuple[float, float]] = []
+    for s in samples:
+        if s["t"] < 3.0:
+            continue
+        if grow and s["lane_rows"] < 0.8 * grow[-1][0]:
+            break
+        grow.append((float(s["lane_rows"]), s["rss_mb"] * 1024 * 1024))
+    if len(grow) < 3 or grow[-1][0] - grow[0][0] < 10_000:
+        return None
+    mx = sum(x for x, _ in grow) / len(grow)
+    my = sum(y for _, y in grow) / len(grow)
+    den = sum((x - mx) ** 2 for x, _ in grow)
+    return round(sum((x - mx) * (y - my) for x, y in grow) / den, 1) if den else None
+
+
 def disk_counts(data_dir: Path, dl_dir: Path) -> dict[str, int]:
     files = [p for k in AUTH for p in data_dir.glob(f"date=*/symbol=*/kind={k}/*.parquet")
              if not p.name.startswith(TMP_PREFIX)]
@@ -375,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     half = [(s["t"], s["rss_mb"]) for s in samples if s["t"] >= total / 2]
     peak = max(s["rss_mb"] for s in samples)
     slope = C.slope_per_min(half)
+    per_row = bytes_per_buffered_row(samples)
     every = args.every or max(1.0, total / 20)
     shown, next_t = [], 0.0
     for s in samples:
@@ -397,9 +418,12 @@ def main(argv: list[str] | None = None) -> int:
     balance = rows_in == res["rows_written"] + res["rows_deadlettered"]
     all_written = disk["disk_parquet_rows"] == rows_in and disk["deadletter_rows_left"] == 0
     rss_ok = peak <= TARGET_RSS_MB
+    row_ok = per_row is not None and per_row <= TARGET_BYTES_PER_ROW
     flat = slope <= TARGET_SLOPE_MB_PER_MIN
     summary = [
         ("peak RSS MB", peak, f"<= {TARGET_RSS_MB:g}", "yes" if rss_ok else "NO"),
+        ("bytes per buffered row", per_row, f"<= {TARGET_BYTES_PER_ROW:g}",
+         "yes" if row_ok else "NO"),
         ("RSS slope, last half, MB/min", round(slope, 2), f"<= {TARGET_SLOPE_MB_PER_MIN:g}",
          "yes" if flat else "NO"),
         ("max lane rows", max(s["lane_rows"] for s in samples), "", ""),
@@ -433,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
         "rss_last_mb": samples[-1]["rss_mb"],
         "rss_slope_last_half_mb_per_min": round(slope, 2),
         "max_lane_rows": max(s["lane_rows"] for s in samples),
+        "bytes_per_buffered_row": per_row,
+        "target_bytes_per_buffered_row": TARGET_BYTES_PER_ROW,
         "rows_in": rows_in,
         "rows_written": res["rows_written"],
         "rows_deadlettered": res["rows_deadlettered"],
@@ -445,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         **{k: v for k, v in res.items() if k not in ("events",)},
         **disk,
         "targets_met": {"rss": rss_ok, "flat": flat, "balance": balance,
+                        "bytes_per_buffered_row": row_ok,
                         "all_written": all_written},
     })
     return 0
