@@ -22,7 +22,7 @@ class FrameError(ValueError):
         self.category = category
 
 
-class TradeFields(msgspec.Struct):
+class TradeFields(msgspec.Struct, gc=False):
     """The fields an aggregate trade has everywhere (websocket and REST ``aggTrades``)."""
 
     agg_id: int = msgspec.field(name="a")
@@ -39,7 +39,7 @@ class AggTrade(TradeFields, tag_field="e", tag="aggTrade"):
     symbol: str = msgspec.field(name="s")
 
 
-class DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate"):
+class DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate", gc=False):
     event_ms: int = msgspec.field(name="E")
     symbol: str = msgspec.field(name="s")
     first_update_id: int = msgspec.field(name="U")
@@ -50,7 +50,7 @@ class DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate"):
     prev_update_id: int = msgspec.field(name="pu", default=-1)
 
 
-class BookTicker(msgspec.Struct, tag_field="e", tag="bookTicker"):
+class BookTicker(msgspec.Struct, tag_field="e", tag="bookTicker", gc=False):
     update_id: int = msgspec.field(name="u")
     symbol: str = msgspec.field(name="s")
     bid: float = msgspec.field(name="b")
@@ -64,7 +64,7 @@ class BookTicker(msgspec.Struct, tag_field="e", tag="bookTicker"):
 Message = AggTrade | DepthUpdate | BookTicker
 
 
-class Envelope(msgspec.Struct):
+class Envelope(msgspec.Struct, gc=False):
     stream: str
     data: Message
 

@@ -33,12 +33,14 @@ ML_OFI, ML_BID5, ML_ASK5 = range(len(ML_COLUMNS))
 class Table:
     """Columns of float64 values keyed by a sorted int64 ``ts`` column."""
 
-    __slots__ = ("cols", "names", "ts")
+    __slots__ = ("apps", "cols", "names", "ts")
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
         self.ts: array[int] = array("q")
         self.cols: tuple[array[float], ...] = tuple(array("d") for _ in names)
+        # bound appends, for the in-order fast paths (trimming deletes in place: they stay valid)
+        self.apps = tuple(c.append for c in self.cols)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -118,20 +120,51 @@ class TailWindow:
         """Append a trade; False when its second was already emitted (counted in ``late``)."""
         if not self._admit(ts):
             return False
-        self.trades.add(ts, (price, qty, sqty, notional, cvd))
+        t = self.trades
+        tss = t.ts
+        if tss and ts < tss[-1]:
+            t.add(ts, (price, qty, sqty, notional, cvd))
+            return True
+        tss.append(ts)
+        a = t.apps
+        a[0](price)
+        a[1](qty)
+        a[2](sqty)
+        a[3](notional)
+        a[4](cvd)
         return True
 
     def add_l1(self, ts: int, ofi: float, bid: float, ask: float, bid_sz: float,
                ask_sz: float) -> bool:
         if not self._admit(ts):
             return False
-        self.l1.add(ts, (ofi, bid, ask, bid_sz, ask_sz))
+        t = self.l1
+        tss = t.ts
+        if tss and ts < tss[-1]:
+            t.add(ts, (ofi, bid, ask, bid_sz, ask_sz))
+            return True
+        tss.append(ts)
+        a = t.apps
+        a[0](ofi)
+        a[1](bid)
+        a[2](ask)
+        a[3](bid_sz)
+        a[4](ask_sz)
         return True
 
     def add_ml(self, ts: int, ofi: float, bid5: float, ask5: float) -> bool:
         if not self._admit(ts):
             return False
-        self.ml.add(ts, (ofi, bid5, ask5))
+        t = self.ml
+        tss = t.ts
+        if tss and ts < tss[-1]:
+            t.add(ts, (ofi, bid5, ask5))
+            return True
+        tss.append(ts)
+        a = t.apps
+        a[0](ofi)
+        a[1](bid5)
+        a[2](ask5)
         return True
 
     def add_flag(self, ts: int, flag: str) -> None:
