@@ -18,7 +18,8 @@ from .params import SignalParams
 class RollingStats:
     """Mean and sample standard deviation of the last ``window`` values pushed.
 
-    Running sums, re-summed exactly every ``window`` pushes so rounding cannot drift.
+    Running sums, re-summed exactly every ``window`` pushes so rounding cannot drift, and at
+    once when a value that dwarfed the others leaves the window.
     """
 
     __slots__ = ("_pushes", "_sum", "_sumsq", "_values", "min_periods", "window")
@@ -39,12 +40,16 @@ class RollingStats:
         values.append(x)
         self._sum += x
         self._sumsq += x * x
+        resum = False
         if len(values) > self.window:
             old = values.popleft()
             self._sum -= old
             self._sumsq -= old * old
+            # a value that dwarfed the rest leaves its rounding error behind (catastrophic
+            # cancellation): re-sum exactly rather than carry it
+            resum = old * old > 1e6 * abs(self._sumsq)
         self._pushes += 1
-        if self._pushes >= self.window:
+        if resum or self._pushes >= self.window:
             self._pushes = 0
             self._sum = math.fsum(values)
             self._sumsq = math.fsum(v * v for v in values)
