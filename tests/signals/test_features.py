@@ -343,3 +343,27 @@ def test_vwap_is_finite_and_between_the_extreme_prices() -> None:
     out.extend(eng.close_seconds(BASE + 1))
     (row,) = features_of(out)
     assert math.isfinite(row["vwap"]) and 100.0 <= row["vwap"] <= 103.0
+
+
+def test_one_query_for_every_symbol_gives_each_symbol_its_own_sums() -> None:
+    """The features task aggregates all symbols of a tick at once; the sums per symbol and
+    second must be exactly those of the per-symbol query."""
+    from trio_harvest.signals.features import aggregate, aggregate_many
+    from trio_harvest.signals.tail import TailWindow
+
+    tails = []
+    for k in range(4):
+        tail = TailWindow()
+        for i in range(30 * (k + 1)):
+            ts = BASE + 10 * i * (k + 1)
+            tail.add_trade(ts, 100.0 + i, 1.0 + k, (-1) ** i * (1.0 + k), 100.0, float(i))
+            tail.add_l1(ts + 1, 0.5 * i, 99.0, 101.0, 1.0, 2.0)
+            if i % 3 == 0:
+                tail.add_ml(ts + 2, -0.25 * i, 5.0, 6.0)
+        tails.append(tail)
+    empty = TailWindow()
+    spans = [(t, BASE // 1000, BASE // 1000 + 3) for t in tails] + [(empty, BASE // 1000, BASE // 1000 + 1)]
+    many = aggregate_many(spans)
+    assert many[-1] == {}
+    for (tail, lo, hi), got in zip(spans[:-1], many[:-1], strict=True):
+        assert got == aggregate(tail, lo, hi) and got

@@ -93,11 +93,11 @@ async def test_a_slow_tick_skips_missed_grid_points(
     class Slow(SignalEngine):
         __slots__ = ()
 
-        def close_seconds(self, upto_sec: int) -> list[tuple[str, tuple[Any, ...]]]:
+        def span_to_close(self, upto_sec: int) -> tuple[int, int] | None:  # every tick asks
             ticks.append(round(trio.current_time() - origin, 6))
             if len(ticks) == 3:
                 autojump_clock.jump(2.5)  # this tick took 2.5 s
-            return []
+            return None
 
     engines = {"BTCUSDT": Slow("BTCUSDT", SignalParams(), 5, lambda k, r: None,
                                book_ticker=True)}
@@ -117,7 +117,9 @@ def test_a_failing_symbol_does_not_stop_the_others(caplog: pytest.LogCaptureFixt
     class Broken(SignalEngine):
         __slots__ = ()
 
-        def close_seconds(self, upto_sec: int) -> list[tuple[str, tuple[Any, ...]]]:
+        def close_span(self, start: int, upto_sec: int,
+                       aggs: dict[int, tuple[Any, ...]] | None = None,
+                       ) -> list[tuple[str, tuple[Any, ...]]]:
             raise RuntimeError("boom")
 
     def emit(kind: str, row: tuple[Any, ...]) -> None:

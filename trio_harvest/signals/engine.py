@@ -241,18 +241,33 @@ class SignalEngine:
         """Rows of every second before ``upto_sec`` not yet emitted: per second its ``features``
         row, its ``fusion`` row and its ``events`` (large trades included), in time order. Each
         second is returned once; afterwards the tail forgets what it no longer needs."""
+        span = self.span_to_close(upto_sec)
+        if span is None:
+            return []
+        return self.close_span(span[0], upto_sec)
+
+    def span_to_close(self, upto_sec: int) -> tuple[int, int] | None:
+        """The seconds [start, upto) that ``close_seconds(upto_sec)`` would close, or None. A
+        features task that fell more than ``max_lag_s`` behind gives up the oldest here."""
         tail = self.tail
         start = tail.first_second()
         if start is None or upto_sec <= start:
-            return []
+            return None
         p = self.params
         if upto_sec - start > p.max_lag_s:  # clock jump or a long stall: stay bounded
             tail.skipped_s += upto_sec - p.max_lag_s - start
             start = upto_sec - p.max_lag_s
             tail.advance(start * 1000)
             tail.add_flag(start * 1000, "stale")
+        return start, upto_sec
+
+    def close_span(self, start: int, upto_sec: int,
+                   aggs: dict[int, tuple[Any, ...]] | None = None) -> list[tuple[str, Row]]:
+        """Close [start, upto_sec) (from ``span_to_close``); ``aggs``: its per-second sums when
+        the features task computed every symbol's at once (``features.aggregate_many``)."""
+        tail = self.tail
         rows = features.feature_rows(self.symbol, tail, self.carry, start, upto_sec,
-                                     book_ticker=self.book_ticker)
+                                     book_ticker=self.book_ticker, aggs=aggs)
         trades = tail.trades
         out: list[tuple[str, Row]] = []
         fusion, events, large = self._fusion, self._events, self._large
