@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .kinds import ALL_KINDS, DEFAULT_WATERMARKS
+from .scale.settings import resolve as resolve_scale
 from .signals.params import SignalParams
 
 __all__ = ["Config", "ConfigError", "build_config", "load_config"]
@@ -99,9 +100,18 @@ class Config:
     auto_recover: bool = True
     auto_recover_after: float = 60.0
     auto_recover_batch: int = 4
+    # scale-out (issue 10): object storage, workers per host, shards (scale/settings.py checks)
+    data_url: str = ""  # s3://bucket/prefix; set from an s3:// data_dir (data_dir: local_dir)
+    local_dir: Path | None = None  # local disk of an s3:// data_dir (dead letter, journal, locks)
+    s3_endpoint: str = ""  # "" = AWS_ENDPOINT_URL or the region's endpoint
+    s3_region: str = ""  # "" = AWS_REGION / AWS_DEFAULT_REGION
+    s3_allow_http: bool = False  # plain-http endpoints (a local MinIO) only when allowed
+    workers: int = 1  # harvester processes on this host, each a shard
+    shard: str = ""  # "I/N": harvest shard I of N (rendezvous hashing of the symbols)
 
     def __post_init__(self) -> None:
         _validate(self)
+        resolve_scale(self)
 
     @property
     def deadletter_path(self) -> Path:
