@@ -114,7 +114,7 @@ class S3Store:
     def read_bytes(self, rel: PurePath) -> bytes:
         try:
             return bytes(obstore.get(self._store, rel.as_posix()).bytes())
-        except NotFoundError:
+        except (NotFoundError, FileNotFoundError):
             raise FileNotFoundError(self.url(rel)) from None
         except Exception as exc:
             raise OSError(f"GET {self.url(rel)}: {_one_line(exc)}") from None
@@ -122,7 +122,7 @@ class S3Store:
     def delete(self, rel: PurePath) -> None:
         try:
             obstore.delete(self._store, rel.as_posix())
-        except NotFoundError:
+        except (NotFoundError, FileNotFoundError):
             return
         except Exception as exc:
             raise OSError(f"DELETE {self.url(rel)}: {_one_line(exc)}") from None
