@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -60,6 +61,8 @@ def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoS3]:
     server.start()
     host, port = server.get_host_and_port()
     s3 = MotoS3(server, host, port)
+    # moto keeps its buckets in the process, across servers: every test starts from nothing
+    httpx.post(f"{s3.endpoint}/moto-api/reset", timeout=10).raise_for_status()
     s3.client().create_bucket(Bucket=BUCKET)
     try:
         yield s3

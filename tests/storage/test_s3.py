@@ -5,6 +5,7 @@ mid-run (dead letter, health 503) and comes back (automatic recovery empties the
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path, PurePath
 from typing import Any
@@ -87,7 +88,7 @@ def test_a_write_abandoned_by_its_waiter_is_taken_back(s3: MotoS3) -> None:
 def test_an_unreachable_server_is_an_oserror_in_seconds(s3: MotoS3) -> None:
     store = store_of(s3)
     s3.stop()
-    with pytest.raises(OSError, match="PUT s3://harvest-test/market/a.parquet"):
+    with pytest.raises(OSError, match=r"PUT s3://harvest-test/market/a\.parquet"):
         store.write_atomic(PurePath("a.parquet"), lambda fh: fh.write(b"x"))
 
 
@@ -189,3 +190,36 @@ def test_polars_reads_bytes_written_through_the_store(s3: MotoS3) -> None:
     df = pl.read_parquet(f"{URL}/t/x.parquet",
                          storage_options=S3Options(s3.endpoint, "us-east-1", True).polars())
     assert df["a"].to_list() == [1, 2]
+
+
+def test_recover_and_inspect_work_on_s3_from_the_command_line(
+    tmp_path: Path, s3: MotoS3, capsys: pytest.CaptureFixture[str],
+) -> None:
+    h, _exchange = fake_harvester(tmp_path, s3, auto_recover=False)
+    s3.stop()  # every write fails: the whole run lands in the local dead letter
+
+    async def harvest() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(h.run)
+            await wait_for(lambda: h.rotation.stats.kind("prices").deadletter_files >= 2)
+            h.request_stop("test over")
+
+    trio.run(harvest)
+    dead = h.rotation.stats.kind("prices").rows_deadlettered
+    assert dead > 0 and h.rotation.stats.kind("prices").rows_lost == 0
+    s3.restart()
+    flags = ["--data-dir", URL, "--deadletter-dir", str(h.config.deadletter_path),
+             "--s3-endpoint", s3.endpoint, "--s3-allow-http", "--json"]
+    capsys.readouterr()
+    assert main(["recover", *flags]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rows_recovered"] > 0 and not any(h.config.deadletter_path.glob("*/*.ndjson"))
+    assert read_prices(s3).height == dead
+    assert main(["recover", *flags]) == 0  # again: nothing left, nothing written twice
+    capsys.readouterr()
+    assert read_prices(s3).height == dead
+    assert main(["inspect", *flags]) == 0
+    inv = json.loads(capsys.readouterr().out)
+    assert inv["data_dir"] == URL and inv["deadletter"]["files"] == 0
+    assert sum(p["rows"] for p in inv["partitions"] if p["kind"] == "prices") == dead
+    assert all(c["holes"] == 0 and c["duplicates"] == 0 for c in inv["prices_continuity"].values())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ..storage.backends import Store
 
 _line = msgspec.json.Decoder(dict[str, object])
+log = logging.getLogger("trio_harvest.resume")
 
 
 def last_written(data: Path | Store, deadletter_dir: Path,
@@ -62,9 +64,18 @@ def _from_dataset(data_dir: Path, symbol: str) -> tuple[int, int] | None:
 def _from_store(store: Store, symbol: str) -> tuple[int, int] | None:
     """The same as ``_from_dataset`` through a store's listing (an object store has no glob)."""
     children = getattr(store, "children", None)
-    dates = sorted(children(None)) if children is not None else []
+    try:
+        dates = sorted(children(None)) if children is not None else []
+    except OSError as exc:  # the bucket is away: harvest anyway, without the resume point
+        log.warning("%s: cannot read where it left off (%s); continuing without it", symbol, exc)
+        return None
     for date in reversed([d for d in dates if d.startswith("date=")]):
-        rels = sorted(store.list(PurePath(date, f"symbol={symbol}", f"kind={PRICES}"), ".parquet"))
+        try:
+            rels = sorted(store.list(PurePath(date, f"symbol={symbol}", f"kind={PRICES}"),
+                                     ".parquet"))
+        except OSError as exc:
+            log.warning("%s: cannot list %s (%s); continuing without it", symbol, date, exc)
+            return None
         frames = []
         for rel in rels:
             with contextlib.suppress(Exception):  # an unreadable file: `inspect` reports it
