@@ -140,3 +140,20 @@ def test_run_with_two_workers_end_to_end(tmp_path: Path, capsys: pytest.CaptureF
     assert seen["status"]["workers"]["1"]["symbols"] == ["LINKUSDT"]
     assert sorted((data / "_locks").iterdir()) == [data / "_locks" / "shard-0-of-2.lock",
                                                    data / "_locks" / "shard-1-of-2.lock"]
+
+
+def test_each_worker_runs_its_shard_and_the_hosts_rest_budget_is_shared() -> None:
+    from trio_harvest.cli.scale import worker_argv
+    from trio_harvest.config import build_config
+
+    cfg = build_config({"workers": 4, "backfill_weight": 2000})
+    settings = SupervisorSettings(metrics_port=9100)
+    argv = worker_argv(cfg, ["run", "--workers", "4", "--symbols", "A1USDT"], 2, 4, settings)
+    assert argv[1:3] == ["-m", "trio_harvest"]
+    tail = argv[3:]
+    assert tail[:4] == ["run", "--workers", "4", "--symbols"]
+    # later flags win in argparse: the worker is one shard, not a supervisor of its own
+    assert tail[tail.index("--workers", 2) + 1] == "1"
+    assert tail[tail.index("--shard") + 1] == "2/4"
+    assert tail[tail.index("--backfill-weight") + 1] == "500"  # 2000 / 4: Binance counts per IP
+    assert tail[tail.index("--metrics-port") + 1] == "9103"

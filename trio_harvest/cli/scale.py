@@ -24,6 +24,7 @@ from ..scale.supervisor import Supervisor, SupervisorSettings, worker_port
 from ..storage.backends import data_location
 
 log = logging.getLogger("trio_harvest.cli")
+MIN_BACKFILL_WEIGHT = 20  # one aggTrades request
 
 
 def add_run_flags(run: argparse.ArgumentParser) -> None:
@@ -67,6 +68,17 @@ def locked(config: Config, shard: Shard) -> Iterator[None]:
         yield
 
 
+def worker_argv(config: Config, argv: Sequence[str], index: int, started: int,
+                settings: SupervisorSettings) -> list[str]:
+    """Worker ``index``'s command line: the supervisor's own, then what makes it one shard. The
+    REST weight budget is Binance's per IP, so the ``started`` workers of one host share it."""
+    weight = max(MIN_BACKFILL_WEIGHT, config.backfill_weight // max(started, 1))
+    return [sys.executable, "-m", "trio_harvest", *argv, "--workers", "1",
+            "--shard", f"{index}/{config.workers}", "--summary-json",
+            "--backfill-weight", str(weight),
+            "--metrics-port", str(worker_port(settings, index))]
+
+
 def supervise(config: Config, argv: Sequence[str], summary_json: bool | None) -> int:
     """``run --workers N``: N child processes ``run … --shard i/N``; one summary at the end."""
     n = config.workers
@@ -80,10 +92,10 @@ def supervise(config: Config, argv: Sequence[str], summary_json: bool | None) ->
         stop_bound=config.shutdown_grace + config.deadletter_timeout + 15.0,
         poll_interval=min(config.health_interval, 2.0))
 
+    sup_argv = [*argv]
+
     def argv_of(w: WorkerView) -> list[str]:
-        return [sys.executable, "-m", "trio_harvest", *argv, "--workers", "1",
-                "--shard", f"{w.index}/{n}", "--summary-json",
-                "--metrics-port", str(worker_port(settings, w.index))]
+        return worker_argv(config, sup_argv, w.index, len(workers), settings)
 
     sup = Supervisor(workers, argv_of, settings)
     log.info("supervising %d workers over %d symbols (data %s)", len(workers),
