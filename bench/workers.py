@@ -13,8 +13,8 @@ On a loaded machine the simulator may send less than the nominal ``offered`` rat
 rate is the figure, ``offered`` only the ladder's step.
 Last line: one JSON object, keys ``workers.1.max_rate``, ``workers.2.max_rate``, ``scaling`` (= their ratio).
 
-    python bench/workers.py --quick      # about 60 s: offered 4k, 8k, 12k msg/s
-    python bench/workers.py              # 4k … 16k, 5 s windows (about 2 minutes)
+    python bench/workers.py --quick      # about 75 s: offered 8k, 16k, 24k msg/s
+    python bench/workers.py              # 8k … 24k in 4k steps, 5 s windows (2-3 minutes)
 """
 
 from __future__ import annotations
@@ -144,14 +144,14 @@ def measure(workers: int, rate: float, syms: tuple[str, ...], warmup: float,
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="rates 4k, 8k, 12k, 3 s windows (about 60 s)")
-    p.add_argument("--full", action="store_true", help="rates 4k..24k, 8 s windows")
+    p.add_argument("--quick", action="store_true", help="rates 8k, 16k, 24k, 3 s windows (about 75 s)")
+    p.add_argument("--full", action="store_true", help="rates 8k..32k, 8 s windows")
     p.add_argument("--rates", default=None, help="comma-separated offered rates (msg/s)")
     p.add_argument("--symbols", type=int, default=SYMBOLS)
     args = p.parse_args(argv)
-    rates = ([4000.0, 8000.0, 12000.0] if args.quick else
-             [4000.0, 8000.0, 12000.0, 16000.0, 20000.0, 24000.0] if args.full else
-             [4000.0, 8000.0, 12000.0, 16000.0])
+    rates = ([8000.0, 16000.0, 24000.0] if args.quick else
+             [8000.0, 12000.0, 16000.0, 20000.0, 24000.0, 28000.0, 32000.0] if args.full else
+             [8000.0, 12000.0, 16000.0, 20000.0, 24000.0])
     if args.rates:
         rates = [float(r) for r in args.rates.split(",")]
     warmup, window = (2.0, 3.0) if args.quick else (4.0, 8.0) if args.full else (3.0, 5.0)
