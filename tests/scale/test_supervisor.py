@@ -4,7 +4,9 @@ forwarded and waited for, a user mistake stops the host; and the real thing end 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -157,3 +159,50 @@ def test_each_worker_runs_its_shard_and_the_hosts_rest_budget_is_shared() -> Non
     assert tail[tail.index("--shard") + 1] == "2/4"
     assert tail[tail.index("--backfill-weight") + 1] == "500"  # 2000 / 4: Binance counts per IP
     assert tail[tail.index("--metrics-port") + 1] == "9103"
+
+
+SUPERVISOR = r"""
+import sys, trio
+sys.path.insert(0, sys.argv[3])
+from trio_harvest.scale.aggregate import WorkerView
+from trio_harvest.scale.supervisor import Supervisor, SupervisorSettings
+child, marker = sys.argv[1], sys.argv[2]
+sup = Supervisor([WorkerView(0, ("AUSDT",))],
+                 lambda w: [sys.executable, child, marker, "stay"], SupervisorSettings())
+trio.run(sup.run)
+"""
+
+
+def test_a_worker_whose_supervisor_is_killed_stops_cleanly(tmp_path: Path) -> None:
+    import subprocess
+
+    (tmp_path / "child.py").write_text(CHILD.replace(
+        "time.sleep(0.3)  # the final flush", "marker.with_suffix('.stopped').write_text('1')")
+        .replace("marker.write_text(str(runs))",
+                 "marker.with_suffix('.pid').write_text(str(os.getpid()))\nmarker.write_text(str(runs))")
+        .replace("import json, signal, sys, time", "import json, os, signal, sys, time"))
+    (tmp_path / "sup.py").write_text(SUPERVISOR)
+    marker = tmp_path / "runs-0"
+    root = str(Path(__file__).resolve().parents[2])
+    sup = subprocess.Popen([sys.executable, str(tmp_path / "sup.py"), str(tmp_path / "child.py"),
+                            str(marker), root], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists():
+            assert time.monotonic() < deadline and sup.poll() is None
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.kill(sup.pid, signal.SIGKILL)  # no chance to forward anything
+        sup.wait(timeout=10)
+        stopped = marker.with_suffix(".stopped")
+        while not stopped.exists():
+            assert time.monotonic() < deadline, "the orphaned worker never got SIGTERM"
+            time.sleep(0.05)
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+            sup.wait()
+        pid_file = marker.with_suffix(".pid")
+        if pid_file.exists():  # never leave the stand-in worker behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)

@@ -5,17 +5,20 @@ session (a terminal's Ctrl-C reaches only the supervisor, which forwards it once
 Ctrl-C still means "cut the grace short"); a worker that dies is restarted with exponential
 backoff (its journal makes that lossless) unless it failed on a user mistake (exit 2); SIGINT and
 SIGTERM go to every worker and the supervisor waits for each one's final flush (bounded:
-``stop_bound`` later it is killed); one ops endpoint for the host (aggregate.py merges); one
-summary at the end. Never harvests, never touches the dataset.
+``stop_bound`` later it is killed); a worker whose supervisor died gets SIGTERM (Linux); one ops
+endpoint for the host (aggregate.py merges); one summary at the end. Never harvests, never
+touches the dataset.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +31,7 @@ from .aggregate import WorkerView, host_health, host_metrics, host_status, merge
 log = logging.getLogger("trio_harvest.supervisor")
 
 EXIT_USAGE = 2
+PR_SET_PDEATHSIG = 1
 JSON = "application/json"
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -127,7 +131,8 @@ class Supervisor:
 
     async def _run_once(self, w: WorkerView) -> int:
         proc = await trio.lowlevel.open_process(self.argv_of(w), stdout=subprocess.PIPE,
-                                                start_new_session=True)
+                                                start_new_session=True,
+                                                preexec_fn=_term_with_parent)
         self._procs[w.index] = proc
         w.pid, w.up = proc.pid, True
         w.health_code = None
@@ -211,6 +216,17 @@ class Supervisor:
         if req.path == "/status":
             return Response(200, _dump(host_status(self.workers)), JSON)
         return Response(404, b"not found; try /metrics /healthz /status\n")
+
+
+def _term_with_parent() -> None:
+    """In the child, before exec (Linux): SIGTERM when the supervisor dies, even by SIGKILL, so
+    an orphaned worker makes its clean stop (final flush) instead of harvesting on alone."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _json_or_none(text: str) -> object:
