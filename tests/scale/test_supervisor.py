@@ -117,7 +117,7 @@ def test_run_with_two_workers_end_to_end(tmp_path: Path, capsys: pytest.CaptureF
     poller.start()
     try:
         code = main(["run", "--sim", "--workers", "2", "--symbols", "BTCUSDT,ETHUSDT,LINKUSDT",
-                     "--duration", "8", "--data-dir", str(data), "--metrics-port", str(port),
+                     "--duration", "5", "--data-dir", str(data), "--metrics-port", str(port),
                      "--rotate-sec", "1", "--min-file-rows", "1", "--summary-json",
                      "--health-interval", "0.5", "--log-level", "WARNING"])
     finally:

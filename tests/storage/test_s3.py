@@ -223,3 +223,18 @@ def test_recover_and_inspect_work_on_s3_from_the_command_line(
     assert inv["data_dir"] == URL and inv["deadletter"]["files"] == 0
     assert sum(p["rows"] for p in inv["partitions"] if p["kind"] == "prices") == dead
     assert all(c["holes"] == 0 and c["duplicates"] == 0 for c in inv["prices_continuity"].values())
+
+
+def test_object_storage_settings_from_toml_and_environment(tmp_path: Path) -> None:
+    from trio_harvest.config import load_config
+
+    toml = tmp_path / "h.toml"
+    toml.write_text(f'data_dir = "{URL}"\nlocal_dir = "{tmp_path / "l"}"\n'
+                    's3_endpoint = "http://127.0.0.1:9000"\ns3_allow_http = true\n')
+    cfg = load_config(config_file=toml)
+    assert cfg.data_url == URL and cfg.data_dir == tmp_path / "l" and cfg.s3_allow_http
+    env = {"TRIO_HARVEST_DATA_DIR": URL, "TRIO_HARVEST_S3_REGION": "eu-west-1",
+           "TRIO_HARVEST_WORKERS": "3"}
+    cfg = load_config(env=env)
+    assert cfg.data_url == URL and cfg.s3_region == "eu-west-1" and cfg.workers == 3
+    assert load_config(cli={"shard": "1/4"}).shard == "1/4"
