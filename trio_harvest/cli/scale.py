@@ -64,8 +64,31 @@ def this_shard(config: Config) -> tuple[Config, Shard]:
 
 @contextlib.contextmanager
 def locked(config: Config, shard: Shard) -> Iterator[None]:
+    """The shard's ``flock`` on local disk; with an ``s3://`` data dir also its lease object in
+    the bucket (renewed in a thread while the run lasts), which keeps other hosts off it."""
     with shard_lock(config.data_dir, shard, str(data_location(config))):
-        yield
+        if not config.data_url:
+            yield
+            return
+        from ..scale.lease import Renewer, ShardLease
+        from ..storage.backends import data_store
+        from ..storage.s3store import S3Store
+
+        store = data_store(config)
+        assert isinstance(store, S3Store)
+        lease = ShardLease(store, shard)
+        try:
+            lease.acquire()
+        except OSError as exc:
+            raise ConfigError(f"shard {shard} of {config.data_url}: cannot take its lease "
+                              f"({exc})") from None
+        renewer = Renewer(lease)
+        renewer.start()
+        try:
+            yield
+        finally:
+            renewer.stop()
+            lease.release()
 
 
 def worker_argv(config: Config, argv: Sequence[str], index: int, started: int,

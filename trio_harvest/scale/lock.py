@@ -3,8 +3,7 @@
 Owns one ``flock`` per (data location, shard) on local disk: ``<data_dir>/_locks/shard-I-of-N.lock``
 (for an ``s3://`` data dir, ``data_dir`` is its local folder). The kernel drops the lock when the
 process dies, so a crash never leaves a stale lock. The second process refuses to start with one
-line (``ConfigError``, exit 2). On object storage across hosts the rule is documented instead
-(docs/scaling.md): a shard index belongs to one host, as a StatefulSet ordinal does.
+line (``ConfigError``, exit 2). Across hosts on object storage, lease.py adds a lease object.
 """
 
 from __future__ import annotations

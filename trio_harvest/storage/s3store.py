@@ -23,7 +23,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import obstore
-from obstore.exceptions import AlreadyExistsError, NotFoundError
+from obstore.exceptions import AlreadyExistsError, NotFoundError, PreconditionError
 from obstore.store import S3Store as _ObStore
 
 from .gate import PublishGate
@@ -38,6 +38,10 @@ CONNECT_TIMEOUT = timedelta(seconds=5)
 REQUEST_TIMEOUT = timedelta(seconds=20)
 RETRIES = 2
 RETRY_TIMEOUT = timedelta(seconds=10)
+
+
+class Changed(OSError):
+    """A conditional write lost: the object is no longer the version it was read as."""
 
 
 def _one_line(exc: BaseException) -> str:
@@ -133,6 +137,39 @@ class S3Store:
 
     def remove_stale_temps(self, now: float | None = None) -> int:
         return 0
+
+    # -- conditional writes (the shard lease) -------------------------------------------------
+
+    def create(self, rel: PurePath, data: bytes) -> str:
+        """PUT only if absent; the new ETag. ``FileExistsError`` if the object exists."""
+        try:
+            res = obstore.put(self._store, rel.as_posix(), data, mode="create", use_multipart=False)
+        except AlreadyExistsError:
+            raise FileExistsError(self.url(rel)) from None
+        except Exception as exc:
+            raise OSError(f"PUT {self.url(rel)}: {_one_line(exc)}") from None
+        return str(res["e_tag"])
+
+    def replace_if(self, rel: PurePath, data: bytes, e_tag: str) -> str:
+        """PUT only if the object still has ``e_tag``; the new ETag. ``Changed`` if not."""
+        try:
+            res = obstore.put(self._store, rel.as_posix(), data, mode={"e_tag": e_tag},
+                              use_multipart=False)
+        except PreconditionError:
+            raise Changed(self.url(rel)) from None
+        except Exception as exc:
+            raise OSError(f"PUT {self.url(rel)}: {_one_line(exc)}") from None
+        return str(res["e_tag"])
+
+    def read_tagged(self, rel: PurePath) -> tuple[bytes, str]:
+        """The object and its ETag; ``FileNotFoundError`` if absent."""
+        try:
+            got = obstore.get(self._store, rel.as_posix())
+            return bytes(got.bytes()), str(got.meta["e_tag"])
+        except (NotFoundError, FileNotFoundError):
+            raise FileNotFoundError(self.url(rel)) from None
+        except Exception as exc:
+            raise OSError(f"GET {self.url(rel)}: {_one_line(exc)}") from None
 
     def probe(self) -> None:
         """One cheap request: ``OSError`` with one line if the bucket cannot be reached."""
