@@ -192,6 +192,7 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(cli, os.environ, Path(args.config) if args.config else None)
     setup_logging(config.log_level, config.log_format)
     if config.workers > 1:  # issue 10: a supervisor of N shard processes
+        preflight(config)  # one line for the host, not one per worker
         return scale_cli.supervise(config, getattr(args, "raw_argv", ()), args.summary_json)
     config, shard = scale_cli.this_shard(config)
     preflight(config)
