@@ -83,7 +83,7 @@ class S3Store:
             raise Abandoned(str(rel))
         try:
             obstore.put(self._store, key, data, mode="create", use_multipart=False)
-        except AlreadyExistsError:
+        except (AlreadyExistsError, FileExistsError):
             raise FileExistsError(f"{self.url(rel)} already exists; not overwritten") from None
         except Exception as exc:
             raise OSError(f"PUT {self.url(rel)}: {_one_line(exc)}") from None
@@ -144,7 +144,7 @@ class S3Store:
         """PUT only if absent; the new ETag. ``FileExistsError`` if the object exists."""
         try:
             res = obstore.put(self._store, rel.as_posix(), data, mode="create", use_multipart=False)
-        except AlreadyExistsError:
+        except (AlreadyExistsError, FileExistsError):
             raise FileExistsError(self.url(rel)) from None
         except Exception as exc:
             raise OSError(f"PUT {self.url(rel)}: {_one_line(exc)}") from None
