@@ -36,9 +36,12 @@ if mode == "usage":
     print("trio_harvest: error: bad flag", file=sys.stderr); sys.exit(2)
 if mode == "crash-once" and runs == 1:
     sys.exit(1)
+if mode == "clean-exit-once" and runs == 1:
+    sys.exit(0)
 stop = []
 signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
 signal.signal(signal.SIGINT, lambda *a: stop.append(1))
+Path(f"{marker}.ready{runs}").write_text("1")  # handlers in place
 print("ready", flush=True)
 while not stop:
     time.sleep(0.01)
@@ -48,7 +51,7 @@ print(json.dumps({"frames": 10, "seconds": 1.0, "rows_written": {"prices/X": run
 """
 
 
-def supervisor(tmp_path: Path, mode: str, n: int = 2) -> Supervisor:
+def supervisor(tmp_path: Path, mode: str, n: int = 2, **settings: Any) -> Supervisor:
     workers = [WorkerView(i, (f"S{i}USDT",)) for i in range(n)]
     script = tmp_path / "child.py"
     script.write_text(CHILD)
@@ -56,8 +59,8 @@ def supervisor(tmp_path: Path, mode: str, n: int = 2) -> Supervisor:
     def argv_of(w: WorkerView) -> list[str]:
         return [sys.executable, str(script), str(tmp_path / f"runs-{w.index}"), mode]
 
-    settings = SupervisorSettings(backoff_initial=0.05, backoff_max=0.2, stop_bound=20)
-    return Supervisor(workers, argv_of, settings, handle_signals=False)
+    opts = SupervisorSettings(backoff_initial=0.05, backoff_max=0.2, stop_bound=20, **settings)
+    return Supervisor(workers, argv_of, opts, handle_signals=False)
 
 
 async def until(cond: Any, seconds: float = 20.0) -> None:
@@ -75,13 +78,24 @@ async def test_a_dead_worker_is_restarted_and_a_stop_waits_for_each_flush(tmp_pa
             codes.append(await sup.run())
 
         nursery.start_soon(go)
-        await until(lambda: all(w.restarts == 1 and w.up for w in sup.workers))
-        await trio.sleep(0.3)
+        await until(lambda: all(Path(f"{tmp_path / f'runs-{w.index}'}.ready2").exists()
+                                for w in sup.workers))
         sup.request_stop(signal.SIGTERM)
     assert codes == [0]
     for w in sup.workers:
         assert w.last_exit == 0 and w.restarts == 1 and not w.up
         assert w.summary is not None and w.summary["rows_written"] == {"prices/X": 2}
+
+
+async def test_without_duration_a_worker_that_exits_cleanly_is_restarted_too(
+    tmp_path: Path,
+) -> None:
+    sup = supervisor(tmp_path, "clean-exit-once", n=1, restart_clean_exits=True)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sup.run)
+        await until(lambda: Path(f"{tmp_path / 'runs-0'}.ready2").exists())
+        sup.request_stop(signal.SIGTERM)
+    assert sup.workers[0].last_exit == 0 and sup.workers[0].summary is not None
 
 
 async def test_a_worker_that_fails_on_a_user_mistake_stops_the_host(tmp_path: Path) -> None:
@@ -188,10 +202,9 @@ def test_a_worker_whose_supervisor_is_killed_stops_cleanly(tmp_path: Path) -> No
                             str(marker), root], stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
-        while not marker.exists():
+        while not Path(f"{marker}.ready1").exists():  # its signal handlers are in place
             assert time.monotonic() < deadline and sup.poll() is None
             time.sleep(0.05)
-        time.sleep(0.3)
         os.kill(sup.pid, signal.SIGKILL)  # no chance to forward anything
         sup.wait(timeout=10)
         stopped = marker.with_suffix(".stopped")

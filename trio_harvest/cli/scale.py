@@ -113,7 +113,8 @@ def supervise(config: Config, argv: Sequence[str], summary_json: bool | None) ->
     settings = SupervisorSettings(
         metrics_host=config.metrics_host, metrics_port=config.metrics_port,
         stop_bound=config.shutdown_grace + config.deadletter_timeout + 15.0,
-        poll_interval=min(config.health_interval, 2.0))
+        poll_interval=min(config.health_interval, 2.0),
+        restart_clean_exits=config.duration is None)
 
     sup_argv = [*argv]
 

@@ -45,6 +45,9 @@ class SupervisorSettings:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0  # the host's endpoint; worker i serves on metrics_port + 1 + i
     poll_interval: float = 2.0
+    # without --duration a worker never ends on its own: one that exited 0 (someone sent it
+    # SIGTERM) is restarted like a crashed one, so the host never silently stops a shard
+    restart_clean_exits: bool = False
 
 
 def worker_port(settings: SupervisorSettings, index: int) -> int:
@@ -110,7 +113,7 @@ class Supervisor:
         while not self.stopping.is_set():
             started = trio.current_time()
             code = await self._run_once(w)
-            if self.stopping.is_set() or code == 0:
+            if self.stopping.is_set() or (code == 0 and not self.s.restart_clean_exits):
                 return  # stopped by us, or on its own (--duration)
             if code == EXIT_USAGE:
                 self.fatal = f"worker {w.index} refused to start (exit 2); see its error above"
