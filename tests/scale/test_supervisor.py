@@ -100,9 +100,22 @@ async def test_without_duration_a_worker_that_exits_cleanly_is_restarted_too(
 
 async def test_a_worker_that_fails_on_a_user_mistake_stops_the_host(tmp_path: Path) -> None:
     sup = supervisor(tmp_path, "usage", n=1)
+    logged: list[str] = []
+    sup.log_sink = logged.append
     with trio.fail_after(20):
         code = await sup.run()
     assert code == 2 and sup.fatal and sup.workers[0].restarts == 0
+    # the worker's own line reaches the supervisor's stderr, marked with the worker
+    assert "".join(logged) == "[worker 0] trio_harvest: error: bad flag\n"
+
+
+def test_log_lines_are_marked_with_their_worker() -> None:
+    from trio_harvest.scale.supervisor import tag_line
+
+    assert tag_line(3, "2026-01-01 INFO app: harvesting") == "[worker 3] 2026-01-01 INFO app: harvesting"
+    assert json.loads(tag_line(1, '{"level": "INFO", "msg": "x"}')) == {
+        "worker": 1, "level": "INFO", "msg": "x"}
+    assert tag_line(0, "{not json") == "[worker 0] {not json"
 
 
 def _poll(port: int, seen: dict[str, Any], done: threading.Event) -> None:

@@ -66,6 +66,7 @@ class Supervisor:
         self.fatal: str | None = None
         self.port: int | None = None
         self._procs: dict[int, trio.Process] = {}
+        self.log_sink: Callable[[str], None] = _stderr
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -134,7 +135,7 @@ class Supervisor:
 
     async def _run_once(self, w: WorkerView) -> int:
         proc = await trio.lowlevel.open_process(self.argv_of(w), stdout=subprocess.PIPE,
-                                                start_new_session=True,
+                                                stderr=subprocess.PIPE, start_new_session=True,
                                                 preexec_fn=_term_with_parent)
         self._procs[w.index] = proc
         w.pid, w.up = proc.pid, True
@@ -142,6 +143,7 @@ class Supervisor:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._read_summary, w, proc)
+                nursery.start_soon(self._relay_logs, w, proc)
                 watchdog = trio.CancelScope()
                 nursery.start_soon(self._bound_stop, w, proc, watchdog)
                 await proc.wait()
@@ -152,6 +154,18 @@ class Supervisor:
             del self._procs[w.index]
         w.last_exit = proc.returncode
         return proc.returncode if proc.returncode is not None else 1
+
+    async def _relay_logs(self, w: WorkerView, proc: trio.Process) -> None:
+        """The worker's log lines on the supervisor's stderr, each marked with its worker."""
+        assert proc.stderr is not None
+        rest = b""
+        async for chunk in proc.stderr:
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            self.log_sink("".join(tag_line(w.index, ln.decode(errors="replace")) + "\n"
+                                  for ln in lines))
+        if rest:
+            self.log_sink(tag_line(w.index, rest.decode(errors="replace")) + "\n")
 
     async def _read_summary(self, w: WorkerView, proc: trio.Process) -> None:
         """The worker prints its summary as one JSON line (``--summary-json``) on stdout."""
@@ -230,6 +244,23 @@ def _term_with_parent() -> None:
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def tag_line(worker: int, line: str) -> str:
+    """``line`` marked with its worker: a ``"worker"`` key in a JSON log line, else a prefix."""
+    if line.startswith("{"):
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):
+            return json.dumps({"worker": worker, **doc})
+    return f"[worker {worker}] {line}"
+
+
+def _stderr(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
 
 
 def _json_or_none(text: str) -> object:
