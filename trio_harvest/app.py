@@ -34,6 +34,7 @@ from .repair.resume import last_written
 from .signals.engine import SignalEngine
 from .signals.task import flush_all, run_features
 from .storage.autocompact import AutoCompactStats, run_auto_compact
+from .storage.backends import data_location, data_store
 from .storage.compact import Compactor
 from .storage.store import LocalStore
 from .storage.writer import Writer
@@ -75,7 +76,7 @@ class Harvester:
         self.stop_state = StopState()
         self.started_at: float | None = None
         self.stopped_at: float | None = None
-        self.data_store = LocalStore(config.data_dir)
+        self.data_store = data_store(config)  # local disk, or s3:// (issue 10)
         self.deadletter_store = LocalStore(config.deadletter_path)
         self.writer = Writer(
             self.data_store,
@@ -213,7 +214,7 @@ class Harvester:
                     "harvesting %d symbol%s over %d connection%s from %s into %s",
                     len(cfg.symbols), "" if len(cfg.symbols) == 1 else "s",
                     len(self.connections), "" if len(self.connections) == 1 else "s",
-                    base_url, cfg.data_dir,
+                    base_url, data_location(cfg),
                 )
                 task_status.started(self)
                 await self.stop_state.requested.wait()
@@ -240,7 +241,7 @@ class Harvester:
         removed = self._remove_stale_temps()
         if cfg.sim or not cfg.resume:  # the simulator is a new exchange each run
             return removed, {}
-        return removed, last_written(cfg.data_dir, cfg.deadletter_path, cfg.symbols)
+        return removed, last_written(self.data_store, cfg.deadletter_path, cfg.symbols)
 
     def _resume_continuity(self, seeds: dict[str, tuple[int, int]]) -> None:
         """After a restart, each symbol continues from its last written agg_id: the trades
@@ -313,7 +314,8 @@ class Harvester:
 
     def _remove_stale_temps(self) -> int:
         removed = self.data_store.remove_stale_temps()
-        if self.config.deadletter_path != self.config.data_dir / "deadletter":
+        if (self.config.data_url  # the data store is a bucket: the local dead letter is apart
+                or self.config.deadletter_path != self.config.data_dir / "deadletter"):
             removed += self.deadletter_store.remove_stale_temps()
         if removed:
             log.info("removed %d stale temporary files left by an earlier crash", removed)

@@ -22,6 +22,7 @@ from typing import Any
 from .errors import ConfigError
 from .ingest.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from .kinds import ALL_KINDS, DEFAULT_WATERMARKS
+from .scale.settings import resolve as resolve_scale
 from .signals.params import SignalParams
 
 __all__ = ["Config", "ConfigError", "build_config", "load_config"]
@@ -106,9 +107,18 @@ class Config:
     compact_target_rows: int = 1_000_000
     # transport (issue 8): the websocket client library, see ingest/transport.py
     transport: str = DEFAULT_TRANSPORT
+    # scale-out (issue 10): object storage, workers per host, shards (scale/settings.py checks)
+    data_url: str = ""  # s3://bucket/prefix; set from an s3:// data_dir (data_dir: local_dir)
+    local_dir: Path | None = None  # local disk of an s3:// data_dir (dead letter, journal, locks)
+    s3_endpoint: str = ""  # "" = AWS_ENDPOINT_URL or the region's endpoint
+    s3_region: str = ""  # "" = AWS_REGION / AWS_DEFAULT_REGION
+    s3_allow_http: bool = False  # plain-http endpoints (a local MinIO) only when allowed
+    workers: int = 1  # harvester processes on this host, each a shard
+    shard: str = ""  # "I/N": harvest shard I of N (rendezvous hashing of the symbols)
 
     def __post_init__(self) -> None:
         _validate(self)
+        resolve_scale(self)
 
     @property
     def deadletter_path(self) -> Path:

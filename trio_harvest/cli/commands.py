@@ -24,6 +24,7 @@ from ..ops.logs import setup_logging
 from . import adversity as adversity_cli
 from . import compact as compact_cli
 from . import ops as ops_cli
+from . import scale as scale_cli
 
 log = logging.getLogger("trio_harvest.cli")
 
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops_cli.add_run_flags(run)
     adversity_cli.add_run_flags(run)
     compact_cli.add_run_flags(run)
+    scale_cli.add_run_flags(run)
 
     sim = sub.add_parser(
         "sim",
@@ -155,11 +157,12 @@ def _normalize_argv(argv: list[str]) -> list[str]:
     return argv
 
 
-RUN_ONLY = {"config", "summary_json", "command"}
+RUN_ONLY = {"config", "summary_json", "command", "raw_argv"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(_normalize_argv(list(sys.argv[1:] if argv is None else argv)))
+    argv = _normalize_argv(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "sim":
             return _sim(args)
@@ -169,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ops_cli.run_inspect(args)
         if args.command == "compact":
             return compact_cli.run_compact(args)
+        args.raw_argv = argv  # what a supervisor (--workers N) passes on to its workers
         return _run(args)
     except ConfigError as exc:
         print(f"{PREFIX} {exc}", file=sys.stderr)
@@ -194,10 +198,15 @@ def _run(args: argparse.Namespace) -> int:
     cli = {k: v for k, v in vars(args).items() if k not in RUN_ONLY}
     config = load_config(cli, os.environ, Path(args.config) if args.config else None)
     setup_logging(config.log_level, config.log_format)
+    if config.workers > 1:  # issue 10: a supervisor of N shard processes
+        preflight(config)  # one line for the host, not one per worker
+        return scale_cli.supervise(config, getattr(args, "raw_argv", ()), args.summary_json)
+    config, shard = scale_cli.this_shard(config)
     preflight(config)
     harvester = Harvester(config, handle_signals=True)
     try:
-        trio.run(harvester.run)
+        with scale_cli.locked(config, shard):  # a second process on this shard: one line, exit 2
+            trio.run(harvester.run)
     except ConfigError:  # e.g. the metrics port is in use: a user mistake, exit 2
         raise
     except Exception:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,12 @@ def add_subcommands(sub: Any) -> None:
         "duplicates) and remove it. Bad lines are set aside in DEADLETTER/_rejected/. Safe to "
         "interrupt and run again, and safe while a harvester runs.",
     )
-    rec.add_argument("--data-dir", required=True, metavar="DIR", help="the dataset's root")
+    rec.add_argument("--data-dir", required=True, metavar="DIR",
+                     help="the dataset's root: a folder or s3://BUCKET/PREFIX")
     rec.add_argument("--deadletter-dir", metavar="DIR", default=None,
-                     help="dead-letter folder (default DATA_DIR/deadletter)")
+                     help="dead-letter folder (default DATA_DIR/deadletter; for s3:// "
+                     "./trio_harvest-local/BUCKET/PREFIX/deadletter)")
+    _s3_flags(rec)
     rec.add_argument("--limit", type=int, metavar="N", default=None,
                      help="recover at most N files, oldest first (default all)")
     rec.add_argument("--json", action="store_true", help="print one JSON object")
@@ -59,10 +63,48 @@ def add_subcommands(sub: Any) -> None:
         description="Per date/symbol/kind: files, rows, first/last event time, bytes; for "
         "prices, holes in agg_id continuity; the dead-letter backlog; temporary leftovers.",
     )
-    ins.add_argument("--data-dir", required=True, metavar="DIR", help="the dataset's root")
+    ins.add_argument("--data-dir", required=True, metavar="DIR",
+                     help="the dataset's root: a folder or s3://BUCKET/PREFIX")
     ins.add_argument("--deadletter-dir", metavar="DIR", default=None,
-                     help="dead-letter folder (default DATA_DIR/deadletter)")
+                     help="dead-letter folder (default DATA_DIR/deadletter; for s3:// "
+                     "./trio_harvest-local/BUCKET/PREFIX/deadletter)")
+    _s3_flags(ins)
     ins.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _s3_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--s3-endpoint", metavar="URL", default=None,
+                   help="S3 endpoint (default TRIO_HARVEST_S3_ENDPOINT, AWS_ENDPOINT_URL)")
+    p.add_argument("--s3-region", metavar="REGION", default=None,
+                   help="S3 region (default TRIO_HARVEST_S3_REGION, AWS_REGION)")
+    p.add_argument("--s3-allow-http", action="store_true", default=None,
+                   help="allow a plain-http endpoint (default TRIO_HARVEST_S3_ALLOW_HTTP, off)")
+
+
+def _remote(args: argparse.Namespace) -> tuple[Any, Path] | None:
+    """The store and dead-letter dir (which may not exist) of an ``s3://`` --data-dir."""
+    from ..storage.location import S3Options, as_s3_url, default_local_dir, parse_s3, validate_endpoint
+
+    url = as_s3_url(args.data_dir)
+    if url is None:
+        return None
+    from ..storage.s3store import S3Store
+
+    env = os.environ
+    allow = args.s3_allow_http or env.get("TRIO_HARVEST_S3_ALLOW_HTTP", "").lower() in (
+        "1", "true", "yes", "on")
+    opts = S3Options(args.s3_endpoint or env.get("TRIO_HARVEST_S3_ENDPOINT", ""),
+                     args.s3_region or env.get("TRIO_HARVEST_S3_REGION", ""), allow)
+    validate_endpoint(opts.endpoint, opts.allow_http)
+    loc = parse_s3(url, "--data-dir")
+    store = S3Store(loc, opts)
+    try:
+        store.probe()
+    except OSError as exc:
+        raise ConfigError(f"--data-dir {url}: cannot reach the bucket ({exc})") from None
+    if args.deadletter_dir is not None:
+        return store, _existing_dir(args.deadletter_dir, "--deadletter-dir")
+    return store, default_local_dir(loc) / "deadletter"
 
 
 def _existing_dir(raw: str, flag: str) -> Path:
@@ -102,7 +144,12 @@ def run_recover(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit: must be at least 1, got {args.limit}")
-    data, dl = _dirs(args)
+    remote = _remote(args)
+    data, dl = (remote[0].location, remote[1]) if remote else _dirs(args)
+    if remote and (dl is None or not dl.is_dir()):
+        _print(RecoveryReport().as_dict() if args.json else "nothing to recover: no dead letter "
+               "on this host for that bucket (give --deadletter-dir)", args.json)
+        return EXIT_OK
     if dl is None:
         if args.json:
             _print(RecoveryReport().as_dict(), True)
@@ -110,7 +157,8 @@ def run_recover(args: argparse.Namespace) -> int:
             _print(f"nothing to recover: {data / 'deadletter'} does not exist", False)
         return EXIT_OK
     try:
-        report = trio.run(Recoverer(data, dl).recover_all, args.limit)
+        s3 = remote[0].options if remote else None
+        report = trio.run(Recoverer(data, dl, s3=s3).recover_all, args.limit)
     except OSError as exc:  # e.g. the dead letter cannot be listed (permissions)
         raise _unreadable(exc) from None
     _print(report.as_dict() if args.json else report.render(), args.json)
@@ -120,6 +168,17 @@ def run_recover(args: argparse.Namespace) -> int:
 def run_inspect(args: argparse.Namespace) -> int:
     from ..storage.inventory import inspect_dataset
 
+    remote = _remote(args)
+    if remote is not None:
+        from ..storage.remote_inventory import inspect_store
+
+        store, rdl = remote
+        try:
+            inv = inspect_store(store, rdl)
+        except OSError as exc:
+            raise _unreadable(exc) from None
+        _print(inv.as_dict() if args.json else inv.render(), args.json)
+        return EXIT_OK
     data, dl = _dirs(args)
     try:
         inv = inspect_dataset(data, dl if dl is not None else data / "deadletter")

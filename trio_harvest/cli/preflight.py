@@ -1,4 +1,5 @@
-"""Start-up checks that turn a doomed run into one clear line: is the data directory usable?
+"""Start-up checks that turn a doomed run into one clear line: is the data directory (or the
+bucket of an s3:// one) usable?
 
 Owns the checks of the environment that configuration alone cannot see. Raises ``ConfigError``
 (exit code 2); never changes anything beyond creating the configured directories.
@@ -31,5 +32,22 @@ def check_writable_dir(path: Path, what: str) -> None:
 
 
 def preflight(config: Config) -> None:
-    check_writable_dir(config.data_dir, "data dir")
+    check_writable_dir(config.data_dir, "local dir" if config.data_url else "data dir")
     check_writable_dir(config.deadletter_path, "dead-letter dir")
+    check_object_store(config)
+
+
+def check_object_store(config: Config) -> None:
+    """An ``s3://`` data dir: the bucket must answer one listing now, not at the first rotation."""
+    if not config.data_url:
+        return
+    from ..storage.backends import data_store
+    from ..storage.s3store import S3Store
+
+    store = data_store(config)
+    assert isinstance(store, S3Store)
+    try:
+        store.probe()
+    except OSError as exc:
+        raise ConfigError(f"data dir {config.data_url}: cannot reach the bucket ({exc}); check "
+                          "--s3-endpoint, --s3-region and the AWS_* credentials") from None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..ratelimit import RateLimitedLog
+from ..storage.location import S3Options
 from ..storage.recover import Recoverer
 
 if TYPE_CHECKING:
@@ -63,9 +64,9 @@ class AutoRecovery:
         """Built on first use: the harvester's writers (its limiter) exist by then."""
         if self._recoverer is None:
             cfg = self.h.config
-            self._recoverer = Recoverer(cfg.data_dir, cfg.deadletter_path,
+            self._recoverer = Recoverer(cfg.data_url or cfg.data_dir, cfg.deadletter_path,
                                         limiter=self.h.rotation.limiter,
-                                        write_timeout=cfg.write_timeout)
+                                        write_timeout=cfg.write_timeout, s3=S3Options.of(cfg))
         return self._recoverer
 
     def observe(self, now: float) -> None:

@@ -62,6 +62,11 @@ def summarize_gaps(paths: Iterable[Path]) -> GapSummary:
                           .with_columns(pl.lit(_symbol_of(path)).alias("symbol")))
         except Exception:  # reported as unreadable by the inventory itself
             continue
+    return summarize_gap_frames(frames)
+
+
+def summarize_gap_frames(frames: list[pl.DataFrame]) -> GapSummary:
+    """The summary of gap rows already read (with their ``symbol`` column)."""
     out = GapSummary()
     if not frames:
         return out

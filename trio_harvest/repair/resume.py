@@ -3,13 +3,17 @@ dataset or waiting in the dead letter), so a restarted harvester can continue ag
 and backfill what it missed while it was down instead of leaving an unrecorded hole.
 
 Owns the reading of that one number per symbol. Blocking (run it in a thread); reads only the
-latest date partition of each symbol and the dead-letter ``prices`` files; never writes.
+latest date partition of each symbol (on local disk or through an object store's listing) and the
+dead-letter ``prices`` files; never writes.
 """
 
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
+import io
+import logging
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
 
 import msgspec
 import polars as pl
@@ -18,16 +22,25 @@ from ..kinds import PRICES
 from ..storage.fileschema import local_live
 from ..storage.partitions import parse_deadletter_name
 
+if TYPE_CHECKING:
+    from ..storage.backends import Store
+
 _line = msgspec.json.Decoder(dict[str, object])
 _COLUMNS = {"agg_id": pl.Int64, "ts_ms": pl.Int64}
+log = logging.getLogger("trio_harvest.resume")
 
 
-def last_written(data_dir: Path, deadletter_dir: Path,
+def last_written(data: Path | Store, deadletter_dir: Path,
                  symbols: tuple[str, ...]) -> dict[str, tuple[int, int]]:
-    """``{symbol: (last agg_id, its ts_ms)}`` for the symbols that have any trades on disk."""
+    """``{symbol: (last agg_id, its ts_ms)}`` for the symbols that have any trades on disk.
+    ``data`` is the dataset's folder, or a store (``LocalStore`` or ``S3Store``)."""
+    if not isinstance(data, Path):
+        root = getattr(data, "root", None)
+        data = root if isinstance(root, Path) else data
     out: dict[str, tuple[int, int]] = {}
     for symbol in symbols:
-        best = _from_dataset(data_dir, symbol)
+        best = (_from_dataset(data, symbol) if isinstance(data, Path)
+                else _from_store(data, symbol))
         for candidate in _from_deadletter(deadletter_dir, symbol):
             if best is None or candidate[0] > best[0]:
                 best = candidate
@@ -47,6 +60,33 @@ def _from_dataset(data_dir: Path, symbol: str) -> tuple[int, int] | None:
             row = (pl.scan_parquet(files, schema=_COLUMNS, missing_columns="insert",
                                    extra_columns="ignore")
                    .sort("agg_id").tail(1).collect())
+            if row.height:
+                return int(row["agg_id"][0]), int(row["ts_ms"][0])
+    return None
+
+
+def _from_store(store: Store, symbol: str) -> tuple[int, int] | None:
+    """The same as ``_from_dataset`` through a store's listing (an object store has no glob)."""
+    children = getattr(store, "children", None)
+    try:
+        dates = sorted(children(None)) if children is not None else []
+    except OSError as exc:  # the bucket is away: harvest anyway, without the resume point
+        log.warning("%s: cannot read where it left off (%s); continuing without it", symbol, exc)
+        return None
+    for date in reversed([d for d in dates if d.startswith("date=")]):
+        try:
+            rels = sorted(store.list(PurePath(date, f"symbol={symbol}", f"kind={PRICES}"),
+                                     ".parquet"))
+        except OSError as exc:
+            log.warning("%s: cannot list %s (%s); continuing without it", symbol, date, exc)
+            return None
+        frames = []
+        for rel in rels:
+            with contextlib.suppress(Exception):  # an unreadable file: `inspect` reports it
+                frames.append(pl.read_parquet(io.BytesIO(store.read_bytes(rel)),
+                                              columns=["agg_id", "ts_ms"]))
+        if frames:
+            row = pl.concat(frames).sort("agg_id").tail(1)
             if row.height:
                 return int(row["agg_id"][0]), int(row["ts_ms"][0])
     return None

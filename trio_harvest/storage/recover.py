@@ -28,9 +28,11 @@ import polars as pl
 import trio
 
 from ..kinds import Row, Schema
+from .backends import open_store
 from .backlog import REJECTED_DIR, DeadLetterFile, list_deadletter
 from .encoding import BadLine, decode_ndjson_line
 from .gate import PublishGate
+from .location import S3Options
 from .partitions import Partition, part_name, split_by_date
 from .store import LocalStore
 from .writer import Writer
@@ -210,14 +212,15 @@ class Recoverer:
 
     def __init__(
         self,
-        data_dir: Path,
+        data_dir: Path | str,
         deadletter_dir: Path,
         *,
         limiter: trio.CapacityLimiter | None = None,
         write_timeout: float | None = None,
         hook: StepHook | None = None,
+        s3: S3Options | None = None,
     ) -> None:
-        self.data = LocalStore(data_dir)
+        self.data = open_store(data_dir, s3)  # a path, or s3://bucket/prefix
         self.deadletter = LocalStore(deadletter_dir)
         self.limiter = limiter
         self.write_timeout = write_timeout
@@ -289,6 +292,13 @@ class Recoverer:
             self.hook("partition", f)
 
     async def _save(self, writer: Writer, part: Partition, gate: PublishGate, token: str) -> PurePath:
+        try:
+            return await self._save_once(writer, part, gate, token)
+        except FileExistsError:  # an object store refuses to overwrite: an earlier run wrote it
+            return part.directory() / part_name(part.first_ts, part.last_ts, token)
+
+    async def _save_once(self, writer: Writer, part: Partition, gate: PublishGate,
+                         token: str) -> PurePath:
         if self.write_timeout is None:
             return (await writer.save(part, gate, unique=token)).path
         with trio.move_on_after(self.write_timeout) as scope:

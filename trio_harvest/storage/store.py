@@ -31,6 +31,10 @@ class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
     def path(self, rel: PurePath) -> Path:
         return self.root / rel
 

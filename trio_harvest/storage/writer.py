@@ -19,10 +19,10 @@ from typing import BinaryIO
 import trio
 
 from ..kinds import Schema
+from .backends import Store
 from .encoding import encode_ndjson, write_parquet
 from .gate import PublishGate
 from .partitions import Partition, RowData, deadletter_name, part_name, unique_token
-from .store import LocalStore
 
 
 class StorageStuck(OSError):
@@ -39,8 +39,8 @@ class Written:
 class Writer:
     def __init__(
         self,
-        data: LocalStore,
-        deadletter: LocalStore,
+        data: Store,
+        deadletter: Store,
         schema_of: Callable[[str], Schema],
         metadata_of: Callable[[str], Mapping[str, str]] = lambda kind: {},
         *,
@@ -83,7 +83,7 @@ class Writer:
 
     async def _in_thread(
         self,
-        store: LocalStore,
+        store: Store,
         rel: PurePath,
         produce: Callable[..., None],
         gate: PublishGate,
@@ -95,7 +95,7 @@ class Writer:
         with self._lock:
             stuck = self._stuck.get(key, 0)
             if stuck >= self.max_stuck:
-                raise StorageStuck(f"{stuck} earlier writes to {store.root} "
+                raise StorageStuck(f"{stuck} earlier writes to {store.location} "
                                    "are still hanging; not starting another")
             self._running += 1
         state = {"done": False, "abandoned": False}

@@ -1,0 +1,130 @@
+"""The scale-out side of ``run`` (issue 10): object-storage flags, ``--workers N`` (a supervisor
+of N shard processes) and ``--shard I/N`` (one shard, under its lock).
+
+Owns those flags and the hand-over to ``scale/``; never harvests itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+
+import trio
+
+from ..config import Config, ConfigError
+from ..scale.aggregate import WorkerView, merge_summaries, render_summary
+from ..scale.lock import shard_lock
+from ..scale.shards import Shard, assign, parse_shard, symbols_of
+from ..scale.supervisor import Supervisor, SupervisorSettings, worker_port
+from ..storage.backends import data_location
+
+log = logging.getLogger("trio_harvest.cli")
+MIN_BACKFILL_WEIGHT = 20  # one aggTrades request
+
+
+def add_run_flags(run: argparse.ArgumentParser) -> None:
+    g = run.add_argument_group("object storage and scale-out")
+    g.add_argument("--data-url", metavar="URL", default=None,
+                   help="s3://BUCKET/PREFIX for the Parquet dataset; the same as an s3:// "
+                   "--data-dir (default none: --data-dir is a local folder)")
+    g.add_argument("--local-dir", metavar="DIR", default=None,
+                   help="with an s3:// --data-dir: local folder for the dead letter, the journal "
+                   "and the shard locks (default ./trio_harvest-local/BUCKET/PREFIX)")
+    g.add_argument("--s3-endpoint", metavar="URL", default=None,
+                   help="S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO (default "
+                   "AWS_ENDPOINT_URL, else AWS's endpoint of the region)")
+    g.add_argument("--s3-region", metavar="REGION", default=None,
+                   help="S3 region (default AWS_REGION / AWS_DEFAULT_REGION)")
+    g.add_argument("--s3-allow-http", dest="s3_allow_http", action="store_const", const=True,
+                   default=None, help="allow a plain-http --s3-endpoint (default off)")
+    g.add_argument("--workers", type=int, metavar="N", default=None,
+                   help="run N harvester processes on this host, shards 0/N..N-1/N, under one "
+                   "supervisor with one ops endpoint (default 1)")
+    g.add_argument("--shard", metavar="I/N", default=None,
+                   help="harvest only shard I of N (symbols by rendezvous hashing; several "
+                   "hosts, one shard each; default: every symbol)")
+
+
+def this_shard(config: Config) -> tuple[Config, Shard]:
+    """``config`` narrowed to its shard's symbols (unchanged without ``--shard``)."""
+    if not config.shard:
+        return config, Shard(0, 1)
+    shard = parse_shard(config.shard)
+    mine = symbols_of(config.symbols, shard)
+    if not mine:
+        raise ConfigError(f"shard {shard}: none of the {len(config.symbols)} symbols hashes to "
+                          "this shard (rendezvous hashing); use fewer shards or more symbols")
+    return dataclasses.replace(config, symbols=mine), shard
+
+
+@contextlib.contextmanager
+def locked(config: Config, shard: Shard) -> Iterator[None]:
+    """The shard's ``flock`` on local disk; with an ``s3://`` data dir also its lease object in
+    the bucket (renewed in a thread while the run lasts), which keeps other hosts off it."""
+    with shard_lock(config.data_dir, shard, str(data_location(config))):
+        if not config.data_url:
+            yield
+            return
+        from ..scale.lease import Renewer, ShardLease
+        from ..storage.backends import data_store
+        from ..storage.s3store import S3Store
+
+        store = data_store(config)
+        assert isinstance(store, S3Store)
+        lease = ShardLease(store, shard)
+        try:
+            lease.acquire()
+        except OSError as exc:
+            raise ConfigError(f"shard {shard} of {config.data_url}: cannot take its lease "
+                              f"({exc})") from None
+        renewer = Renewer(lease)
+        renewer.start()
+        try:
+            yield
+        finally:
+            renewer.stop()
+            lease.release()
+
+
+def worker_argv(config: Config, argv: Sequence[str], index: int, started: int,
+                settings: SupervisorSettings) -> list[str]:
+    """Worker ``index``'s command line: the supervisor's own, then what makes it one shard. The
+    REST weight budget is Binance's per IP, so the ``started`` workers of one host share it."""
+    weight = max(MIN_BACKFILL_WEIGHT, config.backfill_weight // max(started, 1))
+    return [sys.executable, "-m", "trio_harvest", *argv, "--workers", "1",
+            "--shard", f"{index}/{config.workers}", "--summary-json",
+            "--backfill-weight", str(weight),
+            "--metrics-port", str(worker_port(settings, index))]
+
+
+def supervise(config: Config, argv: Sequence[str], summary_json: bool | None) -> int:
+    """``run --workers N``: N child processes ``run … --shard i/N``; one summary at the end."""
+    n = config.workers
+    groups = assign(config.symbols, n)
+    workers = [WorkerView(i, g) for i, g in enumerate(groups) if g]
+    if len(workers) < n:
+        log.warning("%d of %d shards have no symbol (rendezvous hashing of %d symbols); "
+                    "starting %d workers", n - len(workers), n, len(config.symbols), len(workers))
+    settings = SupervisorSettings(
+        metrics_host=config.metrics_host, metrics_port=config.metrics_port,
+        stop_bound=config.shutdown_grace + config.deadletter_timeout + 15.0,
+        poll_interval=min(config.health_interval, 2.0),
+        restart_clean_exits=config.duration is None)
+
+    sup_argv = [*argv]
+
+    def argv_of(w: WorkerView) -> list[str]:
+        return worker_argv(config, sup_argv, w.index, len(workers), settings)
+
+    sup = Supervisor(workers, argv_of, settings)
+    log.info("supervising %d workers over %d symbols (data %s)", len(workers),
+             len(config.symbols), data_location(config))
+    code = trio.run(sup.run)
+    doc = merge_summaries(workers)
+    print(json.dumps(doc) if summary_json else render_summary(doc), flush=True)
+    return code
