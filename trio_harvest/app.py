@@ -151,8 +151,10 @@ class Harvester:
             st.reason = reason
             st.requested.set()
             return
+        if st.signals == 2:  # one line, however many more follow
+            log.warning("second stop request (%s): dead-lettering what is not yet written "
+                        "(recover it later with `python -m trio_harvest recover`)", reason)
         if self._grace_scope is not None:
-            log.warning("second stop request (%s): dumping what is left to the dead letter", reason)
             self._grace_scope.cancel()
 
     async def run(self, *, task_status: trio.TaskStatus[Harvester] = trio.TASK_STATUS_IGNORED) -> None:
@@ -264,9 +266,7 @@ class Harvester:
                 await self.rotation.flush_everything()
         self._grace_scope = None
         if grace.cancelled_caught or self.lanes.total_pending() or self.rotation.busy:
-            if self.stop_state.signals >= 2:
-                log.warning("a second stop request: dead-lettering what is not yet written")
-            else:
+            if self.stop_state.signals < 2:  # else request_stop has said it
                 log.warning("the final flush did not finish within %gs (shutdown_grace); "
                             "dead-lettering the rest", cfg.shutdown_grace)
             with trio.CancelScope(shield=True) as dump:

@@ -20,14 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .hints import did_you_mean
 from .kinds import ALL_KINDS, DEFAULT_WATERMARKS
+from .ops.settings import check_ops_settings
 from .signals.params import SignalParams
+from .symbols import SYMBOL_RE, check_symbols
 
-__all__ = ["Config", "ConfigError", "build_config", "load_config"]
+__all__ = ["SYMBOL_RE", "Config", "ConfigError", "build_config", "load_config"]
 
 
 ENV_PREFIX = "TRIO_HARVEST_"
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
 DEPTH_LEVELS = (5, 10, 20)
 DEPTH_SPEEDS = ("100ms", "250ms", "500ms")
 BOOK_MODES = ("partial", "diff")
@@ -99,6 +101,9 @@ class Config:
     auto_recover: bool = True
     auto_recover_after: float = 60.0
     auto_recover_batch: int = 4
+    # operator experience (issue 12): the progress line and the end-of-run summary
+    progress_interval: float = 300.0  # seconds between progress lines; 0 = off
+    summary_by_symbol: bool = False  # the summary per symbol too (always with 4 symbols or fewer)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -119,13 +124,7 @@ _HINTS = typing.get_type_hints(Config)
 
 
 def _validate(c: Config) -> None:
-    if not c.symbols:
-        raise ConfigError("symbols: at least one symbol is needed")
-    for s in c.symbols:
-        if not SYMBOL_RE.match(s):
-            raise ConfigError(f"symbols: {s!r} is not a symbol (expected e.g. BTCUSDT)")
-    if len(set(c.symbols)) != len(c.symbols):
-        raise ConfigError("symbols: a symbol is listed twice")
+    check_symbols(c.symbols)
     for name in ("ws_url",):
         url = getattr(c, name)
         if not url.startswith(("ws://", "wss://")):
@@ -179,6 +178,7 @@ def _validate(c: Config) -> None:
     _positive("auto_recover_after", c.auto_recover_after)
     if c.auto_recover_batch < 1:
         raise ConfigError(f"auto_recover_batch: must be at least 1, got {c.auto_recover_batch}")
+    check_ops_settings(c.progress_interval)
     for kind in ALL_KINDS:
         if kind not in c.watermarks:
             raise ConfigError(f"watermarks: no watermarks for kind {kind!r}")
@@ -230,7 +230,7 @@ def _coerce(name: str, raw: Any) -> Any:
         if hint is str:
             if not isinstance(raw, str):
                 raise ValueError
-            return raw
+            return raw.upper() if name == "log_level" else raw
         if hint is Path:
             if not isinstance(raw, str | Path) or not str(raw):
                 raise ValueError
@@ -321,7 +321,7 @@ def layer_from_toml(data: Mapping[str, Any], where: str = "") -> dict[str, Any]:
                 raise ConfigError(f"{where}{exc}") from None
             continue
         if name not in FIELD_NAMES:
-            raise ConfigError(f"{where}unknown setting {key!r}")
+            raise ConfigError(f"{where}unknown setting {key!r}{did_you_mean(name, FIELD_NAMES)}")
         out[name] = _coerce_from(f"{where}{key}: ", name, raw)
     return out
 
@@ -337,7 +337,8 @@ def layer_from_env(env: Mapping[str, str]) -> dict[str, Any]:
             continue
         name = var[len(ENV_PREFIX):].lower()
         if name in ("watermarks", "signals") or name not in FIELD_NAMES:
-            raise ConfigError(f"environment {var}: unknown setting {name!r}")
+            near = did_you_mean(var, [ENV_PREFIX + f.upper() for f in FIELD_NAMES])
+            raise ConfigError(f"environment {var}: unknown setting {name!r}{near}")
         out[name] = _coerce_from(f"environment {var}: ", name, value)
     return out
 

@@ -20,6 +20,7 @@ import trio
 
 from .. import __version__
 from ..config import MAX_SIM_RATE, ConfigError, load_config
+from ..hints import did_you_mean
 from ..ops.logs import setup_logging
 from . import adversity as adversity_cli
 from . import ops as ops_cli
@@ -27,6 +28,10 @@ from . import ops as ops_cli
 log = logging.getLogger("trio_harvest.cli")
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+EXIT_NO_DATA = 3  # the run ended without ever receiving a frame (endpoint unreachable, …)
+EXIT_CODES = ("exit codes: 0 a clean stop (also after SIGINT/SIGTERM); 1 an internal failure; 2 a "
+              "user mistake; 3 the run ended without ever receiving a frame (nothing harvested: "
+              "endpoint unreachable, DNS, a firewall); 130 interrupted before the harvester ran")
 SUBCOMMANDS = ("run", "sim", "recover", "inspect")
 
 
@@ -58,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Harvest streams into Parquet until SIGINT/SIGTERM or --duration. "
         "Settings come from defaults < --config TOML < environment (TRIO_HARVEST_<SETTING>, "
         "BUFFER_HIGH, SAVE_CONCURRENCY) < these flags. Each flag's help gives its default.",
+        epilog=EXIT_CODES,
     )
     g = run.add_argument_group("source")
     _flag(g, "--sim", action="store_const", const=True,
@@ -153,8 +159,29 @@ def _normalize_argv(argv: list[str]) -> list[str]:
 RUN_ONLY = {"config", "summary_json", "command"}
 
 
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """``parse_args``, but an unknown flag is reported by its subcommand, with the nearest flag
+    it knows: ``unrecognized arguments: --duraton (did you mean --duration?)``."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sub = _subparser(parser, args.command) or parser
+        flags = [o for a in sub._actions for o in a.option_strings if o.startswith("--")]
+        hint = next((h for h in (did_you_mean(x.split("=", 1)[0], flags).replace("'", "")
+                                 for x in extra if x.startswith("-")) if h), "")
+        sub.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+    return args
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]  # type: ignore[no-any-return]
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(_normalize_argv(list(sys.argv[1:] if argv is None else argv)))
+    args = _parse(_normalize_argv(list(sys.argv[1:] if argv is None else argv)))
     try:
         if args.command == "sim":
             return _sim(args)
@@ -195,11 +222,21 @@ def _run(args: argparse.Namespace) -> int:
         raise
     except Exception:
         log.exception("internal failure; buffered rows were sent to the dead letter")
-        _print_summary(summarize(harvester), args.summary_json)
+        _print_summary(summarize(harvester, _backlog(config), args.config), args.summary_json)
         return EXIT_INTERNAL
-    summary = summarize(harvester)
+    summary = summarize(harvester, _backlog(config), args.config)
     _print_summary(summary, args.summary_json)
-    return EXIT_OK
+    return EXIT_NO_DATA if summary.frames == 0 else EXIT_OK
+
+
+def _backlog(config: Any) -> Any:
+    """The dead letter after the run (None if it cannot be read: the summary says nothing)."""
+    from ..storage.backlog import scan_backlog
+
+    try:
+        return scan_backlog(config.deadletter_path)
+    except OSError:
+        return None
 
 
 def _print_summary(summary: Any, as_json: bool | None) -> None:
@@ -209,13 +246,11 @@ def _print_summary(summary: Any, as_json: bool | None) -> None:
 
 
 def _sim(args: argparse.Namespace) -> int:
-    from ..config import SYMBOL_RE
     from ..sim.server import SimConfig, sim_main
+    from ..symbols import check_symbols
 
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
-    bad = [s for s in symbols if not SYMBOL_RE.match(s)]
-    if not symbols or bad:
-        raise ConfigError(f"--symbols: {', '.join(bad) or 'none given'} is not a symbol list")
+    check_symbols(symbols, "--symbols")
     if not 0 < args.rate <= MAX_SIM_RATE:  # also rejects nan
         raise ConfigError(f"--rate: must be positive and at most {MAX_SIM_RATE:,.0f} messages per "
                           f"second (the simulator cannot go faster), got {args.rate:g}")

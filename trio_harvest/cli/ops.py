@@ -35,6 +35,11 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
                    help="replay the dead letter once writes have succeeded this long (default 60)")
     g.add_argument("--auto-recover-batch", type=int, metavar="N", default=None,
                    help="dead-letter files replayed per health interval (default 4)")
+    g.add_argument("--progress-interval", type=float, metavar="S", default=None,
+                   help="seconds between one-line progress reports; 0 = off (default 300)")
+    g.add_argument("--summary-by-symbol", action="store_const", const=True, default=None,
+                   help="end-of-run summary per symbol as well as per kind (default off; always "
+                   "per symbol too with 4 symbols or fewer)")
 
 
 def add_subcommands(sub: Any) -> None:

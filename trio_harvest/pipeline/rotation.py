@@ -229,9 +229,10 @@ class Rotation:
             self._notify(part.kind, "ok", len(part.rows), elapsed)
             return
         ks.last_error = error
-        self._ratelog.log(logging.WARNING, f"{part.kind}:{error.split(':')[0]}",
-                          "write of %s/%s %s (%d rows) failed: %s; sent to the dead letter",
-                          part.kind, part.symbol, part.date, len(part.rows), error)
+        if not aborted.cancelled_caught:  # an abort is announced once, by whoever stopped us
+            self._ratelog.log(logging.WARNING, f"{part.kind}:{error.split(':')[0]}",
+                              "write of %s/%s %s (%d rows) failed: %s; sent to the dead letter",
+                              part.kind, part.symbol, part.date, len(part.rows), error)
         self._notify(part.kind, "failed", len(part.rows), elapsed)
         await self._to_dead_letter(part.kind, part.symbol, part.rows, error)
 
