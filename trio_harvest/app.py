@@ -309,12 +309,14 @@ class Harvester:
         await nursery.start(self.diff_books.run)
 
     async def _start_simulator(self, nursery: trio.Nursery) -> str:
+        from .sim.calibration import sim_rate
         from .sim.faultplan import parse_faults
         from .sim.server import SimConfig, Simulator
 
         cfg = self.config
         self.simulator = Simulator(
-            SimConfig(symbols=cfg.symbols, rate=cfg.sim_rate, seed=cfg.sim_seed,
+            SimConfig(symbols=cfg.symbols, rate=sim_rate(cfg.sim_rate, len(cfg.symbols)),
+                      seed=cfg.sim_seed,
                       faults=parse_faults(cfg.sim_faults) if cfg.sim_faults else None),
             clock_ms=self.wall_ms,
         )

@@ -22,6 +22,7 @@ from .. import __version__
 from ..config import MAX_SIM_RATE, ConfigError, load_config
 from ..hints import did_you_mean
 from ..ops.logs import setup_logging
+from ..sim.calibration import DEFAULT_TOTAL_MIN, SYMBOL_RATE, sim_rate
 from . import adversity as adversity_cli
 from . import ops as ops_cli
 
@@ -80,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(g, "--no-book-ticker", dest="book_ticker", action="store_const", const=False,
           help="do not subscribe to bookTicker (subscribed by default)")
     _flag(g, "--sim-rate", type=float, metavar="MSGS",
-          help=f"simulator: total messages per second, at most {MAX_SIM_RATE:,.0f} (default 300)")
+          help=f"simulator: total messages per second, at most {MAX_SIM_RATE:,.0f} (default "
+          f"{SYMBOL_RATE:g} per symbol, at least {DEFAULT_TOTAL_MIN:g} in all)")
     _flag(g, "--sim-seed", type=int, metavar="N", help="simulator: random seed (default 1)")
     _flag(g, "--streams-per-connection", type=int, metavar="N",
           help="streams per websocket connection (default 200, Binance's limit)")
@@ -140,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="port for websocket and REST; 0 = any free port (default 9443)")
     sim.add_argument("--symbols", default="BTCUSDT,ETHUSDT", metavar="LIST",
                      help="comma-separated symbols (default BTCUSDT,ETHUSDT)")
-    sim.add_argument("--rate", type=float, default=300.0, metavar="MSGS",
-                     help=f"total messages per second, at most {MAX_SIM_RATE:,.0f} (default 300)")
+    sim.add_argument("--rate", type=float, default=None, metavar="MSGS",
+                     help=f"total messages per second, at most {MAX_SIM_RATE:,.0f} (default "
+                     f"{SYMBOL_RATE:g} per symbol, at least {DEFAULT_TOTAL_MIN:g} in all)")
     sim.add_argument("--seed", type=int, default=1, metavar="N", help="random seed (default 1)")
     sim.add_argument("--duration", type=float, default=None, metavar="S",
                      help="stop after S seconds (default: serve until SIGINT/SIGTERM)")
@@ -251,9 +254,10 @@ def _sim(args: argparse.Namespace) -> int:
 
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
     check_symbols(symbols, "--symbols")
-    if not 0 < args.rate <= MAX_SIM_RATE:  # also rejects nan
+    rate = sim_rate(args.rate, len(symbols))
+    if not 0 < rate <= MAX_SIM_RATE:  # also rejects nan
         raise ConfigError(f"--rate: must be positive and at most {MAX_SIM_RATE:,.0f} messages per "
-                          f"second (the simulator cannot go faster), got {args.rate:g}")
+                          f"second (the simulator cannot go faster), got {rate:g}")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port: {args.port} is not a port")
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
@@ -261,7 +265,7 @@ def _sim(args: argparse.Namespace) -> int:
     plan = adversity_cli.sim_plan(args)
     _check_listen(args.host, args.port)
     setup_logging("INFO", "text")
-    config = SimConfig(symbols=symbols, rate=args.rate, seed=args.seed, host=args.host,
+    config = SimConfig(symbols=symbols, rate=rate, seed=args.seed, host=args.host,
                        port=args.port, faults=plan)
     return sim_main(config, args.duration)
 

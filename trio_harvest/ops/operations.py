@@ -142,7 +142,8 @@ class Operations:
             }
         return {
             "status": report.status,
-            "reasons": report.reasons,
+            "reasons": report.grouped_reasons,
+            "problems": report.as_dict(full=True)["problems"],  # every problem, ungrouped
             "notes": [p.message for p in report.notes],
             "uptime_s": _r(snap.uptime),
             "stopping": h.stop_state.requested.is_set(),
