@@ -100,7 +100,7 @@ class Config:
     health_interval: float = 5.0
     auto_recover: bool = True
     auto_recover_after: float = 60.0
-    auto_recover_batch: int = 4
+    auto_recover_batch: int = 1000  # dead-letter files per round (merged per kind and symbol)
     # operator experience (issue 12): the progress line and the end-of-run summary
     progress_interval: float = 300.0  # seconds between progress lines; 0 = off
     summary_by_symbol: bool = False  # the summary per symbol too (always with 4 symbols or fewer)

@@ -19,6 +19,7 @@ import trio
 from ..config import ConfigError
 
 EXIT_OK, EXIT_FAILED = 0, 1
+RECOVER_CONCURRENCY = 4  # dead-letter batches recovered at once by the command (fsync-bound)
 
 
 def add_run_flags(run: argparse.ArgumentParser) -> None:
@@ -34,7 +35,8 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument("--auto-recover-after", type=float, metavar="S", default=None,
                    help="replay the dead letter once writes have succeeded this long (default 60)")
     g.add_argument("--auto-recover-batch", type=int, metavar="N", default=None,
-                   help="dead-letter files replayed per health interval (default 4)")
+                   help="dead-letter files replayed per health interval, merged per kind and "
+                   "symbol (default 1000)")
     g.add_argument("--progress-interval", type=float, metavar="S", default=None,
                    help="seconds between one-line progress reports; 0 = off (default 300)")
     g.add_argument("--summary-by-symbol", action="store_const", const=True, default=None,
@@ -115,7 +117,8 @@ def run_recover(args: argparse.Namespace) -> int:
             _print(f"nothing to recover: {data / 'deadletter'} does not exist", False)
         return EXIT_OK
     try:
-        report = trio.run(Recoverer(data, dl).recover_all, args.limit)
+        report = trio.run(Recoverer(data, dl, concurrency=RECOVER_CONCURRENCY).recover_all,
+                          args.limit)
     except OSError as exc:  # e.g. the dead letter cannot be listed (permissions)
         raise _unreadable(exc) from None
     _print(report.as_dict() if args.json else report.render(), args.json)
