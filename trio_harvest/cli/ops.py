@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from ..config import ConfigError
+from ..config import ENV_PREFIX, ConfigError, load_config
 
 EXIT_OK, EXIT_FAILED = 0, 1
+DATA_DIR_ENV = ENV_PREFIX + "DATA_DIR"
 RECOVER_CONCURRENCY = 4  # dead-letter batches recovered at once by the command (fsync-bound)
 
 
@@ -53,9 +55,7 @@ def add_subcommands(sub: Any) -> None:
         "duplicates) and remove it. Bad lines are set aside in DEADLETTER/_rejected/. Safe to "
         "interrupt and run again, and safe while a harvester runs.",
     )
-    rec.add_argument("--data-dir", required=True, metavar="DIR", help="the dataset's root")
-    rec.add_argument("--deadletter-dir", metavar="DIR", default=None,
-                     help="dead-letter folder (default DATA_DIR/deadletter)")
+    _dir_flags(rec)
     rec.add_argument("--limit", type=int, metavar="N", default=None,
                      help="recover at most N files, oldest first (default all)")
     rec.add_argument("--json", action="store_true", help="print one JSON object")
@@ -66,10 +66,33 @@ def add_subcommands(sub: Any) -> None:
         description="Per date/symbol/kind: files, rows, first/last event time, bytes; for "
         "prices, holes in agg_id continuity; the dead-letter backlog; temporary leftovers.",
     )
-    ins.add_argument("--data-dir", required=True, metavar="DIR", help="the dataset's root")
-    ins.add_argument("--deadletter-dir", metavar="DIR", default=None,
-                     help="dead-letter folder (default DATA_DIR/deadletter)")
+    _dir_flags(ins)
     ins.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _dir_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", metavar="DIR", default=None,
+                   help="the dataset's root; else data_dir from --config or "
+                   "TRIO_HARVEST_DATA_DIR (one of them is required)")
+    p.add_argument("--deadletter-dir", metavar="DIR", default=None,
+                   help="dead-letter folder (default the config's deadletter_dir, else "
+                   "DATA_DIR/deadletter)")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help="the TOML file the run used: the same data_dir and deadletter_dir "
+                   "(environment and flags override it, as for run; default none)")
+
+
+def _settings(args: argparse.Namespace) -> tuple[str, str | None, bool]:
+    """(data dir, dead-letter dir or None, whether the dead-letter dir was given by a flag),
+    from defaults < --config < environment < flags, as ``run`` reads them."""
+    if args.data_dir is None and args.config is None and not os.environ.get(DATA_DIR_ENV):
+        raise ConfigError("the following arguments are required: --data-dir (or --config)")
+    if args.config is None and not any(k.startswith(ENV_PREFIX) for k in os.environ):
+        return args.data_dir, args.deadletter_dir, args.deadletter_dir is not None
+    cli = {"data_dir": args.data_dir, "deadletter_dir": args.deadletter_dir}
+    cfg = load_config(cli, os.environ, Path(args.config) if args.config else None)
+    dl = str(cfg.deadletter_dir) if cfg.deadletter_dir is not None else None
+    return str(cfg.data_dir), dl, args.deadletter_dir is not None
 
 
 def _existing_dir(raw: str, flag: str) -> Path:
@@ -88,15 +111,20 @@ def _dirs(args: argparse.Namespace) -> tuple[Path, Path | None]:
     """The data dir and the dead-letter dir, or None for "no dead letter at all". A dead-letter
     dir given with --deadletter-dir must exist (a typo would otherwise report an empty backlog);
     the default DATA_DIR/deadletter may be absent (nothing was ever dead-lettered)."""
-    data = _existing_dir(args.data_dir, "--data-dir")
-    if args.deadletter_dir is not None:
-        return data, _existing_dir(args.deadletter_dir, "--deadletter-dir")
-    dl = data / "deadletter"
+    data_dir, dl_dir, flagged = _settings(args)
+    data = _existing_dir(data_dir, "--data-dir" if args.data_dir is not None else "data_dir")
+    if flagged and dl_dir is not None:
+        return data, _existing_dir(dl_dir, "--deadletter-dir")
+    dl = Path(dl_dir) if dl_dir is not None else data / "deadletter"
+    if dl_dir is not None and not dl.exists():
+        return data, None  # set by the config: nothing was ever dead-lettered there
     if not dl.exists():
         return data, None
     if not dl.is_dir():
-        raise ConfigError(f"dead-letter dir {dl} (the default DATA_DIR/deadletter): is not a "
-                          "directory; give --deadletter-dir")
+        what = "the config's deadletter_dir" if dl_dir is not None else \
+            "the default DATA_DIR/deadletter"
+        raise ConfigError(f"dead-letter dir {dl} ({what}): is not a directory; give "
+                          "--deadletter-dir")
     return data, dl
 
 
@@ -114,7 +142,8 @@ def run_recover(args: argparse.Namespace) -> int:
         if args.json:
             _print(RecoveryReport().as_dict(), True)
         else:
-            _print(f"nothing to recover: {data / 'deadletter'} does not exist", False)
+            where = _settings(args)[1] or data / "deadletter"
+            _print(f"nothing to recover: {where} does not exist", False)
         return EXIT_OK
     try:
         report = trio.run(Recoverer(data, dl, concurrency=RECOVER_CONCURRENCY).recover_all,
