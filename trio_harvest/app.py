@@ -26,6 +26,7 @@ from .ingest.connection import ConnectFn, Connection, make_connections, run_inge
 from .ingest.restclient import FetchFn
 from .kinds import PREVIEW_KINDS, Row, schema_for
 from .ops.operations import Operations
+from .ops.startup import startup_notes
 from .pipeline.lanes import Lanes
 from .pipeline.rotation import DeadLetterFn, Rotation, SaveFn
 from .pipeline.router import Router
@@ -230,6 +231,8 @@ class Harvester:
         """Blocking; runs in a worker thread before anything starts."""
         cfg = self.config
         removed = self._remove_stale_temps()
+        for note in startup_notes(cfg):  # a dead-letter backlog, simulated ids that would collide
+            log.warning("%s", note)
         if cfg.sim or not cfg.resume:  # the simulator is a new exchange each run
             return removed, {}
         return removed, last_written(cfg.data_dir, cfg.deadletter_path, cfg.symbols)

@@ -127,3 +127,28 @@ def test_a_second_ctrl_c_logs_one_line(tmp_path: Path) -> None:
     assert len(second) == 1, "".join(lines)
     assert "second stop request (SIGINT): dead-lettering what is not yet written" in second[0]
     assert "Traceback" not in "".join(lines)
+
+
+def test_a_backlog_is_named_at_start_and_in_the_summary_with_the_command(tmp_path: Path) -> None:
+    from ..storage.test_recover_merged import make_backlog
+
+    data, dl = tmp_path / "d", tmp_path / "dl"
+    make_backlog(dl, {"BTCUSDT": 3})
+    out = run_cli("run", "--sim", "--duration", "1", "--data-dir", str(data), "--deadletter-dir",
+                  str(dl), "--no-auto-recover")
+    assert out.returncode == 0, out.stderr
+    command = f"python -m trio_harvest recover --data-dir {data} --deadletter-dir {dl}"
+    start = next(x for x in out.stderr.splitlines() if "dead letter holds" in x)
+    assert f"dead letter holds 3 files, 30 rows in {dl} from an earlier run" in start
+    assert start.endswith(command)
+    assert f"DEAD LETTER: 3 files, 30 rows wait in {dl}; replay them with: {command}" in out.stdout
+    assert run_cli(*command.split()[3:]).returncode == 0  # and that command does it
+
+
+def test_rerunning_the_simulator_into_the_same_data_dir_warns(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    first = run_cli("run", "--sim", "--duration", "1.5", "--data-dir", str(data))
+    assert first.returncode == 0 and "would collide" not in first.stderr
+    again = run_cli("run", "--sim", "--duration", "0.5", "--data-dir", str(data))
+    line = next(x for x in again.stderr.splitlines() if "would collide" in x)
+    assert f"{data} already holds prices of BTCUSDT, ETHUSDT" in line and "--sim-seed" in line

@@ -5,13 +5,12 @@ the command that replays it. Reads stats; changes nothing."""
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..hints import plural
 from ..kinds import ALL_KINDS
+from ..ops.startup import recover_command
 from ..ops.view import HarvestView
 from ..storage.backlog import Backlog
 
@@ -135,16 +134,6 @@ class Summary:
 
 def _span(files: int, lo: int, hi: int) -> str:
     return "-" if not files else (f"{lo:,}" if lo == hi else f"{lo:,}..{hi:,}")
-
-
-def recover_command(data_dir: Path, deadletter_dir: Path, config_file: str | None = None) -> str:
-    """The command that replays this run's dead letter (the same settings as the run)."""
-    if config_file:
-        return f"python -m trio_harvest recover --config {shlex.quote(config_file)}"
-    cmd = f"python -m trio_harvest recover --data-dir {shlex.quote(str(data_dir))}"
-    if deadletter_dir != data_dir / "deadletter":
-        cmd += f" --deadletter-dir {shlex.quote(str(deadletter_dir))}"
-    return cmd
 
 
 def summarize(h: HarvestView, backlog: Backlog | None = None, config_file: str | None = None,
