@@ -25,6 +25,7 @@ from .config import Config
 from .ingest.connection import ConnectFn, Connection, make_connections, run_ingest, websocket_connector
 from .ingest.restclient import FetchFn
 from .kinds import PREVIEW_KINDS, Row, schema_for
+from .ops.listing import check_listing
 from .ops.operations import Operations
 from .ops.startup import startup_notes
 from .pipeline.lanes import Lanes
@@ -129,6 +130,7 @@ class Harvester:
         self.router.gate = self.repair
         self.repair.last_seen = self.router.stats.last_seen
         self._connect = self.repair.connector.connect
+        self._use_http = connect is None  # the real network (or the simulator): check listings
         self.connections: list[Connection] = []
         self.simulator: Any = None
         self._grace_scope: trio.CancelScope | None = None
@@ -195,6 +197,9 @@ class Harvester:
                     on_disconnect=self._on_disconnect,
                 )
                 root.start_soon(self._run_ingest)
+                if self._use_http:  # a symbol the venue does not list: one warning
+                    root.start_soon(check_listing, self.simulator.rest_url if cfg.sim
+                                    else cfg.rest_url, cfg.symbols)
                 root.start_soon(self._run_features)
                 if self.handle_signals:
                     root.start_soon(self._watch_signals)

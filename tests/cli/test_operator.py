@@ -152,3 +152,24 @@ def test_rerunning_the_simulator_into_the_same_data_dir_warns(tmp_path: Path) ->
     again = run_cli("run", "--sim", "--duration", "0.5", "--data-dir", str(data))
     line = next(x for x in again.stderr.splitlines() if "would collide" in x)
     assert f"{data} already holds prices of BTCUSDT, ETHUSDT" in line and "--sim-seed" in line
+
+
+def test_a_symbol_the_venue_does_not_list_gets_one_warning(tmp_path: Path) -> None:
+    sim = subprocess.Popen([sys.executable, "-m", "trio_harvest", "sim", "--port", "0",
+                            "--symbols", "BTCUSDT,BTCUSDT_260327", "--duration", "20"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert sim.stdout is not None
+        first = sim.stdout.readline()
+        ws = first.split("listening on ")[1].split()[0]
+        rest = ws.replace("ws://", "http://")
+        out = run_cli("run", "--ws-url", ws, "--rest-url", rest, "--symbols",
+                      "BTCUSDT,BTCUSDT_260327,NOPEUSDT", "--duration", "2", "--data-dir",
+                      str(tmp_path / "d"))
+    finally:
+        sim.terminate()
+        sim.communicate(timeout=20)
+    assert out.returncode == 0, out.stderr
+    warned = [x for x in out.stderr.splitlines() if "not listed by" in x]
+    assert len(warned) == 1, out.stderr
+    assert f"1 symbol not listed by {rest}/fapi/v1/exchangeInfo: NOPEUSDT" in warned[0]
