@@ -80,7 +80,7 @@ class Config:
     resume: bool = True
     # the built-in simulator
     sim: bool = False
-    sim_rate: float | None = None  # total msg/s; None: sim.calibration.default_rate(symbols)
+    sim_rate: float | None = None  # total msg/s; None: 20 per symbol (sim/calibration.py)
     sim_seed: int = 1
     sim_faults: str = ""  # e.g. "disconnect=5,garbage=0.01" (see sim/faultplan.py); "" = exact
     # adversity (issue 5): REST backfill of trades and the 24 h connection handover
@@ -158,8 +158,8 @@ def _validate(c: Config) -> None:
         raise ConfigError("handover_lead must be shorter than ws_lifetime")
     if c.backfill_weight < 20:
         raise ConfigError(f"backfill_weight: at least 20 (one aggTrades request), got {c.backfill_weight}")
-    if c.sim_rate is not None and not (isinstance(c.sim_rate, int | float)
-                                       and 0 < c.sim_rate <= MAX_SIM_RATE):
+    rate = c.sim_rate  # None: the simulator's per-symbol default (sim/calibration.py)
+    if rate is not None and not (isinstance(rate, int | float) and 0 < rate <= MAX_SIM_RATE):
         raise ConfigError(f"sim_rate: must be a positive number of messages per second, at most "
                           f"{MAX_SIM_RATE:,.0f} (the simulator cannot go faster), got {c.sim_rate!r}")
     if c.sim_faults and not c.sim:
