@@ -55,9 +55,10 @@ def duration(seconds: float) -> str:
 
 
 def progress_line(prev: Sample, now: Sample, *, uptime: float, lag_ms: float | None,
-                  deadletter_files: int, deadletter_rows: int, health: str, problems: int) -> str:
-    """``up 5m00s; 312 msg/s; written 91,240 rows in 38 files (+…); lag 4 ms; dead
-    letter empty; healthy``."""
+                  deadletter_files: int, deadletter_rows: int, health: str, problems: int,
+                  buffered: int = 0) -> str:
+    """``up 5m00s; 312 msg/s; written 91,240 rows in 38 files (+…); 1,200 rows buffered; lag
+    4 ms; dead letter empty; healthy``."""
     span = max(now.at - prev.at, 1e-9)
     rate = (now.frames - prev.frames) / span
     lag = "lag ?" if lag_ms is None else f"lag {lag_ms:.0f} ms"
@@ -67,7 +68,7 @@ def progress_line(prev: Sample, now: Sample, *, uptime: float, lag_ms: float | N
     return (f"up {duration(uptime)}; {rate:,.0f} msg/s; "
             f"written {plural(now.rows, 'row')} in {plural(now.files, 'file')} "
             f"(+{now.rows - prev.rows:,} rows, +{now.files - prev.files:,} files since "
-            f"{duration(span)} ago); {lag}; {dl}; {state}")
+            f"{duration(span)} ago); {plural(buffered, 'row')} buffered; {lag}; {dl}; {state}")
 
 
 def endpoint_error(url: str, error: str) -> str:
@@ -122,7 +123,7 @@ class Progress:
         started = self.h.started_at if self.h.started_at is not None else now
         return progress_line(prev, cur, uptime=now - started, lag_ms=self.h.repair.stats.lag_ms,
                              deadletter_files=files, deadletter_rows=rows, health=status,
-                             problems=problems)
+                             problems=problems, buffered=self.h.lanes.total_pending())
 
     def check_reach(self, now: float) -> str | None:
         """The "cannot reach" line when it is due, else None."""

@@ -28,7 +28,7 @@ OFI_FORMULA = (
 
 @dataclass(frozen=True, slots=True)
 class SignalParams:
-    """Every tunable of the signal engine and the feature table (defaults: reference/signals.md).
+    """Every tunable of the signal engine and the feature table (defaults: docs/signals.md).
 
     Times are in whole seconds unless the name says ``_ms``.
     """
