@@ -113,20 +113,32 @@ class RecoveryReport:
         }
 
     def render(self) -> str:
+        """One line per file recovered alone, one per merged batch (its first and last file)."""
         lines: list[str] = []
-        for f in self.files:
-            if f.gone:
+        done: set[int] = set()
+        for i, f in enumerate(self.files):
+            if f.gone or i in done:
                 continue
             if f.error:
                 lines.append(f"FAILED    {f.file}: {f.error} (left in place)")
                 continue
             where = ", ".join(f.partitions) or "no partition (no good rows)"
-            merged = f" (merged with {plural(f.merged_with, 'other file')})" if f.merged_with \
-                else ""
-            lines.append(f"recovered {f.file}: {plural(f.rows, 'row')} -> {where}{merged}")
-            if f.rejected:
-                lines.append(f"rejected  {plural(f.rejected, 'bad line')} of {f.file} -> "
-                             f"{f.rejected_path} (first: {f.first_reason})")
+            batch = [j for j in range(i, len(self.files)) if not self.files[j].error
+                     and not self.files[j].gone and self.files[j].partitions == f.partitions
+                     and f.merged_with][: f.merged_with + 1] or [i]
+            done.update(batch)
+            if len(batch) == 1:
+                lines.append(f"recovered {f.file}: {plural(f.rows, 'row')} -> {where}")
+            else:
+                rows = sum(self.files[j].rows for j in batch)
+                lines.append(f"recovered {len(batch)} files {f.file} .. "
+                             f"{self.files[batch[-1]].file.split('/', 1)[-1]}: "
+                             f"{plural(rows, 'row')} -> {where}")
+            for j in batch:
+                g = self.files[j]
+                if g.rejected:
+                    lines.append(f"rejected  {plural(g.rejected, 'bad line')} of {g.file} -> "
+                                 f"{g.rejected_path} (first: {g.first_reason})")
         for name in self.unknown:
             lines.append(f"skipped   {name}: not a dead-letter file (left alone)")
         lines.append(
