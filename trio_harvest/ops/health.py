@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..hints import plural
+
 # Expected interval between frames of one stream, by stream kind (seconds). bookTicker and
 # partial depth are continuous on any listed USD-M perpetual; aggTrade follows trading activity
 # (quiet: 5-20 trades/s on BTCUSDT, far fewer on small symbols).
@@ -279,13 +281,13 @@ def assess(s: Snapshot, t: Thresholds = Thresholds()) -> HealthReport:
         if k.pending and since > t.write_stale_after:
             problems.append(Problem("no_write", k.kind,
                                     f"no successful {k.kind} write for {since:.0f}s "
-                                    f"with {k.pending} rows waiting"))
+                                    f"with {plural(k.pending, 'row')} waiting"))
     if s.deadletter_files:
         how = "automatic recovery will replay it once writes succeed" if s.auto_recover else \
             "run 'python -m trio_harvest recover'"
         notes.append(Problem("deadletter_backlog", "deadletter",
-                             f"dead letter holds {s.deadletter_files} files, "
-                             f"{s.deadletter_rows} rows; {how}"))
+                             f"dead letter holds {plural(s.deadletter_files, 'file')}, "
+                             f"{plural(s.deadletter_rows, 'row')}; {how}"))
     problems += [Problem(*p) for p in s.adversity_problems]
     notes += [Problem(*n) for n in s.adversity_notes]
     return HealthReport(tuple(problems), tuple(notes), tuple(dict.fromkeys(reconnect)))
