@@ -82,6 +82,10 @@ def test_mistakes_get_suggestions(tmp_path: Path) -> None:
     out = run_cli("run", "--config", str(toml))
     assert out.returncode == 2 and "unknown setting 'rotat_sec' (did you mean 'rotate_sec'?)" \
         in out.stderr
+    toml.write_text("[signals]\nz_windw_s = 5\n")
+    out = run_cli("run", "--config", str(toml))
+    assert out.returncode == 2 and "signals: unknown setting 'z_windw_s' (did you mean " \
+        "'z_window_s'?)" in out.stderr
     env = {**os.environ, "TRIO_HARVEST_ROTAT_SEC": "3"}
     res = subprocess.run([sys.executable, "-m", "trio_harvest", "run"], capture_output=True,
                          text=True, env=env, timeout=60)
