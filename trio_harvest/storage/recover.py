@@ -21,6 +21,7 @@ fail → re-queue loop of old fault 4).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ from .writer import Writer
 StepHook = Callable[[str, DeadLetterFile], None]  # step name, file: for tests of interruptions
 
 _json = msgspec.json.Encoder()
+log = logging.getLogger("trio_harvest.recover")
 
 
 @dataclass(slots=True)
@@ -239,12 +241,14 @@ class Recoverer:
 
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
-        if self.lock.held:  # re-entered from recover_all
-            yield
-            return
-        while True:  # another process's recovery holds it: poll (a file lock has no event)
-            if await trio.to_thread.run_sync(self.lock.try_acquire, abandon_on_cancel=True):
+        said = False
+        while True:  # another recovery holds it: poll (a file lock has no event to wait on)
+            if await trio.to_thread.run_sync(self.lock.try_acquire):
                 break
+            if not said:
+                said = True
+                log.warning("waiting for another recovery of %s to finish (a running "
+                            "harvester's automatic recovery?)", self.deadletter.root)
             await trio.sleep(self.lock_wait)
         try:
             yield
