@@ -77,6 +77,8 @@ def test_mistakes_get_suggestions(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert out.stderr.strip() == ("trio_harvest: error: unrecognized arguments: --duraton 5 (did "
                                   "you mean --duration?) (see python -m trio_harvest run --help)")
+    out = run_cli("recovr", "--data-dir", str(tmp_path))
+    assert out.returncode == 2 and "(did you mean 'recover'?)" in out.stderr
     toml = tmp_path / "h.toml"
     toml.write_text("rotat_sec = 3\n")
     out = run_cli("run", "--config", str(toml))

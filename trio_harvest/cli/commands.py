@@ -11,6 +11,7 @@ import argparse
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,9 @@ PREFIX = "trio_harvest: error:"  # every user mistake, from every subcommand, st
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one clear line, exit 2
+        m = re.search(r"invalid choice: '([^']*)'", message)
+        if m is not None and "did you mean" not in message:
+            message += did_you_mean(m.group(1), SUBCOMMANDS)
         self.exit(EXIT_USAGE, f"{PREFIX} {message} (see {self.prog} --help)\n")
 
 
