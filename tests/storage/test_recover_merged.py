@@ -161,3 +161,13 @@ def test_recover_and_inspect_take_the_runs_config(tmp_path: Path) -> None:
     assert list_deadletter(dl) == []
     out = run_cli("recover")
     assert out.returncode == 2 and "required: --data-dir (or --config)" in out.stderr
+
+
+async def test_a_manifest_whose_sources_are_all_gone_is_cleared(tmp_path: Path) -> None:
+    data, dl = tmp_path / "data", tmp_path / "data" / "deadletter"
+    (dl / "_merging").mkdir(parents=True)
+    (dl / "_merging" / "dlx.json").write_text(json.dumps(
+        {"kind": PRICES, "symbol": "BTCUSDT", "complete": False,
+         "sources": ["BTCUSDT_1_1.ndjson"]}))
+    report = await Recoverer(data, dl).recover_all()
+    assert report.files == [] and not list((dl / "_merging").iterdir())

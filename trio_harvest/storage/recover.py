@@ -262,7 +262,7 @@ class Recoverer:
                 lambda: list(read_manifests(self.deadletter.root)), abandon_on_cancel=True):
             files = [DeadLetterFile(kind, n, symbol, *_ms_rows(n)) for n in names]
             present = [f for f in files if self.deadletter.path(f.rel).exists()]
-            if not complete:
+            if not complete and present:
                 report.files += await self._recover_batch(present)
                 continue
             for f in present:  # every part file is in place: only deleting was left
