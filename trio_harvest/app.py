@@ -25,7 +25,9 @@ from .config import Config
 from .ingest.connection import ConnectFn, Connection, make_connections, run_ingest, websocket_connector
 from .ingest.restclient import FetchFn
 from .kinds import CVD, OFI, PREVIEW_KINDS, Row, schema_for
+from .ops.listing import check_listing
 from .ops.operations import Operations
+from .ops.startup import startup_notes
 from .pipeline.lanes import Lanes
 from .pipeline.rotation import DeadLetterFn, Rotation, SaveFn
 from .pipeline.router import Router
@@ -136,6 +138,7 @@ class Harvester:
         self.router.gate = self.repair
         self.repair.last_seen = self.router.stats.last_seen
         self._connect = self.repair.connector.connect
+        self._use_http = connect is None  # the real network (or the simulator): check listings
         self.connections: list[Connection] = []
         self.simulator: Any = None
         self._grace_scope: trio.CancelScope | None = None
@@ -160,8 +163,10 @@ class Harvester:
             st.reason = reason
             st.requested.set()
             return
+        if st.signals == 2:  # one line, however many more follow
+            log.warning("second stop request (%s): dead-lettering what is not yet written "
+                        "(recover it later with `python -m trio_harvest recover`)", reason)
         if self._grace_scope is not None:
-            log.warning("second stop request (%s): dumping what is left to the dead letter", reason)
             self._grace_scope.cancel()
 
     async def run(self, *, task_status: trio.TaskStatus[Harvester] = trio.TASK_STATUS_IGNORED) -> None:
@@ -201,6 +206,9 @@ class Harvester:
                     on_disconnect=self._on_disconnect,
                 )
                 root.start_soon(self._run_ingest)
+                if self._use_http:  # a symbol the venue does not list: one warning
+                    root.start_soon(check_listing, self.simulator.rest_url if cfg.sim
+                                    else cfg.rest_url, cfg.symbols)
                 root.start_soon(self._run_features)
                 if cfg.auto_compact:
                     root.start_soon(self._run_compaction)
@@ -239,6 +247,8 @@ class Harvester:
         """Blocking; runs in a worker thread before anything starts."""
         cfg = self.config
         removed = self._remove_stale_temps()
+        for note in startup_notes(cfg):  # a dead-letter backlog, simulated ids that would collide
+            log.warning("%s", note)
         if cfg.sim or not cfg.resume:  # the simulator is a new exchange each run
             return removed, {}
         return removed, last_written(self.data_store, cfg.deadletter_path, cfg.symbols)
@@ -284,9 +294,7 @@ class Harvester:
                 await self.rotation.flush_everything()
         self._grace_scope = None
         if grace.cancelled_caught or self.lanes.total_pending() or self.rotation.busy:
-            if self.stop_state.signals >= 2:
-                log.warning("a second stop request: dead-lettering what is not yet written")
-            else:
+            if self.stop_state.signals < 2:  # else request_stop has said it
                 log.warning("the final flush did not finish within %gs (shutdown_grace); "
                             "dead-lettering the rest", cfg.shutdown_grace)
             with trio.CancelScope(shield=True) as dump:
@@ -330,12 +338,14 @@ class Harvester:
         await nursery.start(self.diff_books.run)
 
     async def _start_simulator(self, nursery: trio.Nursery) -> str:
+        from .sim.calibration import sim_rate
         from .sim.faultplan import parse_faults
         from .sim.server import SimConfig, Simulator
 
         cfg = self.config
         self.simulator = Simulator(
-            SimConfig(symbols=cfg.symbols, rate=cfg.sim_rate, seed=cfg.sim_seed,
+            SimConfig(symbols=cfg.symbols, rate=sim_rate(cfg.sim_rate, len(cfg.symbols)),
+                      seed=cfg.sim_seed,
                       faults=parse_faults(cfg.sim_faults) if cfg.sim_faults else None),
             clock_ms=self.wall_ms,
         )

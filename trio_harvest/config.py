@@ -20,16 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .hints import did_you_mean
 from .ingest.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from .kinds import ALL_KINDS, DEFAULT_WATERMARKS
+from .ops.settings import check_ops_settings
 from .scale.settings import resolve as resolve_scale
 from .signals.params import SignalParams
+from .symbols import SYMBOL_RE, check_symbols
 
-__all__ = ["Config", "ConfigError", "build_config", "load_config"]
+__all__ = ["SYMBOL_RE", "Config", "ConfigError", "build_config", "load_config"]
 
 
 ENV_PREFIX = "TRIO_HARVEST_"
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
 DEPTH_LEVELS = (5, 10, 20)
 DEPTH_SPEEDS = ("100ms", "250ms", "500ms")
 BOOK_MODES = ("partial", "diff")
@@ -80,7 +82,7 @@ class Config:
     resume: bool = True
     # the built-in simulator
     sim: bool = False
-    sim_rate: float = 300.0
+    sim_rate: float | None = None  # total msg/s; None: 20 per symbol (sim/calibration.py)
     sim_seed: int = 1
     sim_faults: str = ""  # e.g. "disconnect=5,garbage=0.01" (see sim/faultplan.py); "" = exact
     # adversity (issue 5): REST backfill of trades and the 24 h connection handover
@@ -100,7 +102,10 @@ class Config:
     health_interval: float = 5.0
     auto_recover: bool = True
     auto_recover_after: float = 60.0
-    auto_recover_batch: int = 4
+    auto_recover_batch: int = 1000  # dead-letter files per round (merged per kind and symbol)
+    # operator experience (issue 12): the progress line and the end-of-run summary
+    progress_interval: float = 300.0  # seconds between progress lines; 0 = off
+    summary_by_symbol: bool = False  # the summary per symbol too (always with 4 symbols or fewer)
     # compaction (issue 10): background merging of closed partitions; see storage/compact.py
     auto_compact: bool = False
     compact_older_than: float = 7200.0
@@ -136,13 +141,7 @@ _HINTS = typing.get_type_hints(Config)
 
 
 def _validate(c: Config) -> None:
-    if not c.symbols:
-        raise ConfigError("symbols: at least one symbol is needed")
-    for s in c.symbols:
-        if not SYMBOL_RE.match(s):
-            raise ConfigError(f"symbols: {s!r} is not a symbol (expected e.g. BTCUSDT)")
-    if len(set(c.symbols)) != len(c.symbols):
-        raise ConfigError("symbols: a symbol is listed twice")
+    check_symbols(c.symbols)
     for name in ("ws_url",):
         url = getattr(c, name)
         if not url.startswith(("ws://", "wss://")):
@@ -177,7 +176,8 @@ def _validate(c: Config) -> None:
         raise ConfigError("handover_lead must be shorter than ws_lifetime")
     if c.backfill_weight < 20:
         raise ConfigError(f"backfill_weight: at least 20 (one aggTrades request), got {c.backfill_weight}")
-    if not (isinstance(c.sim_rate, int | float) and 0 < c.sim_rate <= MAX_SIM_RATE):
+    rate = c.sim_rate  # None: the simulator's per-symbol default (sim/calibration.py)
+    if rate is not None and not (isinstance(rate, int | float) and 0 < rate <= MAX_SIM_RATE):
         raise ConfigError(f"sim_rate: must be a positive number of messages per second, at most "
                           f"{MAX_SIM_RATE:,.0f} (the simulator cannot go faster), got {c.sim_rate!r}")
     if c.sim_faults and not c.sim:
@@ -200,6 +200,7 @@ def _validate(c: Config) -> None:
     from .storage.compact import check_settings  # compaction's own rules
     if (problem := check_settings(c.compact_older_than, c.compact_target_rows)) is not None:
         raise ConfigError(problem)
+    check_ops_settings(c.progress_interval)
     for kind in ALL_KINDS:
         if kind not in c.watermarks:
             raise ConfigError(f"watermarks: no watermarks for kind {kind!r}")
@@ -251,7 +252,7 @@ def _coerce(name: str, raw: Any) -> Any:
         if hint is str:
             if not isinstance(raw, str):
                 raise ValueError
-            return raw
+            return raw.upper() if name == "log_level" else raw
         if hint is Path:
             if not isinstance(raw, str | Path) or not str(raw):
                 raise ValueError
@@ -342,7 +343,7 @@ def layer_from_toml(data: Mapping[str, Any], where: str = "") -> dict[str, Any]:
                 raise ConfigError(f"{where}{exc}") from None
             continue
         if name not in FIELD_NAMES:
-            raise ConfigError(f"{where}unknown setting {key!r}")
+            raise ConfigError(f"{where}unknown setting {key!r}{did_you_mean(name, FIELD_NAMES)}")
         out[name] = _coerce_from(f"{where}{key}: ", name, raw)
     return out
 
@@ -358,7 +359,8 @@ def layer_from_env(env: Mapping[str, str]) -> dict[str, Any]:
             continue
         name = var[len(ENV_PREFIX):].lower()
         if name in ("watermarks", "signals") or name not in FIELD_NAMES:
-            raise ConfigError(f"environment {var}: unknown setting {name!r}")
+            near = did_you_mean(var, [ENV_PREFIX + f.upper() for f in FIELD_NAMES])
+            raise ConfigError(f"environment {var}: unknown setting {name!r}{near}")
         out[name] = _coerce_from(f"environment {var}: ", name, value)
     return out
 

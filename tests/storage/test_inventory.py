@@ -95,9 +95,9 @@ def test_cli_inspect_json_and_table(dataset: Path, capsys: pytest.CaptureFixture
         assert main(["inspect", "--data-dir", str(dataset)]) == 0
     out = capsys.readouterr().out
     assert "date        symbol       kind       files" in out
-    assert "prices BTCUSDT: agg_id 0..299, 296 rows, 1 holes (5 missing), 1 duplicates; " \
+    assert "prices BTCUSDT: agg_id 0..299, 296 rows, 1 hole (5 missing), 1 duplicate; " \
            "missing 200..204" in out
-    assert "dead letter: 1 files, 7 rows (prices 1 files/7 rows); rejected: 1 files, 2 lines" in out
+    assert "dead letter: 1 file, 7 rows (prices 1 file/7 rows); rejected: 1 file, 2 lines" in out
     assert "temp leftovers: 1" in out and "unreadable files: 1" in out
 
 

@@ -8,6 +8,7 @@ are packed into connections under the per-connection limit. Pure: builds names a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 MARKET = "market"
 PUBLIC = "public"
@@ -72,4 +73,6 @@ def plan_connections(streams: list[StreamSpec], per_connection: int) -> list[Con
 
 
 def combined_url(base: str, route: str, names: list[str]) -> str:
-    return f"{base.rstrip('/')}/{route}/stream?streams={'/'.join(names)}"
+    """Stream names percent-encoded: listed symbols are not all ASCII (``币安人生USDT``)."""
+    joined = "/".join(quote(n, safe="@") for n in names)
+    return f"{base.rstrip('/')}/{route}/stream?streams={joined}"

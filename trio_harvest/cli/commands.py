@@ -11,6 +11,7 @@ import argparse
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,9 @@ import trio
 
 from .. import __version__
 from ..config import MAX_SIM_RATE, ConfigError, load_config
+from ..hints import did_you_mean
 from ..ops.logs import setup_logging
+from ..sim.calibration import DEFAULT_TOTAL_MIN, SYMBOL_RATE, sim_rate
 from . import adversity as adversity_cli
 from . import compact as compact_cli
 from . import ops as ops_cli
@@ -29,6 +32,10 @@ from . import scale as scale_cli
 log = logging.getLogger("trio_harvest.cli")
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
+EXIT_NO_DATA = 3  # the run ended without ever receiving a frame (endpoint unreachable, …)
+EXIT_CODES = ("exit codes: 0 a clean stop (also after SIGINT/SIGTERM); 1 an internal failure; 2 a "
+              "user mistake; 3 the run ended without ever receiving a frame (nothing harvested: "
+              "endpoint unreachable, DNS, a firewall); 130 interrupted before the harvester ran")
 SUBCOMMANDS = ("run", "sim", "recover", "inspect", "compact")
 
 
@@ -37,6 +44,9 @@ PREFIX = "trio_harvest: error:"  # every user mistake, from every subcommand, st
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one clear line, exit 2
+        m = re.search(r"invalid choice: '([^']*)'", message)
+        if m is not None and "did you mean" not in message:
+            message += did_you_mean(m.group(1), SUBCOMMANDS)
         self.exit(EXIT_USAGE, f"{PREFIX} {message} (see {self.prog} --help)\n")
 
 
@@ -60,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Harvest streams into Parquet until SIGINT/SIGTERM or --duration. "
         "Settings come from defaults < --config TOML < environment (TRIO_HARVEST_<SETTING>, "
         "BUFFER_HIGH, SAVE_CONCURRENCY) < these flags. Each flag's help gives its default.",
+        epilog=EXIT_CODES,
     )
     g = run.add_argument_group("source")
     _flag(g, "--sim", action="store_const", const=True,
@@ -76,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(g, "--no-book-ticker", dest="book_ticker", action="store_const", const=False,
           help="do not subscribe to bookTicker (subscribed by default)")
     _flag(g, "--sim-rate", type=float, metavar="MSGS",
-          help=f"simulator: total messages per second, at most {MAX_SIM_RATE:,.0f} (default 300)")
+          help=f"simulator: total messages per second, at most {MAX_SIM_RATE:,.0f} (default "
+          f"{SYMBOL_RATE:g} per symbol, at least {DEFAULT_TOTAL_MIN:g} in all)")
     _flag(g, "--sim-seed", type=int, metavar="N", help="simulator: random seed (default 1)")
     _flag(g, "--streams-per-connection", type=int, metavar="N",
           help="streams per websocket connection (default 200, Binance's limit)")
@@ -140,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="port for websocket and REST; 0 = any free port (default 9443)")
     sim.add_argument("--symbols", default="BTCUSDT,ETHUSDT", metavar="LIST",
                      help="comma-separated symbols (default BTCUSDT,ETHUSDT)")
-    sim.add_argument("--rate", type=float, default=300.0, metavar="MSGS",
-                     help=f"total messages per second, at most {MAX_SIM_RATE:,.0f} (default 300)")
+    sim.add_argument("--rate", type=float, default=None, metavar="MSGS",
+                     help=f"total messages per second, at most {MAX_SIM_RATE:,.0f} (default "
+                     f"{SYMBOL_RATE:g} per symbol, at least {DEFAULT_TOTAL_MIN:g} in all)")
     sim.add_argument("--seed", type=int, default=1, metavar="N", help="random seed (default 1)")
     sim.add_argument("--duration", type=float, default=None, metavar="S",
                      help="stop after S seconds (default: serve until SIGINT/SIGTERM)")
@@ -160,9 +173,30 @@ def _normalize_argv(argv: list[str]) -> list[str]:
 RUN_ONLY = {"config", "summary_json", "command", "raw_argv"}
 
 
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """``parse_args``, but an unknown flag is reported by its subcommand, with the nearest flag
+    it knows: ``unrecognized arguments: --duraton (did you mean --duration?)``."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sub = _subparser(parser, args.command) or parser
+        flags = [o for a in sub._actions for o in a.option_strings if o.startswith("--")]
+        hint = next((h for h in (did_you_mean(x.split("=", 1)[0], flags).replace("'", "")
+                                 for x in extra if x.startswith("-")) if h), "")
+        sub.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+    return args
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]  # type: ignore[no-any-return]
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = _normalize_argv(list(sys.argv[1:] if argv is None else argv))
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     try:
         if args.command == "sim":
             return _sim(args)
@@ -211,11 +245,21 @@ def _run(args: argparse.Namespace) -> int:
         raise
     except Exception:
         log.exception("internal failure; buffered rows were sent to the dead letter")
-        _print_summary(summarize(harvester), args.summary_json)
+        _print_summary(summarize(harvester, _backlog(config), args.config), args.summary_json)
         return EXIT_INTERNAL
-    summary = summarize(harvester)
+    summary = summarize(harvester, _backlog(config), args.config)
     _print_summary(summary, args.summary_json)
-    return EXIT_OK
+    return EXIT_NO_DATA if summary.frames == 0 else EXIT_OK
+
+
+def _backlog(config: Any) -> Any:
+    """The dead letter after the run (None if it cannot be read: the summary says nothing)."""
+    from ..storage.backlog import scan_backlog
+
+    try:
+        return scan_backlog(config.deadletter_path)
+    except OSError:
+        return None
 
 
 def _print_summary(summary: Any, as_json: bool | None) -> None:
@@ -225,16 +269,15 @@ def _print_summary(summary: Any, as_json: bool | None) -> None:
 
 
 def _sim(args: argparse.Namespace) -> int:
-    from ..config import SYMBOL_RE
     from ..sim.server import SimConfig, sim_main
+    from ..symbols import check_symbols
 
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
-    bad = [s for s in symbols if not SYMBOL_RE.match(s)]
-    if not symbols or bad:
-        raise ConfigError(f"--symbols: {', '.join(bad) or 'none given'} is not a symbol list")
-    if not 0 < args.rate <= MAX_SIM_RATE:  # also rejects nan
+    check_symbols(symbols, "--symbols")
+    rate = sim_rate(args.rate, len(symbols))
+    if not 0 < rate <= MAX_SIM_RATE:  # also rejects nan
         raise ConfigError(f"--rate: must be positive and at most {MAX_SIM_RATE:,.0f} messages per "
-                          f"second (the simulator cannot go faster), got {args.rate:g}")
+                          f"second (the simulator cannot go faster), got {rate:g}")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port: {args.port} is not a port")
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
@@ -242,7 +285,7 @@ def _sim(args: argparse.Namespace) -> int:
     plan = adversity_cli.sim_plan(args)
     _check_listen(args.host, args.port)
     setup_logging("INFO", "text")
-    config = SimConfig(symbols=symbols, rate=args.rate, seed=args.seed, host=args.host,
+    config = SimConfig(symbols=symbols, rate=rate, seed=args.seed, host=args.host,
                        port=args.port, faults=plan)
     return sim_main(config, args.duration)
 

@@ -17,9 +17,11 @@ from typing import Any
 
 import trio
 
-from ..config import ConfigError
+from ..config import ENV_PREFIX, ConfigError, load_config
 
 EXIT_OK, EXIT_FAILED = 0, 1
+DATA_DIR_ENV = ENV_PREFIX + "DATA_DIR"
+RECOVER_CONCURRENCY = 4  # dead-letter batches recovered at once by the command (fsync-bound)
 
 
 def add_run_flags(run: argparse.ArgumentParser) -> None:
@@ -35,7 +37,13 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument("--auto-recover-after", type=float, metavar="S", default=None,
                    help="replay the dead letter once writes have succeeded this long (default 60)")
     g.add_argument("--auto-recover-batch", type=int, metavar="N", default=None,
-                   help="dead-letter files replayed per health interval (default 4)")
+                   help="dead-letter files replayed per health interval, merged per kind and "
+                   "symbol (default 1000)")
+    g.add_argument("--progress-interval", type=float, metavar="S", default=None,
+                   help="seconds between one-line progress reports; 0 = off (default 300)")
+    g.add_argument("--summary-by-symbol", action="store_const", const=True, default=None,
+                   help="end-of-run summary per symbol as well as per kind (default off; always "
+                   "per symbol too with 4 symbols or fewer)")
 
 
 def add_subcommands(sub: Any) -> None:
@@ -47,11 +55,7 @@ def add_subcommands(sub: Any) -> None:
         "duplicates) and remove it. Bad lines are set aside in DEADLETTER/_rejected/. Safe to "
         "interrupt and run again, and safe while a harvester runs.",
     )
-    rec.add_argument("--data-dir", required=True, metavar="DIR",
-                     help="the dataset's root: a folder or s3://BUCKET/PREFIX")
-    rec.add_argument("--deadletter-dir", metavar="DIR", default=None,
-                     help="dead-letter folder (default DATA_DIR/deadletter; for s3:// "
-                     "./trio_harvest-local/BUCKET/PREFIX/deadletter)")
+    _dir_flags(rec)
     _s3_flags(rec)
     rec.add_argument("--limit", type=int, metavar="N", default=None,
                      help="recover at most N files, oldest first (default all)")
@@ -63,48 +67,34 @@ def add_subcommands(sub: Any) -> None:
         description="Per date/symbol/kind: files, rows, first/last event time, bytes; for "
         "prices, holes in agg_id continuity; the dead-letter backlog; temporary leftovers.",
     )
-    ins.add_argument("--data-dir", required=True, metavar="DIR",
-                     help="the dataset's root: a folder or s3://BUCKET/PREFIX")
-    ins.add_argument("--deadletter-dir", metavar="DIR", default=None,
-                     help="dead-letter folder (default DATA_DIR/deadletter; for s3:// "
-                     "./trio_harvest-local/BUCKET/PREFIX/deadletter)")
+    _dir_flags(ins)
     _s3_flags(ins)
     ins.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _s3_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--s3-endpoint", metavar="URL", default=None,
-                   help="S3 endpoint (default TRIO_HARVEST_S3_ENDPOINT, AWS_ENDPOINT_URL)")
-    p.add_argument("--s3-region", metavar="REGION", default=None,
-                   help="S3 region (default TRIO_HARVEST_S3_REGION, AWS_REGION)")
-    p.add_argument("--s3-allow-http", action="store_true", default=None,
-                   help="allow a plain-http endpoint (default TRIO_HARVEST_S3_ALLOW_HTTP, off)")
+def _dir_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", metavar="DIR", default=None,
+                   help="the dataset's root; else data_dir from --config or "
+                   "TRIO_HARVEST_DATA_DIR (one of them is required)")
+    p.add_argument("--deadletter-dir", metavar="DIR", default=None,
+                   help="dead-letter folder (default the config's deadletter_dir, else "
+                   "DATA_DIR/deadletter)")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help="the TOML file the run used: the same data_dir and deadletter_dir "
+                   "(environment and flags override it, as for run; default none)")
 
 
-def _remote(args: argparse.Namespace) -> tuple[Any, Path] | None:
-    """The store and dead-letter dir (which may not exist) of an ``s3://`` --data-dir."""
-    from ..storage.location import S3Options, as_s3_url, default_local_dir, parse_s3, validate_endpoint
-
-    url = as_s3_url(args.data_dir)
-    if url is None:
-        return None
-    from ..storage.s3store import S3Store
-
-    env = os.environ
-    allow = args.s3_allow_http or env.get("TRIO_HARVEST_S3_ALLOW_HTTP", "").lower() in (
-        "1", "true", "yes", "on")
-    opts = S3Options(args.s3_endpoint or env.get("TRIO_HARVEST_S3_ENDPOINT", ""),
-                     args.s3_region or env.get("TRIO_HARVEST_S3_REGION", ""), allow)
-    validate_endpoint(opts.endpoint, opts.allow_http)
-    loc = parse_s3(url, "--data-dir")
-    store = S3Store(loc, opts)
-    try:
-        store.probe()
-    except OSError as exc:
-        raise ConfigError(f"--data-dir {url}: cannot reach the bucket ({exc})") from None
-    if args.deadletter_dir is not None:
-        return store, _existing_dir(args.deadletter_dir, "--deadletter-dir")
-    return store, default_local_dir(loc) / "deadletter"
+def _settings(args: argparse.Namespace) -> tuple[str, str | None, bool]:
+    """(data dir, dead-letter dir or None, whether the dead-letter dir was given by a flag),
+    from defaults < --config < environment < flags, as ``run`` reads them."""
+    if args.data_dir is None and args.config is None and not os.environ.get(DATA_DIR_ENV):
+        raise ConfigError("the following arguments are required: --data-dir (or --config)")
+    if args.config is None and not any(k.startswith(ENV_PREFIX) for k in os.environ):
+        return args.data_dir, args.deadletter_dir, args.deadletter_dir is not None
+    cli = {"data_dir": args.data_dir, "deadletter_dir": args.deadletter_dir}
+    cfg = load_config(cli, os.environ, Path(args.config) if args.config else None)
+    dl = str(cfg.deadletter_dir) if cfg.deadletter_dir is not None else None
+    return str(cfg.data_dir), dl, args.deadletter_dir is not None
 
 
 def _existing_dir(raw: str, flag: str) -> Path:
@@ -123,16 +113,69 @@ def _dirs(args: argparse.Namespace) -> tuple[Path, Path | None]:
     """The data dir and the dead-letter dir, or None for "no dead letter at all". A dead-letter
     dir given with --deadletter-dir must exist (a typo would otherwise report an empty backlog);
     the default DATA_DIR/deadletter may be absent (nothing was ever dead-lettered)."""
-    data = _existing_dir(args.data_dir, "--data-dir")
-    if args.deadletter_dir is not None:
-        return data, _existing_dir(args.deadletter_dir, "--deadletter-dir")
-    dl = data / "deadletter"
+    data_dir, dl_dir, flagged = _settings(args)
+    data = _existing_dir(data_dir, "--data-dir" if args.data_dir is not None else "data_dir")
+    if flagged and dl_dir is not None:
+        return data, _existing_dir(dl_dir, "--deadletter-dir")
+    dl = Path(dl_dir) if dl_dir is not None else data / "deadletter"
+    if dl_dir is not None and not dl.exists():
+        return data, None  # set by the config: nothing was ever dead-lettered there
     if not dl.exists():
         return data, None
     if not dl.is_dir():
-        raise ConfigError(f"dead-letter dir {dl} (the default DATA_DIR/deadletter): is not a "
-                          "directory; give --deadletter-dir")
+        what = "the config's deadletter_dir" if dl_dir is not None else \
+            "the default DATA_DIR/deadletter"
+        raise ConfigError(f"dead-letter dir {dl} ({what}): is not a directory; give "
+                          "--deadletter-dir")
     return data, dl
+
+
+def _s3_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--s3-endpoint", metavar="URL", default=None,
+                   help="S3 endpoint of an s3:// --data-dir (default TRIO_HARVEST_S3_ENDPOINT, "
+                   "AWS_ENDPOINT_URL)")
+    p.add_argument("--s3-region", metavar="REGION", default=None,
+                   help="S3 region (default TRIO_HARVEST_S3_REGION, AWS_REGION)")
+    p.add_argument("--s3-allow-http", action="store_true", default=None,
+                   help="allow a plain-http endpoint (default TRIO_HARVEST_S3_ALLOW_HTTP, off)")
+
+
+def _remote(args: argparse.Namespace) -> tuple[Any, Path] | None:
+    """The store and dead-letter dir (which may not exist) of an ``s3://`` data dir, else None."""
+    from ..storage.location import (
+        S3Options,
+        as_s3_url,
+        default_local_dir,
+        parse_s3,
+        validate_endpoint,
+    )
+
+    env = os.environ
+    url = as_s3_url(args.data_dir) if args.data_dir is not None else None
+    from_config = None
+    if url is None and args.data_dir is None and args.config is not None:
+        from_config = load_config({"deadletter_dir": args.deadletter_dir}, env, Path(args.config))
+        url = from_config.data_url or None  # the run's bucket, from the same TOML
+    if url is None:
+        return None
+    from ..storage.s3store import S3Store
+
+    allow = args.s3_allow_http or env.get("TRIO_HARVEST_S3_ALLOW_HTTP", "").lower() in (
+        "1", "true", "yes", "on") or bool(from_config and from_config.s3_allow_http)
+    opts = S3Options(args.s3_endpoint or env.get("TRIO_HARVEST_S3_ENDPOINT", "")
+                     or (from_config.s3_endpoint if from_config else ""),
+                     args.s3_region or env.get("TRIO_HARVEST_S3_REGION", "")
+                     or (from_config.s3_region if from_config else ""), allow)
+    validate_endpoint(opts.endpoint, opts.allow_http)
+    loc = parse_s3(url, "--data-dir")
+    store = S3Store(loc, opts)
+    try:
+        store.probe()
+    except OSError as exc:
+        raise ConfigError(f"--data-dir {url}: cannot reach the bucket ({exc})") from None
+    if args.deadletter_dir is not None:
+        return store, _existing_dir(args.deadletter_dir, "--deadletter-dir")
+    return store, default_local_dir(loc) / "deadletter"
 
 
 def _unreadable(exc: OSError) -> ConfigError:
@@ -145,20 +188,30 @@ def run_recover(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit: must be at least 1, got {args.limit}")
     remote = _remote(args)
-    data, dl = (remote[0].location, remote[1]) if remote else _dirs(args)
-    if remote and (dl is None or not dl.is_dir()):
-        _print(RecoveryReport().as_dict() if args.json else "nothing to recover: no dead letter "
-               "on this host for that bucket (give --deadletter-dir)", args.json)
-        return EXIT_OK
+    if remote is not None:
+        store, rdl = remote
+        if not rdl.is_dir():
+            _print(RecoveryReport().as_dict() if args.json else "nothing to recover: no dead "
+                   "letter on this host for that bucket (give --deadletter-dir)", args.json)
+            return EXIT_OK
+        try:
+            report = trio.run(Recoverer(store.location, rdl, concurrency=RECOVER_CONCURRENCY,
+                                        s3=store.options).recover_all, args.limit)
+        except OSError as exc:
+            raise _unreadable(exc) from None
+        _print(report.as_dict() if args.json else report.render(), args.json)
+        return EXIT_FAILED if report.failed else EXIT_OK
+    data, dl = _dirs(args)
     if dl is None:
         if args.json:
             _print(RecoveryReport().as_dict(), True)
         else:
-            _print(f"nothing to recover: {data / 'deadletter'} does not exist", False)
+            where = _settings(args)[1] or data / "deadletter"
+            _print(f"nothing to recover: {where} does not exist", False)
         return EXIT_OK
     try:
-        s3 = remote[0].options if remote else None
-        report = trio.run(Recoverer(data, dl, s3=s3).recover_all, args.limit)
+        report = trio.run(Recoverer(data, dl, concurrency=RECOVER_CONCURRENCY).recover_all,
+                          args.limit)
     except OSError as exc:  # e.g. the dead letter cannot be listed (permissions)
         raise _unreadable(exc) from None
     _print(report.as_dict() if args.json else report.render(), args.json)
@@ -174,10 +227,10 @@ def run_inspect(args: argparse.Namespace) -> int:
 
         store, rdl = remote
         try:
-            inv = inspect_store(store, rdl)
+            remote_inv = inspect_store(store, rdl)
         except OSError as exc:
             raise _unreadable(exc) from None
-        _print(inv.as_dict() if args.json else inv.render(), args.json)
+        _print(remote_inv.as_dict() if args.json else remote_inv.render(), args.json)
         return EXIT_OK
     data, dl = _dirs(args)
     try:

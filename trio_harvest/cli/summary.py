@@ -1,13 +1,20 @@
-"""The end-of-run summary: what was received, written, dead-lettered and lost, per kind and
-symbol, as a short table for a person (and a dict for tests and tools). Reads stats; changes
-nothing."""
+"""The end-of-run summary: what was received, written, dead-lettered and lost, as a table that
+fits a screen for a person (per kind, in a fixed order; per symbol on request or for a handful of
+symbols) and a dict for tests and tools; and, when the dead letter holds anything, where it is and
+the command that replays it. Reads stats; changes nothing."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..hints import plural
+from ..kinds import ALL_KINDS
+from ..ops.startup import recover_command
 from ..ops.view import HarvestView
+from ..storage.backlog import Backlog
+
+PER_SYMBOL_UP_TO = 4  # with this many symbols or fewer, the per-symbol table is shown anyway
 
 
 @dataclass(slots=True)
@@ -24,6 +31,11 @@ class Summary:
     lost: dict[str, int] = field(default_factory=dict)
     adversity: dict[str, Any] = field(default_factory=dict)  # repair.Repair.as_dict()
     late_trades: int = 0  # trades that came after their second was emitted (not in features)
+    by_symbol: bool = False  # the per-symbol table as well
+    backlog: Backlog | None = None  # the dead letter after the run (None: not scanned)
+    recover_command: str = ""  # what replays it
+    endpoint: str = ""  # where the frames were to come from
+    deadletter_dir: str = ""
 
     @property
     def msgs_per_sec(self) -> float:
@@ -46,44 +58,90 @@ class Summary:
             "rows_lost": dict(self.lost),
             "adversity": self.adversity,
             "features_late_trades": self.late_trades,
+            "per_kind": {k: {"files": f, "rows": r, "rows_per_file": {"min": lo, "max": hi},
+                             "rows_deadlettered": dl}
+                         for k, f, r, lo, hi, dl in self.per_kind()},
+            "deadletter": None if self.backlog is None else {
+                "files": self.backlog.files, "rows": self.backlog.rows,
+                "dir": self.deadletter_dir, "recover": self.recover_command},
         }
+
+    def per_kind(self) -> list[tuple[str, int, int, int, int, int]]:
+        """(kind, files, rows, fewest and most rows in a file, rows dead-lettered), every kind
+        that wrote or dead-lettered anything, in ``ALL_KINDS`` order."""
+        out = []
+        for kind in ALL_KINDS:
+            mine = [(n, lo, hi) for (k, _), (n, lo, hi) in self.files.items() if k == kind and n]
+            rows = sum(r for (k, _), r in self.rows_written.items() if k == kind)
+            dl = self.deadlettered.get(kind, 0)
+            if not (mine or rows or dl):
+                continue
+            out.append((kind, sum(n for n, _, _ in mine), rows,
+                        min((lo for _, lo, _ in mine), default=0),
+                        max((hi for _, _, hi in mine), default=0), dl))
+        return out
 
     def render(self) -> str:
         lines = [
             f"stopped after {self.seconds:.1f}s ({self.reason})",
-            f"frames received: {self.frames} ({self.msgs_per_sec:.0f} msg/s); "
-            f"malformed {self.malformed}, unexpected {self.unexpected}; "
-            f"reconnects {self.reconnects}",
-            f"{'kind':<10} {'symbol':<12} {'rows written':>12} {'files':>6} {'rows/file':>18}",
+            f"frames received: {self.frames:,} ({self.msgs_per_sec:,.0f} msg/s); "
+            f"malformed {self.malformed:,}, unexpected {self.unexpected:,}; "
+            f"reconnects {self.reconnects:,}",
         ]
-        for (kind, symbol), rows in sorted(self.rows_written.items()):
-            n, lo, hi = self.files.get((kind, symbol), (0, 0, 0))
-            per_file = "-" if not n else (str(lo) if lo == hi else f"{lo}..{hi}")
-            lines.append(f"{kind:<10} {symbol:<12} {rows:>12} {n:>6} {per_file:>18}")
+        if not self.frames:
+            lines.append(f"NO DATA: not a single frame was received"
+                         f"{' from ' + self.endpoint if self.endpoint else ''} (see the log for "
+                         "why; exit code 3)")
+        lines.append(f"{'kind':<10} {'files':>7} {'rows written':>13} {'rows/file':>15} "
+                     f"{'dead-lettered':>14}")
+        for kind, files, rows, lo, hi, dl in self.per_kind():
+            lines.append(f"{kind:<10} {files:>7,} {rows:>13,} {_span(files, lo, hi):>15} "
+                         f"{dl:>14,}")
+        if self.by_symbol and self.rows_written:
+            lines.append(f"{'kind':<10} {'symbol':<16} {'files':>7} {'rows written':>13} "
+                         f"{'rows/file':>15}")
+            order = {k: i for i, k in enumerate(ALL_KINDS)}
+            for (kind, symbol), rows in sorted(self.rows_written.items(),
+                                               key=lambda kv: (order.get(kv[0][0], 99), kv[0][1])):
+                n, lo, hi = self.files.get((kind, symbol), (0, 0, 0))
+                lines.append(f"{kind:<10} {symbol:<16} {n:>7,} {rows:>13,} {_span(n, lo, hi):>15}")
         dl = sum(self.deadlettered.values())
         lost = sum(self.lost.values())
         lines.append(
-            f"rows dead-lettered: {dl}"
-            + (f" ({', '.join(f'{k} {n}' for k, n in self.deadlettered.items() if n)})" if dl else "")
+            f"rows dead-lettered: {dl:,}"
+            + (f" ({', '.join(f'{k} {n:,}' for k, n in self.deadlettered.items() if n)})" if dl else "")
         )
+        b = self.backlog
+        if b is not None and b.files:
+            lines.append(f"DEAD LETTER: {plural(b.files, 'file')}, {plural(b.rows, 'row')} wait in "
+                         f"{self.deadletter_dir}; replay them with: {self.recover_command}")
         if lost:
-            lines.append(f"ROWS LOST (dead letter failed too): {lost}")
+            lines.append(f"ROWS LOST (dead letter failed too): {lost:,}")
         if self.late_trades:
-            lines.append(f"features: {self.late_trades} trades came after their second was "
-                         "emitted (they are in prices, not in features; see grace_ms)")
+            lines.append(f"features: {plural(self.late_trades, 'trade')} came after their second "
+                         "was emitted (they are in prices, not in features; see grace_ms)")
         a = self.adversity
         if a:
             bf, ho = a["backfill"], a["handover"]
             gaps = ", ".join(f"{r} {n}" for r, n in a["gaps"].items()) or "none"
             lines.append(
-                f"gaps recorded: {gaps}; backfill: {bf['rows']} trades in {bf['requests']} "
-                f"requests, {bf['unfilled_ids']} ids unfilled; duplicates dropped: "
-                f"{a['trade_duplicates_dropped']} trades, {a['book_duplicates_dropped']} book; "
-                f"handovers {ho['handovers']}")
+                f"gaps recorded: {gaps}; backfill: {plural(bf['rows'], 'trade')} in "
+                f"{plural(bf['requests'], 'request')}, {bf['unfilled_ids']} ids unfilled; "
+                f"duplicates dropped: {a['trade_duplicates_dropped']} trades, "
+                f"{a['book_duplicates_dropped']} book; handovers {ho['handovers']}")
         return "\n".join(lines)
 
 
-def summarize(h: HarvestView) -> Summary:
+def _span(files: int, lo: int, hi: int) -> str:
+    return "-" if not files else (f"{lo:,}" if lo == hi else f"{lo:,}..{hi:,}")
+
+
+def summarize(h: HarvestView, backlog: Backlog | None = None, config_file: str | None = None,
+              by_symbol: bool | None = None) -> Summary:
+    """The summary of ``h``'s run; ``backlog`` is the dead letter scanned after it."""
+    cfg = h.config
+    if by_symbol is None:
+        by_symbol = cfg.summary_by_symbol or len(cfg.symbols) <= PER_SYMBOL_UP_TO
     started = h.started_at or 0.0
     stopped = h.stopped_at or started
     kinds = h.rotation.stats.kinds
@@ -100,4 +158,9 @@ def summarize(h: HarvestView) -> Summary:
         lost={k: v.rows_lost for k, v in kinds.items() if v.rows_lost},
         adversity=h.repair.as_dict(),
         late_trades=sum(e.tail.late for e in h.engines.values()),
+        by_symbol=by_symbol,
+        backlog=backlog,
+        recover_command=recover_command(cfg.data_dir, cfg.deadletter_path, config_file),
+        endpoint="the built-in simulator" if cfg.sim else cfg.ws_url,
+        deadletter_dir=str(cfg.deadletter_path),
     )

@@ -1,12 +1,14 @@
 """Automatic dead-letter recovery inside ``run``: once writes have been succeeding again for a
-while, replay dead-letter files into their partitions, a few at a time.
+while, replay dead-letter files into their partitions, many at a time.
 
 Owns *when* to recover (no write failure for ``auto_recover_after`` seconds and at least one good
-write since the last failure) and the pace (``auto_recover_batch`` files per ``health_interval``,
-one at a time, under the writers' own ``CapacityLimiter``). Reads from disk only, through
-``recover.Recoverer``: it never puts rows back into a lane and never writes a dead-letter file, so
-a failing disk cannot turn it into the fail → re-queue loop of old fault 4; a failed recovery
-leaves its file in place and waits for writes to succeed again. Never stops the harvester.
+write since the last failure) and the pace (up to ``auto_recover_batch`` files per
+``health_interval``, merged per kind and symbol into batches, one batch at a time, each write
+under the writers' own ``CapacityLimiter``), so a backlog of thousands drains in minutes. Reads
+from disk only, through ``recover.Recoverer``: it never puts rows back into a lane and never
+writes a dead-letter file, so a failing disk cannot turn it into the fail → re-queue loop of old
+fault 4; a failed recovery leaves its file in place and waits for writes to succeed again.
+Never stops the harvester.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from ..hints import plural
 from ..ratelimit import RateLimitedLog
 from ..storage.location import S3Options
+from ..storage.merge import plan_batches
 from ..storage.recover import Recoverer
 
 if TYPE_CHECKING:
@@ -126,31 +130,35 @@ class AutoRecovery:
                      len(files), self.batch)
         self.stats.state = "recovering"
         done = rows = 0
-        for f in files[: self.batch]:
+        for batch in plan_batches(files[: self.batch], max_rows=self.recoverer.max_batch_rows):
             if self.h.stop_state.requested.is_set():
                 break
-            out = await self.recoverer.recover_file(f)
-            if out.error:
-                self.stats.failures += 1
-                self.stats.last_error = out.error
-                self._last_failure_at = trio.current_time()
-                self.stats.state = "waiting"
-                self._ratelog.log(logging.WARNING, "recover-failed",
-                                  "automatic recovery of %s failed: %s; it stays in the dead "
-                                  "letter, retried after %gs of good writes",
-                                  out.file, out.error, self.after)
+            failed = False
+            for out in await self.recoverer.recover_batch(batch):
+                if out.error:
+                    failed = True
+                    self.stats.failures += 1
+                    self.stats.last_error = out.error
+                    self._last_failure_at = trio.current_time()
+                    self.stats.state = "waiting"
+                    self._ratelog.log(logging.WARNING, "recover-failed",
+                                      "automatic recovery of %s failed: %s; it stays in the dead "
+                                      "letter, retried after %gs of good writes",
+                                      out.file, out.error, self.after)
+                    continue
+                if out.gone:
+                    continue
+                self.stats.files += 1
+                self.stats.rows += out.rows
+                self.stats.rejected_lines += out.rejected
+                self.stats.last_recovered_at = trio.current_time()
+                done, rows = done + 1, rows + out.rows
+                log.debug("recovered %s: %d rows into %s", out.file, out.rows, out.partitions)
+                if out.rejected:
+                    log.warning("recovered %s: %d bad lines set aside in %s (first: %s)", out.file,
+                                out.rejected, out.rejected_path, out.first_reason)
+            if failed:
                 break
-            if out.gone:
-                continue
-            self.stats.files += 1
-            self.stats.rows += out.rows
-            self.stats.rejected_lines += out.rejected
-            self.stats.last_recovered_at = trio.current_time()
-            done, rows = done + 1, rows + out.rows
-            log.debug("recovered %s: %d rows into %s", out.file, out.rows, out.partitions)
-            if out.rejected:
-                log.warning("recovered %s: %d bad lines set aside in %s (first: %s)", out.file,
-                            out.rejected, out.rejected_path, out.first_reason)
         if done:
-            log.info("recovered %d dead-letter files, %d rows (%d files left)", done, rows,
-                     max(0, len(files) - done))
+            log.info("recovered %s, %s (%s left)", plural(done, "dead-letter file"),
+                     plural(rows, "row"), plural(max(0, len(files) - done), "file"))

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..hints import plural
+
 # Expected interval between frames of one stream, by stream kind (seconds). bookTicker and
 # partial depth are continuous on any listed USD-M perpetual; aggTrade follows trading activity
 # (quiet: 5-20 trades/s on BTCUSDT, far fewer on small symbols).
@@ -100,6 +102,7 @@ class Snapshot:
     # (code, subject, message); judged there, reported here
     adversity_problems: tuple[tuple[str, str, str], ...] = ()
     adversity_notes: tuple[tuple[str, str, str], ...] = ()
+    stopping: bool = False  # a stop has begun: streams and connections going quiet is expected
 
 
 ERROR_KINDS = ("connection", "decode", "write", "lost", "dropped")
@@ -157,17 +160,83 @@ class HealthReport:
     def reasons(self) -> list[str]:
         return [p.message for p in self.problems]
 
+    @property
+    def grouped_reasons(self) -> list[str]:
+        """One line per problem code (``285 stream_silent: a, b, c and 282 more (e.g. …)``): what
+        logs and ``/healthz`` show, so 500 symbols never make a 30 KB line."""
+        return [g.message for g in group(self.problems)]
+
     def keys(self) -> frozenset[tuple[str, str]]:
         return frozenset(p.key for p in self.problems)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self, *, full: bool = False) -> dict[str, object]:
+        """``/healthz`` (problems grouped by code) or, with ``full``, every problem (``/status``)."""
+        if full:
+            problems: list[dict[str, object]] = [
+                {"code": p.code, "subject": p.subject, "message": p.message}
+                for p in self.problems]
+        else:
+            problems = [g.as_dict() for g in group(self.problems)]
         return {
             "status": self.status,
-            "reasons": self.reasons,
-            "problems": [{"code": p.code, "subject": p.subject, "message": p.message}
-                         for p in self.problems],
-            "notes": [p.message for p in self.notes],
+            "reasons": self.reasons if full else self.grouped_reasons,
+            "problems": problems,
+            "notes": [p.message for p in self.notes] if full else
+            [g.message for g in group(self.notes)],
         }
+
+
+SHOWN_SUBJECTS = 3  # a group names this many subjects, then "and N more"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Problems of one code: how many, the first few subjects, one example message."""
+
+    code: str
+    count: int
+    subjects: tuple[str, ...]
+    example: str
+
+    @property
+    def more(self) -> int:
+        return self.count - len(self.subjects)
+
+    @property
+    def message(self) -> str:
+        if self.count == 1:
+            return self.example
+        more = f" and {self.more} more" if self.more else ""
+        return f"{self.count} {self.code}: {', '.join(self.subjects)}{more} (e.g. {self.example})"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, "subject": self.subjects[0], "message": self.message,
+                "count": self.count, "subjects": list(self.subjects), "more": self.more}
+
+
+def group(problems: tuple[Problem, ...] | list[Problem]) -> list[Group]:
+    """Problems grouped by code, in order of first appearance."""
+    by_code: dict[str, list[Problem]] = {}
+    for p in problems:
+        by_code.setdefault(p.code, []).append(p)
+    return [Group(code, len(ps), tuple(p.subject for p in ps[:SHOWN_SUBJECTS]), ps[0].message)
+            for code, ps in by_code.items()]
+
+
+def group_keys(keys: frozenset[tuple[str, str]] | set[tuple[str, str]]) -> str:
+    """``stream_silent (282: a, b, c and 279 more), writes_failing prices`` for a set of keys."""
+    by_code: dict[str, list[str]] = {}
+    for code, subject in sorted(keys):
+        by_code.setdefault(code, []).append(subject)
+    out = []
+    for code, subjects in by_code.items():
+        if len(subjects) == 1:
+            out.append(f"{code} {subjects[0]}")
+            continue
+        more = len(subjects) - SHOWN_SUBJECTS
+        shown = ", ".join(subjects[:SHOWN_SUBJECTS]) + (f" and {more} more" if more > 0 else "")
+        out.append(f"{code} ({len(subjects)}: {shown})")
+    return ", ".join(out)
 
 
 def assess(s: Snapshot, t: Thresholds = Thresholds()) -> HealthReport:
@@ -175,9 +244,10 @@ def assess(s: Snapshot, t: Thresholds = Thresholds()) -> HealthReport:
     problems: list[Problem] = []
     notes: list[Problem] = []
     reconnect: list[str] = []
-    _streams(s, t, problems, reconnect)
+    if not s.stopping:  # once a stop has begun, silence is expected: say nothing about streams
+        _streams(s, t, problems, reconnect)
     for c in s.connections:
-        if not c.connected and c.down_for > t.connection_down_after:
+        if not c.connected and c.down_for > t.connection_down_after and not s.stopping:
             why = f" (last error: {c.last_error})" if c.last_error else ""
             problems.append(Problem("connection_down", c.label,
                                     f"connection {c.label} down for {c.down_for:.0f}s{why}"))
@@ -211,13 +281,13 @@ def assess(s: Snapshot, t: Thresholds = Thresholds()) -> HealthReport:
         if k.pending and since > t.write_stale_after:
             problems.append(Problem("no_write", k.kind,
                                     f"no successful {k.kind} write for {since:.0f}s "
-                                    f"with {k.pending} rows waiting"))
+                                    f"with {plural(k.pending, 'row')} waiting"))
     if s.deadletter_files:
         how = "automatic recovery will replay it once writes succeed" if s.auto_recover else \
             "run 'python -m trio_harvest recover'"
         notes.append(Problem("deadletter_backlog", "deadletter",
-                             f"dead letter holds {s.deadletter_files} files, "
-                             f"{s.deadletter_rows} rows; {how}"))
+                             f"dead letter holds {plural(s.deadletter_files, 'file')}, "
+                             f"{plural(s.deadletter_rows, 'row')}; {how}"))
     problems += [Problem(*p) for p in s.adversity_problems]
     notes += [Problem(*n) for n in s.adversity_notes]
     return HealthReport(tuple(problems), tuple(notes), tuple(dict.fromkeys(reconnect)))
@@ -248,10 +318,10 @@ def _errors(s: Snapshot, t: Thresholds, problems: list[Problem]) -> None:
     e = s.errors
     checks = (
         ("connection", t.connection_errors, "connection_errors",
-         "{n:.1f} recent connection failures"),
+         "{n:.0f} recent connection failures"),
         ("decode", t.decode_errors, "decode_errors", "{n:.0f} recent malformed or unexpected frames"),
         ("write", t.write_errors, "write_errors",
-         "writes failed recently ({n:.1f}, decaying; batches went to the dead letter){last}"),
+         "writes failed recently ({n:.0f}, decaying; batches went to the dead letter){last}"),
         ("lost", t.lost_rows, "rows_lost", "{n:.0f} rows recently LOST (the dead letter failed too)"),
         ("dropped", t.dropped_rows, "preview_dropped",
          "{n:.0f} preview rows recently dropped (lane and spill full)"),

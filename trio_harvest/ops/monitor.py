@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..storage.backlog import Backlog, scan_backlog
-from .health import HealthReport, Snapshot, Thresholds, assess
+from .health import HealthReport, Snapshot, Thresholds, assess, group, group_keys
 from .sampler import Sampler
 
 if TYPE_CHECKING:
@@ -25,7 +25,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("trio_harvest.health")
 
-RECONNECT_COOLDOWN = 300.0
+RECONNECT_COOLDOWN = 300.0  # per connection
+# Across all connections: a forced reconnect is a last resort and can never storm. At most this
+# many in a burst, refilled at one per RECONNECT_SPACING seconds (500 symbols on 5 connections
+# that all look stale get one reconnect a minute, not 5 at once every check).
+RECONNECT_BURST = 1
+RECONNECT_SPACING = 60.0
 
 
 class HealthMonitor:
@@ -44,6 +49,9 @@ class HealthMonitor:
         self._degraded_since: float | None = None
         self._keys: frozenset[tuple[str, str]] = frozenset()
         self._last_reconnect: dict[str, float] = {}
+        self._budget = float(RECONNECT_BURST)
+        self._budget_at: float | None = None
+        self.reconnects_refused = 0  # suggestions the budget turned down
         self.scan: Callable[[], Awaitable[Backlog]] = self._scan_in_thread  # tests replace it
 
     def evaluate(self, now: float) -> tuple[Snapshot, HealthReport]:
@@ -58,6 +66,8 @@ class HealthMonitor:
             await trio.sleep(self.interval)
             try:
                 await self.refresh_backlog()
+                if self.stopping():
+                    continue  # stopping: streams go quiet on purpose; keep the last verdict
                 self.check(trio.current_time())
             except Exception:  # a bug in health must never take the harvester down
                 log.exception("health check failed; trying again next interval")
@@ -95,22 +105,42 @@ class HealthMonitor:
             self._degraded_since = None
         elif was_healthy:
             self._degraded_since = now
-            log.warning("health: degraded: %s", "; ".join(report.reasons))
+            log.warning("health: degraded: %s", "; ".join(report.grouped_reasons))
         else:
-            new = [p.message for p in report.problems if p.key not in self._keys]
-            gone = sorted(f"{code} {subject}" for code, subject in self._keys - keys)
+            new = [g.message for g in group([p for p in report.problems
+                                              if p.key not in self._keys])]
+            gone = group_keys(self._keys - keys)
             log.warning("health: still degraded%s%s",
                         f"; new: {'; '.join(new)}" if new else "",
-                        f"; resolved: {', '.join(gone)}" if gone else "")
+                        f"; resolved: {gone}" if gone else "")
         self._keys = keys
-        self.transitions.append((now, report.status, tuple(report.reasons)))
+        self.transitions.append((now, report.status, tuple(report.grouped_reasons)))
+
+    def _take_budget(self, now: float) -> bool:
+        if self._budget_at is not None:
+            self._budget = min(float(RECONNECT_BURST),
+                               self._budget + (now - self._budget_at) / RECONNECT_SPACING)
+        self._budget_at = now
+        if self._budget < 1.0:
+            return False
+        self._budget -= 1.0
+        return True
+
+    def stopping(self) -> bool:
+        stop = getattr(self.h, "stop_state", None)  # a bare view (tests) has no stop
+        return stop is not None and stop.requested.is_set()
 
     def _maybe_reconnect(self, label: str, now: float) -> None:
+        if self.stopping():
+            return
         last = self._last_reconnect.get(label)
         if last is not None and now - last < self.reconnect_cooldown:
             return
         for conn in self.h.connections:
             if conn.stats.label == label and conn.stats.connected:
+                if not self._take_budget(now):
+                    self.reconnects_refused += 1
+                    return
                 self._last_reconnect[label] = now
                 self.reconnects_requested += 1
                 conn.request_reconnect("health: a stream on it went silent")

@@ -21,6 +21,7 @@ from .health import HealthReport, Snapshot
 from .httpd import HttpServer, Request, Response, bound_port, open_listeners
 from .metrics import HarvestMetrics, rss_bytes
 from .monitor import HealthMonitor
+from .progress import Progress
 from .sampler import Sampler, thresholds_for
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ class Operations:
         self.listeners: list[trio.SocketListener] = []
         self.port: int | None = None  # the bound port, once bound
         self.server = HttpServer(self.route)
+        self.progress = Progress(harvester, interval=harvester.config.progress_interval,
+                                 health=self._health_state, backlog=self._backlog_state)
         self.metrics.bind(self)
 
     @property
@@ -55,6 +58,13 @@ class Operations:
         """Rotation's ``observe`` hook: the latency histogram and the health's write state."""
         self.metrics.observe_write(kind, outcome, rows, seconds)
         self.sampler.on_write(kind, outcome, trio.current_time())
+
+    def _health_state(self) -> tuple[str, int]:
+        report = self.monitor.report
+        return report.status, len(report.problems)
+
+    def _backlog_state(self) -> tuple[int, int]:
+        return self.sampler.backlog.files, self.sampler.backlog.rows
 
     def now(self) -> float:
         return trio.current_time()
@@ -80,6 +90,7 @@ class Operations:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.monitor.run)
             await nursery.start(self.autorecovery.run)
+            await nursery.start(self.progress.run)
             if self.listeners:
                 await nursery.start(self.server.serve, self.listeners)
                 log.info("ops endpoint on http://%s:%d (/metrics /healthz /status)",
@@ -131,7 +142,8 @@ class Operations:
             }
         return {
             "status": report.status,
-            "reasons": report.reasons,
+            "reasons": report.grouped_reasons,
+            "problems": report.as_dict(full=True)["problems"],  # every problem, ungrouped
             "notes": [p.message for p in report.notes],
             "uptime_s": _r(snap.uptime),
             "stopping": h.stop_state.requested.is_set(),

@@ -151,4 +151,5 @@ class Sampler:
             auto_recover=h.config.auto_recover,
             adversity_problems=tuple(adversity[0]),
             adversity_notes=tuple(adversity[1]),
+            stopping=h.stop_state.requested.is_set(),
         )

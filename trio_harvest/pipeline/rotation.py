@@ -230,9 +230,10 @@ class Rotation:
             self._notify(part.kind, "ok", part.n, elapsed)
             return
         ks.last_error = error
-        self._ratelog.log(logging.WARNING, f"{part.kind}:{error.split(':')[0]}",
-                          "write of %s/%s %s (%d rows) failed: %s; sent to the dead letter",
-                          part.kind, part.symbol, part.date, part.n, error)
+        if not aborted.cancelled_caught:  # an abort is announced once, by whoever stopped us
+            self._ratelog.log(logging.WARNING, f"{part.kind}:{error.split(':')[0]}",
+                              "write of %s/%s %s (%d rows) failed: %s; sent to the dead letter",
+                              part.kind, part.symbol, part.date, part.n, error)
         self._notify(part.kind, "failed", part.n, elapsed)
         await self._to_dead_letter(part.kind, part.symbol, part.rows, error)
 

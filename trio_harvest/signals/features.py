@@ -1,6 +1,6 @@
 """The per-second feature table, computed with Polars over a tail window.
 
-Owns the column rules of reference/signals.md: bucket = floor(ts_ms / 1000); sums (volume,
+Owns the column rules of docs/signals.md: bucket = floor(ts_ms / 1000); sums (volume,
 notional, buy/sell volume, delta, OFI, counts) are aggregated per second by one Polars query over
 the tail rows of the seconds being emitted (a ``group_by``, or a plain ``select`` when a single
 second closes, the usual tick); ``last``, ``cvd`` and the book fields are the last value at or

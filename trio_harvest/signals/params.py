@@ -17,6 +17,7 @@ from importlib import metadata as _importlib_metadata
 from typing import Any
 
 from ..errors import ConfigError
+from ..hints import did_you_mean
 from ..kinds import OFI_LEVELS_MAX, PREVIEW_KINDS
 
 META_PREFIX = "trio_harvest."
@@ -28,7 +29,7 @@ OFI_FORMULA = (
 
 @dataclass(frozen=True, slots=True)
 class SignalParams:
-    """Every tunable of the signal engine and the feature table (defaults: reference/signals.md).
+    """Every tunable of the signal engine and the feature table (defaults: docs/signals.md).
 
     Times are in whole seconds unless the name says ``_ms``.
     """
@@ -111,7 +112,7 @@ class SignalParams:
         for key, raw in data.items():
             name = str(key).replace("-", "_")
             if name not in kinds:
-                raise ConfigError(f"signals: unknown setting {key!r}")
+                raise ConfigError(f"signals: unknown setting {key!r}{did_you_mean(name, kinds)}")
             values[name] = _coerce(name, raw, integer=kinds[name] == "int")
         return cls(**values)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-_STREAM_RE = re.compile(r"^[a-z0-9]+@[A-Za-z0-9_@]+$")
+_STREAM_RE = re.compile(r"^[^\WA-Z]+@[A-Za-z0-9_@]+$")
 _encode = msgspec.json.encode
 
 

@@ -5,7 +5,8 @@ and diff depth at 100/250/500 ms cadences), with consistent ids: aggregate ids +
 raw trade ids contiguous, book update ids increasing with one ``pu`` chain per cadence. It is pure
 and deterministic: time comes in as ``now_ms`` arguments, randomness from one
 ``random.Random`` per symbol seeded from (seed, symbol). It never reads a clock, never does I/O,
-never imports trio, and never formats anything for the wire.
+never imports trio, and never formats anything for the wire. Its numbers (book shape, sizes,
+clustering, message mix, the default per-symbol rate) are in ``calibration.py``.
 
 Event generation is in continuous model time, in strict time order, up to ``now_ms - LAG_MS``
 (so that ``T <= E <= now_ms``): the same seed and the same ``now_ms`` sequence give identical
@@ -17,8 +18,8 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from . import calibration as cal
 from .book import ASK, BID, Book, BookSide
 from .events import AggTrade, BookDepth, BookSnapshot, BookTicker, Event, Level
 from .specs import SymbolSpec, spec_for
@@ -28,63 +29,6 @@ CADENCES_MS = (100, 250, 500)  # depth streams: @100ms, (no suffix) 250 ms, @500
 TOP_LEVELS = 20  # partial depth carries the top 20; the wire cuts it to 5 or 10
 LAG_MS = 5  # the model runs this far behind now_ms, so latency never puts E in the future
 MAX_LATENCY_MS = 4  # E - T is 1..MAX_LATENCY_MS
-DEPTH_PER_S = 10.0  # one @100ms depth stream per symbol, counted in the message budget
-
-# Book shape (sizes in BTC-equivalent notional, converted to the symbol's lots).
-INITIAL_LEVELS = 60
-MIN_LEVELS = 40
-MAX_LEVELS = 120
-LEVEL_MEDIAN_BTC = 8.0
-LEVEL_SIGMA = 1.0
-TOP_ADD_MEDIAN_BTC = 1.7
-REFILL_MEDIAN_BTC = 3.0
-REFILL_MEAN_MS = 3.0  # a spread wider than one tick is closed after this long on average
-FOLLOW_P = 0.5  # a refill moves the price (the other side follows) rather than restoring it
-DEEP_MEAN_TICKS = 6.0
-DEEP_PER_TOP = 0.5  # changes behind the best per change at the best
-
-# Trade sizes: lognormal body plus a Pareto tail above 0.5 BTC.
-TRADE_MEDIAN_BTC = 0.01
-TRADE_SIGMA = 1.3
-TAIL_P = 0.03
-TAIL_MIN_BTC = 0.5
-TAIL_ALPHA = 1.7
-MAX_TRADE_BTC = 100.0
-
-# Arrivals: a Hawkes process with an exponential kernel drives every book event.
-BRANCHING = 0.8
-DECAY_MS = 300.0
-
-# Calibration of the message mix (checked by tests/test_sim_market.py::test_message_rate...).
-AGG_SHARE = 2 / 7  # aggTrade : bookTicker ≈ 40 : 100, as on BTCUSDT
-TICKERS_PER_TRADE = 1.0
-REFILLS_PER_TOP_EVENT = 0.07
-
-
-@dataclass(frozen=True, slots=True)
-class Rates:
-    """Per-second rates of the model's three kinds of book events for one symbol."""
-
-    trades: float  # market orders (each one or more aggTrades)
-    top: float  # adds and cancels at the best levels (each one bookTicker)
-    deep: float  # adds and cancels behind the best (depth content only)
-
-    @property
-    def total(self) -> float:
-        return self.trades + self.top + self.deep
-
-
-def rates_for(messages_per_s: float) -> Rates:
-    """Event rates giving about ``messages_per_s`` messages of aggTrade + bookTicker + one @100ms
-    depth stream for one symbol."""
-    if not messages_per_s > 0:
-        raise ValueError("rate must be positive")
-    streaming = max(messages_per_s - DEPTH_PER_S, messages_per_s / 2)
-    trades = streaming * AGG_SHARE
-    tickers = streaming - trades
-    top = max(tickers - trades * TICKERS_PER_TRADE, 0.0) / (1 + REFILLS_PER_TOP_EVENT)
-    return Rates(trades=trades, top=top, deep=top * DEEP_PER_TOP)
-
 
 class _Chain:
     """One cadence's depth window: update ids and changed levels since the last message."""
@@ -110,15 +54,15 @@ class SymbolMarket:
     ) -> None:
         self.spec = spec
         self.symbol = spec.symbol
-        self.rates = rates_for(rate)
+        self.rates = cal.rates_for(rate)
         self.book = Book()
         self.tape = TradeTape(spec.symbol, tape_capacity)
         rng = self._rng = random.Random(f"trio_harvest.sim/{seed}/{spec.symbol}")
         total = self.rates.total / 1000.0  # events per ms
         self._p_trade = self.rates.trades / self.rates.total
         self._p_top = self.rates.top / self.rates.total
-        self._mu = total * (1 - BRANCHING)
-        self._jump = BRANCHING / DECAY_MS
+        self._mu = total * (1 - cal.BRANCHING)
+        self._jump = cal.BRANCHING / cal.DECAY_MS
         self._lots_per_btc = spec.lots_per_btc
         self._agg_id = rng.randrange(10**8, 10**9)
         self._raw_id = rng.randrange(10**9, 5 * 10**9)
@@ -209,7 +153,7 @@ class SymbolMarket:
         assert self._t is not None and self._candidate is not None
         bound = self._candidate[1]
         self._candidate = None
-        excite = self._excite * math.exp((self._t - s) / DECAY_MS)
+        excite = self._excite * math.exp((self._t - s) / cal.DECAY_MS)
         self._t = s
         self._excite = excite
         rng = self._rng
@@ -267,7 +211,7 @@ class SymbolMarket:
         size = side.size(price)
         r = rng.random()
         if r < 0.5:
-            new = size + self._level_lots(TOP_ADD_MEDIAN_BTC)
+            new = size + self._level_lots(cal.TOP_ADD_MEDIAN_BTC)
         elif r < 0.95 or len(side) <= 1:
             new = max(1, size - max(1, int(size * rng.uniform(0.05, 0.4))))
         else:
@@ -285,16 +229,16 @@ class SymbolMarket:
         rng = self._rng
         hit = BID if rng.random() < 0.5 else ASK
         side = self.book.sides[hit]
-        distance = 1 + int(rng.expovariate(1.0 / DEEP_MEAN_TICKS))
+        distance = 1 + int(rng.expovariate(1.0 / cal.DEEP_MEAN_TICKS))
         price = side.outward(side.best, distance)
         if side.beyond(price):
             return
         size = side.size(price)
         r = rng.random()
         if size == 0:
-            new = self._level_lots(LEVEL_MEDIAN_BTC)
+            new = self._level_lots(cal.LEVEL_MEDIAN_BTC)
         elif r < 0.4:
-            new = size + self._level_lots(REFILL_MEDIAN_BTC)
+            new = size + self._level_lots(cal.REFILL_MEDIAN_BTC)
         elif r < 0.85:
             new = max(1, size - max(1, int(size * rng.uniform(0.05, 0.6))))
         else:
@@ -307,7 +251,7 @@ class SymbolMarket:
 
     def _after_top_change(self, t: float) -> None:
         if self._refill_at is None and self.book.spread() > 1:
-            self._refill_at = t + self._rng.expovariate(1.0 / REFILL_MEAN_MS)
+            self._refill_at = t + self._rng.expovariate(1.0 / cal.REFILL_MEAN_MS)
 
     def _refill(self, t: float) -> None:
         """Close a spread wider than one tick: either the other side follows the price (it
@@ -318,20 +262,20 @@ class SymbolMarket:
             return
         rng = self._rng
         trade_ms, event_ms = self._stamp(t)
-        follow = rng.random() < FOLLOW_P
+        follow = rng.random() < cal.FOLLOW_P
         improve = (1 - self._depleted) if follow else self._depleted
         price = book.asks.best - 1 if improve == BID else book.bids.best + 1
-        self._update(improve, price, self._level_lots(REFILL_MEDIAN_BTC), trade_ms, event_ms)
+        self._update(improve, price, self._level_lots(cal.REFILL_MEDIAN_BTC), trade_ms, event_ms)
         self._maintain(improve, trade_ms, event_ms)
 
     def _maintain(self, hit: int, trade_ms: int, event_ms: int) -> None:
         """Keep between MIN_LEVELS and MAX_LEVELS levels on a side, at its far end."""
         side = self.book.sides[hit]
-        while len(side) < MIN_LEVELS:
+        while len(side) < cal.MIN_LEVELS:
             gap = 1 if self._rng.random() < 0.85 else 2
             self._update(hit, side.outward(side.worst, gap),
-                         self._level_lots(LEVEL_MEDIAN_BTC), trade_ms, event_ms)
-        while len(side) > MAX_LEVELS:
+                         self._level_lots(cal.LEVEL_MEDIAN_BTC), trade_ms, event_ms)
+        while len(side) > cal.MAX_LEVELS:
             self._update(hit, side.worst, 0, trade_ms, event_ms)
 
     def _update(self, hit: int, price: int, lots: int, trade_ms: int, event_ms: int) -> None:
@@ -385,14 +329,14 @@ class SymbolMarket:
 
     def _trade_lots(self) -> int:
         rng = self._rng
-        if rng.random() < TAIL_P:
-            btc = TAIL_MIN_BTC * rng.paretovariate(TAIL_ALPHA)
+        if rng.random() < cal.TAIL_P:
+            btc = cal.TAIL_MIN_BTC * rng.paretovariate(cal.TAIL_ALPHA)
         else:
-            btc = rng.lognormvariate(math.log(TRADE_MEDIAN_BTC), TRADE_SIGMA)
-        return max(1, round(min(btc, MAX_TRADE_BTC) * self._lots_per_btc))
+            btc = rng.lognormvariate(math.log(cal.TRADE_MEDIAN_BTC), cal.TRADE_SIGMA)
+        return max(1, round(min(btc, cal.MAX_TRADE_BTC) * self._lots_per_btc))
 
     def _level_lots(self, median_btc: float) -> int:
-        btc = self._rng.lognormvariate(math.log(median_btc), LEVEL_SIGMA)
+        btc = self._rng.lognormvariate(math.log(median_btc), cal.LEVEL_SIGMA)
         return max(1, round(btc * self._lots_per_btc))
 
     def _init_book(self) -> None:
@@ -400,8 +344,8 @@ class SymbolMarket:
         for hit, best in ((BID, start), (ASK, start + 1)):
             side = self.book.sides[hit]
             price = best
-            for _ in range(INITIAL_LEVELS):
-                side.set(price, self._level_lots(LEVEL_MEDIAN_BTC))
+            for _ in range(cal.INITIAL_LEVELS):
+                side.set(price, self._level_lots(cal.LEVEL_MEDIAN_BTC))
                 price = side.outward(price, 1 if self._rng.random() < 0.85 else 2)
 
 
@@ -410,20 +354,22 @@ def _levels(side: BookSide, prices: Iterable[int], *, reverse: bool) -> tuple[Le
 
 
 class Market:
-    """Every symbol's model, stepped together. ``rate`` is split evenly across symbols."""
+    """Every symbol's model, stepped together. ``rate`` (total messages/s) is split evenly across
+    symbols; None gives every symbol a realistic cadence, whatever their number
+    (``rates.default_rate``)."""
 
     def __init__(
         self,
         symbols: Iterable[str],
         *,
-        rate: float,
+        rate: float | None,
         seed: int,
         tape_capacity: int = DEFAULT_CAPACITY,
     ) -> None:
         names = tuple(symbols)
         if not names:
             raise ValueError("at least one symbol is needed")
-        per_symbol = rate / len(names)
+        per_symbol = (cal.default_rate(len(names)) if rate is None else rate) / len(names)
         self.symbols: dict[str, SymbolMarket] = {
             s: SymbolMarket(spec_for(s), seed=seed, rate=per_symbol, tape_capacity=tape_capacity)
             for s in names

@@ -25,7 +25,7 @@ DEPTH_LEVELS = (5, 10, 20)
 _PRICE_CACHE = 4096
 _SUFFIX = {100: "@100ms", 250: "", 500: "@500ms"}
 _NAME_RE = re.compile(
-    r"^[a-z0-9]+@(?:(aggTrade)|(bookTicker)|depth(5|10|20)?(?:@(?:100ms|500ms))?)$"
+    r"^[^\WA-Z]+@(?:(aggTrade)|(bookTicker)|depth(5|10|20)?(?:@(?:100ms|500ms))?)$"
 )
 
 # (stream name, partial-depth levels or 0, stream kind)

@@ -1,7 +1,8 @@
 """The dead-letter folder as a list of work: which files wait to be recovered, and how many rows.
 
 Owns the reading of the dead-letter layout ``<deadletter>/<kind>/<SYMBOL>_<unix_ms>_<rows>[-u].ndjson``
-plus the ``_rejected/`` folder where recovery keeps lines it could not use. Rows are counted from
+plus the ``_rejected/`` folder where recovery keeps lines it could not use (and ``_merging/``, its
+crash records). Rows are counted from
 the file names (written by the harvester), so a scan never opens a file. Blocking (``os.scandir``):
 call it from a worker thread inside trio. Never changes anything on disk.
 """
@@ -16,6 +17,7 @@ from ..kinds import ALL_KINDS
 from .partitions import TMP_PREFIX, parse_deadletter_name
 
 REJECTED_DIR = "_rejected"
+MERGING_DIR = "_merging"  # recovery's crash records (merge.py); not dead-letter files
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,7 @@ def list_deadletter(root: Path, unknown: list[str] | None = None) -> list[DeadLe
     except FileNotFoundError:
         return out
     for kind in kinds:
-        if kind == REJECTED_DIR:
+        if kind in (REJECTED_DIR, MERGING_DIR):
             continue
         if kind not in ALL_KINDS:
             if unknown is not None:

@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from ..config import ConfigError
+from ..hints import plural
 from ..kinds import GAPS, PRICES
 from ..repair.gapreport import GapSummary, summarize_gaps
 from .backlog import REJECTED_DIR, scan_backlog
@@ -122,16 +123,18 @@ class Inventory:
             ranges = ", ".join(f"{a}..{b}" for a, b in c.hole_ranges[:5])
             more = f" (+{len(c.hole_ranges) - 5} more)" if len(c.hole_ranges) > 5 else ""
             lines.append(
-                f"prices {symbol}: agg_id {c.first_agg_id}..{c.last_agg_id}, {c.rows} rows, "
-                f"{c.holes} holes ({c.missing} missing), {c.duplicates} duplicates"
+                f"prices {symbol}: agg_id {c.first_agg_id}..{c.last_agg_id}, "
+                f"{plural(c.rows, 'row')}, {plural(c.holes, 'hole')} ({c.missing} missing), "
+                f"{plural(c.duplicates, 'duplicate')}"
                 + (f"; missing {ranges}{more}" if ranges else ""))
         dl = self.deadletter
-        by_kind = ", ".join(f"{k} {v['files']} files/{v['rows']} rows"
+        by_kind = ", ".join(f"{k} {plural(v['files'], 'file')}/{plural(v['rows'], 'row')}"
                             for k, v in dl.get("by_kind", {}).items())
-        lines.append(f"dead letter: {dl.get('files', 0)} files, {dl.get('rows', 0)} rows"
+        lines.append(f"dead letter: {plural(dl.get('files', 0), 'file')}, "
+                     f"{plural(dl.get('rows', 0), 'row')}"
                      + (f" ({by_kind})" if by_kind else "")
-                     + f"; rejected: {dl.get('rejected_files', 0)} files, "
-                       f"{dl.get('rejected_lines', 0)} lines")
+                     + f"; rejected: {plural(dl.get('rejected_files', 0), 'file')}, "
+                       f"{plural(dl.get('rejected_lines', 0), 'line')}")
         lines.append(f"temp leftovers: {len(self.temp_files)}"
                      + "".join(f"\n  {p}" for p, _ in self.temp_files[:10]))
         if self.unreadable:
@@ -139,7 +142,8 @@ class Inventory:
                          + "".join(f"\n  {p}: {e}" for p, e in self.unreadable[:10]))
         lines += self.gaps.render()
         t = self.as_dict()["totals"]
-        lines.append(f"totals: {t['files']} files, {t['rows']} rows, {_size(t['bytes'])}")
+        lines.append(f"totals: {plural(t['files'], 'file')}, {plural(t['rows'], 'row')}, "
+                     f"{_size(t['bytes'])}")
         return "\n".join(lines)
 
 

@@ -1,24 +1,29 @@
 """Dead-letter recovery: replay dead-letter files into their partitions, exactly once.
 
-Owns the per-file procedure, shared by ``python -m trio_harvest recover`` and the automatic
-recovery inside ``run``:
+Owns the procedure shared by ``python -m trio_harvest recover`` and the automatic recovery
+inside ``run``. Files of one kind and symbol are merged, in batches (``merge.plan_batches``), so a
+backlog of thousands becomes one part file per (date, symbol, kind) and batch, not one per file:
 
-1. read and validate every line (in a worker thread); nothing on disk changes;
-2. bad lines, if any, go to ``<deadletter>/_rejected/<kind>/<same name>`` with their reason
+1. read and validate every line of every file of the batch (in worker threads; ``dlread.py``);
+2. write the batch's manifest, ``<deadletter>/_merging/<token>.json`` (its sources);
+3. bad lines, if any, go to ``<deadletter>/_rejected/<kind>/<same name>`` with their reason
    (atomic, deterministic name) — reported, kept aside, never silently dropped;
-3. good rows are split by UTC date and written with the same atomic writer under a part-file
-   name derived from the dead-letter file's name (``part-<first>-<last>-dl<hash>.parquet``);
-4. only then is the dead-letter file removed.
+4. the good rows become one Polars frame per schema, cut by UTC date, each date written with the
+   same atomic writer as ``part-<first>-<last>-dl<hash>.parquet``, the hash naming the sources;
+5. the manifest is marked complete; only then are the sources removed, then the manifest.
 
-Killed between any two steps and run again, every step repeats onto the same names, so each row
-lands exactly once. Reads from disk only: it never puts rows into a lane and never writes a
-dead-letter file (so it cannot re-create the fail → re-queue loop of old fault 4).
+Killed between any two steps and run again, a batch with a manifest is redone with exactly its
+own sources (same names: overwritten, not duplicated) or, once complete, only finishes deleting;
+so each row lands exactly once. A file lock keeps two recoverers apart. Reads from disk only: it
+never puts rows into a lane and never writes a dead-letter file (so it cannot re-create the
+fail → re-queue loop of old fault 4).
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, BinaryIO
@@ -27,25 +32,33 @@ import msgspec
 import polars as pl
 import trio
 
-from ..kinds import Row, Schema
+from ..hints import plural
+from ..kinds import Schema
 from .backends import open_store
 from .backlog import REJECTED_DIR, DeadLetterFile, list_deadletter
-from .encoding import BadLine, decode_ndjson_line
+from .dlread import Loaded, load_file
+from .encoding import to_frame
 from .gate import PublishGate
 from .location import S3Options
-from .partitions import Partition, part_name, split_by_date
+from .merge import (
+    MAX_BATCH_ROWS,
+    BacklogLock,
+    batch_token,
+    manifest_bytes,
+    manifest_rel,
+    plan_batches,
+    read_manifests,
+    split_frame_by_date,
+    to_partition,
+)
+from .partitions import Partition, parse_deadletter_name, part_name
 from .store import LocalStore
 from .writer import Writer
 
 StepHook = Callable[[str, DeadLetterFile], None]  # step name, file: for tests of interruptions
 
 _json = msgspec.json.Encoder()
-
-
-@dataclass(slots=True)
-class Loaded:
-    groups: list[tuple[Schema, list[Row]]] = field(default_factory=list)
-    bad: list[tuple[int, str, bytes]] = field(default_factory=list)  # line number, reason, raw
+log = logging.getLogger("trio_harvest.recover")
 
 
 @dataclass(slots=True)
@@ -58,6 +71,7 @@ class FileOutcome:
     first_reason: str = ""
     error: str = ""  # non-empty: the file could not be recovered and was left in place
     gone: bool = False  # someone else recovered it first
+    merged_with: int = 0  # other dead-letter files whose rows share its part files
 
     def as_dict(self) -> dict[str, Any]:
         return {"file": self.file, "rows": self.rows, "partitions": list(self.partitions),
@@ -86,11 +100,15 @@ class RecoveryReport:
     def rejected_lines(self) -> int:
         return sum(f.rejected for f in self.recovered)
 
+    @property
+    def partition_files(self) -> int:
+        return len({p for f in self.recovered for p in f.partitions})
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "files_recovered": len(self.recovered),
             "rows_recovered": self.rows,
-            "partition_files": sum(len(f.partitions) for f in self.recovered),
+            "partition_files": self.partition_files,
             "rejected_lines": self.rejected_lines,
             "rejected_files": [f.rejected_path for f in self.recovered if f.rejected_path],
             "failed": [{"file": f.file, "error": f.error} for f in self.failed],
@@ -99,100 +117,46 @@ class RecoveryReport:
         }
 
     def render(self) -> str:
+        """One line per file recovered alone, one per merged batch (its first and last file)."""
         lines: list[str] = []
-        for f in self.files:
-            if f.gone:
+        done: set[int] = set()
+        for i, f in enumerate(self.files):
+            if f.gone or i in done:
                 continue
             if f.error:
                 lines.append(f"FAILED    {f.file}: {f.error} (left in place)")
                 continue
             where = ", ".join(f.partitions) or "no partition (no good rows)"
-            lines.append(f"recovered {f.file}: {f.rows} rows -> {where}")
-            if f.rejected:
-                lines.append(f"rejected  {f.rejected} bad lines of {f.file} -> {f.rejected_path} "
-                             f"(first: {f.first_reason})")
+            batch = [j for j in range(i, len(self.files)) if not self.files[j].error
+                     and not self.files[j].gone and self.files[j].partitions == f.partitions
+                     and f.merged_with][: f.merged_with + 1] or [i]
+            done.update(batch)
+            if len(batch) == 1:
+                lines.append(f"recovered {f.file}: {plural(f.rows, 'row')} -> {where}")
+            else:
+                rows = sum(self.files[j].rows for j in batch)
+                lines.append(f"recovered {len(batch)} files {f.file} .. "
+                             f"{self.files[batch[-1]].file.split('/', 1)[-1]}: "
+                             f"{plural(rows, 'row')} -> {where}")
+            for j in batch:
+                g = self.files[j]
+                if g.rejected:
+                    lines.append(f"rejected  {plural(g.rejected, 'bad line')} of {g.file} -> "
+                                 f"{g.rejected_path} (first: {g.first_reason})")
         for name in self.unknown:
             lines.append(f"skipped   {name}: not a dead-letter file (left alone)")
         lines.append(
-            f"recovered {len(self.recovered)} files, {self.rows} rows into "
-            f"{sum(len(f.partitions) for f in self.recovered)} partition files; "
-            f"{self.rejected_lines} bad lines set aside; {len(self.failed)} failed; "
-            f"{len(self.unknown)} unknown files left alone"
+            f"recovered {plural(len(self.recovered), 'file')}, {plural(self.rows, 'row')} into "
+            f"{plural(self.partition_files, 'partition file')}; "
+            f"{plural(self.rejected_lines, 'bad line')} set aside; {len(self.failed):,} failed; "
+            f"{plural(len(self.unknown), 'unknown file')} left alone"
         )
         return "\n".join(lines)
 
 
-# -- validation (pure) ------------------------------------------------------------------------
-
-
-def _check_value(name: str, dtype: Any, value: Any) -> Any:
-    if value is None:
-        if name == "ts_ms":
-            raise ValueError("ts_ms is null")
-        return None
-    if dtype == pl.Int64:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} is not an integer ({value!r})")
-        return value
-    if dtype == pl.Float64:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{name} is not a number ({value!r})")
-        return float(value)
-    if dtype == pl.Boolean:
-        if not isinstance(value, bool):
-            raise ValueError(f"{name} is not true/false ({value!r})")
-        return value
-    if dtype == pl.String:
-        if not isinstance(value, str):
-            raise ValueError(f"{name} is not a string ({value!r})")
-        return value
-    return value
-
-
-MAX_TS_MS = 253_402_300_800_000  # 10000-01-01: the end of what a date partition can name
-
-
-def validate_row(schema: Schema, row: Row, symbol: str, lineno: int) -> Row:
-    """A decoded row whose every value fits its column, or ``BadLine``."""
-    try:
-        out = tuple(_check_value(n, t, v) for (n, t), v in zip(schema.columns, row, strict=True))
-    except ValueError as exc:
-        raise BadLine(lineno, str(exc)) from None
-    got = out[schema.index("symbol")]
-    if got != symbol:
-        raise BadLine(lineno, f"symbol {got!r} does not match the file's {symbol!r}")
-    if not 0 <= out[0] < MAX_TS_MS:  # no date partition can hold it; it would block the file
-        raise BadLine(lineno, f"ts_ms {out[0]} is not a plausible time")
-    return out
-
-
-def load_file(path: Path, kind: str, symbol: str) -> Loaded:
-    """Read and validate one dead-letter file (blocking). Rows of one schema stay together, in
-    their order; blank lines carry nothing and are skipped."""
-    data = path.read_bytes()
-    loaded = Loaded()
-    by_schema: dict[Schema, list[Row]] = {}
-    for lineno, line in enumerate(data.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            schema, row = decode_ndjson_line(kind, line, lineno)
-            row = validate_row(schema, row, symbol, lineno)
-        except BadLine as exc:
-            loaded.bad.append((lineno, str(exc).split(": ", 1)[-1], line))
-            continue
-        rows = by_schema.get(schema)
-        if rows is None:
-            rows = by_schema[schema] = []
-            loaded.groups.append((schema, rows))
-        rows.append(row)
-    return loaded
-
-
 def recovery_token(f: DeadLetterFile, group: int = 0) -> str:
-    """The deterministic ``unique`` part of the part-file names written for ``f``."""
-    digest = hashlib.sha256(f"{f.kind}/{f.name}".encode()).hexdigest()[:12]
-    return f"dl{digest}" + (f"g{group}" if group else "")
+    """The deterministic ``unique`` part of the part-file names written for ``f`` alone."""
+    return batch_token([f], group)
 
 
 def _rejected_payload(f: DeadLetterFile, bad: Sequence[tuple[int, str, bytes]]) -> bytes:
@@ -207,8 +171,9 @@ def _rejected_payload(f: DeadLetterFile, bad: Sequence[tuple[int, str, bytes]]) 
 
 
 class Recoverer:
-    """Recovers dead-letter files one at a time. ``limiter`` and ``write_timeout`` make it share
-    the writers fairly with a running harvester; the command line uses neither."""
+    """Recovers dead-letter files, many at a time: files of one kind and symbol are merged into
+    one part file per date (``merge.plan_batches``). ``limiter`` and ``write_timeout`` make it
+    share the writers fairly with a running harvester; the command line uses neither."""
 
     def __init__(
         self,
@@ -218,6 +183,8 @@ class Recoverer:
         limiter: trio.CapacityLimiter | None = None,
         write_timeout: float | None = None,
         hook: StepHook | None = None,
+        max_batch_rows: int = MAX_BATCH_ROWS,
+        concurrency: int = 1,
         s3: S3Options | None = None,
     ) -> None:
         self.data = open_store(data_dir, s3)  # a path, or s3://bucket/prefix
@@ -225,6 +192,10 @@ class Recoverer:
         self.limiter = limiter
         self.write_timeout = write_timeout
         self.hook = hook or (lambda step, f: None)
+        self.max_batch_rows = max_batch_rows
+        self.concurrency = concurrency  # batches at once (each write still under ``limiter``)
+        self.lock = BacklogLock(deadletter_dir)
+        self.lock_wait = 0.2  # seconds between attempts while another recoverer holds the lock
 
     async def pending(self, unknown: list[str] | None = None) -> list[DeadLetterFile]:
         return await trio.to_thread.run_sync(list_deadletter, self.deadletter.root, unknown,
@@ -232,35 +203,152 @@ class Recoverer:
 
     async def recover_all(self, limit: int | None = None) -> RecoveryReport:
         report = RecoveryReport()
-        files = await self.pending(report.unknown)
-        for f in files[:limit]:
-            report.files.append(await self.recover_file(f))
+        async with self._locked():
+            await self._finish_interrupted(report)
+            files = await self.pending(report.unknown)
+            await self.recover_batches(plan_batches(files[:limit], max_rows=self.max_batch_rows),
+                                       report)
         return report
 
+    async def recover_batches(self, batches: list[list[DeadLetterFile]],
+                              report: RecoveryReport) -> None:
+        """``concurrency`` batches at a time (the lock held by the caller); outcomes in order."""
+        if self.concurrency <= 1:
+            for batch in batches:
+                report.files += await self._recover_batch(batch)
+            return
+        results: list[list[FileOutcome]] = [[] for _ in batches]
+        limit = trio.CapacityLimiter(self.concurrency)
+
+        async def one(i: int, batch: list[DeadLetterFile]) -> None:
+            async with limit:
+                results[i] = await self._recover_batch(batch)
+
+        async with trio.open_nursery() as nursery:
+            for i, batch in enumerate(batches):
+                nursery.start_soon(one, i, batch)
+        for outs in results:
+            report.files += outs
+
     async def recover_file(self, f: DeadLetterFile) -> FileOutcome:
-        out = FileOutcome(f"{f.kind}/{f.name}")
-        try:
-            loaded = await trio.to_thread.run_sync(
-                load_file, self.deadletter.path(f.rel), f.kind, f.symbol, abandon_on_cancel=True)
-        except FileNotFoundError:
-            out.gone = True
-            return out
-        except OSError as exc:
-            out.error = f"{type(exc).__name__}: {exc}"
-            return out
-        self.hook("loaded", f)
-        try:
-            if loaded.bad:
-                await self._write_rejected(f, loaded, out)
-                self.hook("rejected", f)
-            for i, (schema, rows) in enumerate(loaded.groups):
-                await self._write_rows(f, schema, rows, recovery_token(f, i), out)
-            await trio.to_thread.run_sync(self.deadletter.delete, f.rel, abandon_on_cancel=True)
-        except Exception as exc:  # this file's failure is this file's alone; it stays in place
-            out.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return out
-        self.hook("deleted", f)
+        """One file on its own (its part files are named as they always were)."""
+        (out,) = await self.recover_batch([f])
         return out
+
+    async def recover_batch(self, files: list[DeadLetterFile]) -> list[FileOutcome]:
+        """Files of one kind and symbol into one part file per date, under the backlog lock."""
+        async with self._locked():
+            report = RecoveryReport()
+            await self._finish_interrupted(report)
+            return await self._recover_batch(files)
+
+    @asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        said = False
+        while True:  # another recovery holds it: poll (a file lock has no event to wait on)
+            if await trio.to_thread.run_sync(self.lock.try_acquire):
+                break
+            if not said:
+                said = True
+                log.warning("waiting for another recovery of %s to finish (a running "
+                            "harvester's automatic recovery?)", self.deadletter.root)
+            await trio.sleep(self.lock_wait)
+        try:
+            yield
+        finally:
+            self.lock.release()
+
+    async def _finish_interrupted(self, report: RecoveryReport) -> None:
+        """Batches a crash left half done: redo each with exactly its own sources (if none was
+        deleted yet: every write repeats onto the same names), or finish deleting them."""
+        for path, kind, symbol, names, complete in await trio.to_thread.run_sync(
+                lambda: list(read_manifests(self.deadletter.root)), abandon_on_cancel=True):
+            files = [DeadLetterFile(kind, n, symbol, *_ms_rows(n)) for n in names]
+            present = [f for f in files if self.deadletter.path(f.rel).exists()]
+            if not complete and present:
+                report.files += await self._recover_batch(present)
+                continue
+            for f in present:  # every part file is in place: only deleting was left
+                await trio.to_thread.run_sync(self.deadletter.delete, f.rel, abandon_on_cancel=True)
+            await trio.to_thread.run_sync(path.unlink, True, abandon_on_cancel=True)
+
+    async def _recover_batch(self, files: list[DeadLetterFile]) -> list[FileOutcome]:
+        outs = {f.name: FileOutcome(f"{f.kind}/{f.name}") for f in files}
+        loaded: list[tuple[DeadLetterFile, Loaded]] = []
+        for f in files:
+            try:
+                got = await trio.to_thread.run_sync(
+                    load_file, self.deadletter.path(f.rel), f.kind, f.symbol,
+                    abandon_on_cancel=True)
+            except FileNotFoundError:
+                outs[f.name].gone = True
+                continue
+            except OSError as exc:
+                outs[f.name].error = f"{type(exc).__name__}: {exc}"
+                continue
+            loaded.append((f, got))
+            self.hook("loaded", f)
+        if not loaded:
+            return list(outs.values())
+        batch = [f for f, _ in loaded]
+        kind, symbol = batch[0].kind, batch[0].symbol
+        manifest = manifest_rel(batch_token(batch))
+        first = batch[0]
+        try:
+            await self._write_manifest(manifest, manifest_bytes(kind, symbol, batch,
+                                                                complete=False))
+            self.hook("manifest", first)
+            for f, got in loaded:
+                if got.bad:
+                    await self._write_rejected(f, got, outs[f.name])
+                    self.hook("rejected", f)
+            parts = await self._write_merged(batch, loaded, first)
+            await self._write_manifest(manifest, manifest_bytes(kind, symbol, batch,
+                                                                complete=True))
+            self.hook("written", first)
+            for f, got in loaded:
+                o = outs[f.name]
+                o.rows = sum(len(rows) for _, rows in got.groups)
+                o.partitions = list(parts)
+                o.merged_with = len(batch) - 1
+            for f in batch:
+                await trio.to_thread.run_sync(self.deadletter.delete, f.rel, abandon_on_cancel=True)
+                self.hook("deleted", f)
+            await trio.to_thread.run_sync(self.deadletter.delete, manifest, abandon_on_cancel=True)
+        except Exception as exc:  # this batch's failure is its own; its files stay in place
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            for f in batch:
+                outs[f.name].error, outs[f.name].rows, outs[f.name].partitions = error, 0, []
+            return list(outs.values())
+        self.hook("done", first)
+        return list(outs.values())
+
+    async def _write_merged(self, batch: list[DeadLetterFile],
+                            loaded: list[tuple[DeadLetterFile, Loaded]],
+                            first: DeadLetterFile) -> list[str]:
+        """Every schema's rows of the batch as one Polars frame, cut by date, one part file per
+        date; returns the part files written."""
+        frames: dict[Schema, list[pl.DataFrame]] = {}
+        for _f, got in loaded:
+            for schema, rows in got.groups:
+                frames.setdefault(schema, []).append(to_frame(schema, rows))
+        written: list[str] = []
+        sources = ",".join(f"{f.kind}/{f.name}" for f in batch)
+        for i, (schema, parts) in enumerate(frames.items()):
+            merged = pl.concat(parts, how="vertical")
+            token = batch_token(batch, i)
+            for date, frame in split_frame_by_date(merged):
+                part = to_partition(first.kind, first.symbol, date, frame)
+                written.append(str(await self._write_part(part, schema, token, sources)))
+                self.hook("partition", first)
+        return written
+
+    async def _write_manifest(self, rel: PurePath, payload: bytes) -> None:
+        def produce(fh: BinaryIO) -> None:
+            fh.write(payload)
+
+        await trio.to_thread.run_sync(self.deadletter.write_atomic, rel, produce,
+                                      abandon_on_cancel=True)
 
     async def _write_rejected(self, f: DeadLetterFile, loaded: Loaded, out: FileOutcome) -> None:
         rel = PurePath(REJECTED_DIR, f.kind, f.name)
@@ -275,21 +363,16 @@ class Recoverer:
         out.rejected_path = str(PurePath(self.deadletter.root.name, rel))
         out.first_reason = f"line {loaded.bad[0][0]}: {loaded.bad[0][1]}"
 
-    async def _write_rows(self, f: DeadLetterFile, schema: Schema, rows: list[Row], token: str,
-                          out: FileOutcome) -> None:
-        meta = {"trio_harvest.recovered_from": f"{f.kind}/{f.name}"}
+    async def _write_part(self, part: Partition, schema: Schema, token: str,
+                          sources: str) -> PurePath:
+        meta = {"trio_harvest.recovered_from": sources}
         writer = Writer(self.data, self.deadletter, lambda _kind: schema, lambda _kind: meta,
                         max_stuck=1)
-        for part in split_by_date(f.kind, f.symbol, rows):
-            gate = PublishGate()
-            if self.limiter is not None:
-                async with self.limiter:
-                    written = await self._save(writer, part, gate, token)
-            else:
-                written = await self._save(writer, part, gate, token)
-            out.rows += len(part.rows)
-            out.partitions.append(str(written))
-            self.hook("partition", f)
+        gate = PublishGate()
+        if self.limiter is not None:
+            async with self.limiter:
+                return await self._save(writer, part, gate, token)
+        return await self._save(writer, part, gate, token)
 
     async def _save(self, writer: Writer, part: Partition, gate: PublishGate, token: str) -> PurePath:
         try:
@@ -307,3 +390,8 @@ class Recoverer:
             raise TimeoutError(f"recovery write timed out after {self.write_timeout:g}s")
         # the thread had already decided to publish: the file is (or will be) in place
         return part.directory() / part_name(part.first_ts, part.last_ts, token)
+
+
+def _ms_rows(name: str) -> tuple[int, int]:
+    parsed = parse_deadletter_name(name)
+    return (parsed[1], parsed[2]) if parsed is not None else (0, 0)
