@@ -171,16 +171,15 @@ class Harvester:
                 await root.start(self.repair.run, self.simulator.rest_url if cfg.sim else cfg.rest_url)
                 if self.diff_books is not None:
                     await self._start_diff_books(root)
-                plans = plan_connections(
-                    streams_for(
-                        cfg.symbols,
-                        depth_levels=cfg.depth_levels,
-                        depth_speed=cfg.depth_speed,
-                        book=cfg.book,
-                        book_ticker=cfg.book_ticker,
-                    ),
-                    cfg.streams_per_connection,
+                specs = streams_for(
+                    cfg.symbols,
+                    depth_levels=cfg.depth_levels,
+                    depth_speed=cfg.depth_speed,
+                    book=cfg.book,
+                    book_ticker=cfg.book_ticker,
                 )
+                self.router.streams = {spec.name: spec.symbol for spec in specs}  # issue 11
+                plans = plan_connections(specs, cfg.streams_per_connection)
                 self.connections = make_connections(
                     plans,
                     base_url,
@@ -209,6 +208,7 @@ class Harvester:
                 await self.stop_state.requested.wait()
                 log.info("stopping (%s): ingest first, then the final flush", self.stop_state.reason)
                 self._ingest_scope.cancel()
+                await self.router.release_held()  # frames the time guard still held (issue 11)
                 await self.repair.finish(min(5.0, cfg.shutdown_grace / 2))  # backfill, open gaps
                 self._features_scope.cancel()
                 flush_all(self.engines, self.lanes.offer, self.exchange_ms)  # every closed second

@@ -2,15 +2,21 @@
 
 Owns the per-message hot path after the socket: decode, build the row, put it into its lane
 (authoritative rows wait when the lane is full; that wait is the backpressure), feed the signal
-hooks, count what was malformed or unexpected (logged at a limited rate). Never does I/O, never
-checks rotation (old fault 7), never raises for a bad frame.
+hooks, count what was malformed, unexpected or rejected (logged at a limited rate). Never does
+I/O, never checks rotation (old fault 7), never raises for a bad frame.
+
+Per-stream state exists only for subscribed streams (``streams``): a frame naming any other
+stream is unexpected, so a peer cannot grow it or bypass book deduplication with new names.
+Event times are judged against the symbol's own recent times (``timeguard.py``): a frame that
+does not fit is held until evidence decides, then routed or quarantined (``rejected``). A failure
+inside one symbol's diff book stays there: that book starts over, other symbols never notice.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -18,6 +24,7 @@ from ..binance.decode import (
     AggTrade,
     BookTicker,
     DepthUpdate,
+    Envelope,
     FrameError,
     decode_frame,
     depth_row,
@@ -27,6 +34,7 @@ from ..binance.decode import (
 from ..kinds import ORDERBOOK, PRICES, Row
 from ..ratelimit import RateLimitedLog
 from .lanes import Lane, Lanes
+from .timeguard import TimeGuard
 
 if TYPE_CHECKING:
     from ..binance.booksync import DiffBooks
@@ -36,6 +44,9 @@ log = logging.getLogger("trio_harvest.router")
 
 MIN_EVENT_MS = 1_420_070_400_000  # 2015-01-01: before any market this harvests
 MAX_EVENT_MS = 4_102_444_800_000  # 2100-01-01
+MAX_STREAMS_PER_SYMBOL = 8  # without a subscription list: stream names learned per symbol
+
+Held = tuple[Envelope, int, "str | bytes"]  # a frame waiting for the time guard's verdict
 
 
 class SignalHooks(Protocol):
@@ -50,6 +61,9 @@ class RouterStats:
     frames: int = 0
     malformed: int = 0
     unexpected: int = 0
+    rejected: int = 0  # values no column holds or that are not market data; time outliers
+    quarantined: int = 0  # of ``rejected``: held frames that evidence showed did not fit
+    book_errors: int = 0  # failures inside one symbol's diff book (that book starts over)
     last_seen: dict[str, float] = field(default_factory=dict)  # stream name -> trio/mono time
 
 
@@ -64,6 +78,7 @@ class Router:
         hooks: dict[str, SignalHooks] | None = None,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         now: Callable[[], float] = time.monotonic,
+        streams: Mapping[str, str] | None = None,
     ) -> None:
         self.lanes = lanes
         self.symbols = frozenset(symbols)
@@ -79,6 +94,11 @@ class Router:
         self._books: dict[str, Lane] = {s: lanes.get(ORDERBOOK, s) for s in symbols}
         self.diff_books: DiffBooks | None = None  # book == "diff": local books (the app sets it)
         self.gate: Repair | None = None  # dedup, agg-id continuity, resumed streams (the app sets it)
+        # stream name -> symbol of every subscribed stream (the app sets it); without one, up to
+        # MAX_STREAMS_PER_SYMBOL names per symbol that start with its lower-case name are learned
+        self.streams: dict[str, str] | None = dict(streams) if streams is not None else None
+        self._learned: dict[str, int] = {}
+        self.time_guards: dict[str, TimeGuard[Held]] = {s: TimeGuard() for s in symbols}
 
     async def handle(self, frame: str | bytes) -> None:
         """Route one combined-stream frame. Awaits only when an authoritative lane is full."""
@@ -91,10 +111,18 @@ class Router:
             return
         data = env.data
         symbol = data.symbol
-        lanes = self._prices if type(data) is AggTrade else self._books
-        lane = lanes.get(symbol)
-        if lane is None:
+        if symbol not in self.symbols:
             self._bad("unexpected", f"frame for unsubscribed symbol {symbol!r}", frame)
+            return
+        streams = self.streams
+        if streams is not None:
+            if streams.get(env.stream) != symbol:
+                self._bad("unexpected", f"frame of {symbol} on a stream not subscribed for it "
+                          f"({env.stream[:60]!r})", frame)
+                return
+        elif env.stream not in stats.last_seen and not self._learn(env.stream, symbol):
+            self._bad("unexpected", f"frame of {symbol} on an unknown stream "
+                      f"({env.stream[:60]!r})", frame)
             return
         recv_ms = self.wall_ms()
         ts = data.trade_ms or data.event_ms
@@ -102,8 +130,52 @@ class Router:
             # a corrupt frame: no date partition can sensibly hold it; never admit it anywhere.
             # (Deliberately not compared with the local clock: a host whose clock is off must
             # still harvest.)
-            self._bad("unexpected", f"implausible event time {ts}", frame)
+            self._bad("rejected", f"implausible event time {ts}", frame)
             return
+        event = data.event_ms or ts
+        if event:
+            guard = self.time_guards[symbol]
+            if data.trade_ms and data.event_ms and \
+                    not -guard.tolerance <= data.event_ms - data.trade_ms <= guard.tolerance:
+                self._bad("rejected", f"trade time T={data.trade_ms} far from event time "
+                          f"E={data.event_ms}", frame)
+                return
+            if not guard.fits(recv_ms - event):
+                await self._judged(guard, guard.judge(recv_ms - event, (env, recv_ms, frame)))
+                return
+        await self._route(env, recv_ms, frame)
+
+    async def _judged(self, guard: TimeGuard[Held], release: list[Held]) -> None:
+        """Route what the time guard released; count and log what it quarantined."""
+        while guard.quarantined:
+            _, (env, _, frame) = guard.quarantined.pop(0)
+            self.stats.quarantined += 1
+            data = env.data
+            self._bad("rejected", f"quarantined a frame of {data.symbol} whose event time "
+                      f"{data.event_ms or data.trade_ms} does not fit the stream's recent "
+                      "times", frame)
+        for env, recv_ms, frame in release:
+            await self._route(env, recv_ms, frame)
+
+    async def release_held(self) -> None:
+        """At a stop: frames still waiting for the time guard are routed or quarantined."""
+        for guard in self.time_guards.values():
+            await self._judged(guard, guard.release())
+
+    def _learn(self, stream: str, symbol: str) -> bool:
+        if not stream.startswith(symbol.lower() + "@"):
+            return False
+        n = self._learned.get(symbol, 0)
+        if n >= MAX_STREAMS_PER_SYMBOL:
+            return False
+        self._learned[symbol] = n + 1
+        return True
+
+    async def _route(self, env: Envelope, recv_ms: int, frame: str | bytes) -> None:
+        stats = self.stats
+        data = env.data
+        symbol = data.symbol
+        lane = (self._prices if type(data) is AggTrade else self._books)[symbol]
         stats.last_seen[env.stream] = self.now()
         gate = self.gate
         if gate is not None and gate.resuming and env.stream in gate.resuming:
@@ -127,7 +199,14 @@ class Router:
                 return
             row = depth_row(data, recv_ms, self.depth_levels, self.depth_source)
         elif type(data) is DepthUpdate and self.diff_books is not None:
-            await self.diff_books.on_depth(data, recv_ms, lane, hook)  # rows, gaps, resync
+            try:
+                await self.diff_books.on_depth(data, recv_ms, lane, hook)  # rows, gaps, resync
+            except Exception as exc:  # one symbol's failure is that symbol's: its book restarts
+                stats.book_errors += 1
+                self.diff_books.books[symbol].reset()
+                self._ratelog.log(logging.ERROR, f"book:{symbol}",
+                                  "%s: diff book failed (%s: %s); it resyncs from a snapshot",
+                                  symbol, type(exc).__name__, exc)
             return
         else:  # diff depth is applied to a local book by a later stage
             self._bad("unexpected", "diff depth without a local book", frame)
@@ -140,6 +219,8 @@ class Router:
     def _bad(self, category: str, message: str, frame: str | bytes) -> None:
         if category == "malformed":
             self.stats.malformed += 1
+        elif category == "rejected":
+            self.stats.rejected += 1
         else:
             self.stats.unexpected += 1
         sample = frame[:160] if isinstance(frame, str) else frame[:160].decode("utf-8", "replace")
