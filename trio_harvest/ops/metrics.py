@@ -89,9 +89,12 @@ class _LiveCollector(Collector):
         conns = h.connections
         yield counter("frames_received", "Frames received, by connection.", ["connection"],
                       [([c.stats.label], c.stats.frames) for c in conns])
-        yield counter("decode_errors", "Frames that were malformed or unexpected.", ["category"],
+        yield counter("decode_errors", "Frames that were malformed, unexpected or rejected "
+                      "(values not market data, event times that do not fit the stream).",
+                      ["category"],
                       [(["malformed"], h.router.stats.malformed),
-                       (["unexpected"], h.router.stats.unexpected)])
+                       (["unexpected"], h.router.stats.unexpected),
+                       (["rejected"], h.router.stats.rejected)])
         yield counter("reconnects", "Reconnects, by connection.", ["connection"],
                       [([c.stats.label], c.stats.reconnects) for c in conns])
         yield counter("connection_failures", "Ended sessions (errors, stalls, requested "

@@ -138,6 +138,9 @@ class Operations:
             "frames": h.router.stats.frames,
             "malformed": h.router.stats.malformed,
             "unexpected": h.router.stats.unexpected,
+            "rejected": h.router.stats.rejected,
+            "quarantined": h.router.stats.quarantined,
+            "book_errors": h.router.stats.book_errors,
             "connections": conns,
             "streams": [
                 {"stream": s.stream, "symbol": s.symbol, "kind": s.kind,

@@ -182,8 +182,12 @@ class Router:
             gate.resumed(env.stream, recv_ms)
         hook = self.hooks.get(symbol)
         if type(data) is AggTrade:
-            if gate is not None and not gate.trade(data, recv_ms):
-                return  # already in prices (a duplicated frame or id, or a handover overlap)
+            if gate is not None:
+                admitted = gate.trade(data, recv_ms)
+                if gate.released:  # held trades the stream has just confirmed: first
+                    await self._put_released(gate, lane, hook, trade=True)
+                if not admitted:
+                    return  # already in prices (a duplicated frame or id, a handover overlap)
             row = trade_row(data, recv_ms)
             if not lane.put_nowait(row):
                 await lane.put(row)
@@ -191,13 +195,15 @@ class Router:
                 hook.on_trade(row)
             return
         if type(data) is BookTicker:
-            if gate is not None and not gate.book(env.stream, data.update_id):
-                return
             row = ticker_row(data, recv_ms, self.depth_levels)
-        elif type(data) is DepthUpdate and self.book == "partial":
-            if gate is not None and not gate.book(env.stream, data.update_id):
+            if gate is not None and not await self._book_gate(gate, env.stream, data.update_id,
+                                                              row, lane, hook):
                 return
+        elif type(data) is DepthUpdate and self.book == "partial":
             row = depth_row(data, recv_ms, self.depth_levels, self.depth_source)
+            if gate is not None and not await self._book_gate(gate, env.stream, data.update_id,
+                                                              row, lane, hook):
+                return
         elif type(data) is DepthUpdate and self.diff_books is not None:
             try:
                 await self.diff_books.on_depth(data, recv_ms, lane, hook)  # rows, gaps, resync
@@ -215,6 +221,25 @@ class Router:
             await lane.put(row)
         if hook is not None:
             hook.on_book(row)
+
+    async def _book_gate(self, gate: Repair, stream: str, update_id: int, row: Row, lane: Lane,
+                         hook: SignalHooks | None) -> bool:
+        admitted = gate.book(stream, update_id, row)
+        if gate.released:
+            await self._put_released(gate, lane, hook, trade=False)
+        return admitted
+
+    async def _put_released(self, gate: Repair, lane: Lane, hook: SignalHooks | None, *,
+                            trade: bool) -> None:
+        rows, gate.released = gate.released, []
+        for row in rows:
+            if not lane.put_nowait(row):
+                await lane.put(row)
+            if hook is not None:
+                if trade:
+                    hook.on_trade(row)
+                else:
+                    hook.on_book(row)
 
     def _bad(self, category: str, message: str, frame: str | bytes) -> None:
         if category == "malformed":

@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from ..binance.decode import AggTrade
+from ..binance.decode import AggTrade, trade_row
 from ..binance.streams import ConnectionPlan
 from ..config import Config
 from ..ingest.connection import ConnectFn
@@ -31,10 +31,12 @@ from ..ratelimit import RateLimitedLog
 from .backfill import Backfill
 from .continuity import BREAK, DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker
 from .gaps import disconnect_reason, gap_row, parse_agg_detail
+from .outliers import HELD_DUPLICATE, HOLD, RELEASE, BookIdGuard, TradeIdGuard
 
 log = logging.getLogger("trio_harvest.repair")
 
 LAG_WEIGHT = 0.02  # EWMA weight of one trade's receipt lag (recv_ms - E)
+LAG_STEP_MS = 1000.0  # a sample is clamped to the estimate ± this: one outlier cannot drag it
 SKEW_NOTE_MS = 2000.0  # a mean receipt lag beyond this is reported as clock skew
 
 
@@ -51,7 +53,9 @@ class Interruption:
 class RepairStats:
     trade_duplicates: int = 0  # aggTrades dropped: agg_id already in prices
     trade_implausible: int = 0  # aggTrades dropped: an agg_id jump no exchange makes
+    trade_quarantined: int = 0  # aggTrades held for an id jump that the next ones refuted
     book_duplicates: int = 0  # book messages dropped: update id not newer
+    book_quarantined: int = 0  # book messages held for an id jump that the next ones refuted
     gaps: dict[str, int] = field(default_factory=dict)  # gap rows by reason
     last_unfilled_at: float | None = None  # trio time
     lag_ms: float | None = None  # mean recv_ms - E over recent trades (latency + clock skew)
@@ -74,7 +78,13 @@ class Repair:
         self.stats = RepairStats()
         self._ratelog = RateLimitedLog(log, interval=60.0)
         self.trackers = {s: AggIdTracker() for s in config.symbols}
-        self.books: dict[str, BookTracker] = {}
+        self.books: dict[str, BookTracker] = {}  # one per subscribed book stream (router checks)
+        # issue 11: a lone outlier id is held until the next ids confirm or refute it
+        self.trade_guards = {s: TradeIdGuard(t) for s, t in self.trackers.items()}
+        self.book_guards: dict[str, BookIdGuard] = {}
+        self._held_trades: dict[str, dict[int, Row]] = {s: {} for s in config.symbols}
+        self._held_books: dict[str, dict[int, Row]] = {}
+        self.released: list[Row] = []  # confirmed held rows: the router puts them, then the frame
         self.resuming: dict[str, Interruption] = {}
         self.last_seen: Mapping[str, float] = {}  # the router's (stream -> trio time)
         self._gap_backlog: list[Row] = []
@@ -95,9 +105,35 @@ class Repair:
     # -- the router's gate (synchronous, per frame) --------------------------------------------
 
     def trade(self, t: AggTrade, recv_ms: int) -> bool:
-        """False for a trade already in ``prices``. A jump in ids queues a backfill."""
-        tracker = self.trackers[t.symbol]
-        verdict = tracker.admit(t.agg_id, t.trade_ms)
+        """False for a trade already in ``prices`` (or held, or quarantined). A jump in ids is
+        held until the next trade confirms it (``outliers.py``); confirmed rows wait in
+        ``released`` for the router, before this trade. A break queues a backfill."""
+        symbol = t.symbol
+        guard = self.trade_guards[symbol]
+        offer = guard.offer(t.agg_id)
+        if offer:
+            if offer == HOLD:
+                self._held_trades[symbol][t.agg_id] = trade_row(t, recv_ms)
+                self._quarantine_trades(symbol)
+                return False
+            if offer == HELD_DUPLICATE:
+                self.stats.trade_duplicates += 1
+                return False
+            if offer == RELEASE:
+                held = self._held_trades[symbol]
+                for agg_id in guard.released:
+                    row = held.pop(agg_id)
+                    if self._admit_trade(symbol, agg_id, row[0], row[1], row[2]):
+                        self.released.append(row)
+                guard.released.clear()
+        if guard.quarantined:
+            self._quarantine_trades(symbol)
+        return self._admit_trade(symbol, t.agg_id, t.trade_ms, t.event_ms, recv_ms)
+
+    def _admit_trade(self, symbol: str, agg_id: int, ts_ms: int, event_ms: int,
+                     recv_ms: int) -> bool:
+        tracker = self.trackers[symbol]
+        verdict = tracker.admit(agg_id, ts_ms)
         if verdict == DUPLICATE:
             self.stats.trade_duplicates += 1
             return False
@@ -105,25 +141,84 @@ class Repair:
             self.stats.trade_implausible += 1
             self._ratelog.log(logging.WARNING, "implausible agg_id",
                               "%s: ignored a trade with an implausible agg_id %d (last %s)",
-                              t.symbol, t.agg_id, tracker.last_id)
+                              symbol, agg_id, tracker.last_id)
             return False
         if verdict == BREAK:
             assert tracker.last_break is not None
-            self.backfill.request(t.symbol, tracker.last_break)
+            self.backfill.request(symbol, tracker.last_break)
         lag = self.stats.lag_ms
-        d = recv_ms - t.event_ms
+        d: float = recv_ms - event_ms
+        if lag is not None:  # one odd sample moves the estimate by a bounded step, never far
+            d = min(max(d, lag - LAG_STEP_MS), lag + LAG_STEP_MS)
         self.stats.lag_ms = d if lag is None else lag + (d - lag) * LAG_WEIGHT
         return True
 
-    def book(self, stream: str, update_id: int) -> bool:
-        """False for a book message that is not newer than the stream's last one."""
-        tracker = self.books.get(stream)
-        if tracker is None:
+    def _quarantine_trades(self, symbol: str) -> None:
+        guard = self.trade_guards[symbol]
+        held = self._held_trades[symbol]
+        for agg_id in guard.quarantined:
+            held.pop(agg_id, None)
+            self.stats.trade_quarantined += 1
+            self._ratelog.log(logging.WARNING, "quarantined agg_id",
+                              "%s: quarantined a trade with agg_id %d: the stream's next ids "
+                              "did not confirm it (last %s)", symbol, agg_id,
+                              self.trackers[symbol].last_id)
+        guard.quarantined.clear()
+
+    def book(self, stream: str, update_id: int, row: Row | None = None) -> bool:
+        """False for a book message that is not newer than the stream's last one (or held, or
+        quarantined). Confirmed held rows wait in ``released`` for the router."""
+        guard = self.book_guards.get(stream)
+        if guard is None:
             tracker = self.books[stream] = BookTracker()
-        if tracker.admit(update_id):
+            guard = self.book_guards[stream] = BookIdGuard(tracker)
+            self._held_books[stream] = {}
+        offer = guard.offer(update_id)
+        if offer:
+            held = self._held_books[stream]
+            if offer == HOLD:
+                if row is not None:
+                    held[update_id] = row
+            elif offer == RELEASE:
+                for u in guard.released:
+                    old = held.pop(u, None)
+                    if guard.tracker.admit(u) and old is not None:
+                        self.released.append(old)
+                guard.released.clear()
+            if guard.quarantined:
+                self._quarantine_books(stream)
+            if offer != RELEASE:
+                if offer == HELD_DUPLICATE:
+                    self.stats.book_duplicates += 1
+                return False
+        elif guard.quarantined:
+            self._quarantine_books(stream)
+        if guard.tracker.admit(update_id):
             return True
         self.stats.book_duplicates += 1
         return False
+
+    def _quarantine_books(self, stream: str) -> None:
+        guard = self.book_guards[stream]
+        held = self._held_books[stream]
+        for u in guard.quarantined:
+            held.pop(u, None)
+            self.stats.book_quarantined += 1
+            self._ratelog.log(logging.WARNING, "quarantined update id",
+                              "%s: quarantined a book message with update id %d: the stream's "
+                              "next ids did not confirm it (last %d)", stream, u,
+                              guard.tracker.last_u)
+        guard.quarantined.clear()
+
+    def give_up_held(self) -> None:
+        """At a stop: ids still held were never confirmed; they are quarantined (a restart
+        resumes below a quarantined trade and backfills it)."""
+        for symbol, tguard in self.trade_guards.items():
+            tguard.give_up()
+            self._quarantine_trades(symbol)
+        for stream, bguard in self.book_guards.items():
+            bguard.give_up()
+            self._quarantine_books(stream)
 
     def resumed(self, stream: str, recv_ms: int) -> None:
         """The first frame of an interrupted stream: its gap row (start: its last frame before
@@ -170,6 +265,7 @@ class Repair:
     async def finish(self, seconds: float) -> None:
         """Before the final flush (ingest has stopped): finish or record every pending backfill
         within ``seconds``, and close the intervals of streams that never resumed."""
+        self.give_up_held()
         await self.backfill.finish(trio.current_time() + seconds)
         now_ms = self.wall_ms()
         for stream, gap in list(self.resuming.items()):
@@ -186,6 +282,9 @@ class Repair:
             "gaps": dict(sorted(st.gaps.items())),
             "trade_duplicates_dropped": st.trade_duplicates,
             "book_duplicates_dropped": st.book_duplicates,
+            "trades_quarantined": st.trade_quarantined,
+            "book_quarantined": st.book_quarantined,
+            "trades_implausible": st.trade_implausible,
             "late_trades": sum(t.late for t in self.trackers.values()),
             "interrupted_streams": len(self.resuming),
             "missing_ids_open": sum(t.missing_ids for t in self.trackers.values()),

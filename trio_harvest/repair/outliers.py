@@ -1,0 +1,143 @@
+"""Lone outlier ids: a trade's ``agg_id`` or a book message's update id that jumps away from the
+stream is held until the next frames say whether it is real.
+
+Owns that decision for one symbol's trades (in front of ``continuity.AggIdTracker``) and one book
+stream (in front of ``continuity.BookTracker``). Without it, one corrupt id far ahead — as the
+first frame of a run, right after a resume, or mid-stream within the trackers' jump bounds —
+would become the reference, and every real id after it would look duplicate (dropped) or the ids
+before it missing (a false gap, a useless backfill). The rule, O(1) per frame:
+
+- an id the tracker can judge by itself (the next one, or not newer) passes straight through;
+- a jump (or a stream's very first id, when nothing is known yet) is *held*, not admitted;
+- a later id that *follows* a held one (a little after it: the stream went on from there)
+  confirms it: it is released, with held ids between the reference and it, in id order; held
+  ids that do not fit are quarantined;
+- the stream going on from the reference instead (the next id after it) quarantines what is
+  held: those were outliers (a real jump is confirmed by its successor before that happens).
+
+A real id quarantined by mistake is not lost: it lies below an id admitted later, so it is in
+that break's missing range, and backfill fetches it. Held ids are few (``MAX_HELD``; the oldest
+is quarantined first). Pure: no trio, no I/O, no clock; the caller keeps the held rows.
+"""
+
+from __future__ import annotations
+
+from .continuity import MAX_AGG_ID_JUMP, AggIdTracker, BookTracker
+
+PASS = 0  # the tracker decides (accept, late, duplicate, implausible)
+HOLD = 1  # held: nothing to admit now
+HELD_DUPLICATE = 2  # a second copy of a held id: drop it
+RELEASE = 3  # ``released`` holds ids to admit now, in order, before this one (which passes)
+
+TRADE_FOLLOW = 16  # a trade id within this many after a held one confirms it
+TRADE_BEHIND = 10_000  # with no reference yet: held ids this far below a confirmed one go too
+BOOK_JUMP = 10**9  # book update ids: a step beyond this from the last one is held
+MAX_HELD = 4
+
+
+class TradeIdGuard:
+    """One symbol's trades: see the module docstring."""
+
+    __slots__ = ("held", "quarantined", "released", "tracker")
+
+    def __init__(self, tracker: AggIdTracker) -> None:
+        self.tracker = tracker
+        self.held: list[int] = []
+        self.released: list[int] = []  # the caller drains it after RELEASE
+        self.quarantined: list[int] = []  # the caller drains (counts, logs) it
+
+    def offer(self, agg_id: int) -> int:
+        tracker = self.tracker
+        last = tracker.last_id
+        held = self.held
+        if not held:
+            if last is not None and (agg_id <= last + 1 or (
+                    agg_id > last + MAX_AGG_ID_JUMP and not tracker.resuming)):
+                return PASS
+            held.append(agg_id)
+            return HOLD
+        if agg_id in held:
+            return HELD_DUPLICATE
+        best = -1
+        for h in held:
+            if 0 < agg_id - h <= TRADE_FOLLOW and h > best:
+                best = h
+        if best >= 0:
+            self._confirm(best, last)
+            return RELEASE
+        if last is not None:
+            if agg_id == last + 1:  # the stream goes on from the reference
+                self.quarantined.extend(held)
+                held.clear()
+                return PASS
+            if agg_id <= last or (agg_id > last + MAX_AGG_ID_JUMP and not tracker.resuming):
+                return PASS
+        held.append(agg_id)
+        if len(held) > MAX_HELD:
+            self.quarantined.append(held.pop(0))
+        return HOLD
+
+    def _confirm(self, c: int, last: int | None) -> None:
+        for h in sorted(self.held):
+            if h == c:
+                continue
+            if h < c and (c - h <= TRADE_BEHIND if last is None else h > last):
+                self.released.append(h)
+            else:
+                self.quarantined.append(h)
+        self.released.append(c)
+        self.held.clear()
+
+    def give_up(self) -> None:
+        """At a stop: nothing confirmed what is held. Quarantined, it is not lost for good: a
+        restart resumes below it and backfills it."""
+        self.quarantined.extend(self.held)
+        self.held.clear()
+
+
+class BookIdGuard:
+    """One book stream's update ids (whole states: a quarantined real one is superseded by the
+    next message, so only ids newer than the reference are ever released)."""
+
+    __slots__ = ("held", "quarantined", "released", "tracker")
+
+    def __init__(self, tracker: BookTracker) -> None:
+        self.tracker = tracker
+        self.held: list[int] = []
+        self.released: list[int] = []
+        self.quarantined: list[int] = []
+
+    def offer(self, update_id: int) -> int:
+        last = self.tracker.last_u
+        held = self.held
+        if not held:
+            if last >= 0 and update_id - last <= BOOK_JUMP:
+                return PASS
+            held.append(update_id)
+            return HOLD
+        if update_id in held:
+            return HELD_DUPLICATE
+        best = -1
+        for h in held:
+            if 0 < update_id - h <= BOOK_JUMP and h > best:
+                best = h
+        if best >= 0:
+            for h in sorted(held):
+                if h != best:
+                    (self.released if last < h < best else self.quarantined).append(h)
+            self.released.append(best)
+            held.clear()
+            return RELEASE
+        if last >= 0 and update_id - last <= BOOK_JUMP:
+            if update_id > last:  # the stream goes on from the reference
+                self.quarantined.extend(held)
+                held.clear()
+            return PASS
+        held.append(update_id)
+        if len(held) > MAX_HELD:
+            self.quarantined.append(held.pop(0))
+        return HOLD
+
+    def give_up(self) -> None:
+        self.quarantined.extend(self.held)
+        self.held.clear()
