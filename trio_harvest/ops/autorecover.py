@@ -6,7 +6,9 @@ write since the last failure) and the pace (``auto_recover_batch`` files per ``h
 one at a time, under the writers' own ``CapacityLimiter``). Reads from disk only, through
 ``recover.Recoverer``: it never puts rows back into a lane and never writes a dead-letter file, so
 a failing disk cannot turn it into the fail → re-queue loop of old fault 4; a failed recovery
-leaves its file in place and waits for writes to succeed again. Never stops the harvester.
+leaves its file in place and waits for writes to succeed again. Never stops the harvester, and
+never stalls behind one permanently bad file: files that failed before are tried after all the
+others (fewest failures first), so the rest of the dead letter still drains.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class AutoRecovery:
         self._writes_seen = 0
         self._last_failure_at: float | None = None
         self._last_success_at: float | None = None
+        self._failed: dict[str, int] = {}  # "<kind>/<name>" -> failed recoveries (pending only)
         self._ratelog = RateLimitedLog(log, interval=300.0, clock=trio.current_time)
 
     @property
@@ -114,6 +117,9 @@ class AutoRecovery:
 
     async def round(self, now: float) -> None:
         files = await self.recoverer.pending()
+        names = {f"{f.kind}/{f.name}" for f in files}
+        self._failed = {k: n for k, n in self._failed.items() if k in names}  # bounded
+        files.sort(key=lambda f: self._failed.get(f"{f.kind}/{f.name}", 0))  # stable
         if not files:
             if self.stats.state == "recovering":
                 log.info("dead letter is empty: recovered %d files, %d rows so far",
@@ -130,6 +136,7 @@ class AutoRecovery:
                 break
             out = await self.recoverer.recover_file(f)
             if out.error:
+                self._failed[out.file] = self._failed.get(out.file, 0) + 1
                 self.stats.failures += 1
                 self.stats.last_error = out.error
                 self._last_failure_at = trio.current_time()
@@ -139,6 +146,7 @@ class AutoRecovery:
                                   "letter, retried after %gs of good writes",
                                   out.file, out.error, self.after)
                 break
+            self._failed.pop(out.file, None)
             if out.gone:
                 continue
             self.stats.files += 1

@@ -138,6 +138,9 @@ class _LiveCollector(Collector):
         yield gauge("limiter_in_use", "Writers busy now.", [], [([], limiter.borrowed_tokens)])
         yield gauge("limiter_total", "Writers available (SAVE_CONCURRENCY).", [],
                     [([], limiter.total_tokens)])
+        yield counter("rows_rejected", "Rows set aside in the dead letter's _rejected folder "
+                      "because their columns cannot hold them.", [],
+                      [([], h.writer.rows_rejected)])
         yield gauge("write_threads_running", "Write threads running, including abandoned ones "
                     "still hanging.", [], [([], h.writer.threads_running)])
 
