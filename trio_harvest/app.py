@@ -133,6 +133,7 @@ class Harvester:
         self._grace_scope: trio.CancelScope | None = None
         self._ingest_scope = trio.CancelScope()
         self.stale_temps_removed = 0
+        self.resume_unreadable: dict[str, list[str]] = {}  # symbol -> files resume could not read
 
     def _metadata_of(self, kind: str) -> dict[str, str]:
         """Parquet key-value metadata: derived kinds carry their parameters and OFI source."""
@@ -230,12 +231,18 @@ class Harvester:
         removed = self._remove_stale_temps()
         if cfg.sim or not cfg.resume:  # the simulator is a new exchange each run
             return removed, {}
-        return removed, last_written(cfg.data_dir, cfg.deadletter_path, cfg.symbols)
+        seeds = last_written(cfg.data_dir, cfg.deadletter_path, cfg.symbols, self.resume_unreadable)
+        for symbol, files in self.resume_unreadable.items():
+            log.error("%s: not resuming agg-id continuity: %d files on disk cannot be read, so "
+                      "the last trade written is not known (first: %s); the trades missed "
+                      "while down are not backfilled", symbol, len(files), files[0])
+        return removed, seeds
 
     def _resume_continuity(self, seeds: dict[str, tuple[int, int]]) -> None:
         """After a restart, each symbol continues from its last written agg_id: the trades
         missed while the harvester was down become a gap that backfill fills (or records as
         unfilled)."""
+        self.repair.resume_unreadable = dict(self.resume_unreadable)
         for symbol, (agg_id, ts_ms) in seeds.items():
             self.repair.trackers[symbol].resume(agg_id, ts_ms)
             log.info("%s: continuing after agg_id %d, already on disk", symbol, agg_id)

@@ -85,6 +85,7 @@ class Repair:
         self._held_trades: dict[str, dict[int, Row]] = {s: {} for s in config.symbols}
         self._held_books: dict[str, dict[int, Row]] = {}
         self.released: list[Row] = []  # confirmed held rows: the router puts them, then the frame
+        self.resume_unreadable: dict[str, list[str]] = {}  # symbols not resumed (the app sets it)
         self.resuming: dict[str, Interruption] = {}
         self.last_seen: Mapping[str, float] = {}  # the router's (stream -> trio time)
         self._gap_backlog: list[Row] = []
@@ -285,6 +286,7 @@ class Repair:
             "trades_quarantined": st.trade_quarantined,
             "book_quarantined": st.book_quarantined,
             "trades_implausible": st.trade_implausible,
+            "resume_unreadable_files": sum(len(v) for v in self.resume_unreadable.values()),
             "late_trades": sum(t.late for t in self.trackers.values()),
             "interrupted_streams": len(self.resuming),
             "missing_ids_open": sum(t.missing_ids for t in self.trackers.values()),

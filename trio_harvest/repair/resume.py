@@ -2,13 +2,16 @@
 dataset or waiting in the dead letter), so a restarted harvester can continue agg-id continuity
 and backfill what it missed while it was down instead of leaving an unrecorded hole.
 
-Owns the reading of that one number per symbol. Blocking (run it in a thread); reads only the
-latest date partition of each symbol and the dead-letter ``prices`` files; never writes.
+Owns the reading of that one number per symbol. Blocking (run it in a thread); reads every date
+partition of each symbol (the highest id is not always in the latest date: one trade dated in the
+future must not hide the others) and the dead-letter ``prices`` files; never writes. It never
+silently skips what it cannot read: a symbol with an unreadable file is not seeded at all (a
+seed below the true last id would make backfill write ids that are already there) and the file
+is reported in ``unreadable``.
 """
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import msgspec
@@ -19,37 +22,55 @@ from ..storage.partitions import parse_deadletter_name
 
 _line = msgspec.json.Decoder(dict[str, object])
 
+Seed = tuple[int, int]  # (agg_id, its ts_ms)
 
-def last_written(data_dir: Path, deadletter_dir: Path,
-                 symbols: tuple[str, ...]) -> dict[str, tuple[int, int]]:
-    """``{symbol: (last agg_id, its ts_ms)}`` for the symbols that have any trades on disk."""
-    out: dict[str, tuple[int, int]] = {}
+
+def last_written(data_dir: Path, deadletter_dir: Path, symbols: tuple[str, ...],
+                 unreadable: dict[str, list[str]] | None = None) -> dict[str, Seed]:
+    """``{symbol: (last agg_id, its ts_ms)}`` for the symbols that have any trades on disk and
+    whose files could all be read; the others' unreadable files go into ``unreadable``."""
+    out: dict[str, Seed] = {}
     for symbol in symbols:
-        best = _from_dataset(data_dir, symbol)
-        for candidate in _from_deadletter(deadletter_dir, symbol):
+        bad: list[str] = []
+        best = _from_dataset(data_dir, symbol, bad)
+        for candidate in _from_deadletter(deadletter_dir, symbol, bad):
             if best is None or candidate[0] > best[0]:
                 best = candidate
+        if bad:
+            if unreadable is not None:
+                unreadable[symbol] = bad
+            continue
         if best is not None:
             out[symbol] = best
     return out
 
 
-def _from_dataset(data_dir: Path, symbol: str) -> tuple[int, int] | None:
-    dirs = sorted(data_dir.glob(f"date=*/symbol={symbol}/kind={PRICES}"))
-    for directory in reversed(dirs):  # the latest date that has a readable file
-        files = sorted(str(p) for p in directory.glob("*.parquet"))
-        if not files:
-            continue
-        with contextlib.suppress(Exception):  # an unreadable file: `inspect` reports it
-            row = (pl.scan_parquet(files).select("agg_id", "ts_ms")
-                   .sort("agg_id").tail(1).collect())
-            if row.height:
-                return int(row["agg_id"][0]), int(row["ts_ms"][0])
-    return None
+def _last_of(files: list[str]) -> Seed | None:
+    row = pl.scan_parquet(files).select("agg_id", "ts_ms").sort("agg_id").tail(1).collect()
+    return (int(row["agg_id"][0]), int(row["ts_ms"][0])) if row.height else None
 
 
-def _from_deadletter(deadletter_dir: Path, symbol: str) -> list[tuple[int, int]]:
-    found: list[tuple[int, int]] = []
+def _from_dataset(data_dir: Path, symbol: str, bad: list[str]) -> Seed | None:
+    files = sorted(str(p) for p in data_dir.glob(f"date=*/symbol={symbol}/kind={PRICES}/*.parquet"))
+    if not files:
+        return None
+    try:
+        return _last_of(files)  # one scan over every date: the usual case
+    except Exception:  # find which files cannot be read; the rest still count
+        best: Seed | None = None
+        for f in files:
+            try:
+                seed = _last_of([f])
+            except Exception as exc:
+                bad.append(f"{f}: {type(exc).__name__}: {str(exc)[:120]}")
+                continue
+            if seed is not None and (best is None or seed[0] > best[0]):
+                best = seed
+        return best
+
+
+def _from_deadletter(deadletter_dir: Path, symbol: str, bad: list[str]) -> list[Seed]:
+    found: list[Seed] = []
     folder = deadletter_dir / PRICES
     if not folder.is_dir():
         return found
@@ -57,15 +78,22 @@ def _from_deadletter(deadletter_dir: Path, symbol: str) -> list[tuple[int, int]]
         parsed = parse_deadletter_name(path.name)
         if parsed is None or parsed[0] != symbol:
             continue
-        best: tuple[int, int] | None = None
-        with contextlib.suppress(OSError):
-            for line in path.read_bytes().splitlines():
-                with contextlib.suppress(msgspec.DecodeError):
-                    rec = _line.decode(line)
-                    agg, ts = rec.get("agg_id"), rec.get("ts_ms")
-                    if isinstance(agg, int) and isinstance(ts, int) and (
-                            best is None or agg > best[0]):
-                        best = (agg, ts)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue  # recovered meanwhile: its rows are in the dataset now
+        except OSError as exc:
+            bad.append(f"{path}: {type(exc).__name__}: {exc}")
+            continue
+        best: Seed | None = None
+        for line in data.splitlines():
+            try:
+                rec = _line.decode(line)
+            except msgspec.DecodeError:
+                continue  # a bad line: recovery sets it aside; it holds no trade to resume from
+            agg, ts = rec.get("agg_id"), rec.get("ts_ms")
+            if isinstance(agg, int) and isinstance(ts, int) and (best is None or agg > best[0]):
+                best = (agg, ts)
         if best is not None:
             found.append(best)
     return found
