@@ -126,6 +126,9 @@ class Harvester:
         self.repair = Repair(config, self.lanes, connect or websocket_connector(config.max_message_bytes),
                              wall_ms=wall_clock_ms, fetch=fetch, use_http=connect is None)
         self.router.gate = self.repair
+        self.rotation.on_lost = self.repair.on_lost  # issue 11: every loss leaves a record
+        self.repair.losses.writes_done = lambda: sum(
+            k.files_written for k in self.rotation.stats.kinds.values())
         self.repair.last_seen = self.router.stats.last_seen
         self._connect = self.repair.connector.connect
         self.connections: list[Connection] = []

@@ -74,6 +74,6 @@ async def test_a_symbol_with_an_unreadable_file_is_not_resumed_and_says_so(
      ).write_bytes(b"garbage")
     cfg = make_config(tmp_path, symbols=("BTCUSDT",), auto_recover=False)
     h = Harvester(cfg, connect=FakeExchange(symbols=("BTCUSDT",)).connect)
-    removed, seeds = await trio.to_thread.run_sync(h._startup_scan)
+    _removed, seeds = await trio.to_thread.run_sync(h._startup_scan)
     h._resume_continuity(seeds)
     assert seeds == {} and h.repair.as_dict()["resume_unreadable_files"] == 1

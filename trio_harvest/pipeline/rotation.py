@@ -62,6 +62,7 @@ class RotationStats:
 
 
 WriteObserver = Callable[[str, str, int, float], None]  # kind, outcome, rows, seconds
+LostFn = Callable[[str, str, list[Row], str], None]  # kind, symbol, rows, error (issue 11)
 
 
 class Rotation:
@@ -78,6 +79,7 @@ class Rotation:
         min_file_rows: int = 1,
         max_file_age: float = 0.0,
         observe: WriteObserver | None = None,
+        on_lost: LostFn | None = None,
     ) -> None:
         self.lanes = lanes
         self._save = save
@@ -94,6 +96,7 @@ class Rotation:
         self.deadletter_limiter = trio.CapacityLimiter(max(1, save_concurrency))
         self.stats = RotationStats()
         self._observe = observe
+        self.on_lost = on_lost  # rows lost for good: a gaps row, and backfill for prices
         self._ratelog = RateLimitedLog(log, interval=30.0, clock=trio.current_time)
         self._wakeup = trio.Event()
         self._urgent: dict[Lane, None] = {}
@@ -280,6 +283,12 @@ class Rotation:
             log.error("LOST %d %s rows of %s: dead letter failed too (%s); first write: %s",
                       len(rows), kind, symbol, error, reason)
             self._notify(kind, "lost", len(rows), 0.0)
+            if self.on_lost is not None:
+                try:
+                    self.on_lost(kind, symbol, rows, error)
+                except Exception:
+                    log.exception("recording the loss of %d %s rows of %s failed",
+                                  len(rows), kind, symbol)
 
     def _notify(self, kind: str, outcome: str, rows: int, seconds: float) -> None:
         if self._observe is not None:

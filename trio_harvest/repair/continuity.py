@@ -107,6 +107,23 @@ class AggIdTracker:
         self.missing = keep
         return out
 
+    def reopen(self, lo: int, hi: int) -> None:
+        """Ids ``lo..hi`` were admitted but never reached the disk (their write and its dead
+        letter failed): missing again, so backfill may fetch them (once)."""
+        if self.last_id is None or lo > self.last_id:
+            return
+        hi = min(hi, self.last_id)
+        for a, b in self.missing:
+            if a <= hi and b >= lo:
+                return  # overlaps what is already missing: leave it (never a second copy)
+        i = 0
+        while i < len(self.missing) and self.missing[i][0] < lo:
+            i += 1
+        self.missing.insert(i, [lo, hi])
+        if len(self.missing) > MAX_OPEN_RANGES:
+            a, b = self.missing.pop(0)
+            self.abandoned.append((a, b))
+
     @property
     def missing_ids(self) -> int:
         return sum(b - a + 1 for a, b in self.missing)

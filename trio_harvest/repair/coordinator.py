@@ -29,8 +29,9 @@ from ..kinds import GAPS, PRICES, Row
 from ..pipeline.lanes import Lanes
 from ..ratelimit import RateLimitedLog
 from .backfill import Backfill
-from .continuity import BREAK, DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker
+from .continuity import BREAK, DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker, Break
 from .gaps import disconnect_reason, gap_row, parse_agg_detail
+from .losses import Losses
 from .outliers import HELD_DUPLICATE, HOLD, RELEASE, BookIdGuard, TradeIdGuard
 
 log = logging.getLogger("trio_harvest.repair")
@@ -86,6 +87,7 @@ class Repair:
         self._held_books: dict[str, dict[int, Row]] = {}
         self.released: list[Row] = []  # confirmed held rows: the router puts them, then the frame
         self.resume_unreadable: dict[str, list[str]] = {}  # symbols not resumed (the app sets it)
+        self.losses = Losses(self._reopen)  # written as gaps once writes succeed (issue 11)
         self.resuming: dict[str, Interruption] = {}
         self.last_seen: Mapping[str, float] = {}  # the router's (stream -> trio time)
         self._gap_backlog: list[Row] = []
@@ -246,6 +248,19 @@ class Repair:
             start = now_ms - max(0, int((now_t - last) * 1000))
             self.resuming[spec.name] = Interruption(spec.symbol, start, reason, error)
 
+    def on_lost(self, kind: str, symbol: str, rows: list[Row], error: str) -> None:
+        """Rows that neither their write nor the dead letter took (rotation calls it)."""
+        if symbol in self.trackers:
+            self.losses.on_lost(kind, symbol, rows, error)
+
+    def _emit_losses(self) -> None:
+        for row in self.losses.emit():
+            self._gap_now(row)
+
+    def _reopen(self, symbol: str, lo: int, hi: int, start_ms: int, end_ms: int) -> None:
+        self.trackers[symbol].reopen(lo, hi)
+        self.backfill.request(symbol, Break(lo, hi, start_ms, end_ms))
+
     async def put_gap(self, row: Row) -> None:
         self._count(row)
         await self.lanes.get(GAPS, row[1]).put(row)
@@ -267,6 +282,8 @@ class Repair:
         """Before the final flush (ingest has stopped): finish or record every pending backfill
         within ``seconds``, and close the intervals of streams that never resumed."""
         self.give_up_held()
+        if self.losses.pending:  # the final flush may write what could not be written before
+            self._emit_losses()
         await self.backfill.finish(trio.current_time() + seconds)
         now_ms = self.wall_ms()
         for stream, gap in list(self.resuming.items()):
@@ -356,6 +373,8 @@ class Repair:
     async def _drain_backlog(self) -> None:
         while True:
             await trio.sleep(0.25)
+            if self.losses.due():
+                self._emit_losses()
             await self._flush_backlog()
 
     async def _flush_backlog(self) -> None:
