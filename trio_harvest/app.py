@@ -134,6 +134,7 @@ class Harvester:
         self.connections: list[Connection] = []
         self.simulator: Any = None
         self._grace_scope: trio.CancelScope | None = None
+        self._backfilling = False  # in the backfill phase of a stop
         self._ingest_scope = trio.CancelScope()
         self.stale_temps_removed = 0
         self.resume_unreadable: dict[str, list[str]] = {}  # symbol -> files resume could not read
@@ -158,6 +159,10 @@ class Harvester:
         if self._grace_scope is not None:
             log.warning("second stop request (%s): dumping what is left to the dead letter", reason)
             self._grace_scope.cancel()
+        elif self._backfilling:  # issue 11: the backfill phase gives up at once too
+            log.warning("second stop request (%s): backfill gives up; dumping what is left to "
+                        "the dead letter", reason)
+            self.repair.backfill.hurry()
 
     async def run(self, *, task_status: trio.TaskStatus[Harvester] = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
@@ -213,7 +218,11 @@ class Harvester:
                 log.info("stopping (%s): ingest first, then the final flush", self.stop_state.reason)
                 self._ingest_scope.cancel()
                 await self.router.release_held()  # frames the time guard still held (issue 11)
-                await self.repair.finish(min(5.0, cfg.shutdown_grace / 2))  # backfill, open gaps
+                self._backfilling = True
+                try:
+                    await self.repair.finish(min(5.0, cfg.shutdown_grace / 2))  # backfill, gaps
+                finally:
+                    self._backfilling = False
                 self._features_scope.cancel()
                 flush_all(self.engines, self.lanes.offer, self.exchange_ms)  # every closed second
                 await self._final_flush()
@@ -224,9 +233,14 @@ class Harvester:
             # An internal crash tore the nursery down: whatever is still in a lane goes to the
             # dead letter (shielded, bounded), so even a crash loses nothing buffered.
             if self.lanes.total_pending():
+                # The whole teardown, from the first cancelled write, ends within
+                # shutdown_grace + deadletter_timeout + 1 s (issue 11).
+                now = trio.current_time()
+                began = self.rotation.teardown_at if self.rotation.teardown_at is not None else now
+                bound = began + cfg.shutdown_grace + cfg.deadletter_timeout + 1.0
                 with trio.CancelScope(shield=True) as dump:
-                    dump.deadline = trio.current_time() + cfg.deadletter_timeout + 1.0
-                    await self.rotation.abort()
+                    dump.deadline = bound
+                    await self.rotation.abort(min(now + cfg.deadletter_timeout, bound - 1.0))
 
     def _startup_scan(self) -> tuple[int, dict[str, tuple[int, int]]]:
         """Blocking; runs in a worker thread before anything starts."""

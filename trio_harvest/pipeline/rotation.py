@@ -110,6 +110,7 @@ class Rotation:
         self._hard_deadline = math.inf  # set by abort(): bounds every dead-letter write
         self._dl_scopes: set[trio.CancelScope] = set()
         self.next_rotation: float = math.inf
+        self.teardown_at: float | None = None  # trio time a teardown cancelled the first write
 
     # -- producer side -------------------------------------------------------------------------
 
@@ -224,6 +225,7 @@ class Rotation:
         except BaseException:
             # The app is being torn down mid-write (Cancelled, or a group of them from a
             # backend's own nursery): the batch must still reach the disk.
+            self._tearing_down()
             if gate.abandon():
                 await self._to_dead_letter(part.kind, part.symbol, part.rows, "cancelled")
             raise
@@ -295,6 +297,19 @@ class Rotation:
             self._observe(kind, outcome, rows, seconds)
 
     # -- shutdown ------------------------------------------------------------------------------
+
+    def _tearing_down(self) -> None:
+        """The first write cancelled by a teardown (a crash): from now on every dump runs at
+        once, without the limiter, and all of them end by one deadline, so the teardown takes
+        ``deadletter_timeout`` whatever the number of busy lanes (issue 11)."""
+        if self.teardown_at is not None:
+            return
+        now = trio.current_time()
+        self.teardown_at = now
+        self._stopping = True
+        self._hard_deadline = min(self._hard_deadline, now + self.deadletter_timeout)
+        for hard in self._dl_scopes:
+            hard.deadline = min(hard.deadline, self._hard_deadline)
 
     @property
     def busy(self) -> int:
