@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from trio_harvest.binance.booksync import DiffBooks
+from trio_harvest.binance.diffbook import Snapshot
 from trio_harvest.kinds import DEFAULT_WATERMARKS, ORDERBOOK, PRICES
 from trio_harvest.pipeline.lanes import Lanes
 from trio_harvest.pipeline.router import Router
@@ -136,20 +137,40 @@ async def test_without_a_subscription_list_stream_names_are_bounded_per_symbol()
     assert len(router.stats.last_seen) <= 8
 
 
+def _depth(symbol: str, u: int, bid: str = "100.0") -> str:
+    return json.dumps({"stream": f"{symbol.lower()}@depth@100ms", "data": {
+        "e": "depthUpdate", "E": NOW + u, "T": NOW + u, "s": symbol, "U": u, "u": u,
+        "pu": u - 1, "b": [[bid, "1"]], "a": [["100.1", "2"]]}})
+
+
 async def test_a_nan_level_in_a_diff_book_costs_nothing_else() -> None:
+    """It used to enter the book and raise KeyError out of the router on every later event
+    (reconnecting a whole connection); now it is rejected and only that book resyncs."""
+    symbols = ("BTCUSDT", "ETHUSDT")
     lanes = Lanes(dict(DEFAULT_WATERMARKS), wake=lambda lane: None)
-    router = Router(lanes, ("BTCUSDT",), depth_levels=5, book="diff", wall_ms=lambda: NOW)
+    router = Router(lanes, symbols, depth_levels=5, book="diff", wall_ms=lambda: NOW)
+    gaps: list[tuple[Any, ...]] = []
 
     async def put_gap(row: tuple[Any, ...]) -> None:
-        pass
+        gaps.append(row)
 
-    router.diff_books = DiffBooks(("BTCUSDT",), levels=5, put_gap=put_gap)
-    frame = json.dumps({"stream": "btcusdt@depth@100ms", "data": {
-        "e": "depthUpdate", "E": NOW, "T": NOW, "s": "BTCUSDT", "U": 1, "u": 2, "pu": 0,
-        "b": [["nan", "1"]], "a": [["100.1", "nan"]]}})
-    for _ in range(3):
-        await router.handle(frame)
-    assert router.stats.rejected == 3
+    books = DiffBooks(symbols, levels=5, put_gap=put_gap)
+    for s in symbols:
+        books._ready[s] = Snapshot(1, [(99.0, 1.0)], [(101.0, 1.0)])
+        books._pending.add(s)
+    router.diff_books = books
+    for u in range(2, 5):
+        for s in symbols:
+            await router.handle(_depth(s, u))
+    await router.handle(_depth("BTCUSDT", 5, bid="nan"))
+    for u in range(5, 9):
+        await router.handle(_depth("ETHUSDT", u))
+        await router.handle(_depth("BTCUSDT", u + 1))
+    await router.release_held()
+    eth = [r[5] for r in lanes.get(ORDERBOOK, "ETHUSDT").drain()]
+    assert eth == list(range(2, 9))
+    assert router.stats.rejected == 1 and router.stats.book_errors == 0
+    assert len(gaps) == 1 and gaps[0][1] == "BTCUSDT"  # the one book resyncs, with a record
 
 
 def test_the_time_guard_hot_path_follows_a_drifting_stream() -> None:
