@@ -193,6 +193,7 @@ class Backfill:
 
     async def _process(self, job: Job) -> None:
         tracker = self.trackers[job.symbol]
+        job.breaks.sort(key=lambda b: b.first_id)  # ids lost in a write may lie below a break
         breaks = [(b, tracker.missing_in(b.first_id, b.last_id)) for b in job.breaks]
         todo = [b for b, missing in breaks if missing]
         self.stats.healed += len(breaks) - len(todo)

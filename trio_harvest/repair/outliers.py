@@ -10,10 +10,11 @@ before it missing (a false gap, a useless backfill). The rule, O(1) per frame:
 - an id the tracker can judge by itself (the next one, or not newer) passes straight through;
 - a jump (or a stream's very first id, when nothing is known yet) is *held*, not admitted;
 - a later id that *follows* a held one (a little after it: the stream went on from there)
-  confirms it: it is released, with held ids between the reference and it, in id order; held
-  ids that do not fit are quarantined;
-- the stream going on from the reference instead (the next id after it) quarantines what is
-  held: those were outliers (a real jump is confirmed by its successor before that happens).
+  before the stream goes on from the reference confirms it: it is released, with held ids
+  between the reference and it, in id order; held ids that do not fit are quarantined;
+- the stream going on from the reference instead (the next id after it) quarantines held ids
+  it reaches and held ids far ahead of it: those were outliers (a real jump is confirmed by its
+  successor first), or, during a handover's overlap, copies of what the stream delivers.
 
 A real id quarantined by mistake is not lost: it lies below an id admitted later, so it is in
 that break's missing range, and backfill fetches it. Held ids are few (``MAX_HELD``; the oldest
@@ -31,6 +32,7 @@ RELEASE = 3  # ``released`` holds ids to admit now, in order, before this one (w
 
 TRADE_FOLLOW = 16  # a trade id within this many after a held one confirms it
 TRADE_BEHIND = 10_000  # with no reference yet: held ids this far below a confirmed one go too
+TRADE_AHEAD = 100_000  # held ids this far ahead of the stream may be real (a handover's overlap)
 BOOK_JUMP = 10**9  # book update ids: a step beyond this from the last one is held
 MAX_HELD = 4
 
@@ -38,11 +40,15 @@ MAX_HELD = 4
 class TradeIdGuard:
     """One symbol's trades: see the module docstring."""
 
-    __slots__ = ("held", "quarantined", "released", "tracker")
+    __slots__ = ("contested", "held", "quarantined", "released", "tracker")
 
     def __init__(self, tracker: AggIdTracker) -> None:
         self.tracker = tracker
         self.held: list[int] = []
+        # held ids the reference stream went on past without confirming them: never released
+        # (only a jump confirmed *before* the stream goes on is real), quarantined when the
+        # stream reaches them, when it is far past them, or at a stop
+        self.contested: set[int] = set()
         self.released: list[int] = []  # the caller drains it after RELEASE
         self.quarantined: list[int] = []  # the caller drains (counts, logs) it
 
@@ -56,43 +62,58 @@ class TradeIdGuard:
                 return PASS
             held.append(agg_id)
             return HOLD
+        if last is not None and agg_id <= last + 1:
+            if agg_id == last + 1:  # the stream goes on from the reference
+                self._went_on(agg_id)
+            return PASS
         if agg_id in held:
             return HELD_DUPLICATE
         best = -1
         for h in held:
-            if 0 < agg_id - h <= TRADE_FOLLOW and h > best:
+            if 0 < agg_id - h <= TRADE_FOLLOW and h > best and h not in self.contested:
                 best = h
         if best >= 0:
             self._confirm(best, last)
             return RELEASE
-        if last is not None:
-            if agg_id == last + 1:  # the stream goes on from the reference
-                self.quarantined.extend(held)
-                held.clear()
-                return PASS
-            if agg_id <= last or (agg_id > last + MAX_AGG_ID_JUMP and not tracker.resuming):
-                return PASS
+        if last is not None and agg_id > last + MAX_AGG_ID_JUMP and not tracker.resuming:
+            return PASS
         held.append(agg_id)
         if len(held) > MAX_HELD:
-            self.quarantined.append(held.pop(0))
+            self._drop(held[0])
         return HOLD
+
+    def _went_on(self, agg_id: int) -> None:
+        """Held ids the stream has reached are its own (a handover's other socket) or outliers;
+        held ids far ahead of it are outliers; the rest stay held, contested."""
+        for h in list(self.held):
+            if not 0 < h - agg_id <= TRADE_AHEAD:
+                self._drop(h)
+        self.contested.update(self.held)
+
+    def _drop(self, h: int) -> None:
+        self.held.remove(h)
+        self.contested.discard(h)
+        self.quarantined.append(h)
 
     def _confirm(self, c: int, last: int | None) -> None:
         for h in sorted(self.held):
             if h == c:
                 continue
-            if h < c and (c - h <= TRADE_BEHIND if last is None else h > last):
+            if h < c and h not in self.contested and (
+                    c - h <= TRADE_BEHIND if last is None else h > last):
                 self.released.append(h)
             else:
                 self.quarantined.append(h)
         self.released.append(c)
         self.held.clear()
+        self.contested.clear()
 
     def give_up(self) -> None:
         """At a stop: nothing confirmed what is held. Quarantined, it is not lost for good: a
         restart resumes below it and backfills it."""
         self.quarantined.extend(self.held)
         self.held.clear()
+        self.contested.clear()
 
 
 class BookIdGuard:
