@@ -17,6 +17,7 @@ from trio_harvest.pipeline.lanes import Lanes
 from trio_harvest.pipeline.router import Router
 from trio_harvest.repair.continuity import MAX_AGG_ID_JUMP
 from trio_harvest.repair.coordinator import Repair
+from trio_harvest.repair.outliers import MAX_HELD
 
 from ..conftest import make_config
 
@@ -124,3 +125,47 @@ async def test_a_book_id_far_ahead_never_makes_real_book_messages_duplicates(
                + [ticker(real[4] + 5 * 10**12)] + [ticker(u) for u in real[5:]])
     assert books(router) == real
     assert repair.stats.book_duplicates == 0 and repair.stats.book_quarantined == 2
+
+
+async def test_a_handover_overlap_where_the_new_socket_runs_ahead_loses_nothing(
+        tmp_path: Path) -> None:
+    """Two sockets interleaved (a handover that switched after its overlap): the new one ids
+    ahead of the old one. Every id once; what the new socket delivered ahead beyond what is
+    held is missing in the tracker, for backfill (as a hole had the old socket lagged)."""
+    router, repair = setup(tmp_path)
+    old = list(range(BASE, BASE + 30))
+    new = list(range(BASE + 15, BASE + 45))
+    frames = [agg(i) for i in old[:10]]
+    for a, b in zip(new, old[10:], strict=False):
+        frames += [agg(a), agg(b)]
+    frames += [agg(i) for i in new[20:]]
+    await feed(router, frames)
+    repair.give_up_held()
+    got = trades(router)
+    assert len(got) == len(set(got))
+    missing = {i for a, b in repair.trackers["BTCUSDT"].missing for i in range(a, b + 1)}
+    assert sorted(set(got) | missing) == list(range(BASE, BASE + 45))
+    assert not set(got) & missing
+    assert len(missing) <= 15 - MAX_HELD
+
+
+def test_outlier_ids_that_agree_with_each_other_are_not_released() -> None:
+    from trio_harvest.repair.continuity import AggIdTracker
+    from trio_harvest.repair.outliers import HOLD, PASS, TradeIdGuard
+
+    tracker = AggIdTracker()
+    guard = TradeIdGuard(tracker)
+    for i in range(5):
+        if guard.offer(i) == PASS:
+            tracker.admit(i, 0)
+    guard.offer(5)  # confirms what was held
+    for i in guard.released:
+        tracker.admit(i, 0)
+    guard.released.clear()
+    tracker.admit(5, 0)
+    offers = []
+    for real in range(6, 30):
+        offers.append(guard.offer(real + 40))  # a shifted copy of the stream, interleaved
+        assert guard.offer(real) == PASS
+        tracker.admit(real, 0)
+    assert not guard.released and all(o in (HOLD, 0, 2) for o in offers)

@@ -34,7 +34,7 @@ TRADE_FOLLOW = 16  # a trade id within this many after a held one confirms it
 TRADE_BEHIND = 10_000  # with no reference yet: held ids this far below a confirmed one go too
 TRADE_AHEAD = 100_000  # held ids this far ahead of the stream may be real (a handover's overlap)
 BOOK_JUMP = 10**9  # book update ids: a step beyond this from the last one is held
-MAX_HELD = 4
+MAX_HELD = 8  # per symbol or book stream (a handover's overlap holds a few more than outliers)
 
 
 class TradeIdGuard:
