@@ -24,6 +24,7 @@ class Summary:
     lost: dict[str, int] = field(default_factory=dict)
     adversity: dict[str, Any] = field(default_factory=dict)  # repair.Repair.as_dict()
     late_trades: int = 0  # trades that came after their second was emitted (not in features)
+    rejected: int = 0  # frames whose values or times are not market data (issue 11)
 
     @property
     def msgs_per_sec(self) -> float:
@@ -37,6 +38,7 @@ class Summary:
             "msgs_per_sec": round(self.msgs_per_sec, 1),
             "malformed": self.malformed,
             "unexpected": self.unexpected,
+            "rejected": self.rejected,
             "reconnects": self.reconnects,
             "rows_written": {f"{k}/{s}": n for (k, s), n in sorted(self.rows_written.items())},
             "files": {f"{k}/{s}": n for (k, s), (n, _, _) in sorted(self.files.items())},
@@ -52,7 +54,8 @@ class Summary:
         lines = [
             f"stopped after {self.seconds:.1f}s ({self.reason})",
             f"frames received: {self.frames} ({self.msgs_per_sec:.0f} msg/s); "
-            f"malformed {self.malformed}, unexpected {self.unexpected}; "
+            f"malformed {self.malformed}, unexpected {self.unexpected}, "
+            f"rejected {self.rejected}; "
             f"reconnects {self.reconnects}",
             f"{'kind':<10} {'symbol':<12} {'rows written':>12} {'files':>6} {'rows/file':>18}",
         ]
@@ -100,4 +103,5 @@ def summarize(h: HarvestView) -> Summary:
         lost={k: v.rows_lost for k, v in kinds.items() if v.rows_lost},
         adversity=h.repair.as_dict(),
         late_trades=sum(e.tail.late for e in h.engines.values()),
+        rejected=h.router.stats.rejected,
     )
