@@ -34,7 +34,7 @@ from ..binance.decode import (
 from ..kinds import ORDERBOOK, PRICES, Row
 from ..ratelimit import RateLimitedLog
 from .lanes import Lane, Lanes
-from .timeguard import TimeGuard
+from .timeguard import TOLERANCE_MS, TimeGuard
 
 if TYPE_CHECKING:
     from ..binance.booksync import DiffBooks
@@ -111,38 +111,42 @@ class Router:
             return
         data = env.data
         symbol = data.symbol
-        if symbol not in self.symbols:
-            self._bad("unexpected", f"frame for unsubscribed symbol {symbol!r}", frame)
-            return
         streams = self.streams
-        if streams is not None:
+        if streams is not None:  # only subscribed symbols are in it
             if streams.get(env.stream) != symbol:
-                self._bad("unexpected", f"frame of {symbol} on a stream not subscribed for it "
-                          f"({env.stream[:60]!r})", frame)
+                self._bad("unexpected", f"frame of {symbol[:20]!r} on a stream not subscribed "
+                          f"for it ({env.stream[:60]!r})", frame)
                 return
+        elif symbol not in self.symbols:
+            self._bad("unexpected", f"frame for unsubscribed symbol {symbol[:20]!r}", frame)
+            return
         elif env.stream not in stats.last_seen and not self._learn(env.stream, symbol):
             self._bad("unexpected", f"frame of {symbol} on an unknown stream "
                       f"({env.stream[:60]!r})", frame)
             return
         recv_ms = self.wall_ms()
-        ts = data.trade_ms or data.event_ms
-        if ts and not MIN_EVENT_MS <= ts < MAX_EVENT_MS:
-            # a corrupt frame: no date partition can sensibly hold it; never admit it anywhere.
-            # (Deliberately not compared with the local clock: a host whose clock is off must
-            # still harvest.)
-            self._bad("rejected", f"implausible event time {ts}", frame)
-            return
-        event = data.event_ms or ts
-        if event:
+        trade_ms = data.trade_ms
+        event_ms = data.event_ms
+        ts = trade_ms or event_ms
+        if ts:
+            if not MIN_EVENT_MS <= ts < MAX_EVENT_MS:
+                # a corrupt frame: no date partition can sensibly hold it; never admit it.
+                # (Deliberately not compared with the local clock: a host whose clock is off
+                # must still harvest.)
+                self._bad("rejected", f"implausible event time {ts}", frame)
+                return
+            if event_ms and trade_ms and not -TOLERANCE_MS <= event_ms - trade_ms <= TOLERANCE_MS:
+                self._bad("rejected", f"trade time T={trade_ms} far from event time "
+                          f"E={event_ms}", frame)
+                return
+            # the time guard's hot path, inlined: the lag fits the reference, nothing is held
             guard = self.time_guards[symbol]
-            if data.trade_ms and data.event_ms and \
-                    not -guard.tolerance <= data.event_ms - data.trade_ms <= guard.tolerance:
-                self._bad("rejected", f"trade time T={data.trade_ms} far from event time "
-                          f"E={data.event_ms}", frame)
+            lag = recv_ms - (event_ms or ts)
+            ref = guard.ref
+            if ref is None or guard.held or not -TOLERANCE_MS <= lag - ref <= TOLERANCE_MS:
+                await self._judged(guard, guard.judge(lag, (env, recv_ms, frame)))
                 return
-            if not guard.fits(recv_ms - event):
-                await self._judged(guard, guard.judge(recv_ms - event, (env, recv_ms, frame)))
-                return
+            guard.ref = lag
         await self._route(env, recv_ms, frame)
 
     async def _judged(self, guard: TimeGuard[Held], release: list[Held]) -> None:
