@@ -209,3 +209,46 @@ async def test_an_unexpected_failure_in_one_diff_book_stays_in_that_book() -> No
     await router.handle(agg(1))
     assert calls == [1, 2, 3] and router.stats.book_errors == 3
     assert ids(router) == [0, 1]
+
+
+def test_at_a_stop_the_frames_that_agree_win_when_there_is_no_reference_yet() -> None:
+    guard: TimeGuard[str] = TimeGuard(tolerance_ms=1000)
+    assert guard.judge(0, "real") == []
+    assert guard.judge(3 * WEEK, "outlier") == []
+    assert guard.release() in (["real"], ["outlier"])  # one against one: either, never both
+    assert len(guard.quarantined) == 1
+    guard = TimeGuard(tolerance_ms=1000)
+    guard.judge(3 * WEEK, "outlier")
+    guard.judge(0, "a")
+    guard.held.append((10, "b"))  # (judged, two that agree would have made the reference)
+    assert guard.release() == ["a", "b"]
+
+
+async def test_the_exchange_clock_estimate_moves_by_a_bounded_step(tmp_path: Any) -> None:
+    from contextlib import asynccontextmanager
+
+    from trio_harvest.repair.coordinator import LAG_STEP_MS, Repair
+
+    from ..conftest import make_config
+
+    @asynccontextmanager
+    async def no_socket(url: str) -> Any:
+        raise AssertionError(url)
+        yield
+
+    cfg = make_config(tmp_path, symbols=["BTCUSDT"])
+    lanes = Lanes(dict(cfg.watermarks), wake=lambda lane: None)
+    router = Router(lanes, cfg.symbols, depth_levels=cfg.depth_levels, wall_ms=lambda: NOW + 50)
+    repair = Repair(cfg, lanes, no_socket, wall_ms=lambda: NOW + 50, use_http=False)
+    router.gate = repair
+    for i in range(20):
+        await router.handle(agg(i, t=NOW + i))
+    before = repair.stats.lag_ms
+    assert before is not None
+    # one trade whose E is weeks ahead, past every other check (as if the guard were not there)
+    from trio_harvest.binance.decode import decode_frame
+
+    t = decode_frame(agg(20, t=NOW + 3 * WEEK)).data
+    repair.trade(t, NOW + 50)  # type: ignore[arg-type]
+    assert repair.stats.lag_ms is not None
+    assert abs(repair.stats.lag_ms - before) <= LAG_STEP_MS

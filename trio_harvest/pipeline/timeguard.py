@@ -75,10 +75,15 @@ class TimeGuard(Generic[T]):
         return []
 
     def release(self) -> list[T]:
-        """At a stop: held frames with nothing against them (no reference yet) are released;
+        """At a stop: with no reference yet, the largest group of held frames that agree with
+        each other is released (a lone frame has nothing against it) and the rest quarantined;
         suspects that disagree with an existing reference are quarantined."""
         held, self.held = self.held, []
-        if self.ref is None:
-            return [h for _, h in held]
-        self.quarantined.extend(held)
-        return []
+        if self.ref is not None or not held:
+            self.quarantined.extend(held)
+            return []
+        tol = self.tolerance
+        best = max(held, key=lambda c: sum(-tol <= h[0] - c[0] <= tol for h in held))
+        keep = [h for h in held if -tol <= h[0] - best[0] <= tol]
+        self.quarantined.extend(h for h in held if all(h is not k for k in keep))
+        return [h for _, h in keep]
