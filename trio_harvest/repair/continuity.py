@@ -5,8 +5,9 @@ bounded memory. A trade tracker keeps the highest ``agg_id`` seen and the short 
 known to be missing below it (opened by a break, closed by late frames or REST backfill): an id
 at or below the highest is new only if it is inside a missing range, so a duplicated frame, a
 duplicated id or the overlap of a connection handover never yields a second row, and no set of
-seen ids is needed. A book tracker keeps the last update id (``u``) of a stream. Pure: no trio,
-no I/O, no clock.
+seen ids is needed. Ids that were admitted but lost on the way to disk can be made missing
+again (``reopen``) for backfill. A book tracker keeps the last update id (``u``) of a stream.
+Lone outlier ids are kept away from both by ``outliers.py``. Pure: no trio, no I/O, no clock.
 """
 
 from __future__ import annotations

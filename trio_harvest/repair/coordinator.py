@@ -4,7 +4,10 @@ streams), gaps as data for disconnects and stalls, REST backfill and the connect
 Owns the per-run state of that wiring: one ``AggIdTracker`` per symbol and one ``BookTracker``
 per book stream (``continuity.py``), the streams interrupted by a disconnect and waiting for
 their first frame (``resuming``), the backfill task (``backfill.py``) and the handover connector
-(``handover.py``), and the counters health and the summary read (``RepairStats``). The gate's
+(``handover.py``), and the counters health and the summary read (``RepairStats``). In front of
+each tracker an outlier guard (``outliers.py``) holds a jumping id until the next ids confirm or
+refute it; the rows it holds are kept here, and confirmed ones wait in ``released`` for the
+router. Rows lost on a full disk are recorded and refilled through ``losses.py``. The gate's
 methods are synchronous and O(1) per frame; gap rows go into the authoritative ``gaps`` lane
 (``put_nowait``; if it is momentarily full they wait in a short list that a task drains).
 """
