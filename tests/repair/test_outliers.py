@@ -169,3 +169,29 @@ def test_outlier_ids_that_agree_with_each_other_are_not_released() -> None:
         assert guard.offer(real) == PASS
         tracker.admit(real, 0)
     assert not guard.released and all(o in (HOLD, 0, 2) for o in offers)
+
+
+async def test_a_book_id_a_little_ahead_within_the_old_bound_is_quarantined(
+        tmp_path: Path) -> None:
+    """Within MAX_BOOK_ID_JUMP (10^13) and even within 10^9: far beyond the stream's steps."""
+    router, repair = setup(tmp_path)
+    real = [600_000_000_000 + 1000 * k + (k * 37) % 500 for k in range(40)]
+    frames = [ticker(u) for u in real[:20]] + [ticker(real[19] + 5_000_000)]
+    frames += [ticker(u) for u in real[20:]]
+    await feed(router, frames)
+    assert books(router) == real
+    assert repair.stats.book_quarantined == 1 and repair.stats.book_duplicates == 0
+
+
+async def test_irregular_book_steps_and_a_reconnect_jump_lose_nothing(tmp_path: Path) -> None:
+    router, repair = setup(tmp_path)
+    real, u = [], 600_000_000_000
+    for k in range(60):
+        u += 1 if k % 10 == 0 else 2000 + (k * 7919) % 30_000  # bursts and quiet spells
+        if k == 30:
+            u += 10**10  # a reconnect after a long outage
+        real.append(u)
+    await feed(router, [ticker(x) for x in real])
+    repair.give_up_held()
+    assert books(router) == real
+    assert repair.stats.book_duplicates == 0

@@ -8,7 +8,8 @@ would become the reference, and every real id after it would look duplicate (dro
 before it missing (a false gap, a useless backfill). The rule, O(1) per frame:
 
 - an id the tracker can judge by itself (the next one, or not newer) passes straight through;
-- a jump (or a stream's very first id, when nothing is known yet) is *held*, not admitted;
+- a jump (or a stream's very first id, when nothing is known yet) is *held*, not admitted (for
+  book ids, whose steps vary: a step far beyond the stream's usual one);
 - a later id that *follows* a held one (a little after it: the stream went on from there)
   before the stream goes on from the reference confirms it: it is released, with held ids
   between the reference and it, in id order; held ids that do not fit are quarantined;
@@ -33,7 +34,9 @@ RELEASE = 3  # ``released`` holds ids to admit now, in order, before this one (w
 TRADE_FOLLOW = 16  # a trade id within this many after a held one confirms it
 TRADE_BEHIND = 10_000  # with no reference yet: held ids this far below a confirmed one go too
 TRADE_AHEAD = 100_000  # held ids this far ahead of the stream may be real (a handover's overlap)
-BOOK_JUMP = 10**9  # book update ids: a step beyond this from the last one is held
+BOOK_JUMP = 10**9  # book update ids: held beyond this before a stream has a usual step
+BOOK_STEP_FACTOR = 64  # ... and then beyond this many usual steps
+BOOK_MIN_LIMIT = 1000
 MAX_HELD = 8  # per symbol or book stream (a handover's overlap holds a few more than outliers)
 
 
@@ -117,23 +120,37 @@ class TradeIdGuard:
 
 
 class BookIdGuard:
-    """One book stream's update ids (whole states: a quarantined real one is superseded by the
-    next message, so only ids newer than the reference are ever released)."""
+    """One book stream's update ids. Their steps vary (the counter is the exchange's, not the
+    stream's), so a step is suspect when it is far beyond the stream's usual one (an EWMA):
+    ``BOOK_STEP_FACTOR`` times it, at least ``BOOK_MIN_LIMIT``; before there is one, beyond
+    ``BOOK_JUMP``. Any later id up to ``BOOK_JUMP`` after a held one confirms it. These are
+    whole states: a real one quarantined by mistake is superseded by the next message."""
 
-    __slots__ = ("held", "quarantined", "released", "tracker")
+    __slots__ = ("held", "limit", "quarantined", "released", "step", "tracker")
 
     def __init__(self, tracker: BookTracker) -> None:
         self.tracker = tracker
         self.held: list[int] = []
         self.released: list[int] = []
         self.quarantined: list[int] = []
+        self.step = 0.0  # EWMA of the steps between admitted ids
+        self.limit = BOOK_JUMP  # a step beyond it is held
+
+    def _stepped(self, d: int) -> None:
+        step = self.step
+        self.step = step = float(d) if step == 0.0 else step + (d - step) * 0.0625
+        self.limit = max(BOOK_MIN_LIMIT, int(step * BOOK_STEP_FACTOR))
 
     def offer(self, update_id: int) -> int:
         last = self.tracker.last_u
         held = self.held
         if not held:
-            if last >= 0 and update_id - last <= BOOK_JUMP:
-                return PASS
+            if last >= 0:
+                d = update_id - last
+                if d <= self.limit:
+                    if d > 0:
+                        self._stepped(d)
+                    return PASS
             held.append(update_id)
             return HOLD
         if update_id in held:
@@ -148,11 +165,13 @@ class BookIdGuard:
                     (self.released if last < h < best else self.quarantined).append(h)
             self.released.append(best)
             held.clear()
+            self._stepped(update_id - best)
             return RELEASE
-        if last >= 0 and update_id - last <= BOOK_JUMP:
+        if last >= 0 and update_id - last <= self.limit:
             if update_id > last:  # the stream goes on from the reference
                 self.quarantined.extend(held)
                 held.clear()
+                self._stepped(update_id - last)
             return PASS
         held.append(update_id)
         if len(held) > MAX_HELD:
