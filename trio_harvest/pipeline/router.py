@@ -200,14 +200,20 @@ class Router:
             return
         if type(data) is BookTicker:
             row = ticker_row(data, recv_ms, self.depth_levels)
-            if gate is not None and not await self._book_gate(gate, env.stream, data.update_id,
-                                                              row, lane, hook):
-                return
+            if gate is not None:
+                admitted = gate.book(env.stream, data.update_id, row)
+                if gate.released:  # held book messages the stream has just confirmed: first
+                    await self._put_released(gate, lane, hook, trade=False)
+                if not admitted:
+                    return
         elif type(data) is DepthUpdate and self.book == "partial":
             row = depth_row(data, recv_ms, self.depth_levels, self.depth_source)
-            if gate is not None and not await self._book_gate(gate, env.stream, data.update_id,
-                                                              row, lane, hook):
-                return
+            if gate is not None:
+                admitted = gate.book(env.stream, data.update_id, row)
+                if gate.released:
+                    await self._put_released(gate, lane, hook, trade=False)
+                if not admitted:
+                    return
         elif type(data) is DepthUpdate and self.diff_books is not None:
             try:
                 await self.diff_books.on_depth(data, recv_ms, lane, hook)  # rows, gaps, resync
@@ -225,13 +231,6 @@ class Router:
             await lane.put(row)
         if hook is not None:
             hook.on_book(row)
-
-    async def _book_gate(self, gate: Repair, stream: str, update_id: int, row: Row, lane: Lane,
-                         hook: SignalHooks | None) -> bool:
-        admitted = gate.book(stream, update_id, row)
-        if gate.released:
-            await self._put_released(gate, lane, hook, trade=False)
-        return admitted
 
     async def _put_released(self, gate: Repair, lane: Lane, hook: SignalHooks | None, *,
                             trade: bool) -> None:

@@ -35,7 +35,15 @@ from .backfill import Backfill
 from .continuity import BREAK, DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker, Break
 from .gaps import disconnect_reason, gap_row, parse_agg_detail
 from .losses import Losses
-from .outliers import HELD_DUPLICATE, HOLD, RELEASE, BookIdGuard, TradeIdGuard
+from .outliers import (
+    BOOK_MIN_LIMIT,
+    BOOK_STEP_FACTOR,
+    HELD_DUPLICATE,
+    HOLD,
+    RELEASE,
+    BookIdGuard,
+    TradeIdGuard,
+)
 
 log = logging.getLogger("trio_harvest.repair")
 
@@ -116,6 +124,17 @@ class Repair:
         ``released`` for the router, before this trade. A break queues a backfill."""
         symbol = t.symbol
         guard = self.trade_guards[symbol]
+        last = guard.tracker.last_id
+        if last is not None and t.agg_id == last + 1 and not guard.held:  # the hot path
+            guard.tracker.admit(t.agg_id, t.trade_ms)
+            lag = self.stats.lag_ms
+            d: float = recv_ms - t.event_ms
+            if lag is None:
+                self.stats.lag_ms = d
+            else:  # one odd sample moves the estimate by a bounded step, never far
+                d = min(max(d, lag - LAG_STEP_MS), lag + LAG_STEP_MS)
+                self.stats.lag_ms = lag + (d - lag) * LAG_WEIGHT
+            return True
         offer = guard.offer(t.agg_id)
         if offer:
             if offer == HOLD:
@@ -175,6 +194,16 @@ class Repair:
         """False for a book message that is not newer than the stream's last one (or held, or
         quarantined). Confirmed held rows wait in ``released`` for the router."""
         guard = self.book_guards.get(stream)
+        if guard is not None and not guard.held:  # the hot path: a usual step forward
+            tracker = guard.tracker
+            last = tracker.last_u
+            d = update_id - last
+            if last >= 0 and 0 < d <= guard.limit:
+                tracker.last_u = update_id  # (what BookTracker.admit does for a newer id)
+                step = guard.step + (d - guard.step) * 0.0625
+                guard.step = step
+                guard.limit = max(BOOK_MIN_LIMIT, int(step * BOOK_STEP_FACTOR))
+                return True
         if guard is None:
             tracker = self.books[stream] = BookTracker()
             guard = self.book_guards[stream] = BookIdGuard(tracker)
