@@ -175,6 +175,10 @@ class _LiveCollector(Collector):
         yield counter("duplicates_dropped", "Records dropped as already written, by kind.",
                       ["kind"], [(["prices"], rep.stats.trade_duplicates),
                                  (["orderbook"], rep.stats.book_duplicates)])
+        yield counter("outliers_quarantined", "Records held for an id that jumped, then refuted "
+                      "by the stream's next ids, by kind.", ["kind"],
+                      [(["prices"], rep.stats.trade_quarantined),
+                       (["orderbook"], rep.stats.book_quarantined)])
         yield counter("backfill_requests", "REST requests made by trade backfill.", [],
                       [([], bf.requests)])
         yield counter("backfill_rows", "Trades written from REST backfill.", [], [([], bf.rows)])
