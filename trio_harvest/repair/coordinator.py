@@ -372,6 +372,10 @@ class Repair:
             notes.append(("duplicates", "streams",
                           f"duplicates dropped: {st.trade_duplicates} trades, "
                           f"{st.book_duplicates} book messages"))
+        if st.trade_quarantined or st.book_quarantined:
+            notes.append(("quarantined", "streams",
+                          f"outlier ids quarantined: {st.trade_quarantined} trades, "
+                          f"{st.book_quarantined} book messages"))
         if st.lag_ms is not None and abs(st.lag_ms) > SKEW_NOTE_MS:
             notes.append(("clock_skew", "exchange",
                           f"trades arrive {st.lag_ms / 1000:+.1f}s after their event time on "
