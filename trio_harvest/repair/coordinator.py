@@ -31,6 +31,7 @@ from ..ingest.restclient import FetchFn, WeightBudget, http_fetch
 from ..kinds import GAPS, PRICES, Row
 from ..pipeline.lanes import Lanes
 from ..ratelimit import RateLimitedLog
+from . import report
 from .backfill import Backfill
 from .continuity import BREAK, DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker, Break
 from .gaps import disconnect_reason, gap_row, parse_agg_detail
@@ -49,7 +50,6 @@ log = logging.getLogger("trio_harvest.repair")
 
 LAG_WEIGHT = 0.02  # EWMA weight of one trade's receipt lag (recv_ms - E)
 LAG_STEP_MS = 1000.0  # a sample is clamped to the estimate ± this: one outlier cannot drag it
-SKEW_NOTE_MS = 2000.0  # a mean receipt lag beyond this is reported as clock skew
 
 
 @dataclass(slots=True)
@@ -327,64 +327,11 @@ class Repair:
     # -- reporting -----------------------------------------------------------------------------
 
     def as_dict(self) -> dict[str, Any]:
-        st = self.stats
-        return {
-            "gaps": dict(sorted(st.gaps.items())),
-            "trade_duplicates_dropped": st.trade_duplicates,
-            "book_duplicates_dropped": st.book_duplicates,
-            "trades_quarantined": st.trade_quarantined,
-            "book_quarantined": st.book_quarantined,
-            "trades_implausible": st.trade_implausible,
-            "resume_unreadable_files": sum(len(v) for v in self.resume_unreadable.values()),
-            "late_trades": sum(t.late for t in self.trackers.values()),
-            "interrupted_streams": len(self.resuming),
-            "missing_ids_open": sum(t.missing_ids for t in self.trackers.values()),
-            "receipt_lag_ms": None if st.lag_ms is None else round(st.lag_ms, 1),
-            "backfill": self.backfill.stats.as_dict(),
-            "backfill_weight_spent": self.budget.spent,
-            "handover": self.connector.stats.as_dict(),
-        }
+        return report.as_dict(self)
 
     def findings(self, now: float) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
         """(problems, notes) for health, as (code, subject, message)."""
-        problems: list[tuple[str, str, str]] = []
-        notes: list[tuple[str, str, str]] = []
-        st, bf = self.stats, self.backfill.stats
-        recent = st.last_unfilled_at is not None and now - st.last_unfilled_at < 600.0
-        if recent:
-            problems.append(("gaps_unfilled", "prices",
-                             f"{bf.unfilled_ids} agg ids could not be backfilled (recorded in "
-                             f"gaps; last {now - (st.last_unfilled_at or now):.0f}s ago)"))
-        if st.gaps:
-            by = ", ".join(f"{r} {n}" for r, n in sorted(st.gaps.items()))
-            notes.append(("gaps", "gaps", f"gaps recorded: {by}; backfill wrote {bf.rows} trades "
-                          f"({bf.requests} requests, {bf.rate_limited} rate-limited)"))
-        waiting = sum(t.missing_ids for t in self.trackers.values())
-        if waiting:
-            notes.append(("backfill_waiting", "prices",
-                          f"{waiting} agg ids missing, waiting for backfill "
-                          f"({bf.rate_limited} answers so far were 429/418)"))
-        if self.resuming:
-            notes.append(("interrupted", "streams",
-                          f"{len(self.resuming)} streams interrupted, waiting to resume"))
-        dups = st.trade_duplicates + st.book_duplicates
-        if dups:
-            notes.append(("duplicates", "streams",
-                          f"duplicates dropped: {st.trade_duplicates} trades, "
-                          f"{st.book_duplicates} book messages"))
-        if st.trade_quarantined or st.book_quarantined:
-            notes.append(("quarantined", "streams",
-                          f"outlier ids quarantined: {st.trade_quarantined} trades, "
-                          f"{st.book_quarantined} book messages"))
-        if st.lag_ms is not None and abs(st.lag_ms) > SKEW_NOTE_MS:
-            notes.append(("clock_skew", "exchange",
-                          f"trades arrive {st.lag_ms / 1000:+.1f}s after their event time on "
-                          f"average: the exchange's clock and ours disagree (or latency is high)"))
-        ho = self.connector.stats
-        if ho.handovers or ho.failures:
-            notes.append(("handover", "connections",
-                          f"{ho.handovers} connection handovers ({ho.failures} failed attempts)"))
-        return problems, notes
+        return report.findings(self, now)
 
     # -- internals -----------------------------------------------------------------------------
 
