@@ -30,8 +30,16 @@ def test_the_highest_id_counts_whatever_its_date(tmp_path: Path) -> None:
     data = tmp_path / "data"
     _part(data, "2023-11-14", "part-1-2-a.parquet", list(range(10, 101)), 1_699_920_000_000)
     _part(data, "2024-06-01", "part-3-4-b.parquet", [50], 1_717_200_000_000)  # dated ahead
-    assert last_written(data, data / "deadletter", ("BTCUSDT",)) == {
+    assert last_written(data, data / "deadletter", ("BTCUSDT",), today="2023-11-14") == {
         "BTCUSDT": (100, 1_699_920_000_000)}
+    # and the days before the latest one that is not in the future are not read at all
+    older = data / "date=2023-11-01" / "symbol=BTCUSDT" / "kind=prices"
+    older.mkdir(parents=True)
+    (older / "part-0-0-q.parquet").write_bytes(b"not read")
+    unreadable: dict[str, list[str]] = {}
+    assert last_written(data, data / "deadletter", ("BTCUSDT",), unreadable,
+                        today="2023-11-14") == {"BTCUSDT": (100, 1_699_920_000_000)}
+    assert unreadable == {}
 
 
 def test_an_unreadable_file_is_reported_and_never_lowers_the_seed(tmp_path: Path) -> None:

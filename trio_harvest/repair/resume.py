@@ -2,9 +2,11 @@
 dataset or waiting in the dead letter), so a restarted harvester can continue agg-id continuity
 and backfill what it missed while it was down instead of leaving an unrecorded hole.
 
-Owns the reading of that one number per symbol. Blocking (run it in a thread); reads every date
-partition of each symbol (the highest id is not always in the latest date: one trade dated in the
-future must not hide the others) and the dead-letter ``prices`` files; never writes. It never
+Owns the reading of that one number per symbol. Blocking (run it in a thread); reads the latest
+date partition of each symbol that is not in the future by the host's clock (ids grow with time,
+so it holds the highest real id), every partition dated later than that (one trade dated in the
+future must not hide the others, nor its id be taken for theirs), and the dead-letter ``prices``
+files; so the cost stays that of about one day whatever the dataset's age. Never writes. It never
 silently skips what it cannot read: a symbol with an unreadable file is not seeded at all (a
 seed below the true last id would make backfill write ids that are already there) and the file
 is reported in ``unreadable``.
@@ -12,6 +14,7 @@ is reported in ``unreadable``.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import msgspec
@@ -26,13 +29,17 @@ Seed = tuple[int, int]  # (agg_id, its ts_ms)
 
 
 def last_written(data_dir: Path, deadletter_dir: Path, symbols: tuple[str, ...],
-                 unreadable: dict[str, list[str]] | None = None) -> dict[str, Seed]:
+                 unreadable: dict[str, list[str]] | None = None,
+                 today: str | None = None) -> dict[str, Seed]:
     """``{symbol: (last agg_id, its ts_ms)}`` for the symbols that have any trades on disk and
-    whose files could all be read; the others' unreadable files go into ``unreadable``."""
+    whose files could all be read; the others' unreadable files go into ``unreadable``.
+    ``today`` (``YYYY-MM-DD``, UTC; default: the host's clock) tells dates in the future."""
+    if today is None:
+        today = time.strftime("%Y-%m-%d", time.gmtime())
     out: dict[str, Seed] = {}
     for symbol in symbols:
         bad: list[str] = []
-        best = _from_dataset(data_dir, symbol, bad)
+        best = _from_dataset(data_dir, symbol, bad, today)
         for candidate in _from_deadletter(deadletter_dir, symbol, bad):
             if best is None or candidate[0] > best[0]:
                 best = candidate
@@ -50,12 +57,23 @@ def _last_of(files: list[str]) -> Seed | None:
     return (int(row["agg_id"][0]), int(row["ts_ms"][0])) if row.height else None
 
 
-def _from_dataset(data_dir: Path, symbol: str, bad: list[str]) -> Seed | None:
-    files = sorted(str(p) for p in data_dir.glob(f"date=*/symbol={symbol}/kind={PRICES}/*.parquet"))
-    if not files:
-        return None
+def _from_dataset(data_dir: Path, symbol: str, bad: list[str], today: str) -> Seed | None:
+    dirs = sorted(data_dir.glob(f"date=*/symbol={symbol}/kind={PRICES}"), reverse=True)
+    best: Seed | None = None
+    for directory in dirs:  # latest first
+        date = directory.parent.parent.name.removeprefix("date=")
+        files = sorted(str(p) for p in directory.glob("*.parquet"))
+        seed = _last_in(files, bad) if files else None
+        if seed is not None and (best is None or seed[0] > best[0]):
+            best = seed
+        if date <= today and (seed is not None or any(f in b for f in files for b in bad)):
+            break  # the latest day that is not in the future: older days hold lower ids
+    return best
+
+
+def _last_in(files: list[str], bad: list[str]) -> Seed | None:
     try:
-        return _last_of(files)  # one scan over every date: the usual case
+        return _last_of(files)  # one scan: the usual case
     except Exception:  # find which files cannot be read; the rest still count
         best: Seed | None = None
         for f in files:
