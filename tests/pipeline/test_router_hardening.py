@@ -106,7 +106,7 @@ async def test_a_clock_that_really_moved_moves_the_reference_without_losing_fram
         await router.handle(agg(i, t=NOW + i))
     assert ids(router) == list(range(8))
     assert router.stats.rejected == 0
-    assert router.time_guards["BTCUSDT"].reanchored == 1
+    assert router.time_guards["btcusdt@aggTrade"].reanchored == 1
 
 
 async def test_frames_still_held_at_a_stop_are_routed_when_nothing_speaks_against_them() -> None:

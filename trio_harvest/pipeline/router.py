@@ -7,7 +7,7 @@ I/O, never checks rotation (old fault 7), never raises for a bad frame.
 
 Per-stream state exists only for subscribed streams (``streams``): a frame naming any other
 stream is unexpected, so a peer cannot grow it or bypass book deduplication with new names.
-Event times are judged against the symbol's own recent times (``timeguard.py``): a frame that
+Event times are judged against the stream's own recent times (``timeguard.py``): a frame that
 does not fit is held until evidence decides, then routed or quarantined (``rejected``). A failure
 inside one symbol's diff book stays there: that book starts over, other symbols never notice.
 """
@@ -98,7 +98,7 @@ class Router:
         # MAX_STREAMS_PER_SYMBOL names per symbol that start with its lower-case name are learned
         self.streams: dict[str, str] | None = dict(streams) if streams is not None else None
         self._learned: dict[str, int] = {}
-        self.time_guards: dict[str, TimeGuard[Held]] = {s: TimeGuard() for s in symbols}
+        self.time_guards: dict[str, TimeGuard[Held]] = {}  # per stream (subscribed or learned)
 
     async def handle(self, frame: str | bytes) -> None:
         """Route one combined-stream frame. Awaits only when an authoritative lane is full."""
@@ -140,7 +140,9 @@ class Router:
                           f"E={event_ms}", frame)
                 return
             # the time guard's hot path, inlined: the lag fits the reference, nothing is held
-            guard = self.time_guards[symbol]
+            guard = self.time_guards.get(env.stream)
+            if guard is None:  # a subscribed (or learned, bounded) stream's first frame
+                guard = self.time_guards[env.stream] = TimeGuard()
             lag = recv_ms - (event_ms or ts)
             ref = guard.ref
             if ref is None or guard.held or not -TOLERANCE_MS <= lag - ref <= TOLERANCE_MS:

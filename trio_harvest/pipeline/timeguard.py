@@ -1,16 +1,16 @@
-"""Event times that do not fit the stream: one symbol's frames judged against its own recent times.
+"""Event times that do not fit the stream: one stream's frames judged against its own recent times.
 
 Owns the decision, per frame, whether its event time is plausible. Compared is the frame's
 *receipt lag* (``recv_ms - E``: latency plus the offset between the exchange's clock and ours),
 never the event time against the local clock, so a host whose clock is off harvests normally and
 a long disconnect (both times move on together) is no jump. A frame whose lag differs from the
-symbol's reference by more than ``tolerance_ms`` is a *suspect*: held, not routed. Evidence
+stream's reference by more than ``tolerance_ms`` is a *suspect*: held, not routed. Evidence
 decides what happens to suspects:
 
 - the next frame fits the reference: the suspects were outliers and are quarantined;
 - ``confirm`` suspects agree with each other (within the tolerance): the clock really moved (a
   stepped host clock, say); the reference moves to them and they are released, in order;
-- before any reference exists (a symbol's first frames), two frames that agree make it, so a
+- before any reference exists (a stream's first frames), two frames that agree make it, so a
   lone outlier as the very first frame never becomes the reference.
 
 A frame that fits is released at once: the hot path costs a subtraction and two comparisons
@@ -31,7 +31,7 @@ MAX_HELD = 8
 
 
 class TimeGuard(Generic[T]):
-    """One symbol's reference lag and its held suspects (``T``: whatever the caller routes)."""
+    """One stream's reference lag and its held suspects (``T``: whatever the caller routes)."""
 
     __slots__ = ("held", "quarantined", "reanchored", "ref", "tolerance")
 
