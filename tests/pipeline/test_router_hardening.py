@@ -252,3 +252,20 @@ async def test_the_exchange_clock_estimate_moves_by_a_bounded_step(tmp_path: Any
     repair.trade(t, NOW + 50)  # type: ignore[arg-type]
     assert repair.stats.lag_ms is not None
     assert abs(repair.stats.lag_ms - before) <= LAG_STEP_MS
+
+
+async def test_a_failing_signal_hook_costs_only_that_symbols_signals() -> None:
+    router = make()
+
+    class Broken:
+        def on_trade(self, row: tuple[Any, ...]) -> None:
+            raise ZeroDivisionError("a bug in a preview signal")
+
+        def on_book(self, row: tuple[Any, ...]) -> None:
+            raise ZeroDivisionError("a bug in a preview signal")
+
+    router.hooks = {"BTCUSDT": Broken()}
+    for i in range(5):
+        await router.handle(agg(i, t=NOW + i))  # would raise out of the router (a reconnect)
+    await router.release_held()
+    assert ids(router) == list(range(5)) and router.stats.hook_errors == 5

@@ -141,6 +141,7 @@ class Operations:
             "rejected": h.router.stats.rejected,
             "quarantined": h.router.stats.quarantined,
             "book_errors": h.router.stats.book_errors,
+            "hook_errors": h.router.stats.hook_errors,
             "connections": conns,
             "streams": [
                 {"stream": s.stream, "symbol": s.symbol, "kind": s.kind,

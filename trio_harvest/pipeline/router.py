@@ -9,7 +9,8 @@ Per-stream state exists only for subscribed streams (``streams``): a frame namin
 stream is unexpected, so a peer cannot grow it or bypass book deduplication with new names.
 Event times are judged against the stream's own recent times (``timeguard.py``): a frame that
 does not fit is held until evidence decides, then routed or quarantined (``rejected``). A failure
-inside one symbol's diff book stays there: that book starts over, other symbols never notice.
+inside one symbol's diff book stays there: that book starts over, other symbols never notice;
+one in a symbol's signal hooks costs only that symbol's derived rows.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class RouterStats:
     rejected: int = 0  # values no column holds or that are not market data; time outliers
     quarantined: int = 0  # of ``rejected``: held frames that evidence showed did not fit
     book_errors: int = 0  # failures inside one symbol's diff book (that book starts over)
+    hook_errors: int = 0  # failures of a symbol's signal hooks (its rows are written anyway)
     last_seen: dict[str, float] = field(default_factory=dict)  # stream name -> trio/mono time
 
 
@@ -198,7 +200,10 @@ class Router:
             if not lane.put_nowait(row):
                 await lane.put(row)
             if hook is not None:
-                hook.on_trade(row)
+                try:
+                    hook.on_trade(row)
+                except Exception as exc:  # a preview signal's bug is its symbol's alone
+                    self._hook_failed(symbol, exc)
             return
         if type(data) is BookTicker:
             row = ticker_row(data, recv_ms, self.depth_levels)
@@ -232,7 +237,16 @@ class Router:
         if not lane.put_nowait(row):
             await lane.put(row)
         if hook is not None:
-            hook.on_book(row)
+            try:
+                hook.on_book(row)
+            except Exception as exc:
+                self._hook_failed(symbol, exc)
+
+    def _hook_failed(self, symbol: str, exc: Exception) -> None:
+        """The row is in its lane already; only the symbol's derived signals miss it."""
+        self.stats.hook_errors += 1
+        self._ratelog.log(logging.ERROR, f"hook:{symbol}", "%s: signals failed on a row (%s: %s)",
+                          symbol, type(exc).__name__, exc)
 
     async def _put_released(self, gate: Repair, lane: Lane, hook: SignalHooks | None, *,
                             trade: bool) -> None:
@@ -241,10 +255,13 @@ class Router:
             if not lane.put_nowait(row):
                 await lane.put(row)
             if hook is not None:
-                if trade:
-                    hook.on_trade(row)
-                else:
-                    hook.on_book(row)
+                try:
+                    if trade:
+                        hook.on_trade(row)
+                    else:
+                        hook.on_book(row)
+                except Exception as exc:
+                    self._hook_failed(row[3], exc)
 
     def _bad(self, category: str, message: str, frame: str | bytes) -> None:
         if category == "malformed":
