@@ -202,7 +202,8 @@ class Repair:
                 tracker.last_u = update_id  # (what BookTracker.admit does for a newer id)
                 step = guard.step + (d - guard.step) * 0.0625
                 guard.step = step
-                guard.limit = max(BOOK_MIN_LIMIT, int(step * BOOK_STEP_FACTOR))
+                limit = step * BOOK_STEP_FACTOR
+                guard.limit = limit if limit > BOOK_MIN_LIMIT else BOOK_MIN_LIMIT
                 return True
         if guard is None:
             tracker = self.books[stream] = BookTracker()

@@ -35,8 +35,8 @@ TRADE_FOLLOW = 16  # a trade id within this many after a held one confirms it
 TRADE_BEHIND = 10_000  # with no reference yet: held ids this far below a confirmed one go too
 TRADE_AHEAD = 100_000  # held ids this far ahead of the stream may be real (a handover's overlap)
 BOOK_JUMP = 10**9  # book update ids: held beyond this before a stream has a usual step
-BOOK_STEP_FACTOR = 64  # ... and then beyond this many usual steps
-BOOK_MIN_LIMIT = 1000
+BOOK_STEP_FACTOR = 64.0  # ... and then beyond this many usual steps
+BOOK_MIN_LIMIT = 1000.0
 MAX_HELD = 8  # per symbol or book stream (a handover's overlap holds a few more than outliers)
 
 
@@ -134,12 +134,13 @@ class BookIdGuard:
         self.released: list[int] = []
         self.quarantined: list[int] = []
         self.step = 0.0  # EWMA of the steps between admitted ids
-        self.limit = BOOK_JUMP  # a step beyond it is held
+        self.limit = float(BOOK_JUMP)  # a step beyond it is held
 
     def _stepped(self, d: int) -> None:
         step = self.step
         self.step = step = float(d) if step == 0.0 else step + (d - step) * 0.0625
-        self.limit = max(BOOK_MIN_LIMIT, int(step * BOOK_STEP_FACTOR))
+        limit = step * BOOK_STEP_FACTOR
+        self.limit = limit if limit > BOOK_MIN_LIMIT else BOOK_MIN_LIMIT
 
     def offer(self, update_id: int) -> int:
         last = self.tracker.last_u
