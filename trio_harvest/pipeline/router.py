@@ -99,7 +99,8 @@ class Router:
         # stream name -> symbol of every subscribed stream (the app sets it); without one, up to
         # MAX_STREAMS_PER_SYMBOL names per symbol that start with its lower-case name are learned
         self.streams: dict[str, str] | None = dict(streams) if streams is not None else None
-        self._learned: dict[str, int] = {}
+        self._learned: dict[str, int] = {}  # symbol -> stream names learned
+        self._known: set[str] = set()  # the names learned
         self.time_guards: dict[str, TimeGuard[Held]] = {}  # per stream (subscribed or learned)
 
     async def handle(self, frame: str | bytes) -> None:
@@ -122,7 +123,7 @@ class Router:
         elif symbol not in self.symbols:
             self._bad("unexpected", f"frame for unsubscribed symbol {symbol[:20]!r}", frame)
             return
-        elif env.stream not in stats.last_seen and not self._learn(env.stream, symbol):
+        elif env.stream not in self._known and not self._learn(env.stream, symbol):
             self._bad("unexpected", f"frame of {symbol} on an unknown stream "
                       f"({env.stream[:60]!r})", frame)
             return
@@ -177,6 +178,7 @@ class Router:
         if n >= MAX_STREAMS_PER_SYMBOL:
             return False
         self._learned[symbol] = n + 1
+        self._known.add(stream)
         return True
 
     async def _route(self, env: Envelope, recv_ms: int, frame: str | bytes) -> None:
