@@ -9,7 +9,10 @@ import pytest
 
 from trio_harvest.config import Config, build_config
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+# ``shared/fixtures`` beside the checkout (a worktree may sit one level deeper than the repo)
+FIXTURES = next((p / "shared" / "fixtures" for p in Path(__file__).resolve().parents
+                 if (p / "shared" / "fixtures").is_dir()),
+                Path(__file__).resolve().parents[2] / "shared" / "fixtures")
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> Config:

@@ -136,15 +136,20 @@ class Harvester:
         self.repair = Repair(config, self.lanes, connect or real_connect,
                              wall_ms=wall_clock_ms, fetch=fetch, use_http=connect is None)
         self.router.gate = self.repair
+        self.rotation.on_lost = self.repair.on_lost  # issue 11: every loss leaves a record
+        self.repair.losses.writes_done = lambda: sum(
+            k.files_written for k in self.rotation.stats.kinds.values())
         self.repair.last_seen = self.router.stats.last_seen
         self._connect = self.repair.connector.connect
         self._use_http = connect is None  # the real network (or the simulator): check listings
         self.connections: list[Connection] = []
         self.simulator: Any = None
         self._grace_scope: trio.CancelScope | None = None
+        self._backfilling = False  # in the backfill phase of a stop
         self._ingest_scope = trio.CancelScope()
         self.stale_temps_removed = 0
         self.compaction = AutoCompactStats()  # auto_compact (issue 10)
+        self.resume_unreadable: dict[str, list[str]] = {}  # symbol -> files resume could not read
 
     def _metadata_of(self, kind: str) -> dict[str, str]:
         """Parquet key-value metadata: derived kinds carry their parameters and OFI source."""
@@ -168,6 +173,10 @@ class Harvester:
                         "(recover it later with `python -m trio_harvest recover`)", reason)
         if self._grace_scope is not None:
             self._grace_scope.cancel()
+        elif self._backfilling:  # issue 11: the backfill phase gives up at once too
+            log.warning("second stop request (%s): backfill gives up; dumping what is left to "
+                        "the dead letter", reason)
+            self.repair.backfill.hurry()
 
     async def run(self, *, task_status: trio.TaskStatus[Harvester] = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
@@ -185,16 +194,15 @@ class Harvester:
                 await root.start(self.repair.run, self.simulator.rest_url if cfg.sim else cfg.rest_url)
                 if self.diff_books is not None:
                     await self._start_diff_books(root)
-                plans = plan_connections(
-                    streams_for(
-                        cfg.symbols,
-                        depth_levels=cfg.depth_levels,
-                        depth_speed=cfg.depth_speed,
-                        book=cfg.book,
-                        book_ticker=cfg.book_ticker,
-                    ),
-                    cfg.streams_per_connection,
+                specs = streams_for(
+                    cfg.symbols,
+                    depth_levels=cfg.depth_levels,
+                    depth_speed=cfg.depth_speed,
+                    book=cfg.book,
+                    book_ticker=cfg.book_ticker,
                 )
+                self.router.streams = {spec.name: spec.symbol for spec in specs}  # issue 11
+                plans = plan_connections(specs, cfg.streams_per_connection)
                 self.connections = make_connections(
                     plans,
                     base_url,
@@ -228,7 +236,12 @@ class Harvester:
                 await self.stop_state.requested.wait()
                 log.info("stopping (%s): ingest first, then the final flush", self.stop_state.reason)
                 self._ingest_scope.cancel()
-                await self.repair.finish(min(5.0, cfg.shutdown_grace / 2))  # backfill, open gaps
+                await self.router.release_held()  # frames the time guard still held (issue 11)
+                self._backfilling = True
+                try:
+                    await self.repair.finish(min(5.0, cfg.shutdown_grace / 2))  # backfill, gaps
+                finally:
+                    self._backfilling = False
                 self._features_scope.cancel()
                 flush_all(self.engines, self.lanes.offer, self.exchange_ms)  # every closed second
                 await self._final_flush()
@@ -239,9 +252,14 @@ class Harvester:
             # An internal crash tore the nursery down: whatever is still in a lane goes to the
             # dead letter (shielded, bounded), so even a crash loses nothing buffered.
             if self.lanes.total_pending():
+                # The whole teardown, from the first cancelled write, ends within
+                # shutdown_grace + deadletter_timeout + 1 s (issue 11).
+                now = trio.current_time()
+                began = self.rotation.teardown_at if self.rotation.teardown_at is not None else now
+                bound = began + cfg.shutdown_grace + cfg.deadletter_timeout + 1.0
                 with trio.CancelScope(shield=True) as dump:
-                    dump.deadline = trio.current_time() + cfg.deadletter_timeout + 1.0
-                    await self.rotation.abort()
+                    dump.deadline = bound
+                    await self.rotation.abort(min(now + cfg.deadletter_timeout, bound - 1.0))
 
     def _startup_scan(self) -> tuple[int, dict[str, tuple[int, int]]]:
         """Blocking; runs in a worker thread before anything starts."""
@@ -251,12 +269,19 @@ class Harvester:
             log.warning("%s", note)
         if cfg.sim or not cfg.resume:  # the simulator is a new exchange each run
             return removed, {}
-        return removed, last_written(self.data_store, cfg.deadletter_path, cfg.symbols)
+        seeds = last_written(self.data_store, cfg.deadletter_path, cfg.symbols,
+                             self.resume_unreadable)
+        for symbol, files in self.resume_unreadable.items():
+            log.error("%s: not resuming agg-id continuity: %d files on disk cannot be read, so "
+                      "the last trade written is not known (first: %s); the trades missed "
+                      "while down are not backfilled", symbol, len(files), files[0])
+        return removed, seeds
 
     def _resume_continuity(self, seeds: dict[str, tuple[int, int]]) -> None:
         """After a restart, each symbol continues from its last written agg_id: the trades
         missed while the harvester was down become a gap that backfill fills (or records as
         unfilled)."""
+        self.repair.resume_unreadable = dict(self.resume_unreadable)
         for symbol, (agg_id, ts_ms) in seeds.items():
             self.repair.trackers[symbol].resume(agg_id, ts_ms)
             log.info("%s: continuing after agg_id %d, already on disk", symbol, agg_id)

@@ -37,7 +37,8 @@ def test_faulty_simulated_run_from_the_command_line(
     handlers, level = list(root.handlers), root.level
     try:
         code = main(["run", "--sim", "--duration", "2.5", "--data-dir", str(data),
-                     "--sim-faults", "disconnect=1,skip=0.02,dup_frame=0.02,garbage=0.01",
+                     "--sim-faults", "disconnect=1,skip=0.02,dup_frame=0.02,dup_id=0.05,"
+                     "garbage=0.01",
                      "--summary-json", "--log-level", "ERROR"])
     finally:
         root.handlers[:], root.level = handlers, level

@@ -251,3 +251,43 @@ async def test_harvester_hands_over_before_the_simulator_closes(tmp_path: Path) 
     book = pl.read_parquet(str(data / "date=*/symbol=*/kind=orderbook/*.parquet"),
                            hive_partitioning=True)
     assert book.select("symbol", "source", "update_id").n_unique() == book.height
+
+
+async def test_an_unexpected_error_opening_a_replacement_stays_in_the_handover(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Issue 11, class 8: it used to crash the whole harvester."""
+    ex = FakeExchange(lifetime=2.0)
+    real = ex.connect
+    broken = {"open": 2, "peek": 1}
+
+    @asynccontextmanager
+    async def connect(url: str) -> AsyncIterator[MessageSource]:
+        if ex.opened and broken["open"]:
+            broken["open"] -= 1
+            raise RuntimeError("a bug in the transport")
+        async with real(url) as ws:
+            if ex.opened > 1 and broken["peek"]:
+                broken["peek"] -= 1
+
+                class Faulty:
+                    async def get_message(self) -> str:
+                        raise KeyError("unexpected")
+
+                yield Faulty()
+                return
+            yield ws
+
+    connector = HandoverConnector(connect, lifetime=2.0, lead=1.5, overlap=0.2, retry=0.1)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ex.run)
+        await nursery.start(connector.run)
+        async with connector.connect("ws://x") as ws:
+            frames = []
+            with trio.move_on_after(1.95):
+                while True:
+                    frames.append(str(await ws.get_message()))
+        nursery.cancel_scope.cancel()
+    assert connector.stats.failures == 3 and connector.stats.handovers >= 1
+    assert ex.closed_by_lifetime == 0
+    assert_contiguous(frames)

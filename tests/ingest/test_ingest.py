@@ -173,3 +173,23 @@ async def test_waiting_on_backpressure_is_not_a_stall(autojump_clock: trio.testi
         await trio.sleep(1)
         nursery.cancel_scope.cancel()
     assert got == ["a", "b"] and conn.stats.failures == 0
+
+
+async def test_a_failing_disconnect_hook_never_ends_the_connection(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Issue 11, class 8: a per-connection failure stays there (it used to end ingest)."""
+    script = Script([["a", "close"], ["b", "close"], ["c", "close"]])
+    got: list[str | bytes] = []
+
+    async def handle(frame: str | bytes) -> None:
+        got.append(frame)
+
+    async def on_disconnect(p: ConnectionPlan, error: str) -> None:
+        raise KeyError("a bug while recording the gap")
+
+    conn = Connection(plan("s"), "ws://x", script.connect, handle, stall_timeout=30,
+                      backoff=Backoff(0.1, 0.2, random.Random(1)), on_disconnect=on_disconnect)
+    with trio.move_on_after(10):
+        await conn.run()
+    assert got == ["a", "b", "c"] and conn.stats.reconnects >= 3

@@ -70,7 +70,7 @@ async def test_metrics_healthz_and_status_answer_over_loopback(tmp_path: Path) -
         assert all(name.startswith("trio_harvest_") for name in m)
         assert sum(v for _, v in m["trio_harvest_frames_received_total"]) > 0
         assert dict((lbl["category"], v) for lbl, v in m["trio_harvest_decode_errors_total"]) == {
-            "malformed": 0.0, "unexpected": 0.0}
+            "malformed": 0.0, "unexpected": 0.0, "rejected": 0.0}
         written = {lbl["kind"]: v for lbl, v in m["trio_harvest_rows_written_total"]}
         assert written["prices"] > 0 and written["orderbook"] > 0
         assert {lbl["kind"] for lbl, _ in m["trio_harvest_rows_deadlettered_total"]} >= {"prices"}

@@ -29,11 +29,23 @@ async def test_an_implausible_event_time_is_rejected_not_written() -> None:
         await router.handle(agg(i))
     await router.handle(agg(10, t=10**17))  # year 3170843
     await router.handle(agg(11, t=123))  # 1970
-    await router.handle(agg(12, t=NOW - 400 * 86_400_000))  # a year off the exchange: kept
+    await router.handle(agg(12, t=NOW - 400 * 86_400_000))  # a year off its own stream (issue 11)
     await router.handle(agg(13))
     rows = lanes.get(PRICES, "BTCUSDT").drain()
-    assert [r[4] for r in rows] == [*range(10), 12, 13]
-    assert router.stats.unexpected == 2
+    assert [r[4] for r in rows] == [*range(10), 13]
+    assert router.stats.rejected == 3 and router.stats.quarantined == 1
+
+
+async def test_a_stream_a_year_off_the_local_clock_is_kept() -> None:
+    """Times are judged against the stream's own, never against the host's clock."""
+    lanes = Lanes(dict(DEFAULT_WATERMARKS), wake=lambda lane: None)
+    router = Router(lanes, ("BTCUSDT",), depth_levels=5, wall_ms=lambda: NOW)
+    year_ago = NOW - 400 * 86_400_000
+    for i in range(5):
+        await router.handle(agg(i, t=year_ago + i))
+    await router.release_held()
+    assert [r[4] for r in lanes.get(PRICES, "BTCUSDT").drain()] == list(range(5))
+    assert router.stats.rejected == 0
 
 
 def test_an_implausible_agg_id_jump_is_not_admitted() -> None:

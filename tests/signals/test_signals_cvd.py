@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +15,8 @@ from trio_harvest.kinds import CVD_SCHEMA, OFI_SCHEMA, PRICES_SCHEMA, orderbook_
 from trio_harvest.signals import SignalEngine, SignalParams
 from trio_harvest.signals.cvd import CvdState
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+from ..conftest import FIXTURES
+
 CAPTURE = FIXTURES / "binance_usdm_ws_2021-07-22.txt"
 
 I_DELTA, I_CVD, I_GAP = (CVD_SCHEMA.index(c) for c in ("delta", "cvd", "gap"))

@@ -3,11 +3,17 @@
 Owns the wire schema (msgspec Structs; unknown fields ignored, prices and quantities arrive as
 JSON strings and are coerced to float) and the conversion of messages into rows that follow
 ``kinds`` schemas. Pure: never does I/O, never raises anything but ``FrameError`` for bad input.
+
+Also owns the value checks that keep what the columns cannot hold, or what is not market data,
+out of every lane: ids within int64 and not negative, prices and quantities finite and not
+negative (a trade's strictly positive), trade time ``T`` and event time ``E`` positive. They are
+``msgspec.Meta`` constraints, checked in C while decoding (no per-frame Python work); a frame that
+breaks one raises ``FrameError("rejected")``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -22,43 +28,55 @@ class FrameError(ValueError):
         self.category = category
 
 
+INT64_MAX = 2**63 - 1
+FLOAT_MAX = 1.7976931348623157e308
+
+Id = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]  # an id an Int64 column holds
+PrevId = Annotated[int, msgspec.Meta(ge=-1, le=INT64_MAX)]  # ``pu`` (-1: absent)
+Ms = Annotated[int, msgspec.Meta(gt=0, le=INT64_MAX)]  # a time that must be there
+OptMs = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]  # a time that may be absent (0)
+Px = Annotated[float, msgspec.Meta(gt=0.0, le=FLOAT_MAX)]  # finite and > 0 (NaN fails)
+Amount = Annotated[float, msgspec.Meta(ge=0.0, le=FLOAT_MAX)]  # finite and >= 0 (NaN fails)
+Level = tuple[Amount, Amount]  # a book level: price, size (0 deletes a level)
+
+
 class TradeFields(msgspec.Struct, gc=False):
     """The fields an aggregate trade has everywhere (websocket and REST ``aggTrades``)."""
 
-    agg_id: int = msgspec.field(name="a")
-    price: float = msgspec.field(name="p")
-    qty: float = msgspec.field(name="q")
-    first_id: int = msgspec.field(name="f")
-    last_id: int = msgspec.field(name="l")
-    trade_ms: int = msgspec.field(name="T")
+    agg_id: Id = msgspec.field(name="a")
+    price: Px = msgspec.field(name="p")
+    qty: Px = msgspec.field(name="q")
+    first_id: Id = msgspec.field(name="f")
+    last_id: Id = msgspec.field(name="l")
+    trade_ms: Ms = msgspec.field(name="T")
     buyer_maker: bool = msgspec.field(name="m")
 
 
 class AggTrade(TradeFields, tag_field="e", tag="aggTrade"):
-    event_ms: int = msgspec.field(name="E")
+    event_ms: Ms = msgspec.field(name="E")
     symbol: str = msgspec.field(name="s")
 
 
 class DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate", gc=False):
-    event_ms: int = msgspec.field(name="E")
+    event_ms: Ms = msgspec.field(name="E")
     symbol: str = msgspec.field(name="s")
-    first_update_id: int = msgspec.field(name="U")
-    update_id: int = msgspec.field(name="u")
-    bids: list[tuple[float, float]] = msgspec.field(name="b")
-    asks: list[tuple[float, float]] = msgspec.field(name="a")
-    trade_ms: int = msgspec.field(name="T", default=0)
-    prev_update_id: int = msgspec.field(name="pu", default=-1)
+    first_update_id: Id = msgspec.field(name="U")
+    update_id: Id = msgspec.field(name="u")
+    bids: list[Level] = msgspec.field(name="b")
+    asks: list[Level] = msgspec.field(name="a")
+    trade_ms: OptMs = msgspec.field(name="T", default=0)
+    prev_update_id: PrevId = msgspec.field(name="pu", default=-1)
 
 
 class BookTicker(msgspec.Struct, tag_field="e", tag="bookTicker", gc=False):
-    update_id: int = msgspec.field(name="u")
+    update_id: Id = msgspec.field(name="u")
     symbol: str = msgspec.field(name="s")
-    bid: float = msgspec.field(name="b")
-    bid_qty: float = msgspec.field(name="B")
-    ask: float = msgspec.field(name="a")
-    ask_qty: float = msgspec.field(name="A")
-    event_ms: int = msgspec.field(name="E", default=0)
-    trade_ms: int = msgspec.field(name="T", default=0)
+    bid: Amount = msgspec.field(name="b")
+    bid_qty: Amount = msgspec.field(name="B")
+    ask: Amount = msgspec.field(name="a")
+    ask_qty: Amount = msgspec.field(name="A")
+    event_ms: OptMs = msgspec.field(name="E", default=0)
+    trade_ms: OptMs = msgspec.field(name="T", default=0)
 
 
 Message = AggTrade | DepthUpdate | BookTicker
@@ -74,12 +92,25 @@ _raw = msgspec.json.Decoder(Message, strict=False)
 _any = msgspec.json.Decoder()
 
 
+# what msgspec says when a value breaks a constraint (as opposed to a wrong shape or type)
+_OUT_OF_BOUNDS = ("` >= ", "` <= ", "` > ", "out of range")
+
+
+def _validation(exc: msgspec.ValidationError, what: str) -> FrameError:
+    text = str(exc)
+    if any(marker in text for marker in _OUT_OF_BOUNDS):
+        return FrameError("rejected", f"rejected {what}: {text}")
+    return FrameError("unexpected", f"unexpected {what}: {text}")
+
+
 def decode_frame(frame: str | bytes) -> Envelope:
-    """Decode one combined-stream frame. Raises ``FrameError`` for anything else."""
+    """Decode one combined-stream frame. Raises ``FrameError`` for anything else: category
+    ``malformed`` (not JSON), ``unexpected`` (not a message we expect) or ``rejected`` (a value
+    no column can hold, or that is not market data)."""
     try:
         return _combined.decode(frame)
     except msgspec.ValidationError as exc:
-        raise FrameError("unexpected", f"unexpected frame: {exc}") from None
+        raise _validation(exc, "frame") from None
     except msgspec.DecodeError as exc:
         raise FrameError("malformed", f"malformed frame: {exc}") from None
 
@@ -90,7 +121,7 @@ def decode_raw(frame: str | bytes) -> Message:
         msg: Message = _raw.decode(frame)
         return msg
     except msgspec.ValidationError as exc:
-        raise FrameError("unexpected", f"unexpected payload: {exc}") from None
+        raise _validation(exc, "payload") from None
     except msgspec.DecodeError as exc:
         raise FrameError("malformed", f"malformed payload: {exc}") from None
 

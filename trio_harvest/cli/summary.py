@@ -36,6 +36,7 @@ class Summary:
     recover_command: str = ""  # what replays it
     endpoint: str = ""  # where the frames were to come from
     deadletter_dir: str = ""
+    rejected: int = 0  # frames whose values or times are not market data (issue 11)
 
     @property
     def msgs_per_sec(self) -> float:
@@ -49,6 +50,7 @@ class Summary:
             "msgs_per_sec": round(self.msgs_per_sec, 1),
             "malformed": self.malformed,
             "unexpected": self.unexpected,
+            "rejected": self.rejected,
             "reconnects": self.reconnects,
             "rows_written": {f"{k}/{s}": n for (k, s), n in sorted(self.rows_written.items())},
             "files": {f"{k}/{s}": n for (k, s), (n, _, _) in sorted(self.files.items())},
@@ -85,7 +87,8 @@ class Summary:
         lines = [
             f"stopped after {self.seconds:.1f}s ({self.reason})",
             f"frames received: {self.frames:,} ({self.msgs_per_sec:,.0f} msg/s); "
-            f"malformed {self.malformed:,}, unexpected {self.unexpected:,}; "
+            f"malformed {self.malformed:,}, unexpected {self.unexpected:,}, "
+            f"rejected {self.rejected:,}; "
             f"reconnects {self.reconnects:,}",
         ]
         if not self.frames:
@@ -163,4 +166,5 @@ def summarize(h: HarvestView, backlog: Backlog | None = None, config_file: str |
         recover_command=recover_command(cfg.data_dir, cfg.deadletter_path, config_file),
         endpoint="the built-in simulator" if cfg.sim else cfg.ws_url,
         deadletter_dir=str(cfg.deadletter_path),
+        rejected=h.router.stats.rejected,
     )

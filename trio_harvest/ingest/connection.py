@@ -107,7 +107,10 @@ class Connection:
                 st.failures += 1
                 st.last_error = error
                 if self.on_disconnect is not None:
-                    await self.on_disconnect(self.plan, error)
+                    try:
+                        await self.on_disconnect(self.plan, error)
+                    except Exception:  # recording the gap failed: the connection goes on
+                        log.exception("%s: the disconnect hook failed", st.label)
                 delay = self.backoff.next_delay()
                 self._ratelog.log(logging.WARNING, error, "%s: %s; reconnecting in %.2fs",
                                   st.label, error, delay)

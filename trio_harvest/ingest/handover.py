@@ -14,7 +14,9 @@ happens after ``overlap`` seconds and the router's id-based deduplication drops 
 sockets delivered (a hole, had the old socket lagged, is a break that backfill repairs). Then the
 old socket is closed.
 If the old socket dies while a replacement is ready, reading switches at once; if it dies before,
-the error reaches ingest as any disconnect would.
+the error reaches ingest as any disconnect would. Whatever goes wrong with a replacement (even an
+unexpected exception while opening it or reading its first frame) costs only that attempt: it is
+counted, logged and retried while the old socket lives; it never reaches the app.
 
 Each socket is opened, held and closed by its own task in the connector's nursery (trio-websocket
 needs its context entered and exited in one task), so ingest's session task only ever calls
@@ -276,12 +278,13 @@ class HandoverSource:
                 self._steady = False
                 try:
                     held: _Held = await nursery.start(_hold, c.inner, self._url)
-                except RECOVERABLE as exc:
+                except Exception as exc:  # any failure of a replacement is that attempt's only
                     self._history = None
                     self._settle()
                     c.stats.failures += 1
-                    log.warning("handover: could not open the replacement (%s); retrying in %gs",
-                                exc, c.retry)
+                    log.warning("handover: could not open the replacement (%s: %s); retrying in "
+                                "%gs", type(exc).__name__, exc, c.retry,
+                                exc_info=not isinstance(exc, RECOVERABLE))
                     await trio.sleep(c.retry)
                     continue
                 if self._closed:
@@ -305,9 +308,10 @@ class HandoverSource:
             self._peek_scope = scope
             try:
                 frame = await held.ws.get_message()
-            except RECOVERABLE as exc:  # the replacement died before its first frame
+            except Exception as exc:  # the replacement died (or failed) before its first frame
                 if self._next is held:
-                    log.warning("handover: the replacement closed early (%s)", exc)
+                    log.warning("handover: the replacement closed early (%s: %s)",
+                                type(exc).__name__, exc, exc_info=not isinstance(exc, RECOVERABLE))
                     self._c.stats.failures += 1
                     self._next = None
                     self._history = None

@@ -8,7 +8,9 @@ under the writers' own ``CapacityLimiter``), so a backlog of thousands drains in
 from disk only, through ``recover.Recoverer``: it never puts rows back into a lane and never
 writes a dead-letter file, so a failing disk cannot turn it into the fail → re-queue loop of old
 fault 4; a failed recovery leaves its file in place and waits for writes to succeed again.
-Never stops the harvester.
+Never stops the harvester, and
+never stalls behind one permanently bad file: files that failed before are tried after all the
+others (fewest failures first), so the rest of the dead letter still drains.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class AutoRecovery:
         self._writes_seen = 0
         self._last_failure_at: float | None = None
         self._last_success_at: float | None = None
+        self._failed: dict[str, int] = {}  # "<kind>/<name>" -> failed recoveries (pending only)
         self._ratelog = RateLimitedLog(log, interval=300.0, clock=trio.current_time)
 
     @property
@@ -119,6 +122,9 @@ class AutoRecovery:
 
     async def round(self, now: float) -> None:
         files = await self.recoverer.pending()
+        names = {f"{f.kind}/{f.name}" for f in files}
+        self._failed = {k: n for k, n in self._failed.items() if k in names}  # bounded
+        files.sort(key=lambda f: self._failed.get(f"{f.kind}/{f.name}", 0))  # stable
         if not files:
             if self.stats.state == "recovering":
                 log.info("dead letter is empty: recovered %d files, %d rows so far",
@@ -137,6 +143,7 @@ class AutoRecovery:
             for out in await self.recoverer.recover_batch(batch):
                 if out.error:
                     failed = True
+                    self._failed[out.file] = self._failed.get(out.file, 0) + 1
                     self.stats.failures += 1
                     self.stats.last_error = out.error
                     self._last_failure_at = trio.current_time()
@@ -146,6 +153,7 @@ class AutoRecovery:
                                       "letter, retried after %gs of good writes",
                                       out.file, out.error, self.after)
                     continue
+                self._failed.pop(out.file, None)
                 if out.gone:
                     continue
                 self.stats.files += 1

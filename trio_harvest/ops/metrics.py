@@ -89,9 +89,12 @@ class _LiveCollector(Collector):
         conns = h.connections
         yield counter("frames_received", "Frames received, by connection.", ["connection"],
                       [([c.stats.label], c.stats.frames) for c in conns])
-        yield counter("decode_errors", "Frames that were malformed or unexpected.", ["category"],
+        yield counter("decode_errors", "Frames that were malformed, unexpected or rejected "
+                      "(values not market data, event times that do not fit the stream).",
+                      ["category"],
                       [(["malformed"], h.router.stats.malformed),
-                       (["unexpected"], h.router.stats.unexpected)])
+                       (["unexpected"], h.router.stats.unexpected),
+                       (["rejected"], h.router.stats.rejected)])
         yield counter("reconnects", "Reconnects, by connection.", ["connection"],
                       [([c.stats.label], c.stats.reconnects) for c in conns])
         yield counter("connection_failures", "Ended sessions (errors, stalls, requested "
@@ -135,6 +138,9 @@ class _LiveCollector(Collector):
         yield gauge("limiter_in_use", "Writers busy now.", [], [([], limiter.borrowed_tokens)])
         yield gauge("limiter_total", "Writers available (SAVE_CONCURRENCY).", [],
                     [([], limiter.total_tokens)])
+        yield counter("rows_rejected", "Rows set aside in the dead letter's _rejected folder "
+                      "because their columns cannot hold them.", [],
+                      [([], h.writer.rows_rejected)])
         yield gauge("write_threads_running", "Write threads running, including abandoned ones "
                     "still hanging.", [], [([], h.writer.threads_running)])
 
@@ -169,6 +175,10 @@ class _LiveCollector(Collector):
         yield counter("duplicates_dropped", "Records dropped as already written, by kind.",
                       ["kind"], [(["prices"], rep.stats.trade_duplicates),
                                  (["orderbook"], rep.stats.book_duplicates)])
+        yield counter("outliers_quarantined", "Records held for an id that jumped, then refuted "
+                      "by the stream's next ids, by kind.", ["kind"],
+                      [(["prices"], rep.stats.trade_quarantined),
+                       (["orderbook"], rep.stats.book_quarantined)])
         yield counter("backfill_requests", "REST requests made by trade backfill.", [],
                       [([], bf.requests)])
         yield counter("backfill_rows", "Trades written from REST backfill.", [], [([], bf.rows)])

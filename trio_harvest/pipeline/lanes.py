@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..kinds import Row, Schema, is_authoritative
+from ..kinds import ORDERBOOK, PRICES, Row, Schema, is_authoritative
 from .chunks import Batch, Builder, GenericBuilder, UntypedBuilder, default_schema
 from .shapes import CvdBuilder, DepthBuilder, OfiBuilder, TickerBuilder, TradeBuilder
 
@@ -200,12 +200,39 @@ class Lane:
         success. Wakes rotation on the high mark."""
         if self.level >= self.capacity:
             return False
-        b = self._generic
-        if b is None or b.n >= self.chunk_rows:
-            b = self._roll("_generic", self._new_generic())
-        b.append(row)
+        shape = self._shape_of(row)
+        if shape == "_trade":
+            tb = self._trade
+            if tb is None or tb.n >= self.chunk_rows:
+                tb = self._roll("_trade", TradeBuilder())
+            tb.add_row(row)
+        elif shape == "_ticker":
+            kb = self._ticker
+            if kb is None or kb.n >= self.chunk_rows:
+                kb = self._roll("_ticker", TickerBuilder())
+            kb.add_row(row)
+        elif shape == "_depth":
+            db = self._depth
+            if db is None or db.n >= self.chunk_rows:
+                db = self._roll("_depth", DepthBuilder(self.depth_levels))
+            db.add_row(row)
+        else:
+            b = self._generic
+            if b is None or b.n >= self.chunk_rows:
+                b = self._roll("_generic", self._new_generic())
+            b.append(row)
         self._admitted()
         return True
+
+    def _shape_of(self, row: Row) -> str:
+        """Which builder a tuple row joins: the same columns as the hot path's for ``prices``
+        and ``orderbook`` (so a file keeps arrival order within a shape, and a book row costs
+        its levels, not a generic column each), else the generic one."""
+        if self.kind == PRICES and len(row) == 10:
+            return "_trade"
+        if self.kind == ORDERBOOK and len(row) == 8 + 4 * self.depth_levels:
+            return "_ticker" if row[4] == "bookTicker" else "_depth"
+        return "_generic"
 
     async def wait_for_room(self) -> None:
         """Authoritative path: the lane is full; wake rotation and wait until it has room."""

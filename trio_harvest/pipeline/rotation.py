@@ -17,8 +17,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import polars as pl
 import trio
 
+from ..kinds import Row
 from ..ratelimit import RateLimitedLog
 from ..storage.gate import PublishGate
 from ..storage.partitions import Partition, RowData, split_by_date
@@ -63,6 +65,7 @@ class RotationStats:
 
 
 WriteObserver = Callable[[str, str, int, float], None]  # kind, outcome, rows, seconds
+LostFn = Callable[[str, str, list[Row], str], None]  # kind, symbol, rows, error (issue 11)
 
 
 class Rotation:
@@ -79,6 +82,7 @@ class Rotation:
         min_file_rows: int = 1,
         max_file_age: float = 0.0,
         observe: WriteObserver | None = None,
+        on_lost: LostFn | None = None,
     ) -> None:
         self.lanes = lanes
         self._save = save
@@ -95,6 +99,7 @@ class Rotation:
         self.deadletter_limiter = trio.CapacityLimiter(max(1, save_concurrency))
         self.stats = RotationStats()
         self._observe = observe
+        self.on_lost = on_lost  # rows lost for good: a gaps row, and backfill for prices
         self._ratelog = RateLimitedLog(log, interval=30.0, clock=trio.current_time)
         self._wakeup = trio.Event()
         self._urgent: dict[Lane, None] = {}
@@ -108,6 +113,7 @@ class Rotation:
         self._hard_deadline = math.inf  # set by abort(): bounds every dead-letter write
         self._dl_scopes: set[trio.CancelScope] = set()
         self.next_rotation: float = math.inf
+        self.teardown_at: float | None = None  # trio time a teardown cancelled the first write
 
     # -- producer side -------------------------------------------------------------------------
 
@@ -222,6 +228,7 @@ class Rotation:
         except BaseException:
             # The app is being torn down mid-write (Cancelled, or a group of them from a
             # backend's own nursery): the batch must still reach the disk.
+            self._tearing_down()
             if gate.abandon():
                 await self._to_dead_letter(part.kind, part.symbol, part.rows, "cancelled")
             raise
@@ -282,12 +289,31 @@ class Rotation:
             log.error("LOST %d %s rows of %s: dead letter failed too (%s); first write: %s",
                       len(rows), kind, symbol, error, reason)
             self._notify(kind, "lost", len(rows), 0.0)
+            if self.on_lost is not None:
+                try:
+                    self.on_lost(kind, symbol, _as_rows(rows), error)
+                except Exception:
+                    log.exception("recording the loss of %d %s rows of %s failed",
+                                  len(rows), kind, symbol)
 
     def _notify(self, kind: str, outcome: str, rows: int, seconds: float) -> None:
         if self._observe is not None:
             self._observe(kind, outcome, rows, seconds)
 
     # -- shutdown ------------------------------------------------------------------------------
+
+    def _tearing_down(self) -> None:
+        """The first write cancelled by a teardown (a crash): from now on every dump runs at
+        once, without the limiter, and all of them end by one deadline, so the teardown takes
+        ``deadletter_timeout`` whatever the number of busy lanes (issue 11)."""
+        if self.teardown_at is not None:
+            return
+        now = trio.current_time()
+        self.teardown_at = now
+        self._stopping = True
+        self._hard_deadline = min(self._hard_deadline, now + self.deadletter_timeout)
+        for hard in self._dl_scopes:
+            hard.deadline = min(hard.deadline, self._hard_deadline)
 
     @property
     def busy(self) -> int:
@@ -339,3 +365,12 @@ class Rotation:
                         self._to_dead_letter, lane.kind, lane.symbol, spilled, "shutdown"
                     )
         await self._idle.wait()
+
+
+def _as_rows(rows: RowData) -> list[Row]:
+    """Tuples, for the rare path that records a loss (a batch, a frame or already a list)."""
+    if isinstance(rows, list):
+        return rows
+    if isinstance(rows, pl.DataFrame):
+        return rows.rows()
+    return list(rows)

@@ -1,16 +1,24 @@
 """The router: one decoded frame in, rows into lanes and calls into the signal hooks out.
 
-Owns the per-message hot path after the socket: decode, build the row, put it into its lane
-(authoritative rows wait when the lane is full; that wait is the backpressure), feed the signal
-hooks, count what was malformed or unexpected (logged at a limited rate). Never does I/O, never
-checks rotation (old fault 7), never raises for a bad frame.
+Owns the per-message hot path after the socket: decode, check, append the decoded message to
+its lane's columns (no row tuple is built; authoritative rows wait when the lane is full; that
+wait is the backpressure), feed the signal hooks the same message, count what was malformed,
+unexpected or rejected (logged at a limited rate). Never does
+I/O, never checks rotation (old fault 7), never raises for a bad frame.
+
+Per-stream state exists only for subscribed streams (``streams``): a frame naming any other
+stream is unexpected, so a peer cannot grow it or bypass book deduplication with new names.
+Event times are judged against the stream's own recent times (``timeguard.py``): a frame that
+does not fit is held until evidence decides, then routed or quarantined (``rejected``). A failure
+inside one symbol's diff book stays there: that book starts over, other symbols never notice;
+one in a symbol's signal hooks costs only that symbol's derived rows.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -18,6 +26,7 @@ from ..binance.decode import (
     AggTrade,
     BookTicker,
     DepthUpdate,
+    Envelope,
     FrameError,
     decode_frame,
     depth_row,
@@ -28,6 +37,7 @@ from ..kinds import ORDERBOOK, PRICES, Row
 from ..ratelimit import RateLimitedLog
 from .chunks import BadValue
 from .lanes import Lane, Lanes
+from .timeguard import TOLERANCE_MS, TimeGuard
 
 if TYPE_CHECKING:
     from ..binance.booksync import DiffBooks
@@ -37,11 +47,15 @@ log = logging.getLogger("trio_harvest.router")
 
 MIN_EVENT_MS = 1_420_070_400_000  # 2015-01-01: before any market this harvests
 MAX_EVENT_MS = 4_102_444_800_000  # 2100-01-01
+MAX_STREAMS_PER_SYMBOL = 8  # without a subscription list: stream names learned per symbol
+
+Held = tuple[Envelope, int, "str | bytes"]  # a frame waiting for the time guard's verdict
 
 
 class SignalHooks(Protocol):
     """What ingest calls for every record of a symbol (the signal engine implements it): the
-    decoded message on the hot path, a row for books built locally from diffs."""
+    decoded message on the hot path, a row for books built locally from diffs and for rows the
+    repair gate held and then released."""
 
     def on_agg_trade(self, t: AggTrade) -> None: ...
     def on_ticker(self, b: BookTicker, recv_ms: int) -> None: ...
@@ -55,6 +69,10 @@ class RouterStats:
     frames: int = 0
     malformed: int = 0
     unexpected: int = 0
+    rejected: int = 0  # values no column holds or that are not market data; time outliers
+    quarantined: int = 0  # of ``rejected``: held frames that evidence showed did not fit
+    book_errors: int = 0  # failures inside one symbol's diff book (that book starts over)
+    hook_errors: int = 0  # failures of a symbol's signal hooks (its rows are written anyway)
     last_seen: dict[str, float] = field(default_factory=dict)  # stream name -> trio/mono time
 
 
@@ -69,6 +87,7 @@ class Router:
         hooks: dict[str, SignalHooks] | None = None,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         now: Callable[[], float] = time.monotonic,
+        streams: Mapping[str, str] | None = None,
     ) -> None:
         self.lanes = lanes
         self.symbols = frozenset(symbols)
@@ -84,6 +103,12 @@ class Router:
         self._books: dict[str, Lane] = {s: lanes.get(ORDERBOOK, s) for s in symbols}
         self.diff_books: DiffBooks | None = None  # book == "diff": local books (the app sets it)
         self.gate: Repair | None = None  # dedup, agg-id continuity, resumed streams (the app sets it)
+        # stream name -> symbol of every subscribed stream (the app sets it); without one, up to
+        # MAX_STREAMS_PER_SYMBOL names per symbol that start with its lower-case name are learned
+        self.streams: dict[str, str] | None = dict(streams) if streams is not None else None
+        self._learned: dict[str, int] = {}  # symbol -> stream names learned
+        self._known: set[str] = set()  # the names learned
+        self.time_guards: dict[str, TimeGuard[Held]] = {}  # per stream (subscribed or learned)
 
     async def handle(self, frame: str | bytes) -> None:
         """Route one combined-stream frame. Awaits only when an authoritative lane is full."""
@@ -96,19 +121,78 @@ class Router:
             return
         data = env.data
         symbol = data.symbol
-        lanes = self._prices if type(data) is AggTrade else self._books
-        lane = lanes.get(symbol)
-        if lane is None:
-            self._bad("unexpected", f"frame for unsubscribed symbol {symbol!r}", frame)
+        streams = self.streams
+        if streams is not None:  # only subscribed symbols are in it
+            if streams.get(env.stream) != symbol:
+                self._bad("unexpected", f"frame of {symbol[:20]!r} on a stream not subscribed "
+                          f"for it ({env.stream[:60]!r})", frame)
+                return
+        elif symbol not in self.symbols:
+            self._bad("unexpected", f"frame for unsubscribed symbol {symbol[:20]!r}", frame)
+            return
+        elif env.stream not in self._known and not self._learn(env.stream, symbol):
+            self._bad("unexpected", f"frame of {symbol} on an unknown stream "
+                      f"({env.stream[:60]!r})", frame)
             return
         recv_ms = self.wall_ms()
-        ts = data.trade_ms or data.event_ms
-        if ts and not MIN_EVENT_MS <= ts < MAX_EVENT_MS:
-            # a corrupt frame: no date partition can sensibly hold it; never admit it anywhere.
-            # (Deliberately not compared with the local clock: a host whose clock is off must
-            # still harvest.)
-            self._bad("unexpected", f"implausible event time {ts}", frame)
-            return
+        trade_ms = data.trade_ms
+        event_ms = data.event_ms
+        ts = trade_ms or event_ms
+        if ts:
+            if not MIN_EVENT_MS <= ts < MAX_EVENT_MS:
+                # a corrupt frame: no date partition can sensibly hold it; never admit it.
+                # (Deliberately not compared with the local clock: a host whose clock is off
+                # must still harvest.)
+                self._bad("rejected", f"implausible event time {ts}", frame)
+                return
+            if event_ms and trade_ms and not -TOLERANCE_MS <= event_ms - trade_ms <= TOLERANCE_MS:
+                self._bad("rejected", f"trade time T={trade_ms} far from event time "
+                          f"E={event_ms}", frame)
+                return
+            # the time guard's hot path, inlined: the lag fits the reference, nothing is held
+            guard = self.time_guards.get(env.stream)
+            if guard is None:  # a subscribed (or learned, bounded) stream's first frame
+                guard = self.time_guards[env.stream] = TimeGuard()
+            lag = recv_ms - (event_ms or ts)
+            ref = guard.ref
+            if ref is None or guard.held or not -TOLERANCE_MS <= lag - ref <= TOLERANCE_MS:
+                await self._judged(guard, guard.judge(lag, (env, recv_ms, frame)))
+                return
+            guard.ref = lag
+        await self._route(env, recv_ms, frame)
+
+    async def _judged(self, guard: TimeGuard[Held], release: list[Held]) -> None:
+        """Route what the time guard released; count and log what it quarantined."""
+        while guard.quarantined:
+            _, (env, _, frame) = guard.quarantined.pop(0)
+            self.stats.quarantined += 1
+            data = env.data
+            self._bad("rejected", f"quarantined a frame of {data.symbol} whose event time "
+                      f"{data.event_ms or data.trade_ms} does not fit the stream's recent "
+                      "times", frame)
+        for env, recv_ms, frame in release:
+            await self._route(env, recv_ms, frame)
+
+    async def release_held(self) -> None:
+        """At a stop: frames still waiting for the time guard are routed or quarantined."""
+        for guard in self.time_guards.values():
+            await self._judged(guard, guard.release())
+
+    def _learn(self, stream: str, symbol: str) -> bool:
+        if not stream.startswith(symbol.lower() + "@"):
+            return False
+        n = self._learned.get(symbol, 0)
+        if n >= MAX_STREAMS_PER_SYMBOL:
+            return False
+        self._learned[symbol] = n + 1
+        self._known.add(stream)
+        return True
+
+    async def _route(self, env: Envelope, recv_ms: int, frame: str | bytes) -> None:
+        stats = self.stats
+        data = env.data
+        symbol = data.symbol
+        lane = (self._prices if type(data) is AggTrade else self._books)[symbol]
         stats.last_seen[env.stream] = self.now()
         gate = self.gate
         if gate is not None and gate.resuming and env.stream in gate.resuming:
@@ -116,41 +200,98 @@ class Router:
         hook = self.hooks.get(symbol)
         try:
             if type(data) is AggTrade:
-                if gate is not None and not gate.trade(data, recv_ms):
-                    return  # already in prices (a duplicated frame or id, or a handover overlap)
+                if gate is not None:
+                    admitted = gate.trade(data, recv_ms)
+                    if gate.released:  # held trades the stream has just confirmed: first
+                        await self._put_released(gate, lane, hook, trade=True)
+                    if not admitted:
+                        return  # already in prices (a duplicated frame or id, an overlap)
                 if not lane.add_trade(data, recv_ms):
                     await lane.put(trade_row(data, recv_ms))  # full: wait (backpressure)
                 if hook is not None:
-                    hook.on_agg_trade(data)
+                    try:
+                        hook.on_agg_trade(data)
+                    except Exception as exc:  # a preview signal's bug is its symbol's alone
+                        self._hook_failed(symbol, exc)
                 return
             if type(data) is BookTicker:
-                if gate is not None and not gate.book(env.stream, data.update_id):
-                    return
+                if gate is not None:
+                    fast = gate.book_fast(env.stream, data.update_id)
+                    if fast is None:  # not a usual step: the gate may hold it (as a row)
+                        fast = gate.book(env.stream, data.update_id,
+                                         ticker_row(data, recv_ms, self.depth_levels))
+                        if gate.released:  # held messages the stream has just confirmed
+                            await self._put_released(gate, lane, hook, trade=False)
+                    if not fast:
+                        return
                 if not lane.add_ticker(data, recv_ms):
                     await lane.put(ticker_row(data, recv_ms, self.depth_levels))
                 if hook is not None:
-                    hook.on_ticker(data, recv_ms)
+                    try:
+                        hook.on_ticker(data, recv_ms)
+                    except Exception as exc:
+                        self._hook_failed(symbol, exc)
                 return
             if type(data) is DepthUpdate and self.book == "partial":
-                if gate is not None and not gate.book(env.stream, data.update_id):
-                    return
+                if gate is not None:
+                    fast = gate.book_fast(env.stream, data.update_id)
+                    if fast is None:
+                        fast = gate.book(env.stream, data.update_id, depth_row(
+                            data, recv_ms, self.depth_levels, self.depth_source))
+                        if gate.released:
+                            await self._put_released(gate, lane, hook, trade=False)
+                    if not fast:
+                        return
                 if not lane.add_depth(data, recv_ms, self.depth_source):
                     await lane.put(depth_row(data, recv_ms, self.depth_levels, self.depth_source))
                 if hook is not None:
-                    hook.on_depth(data, self.depth_source)
+                    try:
+                        hook.on_depth(data, self.depth_source)
+                    except Exception as exc:
+                        self._hook_failed(symbol, exc)
                 return
         except BadValue as exc:  # a value no column can hold: never admitted anywhere
-            self._bad("malformed", f"{env.stream}: {exc}", frame)
+            self._bad("rejected", f"{env.stream}: {exc}", frame)
             return
         if type(data) is DepthUpdate and self.diff_books is not None:
-            await self.diff_books.on_depth(data, recv_ms, lane, hook)  # rows, gaps, resync
+            try:
+                await self.diff_books.on_depth(data, recv_ms, lane, hook)  # rows, gaps, resync
+            except Exception as exc:  # one symbol's failure is that symbol's: its book restarts
+                stats.book_errors += 1
+                self.diff_books.books[symbol].reset()
+                self._ratelog.log(logging.ERROR, f"book:{symbol}",
+                                  "%s: diff book failed (%s: %s); it resyncs from a snapshot",
+                                  symbol, type(exc).__name__, exc)
             return
         # diff depth is applied to a local book by a later stage
         self._bad("unexpected", "diff depth without a local book", frame)
 
+    def _hook_failed(self, symbol: str, exc: Exception) -> None:
+        """The row is in its lane already; only the symbol's derived signals miss it."""
+        self.stats.hook_errors += 1
+        self._ratelog.log(logging.ERROR, f"hook:{symbol}", "%s: signals failed on a row (%s: %s)",
+                          symbol, type(exc).__name__, exc)
+
+    async def _put_released(self, gate: Repair, lane: Lane, hook: SignalHooks | None, *,
+                            trade: bool) -> None:
+        rows, gate.released = gate.released, []
+        for row in rows:
+            if not lane.put_nowait(row):
+                await lane.put(row)
+            if hook is not None:
+                try:
+                    if trade:
+                        hook.on_trade(row)
+                    else:
+                        hook.on_book(row)
+                except Exception as exc:
+                    self._hook_failed(row[3], exc)
+
     def _bad(self, category: str, message: str, frame: str | bytes) -> None:
         if category == "malformed":
             self.stats.malformed += 1
+        elif category == "rejected":
+            self.stats.rejected += 1
         else:
             self.stats.unexpected += 1
         sample = frame[:160] if isinstance(frame, str) else frame[:160].decode("utf-8", "replace")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
-from ..kinds import Schema
+from ..kinds import Row, Schema
 from .chunks import NAN, BadValue, Builder
 
 if TYPE_CHECKING:
@@ -90,10 +90,39 @@ class TradeBuilder(Shape):
         self.maker.append(t.buyer_maker)
         self.n += 1
 
+    def add_row(self, row: Row) -> None:
+        """A ``prices`` row given as a tuple (backfill, rows the repair gate held)."""
+        ts, event, recv, _symbol, agg_id, price, qty, first, last, maker = row
+        try:
+            self.ts.append(ts)
+            self.event.append(event)
+            self.recv.append(recv)
+            self.agg_id.append(agg_id)
+            self.price.append(price)
+            self.qty.append(qty)
+            self.first.append(first)
+            self.last.append(last)
+            self.maker.append(maker)
+        except (OverflowError, TypeError, ValueError) as exc:
+            self.rollback()
+            raise BadValue(f"prices row: {exc}") from None
+        self.n += 1
+
 
 _BOOK_HEAD = (("ts", "ts_ms", "q"), ("event", "event_ms", "q"), ("recv", "recv_ms", "q"),
               ("source", "source", "s"), ("uid", "update_id", "q"),
               ("first_uid", "first_update_id", "q"), ("prev_uid", "prev_update_id", "q"))
+
+
+def _add_head(b: Any, row: Row) -> None:
+    ts, event, recv, _symbol, source, uid, first_uid, prev_uid = row[:8]
+    b.ts.append(ts)
+    b.event.append(event)
+    b.recv.append(recv)
+    b.uid.append(uid)
+    b.first_uid.append(first_uid)
+    b.prev_uid.append(prev_uid)
+    b.source.append(source)
 
 
 class TickerBuilder(Shape):
@@ -132,6 +161,20 @@ class TickerBuilder(Shape):
         self.bid_sz.append(b.bid_qty)
         self.ask.append(b.ask)
         self.ask_sz.append(b.ask_qty)
+        self.n += 1
+
+    def add_row(self, row: Row) -> None:
+        """An ``orderbook`` row of bookTicker given as a tuple (levels past the first null)."""
+        try:
+            _add_head(self, row)
+            bid, bid_sz, ask, ask_sz = row[8:12]
+            self.bid.append(bid)
+            self.bid_sz.append(bid_sz)
+            self.ask.append(ask)
+            self.ask_sz.append(ask_sz)
+        except (OverflowError, TypeError, ValueError) as exc:
+            self.rollback()
+            raise BadValue(f"orderbook row: {exc}") from None
         self.n += 1
 
 
@@ -181,6 +224,30 @@ class DepthBuilder(Shape):
                 lv.extend(_chain(side))
                 lv.extend(self._pad[: 2 * (n - k)])
                 self.padded = True
+        self.n += 1
+
+    def add_row(self, row: Row) -> None:
+        """An ``orderbook`` row given as a tuple (a local book built from diffs, rows the repair
+        gate held): levels interleaved per level in the tuple, bids then asks here."""
+        n = self.levels
+        levels = row[8:]
+        if len(levels) != 4 * n:
+            raise BadValue(f"orderbook row has {len(levels) // 4} levels, expected {n}")
+        try:
+            _add_head(self, row)
+            lv = self.lv
+            for side in (0, 2):
+                for i in range(n):
+                    px, sz = levels[4 * i + side], levels[4 * i + side + 1]
+                    if px is None or sz is None:
+                        self.padded = True
+                        px = NAN if px is None else px
+                        sz = NAN if sz is None else sz
+                    lv.append(px)
+                    lv.append(sz)
+        except (OverflowError, TypeError, ValueError) as exc:
+            self.rollback()
+            raise BadValue(f"orderbook row: {exc}") from None
         self.n += 1
 
     def rollback(self) -> None:

@@ -112,6 +112,7 @@ class Backfill:
         self._deadline = float("inf")
         self._stopping = False
         self._job_scope: trio.CancelScope | None = None
+        self._finish_scope: trio.CancelScope | None = None
         self._ratelog = RateLimitedLog(log, interval=60.0, clock=trio.current_time)
 
     # -- producer side (sync, from the router) -------------------------------------------------
@@ -170,16 +171,29 @@ class Backfill:
         self._wake.set()
         if self._pending or self._busy:
             self._idle = trio.Event()
-            with trio.move_on_at(deadline + 5.0):
+            with trio.move_on_at(self._deadline + 5.0) as scope:
+                self._finish_scope = scope
                 await self._idle.wait()
+            self._finish_scope = None
         for symbol in list(self._pending):  # the task is not running (or hung): record them here
             job = self._pending.pop(symbol)
             await self._process(job)
+
+    def hurry(self) -> None:
+        """A second stop request: no more requests; what is still missing is recorded as
+        unfilled now, not at the deadline."""
+        now = trio.current_time()
+        self._deadline = min(self._deadline, now)
+        if self._job_scope is not None:
+            self._job_scope.cancel()
+        if self._finish_scope is not None:
+            self._finish_scope.deadline = min(self._finish_scope.deadline, now + 1.0)
 
     # -- one job -------------------------------------------------------------------------------
 
     async def _process(self, job: Job) -> None:
         tracker = self.trackers[job.symbol]
+        job.breaks.sort(key=lambda b: b.first_id)  # ids lost in a write may lie below a break
         breaks = [(b, tracker.missing_in(b.first_id, b.last_id)) for b in job.breaks]
         todo = [b for b, missing in breaks if missing]
         self.stats.healed += len(breaks) - len(todo)

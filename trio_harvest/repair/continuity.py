@@ -5,8 +5,9 @@ bounded memory. A trade tracker keeps the highest ``agg_id`` seen and the short 
 known to be missing below it (opened by a break, closed by late frames or REST backfill): an id
 at or below the highest is new only if it is inside a missing range, so a duplicated frame, a
 duplicated id or the overlap of a connection handover never yields a second row, and no set of
-seen ids is needed. A book tracker keeps the last update id (``u``) of a stream. Pure: no trio,
-no I/O, no clock.
+seen ids is needed. Ids that were admitted but lost on the way to disk can be made missing
+again (``reopen``) for backfill. A book tracker keeps the last update id (``u``) of a stream.
+Lone outlier ids are kept away from both by ``outliers.py``. Pure: no trio, no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -106,6 +107,23 @@ class AggIdTracker:
                 keep.append([hi + 1, b])
         self.missing = keep
         return out
+
+    def reopen(self, lo: int, hi: int) -> None:
+        """Ids ``lo..hi`` were admitted but never reached the disk (their write and its dead
+        letter failed): missing again, so backfill may fetch them (once)."""
+        if self.last_id is None or lo > self.last_id:
+            return
+        hi = min(hi, self.last_id)
+        for a, b in self.missing:
+            if a <= hi and b >= lo:
+                return  # overlaps what is already missing: leave it (never a second copy)
+        i = 0
+        while i < len(self.missing) and self.missing[i][0] < lo:
+            i += 1
+        self.missing.insert(i, [lo, hi])
+        if len(self.missing) > MAX_OPEN_RANGES:
+            a, b = self.missing.pop(0)
+            self.abandoned.append((a, b))
 
     @property
     def missing_ids(self) -> int:

@@ -4,7 +4,10 @@ streams), gaps as data for disconnects and stalls, REST backfill and the connect
 Owns the per-run state of that wiring: one ``AggIdTracker`` per symbol and one ``BookTracker``
 per book stream (``continuity.py``), the streams interrupted by a disconnect and waiting for
 their first frame (``resuming``), the backfill task (``backfill.py``) and the handover connector
-(``handover.py``), and the counters health and the summary read (``RepairStats``). The gate's
+(``handover.py``), and the counters health and the summary read (``RepairStats``). In front of
+each tracker an outlier guard (``outliers.py``) holds a jumping id until the next ids confirm or
+refute it; the rows it holds are kept here, and confirmed ones wait in ``released`` for the
+router. Rows lost on a full disk are recorded and refilled through ``losses.py``. The gate's
 methods are synchronous and O(1) per frame; gap rows go into the authoritative ``gaps`` lane
 (``put_nowait``; if it is momentarily full they wait in a short list that a task drains).
 """
@@ -19,7 +22,7 @@ from typing import Any
 
 import trio
 
-from ..binance.decode import AggTrade
+from ..binance.decode import AggTrade, trade_row
 from ..binance.streams import ConnectionPlan
 from ..config import Config
 from ..ingest.connection import ConnectFn
@@ -28,14 +31,25 @@ from ..ingest.restclient import FetchFn, WeightBudget, http_fetch
 from ..kinds import GAPS, PRICES, Row
 from ..pipeline.lanes import Lanes
 from ..ratelimit import RateLimitedLog
+from . import report
 from .backfill import Backfill
-from .continuity import BREAK, DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker
+from .continuity import BREAK, DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker, Break
 from .gaps import disconnect_reason, gap_row, parse_agg_detail
+from .losses import Losses
+from .outliers import (
+    BOOK_MIN_LIMIT,
+    BOOK_STEP_FACTOR,
+    HELD_DUPLICATE,
+    HOLD,
+    RELEASE,
+    BookIdGuard,
+    TradeIdGuard,
+)
 
 log = logging.getLogger("trio_harvest.repair")
 
 LAG_WEIGHT = 0.02  # EWMA weight of one trade's receipt lag (recv_ms - E)
-SKEW_NOTE_MS = 2000.0  # a mean receipt lag beyond this is reported as clock skew
+LAG_STEP_MS = 1000.0  # a sample is clamped to the estimate ± this: one outlier cannot drag it
 
 
 @dataclass(slots=True)
@@ -51,7 +65,9 @@ class Interruption:
 class RepairStats:
     trade_duplicates: int = 0  # aggTrades dropped: agg_id already in prices
     trade_implausible: int = 0  # aggTrades dropped: an agg_id jump no exchange makes
+    trade_quarantined: int = 0  # aggTrades held for an id jump that the next ones refuted
     book_duplicates: int = 0  # book messages dropped: update id not newer
+    book_quarantined: int = 0  # book messages held for an id jump that the next ones refuted
     gaps: dict[str, int] = field(default_factory=dict)  # gap rows by reason
     last_unfilled_at: float | None = None  # trio time
     lag_ms: float | None = None  # mean recv_ms - E over recent trades (latency + clock skew)
@@ -74,7 +90,15 @@ class Repair:
         self.stats = RepairStats()
         self._ratelog = RateLimitedLog(log, interval=60.0)
         self.trackers = {s: AggIdTracker() for s in config.symbols}
-        self.books: dict[str, BookTracker] = {}
+        self.books: dict[str, BookTracker] = {}  # one per subscribed book stream (router checks)
+        # issue 11: a lone outlier id is held until the next ids confirm or refute it
+        self.trade_guards = {s: TradeIdGuard(t) for s, t in self.trackers.items()}
+        self.book_guards: dict[str, BookIdGuard] = {}
+        self._held_trades: dict[str, dict[int, Row]] = {s: {} for s in config.symbols}
+        self._held_books: dict[str, dict[int, Row]] = {}
+        self.released: list[Row] = []  # confirmed held rows: the router puts them, then the frame
+        self.resume_unreadable: dict[str, list[str]] = {}  # symbols not resumed (the app sets it)
+        self.losses = Losses(self._reopen)  # written as gaps once writes succeed (issue 11)
         self.resuming: dict[str, Interruption] = {}
         self.last_seen: Mapping[str, float] = {}  # the router's (stream -> trio time)
         self._gap_backlog: list[Row] = []
@@ -95,9 +119,46 @@ class Repair:
     # -- the router's gate (synchronous, per frame) --------------------------------------------
 
     def trade(self, t: AggTrade, recv_ms: int) -> bool:
-        """False for a trade already in ``prices``. A jump in ids queues a backfill."""
-        tracker = self.trackers[t.symbol]
-        verdict = tracker.admit(t.agg_id, t.trade_ms)
+        """False for a trade already in ``prices`` (or held, or quarantined). A jump in ids is
+        held until the next trade confirms it (``outliers.py``); confirmed rows wait in
+        ``released`` for the router, before this trade. A break queues a backfill."""
+        symbol = t.symbol
+        guard = self.trade_guards[symbol]
+        last = guard.tracker.last_id
+        if last is not None and t.agg_id == last + 1 and not guard.held:  # the hot path
+            guard.tracker.admit(t.agg_id, t.trade_ms)
+            lag = self.stats.lag_ms
+            d: float = recv_ms - t.event_ms
+            if lag is None:
+                self.stats.lag_ms = d
+            else:  # one odd sample moves the estimate by a bounded step, never far
+                d = min(max(d, lag - LAG_STEP_MS), lag + LAG_STEP_MS)
+                self.stats.lag_ms = lag + (d - lag) * LAG_WEIGHT
+            return True
+        offer = guard.offer(t.agg_id)
+        if offer:
+            if offer == HOLD:
+                self._held_trades[symbol][t.agg_id] = trade_row(t, recv_ms)
+                self._quarantine_trades(symbol)
+                return False
+            if offer == HELD_DUPLICATE:
+                self.stats.trade_duplicates += 1
+                return False
+            if offer == RELEASE:
+                held = self._held_trades[symbol]
+                for agg_id in guard.released:
+                    row = held.pop(agg_id)
+                    if self._admit_trade(symbol, agg_id, row[0], row[1], row[2]):
+                        self.released.append(row)
+                guard.released.clear()
+        if guard.quarantined:
+            self._quarantine_trades(symbol)
+        return self._admit_trade(symbol, t.agg_id, t.trade_ms, t.event_ms, recv_ms)
+
+    def _admit_trade(self, symbol: str, agg_id: int, ts_ms: int, event_ms: int,
+                     recv_ms: int) -> bool:
+        tracker = self.trackers[symbol]
+        verdict = tracker.admit(agg_id, ts_ms)
         if verdict == DUPLICATE:
             self.stats.trade_duplicates += 1
             return False
@@ -105,25 +166,113 @@ class Repair:
             self.stats.trade_implausible += 1
             self._ratelog.log(logging.WARNING, "implausible agg_id",
                               "%s: ignored a trade with an implausible agg_id %d (last %s)",
-                              t.symbol, t.agg_id, tracker.last_id)
+                              symbol, agg_id, tracker.last_id)
             return False
         if verdict == BREAK:
             assert tracker.last_break is not None
-            self.backfill.request(t.symbol, tracker.last_break)
+            self.backfill.request(symbol, tracker.last_break)
         lag = self.stats.lag_ms
-        d = recv_ms - t.event_ms
+        d: float = recv_ms - event_ms
+        if lag is not None:  # one odd sample moves the estimate by a bounded step, never far
+            d = min(max(d, lag - LAG_STEP_MS), lag + LAG_STEP_MS)
         self.stats.lag_ms = d if lag is None else lag + (d - lag) * LAG_WEIGHT
         return True
 
-    def book(self, stream: str, update_id: int) -> bool:
-        """False for a book message that is not newer than the stream's last one."""
-        tracker = self.books.get(stream)
-        if tracker is None:
+    def _quarantine_trades(self, symbol: str) -> None:
+        guard = self.trade_guards[symbol]
+        held = self._held_trades[symbol]
+        for agg_id in guard.quarantined:
+            held.pop(agg_id, None)
+            self.stats.trade_quarantined += 1
+            self._ratelog.log(logging.WARNING, "quarantined agg_id",
+                              "%s: quarantined a trade with agg_id %d: the stream's next ids "
+                              "did not confirm it (last %s)", symbol, agg_id,
+                              self.trackers[symbol].last_id)
+        guard.quarantined.clear()
+
+    def book_fast(self, stream: str, update_id: int) -> bool | None:
+        """``book``'s hot path with no row: True for the usual step forward on a stream with
+        nothing held, None when ``book`` must judge it (and may hold the message's row)."""
+        guard = self.book_guards.get(stream)
+        if guard is None or guard.held:
+            return None
+        tracker = guard.tracker
+        last = tracker.last_u
+        d = update_id - last
+        if last >= 0 and 0 < d <= guard.limit:
+            tracker.last_u = update_id  # (what BookTracker.admit does for a newer id)
+            step = guard.step + (d - guard.step) * 0.0625
+            guard.step = step
+            limit = step * BOOK_STEP_FACTOR
+            guard.limit = limit if limit > BOOK_MIN_LIMIT else BOOK_MIN_LIMIT
+            return True
+        return None
+
+    def book(self, stream: str, update_id: int, row: Row | None = None) -> bool:
+        """False for a book message that is not newer than the stream's last one (or held, or
+        quarantined). Confirmed held rows wait in ``released`` for the router."""
+        guard = self.book_guards.get(stream)
+        if guard is not None and not guard.held:  # the hot path: a usual step forward
+            tracker = guard.tracker
+            last = tracker.last_u
+            d = update_id - last
+            if last >= 0 and 0 < d <= guard.limit:
+                tracker.last_u = update_id  # (what BookTracker.admit does for a newer id)
+                step = guard.step + (d - guard.step) * 0.0625
+                guard.step = step
+                limit = step * BOOK_STEP_FACTOR
+                guard.limit = limit if limit > BOOK_MIN_LIMIT else BOOK_MIN_LIMIT
+                return True
+        if guard is None:
             tracker = self.books[stream] = BookTracker()
-        if tracker.admit(update_id):
+            guard = self.book_guards[stream] = BookIdGuard(tracker)
+            self._held_books[stream] = {}
+        offer = guard.offer(update_id)
+        if offer:
+            held = self._held_books[stream]
+            if offer == HOLD:
+                if row is not None:
+                    held[update_id] = row
+            elif offer == RELEASE:
+                for u in guard.released:
+                    old = held.pop(u, None)
+                    if guard.tracker.admit(u) and old is not None:
+                        self.released.append(old)
+                guard.released.clear()
+            if guard.quarantined:
+                self._quarantine_books(stream)
+            if offer != RELEASE:
+                if offer == HELD_DUPLICATE:
+                    self.stats.book_duplicates += 1
+                return False
+        elif guard.quarantined:
+            self._quarantine_books(stream)
+        if guard.tracker.admit(update_id):
             return True
         self.stats.book_duplicates += 1
         return False
+
+    def _quarantine_books(self, stream: str) -> None:
+        guard = self.book_guards[stream]
+        held = self._held_books[stream]
+        for u in guard.quarantined:
+            held.pop(u, None)
+            self.stats.book_quarantined += 1
+            self._ratelog.log(logging.WARNING, "quarantined update id",
+                              "%s: quarantined a book message with update id %d: the stream's "
+                              "next ids did not confirm it (last %d)", stream, u,
+                              guard.tracker.last_u)
+        guard.quarantined.clear()
+
+    def give_up_held(self) -> None:
+        """At a stop: ids still held were never confirmed; they are quarantined (a restart
+        resumes below a quarantined trade and backfills it)."""
+        for symbol, tguard in self.trade_guards.items():
+            tguard.give_up()
+            self._quarantine_trades(symbol)
+        for stream, bguard in self.book_guards.items():
+            bguard.give_up()
+            self._quarantine_books(stream)
 
     def resumed(self, stream: str, recv_ms: int) -> None:
         """The first frame of an interrupted stream: its gap row (start: its last frame before
@@ -150,6 +299,19 @@ class Repair:
             start = now_ms - max(0, int((now_t - last) * 1000))
             self.resuming[spec.name] = Interruption(spec.symbol, start, reason, error)
 
+    def on_lost(self, kind: str, symbol: str, rows: list[Row], error: str) -> None:
+        """Rows that neither their write nor the dead letter took (rotation calls it)."""
+        if symbol in self.trackers:
+            self.losses.on_lost(kind, symbol, rows, error)
+
+    def _emit_losses(self) -> None:
+        for row in self.losses.emit():
+            self._gap_now(row)
+
+    def _reopen(self, symbol: str, lo: int, hi: int, start_ms: int, end_ms: int) -> None:
+        self.trackers[symbol].reopen(lo, hi)
+        self.backfill.request(symbol, Break(lo, hi, start_ms, end_ms))
+
     async def put_gap(self, row: Row) -> None:
         self._count(row)
         await self.lanes.get(GAPS, row[1]).put(row)
@@ -170,6 +332,9 @@ class Repair:
     async def finish(self, seconds: float) -> None:
         """Before the final flush (ingest has stopped): finish or record every pending backfill
         within ``seconds``, and close the intervals of streams that never resumed."""
+        self.give_up_held()
+        if self.losses.pending:  # the final flush may write what could not be written before
+            self._emit_losses()
         await self.backfill.finish(trio.current_time() + seconds)
         now_ms = self.wall_ms()
         for stream, gap in list(self.resuming.items()):
@@ -181,56 +346,11 @@ class Repair:
     # -- reporting -----------------------------------------------------------------------------
 
     def as_dict(self) -> dict[str, Any]:
-        st = self.stats
-        return {
-            "gaps": dict(sorted(st.gaps.items())),
-            "trade_duplicates_dropped": st.trade_duplicates,
-            "book_duplicates_dropped": st.book_duplicates,
-            "late_trades": sum(t.late for t in self.trackers.values()),
-            "interrupted_streams": len(self.resuming),
-            "missing_ids_open": sum(t.missing_ids for t in self.trackers.values()),
-            "receipt_lag_ms": None if st.lag_ms is None else round(st.lag_ms, 1),
-            "backfill": self.backfill.stats.as_dict(),
-            "backfill_weight_spent": self.budget.spent,
-            "handover": self.connector.stats.as_dict(),
-        }
+        return report.as_dict(self)
 
     def findings(self, now: float) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
         """(problems, notes) for health, as (code, subject, message)."""
-        problems: list[tuple[str, str, str]] = []
-        notes: list[tuple[str, str, str]] = []
-        st, bf = self.stats, self.backfill.stats
-        recent = st.last_unfilled_at is not None and now - st.last_unfilled_at < 600.0
-        if recent:
-            problems.append(("gaps_unfilled", "prices",
-                             f"{bf.unfilled_ids} agg ids could not be backfilled (recorded in "
-                             f"gaps; last {now - (st.last_unfilled_at or now):.0f}s ago)"))
-        if st.gaps:
-            by = ", ".join(f"{r} {n}" for r, n in sorted(st.gaps.items()))
-            notes.append(("gaps", "gaps", f"gaps recorded: {by}; backfill wrote {bf.rows} trades "
-                          f"({bf.requests} requests, {bf.rate_limited} rate-limited)"))
-        waiting = sum(t.missing_ids for t in self.trackers.values())
-        if waiting:
-            notes.append(("backfill_waiting", "prices",
-                          f"{waiting} agg ids missing, waiting for backfill "
-                          f"({bf.rate_limited} answers so far were 429/418)"))
-        if self.resuming:
-            notes.append(("interrupted", "streams",
-                          f"{len(self.resuming)} streams interrupted, waiting to resume"))
-        dups = st.trade_duplicates + st.book_duplicates
-        if dups:
-            notes.append(("duplicates", "streams",
-                          f"duplicates dropped: {st.trade_duplicates} trades, "
-                          f"{st.book_duplicates} book messages"))
-        if st.lag_ms is not None and abs(st.lag_ms) > SKEW_NOTE_MS:
-            notes.append(("clock_skew", "exchange",
-                          f"trades arrive {st.lag_ms / 1000:+.1f}s after their event time on "
-                          f"average: the exchange's clock and ours disagree (or latency is high)"))
-        ho = self.connector.stats
-        if ho.handovers or ho.failures:
-            notes.append(("handover", "connections",
-                          f"{ho.handovers} connection handovers ({ho.failures} failed attempts)"))
-        return problems, notes
+        return report.findings(self, now)
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -255,6 +375,8 @@ class Repair:
     async def _drain_backlog(self) -> None:
         while True:
             await trio.sleep(0.25)
+            if self.losses.due():
+                self._emit_losses()
             await self._flush_backlog()
 
     async def _flush_backlog(self) -> None:

@@ -1,6 +1,7 @@
 """The ``gaps`` kind: what a row means, how it is built, and how its detail is read back.
 
-Owns the reasons (``disconnect``, ``stall``, ``agg-id break``, ``book sequence break``) and the
+Owns the reasons (``disconnect``, ``stall``, ``agg-id break``, ``book sequence break``, ``write
+lost``: rows that neither their write nor the dead letter could take) and the
 detail text of agg-id rows, which carries the id range and whether REST backfill repaired it:
 
 - ``agg_id 101..105 (5 ids): filled`` — the ids were missing on the stream and backfill wrote
@@ -23,7 +24,8 @@ DISCONNECT = "disconnect"
 STALL = "stall"
 AGG_ID_BREAK = "agg-id break"
 BOOK_SEQUENCE_BREAK = "book sequence break"  # the wording diffbook.py uses too
-REASONS = (DISCONNECT, STALL, AGG_ID_BREAK, BOOK_SEQUENCE_BREAK)
+WRITE_LOST = "write lost"
+REASONS = (DISCONNECT, STALL, AGG_ID_BREAK, BOOK_SEQUENCE_BREAK, WRITE_LOST)
 
 FILLED = "filled"
 UNFILLED = "unfilled"

@@ -2,16 +2,22 @@
 dataset or waiting in the dead letter), so a restarted harvester can continue agg-id continuity
 and backfill what it missed while it was down instead of leaving an unrecorded hole.
 
-Owns the reading of that one number per symbol. Blocking (run it in a thread); reads only the
-latest date partition of each symbol (on local disk or through an object store's listing) and the
-dead-letter ``prices`` files; never writes.
+Owns the reading of that one number per symbol. Blocking (run it in a thread); reads (on local
+disk, or through an object store's listing) the latest date partition of each symbol that is not
+in the future by the host's clock (ids grow with time,
+so it holds the highest real id), every partition dated later than that (one trade dated in the
+future must not hide the others, nor its id be taken for theirs), and the dead-letter ``prices``
+files; so the cost stays that of about one day whatever the dataset's age. Never writes. It never
+silently skips what it cannot read: a symbol with an unreadable file is not seeded at all (a
+seed below the true last id would make backfill write ids that are already there) and the file
+is reported in ``unreadable``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
+import time
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
@@ -29,50 +35,86 @@ _line = msgspec.json.Decoder(dict[str, object])
 _COLUMNS = {"agg_id": pl.Int64, "ts_ms": pl.Int64}
 log = logging.getLogger("trio_harvest.resume")
 
+Seed = tuple[int, int]  # (agg_id, its ts_ms)
 
-def last_written(data: Path | Store, deadletter_dir: Path,
-                 symbols: tuple[str, ...]) -> dict[str, tuple[int, int]]:
-    """``{symbol: (last agg_id, its ts_ms)}`` for the symbols that have any trades on disk.
-    ``data`` is the dataset's folder, or a store (``LocalStore`` or ``S3Store``)."""
+
+def last_written(data: Path | Store, deadletter_dir: Path, symbols: tuple[str, ...],
+                 unreadable: dict[str, list[str]] | None = None,
+                 today: str | None = None) -> dict[str, Seed]:
+    """``{symbol: (last agg_id, its ts_ms)}`` for the symbols that have any trades on disk and
+    whose files could all be read; the others' unreadable files go into ``unreadable``.
+    ``data`` is the dataset's folder, or a store (``LocalStore`` or ``S3Store``). ``today``
+    (``YYYY-MM-DD``, UTC; default: the host's clock) tells dates in the future."""
+    if today is None:
+        today = time.strftime("%Y-%m-%d", time.gmtime())
     if not isinstance(data, Path):
         root = getattr(data, "root", None)
         data = root if isinstance(root, Path) else data
-    out: dict[str, tuple[int, int]] = {}
+    out: dict[str, Seed] = {}
     for symbol in symbols:
-        best = (_from_dataset(data, symbol) if isinstance(data, Path)
-                else _from_store(data, symbol))
-        for candidate in _from_deadletter(deadletter_dir, symbol):
+        bad: list[str] = []
+        best = (_from_dataset(data, symbol, bad, today) if isinstance(data, Path)
+                else _from_store(data, symbol, bad, today))
+        for candidate in _from_deadletter(deadletter_dir, symbol, bad):
             if best is None or candidate[0] > best[0]:
                 best = candidate
+        if bad:
+            if unreadable is not None:
+                unreadable[symbol] = bad
+            continue
         if best is not None:
             out[symbol] = best
     return out
 
 
-def _from_dataset(data_dir: Path, symbol: str) -> tuple[int, int] | None:
-    dirs = sorted(data_dir.glob(f"date=*/symbol={symbol}/kind={PRICES}"))
-    for directory in reversed(dirs):  # the latest date that has a readable file
-        with contextlib.suppress(Exception):  # an unreadable file: `inspect` reports it
-            files = local_live(directory, strict=False)
-            if not files:
+def _last_of(files: list[str]) -> Seed | None:
+    # per-kind and first-version (union-schema) files alike: only these two columns
+    row = (pl.scan_parquet(files, schema=_COLUMNS, missing_columns="insert",
+                           extra_columns="ignore")
+           .sort("agg_id").tail(1).collect())
+    return (int(row["agg_id"][0]), int(row["ts_ms"][0])) if row.height else None
+
+
+def _from_dataset(data_dir: Path, symbol: str, bad: list[str], today: str) -> Seed | None:
+    dirs = sorted(data_dir.glob(f"date=*/symbol={symbol}/kind={PRICES}"), reverse=True)
+    best: Seed | None = None
+    for directory in dirs:  # latest first
+        date = directory.parent.parent.name.removeprefix("date=")
+        files = sorted(str(p) for p in local_live(directory, strict=False))
+        seed = _last_in(files, bad) if files else None
+        if seed is not None and (best is None or seed[0] > best[0]):
+            best = seed
+        if date <= today and (seed is not None or any(f in b for f in files for b in bad)):
+            break  # the latest day that is not in the future: older days hold lower ids
+    return best
+
+
+def _last_in(files: list[str], bad: list[str]) -> Seed | None:
+    try:
+        return _last_of(files)  # one scan: the usual case
+    except Exception:  # find which files cannot be read; the rest still count
+        best: Seed | None = None
+        for f in files:
+            try:
+                seed = _last_of([f])
+            except Exception as exc:
+                bad.append(f"{f}: {type(exc).__name__}: {str(exc)[:120]}")
                 continue
-            # per-kind and first-version (union-schema) files alike: only these two columns
-            row = (pl.scan_parquet(files, schema=_COLUMNS, missing_columns="insert",
-                                   extra_columns="ignore")
-                   .sort("agg_id").tail(1).collect())
-            if row.height:
-                return int(row["agg_id"][0]), int(row["ts_ms"][0])
-    return None
+            if seed is not None and (best is None or seed[0] > best[0]):
+                best = seed
+        return best
 
 
-def _from_store(store: Store, symbol: str) -> tuple[int, int] | None:
-    """The same as ``_from_dataset`` through a store's listing (an object store has no glob)."""
+def _from_store(store: Store, symbol: str, bad: list[str], today: str) -> Seed | None:
+    """``_from_dataset`` through a store's listing (an object store has no glob). An unreachable
+    bucket: harvest anyway, without the resume point (logged)."""
     children = getattr(store, "children", None)
     try:
         dates = sorted(children(None)) if children is not None else []
-    except OSError as exc:  # the bucket is away: harvest anyway, without the resume point
+    except OSError as exc:
         log.warning("%s: cannot read where it left off (%s); continuing without it", symbol, exc)
         return None
+    best: Seed | None = None
     for date in reversed([d for d in dates if d.startswith("date=")]):
         try:
             rels = sorted(store.list(PurePath(date, f"symbol={symbol}", f"kind={PRICES}"),
@@ -80,20 +122,25 @@ def _from_store(store: Store, symbol: str) -> tuple[int, int] | None:
         except OSError as exc:
             log.warning("%s: cannot list %s (%s); continuing without it", symbol, date, exc)
             return None
-        frames = []
+        seed: Seed | None = None
         for rel in rels:
-            with contextlib.suppress(Exception):  # an unreadable file: `inspect` reports it
-                frames.append(pl.read_parquet(io.BytesIO(store.read_bytes(rel)),
-                                              columns=["agg_id", "ts_ms"]))
-        if frames:
-            row = pl.concat(frames).sort("agg_id").tail(1)
-            if row.height:
-                return int(row["agg_id"][0]), int(row["ts_ms"][0])
-    return None
+            try:
+                row = (pl.read_parquet(io.BytesIO(store.read_bytes(rel)))
+                       .select("agg_id", "ts_ms").sort("agg_id").tail(1))
+            except Exception as exc:
+                bad.append(f"{rel}: {type(exc).__name__}: {str(exc)[:120]}")
+                continue
+            if row.height and (seed is None or int(row["agg_id"][0]) > seed[0]):
+                seed = (int(row["agg_id"][0]), int(row["ts_ms"][0]))
+        if seed is not None and (best is None or seed[0] > best[0]):
+            best = seed
+        if date.removeprefix("date=") <= today and (seed is not None or bad):
+            break  # the latest day that is not in the future
+    return best
 
 
-def _from_deadletter(deadletter_dir: Path, symbol: str) -> list[tuple[int, int]]:
-    found: list[tuple[int, int]] = []
+def _from_deadletter(deadletter_dir: Path, symbol: str, bad: list[str]) -> list[Seed]:
+    found: list[Seed] = []
     folder = deadletter_dir / PRICES
     if not folder.is_dir():
         return found
@@ -101,15 +148,22 @@ def _from_deadletter(deadletter_dir: Path, symbol: str) -> list[tuple[int, int]]
         parsed = parse_deadletter_name(path.name)
         if parsed is None or parsed[0] != symbol:
             continue
-        best: tuple[int, int] | None = None
-        with contextlib.suppress(OSError):
-            for line in path.read_bytes().splitlines():
-                with contextlib.suppress(msgspec.DecodeError):
-                    rec = _line.decode(line)
-                    agg, ts = rec.get("agg_id"), rec.get("ts_ms")
-                    if isinstance(agg, int) and isinstance(ts, int) and (
-                            best is None or agg > best[0]):
-                        best = (agg, ts)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue  # recovered meanwhile: its rows are in the dataset now
+        except OSError as exc:
+            bad.append(f"{path}: {type(exc).__name__}: {exc}")
+            continue
+        best: Seed | None = None
+        for line in data.splitlines():
+            try:
+                rec = _line.decode(line)
+            except msgspec.DecodeError:
+                continue  # a bad line: recovery sets it aside; it holds no trade to resume from
+            agg, ts = rec.get("agg_id"), rec.get("ts_ms")
+            if isinstance(agg, int) and isinstance(ts, int) and (best is None or agg > best[0]):
+                best = (agg, ts)
         if best is not None:
             found.append(best)
     return found

@@ -24,6 +24,9 @@ class Loaded:
     bad: list[tuple[int, str, bytes]] = field(default_factory=list)  # line number, reason, raw
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _check_value(name: str, dtype: Any, value: Any) -> Any:
     if value is None:
         if name == "ts_ms":
@@ -32,11 +35,16 @@ def _check_value(name: str, dtype: Any, value: Any) -> Any:
     if dtype == pl.Int64:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{name} is not an integer ({value!r})")
+        if not INT64_MIN <= value <= INT64_MAX:  # would fail the whole file's write, every time
+            raise ValueError(f"{name} does not fit in 64 bits ({str(value)[:40]})")
         return value
     if dtype == pl.Float64:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{name} is not a number ({value!r})")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # a huge integer in a float column
+            raise ValueError(f"{name} is too large for a float ({str(value)[:40]})") from None
     if dtype == pl.Boolean:
         if not isinstance(value, bool):
             raise ValueError(f"{name} is not true/false ({value!r})")

@@ -4,11 +4,14 @@ NDJSON, each in a worker thread.
 Owns thread hand-off (``abandon_on_cancel=True``, so a caller's cancel scope can time a write
 out) and the cap on abandoned-but-still-running threads, so a hung disk cannot pile up threads
 and the rows they hold. Never retries, never re-queues anything into memory (old fault 4), never
-decides what a failure means: that is rotation's job.
+decides what a failure means: that is rotation's job. One row that its columns cannot hold
+never fails its batch: the batch is written without it and the row is set aside in the dead
+letter's ``_rejected/`` folder with its reason (``rowcheck.py``).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -18,11 +21,15 @@ from typing import BinaryIO
 
 import trio
 
-from ..kinds import Schema
+from ..kinds import Row, Schema
 from .backends import Store
+from .backlog import REJECTED_DIR
 from .encoding import encode_ndjson, write_parquet
 from .gate import PublishGate
 from .partitions import Partition, RowData, deadletter_name, part_name, unique_token
+from .rowcheck import ENCODE_ERRORS, rejected_ndjson, split_rows
+
+log = logging.getLogger("trio_harvest.writer")
 
 
 class StorageStuck(OSError):
@@ -56,6 +63,7 @@ class Writer:
         self._running = 0
         self._stuck: dict[int, int] = {}
         self._lock = threading.Lock()
+        self.rows_rejected = 0  # rows set aside because their columns cannot hold them
 
     @property
     def threads_running(self) -> int:
@@ -65,10 +73,43 @@ class Writer:
         schema = self.schema_of(part.kind)
         meta = self.metadata_of(part.kind)
         rel = part.directory() / part_name(part.first_ts, part.last_ts, unique)
-        size = await self._in_thread(
-            self.data, rel, lambda fh: write_parquet(fh, schema, part.rows, meta), gate
-        )
-        return Written(rel, part.n, size)
+        rejected: list[tuple[Row, str]] = []
+
+        def produce(fh: BinaryIO) -> None:
+            try:
+                write_parquet(fh, schema, part.rows, meta)
+            except ENCODE_ERRORS:
+                if not isinstance(part.rows, list):
+                    raise  # a lane's batch: its values were checked when they were appended
+                good, bad = split_rows(schema, part.rows)
+                if not bad or fh.tell():
+                    raise  # not a bad row (or bytes already out): the batch's failure
+                rejected.extend(bad)
+                write_parquet(fh, schema, good, meta)
+
+        size = await self._in_thread(self.data, rel, produce, gate)
+        if rejected:
+            await self._set_aside(part.kind, part.symbol, rejected)
+        return Written(rel, part.n - len(rejected), size)
+
+    async def _set_aside(self, kind: str, symbol: str, bad: list[tuple[Row, str]]) -> None:
+        """Rows no column holds: into ``_rejected/``, never back into a batch. If even that
+        fails they are only logged (they are not data a reader could use)."""
+        self.rows_rejected += len(bad)
+        rel = PurePath(REJECTED_DIR, kind, deadletter_name(symbol, self.wall_ms(), len(bad),
+                                                           unique_token()))
+        payload = rejected_ndjson(kind, symbol, bad)
+
+        def produce(fh: BinaryIO) -> None:
+            fh.write(payload)
+
+        log.warning("%s/%s: %d rows their columns cannot hold were set aside in %s (first: %s)",
+                    kind, symbol, len(bad), rel, bad[0][1])
+        try:
+            await self._in_thread(self.deadletter_store, rel, produce, PublishGate())
+        except Exception as exc:
+            log.error("%s/%s: could not set aside %d bad rows (%s: %s): %s", kind, symbol,
+                      len(bad), type(exc).__name__, exc, payload[:400])
 
     async def dead_letter(
         self, kind: str, symbol: str, rows: RowData, gate: PublishGate
