@@ -2,14 +2,14 @@
 and signal updates.
 
 The harvester is built exactly as ``run`` builds it (``Harvester(Config)``: router, repair gate,
-signal engines, lanes) and ``Router.handle`` is called for every frame of a pre-generated stream
-from the simulator's own market model and wire encoders (aggTrade, depth20@100ms, bookTicker;
-the realistic mix). Frames are generated before timing starts; lanes are drained between timed
-batches (rotation's cost is not the loop's: it is measured by ``throughput.py``), with watermarks
-large enough that no producer ever waits. Timed: process CPU time per frame (``time.process_time``,
-the garbage collector on, as in the harvester; ``--no-gc`` turns it off),
-median of ``--repeat`` passes over the same frames (a fresh harvester each pass, so dedup never
-drops a repeat).
+signal engines, lanes) and ``Router.feed`` (what the connection loop calls) is called for every
+frame of a pre-generated stream from the simulator's own market model and wire encoders
+(aggTrade, depth20@100ms, bookTicker; the realistic mix). Frames are generated before timing
+starts; lanes are drained between timed batches (rotation's cost is not the loop's: it is
+measured by ``throughput.py``), with watermarks large enough that no producer ever waits.
+Timed: process CPU time per frame (``time.process_time``, the garbage collector on, as in the
+harvester; ``--no-gc`` turns it off), median of ``--repeat`` passes over the same frames (a
+fresh harvester each pass, so dedup never drops a repeat).
 
 Target: ``us_per_frame`` ≤ 8.
 
@@ -61,20 +61,22 @@ def frames_for(symbols: tuple[str, ...], n: int, rate: float) -> list[str]:
 
 
 def one_pass(symbols: tuple[str, ...], frames: list[str], data_dir: Path) -> float:
-    """CPU seconds spent in ``Router.handle`` over all ``frames`` (lane drains excluded)."""
+    """CPU seconds spent in ``Router.feed`` over all ``frames`` (lane drains excluded)."""
     h = build(symbols, data_dir)
     spent = 0.0
 
     async def main() -> None:
         nonlocal spent
-        handle = h.router.handle
+        feed = h.router.feed  # what the connection loop calls for every frame
         for i in range(0, len(frames), BATCH):
             batch = frames[i:i + BATCH]
             if not KEEP_GC:
                 gc.disable()
             t0 = time.process_time()
             for frame in batch:
-                await handle(frame)
+                waiting = feed(frame)
+                if waiting is not None:
+                    await waiting
             spent += time.process_time() - t0
             gc.enable()
             for lane in h.lanes:  # what rotation would take; not the loop's cost

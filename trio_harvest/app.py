@@ -207,7 +207,7 @@ class Harvester:
                     plans,
                     base_url,
                     self._connect,
-                    self.router.handle,
+                    self.router.feed,
                     stall_timeout=cfg.stall_timeout,
                     backoff_initial=cfg.backoff_initial,
                     backoff_max=cfg.backoff_max,

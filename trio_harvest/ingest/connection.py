@@ -27,7 +27,8 @@ __all__ = ["RECOVERABLE", "ConnectFn", "Connection", "MessageSource", "websocket
 
 log = logging.getLogger("trio_harvest.ingest")
 
-FrameHandler = Callable[[str | bytes], Awaitable[None]]
+# an async handler, or a synchronous one that returns what to await only when it must wait
+FrameHandler = Callable[[str | bytes], "Awaitable[None] | None"]
 DisconnectHook = Callable[[ConnectionPlan, str], Awaitable[None]]
 
 
@@ -165,7 +166,9 @@ class Connection:
                     while True:  # per frame: no clock read, no scope, no allocation of ours
                         st.frames += 1
                         self._handling = True
-                        await handle(frame)
+                        waiting = handle(frame)  # a coroutine, or None when nothing waits
+                        if waiting is not None:
+                            await waiting
                         self._handling = False
                         frame = await get()
             return self._ended_by

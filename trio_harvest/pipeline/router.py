@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..binance.decode import (
     AggTrade,
@@ -112,13 +112,21 @@ class Router:
 
     async def handle(self, frame: str | bytes) -> None:
         """Route one combined-stream frame. Awaits only when an authoritative lane is full."""
+        waiting = self.feed(frame)
+        if waiting is not None:
+            await waiting
+
+    def feed(self, frame: str | bytes) -> Coroutine[Any, Any, None] | None:
+        """``handle`` without a coroutine per frame: routes the frame and returns None, or the
+        coroutine to await when it must wait (a full lane, the time guard's verdict, rows the
+        repair gate released, a diff book). The connection loop calls this one."""
         stats = self.stats
         stats.frames += 1
         try:
             env = decode_frame(frame)
         except FrameError as exc:
             self._bad(exc.category, str(exc), frame)
-            return
+            return None
         data = env.data
         symbol = data.symbol
         streams = self.streams
@@ -126,14 +134,14 @@ class Router:
             if streams.get(env.stream) != symbol:
                 self._bad("unexpected", f"frame of {symbol[:20]!r} on a stream not subscribed "
                           f"for it ({env.stream[:60]!r})", frame)
-                return
+                return None
         elif symbol not in self.symbols:
             self._bad("unexpected", f"frame for unsubscribed symbol {symbol[:20]!r}", frame)
-            return
+            return None
         elif env.stream not in self._known and not self._learn(env.stream, symbol):
             self._bad("unexpected", f"frame of {symbol} on an unknown stream "
                       f"({env.stream[:60]!r})", frame)
-            return
+            return None
         recv_ms = self.wall_ms()
         trade_ms = data.trade_ms
         event_ms = data.event_ms
@@ -144,11 +152,11 @@ class Router:
                 # (Deliberately not compared with the local clock: a host whose clock is off
                 # must still harvest.)
                 self._bad("rejected", f"implausible event time {ts}", frame)
-                return
+                return None
             if event_ms and trade_ms and not -TOLERANCE_MS <= event_ms - trade_ms <= TOLERANCE_MS:
                 self._bad("rejected", f"trade time T={trade_ms} far from event time "
                           f"E={event_ms}", frame)
-                return
+                return None
             # the time guard's hot path, inlined: the lag fits the reference, nothing is held
             guard = self.time_guards.get(env.stream)
             if guard is None:  # a subscribed (or learned, bounded) stream's first frame
@@ -156,10 +164,9 @@ class Router:
             lag = recv_ms - (event_ms or ts)
             ref = guard.ref
             if ref is None or guard.held or not -TOLERANCE_MS <= lag - ref <= TOLERANCE_MS:
-                await self._judged(guard, guard.judge(lag, (env, recv_ms, frame)))
-                return
+                return self._judged(guard, guard.judge(lag, (env, recv_ms, frame)))
             guard.ref = lag
-        await self._route(env, recv_ms, frame)
+        return self._route(env, recv_ms, frame)
 
     async def _judged(self, guard: TimeGuard[Held], release: list[Held]) -> None:
         """Route what the time guard released; count and log what it quarantined."""
@@ -171,7 +178,9 @@ class Router:
                       f"{data.event_ms or data.trade_ms} does not fit the stream's recent "
                       "times", frame)
         for env, recv_ms, frame in release:
-            await self._route(env, recv_ms, frame)
+            waiting = self._route(env, recv_ms, frame)
+            if waiting is not None:
+                await waiting
 
     async def release_held(self) -> None:
         """At a stop: frames still waiting for the time guard are routed or quarantined."""
@@ -188,7 +197,11 @@ class Router:
         self._known.add(stream)
         return True
 
-    async def _route(self, env: Envelope, recv_ms: int, frame: str | bytes) -> None:
+    def _route(self, env: Envelope, recv_ms: int,
+               frame: str | bytes) -> Coroutine[Any, Any, None] | None:
+        """Route one checked frame. Synchronous on the usual path (no coroutine per frame);
+        returns the coroutine to await when something must wait: a full lane (backpressure),
+        rows the repair gate just released, a diff book."""
         stats = self.stats
         data = env.data
         symbol = data.symbol
@@ -203,17 +216,17 @@ class Router:
                 if gate is not None:
                     admitted = gate.trade(data, recv_ms)
                     if gate.released:  # held trades the stream has just confirmed: first
-                        await self._put_released(gate, lane, hook, trade=True)
+                        return self._slow(gate, lane, hook, data, recv_ms, admitted, frame)
                     if not admitted:
-                        return  # already in prices (a duplicated frame or id, an overlap)
+                        return None  # already in prices (a duplicated frame or id, an overlap)
                 if not lane.add_trade(data, recv_ms):
-                    await lane.put(trade_row(data, recv_ms))  # full: wait (backpressure)
+                    return self._slow(None, lane, hook, data, recv_ms, True, frame)
                 if hook is not None:
                     try:
                         hook.on_agg_trade(data)
                     except Exception as exc:  # a preview signal's bug is its symbol's alone
                         self._hook_failed(symbol, exc)
-                return
+                return None
             if type(data) is BookTicker:
                 if gate is not None:
                     fast = gate.book_fast(env.stream, data.update_id)
@@ -221,17 +234,17 @@ class Router:
                         fast = gate.book(env.stream, data.update_id,
                                          ticker_row(data, recv_ms, self.depth_levels))
                         if gate.released:  # held messages the stream has just confirmed
-                            await self._put_released(gate, lane, hook, trade=False)
+                            return self._slow(gate, lane, hook, data, recv_ms, fast, frame)
                     if not fast:
-                        return
+                        return None
                 if not lane.add_ticker(data, recv_ms):
-                    await lane.put(ticker_row(data, recv_ms, self.depth_levels))
+                    return self._slow(None, lane, hook, data, recv_ms, True, frame)
                 if hook is not None:
                     try:
                         hook.on_ticker(data, recv_ms)
                     except Exception as exc:
                         self._hook_failed(symbol, exc)
-                return
+                return None
             if type(data) is DepthUpdate and self.book == "partial":
                 if gate is not None:
                     fast = gate.book_fast(env.stream, data.update_id)
@@ -239,32 +252,72 @@ class Router:
                         fast = gate.book(env.stream, data.update_id, depth_row(
                             data, recv_ms, self.depth_levels, self.depth_source))
                         if gate.released:
-                            await self._put_released(gate, lane, hook, trade=False)
+                            return self._slow(gate, lane, hook, data, recv_ms, fast, frame)
                     if not fast:
-                        return
+                        return None
                 if not lane.add_depth(data, recv_ms, self.depth_source):
-                    await lane.put(depth_row(data, recv_ms, self.depth_levels, self.depth_source))
+                    return self._slow(None, lane, hook, data, recv_ms, True, frame)
                 if hook is not None:
                     try:
                         hook.on_depth(data, self.depth_source)
                     except Exception as exc:
                         self._hook_failed(symbol, exc)
-                return
+                return None
         except BadValue as exc:  # a value no column can hold: never admitted anywhere
             self._bad("rejected", f"{env.stream}: {exc}", frame)
-            return
+            return None
         if type(data) is DepthUpdate and self.diff_books is not None:
-            try:
-                await self.diff_books.on_depth(data, recv_ms, lane, hook)  # rows, gaps, resync
-            except Exception as exc:  # one symbol's failure is that symbol's: its book restarts
-                stats.book_errors += 1
-                self.diff_books.books[symbol].reset()
-                self._ratelog.log(logging.ERROR, f"book:{symbol}",
-                                  "%s: diff book failed (%s: %s); it resyncs from a snapshot",
-                                  symbol, type(exc).__name__, exc)
-            return
+            return self._diff(data, recv_ms, lane, hook)
         # diff depth is applied to a local book by a later stage
         self._bad("unexpected", "diff depth without a local book", frame)
+        return None
+
+    async def _slow(self, gate: Repair | None, lane: Lane, hook: SignalHooks | None,
+                    data: AggTrade | BookTicker | DepthUpdate, recv_ms: int, admitted: bool,
+                    frame: str | bytes) -> None:
+        """The rest of ``_route`` when it must wait: first the rows the gate released, then
+        (if admitted) this message, waiting for room in a full lane."""
+        trade = type(data) is AggTrade
+        if gate is not None and gate.released:
+            await self._put_released(gate, lane, hook, trade=trade)
+        if not admitted:
+            return
+        try:
+            if type(data) is AggTrade:
+                if not lane.add_trade(data, recv_ms):
+                    await lane.put(trade_row(data, recv_ms))  # full: wait (backpressure)
+            elif type(data) is BookTicker:
+                if not lane.add_ticker(data, recv_ms):
+                    await lane.put(ticker_row(data, recv_ms, self.depth_levels))
+            elif type(data) is DepthUpdate and not lane.add_depth(data, recv_ms, self.depth_source):
+                await lane.put(depth_row(data, recv_ms, self.depth_levels, self.depth_source))
+        except BadValue as exc:
+            self._bad("rejected", f"{data.symbol}: {exc}", frame)
+            return
+        if hook is None:
+            return
+        try:
+            if type(data) is AggTrade:
+                hook.on_agg_trade(data)
+            elif type(data) is BookTicker:
+                hook.on_ticker(data, recv_ms)
+            elif type(data) is DepthUpdate:
+                hook.on_depth(data, self.depth_source)
+        except Exception as exc:
+            self._hook_failed(data.symbol, exc)
+
+    async def _diff(self, data: DepthUpdate, recv_ms: int, lane: Lane,
+                    hook: SignalHooks | None) -> None:
+        assert self.diff_books is not None
+        symbol = data.symbol
+        try:
+            await self.diff_books.on_depth(data, recv_ms, lane, hook)  # rows, gaps, resync
+        except Exception as exc:  # one symbol's failure is that symbol's: its book restarts
+            self.stats.book_errors += 1
+            self.diff_books.books[symbol].reset()
+            self._ratelog.log(logging.ERROR, f"book:{symbol}",
+                              "%s: diff book failed (%s: %s); it resyncs from a snapshot",
+                              symbol, type(exc).__name__, exc)
 
     def _hook_failed(self, symbol: str, exc: Exception) -> None:
         """The row is in its lane already; only the symbol's derived signals miss it."""
