@@ -13,7 +13,9 @@ FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> Config:
-    layer: dict[str, Any] = {"data_dir": tmp_path / "data"}
+    # The journal (issue 9) is on by default for users; tests of other parts run without it
+    # (its worker thread would make an autojump MockClock leap). tests/journal/ turn it on.
+    layer: dict[str, Any] = {"data_dir": tmp_path / "data", "journal": False}
     layer.update(overrides)
     return build_config(layer)
 

@@ -24,6 +24,11 @@ from .binance.streams import plan_connections, streams_for
 from .config import Config
 from .ingest.connection import ConnectFn, Connection, make_connections, run_ingest, websocket_connector
 from .ingest.restclient import FetchFn
+from .journal import wiring as journal_wiring
+from .journal.journal import Journal
+from .journal.probe import DiskProbe
+from .journal.replay import Replayer, mark_restart, reset_continuity
+from .journal.settings import journal_path
 from .kinds import PREVIEW_KINDS, Row, schema_for
 from .ops.operations import Operations
 from .pipeline.lanes import Lanes
@@ -133,12 +138,53 @@ class Harvester:
         self._grace_scope: trio.CancelScope | None = None
         self._ingest_scope = trio.CancelScope()
         self.stale_temps_removed = 0
+        # issue 9: the write-ahead journal (checkpointed by the lanes) and the disk probe
+        self.journal: Journal | None = None
+        self.replayer = Replayer(self.router, self.lanes, self.repair, self.lanes.cursor,
+                                 data_dir=config.data_dir, deadletter_dir=config.deadletter_path,
+                                 symbols=config.symbols)
+        if config.journal:
+            self.journal = journal_wiring.build_journal(
+                config, self.lanes, None if wall_clock_ms is wall_ms
+                else (lambda: wall_clock_ms() * 1_000_000))
+            self.journal.checkpoint = self._checkpoint
+            self.journal.on_unprotected = self._unprotected
+            self.journal.pressure = lambda cp: journal_wiring.relieve(
+                self.lanes, self.rotation, self.journal, cp) if self.journal else None
+            self.router.wall_ms = self.journal.recv_ms  # recv_ms is the journaled receive time
+            self.repair.journal_row = self.journal.row
+        # probe the disks we write: not the data dir when storage is injected (a fake disk)
+        probe_dirs = (*((config.data_dir,) if save is None else ()),
+                      *((journal_path(config),) if config.journal else ()))
+        self.probe = DiskProbe(probe_dirs, interval=config.health_interval)
 
     def _metadata_of(self, kind: str) -> dict[str, str]:
         """Parquet key-value metadata: derived kinds carry their parameters and OFI source."""
         if kind in PREVIEW_KINDS and self.engines:
             return next(iter(self.engines.values())).metadata(kind)
         return {"trio_harvest.version": __version__, "trio_harvest.kind": kind}
+
+    def _checkpoint(self) -> int:
+        assert self.journal is not None
+        return journal_wiring.checkpoint(self.journal, self.lanes, self.rotation,
+                                         self.connections, self.replayer.position)
+
+    def _unprotected(self, start_ms: int, end_ms: int, why: str) -> None:
+        for row in journal_wiring.unprotected_rows(self.config.symbols, start_ms, end_ms, why):
+            self.repair.gap_now(row)
+
+    async def _replay_journal(self) -> None:
+        """Restart: what an earlier run journaled but had not made durable goes in first."""
+        journal = self.journal
+        if journal is None or not journal.old:
+            return
+        segs = [(s.first_seq, s.path, s.last_seq) for s in journal.old]
+        first_ns = min((s.first_ns for s in journal.old if s.first_ns), default=0)
+        stats = await self.replayer.run(segs, first_ns)
+        if self.config.sim:  # the in-process simulator is a new exchange each run
+            reset_continuity(self.repair)
+            return
+        mark_restart(self.repair, stats.last_ms)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -160,6 +206,8 @@ class Harvester:
         # one start-up thread: sweep temp files left by a crash, read where each symbol left off
         self.stale_temps_removed, seeds = await trio.to_thread.run_sync(
             self._startup_scan, abandon_on_cancel=True)
+        if self.journal is not None:
+            await trio.to_thread.run_sync(self.journal.open, abandon_on_cancel=True)
         await self.ops.bind()  # a port in use is a ConfigError here, before anything starts
         try:
             async with trio.open_nursery() as root:
@@ -167,6 +215,10 @@ class Harvester:
                 if cfg.sim:
                     base_url = await self._start_simulator(root)
                 await root.start(self.rotation.run)
+                if self.journal is not None:
+                    await root.start(self.journal.run)
+                await root.start(self.probe.run_task)
+                await self._replay_journal()  # issue 9: before connecting
                 self._resume_continuity(seeds)
                 await root.start(self.repair.run, self.simulator.rest_url if cfg.sim else cfg.rest_url)
                 if self.diff_books is not None:
@@ -191,6 +243,8 @@ class Harvester:
                     backoff_max=cfg.backoff_max,
                     on_disconnect=self._on_disconnect,
                 )
+                for index, conn in enumerate(self.connections):  # issue 9: journal every frame
+                    conn.journal, conn.index = self.journal, index
                 root.start_soon(self._run_ingest)
                 root.start_soon(self._run_features)
                 if self.handle_signals:
@@ -213,6 +267,7 @@ class Harvester:
                 self._features_scope.cancel()
                 flush_all(self.engines, self.lanes.offer, self.exchange_ms)  # every closed second
                 await self._final_flush()
+                await self._close_journal()
                 root.cancel_scope.cancel()
         finally:
             self.stopped_at = trio.current_time()
@@ -272,6 +327,12 @@ class Harvester:
             with trio.CancelScope(shield=True) as dump:
                 dump.deadline = trio.current_time() + cfg.deadletter_timeout + 1.0
                 await self.rotation.abort()
+
+    async def _close_journal(self) -> None:
+        if self.journal is not None:
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + 5.0
+                await self.journal.close()
 
     async def _stop_after(self, seconds: float) -> None:
         await trio.sleep(seconds)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .journal import settings as journal_settings
 from .kinds import ALL_KINDS, DEFAULT_WATERMARKS
 from .signals.params import SignalParams
 
@@ -99,9 +100,18 @@ class Config:
     auto_recover: bool = True
     auto_recover_after: float = 60.0
     auto_recover_batch: int = 4
+    # durability (issue 9): the write-ahead journal of raw frames and the raw archive
+    journal: bool = True
+    journal_dir: Path | None = None  # default <data_dir>/_journal
+    journal_fsync_ms: int = 200
+    journal_max_bytes: int = 2 * 1024**3
+    journal_segment_bytes: int = 64 * 1024**2
+    journal_segment_s: float = 60.0
+    raw_dir: Path | None = None  # off; sealed segments are kept here, zstd-compressed
 
     def __post_init__(self) -> None:
         _validate(self)
+        journal_settings.validate(self)
 
     @property
     def deadletter_path(self) -> Path:

@@ -22,12 +22,13 @@ from .. import __version__
 from ..config import MAX_SIM_RATE, ConfigError, load_config
 from ..ops.logs import setup_logging
 from . import adversity as adversity_cli
+from . import journal as journal_cli
 from . import ops as ops_cli
 
 log = logging.getLogger("trio_harvest.cli")
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE = 0, 1, 2
-SUBCOMMANDS = ("run", "sim", "recover", "inspect")
+SUBCOMMANDS = ("run", "sim", "recover", "inspect", "replay")
 
 
 PREFIX = "trio_harvest: error:"  # every user mistake, from every subcommand, starts so
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
           "a table)")
     ops_cli.add_run_flags(run)
     adversity_cli.add_run_flags(run)
+    journal_cli.add_run_flags(run)
 
     sim = sub.add_parser(
         "sim",
@@ -141,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop after S seconds (default: serve until SIGINT/SIGTERM)")
     adversity_cli.add_sim_flags(sim)
     ops_cli.add_subcommands(sub)
+    journal_cli.add_subcommand(sub)
     return parser
 
 
@@ -162,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ops_cli.run_recover(args)
         if args.command == "inspect":
             return ops_cli.run_inspect(args)
+        if args.command == "replay":
+            return journal_cli.run_replay(args)
         return _run(args)
     except ConfigError as exc:
         print(f"{PREFIX} {exc}", file=sys.stderr)

@@ -31,6 +31,13 @@ class MessageSource(Protocol):
     async def get_message(self) -> str | bytes: ...
 
 
+class JournalSink(Protocol):
+    """The write-ahead journal as a connection sees it (issue 9, ``journal/journal.py``)."""
+
+    def append(self, conn: int, frame: str | bytes) -> int: ...
+    def event(self, conn: int, opened: bool, text: str) -> None: ...
+
+
 ConnectFn = Callable[[str], AbstractAsyncContextManager[MessageSource]]
 FrameHandler = Callable[[str | bytes], Awaitable[None]]
 DisconnectHook = Callable[[ConnectionPlan, str], Awaitable[None]]
@@ -105,6 +112,14 @@ class Connection:
         self._progress_at = 0.0
         # the same error over and over (a flapping link) is logged once a minute, with a count
         self._ratelog = RateLimitedLog(log, interval=60.0, clock=trio.current_time)
+        # issue 9: the app sets the journal; while ``_handling``, ``journal_seq`` is held
+        self.journal: JournalSink | None = None
+        self.index = 0
+        self.journal_seq = -1
+
+    @property
+    def handling(self) -> bool:
+        return self._handling
 
     def request_reconnect(self, reason: str) -> None:
         """Health may ask a stale connection to start over; not while it is only waiting for
@@ -170,8 +185,13 @@ class Connection:
                     first = True
                     get = ws.get_message
                     handle = self.handle
+                    journal = self.journal
+                    if journal is not None:
+                        journal.event(self.index, True, self.url)
                     while True:
                         frame = await get()
+                        if journal is not None:  # write-ahead: journal first, then route
+                            self.journal_seq = journal.append(self.index, frame)
                         st.frames += 1
                         if first:
                             first = False
@@ -196,6 +216,8 @@ class Connection:
         finally:
             self._session = None
             self._handling = False
+            if self.journal is not None and st.connected:
+                self.journal.event(self.index, False, self._ended_by)
 
 
 def _describe(exc: BaseException) -> str:

@@ -100,6 +100,9 @@ class Snapshot:
     # (code, subject, message); judged there, reported here
     adversity_problems: tuple[tuple[str, str, str], ...] = ()
     adversity_notes: tuple[tuple[str, str, str], ...] = ()
+    # issue 9: the journal (journal_failing) and the disk probe (disk_unwritable), judged there
+    durability_problems: tuple[tuple[str, str, str], ...] = ()
+    durability_notes: tuple[tuple[str, str, str], ...] = ()
 
 
 ERROR_KINDS = ("connection", "decode", "write", "lost", "dropped")
@@ -220,6 +223,8 @@ def assess(s: Snapshot, t: Thresholds = Thresholds()) -> HealthReport:
                              f"{s.deadletter_rows} rows; {how}"))
     problems += [Problem(*p) for p in s.adversity_problems]
     notes += [Problem(*n) for n in s.adversity_notes]
+    problems += [Problem(*p) for p in s.durability_problems]
+    notes += [Problem(*n) for n in s.durability_notes]
     return HealthReport(tuple(problems), tuple(notes), tuple(dict.fromkeys(reconnect)))
 
 

@@ -158,6 +158,7 @@ class Operations:
                            "dir": str(h.config.deadletter_path)},
             "recovery": {"auto": h.config.auto_recover, **self.autorecovery.stats.as_dict()},
             "adversity": h.repair.as_dict(),  # gaps, backfill, duplicates, handovers (issue 5)
+            "journal": h.journal.as_dict() if h.journal is not None else None,  # issue 9
             "rss_bytes": rss_bytes(),
         }
 

@@ -128,6 +128,8 @@ class Sampler:
         limiter = h.rotation.limiter
         in_use, total = int(limiter.borrowed_tokens), int(limiter.total_tokens)
         adversity = h.repair.findings(now)
+        durability = h.journal.findings(now) if h.journal is not None else ([], [])
+        durability[0].extend(h.probe.findings())
         if in_use >= total:
             if self._saturated_since is None:
                 self._saturated_since = now
@@ -151,4 +153,6 @@ class Sampler:
             auto_recover=h.config.auto_recover,
             adversity_problems=tuple(adversity[0]),
             adversity_notes=tuple(adversity[1]),
+            durability_problems=tuple(durability[0]),
+            durability_notes=tuple(durability[1]),
         )

@@ -40,6 +40,10 @@ class Lane:
     level: int = 0
     spill: list[Row] = field(default_factory=list)
     stats: LaneStats = field(default_factory=LaneStats)
+    # journal checkpoint (issue 9): ``cursor[0]`` is the journal seq of the frame being routed
+    # (shared by all lanes); ``first_seq`` that seq when the oldest pending row arrived (-1: none)
+    cursor: list[int] = field(default_factory=lambda: [0])
+    first_seq: int = -1
     _send: trio.MemorySendChannel[Row] = field(init=False)
     _recv: trio.MemoryReceiveChannel[Row] = field(init=False)
 
@@ -55,6 +59,8 @@ class Lane:
             return False
         self.level += 1
         self.stats.accepted += 1
+        if self.first_seq < 0:  # journal checkpoint (issue 9)
+            self.first_seq = self.cursor[0]
         if self.level == self.high:
             self.wake(self)
         return True
@@ -65,6 +71,7 @@ class Lane:
             return
         self.stats.blocked += 1
         self.wake(self)
+        seq = self.cursor[0]  # journal checkpoint (issue 9): the frame's seq, before we wait
         try:
             await self._send.send(row)
         except BaseException:
@@ -73,10 +80,12 @@ class Lane:
             # goes to the dead letter with the next flush, or with the final one.
             self.spill.append(row)
             self.stats.spilled += 1
+            self.hold(seq)
             self.wake(self)
             raise
         self.level += 1
         self.stats.accepted += 1
+        self.hold(seq)
 
     def offer(self, row: Row) -> None:
         """Preview path: never blocks. At capacity the row spills (to the dead letter, via
@@ -106,6 +115,17 @@ class Lane:
             self.stats.peak = n
         return rows
 
+    def hold(self, seq: int) -> None:
+        """Journal checkpoint (issue 9): a row from the frame with journal seq ``seq`` is pending."""
+        if self.first_seq < 0 or seq < self.first_seq:
+            self.first_seq = seq
+
+    def drained(self) -> None:
+        """Journal checkpoint (issue 9), after a drain (whose batch now holds ``first_seq`` in
+        rotation): nothing pending -> the lane holds nothing; else it keeps it (conservative)."""
+        if not self.pending:
+            self.first_seq = -1
+
     def take_spill(self) -> list[Row]:
         spilled, self.spill = self.spill, []
         return spilled
@@ -127,6 +147,7 @@ class Lanes:
         self._watermarks = watermarks
         self._wake = wake
         self._lanes: dict[tuple[str, str], Lane] = {}
+        self.cursor = [0]  # journal checkpoint (issue 9): the journal writes the seq here
 
     def set_wake(self, wake: WakeFn) -> None:
         self._wake = wake
@@ -137,7 +158,7 @@ class Lanes:
         lane = self._lanes.get((kind, symbol))
         if lane is None:
             high, emergency = self._watermarks[kind]
-            lane = Lane(kind, symbol, high, emergency, self._wake)
+            lane = Lane(kind, symbol, high, emergency, self._wake, cursor=self.cursor)
             self._lanes[(kind, symbol)] = lane
         return lane
 
@@ -150,6 +171,10 @@ class Lanes:
 
     def __len__(self) -> int:
         return len(self._lanes)
+
+    def held_seqs(self) -> list[int]:
+        """Journal checkpoint (issue 9): the seq each authoritative lane holds (-1: none)."""
+        return [lane.first_seq for lane in self._lanes.values() if lane.authoritative]
 
     def total_pending(self) -> int:
         return sum(lane.pending for lane in self._lanes.values())
