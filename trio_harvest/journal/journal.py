@@ -250,7 +250,7 @@ class Journal:
                 or trio.current_time() - seg.opened_at >= self.segment_s)
         started = self._commit_started = time.monotonic()  # wall: a mock clock jumps in threads
         try:
-            written = await trio.to_thread.run_sync(self._write, self._fh, batch)
+            written = await trio.to_thread.run_sync(self._write, self._fh, batch, seg.path)
         except OSError as exc:
             self.stats.failures += 1
             self._commit_started = None
@@ -270,11 +270,12 @@ class Journal:
             await self._roll()
 
     @staticmethod
-    def _write(fh: IO[bytes], batch: list[Pending]) -> int:
+    def _write(fh: IO[bytes], batch: list[Pending], path: Path) -> int:
         data = fmt.encode(batch)
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+        os.stat(path)  # a removed directory: the writes above went to an unlinked file
         return len(data)
 
     async def _roll(self) -> None:
