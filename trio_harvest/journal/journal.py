@@ -207,7 +207,7 @@ class Journal:
             seg = Segment(first, path, records[-1].seq if records else first - 1,
                           path.stat().st_size, records[0].recv_ns if records else 0, 0.0, True)
             self.old.append(seg)
-            last = max(last, seg.last_seq, first - 1)
+            last = max(last, seg.last_seq, first)  # new segments sort after every old one
         for tmp in self.directory.glob("*.tmp"):
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -289,7 +289,7 @@ class Journal:
         await self._try_reopen(after_failure=False)
 
     async def _try_reopen(self, after_failure: bool = True) -> None:
-        first = self.seq + 1
+        first = self._pending[0][0] if self._pending else self.seq + 1
         path = self.directory / fmt.segment_name(first)
         try:
             fh = await trio.to_thread.run_sync(self._create, path)

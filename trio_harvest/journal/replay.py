@@ -111,6 +111,7 @@ class Replayer:
         if not segs:
             return self.stats
         self.position = segs[0][0]
+        log.info("journal: replaying %d segments left by an earlier run", len(segs))
         since = first_ns / 1e9 - WINDOW_MARGIN_S if first_ns else 0.0
         keys = await trio.to_thread.run_sync(read_keys, self.data_dir, self.deadletter_dir,
                                              self.symbols, since)
