@@ -367,6 +367,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{real['cpu_pct_with_writes']:.1f} % with the Parquet writes of those rows "
               f"(target <= {TARGET_CPU_PCT:g} %); raw receive alone: {real['raw_cpu_pct']:.1f} %; "
               f"RSS {real['pipeline']['rss_mb']:.0f} MB")
+    # issue 9: the journal's loop cost and bytes at the realistic mix (bench/journal_append.py)
+    from journal_append import measure as journal_measure
+
+    out["journal"] = journal_measure(seconds=5.0)
+    print(f"journal: {out['journal']['us_per_msg']} us/msg on the loop (target <= 3), "
+          f"{out['journal']['bytes_per_s'] / 1e6:.1f} MB/s at the realistic rate")
     out["targets_met"] = {k: out[k]["target_met"] for k in ("ladder", "realistic") if k in out}
     out.update(C.conditions(load_before))
     C.emit_json(out)
