@@ -30,6 +30,12 @@ class DiskKeys:
     prices: set[tuple[object, ...]] = field(default_factory=set)
     orderbook: set[tuple[object, ...]] = field(default_factory=set)
     gaps: set[tuple[object, ...]] = field(default_factory=set)
+    last_trade: dict[str, tuple[int, int]] = field(default_factory=dict)  # symbol -> (id, ts_ms)
+
+    def note_trade(self, symbol: str, agg_id: int, ts_ms: int) -> None:
+        last = self.last_trade.get(symbol)
+        if last is None or agg_id > last[0]:
+            self.last_trade[symbol] = (agg_id, ts_ms)
 
     def of(self, kind: str) -> set[tuple[object, ...]]:
         return {PRICES: self.prices, ORDERBOOK: self.orderbook, GAPS: self.gaps}[kind]
@@ -46,8 +52,11 @@ def read_keys(data_dir: Path, deadletter_dir: Path, symbols: tuple[str, ...],
             for name in files:
                 with contextlib.suppress(Exception):  # unreadable: `inspect` reports it
                     df = pl.read_parquet(name, columns=[c for c in cols if c != "symbol"])
-                    rest = df.rows()
-                    target.update((symbol, *r) for r in rest)
+                    target.update((symbol, *r) for r in df.rows())
+                    if kind == PRICES and df.height:
+                        top = pl.read_parquet(name, columns=["agg_id", "ts_ms"]).sort(
+                            "agg_id").tail(1).row(0)
+                        keys.note_trade(symbol, int(top[0]), int(top[1]))
         folder = deadletter_dir / kind
         if folder.is_dir():
             for dl in folder.glob("*.ndjson"):
@@ -58,6 +67,9 @@ def read_keys(data_dir: Path, deadletter_dir: Path, symbols: tuple[str, ...],
                         with contextlib.suppress(msgspec.DecodeError):
                             rec = _line.decode(line)
                             target.add(tuple(rec.get(c) for c in cols))
+                            agg, ts = rec.get("agg_id"), rec.get("ts_ms")
+                            if kind == PRICES and isinstance(agg, int) and isinstance(ts, int):
+                                keys.note_trade(str(rec.get("symbol")), agg, ts)
     return keys
 
 

@@ -43,6 +43,12 @@ def parse_time(text: str | None, flag: str) -> int | None:
     return int(t.timestamp() * 1000)
 
 
+def _symbols_of(url: str) -> set[str]:
+    """The symbols of a combined-stream URL (``…?streams=btcusdt@aggTrade/ethusdt@…``)."""
+    streams = url.partition("streams=")[2]
+    return {name.split("@", 1)[0].upper() for name in streams.split("/") if name}
+
+
 def archive_files(raw_dir: Path) -> list[Path]:
     return [p for p in raw_dir.glob("date=*/seg-*") if fmt.parse_segment_name(p.name) is not None]
 
@@ -84,6 +90,7 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
         h.router.wall_ms = lambda: clock[0]
         h.router.gate = None
         emitted_upto = 0
+        conns: dict[int, set[str]] = {}
         for path in sorted(files, key=lambda p: fmt.parse_segment_name(p.name) or 0):
             records = await trio.to_thread.run_sync(fmt.read_segment, path)
             stats["segments"] += 1
@@ -98,6 +105,13 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
                     clock[0] = ms
                     stats["frames"] += 1
                     await h.router.handle(rec.payload)
+                elif rec.type == fmt.OPEN:  # which symbols a connection carries
+                    url = str(_row.decode(rec.payload).get("url", ""))
+                    conns[rec.conn] = _symbols_of(url) & symbols
+                elif rec.type == fmt.CLOSE:  # as live: no OFI across a disconnect
+                    reason = str(_row.decode(rec.payload).get("reason", ""))
+                    for symbol in conns.pop(rec.conn, set()):
+                        h.engines[symbol].on_gap(ms, reason)
                 elif rec.type == fmt.ROW:
                     doc = _row.decode(rec.payload)
                     kind, row = str(doc["kind"]), tuple(doc["row"])

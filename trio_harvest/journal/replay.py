@@ -175,8 +175,14 @@ class Replayer:
         return False  # no other kind is journaled as a row
 
     def _after(self, keys: DiskKeys) -> None:
-        """Missing agg-id ranges: forget the ids already on disk, backfill the rest."""
+        """Missing agg-id ranges: forget the ids already on disk, backfill the rest. A later run
+        may have written trades past the replayed ones (it crashed after the journal's window):
+        continuity goes on from the last of them, as after any restart."""
         for symbol, tracker in self.repair.trackers.items():
+            last = keys.last_trade.get(symbol)
+            if last is not None and tracker.last_id is not None and last[0] > tracker.last_id:
+                tracker.last_id, tracker.last_ms = last
+                tracker.resuming = True
             for lo, hi in list(tracker.missing):
                 if hi - lo < 1_000_000 and all((symbol, i) in keys.prices
                                                for i in range(lo, hi + 1)):
