@@ -27,7 +27,7 @@ from .ingest.restclient import FetchFn
 from .journal import wiring as journal_wiring
 from .journal.journal import Journal
 from .journal.probe import DiskProbe
-from .journal.replay import Replayer, mark_restart, reset_continuity
+from .journal.replay import Replayer
 from .journal.settings import journal_path
 from .kinds import PREVIEW_KINDS, Row, schema_for
 from .ops.operations import Operations
@@ -175,16 +175,8 @@ class Harvester:
 
     async def _replay_journal(self) -> None:
         """Restart: what an earlier run journaled but had not made durable goes in first."""
-        journal = self.journal
-        if journal is None or not journal.old:
-            return
-        segs = [(s.first_seq, s.path, s.last_seq) for s in journal.old]
-        first_ns = min((s.first_ns for s in journal.old if s.first_ns), default=0)
-        stats = await self.replayer.run(segs, first_ns)
-        if self.config.sim:  # the in-process simulator is a new exchange each run
-            reset_continuity(self.repair)
-            return
-        mark_restart(self.repair, stats.last_ms)
+        if self.journal is not None:
+            await journal_wiring.restart(self.journal, self.replayer, self.repair, self.config)
 
     # -- running -------------------------------------------------------------------------------
 

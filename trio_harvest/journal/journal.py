@@ -167,30 +167,10 @@ class Journal:
     def pending_bytes(self) -> int:
         return self._pending_bytes
 
-    def findings(self, now: float) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
-        """(problems, notes) for health, as (code, subject, message)."""
-        problems: list[tuple[str, str, str]] = []
-        reason = self.failing
-        started, wall = self._commit_started, time.monotonic()
-        if not reason and started is not None and wall - started > STUCK_AFTER:
-            reason = f"a journal write has been hanging for {wall - started:.0f}s"
-        if reason:
-            problems.append(("journal_failing", "journal",
-                             f"journal not protecting new frames: {reason} (harvesting goes on; "
-                             "the interval becomes a gaps row, reason journal)"))
-        notes = [("journal", "journal",
-                  f"journal: {len(self.segments)} segments, {self.disk_bytes / 1e6:.1f} MB "
-                  f"(checkpoint at seq {self.checkpoint()} of {self.seq})")]
-        return problems, notes
-
-    def as_dict(self) -> dict[str, object]:
-        st = self.stats
-        return {"dir": str(self.directory), "failing": self.failing, "seq": self.seq,
-                "segments": len(self.segments), "disk_bytes": self.disk_bytes,
-                "pending_bytes": self._pending_bytes, "records": st.records, "bytes": st.bytes,
-                "commits": st.commits, "unprotected": st.unprotected, "failures": st.failures,
-                "deleted": st.deleted, "archived": st.archived,
-                "raw_dir": None if self.raw_dir is None else str(self.raw_dir)}
+    @property
+    def commit_started(self) -> float | None:
+        """Wall (monotonic) time the commit in flight started; None when none is."""
+        return self._commit_started
 
     # -- start-up ------------------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ class ReplayStats:
     frames: int = 0
     rows: int = 0  # off-stream rows (gaps, backfilled trades) put back
     skipped: int = 0  # already on disk
+    first_ms: int = 0  # recv_ms of the first replayed frame
     last_ms: dict[str, int] = field(default_factory=dict)  # stream -> last journaled recv_ms
 
 
@@ -144,6 +145,8 @@ class Replayer:
         if rec.type == fmt.FRAME:
             self.cursor[0] = rec.seq
             gate.recv_ms = rec.recv_ns // 1_000_000
+            if not self.stats.frames:
+                self.stats.first_ms = gate.recv_ms
             self.stats.frames += 1
             await self.router.handle(rec.payload)
         elif rec.type == fmt.ROW:

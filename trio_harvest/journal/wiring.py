@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from ..binance.streams import depth_stream_name
 from ..kinds import Row
 from ..repair.gaps import gap_row
 from .checkpoint import oldest_not_durable
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from ..ingest.connection import Connection
     from ..pipeline.lanes import Lanes
     from ..pipeline.rotation import Rotation
+    from ..repair.coordinator import Repair
+    from .replay import Replayer
 
 JOURNAL = "journal"  # the gap reason of an interval the journal did not protect
 
@@ -61,3 +64,25 @@ def relieve(lanes: Lanes, rotation: Rotation, journal: Journal, cp: int) -> None
 def unprotected_rows(symbols: Iterable[str], start_ms: int, end_ms: int, why: str) -> list[Row]:
     """One ``gaps`` row per symbol (stream ``*``) for an interval the journal did not protect."""
     return [gap_row(s, "*", start_ms, end_ms, JOURNAL, f"not journaled: {why}") for s in symbols]
+
+
+async def restart(journal: Journal, replayer: Replayer, repair: Repair, config: Config) -> None:
+    """Before connecting: replay the segments an earlier run left, then mark every stream that
+    was delivering as interrupted until its first new frame (reason ``restart``)."""
+    from .replay import mark_restart, reset_continuity
+
+    if not journal.old:
+        return
+    segs = [(s.first_seq, s.path, s.last_seq) for s in journal.old]
+    first_ns = min((s.first_ns for s in journal.old if s.first_ns), default=0)
+    stats = await replayer.run(segs, first_ns)
+    if config.sim:  # the in-process simulator is a new exchange each run
+        reset_continuity(repair)
+        return
+    last_ms = dict(stats.last_ms)
+    if config.book == "diff" and stats.frames:
+        # a local book cannot be rebuilt from old diffs (their snapshot is gone): the replayed
+        # window of each diff stream is a restart gap from its first journaled frame
+        last_ms.update({depth_stream_name(s, config.depth_levels, config.depth_speed, "diff"):
+                        stats.first_ms for s in config.symbols})
+    mark_restart(repair, last_ms)

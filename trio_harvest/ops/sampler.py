@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..journal.report import findings as journal_findings
 from ..storage.backlog import Backlog
 from .decay import DecayingCounter
 from .health import (
@@ -128,7 +129,7 @@ class Sampler:
         limiter = h.rotation.limiter
         in_use, total = int(limiter.borrowed_tokens), int(limiter.total_tokens)
         adversity = h.repair.findings(now)
-        durability = h.journal.findings(now) if h.journal is not None else ([], [])
+        durability = journal_findings(h.journal, now) if h.journal is not None else ([], [])
         durability[0].extend(h.probe.findings())
         if in_use >= total:
             if self._saturated_since is None:
