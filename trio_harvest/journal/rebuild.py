@@ -87,8 +87,7 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
     async with trio.open_nursery() as nursery:
         await nursery.start(h.rotation.run)
         clock = [0]
-        h.router.wall_ms = lambda: clock[0]
-        h.router.gate = None
+        h.router.wall_ms = lambda: clock[0]  # the gate stays: duplicates dropped as live
         emitted_upto = 0
         conns: dict[int, set[str]] = {}
         for path in sorted(files, key=lambda p: fmt.parse_segment_name(p.name) or 0):
@@ -118,6 +117,8 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
                     symbol = str(row[1] if kind == "gaps" else row[3])
                     if symbol in symbols:
                         stats["rows"] += 1
+                        if kind == "prices":  # a backfilled trade: no longer missing
+                            h.repair.trackers[symbol].fill(int(str(row[4])))
                         await h.lanes.get(kind, symbol).put(row)
         flush_all(h.engines, h.lanes.offer, clock[0])
         with trio.CancelScope(shield=True):
