@@ -38,4 +38,4 @@ def bench(session: nox.Session) -> None:
 
 
 BENCHMARKS = ("bench/feature_table.py", "bench/throughput.py", "bench/soak.py",
-              "bench/shutdown_flush.py")
+              "bench/shutdown_flush.py", "bench/journal_append.py", "bench/crash.py")

@@ -21,11 +21,15 @@ from tests.journal.crashkit import run_kills
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--kills", type=int, default=12)
+    ap.add_argument("--kills", type=int, default=None, help="default 12 (--quick: 10)")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--full", action="store_true", help="30 kills")
     ap.add_argument("--rate", type=float, default=2000.0)
     ap.add_argument("--fsync-ms", type=int, default=200)
     ap.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT")
     args = ap.parse_args()
+    if args.kills is None:
+        args.kills = 30 if args.full else 10 if args.quick else 12
     with tempfile.TemporaryDirectory() as tmp:
         r = run_kills(Path(tmp), kills=args.kills, rate=args.rate, fsync_ms=args.fsync_ms,
                       symbols=args.symbols, min_up=1.0, max_up=3.0)

@@ -73,8 +73,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--symbols", type=int, default=C.REALISTIC_SYMBOLS)
     ap.add_argument("--rate", type=float, default=C.REALISTIC_RATE)
-    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--seconds", type=float, default=None, help="market seconds (10; quick 5)")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--full", action="store_true")
     args = ap.parse_args()
+    if args.seconds is None:
+        args.seconds = 5.0 if args.quick else 10.0
     load_before = os.getloadavg()
     r = measure(args.symbols, args.rate, args.seconds)
     print(C.table(("frames", "loop us/msg", "target", "commit us/msg (thread)", "frame bytes",
