@@ -25,6 +25,7 @@ from typing import IO
 import msgspec
 import trio
 
+from ..ratelimit import RateLimitedLog
 from . import format as fmt
 from .archive import archive_segment
 from .checkpoint import deletable
@@ -110,6 +111,7 @@ class Journal:
         self._commit_started: float | None = None
         self._closed = False
         self._lock = trio.Lock()
+        self._ratelog = RateLimitedLog(log, interval=60.0)
 
     # -- the loop side (hot path) ----------------------------------------------------------------
 
@@ -217,6 +219,8 @@ class Journal:
         async with self._lock:
             await self._commit()
             await self.housekeep()
+            if not self._accepting and self._fh is not None:  # stopped: seal what was written
+                await self._seal()
             if (not self._accepting and not self._closed
                     and self.disk_bytes <= self.max_bytes * 0.9):
                 await self._try_reopen()  # journaling again once the disk allows
@@ -231,7 +235,7 @@ class Journal:
         started = self._commit_started = time.monotonic()  # wall: a mock clock jumps in threads
         try:
             written = await trio.to_thread.run_sync(self._write, self._fh, batch, seg.path)
-        except OSError as exc:
+        except Exception as exc:  # ENOSPC, EIO, a removed directory...: never the app's end
             self.stats.failures += 1
             self._commit_started = None
             self._outage_from(batch[0][1] // 1_000_000, f"{type(exc).__name__}: {exc}")
@@ -260,20 +264,24 @@ class Journal:
 
     async def _roll(self) -> None:
         """Seal the active segment and open the next one."""
+        await self._seal()
+        await self._try_reopen()
+
+    async def _seal(self) -> None:
+        """Close the active segment (in a thread: the disk may hang); it can go once passed."""
         fh, self._fh = self._fh, None
         if self.segments:
             self.segments[-1].sealed = True
         if fh is not None:
-            with contextlib.suppress(OSError):
-                await trio.to_thread.run_sync(fh.close)
-        await self._try_reopen(after_failure=False)
+            with contextlib.suppress(Exception):
+                await trio.to_thread.run_sync(fh.close, abandon_on_cancel=True)
 
-    async def _try_reopen(self, after_failure: bool = True) -> None:
+    async def _try_reopen(self) -> None:
         first = self._pending[0][0] if self._pending else self.seq + 1
         path = self.directory / fmt.segment_name(first)
         try:
             fh = await trio.to_thread.run_sync(self._create, path)
-        except OSError as exc:
+        except Exception as exc:
             self._outage_from(self.clock_ns() // 1_000_000, f"{type(exc).__name__}: {exc}")
             return
         if self.disk_bytes > self.max_bytes:
@@ -331,12 +339,7 @@ class Journal:
         if drop_pending:
             self.stats.unprotected += len(self._pending)
             self._pending, self._pending_bytes = [], 0
-        fh, self._fh = self._fh, None
-        if fh is not None:
-            with contextlib.suppress(OSError):
-                fh.close()
-        if self.segments and not self.segments[-1].sealed:
-            self.segments[-1].sealed = True
+        # the file is closed by the commit task (``tick``): a commit thread may be using it now
 
     # -- checkpoint and bounds -------------------------------------------------------------------
 
@@ -354,8 +357,10 @@ class Journal:
                 else:
                     await trio.to_thread.run_sync(seg.path.unlink, True)
                     self.stats.deleted += 1
-            except OSError as exc:
-                log.warning("journal: cannot remove segment %s: %s", seg.path.name, exc)
+            except Exception as exc:  # e.g. raw_dir unwritable: the segment stays, journal grows
+                self._ratelog.log(logging.WARNING, "remove", "journal: cannot %s segment %s: %s",
+                                  "archive" if self.raw_dir is not None else "remove",
+                                  seg.path.name, exc)
                 continue
             if seg in self.segments:
                 self.segments.remove(seg)
