@@ -51,3 +51,14 @@ def test_the_command_line_says_so_with_exit_code_2(tmp_path: Path,
     assert main(["replay", "--raw-dir", str(tmp_path), "--data-dir", str(tmp_path / "o"),
                  "--start", "yesterday"]) == 2
     assert "--start" in capsys.readouterr().err
+
+
+def test_an_unusable_journal_or_raw_dir_stops_the_start_with_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("x")
+    assert main(["run", "--data-dir", str(tmp_path / "d"), "--journal-dir",
+                 str(tmp_path / "file")]) == 2
+    assert "journal dir" in capsys.readouterr().err
+    assert main(["run", "--data-dir", str(tmp_path / "d"), "--raw-dir",
+                 str(tmp_path / "file" / "raw")]) == 2
+    assert "raw dir" in capsys.readouterr().err
