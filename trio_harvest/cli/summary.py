@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..journal.report import as_dict as journal_report
 from ..ops.view import HarvestView
 
 
@@ -24,6 +25,7 @@ class Summary:
     lost: dict[str, int] = field(default_factory=dict)
     adversity: dict[str, Any] = field(default_factory=dict)  # repair.Repair.as_dict()
     late_trades: int = 0  # trades that came after their second was emitted (not in features)
+    journal: dict[str, Any] = field(default_factory=dict)  # issue 9: journal.report.as_dict()
 
     @property
     def msgs_per_sec(self) -> float:
@@ -46,6 +48,7 @@ class Summary:
             "rows_lost": dict(self.lost),
             "adversity": self.adversity,
             "features_late_trades": self.late_trades,
+            "journal": self.journal,
         }
 
     def render(self) -> str:
@@ -80,6 +83,12 @@ class Summary:
                 f"requests, {bf['unfilled_ids']} ids unfilled; duplicates dropped: "
                 f"{a['trade_duplicates_dropped']} trades, {a['book_duplicates_dropped']} book; "
                 f"handovers {ho['handovers']}")
+        j = self.journal
+        if j:
+            lines.append(f"journal: {j['records']} records ({j['bytes'] / 1e6:.1f} MB) fsynced, "
+                         f"{j['deleted']} segments removed, {j['archived']} archived, "
+                         f"{j['segments']} left; {j['unprotected']} frames not journaled"
+                         + (f" ({j['failing']})" if j["failing"] else ""))
         return "\n".join(lines)
 
 
@@ -100,4 +109,5 @@ def summarize(h: HarvestView) -> Summary:
         lost={k: v.rows_lost for k, v in kinds.items() if v.rows_lost},
         adversity=h.repair.as_dict(),
         late_trades=sum(e.tail.late for e in h.engines.values()),
+        journal=journal_report(h.journal) if h.journal is not None else {},
     )
