@@ -22,9 +22,11 @@ def findings(journal: Journal, now: float
         problems.append(("journal_failing", "journal",
                          f"journal not protecting new frames: {reason} (harvesting goes on; "
                          "the interval becomes a gaps row, reason journal)"))
-    notes = [("journal", "journal",
-              f"journal: {len(journal.segments)} segments, {journal.disk_bytes / 1e6:.1f} MB "
-              f"(checkpoint at seq {journal.checkpoint()} of {journal.seq})")]
+    notes: list[tuple[str, str, str]] = []
+    if journal.disk_bytes > journal.max_bytes // 2:
+        notes.append(("journal_large", "journal",
+                      f"journal holds {journal.disk_bytes / 1e6:.0f} MB, over half of "
+                      f"journal_max_bytes: the lanes holding it back are flushed early"))
     return problems, notes
 
 
