@@ -80,6 +80,7 @@ async def test_a_full_journal_disk_keeps_harvesting_says_so_and_records_the_gap(
             await wait_for(lambda: bool(h.journal.failing))
             assert "No space left on device" in h.journal.failing
             assert "journal_failing" in codes(h)
+            assert b"trio_harvest_journal_failing 1.0" in h.ops.metrics.exposition()[0]
             before = h.router.stats.frames
             written = h.rotation.stats.kind("prices").rows_written
             await wait_for(lambda: h.rotation.stats.kind("prices").rows_written > written + 20)
