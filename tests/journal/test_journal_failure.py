@@ -138,3 +138,18 @@ async def test_an_unwritable_data_dir_turns_health_red_without_a_write_being_due
                                    capture_stdout=True, capture_stderr=True)
         await wait_for(lambda: "disk_unwritable" not in codes(h), seconds=5.0)
         h.request_stop("test")
+
+
+async def test_a_hung_probe_counts_as_failing_by_wall_time(tmp_path: Path) -> None:
+    """A write+fsync that never returns (a hung NFS mount) is a problem, found without any trio
+    timeout (a mock clock would jump while the thread runs)."""
+    from trio_harvest.journal.probe import DiskProbe
+
+    wall = [0.0]
+    probe = DiskProbe((tmp_path,), interval=5.0, wall=lambda: wall[0])
+    probe._running[tmp_path] = 0.0  # a probe thread started at wall time 0, still running
+    wall[0] = 2.0
+    assert probe.findings() == []
+    wall[0] = 2.6
+    (code, _subject, message), = probe.findings()
+    assert code == "disk_unwritable" and "has not returned for 3s" in message

@@ -44,7 +44,8 @@ class DiskProbe:
                  timeout: float | None = None, wall: Callable[[], float] = time.monotonic) -> None:
         self.dirs = dirs
         self.interval = interval
-        self.timeout = timeout if timeout is not None else max(1.0, interval)
+        # a hang is reported within 2 x interval: next probe <= interval, flagged interval/2 later
+        self.timeout = timeout if timeout is not None else max(1.0, interval / 2)
         self.wall = wall
         self.failures: dict[Path, str] = {}
         self.probes = 0
