@@ -257,7 +257,7 @@ class Harvester:
                 self._ingest_scope.cancel()
                 await self.repair.finish(min(5.0, cfg.shutdown_grace / 2))  # backfill, open gaps
                 self._features_scope.cancel()
-                flush_all(self.engines, self.lanes.offer, self.exchange_ms)  # every closed second
+                flush_all(self.engines, self.lanes.offer, self._final_features_ms())  # every closed second
                 await self._final_flush()
                 await self._close_journal()
                 root.cancel_scope.cancel()
@@ -296,7 +296,20 @@ class Harvester:
 
     async def _run_features(self) -> None:
         with self._features_scope:
-            await run_features(self.engines, self.lanes.offer, now_ms=self.exchange_ms)
+            await run_features(self.engines, self.lanes.offer, now_ms=self._features_ms)
+
+    def _features_ms(self) -> int:
+        """The features clock, journaled (issue 9): replaying an archive closes seconds alike."""
+        now = self.exchange_ms()
+        if self.journal is not None:
+            self.journal.features_tick(now, True)
+        return now
+
+    def _final_features_ms(self) -> int:
+        now = self.exchange_ms()
+        if self.journal is not None:
+            self.journal.features_tick(now, False)
+        return now
 
     async def _run_ingest(self) -> None:
         with self._ingest_scope:

@@ -26,6 +26,7 @@ FRAME = 1  # the exact bytes of a websocket frame (text frames as UTF-8)
 OPEN = 2  # a connection opened: JSON {"url", "streams"}
 CLOSE = 3  # a connection's session ended: JSON {"reason"}
 ROW = 4  # an authoritative row made off the stream (a gap, a backfilled trade): JSON {"kind", "row"}
+TICK = 5  # the features clock closed seconds: JSON {"now_ms", "grace"} (so replay closes them alike)
 
 MAX_RECORD = 64 * 1024 * 1024  # a length beyond this is garbage, not a record
 

@@ -153,6 +153,10 @@ class Journal:
         """An authoritative row made off the stream (a gap, a backfilled trade)."""
         self.record(fmt.ROW, _encode({"kind": kind, "row": row}))
 
+    def features_tick(self, now_ms: int, grace: bool) -> None:
+        """The features clock read ``now_ms`` (once a second): replay closes seconds alike."""
+        self.record(fmt.TICK, _encode({"now_ms": now_ms, "grace": grace}))
+
     def _filled(self) -> None:
         if self._pending_bytes > self.memory_bytes:  # the disk cannot keep up: stop, stay bounded
             self._stop_journaling("the journal's disk cannot keep up (memory bound reached)",

@@ -89,18 +89,25 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
         clock = [0]
         h.router.wall_ms = lambda: clock[0]  # the gate stays: duplicates dropped as live
         emitted_upto = 0
+        ticks = False  # the archive carries the live features clock (TICK records)
         conns: dict[int, set[str]] = {}
         for path in sorted(files, key=lambda p: fmt.parse_segment_name(p.name) or 0):
             records = await trio.to_thread.run_sync(fmt.read_segment, path)
+            if not stats["segments"]:  # does the archive carry the live features clock?
+                ticks = any(r.type == fmt.TICK for r in records)
             stats["segments"] += 1
             for rec in records:
                 ms = rec.recv_ns // 1_000_000
                 if (start is not None and ms < start) or (end is not None and ms >= end):
                     continue
-                if ms // 1000 > emitted_upto:  # the features clock follows the archive
+                if not ticks and ms // 1000 > emitted_upto:  # no journaled clock: follow frames
                     emit_closed(h.engines, h.lanes.offer, ms)
                     emitted_upto = ms // 1000
-                if rec.type == fmt.FRAME:
+                if rec.type == fmt.TICK:  # the live features clock, as it was
+                    tick = _row.decode(rec.payload)
+                    emit_closed(h.engines, h.lanes.offer, int(tick["now_ms"]),
+                                grace=bool(tick["grace"]))
+                elif rec.type == fmt.FRAME:
                     clock[0] = ms
                     stats["frames"] += 1
                     await h.router.handle(rec.payload)
@@ -120,7 +127,8 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
                         if kind == "prices":  # a backfilled trade: no longer missing
                             h.repair.trackers[symbol].fill(int(str(row[4])))
                         await h.lanes.get(kind, symbol).put(row)
-        flush_all(h.engines, h.lanes.offer, clock[0])
+        if not ticks:
+            flush_all(h.engines, h.lanes.offer, clock[0])
         with trio.CancelScope(shield=True):
             await h.rotation.flush_everything()
         nursery.cancel_scope.cancel()
