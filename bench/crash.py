@@ -36,12 +36,13 @@ def main() -> None:
     print(f"{'kills':>24} {r['kills']} ({r['replay_kills']} during replay)")
     print(f"{'loss per kill (ms)':>24} {r['loss_ms_per_kill']}")
     print(f"{'max_loss_ms':>24} {r['max_loss_ms']} (bound: fsync {args.fsync_ms} + 100)")
+    print(f"{'max_loss_ms_received':>24} {r['max_loss_ms_received']} (less the receive lag)")
     print(f"{'unrecorded_loss':>24} {r['unrecorded_loss']}")
     print(f"{'duplicates':>24} {r['duplicates']}")
     print(f"{'rows':>24} {r['trades']} trades, {r['book_rows']} book rows; gaps "
           f"{r['gaps_by_reason']}")
     print(json.dumps({k: r[k] for k in ("kills", "max_loss_ms", "unrecorded_loss",
-                                        "duplicates")}))
+                                        "duplicates", "max_loss_ms_received")}))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ Used by ``tests/journal/test_crash.py`` and ``bench/crash.py``. What counts:
   ``prices`` and not in an ``unfilled`` gap row, plus holes in a depth stream's ``pu`` chain not
   covered by a ``gaps`` row of that stream;
 - ``max_loss_ms``: the largest window of book frames lost around a kill (the kill time less the
-  event time of the first frame missing before it), measured against the simulator's clock.
+  event time of the first frame missing before it), measured against the simulator's clock;
+  ``max_loss_ms_received`` the same less the harvester's receive lag at that moment (what a
+  starved CPU had not even received yet is not the journal's to keep).
 """
 
 from __future__ import annotations
@@ -185,7 +187,7 @@ def count(data: Path, port: int, symbols: list[str], kills: list[int],
                           "before_recv_ms": rc[i], "recorded": ok})
             if not ok:
                 unrecorded += 1
-    loss = 0
+    loss = loss_received = 0
     per_kill: list[int] = []
     for k in kills:
         # a restart hole spanning the kill: what was sent before the kill and is not on disk
@@ -193,7 +195,14 @@ def count(data: Path, port: int, symbols: list[str], kills: list[int],
         lost = max([k - (h["after_event_ms"] + CADENCE_MS) for h in before], default=0)
         per_kill.append(lost)
         loss = max(loss, lost)
-    return {"max_loss_ms": max(0, loss), "loss_ms_per_kill": per_kill, "unrecorded_loss": unrecorded,
+        # the same, less the harvester's receive lag at that moment (a starved CPU delays
+        # receiving; what never reached the harvester is no journal's to keep)
+        adjusted = max([k - (h["after_event_ms"] + CADENCE_MS)
+                        - max(0, h["after_recv_ms"] - h["after_event_ms"]) for h in before],
+                       default=0)
+        loss_received = max(loss_received, adjusted)
+    return {"max_loss_ms": max(0, loss), "loss_ms_per_kill": per_kill,
+            "max_loss_ms_received": max(0, loss_received), "unrecorded_loss": unrecorded,
             "duplicates": dup_prices + dup_books, "trades": prices.height,
             "book_rows": books.height, "holes": len(holes),
             "unrecorded_holes": [h for h in holes if not h["recorded"]],

@@ -22,16 +22,22 @@ def scan(data: Path, kind: str) -> pl.DataFrame:
     return pl.read_parquet(files, hive_partitioning=True) if files else pl.DataFrame()
 
 
-async def crash(h: Harvester, seconds: float) -> None:
-    """Run ``h`` for ``seconds``, then end it the way SIGKILL would: nothing buffered is
-    flushed or dead-lettered (the segments and the files already written stay)."""
+async def crash(h: Harvester) -> None:
+    """Run ``h`` until some rows are written and more are only in memory, then end it the way
+    SIGKILL would: nothing buffered is flushed or dead-lettered (the segments and the files
+    already written stay)."""
 
     async def nothing(deadline: float | None = None) -> None:
         return None
 
     h.rotation.abort = nothing  # type: ignore[method-assign]
-    with trio.move_on_after(seconds):
-        await h.run()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.run)
+        prices = h.rotation.stats.kind("prices")
+        while not (prices.rows_written > 0 and h.lanes.total_pending() > 200
+                   and h.journal is not None and h.journal.stats.records > 500):
+            await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
 
 
 async def test_restart_replays_what_memory_held_exactly_once_even_when_run_twice(
@@ -43,7 +49,7 @@ async def test_restart_replays_what_memory_held_exactly_once_even_when_run_twice
         cfg = make_config(tmp_path, journal=True, symbols=SYMBOLS, rotate_sec=0.5,
                           min_file_rows=120, max_file_age=3600.0, backfill_delay=0.2, **urls)
         first = Harvester(cfg)
-        await crash(first, 3.0)
+        await crash(first)
         assert first.journal is not None and first.journal.stats.records > 500
         written = first.rotation.stats.kind("prices").rows_written
         assert 0 < written < first.router.stats.frames  # some rows were only in memory
