@@ -27,7 +27,7 @@ async def test_segments_are_deleted_as_rows_become_durable(tmp_path: Path) -> No
     cfg = make_config(tmp_path, journal=True, sim=True, sim_rate=2000.0,
                       symbols=("BTCUSDT", "ETHUSDT"), rotate_sec=0.25, min_file_rows=400,
                       journal_segment_bytes=SEG, journal_segment_s=0.25,
-                      journal_max_bytes=16 * SEG, duration=60.0)
+                      journal_max_bytes=8 * SEG, duration=60.0)
     h = Harvester(cfg)
     async with trio.open_nursery() as nursery:
         await nursery.start(h.run)
@@ -35,7 +35,7 @@ async def test_segments_are_deleted_as_rows_become_durable(tmp_path: Path) -> No
         h.request_stop("test")
     assert h.journal is not None
     written = h.journal.stats.bytes
-    assert written > 3 * cfg.journal_max_bytes  # it journaled much more than it ever held
+    assert written > 2 * cfg.journal_max_bytes  # it journaled more than it ever held
     assert h.journal.stats.deleted >= 8
     assert max(sizes) <= cfg.journal_max_bytes + SEG
     assert not list(h.journal.directory.glob("seg-*"))  # a clean stop leaves none
