@@ -91,3 +91,18 @@ async def test_close_removes_what_the_checkpoint_passed_or_archives_it(tmp_path:
     first = zstandard.ZstdDecompressor().decompress(archived[0].read_bytes(),
                                                     max_output_size=1 << 20)
     assert first.startswith(fmt.MAGIC)
+
+
+async def test_an_unusable_journal_dir_never_stops_the_start(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    outages: list[str] = []
+    j = await started(blocker / "journal")  # mkdir fails: logged, not raised
+    j.on_unprotected = lambda a, b, why: outages.append(why)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(j.run)
+        assert j.failing and j.append(0, "frame") == 1 and j.stats.unprotected == 1
+        blocker.unlink()  # the disk allows again
+        await j.tick()
+        assert not j.failing and len(outages) == 1
+        nursery.cancel_scope.cancel()

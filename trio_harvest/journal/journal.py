@@ -182,7 +182,15 @@ class Journal:
 
     def open(self) -> None:
         """Blocking (start-up, in a thread): find the segments an earlier run left (they are
-        what replay reads) and continue the seq after them."""
+        what replay reads) and continue the seq after them. A directory that cannot be read is
+        logged, not raised: harvesting starts anyway and ``run`` reports the journal failing."""
+        try:
+            self._scan()
+        except OSError as exc:
+            log.error("journal: cannot read %s (%s); starting without what it held",
+                      self.directory, exc)
+
+    def _scan(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         last = 0
         for path in sorted(self.directory.glob(f"seg-*{fmt.SUFFIX}")):
