@@ -20,7 +20,7 @@ import trio
 
 from tests.conftest import make_config
 from trio_harvest.app import Harvester
-from trio_harvest.journal.journal import Journal
+from trio_harvest.journal import files
 
 
 @contextlib.contextmanager
@@ -58,14 +58,22 @@ async def test_a_full_journal_disk_keeps_harvesting_says_so_and_records_the_gap(
         filler = jdir / "filler"
         injected = {"on": False}
         if not mounted:  # no mount here: the same errno, injected where the write happens
-            real = Journal._write
+            real_write, real_create = files.write_batch, files.create_segment
 
-            def failing(fh, batch, path):  # type: ignore[no-untyped-def]
+            def full() -> None:
                 if injected["on"]:
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                return real(fh, batch, path)
 
-            monkeypatch.setattr(Journal, "_write", staticmethod(failing))
+            def write(fh, batch, path):  # type: ignore[no-untyped-def]
+                full()
+                return real_write(fh, batch, path)
+
+            def create(path):  # type: ignore[no-untyped-def]
+                full()
+                return real_create(path)
+
+            monkeypatch.setattr(files, "write_batch", write)
+            monkeypatch.setattr(files, "create_segment", create)
         async with trio.open_nursery() as nursery:
             await nursery.start(h.run)
             assert h.journal is not None

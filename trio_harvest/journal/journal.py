@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,13 +25,14 @@ import msgspec
 import trio
 
 from ..ratelimit import RateLimitedLog
+from . import files
 from . import format as fmt
 from .archive import archive_segment
 from .checkpoint import deletable
 
 log = logging.getLogger("trio_harvest.journal")
 
-Pending = tuple[int, int, int, int, str | bytes]  # seq, recv_ns, conn, type, payload
+Pending = files.Pending  # seq, recv_ns, conn, type, payload
 UnprotectedFn = Callable[[int, int, str], None]  # start_ms, end_ms, why
 PressureFn = Callable[[int], None]  # please make rows derived from seqs below this durable
 
@@ -246,7 +246,7 @@ class Journal:
                 or trio.current_time() - seg.opened_at >= self.segment_s)
         started = self._commit_started = time.monotonic()  # wall: a mock clock jumps in threads
         try:
-            written = await trio.to_thread.run_sync(self._write, self._fh, batch, seg.path)
+            written = await trio.to_thread.run_sync(files.write_batch, self._fh, batch, seg.path)
         except Exception as exc:  # ENOSPC, EIO, a removed directory...: never the app's end
             self.stats.failures += 1
             self._commit_started = None
@@ -264,15 +264,6 @@ class Journal:
         seg.bytes += written
         if roll:
             await self._roll()
-
-    @staticmethod
-    def _write(fh: IO[bytes], batch: list[Pending], path: Path) -> int:
-        data = fmt.encode(batch)
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-        os.stat(path)  # a removed directory: the writes above went to an unlinked file
-        return len(data)
 
     async def _roll(self) -> None:
         """Seal the active segment and open the next one."""
@@ -292,7 +283,7 @@ class Journal:
         first = self._pending[0][0] if self._pending else self.seq + 1
         path = self.directory / fmt.segment_name(first)
         try:
-            fh = await trio.to_thread.run_sync(self._create, path)
+            fh = await trio.to_thread.run_sync(files.create_segment, path)
         except Exception as exc:
             self._outage_from(self.clock_ns() // 1_000_000, f"{type(exc).__name__}: {exc}")
             return
@@ -315,24 +306,6 @@ class Journal:
                         outage.why)
             if self.on_unprotected is not None:
                 self.on_unprotected(outage.since_ms, end_ms, outage.why)
-
-    @staticmethod
-    def _create(path: Path) -> IO[bytes]:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(path, "xb")  # kept open across commits
-        try:
-            fmt.write_header(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-            dir_fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except BaseException:
-            fh.close()
-            raise
-        return fh
 
     def _outage_from(self, since_ms: int, why: str) -> None:
         if self._outage is None:
