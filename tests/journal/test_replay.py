@@ -99,6 +99,9 @@ async def test_replay_of_a_live_runs_raw_archive_gives_the_same_rows(tmp_path: P
         main, ["replay", "--raw-dir", str(raw), "--data-dir", str(out), "--symbols",
                ",".join(SYMBOLS)])
     assert code == 0
+    again_code = await trio.to_thread.run_sync(  # into the same place: refused, not doubled
+        main, ["replay", "--raw-dir", str(raw), "--data-dir", str(out)])
+    assert again_code == 2
     for kind, key in (("prices", ["symbol", "agg_id"]),
                       ("orderbook", ["symbol", "source", "update_id"]),
                       ("gaps", ["symbol", "stream", "start_ms", "reason"]),

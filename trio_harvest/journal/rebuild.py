@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 import trio
+import zstandard
 
 from ..errors import ConfigError
 from . import format as fmt
@@ -65,6 +66,9 @@ def main(args: argparse.Namespace) -> int:
         cli["symbols"] = args.symbols
     config = load_config(cli, os.environ, Path(args.config) if args.config else None)
     start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
+    if any(config.data_dir.glob("date=*")):
+        raise ConfigError(f"--data-dir: {config.data_dir} already holds a dataset; replay into "
+                          "an empty directory (a second replay would write every row again)")
     files = archive_files(raw)
     result = trio.run(_rebuild, config, files, start, end)
     if args.json:
@@ -73,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"replayed {result['segments']} segments: {result['frames']} frames, "
               f"{result['rows']} off-stream rows -> {config.data_dir}; rows written: "
               + ", ".join(f"{k} {v}" for k, v in sorted(result["written"].items())))
-    return 0 if not result["lost"] else 1
+    return 0 if not (result["lost"] or result["unreadable"]) else 1
 
 
 async def _rebuild(config: Any, files: list[Path], start: int | None,
@@ -83,7 +87,7 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
 
     h = Harvester(config)
     symbols = set(config.symbols)
-    stats = {"segments": 0, "frames": 0, "rows": 0}
+    stats = {"segments": 0, "frames": 0, "rows": 0, "unreadable": 0}
     async with trio.open_nursery() as nursery:
         await nursery.start(h.rotation.run)
         clock = [0]
@@ -92,7 +96,12 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
         ticks = False  # the archive carries the live features clock (TICK records)
         conns: dict[int, set[str]] = {}
         for path in sorted(files, key=lambda p: fmt.parse_segment_name(p.name) or 0):
-            records = await trio.to_thread.run_sync(fmt.read_segment, path)
+            try:
+                records = await trio.to_thread.run_sync(fmt.read_segment, path)
+            except (OSError, zstandard.ZstdError) as exc:
+                print(f"skipped {path}: cannot read it ({exc})", file=sys.stderr)
+                stats["unreadable"] += 1
+                continue
             if not stats["segments"]:  # does the archive carry the live features clock?
                 ticks = any(r.type == fmt.TICK for r in records)
             stats["segments"] += 1

@@ -124,7 +124,11 @@ class Replayer:
         started = time.monotonic()
         try:
             for first, path, _last in segs:
-                records = await trio.to_thread.run_sync(fmt.read_segment, path)
+                try:
+                    records = await trio.to_thread.run_sync(fmt.read_segment, path)
+                except OSError as exc:  # kept (not deleted) for a person to look at
+                    log.error("journal: cannot read segment %s (%s); skipped", path, exc)
+                    continue
                 self.stats.segments += 1
                 for rec in records:
                     await self._one(rec, gate, keys)
