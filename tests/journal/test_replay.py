@@ -116,3 +116,21 @@ async def test_replay_of_a_live_runs_raw_archive_gives_the_same_rows(tmp_path: P
             order = [*key, *(c for c in cols if c not in key)]
             assert live.sort(order, nulls_last=True).equals(
                 again.select(cols).sort(order, nulls_last=True)), kind
+
+
+async def test_replay_takes_a_time_window_and_a_symbol(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    cfg = make_config(tmp_path, journal=True, raw_dir=raw, sim=True, sim_rate=500.0,
+                      symbols=SYMBOLS, duration=2.0)
+    await Harvester(cfg).run()
+    live = scan(cfg.data_dir, "prices")
+    middle = int(live["recv_ms"].median())  # type: ignore[arg-type]
+    out = tmp_path / "window"
+    code = await trio.to_thread.run_sync(
+        main, ["replay", "--raw-dir", str(raw), "--data-dir", str(out), "--symbols", "ETHUSDT",
+               "--start", str(middle), "--json"])
+    assert code == 0
+    got = scan(out, "prices")
+    want = live.filter((pl.col("symbol") == "ETHUSDT") & (pl.col("recv_ms") >= middle))
+    assert got.height == want.height > 0
+    assert set(got["symbol"]) == {"ETHUSDT"}
