@@ -106,3 +106,17 @@ async def test_an_unusable_journal_dir_never_stops_the_start(tmp_path: Path) -> 
         await j.tick()
         assert not j.failing and len(outages) == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_two_harvesters_never_share_a_journal(tmp_path: Path) -> None:
+    import pytest
+
+    from trio_harvest.config import ConfigError
+
+    first = await started(tmp_path)
+    with pytest.raises(ConfigError, match="in use by another harvester"):
+        await started(tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(first.run)
+        nursery.cancel_scope.cancel()
+    await started(tmp_path)  # released when the first one ended

@@ -1,18 +1,34 @@
-"""The journal's blocking file operations, run in worker threads: create a segment (magic,
-fsync, fsync of the directory) and write one group-commit batch (write, fsync).
+"""The journal's blocking file operations, run in worker threads: lock the directory for this
+process, create a segment (magic, fsync, fsync of the directory) and write one group-commit
+batch (write, fsync).
 
 Owns nothing but those syscalls; never decides anything (``journal.py`` does).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 from typing import IO
 
+from ..errors import ConfigError
 from . import format as fmt
 
 Pending = tuple[int, int, int, int, str | bytes]  # seq, recv_ns, conn, type, payload
+
+
+def lock_dir(directory: Path) -> int:
+    """Hold ``directory/LOCK`` (flock) for this process: two harvesters must never share a
+    journal (each would replay and delete the other's segments). Returns the descriptor."""
+    fd = os.open(directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(f"journal dir {directory} is in use by another harvester; give each "
+                          "harvester its own --journal-dir (or --data-dir)") from None
+    return fd
 
 
 def create_segment(path: Path) -> IO[bytes]:

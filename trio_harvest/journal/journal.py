@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,6 +111,7 @@ class Journal:
         self._fh: IO[bytes] | None = None
         self._commit_started: float | None = None
         self._closed = False
+        self._lock_fd: int | None = None
         self._lock = trio.Lock()
         self._ratelog = RateLimitedLog(log, interval=60.0)
 
@@ -192,6 +194,7 @@ class Journal:
 
     def _scan(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = files.lock_dir(self.directory)  # ConfigError if another process has it
         last = 0
         for path in sorted(self.directory.glob(f"seg-*{fmt.SUFFIX}")):
             first = fmt.parse_segment_name(path.name)
@@ -225,6 +228,9 @@ class Journal:
             if fh is not None:
                 with contextlib.suppress(OSError):
                     fh.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # releases the directory for the next run
+                self._lock_fd = None
 
     async def tick(self) -> None:
         """One group commit, then housekeeping (checkpoint, bounds, recovery from a failure)."""
