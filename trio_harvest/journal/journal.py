@@ -61,7 +61,6 @@ class JournalStats:
     failures: int = 0
     deleted: int = 0  # segments removed after the checkpoint passed them
     archived: int = 0  # segments moved to raw_dir
-    last_commit_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -112,7 +111,8 @@ class Journal:
         self._commit_started: float | None = None
         self._closed = False
         self._lock_fd: int | None = None
-        self._lock = trio.Lock()
+        self._lock = trio.Lock()  # one commit step at a time
+        self._hk_lock = trio.Lock()
         self._ratelog = RateLimitedLog(log, interval=60.0)
 
     # -- the loop side (hot path) ----------------------------------------------------------------
@@ -215,14 +215,22 @@ class Journal:
     # -- the commit task -------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Commits on a fixed grid of ``fsync_ms`` (a slow fsync is followed at once by the next
+        commit, so a frame waits at most ``fsync_ms`` plus one commit); housekeeping (deleting,
+        archiving) in its own task, so a segment being compressed never delays a commit."""
         await self._try_reopen()
-        task_status.started()
         try:
-            while True:
-                with trio.move_on_after(self.fsync_s):
-                    await self._wake.wait()
-                self._wake = trio.Event()
-                await self.tick()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._housekeeping)
+                task_status.started()
+                next_at = trio.current_time() + self.fsync_s
+                while True:
+                    with trio.move_on_at(next_at):
+                        await self._wake.wait()
+                    self._wake = trio.Event()
+                    started = trio.current_time()
+                    await self._commit_step()
+                    next_at = started + self.fsync_s
         finally:  # cancelled (a crash of the app): what is on disk stays for the next replay
             fh, self._fh = self._fh, None
             if fh is not None:
@@ -232,11 +240,20 @@ class Journal:
                 os.close(self._lock_fd)  # releases the directory for the next run
                 self._lock_fd = None
 
+    async def _housekeeping(self) -> None:
+        while True:
+            await trio.sleep(self.fsync_s)
+            await self.housekeep()
+
     async def tick(self) -> None:
-        """One group commit, then housekeeping (checkpoint, bounds, recovery from a failure)."""
+        """One group commit, then housekeeping (what ``run``'s two tasks do, at once)."""
+        await self._commit_step()
+        await self.housekeep()
+
+    async def _commit_step(self) -> None:
+        """A group commit; after a failure, seal what was written and retry when allowed."""
         async with self._lock:
             await self._commit()
-            await self.housekeep()
             if not self._accepting and self._fh is not None:  # stopped: seal what was written
                 await self._seal()
             if (not self._accepting and not self._closed
@@ -250,7 +267,7 @@ class Journal:
         seg = self.segments[-1]
         roll = (seg.bytes >= self.segment_bytes
                 or trio.current_time() - seg.opened_at >= self.segment_s)
-        started = self._commit_started = time.monotonic()  # wall: a mock clock jumps in threads
+        self._commit_started = time.monotonic()  # wall time: a mock clock jumps in threads
         try:
             written = await trio.to_thread.run_sync(files.write_batch, self._fh, batch, seg.path)
         except Exception as exc:  # ENOSPC, EIO, a removed directory...: never the app's end
@@ -263,7 +280,6 @@ class Journal:
         st.records += len(batch)
         st.bytes += written
         st.commits += 1
-        st.last_commit_s = time.monotonic() - started
         if not seg.first_ns:
             seg.first_ns = batch[0][1]
         seg.last_seq = batch[-1][0]
@@ -336,6 +352,10 @@ class Journal:
 
     async def housekeep(self) -> None:
         """Delete (or archive) sealed segments the checkpoint has passed; apply ``max_bytes``."""
+        async with self._hk_lock:  # one at a time: a segment is archived once
+            await self._housekeep()
+
+    async def _housekeep(self) -> None:
         cp = self.checkpoint()
         sealed = [(s.first_seq, s.last_seq) for s in self.segments if s.sealed]
         gone = set(deletable(sealed, cp))
