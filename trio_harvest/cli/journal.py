@@ -44,7 +44,7 @@ def add_subcommand(sub: Any) -> None:
     rep.add_argument("--config", metavar="FILE", default=None,
                      help="TOML config: symbols, depth levels, [signals] parameters")
     rep.add_argument("--symbols", metavar="LIST", default=None,
-                     help="only these symbols (default: the config's)")
+                     help="only these symbols (default: the config's, else the archive's)")
     rep.add_argument("--start", metavar="TIME", default=None,
                      help="only frames received at or after TIME (ISO 8601 UTC or unix ms)")
     rep.add_argument("--end", metavar="TIME", default=None,

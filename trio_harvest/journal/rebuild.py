@@ -50,26 +50,46 @@ def _symbols_of(url: str) -> set[str]:
     return {name.split("@", 1)[0].upper() for name in streams.split("/") if name}
 
 
+def archive_symbols(files: list[Path]) -> set[str]:
+    """The symbols of the connections opened in the archive's first segment."""
+    named = sorted(files, key=lambda p: fmt.parse_segment_name(p.name) or 0)
+    if not named:
+        return set()
+    try:
+        records = fmt.read_segment(named[0])
+    except (OSError, zstandard.ZstdError):
+        return set()
+    out: set[str] = set()
+    for rec in records:
+        if rec.type == fmt.OPEN:
+            out |= _symbols_of(str(_row.decode(rec.payload).get("url", "")))
+    return out
+
+
 def archive_files(raw_dir: Path) -> list[Path]:
     return [p for p in raw_dir.glob("date=*/seg-*") if fmt.parse_segment_name(p.name) is not None]
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..config import load_config
+    from ..config import load_config, read_toml
 
     raw = Path(args.raw_dir)
     if not raw.is_dir():
         raise ConfigError(f"--raw-dir: {raw} is not a directory")
     cli: dict[str, Any] = {"data_dir": args.data_dir, "journal": False, "resume": False,
                            "backfill": False, "auto_recover": False}
+    files = archive_files(raw)
     if args.symbols:
         cli["symbols"] = args.symbols
+    elif args.config is None or "symbols" not in read_toml(Path(args.config)):
+        found = archive_symbols(files)  # default: what the live run harvested
+        if found:
+            cli["symbols"] = ",".join(sorted(found))
     config = load_config(cli, os.environ, Path(args.config) if args.config else None)
     start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
     if any(config.data_dir.glob("date=*")):
         raise ConfigError(f"--data-dir: {config.data_dir} already holds a dataset; replay into "
                           "an empty directory (a second replay would write every row again)")
-    files = archive_files(raw)
     result = trio.run(_rebuild, config, files, start, end)
     if args.json:
         print(json.dumps(result))
