@@ -430,6 +430,12 @@ def main(argv: list[str] | None = None) -> int:
               f"(target <= {TARGET_US_ALL:g}); RSS {real['rss_mb']:.0f} MB "
               f"(target <= {TARGET_RSS_MB:g}), {real['rss_mb_per_min']:+.1f} MB/min over the window; "
               f"sustained: {'yes' if real['sustained'] else 'NO'}")
+    # issue 9: the journal's loop cost and bytes at the realistic mix (bench/journal_append.py)
+    from journal_append import measure as journal_measure
+
+    out["journal"] = journal_measure(seconds=5.0)
+    print(f"journal: {out['journal']['us_per_msg']} us/msg on the loop (target <= 3), "
+          f"{out['journal']['bytes_per_s'] / 1e6:.1f} MB/s at the realistic rate")
     out["targets_met"] = {k: out[k]["target_met"] for k in ("ladder", "realistic") if k in out}
     out.update(C.conditions(load_before))
     C.emit_json(out)

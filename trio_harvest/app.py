@@ -24,6 +24,11 @@ from .binance.streams import plan_connections, streams_for
 from .config import Config
 from .ingest.connection import ConnectFn, Connection, make_connections, run_ingest, websocket_connector
 from .ingest.restclient import FetchFn
+from .journal import wiring as journal_wiring
+from .journal.journal import Journal
+from .journal.probe import DiskProbe
+from .journal.replay import Replayer
+from .journal.settings import journal_path
 from .kinds import CVD, OFI, PREVIEW_KINDS, Row, schema_for
 from .ops.listing import check_listing
 from .ops.operations import Operations
@@ -150,12 +155,45 @@ class Harvester:
         self.stale_temps_removed = 0
         self.compaction = AutoCompactStats()  # auto_compact (issue 10)
         self.resume_unreadable: dict[str, list[str]] = {}  # symbol -> files resume could not read
+        # issue 9: the write-ahead journal (checkpointed by the lanes) and the disk probe
+        self.journal: Journal | None = None
+        self.replayer = Replayer(self.router, self.lanes, self.repair, self.lanes.cursor,
+                                 data_dir=config.data_dir, deadletter_dir=config.deadletter_path,
+                                 symbols=config.symbols)
+        if config.journal:
+            self.journal = journal_wiring.build_journal(
+                config, self.lanes, None if wall_clock_ms is wall_ms
+                else (lambda: wall_clock_ms() * 1_000_000))
+            self.journal.checkpoint = self._checkpoint
+            self.journal.on_unprotected = self._unprotected
+            self.journal.pressure = lambda cp: journal_wiring.relieve(
+                self.lanes, self.rotation, self.journal, cp) if self.journal else None
+            self.router.wall_ms = self.journal.recv_ms  # recv_ms is the journaled receive time
+            self.repair.journal_row = self.journal.row
+        # probe the disks we write: not the data dir when storage is injected (a fake disk)
+        probe_dirs = (*((config.data_dir,) if save is None else ()),
+                      *((journal_path(config),) if config.journal else ()))
+        self.probe = DiskProbe(probe_dirs, interval=config.health_interval)
 
     def _metadata_of(self, kind: str) -> dict[str, str]:
         """Parquet key-value metadata: derived kinds carry their parameters and OFI source."""
         if kind in PREVIEW_KINDS and self.engines:
             return next(iter(self.engines.values())).metadata(kind)
         return {"trio_harvest.version": __version__, "trio_harvest.kind": kind}
+
+    def _checkpoint(self) -> int:
+        assert self.journal is not None
+        return journal_wiring.checkpoint(self.journal, self.lanes, self.rotation,
+                                         self.connections, self.replayer.position)
+
+    def _unprotected(self, start_ms: int, end_ms: int, why: str) -> None:
+        for row in journal_wiring.unprotected_rows(self.config.symbols, start_ms, end_ms, why):
+            self.repair.gap_now(row)
+
+    async def _replay_journal(self) -> None:
+        """Restart: what an earlier run journaled but had not made durable goes in first."""
+        if self.journal is not None:
+            await journal_wiring.restart(self.journal, self.replayer, self.repair, self.config)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -183,6 +221,8 @@ class Harvester:
         # one start-up thread: sweep temp files left by a crash, read where each symbol left off
         self.stale_temps_removed, seeds = await trio.to_thread.run_sync(
             self._startup_scan, abandon_on_cancel=True)
+        if self.journal is not None:
+            await trio.to_thread.run_sync(self.journal.open, abandon_on_cancel=True)
         await self.ops.bind()  # a port in use is a ConfigError here, before anything starts
         try:
             async with trio.open_nursery() as root:
@@ -190,6 +230,10 @@ class Harvester:
                 if cfg.sim:
                     base_url = await self._start_simulator(root)
                 await root.start(self.rotation.run)
+                if self.journal is not None:
+                    await root.start(self.journal.run)
+                await root.start(self.probe.run_task)
+                await self._replay_journal()  # issue 9: before connecting
                 self._resume_continuity(seeds)
                 await root.start(self.repair.run, self.simulator.rest_url if cfg.sim else cfg.rest_url)
                 if self.diff_books is not None:
@@ -213,6 +257,8 @@ class Harvester:
                     backoff_max=cfg.backoff_max,
                     on_disconnect=self._on_disconnect,
                 )
+                for index, conn in enumerate(self.connections):  # issue 9: journal every frame
+                    conn.journal, conn.index = self.journal, index
                 root.start_soon(self._run_ingest)
                 if self._use_http:  # a symbol the venue does not list: one warning
                     root.start_soon(check_listing, self.simulator.rest_url if cfg.sim
@@ -243,8 +289,9 @@ class Harvester:
                 finally:
                     self._backfilling = False
                 self._features_scope.cancel()
-                flush_all(self.engines, self.lanes.offer, self.exchange_ms)  # every closed second
+                flush_all(self.engines, self.lanes.offer, self._final_features_ms())  # every closed second
                 await self._final_flush()
+                await self._close_journal()
                 root.cancel_scope.cancel()
         finally:
             self.stopped_at = trio.current_time()
@@ -295,7 +342,20 @@ class Harvester:
 
     async def _run_features(self) -> None:
         with self._features_scope:
-            await run_features(self.engines, self.lanes.offer, now_ms=self.exchange_ms)
+            await run_features(self.engines, self.lanes.offer, now_ms=self._features_ms)
+
+    def _features_ms(self) -> int:
+        """The features clock, journaled (issue 9): replaying an archive closes seconds alike."""
+        now = self.exchange_ms()
+        if self.journal is not None:
+            self.journal.features_tick(now, True)
+        return now
+
+    def _final_features_ms(self) -> int:
+        now = self.exchange_ms()
+        if self.journal is not None:
+            self.journal.features_tick(now, False)
+        return now
 
     async def _run_compaction(self) -> None:
         cfg = self.config
@@ -325,6 +385,12 @@ class Harvester:
             with trio.CancelScope(shield=True) as dump:
                 dump.deadline = trio.current_time() + cfg.deadletter_timeout + 1.0
                 await self.rotation.abort()
+
+    async def _close_journal(self) -> None:
+        if self.journal is not None:
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + 5.0
+                await self.journal.close()
 
     async def _stop_after(self, seconds: float) -> None:
         await trio.sleep(seconds)

@@ -22,6 +22,7 @@ from typing import Any
 from .errors import ConfigError
 from .hints import did_you_mean
 from .ingest.transport import DEFAULT_TRANSPORT, TRANSPORTS
+from .journal import settings as journal_settings
 from .kinds import ALL_KINDS, DEFAULT_WATERMARKS
 from .ops.settings import check_ops_settings
 from .scale.settings import resolve as resolve_scale
@@ -121,9 +122,19 @@ class Config:
     workers: int = 1  # harvester processes on this host, each a shard
     shard: str = ""  # "I/N": harvest shard I of N (rendezvous hashing of the symbols)
 
+    # durability (issue 9): the write-ahead journal of raw frames and the raw archive
+    journal: bool = True
+    journal_dir: Path | None = None  # default <data_dir>/_journal
+    journal_fsync_ms: int = 200
+    journal_max_bytes: int = 2 * 1024**3
+    journal_segment_bytes: int = 64 * 1024**2
+    journal_segment_s: float = 60.0
+    raw_dir: Path | None = None  # off; sealed segments are kept here, zstd-compressed
+
     def __post_init__(self) -> None:
         _validate(self)
-        resolve_scale(self)
+        resolve_scale(self)  # first: an s3:// data_dir becomes a local dir (journal's home)
+        journal_settings.validate(self)
 
     @property
     def deadletter_path(self) -> Path:

@@ -26,6 +26,7 @@ from ..ops.logs import setup_logging
 from ..sim.calibration import DEFAULT_TOTAL_MIN, SYMBOL_RATE, sim_rate
 from . import adversity as adversity_cli
 from . import compact as compact_cli
+from . import journal as journal_cli
 from . import ops as ops_cli
 from . import scale as scale_cli
 
@@ -36,7 +37,7 @@ EXIT_NO_DATA = 3  # the run ended without ever receiving a frame (endpoint unrea
 EXIT_CODES = ("exit codes: 0 a clean stop (also after SIGINT/SIGTERM); 1 an internal failure; 2 a "
               "user mistake; 3 the run ended without ever receiving a frame (nothing harvested: "
               "endpoint unreachable, DNS, a firewall); 130 interrupted before the harvester ran")
-SUBCOMMANDS = ("run", "sim", "recover", "inspect", "compact")
+SUBCOMMANDS = ("run", "sim", "recover", "inspect", "compact", "replay")
 
 
 PREFIX = "trio_harvest: error:"  # every user mistake, from every subcommand, starts so
@@ -138,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     adversity_cli.add_run_flags(run)
     compact_cli.add_run_flags(run)
     scale_cli.add_run_flags(run)
+    journal_cli.add_run_flags(run)
 
     sim = sub.add_parser(
         "sim",
@@ -161,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     adversity_cli.add_sim_flags(sim)
     ops_cli.add_subcommands(sub)
     compact_cli.add_subcommand(sub)
+    journal_cli.add_subcommand(sub)
     return parser
 
 
@@ -204,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ops_cli.run_recover(args)
         if args.command == "inspect":
             return ops_cli.run_inspect(args)
+        if args.command == "replay":
+            return journal_cli.run_replay(args)
         if args.command == "compact":
             return compact_cli.run_compact(args)
         args.raw_argv = argv  # what a supervisor (--workers N) passes on to its workers

@@ -34,6 +34,12 @@ def check_writable_dir(path: Path, what: str) -> None:
 def preflight(config: Config) -> None:
     check_writable_dir(config.data_dir, "local dir" if config.data_url else "data dir")
     check_writable_dir(config.deadletter_path, "dead-letter dir")
+    if config.journal:  # issue 9: a journal or archive that cannot start is a user mistake
+        from ..journal.settings import journal_path
+
+        check_writable_dir(journal_path(config), "journal dir")
+        if config.raw_dir is not None:
+            check_writable_dir(config.raw_dir, "raw dir")
     check_object_store(config)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..hints import plural
+from ..journal.report import as_dict as journal_report
 from ..kinds import ALL_KINDS
 from ..ops.startup import recover_command
 from ..ops.view import HarvestView
@@ -37,6 +38,7 @@ class Summary:
     endpoint: str = ""  # where the frames were to come from
     deadletter_dir: str = ""
     rejected: int = 0  # frames whose values or times are not market data (issue 11)
+    journal: dict[str, Any] = field(default_factory=dict)  # issue 9: journal.report.as_dict()
 
     @property
     def msgs_per_sec(self) -> float:
@@ -66,6 +68,7 @@ class Summary:
             "deadletter": None if self.backlog is None else {
                 "files": self.backlog.files, "rows": self.backlog.rows,
                 "dir": self.deadletter_dir, "recover": self.recover_command},
+            "journal": self.journal,
         }
 
     def per_kind(self) -> list[tuple[str, int, int, int, int, int]]:
@@ -132,6 +135,12 @@ class Summary:
                 f"{plural(bf['requests'], 'request')}, {bf['unfilled_ids']} ids unfilled; "
                 f"duplicates dropped: {a['trade_duplicates_dropped']} trades, "
                 f"{a['book_duplicates_dropped']} book; handovers {ho['handovers']}")
+        j = self.journal
+        if j:
+            lines.append(f"journal: {j['records']} records ({j['bytes'] / 1e6:.1f} MB) fsynced, "
+                         f"{j['deleted']} segments removed, {j['archived']} archived, "
+                         f"{j['segments']} left; {j['unprotected']} frames not journaled"
+                         + (f" ({j['failing']})" if j["failing"] else ""))
         return "\n".join(lines)
 
 
@@ -167,4 +176,5 @@ def summarize(h: HarvestView, backlog: Backlog | None = None, config_file: str |
         endpoint="the built-in simulator" if cfg.sim else cfg.ws_url,
         deadletter_dir=str(cfg.deadletter_path),
         rejected=h.router.stats.rejected,
+        journal=journal_report(h.journal) if h.journal is not None else {},
     )

@@ -15,6 +15,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import trio
 
@@ -26,6 +27,14 @@ from .transport import DEFAULT_TRANSPORT, ConnectFn, MessageSource, connector, r
 __all__ = ["RECOVERABLE", "ConnectFn", "Connection", "MessageSource", "websocket_connector"]
 
 log = logging.getLogger("trio_harvest.ingest")
+
+
+class JournalSink(Protocol):
+    """The write-ahead journal as a connection sees it (issue 9, ``journal/journal.py``)."""
+
+    def append(self, conn: int, frame: str | bytes) -> int: ...
+    def event(self, conn: int, opened: bool, text: str) -> None: ...
+
 
 # an async handler, or a synchronous one that returns what to await only when it must wait
 FrameHandler = Callable[[str | bytes], "Awaitable[None] | None"]
@@ -84,6 +93,14 @@ class Connection:
         self._progress_at = 0.0
         # the same error over and over (a flapping link) is logged once a minute, with a count
         self._ratelog = RateLimitedLog(log, interval=60.0, clock=trio.current_time)
+        # issue 9: the app sets the journal; while ``_handling``, ``journal_seq`` is held
+        self.journal: JournalSink | None = None
+        self.index = 0
+        self.journal_seq = -1
+
+    @property
+    def handling(self) -> bool:
+        return self._handling
 
     def request_reconnect(self, reason: str) -> None:
         """Health may ask a stale connection to start over; not while it is only waiting for
@@ -161,9 +178,14 @@ class Connection:
                         log.info("%s: reconnected", st.label)
                     get = ws.get_message
                     handle = self.handle
+                    journal = self.journal
+                    if journal is not None:
+                        journal.event(self.index, True, self.url)
                     frame = await get()
                     self.backoff.reset()
                     while True:  # per frame: no clock read, no scope, no allocation of ours
+                        if journal is not None:  # write-ahead: journal first, then route
+                            self.journal_seq = journal.append(self.index, frame)
                         st.frames += 1
                         self._handling = True
                         waiting = handle(frame)  # a coroutine, or None when nothing waits
@@ -187,6 +209,8 @@ class Connection:
         finally:
             self._session = None
             self._handling = False
+            if self.journal is not None and st.connected:
+                self.journal.event(self.index, False, self._ended_by)
 
 
 def _describe(exc: BaseException) -> str:

@@ -103,6 +103,9 @@ class Snapshot:
     adversity_problems: tuple[tuple[str, str, str], ...] = ()
     adversity_notes: tuple[tuple[str, str, str], ...] = ()
     stopping: bool = False  # a stop has begun: streams and connections going quiet is expected
+    # issue 9: the journal (journal_failing) and the disk probe (disk_unwritable), judged there
+    durability_problems: tuple[tuple[str, str, str], ...] = ()
+    durability_notes: tuple[tuple[str, str, str], ...] = ()
 
 
 ERROR_KINDS = ("connection", "decode", "write", "lost", "dropped")
@@ -290,6 +293,8 @@ def assess(s: Snapshot, t: Thresholds = Thresholds()) -> HealthReport:
                              f"{plural(s.deadletter_rows, 'row')}; {how}"))
     problems += [Problem(*p) for p in s.adversity_problems]
     notes += [Problem(*n) for n in s.adversity_notes]
+    problems += [Problem(*p) for p in s.durability_problems]
+    notes += [Problem(*n) for n in s.durability_notes]
     return HealthReport(tuple(problems), tuple(notes), tuple(dict.fromkeys(reconnect)))
 
 

@@ -186,6 +186,16 @@ class _LiveCollector(Collector):
                       [([], bf.unfilled_ids)])
         yield counter("handovers", "Connections replaced before the exchange closed them.", [],
                       [([], rep.connector.stats.handovers)])
+        if h.journal is not None:  # issue 9: the write-ahead journal
+            j = h.journal
+            yield gauge("journal_bytes", "Bytes of journal segments on disk.", [],
+                        [([], j.disk_bytes)])
+            yield gauge("journal_failing", "1 while the journal is not protecting new frames.",
+                        [], [([], 1.0 if j.failing else 0.0)])
+            yield counter("journal_records", "Records written and fsynced to the journal.", [],
+                          [([], j.stats.records)])
+            yield counter("journal_unprotected", "Frames routed while journaling was off.", [],
+                          [([], j.stats.unprotected)])
         yield gauge("error_rate_decayed", "Recent errors, decaying (half-life per kind).",
                     ["kind"], [([k], v) for k, v in sorted(snap.errors.items())])
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..journal.report import as_dict as journal_report
 from .autorecover import AutoRecovery
 from .health import HealthReport, Snapshot
 from .httpd import HttpServer, Request, Response, bound_port, open_listeners
@@ -175,6 +176,7 @@ class Operations:
                            "dir": str(h.config.deadletter_path)},
             "recovery": {"auto": h.config.auto_recover, **self.autorecovery.stats.as_dict()},
             "adversity": h.repair.as_dict(),  # gaps, backfill, duplicates, handovers (issue 5)
+            "journal": journal_report(h.journal) if h.journal is not None else None,  # issue 9
             "rss_bytes": rss_bytes(),
         }
 

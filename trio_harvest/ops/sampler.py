@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..journal.report import findings as journal_findings
 from ..storage.backlog import Backlog
 from .decay import DecayingCounter
 from .health import (
@@ -128,6 +129,8 @@ class Sampler:
         limiter = h.rotation.limiter
         in_use, total = int(limiter.borrowed_tokens), int(limiter.total_tokens)
         adversity = h.repair.findings(now)
+        durability = journal_findings(h.journal, now) if h.journal is not None else ([], [])
+        durability[0].extend(h.probe.findings())
         if in_use >= total:
             if self._saturated_since is None:
                 self._saturated_since = now
@@ -152,4 +155,6 @@ class Sampler:
             adversity_problems=tuple(adversity[0]),
             adversity_notes=tuple(adversity[1]),
             stopping=h.stop_state.requested.is_set(),
+            durability_problems=tuple(durability[0]),
+            durability_notes=tuple(durability[1]),
         )

@@ -16,6 +16,8 @@ import trio
 if TYPE_CHECKING:
     from ..config import Config
     from ..ingest.connection import Connection
+    from ..journal.journal import Journal
+    from ..journal.probe import DiskProbe
     from ..pipeline.lanes import Lanes
     from ..pipeline.rotation import Rotation
     from ..pipeline.router import Router
@@ -56,3 +58,8 @@ class HarvestView(Protocol):
     def stopped_at(self) -> float | None: ...
     @property
     def stop_state(self) -> StopView: ...
+    # issue 9: the journal (None when off) and the disk probe
+    @property
+    def journal(self) -> Journal | None: ...
+    @property
+    def probe(self) -> DiskProbe: ...

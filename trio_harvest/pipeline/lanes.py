@@ -66,6 +66,10 @@ class Lane:
     level: int = 0
     stats: LaneStats = field(default_factory=LaneStats)
     chunk_rows: int = 0
+    # journal checkpoint (issue 9): ``cursor[0]`` is the journal seq of the frame being routed
+    # (shared by all lanes); ``first_seq`` that seq when the oldest pending row arrived (-1: none)
+    cursor: list[int] = field(default_factory=lambda: [0])
+    first_seq: int = -1
     _spills: list[GenericBuilder | UntypedBuilder] = field(default_factory=list)
     _spilled: int = 0
     _trade: TradeBuilder | None = None
@@ -93,6 +97,8 @@ class Lane:
     def _admitted(self) -> None:
         self.level += 1
         self.stats.accepted += 1
+        if self.first_seq < 0:  # journal checkpoint (issue 9)
+            self.first_seq = self.cursor[0]
         if self.level == self.high:
             self.wake(self)
 
@@ -117,6 +123,8 @@ class Lane:
         b.add(t, recv_ms)
         self.level += 1
         self.stats.accepted += 1
+        if self.first_seq < 0:  # journal checkpoint (issue 9)
+            self.first_seq = self.cursor[0]
         if self.level == self.high:
             self.wake(self)
         return True
@@ -130,6 +138,8 @@ class Lane:
         b.add(t, recv_ms)
         self.level += 1
         self.stats.accepted += 1
+        if self.first_seq < 0:  # journal checkpoint (issue 9)
+            self.first_seq = self.cursor[0]
         if self.level == self.high:
             self.wake(self)
         return True
@@ -143,6 +153,8 @@ class Lane:
         b.add(d, recv_ms, source)
         self.level += 1
         self.stats.accepted += 1
+        if self.first_seq < 0:  # journal checkpoint (issue 9)
+            self.first_seq = self.cursor[0]
         if self.level == self.high:
             self.wake(self)
         return True
@@ -185,6 +197,7 @@ class Lane:
         if self.level + chunk.n > self.capacity:
             return False
         self._send.send_nowait(chunk)
+        self.hold(self.cursor[0])  # journal checkpoint (issue 9)
         crossed = self.level < self.high <= self.level + chunk.n
         self.level += chunk.n
         self.stats.accepted += chunk.n
@@ -247,6 +260,7 @@ class Lane:
         """Authoritative path: never drops. At capacity, wake rotation and wait for room."""
         if self.put_nowait(row):
             return
+        seq = self.cursor[0]  # journal checkpoint (issue 9): the frame's seq, before we wait
         try:
             await self.wait_for_room()
         except BaseException:
@@ -254,10 +268,12 @@ class Lane:
             # upstream (e.g. its agg_id counted as seen), so it must not vanish. The spill buffer
             # goes to the dead letter with the next flush, or with the final one.
             self._spill_row(row)
+            self.hold(seq)
             self.wake(self)
             raise
         if not self.put_nowait(row):  # pragma: no cover - room was just made, nothing ran since
             self._spill_row(row)
+        self.hold(seq)
 
     def offer(self, row: Row) -> None:
         """Preview path: never blocks. At capacity the row spills (to the dead letter, via
@@ -309,6 +325,17 @@ class Lane:
         self._room.set()
         return batch
 
+    def hold(self, seq: int) -> None:
+        """Journal checkpoint (issue 9): a row from the frame with journal seq ``seq`` is pending."""
+        if self.first_seq < 0 or seq < self.first_seq:
+            self.first_seq = seq
+
+    def drained(self) -> None:
+        """Journal checkpoint (issue 9), after a drain (whose batch now holds ``first_seq`` in
+        rotation): nothing pending -> the lane holds nothing; else it keeps it (conservative)."""
+        if not self.pending:
+            self.first_seq = -1
+
     def take_spill(self) -> Batch:
         spilled = self.batch(self._spills)
         self._spills = []
@@ -342,6 +369,8 @@ class Lanes:
         self._schema_of = schema_of
         self._depth_levels = depth_levels
         self._lanes: dict[tuple[str, str], Lane] = {}
+        self.cursor = [0]  # journal checkpoint (issue 9): the journal writes the seq here
+        self.cursor = [0]  # journal checkpoint (issue 9): the journal writes the seq here
 
     def set_wake(self, wake: WakeFn) -> None:
         self._wake = wake
@@ -353,7 +382,8 @@ class Lanes:
         if lane is None:
             high, emergency = self._watermarks[kind]
             schema = self._schema_of(kind) if self._schema_of is not None else None
-            lane = Lane(kind, symbol, high, emergency, self._wake, schema, self._depth_levels)
+            lane = Lane(kind, symbol, high, emergency, self._wake, schema, self._depth_levels,
+                        cursor=self.cursor)
             self._lanes[(kind, symbol)] = lane
         return lane
 
@@ -366,6 +396,10 @@ class Lanes:
 
     def __len__(self) -> int:
         return len(self._lanes)
+
+    def held_seqs(self) -> list[int]:
+        """Journal checkpoint (issue 9): the seq each authoritative lane holds (-1: none)."""
+        return [lane.first_seq for lane in self._lanes.values() if lane.authoritative]
 
     def total_pending(self) -> int:
         return sum(lane.pending for lane in self._lanes.values())

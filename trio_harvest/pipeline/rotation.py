@@ -114,6 +114,7 @@ class Rotation:
         self._dl_scopes: set[trio.CancelScope] = set()
         self.next_rotation: float = math.inf
         self.teardown_at: float | None = None  # trio time a teardown cancelled the first write
+        self.held: dict[Lane, int] = {}  # journal checkpoint (issue 9): seq of a batch in flight
 
     # -- producer side -------------------------------------------------------------------------
 
@@ -180,8 +181,16 @@ class Rotation:
 
     async def _flush_once(self, lane: Lane) -> None:
         self._last_flush[lane] = trio.current_time()
+        self.held[lane] = lane.first_seq  # journal checkpoint (issue 9): until durable
+        try:
+            await self._flush_drained(lane)
+        finally:
+            del self.held[lane]
+
+    async def _flush_drained(self, lane: Lane) -> None:
         spilled = lane.take_spill()
         rows = lane.drain()
+        lane.drained()  # journal checkpoint (issue 9)
         if spilled:
             await self._to_dead_letter(lane.kind, lane.symbol, spilled, "spilled from a full lane")
         if not rows:

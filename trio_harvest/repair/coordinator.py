@@ -102,6 +102,7 @@ class Repair:
         self.resuming: dict[str, Interruption] = {}
         self.last_seen: Mapping[str, float] = {}  # the router's (stream -> trio time)
         self._gap_backlog: list[Row] = []
+        self.journal_row: Callable[[str, Row], None] | None = None  # issue 9: off-stream rows
         self._backlog_lock = trio.Lock()
         self._prices = {s: lanes.get(PRICES, s) for s in config.symbols}
         self._use_http = use_http and config.backfill and fetch is None
@@ -311,6 +312,9 @@ class Repair:
     def _reopen(self, symbol: str, lo: int, hi: int, start_ms: int, end_ms: int) -> None:
         self.trackers[symbol].reopen(lo, hi)
         self.backfill.request(symbol, Break(lo, hi, start_ms, end_ms))
+    def gap_now(self, row: Row) -> None:
+        """A gap row from outside the stream (issue 9: an interval the journal missed)."""
+        self._gap_now(row)
 
     async def put_gap(self, row: Row) -> None:
         self._count(row)
@@ -355,6 +359,8 @@ class Repair:
     # -- internals -----------------------------------------------------------------------------
 
     async def _put_trade(self, row: Row) -> None:
+        if self.journal_row is not None:  # issue 9: a backfilled trade is journaled first
+            self.journal_row(PRICES, row)
         await self._prices[row[3]].put(row)
 
     def _interruption_row(self, stream: str, gap: Interruption, end_ms: int, extra: str) -> Row:
@@ -367,6 +373,8 @@ class Repair:
             self._gap_backlog.append(row)
 
     def _count(self, row: Row) -> None:
+        if self.journal_row is not None:  # issue 9: every gap row passes here; journal it
+            self.journal_row(GAPS, row)
         reason, agg = row[5], parse_agg_detail(row[6])
         self.stats.gaps[reason] = self.stats.gaps.get(reason, 0) + 1
         if agg is not None and not agg[2]:

@@ -1,0 +1,210 @@
+"""Real crashes: a standalone simulator process, a harvester process killed with SIGKILL at random
+moments (one of them during its own restart replay), a last clean run, then a count of what is
+on disk against what the simulator sent.
+
+Used by ``tests/journal/test_crash.py`` and ``bench/crash.py``. What counts:
+
+- ``duplicates``: rows of ``prices`` (by agg id) or ``orderbook`` (by source and update id)
+  that are on disk more than once;
+- ``unrecorded_loss``: trades of the simulator's tape (its REST ``aggTrades``) missing from
+  ``prices`` and not in an ``unfilled`` gap row, plus holes in a depth stream's ``pu`` chain not
+  covered by a ``gaps`` row of that stream;
+- ``max_loss_ms``: the largest window of book frames lost around a kill (the kill time less the
+  event time of the first frame missing before it), measured against the simulator's clock;
+  ``max_loss_ms_received`` the same less the harvester's receive lag at that moment (what a
+  starved CPU had not even received yet is not the journal's to keep).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+PY = sys.executable
+CADENCE_MS = 100  # depth@100ms
+
+
+def start_sim(symbols: str, rate: float, seed: int, faults: str) -> tuple[subprocess.Popen[str], int]:
+    cmd = [PY, "-m", "trio_harvest", "sim", "--port", "0", "--symbols", symbols,
+           "--rate", str(rate), "--seed", str(seed)]
+    if faults:
+        cmd += ["--faults", faults]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    for _ in range(50):
+        line = proc.stdout.readline()
+        m = re.search(r"listening on ws://127\.0\.0\.1:(\d+)", line)
+        if m:
+            return proc, int(m.group(1))
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+    raise RuntimeError("simulator did not start")
+
+
+def harvester(port: int, data: Path, symbols: str, fsync_ms: int,
+              extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+    cmd = [PY, "-m", "trio_harvest", "run", "--ws-url", f"ws://127.0.0.1:{port}",
+           "--rest-url", f"http://127.0.0.1:{port}", "--data-dir", str(data),
+           "--symbols", symbols, "--journal-fsync-ms", str(fsync_ms), "--log-level", "INFO",
+           "--backfill-delay", "0.2", *extra]
+    log = data.parent / "harvester.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as fh:
+        fh.write(b"--- start\n")
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=fh)
+
+
+def wait_line(proc: subprocess.Popen[bytes], log: Path, needle: str, timeout: float) -> bool:
+    """Wait for ``needle`` in the log written since this process started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_bytes().rsplit(b"--- start\n", 1)[-1]
+        if needle.encode() in text:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.005)
+    return False
+
+
+def kill(proc: subprocess.Popen[bytes]) -> int:
+    ms = time.time_ns() // 1_000_000
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return ms
+
+
+def run_kills(work: Path, *, kills: int = 10, rate: float = 1000.0, fsync_ms: int = 200,
+              symbols: str = "BTCUSDT,ETHUSDT", seed: int = 1, min_up: float = 1.5,
+              max_up: float = 3.0, faults: str = "disconnect=4",
+              extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    rng = random.Random(seed)
+    data = work / "data"
+    log = work / "harvester.log"
+    sim, port = start_sim(symbols, rate, seed, faults)
+    kill_times: list[int] = []
+    replay_kills = 0
+    try:
+        for i in range(kills):
+            proc = harvester(port, data, symbols, fsync_ms, extra)
+            if i == kills // 2 and i > 0:  # SIGKILL during the restart's own replay
+                if wait_line(proc, log, "journal: replaying", 30.0):
+                    kill(proc)
+                    replay_kills += 1
+                    proc = harvester(port, data, symbols, fsync_ms, extra)
+            wait_line(proc, log, "harvesting", 30.0)
+            time.sleep(rng.uniform(min_up, max_up))
+            kill_times.append(kill(proc))
+        proc = harvester(port, data, symbols, fsync_ms, ("--duration", "4", *extra))
+        proc.wait(timeout=120)
+        result = count(data, port, symbols.split(","), kill_times, fsync_ms)
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        try:
+            sim.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+            sim.wait()
+        if sim.stdout is not None:
+            sim.stdout.close()
+    result["kills"] = len(kill_times) + replay_kills
+    result["replay_kills"] = replay_kills
+    return result
+
+
+def _scan(data: Path, kind: str) -> pl.DataFrame:
+    files = sorted(str(p) for p in data.glob(f"date=*/symbol=*/kind={kind}/*.parquet"))
+    if not files:
+        return pl.DataFrame()
+    return pl.scan_parquet(files, hive_partitioning=True).collect()
+
+
+def tape(port: int, symbol: str, first: int, last: int) -> list[int]:
+    ids: list[int] = []
+    cursor = first
+    while cursor <= last:
+        url = f"http://127.0.0.1:{port}/fapi/v1/aggTrades?symbol={symbol}&fromId={cursor}&limit=1000"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            page = json.loads(r.read())
+        if not page:
+            break
+        ids.extend(int(t["a"]) for t in page if int(t["a"]) <= last)
+        cursor = int(page[-1]["a"]) + 1
+    return ids
+
+
+def count(data: Path, port: int, symbols: list[str], kills: list[int],
+          fsync_ms: int) -> dict[str, Any]:
+    prices, books, gaps = _scan(data, "prices"), _scan(data, "orderbook"), _scan(data, "gaps")
+    dup_prices = prices.height - prices.select("symbol", "agg_id").n_unique()
+    dup_books = books.height - books.select("symbol", "source", "update_id").n_unique()
+    unrecorded = 0
+    holes: list[dict[str, Any]] = []
+    for symbol in symbols:
+        p = prices.filter(pl.col("symbol") == symbol)
+        if p.height:
+            on_disk = set(p["agg_id"].to_list())
+            sent = tape(port, symbol, min(on_disk), max(on_disk))
+            unfilled = gaps.filter((pl.col("symbol") == symbol)
+                                   & pl.col("detail").str.contains("unfilled")) if gaps.height \
+                else pl.DataFrame()
+            covered: list[tuple[int, int]] = []
+            for d in (unfilled["detail"].to_list() if unfilled.height else []):
+                m = re.match(r"agg_id (\d+)\.\.(\d+)", d)
+                if m:
+                    covered.append((int(m.group(1)), int(m.group(2))))
+            for a in sent:
+                if a not in on_disk and not any(lo <= a <= hi for lo, hi in covered):
+                    unrecorded += 1
+        d = books.filter((pl.col("symbol") == symbol) & pl.col("source").str.starts_with("depth")
+                         ).sort("update_id")
+        stream_gaps = gaps.filter((pl.col("symbol") == symbol) & (
+            pl.col("stream").str.contains("@depth") | (pl.col("stream") == "*"))) \
+            if gaps.height else pl.DataFrame()
+        ids, prevs = d["update_id"].to_list(), d["prev_update_id"].to_list()
+        ev, rc = d["event_ms"].to_list(), d["recv_ms"].to_list()
+        for i in range(1, len(ids)):
+            if prevs[i] == ids[i - 1]:
+                continue
+            cover = stream_gaps.filter(
+                (pl.col("start_ms") <= rc[i - 1] + 1) & (pl.col("end_ms") >= rc[i] - 1)) \
+                if stream_gaps.height else pl.DataFrame()
+            ok = cover.height > 0
+            holes.append({"restart": ok and "restart" in cover["reason"].to_list(),
+                          "symbol": symbol, "after_event_ms": ev[i - 1],
+                          "before_event_ms": ev[i], "after_recv_ms": rc[i - 1],
+                          "before_recv_ms": rc[i], "recorded": ok})
+            if not ok:
+                unrecorded += 1
+    loss = loss_received = 0
+    per_kill: list[int] = []
+    for k in kills:
+        # a restart hole spanning the kill: what was sent before the kill and is not on disk
+        before = [h for h in holes if h["restart"] and h["after_event_ms"] <= k <= h["before_event_ms"]]
+        lost = max([k - (h["after_event_ms"] + CADENCE_MS) for h in before], default=0)
+        per_kill.append(lost)
+        loss = max(loss, lost)
+        # the same, less the harvester's receive lag at that moment (a starved CPU delays
+        # receiving; what never reached the harvester is no journal's to keep)
+        adjusted = max([k - (h["after_event_ms"] + CADENCE_MS)
+                        - max(0, h["after_recv_ms"] - h["after_event_ms"]) for h in before],
+                       default=0)
+        loss_received = max(loss_received, adjusted)
+    return {"max_loss_ms": max(0, loss), "loss_ms_per_kill": per_kill,
+            "max_loss_ms_received": max(0, loss_received), "unrecorded_loss": unrecorded,
+            "duplicates": dup_prices + dup_books, "trades": prices.height,
+            "book_rows": books.height, "holes": len(holes),
+            "unrecorded_holes": [h for h in holes if not h["recorded"]],
+            "gaps_by_reason": dict(gaps.group_by("reason").len().iter_rows()) if gaps.height
+            else {}, "bound_ms": fsync_ms + 100}

@@ -1,0 +1,112 @@
+"""The on-disk format of journal segments: records, file names, reading a segment back.
+
+Owns the byte layout. A segment file is ``seg-<first seq, 20 digits>.jnl``: a 6-byte magic,
+then records, each ``<length u32><crc32 u32><seq u64><recv_ns i64><conn u16><type u8>`` followed
+by ``length`` payload bytes; the CRC covers everything after itself. A record that is short or
+fails its CRC ends the segment (a torn tail after a crash): reading never raises for it. Pure:
+no trio, no clock; the only I/O is reading a file handed in.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+MAGIC = b"TRHJ1\n"
+HEADER = struct.Struct("<IIQqHB")  # length, crc, seq, recv_ns, conn, type
+_CRC_PART = struct.Struct("<QqHB")  # what the crc covers before the payload
+SUFFIX = ".jnl"
+ARCHIVE_SUFFIX = ".jnl.zst"
+
+FRAME = 1  # the exact bytes of a websocket frame (text frames as UTF-8)
+OPEN = 2  # a connection opened: JSON {"url", "streams"}
+CLOSE = 3  # a connection's session ended: JSON {"reason"}
+ROW = 4  # an authoritative row made off the stream (a gap, a backfilled trade): JSON {"kind", "row"}
+TICK = 5  # the features clock closed seconds: JSON {"now_ms", "grace"} (so replay closes them alike)
+
+MAX_RECORD = 64 * 1024 * 1024  # a length beyond this is garbage, not a record
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    seq: int
+    recv_ns: int
+    conn: int
+    type: int
+    payload: bytes
+
+
+def segment_name(first_seq: int) -> str:
+    return f"seg-{first_seq:020d}{SUFFIX}"
+
+
+def parse_segment_name(name: str) -> int | None:
+    """The first seq of a segment (or archived segment) file name; None for other files."""
+    for suffix in (ARCHIVE_SUFFIX, SUFFIX):
+        if name.startswith("seg-") and name.endswith(suffix):
+            digits = name[4:-len(suffix)]
+            if len(digits) == 20 and digits.isdigit():
+                return int(digits)
+    return None
+
+
+def encode(records: Iterable[tuple[int, int, int, int, str | bytes]]) -> bytes:
+    """``(seq, recv_ns, conn, type, payload)`` tuples as one block of record bytes."""
+    out: list[bytes] = []
+    pack_crc, pack = _CRC_PART.pack, HEADER.pack
+    crc32 = zlib.crc32
+    for seq, recv_ns, conn, rtype, payload in records:
+        data = payload.encode() if isinstance(payload, str) else payload
+        head = pack_crc(seq, recv_ns, conn, rtype)
+        crc = crc32(data, crc32(head))
+        out.append(pack(len(data), crc, seq, recv_ns, conn, rtype))
+        out.append(data)
+    return b"".join(out)
+
+
+def decode(data: bytes) -> tuple[list[Record], bool]:
+    """The records of a segment's bytes (magic included) and whether the bytes ended cleanly
+    (False: a torn or corrupt tail was ignored, or the magic is missing)."""
+    if not data.startswith(MAGIC):
+        return [], len(data) == 0
+    records: list[Record] = []
+    pos, end, size = len(MAGIC), len(data), HEADER.size
+    unpack = HEADER.unpack_from
+    while pos < end:
+        if end - pos < size:
+            return records, False
+        length, crc, seq, recv_ns, conn, rtype = unpack(data, pos)
+        start = pos + size
+        if length > MAX_RECORD or start + length > end:
+            return records, False
+        payload = data[start:start + length]
+        if zlib.crc32(payload, zlib.crc32(_CRC_PART.pack(seq, recv_ns, conn, rtype))) != crc:
+            return records, False
+        records.append(Record(seq, recv_ns, conn, rtype, payload))
+        pos = start + length
+    return records, True
+
+
+def read_segment(path: Path) -> list[Record]:
+    """Every intact record of a segment file (``.jnl``, or ``.jnl.zst`` from the raw archive)."""
+    data = path.read_bytes()
+    if path.name.endswith(ARCHIVE_SUFFIX):
+        import zstandard
+
+        data = zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 34)
+    return decode(data)[0]
+
+
+def iter_segments(paths: Iterable[Path]) -> Iterator[Record]:
+    """Records of several segments in seq order (segments sorted by their first seq)."""
+    named = sorted((s, p) for p in paths if (s := parse_segment_name(p.name)) is not None)
+    for _first, path in named:
+        yield from read_segment(path)
+
+
+def write_header(fh: IO[bytes]) -> None:
+    fh.write(MAGIC)

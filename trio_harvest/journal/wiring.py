@@ -1,0 +1,88 @@
+"""How the journal plugs into a harvester: building it from the config, the checkpoint over the
+lanes, batches in flight, connections mid-frame and replay, the gap rows of an unprotected
+interval, and flushing the lanes that hold the checkpoint back when the journal grows.
+
+Owns those few functions, so ``app.py`` only calls them. Never routes, writes Parquet or reads
+segments.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from ..binance.streams import depth_stream_name
+from ..kinds import Row
+from ..repair.gaps import gap_row
+from .checkpoint import oldest_not_durable
+from .journal import Journal
+from .settings import journal_path
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..ingest.connection import Connection
+    from ..pipeline.lanes import Lanes
+    from ..pipeline.rotation import Rotation
+    from ..repair.coordinator import Repair
+    from .replay import Replayer
+
+JOURNAL = "journal"  # the gap reason of an interval the journal did not protect
+
+
+def build_journal(config: Config, lanes: Lanes, clock_ns: Callable[[], int] | None) -> Journal:
+    journal = Journal(
+        journal_path(config), fsync_ms=config.journal_fsync_ms,
+        segment_bytes=config.journal_segment_bytes, segment_s=config.journal_segment_s,
+        max_bytes=config.journal_max_bytes, raw_dir=config.raw_dir,
+        clock_ns=clock_ns or time.time_ns,
+    )
+    journal.cursor = lanes.cursor  # one list: the journal writes the seq, lanes read it
+    return journal
+
+
+def checkpoint(journal: Journal, lanes: Lanes, rotation: Rotation,
+               connections: Iterable[Connection], replay_position: int) -> int:
+    return oldest_not_durable(
+        journal.seq + 1,
+        lanes.held_seqs(),
+        [seq for lane, seq in rotation.held.items() if lane.authoritative],
+        [c.journal_seq for c in connections if c.handling],
+        (replay_position,),
+    )
+
+
+def relieve(lanes: Lanes, rotation: Rotation, journal: Journal, cp: int) -> None:
+    """The journal is past half its ``journal_max_bytes``: flush the authoritative lanes that
+    hold the oldest half of it (small files beat an unprotected interval)."""
+    below = cp + (journal.seq - cp) // 2 + 1
+    for lane in lanes:
+        if lane.authoritative and 0 <= lane.first_seq < below and lane.pending:
+            rotation.wake(lane)
+
+
+def unprotected_rows(symbols: Iterable[str], start_ms: int, end_ms: int, why: str) -> list[Row]:
+    """One ``gaps`` row per symbol (stream ``*``) for an interval the journal did not protect."""
+    return [gap_row(s, "*", start_ms, end_ms, JOURNAL, f"not journaled: {why}") for s in symbols]
+
+
+async def restart(journal: Journal, replayer: Replayer, repair: Repair, config: Config) -> None:
+    """Before connecting: replay the segments an earlier run left, then mark every stream that
+    was delivering as interrupted until its first new frame (reason ``restart``)."""
+    from .replay import mark_restart, reset_continuity
+
+    if not journal.old:
+        return
+    segs = [(s.first_seq, s.path, s.last_seq) for s in journal.old]
+    first_ns = min((s.first_ns for s in journal.old if s.first_ns), default=0)
+    stats = await replayer.run(segs, first_ns)
+    if config.sim:  # the in-process simulator is a new exchange each run
+        reset_continuity(repair)
+        return
+    last_ms = dict(stats.last_ms)
+    if config.book == "diff" and stats.frames:
+        # a local book cannot be rebuilt from old diffs (their snapshot is gone): the replayed
+        # window of each diff stream is a restart gap from its first journaled frame
+        last_ms.update({depth_stream_name(s, config.depth_levels, config.depth_speed, "diff"):
+                        stats.first_ms for s in config.symbols})
+    mark_restart(repair, last_ms)
