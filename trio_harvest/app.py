@@ -25,24 +25,20 @@ from .config import Config
 from .ingest.connection import ConnectFn, Connection, make_connections, run_ingest, websocket_connector
 from .ingest.restclient import FetchFn
 from .journal import wiring as journal_wiring
-from .journal.journal import Journal
-from .journal.probe import DiskProbe
-from .journal.replay import Replayer
-from .journal.settings import journal_path
 from .kinds import CVD, OFI, PREVIEW_KINDS, Row, schema_for
 from .ops.listing import check_listing
 from .ops.operations import Operations
-from .ops.startup import startup_notes
 from .pipeline.lanes import Lanes
 from .pipeline.rotation import DeadLetterFn, Rotation, SaveFn
 from .pipeline.router import Router
 from .repair.coordinator import Repair
-from .repair.resume import last_written
 from .signals.engine import SignalEngine
 from .signals.task import flush_all, run_features
+from .sim.inprocess import start_simulator
 from .storage.autocompact import AutoCompactStats, run_auto_compact
 from .storage.backends import data_location, data_store
 from .storage.compact import Compactor
+from .storage.startup import startup_scan
 from .storage.store import LocalStore
 from .storage.writer import Writer
 
@@ -156,39 +152,16 @@ class Harvester:
         self.compaction = AutoCompactStats()  # auto_compact (issue 10)
         self.resume_unreadable: dict[str, list[str]] = {}  # symbol -> files resume could not read
         # issue 9: the write-ahead journal (checkpointed by the lanes) and the disk probe
-        self.journal: Journal | None = None
-        self.replayer = Replayer(self.router, self.lanes, self.repair, self.lanes.cursor,
-                                 data_dir=config.data_dir, deadletter_dir=config.deadletter_path,
-                                 symbols=config.symbols)
-        if config.journal:
-            self.journal = journal_wiring.build_journal(
-                config, self.lanes, None if wall_clock_ms is wall_ms
-                else (lambda: wall_clock_ms() * 1_000_000))
-            self.journal.checkpoint = self._checkpoint
-            self.journal.on_unprotected = self._unprotected
-            self.journal.pressure = lambda cp: journal_wiring.relieve(
-                self.lanes, self.rotation, self.journal, cp) if self.journal else None
-            self.router.wall_ms = self.journal.recv_ms  # recv_ms is the journaled receive time
-            self.repair.journal_row = self.journal.row
-        # probe the disks we write: not the data dir when storage is injected (a fake disk)
-        probe_dirs = (*((config.data_dir,) if save is None else ()),
-                      *((journal_path(config),) if config.journal else ()))
-        self.probe = DiskProbe(probe_dirs, interval=config.health_interval)
+        self.journal, self.replayer, self.probe = journal_wiring.attach(
+            config, self.lanes, self.rotation, self.router, self.repair, lambda: self.connections,
+            None if wall_clock_ms is wall_ms else (lambda: wall_clock_ms() * 1_000_000),
+            probe_data_dir=save is None)
 
     def _metadata_of(self, kind: str) -> dict[str, str]:
         """Parquet key-value metadata: derived kinds carry their parameters and OFI source."""
         if kind in PREVIEW_KINDS and self.engines:
             return next(iter(self.engines.values())).metadata(kind)
         return {"trio_harvest.version": __version__, "trio_harvest.kind": kind}
-
-    def _checkpoint(self) -> int:
-        assert self.journal is not None
-        return journal_wiring.checkpoint(self.journal, self.lanes, self.rotation,
-                                         self.connections, self.replayer.position)
-
-    def _unprotected(self, start_ms: int, end_ms: int, why: str) -> None:
-        for row in journal_wiring.unprotected_rows(self.config.symbols, start_ms, end_ms, why):
-            self.repair.gap_now(row)
 
     async def _replay_journal(self) -> None:
         """Restart: what an earlier run journaled but had not made durable goes in first."""
@@ -310,19 +283,8 @@ class Harvester:
 
     def _startup_scan(self) -> tuple[int, dict[str, tuple[int, int]]]:
         """Blocking; runs in a worker thread before anything starts."""
-        cfg = self.config
-        removed = self._remove_stale_temps()
-        for note in startup_notes(cfg):  # a dead-letter backlog, simulated ids that would collide
-            log.warning("%s", note)
-        if cfg.sim or not cfg.resume:  # the simulator is a new exchange each run
-            return removed, {}
-        seeds = last_written(self.data_store, cfg.deadletter_path, cfg.symbols,
-                             self.resume_unreadable)
-        for symbol, files in self.resume_unreadable.items():
-            log.error("%s: not resuming agg-id continuity: %d files on disk cannot be read, so "
-                      "the last trade written is not known (first: %s); the trades missed "
-                      "while down are not backfilled", symbol, len(files), files[0])
-        return removed, seeds
+        return startup_scan(self.config, self.data_store, self.deadletter_store,
+                            self.resume_unreadable)
 
     def _resume_continuity(self, seeds: dict[str, tuple[int, int]]) -> None:
         """After a restart, each symbol continues from its last written agg_id: the trades
@@ -411,15 +373,6 @@ class Harvester:
     async def put_gap(self, row: Row) -> None:
         await self.repair.put_gap(row)  # counted for health, then into the gaps lane
 
-    def _remove_stale_temps(self) -> int:
-        removed = self.data_store.remove_stale_temps()
-        if (self.config.data_url  # the data store is a bucket: the local dead letter is apart
-                or self.config.deadletter_path != self.config.data_dir / "deadletter"):
-            removed += self.deadletter_store.remove_stale_temps()
-        if removed:
-            log.info("removed %d stale temporary files left by an earlier crash", removed)
-        return removed
-
     async def _start_diff_books(self, nursery: trio.Nursery) -> None:
         """The snapshot fetcher of ``--book diff`` (with ``--sim``: the simulator's REST)."""
         assert self.diff_books is not None
@@ -429,18 +382,5 @@ class Harvester:
         await nursery.start(self.diff_books.run)
 
     async def _start_simulator(self, nursery: trio.Nursery) -> str:
-        from .sim.calibration import sim_rate
-        from .sim.faultplan import parse_faults
-        from .sim.server import SimConfig, Simulator
-
-        cfg = self.config
-        self.simulator = Simulator(
-            SimConfig(symbols=cfg.symbols, rate=sim_rate(cfg.sim_rate, len(cfg.symbols)),
-                      seed=cfg.sim_seed,
-                      faults=parse_faults(cfg.sim_faults) if cfg.sim_faults else None),
-            clock_ms=self.wall_ms,
-        )
-        port = await nursery.start(self.simulator.serve)
-        url = f"ws://127.0.0.1:{port}"
-        log.info("built-in simulator listening on %s", url)
+        self.simulator, url = await start_simulator(nursery, self.config, self.wall_ms)
         return url

@@ -12,13 +12,13 @@ import dataclasses
 import math
 import re
 import tomllib
-import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .coerce import coerce_from, parse_watermarks
 from .errors import ConfigError
 from .hints import did_you_mean
 from .ingest.transport import DEFAULT_TRANSPORT, TRANSPORTS
@@ -237,93 +237,6 @@ def _positive(name: str, value: float) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Coercion of raw layer values (TOML values or strings) into field types
-
-
-def _coerce(name: str, raw: Any) -> Any:
-    hint = _HINTS[name]
-    optional = False
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        optional = len(args) < len(typing.get_args(hint))
-        hint = args[0]
-    if optional and (raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none"))):
-        return None
-    try:
-        if hint is bool:
-            return _to_bool(raw)
-        if hint is int:
-            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-                raise ValueError
-            return int(raw)
-        if hint is float:
-            if isinstance(raw, bool):
-                raise ValueError
-            return float(raw)
-        if hint is str:
-            if not isinstance(raw, str):
-                raise ValueError
-            return raw.upper() if name == "log_level" else raw
-        if hint is Path:
-            if not isinstance(raw, str | Path) or not str(raw):
-                raise ValueError
-            return Path(raw).expanduser()
-        if typing.get_origin(hint) is tuple:  # symbols
-            items = raw.split(",") if isinstance(raw, str) else list(raw)
-            return tuple(str(s).strip().upper() for s in items if str(s).strip())
-    except (TypeError, ValueError):
-        raise ConfigError(f"{raw!r} is not a valid {_type_word(hint)}") from None
-    raise ConfigError("cannot be set this way")
-
-
-def _coerce_from(where: str, name: str, raw: Any) -> Any:
-    """``_coerce`` with the layer's location in front of any error. ``where`` names the setting
-    as the user wrote it ("config file h.toml: rotate_sec: ", "environment TRIO_HARVEST_X: ",
-    "--rotate-sec: "), so the message reads "--data-dir: '' is not a valid path"."""
-    try:
-        return _coerce(name, raw)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}{exc}") from None
-
-
-def _type_word(hint: Any) -> str:
-    return {bool: "true/false", int: "whole number", float: "number", str: "string",
-            Path: "path"}.get(hint, "value")
-
-
-def _to_bool(raw: Any) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    if isinstance(raw, str) and raw.strip().lower() in ("1", "true", "yes", "on"):
-        return True
-    if isinstance(raw, str) and raw.strip().lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(raw)
-
-
-def _parse_watermarks(raw: Any, where: str) -> dict[str, tuple[int, int]]:
-    """``{kind = high}`` or ``{kind = {high = H, emergency = E}}``; emergency defaults to 2x high."""
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}watermarks: expected a table of kind = high")
-    out: dict[str, tuple[int, int]] = {}
-    for kind, value in raw.items():
-        if kind not in ALL_KINDS:
-            raise ConfigError(f"{where}watermarks: unknown kind {kind!r} (known: {', '.join(ALL_KINDS)})")
-        if isinstance(value, Mapping):
-            unknown = set(value) - {"high", "emergency"}
-            if unknown or "high" not in value:
-                raise ConfigError(f"{where}watermarks.{kind}: expected keys high and emergency")
-            high = value["high"]
-            emergency = value.get("emergency", 2 * high if isinstance(high, int) else None)
-        else:
-            high, emergency = value, (2 * value if isinstance(value, int) else None)
-        if not (isinstance(high, int) and isinstance(emergency, int)) or isinstance(high, bool):
-            raise ConfigError(f"{where}watermarks.{kind}: watermarks are whole numbers of records")
-        out[kind] = (high, emergency)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
 # Layers
 
 
@@ -343,7 +256,7 @@ def layer_from_toml(data: Mapping[str, Any], where: str = "") -> dict[str, Any]:
     for key, raw in data.items():
         name = key.replace("-", "_")
         if name == "watermarks":
-            out["watermarks"] = _parse_watermarks(raw, where)
+            out["watermarks"] = parse_watermarks(raw, where)
             continue
         if name == "signals":
             if not isinstance(raw, Mapping):
@@ -355,7 +268,7 @@ def layer_from_toml(data: Mapping[str, Any], where: str = "") -> dict[str, Any]:
             continue
         if name not in FIELD_NAMES:
             raise ConfigError(f"{where}unknown setting {key!r}{did_you_mean(name, FIELD_NAMES)}")
-        out[name] = _coerce_from(f"{where}{key}: ", name, raw)
+        out[name] = coerce_from(_HINTS, f"{where}{key}: ", name, raw)
     return out
 
 
@@ -364,7 +277,7 @@ def layer_from_env(env: Mapping[str, str]) -> dict[str, Any]:
     legacy = {"BUFFER_HIGH": "buffer_high", "SAVE_CONCURRENCY": "save_concurrency"}
     for var, name in legacy.items():
         if env.get(var, "").strip():
-            out[name] = _coerce_from(f"environment {var}: ", name, env[var])
+            out[name] = coerce_from(_HINTS, f"environment {var}: ", name, env[var])
     for var, value in env.items():
         if not var.startswith(ENV_PREFIX):
             continue
@@ -372,7 +285,7 @@ def layer_from_env(env: Mapping[str, str]) -> dict[str, Any]:
         if name in ("watermarks", "signals") or name not in FIELD_NAMES:
             near = did_you_mean(var, [ENV_PREFIX + f.upper() for f in FIELD_NAMES])
             raise ConfigError(f"environment {var}: unknown setting {name!r}{near}")
-        out[name] = _coerce_from(f"environment {var}: ", name, value)
+        out[name] = coerce_from(_HINTS, f"environment {var}: ", name, value)
     return out
 
 
@@ -384,7 +297,7 @@ def layer_from_cli(values: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if name not in FIELD_NAMES:
             raise ConfigError(f"--{name.replace('_', '-')}: unknown setting")
-        out[name] = _coerce_from(f"--{name.replace('_', '-')}: ", name, raw)
+        out[name] = coerce_from(_HINTS, f"--{name.replace('_', '-')}: ", name, raw)
     return out
 
 

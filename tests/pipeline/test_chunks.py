@@ -32,8 +32,8 @@ from trio_harvest.kinds import (
     PRICES_SCHEMA,
     orderbook_schema,
 )
-from trio_harvest.pipeline.chunks import BadValue, Batch, GenericBuilder
-from trio_harvest.pipeline.lanes import Lane, chunk_rows_for
+from trio_harvest.pipeline.chunks import BadValue, Batch, GenericBuilder, chunk_rows_for
+from trio_harvest.pipeline.lanes import Lane
 from trio_harvest.pipeline.shapes import DepthBuilder, TickerBuilder, TradeBuilder
 from trio_harvest.storage.partitions import DAY_MS, rows_to_frame, split_by_date
 

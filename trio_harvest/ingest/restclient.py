@@ -9,6 +9,7 @@ count (``X-MBX-USED-WEIGHT-1M``) when it is higher. Never interprets a body (cal
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -33,10 +34,27 @@ class RestError(Exception):
 FetchFn = Callable[[str, Params], Awaitable[RestResponse]]
 
 
+_TLS: list[ssl.SSLContext] = []  # one verifying context per process, made off the loop
+
+
+async def tls_for(base_url: str) -> ssl.SSLContext | bool:
+    """What httpx should verify with. Building a verifying context loads the system's CA bundle
+    (tens to hundreds of ms of blocking work): done once, in a worker thread, never on the loop
+    that receives frames; a plain ``http://`` URL (the simulator) needs none."""
+    if not base_url.startswith("https://"):
+        return False
+    if not _TLS:
+        ctx = await trio.to_thread.run_sync(ssl.create_default_context)
+        if not _TLS:
+            _TLS.append(ctx)
+    return _TLS[0]
+
+
 @asynccontextmanager
 async def http_fetch(base_url: str, *, request_seconds: float = 10.0) -> AsyncIterator[FetchFn]:
     """A ``fetch(path, params)`` for ``base_url`` over one pooled httpx client."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=request_seconds,
+    verify = await tls_for(base_url)
+    async with httpx.AsyncClient(base_url=base_url, timeout=request_seconds, verify=verify,
                                  headers={"User-Agent": "trio_harvest"}) as client:
 
         async def fetch(path: str, params: Params) -> RestResponse:

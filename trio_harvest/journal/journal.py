@@ -2,13 +2,13 @@
 appended to local append-only segments before it is routed.
 
 Owns the loop side (``append``: a tuple into a list, no I/O, no context manager, bounded by
-``memory_bytes``), the group commit (a task that every ``fsync_ms``, or sooner when the buffer
-fills, hands the batch to a worker thread that writes and fsyncs it), segment rolls by size and
-age, deleting (or archiving, ``raw_dir``) sealed segments once the checkpoint has passed them,
-``max_bytes`` on disk, and its own failure: a write error, a full disk or a stuck thread stops
-journaling (ingest goes on; ``failing`` says why), a retry every tick reopens a fresh segment,
-and the unprotected interval is handed to ``on_unprotected`` to become a ``gaps`` row. Ingest
-never waits for the disk. Never reads frames back (``replay.py`` does) and never decodes them.
+``memory_bytes``), the group commit (a task that every half ``fsync_ms``, or sooner when the
+buffer fills, hands the batch to a worker thread to write and fsync), segment rolls, deleting
+(or archiving, ``raw_dir``) sealed segments once the checkpoint has passed them, ``max_bytes``
+on disk, and its own failure: a write error, a full disk or a stuck thread stops journaling
+(ingest goes on; ``failing`` says why), a retry every tick reopens a fresh segment, and the
+unprotected interval is handed to ``on_unprotected`` to become a ``gaps`` row. Ingest never
+waits for the disk. Never reads frames back (``replay.py`` does) and never decodes them.
 """
 
 from __future__ import annotations
@@ -215,22 +215,23 @@ class Journal:
     # -- the commit task -------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Commits on a fixed grid of ``fsync_ms`` (a slow fsync is followed at once by the next
-        commit, so a frame waits at most ``fsync_ms`` plus one commit); housekeeping (deleting,
-        archiving) in its own task, so a segment being compressed never delays a commit."""
+        """Commits on a fixed grid of half ``fsync_ms`` (a slow fsync is followed at once by the
+        next commit, so a frame waits at most ``fsync_ms / 2`` plus one commit); housekeeping
+        (deleting, archiving) in its own task, so a segment being compressed never delays one."""
         await self._try_reopen()
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._housekeeping)
                 task_status.started()
-                next_at = trio.current_time() + self.fsync_s
+                period = self.fsync_s / 2  # the other half is left for a slow fsync
+                next_at = trio.current_time() + period
                 while True:
                     with trio.move_on_at(next_at):
                         await self._wake.wait()
                     self._wake = trio.Event()
                     started = trio.current_time()
                     await self._commit_step()
-                    next_at = started + self.fsync_s
+                    next_at = started + period
         finally:  # cancelled (a crash of the app): what is on disk stays for the next replay
             fh, self._fh = self._fh, None
             if fh is not None:
@@ -245,8 +246,7 @@ class Journal:
             await trio.sleep(self.fsync_s)
             await self.housekeep()
 
-    async def tick(self) -> None:
-        """One group commit, then housekeeping (what ``run``'s two tasks do, at once)."""
+    async def tick(self) -> None:  # one group commit, then housekeeping (``run``'s two tasks)
         await self._commit_step()
         await self.housekeep()
 

@@ -24,10 +24,42 @@ if TYPE_CHECKING:
     from ..ingest.connection import Connection
     from ..pipeline.lanes import Lanes
     from ..pipeline.rotation import Rotation
+    from ..pipeline.router import Router
     from ..repair.coordinator import Repair
+    from .probe import DiskProbe
     from .replay import Replayer
 
 JOURNAL = "journal"  # the gap reason of an interval the journal did not protect
+
+
+def attach(config: Config, lanes: Lanes, rotation: Rotation, router: Router, repair: Repair,
+           connections: Callable[[], Iterable[Connection]],
+           clock_ns: Callable[[], int] | None, *,
+           probe_data_dir: bool) -> tuple[Journal | None, Replayer, DiskProbe]:
+    """The journal (None when ``journal`` is off), the restart replayer and the disk probe of
+    one harvester, wired to its lanes, rotation, router and repair gate."""
+    from .probe import DiskProbe
+    from .replay import Replayer
+
+    replayer = Replayer(router, lanes, repair, lanes.cursor, data_dir=config.data_dir,
+                        deadletter_dir=config.deadletter_path, symbols=config.symbols)
+    journal: Journal | None = None
+    if config.journal:
+        j = journal = build_journal(config, lanes, clock_ns)
+        j.checkpoint = lambda: checkpoint(j, lanes, rotation, connections(), replayer.position)
+
+        def unprotected(start_ms: int, end_ms: int, why: str) -> None:
+            for row in unprotected_rows(config.symbols, start_ms, end_ms, why):
+                repair.gap_now(row)
+
+        j.on_unprotected = unprotected
+        j.pressure = lambda cp: relieve(lanes, rotation, j, cp)
+        router.wall_ms = j.recv_ms  # recv_ms is the journaled receive time
+        repair.journal_row = j.row
+    # probe the disks we write: not the data dir when storage is injected (a fake disk)
+    probe_dirs = (*((config.data_dir,) if probe_data_dir else ()),
+                  *((journal_path(config),) if config.journal else ()))
+    return journal, replayer, DiskProbe(probe_dirs, interval=config.health_interval)
 
 
 def build_journal(config: Config, lanes: Lanes, clock_ns: Callable[[], int] | None) -> Journal:

@@ -27,6 +27,19 @@ from ..kinds import ORDERBOOK, Row, Schema, orderbook_schema, schema_for
 NAN = float("nan")
 
 
+CHUNK_ROWS_MAX = 4096
+
+
+def chunk_rows_for(capacity: int) -> int:
+    """Rows per chunk: the largest divisor of ``capacity`` not above ``capacity // 4`` (and
+    ``CHUNK_ROWS_MAX``), so that whole chunks add up to the emergency watermark exactly."""
+    limit = max(1, min(CHUNK_ROWS_MAX, capacity // 4))
+    for rows in range(limit, 0, -1):
+        if capacity % rows == 0:
+            return rows
+    return 1  # pragma: no cover - 1 divides everything
+
+
 class BadValue(ValueError):
     """A value that its column cannot hold (e.g. an integer beyond int64)."""
 

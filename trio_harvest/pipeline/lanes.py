@@ -21,26 +21,22 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..kinds import ORDERBOOK, PRICES, Row, Schema, is_authoritative
-from .chunks import Batch, Builder, GenericBuilder, UntypedBuilder, default_schema
+from .chunks import (
+    Batch,
+    Builder,
+    GenericBuilder,
+    UntypedBuilder,
+    chunk_rows_for,
+    default_schema,
+)
 from .shapes import CvdBuilder, DepthBuilder, OfiBuilder, TickerBuilder, TradeBuilder
 
 if TYPE_CHECKING:
     from ..binance.decode import AggTrade, BookTicker, DepthUpdate
 
 WakeFn = Callable[["Lane"], None]
-CHUNK_ROWS_MAX = 4096
 _OPEN = ("_trade", "_ticker", "_depth", "_ofi", "_cvd", "_generic")
 SHAPES = len(_OPEN)  # open builders a lane may have at once
-
-
-def chunk_rows_for(capacity: int) -> int:
-    """Rows per chunk: the largest divisor of ``capacity`` not above ``capacity // 4`` (and
-    ``CHUNK_ROWS_MAX``), so that whole chunks add up to the emergency watermark exactly."""
-    limit = max(1, min(CHUNK_ROWS_MAX, capacity // 4))
-    for rows in range(limit, 0, -1):
-        if capacity % rows == 0:
-            return rows
-    return 1  # pragma: no cover - 1 divides everything
 
 
 @dataclass(slots=True)
@@ -111,8 +107,7 @@ class Lane:
         return builder
 
     # Each ``add_*`` / ``offer_*`` appends one row from a decoded message, or returns False
-    # when the lane is full. They raise ``chunks.BadValue`` for a value no column can hold
-    # (nothing is appended then). The bookkeeping is inlined: this is the per-message path.
+    # when full; ``chunks.BadValue`` (nothing appended) for a value no column can hold.
 
     def add_trade(self, t: AggTrade, recv_ms: int) -> bool:
         if self.level >= self.capacity:
@@ -162,7 +157,7 @@ class Lane:
     def offer_ofi(self, ts: int, source: str, ofi1: float | None, ofim: float | None,
                   bid: float | None, ask: float | None, bid_sz: float | None,
                   ask_sz: float | None) -> None:
-        """Preview: an ``ofi`` row; a full lane spills it (see ``offer``)."""
+        """Preview: an ``ofi`` row (the bookkeeping is inlined: per message); spills if full."""
         b = self._ofi
         if self.level >= self.capacity:
             self.offer((ts, self.symbol, source, ofi1, ofim, bid, ask, bid_sz, ask_sz))
@@ -190,8 +185,7 @@ class Lane:
             self.wake(self)
 
     def put_chunk(self, chunk: Builder) -> bool:
-        """Admit a whole chunk built elsewhere (replay, benchmarks) if its rows fit; it is
-        sealed as it is and keeps its shape."""
+        """Admit a whole chunk built elsewhere (benchmarks) if its rows fit, as it is."""
         if not chunk.n:
             return True
         if self.level + chunk.n > self.capacity:
