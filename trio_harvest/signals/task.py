@@ -44,8 +44,8 @@ def emit_closed(engines: Mapping[str, SignalEngine], emit: Emit, now_ms: int, *,
             todo.append((symbol, engine, span[0], upto))
     if not todo:
         return 0
-    try:
-        sums: list[dict[int, Any]] | None = aggregate_many(
+    try:  # one symbol: its own query (a plain select for one second) beats a group_by
+        sums: list[dict[int, Any]] | None = None if len(todo) == 1 else aggregate_many(
             [(engine.tail, start, upto) for _, engine, start, upto in todo])
     except Exception:  # then each symbol on its own, so one bad tail costs only its own seconds
         log.exception("features: the batched aggregation failed; computing symbol by symbol")
