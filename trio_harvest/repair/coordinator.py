@@ -212,18 +212,10 @@ class Repair:
     def book(self, stream: str, update_id: int, row: Row | None = None) -> bool:
         """False for a book message that is not newer than the stream's last one (or held, or
         quarantined). Confirmed held rows wait in ``released`` for the router."""
+        fast = self.book_fast(stream, update_id)
+        if fast is not None:
+            return fast
         guard = self.book_guards.get(stream)
-        if guard is not None and not guard.held:  # the hot path: a usual step forward
-            tracker = guard.tracker
-            last = tracker.last_u
-            d = update_id - last
-            if last >= 0 and 0 < d <= guard.limit:
-                tracker.last_u = update_id  # (what BookTracker.admit does for a newer id)
-                step = guard.step + (d - guard.step) * 0.0625
-                guard.step = step
-                limit = step * BOOK_STEP_FACTOR
-                guard.limit = limit if limit > BOOK_MIN_LIMIT else BOOK_MIN_LIMIT
-                return True
         if guard is None:
             tracker = self.books[stream] = BookTracker()
             guard = self.book_guards[stream] = BookIdGuard(tracker)

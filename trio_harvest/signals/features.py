@@ -69,9 +69,10 @@ class Carry:
     ask5: float | None = None
 
 
-def frame(tail: TailWindow, lo_ms: int, hi_ms: int) -> pl.DataFrame | None:
-    """The tail rows with ``lo_ms <= ts < hi_ms`` as one Polars frame (None if there are none):
-    ts, qty, sqty, notional (trades), ofi1 (best level), ofim (depth)."""
+def _columns(tail: TailWindow, lo_ms: int, hi_ms: int) -> list[list[Any]] | None:
+    """The tail rows with ``lo_ms <= ts < hi_ms`` stacked as columns (None if there are none):
+    ts, qty, sqty, notional (trades), ofi1 (best level), ofim (depth); each table's rows carry
+    nulls in the other tables' columns."""
     t, l1, ml = tail.trades, tail.l1, tail.ml
     i0, i1 = t.span(lo_ms, hi_ms)
     j0, j1 = l1.span(lo_ms, hi_ms)
@@ -80,15 +81,27 @@ def frame(tail: TailWindow, lo_ms: int, hi_ms: int) -> pl.DataFrame | None:
     if nt + nl + nm == 0:
         return None
     after_t: list[None] = [None] * (nl + nm)
-    return pl.DataFrame([
-        pl.Series("ts", t.ts[i0:i1] + l1.ts[j0:j1] + ml.ts[k0:k1], dtype=pl.Int64),
-        pl.Series("qty", t.cols[T_QTY][i0:i1].tolist() + after_t, dtype=_F64),
-        pl.Series("sqty", t.cols[T_SQTY][i0:i1].tolist() + after_t, dtype=_F64),
-        pl.Series("notional", t.cols[T_NOTIONAL][i0:i1].tolist() + after_t, dtype=_F64),
-        pl.Series("ofi1", [None] * nt + l1.cols[L1_OFI][j0:j1].tolist() + [None] * nm,
-                  dtype=_F64),
-        pl.Series("ofim", [None] * (nt + nl) + ml.cols[ML_OFI][k0:k1].tolist(), dtype=_F64),
-    ])
+    return [
+        (t.ts[i0:i1] + l1.ts[j0:j1] + ml.ts[k0:k1]).tolist(),
+        t.cols[T_QTY][i0:i1].tolist() + after_t,
+        t.cols[T_SQTY][i0:i1].tolist() + after_t,
+        t.cols[T_NOTIONAL][i0:i1].tolist() + after_t,
+        [None] * nt + l1.cols[L1_OFI][j0:j1].tolist() + [None] * nm,
+        [None] * (nt + nl) + ml.cols[ML_OFI][k0:k1].tolist(),
+    ]
+
+
+_NAMES = ("ts", "qty", "sqty", "notional", "ofi1", "ofim")
+
+
+def frame(tail: TailWindow, lo_ms: int, hi_ms: int) -> pl.DataFrame | None:
+    """The tail rows with ``lo_ms <= ts < hi_ms`` as one Polars frame (None if there are none):
+    ts, qty, sqty, notional (trades), ofi1 (best level), ofim (depth)."""
+    cols = _columns(tail, lo_ms, hi_ms)
+    if cols is None:
+        return None
+    return pl.DataFrame([pl.Series(n, c, dtype=pl.Int64 if n == "ts" else _F64)
+                         for n, c in zip(_NAMES, cols, strict=True)])
 
 
 def aggregate(tail: TailWindow, start_sec: int, end_sec: int) -> dict[int, tuple[Any, ...]]:
@@ -108,33 +121,21 @@ Span = tuple[TailWindow, int, int]  # a tail and the seconds [start, end) to clo
 def aggregate_many(spans: list[Span]) -> list[dict[int, tuple[Any, ...]]]:
     """``aggregate`` for many symbols' tails in ONE Polars query (``group_by`` on symbol and
     second): the tick's cost no longer grows by a query per symbol. One dict per span, in order."""
-    cols: dict[str, list[Any]] = {n: [] for n in ("k", "ts", "qty", "sqty", "notional", "ofi1",
-                                                  "ofim")}
+    keys: list[int] = []
+    stacked: list[list[Any]] = [[] for _ in _NAMES]
     for k, (tail, start_sec, end_sec) in enumerate(spans):
-        lo, hi = start_sec * 1000, end_sec * 1000
-        t, l1, ml = tail.trades, tail.l1, tail.ml
-        i0, i1 = t.span(lo, hi)
-        j0, j1 = l1.span(lo, hi)
-        k0, k1 = ml.span(lo, hi)
-        nt, nl, nm = i1 - i0, j1 - j0, k1 - k0
-        if nt + nl + nm == 0:
+        cols = _columns(tail, start_sec * 1000, end_sec * 1000)
+        if cols is None:
             continue
-        cols["k"].extend([k] * (nt + nl + nm))
-        cols["ts"].extend(t.ts[i0:i1] + l1.ts[j0:j1] + ml.ts[k0:k1])
-        after_t = [None] * (nl + nm)
-        cols["qty"] += t.cols[T_QTY][i0:i1].tolist() + after_t
-        cols["sqty"] += t.cols[T_SQTY][i0:i1].tolist() + after_t
-        cols["notional"] += t.cols[T_NOTIONAL][i0:i1].tolist() + after_t
-        cols["ofi1"] += [None] * nt + l1.cols[L1_OFI][j0:j1].tolist() + [None] * nm
-        cols["ofim"] += [None] * (nt + nl) + ml.cols[ML_OFI][k0:k1].tolist()
+        keys.extend([k] * len(cols[0]))
+        for into, col in zip(stacked, cols, strict=True):
+            into.extend(col)
     out: list[dict[int, tuple[Any, ...]]] = [{} for _ in spans]
-    if not cols["k"]:
+    if not keys:
         return out
-    df = pl.DataFrame([
-        pl.Series("k", cols["k"], dtype=pl.Int32),
-        pl.Series("ts", cols["ts"], dtype=pl.Int64),
-        *(pl.Series(n, cols[n], dtype=_F64) for n in ("qty", "sqty", "notional", "ofi1", "ofim")),
-    ])
+    df = pl.DataFrame([pl.Series("k", keys, dtype=pl.Int32),
+                       *(pl.Series(n, c, dtype=pl.Int64 if n == "ts" else _F64)
+                         for n, c in zip(_NAMES, stacked, strict=True))])
     for row in df.group_by("k", _SECOND).agg(_AGGS).iter_rows():
         out[row[0]][row[1]] = row[1:]
     return out
