@@ -2,7 +2,7 @@
 appended to local append-only segments before it is routed.
 
 Owns the loop side (``append``: a tuple into a list, no I/O, no context manager, bounded by
-``memory_bytes``), the group commit (a task that every half ``fsync_ms``, or sooner when the
+``memory_bytes``), the group commit (a task that every quarter ``fsync_ms``, or sooner when the
 buffer fills, hands the batch to a worker thread to write and fsync), segment rolls, deleting
 (or archiving, ``raw_dir``) sealed segments once the checkpoint has passed them, ``max_bytes``
 on disk, and its own failure: a write error, a full disk or a stuck thread stops journaling
@@ -215,15 +215,15 @@ class Journal:
     # -- the commit task -------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Commits on a fixed grid of half ``fsync_ms`` (a slow fsync is followed at once by the
-        next commit, so a frame waits at most ``fsync_ms / 2`` plus one commit); housekeeping
+        """Commits on a fixed grid of a quarter ``fsync_ms`` (a slow fsync is followed at once by the
+        next commit, so a frame waits at most ``fsync_ms / 4`` plus one commit); housekeeping
         (deleting, archiving) in its own task, so a segment being compressed never delays one."""
         await self._try_reopen()
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._housekeeping)
                 task_status.started()
-                period = self.fsync_s / 2  # the other half is left for a slow fsync
+                period = self.fsync_s / 4  # the rest is left for a slow fsync or a busy loop
                 next_at = trio.current_time() + period
                 while True:
                     with trio.move_on_at(next_at):
