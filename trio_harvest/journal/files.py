@@ -7,6 +7,7 @@ Owns nothing but those syscalls; never decides anything (``journal.py`` does).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
@@ -45,7 +46,12 @@ def create_segment(path: Path) -> IO[bytes]:
         finally:
             os.close(dir_fd)
     except BaseException:
-        fh.close()
+        # a half-made segment (the disk filled while writing its header) must not block the
+        # next attempt under the same name, nor be read back as a segment
+        with contextlib.suppress(OSError):
+            fh.close()
+        with contextlib.suppress(OSError):
+            path.unlink()
         raise
     return fh
 
