@@ -18,6 +18,7 @@ from typing import Any
 import trio
 
 from ..config import ENV_PREFIX, ConfigError, load_config
+from .scale import add_s3_flags
 
 EXIT_OK, EXIT_FAILED = 0, 1
 DATA_DIR_ENV = ENV_PREFIX + "DATA_DIR"
@@ -56,7 +57,7 @@ def add_subcommands(sub: Any) -> None:
         "interrupt and run again, and safe while a harvester runs.",
     )
     _dir_flags(rec)
-    _s3_flags(rec)
+    add_s3_flags(rec)
     rec.add_argument("--limit", type=int, metavar="N", default=None,
                      help="recover at most N files, oldest first (default all)")
     rec.add_argument("--json", action="store_true", help="print one JSON object")
@@ -68,7 +69,7 @@ def add_subcommands(sub: Any) -> None:
         "prices, holes in agg_id continuity; the dead-letter backlog; temporary leftovers.",
     )
     _dir_flags(ins)
-    _s3_flags(ins)
+    add_s3_flags(ins)
     ins.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -128,16 +129,6 @@ def _dirs(args: argparse.Namespace) -> tuple[Path, Path | None]:
         raise ConfigError(f"dead-letter dir {dl} ({what}): is not a directory; give "
                           "--deadletter-dir")
     return data, dl
-
-
-def _s3_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--s3-endpoint", metavar="URL", default=None,
-                   help="S3 endpoint of an s3:// --data-dir (default TRIO_HARVEST_S3_ENDPOINT, "
-                   "AWS_ENDPOINT_URL)")
-    p.add_argument("--s3-region", metavar="REGION", default=None,
-                   help="S3 region (default TRIO_HARVEST_S3_REGION, AWS_REGION)")
-    p.add_argument("--s3-allow-http", action="store_true", default=None,
-                   help="allow a plain-http endpoint (default TRIO_HARVEST_S3_ALLOW_HTTP, off)")
 
 
 def _remote(args: argparse.Namespace) -> tuple[Any, Path] | None:

@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import trio
 
@@ -27,6 +28,19 @@ log = logging.getLogger("trio_harvest.cli")
 MIN_BACKFILL_WEIGHT = 20  # one aggTrades request
 
 
+def add_s3_flags(g: Any) -> None:
+    """``--s3-endpoint``, ``--s3-region``, ``--s3-allow-http``: for ``run`` and for the
+    commands that read an ``s3://`` dataset (``recover``, ``inspect``)."""
+    g.add_argument("--s3-endpoint", metavar="URL", default=None,
+                   help="S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO (default "
+                   "TRIO_HARVEST_S3_ENDPOINT, AWS_ENDPOINT_URL, else the region's endpoint)")
+    g.add_argument("--s3-region", metavar="REGION", default=None,
+                   help="S3 region (default TRIO_HARVEST_S3_REGION, AWS_REGION / "
+                   "AWS_DEFAULT_REGION)")
+    g.add_argument("--s3-allow-http", dest="s3_allow_http", action="store_const", const=True,
+                   default=None, help="allow a plain-http --s3-endpoint (default off)")
+
+
 def add_run_flags(run: argparse.ArgumentParser) -> None:
     g = run.add_argument_group("object storage and scale-out")
     g.add_argument("--data-url", metavar="URL", default=None,
@@ -35,13 +49,7 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument("--local-dir", metavar="DIR", default=None,
                    help="with an s3:// --data-dir: local folder for the dead letter, the journal "
                    "and the shard locks (default ./trio_harvest-local/BUCKET/PREFIX)")
-    g.add_argument("--s3-endpoint", metavar="URL", default=None,
-                   help="S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO (default "
-                   "AWS_ENDPOINT_URL, else AWS's endpoint of the region)")
-    g.add_argument("--s3-region", metavar="REGION", default=None,
-                   help="S3 region (default AWS_REGION / AWS_DEFAULT_REGION)")
-    g.add_argument("--s3-allow-http", dest="s3_allow_http", action="store_const", const=True,
-                   default=None, help="allow a plain-http --s3-endpoint (default off)")
+    add_s3_flags(g)
     g.add_argument("--workers", type=int, metavar="N", default=None,
                    help="run N harvester processes on this host, shards 0/N..N-1/N, under one "
                    "supervisor with one ops endpoint (default 1)")

@@ -229,16 +229,9 @@ def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None) -> Inven
                 cols = ["ts_ms", "agg_id"] if kind == PRICES else ["ts_ms"]
                 df = pl.read_parquet(path, columns=cols)
             except Exception as exc:  # a broken file is reported, not fatal
-                inv.unreadable.append((str(path.relative_to(data_dir)), f"{type(exc).__name__}: "
-                                       f"{str(exc).splitlines()[0] if str(exc) else ''}"))
+                inv.unreadable.append((str(path.relative_to(data_dir)), unreadable_reason(exc)))
                 continue
-            info.files += 1
-            info.rows += df.height
-            info.bytes += _stat_size(path)
-            if df.height:
-                lo, hi = df.select(pl.col("ts_ms").min(), pl.col("ts_ms").max().alias("hi")).row(0)
-                info.first_ts_ms = _min(info.first_ts_ms, int(lo))
-                info.last_ts_ms = _max(info.last_ts_ms, int(hi))
+            account(info, df, _stat_size(path))
             if kind == PRICES:
                 ids.append(df["agg_id"])
         if kind == PRICES:
@@ -285,6 +278,22 @@ def _count_lines(root: Path) -> int:
             except OSError:
                 continue
     return n
+
+
+def unreadable_reason(exc: Exception) -> str:
+    """One line for a file that cannot be read (``inspect`` lists it, never fails on it)."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def account(info: PartitionInfo, df: pl.DataFrame, size: int) -> None:
+    """Add one file of ``info``'s partition (read as ``df``, ``size`` bytes) to its totals."""
+    info.files += 1
+    info.rows += df.height
+    info.bytes += size
+    if df.height:
+        lo, hi = df.select(pl.col("ts_ms").min(), pl.col("ts_ms").max().alias("hi")).row(0)
+        info.first_ts_ms = _min(info.first_ts_ms, int(lo))
+        info.last_ts_ms = _max(info.last_ts_ms, int(hi))
 
 
 def _stat_size(path: Path) -> int:

@@ -16,7 +16,15 @@ import polars as pl
 from ..kinds import GAPS, PRICES
 from ..repair.gapreport import summarize_gap_frames
 from .backlog import REJECTED_DIR, scan_backlog
-from .inventory import Inventory, PartitionInfo, _continuity, _count_lines, _hive, _max, _min
+from .inventory import (
+    Inventory,
+    PartitionInfo,
+    _continuity,
+    _count_lines,
+    _hive,
+    account,
+    unreadable_reason,
+)
 from .s3store import S3Store
 
 
@@ -38,16 +46,9 @@ def inspect_store(store: S3Store, deadletter_dir: Path) -> Inventory:
                 raw = store.read_bytes(rel)
                 df = pl.read_parquet(io.BytesIO(raw))
             except Exception as exc:  # a broken object is reported, not fatal
-                inv.unreadable.append((rel.as_posix(), f"{type(exc).__name__}: "
-                                       f"{str(exc).splitlines()[0] if str(exc) else ''}"))
+                inv.unreadable.append((rel.as_posix(), unreadable_reason(exc)))
                 continue
-            info.files += 1
-            info.rows += df.height
-            info.bytes += len(raw)
-            if df.height:
-                lo, hi = df.select(pl.col("ts_ms").min(), pl.col("ts_ms").max().alias("hi")).row(0)
-                info.first_ts_ms = _min(info.first_ts_ms, int(lo))
-                info.last_ts_ms = _max(info.last_ts_ms, int(hi))
+            account(info, df, len(raw))
             if kind == PRICES:
                 ids.append(df["agg_id"])
             if kind == GAPS:
