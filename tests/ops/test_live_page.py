@@ -1,7 +1,8 @@
 """The live page at ``/`` of a running harvester, in a real headless Chromium: it renders with no
 console error, loads nothing from elsewhere, refreshes itself and shows the numbers. The
 screenshot is the one the docs show (docs/img/live.png). Real clock, real sockets, the built-in
-simulator with a disconnect, so gaps and reconnects are on it too."""
+simulator with a disconnect, so gaps and reconnects are on it too. The ``--workers`` host's page
+(a section per worker) renders the same way."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ import trio
 
 from trio_harvest.app import Harvester
 from trio_harvest.ops.page import PAGE
+from trio_harvest.ops.web import bound_port, open_sockets
+from trio_harvest.scale.aggregate import WorkerView
+from trio_harvest.scale.supervisor import Supervisor, SupervisorSettings
 
 from ..browserkit import render
 from ..conftest import make_config
@@ -51,7 +55,23 @@ async def test_live_page_in_a_real_browser(tmp_path: Path) -> None:
         seen = await trio.to_thread.run_sync(
             lambda: render(url, SHOT, settle=2.5, width=1300, height=900,
                            evaluate={"text": PAGE_TEXT, "cells": CELLS}))
+        # the --workers host serves the same page over its own /status (one section a worker)
+        worker_status = h.ops.status()
+        host = Supervisor([WorkerView(0, SYMBOLS, pid=1, up=True, status=worker_status),
+                           WorkerView(1, ("LINKUSDT",), up=False)], lambda w: [],
+                          SupervisorSettings(), handle_signals=False)
+        sockets = await open_sockets("127.0.0.1", 0)
+        await nursery.start(host.server.serve, sockets)
+        host_url = f"http://127.0.0.1:{bound_port(sockets)}/"
+        host_seen = await trio.to_thread.run_sync(
+            lambda: render(host_url, settle=1.5, evaluate={"text": PAGE_TEXT}))
         h.request_stop("test over")
+        nursery.cancel_scope.cancel()
+
+    assert host_seen.console_errors == []
+    host_text = host_seen.values["text"]
+    assert "worker 0" in host_text and "worker 1 not running" in host_text
+    assert "venue binance-usdm" in host_text and "Lanes and writes, by kind" in host_text
 
     assert seen.console_errors == []
     text = seen.values["text"]
