@@ -1,7 +1,8 @@
 """deploy/grafana and deploy/prometheus against what the harvester really exports: every metric
 name (and every label a query selects or groups by) in the dashboard and the alert rules is on a
 live ``/metrics`` (or on the ``--workers`` host's, for the worker metrics); the rules pass
-``promtool check rules``. Real sockets, real clock, journal on as users run it."""
+``promtool check rules``; docs/operations.md names every exported metric and no other. Real
+sockets, real clock, journal on as users run it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from trio_harvest.app import Harvester
+from trio_harvest.ops.metrics import HarvestMetrics
 from trio_harvest.scale.aggregate import WorkerView, host_metrics, merge_metrics
 
 from ..conftest import make_config
@@ -26,6 +28,7 @@ from .test_ops_http import free_port
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "trio_harvest.json"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+DOCS = DEPLOY.parent / "docs" / "operations.md"
 NAME = re.compile(r"\b(trio_harvest_[a-z0-9_]+)\b(\{[^}]*\})?")
 BY = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
 # labels Prometheus adds at scrape time, and the host endpoint's worker label
@@ -47,7 +50,9 @@ def exported(text: str) -> dict[str, set[str] | None]:
     return out
 
 
-async def live_metrics(tmp_path: Path) -> str:
+async def live_metrics(tmp_path: Path) -> tuple[str, str]:
+    """(what /metrics serves by default, the same with the per-symbol families), each as a
+    ``--workers`` host would serve it too: a worker label, plus the host's own series."""
     exchange = FakeExchange(symbols=("BTCUSDT", "ETHUSDT"), interval=0.01)
     cfg = make_config(tmp_path, symbols=("BTCUSDT", "ETHUSDT"), depth_levels=5, rotate_sec=0.2,
                       min_file_rows=1, health_interval=0.1, metrics_port=free_port(),
@@ -58,9 +63,12 @@ async def live_metrics(tmp_path: Path) -> str:
         await wait_for(lambda: h.rotation.stats.kind("prices").files_written >= 1)
         async with httpx.AsyncClient(timeout=5.0) as client:
             text = (await client.get(f"http://127.0.0.1:{h.ops.port}/metrics")).text
+        full = HarvestMetrics()
+        full.bind(h.ops, per_symbol=True)
+        full_text = full.exposition()[0].decode()
         h.request_stop("test over")
-    # what a --workers host serves: the workers' series with a worker label, plus its own
-    return merge_metrics({0: text}, host_metrics([WorkerView(0, ("BTCUSDT",), up=True)]))
+    host = host_metrics([WorkerView(0, ("BTCUSDT",), up=True)])
+    return merge_metrics({0: text}, host), merge_metrics({0: full_text}, host)
 
 
 def expressions() -> list[tuple[str, str]]:
@@ -82,7 +90,8 @@ def expressions() -> list[tuple[str, str]]:
 async def test_every_dashboard_and_alert_expression_resolves_against_live_metrics(
     tmp_path: Path,
 ) -> None:
-    names = exported(await live_metrics(tmp_path))
+    default, full = await live_metrics(tmp_path)
+    names = exported(default)
     assert sum(labels is not None for labels in names.values()) >= 40
     exprs = expressions()
     assert len(exprs) >= 25
@@ -112,6 +121,17 @@ async def test_every_dashboard_and_alert_expression_resolves_against_live_metric
                 if label not in labels | ADDED_LABELS | {"le"}:
                     problems.append(f"{where}: no metric in it has the label {label}")
     assert problems == []
+
+    # docs/operations.md: every metric its tables name is exported (per-symbol ones with the flag)
+    every = exported(full)
+    documented = {f"trio_harvest_{token}"
+                  for line in DOCS.read_text().splitlines() if line.startswith("| `")
+                  for token in re.findall(r"`([a-z_]+)`", line.split("|")[1])}
+    assert len(documented) >= 60
+    assert sorted(n for n in documented if n not in every and n + "_bucket" not in every) == []
+    undocumented = {n for n in names if n.startswith("trio_harvest_")} - documented - {
+        n + s for n in documented for s in ("_bucket", "_count", "_sum", "_created")}
+    assert sorted(undocumented) == []
 
 
 def test_dashboard_is_a_grafana_dashboard() -> None:
