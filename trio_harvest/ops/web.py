@@ -63,22 +63,28 @@ async def open_sockets(host: str, port: int) -> list[socket.socket]:
                                               flags=socket.AI_PASSIVE)
     except OSError as exc:
         raise ConfigError(f"metrics endpoint {host}:{port}: cannot resolve ({exc})") from None
-    family, _type, proto, _name, addr = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM, proto)
+    sockets: list[socket.socket] = []
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(addr)
-        sock.listen(128)
+        for family, _type, proto, _name, addr in dict.fromkeys(
+                (i[0], i[1], i[2], "", i[4]) for i in infos):
+            sock = socket.socket(family, socket.SOCK_STREAM, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # "localhost": ::1 and 127.0.0.1 side by side
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(addr)
+            sock.listen(128)
+            sock.setblocking(False)
     except OSError as exc:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(
                 f"metrics_port: {host}:{port} is already in use (choose another --metrics-port, "
                 f"or 0 to turn the endpoint off)") from None
         raise ConfigError(f"metrics endpoint {host}:{port}: cannot bind ({exc.strerror or exc})") \
             from None
-    sock.setblocking(False)
-    return [sock]
+    return sockets
 
 
 def bound_port(sockets: list[socket.socket]) -> int:
