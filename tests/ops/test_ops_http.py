@@ -197,3 +197,29 @@ def test_status_document_is_json_serialisable_without_trio_time(tmp_path: Path) 
 
 async def _status(h: Harvester) -> dict[str, Any]:
     return h.ops.status()
+
+
+async def test_a_failing_handler_and_a_bad_client_do_not_hurt_the_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    h, _exchange = harvester(tmp_path)
+
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("a bug in /status")
+
+    monkeypatch.setattr(h.ops, "status", broken)
+    async with running(h) as client:
+        assert (await client.get("/status")).status_code == 500
+        assert h.ops.server.errors == 1
+        port = h.ops.port
+        assert port is not None
+        for junk in (b"\x16\x03\x01garbage\r\n\r\n", b"GET / HTTP/1.1\r\nX: " + b"a" * 40_000):
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            with trio.move_on_after(5):
+                await stream.send_all(junk)
+                answer = await stream.receive_some(1024)
+                assert answer == b"" or answer.startswith(b"HTTP/1.1 4")
+            await stream.aclose()
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/metrics")).status_code == 200
+    assert h.stop_state.reason == "test over"
