@@ -96,6 +96,7 @@ class Config:
     # operations
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
+    metrics_per_symbol: bool = False  # /metrics: the symbol_* families too (series per symbol)
     log_level: str = "INFO"
     log_format: str = "text"
     # derived signals (TOML table [signals]; see signals/params.py)

@@ -28,9 +28,13 @@ RECOVER_CONCURRENCY = 4  # dead-letter batches recovered at once by the command 
 def add_run_flags(run: argparse.ArgumentParser) -> None:
     g = run.add_argument_group("operations")
     g.add_argument("--metrics-port", type=int, metavar="PORT", default=None,
-                   help="serve /metrics, /healthz and /status on this port (0 = off, the default)")
+                   help="serve the live page /, /metrics, /healthz and /status on this port (0 = "
+                   "off, the default)")
     g.add_argument("--metrics-host", metavar="ADDR", default=None,
                    help="address of the ops endpoint (default 127.0.0.1)")
+    g.add_argument("--metrics-per-symbol", action="store_const", const=True, default=None,
+                   help="also export a series per lane and per stream (trio_harvest_symbol_*: "
+                   "about 40 lines per symbol); default off: per venue, kind and connection only")
     g.add_argument("--health-interval", type=float, metavar="S", default=None,
                    help="seconds between health checks (default 5)")
     g.add_argument("--no-auto-recover", dest="auto_recover", action="store_const", const=False,

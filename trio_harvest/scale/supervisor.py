@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import httpx
 import trio
 
-from ..ops.httpd import HttpServer, Request, Response, bound_port, open_listeners
+from ..ops.page import PAGE
+from ..ops.web import Request, Response, WebServer, bound_port, open_sockets
 from .aggregate import WorkerView, host_health, host_metrics, host_status, merge_metrics
 
 log = logging.getLogger("trio_harvest.supervisor")
@@ -67,6 +68,8 @@ class Supervisor:
         self.port: int | None = None
         self._procs: dict[int, trio.Process] = {}
         self.log_sink: Callable[[str], None] = _stderr
+        self.server = WebServer({"/": self.page, "/metrics": self.scrape,
+                                 "/healthz": self.healthz, "/status": self.status})
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -89,16 +92,17 @@ class Supervisor:
     # -- running -------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED) -> int:
-        listeners = await open_listeners(self.s.metrics_host, self.s.metrics_port) \
+        sockets = await open_sockets(self.s.metrics_host, self.s.metrics_port) \
             if self.s.metrics_port else []
         async with trio.open_nursery() as root:
             if self.handle_signals:
                 root.start_soon(self._watch_signals)
-            if listeners:
-                self.port = bound_port(listeners)
-                await root.start(HttpServer(self.route).serve, listeners)
+            if sockets:
+                self.port = bound_port(sockets)
+                await root.start(self.server.serve, sockets)
                 root.start_soon(self._poll)
-                log.info("host ops endpoint on http://%s:%d (/metrics /healthz /status)",
+                log.info("host ops endpoint on http://%s:%d (live page /, /metrics /healthz "
+                         "/status)",
                          self.s.metrics_host, self.port)
             task_status.started(self)
             async with trio.open_nursery() as keepers:
@@ -221,18 +225,19 @@ class Supervisor:
         w.health = _json_or_none(h.text)
         w.status = _json_or_none(st.text)
 
-    def route(self, req: Request) -> Response:
-        if req.method not in ("GET", "HEAD"):
-            return Response(405, b"only GET\n")
-        if req.path == "/metrics":
-            texts = {w.index: w.metrics for w in self.workers if w.metrics is not None}
-            return Response(200, merge_metrics(texts, host_metrics(self.workers)).encode(), TEXT)
-        if req.path == "/healthz":
-            healthy, doc = host_health(self.workers)
-            return Response(200 if healthy else 503, _dump(doc), JSON)
-        if req.path == "/status":
-            return Response(200, _dump(host_status(self.workers)), JSON)
-        return Response(404, b"not found; try /metrics /healthz /status\n")
+    def page(self, req: Request) -> Response:
+        return Response(200, PAGE, "text/html; charset=utf-8")
+
+    def scrape(self, req: Request) -> Response:
+        texts = {w.index: w.metrics for w in self.workers if w.metrics is not None}
+        return Response(200, merge_metrics(texts, host_metrics(self.workers)).encode(), TEXT)
+
+    def healthz(self, req: Request) -> Response:
+        healthy, doc = host_health(self.workers)
+        return Response(200 if healthy else 503, _dump(doc), JSON)
+
+    def status(self, req: Request) -> Response:
+        return Response(200, _dump(host_status(self.workers)), JSON)
 
 
 def _term_with_parent() -> None:
