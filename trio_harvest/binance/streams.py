@@ -1,13 +1,17 @@
 """Binance USD-M stream names, routes and connection plans.
 
 Owns which stream goes on which route (``/market`` for aggTrade, ``/public`` for depth and
-bookTicker; since 2026-04 a stream on the wrong route is silently never served) and how streams
-are packed into connections under the per-connection limit. Pure: builds names and URLs only.
+bookTicker; since 2026-04 a stream on the wrong route is silently never served), how streams
+are packed into connections under the per-connection limit, and the live ``SUBSCRIBE`` /
+``UNSUBSCRIBE`` requests (and their replies) that change a connection's streams while it runs
+(at most ``MESSAGES_PER_SECOND`` client messages per connection). Pure: builds names, URLs and
+messages only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from urllib.parse import quote
 
 MARKET = "market"
@@ -16,6 +20,7 @@ PUBLIC = "public"
 AGG_TRADE = "aggTrade"
 BOOK_TICKER = "bookTicker"
 DEPTH = "depth"
+MESSAGES_PER_SECOND = 10  # a client may send this many messages per second per connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,12 @@ class ConnectionPlan:
 
     def url(self, base: str) -> str:
         return combined_url(base, self.route, [s.name for s in self.streams])
+
+    def with_streams(self, add: tuple[StreamSpec, ...] = (),
+                     remove: frozenset[str] = frozenset()) -> ConnectionPlan:
+        """This plan with ``add`` appended and the streams named in ``remove`` taken out."""
+        kept = tuple(s for s in self.streams if s.name not in remove)
+        return replace(self, streams=kept + tuple(s for s in add if s not in kept))
 
     @property
     def label(self) -> str:
@@ -76,3 +87,23 @@ def combined_url(base: str, route: str, names: list[str]) -> str:
     """Stream names percent-encoded: listed symbols are not all ASCII (``币安人生USDT``)."""
     joined = "/".join(quote(n, safe="@") for n in names)
     return f"{base.rstrip('/')}/{route}/stream?streams={joined}"
+
+
+def subscription(method: str, names: list[str], request_id: int) -> str:
+    """``{"method":"SUBSCRIBE","params":[...],"id":N}`` (or ``UNSUBSCRIBE``)."""
+    return json.dumps({"method": method, "params": names, "id": request_id},
+                      separators=(",", ":"), ensure_ascii=False)
+
+
+def reply_to(frame: str | bytes) -> tuple[int, str] | None:
+    """``(id, error)`` of a reply to a subscription request (``{"result":null,"id":1}``: error
+    ``""``), or None for any other frame. Only called for frames that are not stream data."""
+    try:
+        doc = json.loads(frame)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("id"), int) or \
+            not ("result" in doc or "error" in doc):
+        return None
+    error = doc.get("error")
+    return doc["id"], "" if error is None else str(error)[:200]

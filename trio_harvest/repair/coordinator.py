@@ -274,6 +274,25 @@ class Repair:
         if gap is not None:
             self._gap_now(self._interruption_row(stream, gap, recv_ms, ""))
 
+    # -- the universe changes (a listing change) -------------------------------------------------
+
+    def add_symbol(self, symbol: str) -> None:
+        """A symbol joins while running: its own continuity from its first trade."""
+        if symbol not in self.trackers:
+            self.trackers[symbol] = tracker = AggIdTracker()
+            self.trade_guards[symbol] = TradeIdGuard(tracker)
+            self._held_trades[symbol] = {}
+        self._prices[symbol] = self.lanes.get(PRICES, symbol)
+
+    def remove_symbol(self, streams: list[str]) -> None:
+        """A symbol leaves: its streams' open interruptions and book sequences end here (no
+        disconnect or stall gap for it; its continuity tracker stays for a backfill under way)."""
+        for name in streams:
+            self.resuming.pop(name, None)
+            self.books.pop(name, None)
+            self.book_guards.pop(name, None)
+            self._held_books.pop(name, None)
+
     # -- app hooks -----------------------------------------------------------------------------
 
     async def on_disconnect(self, plan: ConnectionPlan, error: str) -> None:
