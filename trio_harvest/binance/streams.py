@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 MARKET = "market"
 PUBLIC = "public"
@@ -107,3 +107,26 @@ def reply_to(frame: str | bytes) -> tuple[int, str] | None:
         return None
     error = doc.get("error")
     return doc["id"], "" if error is None else str(error)[:200]
+
+
+def url_after(url: str, messages: list[str]) -> str:
+    """The combined-stream ``url`` that opens what ``url`` followed by the SUBSCRIBE /
+    UNSUBSCRIBE ``messages`` carries (a replacement connection opens it, rather than replaying
+    the requests). Anything it cannot read leaves the URL as it is."""
+    parts = urlsplit(url)
+    joined = parse_qs(parts.query).get("streams", [""])[-1]
+    names = [n for n in joined.split("/") if n]
+    for message in messages:
+        try:
+            doc = json.loads(message)
+        except ValueError:
+            continue
+        params = doc.get("params") if isinstance(doc, dict) else None
+        if not isinstance(params, list):
+            continue
+        if doc.get("method") == "SUBSCRIBE":
+            names += [p for p in params if isinstance(p, str) and p not in names]
+        elif doc.get("method") == "UNSUBSCRIBE":
+            names = [n for n in names if n not in params]
+    base, _, _ = url.partition("?")
+    return f"{base}?streams=" + "/".join(quote(n, safe="@") for n in names)

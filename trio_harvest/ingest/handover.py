@@ -18,10 +18,12 @@ the error reaches ingest as any disconnect would. Whatever goes wrong with a rep
 unexpected exception while opening it or reading its first frame) costs only that attempt: it is
 counted, logged and retried while the old socket lives; it never reaches the app.
 
-``send`` goes to the current socket (and to a replacement already open). A replacement opens the
-session's URL, so every message sent on the session (subscriptions changed while running) is
-sent to it again, in order, before its first frame is peeked at: the session stays one
-connection with one set of streams.
+``send`` goes to the current socket (and to a replacement already open). What was sent on the
+session (subscriptions changed while running) must hold for a replacement too: given the venue's
+``url_after(url, messages)``, a replacement opens the URL that already carries those streams (so
+its first frame, the switch point, is from the whole set); without it the messages are sent to
+the replacement again, in order, before its first frame is peeked at (a stream added so may
+start after the switch: a trade hole that continuity and backfill repair).
 
 Each socket is opened, held and closed by its own task in the connector's nursery (trio-websocket
 needs its context entered and exited in one task), so ingest's session task only ever calls
@@ -35,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -49,6 +51,7 @@ HISTORY = 20_000  # frames of the old socket kept during a handover, to find the
 REPLAY_SPACING = 0.25  # between messages resent to a replacement (Binance: 10 per second at most)
 
 Frame = str | bytes
+UrlAfter = Callable[[str, list[str]], str]  # the URL a session's sent messages lead to
 
 
 @dataclass
@@ -90,7 +93,7 @@ async def _hold(connect: ConnectFn, url: str, *,
 
 class HandoverConnector:
     def __init__(self, connect: ConnectFn, *, lifetime: float, lead: float, overlap: float,
-                 retry: float = 5.0) -> None:
+                 retry: float = 5.0, url_after: UrlAfter | None = None) -> None:
         if not 0 < lead < lifetime:
             raise ValueError("need 0 < lead < lifetime")
         self.inner = connect
@@ -98,6 +101,7 @@ class HandoverConnector:
         self.lead = lead
         self.overlap = overlap
         self.retry = retry
+        self.url_after = url_after
         self.stats = HandoverStats()
         self._nursery: trio.Nursery | None = None
 
@@ -295,6 +299,8 @@ class HandoverSource:
                 assert nursery is not None
                 self._history = deque(maxlen=HISTORY)
                 self._steady = False
+                if c.url_after is not None and self._sent:  # open what the session carries now
+                    self._url, self._sent = c.url_after(self._url, self._sent), []
                 try:
                     held: _Held = await nursery.start(_hold, c.inner, self._url)
                 except Exception as exc:  # any failure of a replacement is that attempt's only

@@ -23,7 +23,7 @@ from typing import Any
 import trio
 
 from ..binance.decode import AggTrade, trade_row
-from ..binance.streams import ConnectionPlan
+from ..binance.streams import ConnectionPlan, url_after
 from ..config import Config
 from ..ingest.connection import ConnectFn
 from ..ingest.handover import HandoverConnector
@@ -114,7 +114,7 @@ class Repair:
         )
         self.connector = HandoverConnector(
             connect, lifetime=config.ws_lifetime, lead=config.handover_lead,
-            overlap=config.handover_overlap,
+            overlap=config.handover_overlap, url_after=url_after,
         )
 
     # -- the router's gate (synchronous, per frame) --------------------------------------------
