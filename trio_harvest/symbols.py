@@ -64,9 +64,8 @@ def matches(symbol: str, entries: Sequence[str]) -> bool:
 
 
 def resolve(entries: Sequence[str], trading: Iterable[str], where: str = "symbols") -> tuple[str, ...]:
-    """The symbols ``entries`` select among the ``trading`` ones, sorted; a plain name is kept
-    even when the venue does not trade it (``check_listing`` warns about it). ``ConfigError``
-    for a pattern that matches nothing."""
+    """The trading symbols ``entries`` select, sorted (a name the venue does not trade is left
+    out: ``not_trading`` names them). ``ConfigError`` for a pattern that matches nothing."""
     listed = sorted(set(trading))
     for e in entries:
         if is_pattern(e) and not any(matches(s, (e,)) for s in listed):
@@ -74,9 +73,13 @@ def resolve(entries: Sequence[str], trading: Iterable[str], where: str = "symbol
                 f"pattern {e!r} matches no trading symbol"
             raise ConfigError(f"{where}: {what} ({len(listed)} trading); check the pattern "
                               "(patterns are case-insensitive, e.g. '*USDT' or 'BTC*')")
-    out = [s for s in listed if matches(s, entries)]
-    out += [e for e in entries if not is_pattern(e) and e not in out]
-    return tuple(sorted(out))
+    return tuple(s for s in listed if matches(s, entries))
+
+
+def not_trading(entries: Sequence[str], trading: Iterable[str]) -> list[str]:
+    """The plain names among ``entries`` that are not trading."""
+    have = set(trading)
+    return [e for e in entries if not is_pattern(e) and e not in have]
 
 
 def follow(current: Iterable[str], entries: Sequence[str], trading: Iterable[str],

@@ -18,7 +18,15 @@ from trio_harvest.ingest.restclient import FetchFn, Params, RestResponse
 from trio_harvest.ops.listing import ListingError, fetch_statuses
 from trio_harvest.scale.shards import Shard, owner, symbols_of
 from trio_harvest.sim.listing import CATALOGUE, ListingChanges, initial_listing
-from trio_harvest.symbols import check_symbols, follow, is_pattern, is_universe, matches, resolve
+from trio_harvest.symbols import (
+    check_symbols,
+    follow,
+    is_pattern,
+    is_universe,
+    matches,
+    not_trading,
+    resolve,
+)
 
 LISTED = ("BTCUSDT", "ETHUSDT", "BTCUSDT_260327", "SOLUSDT", "BTCDOMUSDT", "ETHBTC")
 
@@ -33,11 +41,12 @@ def test_patterns_and_all_are_told_from_names() -> None:
         check_symbols(("BTC-USDT",))
 
 
-def test_resolve_selects_trading_symbols_by_pattern_and_keeps_names() -> None:
+def test_resolve_selects_trading_symbols_by_pattern_and_names() -> None:
     assert resolve(("ALL",), LISTED) == tuple(sorted(LISTED))
     assert resolve(("*USDT",), LISTED) == ("BTCDOMUSDT", "BTCUSDT", "ETHUSDT", "SOLUSDT")
     assert resolve(("BTC*",), LISTED) == ("BTCDOMUSDT", "BTCUSDT", "BTCUSDT_260327")
-    assert resolve(("ETHBTC", "SOL*"), LISTED) == ("ETHBTC", "SOLUSDT")
+    assert resolve(("ETHBTC", "SOL*", "TYPOUSDT"), LISTED) == ("ETHBTC", "SOLUSDT")
+    assert not_trading(("ETHBTC", "SOL*", "TYPOUSDT"), LISTED) == ["TYPOUSDT"]
     assert matches("BTCUSDT_260327", ("*_??????",)) and not matches("BTCUSDT", ("*_??????",))
 
 

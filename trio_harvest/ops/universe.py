@@ -30,10 +30,11 @@ from ..ratelimit import RateLimitedLog
 from ..repair.gaps import gap_row
 from ..scale.shards import parse_shard, symbols_of
 from ..signals.task import flush_all
-from ..symbols import follow, is_universe, resolve
+from ..symbols import follow, is_universe, not_trading, resolve
 from .listing import ListingError, fetch_statuses
 
 if TYPE_CHECKING:
+    from ..binance.booksync import DiffBooks
     from ..config import Config
     from ..ingest.connection import Connection
     from ..pipeline.lanes import Lanes
@@ -74,6 +75,9 @@ def resolve_universe(config: Config) -> Config:
                 "the network and --rest-url, or give the symbols by name") from None
         trading = [s for s, status in listing.items() if status == TRADING]
     symbols = resolve(entries, trading, "--symbols")
+    if missing := not_trading(entries, trading):
+        log.warning("--symbols: %s not trading on the venue; left out (a typo, or a delisted "
+                    "contract?)", ", ".join(missing))
     return dataclasses.replace(config, symbols=symbols, universe=entries)
 
 
@@ -97,6 +101,8 @@ class UniverseHost(Protocol):
     def engines(self) -> MutableMapping[str, SignalEngine]: ...
     @property
     def connections(self) -> list[Connection]: ...
+    @property
+    def diff_books(self) -> DiffBooks | None: ...
 
     def make_engine(self, symbol: str) -> SignalEngine: ...
     def open_connection(self, plan: ConnectionPlan) -> Connection: ...
@@ -177,6 +183,8 @@ class Universe:
                             book_ticker=cfg.book_ticker)
         for symbol in symbols:
             h.repair.add_symbol(symbol)
+            if h.diff_books is not None:
+                h.diff_books.add_symbol(symbol)
             engine = h.engines[symbol] = h.make_engine(symbol)
             h.router.add_symbol(symbol, {s.name: s.symbol for s in specs if s.symbol == symbol},
                                 engine)
@@ -203,6 +211,8 @@ class Universe:
         for symbol in symbols:
             names = frozenset(h.router.remove_symbol(symbol))
             h.repair.remove_symbol(sorted(names))
+            if h.diff_books is not None:
+                h.diff_books.remove_symbol(symbol)
             affected = [c for c in h.connections if any(s.name in names for s in c.plan.streams)]
             for conn in affected:  # every plan first: a disconnect meanwhile leaves no gap
                 conn.retarget(remove=names)
