@@ -49,3 +49,24 @@ def test_a_run_follows_the_simulators_listing_changes(tmp_path: Path) -> None:
         assert ids[-1] - ids[0] + 1 == part.height, symbol
     assert summary["reconnects"] == 0 and not any(summary["rows_deadlettered"].values())
     assert pl.Series(gaps["symbol"]).n_unique() == gaps.height
+
+
+def test_a_shard_follows_only_its_share_even_from_an_empty_start(tmp_path: Path) -> None:
+    """``--shard 1/2`` of the simulator's catalogue owns nothing at start (rendezvous hashing
+    puts all eight on shard 0); it runs anyway and harvests the new listings it owns, only."""
+    from trio_harvest.scale.shards import Shard, symbols_of
+
+    data = tmp_path / "data"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "trio_harvest", "run", "--sim", "--shard", "1/2", "--symbols",
+         "all", "--sim-faults", "listing=2", "--listing-interval", "1", "--duration", "14",
+         "--data-dir", str(data)],
+        capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    subscribed = re.findall(r"listing: 1 new symbol subscribed: (\w+)", proc.stderr)
+    assert subscribed, proc.stderr[-3000:]
+    assert symbols_of(subscribed, Shard(1, 2)) == tuple(subscribed)
+    assert not symbols_of(CATALOGUE, Shard(1, 2))  # what this test's premise rests on
+    harvested = set(scan(data, "prices").collect()["symbol"].unique().to_list())
+    assert harvested and harvested <= set(subscribed)

@@ -157,7 +157,12 @@ _HINTS = typing.get_type_hints(Config)
 
 
 def _validate(c: Config) -> None:
-    check_symbols(c.symbols)
+    if c.universe:  # resolved from the listing: a shard's share may be empty for now
+        check_symbols(c.universe)
+        if c.symbols:
+            check_symbols(c.symbols)
+    else:
+        check_symbols(c.symbols)
     for name in ("ws_url",):
         url = getattr(c, name)
         if not url.startswith(("ws://", "wss://")):
