@@ -31,6 +31,7 @@ def test_a_run_follows_the_simulators_listing_changes(tmp_path: Path) -> None:
     unsubscribed = re.findall(r"listing: 1 symbol unsubscribed: (\w+)", proc.stderr)
     assert len(subscribed) >= 2 and len(unsubscribed) >= 2, proc.stderr[-3000:]
     assert not set(subscribed) & set(CATALOGUE)
+    assert "silent for" not in proc.stderr and "stream_stale" not in proc.stderr  # health
 
     gaps = scan(data, "gaps").collect()
     # one delisted row per delisted symbol, and no other gap at all (no disconnect, no stall)

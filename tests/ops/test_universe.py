@@ -144,3 +144,29 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def test_a_listing_that_cannot_be_had_while_running_changes_nothing(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from types import SimpleNamespace
+
+    from trio_harvest.config import Config
+    from trio_harvest.ops.universe import Universe
+
+    calls: list[str] = []
+
+    async def failing(url: str) -> dict[str, str]:
+        calls.append(url)
+        raise ListingError(f"{url}/fapi/v1/exchangeInfo answered HTTP 503")
+
+    router = SimpleNamespace(symbols=frozenset({"BTCUSDT"}), stats=SimpleNamespace(last_seen={}))
+    host: Any = SimpleNamespace(config=Config(symbols=("BTCUSDT",), universe=("ALL",)),
+                                router=router)
+    follower = Universe(host, "http://venue", fetch=failing)
+    await follower.poll()
+    await follower.poll()
+    assert calls == ["http://venue", "http://venue"] and follower.polls == 2
+    assert not follower.added and not follower.removed and router.symbols == {"BTCUSDT"}
+    assert [r.message for r in caplog.records].count(
+        "cannot follow the listing: http://venue/fapi/v1/exchangeInfo answered HTTP 503; the "
+        "symbols stay as they are until the next poll") == 1  # once, however often it fails
