@@ -50,7 +50,8 @@ SIM_EXCLUSIVE = ("--sim runs its own simulator; to harvest from a separate `pyth
 @dataclass(frozen=True, slots=True)
 class Config:
     # what to harvest, and from where
-    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")  # names, patterns ('*USDT') or ALL
+    listing_interval: float = 600.0  # with patterns or ALL: poll the venue's listing this often
     ws_url: str = DEFAULT_WS_URL
     rest_url: str = DEFAULT_REST_URL
     depth_levels: int = 20
@@ -131,6 +132,9 @@ class Config:
     journal_segment_bytes: int = 64 * 1024**2
     journal_segment_s: float = 60.0
     raw_dir: Path | None = None  # off; sealed segments are kept here, zstd-compressed
+    # not a setting: the names and patterns ``symbols`` had before the listing resolved them
+    # (ops/universe.py); empty for a fixed list of names. A run with it follows the listing.
+    universe: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -148,12 +152,18 @@ class Config:
         return self.watermarks[kind][1]
 
 
-FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Config))
+INTERNAL = ("universe",)
+FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Config) if f.name not in INTERNAL)
 _HINTS = typing.get_type_hints(Config)
 
 
 def _validate(c: Config) -> None:
-    check_symbols(c.symbols)
+    if c.universe:  # resolved from the listing: a shard's share may be empty for now
+        check_symbols(c.universe)
+        if c.symbols:
+            check_symbols(c.symbols)
+    else:
+        check_symbols(c.symbols)
     for name in ("ws_url",):
         url = getattr(c, name)
         if not url.startswith(("ws://", "wss://")):
@@ -182,6 +192,7 @@ def _validate(c: Config) -> None:
     if not 0 <= c.metrics_port <= 65535:
         raise ConfigError(f"metrics_port: {c.metrics_port} is not a port (0 = off)")
     _positive("health_interval", c.health_interval)
+    _positive("listing_interval", c.listing_interval)
     for name in ("backfill_delay", "ws_lifetime", "handover_lead", "handover_overlap"):
         _positive(name, getattr(c, name))
     if c.handover_lead >= c.ws_lifetime:

@@ -64,7 +64,10 @@ def this_shard(config: Config) -> tuple[Config, Shard]:
         return config, Shard(0, 1)
     shard = parse_shard(config.shard)
     mine = symbols_of(config.symbols, shard)
-    if not mine:
+    if not mine and config.universe:  # it follows the listing: its share may come later
+        log.warning("shard %s: none of the %d symbols is this shard's yet; it follows the "
+                    "listing for its share", shard, len(config.symbols))
+    elif not mine:
         raise ConfigError(f"shard {shard}: none of the {len(config.symbols)} symbols hashes to "
                           "this shard (rendezvous hashing); use fewer shards or more symbols")
     return dataclasses.replace(config, symbols=mine), shard
@@ -114,7 +117,8 @@ def supervise(config: Config, argv: Sequence[str], summary_json: bool | None) ->
     """``run --workers N``: N child processes ``run … --shard i/N``; one summary at the end."""
     n = config.workers
     groups = assign(config.symbols, n)
-    workers = [WorkerView(i, g) for i, g in enumerate(groups) if g]
+    # a universe follows the listing: every shard runs, an empty one may gain symbols later
+    workers = [WorkerView(i, g) for i, g in enumerate(groups) if g or config.universe]
     if len(workers) < n:
         log.warning("%d of %d shards have no symbol (rendezvous hashing of %d symbols); "
                     "starting %d workers", n - len(workers), n, len(config.symbols), len(workers))

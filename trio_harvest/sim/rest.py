@@ -139,7 +139,7 @@ class RestApi:
         symbol = query.get("symbol", "").upper()
         if not symbol:
             raise _BadRequest(400, -1102, "Mandatory parameter 'symbol' was not sent.")
-        if symbol not in self.market.symbols:
+        if symbol not in self.market:
             raise _BadRequest(400, -1121, "Invalid symbol.")
         return _Model(symbol, self.market[symbol].spec)
 
@@ -166,10 +166,12 @@ class RestApi:
 
     def _exchange_info(self) -> bytes:
         symbols = []
-        for name, model in self.market.symbols.items():
-            spec = model.spec
+        listed = [(m, "TRADING") for m in self.market.symbols.values()]
+        listed += [(m, "SETTLING") for m in self.market.closed.values()]  # delisted
+        for model, status in listed:
+            name, spec = model.symbol, model.spec
             symbols.append({
-                "symbol": name, "pair": name, "contractType": "PERPETUAL", "status": "TRADING",
+                "symbol": name, "pair": name, "contractType": "PERPETUAL", "status": status,
                 "pricePrecision": spec.price_decimals, "quantityPrecision": spec.qty_decimals,
                 "filters": [
                     {"filterType": "PRICE_FILTER",
