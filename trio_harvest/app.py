@@ -9,6 +9,7 @@ unhealthy (old fault 5): only a signal, ``--duration`` or an internal crash ends
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import time
@@ -77,6 +78,7 @@ class Harvester:
         self.wall_ms = wall_clock_ms
         self.handle_signals = handle_signals
         self.stop_state = StopState()
+        self._trio_token: trio.lowlevel.TrioToken | None = None
         self.started_at: float | None = None
         self.stopped_at: float | None = None
         self.data_store = data_store(config)  # local disk, or s3:// (issue 10)
@@ -155,7 +157,7 @@ class Harvester:
         self.journal, self.replayer, self.probe = journal_wiring.attach(
             config, self.lanes, self.rotation, self.router, self.repair, lambda: self.connections,
             None if wall_clock_ms is wall_ms else (lambda: wall_clock_ms() * 1_000_000),
-            probe_data_dir=save is None)
+            probe_data_dir=save is None, store=self.data_store)
 
     def _metadata_of(self, kind: str) -> dict[str, str]:
         """Parquet key-value metadata: derived kinds carry their parameters and OFI source."""
@@ -169,6 +171,14 @@ class Harvester:
             await journal_wiring.restart(self.journal, self.replayer, self.repair, self.config)
 
     # -- running -------------------------------------------------------------------------------
+
+    def stop_from_thread(self, reason: str) -> None:
+        """``request_stop`` from a thread other than trio's (the lease renewer); a no-op before
+        the run starts or after it ended."""
+        token = self._trio_token
+        if token is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                trio.from_thread.run_sync(self.request_stop, reason, trio_token=token)
 
     def request_stop(self, reason: str) -> None:
         """Begin a clean stop (idempotent). A second request during the final flush cuts the
@@ -191,6 +201,7 @@ class Harvester:
 
     async def run(self, *, task_status: trio.TaskStatus[Harvester] = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
+        self._trio_token = trio.lowlevel.current_trio_token()
         # one start-up thread: sweep temp files left by a crash, read where each symbol left off
         self.stale_temps_removed, seeds = await trio.to_thread.run_sync(
             self._startup_scan, abandon_on_cancel=True)
