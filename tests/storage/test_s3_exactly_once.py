@@ -23,8 +23,10 @@ import pytest
 from trio_harvest.cli.commands import main
 from trio_harvest.config import ConfigError, load_config
 from trio_harvest.journal import format as fmt
+from trio_harvest.journal.diskkeys import read_keys
 from trio_harvest.storage import s3store
 from trio_harvest.storage.location import S3Options, parse_s3
+from trio_harvest.storage.partitions import partition_dir, utc_date
 from trio_harvest.storage.s3store import S3Store
 
 from ..s3proxy import Proxy, fault_proxy
@@ -117,6 +119,27 @@ def test_a_run_whose_puts_lose_their_replies_writes_each_row_once(
 # -- a restart after SIGKILL --------------------------------------------------------------------
 
 
+def test_replay_keys_come_from_the_bucket_bounded_to_the_window(s3: MotoS3, tmp_path: Path) -> None:
+    store = store_at(s3.endpoint)
+    day = 86_400_000
+    t1 = 1_700_000_000_000  # 2023-11-14
+    for ts, ids in ((t1 - day, [1, 2]), (t1, [3, 4])):
+        buf = io.BytesIO()
+        pl.DataFrame({"ts_ms": [ts, ts], "agg_id": ids}).write_parquet(buf)
+        rel = partition_dir(utc_date(ts), "BTCUSDT", "prices") / f"part-{ts}-{ts}-x.parquet"
+        data = buf.getvalue()
+        store.write_atomic(rel, lambda fh, data=data: fh.write(data))
+    keys = read_keys(store, tmp_path / "dl", ("BTCUSDT",), t1 / 1000 - 60, t1 / 1000)
+    assert keys.prices == {("BTCUSDT", 3), ("BTCUSDT", 4)}  # the window's date only
+    assert keys.last_trade["BTCUSDT"] == (4, t1)
+    assert keys.cover(utc_date(t1 - day), "BTCUSDT", "prices")  # a replayed older row
+    assert ("BTCUSDT", 1) in keys.prices and ("BTCUSDT", 2) in keys.prices
+    assert not keys.cover(utc_date(t1 - day), "BTCUSDT", "prices")  # read once
+    # files written before the window began hold none of its rows: not read
+    assert read_keys(store, tmp_path / "dl", ("BTCUSDT",), time.time() + 3600).prices == set()
+
+
+
 def _env(s3: MotoS3) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TRIO_HARVEST_"))}
     env.update(ENV)
@@ -124,7 +147,9 @@ def _env(s3: MotoS3) -> dict[str, str]:
     return env
 
 
-def _journaled_trades(journal: Path) -> set[tuple[str, int]]:
+def _journaled(journal: Path, event: str, key: str) -> set[tuple[str, int]]:
+    """(symbol, id) of the journaled frames of one event type (``aggTrade``: agg ids,
+    ``depthUpdate``: book update ids)."""
     out: set[tuple[str, int]] = set()
     for seg in sorted(journal.rglob("*.jnl")):
         for rec in fmt.read_segment(seg):
@@ -132,8 +157,8 @@ def _journaled_trades(journal: Path) -> set[tuple[str, int]]:
                 continue
             with_stream: Any = json.loads(rec.payload)
             data = with_stream.get("data", with_stream) if isinstance(with_stream, dict) else {}
-            if isinstance(data, dict) and data.get("e") == "aggTrade":
-                out.add((str(data["s"]), int(data["a"])))
+            if isinstance(data, dict) and data.get("e") == event:
+                out.add((str(data["s"]), int(data[key])))
     return out
 
 
@@ -155,7 +180,8 @@ def test_a_restart_after_sigkill_on_s3_replays_each_row_once(tmp_path: Path, s3:
     time.sleep(1.0)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    journaled = _journaled_trades(local)
+    journaled = _journaled(local, "aggTrade", "a")
+    journaled_books = _journaled(local, "depthUpdate", "u")
     before = bucket_frame(store, "prices")
     overlap = journaled & set(zip(before["symbol"].to_list(), before["agg_id"].to_list(),
                                   strict=True))
@@ -174,6 +200,8 @@ def test_a_restart_after_sigkill_on_s3_replays_each_row_once(tmp_path: Path, s3:
     books = bucket_frame(store, "orderbook")
     assert books.height > 0
     assert books.height == books.select("symbol", "source", "update_id").n_unique()
+    book_keys = set(zip(books["symbol"].to_list(), books["update_id"].to_list(), strict=True))
+    assert journaled_books and journaled_books <= book_keys, "a journaled book update is missing"
 
 
 # -- the standard AWS variables ----------------------------------------------------------------

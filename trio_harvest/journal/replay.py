@@ -193,7 +193,7 @@ class Replayer:
                 self.stats.skipped += 1
                 return
             self.stats.rows += 1
-            await self.lanes.get(kind, str(row[1] if kind == GAPS else row[3])).put(row)
+            await self.lanes.get(kind, symbol).put(row)
 
     def _admit_row(self, kind: str, row: Row, keys: DiskKeys) -> bool:
         if kind == GAPS:

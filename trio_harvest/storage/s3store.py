@@ -7,6 +7,12 @@ PUT with ``If-None-Match: *`` (obstore ``mode="create"``), so a partial object i
 and a name is never reused. Never retries for long: a failed PUT is an ``OSError`` within
 seconds and rotation dead-letters the batch on local disk.
 
+Idempotent: names are unique per process, so an object that a retry finds under our name with
+our bytes (size and MD5 ETag, else the bytes) is our own earlier attempt whose reply was lost: a
+success, never a second copy; after a failed PUT one HEAD looks for it the same way. Fenced:
+no PUT of a file and no DELETE while ``fence.py`` refuses writes to this location (the shard
+lease could not be renewed, or was lost).
+
 Publishing: an object store has no rename, so the gate is decided *after* the PUT. If the waiter
 gave up meanwhile (it has dead-lettered the batch), the object is deleted again and the write
 reports ``Abandoned``; a crash in that instant leaves rows both in the bucket and in the dead
