@@ -96,10 +96,15 @@ def test_a_put_stored_whose_reply_times_out_is_a_success(
     assert store.read_bytes(rel) == b"more rows" and list(store.list()) == [rel]
 
 
+@pytest.mark.parametrize("fault", ["store_then_503", "store_then_stall"])
 def test_a_run_whose_puts_lose_their_replies_writes_each_row_once(
     tmp_path: Path, s3: MotoS3, proxy: Proxy, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, fault: str,
 ) -> None:
-    proxy.faults.arm("store_then_503", "kind=prices", times=3)
+    monkeypatch.setattr(s3store, "REQUEST_TIMEOUT", timedelta(seconds=1))
+    monkeypatch.setattr(s3store, "RETRY_TIMEOUT", timedelta(seconds=2))
+    proxy.faults.stall_s = 1.5  # past the client's timeout: it gives up, then retries
+    proxy.faults.arm(fault, "kind=prices", times=3)
     local = tmp_path / "local"
     code = main(["run", "--sim", "--duration", "4", "--symbols", "BTCUSDT,ETHUSDT",
                  "--data-dir", URL, "--local-dir", str(local), "--s3-endpoint",
