@@ -58,6 +58,10 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument("--shard", metavar="I/N", default=None,
                    help="harvest only shard I of N (symbols by rendezvous hashing; several "
                    "hosts, one shard each; default: every symbol)")
+    g.add_argument("--lease-ttl", type=float, metavar="S", default=None,
+                   help="with an s3:// --data-dir: the shard lease in the bucket lasts S seconds "
+                   "after its last renewal; without a renewal, writes to the bucket stop at half "
+                   "of it (default 90)")
 
 
 def this_shard(config: Config) -> tuple[Config, Shard]:
