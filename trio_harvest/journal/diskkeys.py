@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,8 @@ from ..storage.store import LocalStore
 
 if TYPE_CHECKING:
     from ..storage.backends import Store
+
+log = logging.getLogger("trio_harvest.journal.diskkeys")
 
 _line = msgspec.json.Decoder(dict[str, object])
 
@@ -117,12 +120,21 @@ def _partition_frames(store: Store, date: str, symbol: str, kind: str,
                       since_s: float) -> list[pl.DataFrame]:
     cols = [c for c in COLUMNS[kind] if c != "symbol"] + (["ts_ms"] if kind == PRICES else [])
     out: list[pl.DataFrame] = []
-    with contextlib.suppress(OSError):  # no such partition, or unlisted: nothing to skip
+    try:  # a partition that does not exist lists nothing
         for rel, mtime in store.list_modified(partition_dir(date, symbol, kind), ".parquet"):
             if mtime < since_s:
                 continue
-            with contextlib.suppress(Exception):  # unreadable: `inspect` reports it
-                out.append(pl.read_parquet(_source(store, rel), columns=cols))
+            try:
+                raw = _source(store, rel)
+            except OSError as exc:  # the store did not answer: say so, replay goes on
+                log.warning("journal: cannot read %s to skip what it holds (%s); its rows may "
+                            "be written again", rel, exc)
+                continue
+            with contextlib.suppress(Exception):  # a broken file: `inspect` reports it
+                out.append(pl.read_parquet(raw, columns=cols))
+    except OSError as exc:
+        log.warning("journal: cannot list %s to skip what it holds (%s); its rows may be "
+                    "written again", partition_dir(date, symbol, kind), exc)
     return out
 
 
