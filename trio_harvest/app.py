@@ -9,6 +9,7 @@ unhealthy (old fault 5): only a signal, ``--duration`` or an internal crash ends
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import time
@@ -78,6 +79,7 @@ class Harvester:
         self.wall_ms = wall_clock_ms
         self.handle_signals = handle_signals
         self.stop_state = StopState()
+        self._trio_token: trio.lowlevel.TrioToken | None = None
         self.started_at: float | None = None
         self.stopped_at: float | None = None
         self.data_store = data_store(config)  # local disk, or s3:// (issue 10)
@@ -154,7 +156,7 @@ class Harvester:
         self.journal, self.replayer, self.probe = journal_wiring.attach(
             config, self.lanes, self.rotation, self.router, self.repair, lambda: self.connections,
             None if wall_clock_ms is wall_ms else (lambda: wall_clock_ms() * 1_000_000),
-            probe_data_dir=save is None)
+            probe_data_dir=save is None, store=self.data_store)
 
     def make_engine(self, symbol: str) -> SignalEngine:
         """A symbol's signal engine (issue 3), emitting preview rows into its lanes."""
@@ -191,6 +193,14 @@ class Harvester:
 
     # -- running -------------------------------------------------------------------------------
 
+    def stop_from_thread(self, reason: str) -> None:
+        """``request_stop`` from a thread other than trio's (the lease renewer); a no-op before
+        the run starts or after it ended."""
+        token = self._trio_token
+        if token is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                trio.from_thread.run_sync(self.request_stop, reason, trio_token=token)
+
     def request_stop(self, reason: str) -> None:
         """Begin a clean stop (idempotent). A second request during the final flush cuts the
         grace short: everything still buffered goes straight to the dead letter."""
@@ -212,6 +222,7 @@ class Harvester:
 
     async def run(self, *, task_status: trio.TaskStatus[Harvester] = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
+        self._trio_token = trio.lowlevel.current_trio_token()
         # one start-up thread: sweep temp files left by a crash, read where each symbol left off
         self.stale_temps_removed, seeds = await trio.to_thread.run_sync(
             self._startup_scan, abandon_on_cancel=True)

@@ -27,6 +27,7 @@ from .kinds import ALL_KINDS, DEFAULT_WATERMARKS
 from .ops.settings import check_ops_settings
 from .scale.settings import resolve as resolve_scale
 from .signals.params import SignalParams
+from .storage.location import aws_env
 from .symbols import SYMBOL_RE, check_symbols
 
 __all__ = ["SYMBOL_RE", "Config", "ConfigError", "build_config", "load_config"]
@@ -123,6 +124,7 @@ class Config:
     s3_allow_http: bool = False  # plain-http endpoints (a local MinIO) only when allowed
     workers: int = 1  # harvester processes on this host, each a shard
     shard: str = ""  # "I/N": harvest shard I of N (rendezvous hashing of the symbols)
+    lease_ttl: float = 90.0  # s3:// --shard: the shard lease's life; writes stop at half of it
 
     # durability (issue 9): the write-ahead journal of raw frames and the raw archive
     journal: bool = True
@@ -286,6 +288,7 @@ def layer_from_toml(data: Mapping[str, Any], where: str = "") -> dict[str, Any]:
 
 def layer_from_env(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    out.update(aws_env(env))  # the standard AWS variables, below our own TRIO_HARVEST_S3_*
     legacy = {"BUFFER_HIGH": "buffer_high", "SAVE_CONCURRENCY": "save_concurrency"}
     for var, name in legacy.items():
         if env.get(var, "").strip():

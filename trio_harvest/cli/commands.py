@@ -253,7 +253,8 @@ def _run(args: argparse.Namespace) -> int:
     preflight(config)
     harvester = Harvester(config, handle_signals=True)
     try:
-        with scale_cli.locked(config, shard):  # a second process on this shard: one line, exit 2
+        with scale_cli.locked(config, shard, lambda: harvester.stop_from_thread(
+                "the shard lease was taken by another process")):  # a second process: exit 2
             trio.run(harvester.run)
     except ConfigError:  # e.g. the metrics port is in use: a user mistake, exit 2
         raise

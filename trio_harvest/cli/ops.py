@@ -138,11 +138,12 @@ def _dirs(args: argparse.Namespace) -> tuple[Path, Path | None]:
 def _remote(args: argparse.Namespace) -> tuple[Any, Path] | None:
     """The store and dead-letter dir (which may not exist) of an ``s3://`` data dir, else None."""
     from ..storage.location import (
+        TRUTHY,
         S3Options,
         as_s3_url,
         default_local_dir,
+        effective,
         parse_s3,
-        validate_endpoint,
     )
 
     env = os.environ
@@ -156,12 +157,11 @@ def _remote(args: argparse.Namespace) -> tuple[Any, Path] | None:
     from ..storage.s3store import S3Store
 
     allow = args.s3_allow_http or env.get("TRIO_HARVEST_S3_ALLOW_HTTP", "").lower() in (
-        "1", "true", "yes", "on") or bool(from_config and from_config.s3_allow_http)
-    opts = S3Options(args.s3_endpoint or env.get("TRIO_HARVEST_S3_ENDPOINT", "")
-                     or (from_config.s3_endpoint if from_config else ""),
-                     args.s3_region or env.get("TRIO_HARVEST_S3_REGION", "")
-                     or (from_config.s3_region if from_config else ""), allow)
-    validate_endpoint(opts.endpoint, opts.allow_http)
+        TRUTHY) or bool(from_config and from_config.s3_allow_http)
+    opts = effective(S3Options(args.s3_endpoint or env.get("TRIO_HARVEST_S3_ENDPOINT", "")
+                               or (from_config.s3_endpoint if from_config else ""),
+                               args.s3_region or env.get("TRIO_HARVEST_S3_REGION", "")
+                               or (from_config.s3_region if from_config else ""), allow), env)
     loc = parse_s3(url, "--data-dir")
     store = S3Store(loc, opts)
     try:

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import trio
@@ -33,12 +33,14 @@ def add_s3_flags(g: Any) -> None:
     commands that read an ``s3://`` dataset (``recover``, ``inspect``)."""
     g.add_argument("--s3-endpoint", metavar="URL", default=None,
                    help="S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO (default "
-                   "TRIO_HARVEST_S3_ENDPOINT, AWS_ENDPOINT_URL, else the region's endpoint)")
+                   "TRIO_HARVEST_S3_ENDPOINT, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else the "
+                   "region's endpoint)")
     g.add_argument("--s3-region", metavar="REGION", default=None,
                    help="S3 region (default TRIO_HARVEST_S3_REGION, AWS_REGION / "
                    "AWS_DEFAULT_REGION)")
     g.add_argument("--s3-allow-http", dest="s3_allow_http", action="store_const", const=True,
-                   default=None, help="allow a plain-http --s3-endpoint (default off)")
+                   default=None, help="allow a plain-http --s3-endpoint (default off; also "
+                   "TRIO_HARVEST_S3_ALLOW_HTTP or AWS_ALLOW_HTTP=true)")
 
 
 def add_run_flags(run: argparse.ArgumentParser) -> None:
@@ -56,6 +58,10 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     g.add_argument("--shard", metavar="I/N", default=None,
                    help="harvest only shard I of N (symbols by rendezvous hashing; several "
                    "hosts, one shard each; default: every symbol)")
+    g.add_argument("--lease-ttl", type=float, metavar="S", default=None,
+                   help="with an s3:// --data-dir: the shard lease in the bucket lasts S seconds "
+                   "after its last renewal; without a renewal, writes to the bucket stop at half "
+                   "of it (default 90)")
 
 
 def this_shard(config: Config) -> tuple[Config, Shard]:
@@ -74,32 +80,37 @@ def this_shard(config: Config) -> tuple[Config, Shard]:
 
 
 @contextlib.contextmanager
-def locked(config: Config, shard: Shard) -> Iterator[None]:
+def locked(config: Config, shard: Shard,
+           on_lost: Callable[[], None] = lambda: None) -> Iterator[None]:
     """The shard's ``flock`` on local disk; with an ``s3://`` data dir also its lease object in
-    the bucket (renewed in a thread while the run lasts), which keeps other hosts off it."""
-    with shard_lock(config.data_dir, shard, str(data_location(config))):
+    the bucket (renewed in a thread while the run lasts; writes to the bucket are fenced when
+    renewals fail), which keeps every other process off it. ``on_lost``: another process took
+    the lease (called from the renewing thread)."""
+    with shard_lock(config.data_dir, shard, str(data_location(config))) as held:
         if not config.data_url:
             yield
             return
         from ..scale.lease import Renewer, ShardLease
-        from ..storage.backends import data_store
+        from ..storage import fence
+        from ..storage.location import S3Options, parse_s3
         from ..storage.s3store import S3Store
 
-        store = data_store(config)
-        assert isinstance(store, S3Store)
-        lease = ShardLease(store, shard)
+        store = S3Store(parse_s3(config.data_url), S3Options.of(config))
+        lease = ShardLease(store, shard, token=held.token, predecessor=held.previous,
+                           ttl=config.lease_ttl)
         try:
             lease.acquire()
         except OSError as exc:
             raise ConfigError(f"shard {shard} of {config.data_url}: cannot take its lease "
                               f"({exc})") from None
-        renewer = Renewer(lease)
+        renewer = Renewer(lease, on_lost)
         renewer.start()
         try:
             yield
         finally:
             renewer.stop()
             lease.release()
+            fence.release(store.location)
 
 
 def worker_argv(config: Config, argv: Sequence[str], index: int, started: int,
