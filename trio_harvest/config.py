@@ -121,6 +121,7 @@ class Config:
     s3_allow_http: bool = False  # plain-http endpoints (a local MinIO) only when allowed
     workers: int = 1  # harvester processes on this host, each a shard
     shard: str = ""  # "I/N": harvest shard I of N (rendezvous hashing of the symbols)
+    worker_stable_after: float = 60.0  # a worker up this long restarts after the first backoff
 
     # durability (issue 9): the write-ahead journal of raw frames and the raw archive
     journal: bool = True

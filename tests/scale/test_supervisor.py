@@ -203,11 +203,15 @@ trio.run(sup.run)
 def test_a_worker_whose_supervisor_is_killed_stops_cleanly(tmp_path: Path) -> None:
     import subprocess
 
+    # the stand-in keeps the workers' contract (parent.py): end of file on stdin = stop cleanly
     (tmp_path / "child.py").write_text(CHILD.replace(
         "time.sleep(0.3)  # the final flush", "marker.with_suffix('.stopped').write_text('1')")
         .replace("marker.write_text(str(runs))",
                  "marker.with_suffix('.pid').write_text(str(os.getpid()))\nmarker.write_text(str(runs))")
-        .replace("import json, signal, sys, time", "import json, os, signal, sys, time"))
+        .replace("import json, signal, sys, time", "import json, os, signal, sys, threading, time")
+        .replace("print(\"ready\", flush=True)",
+                 "threading.Thread(target=lambda: (sys.stdin.buffer.read(), stop.append(1)), "
+                 "daemon=True).start()\nprint(\"ready\", flush=True)"))
     (tmp_path / "sup.py").write_text(SUPERVISOR)
     marker = tmp_path / "runs-0"
     root = str(Path(__file__).resolve().parents[2])
@@ -222,7 +226,7 @@ def test_a_worker_whose_supervisor_is_killed_stops_cleanly(tmp_path: Path) -> No
         sup.wait(timeout=10)
         stopped = marker.with_suffix(".stopped")
         while not stopped.exists():
-            assert time.monotonic() < deadline, "the orphaned worker never got SIGTERM"
+            assert time.monotonic() < deadline, "the orphaned worker never saw its stdin close"
             time.sleep(0.05)
     finally:
         if sup.poll() is None:

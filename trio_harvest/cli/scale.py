@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -18,8 +19,10 @@ from typing import Any
 import trio
 
 from ..config import Config, ConfigError
+from ..scale import parent
 from ..scale.aggregate import WorkerView, merge_summaries, render_summary
 from ..scale.lock import shard_lock
+from ..scale.settings import MAX_WORKERS
 from ..scale.shards import Shard, assign, parse_shard, symbols_of
 from ..scale.supervisor import Supervisor, SupervisorSettings, worker_port
 from ..storage.backends import data_location
@@ -50,12 +53,48 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
                    help="with an s3:// --data-dir: local folder for the dead letter, the journal "
                    "and the shard locks (default ./trio_harvest-local/BUCKET/PREFIX)")
     add_s3_flags(g)
-    g.add_argument("--workers", type=int, metavar="N", default=None,
+    g.add_argument("--workers", type=workers_arg, metavar="N|auto", default=None,
                    help="run N harvester processes on this host, shards 0/N..N-1/N, under one "
-                   "supervisor with one ops endpoint (default 1)")
+                   "supervisor with one ops endpoint; 'auto' = one per CPU core this process "
+                   "may use. A worker that dies is restarted; if the supervisor dies, its "
+                   "workers stop cleanly (final flush) (default 1)")
+    g.add_argument("--worker-stable-after", type=float, metavar="S", default=None,
+                   help="with --workers: a worker that ran S seconds before it died is "
+                   "restarted after the initial backoff again (default 60)")
     g.add_argument("--shard", metavar="I/N", default=None,
                    help="harvest only shard I of N (symbols by rendezvous hashing; several "
                    "hosts, one shard each; default: every symbol)")
+    g.add_argument("--stop-on-eof", action="store_const", const=True, default=None,
+                   help="stop cleanly (final flush) when stdin, which must be a pipe, reaches "
+                   "end of file: the supervisor of --workers starts each worker so, and a "
+                   "process manager can do the same (default off)")
+
+
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def workers_arg(raw: str) -> int:
+    """``--workers``: a count, or ``auto`` for one per core (at most MAX_WORKERS)."""
+    if raw.strip().lower() == "auto":
+        return min(cores(), MAX_WORKERS)
+    try:
+        return int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of workers or 'auto'") from None
+
+
+async def harvest(harvester: Any, stop_on_eof: bool | None) -> None:
+    """``harvester.run()``; with ``--stop-on-eof`` beside a watcher of stdin that asks for the
+    clean stop. The watcher is a system task (cancelled when the run returns), so the run's own
+    exceptions reach the caller unwrapped."""
+    if stop_on_eof:
+        trio.lowlevel.spawn_system_task(parent.stop_on_eof, harvester.request_stop)
+    await harvester.run()
 
 
 def this_shard(config: Config) -> tuple[Config, Shard]:
@@ -105,7 +144,7 @@ def worker_argv(config: Config, argv: Sequence[str], index: int, started: int,
     REST weight budget is Binance's per IP, so the ``started`` workers of one host share it."""
     weight = max(MIN_BACKFILL_WEIGHT, config.backfill_weight // max(started, 1))
     return [sys.executable, "-m", "trio_harvest", *argv, "--workers", "1",
-            "--shard", f"{index}/{config.workers}", "--summary-json",
+            "--shard", f"{index}/{config.workers}", "--summary-json", "--stop-on-eof",
             "--backfill-weight", str(weight),
             "--metrics-port", str(worker_port(settings, index))]
 
@@ -121,6 +160,7 @@ def supervise(config: Config, argv: Sequence[str], summary_json: bool | None) ->
     settings = SupervisorSettings(
         metrics_host=config.metrics_host, metrics_port=config.metrics_port,
         stop_bound=config.shutdown_grace + config.deadletter_timeout + 15.0,
+        stable_after=config.worker_stable_after,
         poll_interval=min(config.health_interval, 2.0),
         restart_clean_exits=config.duration is None)
 

@@ -36,6 +36,9 @@ def resolve(c: Config) -> None:
     validate_endpoint(c.s3_endpoint, c.s3_allow_http)
     if not 1 <= c.workers <= MAX_WORKERS:
         raise ConfigError(f"workers: must be between 1 and {MAX_WORKERS}, got {c.workers}")
+    if not c.worker_stable_after > 0:  # also rejects nan
+        raise ConfigError("worker_stable_after: must be a positive number of seconds, got "
+                          f"{c.worker_stable_after}")
     if c.shard:
         shard = parse_shard(c.shard)
         if c.workers > 1:
