@@ -153,7 +153,8 @@ def test_run_with_two_workers_end_to_end(tmp_path: Path, capsys: pytest.CaptureF
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(summary["workers"]) == {"0", "1"}
-    assert summary["workers"]["0"]["symbols"] == 2 and summary["workers"]["1"]["symbols"] == 1
+    # load-weighted: BTC and ETH (the heavy two) on different workers, LINK with the lighter side
+    assert summary["workers"]["0"]["symbols"] == 1 and summary["workers"]["1"]["symbols"] == 2
     assert summary["frames"] > 0 and not sum(summary["rows_lost"].values())
     prices = pl.read_parquet(str(data / "date=*" / "symbol=*" / "kind=prices" / "*.parquet"),
                              hive_partitioning=True)
@@ -166,7 +167,7 @@ def test_run_with_two_workers_end_to_end(tmp_path: Path, capsys: pytest.CaptureF
     frames = [s for f in text_string_to_metric_families(seen["metrics"]) for s in f.samples
               if s.name == "trio_harvest_frames_received_total"]
     assert {s.labels["worker"] for s in frames} == {"0", "1"}
-    assert seen["status"]["workers"]["1"]["symbols"] == ["LINKUSDT"]
+    assert seen["status"]["workers"]["1"]["symbols"] == ["ETHUSDT", "LINKUSDT"]
     assert sorted((data / "_locks").iterdir()) == [data / "_locks" / "shard-0-of-2.lock",
                                                    data / "_locks" / "shard-1-of-2.lock"]
 

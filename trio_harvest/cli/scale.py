@@ -14,8 +14,10 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+import httpx
 import trio
 
 from ..config import Config, ConfigError
@@ -25,6 +27,8 @@ from ..scale.lock import shard_lock
 from ..scale.settings import MAX_WORKERS
 from ..scale.shards import Shard, assign, parse_shard, symbols_of
 from ..scale.supervisor import Supervisor, SupervisorSettings, worker_port
+from ..scale.weights import UNIT, fetch_weights, quantize, read_snapshot, write_snapshot
+from ..sim.activity import activity
 from ..storage.backends import data_location
 
 log = logging.getLogger("trio_harvest.cli")
@@ -62,8 +66,13 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
                    help="with --workers: a worker that ran S seconds before it died is "
                    "restarted after the initial backoff again (default 60)")
     g.add_argument("--shard", metavar="I/N", default=None,
-                   help="harvest only shard I of N (symbols by rendezvous hashing; several "
-                   "hosts, one shard each; default: every symbol)")
+                   help="harvest only shard I of N (symbols by load-weighted rendezvous "
+                   "hashing; several hosts, one shard each; default: every symbol)")
+    g.add_argument("--shard-weights", metavar="venue|off|FILE", default=None,
+                   help="how --workers/--shard weigh symbols by load: 'venue' = each symbol's "
+                   "24 h trade count from the venue's /fapi/v1/ticker/24hr (unweighted if that "
+                   "fails), 'off' = unweighted, or a JSON snapshot {\"SYMBOL\": weight} that "
+                   "every host is given for an exact match (default venue)")
     g.add_argument("--stop-on-eof", action="store_const", const=True, default=None,
                    help="stop cleanly (final flush) when stdin, which must be a pipe, reaches "
                    "end of file: the supervisor of --workers starts each worker so, and a "
@@ -97,14 +106,37 @@ async def harvest(harvester: Any, stop_on_eof: bool | None) -> None:
     await harvester.run()
 
 
+def shard_weights(config: Config) -> dict[str, int] | None:
+    """The load weights ``config.shard_weights`` names: None for ``off`` (or a failed fetch,
+    logged once); with ``--sim`` the figures the simulator's ticker serves."""
+    source = config.shard_weights.strip()
+    if source == "off":
+        return None
+    if source == "venue":
+        if config.sim:  # its REST is not up yet: the same model it serves
+            return {s: quantize(activity(s).count) for s in config.symbols}
+        return fetch_weights(_http_get, config.rest_url, config.symbols)
+    try:
+        return read_snapshot(Path(source))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"shard_weights: cannot use {source!r} ({exc}); give 'venue', 'off' "
+                          "or a JSON file {\"SYMBOL\": weight}") from None
+
+
+def _http_get(url: str) -> bytes:
+    reply = httpx.get(url, timeout=10.0)
+    reply.raise_for_status()
+    return reply.content
+
+
 def this_shard(config: Config) -> tuple[Config, Shard]:
     """``config`` narrowed to its shard's symbols (unchanged without ``--shard``)."""
     if not config.shard:
         return config, Shard(0, 1)
     shard = parse_shard(config.shard)
-    mine = symbols_of(config.symbols, shard)
+    mine = symbols_of(config.symbols, shard, shard_weights(config))
     if not mine:
-        raise ConfigError(f"shard {shard}: none of the {len(config.symbols)} symbols hashes to "
+        raise ConfigError(f"shard {shard}: none of the {len(config.symbols)} symbols falls to "
                           "this shard (rendezvous hashing); use fewer shards or more symbols")
     return dataclasses.replace(config, symbols=mine), shard
 
@@ -139,24 +171,35 @@ def locked(config: Config, shard: Shard) -> Iterator[None]:
 
 
 def worker_argv(config: Config, argv: Sequence[str], index: int, started: int,
-                settings: SupervisorSettings) -> list[str]:
-    """Worker ``index``'s command line: the supervisor's own, then what makes it one shard. The
+                settings: SupervisorSettings, *, weights: str = "off") -> list[str]:
+    """Worker ``index``'s command line: the supervisor's own, then what makes it one shard (of
+    the assignment the supervisor computed: ``weights`` is its snapshot file, or ``off``). The
     REST weight budget is Binance's per IP, so the ``started`` workers of one host share it."""
     weight = max(MIN_BACKFILL_WEIGHT, config.backfill_weight // max(started, 1))
     return [sys.executable, "-m", "trio_harvest", *argv, "--workers", "1",
             "--shard", f"{index}/{config.workers}", "--summary-json", "--stop-on-eof",
-            "--backfill-weight", str(weight),
+            "--shard-weights", weights, "--backfill-weight", str(weight),
             "--metrics-port", str(worker_port(settings, index))]
 
 
 def supervise(config: Config, argv: Sequence[str], summary_json: bool | None) -> int:
     """``run --workers N``: N child processes ``run … --shard i/N``; one summary at the end."""
     n = config.workers
-    groups = assign(config.symbols, n)
+    weights = shard_weights(config)
+    groups = assign(config.symbols, n, weights)
     workers = [WorkerView(i, g) for i, g in enumerate(groups) if g]
     if len(workers) < n:
         log.warning("%d of %d shards have no symbol (rendezvous hashing of %d symbols); "
                     "starting %d workers", n - len(workers), n, len(config.symbols), len(workers))
+    snapshot = "off"
+    if weights is not None:  # every worker, restarted or not, uses this very snapshot
+        path = config.data_dir / "_shards" / "weights.json"
+        write_snapshot(path, weights)
+        snapshot = str(path)
+        shares = [sum(weights.get(s, UNIT) for s in g) for g in groups]
+        log.info("shards weighted by 24 h load: %s", ", ".join(
+            f"{i}: {len(g)} symbols, {100 * w / max(sum(shares), 1):.0f} %"
+            for i, (g, w) in enumerate(zip(groups, shares, strict=True))))
     settings = SupervisorSettings(
         metrics_host=config.metrics_host, metrics_port=config.metrics_port,
         stop_bound=config.shutdown_grace + config.deadletter_timeout + 15.0,
@@ -167,7 +210,7 @@ def supervise(config: Config, argv: Sequence[str], summary_json: bool | None) ->
     sup_argv = [*argv]
 
     def argv_of(w: WorkerView) -> list[str]:
-        return worker_argv(config, sup_argv, w.index, len(workers), settings)
+        return worker_argv(config, sup_argv, w.index, len(workers), settings, weights=snapshot)
 
     sup = Supervisor(workers, argv_of, settings)
     log.info("supervising %d workers over %d symbols (data %s)", len(workers),

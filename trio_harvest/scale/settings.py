@@ -39,6 +39,9 @@ def resolve(c: Config) -> None:
     if not c.worker_stable_after > 0:  # also rejects nan
         raise ConfigError("worker_stable_after: must be a positive number of seconds, got "
                           f"{c.worker_stable_after}")
+    if not c.shard_weights.strip():
+        raise ConfigError("shard_weights: give 'venue' (the 24 h ticker), 'off' (unweighted) or "
+                          "a snapshot file")
     if c.shard:
         shard = parse_shard(c.shard)
         if c.workers > 1:
