@@ -164,7 +164,8 @@ def test_a_shard_uses_the_snapshot_it_is_given_and_falls_back_when_the_venue_fai
         assert this_shard(cfg)[0].symbols == assign(symbols, 3, weights)[i]
     with pytest.raises(ConfigError, match="shard_weights: cannot use"):
         shard_weights(build_config({"shard_weights": str(tmp_path / "missing.json")}))
-    down = build_config({"symbols": symbols, "rest_url": "http://127.0.0.1:1"})
+    down = build_config({"symbols": symbols, "rest_url": "http://127.0.0.1:1",
+                         "data_dir": tmp_path / "data"})
     with caplog.at_level(logging.WARNING, "trio_harvest.shards"):
         assert shard_weights(down) is None
     assert [r.getMessage() for r in caplog.records if "unweighted" in r.getMessage()]

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from ..scale.aggregate import WorkerView, merge_summaries, render_summary
 from ..scale.lock import shard_lock
 from ..scale.settings import MAX_WORKERS
 from ..scale.shards import Shard, assign, parse_shard, symbols_of
+from ..scale.snapshot import LocalShared, Shared, day_snapshot, grid_day
 from ..scale.supervisor import Supervisor, SupervisorSettings, worker_port
 from ..scale.weights import UNIT, fetch_weights, quantize, read_snapshot, write_snapshot
 from ..sim.activity import activity
@@ -113,14 +115,29 @@ def shard_weights(config: Config) -> dict[str, int] | None:
     if source == "off":
         return None
     if source == "venue":
-        if config.sim:  # its REST is not up yet: the same model it serves
-            return {s: quantize(activity(s).count) for s in config.symbols}
-        return fetch_weights(_http_get, config.rest_url, config.symbols)
+        if config.sim:  # its REST is not up yet: the same model it serves (a pure function of
+            return {s: quantize(activity(s).count) for s in config.symbols}  # the name)
+        # the day's snapshot in the dataset, published by the day's first shard: every shard
+        # of this dataset, on any host, assigns from the same numbers
+        return day_snapshot(_shared(config), grid_day(time.time()),
+                            lambda: fetch_weights(_http_get, config.rest_url))
     try:
         return read_snapshot(Path(source))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"shard_weights: cannot use {source!r} ({exc}); give 'venue', 'off' "
                           "or a JSON file {\"SYMBOL\": weight}") from None
+
+
+def _shared(config: Config) -> Shared:
+    """Where the day's snapshot is published: the dataset's bucket, or its local folder."""
+    if not config.data_url:
+        return LocalShared(config.data_dir)
+    from ..storage.backends import data_store
+    from ..storage.s3store import S3Store
+
+    store = data_store(config)
+    assert isinstance(store, S3Store)
+    return store
 
 
 def _http_get(url: str) -> bytes:

@@ -1,16 +1,16 @@
 """Each symbol's load weight for the shard assignment, from the venue's 24 h ticker.
 
 Owns the load model and its quantization, the parsing of ``GET /fapi/v1/ticker/24hr`` and the
-snapshot file a supervisor hands its workers. Pure apart from ``read_snapshot`` /
-``write_snapshot`` (a small local JSON file); the HTTP fetch is injected (``fetch_weights`` takes a
-``get``). Never decides owners: shards.py does, from these numbers.
+snapshot format (the file a supervisor hands its workers; snapshot.py shares one per day across
+hosts). Pure apart from ``read_snapshot`` / ``write_snapshot`` (a small local JSON file); the
+HTTP fetch is injected (``fetch_weights`` takes a ``get``). Never decides owners: shards.py
+does, from these numbers.
 
 The load model: a symbol costs a fixed part (its book stream arrives every 100 ms whatever the
 activity: 864,000 messages a day) plus a part that grows with activity (trades, and the quote
 updates that come with them); the 24 h trade ``count`` measures the latter. The weight is that
-sum quantized to half-octave classes (a step of about 41 %), an integer from 16 up: shards that
-fetched the rolling 24 h figures at different moments get the same weights unless a symbol
-crossed a class boundary in between, and a supervisor's workers share one snapshot exactly.
+sum quantized to half-octave classes (a step of about 41 %), an integer from 16 up, so a
+snapshot only changes where a symbol's activity really moved.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def weights_from_ticker(body: bytes | str, symbols: Iterable[str] | None = None)
 
 
 def fetch_weights(get: Callable[[str], bytes], rest_url: str,
-                  symbols: Iterable[str]) -> dict[str, int] | None:
+                  symbols: Iterable[str] | None = None) -> dict[str, int] | None:
     """The venue's weights via ``get(url) -> body``; ``None`` (and one log line) if the fetch or
     the answer fails: the caller then falls back to the unweighted assignment."""
     url = rest_url.rstrip("/") + TICKER_PATH
@@ -73,20 +73,32 @@ def fetch_weights(get: Callable[[str], bytes], rest_url: str,
         return None
 
 
+def encode(weights: Mapping[str, int]) -> bytes:
+    """A snapshot's bytes: ``{"SYMBOL": weight, ...}``, sorted, so equal weights give equal bytes."""
+    return json.dumps(dict(sorted(weights.items())), separators=(",", ":")).encode()
+
+
+def decode(body: bytes | str) -> dict[str, int]:
+    """A snapshot: positive integer weights by symbol. ``ValueError`` on anything else."""
+    doc = json.loads(body)
+    if not isinstance(doc, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v > 0
+            for k, v in doc.items()):
+        raise ValueError('expected {"SYMBOL": positive integer, ...}')
+    return doc
+
+
 def write_snapshot(path: Path, weights: Mapping[str, int]) -> None:
-    """``weights`` as JSON at ``path``, atomically (a reader never sees half a file)."""
+    """``weights`` at ``path``, atomically (a reader never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(dict(sorted(weights.items())), indent=0))
+    tmp.write_bytes(encode(weights))
     os.replace(tmp, path)
 
 
 def read_snapshot(path: Path) -> dict[str, int]:
-    """A snapshot file: ``{"SYMBOL": weight, ...}`` with positive integer weights.
-    ``ValueError``/``OSError`` on anything else."""
-    doc = json.loads(path.read_text())
-    if not isinstance(doc, dict) or not all(
-            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v > 0
-            for k, v in doc.items()):
-        raise ValueError(f"{path}: expected {{\"SYMBOL\": positive integer, ...}}")
-    return doc
+    """A snapshot file; ``ValueError``/``OSError`` if it is not one."""
+    try:
+        return decode(path.read_bytes())
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
