@@ -84,3 +84,22 @@ def test_a_store_that_cannot_publish_keeps_the_fetch_and_says_so(
     with caplog.at_level(logging.WARNING, "trio_harvest.shards"):
         assert day_snapshot(BrokenStore(), "2025-12-07", lambda: MORNING) == MORNING
     assert len(caplog.records) == 1 and "cannot publish" in caplog.records[0].getMessage()
+
+
+def test_on_s3_the_first_shard_of_the_day_publishes_and_the_next_host_reads_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trio_harvest.storage.location import S3Options, parse_s3
+    from trio_harvest.storage.s3store import S3Store
+
+    from ..s3server import BUCKET, moto_s3
+
+    with moto_s3(monkeypatch) as server:
+        def host() -> S3Store:  # each host its own client on the same bucket
+            return S3Store(parse_s3(f"s3://{BUCKET}/usdm"),
+                           S3Options(server.endpoint, "us-east-1", allow_http=True))
+
+        assert day_snapshot(host(), "2025-12-07", lambda: MORNING) == MORNING
+        assert day_snapshot(host(), "2025-12-07", lambda: EVENING) == MORNING
+        assert decode(host().read_bytes(snapshot_key("2025-12-07"))) == MORNING
+        assert day_snapshot(host(), "2025-12-08", lambda: EVENING) == EVENING  # a new day
