@@ -125,6 +125,8 @@ class Config:
     workers: int = 1  # harvester processes on this host, each a shard
     shard: str = ""  # "I/N": harvest shard I of N (rendezvous hashing of the symbols)
     lease_ttl: float = 90.0  # s3:// --shard: the shard lease's life; writes stop at half of it
+    worker_stable_after: float = 60.0  # a worker up this long restarts after the first backoff
+    shard_weights: str = "venue"  # "venue" (24 h ticker), "off", or a snapshot file (scale/weights.py)
 
     # durability (issue 9): the write-ahead journal of raw frames and the raw archive
     journal: bool = True

@@ -23,6 +23,7 @@ from .. import __version__
 from ..config import MAX_SIM_RATE, ConfigError, load_config
 from ..hints import did_you_mean
 from ..ops.logs import setup_logging
+from ..scale import parent
 from ..sim.calibration import DEFAULT_TOTAL_MIN, SYMBOL_RATE, sim_rate
 from . import adversity as adversity_cli
 from . import compact as compact_cli
@@ -180,7 +181,7 @@ def _normalize_argv(argv: list[str]) -> list[str]:
     return argv
 
 
-RUN_ONLY = {"config", "summary_json", "command", "raw_argv"}
+RUN_ONLY = {"config", "summary_json", "command", "raw_argv", "stop_on_eof"}
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -250,12 +251,14 @@ def _run(args: argparse.Namespace) -> int:
         preflight(config)  # one line for the host, not one per worker
         return scale_cli.supervise(config, getattr(args, "raw_argv", ()), args.summary_json)
     config, shard = scale_cli.this_shard(config)
+    if args.stop_on_eof:
+        parent.check_stdin_is_pipe()
     preflight(config)
     harvester = Harvester(config, handle_signals=True)
     try:
         with scale_cli.locked(config, shard, lambda: harvester.stop_from_thread(
                 "the shard lease was taken by another process")):  # a second process: exit 2
-            trio.run(harvester.run)
+            trio.run(scale_cli.harvest, harvester, args.stop_on_eof)
     except ConfigError:  # e.g. the metrics port is in use: a user mistake, exit 2
         raise
     except Exception:

@@ -40,6 +40,12 @@ def resolve(c: Config) -> None:
     if not c.lease_ttl >= MIN_LEASE_TTL:  # also rejects nan
         raise ConfigError(f"lease_ttl: must be at least {MIN_LEASE_TTL:g} seconds, got "
                           f"{c.lease_ttl:g}")
+    if not c.worker_stable_after > 0:  # also rejects nan
+        raise ConfigError("worker_stable_after: must be a positive number of seconds, got "
+                          f"{c.worker_stable_after}")
+    if not c.shard_weights.strip():
+        raise ConfigError("shard_weights: give 'venue' (the 24 h ticker), 'off' (unweighted) or "
+                          "a snapshot file")
     if c.shard:
         shard = parse_shard(c.shard)
         if c.workers > 1:

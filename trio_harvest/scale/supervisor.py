@@ -5,16 +5,21 @@ session (a terminal's Ctrl-C reaches only the supervisor, which forwards it once
 Ctrl-C still means "cut the grace short"); a worker that dies is restarted with exponential
 backoff (its journal makes that lossless) unless it failed on a user mistake (exit 2); SIGINT and
 SIGTERM go to every worker and the supervisor waits for each one's final flush (bounded:
-``stop_bound`` later it is killed); a worker whose supervisor died gets SIGTERM (Linux); one ops
-endpoint for the host (aggregate.py merges); one summary at the end. Never harvests, never
-touches the dataset.
+``stop_bound`` later it is killed); one ops endpoint for the host (aggregate.py merges); one
+summary at the end. Never harvests, never touches the dataset.
+
+A worker must not outlive its supervisor, yet must still make its final flush when the supervisor
+dies without a word (SIGKILL, OOM): each worker's stdin is a pipe whose write end only the
+supervisor holds, and a worker started with ``--stop-on-eof`` (parent.py) stops cleanly at end of
+file. Not ``PR_SET_PDEATHSIG``: Linux ties it to the forking *thread*, and trio forks from cached
+threads that end after ~10 s idle, which stopped every worker ten seconds after its start.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
+import os
 import random
 import signal
 import subprocess
@@ -32,7 +37,6 @@ from .aggregate import WorkerView, host_health, host_metrics, host_status, merge
 log = logging.getLogger("trio_harvest.supervisor")
 
 EXIT_USAGE = 2
-PR_SET_PDEATHSIG = 1
 JSON = "application/json"
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -138,9 +142,18 @@ class Supervisor:
             delay = min(delay * 2, self.s.backoff_max)
 
     async def _run_once(self, w: WorkerView) -> int:
-        proc = await trio.lowlevel.open_process(self.argv_of(w), stdout=subprocess.PIPE,
-                                                stderr=subprocess.PIPE, start_new_session=True,
-                                                preexec_fn=_term_with_parent)
+        # the worker's life line: its stdin reads end of file once this process is gone (the
+        # write end is close-on-exec, so no other worker inherits it); see parent.py
+        life_read, life_write = os.pipe()
+        try:
+            proc = await trio.lowlevel.open_process(self.argv_of(w), stdin=life_read,
+                                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                    start_new_session=True)
+        except BaseException:
+            os.close(life_write)
+            raise
+        finally:
+            os.close(life_read)
         self._procs[w.index] = proc
         w.pid, w.up = proc.pid, True
         w.health_code = None
@@ -156,6 +169,7 @@ class Supervisor:
         finally:
             w.up = False
             del self._procs[w.index]
+            os.close(life_write)
         w.last_exit = proc.returncode
         return proc.returncode if proc.returncode is not None else 1
 
@@ -238,17 +252,6 @@ class Supervisor:
 
     def status(self, req: Request) -> Response:
         return Response(200, _dump(host_status(self.workers)), JSON)
-
-
-def _term_with_parent() -> None:
-    """In the child, before exec (Linux): SIGTERM when the supervisor dies, even by SIGKILL, so
-    an orphaned worker makes its clean stop (final flush) instead of harvesting on alone."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def tag_line(worker: int, line: str) -> str:
