@@ -3,7 +3,7 @@ dataset and the dead letter) written since a given time.
 
 Owns the reading of those keys, so restart replay writes each row once: ``prices`` by
 ``(symbol, agg_id)``, ``orderbook`` by ``(symbol, source, update_id)``, ``gaps`` by
-``(symbol, stream, start_ms, reason)``. Only files modified since ``since_s`` are read (a file
+all but their partition time. Only files modified since ``since_s`` are read (a file
 holding a row of the window was written after the window began), so the cost follows the
 window, not the dataset. Blocking: run it in a thread. Never writes.
 """
@@ -22,7 +22,7 @@ from ..kinds import GAPS, ORDERBOOK, PRICES
 _line = msgspec.json.Decoder(dict[str, object])
 
 COLUMNS = {PRICES: ("symbol", "agg_id"), ORDERBOOK: ("symbol", "source", "update_id"),
-           GAPS: ("symbol", "stream", "start_ms", "reason")}
+           GAPS: ("symbol", "stream", "start_ms", "end_ms", "reason", "detail")}
 
 
 @dataclass(slots=True)

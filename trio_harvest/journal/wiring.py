@@ -46,7 +46,8 @@ def attach(config: Config, lanes: Lanes, rotation: Rotation, router: Router, rep
     journal: Journal | None = None
     if config.journal:
         j = journal = build_journal(config, lanes, clock_ns)
-        j.checkpoint = lambda: checkpoint(j, lanes, rotation, connections(), replayer.position)
+        j.checkpoint = lambda: checkpoint(j, lanes, rotation, connections(), replayer.position,
+                                          [*router.held_seqs(), *repair.held_seqs()])
 
         def unprotected(start_ms: int, end_ms: int, why: str) -> None:
             for row in unprotected_rows(config.symbols, start_ms, end_ms, why):
@@ -74,13 +75,17 @@ def build_journal(config: Config, lanes: Lanes, clock_ns: Callable[[], int] | No
 
 
 def checkpoint(journal: Journal, lanes: Lanes, rotation: Rotation,
-               connections: Iterable[Connection], replay_position: int) -> int:
+               connections: Iterable[Connection], replay_position: int,
+               gates: Iterable[int] = ()) -> int:
+    """``gates``: seqs of frames whose rows the router's time guards or the repair gate hold
+    (in no lane yet)."""
     return oldest_not_durable(
         journal.seq + 1,
         lanes.held_seqs(),
         [seq for lane, seq in rotation.held.items() if lane.authoritative],
         [c.journal_seq for c in connections if c.handling],
         (replay_position,),
+        gates,
     )
 
 
