@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import polars as pl
+import trio
 
 from tests.conftest import make_config
 from trio_harvest.app import Harvester
@@ -114,3 +116,26 @@ async def test_the_checkpoint_holds_a_frame_whose_row_a_gate_still_holds(tmp_pat
     for lane in h.lanes:
         lane.drained()
     assert h.journal.checkpoint() == 12  # nothing held
+
+
+async def test_the_archive_replay_writes_a_trade_once_from_a_frame_and_a_rest_row(
+        tmp_path: Path) -> None:
+    from trio_harvest.cli.commands import main
+
+    day = tmp_path / "raw" / "date=2026-09-21"
+    day.mkdir(parents=True)
+    # a break (ids 102..103 missed on the stream, backfilled), then 104 both ways: a REST row
+    # of an id a frame brought is not written again
+    frames = [trade("BTCUSDT", a, T0 + a) for a in (100, 101, 104, 105)]
+    records = [(fmt.FRAME, f) for f in frames] + [
+        (fmt.ROW, rest_row("BTCUSDT", a, T0 + a, T0 + 5000)) for a in (102, 103, 104)]
+    (day / fmt.segment_name(1)).write_bytes(fmt.MAGIC + fmt.encode(
+        [(i + 1, (T0 + 10 * i) * 1_000_000, 0, typ, payload)
+         for i, (typ, payload) in enumerate(records)]))
+    out = tmp_path / "rebuilt"
+    code = await trio.to_thread.run_sync(main, [
+        "replay", "--raw-dir", str(tmp_path / "raw"), "--data-dir", str(out),
+        "--symbols", "BTCUSDT"])
+    assert code == 0
+    ids = pl.read_parquet(str(out / "**" / "kind=prices" / "*.parquet"))["agg_id"].to_list()
+    assert sorted(ids) == list(range(100, 106)), ids
