@@ -15,7 +15,7 @@ import trio
 
 from tests.conftest import make_config
 from trio_harvest.app import Harvester
-from trio_harvest.binance.decode import decode_frame, trade_row
+from trio_harvest.binance.decode import AggTrade, decode_frame, trade_row
 from trio_harvest.journal import format as fmt
 from trio_harvest.kinds import GAPS, PRICES
 from trio_harvest.repair.gaps import AGG_ID_BREAK, UNFILLED, agg_detail, gap_row
@@ -96,12 +96,31 @@ async def test_journaled_rows_of_a_symbol_no_longer_configured_are_written(
     assert [r[2] for r in ends] == ["ethusdt@aggTrade"]  # its stream ends here, on the record
 
 
+class Seen:
+    """Signal hooks that note the trades they are given."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+
+    def on_agg_trade(self, t: AggTrade) -> None:
+        self.ids.append(t.agg_id)
+
+    def on_trade(self, row: tuple[Any, ...]) -> None:
+        self.ids.append(int(row[4]))
+
+    def on_ticker(self, b: object, recv_ms: int) -> None: ...
+    def on_depth(self, d: object, source: str) -> None: ...
+    def on_book(self, row: tuple[Any, ...]) -> None: ...
+
+
 async def test_the_checkpoint_holds_a_frame_whose_row_a_gate_still_holds(tmp_path: Path) -> None:
     """A stream's first trade waits for the next one to confirm it (time guard, then the
     outlier guard). Until then its row is in no lane; the checkpoint must not pass its frame,
     or the segment holding it could go and a crash lose the row."""
     h = Harvester(make_config(tmp_path, journal=True, symbols=("BTCUSDT",)))
     assert h.journal is not None
+    seen = Seen()
+    h.router.hooks["BTCUSDT"] = seen
     h.lanes.cursor[0] = h.journal.seq = 5
     await h.router.handle(trade("BTCUSDT", 100, T0))  # held: nothing confirms it yet
     assert not h.lanes.total_pending()
@@ -113,6 +132,7 @@ async def test_the_checkpoint_holds_a_frame_whose_row_a_gate_still_holds(tmp_pat
     await h.router.handle(trade("BTCUSDT", 102, T0 + 2))
     assert h.journal.checkpoint() <= 5  # released into the lane, which holds its own frame
     assert sorted(r[4] for r in rows(h, PRICES, "BTCUSDT")) == [100, 101, 102]
+    assert sorted(seen.ids) == [100, 101, 102]  # the signals saw the held ones too
     for lane in h.lanes:
         lane.drained()
     assert h.journal.checkpoint() == 12  # nothing held

@@ -2,12 +2,15 @@
 decode/route path (``Router.handle``) into the lanes, and so into Parquet, exactly once with
 respect to what is already on disk.
 
-Owns the replay gate (continuity as live, then a check against the keys on disk: ``prices`` by
-agg id, ``orderbook`` by (source, update id), ``gaps`` by key), the receive clock of replayed
-frames (their journaled time, so rows are the ones the live run made), the replay's hold on the
-checkpoint (its position), the agg-id ranges still missing after it (backfilled unless on disk)
-and the restart gap of every stream that was delivering (from its last journaled frame to its
-first new one, reason ``restart``). A crash during replay is harmless: the segments stay until
+Owns the replay gate (continuity as live, then a check against the keys on disk and the keys the
+replay itself has admitted: ``prices`` by agg id, whether from a frame or a backfilled REST row,
+``orderbook`` by (source, update id), ``gaps`` by all but their partition time), the symbols in
+the journal that today's configuration no longer names (written all the same, their streams
+closed with a ``restart`` gap), the receive clock of replayed frames (their journaled time, so
+rows are the ones the live run made), the replay's hold on the checkpoint (its position), the
+agg-id ranges still missing after it (backfilled unless on disk) and the restart gap of every
+stream that was delivering (from its last journaled frame to its first new one, reason
+``restart``). A crash during replay is harmless: the segments stay until
 their rows are durable, and a second replay skips what the first one wrote.
 """
 
@@ -267,8 +270,9 @@ class Replayer:
                 if hi - lo < 1_000_000 and all((symbol, i) in gate.keys.prices
                                                for i in range(lo, hi + 1)):
                     continue
-                await self._put_gap(gate, gap_row(symbol, stream, tracker.last_ms, tracker.last_ms,
-                                            AGG_ID_BREAK, agg_detail(lo, hi, UNFILLED, NOT_HARVESTED)))
+                detail = agg_detail(lo, hi, UNFILLED, NOT_HARVESTED)
+                await self._put_gap(gate, gap_row(symbol, stream, tracker.last_ms,
+                                                  tracker.last_ms, AGG_ID_BREAK, detail))
             tracker.missing.clear()
             for name, ms in self.stats.last_ms.items():
                 if name.split("@", 1)[0].upper() == symbol:

@@ -362,8 +362,6 @@ class Router:
         for row in rows:
             if not lane.put_nowait(row):
                 await lane.put(row)
-        if at >= 0:  # journal checkpoint: the held rows' own frames, not this one
-            lane.hold(at)
             if hook is not None:
                 try:
                     if trade:
@@ -372,6 +370,8 @@ class Router:
                         hook.on_book(row)
                 except Exception as exc:
                     self._hook_failed(row[3], exc)
+        if at >= 0:  # journal checkpoint: the held rows' own frames, not this one
+            lane.hold(at)
 
     def _bad(self, category: str, message: str, frame: str | bytes) -> None:
         if category == "malformed":
