@@ -113,6 +113,14 @@ class Seen:
     def on_book(self, row: tuple[Any, ...]) -> None: ...
 
 
+async def feed(h: Harvester, frame: bytes) -> int:
+    """As a connection does: journal the frame, then route it. Returns its seq."""
+    assert h.journal is not None
+    seq = h.journal.append(0, frame)
+    await h.router.handle(frame)
+    return seq
+
+
 async def test_the_checkpoint_holds_a_frame_whose_row_a_gate_still_holds(tmp_path: Path) -> None:
     """A stream's first trade waits for the next one to confirm it (time guard, then the
     outlier guard). Until then its row is in no lane; the checkpoint must not pass its frame,
@@ -121,21 +129,19 @@ async def test_the_checkpoint_holds_a_frame_whose_row_a_gate_still_holds(tmp_pat
     assert h.journal is not None
     seen = Seen()
     h.router.hooks["BTCUSDT"] = seen
-    h.lanes.cursor[0] = h.journal.seq = 5
-    await h.router.handle(trade("BTCUSDT", 100, T0))  # held: nothing confirms it yet
+    first = await feed(h, trade("BTCUSDT", 100, T0))  # held: nothing confirms it yet
     assert not h.lanes.total_pending()
-    h.lanes.cursor[0] = h.journal.seq = 9  # later frames, of streams whose rows are durable
-    assert h.journal.checkpoint() <= 5
-    h.lanes.cursor[0] = h.journal.seq = 10
-    await h.router.handle(trade("BTCUSDT", 101, T0 + 1))
-    h.lanes.cursor[0] = h.journal.seq = 11
-    await h.router.handle(trade("BTCUSDT", 102, T0 + 2))
-    assert h.journal.checkpoint() <= 5  # released into the lane, which holds its own frame
+    for _ in range(3):  # frames of other streams, whose rows are durable
+        h.journal.append(0, b"{}")
+    assert h.journal.checkpoint() <= first
+    await feed(h, trade("BTCUSDT", 101, T0 + 1))
+    last = await feed(h, trade("BTCUSDT", 102, T0 + 2))
+    assert h.journal.checkpoint() <= first  # released into the lane, which holds its own frame
     assert sorted(r[4] for r in rows(h, PRICES, "BTCUSDT")) == [100, 101, 102]
     assert sorted(seen.ids) == [100, 101, 102]  # the signals saw the held ones too
     for lane in h.lanes:
         lane.drained()
-    assert h.journal.checkpoint() == 12  # nothing held
+    assert h.journal.checkpoint() == last + 1  # nothing held
 
 
 async def test_the_archive_replay_writes_a_trade_once_from_a_frame_and_a_rest_row(
@@ -159,3 +165,19 @@ async def test_the_archive_replay_writes_a_trade_once_from_a_frame_and_a_rest_ro
     assert code == 0
     ids = pl.read_parquet(str(out / "**" / "kind=prices" / "*.parquet"))["agg_id"].to_list()
     assert sorted(ids) == list(range(100, 106)), ids
+
+
+async def test_a_row_held_for_a_stream_gone_silent_does_not_pin_the_journal_forever(
+        tmp_path: Path) -> None:
+    """The first trade of a quiet symbol may wait minutes for the next one: its frame keeps
+    the journal only for ``GATE_HOLD_MAX_MS``, or a whole-market journal would fill up."""
+    from trio_harvest.journal.wiring import GATE_HOLD_MAX_MS
+
+    h = Harvester(make_config(tmp_path, journal=True, symbols=("BTCUSDT",)))
+    assert h.journal is not None
+    first = await feed(h, trade("BTCUSDT", 100, T0))
+    later = h.journal.append(0, b"{}")
+    assert h.journal.checkpoint() <= first
+    now = h.journal.clock_ns()
+    h.journal.clock_ns = lambda: now + (GATE_HOLD_MAX_MS + 1000) * 1_000_000
+    assert h.journal.checkpoint() == later + 1

@@ -30,6 +30,11 @@ if TYPE_CHECKING:
     from .replay import Replayer
 
 JOURNAL = "journal"  # the gap reason of an interval the journal did not protect
+# A row the time guard or the repair gate holds (a stream's first frame, an outlier id) keeps
+# its frame's segment this long at most: usually the next frame decides within milliseconds;
+# a stream that stays silent must not pin the journal until it fills (a held trade lost to a
+# crash after that is below the next one, so backfill fetches it; a book row is superseded).
+GATE_HOLD_MAX_MS = 120_000
 
 
 def attach(config: Config, lanes: Lanes, rotation: Rotation, router: Router, repair: Repair,
@@ -46,8 +51,12 @@ def attach(config: Config, lanes: Lanes, rotation: Rotation, router: Router, rep
     journal: Journal | None = None
     if config.journal:
         j = journal = build_journal(config, lanes, clock_ns)
+        def held() -> list[int]:
+            since = j.clock_ns() // 1_000_000 - GATE_HOLD_MAX_MS
+            return [*router.held_seqs(since), *repair.held_seqs(since)]
+
         j.checkpoint = lambda: checkpoint(j, lanes, rotation, connections(), replayer.position,
-                                          [*router.held_seqs(), *repair.held_seqs()])
+                                          held())
 
         def unprotected(start_ms: int, end_ms: int, why: str) -> None:
             for row in unprotected_rows(config.symbols, start_ms, end_ms, why):

@@ -201,10 +201,11 @@ class Router:
             if symbols is None or stream.split("@", 1)[0].upper() in symbols:
                 await self._judged(guard, guard.release())
 
-    def held_seqs(self) -> list[int]:
-        """Journal checkpoint: the seqs of frames the time guards hold (routed later, or not)."""
+    def held_seqs(self, since_ms: int) -> list[int]:
+        """Journal checkpoint: the seqs of frames the time guards hold (routed later, or not)
+        that were received at ``since_ms`` or later."""
         return [item[3] for guard in self.time_guards.values() if guard.held
-                for _, item in guard.held]
+                for _, item in guard.held if item[1] >= since_ms]
 
     def adopt(self, symbol: str) -> None:
         """Restart replay only (``streams`` is not set yet): route the journaled frames of a

@@ -99,7 +99,7 @@ class Repair:
         self.released: list[Row] = []  # confirmed held rows: the router puts them, then the frame
         # journal checkpoint: the seq of the frame of each held row, and the oldest of those in
         # ``released`` (the router makes their lane hold it), so no segment goes before them
-        self._held_at: dict[tuple[str, int], int] = {}
+        self._held_at: dict[tuple[str, int], tuple[int, int]] = {}  # -> (seq, wall ms)
         self.released_at = -1
         self.resume_unreadable: dict[str, list[str]] = {}  # symbols not resumed (the app sets it)
         self.losses = Losses(self._reopen)  # written as gaps once writes succeed (issue 11)
@@ -144,7 +144,7 @@ class Repair:
         if offer:
             if offer == HOLD:
                 self._held_trades[symbol][t.agg_id] = trade_row(t, recv_ms)
-                self._held_at[(symbol, t.agg_id)] = self.lanes.cursor[0]
+                self._held_at[(symbol, t.agg_id)] = (self.lanes.cursor[0], recv_ms)
                 self._quarantine_trades(symbol)
                 return False
             if offer == HELD_DUPLICATE:
@@ -154,7 +154,7 @@ class Repair:
                 held = self._held_trades[symbol]
                 for agg_id in guard.released:
                     row = held.pop(agg_id)
-                    at = self._held_at.pop((symbol, agg_id), -1)
+                    at = self._held_at.pop((symbol, agg_id), (-1, 0))[0]
                     if self._admit_trade(symbol, agg_id, row[0], row[1], row[2]):
                         self._release(row, at)
                 guard.released.clear()
@@ -233,11 +233,11 @@ class Repair:
             if offer == HOLD:
                 if row is not None:
                     held[update_id] = row
-                    self._held_at[(stream, update_id)] = self.lanes.cursor[0]
+                    self._held_at[(stream, update_id)] = (self.lanes.cursor[0], self.wall_ms())
             elif offer == RELEASE:
                 for u in guard.released:
                     old = held.pop(u, None)
-                    at = self._held_at.pop((stream, u), -1)
+                    at = self._held_at.pop((stream, u), (-1, 0))[0]
                     if guard.tracker.admit(u) and old is not None:
                         self._release(old, at)
                 guard.released.clear()
@@ -272,9 +272,10 @@ class Repair:
         if at >= 0 and (self.released_at < 0 or at < self.released_at):
             self.released_at = at
 
-    def held_seqs(self) -> list[int]:
-        """Journal checkpoint: the seqs of the frames whose rows are held, not yet in a lane."""
-        return list(self._held_at.values())
+    def held_seqs(self, since_ms: int) -> list[int]:
+        """Journal checkpoint: the seqs of the frames whose rows are held, not yet in a lane,
+        since ``since_ms`` (wall clock)."""
+        return [seq for seq, ms in self._held_at.values() if ms >= since_ms]
 
     def give_up_held(self) -> None:
         """At a stop: ids still held were never confirmed; they are quarantined (a restart
