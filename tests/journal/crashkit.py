@@ -52,6 +52,17 @@ def start_sim(symbols: str, rate: float, seed: int, faults: str) -> tuple[subpro
     raise RuntimeError("simulator did not start")
 
 
+def stop_sim(sim: subprocess.Popen[str]) -> None:
+    sim.send_signal(signal.SIGTERM)
+    try:
+        sim.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        sim.kill()
+        sim.wait()
+    if sim.stdout is not None:
+        sim.stdout.close()
+
+
 def harvester(port: int, data: Path, symbols: str, fsync_ms: int,
               extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
     cmd = [PY, "-m", "trio_harvest", "run", "--ws-url", f"ws://127.0.0.1:{port}",
@@ -110,14 +121,7 @@ def run_kills(work: Path, *, kills: int = 10, rate: float = 1000.0, fsync_ms: in
         proc.wait(timeout=120)
         result = count(data, port, symbols.split(","), kill_times, fsync_ms)
     finally:
-        sim.send_signal(signal.SIGTERM)
-        try:
-            sim.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
-            sim.wait()
-        if sim.stdout is not None:
-            sim.stdout.close()
+        stop_sim(sim)
     result["kills"] = len(kill_times) + replay_kills
     result["replay_kills"] = replay_kills
     return result

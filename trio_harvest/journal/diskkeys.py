@@ -4,10 +4,10 @@ given time.
 
 Owns the reading of those keys, so restart replay writes each row once: ``prices`` by
 ``(symbol, agg_id)``, ``orderbook`` by ``(symbol, source, update_id)``, ``gaps`` by
-``(symbol, stream, start_ms, reason)``. Only the partitions the window touches are listed (its
-UTC dates, the replayed symbols, the authoritative kinds) and only files modified since
-``since_s`` are read (a file holding a row of the window was written after the window began),
-so the cost follows the window, not the dataset. Blocking: run it in a thread. Never writes.
+all but their partition time. Only the partitions the window touches are listed (its UTC dates,
+the replayed symbols, the authoritative kinds) and only files modified since ``since_s`` are
+read (a file holding a row of the window was written after the window began), so the cost
+follows the window, not the dataset. Blocking: run it in a thread. Never writes.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ log = logging.getLogger("trio_harvest.journal.diskkeys")
 _line = msgspec.json.Decoder(dict[str, object])
 
 COLUMNS = {PRICES: ("symbol", "agg_id"), ORDERBOOK: ("symbol", "source", "update_id"),
-           GAPS: ("symbol", "stream", "start_ms", "reason")}
+           GAPS: ("symbol", "stream", "start_ms", "end_ms", "reason", "detail")}
 
 
 @dataclass(slots=True)

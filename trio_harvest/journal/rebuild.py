@@ -152,9 +152,13 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
                     kind, row = str(doc["kind"]), tuple(doc["row"])
                     symbol = str(row[1] if kind == "gaps" else row[3])
                     if symbol in symbols:
-                        stats["rows"] += 1
                         if kind == "prices":  # a backfilled trade: no longer missing
-                            h.repair.trackers[symbol].fill(int(str(row[4])))
+                            tracker = h.repair.trackers[symbol]
+                            agg_id = int(str(row[4]))
+                            if (not tracker.fill(agg_id) and tracker.last_id is not None
+                                    and agg_id <= tracker.last_id):
+                                continue  # not missing: a frame brought it already
+                        stats["rows"] += 1
                         await h.lanes.get(kind, symbol).put(row)
         if not ticks:
             flush_all(h.engines, h.lanes.offer, clock[0])

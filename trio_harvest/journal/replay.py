@@ -2,12 +2,15 @@
 decode/route path (``Router.handle``) into the lanes, and so into Parquet, exactly once with
 respect to what is already on disk.
 
-Owns the replay gate (continuity as live, then a check against the keys on disk: ``prices`` by
-agg id, ``orderbook`` by (source, update id), ``gaps`` by key), the receive clock of replayed
-frames (their journaled time, so rows are the ones the live run made), the replay's hold on the
-checkpoint (its position), the agg-id ranges still missing after it (backfilled unless on disk)
-and the restart gap of every stream that was delivering (from its last journaled frame to its
-first new one, reason ``restart``). A crash during replay is harmless: the segments stay until
+Owns the replay gate (continuity as live, then a check against the keys on disk and the keys the
+replay itself has admitted: ``prices`` by agg id, whether from a frame or a backfilled REST row,
+``orderbook`` by (source, update id), ``gaps`` by all but their partition time), the symbols in
+the journal that today's configuration no longer names (written all the same, their streams
+closed with a ``restart`` gap), the receive clock of replayed frames (their journaled time, so
+rows are the ones the live run made), the replay's hold on the checkpoint (its position), the
+agg-id ranges still missing after it (backfilled unless on disk) and the restart gap of every
+stream that was delivering (from its last journaled frame to its first new one, reason
+``restart``). A crash during replay is harmless: the segments stay until
 their rows are durable, and a second replay skips what the first one wrote.
 """
 
@@ -25,7 +28,8 @@ import trio
 
 from ..binance.decode import AggTrade
 from ..kinds import GAPS, PRICES, Row
-from ..repair.continuity import DUPLICATE, IMPLAUSIBLE, Break
+from ..repair.continuity import DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker, Break
+from ..repair.gaps import AGG_ID_BREAK, UNFILLED, agg_detail, gap_row
 from ..storage.partitions import utc_date
 from . import format as fmt
 from .diskkeys import DiskKeys, read_keys
@@ -41,7 +45,49 @@ log = logging.getLogger("trio_harvest.journal.replay")
 RESTART = "restart"
 WINDOW_MARGIN_S = 120.0  # files written this long before the window's first frame are read too
 
+NOT_HARVESTED = "symbol not in today's configuration"
+
 _row = msgspec.json.Decoder(dict[str, Any])
+
+
+class _Stream(msgspec.Struct):
+    stream: str = ""
+
+
+_stream = msgspec.json.Decoder(_Stream)
+
+
+def gap_key(row: Row) -> tuple[object, ...]:
+    """A gap row's identity: all but its partition time (two id breaks may share a start)."""
+    return (row[1], row[2], row[3], row[4], row[5], row[6])
+
+
+def read_with_symbols(path: Path) -> tuple[list[fmt.Record], set[str]]:
+    """A segment's records and the symbols they carry (blocking: run it in a thread)."""
+    records = fmt.read_segment(path)
+    symbols: set[str] = set()
+    for rec in records:
+        try:
+            if rec.type == fmt.FRAME:
+                name = _stream.decode(rec.payload).stream
+                if "@" in name:
+                    symbols.add(name.split("@", 1)[0].upper())
+            elif rec.type == fmt.ROW:
+                doc = _row.decode(rec.payload)
+                row = doc["row"]
+                symbols.add(str(row[1] if doc["kind"] == GAPS else row[3]))
+        except (msgspec.DecodeError, KeyError, IndexError, TypeError):
+            continue  # routing reports it (a bad frame is never admitted)
+    return records, symbols
+
+
+def merge_keys(keys: DiskKeys, more: DiskKeys) -> None:
+    keys.prices |= more.prices
+    keys.orderbook |= more.orderbook
+    keys.gaps |= more.gaps
+    keys.loaded |= more.loaded
+    for symbol, (agg_id, ts_ms) in more.last_trade.items():
+        keys.note_trade(symbol, agg_id, ts_ms)
 
 
 @dataclass(slots=True)
@@ -66,15 +112,28 @@ class ReplayGate:
         self.stats = stats
         self.recv_ms = 0
         self.resuming: dict[str, Any] = {}
+        self.released_at = -1  # the replay's position holds the checkpoint
+        self._judged = 0  # rows at the head of ``released`` already checked against the disk
+        # symbols outside today's configuration: their own continuity, no outlier hold
+        self.foreign: dict[str, AggIdTracker] = {}
+        self.foreign_books: dict[str, BookTracker] = {}
+
+    def tracker(self, symbol: str) -> AggIdTracker | None:
+        return self.repair.trackers.get(symbol) or self.foreign.get(symbol)
 
     def trade(self, t: AggTrade, recv_ms: int) -> bool:
         self.stats.last_ms[f"{t.symbol.lower()}@aggTrade"] = recv_ms
-        verdict = self.repair.trackers[t.symbol].admit(t.agg_id, t.trade_ms)
+        tracker = self.tracker(t.symbol)
+        if tracker is None:
+            return False
+        verdict = tracker.admit(t.agg_id, t.trade_ms)
         if verdict in (DUPLICATE, IMPLAUSIBLE):
             return False
-        if (t.symbol, t.agg_id) in self.keys.prices:
+        key = (t.symbol, t.agg_id)
+        if key in self.keys.prices:
             self.stats.skipped += 1
             return False
+        self.keys.prices.add(key)  # a replayed REST row of the same trade is skipped
         return True
 
     @property
@@ -83,22 +142,26 @@ class ReplayGate:
         less those already on disk: a stream's first message is held until the next confirms
         it, so a replay's first rows come this way too."""
         rows = self.repair.released
-        if not rows:
+        if len(rows) <= self._judged:
             return rows
-        keep: list[Row] = []
-        for r in rows:
-            on_disk = ((r[3], r[4]) in self.keys.prices if len(r) == 10
-                       else (r[3], r[4], r[5]) in self.keys.orderbook)
-            if on_disk:
+        keep: list[Row] = rows[:self._judged]
+        for r in rows[self._judged:]:
+            trade = len(r) == 10
+            key = (r[3], r[4]) if trade else (r[3], r[4], r[5])
+            seen = self.keys.prices if trade else self.keys.orderbook
+            if key in seen:
                 self.stats.skipped += 1
             else:
+                seen.add(key)
                 keep.append(r)
-        self.repair.released = keep  # judged once: asking again skips nothing twice
-        return keep
+        rows[:] = keep  # judged once: asking again judges only rows released since
+        self._judged = len(rows)
+        return rows
 
     @released.setter
     def released(self, rows: list[Row]) -> None:
         self.repair.released = rows
+        self._judged = 0
 
     def book_fast(self, stream: str, update_id: int) -> bool | None:
         """Never the live hot path: every replayed book message is checked against the disk."""
@@ -106,13 +169,21 @@ class ReplayGate:
 
     def book(self, stream: str, update_id: int, row: Row | None = None) -> bool:
         self.stats.last_ms[stream] = self.recv_ms
-        if not self.repair.book(stream, update_id, row):
-            return False
         symbol = stream.split("@", 1)[0].upper()
+        if symbol in self.foreign:
+            books = self.foreign_books.get(stream)
+            if books is None:
+                books = self.foreign_books[stream] = BookTracker()
+            if not books.admit(update_id):
+                return False
+        elif not self.repair.book(stream, update_id, row):
+            return False
         source = "bookTicker" if stream.endswith("@bookTicker") else self.depth_source
-        if (symbol, source, update_id) in self.keys.orderbook:
+        key = (symbol, source, update_id)
+        if key in self.keys.orderbook:
             self.stats.skipped += 1
             return False
+        self.keys.orderbook.add(key)
         return True
 
     def resumed(self, stream: str, recv_ms: int) -> None:  # pragma: no cover - resuming is empty
@@ -154,23 +225,69 @@ class Replayer:
         try:
             for first, path, _last in segs:
                 try:
-                    records = await trio.to_thread.run_sync(fmt.read_segment, path)
+                    records, symbols = await trio.to_thread.run_sync(read_with_symbols, path)
                 except OSError as exc:  # kept (not deleted) for a person to look at
                     log.error("journal: cannot read segment %s (%s); skipped", path, exc)
                     continue
+                await self._adopt(symbols, gate, since)
                 self.stats.segments += 1
                 for rec in records:
                     await self._one(rec, gate, keys)
                 self.position = max(self.position, first)
+            if gate.foreign:  # their streams end here: frames the time guard holds go now
+                await router.release_held(gate.foreign)
         finally:
             router.gate, router.wall_ms = saved_gate, saved_clock
         self._after(keys)
+        await self._close_foreign(gate)
         self.position = -1
         st = self.stats
         log.info("journal: replayed %d segments (%d frames, %d off-stream rows; %d rows already "
                  "on disk skipped) in %.1fs", st.segments, st.frames, st.rows, st.skipped,
                  time.monotonic() - started)
         return st
+
+    async def _adopt(self, symbols: set[str], gate: ReplayGate, since: float) -> None:
+        """Symbols in the journal that today's configuration does not name (a restart with
+        fewer symbols, a new shard split): their rows are still written, once. The keys of
+        what is on disk are read for them too."""
+        new = sorted(s for s in symbols if s not in self.repair.trackers and s not in gate.foreign)
+        if not new:
+            return
+        log.warning("journal: replaying rows of %s, not in today's symbols: written all the "
+                    "same (they were received)", ", ".join(new))
+        more = await trio.to_thread.run_sync(read_keys, self.store, self.deadletter_dir,
+                                             tuple(new), since)
+        merge_keys(gate.keys, more)
+        for symbol in new:
+            gate.foreign[symbol] = AggIdTracker()
+            self.router.adopt(symbol)
+
+    async def _close_foreign(self, gate: ReplayGate) -> None:
+        """A symbol no longer harvested: agg ids the journal misses and the disk lacks are
+        recorded as unfilled (no backfill runs for it), and each of its streams gets a gap row
+        from its last journaled frame on (reason ``restart``): it is not followed any more."""
+        for symbol, tracker in gate.foreign.items():
+            stream = f"{symbol.lower()}@aggTrade"
+            for lo, hi in tracker.missing:
+                if hi - lo < 1_000_000 and all((symbol, i) in gate.keys.prices
+                                               for i in range(lo, hi + 1)):
+                    continue
+                detail = agg_detail(lo, hi, UNFILLED, NOT_HARVESTED)
+                await self._put_gap(gate, gap_row(symbol, stream, tracker.last_ms,
+                                                  tracker.last_ms, AGG_ID_BREAK, detail))
+            tracker.missing.clear()
+            for name, ms in self.stats.last_ms.items():
+                if name.split("@", 1)[0].upper() == symbol:
+                    await self._put_gap(gate, gap_row(symbol, name, ms, ms, RESTART,
+                                                      f"harvester restarted; {NOT_HARVESTED}"))
+
+    async def _put_gap(self, gate: ReplayGate, row: Row) -> None:
+        key = gap_key(row)
+        if key not in gate.keys.gaps:  # a second replay (after a crash) writes it once
+            gate.keys.gaps.add(key)
+            self.stats.rows += 1
+            await self.lanes.get(GAPS, str(row[1])).put(row)
 
     async def _one(self, rec: fmt.Record, gate: ReplayGate, keys: DiskKeys) -> None:
         self.stats.records += 1
@@ -189,15 +306,16 @@ class Replayer:
             symbol = str(row[1] if kind == GAPS else row[3])
             if (utc_date(int(row[0])), symbol, kind) not in keys.loaded:  # e.g. backfilled
                 await trio.to_thread.run_sync(keys.cover, utc_date(int(row[0])), symbol, kind)
-            if not self._admit_row(kind, row, keys):
+            if not self._admit_row(kind, row, gate):
                 self.stats.skipped += 1
                 return
             self.stats.rows += 1
             await self.lanes.get(kind, symbol).put(row)
 
-    def _admit_row(self, kind: str, row: Row, keys: DiskKeys) -> bool:
+    def _admit_row(self, kind: str, row: Row, gate: ReplayGate) -> bool:
+        keys = gate.keys
         if kind == GAPS:
-            key = (row[1], row[2], row[3], row[5])
+            key = gap_key(row)
             if key in keys.gaps:
                 return False
             keys.gaps.add(key)  # the same gap row twice in the journal: once
@@ -206,7 +324,7 @@ class Replayer:
             symbol, agg_id = row[3], row[4]
             if (symbol, agg_id) in keys.prices:
                 return False
-            tracker = self.repair.trackers.get(str(symbol))
+            tracker = gate.tracker(str(symbol))
             if tracker is not None:
                 tracker.fill(int(agg_id))
             keys.prices.add((symbol, agg_id))

@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     from .replay import Replayer
 
 JOURNAL = "journal"  # the gap reason of an interval the journal did not protect
+# A row the time guard or the repair gate holds (a stream's first frame, an outlier id) keeps
+# its frame's segment this long at most: usually the next frame decides within milliseconds;
+# a stream that stays silent must not pin the journal until it fills (a held trade lost to a
+# crash after that is below the next one, so backfill fetches it; a book row is superseded).
+GATE_HOLD_MAX_MS = 120_000
 
 
 def attach(config: Config, lanes: Lanes, rotation: Rotation, router: Router, repair: Repair,
@@ -48,7 +53,12 @@ def attach(config: Config, lanes: Lanes, rotation: Rotation, router: Router, rep
     journal: Journal | None = None
     if config.journal:
         j = journal = build_journal(config, lanes, clock_ns)
-        j.checkpoint = lambda: checkpoint(j, lanes, rotation, connections(), replayer.position)
+        def held() -> list[int]:
+            since = j.clock_ns() // 1_000_000 - GATE_HOLD_MAX_MS
+            return [*router.held_seqs(since), *repair.held_seqs(since)]
+
+        j.checkpoint = lambda: checkpoint(j, lanes, rotation, connections(), replayer.position,
+                                          held())
 
         def unprotected(start_ms: int, end_ms: int, why: str) -> None:
             for row in unprotected_rows(config.symbols, start_ms, end_ms, why):
@@ -76,13 +86,17 @@ def build_journal(config: Config, lanes: Lanes, clock_ns: Callable[[], int] | No
 
 
 def checkpoint(journal: Journal, lanes: Lanes, rotation: Rotation,
-               connections: Iterable[Connection], replay_position: int) -> int:
+               connections: Iterable[Connection], replay_position: int,
+               gates: Iterable[int] = ()) -> int:
+    """``gates``: seqs of frames whose rows the router's time guards or the repair gate hold
+    (in no lane yet)."""
     return oldest_not_durable(
         journal.seq + 1,
         lanes.held_seqs(),
         [seq for lane, seq in rotation.held.items() if lane.authoritative],
         [c.journal_seq for c in connections if c.handling],
         (replay_position,),
+        gates,
     )
 
 

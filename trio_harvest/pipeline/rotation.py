@@ -229,11 +229,13 @@ class Rotation:
                         elapsed = trio.current_time() - started
                 finally:
                     self._write_scopes.discard(aborted)
-            if (aborted.cancelled_caught or timed_out) and gate.abandon():
-                ks.write_timeouts += 1
-                error = ("aborted at shutdown" if aborted.cancelled_caught
-                         else f"write timed out after {self.write_timeout:g}s")
-                # else: the thread had already decided to publish; the file will appear
+            if (aborted.cancelled_caught or timed_out) and error is None:
+                if gate.abandon():
+                    ks.write_timeouts += 1
+                    error = ("aborted at shutdown" if aborted.cancelled_caught
+                             else f"write timed out after {self.write_timeout:g}s")
+                else:  # the thread had already decided to publish: how did that end?
+                    error = await self._publish_outcome(gate, part.kind, part.symbol, part.n)
         except BaseException:
             # The app is being torn down mid-write (Cancelled, or a group of them from a
             # backend's own nursery): the batch must still reach the disk.
@@ -252,6 +254,32 @@ class Rotation:
                               part.kind, part.symbol, part.date, part.n, error)
         self._notify(part.kind, "failed", part.n, elapsed)
         await self._to_dead_letter(part.kind, part.symbol, part.rows, error)
+
+    async def _publish_outcome(self, gate: PublishGate, kind: str, symbol: str,
+                               n: int) -> str | None:
+        """The waiter timed out after the write thread had won the gate: wait (shielded, until
+        a stop's hard deadline at most) for its publish step to end. None: the file is
+        published; else why not (the batch then goes on as a failed write: nothing was
+        published)."""
+        done = trio.Event()
+        token = trio.lowlevel.current_trio_token()
+
+        def wake() -> None:  # the writer's thread
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(done.set)
+
+        if gate.when_settled(wake):
+            # a rename is short unless the disk hangs; this lane waits for it (its batch holds
+            # the journal checkpoint meanwhile), other lanes go on; a stop's hard deadline ends it
+            with trio.CancelScope(shield=True, deadline=self._hard_deadline):
+                await done.wait()
+        if gate.failed:
+            return "publishing the file failed after the write timed out"
+        if not gate.settled:  # a rename hanging past the stop: the file may still appear
+            log.error("publish of %d %s rows of %s still under way at the stop's deadline; "
+                      "counted as written (the file appears if the rename returns)",
+                      n, kind, symbol)
+        return None
 
     def _record_written(self, part: Partition, written: Any) -> None:
         ks = self.stats.kind(part.kind)
@@ -287,8 +315,11 @@ class Rotation:
                     except Exception as exc:
                         error = f"{type(exc).__name__}: {exc}"
                 timed_out = scope.cancelled_caught
-        if (timed_out or hard.cancelled_caught) and error is None and gate.abandon():
-            error = f"dead-letter write timed out after {self.deadletter_timeout:g}s"
+        if (timed_out or hard.cancelled_caught) and error is None:
+            if gate.abandon():
+                error = f"dead-letter write timed out after {self.deadletter_timeout:g}s"
+            else:
+                error = await self._publish_outcome(gate, kind, symbol, len(rows))
         if error is None:
             ks.rows_deadlettered += len(rows)
             ks.deadletter_files += 1

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -53,7 +53,8 @@ MIN_EVENT_MS = 1_420_070_400_000  # 2015-01-01: before any market this harvests
 MAX_EVENT_MS = 4_102_444_800_000  # 2100-01-01
 MAX_STREAMS_PER_SYMBOL = 8  # without a subscription list: stream names learned per symbol
 
-Held = tuple[Envelope, int, "str | bytes"]  # a frame waiting for the time guard's verdict
+Held = tuple[Envelope, int, "str | bytes", int]  # a frame (and its journal seq) waiting for
+# the time guard's verdict
 
 
 class SignalHooks(Protocol):
@@ -200,28 +201,57 @@ class Router:
             lag = recv_ms - (event_ms or ts)
             ref = guard.ref
             if ref is None or guard.held or not -TOLERANCE_MS <= lag - ref <= TOLERANCE_MS:
-                return self._judged(guard, guard.judge(lag, (env, recv_ms, frame)))
+                return self._judged(guard, guard.judge(lag, (env, recv_ms, frame,
+                                                                self.lanes.cursor[0])))
             guard.ref = lag
         return self._route(env, recv_ms, frame)
 
     async def _judged(self, guard: TimeGuard[Held], release: list[Held]) -> None:
         """Route what the time guard released; count and log what it quarantined."""
         while guard.quarantined:
-            _, (env, _, frame) = guard.quarantined.pop(0)
+            _, (env, _, frame, _) = guard.quarantined.pop(0)
             self.stats.quarantined += 1
             data = env.data
             self._bad("rejected", f"quarantined a frame of {data.symbol} whose event time "
                       f"{data.event_ms or data.trade_ms} does not fit the stream's recent "
                       "times", frame)
-        for env, recv_ms, frame in release:
-            waiting = self._route(env, recv_ms, frame)
+        cursor = self.lanes.cursor
+        for env, recv_ms, frame, seq in release:
+            # journal checkpoint: its row came from frame ``seq``, not the one being routed
+            now, cursor[0] = cursor[0], seq
+            try:
+                waiting = self._route(env, recv_ms, frame)
+            finally:
+                cursor[0] = now
             if waiting is not None:
                 await waiting
+            data = env.data
+            lane = (self._prices if type(data) is AggTrade else self._books).get(data.symbol)
+            if lane is not None and lane.pending:
+                lane.hold(seq)
 
-    async def release_held(self) -> None:
-        """At a stop: frames still waiting for the time guard are routed or quarantined."""
-        for guard in self.time_guards.values():
-            await self._judged(guard, guard.release())
+    async def release_held(self, symbols: Collection[str] | None = None) -> None:
+        """At a stop: frames still waiting for the time guard are routed or quarantined (only
+        those of streams of ``symbols`` when given: the end of a restart replay)."""
+        for stream, guard in list(self.time_guards.items()):
+            if symbols is None or stream.split("@", 1)[0].upper() in symbols:
+                await self._judged(guard, guard.release())
+
+    def held_seqs(self, since_ms: int) -> list[int]:
+        """Journal checkpoint: the seqs of frames the time guards hold (routed later, or not)
+        that were received at ``since_ms`` or later."""
+        return [item[3] for guard in self.time_guards.values() if guard.held
+                for _, item in guard.held if item[1] >= since_ms]
+
+    def adopt(self, symbol: str) -> None:
+        """Restart replay only (``streams`` is not set yet): route the journaled frames of a
+        symbol outside today's configuration into its own lanes, so what an earlier run
+        received is written whatever the symbols are now."""
+        if symbol in self.symbols:
+            return
+        self.symbols = self.symbols | {symbol}
+        self._prices[symbol] = self.lanes.get(PRICES, symbol)
+        self._books[symbol] = self.lanes.get(ORDERBOOK, symbol)
 
     def _learn(self, stream: str, symbol: str) -> bool:
         if not stream.startswith(symbol.lower() + "@"):
@@ -302,7 +332,8 @@ class Router:
         except BadValue as exc:  # a value no column can hold: never admitted anywhere
             self._bad("rejected", f"{env.stream}: {exc}", frame)
             return None
-        if type(data) is DepthUpdate and self.diff_books is not None:
+        if (type(data) is DepthUpdate and self.diff_books is not None
+                and symbol in self.diff_books.books):
             return self._diff(data, recv_ms, lane, hook)
         # diff depth is applied to a local book by a later stage
         self._bad("unexpected", "diff depth without a local book", frame)
@@ -364,6 +395,7 @@ class Router:
     async def _put_released(self, gate: Repair, lane: Lane, hook: SignalHooks | None, *,
                             trade: bool) -> None:
         rows, gate.released = gate.released, []
+        at, gate.released_at = gate.released_at, -1
         for row in rows:
             if not lane.put_nowait(row):
                 await lane.put(row)
@@ -375,6 +407,8 @@ class Router:
                         hook.on_book(row)
                 except Exception as exc:
                     self._hook_failed(row[3], exc)
+        if at >= 0:  # journal checkpoint: the held rows' own frames, not this one
+            lane.hold(at)
 
     def _not_data(self, exc: FrameError, frame: str | bytes) -> None:
         """A frame that is not stream data: a reply to a subscription request is counted (an

@@ -97,6 +97,10 @@ class Repair:
         self._held_trades: dict[str, dict[int, Row]] = {s: {} for s in config.symbols}
         self._held_books: dict[str, dict[int, Row]] = {}
         self.released: list[Row] = []  # confirmed held rows: the router puts them, then the frame
+        # journal checkpoint: the seq of the frame of each held row, and the oldest of those in
+        # ``released`` (the router makes their lane hold it), so no segment goes before them
+        self._held_at: dict[tuple[str, int], tuple[int, int]] = {}  # -> (seq, wall ms)
+        self.released_at = -1
         self.resume_unreadable: dict[str, list[str]] = {}  # symbols not resumed (the app sets it)
         self.losses = Losses(self._reopen)  # written as gaps once writes succeed (issue 11)
         self.resuming: dict[str, Interruption] = {}
@@ -140,6 +144,7 @@ class Repair:
         if offer:
             if offer == HOLD:
                 self._held_trades[symbol][t.agg_id] = trade_row(t, recv_ms)
+                self._held_at[(symbol, t.agg_id)] = (self.lanes.cursor[0], recv_ms)
                 self._quarantine_trades(symbol)
                 return False
             if offer == HELD_DUPLICATE:
@@ -149,8 +154,9 @@ class Repair:
                 held = self._held_trades[symbol]
                 for agg_id in guard.released:
                     row = held.pop(agg_id)
+                    at = self._held_at.pop((symbol, agg_id), (-1, 0))[0]
                     if self._admit_trade(symbol, agg_id, row[0], row[1], row[2]):
-                        self.released.append(row)
+                        self._release(row, at)
                 guard.released.clear()
         if guard.quarantined:
             self._quarantine_trades(symbol)
@@ -184,6 +190,7 @@ class Repair:
         held = self._held_trades[symbol]
         for agg_id in guard.quarantined:
             held.pop(agg_id, None)
+            self._held_at.pop((symbol, agg_id), None)
             self.stats.trade_quarantined += 1
             self._ratelog.log(logging.WARNING, "quarantined agg_id",
                               "%s: quarantined a trade with agg_id %d: the stream's next ids "
@@ -226,11 +233,13 @@ class Repair:
             if offer == HOLD:
                 if row is not None:
                     held[update_id] = row
+                    self._held_at[(stream, update_id)] = (self.lanes.cursor[0], self.wall_ms())
             elif offer == RELEASE:
                 for u in guard.released:
                     old = held.pop(u, None)
+                    at = self._held_at.pop((stream, u), (-1, 0))[0]
                     if guard.tracker.admit(u) and old is not None:
-                        self.released.append(old)
+                        self._release(old, at)
                 guard.released.clear()
             if guard.quarantined:
                 self._quarantine_books(stream)
@@ -250,12 +259,23 @@ class Repair:
         held = self._held_books[stream]
         for u in guard.quarantined:
             held.pop(u, None)
+            self._held_at.pop((stream, u), None)
             self.stats.book_quarantined += 1
             self._ratelog.log(logging.WARNING, "quarantined update id",
                               "%s: quarantined a book message with update id %d: the stream's "
                               "next ids did not confirm it (last %d)", stream, u,
                               guard.tracker.last_u)
         guard.quarantined.clear()
+
+    def _release(self, row: Row, at: int) -> None:
+        self.released.append(row)
+        if at >= 0 and (self.released_at < 0 or at < self.released_at):
+            self.released_at = at
+
+    def held_seqs(self, since_ms: int) -> list[int]:
+        """Journal checkpoint: the seqs of the frames whose rows are held, not yet in a lane,
+        since ``since_ms`` (wall clock)."""
+        return [seq for seq, ms in self._held_at.values() if ms >= since_ms]
 
     def give_up_held(self) -> None:
         """At a stop: ids still held were never confirmed; they are quarantined (a restart

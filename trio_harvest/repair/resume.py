@@ -10,13 +10,16 @@ future must not hide the others, nor its id be taken for theirs), and the dead-l
 files; so the cost stays that of about one day whatever the dataset's age. Never writes. It never
 silently skips what it cannot read: a symbol with an unreadable file is not seeded at all (a
 seed below the true last id would make backfill write ids that are already there) and the file
-is reported in ``unreadable``.
+is reported in ``unreadable``. A file that vanishes between the listing and the read (a
+compaction merged it) is no such file: the partition is listed again. The dead letter is read
+before the dataset, so a concurrent ``recover`` cannot hide a file from both reads.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 import time
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
@@ -36,6 +39,7 @@ _COLUMNS = {"agg_id": pl.Int64, "ts_ms": pl.Int64}
 log = logging.getLogger("trio_harvest.resume")
 
 Seed = tuple[int, int]  # (agg_id, its ts_ms)
+RELISTS = 3  # a partition whose files vanish while read (compaction) is listed again this often
 
 
 def last_written(data: Path | Store, deadletter_dir: Path, symbols: tuple[str, ...],
@@ -53,11 +57,17 @@ def last_written(data: Path | Store, deadletter_dir: Path, symbols: tuple[str, .
     out: dict[str, Seed] = {}
     for symbol in symbols:
         bad: list[str] = []
-        best = (_from_dataset(data, symbol, bad, today) if isinstance(data, Path)
-                else _from_store(data, symbol, bad, today))
+        # the dead letter first: a ``recover`` moves a file from it into the dataset (written
+        # there before it is removed here), so read in this order the file is seen once or
+        # twice, never missed
+        best: Seed | None = None
         for candidate in _from_deadletter(deadletter_dir, symbol, bad):
             if best is None or candidate[0] > best[0]:
                 best = candidate
+        found = (_from_dataset(data, symbol, bad, today) if isinstance(data, Path)
+                 else _from_store(data, symbol, bad, today))
+        if found is not None and (best is None or found[0] > best[0]):
+            best = found
         if bad:
             if unreadable is not None:
                 unreadable[symbol] = bad
@@ -80,8 +90,14 @@ def _from_dataset(data_dir: Path, symbol: str, bad: list[str], today: str) -> Se
     best: Seed | None = None
     for directory in dirs:  # latest first
         date = directory.parent.parent.name.removeprefix("date=")
-        files = sorted(str(p) for p in local_live(directory, strict=False))
-        seed = _last_in(files, bad) if files else None
+        for attempt in range(RELISTS):
+            files = sorted(str(p) for p in local_live(directory, strict=False))
+            vanished: list[str] = []
+            seed = _last_in(files, bad, vanished) if files else None
+            if not vanished:
+                break
+            if attempt == RELISTS - 1:  # never a seed from part of the partition
+                bad.extend(f"{f}: vanished while read {RELISTS} times" for f in vanished)
         if seed is not None and (best is None or seed[0] > best[0]):
             best = seed
         if date <= today and (seed is not None or any(f in b for f in files for b in bad)):
@@ -89,7 +105,9 @@ def _from_dataset(data_dir: Path, symbol: str, bad: list[str], today: str) -> Se
     return best
 
 
-def _last_in(files: list[str], bad: list[str]) -> Seed | None:
+def _last_in(files: list[str], bad: list[str], vanished: list[str]) -> Seed | None:
+    """The highest trade of ``files``; files that cannot be read go into ``bad``, files that
+    are gone (a compaction merged them meanwhile: list again) into ``vanished``."""
     try:
         return _last_of(files)  # one scan: the usual case
     except Exception:  # find which files cannot be read; the rest still count
@@ -98,6 +116,9 @@ def _last_in(files: list[str], bad: list[str]) -> Seed | None:
             try:
                 seed = _last_of([f])
             except Exception as exc:
+                if not os.path.exists(f):
+                    vanished.append(f)
+                    continue
                 bad.append(f"{f}: {type(exc).__name__}: {str(exc)[:120]}")
                 continue
             if seed is not None and (best is None or seed[0] > best[0]):
@@ -116,22 +137,31 @@ def _from_store(store: Store, symbol: str, bad: list[str], today: str) -> Seed |
         return None
     best: Seed | None = None
     for date in reversed([d for d in dates if d.startswith("date=")]):
-        try:
-            rels = sorted(store.list(PurePath(date, f"symbol={symbol}", f"kind={PRICES}"),
-                                     ".parquet"))
-        except OSError as exc:
-            log.warning("%s: cannot list %s (%s); continuing without it", symbol, date, exc)
-            return None
         seed: Seed | None = None
-        for rel in rels:
+        for attempt in range(RELISTS):
             try:
-                row = (pl.read_parquet(io.BytesIO(store.read_bytes(rel)))
-                       .select("agg_id", "ts_ms").sort("agg_id").tail(1))
-            except Exception as exc:
-                bad.append(f"{rel}: {type(exc).__name__}: {str(exc)[:120]}")
-                continue
-            if row.height and (seed is None or int(row["agg_id"][0]) > seed[0]):
-                seed = (int(row["agg_id"][0]), int(row["ts_ms"][0]))
+                rels = sorted(store.list(PurePath(date, f"symbol={symbol}", f"kind={PRICES}"),
+                                         ".parquet"))
+            except OSError as exc:
+                log.warning("%s: cannot list %s (%s); continuing without it", symbol, date, exc)
+                return None
+            seed, vanished = None, []
+            for rel in rels:
+                try:
+                    row = (pl.read_parquet(io.BytesIO(store.read_bytes(rel)))
+                           .select("agg_id", "ts_ms").sort("agg_id").tail(1))
+                except FileNotFoundError:  # compacted meanwhile: list again
+                    vanished.append(rel)
+                    continue
+                except Exception as exc:
+                    bad.append(f"{rel}: {type(exc).__name__}: {str(exc)[:120]}")
+                    continue
+                if row.height and (seed is None or int(row["agg_id"][0]) > seed[0]):
+                    seed = (int(row["agg_id"][0]), int(row["ts_ms"][0]))
+            if not vanished:
+                break
+            if attempt == RELISTS - 1:
+                bad.extend(f"{rel}: vanished while read {RELISTS} times" for rel in vanished)
         if seed is not None and (best is None or seed[0] > best[0]):
             best = seed
         if date.removeprefix("date=") <= today and (seed is not None or bad):

@@ -9,6 +9,7 @@ inside each write. Blocking: call it from a worker thread, never from the trio l
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import time
@@ -18,6 +19,8 @@ from typing import BinaryIO
 
 from .gate import PublishGate
 from .partitions import TMP_PREFIX, TMP_SUFFIX
+
+log = logging.getLogger("trio_harvest.storage")
 
 HOST = socket.gethostname().replace("-", "_")[:32] or "host"
 FOREIGN_TEMP_MAX_AGE_S = 3600.0
@@ -54,14 +57,26 @@ class LocalStore:
                 fh.flush()
                 os.fsync(fh.fileno())
                 size = fh.tell()
-            if gate is not None and not gate.try_publish():
+            if gate is not None and not gate.begin():
                 raise Abandoned(str(rel))
-            os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        _fsync_dir(final.parent)
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            if gate is not None:
+                gate.settle(False)  # a waiter that timed out meanwhile dead-letters the batch
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        if gate is not None:
+            gate.settle(True)
+        try:
+            _fsync_dir(final.parent)
+        except OSError as exc:  # the file is there: a second copy would be worse
+            log.warning("%s is published, but fsync of its directory failed: %s", final, exc)
         return size
 
     def list(self, prefix: PurePath | None = None, suffix: str = "") -> Iterator[PurePath]:
