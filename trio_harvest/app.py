@@ -95,7 +95,7 @@ class Harvester:
                            depth_levels=config.depth_levels)
         self.rotation = Rotation(
             self.lanes,
-            save or self.writer.save,
+            save or self.writer.stage,
             dead_letter or self.writer.dead_letter,
             rotate_sec=config.rotate_sec,
             write_timeout=config.write_timeout,

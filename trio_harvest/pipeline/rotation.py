@@ -24,6 +24,7 @@ from ..kinds import Row
 from ..ratelimit import RateLimitedLog
 from ..storage.gate import PublishGate
 from ..storage.partitions import Partition, RowData, split_by_date
+from ..storage.writer import Committing
 from .lanes import Lane, Lanes
 
 log = logging.getLogger("trio_harvest.rotation")
@@ -226,7 +227,17 @@ class Rotation:
                                 error = f"{type(exc).__name__}: {exc}"
                                 ks.write_failures += 1
                         timed_out = timeout.cancelled_caught
-                        elapsed = trio.current_time() - started
+                    # A staged file waits for its group commit outside the limiter, so the
+                    # next partitions encode meanwhile and one sync serves many files.
+                    if isinstance(written, Committing) and error is None and not timed_out:
+                        with trio.move_on_at(started + self.write_timeout) as timeout:
+                            try:
+                                written = await written.result()
+                            except Exception as exc:
+                                error = f"{type(exc).__name__}: {exc}"
+                                ks.write_failures += 1
+                        timed_out = timeout.cancelled_caught
+                    elapsed = trio.current_time() - started
                 finally:
                     self._write_scopes.discard(aborted)
             if (aborted.cancelled_caught or timed_out) and gate.abandon():
