@@ -29,7 +29,7 @@ from .kinds import CVD, OFI, PREVIEW_KINDS, Row, schema_for
 from .ops.listing import check_listing
 from .ops.operations import Operations
 from .pipeline.lanes import Lanes
-from .pipeline.rotation import DeadLetterFn, Rotation, SaveFn
+from .pipeline.rotation import FIRST_FLUSH_S, DeadLetterFn, Rotation, SaveFn
 from .pipeline.router import Router
 from .repair.coordinator import Repair
 from .signals.engine import SignalEngine
@@ -103,6 +103,7 @@ class Harvester:
             save_concurrency=config.save_concurrency,
             min_file_rows=config.min_file_rows,
             max_file_age=config.max_file_age,
+            first_flush=FIRST_FLUSH_S,
             observe=self.ops.observe_write,
         )
         self.lanes.set_wake(self.rotation.wake)
