@@ -92,11 +92,22 @@ def _discard(s: Staged, exc: BaseException) -> None:
         s.tmp.unlink()
 
 
+def _sync_filesystems(paths: list[Path]) -> bool:
+    """``syncfs`` once per filesystem the paths live on (a data dir may span mounts)."""
+    one_each: dict[int, Path] = {}
+    for path in paths:
+        try:
+            one_each.setdefault(os.stat(path).st_dev, path)
+        except OSError:
+            return False
+    return all(syncfs(path) for path in one_each.values())
+
+
 def commit_batch(batch: list[Staged]) -> None:
     """Blocking (a worker thread). Sets ``error`` on each entry that did not get published."""
     live = batch
-    if len(batch) > 1 and syncfs(batch[0].tmp.parent):
-        pass  # every staged byte of the filesystem is durable
+    if len(batch) > 1 and _sync_filesystems([s.tmp for s in batch]):
+        pass  # every staged byte of these filesystems is durable
     else:
         live = []
         for s in batch:
@@ -118,7 +129,7 @@ def commit_batch(batch: list[Staged]) -> None:
         published.append(s)
     if not published:
         return
-    if len(published) > 1 and syncfs(published[0].final.parent):
+    if len(published) > 1 and _sync_filesystems([s.final.parent for s in published]):
         return
     for parent in dict.fromkeys(s.final.parent for s in published):
         fsync_dir(parent)
