@@ -60,11 +60,13 @@ class FakeDisk:
 
 def make_rotation(disk: FakeDisk, *, rotate_sec: float = 60.0, write_timeout: float = 30.0,
                   watermarks: dict[str, tuple[int, int]] | None = None,
-                  min_file_rows: int = 1, max_file_age: float = 0.0) -> Rotation:
+                  min_file_rows: int = 1, max_file_age: float = 0.0,
+                  first_flush: float = 0.0) -> Rotation:
     lanes = Lanes(dict(watermarks or DEFAULT_WATERMARKS), wake=lambda lane: None)
     rotation = Rotation(lanes, disk.save, disk.dead_letter, rotate_sec=rotate_sec,
                         write_timeout=write_timeout, deadletter_timeout=30.0, save_concurrency=2,
-                        min_file_rows=min_file_rows, max_file_age=max_file_age)
+                        min_file_rows=min_file_rows, max_file_age=max_file_age,
+                        first_flush=first_flush)
     lanes.set_wake(rotation.wake)
     return rotation
 
@@ -294,6 +296,18 @@ async def test_timer_waits_for_file_size_or_age(autojump_clock: trio.testing.Moc
     # SLOW gets 4/s: 240 rows per minute; only age (300 s) flushes it
     assert [t for t, _ in slow[:2]] == [300, 600]
     assert all(n >= 1000 for _, n in fast[:-1]) and 1190 <= slow[0][1] <= 1210
+
+
+async def test_a_new_run_writes_files_within_30s_then_at_the_configured_age(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """The first timer rotation comes after ``first_flush`` and writes every lane with rows;
+    then ``max_file_age`` applies, and an age equal to the tick period flushes on every tick
+    (a flush starting a little after its tick does not slip a whole period)."""
+    disk = FakeDisk()
+    rotation = make_rotation(disk, min_file_rows=10**6, max_file_age=60, first_flush=30)
+    await run_with(rotation, lambda: produce(rotation, seconds=200, rate=20,
+                                             symbols=("SLOWUSDT",)))
+    assert [round(t) for t, _ in disk.saved][:4] == [30, 90, 150, 200]  # 200: the stop
 
 
 # -- the stop and the wake-ups, under pressure (found in review) -------------------------------

@@ -31,7 +31,7 @@ from .ops.listing import check_listing
 from .ops.operations import Operations
 from .ops.universe import Universe
 from .pipeline.lanes import Lanes
-from .pipeline.rotation import DeadLetterFn, Rotation, SaveFn
+from .pipeline.rotation import FIRST_FLUSH_S, DeadLetterFn, Rotation, SaveFn
 from .pipeline.router import Router
 from .repair.coordinator import Repair
 from .signals.engine import SignalEngine
@@ -98,7 +98,7 @@ class Harvester:
                            depth_levels=config.depth_levels)
         self.rotation = Rotation(
             self.lanes,
-            save or self.writer.save,
+            save or self.writer.stage,
             dead_letter or self.writer.dead_letter,
             rotate_sec=config.rotate_sec,
             write_timeout=config.write_timeout,
@@ -106,6 +106,7 @@ class Harvester:
             save_concurrency=config.save_concurrency,
             min_file_rows=config.min_file_rows,
             max_file_age=config.max_file_age,
+            first_flush=FIRST_FLUSH_S,
             observe=self.ops.observe_write,
         )
         self.lanes.set_wake(self.rotation.wake)

@@ -66,7 +66,7 @@ class Config:
     deadletter_dir: Path | None = None
     rotate_sec: float = 60.0
     min_file_rows: int = 10_000
-    max_file_age: float = 300.0
+    max_file_age: float = 60.0
     write_timeout: float = 30.0
     save_concurrency: int = 2
     deadletter_timeout: float = 30.0
@@ -135,6 +135,7 @@ class Config:
     journal_max_bytes: int = 2 * 1024**3
     journal_segment_bytes: int = 64 * 1024**2
     journal_segment_s: float = 60.0
+    journal_compress: bool = True  # each group commit one zstd block (level 1): ~3x fewer bytes
     raw_dir: Path | None = None  # off; sealed segments are kept here, zstd-compressed
     # not a setting: the names and patterns ``symbols`` had before the listing resolved them
     # (ops/universe.py); empty for a fixed list of names. A run with it follows the listing.

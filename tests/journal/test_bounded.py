@@ -11,6 +11,8 @@ import trio
 from tests.conftest import make_config
 from trio_harvest.app import Harvester
 
+# The bounds are about bytes on disk; these tests journal uncompressed so a few seconds of the
+# simulator fill several segments (compressed segments are bounded by the same code).
 SEG = 64 * 1024
 
 
@@ -27,6 +29,7 @@ async def test_segments_are_deleted_as_rows_become_durable(tmp_path: Path) -> No
     cfg = make_config(tmp_path, journal=True, sim=True, sim_rate=2000.0,
                       symbols=("BTCUSDT", "ETHUSDT"), rotate_sec=0.25, min_file_rows=400,
                       journal_segment_bytes=SEG, journal_segment_s=0.25,
+                      journal_compress=False,
                       journal_max_bytes=8 * SEG, duration=60.0)
     h = Harvester(cfg)
     async with trio.open_nursery() as nursery:
@@ -48,6 +51,7 @@ async def test_near_journal_max_bytes_the_lanes_holding_it_back_are_flushed(
     cfg = make_config(tmp_path, journal=True, sim=True, sim_rate=2000.0,
                       symbols=("BTCUSDT", "ETHUSDT"), rotate_sec=0.25, min_file_rows=10**9,
                       max_file_age=3600.0, journal_segment_bytes=SEG, journal_segment_s=0.25,
+                      journal_compress=False,
                       journal_max_bytes=cap, duration=60.0)
     h = Harvester(cfg)
     async with trio.open_nursery() as nursery:

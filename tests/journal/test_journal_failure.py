@@ -64,13 +64,13 @@ async def test_a_full_journal_disk_keeps_harvesting_says_so_and_records_the_gap(
                 if injected["on"]:
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-            def write(fh, batch, path):  # type: ignore[no-untyped-def]
+            def write(fh, batch, path, *level):  # type: ignore[no-untyped-def]
                 full()
-                return real_write(fh, batch, path)
+                return real_write(fh, batch, path, *level)
 
-            def create(path):  # type: ignore[no-untyped-def]
+            def create(path, *compressed):  # type: ignore[no-untyped-def]
                 full()
-                return real_create(path)
+                return real_create(path, *compressed)
 
             monkeypatch.setattr(files, "write_batch", write)
             monkeypatch.setattr(files, "create_segment", create)

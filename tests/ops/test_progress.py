@@ -5,7 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import trio
+import trio.testing
 
 from trio_harvest.ops.progress import (
     Progress,
@@ -14,6 +16,11 @@ from trio_harvest.ops.progress import (
     endpoint_error,
     progress_line,
 )
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
 
 
 def test_durations_fit_a_log_line() -> None:
@@ -58,3 +65,25 @@ def test_cannot_reach_is_said_after_10s_then_every_minute_while_it_lasts() -> No
         "attempts; last error: OSError: all attempts to connect to 127.0.0.1:1 failed)")
     view.connections[0].stats.connected = True
     assert p.check_reach(260.0) is None  # it is over: silence, and the clock starts again
+
+
+async def test_a_new_run_says_its_first_progress_line_within_30s_then_every_interval(
+        autojump_clock: trio.testing.MockClock) -> None:
+    view = _view(connected=True, frames=10)
+    view.rotation = SimpleNamespace(stats=SimpleNamespace(kinds={}))
+    view.repair = SimpleNamespace(stats=SimpleNamespace(lag_ms=3.0))
+    view.lanes = SimpleNamespace(total_pending=lambda: 0)
+    p = Progress(view, interval=300, health=lambda: ("healthy", 0), backlog=lambda: (0, 0))
+    said: list[float] = []
+    p_report = p.report
+
+    def report(now: float) -> str:
+        said.append(now)
+        return p_report(now)
+
+    p.report = report  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(p.run)
+        await trio.sleep(700)
+        nursery.cancel_scope.cancel()
+    assert [round(t) for t in said] == [30, 330, 630]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path, PurePath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import polars as pl
 import pytest
@@ -107,6 +107,10 @@ async def test_writer_refuses_to_pile_up_hanging_threads_per_store(tmp_path: Pat
         def write_atomic(self, rel: PurePath, produce: object, gate: object = None) -> int:
             release.wait(10)
             return 0
+
+        def stage(self, rel: PurePath, produce: object, gate: object) -> Any:
+            release.wait(10)
+            raise OSError("the hung disk came back failing")
 
     w = Writer(HangingStore(tmp_path / "data"), LocalStore(tmp_path / "dl"),
                lambda kind: schema_for(kind, 5), max_stuck=1)

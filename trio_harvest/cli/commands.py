@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(g, "--min-file-rows", type=int, metavar="N",
           help="a timer rotation flushes a lane once it holds N rows… (default 10000)")
     _flag(g, "--max-file-age", type=float, metavar="S",
-          help="…or once its last flush is S seconds old (default 300)")
+          help="…or once its last flush is S seconds old (default 60)")
     _flag(g, "--write-timeout", type=float, metavar="S", help="per-partition write timeout (default 30)")
     _flag(g, "--save-concurrency", type=int, metavar="N", help="parallel writes (default 2)")
     _flag(g, "--buffer-high", type=int, metavar="N",

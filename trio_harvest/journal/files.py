@@ -32,12 +32,13 @@ def lock_dir(directory: Path) -> int:
     return fd
 
 
-def create_segment(path: Path) -> IO[bytes]:
-    """A new, empty segment file, durable with its directory entry; kept open for appends."""
+def create_segment(path: Path, compressed: bool = False) -> IO[bytes]:
+    """A new, empty segment file, durable with its directory entry; kept open for appends.
+    ``compressed``: a ``TRHJ2`` segment, whose batches are zstd blocks (``format.py``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fh = open(path, "xb")  # kept open across commits
     try:
-        fmt.write_header(fh)
+        fmt.write_header(fh, compressed)
         fh.flush()
         os.fsync(fh.fileno())
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -56,9 +57,13 @@ def create_segment(path: Path) -> IO[bytes]:
     return fh
 
 
-def write_batch(fh: IO[bytes], batch: list[Pending], path: Path) -> int:
-    """Append and fsync one batch; its byte count. Raises ``OSError`` (ENOSPC, EIO, ...)."""
+def write_batch(fh: IO[bytes], batch: list[Pending], path: Path,
+                level: int | None = None) -> int:
+    """Append and fsync one batch (one zstd block at ``level``, if given); its byte count.
+    Raises ``OSError`` (ENOSPC, EIO, ...)."""
     data = fmt.encode(batch)
+    if level is not None:
+        data = fmt.compress_block(data, level)
     fh.write(data)
     fh.flush()
     os.fsync(fh.fileno())

@@ -3,8 +3,13 @@
 Owns the byte layout. A segment file is ``seg-<first seq, 20 digits>.jnl``: a 6-byte magic,
 then records, each ``<length u32><crc32 u32><seq u64><recv_ns i64><conn u16><type u8>`` followed
 by ``length`` payload bytes; the CRC covers everything after itself. A record that is short or
-fails its CRC ends the segment (a torn tail after a crash): reading never raises for it. Pure:
-no trio, no clock; the only I/O is reading a file handed in.
+fails its CRC ends the segment (a torn tail after a crash): reading never raises for it.
+
+A compressed segment (``TRHJ2``, what the journal writes by default) holds the same records,
+grouped per commit into blocks: ``<compressed length u32><raw length u32><crc32 u32>`` and one
+zstd frame of that commit's record bytes. A block that is short, fails its CRC or does not
+decompress ends the segment likewise. Segments of either magic are read back alike. Pure: no
+trio, no clock; the only I/O is reading a file handed in.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from pathlib import Path
 from typing import IO
 
 MAGIC = b"TRHJ1\n"
+MAGIC_ZSTD = b"TRHJ2\n"  # same length as MAGIC
+BLOCK = struct.Struct("<III")  # compressed length, raw length, crc32 of the compressed bytes
+ZSTD_LEVEL = 1  # measured: ~3x smaller than raw for a couple of microseconds per frame
 HEADER = struct.Struct("<IIQqHB")  # length, crc, seq, recv_ns, conn, type
 _CRC_PART = struct.Struct("<QqHB")  # what the crc covers before the payload
 SUFFIX = ".jnl"
@@ -68,13 +76,55 @@ def encode(records: Iterable[tuple[int, int, int, int, str | bytes]]) -> bytes:
     return b"".join(out)
 
 
+def compress_block(raw: bytes, level: int = ZSTD_LEVEL) -> bytes:
+    """One commit's record bytes as a block of a compressed segment."""
+    import zstandard
+
+    data = zstandard.ZstdCompressor(level=level).compress(raw)
+    return BLOCK.pack(len(data), len(raw), zlib.crc32(data)) + data
+
+
 def decode(data: bytes) -> tuple[list[Record], bool]:
     """The records of a segment's bytes (magic included) and whether the bytes ended cleanly
     (False: a torn or corrupt tail was ignored, or the magic is missing)."""
+    if data.startswith(MAGIC_ZSTD):
+        return _decode_blocks(data)
     if not data.startswith(MAGIC):
         return [], len(data) == 0
+    return _decode_records(data, len(MAGIC))
+
+
+def _decode_blocks(data: bytes) -> tuple[list[Record], bool]:
+    import zstandard
+
+    unzstd = zstandard.ZstdDecompressor()
     records: list[Record] = []
-    pos, end, size = len(MAGIC), len(data), HEADER.size
+    pos, end, size = len(MAGIC_ZSTD), len(data), BLOCK.size
+    while pos < end:
+        if end - pos < size:
+            return records, False
+        clen, rawlen, crc = BLOCK.unpack_from(data, pos)
+        start = pos + size
+        if rawlen > MAX_RECORD * 4 or start + clen > end:
+            return records, False
+        block = data[start:start + clen]
+        if zlib.crc32(block) != crc:
+            return records, False
+        try:
+            raw = unzstd.decompress(block, max_output_size=rawlen)
+        except zstandard.ZstdError:
+            return records, False
+        got, clean = _decode_records(raw, 0)
+        records.extend(got)
+        if not clean or len(raw) != rawlen:
+            return records, False
+        pos = start + clen
+    return records, True
+
+
+def _decode_records(data: bytes, pos: int) -> tuple[list[Record], bool]:
+    records: list[Record] = []
+    end, size = len(data), HEADER.size
     unpack = HEADER.unpack_from
     while pos < end:
         if end - pos < size:
@@ -108,5 +158,5 @@ def iter_segments(paths: Iterable[Path]) -> Iterator[Record]:
         yield from read_segment(path)
 
 
-def write_header(fh: IO[bytes]) -> None:
-    fh.write(MAGIC)
+def write_header(fh: IO[bytes], compressed: bool = False) -> None:
+    fh.write(MAGIC_ZSTD if compressed else MAGIC)

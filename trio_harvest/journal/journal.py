@@ -1,5 +1,6 @@
 """The journal: every frame received, as its exact bytes with its receive time and connection,
-appended to local append-only segments before it is routed.
+appended to local append-only segments before it is routed (each commit one zstd block by
+default, ``format.py``).
 
 Owns the loop side (``append``: a tuple into a list, no I/O, no context manager, bounded by
 ``memory_bytes``), the group commit (a task that every quarter ``fsync_ms``, or sooner when the
@@ -82,6 +83,7 @@ class Journal:
         clock_ns: Callable[[], int] = time.time_ns,
         buffer_bytes: int = 4 * 1024**2,
         memory_bytes: int = 64 * 1024**2,
+        compress_level: int | None = fmt.ZSTD_LEVEL,
     ) -> None:
         self.directory = directory
         self.fsync_s = fsync_ms / 1000
@@ -92,6 +94,8 @@ class Journal:
         self.clock_ns = clock_ns
         self.buffer_bytes = buffer_bytes
         self.memory_bytes = memory_bytes
+        # each commit's records as one zstd block (None: plain records, the old format)
+        self.compress_level = compress_level
         self.seq = 0  # the last seq handed out
         self.cursor = [0]  # seq of the frame being routed, shared with the lanes (one store)
         self.last_ns = 0  # receive time of the last frame appended
@@ -269,7 +273,8 @@ class Journal:
                 or trio.current_time() - seg.opened_at >= self.segment_s)
         self._commit_started = time.monotonic()  # wall time: a mock clock jumps in threads
         try:
-            written = await trio.to_thread.run_sync(files.write_batch, self._fh, batch, seg.path)
+            written = await trio.to_thread.run_sync(files.write_batch, self._fh, batch, seg.path,
+                                                    self.compress_level)
         except Exception as exc:  # ENOSPC, EIO, a removed directory...: never the app's end
             self.stats.failures += 1
             self._commit_started = None
@@ -305,7 +310,8 @@ class Journal:
         first = self._pending[0][0] if self._pending else self.seq + 1
         path = self.directory / fmt.segment_name(first)
         try:
-            fh = await trio.to_thread.run_sync(files.create_segment, path)
+            fh = await trio.to_thread.run_sync(files.create_segment, path,
+                                               self.compress_level is not None)
         except Exception as exc:
             self._outage_from(self.clock_ns() // 1_000_000, f"{type(exc).__name__}: {exc}")
             return

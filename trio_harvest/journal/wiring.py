@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..binance.streams import depth_stream_name
 from ..kinds import Row
 from ..repair.gaps import gap_row
+from . import format as fmt
 from .checkpoint import oldest_not_durable
 from .journal import Journal
 from .settings import journal_path
@@ -80,6 +81,7 @@ def build_journal(config: Config, lanes: Lanes, clock_ns: Callable[[], int] | No
         segment_bytes=config.journal_segment_bytes, segment_s=config.journal_segment_s,
         max_bytes=config.journal_max_bytes, raw_dir=config.raw_dir,
         clock_ns=clock_ns or time.time_ns,
+        compress_level=fmt.ZSTD_LEVEL if config.journal_compress else None,
     )
     journal.cursor = lanes.cursor  # one list: the journal writes the seq, lanes read it
     return journal

@@ -27,6 +27,7 @@ reach_log = logging.getLogger("trio_harvest.ingest")  # "cannot reach" is about 
 # The "cannot reach" line: first after this many health intervals without any connection up
 # (10 s by default), then again every NO_DATA_EVERY intervals (a minute) while it lasts.
 NO_DATA_FIRST = 2
+FIRST_LINE_S = 30.0  # a new run's first progress line comes this soon (or at ``interval``)
 NO_DATA_EVERY = 12
 DNS_MARKS = ("gaierror", "Name or service not known", "nodename nor servname",
              "Temporary failure in name resolution", "No address associated")
@@ -89,7 +90,8 @@ def no_data_line(endpoint: str, *, down_for: float, ever_received: bool, connect
 
 
 class Progress:
-    """The task: a progress line every ``interval`` seconds (0 = off) and, while no connection is
+    """The task: a progress line every ``interval`` seconds (0 = off; the first one already
+    after ``FIRST_LINE_S`` if that is sooner) and, while no connection is
     up, a "cannot reach" line after ``NO_DATA_FIRST`` health intervals, then every
     ``NO_DATA_EVERY``."""
 
@@ -151,7 +153,7 @@ class Progress:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         stop = self.h.stop_state.requested
-        next_report = trio.current_time() + self.interval
+        next_report = trio.current_time() + min(self.interval, FIRST_LINE_S)
         while not stop.is_set():
             await trio.sleep(self.tick)
             now = trio.current_time()

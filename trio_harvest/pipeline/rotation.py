@@ -24,11 +24,13 @@ from ..kinds import Row
 from ..ratelimit import RateLimitedLog
 from ..storage.gate import PublishGate
 from ..storage.partitions import Partition, RowData, split_by_date
+from ..storage.writer import Committing
 from .lanes import Lane, Lanes
 
 log = logging.getLogger("trio_harvest.rotation")
 
 STOP_CONCURRENCY = 16  # partition writes at once during the final flush (at least save_concurrency)
+FIRST_FLUSH_S = 30.0  # a new run's first timer rotation writes every lane with rows, by then
 
 SaveFn = Callable[[Partition, PublishGate], Awaitable[Any]]
 DeadLetterFn = Callable[[str, str, RowData, PublishGate], Awaitable[Any]]
@@ -81,6 +83,7 @@ class Rotation:
         save_concurrency: int,
         min_file_rows: int = 1,
         max_file_age: float = 0.0,
+        first_flush: float = 0.0,
         observe: WriteObserver | None = None,
         on_lost: LostFn | None = None,
     ) -> None:
@@ -92,6 +95,10 @@ class Rotation:
         # flush is ``max_file_age`` seconds old, so files reach a useful size at realistic load.
         self.min_file_rows = min_file_rows
         self.max_file_age = max_file_age
+        # A new run shows files early: the first timer rotation comes after ``first_flush`` s
+        # (if sooner than ``rotate_sec``) and flushes every lane with rows; then the cadence.
+        self.first_flush = first_flush
+        self._first_pending = first_flush > 0
         self._last_flush: dict[Lane, float] = {}
         self.write_timeout = write_timeout
         self.deadletter_timeout = deadletter_timeout
@@ -129,7 +136,8 @@ class Rotation:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            self.next_rotation = trio.current_time() + self.rotate_sec
+            first = min(self.rotate_sec, self.first_flush) if self._first_pending else self.rotate_sec
+            self.next_rotation = trio.current_time() + first
             task_status.started()
             while True:
                 with trio.move_on_at(self.next_rotation):
@@ -139,8 +147,9 @@ class Rotation:
                 if now >= self.next_rotation:
                     self.stats.rotations += 1
                     self.next_rotation = max(self.next_rotation + self.rotate_sec, now)
-                    targets = [lane for lane in self.lanes
-                               if lane in self._urgent or self._due(lane, now)]
+                    first, self._first_pending = self._first_pending, False
+                    targets = [lane for lane in self.lanes if lane in self._urgent or
+                               (first and lane.pending) or self._due(lane, now)]
                 else:
                     targets = list(self._urgent)
                 self._urgent.clear()
@@ -152,8 +161,10 @@ class Rotation:
         if not lane.pending:
             return False
         last = self._last_flush.setdefault(lane, now - self.rotate_sec)
+        # Half a tick of slack: a flush starts a little after its tick, so an age equal to
+        # the tick period must not slip by a whole period.
         return bool(lane.pending_spill) or lane.level >= min(self.min_file_rows, lane.high) or (
-            now - last >= self.max_file_age
+            now - last >= self.max_file_age - self.rotate_sec / 2
         )
 
     def _start_flush(self, lane: Lane) -> None:
@@ -226,7 +237,17 @@ class Rotation:
                                 error = f"{type(exc).__name__}: {exc}"
                                 ks.write_failures += 1
                         timed_out = timeout.cancelled_caught
-                        elapsed = trio.current_time() - started
+                    # A staged file waits for its group commit outside the limiter, so the
+                    # next partitions encode meanwhile and one sync serves many files.
+                    if isinstance(written, Committing) and error is None and not timed_out:
+                        with trio.move_on_at(started + self.write_timeout) as timeout:
+                            try:
+                                written = await written.result()
+                            except Exception as exc:
+                                error = f"{type(exc).__name__}: {exc}"
+                                ks.write_failures += 1
+                        timed_out = timeout.cancelled_caught
+                    elapsed = trio.current_time() - started
                 finally:
                     self._write_scopes.discard(aborted)
             if (aborted.cancelled_caught or timed_out) and error is None:

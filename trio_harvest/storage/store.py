@@ -18,16 +18,14 @@ from pathlib import Path, PurePath
 from typing import BinaryIO
 
 from .gate import PublishGate
+from .groupcommit import Abandoned as Abandoned
+from .groupcommit import Staged, commit_batch, fsync_dir
 from .partitions import TMP_PREFIX, TMP_SUFFIX
 
 log = logging.getLogger("trio_harvest.storage")
 
 HOST = socket.gethostname().replace("-", "_")[:32] or "host"
 FOREIGN_TEMP_MAX_AGE_S = 3600.0
-
-
-class Abandoned(Exception):
-    """The waiter gave up on this write before it was published; nothing was published."""
 
 
 class LocalStore:
@@ -41,43 +39,42 @@ class LocalStore:
     def path(self, rel: PurePath) -> Path:
         return self.root / rel
 
-    def write_atomic(
-        self, rel: PurePath, produce: Callable[[BinaryIO], None], gate: PublishGate | None = None
-    ) -> int:
-        """Write ``rel`` via ``produce(fh)``; returns the size in bytes. Raises ``Abandoned`` if the
-        gate was abandoned before publishing (the temp file is removed), OSError on I/O failure."""
+    def stage(self, rel: PurePath, produce: Callable[[BinaryIO], None],
+              gate: PublishGate) -> Staged:
+        """The first half of an atomic write: ``produce`` into a temp file in the final
+        directory, closed but neither synced nor renamed. ``groupcommit.commit_batch`` finishes
+        it (durable, gate, rename, directory) together with every other file staged meanwhile."""
         final = self.root / rel
         final.parent.mkdir(parents=True, exist_ok=True)
-        # ``.tmp-…-<name>.tmp``: hidden, and never matched by a reader's ``*.parquet`` glob
-        tmp = final.with_name(
-            f"{TMP_PREFIX}{HOST}-{os.getpid()}-{os.urandom(4).hex()}-{final.name}{TMP_SUFFIX}")
+        tmp = self._temp_for(final)
         try:
             with open(tmp, "wb") as fh:
                 produce(fh)
                 fh.flush()
-                os.fsync(fh.fileno())
                 size = fh.tell()
-            if gate is not None and not gate.begin():
-                raise Abandoned(str(rel))
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        try:
-            os.replace(tmp, final)
-        except BaseException:
-            if gate is not None:
-                gate.settle(False)  # a waiter that timed out meanwhile dead-letters the batch
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        if gate is not None:
-            gate.settle(True)
-        try:
-            _fsync_dir(final.parent)
-        except OSError as exc:  # the file is there: a second copy would be worse
-            log.warning("%s is published, but fsync of its directory failed: %s", final, exc)
-        return size
+        return Staged(tmp, final, size, gate)
+
+    @staticmethod
+    def _temp_for(final: Path) -> Path:
+        # ``.tmp-…-<name>.tmp``: hidden, and never matched by a reader's ``*.parquet`` glob
+        return final.with_name(
+            f"{TMP_PREFIX}{HOST}-{os.getpid()}-{os.urandom(4).hex()}-{final.name}{TMP_SUFFIX}")
+
+    def write_atomic(
+        self, rel: PurePath, produce: Callable[[BinaryIO], None], gate: PublishGate | None = None
+    ) -> int:
+        """Write ``rel`` via ``produce(fh)``; returns the size in bytes. Raises ``Abandoned`` if the
+        gate was abandoned before publishing (the temp file is removed), OSError on I/O failure.
+        A commit of its own: fsync, gate, rename, fsync of the directory."""
+        staged = self.stage(rel, produce, gate or PublishGate())
+        commit_batch([staged])
+        if staged.error is not None:
+            raise staged.error
+        return staged.size
 
     def list(self, prefix: PurePath | None = None, suffix: str = "") -> Iterator[PurePath]:
         """Published files below ``prefix`` (temp files excluded), relative to the root."""
@@ -102,7 +99,7 @@ class LocalStore:
 
     def delete(self, rel: PurePath) -> None:
         (self.root / rel).unlink(missing_ok=True)
-        _fsync_dir((self.root / rel).parent)
+        fsync_dir((self.root / rel).parent)
 
     def temp_files(self) -> Iterator[Path]:
         for dirpath, _dirs, files in os.walk(self.root):
@@ -145,16 +142,3 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -6,18 +6,22 @@ out) and the cap on abandoned-but-still-running threads, so a hung disk cannot p
 and the rows they hold. Never retries, never re-queues anything into memory (old fault 4), never
 decides what a failure means: that is rotation's job. One row that its columns cannot hold
 never fails its batch: the batch is written without it and the row is set aside in the dead
-letter's ``_rejected/`` folder with its reason (``rowcheck.py``).
+letter's ``_rejected/`` folder with its reason (``rowcheck.py``). On local disk a partition is
+staged (a complete temp file) in the thread and then published by the group commit
+(``groupcommit.py``) together with every other file staged meanwhile; ``stage`` hands the
+waiting back to the caller, so a caller's limiter covers encoding, not the shared sync.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import trio
 
@@ -26,10 +30,12 @@ from .backends import Store
 from .backlog import REJECTED_DIR
 from .encoding import encode_ndjson, write_parquet
 from .gate import PublishGate
+from .groupcommit import GroupCommit, Staged
 from .partitions import Partition, RowData, deadletter_name, part_name, unique_token
 from .rowcheck import ENCODE_ERRORS, rejected_ndjson, split_rows
 
 log = logging.getLogger("trio_harvest.writer")
+T = TypeVar("T")
 
 
 class StorageStuck(OSError):
@@ -41,6 +47,20 @@ class Written:
     path: PurePath
     rows: int
     bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Committing:
+    """A partition in a complete temp file, not yet durable nor published: ``result()`` waits
+    for its group commit and returns what was written (or raises ``Abandoned``/``OSError``)."""
+
+    written: Written
+    staged: Staged
+    group: GroupCommit
+
+    async def result(self) -> Written:
+        await self.group.commit(self.staged)
+        return self.written
 
 
 class Writer:
@@ -64,12 +84,23 @@ class Writer:
         self._stuck: dict[int, int] = {}
         self._lock = threading.Lock()
         self.rows_rejected = 0  # rows set aside because their columns cannot hold them
+        self.group = GroupCommit()
 
     @property
     def threads_running(self) -> int:
         return self._running
 
     async def save(self, part: Partition, gate: PublishGate, unique: str | None = None) -> Written:
+        """Write one partition and return once it is published."""
+        out = await self.stage(part, gate, unique)
+        return await out.result() if isinstance(out, Committing) else out
+
+    async def stage(
+        self, part: Partition, gate: PublishGate, unique: str | None = None
+    ) -> Written | Committing:
+        """Encode and write one partition in a thread. On local disk the file is only staged:
+        the caller awaits ``result()`` (outside any limiter it holds) for the group commit.
+        Elsewhere (an object store: one whole PUT) the file is already published."""
         schema = self.schema_of(part.kind)
         meta = self.metadata_of(part.kind)
         rel = part.directory() / part_name(part.first_ts, part.last_ts, unique)
@@ -87,10 +118,19 @@ class Writer:
                 rejected.extend(bad)
                 write_parquet(fh, schema, good, meta)
 
-        size = await self._in_thread(self.data, rel, produce, gate)
+        stage = getattr(self.data, "stage", None)
+        if stage is not None:
+            staged: Staged = await self._in_thread(
+                self.data, lambda: stage(rel, produce, gate), _drop)
+            result: Written | Committing = Committing(
+                Written(rel, part.n - len(rejected), staged.size), staged, self.group)
+        else:
+            size = await self._in_thread(
+                self.data, lambda: self.data.write_atomic(rel, produce, gate))
+            result = Written(rel, part.n - len(rejected), size)
         if rejected:
             await self._set_aside(part.kind, part.symbol, rejected)
-        return Written(rel, part.n - len(rejected), size)
+        return result
 
     async def _set_aside(self, kind: str, symbol: str, bad: list[tuple[Row, str]]) -> None:
         """Rows no column holds: into ``_rejected/``, never back into a batch. If even that
@@ -106,7 +146,8 @@ class Writer:
         log.warning("%s/%s: %d rows their columns cannot hold were set aside in %s (first: %s)",
                     kind, symbol, len(bad), rel, bad[0][1])
         try:
-            await self._in_thread(self.deadletter_store, rel, produce, PublishGate())
+            store, gate = self.deadletter_store, PublishGate()
+            await self._in_thread(store, lambda: store.write_atomic(rel, produce, gate))
         except Exception as exc:
             log.error("%s/%s: could not set aside %d bad rows (%s: %s): %s", kind, symbol,
                       len(bad), type(exc).__name__, exc, payload[:400])
@@ -119,19 +160,17 @@ class Writer:
         def produce(fh: BinaryIO) -> None:  # encoded in the worker thread, not on the loop
             fh.write(encode_ndjson(schema, rows))
 
-        size = await self._in_thread(self.deadletter_store, rel, produce, gate)
+        store = self.deadletter_store
+        size = await self._in_thread(store, lambda: store.write_atomic(rel, produce, gate))
         return Written(rel, len(rows), size)
 
-    async def _in_thread(
-        self,
-        store: Store,
-        rel: PurePath,
-        produce: Callable[..., None],
-        gate: PublishGate,
-    ) -> int:
+    async def _in_thread(self, store: Store, write: Callable[[], T],
+                         orphaned: Callable[[T], None] | None = None) -> T:
         """Run one blocking write in a thread. Only threads that were *abandoned* (their caller
         timed out) and still run count as stuck, separately per store, so a hung data disk never
-        stops dead-letter writes to another one, and healthy concurrency never looks stuck."""
+        stops dead-letter writes to another one, and healthy concurrency never looks stuck.
+        ``orphaned(result)`` runs in the thread if its caller gave up before it finished (a
+        staged temp file nobody will commit is removed)."""
         key = id(store)
         with self._lock:
             stuck = self._stuck.get(key, 0)
@@ -141,15 +180,20 @@ class Writer:
             self._running += 1
         state = {"done": False, "abandoned": False}
 
-        def run() -> int:
+        def run() -> T:
+            abandoned = False
             try:
-                return store.write_atomic(rel, produce, gate)
+                result = write()
             finally:
                 with self._lock:
                     self._running -= 1
                     state["done"] = True
                     if state["abandoned"]:
                         self._stuck[key] -= 1
+                        abandoned = True
+            if abandoned and orphaned is not None:
+                orphaned(result)
+            return result
 
         try:
             return await trio.to_thread.run_sync(run, abandon_on_cancel=True)
@@ -161,6 +205,15 @@ class Writer:
             raise
 
     @property
+    def commit_batches(self) -> int:
+        return self.group.batches
+
+    @property
     def threads_stuck(self) -> int:
         """Abandoned write threads still running (a hung disk), over all stores."""
         return sum(self._stuck.values())
+
+
+def _drop(staged: Staged) -> None:
+    with contextlib.suppress(OSError):
+        staged.tmp.unlink()
