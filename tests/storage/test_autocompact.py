@@ -10,7 +10,7 @@ import trio
 import trio.testing
 
 from trio_harvest.app import Harvester
-from trio_harvest.config import ConfigError, load_config
+from trio_harvest.config import ConfigError, build_config, load_config
 from trio_harvest.storage.autocompact import AutoCompactStats, run_auto_compact
 from trio_harvest.storage.compact import CompactReport, exclusive
 from trio_harvest.storage.fileschema import is_compacted
@@ -99,7 +99,11 @@ def test_settings_are_toml_env_and_flags(tmp_path: Path) -> None:
     cfg = load_config({"compact_target_rows": 5000}, {"TRIO_HARVEST_COMPACT_OLDER_THAN": "900"},
                       toml)
     assert (cfg.auto_compact, cfg.compact_older_than, cfg.compact_target_rows) == (True, 900, 5000)
-    assert make_config(tmp_path).auto_compact is False
+    assert build_config({"data_dir": tmp_path}).auto_compact is True  # on by default
+    assert (build_config({"data_dir": tmp_path}).compact_older_than,
+            build_config({"data_dir": tmp_path}).compact_interval) == (600.0, 60.0)
+    with pytest.raises(ConfigError, match="compact_interval"):
+        make_config(tmp_path, compact_interval=0.0)
     with pytest.raises(ConfigError, match="compact_target_rows: must be a whole number"):
         make_config(tmp_path, compact_target_rows=1)
     with pytest.raises(ConfigError, match="compact_older_than"):
@@ -110,3 +114,5 @@ def test_settings_are_toml_env_and_flags(tmp_path: Path) -> None:
                                       "--compact-target-rows", "100"])
     assert (args.auto_compact, args.compact_older_than, args.compact_target_rows) == (
         True, 7200.0, 100)
+    args = build_parser().parse_args(["run", "--no-auto-compact", "--compact-interval", "5s"])
+    assert (args.auto_compact, args.compact_interval) == (False, 5.0)

@@ -183,21 +183,53 @@ def test_a_recovered_source_written_again_after_compaction_is_not_counted(tmp_pa
     assert_exactly_once(tmp_path, expected)
 
 
-def test_open_partitions_and_other_symbols_are_left_alone(tmp_path: Path) -> None:
+def test_recent_writes_and_other_symbols_are_left_alone(tmp_path: Path) -> None:
     make_dataset(tmp_path)
     before = sorted(p.name for p in tmp_path.rglob("*.parquet"))
-    day_end = DAY1 / 1000 + 86400
-    soon = Compactor(LocalStore(tmp_path), older_than=7200, target_rows=7,
-                     now=lambda: day_end + 3600, written_at=lambda rel: 0.0).run()
-    assert soon.open_partitions == 3 and soon.partitions == []
     recent = Compactor(LocalStore(tmp_path), older_than=7200, target_rows=7,
                        now=lambda: LATER, written_at=lambda rel: LATER - 60).run()
-    assert recent.open_partitions == 3 and recent.partitions == []
+    assert recent.open_partitions == 2 and recent.partitions == []
     other = compactor(tmp_path, symbols=["SOLUSDT"]).run()
     assert other.partitions == [] and sorted(p.name for p in tmp_path.rglob("*.parquet")) == before
     eth = compactor(tmp_path, symbols=["ETHUSDT"]).run()
     assert [p.partition for p in eth.partitions] == [
         "date=2023-11-15/symbol=ETHUSDT/kind=orderbook"]
+
+
+def test_a_running_day_merges_its_due_hours_into_hourly_files(tmp_path: Path) -> None:
+    """The day has not ended ``older_than`` ago, but its first hour has: merged per hour; the
+    running hour waits until its newest file is older than ``older_than``."""
+    expected = make_dataset(tmp_path)
+    prices = schema_for(PRICES)
+    hour2 = DAY1 + 2 * 3_600_000
+    for k in range(2):  # two files of the running hour, written just now
+        ts = hour2 + 10 * k
+        write_new(tmp_path, "2023-11-15", "BTCUSDT", prices, rows(prices, ts, 2, "BTCUSDT"),
+                  f"part-{ts}-{ts + 1}-h{k}.parquet")
+        expected[PRICES] += rows(prices, ts, 2, "BTCUSDT")
+    now = hour2 / 1000 + 60
+    report = Compactor(LocalStore(tmp_path), older_than=600, target_rows=100,
+                       now=lambda: now, written_at=lambda rel: 0.0).run()
+    assert not report.failed and report.open_partitions == 2
+    assert_exactly_once(tmp_path, expected)
+    names = [f.name for f in part_files(tmp_path, PRICES)]
+    assert len([n for n in names if is_compacted(n)]) == 1  # hour 0: one file
+    assert sorted(n for n in names if not is_compacted(n)) == [
+        f"part-{hour2}-{hour2 + 1}-h0.parquet", f"part-{hour2 + 10}-{hour2 + 11}-h1.parquet"]
+    # ten minutes on, the running hour's files are due too: one file per hour
+    later = Compactor(LocalStore(tmp_path), older_than=600, target_rows=100,
+                      now=lambda: now + 600, written_at=lambda rel: 0.0).run()
+    assert later.as_dict()["merged_files"] == 1
+    assert len(part_files(tmp_path, PRICES)) == 2 and all(
+        is_compacted(f.name) for f in part_files(tmp_path, PRICES))
+    assert_exactly_once(tmp_path, expected)
+    # the day closes: its hourly files become one file of the day
+    closed = compactor(tmp_path, target_rows=100).run()
+    assert closed.open_partitions == 0 and closed.as_dict()["merged_files"] == 1
+    (day,) = part_files(tmp_path, PRICES)
+    assert pl.read_parquet(day)["ts_ms"].is_sorted()
+    assert_exactly_once(tmp_path, expected)
+    assert pl.scan_parquet(day).select(pl.len()).collect().item() == len(expected[PRICES])
 
 
 def test_pure_rules() -> None:
@@ -227,8 +259,12 @@ def test_cli_compact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and doc["merged_files"] == 4 and doc["failed"] == []
     with logging_restored():
-        assert main(["compact", "--data-dir", str(tmp_path), "--older-than", "0s"]) == 0
+        assert main(["compact", "--data-dir", str(tmp_path), "--older-than", "0s",
+                     "--target-rows", "7"]) == 0
     assert "compacted 0 partitions" in capsys.readouterr().out
+    with logging_restored():  # the default target: the closed day becomes one file
+        assert main(["compact", "--data-dir", str(tmp_path), "--older-than", "0s"]) == 0
+    assert "compacted 1 partitions: 3 files (18 rows) into 1" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [
