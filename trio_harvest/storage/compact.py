@@ -62,6 +62,7 @@ from .fileschema import (
     is_compacted,
     orderbook_depth,
     sources_in,
+    stored_metadata,
 )
 from .gate import PublishGate
 from .store import LocalStore
@@ -334,9 +335,7 @@ class Compactor:
             self.hook("deleted", directory / name)
 
     def _metadata(self, rel: PurePath) -> dict[str, str]:
-        if isinstance(self.store, LocalStore):  # the footer only
-            return pl.read_parquet_metadata(self.store.path(rel))
-        return pl.read_parquet_metadata(io.BytesIO(self.store.read_bytes(rel)))
+        return stored_metadata(self.store, rel)
 
 
 class _Spent(Exception):
