@@ -82,13 +82,14 @@ async def _worker_thread(fn: Callable[[], CompactReport | None]) -> CompactRepor
 
 async def run_auto_compact(where: Path | Any, make: Callable[[], Compactor],
                            stats: AutoCompactStats, *, first_after: float | None = None,
-                           every: float = EVERY, full_every: float = FULL_EVERY,
+                           every: float = EVERY, full_every: float | None = None,
                            in_thread: InThread = _worker_thread) -> None:
     """``where``: a local data dir or a store (the lock's place); ``make`` builds the compactor
     once (it remembers what it has read from round to round)."""
     await trio.sleep(FIRST_AFTER if first_after is None else first_after)
     compactor: Compactor | None = None
     last_full: float | None = None
+    full_every = FULL_EVERY if full_every is None else full_every
     while True:
         try:
             if compactor is None:
