@@ -317,13 +317,9 @@ class MemoryStore:
             (root / rel).write_bytes(data)
 
 
-@pytest.mark.parametrize("kill_at", [0, 1, 2, 5, STEPS])
-def test_through_the_store_interface_only(
-    tmp_path: Path, template: tuple[Path, dict[str, Any]], kill_at: int
-) -> None:
-    src = template[0]
-    store = MemoryStore({PurePath(p.relative_to(src)): p.read_bytes()
-                         for p in src.rglob("*.parquet")})
+def kill_then_finish(store: Any, kill_at: int, meanwhile: Any = lambda: None) -> None:
+    """A compaction of ``store`` killed before its step ``kill_at`` (not at all from ``STEPS``
+    on), then ``meanwhile()``, then a whole run."""
     steps: list[str] = []
 
     def hook(step: str, rel: PurePath) -> None:
@@ -337,7 +333,18 @@ def test_through_the_store_interface_only(
     if kill_at < STEPS:
         with pytest.raises(Killed):
             run(hook=hook)
+    meanwhile()
     assert not run().failed
+
+
+@pytest.mark.parametrize("kill_at", [0, 1, 2, 5, STEPS])
+def test_through_the_store_interface_only(
+    tmp_path: Path, template: tuple[Path, dict[str, Any]], kill_at: int
+) -> None:
+    src = template[0]
+    store = MemoryStore({PurePath(p.relative_to(src)): p.read_bytes()
+                         for p in src.rglob("*.parquet")})
+    kill_then_finish(store, kill_at)
     store.dump(tmp_path / "data")
     assert_exactly_once(tmp_path / "data", template[1])
     assert len(part_files(tmp_path / "data", PRICES)) == 3

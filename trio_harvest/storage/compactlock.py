@@ -2,8 +2,9 @@
 
 Owns the lock: on local disk an ``flock`` on ``<data_dir>/.compact.lock`` (released when the
 process dies); on an object store a lease object ``_compact.lock`` in the dataset's root, taken
-with a create-only PUT and taken over only once expired (a compare-and-swap on its ETag), kept
-alive by ``Held.keep()`` between partitions and deleted on release. Two compactors at once could
+with a create-only PUT and taken over only once expired, or at once when its holder was a
+process of this host that is gone (a compare-and-swap on its ETag either way), kept alive by
+``Held.keep()`` between partitions and deleted on release. Two compactors at once could
 merge the same files into two different files, which a reader would count twice: this is what
 keeps them apart. Blocking: call it from a worker thread.
 """
@@ -19,11 +20,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
 from typing import Any
 
-from .store import HOST, LocalStore
+from .store import HOST, LocalStore, _pid_alive
 
 LOCK_NAME = ".compact.lock"  # hidden: no reader's glob matches it
 LEASE = PurePath("_compact.lock")  # "_": no reader's glob or Hive discovery matches it
-LEASE_S = 900.0
+LEASE_S = 120.0  # renewed between partitions; a killed holder blocks others this long at most
 
 
 class Busy(Exception):
@@ -85,6 +86,13 @@ def _parse(raw: bytes) -> tuple[str, float]:
         return "?", 0.0
 
 
+def _dead_here(holder: str) -> bool:
+    """The holder ran on this host and its process is gone (killed): its lease is stale."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    return host == HOST and pid.isdigit() and not _pid_alive(int(pid))
+
+
 @contextlib.contextmanager
 def _lease(store: Any, now: Callable[[], float]) -> Iterator[Held]:
     owner = f"{HOST}:{os.getpid()}:{os.urandom(4).hex()}"
@@ -97,7 +105,7 @@ def _lease(store: Any, now: Callable[[], float]) -> Iterator[Held]:
         except FileNotFoundError:  # released in between: the next round takes it
             raise Busy(f"another compaction just released {store.location}/{LEASE}") from None
         holder, expires = _parse(raw)
-        if expires > now():
+        if expires > now() and not _dead_here(holder):
             raise Busy(f"another compaction is running on {store.location} (it holds "
                        f"{LEASE} as {holder} for {expires - now():.0f} s more)") from None
         try:
