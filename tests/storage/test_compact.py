@@ -384,3 +384,31 @@ def test_a_rerun_right_after_an_interrupted_one_finishes_its_delete(tmp_path: Pa
     assert report.as_dict()["cleaned"] == 2 and report.open_partitions == 0
     assert_exactly_once(tmp_path, expected)
     assert len(part_files(tmp_path, PRICES)) == 3
+
+
+def test_compact_older_than_0_merges_todays_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Today's partitions, the running hour included: ``--older-than 0`` merges them now."""
+    import time
+
+    prices = schema_for(PRICES)
+    now_ms = int(time.time() * 1000) - 5000
+    today = time.strftime("%Y-%m-%d", time.gmtime(now_ms / 1000))
+    want = []
+    for k in range(4):
+        ts = now_ms + k
+        batch = rows(prices, ts, 1, "BTCUSDT")
+        if time.strftime("%Y-%m-%d", time.gmtime(ts / 1000)) == today:
+            write_new(tmp_path, today, "BTCUSDT", prices, batch, f"part-{ts}-{ts}-t{k}.parquet")
+            want += batch
+    with logging_restored():
+        assert main(["compact", "--data-dir", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["merged_files"] == 0  # 10 minutes: not yet
+    with logging_restored():
+        assert main(["compact", "--data-dir", str(tmp_path), "--older-than", "0", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["merged_files"] == 1 and doc["open_partitions"] == 1
+    (merged,) = part_files(tmp_path, PRICES)
+    assert is_compacted(merged.name)
+    assert_exactly_once(tmp_path, {PRICES: want})

@@ -73,6 +73,10 @@ __all__ = ["DEFAULT_OLDER_THAN", "DEFAULT_TARGET_ROWS", "LOCK_NAME", "Busy", "Co
 
 log = logging.getLogger("trio_harvest.compact")
 
+# a merge holds its group in memory (in a worker thread, beside a running harvester): at most
+# this many cells (rows x columns, ~8 bytes each), so a wide kind (a 20-level book) gets more,
+# smaller parts than ``target_rows`` alone would give
+MAX_GROUP_CELLS = 16_000_000
 _DROP_META = ("ARROW:schema", SOURCES_KEY, ROWS_KEY, "trio_harvest.recovered_from")
 
 StepHook = Callable[[str, PurePath], None]  # step name, file: for tests of interruptions
@@ -264,11 +268,12 @@ class Compactor:
             now = self.now() if now is None else now
             buckets = self._due_hours(directory, live, mine, now)
         data: dict[str, bytes] = {}
+        target = min(self.target_rows, max(2, MAX_GROUP_CELLS // len(file_columns(kind))))
         for bucket in buckets:
             if len(bucket) < 2:
                 continue
             counted = [(n, self._rows(directory / n, data)) for n in bucket]
-            for group in plan_groups(counted, self.target_rows):  # step 2
+            for group in plan_groups(counted, target):  # step 2
                 if self._spent():
                     raise _Spent
                 self._merge_group(directory, kind, group, data, outcome)
