@@ -27,6 +27,7 @@ import trio
 from .compact import Compactor, CompactReport
 from .compactlock import Busy, exclusive
 from .merge import unfinished_tokens
+from .store import LocalStore
 
 log = logging.getLogger("trio_harvest.autocompact")
 
@@ -63,6 +64,8 @@ def recent_dates(now_s: float) -> list[str]:
 def compact_once(where: Path | Any, compactor: Compactor,
                  dates: list[str] | None = None) -> CompactReport | None:
     """One round (blocking); None if another compaction holds the lock."""
+    if isinstance(where, LocalStore):
+        where = where.root
     if isinstance(where, Path) and not where.is_dir():  # nothing written yet
         return CompactReport()
     try:
