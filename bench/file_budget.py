@@ -17,13 +17,17 @@ largest count over settled partition-hours; null if no hour settled),
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as C
 
 HOUR_MS = 3_600_000
 
@@ -58,18 +62,20 @@ def main() -> int:
            "--compact-older-than", str(args.compact_older_than),
            "--compact-interval", str(args.compact_interval), "--log-level", "WARNING"]
     started = time.time()
+    load = os.getloadavg()
     subprocess.run(cmd, check=True)
     stopped_ms = int(time.time() * 1000)
     per = count(data)
     settle_ms = int((args.compact_older_than + 2 * args.compact_interval) * 1000)
     settled = {k: n for k, n in per.items() if (k[3] + 1) * HOUR_MS + settle_ms <= stopped_ms}
     running = {k: n for k, n in per.items() if k not in settled}
-    print(f"{'hour (UTC)':<14} {'partitions':>10} {'files':>7} {'max/partition':>14}")
+    lines = []
     for hour in sorted({k[3] for k in per}):
         counts = [n for k, n in per.items() if k[3] == hour]
         label = time.strftime("%Y-%m-%d %H", time.gmtime(hour * 3600))
         state = "settled" if any(k[3] == hour for k in settled) else "running"
-        print(f"{label:<14} {len(counts):>10} {sum(counts):>7} {max(counts):>14}  {state}")
+        lines.append((label, len(counts), sum(counts), max(counts), state))
+    print(C.table(("hour (UTC)", "partitions", "files", "max/partition", "state"), lines))
     doc = {
         "files_per_partition_hour": max(settled.values()) if settled else None,
         "files_per_partition_hour_mean": round(sum(settled.values()) / len(settled), 3)
@@ -79,8 +85,8 @@ def main() -> int:
         "partitions": len({k[:3] for k in per}), "settled_hours": len({k[3] for k in settled}),
         "files_total": sum(per.values()), "run_s": round(time.time() - started, 1),
         "max_file_age": args.max_file_age, "compact_older_than": args.compact_older_than,
-        "compact_interval": args.compact_interval, "symbols": len(syms)}
-    print(json.dumps(doc))
+        "compact_interval": args.compact_interval, "symbols": len(syms), **C.conditions(load)}
+    C.emit_json(doc)
     return 0
 
 

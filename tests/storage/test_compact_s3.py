@@ -153,3 +153,36 @@ async def test_a_run_on_s3_compacts_its_partitions_in_the_background(
     for _symbol, agg in ids.iter_rows():
         assert sorted(agg) == list(range(min(agg), max(agg) + 1))
     assert sum(len(a) for _s, a in ids.iter_rows()) == written
+
+
+def test_the_buckets_compaction_lease(s3: MotoS3) -> None:
+    """Refused while its holder lives and it has not expired; taken over once it expired, or at
+    once when its holder was a process of this host that is gone; renewed by ``keep()``."""
+    import os
+
+    from trio_harvest.storage.compact import Busy
+    from trio_harvest.storage.compactlock import LEASE, LEASE_S
+    from trio_harvest.storage.store import HOST
+
+    store = store_of(s3)
+    clock = [1000.0]
+    with exclusive(store, now=lambda: clock[0]) as held:
+        with pytest.raises(Busy, match="another compaction is running on " + URL):
+            with exclusive(store, now=lambda: clock[0]):
+                pass
+        clock[0] += LEASE_S * 0.75
+        held.keep()  # renewed: still ours a whole lease from now
+        clock[0] += LEASE_S * 0.75
+        with pytest.raises(Busy):
+            with exclusive(store, now=lambda: clock[0]):
+                pass
+    assert not list(store.list(None, ".lock"))  # given back
+    with exclusive(store, now=lambda: clock[0]):  # a holder that never gives it back
+        clock[0] += LEASE_S + 1
+        with exclusive(store, now=lambda: clock[0]):  # expired: taken over
+            pass
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    store.create(LEASE, json.dumps({"owner": f"{HOST}:{gone.pid}:x", "until": 1e12}).encode())
+    with exclusive(store):  # its holder was a process of this host that is gone
+        assert json.loads(store.read_tagged(LEASE)[0])["owner"].startswith(f"{HOST}:{os.getpid()}:")
