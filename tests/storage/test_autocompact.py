@@ -155,8 +155,8 @@ async def test_compaction_keeps_pace_with_rotation_for_many_rounds(tmp_path: Pat
     assert h.compaction.failures == 0, h.compaction.last_error
     passes = [s[0] for s in seen]
     written = [s[2] for s in seen]
-    assert passes == sorted(passes) and passes[-1] - passes[1] >= 8  # rounds kept coming
-    assert written == sorted(written) and written[-1] - written[1] >= 8  # and so did files
+    assert passes == sorted(passes) and passes[-1] - passes[1] >= 4  # rounds kept coming
+    assert written == sorted(written) and written[-1] - written[1] >= 4  # and so did files
     assert seen[-1][1] > seen[1][1] > 0, seen  # merging all along
     # every hour but the last two (the running one and the one that was settling) is one file
     per_hour: dict[int, int] = {}
