@@ -37,7 +37,7 @@ from .repair.coordinator import Repair
 from .signals.engine import SignalEngine
 from .signals.task import flush_all, run_features
 from .sim.inprocess import start_simulator
-from .storage.autocompact import AutoCompactStats, run_auto_compact
+from .storage.autocompact import AutoCompactStats, auto_compactor, run_auto_compact
 from .storage.backends import data_location, data_store
 from .storage.compact import Compactor
 from .storage.startup import startup_scan
@@ -360,10 +360,11 @@ class Harvester:
         cfg = self.config
 
         def make() -> Compactor:
-            return Compactor(self.data_store, older_than=cfg.compact_older_than,
-                             target_rows=cfg.compact_target_rows, symbols=cfg.symbols)
+            return auto_compactor(self.data_store, cfg.deadletter_path,
+                                  older_than=cfg.compact_older_than,
+                                  target_rows=cfg.compact_target_rows, symbols=cfg.symbols)
 
-        await run_auto_compact(cfg.data_dir, make, self.compaction)
+        await run_auto_compact(self.data_store, make, self.compaction, every=cfg.compact_interval)
 
     async def _run_ingest(self) -> None:
         with self._ingest_scope:

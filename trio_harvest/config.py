@@ -110,10 +110,12 @@ class Config:
     # operator experience (issue 12): the progress line and the end-of-run summary
     progress_interval: float = 300.0  # seconds between progress lines; 0 = off
     summary_by_symbol: bool = False  # the summary per symbol too (always with 4 symbols or fewer)
-    # compaction (issue 10): background merging of closed partitions; see storage/compact.py
-    auto_compact: bool = False
-    compact_older_than: float = 7200.0
+    # compaction: background merging into hourly files, and a closed day into one file per
+    # partition (storage/compact.py, storage/compactrules.py)
+    auto_compact: bool = True
+    compact_older_than: float = 600.0
     compact_target_rows: int = 1_000_000
+    compact_interval: float = 60.0  # seconds between background compaction rounds
     # transport (issue 8): the websocket client library, see ingest/transport.py
     transport: str = DEFAULT_TRANSPORT
     # scale-out (issue 10): object storage, workers per host, shards (scale/settings.py checks)
@@ -225,9 +227,10 @@ def _validate(c: Config) -> None:
     _positive("auto_recover_after", c.auto_recover_after)
     if c.auto_recover_batch < 1:
         raise ConfigError(f"auto_recover_batch: must be at least 1, got {c.auto_recover_batch}")
-    from .storage.compact import check_settings  # compaction's own rules
+    from .storage.compactrules import check_settings  # compaction's own rules
     if (problem := check_settings(c.compact_older_than, c.compact_target_rows)) is not None:
         raise ConfigError(problem)
+    _positive("compact_interval", c.compact_interval)
     check_ops_settings(c.progress_interval)
     for kind in ALL_KINDS:
         if kind not in c.watermarks:

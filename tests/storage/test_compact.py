@@ -183,21 +183,53 @@ def test_a_recovered_source_written_again_after_compaction_is_not_counted(tmp_pa
     assert_exactly_once(tmp_path, expected)
 
 
-def test_open_partitions_and_other_symbols_are_left_alone(tmp_path: Path) -> None:
+def test_recent_writes_and_other_symbols_are_left_alone(tmp_path: Path) -> None:
     make_dataset(tmp_path)
     before = sorted(p.name for p in tmp_path.rglob("*.parquet"))
-    day_end = DAY1 / 1000 + 86400
-    soon = Compactor(LocalStore(tmp_path), older_than=7200, target_rows=7,
-                     now=lambda: day_end + 3600, written_at=lambda rel: 0.0).run()
-    assert soon.open_partitions == 3 and soon.partitions == []
     recent = Compactor(LocalStore(tmp_path), older_than=7200, target_rows=7,
                        now=lambda: LATER, written_at=lambda rel: LATER - 60).run()
-    assert recent.open_partitions == 3 and recent.partitions == []
+    assert recent.open_partitions == 2 and recent.partitions == []
     other = compactor(tmp_path, symbols=["SOLUSDT"]).run()
     assert other.partitions == [] and sorted(p.name for p in tmp_path.rglob("*.parquet")) == before
     eth = compactor(tmp_path, symbols=["ETHUSDT"]).run()
     assert [p.partition for p in eth.partitions] == [
         "date=2023-11-15/symbol=ETHUSDT/kind=orderbook"]
+
+
+def test_a_running_day_merges_its_due_hours_into_hourly_files(tmp_path: Path) -> None:
+    """The day has not ended ``older_than`` ago, but its first hour has: merged per hour; the
+    running hour waits until its newest file is older than ``older_than``."""
+    expected = make_dataset(tmp_path)
+    prices = schema_for(PRICES)
+    hour2 = DAY1 + 2 * 3_600_000
+    for k in range(2):  # two files of the running hour, written just now
+        ts = hour2 + 10 * k
+        write_new(tmp_path, "2023-11-15", "BTCUSDT", prices, rows(prices, ts, 2, "BTCUSDT"),
+                  f"part-{ts}-{ts + 1}-h{k}.parquet")
+        expected[PRICES] += rows(prices, ts, 2, "BTCUSDT")
+    now = hour2 / 1000 + 60
+    report = Compactor(LocalStore(tmp_path), older_than=600, target_rows=100,
+                       now=lambda: now, written_at=lambda rel: 0.0).run()
+    assert not report.failed and report.open_partitions == 2
+    assert_exactly_once(tmp_path, expected)
+    names = [f.name for f in part_files(tmp_path, PRICES)]
+    assert len([n for n in names if is_compacted(n)]) == 1  # hour 0: one file
+    assert sorted(n for n in names if not is_compacted(n)) == [
+        f"part-{hour2}-{hour2 + 1}-h0.parquet", f"part-{hour2 + 10}-{hour2 + 11}-h1.parquet"]
+    # ten minutes on, the running hour's files are due too: one file per hour
+    later = Compactor(LocalStore(tmp_path), older_than=600, target_rows=100,
+                      now=lambda: now + 600, written_at=lambda rel: 0.0).run()
+    assert later.as_dict()["merged_files"] == 1
+    assert len(part_files(tmp_path, PRICES)) == 2 and all(
+        is_compacted(f.name) for f in part_files(tmp_path, PRICES))
+    assert_exactly_once(tmp_path, expected)
+    # the day closes: its hourly files become one file of the day
+    closed = compactor(tmp_path, target_rows=100).run()
+    assert closed.open_partitions == 0 and closed.as_dict()["merged_files"] == 1
+    (day,) = part_files(tmp_path, PRICES)
+    assert pl.read_parquet(day)["ts_ms"].is_sorted()
+    assert_exactly_once(tmp_path, expected)
+    assert pl.scan_parquet(day).select(pl.len()).collect().item() == len(expected[PRICES])
 
 
 def test_pure_rules() -> None:
@@ -227,8 +259,12 @@ def test_cli_compact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and doc["merged_files"] == 4 and doc["failed"] == []
     with logging_restored():
-        assert main(["compact", "--data-dir", str(tmp_path), "--older-than", "0s"]) == 0
+        assert main(["compact", "--data-dir", str(tmp_path), "--older-than", "0s",
+                     "--target-rows", "7"]) == 0
     assert "compacted 0 partitions" in capsys.readouterr().out
+    with logging_restored():  # the default target: the closed day becomes one file
+        assert main(["compact", "--data-dir", str(tmp_path), "--older-than", "0s"]) == 0
+    assert "compacted 1 partitions: 3 files (18 rows) into 1" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -281,13 +317,9 @@ class MemoryStore:
             (root / rel).write_bytes(data)
 
 
-@pytest.mark.parametrize("kill_at", [0, 1, 2, 5, STEPS])
-def test_through_the_store_interface_only(
-    tmp_path: Path, template: tuple[Path, dict[str, Any]], kill_at: int
-) -> None:
-    src = template[0]
-    store = MemoryStore({PurePath(p.relative_to(src)): p.read_bytes()
-                         for p in src.rglob("*.parquet")})
+def kill_then_finish(store: Any, kill_at: int, meanwhile: Any = lambda: None) -> None:
+    """A compaction of ``store`` killed before its step ``kill_at`` (not at all from ``STEPS``
+    on), then ``meanwhile()``, then a whole run."""
     steps: list[str] = []
 
     def hook(step: str, rel: PurePath) -> None:
@@ -301,7 +333,18 @@ def test_through_the_store_interface_only(
     if kill_at < STEPS:
         with pytest.raises(Killed):
             run(hook=hook)
+    meanwhile()
     assert not run().failed
+
+
+@pytest.mark.parametrize("kill_at", [0, 1, 2, 5, STEPS])
+def test_through_the_store_interface_only(
+    tmp_path: Path, template: tuple[Path, dict[str, Any]], kill_at: int
+) -> None:
+    src = template[0]
+    store = MemoryStore({PurePath(p.relative_to(src)): p.read_bytes()
+                         for p in src.rglob("*.parquet")})
+    kill_then_finish(store, kill_at)
     store.dump(tmp_path / "data")
     assert_exactly_once(tmp_path / "data", template[1])
     assert len(part_files(tmp_path / "data", PRICES)) == 3
@@ -341,3 +384,31 @@ def test_a_rerun_right_after_an_interrupted_one_finishes_its_delete(tmp_path: Pa
     assert report.as_dict()["cleaned"] == 2 and report.open_partitions == 0
     assert_exactly_once(tmp_path, expected)
     assert len(part_files(tmp_path, PRICES)) == 3
+
+
+def test_compact_older_than_0_merges_todays_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Today's partitions, the running hour included: ``--older-than 0`` merges them now."""
+    import time
+
+    prices = schema_for(PRICES)
+    now_ms = int(time.time() * 1000) - 5000
+    today = time.strftime("%Y-%m-%d", time.gmtime(now_ms / 1000))
+    want = []
+    for k in range(4):
+        ts = now_ms + k
+        batch = rows(prices, ts, 1, "BTCUSDT")
+        if time.strftime("%Y-%m-%d", time.gmtime(ts / 1000)) == today:
+            write_new(tmp_path, today, "BTCUSDT", prices, batch, f"part-{ts}-{ts}-t{k}.parquet")
+            want += batch
+    with logging_restored():
+        assert main(["compact", "--data-dir", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["merged_files"] == 0  # 10 minutes: not yet
+    with logging_restored():
+        assert main(["compact", "--data-dir", str(tmp_path), "--older-than", "0", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["merged_files"] == 1 and doc["open_partitions"] == 1
+    (merged,) = part_files(tmp_path, PRICES)
+    assert is_compacted(merged.name)
+    assert_exactly_once(tmp_path, {PRICES: want})

@@ -25,7 +25,7 @@ from ..hints import plural
 from ..ratelimit import RateLimitedLog
 from ..storage.location import S3Options
 from ..storage.merge import plan_batches
-from ..storage.recover import Recoverer
+from ..storage.recover import FileOutcome, Recoverer
 
 if TYPE_CHECKING:
     from .view import HarvestView
@@ -121,6 +121,9 @@ class AutoRecovery:
                                   "automatic recovery failed: %s", self.stats.last_error)
 
     async def round(self, now: float) -> None:
+        # first the batches a failed write or a crash left unfinished, each with its own files
+        # only (under its own names: a new batch of them would write their rows twice)
+        done, rows, _failed = self._account(await self.recoverer.finish_interrupted())
         files = await self.recoverer.pending()
         names = {f"{f.kind}/{f.name}" for f in files}
         self._failed = {k: n for k, n in self._failed.items() if k in names}  # bounded
@@ -135,38 +138,44 @@ class AutoRecovery:
             log.info("writes are succeeding again: recovering %d dead-letter files, %d at a time",
                      len(files), self.batch)
         self.stats.state = "recovering"
-        done = rows = 0
         for batch in plan_batches(files[: self.batch], max_rows=self.recoverer.max_batch_rows):
             if self.h.stop_state.requested.is_set():
                 break
-            failed = False
-            for out in await self.recoverer.recover_batch(batch):
-                if out.error:
-                    failed = True
-                    self._failed[out.file] = self._failed.get(out.file, 0) + 1
-                    self.stats.failures += 1
-                    self.stats.last_error = out.error
-                    self._last_failure_at = trio.current_time()
-                    self.stats.state = "waiting"
-                    self._ratelog.log(logging.WARNING, "recover-failed",
-                                      "automatic recovery of %s failed: %s; it stays in the dead "
-                                      "letter, retried after %gs of good writes",
-                                      out.file, out.error, self.after)
-                    continue
-                self._failed.pop(out.file, None)
-                if out.gone:
-                    continue
-                self.stats.files += 1
-                self.stats.rows += out.rows
-                self.stats.rejected_lines += out.rejected
-                self.stats.last_recovered_at = trio.current_time()
-                done, rows = done + 1, rows + out.rows
-                log.debug("recovered %s: %d rows into %s", out.file, out.rows, out.partitions)
-                if out.rejected:
-                    log.warning("recovered %s: %d bad lines set aside in %s (first: %s)", out.file,
-                                out.rejected, out.rejected_path, out.first_reason)
+            n, r, failed = self._account(await self.recoverer.recover_batch(batch))
+            done, rows = done + n, rows + r
             if failed:
                 break
         if done:
             log.info("recovered %s, %s (%s left)", plural(done, "dead-letter file"),
                      plural(rows, "row"), plural(max(0, len(files) - done), "file"))
+
+    def _account(self, outs: list[FileOutcome]) -> tuple[int, int, bool]:
+        """(files recovered, their rows, whether one failed) of a batch's outcomes, counted."""
+        done = rows = 0
+        failed = False
+        for out in outs:
+            if out.error:
+                failed = True
+                self._failed[out.file] = self._failed.get(out.file, 0) + 1
+                self.stats.failures += 1
+                self.stats.last_error = out.error
+                self._last_failure_at = trio.current_time()
+                self.stats.state = "waiting"
+                self._ratelog.log(logging.WARNING, "recover-failed",
+                                  "automatic recovery of %s failed: %s; it stays in the dead "
+                                  "letter, retried after %gs of good writes",
+                                  out.file, out.error, self.after)
+                continue
+            self._failed.pop(out.file, None)
+            if out.gone:
+                continue
+            self.stats.files += 1
+            self.stats.rows += out.rows
+            self.stats.rejected_lines += out.rejected
+            self.stats.last_recovered_at = trio.current_time()
+            done, rows = done + 1, rows + out.rows
+            log.debug("recovered %s: %d rows into %s", out.file, out.rows, out.partitions)
+            if out.rejected:
+                log.warning("recovered %s: %d bad lines set aside in %s (first: %s)", out.file,
+                            out.rejected, out.rejected_path, out.first_reason)
+        return done, rows, failed

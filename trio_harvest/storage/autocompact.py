@@ -1,29 +1,41 @@
-"""Background compaction inside ``run`` (``auto_compact``, off by default).
+"""Background compaction inside ``run`` (``auto_compact``, on by default).
 
-Owns the pace: a first pass ``FIRST_AFTER`` seconds after start, then one every ``EVERY``
-seconds, each in one worker thread, over the closed partitions of this run's own symbols only
-(so shards sharing a dataset never compact the same partition), under the dataset's compaction
-lock (a pass is skipped while ``python -m trio_harvest compact`` holds it). Bounded: one pass at
-a time, nothing kept between passes. Never stops the harvester: a failed pass is logged and
-the next one tries again. A pass cut off by the stop is safe (compaction is crash-safe).
+Owns the pace: a first round ``FIRST_AFTER`` seconds after start, then one every ``every``
+seconds (``compact_interval``), each in one worker thread, over this run's own symbols only (so
+shards sharing a dataset never compact the same partition), under the dataset's compaction lock
+(a round is skipped while another compaction holds it: ``compact``, or another host on the same
+bucket). Bounded: a round does at most ``ROUND_MERGES`` merges in ``ROUND_SECONDS`` and lists
+only today and yesterday, except a full listing on the first round and every ``FULL_EVERY``
+seconds; the next round goes on where it stopped. It never merges what an unfinished dead-letter
+recovery wrote (its crash records in the dead letter say which). Never stops the harvester: a
+failed round is logged and the next one tries again. A round cut off by the stop is safe
+(compaction is crash-safe).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import trio
 
-from .compact import Busy, Compactor, CompactReport, exclusive
+from .compact import Compactor, CompactReport
+from .compactlock import Busy, exclusive
+from .merge import unfinished_tokens
+from .store import LocalStore
 
 log = logging.getLogger("trio_harvest.autocompact")
 
 FIRST_AFTER = 10.0
-EVERY = 600.0
+EVERY = 60.0
+FULL_EVERY = 3600.0  # seconds between rounds that list the whole dataset, not just two days
+ROUND_MERGES = 400
+ROUND_SECONDS = 30.0
 
 
 @dataclass(slots=True)
@@ -35,13 +47,31 @@ class AutoCompactStats:
     last_error: str = ""
 
 
-def compact_once(data_dir: Path, make: Callable[[], Compactor]) -> CompactReport | None:
-    """One pass (blocking); None if another compaction holds the lock."""
-    if not data_dir.is_dir():  # nothing written yet
+def auto_compactor(store: Any, deadletter: Path, *, older_than: float, target_rows: int,
+                   symbols: Iterable[str]) -> Compactor:
+    """The one compactor of a run: its symbols, bounded rounds, recovery's batches left alone."""
+    return Compactor(store, older_than=older_than, target_rows=target_rows, symbols=symbols,
+                     busy=lambda: unfinished_tokens(deadletter), max_merges=ROUND_MERGES,
+                     max_seconds=ROUND_SECONDS)
+
+
+def recent_dates(now_s: float) -> list[str]:
+    """Today and yesterday (UTC): where new files land, save a late straggler."""
+    today = datetime.fromtimestamp(now_s, tz=UTC).date()
+    return [(today - timedelta(days=1)).isoformat(), today.isoformat()]
+
+
+def compact_once(where: Path | Any, compactor: Compactor,
+                 dates: list[str] | None = None) -> CompactReport | None:
+    """One round (blocking); None if another compaction holds the lock."""
+    if isinstance(where, LocalStore):
+        where = where.root
+    if isinstance(where, Path) and not where.is_dir():  # nothing written yet
         return CompactReport()
     try:
-        with exclusive(data_dir):
-            return make().run()
+        with exclusive(where) as held:
+            compactor.keep = held.keep
+            return compactor.run(dates)
     except Busy:
         return None
 
@@ -53,13 +83,26 @@ async def _worker_thread(fn: Callable[[], CompactReport | None]) -> CompactRepor
     return await trio.to_thread.run_sync(fn, abandon_on_cancel=True)
 
 
-async def run_auto_compact(data_dir: Path, make: Callable[[], Compactor], stats: AutoCompactStats,
-                           *, first_after: float | None = None, every: float = EVERY,
+async def run_auto_compact(where: Path | Any, make: Callable[[], Compactor],
+                           stats: AutoCompactStats, *, first_after: float | None = None,
+                           every: float = EVERY, full_every: float | None = None,
                            in_thread: InThread = _worker_thread) -> None:
+    """``where``: a local data dir or a store (the lock's place); ``make`` builds the compactor
+    once (it remembers what it has read from round to round)."""
     await trio.sleep(FIRST_AFTER if first_after is None else first_after)
+    compactor: Compactor | None = None
+    last_full: float | None = None
+    full_every = FULL_EVERY if full_every is None else full_every
     while True:
         try:
-            report = await in_thread(functools.partial(compact_once, data_dir, make))
+            if compactor is None:
+                compactor = make()
+            now = trio.current_time()
+            full = last_full is None or now - last_full >= full_every
+            dates = None if full else recent_dates(compactor.now())
+            report = await in_thread(functools.partial(compact_once, where, compactor, dates))
+            if full and report is not None and not report.more:
+                last_full = now
         except Exception as exc:  # e.g. the data dir cannot be listed right now
             stats.failures += 1
             stats.last_error = f"{type(exc).__name__}: {exc}"

@@ -1,43 +1,58 @@
-"""Compaction: merge a closed partition's small part files into files of up to ``target_rows``
-rows, sorted by ``ts_ms``, crash-safe and idempotent.
+"""Compaction: merge a partition's small part files into hourly files while its day runs, and
+a closed day into files of up to ``target_rows`` rows; sorted by ``ts_ms``, crash-safe and
+idempotent, on local disk and on an object store alike.
 
 Owns the procedure, per partition (``date=…/symbol=…/kind=…``), through the store interface
-only (``list``, ``read_bytes``, ``write_atomic``, ``delete``), so it runs on local disk and on
-an object store alike:
+only (``list``, ``read_bytes``, ``write_atomic``, ``delete``); which files are due is
+``compactrules``' (hours while the day runs, the whole day once closed):
 
 1. a compacted file already there whose sources still exist (a run killed between steps 3 and
    4) has them deleted: their rows are in it;
-2. the live small files (not compacted, not named by a compacted file) are grouped in time
-   order, up to ``target_rows`` per group;
+2. the live files that are due (not named by a compacted file, not owned by an unfinished
+   dead-letter recovery) are grouped in time order, up to ``target_rows`` per group; an hourly
+   file is itself a source when its day closes (or a late file joins its hour);
 3. each group is read, given its kind's schema, sorted by ``ts_ms`` and written atomically as
-   ``part-<first>-<last>-cmp<hash>.parquet``, whose metadata names its sources; from then on
-   every reader of this package ignores the sources (``fileschema.live_names``);
-4. the sources are deleted in one batch.
+   ``part-<first>-<last>-cmp<hash>.parquet``, whose metadata names its sources (and, through
+   merged compacted files, every recovered file it holds); from then on every reader of this
+   package ignores the sources (``fileschema.live_names``);
+4. the sources are deleted.
 
 Killed at any point and run again, every row is there exactly once: before step 3 nothing has
-changed; after it, step 1 of the next run finishes the delete. A compacted file is never a
-source again. It never deletes a file that no published compacted file names, and never
-touches a partition that is still open (its date not yet ``older_than`` past, or a file in it
-written less than ``older_than`` ago). Blocking: run it in a worker thread.
+changed; after it, step 1 of the next run finishes the delete. A compacted file becomes a source
+only after step 1 cleared its own sources. Recovery's unfinished batches are skipped (``busy``):
+their redo writes the same names again, which must not come back after a merge. One run does at
+most ``max_merges`` merges within ``max_seconds`` (``CompactReport.more`` says work is left), so
+a background round stays bounded. Blocking: run it in a worker thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Any, BinaryIO, Protocol
 
 import polars as pl
 
-from ..kinds import ALL_KINDS, ORDERBOOK
+from ..kinds import ORDERBOOK
+from .compactlock import LOCK_NAME, Busy, exclusive
+from .compactrules import (
+    DEFAULT_OLDER_THAN,
+    DEFAULT_TARGET_ROWS,
+    check_settings,
+    hive_key,
+    hour_is_due,
+    hour_of,
+    is_closed,
+    parse_duration,
+    plan_groups,
+    recovery_token,
+    time_order,
+)
 from .fileschema import (
     ROWS_KEY,
     SOURCES_KEY,
@@ -45,18 +60,23 @@ from .fileschema import (
     conform,
     file_columns,
     is_compacted,
-    is_part,
     orderbook_depth,
     sources_in,
+    stored_metadata,
 )
 from .gate import PublishGate
 from .store import LocalStore
 
+__all__ = ["DEFAULT_OLDER_THAN", "DEFAULT_TARGET_ROWS", "LOCK_NAME", "Busy", "CompactReport",
+           "Compactor", "PartitionOutcome", "check_settings", "exclusive", "is_closed",
+           "parse_duration", "plan_groups"]
+
 log = logging.getLogger("trio_harvest.compact")
 
-DEFAULT_OLDER_THAN = 7200.0
-DEFAULT_TARGET_ROWS = 1_000_000
-LOCK_NAME = ".compact.lock"  # hidden: no reader's glob matches it
+# a merge holds its group in memory (in a worker thread, beside a running harvester): at most
+# this many cells (rows x columns, ~8 bytes each), so a wide kind (a 20-level book) gets more,
+# smaller parts than ``target_rows`` alone would give
+MAX_GROUP_CELLS = 16_000_000
 _DROP_META = ("ARROW:schema", SOURCES_KEY, ROWS_KEY, "trio_harvest.recovered_from")
 
 StepHook = Callable[[str, PurePath], None]  # step name, file: for tests of interruptions
@@ -64,8 +84,8 @@ StepHook = Callable[[str, PurePath], None]  # step name, file: for tests of inte
 
 class Store(Protocol):
     """The storage seam compaction needs (``store.LocalStore`` and the object store have it).
-    A store may also offer ``written_at(rel) -> float | None`` (epoch seconds), so that "closed"
-    also means "nothing written for ``older_than``"; without it, only the date rule applies."""
+    A store may also offer ``written_at(rel) -> float | None`` (epoch seconds), so that "due"
+    also means "nothing written for ``older_than``"; without it, event times alone decide."""
 
     def write_atomic(self, rel: PurePath, produce: Callable[[BinaryIO], None],
                      gate: PublishGate | None = None) -> int: ...
@@ -78,7 +98,7 @@ class Store(Protocol):
 class PartitionOutcome:
     partition: str
     merged_files: int = 0  # compacted files written
-    sources: int = 0  # small files merged into them (and deleted)
+    sources: int = 0  # files merged into them (and deleted)
     rows: int = 0
     cleaned: int = 0  # leftover sources of an earlier, interrupted run, deleted
     error: str = ""
@@ -92,7 +112,8 @@ class PartitionOutcome:
 @dataclass(slots=True)
 class CompactReport:
     partitions: list[PartitionOutcome] = field(default_factory=list)
-    open_partitions: int = 0  # still written to (or too recent): left alone
+    open_partitions: int = 0  # their day still runs: only their due hours were looked at
+    more: bool = False  # the run stopped at its bound with work left
 
     @property
     def failed(self) -> list[PartitionOutcome]:
@@ -106,6 +127,7 @@ class CompactReport:
                 "rows": sum(p.rows for p in done),
                 "cleaned": sum(p.cleaned for p in done),
                 "open_partitions": self.open_partitions,
+                "more": self.more,
                 "failed": [{"partition": p.partition, "error": p.error} for p in self.failed],
                 "partitions": [p.as_dict() for p in self.partitions]}
 
@@ -121,91 +143,18 @@ class CompactReport:
         d = self.as_dict()
         lines.append(f"compacted {d['partitions_compacted']} partitions: {d['source_files']} "
                      f"files ({d['rows']} rows) into {d['merged_files']}; {d['cleaned']} leftover "
-                     f"sources deleted; {d['open_partitions']} partitions still open; "
-                     f"{len(self.failed)} failed")
+                     f"sources deleted; {d['open_partitions']} partitions of a running day; "
+                     f"{len(self.failed)} failed" + ("; more to do" if self.more else ""))
         return "\n".join(lines)
-
-
-# -- pure rules --------------------------------------------------------------------------------
-
-
-def parse_duration(raw: str) -> float:
-    """``90``, ``90s``, ``30m``, ``2h``, ``1d`` -> seconds; ``ValueError`` otherwise."""
-    text = raw.strip().lower()
-    scale = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}.get(text[-1:], None)
-    number = text[:-1] if scale is not None else text
-    try:
-        value = float(number) * (scale or 1.0)
-    except ValueError:
-        raise ValueError(f"{raw!r} is not a duration (e.g. 90s, 30m, 2h, 1d)") from None
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"{raw!r} is not a duration (e.g. 90s, 30m, 2h, 1d)")
-    return value
-
-
-def check_settings(older_than: float, target_rows: int) -> str | None:
-    """What is wrong with these settings, in one line, or None."""
-    if not (isinstance(older_than, int | float) and 0 <= older_than < float("inf")):
-        return f"compact_older_than: must be a number of seconds >= 0, got {older_than!r}"
-    if isinstance(target_rows, bool) or not isinstance(target_rows, int) or target_rows < 2:
-        return f"compact_target_rows: must be a whole number of rows >= 2, got {target_rows!r}"
-    return None
-
-
-def is_closed(day: date, newest_write_s: float | None, now_s: float, older_than: float) -> bool:
-    """A partition is closed when its UTC date ended at least ``older_than`` ago and (where the
-    store knows write times) nothing was written into it for ``older_than``."""
-    end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-    if end.timestamp() + older_than > now_s:
-        return False
-    return newest_write_s is None or newest_write_s + older_than <= now_s
-
-
-def plan_groups(files: Iterable[tuple[str, int]], target_rows: int) -> list[list[str]]:
-    """Files (name, rows) in time order into groups of at most ``target_rows`` rows (a file of
-    that size or more stays alone and is left as it is). Groups of one file are dropped."""
-    groups: list[list[str]] = []
-    current: list[str] = []
-    rows = 0
-    for name, n in files:
-        if n >= target_rows:
-            continue
-        if current and rows + n > target_rows:
-            groups.append(current)
-            current, rows = [], 0
-        current.append(name)
-        rows += n
-    groups.append(current)
-    return [g for g in groups if len(g) > 1]
-
-
-def _time_order(name: str) -> tuple[int, str]:
-    parts = name.split("-")
-    try:
-        return int(parts[1]), name
-    except (IndexError, ValueError):
-        return 0, name
-
-
-def _hive(rel: PurePath) -> tuple[date, str, str] | None:
-    parts = rel.parts
-    if len(parts) != 4 or not is_part(parts[3]):
-        return None
-    keys = ("date=", "symbol=", "kind=")
-    if not all(p.startswith(k) for p, k in zip(parts[:3], keys, strict=True)):
-        return None
-    try:
-        day = date.fromisoformat(parts[0][5:])
-    except ValueError:
-        return None
-    kind = parts[2][5:]
-    return (day, parts[1][7:], kind) if kind in ALL_KINDS else None
 
 
 # -- the procedure ----------------------------------------------------------------------------
 
 
 class Compactor:
+    """One compactor per dataset (or per shard's symbols); reuse it from round to round: it
+    remembers the sources of the compacted files it has seen (their names never change)."""
+
     def __init__(
         self,
         store: Store,
@@ -216,6 +165,10 @@ class Compactor:
         now: Callable[[], float] = time.time,
         written_at: Callable[[PurePath], float | None] | None = None,
         hook: StepHook | None = None,
+        busy: Callable[[], set[str]] = set,
+        max_merges: int | None = None,
+        max_seconds: float | None = None,
+        keep: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.older_than = older_than
@@ -224,38 +177,68 @@ class Compactor:
         self.now = now
         self.written_at = written_at if written_at is not None else _written_at(store)
         self.hook = hook or (lambda step, rel: None)
+        self.busy = busy  # batch tokens of unfinished recoveries (``merge.unfinished_tokens``)
+        self.max_merges = max_merges
+        self.max_seconds = max_seconds
+        self.keep = keep  # between partitions (the object-store lock's renewal)
+        self._sources: dict[PurePath, list[str]] = {}  # compacted file -> its sources
+        self._merges = 0
+        self._stop_at: float | None = None
 
-    def partitions(self) -> dict[PurePath, list[str]]:
-        """Part files per partition directory (of the wanted symbols)."""
+    def partitions(self, dates: Iterable[str] | None = None) -> dict[PurePath, list[str]]:
+        """Part files per partition directory (of the wanted symbols; of ``dates`` only, if
+        given: ``YYYY-MM-DD``, one listing each)."""
+        prefixes: list[PurePath | None] = [None] if dates is None else [
+            PurePath(f"date={d}") for d in sorted(set(dates))]
         out: dict[PurePath, list[str]] = {}
-        for rel in self.store.list(suffix=".parquet"):
-            key = _hive(rel)
-            if key is None or (self.symbols is not None and key[1] not in self.symbols):
-                continue
-            out.setdefault(rel.parent, []).append(rel.name)
+        for prefix in prefixes:
+            for rel in self.store.list(prefix, suffix=".parquet"):
+                key = hive_key(rel)
+                if key is None or (self.symbols is not None and key[1] not in self.symbols):
+                    continue
+                out.setdefault(rel.parent, []).append(rel.name)
         return {d: sorted(names) for d, names in sorted(out.items())}
 
-    def run(self) -> CompactReport:
+    def run(self, dates: Iterable[str] | None = None) -> CompactReport:
         report = CompactReport()
         now = self.now()
-        for directory, names in self.partitions().items():
-            if not any(not is_compacted(n) for n in names):
-                continue  # nothing small and nothing left over: already compacted
-            key = _hive(directory / names[0])
+        self._merges = 0
+        self._stop_at = time.monotonic() + self.max_seconds if self.max_seconds else None
+        busy = self.busy()
+        seen: set[PurePath] = set()
+        for directory, names in self.partitions(dates).items():
+            seen.update(directory / n for n in names if is_compacted(n))
+            if len(names) < 2:
+                continue  # one file: nothing to merge, and no leftover to delete
+            if self._spent():
+                report.more = True
+                break
+            key = hive_key(directory / names[0])
             assert key is not None
-            newest = self._newest(directory, names)
-            if not is_closed(key[0], newest, now, self.older_than):
-                report.open_partitions += 1
-                continue
+            closed = is_closed(key[0], None, now, self.older_than) and is_closed(
+                key[0], self._newest(directory, names), now, self.older_than)
+            report.open_partitions += not closed
             outcome = PartitionOutcome(str(directory))
             try:
-                self.compact_partition(directory, key[2], names, outcome)
+                self.compact_partition(directory, key[2], names, outcome, closed=closed,
+                                       now=now, busy=busy)
+            except _Spent:
+                report.more = True
             except Exception as exc:  # this partition's failure is its own; it stays as it was
                 outcome.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 log.warning("compaction of %s failed: %s", directory, outcome.error)
             if outcome.merged_files or outcome.cleaned or outcome.error:
                 report.partitions.append(outcome)
+            self.keep()
+            if report.more:
+                break
+        if dates is None:  # a full listing: forget compacted files that are gone
+            self._sources = {k: v for k, v in self._sources.items() if k in seen}
         return report
+
+    def _spent(self) -> bool:
+        return (self.max_merges is not None and self._merges >= self.max_merges) or (
+            self._stop_at is not None and time.monotonic() >= self._stop_at)
 
     def _newest(self, directory: PurePath, names: list[str]) -> float | None:
         """The latest write into the partition; a merged file is none (else a rerun right
@@ -265,38 +248,85 @@ class Compactor:
         return max(known) if known else None
 
     def compact_partition(self, directory: PurePath, kind: str, names: list[str],
-                          outcome: PartitionOutcome) -> None:
+                          outcome: PartitionOutcome, *, closed: bool = True,
+                          now: float | None = None, busy: set[str] | None = None) -> None:
         present = set(names)
         hidden: set[str] = set()
-        for name in names:
-            if is_compacted(name):
-                leftover = [s for s in sources_in(self._metadata(directory / name))
-                            if s in present]
+        for name in names:  # step 1: an interrupted run's delete
+            if is_compacted(name) and name not in hidden:
+                leftover = [s for s in self.sources_of(directory / name)
+                            if s in present and s not in hidden]
                 hidden.update(leftover)
-                self._delete(directory, leftover)  # step 1: an interrupted run's delete
+                self._delete(directory, leftover)
                 outcome.cleaned += len(leftover)
-        live = sorted((n for n in names if n not in hidden and not is_compacted(n)),
-                      key=_time_order)
-        if len(live) < 2:
-            return
-        # local disk: row counts from the footers, bytes one group at a time (memory: one
-        # group); another store: each file read once, its (compressed) bytes kept until merged
+        live = [n for n in names if n not in hidden]
+        busy = self.busy() if busy is None else busy
+        mine = [n for n in live if recovery_token(n) not in busy]  # recovery's own: left alone
+        if closed:
+            buckets = [sorted(mine, key=time_order)]
+        else:
+            now = self.now() if now is None else now
+            buckets = self._due_hours(directory, live, mine, now)
         data: dict[str, bytes] = {}
-        counted = [(n, self._rows(directory / n, data)) for n in live]
-        for group in plan_groups(counted, self.target_rows):  # step 2
-            raw = [data.pop(n) if n in data else self.store.read_bytes(directory / n) for n in group]
-            frames = [pl.read_parquet(io.BytesIO(b)) for b in raw]
-            merged, meta = _merge(kind, group, frames, raw[0])
-            del frames, raw
-            first, last = (int(merged["ts_ms"][0]), int(merged["ts_ms"][-1])) if merged.height \
-                else (0, 0)
-            rel = directory / compacted_name(first, last, group)
+        target = min(self.target_rows, max(2, MAX_GROUP_CELLS // len(file_columns(kind))))
+        for bucket in buckets:
+            if len(bucket) < 2:
+                continue
+            counted = [(n, self._rows(directory / n, data)) for n in bucket]
+            for group in plan_groups(counted, target):  # step 2
+                if self._spent():
+                    raise _Spent
+                self._merge_group(directory, kind, group, data, outcome)
+            data.clear()
+
+    def _due_hours(self, directory: PurePath, live: list[str], mine: list[str],
+                   now: float) -> list[list[str]]:
+        """The files of each hour whose every file (recovery's own included) is due."""
+        key = hive_key(directory / live[0])
+        assert key is not None
+        hours: dict[int, list[str]] = {}
+        for name in live:
+            hours.setdefault(hour_of(name, key[0]), []).append(name)
+        wanted = set(mine)
+        out = []
+        for _hour, files in sorted(hours.items()):
+            if len(files) > 1 and hour_is_due(
+                    files, lambda n: self.written_at(directory / n), now, self.older_than):
+                out.append(sorted((n for n in files if n in wanted), key=time_order))
+        return out
+
+    def _merge_group(self, directory: PurePath, kind: str, group: list[str],
+                     data: dict[str, bytes], outcome: PartitionOutcome) -> None:
+        raw = [data.pop(n) if n in data else self.store.read_bytes(directory / n) for n in group]
+        frames = [pl.read_parquet(io.BytesIO(b)) for b in raw]
+        held = [s for n in group if is_compacted(n) for s in self.sources_of(directory / n)
+                if recovery_token(s) is not None]  # recovered files it holds, however deep
+        sources = group + sorted(set(held) - set(group))
+        merged, meta = _merge(kind, sources, frames, raw[0])
+        del frames, raw
+        first, last = (int(merged["ts_ms"][0]), int(merged["ts_ms"][-1])) if merged.height \
+            else (0, 0)
+        rel = directory / compacted_name(first, last, group)
+        try:
             self.store.write_atomic(rel, _producer(merged, meta))  # step 3
-            self.hook("published", rel)
-            self._delete(directory, group)  # step 4
-            outcome.merged_files += 1
-            outcome.sources += len(group)
-            outcome.rows += merged.height
+        except FileExistsError:  # an object store refuses to overwrite: an earlier run wrote it
+            pass
+        self._sources[rel] = sources
+        self.hook("published", rel)
+        self._delete(directory, group)  # step 4
+        for name in group:
+            self._sources.pop(directory / name, None)
+        self._merges += 1
+        outcome.merged_files += 1
+        outcome.sources += len(group)
+        outcome.rows += merged.height
+
+    def sources_of(self, rel: PurePath) -> list[str]:
+        """The sources a compacted file names (read once, then remembered)."""
+        got = self._sources.get(rel)
+        if got is None:
+            got = self._sources[rel] = sources_in(self._metadata(rel))
+        return got
 
     def _rows(self, rel: PurePath, cache: dict[str, bytes]) -> int:
         if isinstance(self.store, LocalStore):
@@ -310,9 +340,11 @@ class Compactor:
             self.hook("deleted", directory / name)
 
     def _metadata(self, rel: PurePath) -> dict[str, str]:
-        if isinstance(self.store, LocalStore):  # the footer only
-            return pl.read_parquet_metadata(self.store.path(rel))
-        return pl.read_parquet_metadata(io.BytesIO(self.store.read_bytes(rel)))
+        return stored_metadata(self.store, rel)
+
+
+class _Spent(Exception):
+    """The run reached its bound (merges or seconds) in the middle of a partition."""
 
 
 def _producer(df: pl.DataFrame, meta: dict[str, str]) -> Callable[[BinaryIO], None]:
@@ -360,30 +392,3 @@ def _written_at(store: Store) -> Callable[[PurePath], float | None]:
     if callable(written):
         return written  # type: ignore[no-any-return]
     return lambda rel: None
-
-
-class Busy(Exception):
-    """Another compaction holds this dataset's lock (or the lock file cannot be made)."""
-
-
-@contextlib.contextmanager
-def exclusive(data_dir: Path) -> Iterator[None]:
-    """One compaction at a time per local dataset (``<data_dir>/.compact.lock``, released when
-    the process dies). On an object store, run one compactor per dataset (or per shard's
-    symbols): two at once could merge the same files twice."""
-    import fcntl
-
-    try:
-        fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise Busy(f"cannot take the compaction lock {data_dir / LOCK_NAME}: "
-                   f"{exc.strerror or exc}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Busy(f"another compaction is running on {data_dir} "
-                       f"(it holds {data_dir / LOCK_NAME})") from None
-        yield
-    finally:
-        os.close(fd)

@@ -10,23 +10,25 @@ resume, the gap report):
   metadata; a source it names is no longer live, even while it still exists, so no reader counts
   a row twice.
 
-Pure apart from ``local_live``, which lists one local directory and reads compacted footers.
-Never writes or deletes anything.
+Pure apart from ``local_live``, ``stored_metadata`` and ``merged_into``, which list a partition
+and read compacted footers. Never writes or deletes anything.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import polars as pl
 
 from ..kinds import MAX_DEPTH_LEVELS, ORDERBOOK, PARTITION_COLUMNS, schema_for
 from .partitions import TMP_PREFIX
+from .store import LocalStore
 
 PART_SUFFIX = ".parquet"
 COMPACTED_MARK = "-cmp"  # never in a harvester's unique token (hex) or a recovery's (dl…)
@@ -77,6 +79,24 @@ def local_parts(directory: Path) -> list[Path]:
 
 def local_sources(path: Path) -> list[str]:
     return sources_in(pl.read_parquet_metadata(path))
+
+
+def stored_metadata(store: Any, rel: PurePath) -> dict[str, str]:
+    """The footer's key-value metadata of a part file in a store (local disk: the footer only;
+    another store: the object, read whole)."""
+    if isinstance(store, LocalStore):
+        return pl.read_parquet_metadata(store.path(rel))
+    return pl.read_parquet_metadata(io.BytesIO(store.read_bytes(rel)))
+
+
+def merged_into(store: Any, rel: PurePath) -> bool:
+    """Whether a compacted file in ``rel``'s partition holds ``rel`` (names it as a source):
+    its rows are there, so ``rel`` must not be written again. Blocking."""
+    for other in store.list(rel.parent, suffix=PART_SUFFIX):
+        if other.parent == rel.parent and is_compacted(other.name) and \
+                rel.name in sources_in(stored_metadata(store, other)):
+            return True
+    return False
 
 
 def local_live(directory: Path, *, strict: bool = True) -> list[Path]:

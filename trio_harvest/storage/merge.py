@@ -106,6 +106,20 @@ def read_manifests(root: Path) -> Iterator[tuple[Path, str, str, list[str], bool
             continue  # unreadable: left alone, its sources are recovered as ordinary files
 
 
+def unfinished_tokens(root: Path) -> set[str]:
+    """Batch tokens of the batches a crash or a failed write left unfinished (their redo writes
+    the same part-file names again, so compaction must leave those files alone)."""
+    return {path.stem for path, _kind, _symbol, _names, complete in read_manifests(root)
+            if not complete}
+
+
+def owned_names(root: Path) -> set[str]:
+    """``<kind>/<name>`` of every dead-letter file an unfinished batch still owns: recovered with
+    that batch only, never batched anew (a new batch name would write its rows twice)."""
+    return {f"{kind}/{name}" for _path, kind, _symbol, names, _complete in read_manifests(root)
+            for name in names}
+
+
 class BacklogLock:
     """An exclusive ``flock`` on ``<deadletter>/.recover.lock`` (blocking calls)."""
 

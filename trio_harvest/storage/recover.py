@@ -12,9 +12,12 @@ backlog of thousands becomes one part file per (date, symbol, kind) and batch, n
    same atomic writer as ``part-<first>-<last>-dl<hash>.parquet``, the hash naming the sources;
 5. the manifest is marked complete; only then are the sources removed, then the manifest.
 
-Killed between any two steps and run again, a batch with a manifest is redone with exactly its
-own sources (same names: overwritten, not duplicated) or, once complete, only finishes deleting;
-so each row lands exactly once. A file lock keeps two recoverers apart. Reads from disk only: it
+Killed between any two steps (or a date's write failing) and run again, a batch with a manifest
+is redone with exactly its own sources (same names: overwritten, not duplicated) or, once
+complete, only finishes deleting; so each row lands exactly once. A file a manifest owns is
+never batched anew with other files (``pending``), and a redo does not write a part file that a
+compacted file already holds (compaction merged it meanwhile; compaction, for its part, leaves
+an unfinished batch's part files alone). A file lock keeps two recoverers apart. Reads from disk only: it
 never puts rows into a lane and never writes a dead-letter file (so it cannot re-create the
 fail → re-queue loop of old fault 4).
 """
@@ -24,20 +27,19 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import msgspec
 import polars as pl
 import trio
 
-from ..hints import plural
 from ..kinds import Schema
 from .backends import open_store
 from .backlog import REJECTED_DIR, DeadLetterFile, list_deadletter
 from .dlread import Loaded, load_file
 from .encoding import to_frame
+from .fileschema import merged_into
 from .gate import PublishGate
 from .location import S3Options
 from .merge import (
@@ -46,12 +48,16 @@ from .merge import (
     batch_token,
     manifest_bytes,
     manifest_rel,
+    owned_names,
     plan_batches,
     read_manifests,
     split_frame_by_date,
     to_partition,
 )
 from .partitions import Partition, parse_deadletter_name, part_name
+from .recoverreport import FileOutcome, RecoveryReport
+
+__all__ = ["FileOutcome", "Recoverer", "RecoveryReport", "recovery_token"]
 from .store import LocalStore
 from .writer import Writer
 
@@ -59,99 +65,6 @@ StepHook = Callable[[str, DeadLetterFile], None]  # step name, file: for tests o
 
 _json = msgspec.json.Encoder()
 log = logging.getLogger("trio_harvest.recover")
-
-
-@dataclass(slots=True)
-class FileOutcome:
-    file: str  # "<kind>/<name>" relative to the dead-letter folder
-    rows: int = 0  # rows written into partitions
-    partitions: list[str] = field(default_factory=list)  # part files written (relative paths)
-    rejected: int = 0  # bad lines set aside
-    rejected_path: str | None = None
-    first_reason: str = ""
-    error: str = ""  # non-empty: the file could not be recovered and was left in place
-    gone: bool = False  # someone else recovered it first
-    merged_with: int = 0  # other dead-letter files whose rows share its part files
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "rows": self.rows, "partitions": list(self.partitions),
-                "rejected": self.rejected, "rejected_path": self.rejected_path,
-                "error": self.error}
-
-
-@dataclass(slots=True)
-class RecoveryReport:
-    files: list[FileOutcome] = field(default_factory=list)
-    unknown: list[str] = field(default_factory=list)
-
-    @property
-    def recovered(self) -> list[FileOutcome]:
-        return [f for f in self.files if not f.error and not f.gone]
-
-    @property
-    def failed(self) -> list[FileOutcome]:
-        return [f for f in self.files if f.error]
-
-    @property
-    def rows(self) -> int:
-        return sum(f.rows for f in self.recovered)
-
-    @property
-    def rejected_lines(self) -> int:
-        return sum(f.rejected for f in self.recovered)
-
-    @property
-    def partition_files(self) -> int:
-        return len({p for f in self.recovered for p in f.partitions})
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "files_recovered": len(self.recovered),
-            "rows_recovered": self.rows,
-            "partition_files": self.partition_files,
-            "rejected_lines": self.rejected_lines,
-            "rejected_files": [f.rejected_path for f in self.recovered if f.rejected_path],
-            "failed": [{"file": f.file, "error": f.error} for f in self.failed],
-            "unknown": list(self.unknown),
-            "files": [f.as_dict() for f in self.files if not f.gone],
-        }
-
-    def render(self) -> str:
-        """One line per file recovered alone, one per merged batch (its first and last file)."""
-        lines: list[str] = []
-        done: set[int] = set()
-        for i, f in enumerate(self.files):
-            if f.gone or i in done:
-                continue
-            if f.error:
-                lines.append(f"FAILED    {f.file}: {f.error} (left in place)")
-                continue
-            where = ", ".join(f.partitions) or "no partition (no good rows)"
-            batch = [j for j in range(i, len(self.files)) if not self.files[j].error
-                     and not self.files[j].gone and self.files[j].partitions == f.partitions
-                     and f.merged_with][: f.merged_with + 1] or [i]
-            done.update(batch)
-            if len(batch) == 1:
-                lines.append(f"recovered {f.file}: {plural(f.rows, 'row')} -> {where}")
-            else:
-                rows = sum(self.files[j].rows for j in batch)
-                lines.append(f"recovered {len(batch)} files {f.file} .. "
-                             f"{self.files[batch[-1]].file.split('/', 1)[-1]}: "
-                             f"{plural(rows, 'row')} -> {where}")
-            for j in batch:
-                g = self.files[j]
-                if g.rejected:
-                    lines.append(f"rejected  {plural(g.rejected, 'bad line')} of {g.file} -> "
-                                 f"{g.rejected_path} (first: {g.first_reason})")
-        for name in self.unknown:
-            lines.append(f"skipped   {name}: not a dead-letter file (left alone)")
-        lines.append(
-            f"recovered {plural(len(self.recovered), 'file')}, {plural(self.rows, 'row')} into "
-            f"{plural(self.partition_files, 'partition file')}; "
-            f"{plural(self.rejected_lines, 'bad line')} set aside; {len(self.failed):,} failed; "
-            f"{plural(len(self.unknown), 'unknown file')} left alone"
-        )
-        return "\n".join(lines)
 
 
 def recovery_token(f: DeadLetterFile, group: int = 0) -> str:
@@ -198,8 +111,22 @@ class Recoverer:
         self.lock_wait = 0.2  # seconds between attempts while another recoverer holds the lock
 
     async def pending(self, unknown: list[str] | None = None) -> list[DeadLetterFile]:
-        return await trio.to_thread.run_sync(list_deadletter, self.deadletter.root, unknown,
-                                             abandon_on_cancel=True)
+        """Dead-letter files to batch anew: all but those an unfinished batch owns (they are
+        redone with that batch alone, under its names; ``finish_interrupted``)."""
+        root = self.deadletter.root
+
+        def free() -> list[DeadLetterFile]:
+            owned = owned_names(root)
+            return [f for f in list_deadletter(root, unknown) if f"{f.kind}/{f.name}" not in owned]
+
+        return await trio.to_thread.run_sync(free, abandon_on_cancel=True)
+
+    async def finish_interrupted(self) -> list[FileOutcome]:
+        """Redo (or finish deleting) the batches a crash or a failed write left unfinished."""
+        async with self._locked():
+            report = RecoveryReport()
+            await self._finish_interrupted(report)
+            return report.files
 
     async def recover_all(self, limit: int | None = None) -> RecoveryReport:
         report = RecoveryReport()
@@ -236,11 +163,13 @@ class Recoverer:
         return out
 
     async def recover_batch(self, files: list[DeadLetterFile]) -> list[FileOutcome]:
-        """Files of one kind and symbol into one part file per date, under the backlog lock."""
+        """Files of one kind and symbol into one part file per date, under the backlog lock.
+        A file an unfinished batch owns is left to that batch (``finish_interrupted``)."""
         async with self._locked():
-            report = RecoveryReport()
-            await self._finish_interrupted(report)
-            return await self._recover_batch(files)
+            owned = await trio.to_thread.run_sync(owned_names, self.deadletter.root,
+                                                  abandon_on_cancel=True)
+            return await self._recover_batch(
+                [f for f in files if f"{f.kind}/{f.name}" not in owned])
 
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
@@ -266,13 +195,16 @@ class Recoverer:
             files = [DeadLetterFile(kind, n, symbol, *_ms_rows(n)) for n in names]
             present = [f for f in files if self.deadletter.path(f.rel).exists()]
             if not complete and present:
-                report.files += await self._recover_batch(present)
+                report.files += await self._recover_batch(present, redo=True)
                 continue
             for f in present:  # every part file is in place: only deleting was left
                 await trio.to_thread.run_sync(self.deadletter.delete, f.rel, abandon_on_cancel=True)
             await trio.to_thread.run_sync(path.unlink, True, abandon_on_cancel=True)
 
-    async def _recover_batch(self, files: list[DeadLetterFile]) -> list[FileOutcome]:
+    async def _recover_batch(self, files: list[DeadLetterFile], *,
+                             redo: bool = False) -> list[FileOutcome]:
+        """``redo``: the batch's manifest is from an earlier, unfinished attempt, whose part
+        files compaction may have merged since (those are not written again)."""
         outs = {f.name: FileOutcome(f"{f.kind}/{f.name}") for f in files}
         loaded: list[tuple[DeadLetterFile, Loaded]] = []
         for f in files:
@@ -302,7 +234,7 @@ class Recoverer:
                 if got.bad:
                     await self._write_rejected(f, got, outs[f.name])
                     self.hook("rejected", f)
-            parts = await self._write_merged(batch, loaded, first)
+            parts = await self._write_merged(batch, loaded, first, redo)
             await self._write_manifest(manifest, manifest_bytes(kind, symbol, batch,
                                                                 complete=True))
             self.hook("written", first)
@@ -325,9 +257,10 @@ class Recoverer:
 
     async def _write_merged(self, batch: list[DeadLetterFile],
                             loaded: list[tuple[DeadLetterFile, Loaded]],
-                            first: DeadLetterFile) -> list[str]:
+                            first: DeadLetterFile, redo: bool = False) -> list[str]:
         """Every schema's rows of the batch as one Polars frame, cut by date, one part file per
-        date; returns the part files written."""
+        date; returns the part files written (on a redo, a part file that a compacted file
+        already holds counts as written: its rows are there, under the compacted name)."""
         frames: dict[Schema, list[pl.DataFrame]] = {}
         for _f, got in loaded:
             for schema, rows in got.groups:
@@ -339,6 +272,11 @@ class Recoverer:
             token = batch_token(batch, i)
             for date, frame in split_frame_by_date(merged):
                 part = to_partition(first.kind, first.symbol, date, frame)
+                rel = part.directory() / part_name(part.first_ts, part.last_ts, token)
+                if redo and await trio.to_thread.run_sync(merged_into, self.data, rel,
+                                                          abandon_on_cancel=True):
+                    written.append(str(rel))
+                    continue
                 written.append(str(await self._write_part(part, schema, token, sources)))
                 self.hook("partition", first)
         return written
