@@ -7,7 +7,11 @@ reads per-kind files and first-version union files alike with the kind's schema 
 deepest level present), adds the Hive columns ``date`` (Date), ``symbol`` and ``kind``, filters
 ``start <= ts_ms < end`` and adds each time column again as a UTC timestamp (``ts_ms`` ->
 ``ts``, ``event_ms`` -> ``event_ts``, ``recv_ms`` -> ``recv_ts``, ``start_ms`` -> ``start_ts``,
-``end_ms`` -> ``end_ts``). Local directories only. Reads footers; never writes anything.
+``end_ms`` -> ``end_ts``). Reads footers; never writes anything.
+
+A reader is never misled: a missing dataset root, an unknown kind or venue, and a symbol the
+dataset does not hold each raise ``DatasetError`` (one line; a symbol is matched without regard
+to case, and a near miss gets a did-you-mean) instead of an empty frame that reads as "no data".
 """
 
 from __future__ import annotations
@@ -20,15 +24,64 @@ from typing import Any
 
 import polars as pl
 
+from .hints import did_you_mean
 from .kinds import ALL_KINDS, ORDERBOOK, schema_for
 from .storage.fileschema import file_columns, local_live, orderbook_depth
 
-__all__ = ["TIME_COLUMNS", "arrow_schema", "scan", "to_ms"]
+__all__ = ["TIME_COLUMNS", "VENUES", "DatasetError", "arrow_schema", "scan", "to_ms"]
 
 TimeLike = datetime | date | str | int | float
 TIME_COLUMNS = {"ts_ms": "ts", "event_ms": "event_ts", "recv_ms": "recv_ts",
                 "start_ms": "start_ts", "end_ms": "end_ts"}
 DAY = timedelta(days=1)
+VENUES = ("binance-usdm",)  # the venues a dataset can hold today (its only one: no venue= level)
+
+
+class DatasetError(ValueError):
+    """A request the dataset cannot answer truthfully (no such root, kind, venue or symbol);
+    its message is one line that says what to change."""
+
+
+def check_root(data_dir: Path) -> None:
+    """``DatasetError`` unless ``data_dir`` is an existing directory."""
+    if not data_dir.is_dir():
+        what = "is not a directory" if data_dir.exists() else "no such directory"
+        raise DatasetError(f"dataset root {data_dir}: {what}")
+
+
+def check_kind(kind: str) -> None:
+    if kind not in ALL_KINDS:
+        raise DatasetError(f"kind: {kind!r} is not one of {', '.join(ALL_KINDS)}"
+                           + did_you_mean(kind, ALL_KINDS))
+
+
+def check_venue(venue: str | None) -> None:
+    if venue is not None and venue not in VENUES:
+        raise DatasetError(f"venue: {venue!r} is not one of {', '.join(VENUES)}"
+                           + did_you_mean(venue.lower(), VENUES))
+
+
+def dataset_symbols(data_dir: Path) -> list[str]:
+    """Every symbol with a ``symbol=`` folder on any date (sorted)."""
+    return sorted({s for _, day_dir in _subdirs(data_dir, "date")
+                   for s, _ in _subdirs(day_dir, "symbol")})
+
+
+def resolve_symbols(data_dir: Path, symbols: Iterable[str]) -> list[str]:
+    """``symbols`` as the dataset spells them (matched without regard to case), or
+    ``DatasetError`` naming the first one it does not hold, with the nearest it does."""
+    held = dataset_symbols(data_dir)
+    by_upper = {s.upper(): s for s in held}
+    out: list[str] = []
+    for raw in symbols:
+        found = by_upper.get(raw.strip().upper())
+        if found is None:
+            hint = did_you_mean(raw.strip().upper(), held) if held else ""
+            holds = f"it holds {len(held)} symbols" if held else "it holds no symbol yet"
+            raise DatasetError(f"symbol {raw!r} is not in the dataset {data_dir} ({holds})"
+                               + hint)
+        out.append(found)
+    return out
 
 
 def to_ms(value: TimeLike, name: str = "time") -> int:
@@ -128,20 +181,26 @@ def scan(
     start: TimeLike | None = None,
     end: TimeLike | None = None,
     *,
+    venue: str | None = None,
     depth: int | None = None,
 ) -> pl.LazyFrame:
     """Rows of ``kind`` (for ``symbols``, default all) with ``start <= ts_ms < end``.
 
     ``depth`` fixes the orderbook's levels (default: the deepest any matching file holds).
-    ``ValueError`` for an unknown kind or a time that cannot be read."""
-    if kind not in ALL_KINDS:
-        raise ValueError(f"kind: {kind!r} is not one of {', '.join(ALL_KINDS)}")
+    ``DatasetError`` (a ``ValueError``) for a missing root, an unknown kind or venue, a symbol
+    the dataset does not hold; ``ValueError`` for a time that cannot be read."""
+    check_kind(kind)
+    check_venue(venue)
+    root = Path(data_dir)
+    check_root(root)
     if isinstance(symbols, str):
         symbols = [symbols]
+    if symbols is not None:
+        symbols = resolve_symbols(root, symbols)
     start_ms = to_ms(start, "start") if start is not None else None
     end_ms = to_ms(end, "end") if end is not None else None
     parts = [(day, symbol, local_live(directory))
-             for day, symbol, directory in partition_dirs(Path(data_dir), kind, symbols,
+             for day, symbol, directory in partition_dirs(root, kind, symbols,
                                                           start_ms, end_ms)]
     parts = [p for p in parts if p[2]]
     if depth is None:

@@ -28,6 +28,7 @@ from . import adversity as adversity_cli
 from . import compact as compact_cli
 from . import journal as journal_cli
 from . import ops as ops_cli
+from . import report as report_cli
 from . import scale as scale_cli
 
 log = logging.getLogger("trio_harvest.cli")
@@ -37,7 +38,7 @@ EXIT_NO_DATA = 3  # the run ended without ever receiving a frame (endpoint unrea
 EXIT_CODES = ("exit codes: 0 a clean stop (also after SIGINT/SIGTERM); 1 an internal failure; 2 a "
               "user mistake; 3 the run ended without ever receiving a frame (nothing harvested: "
               "endpoint unreachable, DNS, a firewall); 130 interrupted before the harvester ran")
-SUBCOMMANDS = ("run", "sim", "recover", "inspect", "compact", "replay")
+SUBCOMMANDS = ("run", "sim", "recover", "inspect", "report", "compact", "replay")
 
 
 PREFIX = "trio_harvest: error:"  # every user mistake, from every subcommand, starts so
@@ -162,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop after S seconds (default: serve until SIGINT/SIGTERM)")
     adversity_cli.add_sim_flags(sim)
     ops_cli.add_subcommands(sub)
+    report_cli.add_subcommand(sub)
     compact_cli.add_subcommand(sub)
     journal_cli.add_subcommand(sub)
     return parser
@@ -207,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ops_cli.run_recover(args)
         if args.command == "inspect":
             return ops_cli.run_inspect(args)
+        if args.command == "report":
+            return report_cli.run_report(args)
         if args.command == "replay":
             return journal_cli.run_replay(args)
         if args.command == "compact":

@@ -56,7 +56,7 @@ def add_subcommands(sub: Any) -> None:
         "duplicates) and remove it. Bad lines are set aside in DEADLETTER/_rejected/. Safe to "
         "interrupt and run again, and safe while a harvester runs.",
     )
-    _dir_flags(rec)
+    add_dir_flags(rec)
     add_s3_flags(rec)
     rec.add_argument("--limit", type=int, metavar="N", default=None,
                      help="recover at most N files, oldest first (default all)")
@@ -68,12 +68,12 @@ def add_subcommands(sub: Any) -> None:
         description="Per date/symbol/kind: files, rows, first/last event time, bytes; for "
         "prices, holes in agg_id continuity; the dead-letter backlog; temporary leftovers.",
     )
-    _dir_flags(ins)
+    add_dir_flags(ins)
     add_s3_flags(ins)
     ins.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _dir_flags(p: argparse.ArgumentParser) -> None:
+def add_dir_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", metavar="DIR", default=None,
                    help="the dataset's root; else data_dir from --config or "
                    "TRIO_HARVEST_DATA_DIR (one of them is required)")
@@ -167,6 +167,25 @@ def _remote(args: argparse.Namespace) -> tuple[Any, Path] | None:
     if args.deadletter_dir is not None:
         return store, _existing_dir(args.deadletter_dir, "--deadletter-dir")
     return store, default_local_dir(loc) / "deadletter"
+
+
+def local_dirs(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """The data dir and dead-letter dir of a command that reads local datasets only."""
+    if args.data_dir is not None and args.data_dir.startswith("s3://"):
+        raise ConfigError(f"--data-dir {args.data_dir}: {args.command} reads a local dataset "
+                          "only (inspect reads s3://)")
+    return _dirs(args)
+
+
+def deadletter_dirs(args: argparse.Namespace, data: Path) -> list[Path]:
+    """Every dead-letter folder of the dataset that exists: the configured one, and the
+    default one beside the partitions if that is another."""
+    _, dl = _dirs(args)
+    out = [dl] if dl is not None else []
+    default = data / "deadletter"
+    if default.is_dir() and default not in out:
+        out.append(default)
+    return out
 
 
 def _unreadable(exc: OSError) -> ConfigError:

@@ -245,7 +245,7 @@ def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None) -> Inven
             pl.concat(series) if series else pl.Series("agg_id", [], pl.Int64))
     backlog = scan_backlog(dl_dir)
     doc: dict[str, Any] = backlog.as_dict()
-    doc["rejected_lines"] = _count_lines(dl_dir / REJECTED_DIR)
+    doc["rejected_lines"] = count_lines(dl_dir / REJECTED_DIR)
     inv.deadletter = doc
     inv.gaps = summarize_gaps(p for (_, _, kind), ps in sorted(groups.items()) if kind == GAPS
                               for p in sorted(ps))
@@ -266,7 +266,7 @@ def _live(paths: list[Path]) -> list[Path]:
     return [by_name[n] for n in live_names(by_name, sources_of)]
 
 
-def _count_lines(root: Path) -> int:
+def count_lines(root: Path) -> int:
     n = 0
     for dirpath, _dirs, files in os.walk(root):
         for name in files:

@@ -20,9 +20,9 @@ from .inventory import (
     Inventory,
     PartitionInfo,
     _continuity,
-    _count_lines,
     _hive,
     account,
+    count_lines,
     unreadable_reason,
 )
 from .s3store import S3Store
@@ -63,7 +63,7 @@ def inspect_store(store: S3Store, deadletter_dir: Path) -> Inventory:
         inv.continuity[symbol] = _continuity(
             pl.concat(series) if series else pl.Series("agg_id", [], pl.Int64))
     doc = scan_backlog(deadletter_dir).as_dict()
-    doc["rejected_lines"] = _count_lines(deadletter_dir / REJECTED_DIR)
+    doc["rejected_lines"] = count_lines(deadletter_dir / REJECTED_DIR)
     inv.deadletter = doc
     inv.gaps = summarize_gap_frames(gap_frames)
     return inv

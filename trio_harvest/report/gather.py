@@ -1,0 +1,114 @@
+"""What the report reads from a local dataset: one ``FileStat`` per live part file (from its
+name, its size and its Parquet footer), every ``gaps`` row, and the dead-letter counts.
+
+Owns the walk of the Hive layout under the report's filters (dates, symbols, kinds) and the
+footer reads (PyArrow, threads: a footer is a few KiB, so a month of 500 symbols is seconds).
+Reads only the ``gaps`` kind row by row. Blocking and read-only: never writes, moves or deletes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from ..dataset import partition_dirs
+from ..kinds import ALL_KINDS, GAPS, PARTITION_COLUMNS, schema_for
+from ..storage.backlog import REJECTED_DIR, scan_backlog
+from ..storage.fileschema import local_live
+from ..storage.inventory import count_lines
+from .coverage import FileStat, GapRow, Gathered, Slice
+
+FOOTER_THREADS = 8
+_GAP_COLUMNS = [n for n in schema_for(GAPS).names if n not in PARTITION_COLUMNS]
+def partition_files(data_dir: Path, symbols: Iterable[str] | None, start_ms: int | None,
+                    end_ms: int | None, kinds: Iterable[str] = ALL_KINDS
+                    ) -> list[tuple[str, str, str, list[Path]]]:
+    """``(date, symbol, kind, live files)`` of the partitions the filters can match."""
+    wanted = sorted(set(symbols)) if symbols is not None else None
+    out = []
+    for kind in kinds:
+        for day, symbol, directory in partition_dirs(data_dir, kind, wanted, start_ms, end_ms):
+            files = local_live(directory)
+            if files:
+                out.append((day.isoformat(), symbol, kind, files))
+    return out
+
+
+def _range_of(name: str) -> tuple[int, int] | None:
+    """``part-<first>-<last>-…`` -> ``(first, last)`` (event-time ms), None if not so named."""
+    bits = name.split("-")
+    try:
+        return int(bits[1]), int(bits[2])
+    except (IndexError, ValueError):
+        return None
+
+
+def _footer(path: Path, stat: FileStat) -> FileStat:
+    """Rows per row group, each spread over the row group's ``ts_ms`` statistics when present,
+    else over the range the file's name gives."""
+    try:
+        stat.bytes = path.stat().st_size
+        meta = pq.read_metadata(path)
+    except Exception as exc:  # a broken file is counted as such, never fatal
+        stat.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return stat
+    stat.rows = meta.num_rows
+    named = _range_of(path.name)
+    ts_col = next((i for i in range(meta.num_columns)
+                   if meta.schema.column(i).name == "ts_ms"), None)
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        lo_hi = named
+        if ts_col is not None:
+            st = group.column(ts_col).statistics
+            if st is not None and st.has_min_max:
+                lo_hi = (int(st.min), int(st.max))
+        if lo_hi is not None and group.num_rows:
+            stat.slices.append(Slice(lo_hi[0], lo_hi[1], group.num_rows))
+    return stat
+
+
+def _gap_rows(paths: list[tuple[str, Path]]) -> list[GapRow]:
+    frames = []
+    for symbol, path in paths:
+        try:
+            frames.append(pl.read_parquet(path, columns=_GAP_COLUMNS)
+                          .with_columns(pl.lit(symbol).alias("symbol")))
+        except Exception:  # counted among the unreadable files by its footer read
+            continue
+    if not frames:
+        return []
+    df = pl.concat(frames, how="vertical_relaxed").sort("start_ms")
+    return [GapRow(r["symbol"], r["stream"] or "", int(r["start_ms"]), int(r["end_ms"]),
+                   r["reason"] or "", r["detail"] or "")
+            for r in df.select("symbol", "stream", "start_ms", "end_ms", "reason", "detail")
+            .iter_rows(named=True)]
+
+
+def gather(data_dir: Path, deadletter_dirs: Iterable[Path], symbols: Iterable[str] | None = None,
+           start_ms: int | None = None, end_ms: int | None = None) -> Gathered:
+    """Everything the report shows about ``data_dir`` under the filters (blocking)."""
+    out = Gathered(str(data_dir))
+    parts = partition_files(data_dir, symbols, start_ms, end_ms)
+    jobs = [(p, FileStat(kind, symbol, day, 0)) for day, symbol, kind, files in parts
+            for p in files]
+    with ThreadPoolExecutor(FOOTER_THREADS) as pool:
+        out.files = list(pool.map(lambda job: _footer(*job), jobs))
+    gaps = _gap_rows([(symbol, p) for _, symbol, kind, files in parts if kind == GAPS
+                      for p in files])
+    out.gaps = [g for g in gaps if (start_ms is None or g.end_ms >= start_ms)
+                and (end_ms is None or g.start_ms < end_ms)]
+    for dl in deadletter_dirs:
+        backlog = scan_backlog(dl)
+        out.deadletter_files += backlog.files
+        out.deadletter_rows += backlog.rows
+        for kind, (n, r) in backlog.by_kind.items():
+            f0, r0 = out.deadletter_by_kind.get(kind, (0, 0))
+            out.deadletter_by_kind[kind] = (f0 + n, r0 + r)
+        out.quarantine_files += backlog.rejected_files
+        out.quarantine_lines += count_lines(dl / REJECTED_DIR)
+    return out
