@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -309,6 +310,13 @@ def conditions(load_before: tuple[float, float, float]) -> dict[str, Any]:
     return {"loadavg_1m_before": round(load_before[0], 2),
             "loadavg_1m_after": round(os.getloadavg()[0], 2),
             "cpus": os.cpu_count(), "git_commit": commit, "trio_harvest_modified": dirty}
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def emit_json(doc: dict[str, Any]) -> None:

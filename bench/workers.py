@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,10 +37,7 @@ MAX_BACKLOG_S = 1.0  # frames queued but not received when the run stopped, in s
 SYMBOLS = 100  # rendezvous hashing splits these 52 / 48 over two workers
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+free_port = C.free_port
 
 
 def descendants(pid: int) -> list[int]:
