@@ -24,6 +24,7 @@ from .coverage import FileStat, GapRow, Gathered, Slice
 
 FOOTER_THREADS = 8
 _GAP_COLUMNS = [n for n in schema_for(GAPS).names if n not in PARTITION_COLUMNS]
+_GAP_SCHEMA = {n: t for n, t in schema_for(GAPS).polars.items() if n in _GAP_COLUMNS}
 def partition_files(data_dir: Path, symbols: Iterable[str] | None, start_ms: int | None,
                     end_ms: int | None, kinds: Iterable[str] = ALL_KINDS
                     ) -> list[tuple[str, str, str, list[Path]]]:
@@ -72,17 +73,32 @@ def _footer(path: Path, stat: FileStat) -> FileStat:
     return stat
 
 
+def _gap_frame(paths: list[tuple[str, Path]]) -> pl.DataFrame | None:
+    """Every gap row of ``paths`` in one parallel scan; file by file (skipping a broken one,
+    which its footer read reports) if the scan fails."""
+    symbols = {str(p): symbol for symbol, p in paths}
+    try:
+        df = (pl.scan_parquet([p for _, p in paths], include_file_paths="_path",
+                              missing_columns="insert", extra_columns="ignore",
+                              schema=_GAP_SCHEMA)
+              .collect())
+        return df.with_columns(pl.col("_path").replace_strict(symbols).alias("symbol"))
+    except Exception:
+        frames = []
+        for symbol, path in paths:
+            try:
+                frames.append(pl.read_parquet(path, columns=_GAP_COLUMNS)
+                              .with_columns(pl.lit(symbol).alias("symbol")))
+            except Exception:
+                continue
+        return pl.concat(frames, how="vertical_relaxed") if frames else None
+
+
 def _gap_rows(paths: list[tuple[str, Path]]) -> list[GapRow]:
-    frames = []
-    for symbol, path in paths:
-        try:
-            frames.append(pl.read_parquet(path, columns=_GAP_COLUMNS)
-                          .with_columns(pl.lit(symbol).alias("symbol")))
-        except Exception:  # counted among the unreadable files by its footer read
-            continue
-    if not frames:
+    df = _gap_frame(paths) if paths else None
+    if df is None or df.height == 0:
         return []
-    df = pl.concat(frames, how="vertical_relaxed").sort("start_ms")
+    df = df.sort("start_ms")
     return [GapRow(r["symbol"], r["stream"] or "", int(r["start_ms"]), int(r["end_ms"]),
                    r["reason"] or "", r["detail"] or "")
             for r in df.select("symbol", "stream", "start_ms", "end_ms", "reason", "detail")
