@@ -28,9 +28,9 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import conditions, emit_json, symbols, table  # noqa: E402
-from trio_harvest.kinds import ALL_KINDS, GAPS, PARTITION_COLUMNS, schema_for  # noqa: E402
-from trio_harvest.storage.fileschema import SOURCES_KEY, compacted_name  # noqa: E402
+from bench._common import conditions, emit_json, symbols, table
+from trio_harvest.kinds import ALL_KINDS, GAPS, PARTITION_COLUMNS, schema_for
+from trio_harvest.storage.fileschema import SOURCES_KEY, compacted_name
 
 DAY_MS = 86_400_000
 DAY0 = 1_767_225_600_000  # 2026-01-01T00:00Z
@@ -43,7 +43,7 @@ def template(kind: str, day_ms: int, path: Path) -> str:
     n = 6 if kind == GAPS else ROWS
     ts = [day_ms + i * (DAY_MS // n) for i in range(n)]
     cols: dict[str, list[object]] = {}
-    for name, dtype in schema.items():
+    for name in schema:
         if name in ("ts_ms", "start_ms", "event_ms", "recv_ms"):
             cols[name] = ts
         elif name == "end_ms":

@@ -146,3 +146,24 @@ def test_scan_raises_one_clear_error_for_each_bad_input(tmp_path: Path) -> None:
     # a symbol matches without regard to case; the known venue is accepted
     got = scan(tmp_path, PRICES, symbols="btcusdt", venue="binance-usdm").collect()
     assert got.height == 3 and set(got["symbol"]) == {"BTCUSDT"}
+
+
+def test_pyarrow_and_duckdb_read_the_root_with_no_options(tmp_path: Path) -> None:
+    """The root holds partitions and `_` folders only (dead letter, journal, locks), which
+    PyArrow's dataset and DuckDB skip by default."""
+    import duckdb
+    import pyarrow.dataset as ds
+
+    prices = schema_for(PRICES)
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        write_new(tmp_path, "2023-11-15", symbol, prices, rows(prices, DAY1, 4, symbol),
+                  "part-x.parquet")
+    for junk in ("_deadletter/prices/BTCUSDT_1_1.ndjson", "_journal/seg-1.jnl",
+                 "_locks/shard-0-of-1.lock", "_deadletter/_rejected/prices/BTCUSDT_2_1.ndjson"):
+        (tmp_path / junk).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / junk).write_text("not parquet")
+    table = ds.dataset(tmp_path, format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == 8 and set(table.column("symbol").to_pylist()) == {"BTCUSDT",
+                                                                               "ETHUSDT"}
+    got = duckdb.sql(f"select count(*), count(distinct symbol) from '{tmp_path}/**/*.parquet'")
+    assert got.fetchall() == [(8, 2)]

@@ -27,6 +27,7 @@ from .kinds import ALL_KINDS, DEFAULT_WATERMARKS
 from .ops.settings import check_ops_settings
 from .scale.settings import resolve as resolve_scale
 from .signals.params import SignalParams
+from .storage.partitions import DEADLETTER_DIR
 from .symbols import SYMBOL_RE, check_symbols
 
 __all__ = ["SYMBOL_RE", "Config", "ConfigError", "build_config", "load_config"]
@@ -138,7 +139,9 @@ class Config:
 
     @property
     def deadletter_path(self) -> Path:
-        return self.deadletter_dir if self.deadletter_dir is not None else self.data_dir / "deadletter"
+        if self.deadletter_dir is not None:
+            return self.deadletter_dir
+        return self.data_dir / DEADLETTER_DIR
 
     def high(self, kind: str) -> int:
         return self.watermarks[kind][0]

@@ -4,10 +4,8 @@ and in the heat map, embeds everything (no network), and bad filters are one lin
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = run.add_argument_group("storage")
     _flag(g, "--data-dir", metavar="DIR", help="where Parquet partitions go (default ./data)")
     _flag(g, "--deadletter-dir", metavar="DIR",
-          help="where failed batches go (default DATA_DIR/deadletter)")
+          help="where failed batches go (default DATA_DIR/_deadletter)")
     _flag(g, "--rotate-sec", type=float, metavar="S",
           help="rotation timer: every S seconds, flush lanes that are due (default 60)")
     _flag(g, "--min-file-rows", type=int, metavar="N",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,37 @@ class Filters:
     start_ms: int | None
     end_ms: int | None
 
-    def keeps(self, symbol: str, first_ms: int | None, last_ms: int | None) -> bool:
-        """Whether a partition of ``symbol`` spanning ``[first_ms, last_ms]`` passes."""
+    def keeps(self, date: str, symbol: str) -> bool:
+        """Whether the partition of ``symbol`` on UTC ``date`` (YYYY-MM-DD) can hold rows the
+        filters select."""
         if self.symbols is not None and symbol not in self.symbols:
             return False
-        if first_ms is None or last_ms is None:
-            return self.start_ms is None and self.end_ms is None
-        return ((self.start_ms is None or last_ms >= self.start_ms)
-                and (self.end_ms is None or first_ms < self.end_ms))
+        if self.start_ms is not None and date < _day(self.start_ms):
+            return False
+        return self.end_ms is None or date <= _day(self.end_ms - 1)
+
+    @property
+    def active(self) -> bool:
+        return (self.symbols, self.start_ms, self.end_ms) != (None, None, None)
+
+    def describe(self) -> str:
+        parts = []
+        if self.symbols is not None:
+            shown = ",".join(self.symbols[:5]) + (" …" if len(self.symbols) > 5 else "")
+            parts.append(f"symbols {shown}")
+        if self.start_ms is not None or self.end_ms is not None:
+            lo = _iso(self.start_ms) if self.start_ms is not None else "…"
+            hi = _iso(self.end_ms) if self.end_ms is not None else "…"
+            parts.append(f"{lo} .. {hi}")
+        return "; ".join(parts)
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).date().isoformat()
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def add_filter_flags(p: argparse.ArgumentParser) -> None:
@@ -52,8 +76,9 @@ def add_filter_flags(p: argparse.ArgumentParser) -> None:
                    help="up to (not including) this UTC time, ISO 8601 (default the last row)")
 
 
-def filters(args: argparse.Namespace, data_dir: Path) -> Filters:
-    """The filters of ``args``, checked against the dataset at ``data_dir``."""
+def filters(args: argparse.Namespace, data_dir: Path | None) -> Filters:
+    """The filters of ``args``, checked against the dataset at ``data_dir`` (None: a bucket,
+    whose symbols are taken as given, in upper case)."""
     try:
         check_venue(args.venue)
         symbols = None
@@ -61,7 +86,8 @@ def filters(args: argparse.Namespace, data_dir: Path) -> Filters:
             raw = [s for s in args.symbols.split(",") if s.strip()]
             if not raw:
                 raise ConfigError("--symbols: no symbol given")
-            symbols = resolve_symbols(data_dir, raw)
+            symbols = (resolve_symbols(data_dir, raw) if data_dir is not None
+                       else [r.strip().upper() for r in raw])
         start = to_ms(_as_utc(args.start), "--start") if args.start is not None else None
         end = to_ms(_as_utc(args.end), "--end") if args.end is not None else None
     except DatasetError as exc:

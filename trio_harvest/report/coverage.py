@@ -42,6 +42,8 @@ class FileStat:
     rows: int = 0
     slices: list[Slice] = field(default_factory=list)
     error: str | None = None  # the footer could not be read
+    name: str = ""
+    sources: list[str] = field(default_factory=list)  # a compacted file's: no longer live
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,23 +153,41 @@ def heat(files: Sequence[FileStat], gaps: Sequence[GapRow], lo: int, hi: int,
             _spread(line, s, origin, bin_ms, lo, hi)
     missing: list[list[float | None]] = [[None] * n for _ in symbols]
     reasons = [[""] * n for _ in symbols]
-    by_symbol: dict[str, list[GapRow]] = {}
-    for g in gaps:
-        by_symbol.setdefault(g.symbol, []).append(g)
+    by_symbol = gaps_by_symbol(gaps)
     for symbol, i in index.items():
         own = by_symbol.get(symbol, [])
-        union = merge_intervals((g.start_ms, g.end_ms) for g in own if g.end_ms > g.start_ms)
+        gap_ms = [0] * n  # per bin: ms inside the union of the symbol's gaps
+        for a, b in merge_intervals((g.start_ms, g.end_ms) for g in own if g.end_ms > g.start_ms):
+            for j in _bins(a, b - 1, origin, bin_ms, n):
+                b0 = origin + j * bin_ms
+                gap_ms[j] += max(0, min(b, b0 + bin_ms) - max(a, b0))
+        hits: dict[int, set[str]] = {}
+        for g in own:
+            for j in _bins(g.start_ms, g.end_ms, origin, bin_ms, n):
+                hits.setdefault(j, set()).add(g.reason)
         for j in range(n):
-            b0, b1 = origin + j * bin_ms, origin + (j + 1) * bin_ms
-            inside = max(0, min(b1, hi + 1) - max(b0, lo))
-            share = overlap(union, b0, b1) / inside if inside else 0.0
-            hit = sorted({g.reason for g in own if g.start_ms < b1 and g.end_ms >= b0})
+            b0 = origin + j * bin_ms
+            inside = max(0, min(b0 + bin_ms, hi + 1) - max(b0, lo))
+            share = gap_ms[j] / inside if inside else 0.0
+            hit = sorted(hits.get(j, ()))
             if rows[i][j] == 0 and inside:
                 share, hit = 1.0, hit or ["no rows"]
             if share > 0 or hit:
                 missing[i][j] = min(1.0, max(share, 0.01))
                 reasons[i][j] = ", ".join(hit)
     return Heat(symbols, origin, bin_ms, rows, missing, reasons)
+
+
+def gaps_by_symbol(gaps: Iterable[GapRow]) -> dict[str, list[GapRow]]:
+    out: dict[str, list[GapRow]] = {}
+    for g in gaps:
+        out.setdefault(g.symbol, []).append(g)
+    return out
+
+
+def _bins(first_ms: int, last_ms: int, origin: int, bin_ms: int, n: int) -> range:
+    """The bins ``[first_ms, last_ms]`` touches, within ``0..n-1``."""
+    return range(max(0, (first_ms - origin) // bin_ms), min(n - 1, (last_ms - origin) // bin_ms) + 1)
 
 
 def _spread(line: list[float], s: Slice, origin: int, bin_ms: int, lo: int, hi: int) -> None:
@@ -207,9 +227,10 @@ def uptime(files: Sequence[FileStat], gaps: Sequence[GapRow], lo: int, hi: int) 
     day0 = lo - lo % DAY_MS
     days = range(day0, hi + 1, DAY_MS)
     out.days = [datetime.fromtimestamp(d / 1000, tz=UTC).date().isoformat() for d in days]
+    by_symbol = gaps_by_symbol(gaps)
     for symbol in sorted(first):
-        union = merge_intervals((g.start_ms, g.end_ms) for g in gaps
-                                if g.symbol == symbol and g.end_ms > g.start_ms)
+        union = merge_intervals((g.start_ms, g.end_ms) for g in by_symbol.get(symbol, ())
+                                if g.end_ms > g.start_ms)
         row: dict[str, float] = {}
         for d, name in zip(days, out.days, strict=True):
             a = max(d, first[symbol], lo)

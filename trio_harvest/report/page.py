@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from .coverage import (
@@ -42,23 +43,29 @@ def _height(n: int) -> int:
     return max(MIN_PX, min(MAX_PX, 120 + ROW_PX * n))
 
 
-def heat_figure(h: Heat) -> go.Figure:
+Figure = dict[str, Any]  # a Plotly figure as plain data: big grids skip per-cell validation
+
+
+def heat_figure(h: Heat) -> Figure:
     x = [_t(h.origin_ms + j * h.bin_ms) for j in range(h.bins)]
-    fig = go.Figure()
-    fig.add_trace(go.Heatmap(
-        z=h.rows, x=x, y=h.symbols, colorscale="Blues", name="rows",
-        colorbar={"title": "rows", "x": 1.0},
-        hovertemplate="%{y} %{x}<br>~%{z:.0f} rows<extra></extra>"))
-    fig.add_trace(go.Heatmap(
-        z=h.missing, x=x, y=h.symbols, text=h.reasons, name="missing", zmin=0, zmax=1,
-        colorscale=[[0, "#fcbba1"], [1, "#a50f15"]], showscale=True,
-        colorbar={"title": "missing", "x": 1.08, "tickformat": ".0%"},
-        hovertemplate="%{y} %{x}<br>missing %{z:.0%}: %{text}<extra></extra>"))
-    fig.update_layout(title=f"Coverage: rows per symbol and {_bin_name(h.bin_ms)} "
-                      "(red: data missing)", height=_height(len(h.symbols)),
-                      yaxis={"autorange": "reversed", "type": "category"},
-                      margin={"l": 110, "r": 40, "t": 50, "b": 40})
-    return fig
+    rows = [[round(v) for v in line] for line in h.rows]
+    missing = [[None if v is None else round(v, 3) for v in line] for line in h.missing]
+    traces = [
+        {"type": "heatmap", "z": rows, "x": x, "y": h.symbols, "colorscale": "Blues",
+         "name": "rows", "colorbar": {"title": {"text": "rows"}, "x": 1.0},
+         "hovertemplate": "%{y} %{x}<br>~%{z} rows<extra></extra>"},
+        {"type": "heatmap", "z": missing, "x": x, "y": h.symbols, "text": h.reasons,
+         "name": "missing", "zmin": 0, "zmax": 1,
+         "colorscale": [[0, "#fcbba1"], [1, "#a50f15"]], "showscale": True,
+         "colorbar": {"title": {"text": "missing"}, "x": 1.08, "tickformat": ".0%"},
+         "hovertemplate": "%{y} %{x}<br>missing %{z:.0%}: %{text}<extra></extra>"},
+    ]
+    layout = {"title": {"text": f"Coverage: rows per symbol and {_bin_name(h.bin_ms)} "
+                                "(red: data missing)"},
+              "height": _height(len(h.symbols)),
+              "yaxis": {"autorange": "reversed", "type": "category"},
+              "margin": {"l": 110, "r": 40, "t": 50, "b": 40}}
+    return {"data": traces, "layout": layout}
 
 
 def _bin_name(ms: int) -> str:
@@ -69,9 +76,9 @@ def _bin_name(ms: int) -> str:
     return f"{ms // 1000} s"
 
 
-def timeline_figure(data: Gathered) -> go.Figure:
+def timeline_figure(data: Gathered) -> Figure:
     gaps = data.gaps[-MAX_TIMELINE:]
-    fig = go.Figure()
+    traces = []
     symbols = sorted({g.symbol for g in gaps})
     for status in (INTERVAL, FILLED, UNFILLED):  # the rarer on top
         own = [g for g in gaps if g.status == status]
@@ -84,35 +91,41 @@ def timeline_figure(data: Gathered) -> go.Figure:
             xs += [_t(g.start_ms), _t(g.end_ms), None]
             ys += [g.symbol, g.symbol, None]
             texts += [text, text, None]
-        fig.add_trace(go.Scatter(
-            x=xs, y=ys, text=texts, mode="lines+markers", name=STATUS_LABELS[status],
-            line={"color": STATUS_COLOURS[status], "width": 8}, marker={"size": 7},
-            hovertemplate="%{y} %{x}<br>%{text}<extra></extra>", visible=True if own else
-            "legendonly"))
+        traces.append({
+            "type": "scatter", "x": xs, "y": ys, "text": texts, "mode": "lines+markers",
+            "name": STATUS_LABELS[status],
+            "line": {"color": STATUS_COLOURS[status], "width": 8}, "marker": {"size": 7},
+            "hovertemplate": "%{y} %{x}<br>%{text}<extra></extra>",
+            "visible": True if own else "legendonly"})
     title = "Gap timeline (from the gaps kind)"
     if len(data.gaps) > len(gaps):
         title += f": the latest {len(gaps):,} of {len(data.gaps):,} rows"
-    fig.update_layout(title=title, height=_height(len(symbols)),
-                      yaxis={"type": "category", "categoryorder": "category descending"},
-                      legend={"orientation": "h", "y": -0.15},
-                      margin={"l": 110, "r": 40, "t": 50, "b": 40})
-    return fig
+    layout = {"title": {"text": title}, "height": _height(len(symbols)),
+              "xaxis": {"type": "date"},
+              "yaxis": {"type": "category", "categoryorder": "category descending"},
+              "legend": {"orientation": "h", "y": -0.15},
+              "margin": {"l": 110, "r": 40, "t": 50, "b": 40}}
+    return {"data": traces, "layout": layout}
 
 
-def uptime_figure(up: Uptime) -> go.Figure:
+def uptime_figure(up: Uptime) -> Figure:
     symbols = list(up.percent)
-    z = [[up.percent[s].get(d) for d in up.days] for s in symbols]
+    z = [[_round(up.percent[s].get(d)) for d in up.days] for s in symbols]
     text = [[f"{v:.2f}%" if v is not None else "" for v in row] for row in z]
-    fig = go.Figure(go.Heatmap(
-        z=z, x=up.days, y=symbols, text=text, texttemplate="%{text}", zmin=90, zmax=100,
-        colorscale="RdYlGn", colorbar={"title": "uptime %"},
-        hovertemplate="%{y} %{x}: %{z:.3f}% without a gap<extra></extra>"))
-    fig.update_layout(title="Uptime per symbol and day (share of its harvested time not in a gap)",
-                      height=_height(len(symbols)),
-                      xaxis={"type": "category"},
-                      yaxis={"autorange": "reversed", "type": "category"},
-                      margin={"l": 110, "r": 40, "t": 50, "b": 40})
-    return fig
+    trace = {"type": "heatmap", "z": z, "x": up.days, "y": symbols, "text": text,
+             "texttemplate": "%{text}", "zmin": 90, "zmax": 100, "colorscale": "RdYlGn",
+             "colorbar": {"title": {"text": "uptime %"}},
+             "hovertemplate": "%{y} %{x}: %{z:.3f}% without a gap<extra></extra>"}
+    layout = {"title": {"text": "Uptime per symbol and day (share of its harvested time not in "
+                                "a gap)"},
+              "height": _height(len(symbols)), "xaxis": {"type": "category"},
+              "yaxis": {"autorange": "reversed", "type": "category"},
+              "margin": {"l": 110, "r": 40, "t": 50, "b": 40}}
+    return {"data": [trace], "layout": layout}
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 3)
 
 
 def kinds_figure(data: Gathered) -> go.Figure:
@@ -161,7 +174,7 @@ def render(data: Gathered, h: Heat | None, up: Uptime | None, title: str,
              f"<p class='note'>data dir {html.escape(data.data_dir)} · generated "
              f"{datetime.now(tz=UTC):%Y-%m-%d %H:%M:%S} UTC in {elapsed_s:.2f} s from Parquet "
              f"footers and the gaps kind · {len(data.files):,} files</p>"]
-    figures: list[go.Figure] = []
+    figures: list[Figure | go.Figure] = []
     if h is not None and h.symbols:
         figures.append(heat_figure(h))
     figures.append(timeline_figure(data))
@@ -169,8 +182,8 @@ def render(data: Gathered, h: Heat | None, up: Uptime | None, title: str,
         figures.append(uptime_figure(up))
     figures.append(kinds_figure(data))
     for i, fig in enumerate(figures):
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0),
-                                 config={"displaylogo": False}))
+        parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0),
+                                 config={"displaylogo": False}, validate=False))
     parts.append("<h2>Rows and bytes per kind</h2>")
     parts.append(_table(("kind", "files", "rows", "bytes"),
                         [(k, f"{n:,}", f"{r:,}", _size(b)) for k, (n, r, b) in kinds.items()]))
