@@ -63,8 +63,8 @@ def check_venue(venue: str | None) -> None:
 
 def dataset_symbols(data_dir: Path) -> list[str]:
     """Every symbol with a ``symbol=`` folder on any date (sorted)."""
-    return sorted({s for _, day_dir in _subdirs(data_dir, "date")
-                   for s, _ in _subdirs(day_dir, "symbol")})
+    return sorted({s for _, day_dir in subdirs(data_dir, "date")
+                   for s, _ in subdirs(day_dir, "symbol")})
 
 
 def resolve_symbols(data_dir: Path, symbols: Iterable[str]) -> list[str]:
@@ -110,7 +110,7 @@ def _day(ms: int) -> date:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).date()
 
 
-def _subdirs(directory: Path, key: str) -> list[tuple[str, Path]]:
+def subdirs(directory: Path, key: str) -> list[tuple[str, Path]]:
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError):
@@ -120,16 +120,16 @@ def _subdirs(directory: Path, key: str) -> list[tuple[str, Path]]:
             if e.name.startswith(prefix) and e.is_dir()]
 
 
-def partition_dirs(data_dir: Path, kind: str, symbols: Iterable[str] | None = None,
-                   start_ms: int | None = None, end_ms: int | None = None
-                   ) -> list[tuple[date, str, Path]]:
-    """``(date, symbol, directory)`` of the partitions of ``kind`` that can hold rows in
-    ``[start_ms, end_ms)``: only the matching ``date=`` and ``symbol=`` directories are listed."""
+def symbol_dirs(data_dir: Path, symbols: Iterable[str] | None = None,
+                start_ms: int | None = None, end_ms: int | None = None
+                ) -> list[tuple[date, str, Path]]:
+    """``(date, symbol, directory)`` of the ``date=…/symbol=…`` folders that can hold rows in
+    ``[start_ms, end_ms)`` for ``symbols`` (default all): only matching folders are listed."""
     first = _day(start_ms) if start_ms is not None else None
     last = _day(end_ms - 1) if end_ms is not None else None
     wanted = sorted(set(symbols)) if symbols is not None else None
     out: list[tuple[date, str, Path]] = []
-    for raw, date_dir in _subdirs(data_dir, "date"):
+    for raw, date_dir in subdirs(data_dir, "date"):
         try:
             day = date.fromisoformat(raw)
         except ValueError:
@@ -137,14 +137,20 @@ def partition_dirs(data_dir: Path, kind: str, symbols: Iterable[str] | None = No
         if (first is not None and day < first) or (last is not None and day > last):
             continue
         if wanted is not None:
-            pairs = [(s, date_dir / f"symbol={s}") for s in wanted]
+            out += [(day, s, date_dir / f"symbol={s}") for s in wanted]
         else:
-            pairs = _subdirs(date_dir, "symbol")
-        for symbol, symbol_dir in pairs:
-            kind_dir = symbol_dir / f"kind={kind}"
-            if kind_dir.is_dir():
-                out.append((day, symbol, kind_dir))
+            out += [(day, s, d) for s, d in subdirs(date_dir, "symbol")]
     return out
+
+
+def partition_dirs(data_dir: Path, kind: str, symbols: Iterable[str] | None = None,
+                   start_ms: int | None = None, end_ms: int | None = None
+                   ) -> list[tuple[date, str, Path]]:
+    """``(date, symbol, directory)`` of the partitions of ``kind`` that can hold rows in
+    ``[start_ms, end_ms)``: only the matching ``date=`` and ``symbol=`` directories are listed."""
+    return [(day, symbol, symbol_dir / f"kind={kind}")
+            for day, symbol, symbol_dir in symbol_dirs(data_dir, symbols, start_ms, end_ms)
+            if (symbol_dir / f"kind={kind}").is_dir()]
 
 
 def _depth(files: list[Path]) -> int:

@@ -165,12 +165,14 @@ def heat(files: Sequence[FileStat], gaps: Sequence[GapRow], lo: int, hi: int,
         for g in own:
             for j in _bins(g.start_ms, g.end_ms, origin, bin_ms, n):
                 hits.setdefault(j, set()).add(g.reason)
-        for j in range(n):
+        line = rows[i]
+        empty = {j for j, v in enumerate(line) if v == 0}
+        for j in sorted(empty | set(hits) | {j for j, ms in enumerate(gap_ms) if ms}):
             b0 = origin + j * bin_ms
             inside = max(0, min(b0 + bin_ms, hi + 1) - max(b0, lo))
             share = gap_ms[j] / inside if inside else 0.0
             hit = sorted(hits.get(j, ()))
-            if rows[i][j] == 0 and inside:
+            if j in empty and inside:
                 share, hit = 1.0, hit or ["no rows"]
             if share > 0 or hit:
                 missing[i][j] = min(1.0, max(share, 0.01))

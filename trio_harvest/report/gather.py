@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from ..dataset import partition_dirs
+from ..dataset import subdirs, symbol_dirs
 from ..kinds import ALL_KINDS, GAPS, PARTITION_COLUMNS, schema_for
 from ..storage.backlog import REJECTED_DIR, scan_backlog
 from ..storage.fileschema import SOURCES_KEY, live_names, local_parts, sources_in
@@ -27,10 +27,16 @@ _GAP_SCHEMA = {n: t for n, t in schema_for(GAPS).polars.items() if n in _GAP_COL
 def partition_dirs_of(data_dir: Path, symbols: Iterable[str] | None, start_ms: int | None,
                      end_ms: int | None, kinds: Iterable[str] = ALL_KINDS
                      ) -> list[tuple[str, str, str, Path]]:
-    """``(date, symbol, kind, folder)`` of the partitions the filters can match."""
-    wanted = sorted(set(symbols)) if symbols is not None else None
-    return [(day.isoformat(), symbol, kind, directory) for kind in kinds
-            for day, symbol, directory in partition_dirs(data_dir, kind, wanted, start_ms, end_ms)]
+    """``(date, symbol, kind, folder)`` of the partitions the filters can match: the dates and
+    symbols as ``dataset.partition_dirs`` selects them, then one listing per symbol folder for
+    its kinds (not one lookup per kind: a month of 500 symbols is 15,000 folders)."""
+    wanted_kinds = set(kinds)
+    out = []
+    for day, symbol, sym_dir in symbol_dirs(data_dir, symbols, start_ms, end_ms):
+        for kind, directory in subdirs(sym_dir, "kind"):
+            if kind in wanted_kinds:
+                out.append((day.isoformat(), symbol, kind, directory))
+    return out
 
 
 def _range_of(name: str) -> tuple[int, int] | None:
@@ -76,13 +82,13 @@ def _footer(path: Path, stat: FileStat) -> FileStat:
 def _gap_frame(paths: list[tuple[str, Path]]) -> pl.DataFrame | None:
     """Every gap row of ``paths`` in one parallel scan; file by file (skipping a broken one,
     which its footer read reports) if the scan fails."""
-    symbols = {str(p): symbol for symbol, p in paths}
     try:
         df = (pl.scan_parquet([p for _, p in paths], include_file_paths="_path",
                               missing_columns="insert", extra_columns="ignore",
                               schema=_GAP_SCHEMA)
               .collect())
-        return df.with_columns(pl.col("_path").replace_strict(symbols).alias("symbol"))
+        return df.with_columns(pl.col("_path").str.extract(r"symbol=([^/\\]+)[/\\]kind=", 1)
+                               .alias("symbol"))
     except Exception:
         frames = []
         for symbol, path in paths:
