@@ -7,7 +7,8 @@ reads per-kind files and first-version union files alike with the kind's schema 
 deepest level present), adds the Hive columns ``date`` (Date), ``symbol`` and ``kind``, filters
 ``start <= ts_ms < end`` and adds each time column again as a UTC timestamp (``ts_ms`` ->
 ``ts``, ``event_ms`` -> ``event_ts``, ``recv_ms`` -> ``recv_ts``, ``start_ms`` -> ``start_ts``,
-``end_ms`` -> ``end_ts``). Reads footers; never writes anything.
+``end_ms`` -> ``end_ts``). Local folders and ``s3://`` datasets (``dataset_s3.py``). Reads
+footers; never writes anything.
 
 A reader is never misled: a missing dataset root, an unknown kind or venue, and a symbol the
 dataset does not hold each raise ``DatasetError`` (one line; a symbol is matched without regard
@@ -27,6 +28,7 @@ import polars as pl
 from .hints import did_you_mean
 from .kinds import ALL_KINDS, ORDERBOOK, schema_for
 from .storage.fileschema import file_columns, local_live, orderbook_depth
+from .storage.location import S3Options, as_s3_url
 
 __all__ = ["TIME_COLUMNS", "VENUES", "DatasetError", "arrow_schema", "scan", "to_ms"]
 
@@ -70,7 +72,10 @@ def dataset_symbols(data_dir: Path) -> list[str]:
 def resolve_symbols(data_dir: Path, symbols: Iterable[str]) -> list[str]:
     """``symbols`` as the dataset spells them (matched without regard to case), or
     ``DatasetError`` naming the first one it does not hold, with the nearest it does."""
-    held = dataset_symbols(data_dir)
+    return match_symbols(dataset_symbols(data_dir), symbols, str(data_dir))
+
+
+def match_symbols(held: list[str], symbols: Iterable[str], where: str) -> list[str]:
     by_upper = {s.upper(): s for s in held}
     out: list[str] = []
     for raw in symbols:
@@ -78,8 +83,7 @@ def resolve_symbols(data_dir: Path, symbols: Iterable[str]) -> list[str]:
         if found is None:
             hint = did_you_mean(raw.strip().upper(), held) if held else ""
             holds = f"it holds {len(held)} symbols" if held else "it holds no symbol yet"
-            raise DatasetError(f"symbol {raw!r} is not in the dataset {data_dir} ({holds})"
-                               + hint)
+            raise DatasetError(f"symbol {raw!r} is not in the dataset {where} ({holds})" + hint)
         out.append(found)
     return out
 
@@ -153,13 +157,17 @@ def partition_dirs(data_dir: Path, kind: str, symbols: Iterable[str] | None = No
             if (symbol_dir / f"kind={kind}").is_dir()]
 
 
-def _depth(files: list[Path]) -> int:
+def _depth(files: list[Any], options: dict[str, str] | None = None) -> int:
     """The deepest book level any of these orderbook files holds (20 if there are none)."""
     if not files:
         return 20
 
-    def one(path: Path) -> int:
-        return orderbook_depth(list(pl.read_parquet_schema(path)), lambda: pl.scan_parquet(path))
+    def one(path: Any) -> int:
+        if options is None:
+            return orderbook_depth(list(pl.read_parquet_schema(path)),
+                                   lambda: pl.scan_parquet(path))
+        lazy = pl.scan_parquet(path, storage_options=options)
+        return orderbook_depth(list(lazy.collect_schema()), lambda: lazy)
 
     return max(one(f) for f in files)
 
@@ -189,32 +197,51 @@ def scan(
     *,
     venue: str | None = None,
     depth: int | None = None,
+    s3: S3Options | None = None,
 ) -> pl.LazyFrame:
     """Rows of ``kind`` (for ``symbols``, default all) with ``start <= ts_ms < end``.
 
+    ``data_dir`` is a local folder or ``s3://bucket/prefix`` (read with ``s3``, default the
+    settings ``run`` takes from the environment: ``TRIO_HARVEST_S3_*`` and the AWS variables).
     ``depth`` fixes the orderbook's levels (default: the deepest any matching file holds).
     ``DatasetError`` (a ``ValueError``) for a missing root, an unknown kind or venue, a symbol
     the dataset does not hold; ``ValueError`` for a time that cannot be read."""
     check_kind(kind)
     check_venue(venue)
-    root = Path(data_dir)
-    check_root(root)
     if isinstance(symbols, str):
         symbols = [symbols]
-    if symbols is not None:
-        symbols = resolve_symbols(root, symbols)
     start_ms = to_ms(start, "start") if start is not None else None
     end_ms = to_ms(end, "end") if end is not None else None
-    parts = [(day, symbol, local_live(directory))
-             for day, symbol, directory in partition_dirs(root, kind, symbols,
-                                                          start_ms, end_ms)]
+    url = as_s3_url(data_dir)
+    options: dict[str, str] | None = None
+    parts: list[tuple[date, str, list[Any]]]
+    if url is not None:
+        from .dataset_s3 import S3Listing
+
+        listing = S3Listing(url, s3)
+        if symbols is not None:
+            symbols = match_symbols(listing.symbols, symbols, listing.url)
+        first = _day(start_ms) if start_ms is not None else None
+        last = _day(end_ms - 1) if end_ms is not None else None
+        parts = listing.files(kind, symbols, first, last)
+        options = listing.storage_options()
+    else:
+        root = Path(data_dir)
+        check_root(root)
+        if symbols is not None:
+            symbols = resolve_symbols(root, symbols)
+        parts = [(day, symbol, list(local_live(directory)))
+                 for day, symbol, directory in partition_dirs(root, kind, symbols,
+                                                              start_ms, end_ms)]
     parts = [p for p in parts if p[2]]
     if depth is None:
-        depth = _depth([f for _, _, files in parts for f in files]) if kind == ORDERBOOK else 20
+        depth = (_depth([f for _, _, files in parts for f in files], options)
+                 if kind == ORDERBOOK else 20)
     columns = file_columns(kind, depth)
     names = schema_for(kind, depth).names
     frames = [
-        pl.scan_parquet(files, schema=columns, missing_columns="insert", extra_columns="ignore")
+        pl.scan_parquet(files, schema=columns, missing_columns="insert", extra_columns="ignore",
+                        storage_options=options)
         .with_columns(pl.lit(day, dtype=pl.Date).alias("date"), pl.lit(symbol).alias("symbol"),
                       pl.lit(kind).alias("kind"))
         for day, symbol, files in parts

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from ..storage.inventory import human_size
 from .coverage import (
     FILLED,
     INTERVAL,
@@ -148,15 +149,6 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.4em} h2{font-size:1.15em;margin-top:1.6em}
@@ -186,7 +178,7 @@ def render(data: Gathered, h: Heat | None, up: Uptime | None, title: str,
                                  config={"displaylogo": False}, validate=False))
     parts.append("<h2>Rows and bytes per kind</h2>")
     parts.append(_table(("kind", "files", "rows", "bytes"),
-                        [(k, f"{n:,}", f"{r:,}", _size(b)) for k, (n, r, b) in kinds.items()]))
+                        [(k, f"{n:,}", f"{r:,}", human_size(b)) for k, (n, r, b) in kinds.items()]))
     parts.append("<h2>Gaps per reason and status</h2>")
     parts.append(_table(("reason", "status", "rows", "time covered (s)"),
                         [(r, s, f"{n:,}", f"{ms / 1000:,.3f}")

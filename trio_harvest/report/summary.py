@@ -14,6 +14,7 @@ from typing import Any
 from ..dataset import VENUES
 from ..hints import plural
 from ..repair.gaps import parse_agg_detail
+from ..storage.inventory import human_size
 from .coverage import UNFILLED, Gathered, per_kind, span, uptime, worst
 
 WORST = 5
@@ -23,15 +24,6 @@ def _iso(ms: int | None) -> str:
     if ms is None:
         return "-"
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
 
 
 def summarize(data: Gathered, start_ms: int | None = None, end_ms: int | None = None
@@ -77,12 +69,12 @@ def render(doc: dict[str, Any], data_dir: str, filters: str = "") -> str:
     t = doc["totals"]
     lines = [f"data dir {data_dir}" + (f" ({filters})" if filters else ""),
              f"venue {doc['venue']}: {plural(t['symbols'], 'symbol')}, "
-             f"{plural(t['files'], 'file')}, {plural(t['rows'], 'row')}, {_size(t['bytes'])}",
+             f"{plural(t['files'], 'file')}, {plural(t['rows'], 'row')}, {human_size(t['bytes'])}",
              f"  {'kind':<11} {'symbols':>7} {'files':>8} {'rows':>14} {'bytes':>10}  "
              f"{'first (UTC)':<20}  last (UTC)"]
     for kind, k in doc["kinds"].items():
         lines.append(f"  {kind:<11} {k['symbols']:>7,} {k['files']:>8,} {k['rows']:>14,} "
-                     f"{_size(k['bytes']):>10}  {_iso(k['first_ts_ms']):<20}  "
+                     f"{human_size(k['bytes']):>10}  {_iso(k['first_ts_ms']):<20}  "
                      f"{_iso(k['last_ts_ms'])}")
     if not doc["kinds"]:
         lines.append("  (no partitions)")

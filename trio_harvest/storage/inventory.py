@@ -118,7 +118,7 @@ class Inventory:
             lines.append(
                 f"{p.date:<10}  {p.symbol:<12} {p.kind:<9} {p.files:>6} {p.rows:>10} "
                 f"{_iso(p.first_ts_ms) or '-':<24} {_iso(p.last_ts_ms) or '-':<24} "
-                f"{_size(p.bytes):>10}  {holes}".rstrip())
+                f"{human_size(p.bytes):>10}  {holes}".rstrip())
         if not self.partitions:
             lines.append("(no partitions)")
         for symbol, c in sorted(self.continuity.items()):
@@ -145,7 +145,7 @@ class Inventory:
         lines += self.gaps.render()
         t = self.as_dict()["totals"]
         lines.append(f"totals: {plural(t['files'], 'file')}, {plural(t['rows'], 'row')}, "
-                     f"{_size(t['bytes'])}")
+                     f"{human_size(t['bytes'])}")
         return "\n".join(lines)
 
 
@@ -155,7 +155,8 @@ def _iso(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
+    """``512 B``, ``1.5 KiB``, … ``3.2 GiB`` (at most GiB)."""
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
