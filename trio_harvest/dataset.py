@@ -114,6 +114,17 @@ def _day(ms: int) -> date:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).date()
 
 
+def day_within(raw: str, first: date | None, last: date | None) -> date | None:
+    """The date a ``date=`` folder names, if it is one and within ``[first, last]``."""
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        return None
+    if (first is not None and day < first) or (last is not None and day > last):
+        return None
+    return day
+
+
 def subdirs(directory: Path, key: str) -> list[tuple[str, Path]]:
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
@@ -134,11 +145,8 @@ def symbol_dirs(data_dir: Path, symbols: Iterable[str] | None = None,
     wanted = sorted(set(symbols)) if symbols is not None else None
     out: list[tuple[date, str, Path]] = []
     for raw, date_dir in subdirs(data_dir, "date"):
-        try:
-            day = date.fromisoformat(raw)
-        except ValueError:
-            continue
-        if (first is not None and day < first) or (last is not None and day > last):
+        day = day_within(raw, first, last)
+        if day is None:
             continue
         if wanted is not None:
             out += [(day, s, date_dir / f"symbol={s}") for s in wanted]

@@ -19,6 +19,7 @@ from typing import Any
 
 import polars as pl
 
+from .dataset import DatasetError, day_within
 from .errors import ConfigError
 from .storage.fileschema import is_compacted, live_names, sources_in
 from .storage.location import S3Options, parse_s3, validate_endpoint
@@ -45,7 +46,6 @@ class S3Listing:
     """The part objects of a bucket's dataset, listed once."""
 
     def __init__(self, url: str, options: S3Options | None = None) -> None:
-        from .dataset import DatasetError
         from .storage.s3store import S3Store
 
         try:
@@ -83,11 +83,8 @@ class S3Listing:
         for (raw, symbol, k), rels in sorted(self.parts.items()):
             if k != kind or (wanted is not None and symbol not in wanted):
                 continue
-            try:
-                day = date.fromisoformat(raw)
-            except ValueError:
-                continue
-            if (first is not None and day < first) or (last is not None and day > last):
+            day = day_within(raw, first, last)
+            if day is None:
                 continue
             by_name = {r.name: r for r in rels}
             live = live_names(by_name, lambda n: self._sources(by_name[n]))  # noqa: B023
