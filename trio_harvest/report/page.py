@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import plotly.colors as pcolors
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
@@ -47,25 +48,40 @@ def _height(n: int) -> int:
 Figure = dict[str, Any]  # a Plotly figure as plain data: big grids skip per-cell validation
 
 
+def _scale(colours: list[str]) -> list[list[Any]]:
+    """A named Plotly scale as explicit stops (plotly.js names run the other way round)."""
+    return [[i / (len(colours) - 1), c] for i, c in enumerate(colours)]
+
+
+BLUES = _scale(pcolors.sequential.Blues)
+RED_YELLOW_GREEN = _scale(pcolors.diverging.RdYlGn)
+MISSING = [[0, "#fcbba1"], [1, "#a50f15"]]
+
+
+def _layout(**kw: Any) -> dict[str, Any]:
+    """A figure's layout with Plotly's default look (a plain-data figure gets no template)."""
+    return {"template": pio.templates["plotly"].to_plotly_json(), **kw}
+
+
 def heat_figure(h: Heat) -> Figure:
     x = [_t(h.origin_ms + j * h.bin_ms) for j in range(h.bins)]
     rows = [[round(v) for v in line] for line in h.rows]
     missing = [[None if v is None else round(v, 3) for v in line] for line in h.missing]
     traces = [
-        {"type": "heatmap", "z": rows, "x": x, "y": h.symbols, "colorscale": "Blues",
+        {"type": "heatmap", "z": rows, "x": x, "y": h.symbols, "colorscale": BLUES,
          "name": "rows", "colorbar": {"title": {"text": "rows"}, "x": 1.0},
          "hovertemplate": "%{y} %{x}<br>~%{z} rows<extra></extra>"},
         {"type": "heatmap", "z": missing, "x": x, "y": h.symbols, "text": h.reasons,
          "name": "missing", "zmin": 0, "zmax": 1,
-         "colorscale": [[0, "#fcbba1"], [1, "#a50f15"]], "showscale": True,
+         "colorscale": MISSING, "showscale": True,
          "colorbar": {"title": {"text": "missing"}, "x": 1.08, "tickformat": ".0%"},
          "hovertemplate": "%{y} %{x}<br>missing %{z:.0%}: %{text}<extra></extra>"},
     ]
-    layout = {"title": {"text": f"Coverage: rows per symbol and {_bin_name(h.bin_ms)} "
-                                "(red: data missing)"},
-              "height": _height(len(h.symbols)),
-              "yaxis": {"autorange": "reversed", "type": "category"},
-              "margin": {"l": 110, "r": 40, "t": 50, "b": 40}}
+    layout = _layout(title={"text": f"Coverage: rows per symbol and {_bin_name(h.bin_ms)} "
+                                    "(red: data missing)"},
+                     height=_height(len(h.symbols)),
+                     yaxis={"autorange": "reversed", "type": "category"},
+                     margin={"l": 110, "r": 40, "t": 50, "b": 40})
     return {"data": traces, "layout": layout}
 
 
@@ -101,11 +117,11 @@ def timeline_figure(data: Gathered) -> Figure:
     title = "Gap timeline (from the gaps kind)"
     if len(data.gaps) > len(gaps):
         title += f": the latest {len(gaps):,} of {len(data.gaps):,} rows"
-    layout = {"title": {"text": title}, "height": _height(len(symbols)),
-              "xaxis": {"type": "date"},
-              "yaxis": {"type": "category", "categoryorder": "category descending"},
-              "legend": {"orientation": "h", "y": -0.15},
-              "margin": {"l": 110, "r": 40, "t": 50, "b": 40}}
+    layout = _layout(title={"text": title}, height=_height(len(symbols)),
+                     xaxis={"type": "date"},
+                     yaxis={"type": "category", "categoryorder": "category descending"},
+                     legend={"orientation": "h", "y": -0.15},
+                     margin={"l": 110, "r": 40, "t": 50, "b": 40})
     return {"data": traces, "layout": layout}
 
 
@@ -114,14 +130,14 @@ def uptime_figure(up: Uptime) -> Figure:
     z = [[_round(up.percent[s].get(d)) for d in up.days] for s in symbols]
     text = [[f"{v:.2f}%" if v is not None else "" for v in row] for row in z]
     trace = {"type": "heatmap", "z": z, "x": up.days, "y": symbols, "text": text,
-             "texttemplate": "%{text}", "zmin": 90, "zmax": 100, "colorscale": "RdYlGn",
+             "texttemplate": "%{text}", "zmin": 90, "zmax": 100, "colorscale": RED_YELLOW_GREEN,
              "colorbar": {"title": {"text": "uptime %"}},
              "hovertemplate": "%{y} %{x}: %{z:.3f}% without a gap<extra></extra>"}
-    layout = {"title": {"text": "Uptime per symbol and day (share of its harvested time not in "
-                                "a gap)"},
-              "height": _height(len(symbols)), "xaxis": {"type": "category"},
-              "yaxis": {"autorange": "reversed", "type": "category"},
-              "margin": {"l": 110, "r": 40, "t": 50, "b": 40}}
+    layout = _layout(title={"text": "Uptime per symbol and day (share of its harvested time not "
+                                    "in a gap)"},
+                     height=_height(len(symbols)), xaxis={"type": "category"},
+                     yaxis={"autorange": "reversed", "type": "category"},
+                     margin={"l": 110, "r": 40, "t": 50, "b": 40})
     return {"data": [trace], "layout": layout}
 
 
