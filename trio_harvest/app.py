@@ -9,6 +9,7 @@ unhealthy (old fault 5): only a signal, ``--duration`` or an internal crash ends
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import time
@@ -20,7 +21,7 @@ import trio
 
 from . import __version__
 from .binance.booksync import DiffBooks
-from .binance.streams import plan_connections, streams_for
+from .binance.streams import ConnectionPlan, plan_connections, streams_for
 from .config import Config
 from .ingest.connection import ConnectFn, Connection, make_connections, run_ingest, websocket_connector
 from .ingest.restclient import FetchFn
@@ -29,6 +30,7 @@ from .kinds import CVD, OFI, PREVIEW_KINDS, Row, schema_for
 from .ops.listing import check_listing
 from .ops.operations import Operations
 from .ops.startup import recover_command
+from .ops.universe import Universe
 from .pipeline.lanes import Lanes
 from .pipeline.rotation import DeadLetterFn, Rotation, SaveFn
 from .pipeline.router import Router
@@ -78,6 +80,7 @@ class Harvester:
         self.wall_ms = wall_clock_ms
         self.handle_signals = handle_signals
         self.stop_state = StopState()
+        self._trio_token: trio.lowlevel.TrioToken | None = None
         self.started_at: float | None = None
         self.stopped_at: float | None = None
         self.data_store = data_store(config)  # local disk, or s3:// (issue 10)
@@ -116,13 +119,7 @@ class Harvester:
             now=trio.current_time,
         )
         # issue 3: one signal engine per symbol, fed by the router, emitting preview rows
-        self.engines = {
-            s: SignalEngine(s, config.signals, config.depth_levels, self.lanes.offer,
-                            book_ticker=config.book_ticker,
-                            emit_ofi=self.lanes.get(OFI, s).offer_ofi,
-                            emit_cvd=self.lanes.get(CVD, s).offer_cvd)
-            for s in config.symbols
-        }
+        self.engines = {s: self.make_engine(s) for s in config.symbols}
         self.router.hooks = dict(self.engines)
         self._features_scope = trio.CancelScope()
         self.diff_books: DiffBooks | None = None  # --book diff: local books (booksync.py)
@@ -145,6 +142,10 @@ class Harvester:
         self._connect = self.repair.connector.connect
         self._use_http = connect is None  # the real network (or the simulator): check listings
         self.connections: list[Connection] = []
+        self._base_url = config.ws_url
+        self._ingest_nursery: trio.Nursery | None = None
+        # --symbols all or patterns: the listing is followed while running (ops/universe.py)
+        self.universe: Universe | None = None
         self.simulator: Any = None
         self._grace_scope: trio.CancelScope | None = None
         self._backfilling = False  # in the backfill phase of a stop
@@ -156,7 +157,29 @@ class Harvester:
         self.journal, self.replayer, self.probe = journal_wiring.attach(
             config, self.lanes, self.rotation, self.router, self.repair, lambda: self.connections,
             None if wall_clock_ms is wall_ms else (lambda: wall_clock_ms() * 1_000_000),
-            probe_data_dir=save is None)
+            probe_data_dir=save is None, store=self.data_store)
+
+    def make_engine(self, symbol: str) -> SignalEngine:
+        """A symbol's signal engine (issue 3), emitting preview rows into its lanes."""
+        cfg = self.config
+        return SignalEngine(symbol, cfg.signals, cfg.depth_levels, self.lanes.offer,
+                            book_ticker=cfg.book_ticker,
+                            emit_ofi=self.lanes.get(OFI, symbol).offer_ofi,
+                            emit_cvd=self.lanes.get(CVD, symbol).offer_cvd)
+
+    def open_connection(self, plan: ConnectionPlan) -> Connection:
+        """A connection added while running (new listings), started beside the others."""
+        cfg = self.config
+        conn = make_connections([plan], self._base_url, self._connect, self.router.feed,
+                                stall_timeout=cfg.stall_timeout,
+                                backoff_initial=cfg.backoff_initial,
+                                backoff_max=cfg.backoff_max, on_disconnect=self._on_disconnect)[0]
+        conn.journal = self.journal
+        conn.index = max((c.index for c in self.connections), default=-1) + 1
+        self.connections.append(conn)
+        if self._ingest_nursery is not None:
+            self._ingest_nursery.start_soon(conn.run)
+        return conn
 
     def _metadata_of(self, kind: str) -> dict[str, str]:
         """Parquet key-value metadata: derived kinds carry their parameters and OFI source."""
@@ -170,6 +193,14 @@ class Harvester:
             await journal_wiring.restart(self.journal, self.replayer, self.repair, self.config)
 
     # -- running -------------------------------------------------------------------------------
+
+    def stop_from_thread(self, reason: str) -> None:
+        """``request_stop`` from a thread other than trio's (the lease renewer); a no-op before
+        the run starts or after it ended."""
+        token = self._trio_token
+        if token is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                trio.from_thread.run_sync(self.request_stop, reason, trio_token=token)
 
     def request_stop(self, reason: str) -> None:
         """Begin a clean stop (idempotent). A second request during the final flush cuts the
@@ -193,6 +224,7 @@ class Harvester:
 
     async def run(self, *, task_status: trio.TaskStatus[Harvester] = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
+        self._trio_token = trio.lowlevel.current_trio_token()
         # one start-up thread: sweep temp files left by a crash, read where each symbol left off
         self.stale_temps_removed, seeds = await trio.to_thread.run_sync(
             self._startup_scan, abandon_on_cancel=True)
@@ -204,6 +236,7 @@ class Harvester:
                 base_url = cfg.ws_url
                 if cfg.sim:
                     base_url = await self._start_simulator(root)
+                self._base_url = base_url
                 await root.start(self.rotation.run)
                 if self.journal is not None:
                     await root.start(self.journal.run)
@@ -234,6 +267,9 @@ class Harvester:
                 )
                 for index, conn in enumerate(self.connections):  # issue 9: journal every frame
                     conn.journal, conn.index = self.journal, index
+                if cfg.universe:
+                    self.universe = Universe(self, self.simulator.rest_url if cfg.sim
+                                             else cfg.rest_url)
                 root.start_soon(self._run_ingest)
                 if self._use_http:  # a symbol the venue does not list: one warning
                     root.start_soon(check_listing, self.simulator.rest_url if cfg.sim
@@ -332,7 +368,11 @@ class Harvester:
 
     async def _run_ingest(self) -> None:
         with self._ingest_scope:
-            await run_ingest(self.connections)
+            async with trio.open_nursery() as nursery:
+                self._ingest_nursery = nursery
+                if self.universe is not None:  # stops with ingest, before the final flush
+                    nursery.start_soon(self.universe.run)
+                await run_ingest(self.connections)
 
     async def _final_flush(self) -> None:
         cfg = self.config

@@ -27,6 +27,7 @@ from .kinds import ALL_KINDS, DEFAULT_WATERMARKS
 from .ops.settings import check_ops_settings
 from .scale.settings import resolve as resolve_scale
 from .signals.params import SignalParams
+from .storage.location import aws_env
 from .storage.partitions import DEADLETTER_DIR
 from .symbols import SYMBOL_RE, check_symbols
 
@@ -51,7 +52,8 @@ SIM_EXCLUSIVE = ("--sim runs its own simulator; to harvest from a separate `pyth
 @dataclass(frozen=True, slots=True)
 class Config:
     # what to harvest, and from where
-    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")  # names, patterns ('*USDT') or ALL
+    listing_interval: float = 600.0  # with patterns or ALL: poll the venue's listing this often
     ws_url: str = DEFAULT_WS_URL
     rest_url: str = DEFAULT_REST_URL
     depth_levels: int = 20
@@ -97,6 +99,7 @@ class Config:
     # operations
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
+    metrics_per_symbol: bool = False  # /metrics: the symbol_* families too (series per symbol)
     log_level: str = "INFO"
     log_format: str = "text"
     # derived signals (TOML table [signals]; see signals/params.py)
@@ -122,6 +125,9 @@ class Config:
     s3_allow_http: bool = False  # plain-http endpoints (a local MinIO) only when allowed
     workers: int = 1  # harvester processes on this host, each a shard
     shard: str = ""  # "I/N": harvest shard I of N (rendezvous hashing of the symbols)
+    lease_ttl: float = 90.0  # s3:// --shard: the shard lease's life; writes stop at half of it
+    worker_stable_after: float = 60.0  # a worker up this long restarts after the first backoff
+    shard_weights: str = "venue"  # "venue" (24 h ticker), "off", or a snapshot file (scale/weights.py)
 
     # durability (issue 9): the write-ahead journal of raw frames and the raw archive
     journal: bool = True
@@ -131,6 +137,9 @@ class Config:
     journal_segment_bytes: int = 64 * 1024**2
     journal_segment_s: float = 60.0
     raw_dir: Path | None = None  # off; sealed segments are kept here, zstd-compressed
+    # not a setting: the names and patterns ``symbols`` had before the listing resolved them
+    # (ops/universe.py); empty for a fixed list of names. A run with it follows the listing.
+    universe: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -150,12 +159,18 @@ class Config:
         return self.watermarks[kind][1]
 
 
-FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Config))
+INTERNAL = ("universe",)
+FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Config) if f.name not in INTERNAL)
 _HINTS = typing.get_type_hints(Config)
 
 
 def _validate(c: Config) -> None:
-    check_symbols(c.symbols)
+    if c.universe:  # resolved from the listing: a shard's share may be empty for now
+        check_symbols(c.universe)
+        if c.symbols:
+            check_symbols(c.symbols)
+    else:
+        check_symbols(c.symbols)
     for name in ("ws_url",):
         url = getattr(c, name)
         if not url.startswith(("ws://", "wss://")):
@@ -184,6 +199,7 @@ def _validate(c: Config) -> None:
     if not 0 <= c.metrics_port <= 65535:
         raise ConfigError(f"metrics_port: {c.metrics_port} is not a port (0 = off)")
     _positive("health_interval", c.health_interval)
+    _positive("listing_interval", c.listing_interval)
     for name in ("backfill_delay", "ws_lifetime", "handover_lead", "handover_overlap"):
         _positive(name, getattr(c, name))
     if c.handover_lead >= c.ws_lifetime:
@@ -277,6 +293,7 @@ def layer_from_toml(data: Mapping[str, Any], where: str = "") -> dict[str, Any]:
 
 def layer_from_env(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    out.update(aws_env(env))  # the standard AWS variables, below our own TRIO_HARVEST_S3_*
     legacy = {"BUFFER_HIGH": "buffer_high", "SAVE_CONCURRENCY": "save_concurrency"}
     for var, name in legacy.items():
         if env.get(var, "").strip():

@@ -22,16 +22,16 @@ import polars as pl
 from .dataset import DatasetError, day_within
 from .errors import ConfigError
 from .storage.fileschema import is_compacted, live_names, sources_in
-from .storage.location import S3Options, parse_s3, validate_endpoint
-
-TRUE = ("1", "true", "yes", "on")
+from .storage.location import TRUTHY, S3Options, effective, parse_s3, validate_endpoint
 
 
 def options_from_env(env: Mapping[str, str] | None = None) -> S3Options:
-    """The S3 settings ``run`` would take from the environment."""
+    """The S3 settings ``run`` would take from the environment: ``TRIO_HARVEST_S3_*``, then
+    the standard AWS variables for what those leave empty."""
     env = os.environ if env is None else env
-    return S3Options(env.get("TRIO_HARVEST_S3_ENDPOINT", ""), env.get("TRIO_HARVEST_S3_REGION", ""),
-                     env.get("TRIO_HARVEST_S3_ALLOW_HTTP", "").lower() in TRUE)
+    own = S3Options(env.get("TRIO_HARVEST_S3_ENDPOINT", ""), env.get("TRIO_HARVEST_S3_REGION", ""),
+                    env.get("TRIO_HARVEST_S3_ALLOW_HTTP", "").lower() in TRUTHY)
+    return effective(own, env)
 
 
 def _hive(rel: PurePath) -> tuple[str, str, str] | None:

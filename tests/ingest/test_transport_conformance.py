@@ -18,7 +18,7 @@ import pytest
 import trio
 import trio_websocket
 
-from trio_harvest.binance.streams import MARKET, ConnectionPlan, StreamSpec
+from trio_harvest.binance.streams import MARKET, ConnectionPlan, StreamSpec, url_after
 from trio_harvest.ingest.backoff import Backoff
 from trio_harvest.ingest.connection import RECOVERABLE, Connection
 from trio_harvest.ingest.handover import HandoverConnector
@@ -48,7 +48,8 @@ class WsServer:
     closes cleanly, ``/abort/N`` sends N frames then drops the TCP connection, ``/stall`` sends
     nothing, ``/oversize`` sends one frame then one over MAX_BYTES, ``/ping`` pings the client
     and reports whether the pong came, ``/reject/CODE`` answers the handshake with HTTP CODE,
-    ``/hold`` sends one frame and waits for the client to close, ``/newest`` joins a feed of
+    ``/hold`` sends one frame and waits for the client to close, ``/echo`` answers each message
+with ``echo <message>``, ``/newest`` joins a feed of
     numbered frames (every 5 ms) that only the newest such connection receives."""
 
     port: int = 0
@@ -114,6 +115,9 @@ class WsServer:
             elif verb == "hold":
                 await ws.send_message("hello")
                 await ws.get_message()
+            elif verb == "echo":
+                while True:
+                    await ws.send_message("echo " + text(await ws.get_message()))
         except trio_websocket.ConnectionClosed:
             pass
         finally:
@@ -364,25 +368,124 @@ async def test_no_file_descriptor_leaks_over_a_thousand_reconnects(transport: st
         nursery.cancel_scope.cancel()
 
 
+# -- sending -----------------------------------------------------------------------------------
+
+
+async def test_send_writes_text_messages_in_order(transport: str) -> None:
+    server = WsServer()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        async with connect_of(transport)(server.url("/echo")) as ws:
+            for i in range(5):
+                await ws.send(f"m{i} é")
+            got = [text(await ws.get_message()) for _ in range(5)]
+        nursery.cancel_scope.cancel()
+    assert got == [f"echo m{i} é" for i in range(5)]
+
+
+async def test_send_on_a_connection_the_server_dropped_is_recoverable(transport: str) -> None:
+    server = WsServer()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        with pytest.raises(RECOVERABLE):
+            async with connect_of(transport)(server.url("/abort/1")) as ws:
+                await ws.get_message()
+                with trio.fail_after(5):
+                    while True:  # the drop is noticed by a read, then every send fails
+                        with trio.move_on_after(0.05):
+                            await ws.get_message()
+                        await ws.send("still there?")
+        nursery.cancel_scope.cancel()
+
+
+def _plan(*names: str) -> ConnectionPlan:
+    return ConnectionPlan(MARKET, tuple(StreamSpec(n.split("@")[0].upper(), "aggTrade", n)
+                                        for n in names))
+
+
+async def test_a_live_subscribe_adds_a_stream_without_disturbing_the_others(transport: str) -> None:
+    """``Connection.retarget`` + ``tell``: SUBSCRIBE on the open socket; the old stream goes on
+    on the same connection (no reconnect), the new one starts; UNSUBSCRIBE stops a stream."""
+    sim = Simulator(SimConfig(symbols=("BTCUSDT", "ETHUSDT"), rate=400.0))
+    seen: dict[str, list[int]] = {}
+
+    def handle(frame: str | bytes) -> None:
+        doc = json.loads(frame)
+        if "stream" in doc:
+            seen.setdefault(doc["stream"], []).append(doc["data"]["a"])
+
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(sim.serve)
+        conn = Connection(_plan("btcusdt@aggTrade"), f"ws://127.0.0.1:{port}",
+                          connect_of(transport), handle, stall_timeout=10.0,
+                          backoff=Backoff(0.05, 0.1, random.Random(1)))
+        nursery.start_soon(conn.run)
+        with trio.fail_after(10):
+            while len(seen.get("btcusdt@aggTrade", ())) < 5:
+                await trio.sleep(0.02)
+            conn.retarget(add=_plan("ethusdt@aggTrade").streams)
+            await conn.tell()
+            while len(seen.get("ethusdt@aggTrade", ())) < 5:
+                await trio.sleep(0.02)
+            conn.retarget(remove=frozenset({"btcusdt@aggTrade"}))
+            await conn.tell()
+            await trio.sleep(0.3)  # frames already on their way
+            before = len(seen["btcusdt@aggTrade"])
+            after_eth = len(seen["ethusdt@aggTrade"])
+            await trio.sleep(0.5)
+        nursery.cancel_scope.cancel()
+    assert conn.stats.connects == 1 and conn.stats.failures == 0
+    assert len(seen["btcusdt@aggTrade"]) == before  # unsubscribed: nothing more
+    assert len(seen["ethusdt@aggTrade"]) > after_eth  # still flowing
+    for ids in seen.values():
+        assert ids == list(range(ids[0], ids[0] + len(ids)))  # no hole, no repeat
+    assert [s.name for s in conn.plan.streams] == ["ethusdt@aggTrade"]
+    assert "ethusdt@aggTrade" in conn.url and "btcusdt" not in conn.url  # what a reconnect opens
+
+
+async def handover_ids(transport: str, seconds: float, *, lifetime: float, lead: float,
+                       subscribe: str = "") -> tuple[HandoverConnector, list[int]]:
+    """The simulator's aggTrade ids a handover connection delivers over ``seconds`` (of
+    ``btcusdt``, or of the stream ``subscribe`` added live on the session)."""
+    sim = Simulator(SimConfig(symbols=("BTCUSDT", "ETHUSDT") if subscribe else ("BTCUSDT",),
+                              rate=400.0))
+    connector_ = HandoverConnector(connector(transport, 1 << 20), lifetime=lifetime, lead=lead,
+                                   overlap=0.3, url_after=url_after)
+    want = subscribe or "btcusdt@aggTrade"
+    ids: list[int] = []
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(sim.serve)
+        await nursery.start(connector_.run)
+        url = f"ws://127.0.0.1:{port}/market/stream?streams=btcusdt@aggTrade"
+        with trio.move_on_after(seconds):
+            async with connector_.connect(url) as ws:
+                if subscribe:
+                    await ws.send(json.dumps({"method": "SUBSCRIBE", "params": [subscribe],
+                                              "id": 1}))
+                while True:
+                    doc = json.loads(await ws.get_message())
+                    if doc.get("stream") == want:
+                        ids.append(doc["data"]["a"])
+        nursery.cancel_scope.cancel()
+    return connector_, ids
+
+
+async def test_the_handover_resends_live_subscriptions_to_the_replacement(transport: str) -> None:
+    connector_, ids = await handover_ids(transport, 3.5, lifetime=1.2, lead=0.5,
+                                         subscribe="ethusdt@aggTrade")
+    st = connector_.stats
+    assert st.handovers >= 2 and st.failures == 0
+    # the subscription outlived every replacement: no hole, no repeat in the added stream
+    assert len(ids) > 20 and ids == list(range(ids[0], ids[0] + len(ids)))
+
+
 # -- the 24 h handover ---------------------------------------------------------------------------
 
 
 async def test_the_handover_replaces_connections_without_a_gap_or_a_duplicate(
     transport: str,
 ) -> None:
-    sim = Simulator(SimConfig(symbols=("BTCUSDT",), rate=400.0))
-    connector_ = HandoverConnector(connector(transport, 1 << 20), lifetime=0.8, lead=0.4,
-                                   overlap=0.3)
-    ids: list[int] = []
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(sim.serve)
-        await nursery.start(connector_.run)
-        url = f"ws://127.0.0.1:{port}/market/stream?streams=btcusdt@aggTrade"
-        with trio.move_on_after(2.6):
-            async with connector_.connect(url) as ws:
-                while True:
-                    ids.append(json.loads(await ws.get_message())["data"]["a"])
-        nursery.cancel_scope.cancel()
+    connector_, ids = await handover_ids(transport, 2.6, lifetime=0.8, lead=0.4)
     st = connector_.stats
     assert st.handovers >= 3 and st.failures == 0 and st.old_closed_first == 0
     assert ids == list(range(ids[0], ids[0] + len(ids))) and len(ids) > 100

@@ -61,7 +61,7 @@ def harvester(tmp_path: Path, save: Any = None, **overrides: Any) -> tuple[Harve
 
 
 async def test_metrics_healthz_and_status_answer_over_loopback(tmp_path: Path) -> None:
-    h, _exchange = harvester(tmp_path)
+    h, _exchange = harvester(tmp_path, metrics_per_symbol=True)
     async with running(h) as client:
         await wait_for(lambda: h.rotation.stats.kind("prices").files_written >= 2)
         r = await client.get("/metrics")
@@ -75,17 +75,25 @@ async def test_metrics_healthz_and_status_answer_over_loopback(tmp_path: Path) -
         assert written["prices"] > 0 and written["orderbook"] > 0
         assert {lbl["kind"] for lbl, _ in m["trio_harvest_rows_deadlettered_total"]} >= {"prices"}
         assert sum(v for _, v in m["trio_harvest_reconnects_total"]) == 0
-        lanes = {(lbl["kind"], lbl["symbol"]) for lbl, _ in m["trio_harvest_lane_depth"]}
+        lanes = {(lbl["kind"], lbl["symbol"]) for lbl, _ in m["trio_harvest_symbol_lane_depth"]}
         assert ("prices", "BTCUSDT") in lanes and ("orderbook", "ETHUSDT") in lanes
+        by_kind = {lbl["kind"]: v for lbl, v in m["trio_harvest_lanes"]}
+        assert by_kind["prices"] == 2 and by_kind["orderbook"] == 2
+        assert {lbl["venue"] for lbl, _ in m["trio_harvest_lane_depth"]} == {"binance-usdm"}
         latency = {lbl["kind"]: v for lbl, v in m["trio_harvest_write_latency_seconds_count"]
                    if lbl["outcome"] == "ok"}
         assert latency["prices"] >= 2
         assert m["trio_harvest_limiter_total"] == [({}, 2.0)]
         assert 0 <= m["trio_harvest_limiter_in_use"][0][1] <= 2
-        stale = {lbl["stream"]: v for lbl, v in m["trio_harvest_stream_staleness_seconds"]}
+        stale = {lbl["stream"]: v
+                 for lbl, v in m["trio_harvest_symbol_stream_staleness_seconds"]}
         assert set(stale) == {"btcusdt@aggTrade", "ethusdt@aggTrade", "btcusdt@depth5@100ms",
                               "ethusdt@depth5@100ms", "btcusdt@bookTicker", "ethusdt@bookTicker"}
         assert all(0 <= v < 1 for v in stale.values())
+        streams = {(lbl["connection"], lbl["stream_kind"]): v for lbl, v in m["trio_harvest_streams"]}
+        assert sum(streams.values()) == 6 and {k for _, k in streams} == {
+            "aggTrade", "depth", "bookTicker"}
+        assert sum(v for _, v in m["trio_harvest_streams_delivering"]) == 6
         assert m["trio_harvest_resident_memory_bytes"][0][1] > 10_000_000
         assert m["trio_harvest_healthy"] == [({}, 1.0)]
         assert m["trio_harvest_deadletter_files"] == [({}, 0.0)]
@@ -103,6 +111,9 @@ async def test_metrics_healthz_and_status_answer_over_loopback(tmp_path: Path) -
         assert doc["writes"]["prices"]["last_write_age_s"] is not None
         assert doc["deadletter"]["files"] == 0 and doc["recovery"]["auto"] is False
 
+        page = await client.get("/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert b"fetch(\"status\"" in page.content
         assert (await client.get("/nope")).status_code == 404
         assert (await client.post("/metrics")).status_code == 405
         head = await client.head("/healthz")
@@ -186,3 +197,29 @@ def test_status_document_is_json_serialisable_without_trio_time(tmp_path: Path) 
 
 async def _status(h: Harvester) -> dict[str, Any]:
     return h.ops.status()
+
+
+async def test_a_failing_handler_and_a_bad_client_do_not_hurt_the_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    h, _exchange = harvester(tmp_path)
+
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("a bug in /status")
+
+    monkeypatch.setattr(h.ops, "status", broken)
+    async with running(h) as client:
+        assert (await client.get("/status")).status_code == 500
+        assert h.ops.server.errors == 1
+        port = h.ops.port
+        assert port is not None
+        for junk in (b"\x16\x03\x01garbage\r\n\r\n", b"GET / HTTP/1.1\r\nX: " + b"a" * 40_000):
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            with trio.move_on_after(5):
+                await stream.send_all(junk)
+                answer = await stream.receive_some(1024)
+                assert answer == b"" or answer.startswith(b"HTTP/1.1 4")
+            await stream.aclose()
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/metrics")).status_code == 200
+    assert h.stop_state.reason == "test over"

@@ -83,3 +83,28 @@ async def test_rows_that_cannot_be_partitioned_go_to_the_dead_letter() -> None:
         nursery.cancel_scope.cancel()
     assert len(dead) == 1 and dead[0][0][4] == 1
     assert len(saved) == 1
+
+
+def eth(i: int, t: int = NOW) -> str:
+    return agg(i, t).replace("btcusdt", "ethusdt").replace("BTCUSDT", "ETHUSDT")
+
+
+async def test_symbols_join_and_leave_while_running() -> None:
+    """A listing change: a new symbol's frames are routed once added; a removed symbol's late
+    frames and the venue's subscription replies are counted, never warned about or routed."""
+    lanes = Lanes(dict(DEFAULT_WATERMARKS), wake=lambda lane: None)
+    router = Router(lanes, ("BTCUSDT",), depth_levels=5, wall_ms=lambda: NOW,
+                    streams={"btcusdt@aggTrade": "BTCUSDT"})
+    await router.handle(eth(1))
+    assert router.stats.unexpected == 1  # not subscribed yet
+    router.add_symbol("ETHUSDT", {"ethusdt@aggTrade": "ETHUSDT"}, None)
+    await router.handle(eth(2))
+    await router.handle('{"result":null,"id":7}')
+    await router.handle('{"error":{"code":2,"msg":"Invalid request"},"id":8}')
+    assert router.stats.replies == 2 and router.stats.unexpected == 1
+    assert router.remove_symbol("BTCUSDT") == ["btcusdt@aggTrade"]
+    await router.handle(agg(5))
+    assert router.stats.retired == 1 and router.stats.unexpected == 1
+    await router.release_held()
+    assert [r[4] for r in lanes.get(PRICES, "ETHUSDT").drain()] == [2]
+    assert lanes.get(PRICES, "BTCUSDT").pending == 0

@@ -4,6 +4,7 @@ host's dead predecessor and an expired lease are taken over, a stolen lease is n
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,13 +36,15 @@ def store(s3: MotoS3) -> S3Store:
 
 def test_another_host_is_refused_until_the_lease_expires(store: S3Store) -> None:
     now = [1_000_000.0]
-    a = ShardLease(store, SHARD, holder="host-a", clock=lambda: now[0])
+    a = ShardLease(store, SHARD, holder="host-a", clock=lambda: now[0], ttl=60)
     a.acquire()
     doc = json.loads(store.read_bytes(lease_key(SHARD)))
-    assert doc == {"holder": "host-a", "expires_ms": int((now[0] + 60) * 1000)}
+    assert doc == {"holder": "host-a", "pid": os.getpid(), "token": a.token,
+                   "expires_ms": int((now[0] + 60) * 1000)}
     b = ShardLease(store, SHARD, holder="host-b", clock=lambda: now[0])
     with pytest.raises(ConfigError, match=r"shard 1/4 of s3://harvest-test/usdm is leased by "
-                                          r"host host-a until .*; stop it first"):
+                                          rf"host host-a until .* \(pid {os.getpid()}, .*\); "
+                                          "stop it first"):
         b.acquire()
     assert ShardLease(store, Shard(2, 4), holder="host-b").acquire() is None  # another shard
     now[0] += 61  # host-a stopped renewing
@@ -55,11 +58,20 @@ def test_another_host_is_refused_until_the_lease_expires(store: S3Store) -> None
     assert list(store.list()) == [lease_key(Shard(2, 4))]
 
 
-def test_this_hosts_dead_predecessor_is_taken_over_at_once(store: S3Store) -> None:
-    ShardLease(store, SHARD, holder="pod-1").acquire()  # crashed without releasing
-    again = ShardLease(store, SHARD, holder="pod-1")
+def test_the_same_host_waits_unless_its_predecessor_is_proven_gone(store: S3Store) -> None:
+    """Two containers sharing a hostname (or two local folders on one host) never meet in a
+    flock: the same hostname proves nothing. Only the token the local shard lock recorded for
+    the run before us (gone: we hold its lock now) lets the lease go at once."""
+    dead = ShardLease(store, SHARD, holder="pod-1")
+    dead.acquire()  # crashed without releasing
+    with pytest.raises(ConfigError, match="is leased by host pod-1 until"):
+        ShardLease(store, SHARD, holder="pod-1").acquire()
+    with pytest.raises(ConfigError, match="is leased by host pod-1 until"):
+        ShardLease(store, SHARD, holder="pod-1", predecessor="pod-1:1:someone-else").acquire()
+    again = ShardLease(store, SHARD, holder="pod-1", predecessor=dead.token)
     again.acquire()
     assert again.e_tag is not None and again.renew()
+    assert not dead.renew() and dead.lost
 
 
 def test_run_refuses_a_shard_leased_by_another_host(

@@ -136,11 +136,11 @@ class DiffBooks:
         self.cooldown = cooldown
         self.max_cooldown = max_cooldown
         self.fetch_timeout = fetch_timeout
-        self.books: dict[str, LocalBook] = {
-            s: LocalBook(s, max_levels=max(max_levels, levels), buffer_limit=buffer_limit)
-            for s in symbols
-        }
-        self.streams = {s: depth_stream_name(s, levels, depth_speed, "diff") for s in self.books}
+        self._book_args = (max(max_levels, levels), buffer_limit, depth_speed)
+        self.books: dict[str, LocalBook] = {}
+        self.streams: dict[str, str] = {}
+        for s in symbols:
+            self.add_symbol(s)
         self.stats = SyncStats()
         self._slots = trio.Semaphore(concurrency)  # requests in flight
         self._ready: dict[str, Snapshot] = {}  # fetched, to be applied by the hot path
@@ -151,6 +151,19 @@ class DiffBooks:
         self._failures: dict[str, int] = {}
         self._wake = trio.Event()
         self._ratelog = RateLimitedLog(log)
+
+    def add_symbol(self, symbol: str) -> None:
+        """A symbol's local book (at start, or when a listing change adds it while running)."""
+        max_levels, buffer_limit, depth_speed = self._book_args
+        self.books.setdefault(symbol, LocalBook(symbol, max_levels=max_levels,
+                                                buffer_limit=buffer_limit))
+        self.streams[symbol] = depth_stream_name(symbol, self.levels, depth_speed, "diff")
+
+    def remove_symbol(self, symbol: str) -> None:
+        """A symbol leaves: its book goes (a snapshot fetched for it later is dropped)."""
+        self.books.pop(symbol, None)
+        self.streams.pop(symbol, None)
+        self._ready.pop(symbol, None)
 
     # -- hot path (the router's task) -----------------------------------------------------------
 
@@ -226,7 +239,8 @@ class DiffBooks:
     def _retry(self, symbol: str) -> None:
         self._failures[symbol] = self._failures.get(symbol, 0) + 1
         self._pending.discard(symbol)
-        if self.books[symbol].needs_snapshot:
+        book = self.books.get(symbol)
+        if book is not None and book.needs_snapshot:
             self._request(symbol)
 
     async def _next_due(self) -> str:
@@ -285,7 +299,8 @@ class DiffBooks:
             return
         finally:
             self._slots.release()
-        if self.books[symbol].needs_snapshot:
+        book = self.books.get(symbol)
+        if book is not None and book.needs_snapshot:
             self._ready[symbol] = snap
         else:
             self._pending.discard(symbol)

@@ -1,14 +1,18 @@
 """Binance USD-M stream names, routes and connection plans.
 
 Owns which stream goes on which route (``/market`` for aggTrade, ``/public`` for depth and
-bookTicker; since 2026-04 a stream on the wrong route is silently never served) and how streams
-are packed into connections under the per-connection limit. Pure: builds names and URLs only.
+bookTicker; since 2026-04 a stream on the wrong route is silently never served), how streams
+are packed into connections under the per-connection limit, and the live ``SUBSCRIBE`` /
+``UNSUBSCRIBE`` requests (and their replies) that change a connection's streams while it runs
+(at most ``MESSAGES_PER_SECOND`` client messages per connection). Pure: builds names, URLs and
+messages only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from urllib.parse import quote
+import json
+from dataclasses import dataclass, replace
+from urllib.parse import parse_qs, quote, urlsplit
 
 MARKET = "market"
 PUBLIC = "public"
@@ -16,6 +20,7 @@ PUBLIC = "public"
 AGG_TRADE = "aggTrade"
 BOOK_TICKER = "bookTicker"
 DEPTH = "depth"
+MESSAGES_PER_SECOND = 10  # a client may send this many messages per second per connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,12 @@ class ConnectionPlan:
 
     def url(self, base: str) -> str:
         return combined_url(base, self.route, [s.name for s in self.streams])
+
+    def with_streams(self, add: tuple[StreamSpec, ...] = (),
+                     remove: frozenset[str] = frozenset()) -> ConnectionPlan:
+        """This plan with ``add`` appended and the streams named in ``remove`` taken out."""
+        kept = tuple(s for s in self.streams if s.name not in remove)
+        return replace(self, streams=kept + tuple(s for s in add if s not in kept))
 
     @property
     def label(self) -> str:
@@ -76,3 +87,46 @@ def combined_url(base: str, route: str, names: list[str]) -> str:
     """Stream names percent-encoded: listed symbols are not all ASCII (``币安人生USDT``)."""
     joined = "/".join(quote(n, safe="@") for n in names)
     return f"{base.rstrip('/')}/{route}/stream?streams={joined}"
+
+
+def subscription(method: str, names: list[str], request_id: int) -> str:
+    """``{"method":"SUBSCRIBE","params":[...],"id":N}`` (or ``UNSUBSCRIBE``)."""
+    return json.dumps({"method": method, "params": names, "id": request_id},
+                      separators=(",", ":"), ensure_ascii=False)
+
+
+def reply_to(frame: str | bytes) -> tuple[int, str] | None:
+    """``(id, error)`` of a reply to a subscription request (``{"result":null,"id":1}``: error
+    ``""``), or None for any other frame. Only called for frames that are not stream data."""
+    try:
+        doc = json.loads(frame)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("id"), int) or \
+            not ("result" in doc or "error" in doc):
+        return None
+    error = doc.get("error")
+    return doc["id"], "" if error is None else str(error)[:200]
+
+
+def url_after(url: str, messages: list[str]) -> str:
+    """The combined-stream ``url`` that opens what ``url`` followed by the SUBSCRIBE /
+    UNSUBSCRIBE ``messages`` carries (a replacement connection opens it, rather than replaying
+    the requests). Anything it cannot read leaves the URL as it is."""
+    parts = urlsplit(url)
+    joined = parse_qs(parts.query).get("streams", [""])[-1]
+    names = [n for n in joined.split("/") if n]
+    for message in messages:
+        try:
+            doc = json.loads(message)
+        except ValueError:
+            continue
+        params = doc.get("params") if isinstance(doc, dict) else None
+        if not isinstance(params, list):
+            continue
+        if doc.get("method") == "SUBSCRIBE":
+            names += [p for p in params if isinstance(p, str) and p not in names]
+        elif doc.get("method") == "UNSUBSCRIBE":
+            names = [n for n in names if n not in params]
+    base, _, _ = url.partition("?")
+    return f"{base}?streams=" + "/".join(quote(n, safe="@") for n in names)

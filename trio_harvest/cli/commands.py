@@ -23,6 +23,7 @@ from .. import __version__
 from ..config import MAX_SIM_RATE, ConfigError, load_config
 from ..hints import did_you_mean
 from ..ops.logs import setup_logging
+from ..scale import parent
 from ..sim.calibration import DEFAULT_TOTAL_MIN, SYMBOL_RATE, sim_rate
 from . import adversity as adversity_cli
 from . import compact as compact_cli
@@ -78,7 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(g, "--sim", action="store_const", const=True,
           help="harvest from the built-in exchange simulator (offline) instead of Binance "
           "(default off; excludes --ws-url and --rest-url)")
-    _flag(g, "--symbols", metavar="LIST", help="comma-separated symbols (default BTCUSDT,ETHUSDT)")
+    _flag(g, "--symbols", metavar="LIST",
+          help="comma-separated symbols, 'all' or patterns such as '*USDT' or 'BTC*' (mixed "
+          "with names); all and patterns are resolved from the venue's listing (trading "
+          "symbols only) and followed while running (default BTCUSDT,ETHUSDT)")
+    _flag(g, "--listing-interval", type=float, metavar="S",
+          help="with 'all' or patterns: poll the listing every S seconds; new symbols are "
+          "subscribed, delisted ones closed with a 'delisted' gap row (default 600)")
     _flag(g, "--ws-url", metavar="URL",
           help="websocket base URL; /market/stream?streams=… and /public/stream?streams=… are "
           "appended (default wss://fstream.binance.com)")
@@ -154,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=9443, metavar="PORT",
                      help="port for websocket and REST; 0 = any free port (default 9443)")
     sim.add_argument("--symbols", default="BTCUSDT,ETHUSDT", metavar="LIST",
-                     help="comma-separated symbols (default BTCUSDT,ETHUSDT)")
+                     help="comma-separated symbols to list; 'all' lists a catalogue of 8 "
+                     "(default BTCUSDT,ETHUSDT)")
     sim.add_argument("--rate", type=float, default=None, metavar="MSGS",
                      help=f"total messages per second, at most {MAX_SIM_RATE:,.0f} (default "
                      f"{SYMBOL_RATE:g} per symbol, at least {DEFAULT_TOTAL_MIN:g} in all)")
@@ -175,7 +183,7 @@ def _normalize_argv(argv: list[str]) -> list[str]:
     return argv
 
 
-RUN_ONLY = {"config", "summary_json", "command", "raw_argv"}
+RUN_ONLY = {"config", "summary_json", "command", "raw_argv", "stop_on_eof"}
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -235,21 +243,26 @@ def _interrupted() -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ..app import Harvester
+    from ..ops.universe import resolve_universe
     from .preflight import preflight
     from .summary import summarize
 
     cli = {k: v for k, v in vars(args).items() if k not in RUN_ONLY}
     config = load_config(cli, os.environ, Path(args.config) if args.config else None)
     setup_logging(config.log_level, config.log_format)
+    config = resolve_universe(config)  # --symbols all / patterns: from the venue's listing
     if config.workers > 1:  # issue 10: a supervisor of N shard processes
         preflight(config)  # one line for the host, not one per worker
         return scale_cli.supervise(config, getattr(args, "raw_argv", ()), args.summary_json)
     config, shard = scale_cli.this_shard(config)
+    if args.stop_on_eof:
+        parent.check_stdin_is_pipe()
     preflight(config)
     harvester = Harvester(config, handle_signals=True)
     try:
-        with scale_cli.locked(config, shard):  # a second process on this shard: one line, exit 2
-            trio.run(harvester.run)
+        with scale_cli.locked(config, shard, lambda: harvester.stop_from_thread(
+                "the shard lease was taken by another process")):  # a second process: exit 2
+            trio.run(scale_cli.harvest, harvester, args.stop_on_eof)
     except ConfigError:  # e.g. the metrics port is in use: a user mistake, exit 2
         raise
     except Exception:
@@ -278,11 +291,14 @@ def _print_summary(summary: Any, as_json: bool | None) -> None:
 
 
 def _sim(args: argparse.Namespace) -> int:
+    from ..sim.listing import initial_listing
     from ..sim.server import SimConfig, sim_main
-    from ..symbols import check_symbols
+    from ..symbols import check_symbols, is_universe
 
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
     check_symbols(symbols, "--symbols")
+    if is_universe(symbols):  # all or a pattern: the simulator's catalogue (and names given)
+        symbols = initial_listing(symbols)
     rate = sim_rate(args.rate, len(symbols))
     if not 0 < rate <= MAX_SIM_RATE:  # also rejects nan
         raise ConfigError(f"--rate: must be positive and at most {MAX_SIM_RATE:,.0f} messages per "

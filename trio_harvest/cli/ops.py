@@ -31,9 +31,13 @@ RECOVER_CONCURRENCY = 4  # dead-letter batches recovered at once by the command 
 def add_run_flags(run: argparse.ArgumentParser) -> None:
     g = run.add_argument_group("operations")
     g.add_argument("--metrics-port", type=int, metavar="PORT", default=None,
-                   help="serve /metrics, /healthz and /status on this port (0 = off, the default)")
+                   help="serve the live page /, /metrics, /healthz and /status on this port (0 = "
+                   "off, the default)")
     g.add_argument("--metrics-host", metavar="ADDR", default=None,
                    help="address of the ops endpoint (default 127.0.0.1)")
+    g.add_argument("--metrics-per-symbol", action="store_const", const=True, default=None,
+                   help="also export a series per lane and per stream (trio_harvest_symbol_*: "
+                   "about 40 lines per symbol); default off: per venue, kind and connection only")
     g.add_argument("--health-interval", type=float, metavar="S", default=None,
                    help="seconds between health checks (default 5)")
     g.add_argument("--no-auto-recover", dest="auto_recover", action="store_const", const=False,
@@ -150,11 +154,12 @@ def _dirs(args: argparse.Namespace, adopt: bool = False) -> tuple[Path, Path | N
 def _remote(args: argparse.Namespace, adopt: bool = False) -> tuple[Any, Path] | None:
     """The store and dead-letter dir (which may not exist) of an ``s3://`` data dir, else None."""
     from ..storage.location import (
+        TRUTHY,
         S3Options,
         as_s3_url,
         default_local_dir,
+        effective,
         parse_s3,
-        validate_endpoint,
     )
 
     env = os.environ
@@ -168,12 +173,11 @@ def _remote(args: argparse.Namespace, adopt: bool = False) -> tuple[Any, Path] |
     from ..storage.s3store import S3Store
 
     allow = args.s3_allow_http or env.get("TRIO_HARVEST_S3_ALLOW_HTTP", "").lower() in (
-        "1", "true", "yes", "on") or bool(from_config and from_config.s3_allow_http)
-    opts = S3Options(args.s3_endpoint or env.get("TRIO_HARVEST_S3_ENDPOINT", "")
-                     or (from_config.s3_endpoint if from_config else ""),
-                     args.s3_region or env.get("TRIO_HARVEST_S3_REGION", "")
-                     or (from_config.s3_region if from_config else ""), allow)
-    validate_endpoint(opts.endpoint, opts.allow_http)
+        TRUTHY) or bool(from_config and from_config.s3_allow_http)
+    opts = effective(S3Options(args.s3_endpoint or env.get("TRIO_HARVEST_S3_ENDPOINT", "")
+                               or (from_config.s3_endpoint if from_config else ""),
+                               args.s3_region or env.get("TRIO_HARVEST_S3_REGION", "")
+                               or (from_config.s3_region if from_config else ""), allow), env)
     loc = parse_s3(url, "--data-dir")
     store = S3Store(loc, opts)
     try:

@@ -11,17 +11,26 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+import httpx
 import trio
 
 from ..config import Config, ConfigError
+from ..scale import parent
 from ..scale.aggregate import WorkerView, merge_summaries, render_summary
 from ..scale.lock import shard_lock
+from ..scale.settings import MAX_WORKERS
 from ..scale.shards import Shard, assign, parse_shard, symbols_of
+from ..scale.snapshot import LocalShared, Shared, day_snapshot, grid_day
 from ..scale.supervisor import Supervisor, SupervisorSettings, worker_port
+from ..scale.weights import UNIT, fetch_weights, quantize, read_snapshot, write_snapshot
+from ..sim.activity import activity
 from ..storage.backends import data_location
 
 log = logging.getLogger("trio_harvest.cli")
@@ -33,12 +42,14 @@ def add_s3_flags(g: Any) -> None:
     commands that read an ``s3://`` dataset (``recover``, ``inspect``)."""
     g.add_argument("--s3-endpoint", metavar="URL", default=None,
                    help="S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO (default "
-                   "TRIO_HARVEST_S3_ENDPOINT, AWS_ENDPOINT_URL, else the region's endpoint)")
+                   "TRIO_HARVEST_S3_ENDPOINT, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else the "
+                   "region's endpoint)")
     g.add_argument("--s3-region", metavar="REGION", default=None,
                    help="S3 region (default TRIO_HARVEST_S3_REGION, AWS_REGION / "
                    "AWS_DEFAULT_REGION)")
     g.add_argument("--s3-allow-http", dest="s3_allow_http", action="store_const", const=True,
-                   default=None, help="allow a plain-http --s3-endpoint (default off)")
+                   default=None, help="allow a plain-http --s3-endpoint (default off; also "
+                   "TRIO_HARVEST_S3_ALLOW_HTTP or AWS_ALLOW_HTTP=true)")
 
 
 def add_run_flags(run: argparse.ArgumentParser) -> None:
@@ -50,12 +61,95 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
                    help="with an s3:// --data-dir: local folder for the dead letter, the journal "
                    "and the shard locks (default ./trio_harvest-local/BUCKET/PREFIX)")
     add_s3_flags(g)
-    g.add_argument("--workers", type=int, metavar="N", default=None,
+    g.add_argument("--workers", type=workers_arg, metavar="N|auto", default=None,
                    help="run N harvester processes on this host, shards 0/N..N-1/N, under one "
-                   "supervisor with one ops endpoint (default 1)")
+                   "supervisor with one ops endpoint; 'auto' = one per CPU core this process "
+                   "may use. A worker that dies is restarted; if the supervisor dies, its "
+                   "workers stop cleanly (final flush) (default 1)")
+    g.add_argument("--worker-stable-after", type=float, metavar="S", default=None,
+                   help="with --workers: a worker that ran S seconds before it died is "
+                   "restarted after the initial backoff again (default 60)")
     g.add_argument("--shard", metavar="I/N", default=None,
-                   help="harvest only shard I of N (symbols by rendezvous hashing; several "
-                   "hosts, one shard each; default: every symbol)")
+                   help="harvest only shard I of N (symbols by load-weighted rendezvous "
+                   "hashing; several hosts, one shard each; default: every symbol)")
+    g.add_argument("--lease-ttl", type=float, metavar="S", default=None,
+                   help="with an s3:// --data-dir: the shard lease in the bucket lasts S seconds "
+                   "after its last renewal; without a renewal, writes to the bucket stop at half "
+                   "of it (default 90)")
+    g.add_argument("--shard-weights", metavar="venue|off|FILE", default=None,
+                   help="how --workers/--shard weigh symbols by load: 'venue' = each symbol's "
+                   "24 h trade count from the venue's /fapi/v1/ticker/24hr (unweighted if that "
+                   "fails), 'off' = unweighted, or a JSON snapshot {\"SYMBOL\": weight} that "
+                   "every host is given for an exact match (default venue)")
+    g.add_argument("--stop-on-eof", action="store_const", const=True, default=None,
+                   help="stop cleanly (final flush) when stdin, which must be a pipe, reaches "
+                   "end of file: the supervisor of --workers starts each worker so, and a "
+                   "process manager can do the same (default off)")
+
+
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def workers_arg(raw: str) -> int:
+    """``--workers``: a count, or ``auto`` for one per core (at most MAX_WORKERS)."""
+    if raw.strip().lower() == "auto":
+        return min(cores(), MAX_WORKERS)
+    try:
+        return int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of workers or 'auto'") from None
+
+
+async def harvest(harvester: Any, stop_on_eof: bool | None) -> None:
+    """``harvester.run()``; with ``--stop-on-eof`` beside a watcher of stdin that asks for the
+    clean stop. The watcher is a system task (cancelled when the run returns), so the run's own
+    exceptions reach the caller unwrapped."""
+    if stop_on_eof:
+        trio.lowlevel.spawn_system_task(parent.stop_on_eof, harvester.request_stop)
+    await harvester.run()
+
+
+def shard_weights(config: Config) -> dict[str, int] | None:
+    """The load weights ``config.shard_weights`` names: None for ``off`` (or a failed fetch,
+    logged once); with ``--sim`` the figures the simulator's ticker serves."""
+    source = config.shard_weights.strip()
+    if source == "off":
+        return None
+    if source == "venue":
+        if config.sim:  # its REST is not up yet: the same model it serves (a pure function of
+            return {s: quantize(activity(s).count) for s in config.symbols}  # the name)
+        # the day's snapshot in the dataset, published by the day's first shard: every shard
+        # of this dataset, on any host, assigns from the same numbers
+        return day_snapshot(_shared(config), grid_day(time.time()),
+                            lambda: fetch_weights(_http_get, config.rest_url))
+    try:
+        return read_snapshot(Path(source))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"shard_weights: cannot use {source!r} ({exc}); give 'venue', 'off' "
+                          "or a JSON file {\"SYMBOL\": weight}") from None
+
+
+def _shared(config: Config) -> Shared:
+    """Where the day's snapshot is published: the dataset's bucket, or its local folder."""
+    if not config.data_url:
+        return LocalShared(config.data_dir)
+    from ..storage.backends import data_store
+    from ..storage.s3store import S3Store
+
+    store = data_store(config)
+    assert isinstance(store, S3Store)
+    return store
+
+
+def _http_get(url: str) -> bytes:
+    reply = httpx.get(url, timeout=10.0)
+    reply.raise_for_status()
+    return reply.content
 
 
 def this_shard(config: Config) -> tuple[Config, Shard]:
@@ -63,71 +157,92 @@ def this_shard(config: Config) -> tuple[Config, Shard]:
     if not config.shard:
         return config, Shard(0, 1)
     shard = parse_shard(config.shard)
-    mine = symbols_of(config.symbols, shard)
-    if not mine:
-        raise ConfigError(f"shard {shard}: none of the {len(config.symbols)} symbols hashes to "
+    mine = symbols_of(config.symbols, shard, shard_weights(config))
+    if not mine and config.universe:  # it follows the listing: its share may come later
+        log.warning("shard %s: none of the %d symbols is this shard's yet; it follows the "
+                    "listing for its share", shard, len(config.symbols))
+    elif not mine:
+        raise ConfigError(f"shard {shard}: none of the {len(config.symbols)} symbols falls to "
                           "this shard (rendezvous hashing); use fewer shards or more symbols")
     return dataclasses.replace(config, symbols=mine), shard
 
 
 @contextlib.contextmanager
-def locked(config: Config, shard: Shard) -> Iterator[None]:
+def locked(config: Config, shard: Shard,
+           on_lost: Callable[[], None] = lambda: None) -> Iterator[None]:
     """The shard's ``flock`` on local disk; with an ``s3://`` data dir also its lease object in
-    the bucket (renewed in a thread while the run lasts), which keeps other hosts off it."""
-    with shard_lock(config.data_dir, shard, str(data_location(config))):
+    the bucket (renewed in a thread while the run lasts; writes to the bucket are fenced when
+    renewals fail), which keeps every other process off it. ``on_lost``: another process took
+    the lease (called from the renewing thread)."""
+    with shard_lock(config.data_dir, shard, str(data_location(config))) as held:
         if not config.data_url:
             yield
             return
         from ..scale.lease import Renewer, ShardLease
-        from ..storage.backends import data_store
+        from ..storage import fence
+        from ..storage.location import S3Options, parse_s3
         from ..storage.s3store import S3Store
 
-        store = data_store(config)
-        assert isinstance(store, S3Store)
-        lease = ShardLease(store, shard)
+        store = S3Store(parse_s3(config.data_url), S3Options.of(config))
+        lease = ShardLease(store, shard, token=held.token, predecessor=held.previous,
+                           ttl=config.lease_ttl)
         try:
             lease.acquire()
         except OSError as exc:
             raise ConfigError(f"shard {shard} of {config.data_url}: cannot take its lease "
                               f"({exc})") from None
-        renewer = Renewer(lease)
+        renewer = Renewer(lease, on_lost)
         renewer.start()
         try:
             yield
         finally:
             renewer.stop()
             lease.release()
+            fence.release(store.location)
 
 
 def worker_argv(config: Config, argv: Sequence[str], index: int, started: int,
-                settings: SupervisorSettings) -> list[str]:
-    """Worker ``index``'s command line: the supervisor's own, then what makes it one shard. The
+                settings: SupervisorSettings, *, weights: str = "off") -> list[str]:
+    """Worker ``index``'s command line: the supervisor's own, then what makes it one shard (of
+    the assignment the supervisor computed: ``weights`` is its snapshot file, or ``off``). The
     REST weight budget is Binance's per IP, so the ``started`` workers of one host share it."""
     weight = max(MIN_BACKFILL_WEIGHT, config.backfill_weight // max(started, 1))
     return [sys.executable, "-m", "trio_harvest", *argv, "--workers", "1",
-            "--shard", f"{index}/{config.workers}", "--summary-json",
-            "--backfill-weight", str(weight),
+            "--shard", f"{index}/{config.workers}", "--summary-json", "--stop-on-eof",
+            "--shard-weights", weights, "--backfill-weight", str(weight),
             "--metrics-port", str(worker_port(settings, index))]
 
 
 def supervise(config: Config, argv: Sequence[str], summary_json: bool | None) -> int:
     """``run --workers N``: N child processes ``run … --shard i/N``; one summary at the end."""
     n = config.workers
-    groups = assign(config.symbols, n)
-    workers = [WorkerView(i, g) for i, g in enumerate(groups) if g]
+    weights = shard_weights(config)
+    groups = assign(config.symbols, n, weights)
+    # a universe follows the listing: every shard runs, an empty one may gain symbols later
+    workers = [WorkerView(i, g) for i, g in enumerate(groups) if g or config.universe]
     if len(workers) < n:
         log.warning("%d of %d shards have no symbol (rendezvous hashing of %d symbols); "
                     "starting %d workers", n - len(workers), n, len(config.symbols), len(workers))
+    snapshot = "off"
+    if weights is not None:  # every worker, restarted or not, uses this very snapshot
+        path = config.data_dir / "_shards" / "weights.json"
+        write_snapshot(path, weights)
+        snapshot = str(path)
+        shares = [sum(weights.get(s, UNIT) for s in g) for g in groups]
+        log.info("shards weighted by 24 h load: %s", ", ".join(
+            f"{i}: {len(g)} symbols, {100 * w / max(sum(shares), 1):.0f} %"
+            for i, (g, w) in enumerate(zip(groups, shares, strict=True))))
     settings = SupervisorSettings(
         metrics_host=config.metrics_host, metrics_port=config.metrics_port,
         stop_bound=config.shutdown_grace + config.deadletter_timeout + 15.0,
+        stable_after=config.worker_stable_after,
         poll_interval=min(config.health_interval, 2.0),
         restart_clean_exits=config.duration is None)
 
     sup_argv = [*argv]
 
     def argv_of(w: WorkerView) -> list[str]:
-        return worker_argv(config, sup_argv, w.index, len(workers), settings)
+        return worker_argv(config, sup_argv, w.index, len(workers), settings, weights=snapshot)
 
     sup = Supervisor(workers, argv_of, settings)
     log.info("supervising %d workers over %d symbols (data %s)", len(workers),

@@ -5,8 +5,11 @@ Owns a connection's life: stall detection (no frame for ``stall_timeout`` → re
 errors, ``ConnectionClosed`` and ``OSError`` are all survivable and logged; a failing connection
 never takes down another connection or the app. The socket is injected (``connect``: a transport
 of ``transport.py``, or a fake), so the same code runs against Binance, the simulator or a fake.
-Per frame it only counts and hands over (no scope, no clock read). Never writes files, never
-checks rotation.
+Per frame it only counts and hands over (no scope, no clock read). Its streams may change
+while it runs (``change``: a listing change): the plan is updated, so a reconnect opens the new
+set, and an open session is sent the venue's subscribe / unsubscribe request, paced under the
+venue's client message rate; the other streams never notice. Never writes files, never checks
+rotation.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Protocol
 
 import trio
 
-from ..binance.streams import ConnectionPlan
+from ..binance.streams import MESSAGES_PER_SECOND, ConnectionPlan, StreamSpec, subscription
 from ..ratelimit import RateLimitedLog
 from .backoff import Backoff
 from .transport import DEFAULT_TRANSPORT, ConnectFn, MessageSource, connector, recoverable_errors
@@ -80,7 +83,7 @@ class Connection:
         on_disconnect: DisconnectHook | None = None,
     ) -> None:
         self.plan = plan
-        self.url = plan.url(base_url)
+        self.base_url = base_url
         self.connect = connect
         self.handle = handle
         self.stall_timeout = stall_timeout
@@ -97,6 +100,68 @@ class Connection:
         self.journal: JournalSink | None = None
         self.index = 0
         self.journal_seq = -1
+        # live subscription changes (a listing change): the open socket, what it was opened
+        # with or told since, the pacing of requests and their ids
+        self._ws: MessageSource | None = None
+        self._told: set[str] = set()
+        self._send_lock = trio.Lock()
+        self._next_send_at = 0.0
+        self._request_id = 0
+        self._run_scope = trio.CancelScope()
+
+    @property
+    def url(self) -> str:
+        return self.plan.url(self.base_url)
+
+    def room(self, limit: int) -> int:
+        """How many more streams this connection may carry under ``limit``."""
+        return max(0, limit - len(self.plan.streams))
+
+    def retarget(self, add: tuple[StreamSpec, ...] = (),
+                 remove: frozenset[str] = frozenset()) -> None:
+        """Carry ``add`` too and drop the streams named in ``remove``: the plan changes at once
+        (disconnect gaps, health and a reconnect see the new set); ``tell`` tells an open
+        session."""
+        self.plan = self.plan.with_streams(add, remove)
+
+    async def tell(self) -> None:
+        """Bring the open session's subscriptions to the plan without disturbing its other
+        streams: one UNSUBSCRIBE and one SUBSCRIBE at most, paced under the venue's client
+        message rate. A failed send ends nothing here: the session's end is noticed by its
+        reader, and the reconnect opens the plan."""
+        await self._tell()
+
+    def stop(self) -> None:
+        """End this connection for good (it has no stream left)."""
+        self._run_scope.cancel()
+
+    async def _tell(self) -> None:
+        """Bring the open session's subscriptions to the plan (one request per direction)."""
+        async with self._send_lock:
+            ws = self._ws
+            if ws is None:
+                return
+            want = {s.name for s in self.plan.streams}
+            for method, names in (("UNSUBSCRIBE", sorted(self._told - want)),
+                                  ("SUBSCRIBE", sorted(want - self._told))):
+                if not names:
+                    continue
+                await trio.sleep_until(self._next_send_at)
+                if self._ws is not ws:
+                    return  # the session ended meanwhile: the reconnect opens the plan
+                self._request_id += 1
+                self._next_send_at = trio.current_time() + 2.0 / MESSAGES_PER_SECOND
+                try:
+                    await ws.send(subscription(method, names, self._request_id))
+                except RECOVERABLE as exc:
+                    log.info("%s: %s not sent (%s); the reconnect carries it", self.stats.label,
+                             method, _describe(exc))
+                    return
+                self._told = (self._told | set(names)) if method == "SUBSCRIBE" else \
+                    (self._told - set(names))
+                log.info("%s: %s %d stream%s (%s)", self.stats.label, method.lower(), len(names),
+                         "" if len(names) == 1 else "s", ", ".join(names[:4]) +
+                         (" …" if len(names) > 4 else ""))
 
     @property
     def handling(self) -> bool:
@@ -116,6 +181,10 @@ class Connection:
         self._session.cancel()
 
     async def run(self) -> None:
+        with self._run_scope:
+            await self._run()
+
+    async def _run(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watchdog)
             while True:
@@ -168,6 +237,7 @@ class Connection:
             with trio.CancelScope() as session:
                 self._session = session
                 self._progress_at = trio.current_time()
+                opened_with = {spec.name for spec in self.plan.streams}
                 async with self.connect(self.url) as ws:
                     st.connects += 1
                     st.connected = True
@@ -181,6 +251,9 @@ class Connection:
                     journal = self.journal
                     if journal is not None:
                         journal.event(self.index, True, self.url)
+                    self._ws, self._told = ws, opened_with
+                    if opened_with != {spec.name for spec in self.plan.streams}:
+                        await self._tell()  # the plan changed while this session opened
                     frame = await get()
                     self.backoff.reset()
                     while True:  # per frame: no clock read, no scope, no allocation of ours
@@ -208,6 +281,7 @@ class Connection:
             return f"unexpected {type(exc).__name__}: {exc}"
         finally:
             self._session = None
+            self._ws = None
             self._handling = False
             if self.journal is not None and st.connected:
                 self.journal.event(self.index, False, self._ended_by)

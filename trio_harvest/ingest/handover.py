@@ -18,6 +18,13 @@ the error reaches ingest as any disconnect would. Whatever goes wrong with a rep
 unexpected exception while opening it or reading its first frame) costs only that attempt: it is
 counted, logged and retried while the old socket lives; it never reaches the app.
 
+``send`` goes to the current socket (and to a replacement already open). What was sent on the
+session (subscriptions changed while running) must hold for a replacement too: given the venue's
+``url_after(url, messages)``, a replacement opens the URL that already carries those streams (so
+its first frame, the switch point, is from the whole set); without it the messages are sent to
+the replacement again, in order, before its first frame is peeked at (a stream added so may
+start after the switch: a trade hole that continuity and backfill repair).
+
 Each socket is opened, held and closed by its own task in the connector's nursery (trio-websocket
 needs its context entered and exited in one task), so ingest's session task only ever calls
 ``get_message``. Reading enters no cancel scope (a scope per message cost ~4 µs): a read blocked
@@ -30,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -41,8 +48,10 @@ from .connection import RECOVERABLE, ConnectFn, MessageSource
 log = logging.getLogger("trio_harvest.handover")
 
 HISTORY = 20_000  # frames of the old socket kept during a handover, to find the switch frame
+REPLAY_SPACING = 0.25  # between messages resent to a replacement (Binance: 10 per second at most)
 
 Frame = str | bytes
+UrlAfter = Callable[[str, list[str]], str]  # the URL a session's sent messages lead to
 
 
 @dataclass
@@ -84,7 +93,7 @@ async def _hold(connect: ConnectFn, url: str, *,
 
 class HandoverConnector:
     def __init__(self, connect: ConnectFn, *, lifetime: float, lead: float, overlap: float,
-                 retry: float = 5.0) -> None:
+                 retry: float = 5.0, url_after: UrlAfter | None = None) -> None:
         if not 0 < lead < lifetime:
             raise ValueError("need 0 < lead < lifetime")
         self.inner = connect
@@ -92,6 +101,7 @@ class HandoverConnector:
         self.lead = lead
         self.overlap = overlap
         self.retry = retry
+        self.url_after = url_after
         self.stats = HandoverStats()
         self._nursery: trio.Nursery | None = None
 
@@ -149,8 +159,21 @@ class HandoverSource:
         self._history: deque[Frame] | None = None
         self._look_back = False
         self._skip: deque[Frame] = deque()
+        self._sent: list[str] = []  # every message sent on the session: replayed to replacements
 
     # -- MessageSource ---------------------------------------------------------------------------
+
+    async def send(self, message: str) -> None:
+        self._sent.append(message)
+        nxt = self._next
+        await self._cur.ws.send(message)
+        if nxt is not None and self._next is nxt:
+            try:
+                await nxt.ws.send(message)
+            except RECOVERABLE:  # the replacement failing is that attempt's business
+                pass
+
+    # -- reading ---------------------------------------------------------------------------
 
     async def get_message(self) -> Frame:
         if self._steady:
@@ -276,6 +299,8 @@ class HandoverSource:
                 assert nursery is not None
                 self._history = deque(maxlen=HISTORY)
                 self._steady = False
+                if c.url_after is not None and self._sent:  # open what the session carries now
+                    self._url, self._sent = c.url_after(self._url, self._sent), []
                 try:
                     held: _Held = await nursery.start(_hold, c.inner, self._url)
                 except Exception as exc:  # any failure of a replacement is that attempt's only
@@ -290,6 +315,8 @@ class HandoverSource:
                 if self._closed:
                     held.close.set()
                     return
+                if not await self._replay(held):
+                    continue
                 self._switched = trio.Event()
                 self._next = held
                 self._switch_at = trio.current_time() + c.overlap
@@ -302,6 +329,26 @@ class HandoverSource:
                 await self._switched.wait()
                 if self._cur is not held:  # the replacement failed before the switch
                     await trio.sleep(c.retry)
+
+    async def _replay(self, held: _Held) -> bool:
+        """Send a replacement what the session was sent (paced: exchanges limit the messages a
+        client may send per second). False (the attempt failed, retried later) on an error."""
+        try:
+            for i, message in enumerate(list(self._sent)):
+                if i:
+                    await trio.sleep(REPLAY_SPACING)
+                await held.ws.send(message)
+        except Exception as exc:
+            held.close.set()
+            self._history = None
+            self._settle()
+            self._c.stats.failures += 1
+            log.warning("handover: could not resend the subscriptions to the replacement (%s: %s);"
+                        " retrying in %gs", type(exc).__name__, exc, self._c.retry,
+                        exc_info=not isinstance(exc, RECOVERABLE))
+            await trio.sleep(self._c.retry)
+            return False
+        return True
 
     async def _peek(self, held: _Held) -> None:
         with trio.CancelScope() as scope:

@@ -1,12 +1,13 @@
 """The websocket transport seam: what ingest reads from, and the choice of implementation.
 
-Owns the small protocol every transport meets (``MessageSource``: one awaitable
-``get_message``; ``ConnectFn``: an async context manager per URL that opens, holds and always
-closes its socket), the names of the implementations (``TRANSPORTS``), their combined set of
-recoverable errors, and ``connector`` which builds the real ``connect`` for a name. Each
-implementation lives in its own module and is imported only when chosen: ``ws_websockets.py``
-(the websockets >= 17 trio client, the default) and ``wsclient.py`` (trio-websocket). Never
-interprets messages, never reconnects (that is ``connection.py``).
+Owns the small protocol every transport meets (``MessageSource``: an awaitable ``get_message``
+and an awaitable ``send`` of one text message; ``ConnectFn``: an async context manager per URL
+that opens, holds and always closes its socket), the names of the implementations
+(``TRANSPORTS``), their combined set of recoverable errors, and ``connector`` which builds the
+real ``connect`` for a name. Each implementation lives in its own module and is imported only
+when chosen: ``ws_websockets.py`` (the websockets >= 17 trio client, the default) and
+``wsclient.py`` (trio-websocket). Never interprets messages, never reconnects (that is
+``connection.py``).
 """
 
 from __future__ import annotations
@@ -21,10 +22,15 @@ DEFAULT_TRANSPORT = "websockets"
 
 class MessageSource(Protocol):
     """One open websocket: the next text or binary message, or a recoverable error once the
-    connection is gone. Cancelling a pending ``get_message`` loses no message."""
+    connection is gone. Cancelling a pending ``get_message`` loses no message. ``send`` writes
+    one text message (a venue's subscribe request, an app-level ping); on a connection that is
+    gone it raises a recoverable error."""
 
     @property
     def get_message(self) -> Callable[[], Awaitable[str | bytes]]: ...
+
+    @property
+    def send(self) -> Callable[[str], Awaitable[None]]: ...
 
 
 ConnectFn = Callable[[str], AbstractAsyncContextManager[MessageSource]]

@@ -36,7 +36,8 @@ CLOSE_TIMEOUT = 2.0  # the closing handshake's bound
 
 class WebsocketsSource:
     """A ``MessageSource`` over a websockets connection: ``get_message`` is the library's own
-    ``recv`` (bytes), bound once, so a message costs no extra coroutine frame."""
+    ``recv`` (bytes), bound once, so a message costs no extra coroutine frame; ``send`` is its
+    ``send`` of one text frame."""
 
     __slots__ = ("connection", "get_message")
 
@@ -44,6 +45,9 @@ class WebsocketsSource:
         self.connection = connection
         self.get_message: Callable[[], Awaitable[str | bytes]] = functools.partial(
             connection.recv, False)
+
+    async def send(self, message: str) -> None:
+        await self.connection.send(message)
 
 
 @asynccontextmanager

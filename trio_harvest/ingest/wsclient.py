@@ -4,14 +4,14 @@ Owns the socket's whole life. trio-websocket 0.12's ``open_websocket_url`` leave
 socket open when a handshake fails or is cancelled, or when the server closed the connection;
 over weeks of reconnects that is a file-descriptor leak. Here the stream is opened by us, handed
 to ``wrap_client_stream`` and always closed. Messages come back as ``str`` (text frames) or
-``bytes``. Never interprets messages.
+``bytes``; ``send`` writes one text frame. Never interprets messages.
 """
 
 from __future__ import annotations
 
 import ssl
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import h11
@@ -38,6 +38,26 @@ def split_ws_url(url: str) -> tuple[str, int, str, bool]:
     port = parts.port or (443 if tls else 80)
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return parts.hostname, port, resource, tls
+
+
+class TrioWebsocketSource:
+    """A ``MessageSource`` over a trio-websocket connection: its own ``get_message`` and
+    ``send_message``, bound once (no extra frame per message)."""
+
+    __slots__ = ("connection", "get_message", "send")
+
+    def __init__(self, connection: trio_websocket.WebSocketConnection) -> None:
+        self.connection = connection
+        self.get_message: Callable[[], Awaitable[str | bytes]] = connection.get_message
+        self.send: Callable[[str], Awaitable[None]] = connection.send_message
+
+
+@asynccontextmanager
+async def open_source(url: str, *, max_message_size: int,
+                      connect_timeout: float = 10.0) -> AsyncIterator[TrioWebsocketSource]:
+    async with open_websocket(url, max_message_size=max_message_size,
+                              connect_timeout=connect_timeout) as ws:
+        yield TrioWebsocketSource(ws)
 
 
 @asynccontextmanager
@@ -93,11 +113,11 @@ async def _unwrapped() -> AsyncIterator[None]:
 
 def trio_websocket_connector(
     max_message_bytes: int, connect_timeout: float = 10.0
-) -> Callable[[str], AbstractAsyncContextManager[trio_websocket.WebSocketConnection]]:
+) -> Callable[[str], AbstractAsyncContextManager[TrioWebsocketSource]]:
     """The ``connect`` of this transport: a large receive buffer, on a socket we close."""
 
-    def connect_one(url: str) -> AbstractAsyncContextManager[trio_websocket.WebSocketConnection]:
-        return open_websocket(url, max_message_size=max_message_bytes,
-                              connect_timeout=connect_timeout)
+    def connect_one(url: str) -> AbstractAsyncContextManager[TrioWebsocketSource]:
+        return open_source(url, max_message_size=max_message_bytes,
+                           connect_timeout=connect_timeout)
 
     return connect_one

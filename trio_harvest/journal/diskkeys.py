@@ -1,23 +1,39 @@
-"""What of a replay window is already durable: the keys of the authoritative rows on disk (the
-dataset and the dead letter) written since a given time.
+"""What of a replay window is already durable: the keys of the authoritative rows in the dataset
+(through the store: local disk or a bucket alike) and in the local dead letter, written since a
+given time.
 
 Owns the reading of those keys, so restart replay writes each row once: ``prices`` by
 ``(symbol, agg_id)``, ``orderbook`` by ``(symbol, source, update_id)``, ``gaps`` by
-``(symbol, stream, start_ms, reason)``. Only files modified since ``since_s`` are read (a file
-holding a row of the window was written after the window began), so the cost follows the
-window, not the dataset. Blocking: run it in a thread. Never writes.
+``(symbol, stream, start_ms, reason)``. Only the partitions the window touches are listed (its
+UTC dates, the replayed symbols, the authoritative kinds) and only files modified since
+``since_s`` are read (a file holding a row of the window was written after the window began),
+so the cost follows the window, not the dataset. Blocking: run it in a thread. Never writes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, BinaryIO
 
 import msgspec
 import polars as pl
 
 from ..kinds import GAPS, ORDERBOOK, PRICES
+from ..storage.partitions import partition_dir
+from ..storage.store import LocalStore
+
+if TYPE_CHECKING:
+    from ..storage.backends import Store
+
+log = logging.getLogger("trio_harvest.journal.diskkeys")
 
 _line = msgspec.json.Decoder(dict[str, object])
 
@@ -31,6 +47,28 @@ class DiskKeys:
     orderbook: set[tuple[object, ...]] = field(default_factory=set)
     gaps: set[tuple[object, ...]] = field(default_factory=set)
     last_trade: dict[str, tuple[int, int]] = field(default_factory=dict)  # symbol -> (id, ts_ms)
+    loaded: set[tuple[str, str, str]] = field(default_factory=set)  # (date, symbol, kind) read
+    reader: Callable[[str, str, str], list[pl.DataFrame]] | None = None  # one more partition
+
+    def cover(self, date: str, symbol: str, kind: str) -> bool:
+        """Make sure the keys of partition (date, symbol, kind) are here: a replayed row may
+        lie outside the window's dates (a backfilled trade from before midnight, say).
+        Blocking when it reads; True if it did."""
+        part = (date, symbol, kind)
+        if part in self.loaded or self.reader is None or kind not in COLUMNS:
+            return False
+        self.loaded.add(part)
+        self.add_frames(symbol, kind, self.reader(*part))
+        return True
+
+    def add_frames(self, symbol: str, kind: str, frames: Iterable[pl.DataFrame]) -> None:
+        target = self.of(kind)
+        for df in frames:
+            target.update((symbol, *r) for r in df.select(
+                [c for c in COLUMNS[kind] if c != "symbol"]).rows())
+            if kind == PRICES and df.height:
+                top = df.sort("agg_id").tail(1).row(0, named=True)
+                self.note_trade(symbol, int(top["agg_id"]), int(top["ts_ms"]))
 
     def note_trade(self, symbol: str, agg_id: int, ts_ms: int) -> None:
         last = self.last_trade.get(symbol)
@@ -41,36 +79,99 @@ class DiskKeys:
         return {PRICES: self.prices, ORDERBOOK: self.orderbook, GAPS: self.gaps}[kind]
 
 
-def read_keys(data_dir: Path, deadletter_dir: Path, symbols: tuple[str, ...],
-              since_s: float) -> DiskKeys:
-    keys = DiskKeys()
+LISTERS = 16  # partitions listed and read at once (an object store answers each in ~10-50 ms)
+CLOCK_MARGIN_S = 120.0  # event times and the store's clock may sit this far past ours
+
+
+def window_dates(since_s: float, until_s: float) -> list[str]:
+    """The UTC dates (``YYYY-MM-DD``) from ``since_s`` to ``until_s``, both included."""
+    day = datetime.fromtimestamp(max(since_s, 0.0), UTC).date()
+    last = datetime.fromtimestamp(until_s, UTC).date()
+    out: list[str] = []
+    while day <= last:
+        out.append(day.isoformat())
+        day += timedelta(days=1)
+    return out
+
+
+def read_keys(store: Store, deadletter_dir: Path, symbols: tuple[str, ...],
+              since_s: float, until_s: float | None = None) -> DiskKeys:
+    """The keys of rows written since ``since_s`` (Unix seconds; event dates up to
+    ``until_s``, default now), in the dataset's partitions of ``symbols`` and in the dead
+    letter. With ``since_s`` 0 (a window of unknown start) every date is read."""
+    until = (time.time() if until_s is None else until_s) + CLOCK_MARGIN_S
+    dates = window_dates(since_s, until) if since_s > 0 else _all_dates(store)
+    def reader(date: str, symbol: str, kind: str) -> list[pl.DataFrame]:
+        return _partition_frames(store, date, symbol, kind, since_s)
+
+    keys = DiskKeys(reader=reader)
+    jobs = [(d, sym, kind) for d in dates for sym in symbols for kind in COLUMNS]
+    keys.loaded.update(jobs)
+    with ThreadPoolExecutor(LISTERS if not isinstance(store, LocalStore) else 1) as pool:
+        for (_d, symbol, kind), frames in zip(jobs, pool.map(lambda j: reader(*j), jobs),
+                                              strict=True):
+            keys.add_frames(symbol, kind, frames)
     for kind, cols in COLUMNS.items():
-        target = keys.of(kind)
-        for symbol in symbols:
-            files = [str(p) for p in data_dir.glob(f"date=*/symbol={symbol}/kind={kind}/*.parquet")
-                     if _newer(p, since_s)]
-            for name in files:
-                with contextlib.suppress(Exception):  # unreadable: `inspect` reports it
-                    df = pl.read_parquet(name, columns=[c for c in cols if c != "symbol"])
-                    target.update((symbol, *r) for r in df.rows())
-                    if kind == PRICES and df.height:
-                        top = pl.read_parquet(name, columns=["agg_id", "ts_ms"]).sort(
-                            "agg_id").tail(1).row(0)
-                        keys.note_trade(symbol, int(top[0]), int(top[1]))
-        folder = deadletter_dir / kind
-        if folder.is_dir():
-            for dl in folder.glob("*.ndjson"):
-                if not _newer(dl, since_s):
-                    continue
-                with contextlib.suppress(OSError):
-                    for line in dl.read_bytes().splitlines():
-                        with contextlib.suppress(msgspec.DecodeError):
-                            rec = _line.decode(line)
-                            target.add(tuple(rec.get(c) for c in cols))
-                            agg, ts = rec.get("agg_id"), rec.get("ts_ms")
-                            if kind == PRICES and isinstance(agg, int) and isinstance(ts, int):
-                                keys.note_trade(str(rec.get("symbol")), agg, ts)
+        _read_deadletter(keys, deadletter_dir / kind, kind, cols, since_s)
     return keys
+
+
+def _partition_frames(store: Store, date: str, symbol: str, kind: str,
+                      since_s: float) -> list[pl.DataFrame]:
+    cols = [c for c in COLUMNS[kind] if c != "symbol"] + (["ts_ms"] if kind == PRICES else [])
+    out: list[pl.DataFrame] = []
+    try:  # a partition that does not exist lists nothing
+        for rel, mtime in store.list_modified(partition_dir(date, symbol, kind), ".parquet"):
+            if mtime < since_s:
+                continue
+            try:
+                raw = _source(store, rel)
+            except OSError as exc:  # the store did not answer: say so, replay goes on
+                log.warning("journal: cannot read %s to skip what it holds (%s); its rows may "
+                            "be written again", rel, exc)
+                continue
+            with contextlib.suppress(Exception):  # a broken file: `inspect` reports it
+                out.append(pl.read_parquet(raw, columns=cols))
+    except OSError as exc:
+        log.warning("journal: cannot list %s to skip what it holds (%s); its rows may be "
+                    "written again", partition_dir(date, symbol, kind), exc)
+    return out
+
+
+def _source(store: Store, rel: PurePath) -> str | BinaryIO:
+    """A local file by its path (Polars reads only the columns asked for); an object whole."""
+    if isinstance(store, LocalStore):
+        return str(store.path(rel))
+    return io.BytesIO(store.read_bytes(rel))
+
+
+def _all_dates(store: Store) -> list[str]:
+    dates: set[str] = set()
+    with contextlib.suppress(OSError):
+        for rel in store.list(None, ".parquet"):
+            head = rel.parts[0] if rel.parts else ""
+            if head.startswith("date="):
+                dates.add(head[len("date="):])
+    return sorted(dates)
+
+
+def _read_deadletter(keys: DiskKeys, folder: Path, kind: str, cols: Iterable[str],
+                     since_s: float) -> None:
+    if not folder.is_dir():
+        return
+    target = keys.of(kind)
+    cols = tuple(cols)
+    for dl in folder.glob("*.ndjson"):
+        if not _newer(dl, since_s):
+            continue
+        with contextlib.suppress(OSError):
+            for line in dl.read_bytes().splitlines():
+                with contextlib.suppress(msgspec.DecodeError):
+                    rec = _line.decode(line)
+                    target.add(tuple(rec.get(c) for c in cols))
+                    agg, ts = rec.get("agg_id"), rec.get("ts_ms")
+                    if kind == PRICES and isinstance(agg, int) and isinstance(ts, int):
+                        keys.note_trade(str(rec.get("symbol")), agg, ts)
 
 
 def _newer(path: Path, since_s: float) -> bool:

@@ -26,6 +26,7 @@ import trio
 from ..binance.decode import AggTrade
 from ..kinds import GAPS, PRICES, Row
 from ..repair.continuity import DUPLICATE, IMPLAUSIBLE, Break
+from ..storage.partitions import utc_date
 from . import format as fmt
 from .diskkeys import DiskKeys, read_keys
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from ..pipeline.lanes import Lanes
     from ..pipeline.router import Router
     from ..repair.coordinator import Repair
+    from ..storage.backends import Store
 
 log = logging.getLogger("trio_harvest.journal.replay")
 
@@ -122,12 +124,12 @@ class Replayer:
     the journal checkpoint while it runs (-1 when done)."""
 
     def __init__(self, router: Router, lanes: Lanes, repair: Repair, cursor: list[int], *,
-                 data_dir: Path, deadletter_dir: Path, symbols: tuple[str, ...]) -> None:
+                 store: Store, deadletter_dir: Path, symbols: tuple[str, ...]) -> None:
         self.router = router
         self.lanes = lanes
         self.repair = repair
         self.cursor = cursor
-        self.data_dir = data_dir
+        self.store = store  # the dataset, local or a bucket: what is already written
         self.deadletter_dir = deadletter_dir
         self.symbols = symbols
         self.position = -1
@@ -141,7 +143,7 @@ class Replayer:
         self.position = segs[0][0]
         log.info("journal: replaying %d segments left by an earlier run", len(segs))
         since = first_ns / 1e9 - WINDOW_MARGIN_S if first_ns else 0.0
-        keys = await trio.to_thread.run_sync(read_keys, self.data_dir, self.deadletter_dir,
+        keys = await trio.to_thread.run_sync(read_keys, self.store, self.deadletter_dir,
                                              self.symbols, since)
         router = self.router
         gate = ReplayGate(self.repair, keys, router.depth_source, self.stats)
@@ -184,11 +186,14 @@ class Replayer:
             doc = _row.decode(rec.payload)
             kind, row = str(doc["kind"]), tuple(doc["row"])
             self.cursor[0] = rec.seq
+            symbol = str(row[1] if kind == GAPS else row[3])
+            if (utc_date(int(row[0])), symbol, kind) not in keys.loaded:  # e.g. backfilled
+                await trio.to_thread.run_sync(keys.cover, utc_date(int(row[0])), symbol, kind)
             if not self._admit_row(kind, row, keys):
                 self.stats.skipped += 1
                 return
             self.stats.rows += 1
-            await self.lanes.get(kind, str(row[1] if kind == GAPS else row[3])).put(row)
+            await self.lanes.get(kind, symbol).put(row)
 
     def _admit_row(self, kind: str, row: Row, keys: DiskKeys) -> bool:
         if kind == GAPS:

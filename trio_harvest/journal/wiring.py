@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..pipeline.rotation import Rotation
     from ..pipeline.router import Router
     from ..repair.coordinator import Repair
+    from ..storage.backends import Store
     from .probe import DiskProbe
     from .replay import Replayer
 
@@ -35,13 +36,14 @@ JOURNAL = "journal"  # the gap reason of an interval the journal did not protect
 def attach(config: Config, lanes: Lanes, rotation: Rotation, router: Router, repair: Repair,
            connections: Callable[[], Iterable[Connection]],
            clock_ns: Callable[[], int] | None, *,
-           probe_data_dir: bool) -> tuple[Journal | None, Replayer, DiskProbe]:
+           probe_data_dir: bool, store: Store) -> tuple[Journal | None, Replayer, DiskProbe]:
     """The journal (None when ``journal`` is off), the restart replayer and the disk probe of
-    one harvester, wired to its lanes, rotation, router and repair gate."""
+    one harvester, wired to its lanes, rotation, router and repair gate; ``store`` is its
+    dataset (local or a bucket), where the replayer looks up what is already written."""
     from .probe import DiskProbe
     from .replay import Replayer
 
-    replayer = Replayer(router, lanes, repair, lanes.cursor, data_dir=config.data_dir,
+    replayer = Replayer(router, lanes, repair, lanes.cursor, store=store,
                         deadletter_dir=config.deadletter_path, symbols=config.symbols)
     journal: Journal | None = None
     if config.journal:

@@ -1,10 +1,11 @@
-"""A start-up check of the configured symbols against the venue's own list
-(``GET /fapi/v1/exchangeInfo``): a symbol it does not list gets one warning, because Binance
-answers a stream of an unknown symbol with silence, not an error.
+"""The venue's listing over REST (``GET /fapi/v1/exchangeInfo``): the start-up check of the
+configured symbols, and one fetch of ``symbol -> status`` for resolving and following a universe.
 
-Owns the request (one, weight 1, bounded in time) and the warning. Best effort: an exchange that
-cannot be reached is logged at DEBUG (the connections report that loudly enough). Never refuses
-a symbol and never stops anything.
+Owns the request (one, weight 1, bounded in time) and the start-up warning: a symbol the venue
+does not list gets one warning, because Binance answers a stream of an unknown symbol with
+silence, not an error. The check is best effort (an exchange that cannot be reached is logged at
+DEBUG: the connections report that loudly enough) and never refuses a symbol; ``fetch_statuses``
+raises ``ListingError`` with one readable line, for its caller to decide.
 """
 
 from __future__ import annotations
@@ -16,44 +17,56 @@ from contextlib import AbstractAsyncContextManager
 
 import trio
 
+from ..binance.listing import PATH, statuses
 from ..hints import plural
 from ..ingest.restclient import FetchFn, RestError, http_fetch
-from ..symbols import listed_symbols, unlisted
+from ..symbols import unlisted
 
 log = logging.getLogger("trio_harvest.symbols")
 
-PATH = "/fapi/v1/exchangeInfo"
 TIMEOUT = 15.0
 
 FetchFactory = Callable[[str], AbstractAsyncContextManager[FetchFn]]
 
 
-async def check_listing(rest_url: str, symbols: Sequence[str],
-                        open_fetch: FetchFactory = http_fetch) -> list[str]:
-    """The configured symbols ``rest_url`` does not list (warned about); [] when unknown."""
+class ListingError(Exception):
+    """The listing could not be had (unreachable, an error status, not a listing)."""
+
+
+async def fetch_statuses(rest_url: str, open_fetch: FetchFactory = http_fetch) -> dict[str, str]:
+    """``symbol -> status`` as ``rest_url`` lists them; ``ListingError`` saying why not (also
+    when no answer comes within TIMEOUT)."""
     with trio.move_on_after(TIMEOUT):
         try:
             async with open_fetch(rest_url) as fetch:
                 resp = await fetch(PATH, {})
         except (RestError, OSError) as exc:
-            log.debug("cannot check the symbols against %s%s: %s", rest_url, PATH, exc)
-            return []
+            raise ListingError(f"{rest_url}{PATH} cannot be reached: {exc}") from None
         if resp.status != 200:
-            log.debug("cannot check the symbols: %s%s answered %d", rest_url, PATH, resp.status)
-            return []
+            raise ListingError(f"{rest_url}{PATH} answered HTTP {resp.status}")
         try:
-            listed = listed_symbols(json.loads(resp.body))
+            listing = statuses(json.loads(resp.body))
         except (ValueError, AttributeError):
-            return []
-        missing = unlisted(symbols, listed)
-        if missing:
-            shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more"
-                                               if len(missing) > 10 else "")
-            log.warning("%s not listed by %s%s: %s (a typo, or a delisted contract?); their "
-                        "streams will stay silent", plural(len(missing), "symbol"), rest_url,
-                        PATH, shown)
-        return missing
-    log.debug("cannot check the symbols: %s%s did not answer within %gs", rest_url, PATH, TIMEOUT)
-    return []
+            raise ListingError(f"{rest_url}{PATH} did not answer with a listing") from None
+        if not listing:
+            raise ListingError(f"{rest_url}{PATH} listed no symbol")
+        return listing
+    raise ListingError(f"{rest_url}{PATH} did not answer within {TIMEOUT:g}s")
 
 
+async def check_listing(rest_url: str, symbols: Sequence[str],
+                        open_fetch: FetchFactory = http_fetch) -> list[str]:
+    """The configured symbols ``rest_url`` does not list (warned about); [] when unknown."""
+    try:
+        listed = set(await fetch_statuses(rest_url, open_fetch))
+    except ListingError as exc:
+        log.debug("cannot check the symbols: %s", exc)
+        return []
+    missing = unlisted(symbols, listed)
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more"
+                                           if len(missing) > 10 else "")
+        log.warning("%s not listed by %s%s: %s (a typo, or a delisted contract?); their "
+                    "streams will stay silent", plural(len(missing), "symbol"), rest_url,
+                    PATH, shown)
+    return missing

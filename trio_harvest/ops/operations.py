@@ -1,6 +1,6 @@
 """Operations of one harvester: the health task, automatic dead-letter recovery, the metrics
-registry and the HTTP endpoint (``/metrics``, ``/healthz``, ``/status``), started as tasks in the
-root nursery.
+registry and the HTTP endpoint (the live page ``/``, ``/metrics``, ``/healthz``, ``/status``),
+started as tasks in the root nursery.
 
 Owns the wiring between those parts and what each path answers. ``bind()`` runs before the root
 nursery opens, so a port in use ends the start-up with a ``ConfigError``. Never stops the
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -19,11 +20,13 @@ import trio
 from ..journal.report import as_dict as journal_report
 from .autorecover import AutoRecovery
 from .health import HealthReport, Snapshot
-from .httpd import HttpServer, Request, Response, bound_port, open_listeners
-from .metrics import HarvestMetrics, rss_bytes
+from .metrics import VENUE, HarvestMetrics, rss_bytes
 from .monitor import HealthMonitor
+from .page import PAGE
 from .progress import Progress
+from .rollup import lanes_by_kind, staleness, streams_by_connection, top_lanes, top_streams
 from .sampler import Sampler, thresholds_for
+from .web import Request, Response, WebServer, bound_port, open_sockets
 
 if TYPE_CHECKING:
     from .view import HarvestView
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("trio_harvest.ops")
 
 JSON = "application/json"
-INDEX = b"trio_harvest ops endpoint: /metrics /healthz /status\n"
+HTML = "text/html; charset=utf-8"
 
 
 class Operations:
@@ -41,12 +44,13 @@ class Operations:
         self.sampler = Sampler(harvester)
         self.autorecovery = AutoRecovery(harvester)
         self._monitor: HealthMonitor | None = None
-        self.listeners: list[trio.SocketListener] = []
+        self.sockets: list[socket.socket] = []
         self.port: int | None = None  # the bound port, once bound
-        self.server = HttpServer(self.route)
+        self.server = WebServer({"/": self.page, "/metrics": self.scrape, "/healthz": self.healthz,
+                                 "/status": self.status_json})
         self.progress = Progress(harvester, interval=harvester.config.progress_interval,
                                  health=self._health_state, backlog=self._backlog_state)
-        self.metrics.bind(self)
+        self.metrics.bind(self, per_symbol=harvester.config.metrics_per_symbol)
 
     @property
     def monitor(self) -> HealthMonitor:
@@ -79,41 +83,40 @@ class Operations:
         """Open the endpoint's socket (if ``metrics_port`` is set). ``ConfigError`` if in use."""
         cfg = self.h.config
         if cfg.metrics_port:
-            self.listeners = await open_listeners(cfg.metrics_host, cfg.metrics_port)
-            self.port = bound_port(self.listeners)
+            self.sockets = await open_sockets(cfg.metrics_host, cfg.metrics_port)
+            self.port = bound_port(self.sockets)
 
     def close(self) -> None:
         """Close the endpoint's sockets (idempotent; serving closes them too)."""
-        for listener in self.listeners:
-            listener.socket.close()
+        for sock in self.sockets:
+            sock.close()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.monitor.run)
             await nursery.start(self.autorecovery.run)
             await nursery.start(self.progress.run)
-            if self.listeners:
-                await nursery.start(self.server.serve, self.listeners)
-                log.info("ops endpoint on http://%s:%d (/metrics /healthz /status)",
+            if self.sockets:
+                await nursery.start(self.server.serve, self.sockets)
+                log.info("ops endpoint on http://%s:%d (live page /, /metrics /healthz /status)",
                          self.h.config.metrics_host, self.port)
             task_status.started()
 
     # -- the endpoint --------------------------------------------------------------------------
 
-    def route(self, req: Request) -> Response:
-        if req.method not in ("GET", "HEAD"):
-            return Response(405, b"only GET\n")
-        if req.path == "/metrics":
-            body, content_type = self.metrics.exposition(req.headers.get("accept", ""))
-            return Response(200, body, content_type)
-        if req.path == "/healthz":
-            _snap, report = self.health_now()
-            return Response(200 if report.healthy else 503, _json(report.as_dict()), JSON)
-        if req.path == "/status":
-            return Response(200, _json(self.status()), JSON)
-        if req.path == "/":
-            return Response(200, INDEX)
-        return Response(404, b"not found; try /metrics /healthz /status\n")
+    def page(self, req: Request) -> Response:
+        return Response(200, PAGE, HTML)
+
+    def scrape(self, req: Request) -> Response:
+        body, content_type = self.metrics.exposition(req.headers.get("accept", ""))
+        return Response(200, body, content_type)
+
+    def healthz(self, req: Request) -> Response:
+        _snap, report = self.health_now()
+        return Response(200 if report.healthy else 503, _json(report.as_dict()), JSON)
+
+    def status_json(self, req: Request) -> Response:
+        return Response(200, _json(self.status()), JSON)
 
     def status(self) -> dict[str, Any]:
         """The ``/status`` document: connections, streams, lanes, last writes, dead letter."""
@@ -124,7 +127,7 @@ class Operations:
         for c in h.connections:
             st = c.stats
             conns.append({
-                "label": st.label, "url": st.url, "connected": st.connected,
+                "venue": VENUE, "label": st.label, "url": st.url, "connected": st.connected,
                 "connected_for_s": _r(now - st.connected_at)
                 if st.connected and st.connected_at is not None else None,
                 "frames": st.frames, "connects": st.connects, "reconnects": st.reconnects,
@@ -141,11 +144,14 @@ class Operations:
                 "write_failures": kv.write_failures, "write_timeouts": kv.write_timeouts,
                 "last_write_age_s": _r(kv.since_write), "last_error": kv.last_error,
             }
+        health = report.as_dict()  # grouped by code: a line per code, never one per symbol
+        streams = snap.streams
         return {
+            "venue": VENUE,
             "status": report.status,
             "reasons": report.grouped_reasons,
-            "problems": report.as_dict(full=True)["problems"],  # every problem, ungrouped
-            "notes": [p.message for p in report.notes],
+            "problems": health["problems"],
+            "notes": health["notes"],
             "uptime_s": _r(snap.uptime),
             "stopping": h.stop_state.requested.is_set(),
             "frames": h.router.stats.frames,
@@ -156,16 +162,24 @@ class Operations:
             "book_errors": h.router.stats.book_errors,
             "hook_errors": h.router.stats.hook_errors,
             "connections": conns,
+            # streams and lanes: a roll-up with counts, then the worst few (never all 500)
+            "streams_total": len(streams),
+            "streams_by_connection": [
+                {"connection": c, "stream_kind": k, **r.as_dict()}
+                for (c, k), r in streams_by_connection(streams, snap.uptime).items()],
             "streams": [
                 {"stream": s.stream, "symbol": s.symbol, "kind": s.kind,
                  "connection": s.connection, "age_s": _r(s.age),
+                 "staleness_s": _r(staleness(s, snap.uptime)),
                  "delivering": s.delivered_this_session, "stale_after_s": s.stale_after}
-                for s in snap.streams
+                for s in top_streams(streams, snap.uptime)
             ],
+            "lanes_total": len(snap.lanes),
+            "lanes_by_kind": {k: r.as_dict() for k, r in lanes_by_kind(snap.lanes).items()},
             "lanes": [
                 {"kind": ln.kind, "symbol": ln.symbol, "level": ln.level, "high": ln.high,
                  "capacity": ln.capacity, "spill": ln.spill, "dropped": ln.dropped}
-                for ln in snap.lanes
+                for ln in top_lanes(snap.lanes)
             ],
             "writes": writes,
             "writers": {"in_use": snap.limiter_in_use, "total": snap.limiter_total,
@@ -175,8 +189,8 @@ class Operations:
             "deadletter": {**self.sampler.backlog.as_dict(),
                            "dir": str(h.config.deadletter_path)},
             "recovery": {"auto": h.config.auto_recover, **self.autorecovery.stats.as_dict()},
-            "adversity": h.repair.as_dict(),  # gaps, backfill, duplicates, handovers (issue 5)
-            "journal": journal_report(h.journal) if h.journal is not None else None,  # issue 9
+            "adversity": h.repair.as_dict(),  # gaps, backfill, duplicates, handovers
+            "journal": journal_report(h.journal) if h.journal is not None else None,
             "rss_bytes": rss_bytes(),
         }
 

@@ -128,7 +128,10 @@ class Progress:
     def check_reach(self, now: float) -> str | None:
         """The "cannot reach" line when it is due, else None."""
         conns = self.h.connections
-        if not conns or any(c.stats.connected for c in conns) or self.h.stop_state.requested.is_set():
+        if not conns:  # none yet (a shard whose share comes with the listing): from now on
+            self._down_since, self._next_no_data = now, self.first
+            return None
+        if any(c.stats.connected for c in conns) or self.h.stop_state.requested.is_set():
             self._down_since, self._next_no_data = None, self.first
             return None
         if self._down_since is None:  # never connected: down since the start

@@ -8,6 +8,9 @@ I/O, never checks rotation (old fault 7), never raises for a bad frame.
 
 Per-stream state exists only for subscribed streams (``streams``): a frame naming any other
 stream is unexpected, so a peer cannot grow it or bypass book deduplication with new names.
+Symbols come and go while it runs (a listing change: ``add_symbol``, ``remove_symbol``); frames
+of a removed symbol still in flight, and the venue's replies to subscription requests, are
+counted, not warned about (both checks sit on the path of frames that failed, never per frame).
 Event times are judged against the stream's own recent times (``timeguard.py``): a frame that
 does not fit is held until evidence decides, then routed or quarantined (``rejected``). A failure
 inside one symbol's diff book stays there: that book starts over, other symbols never notice;
@@ -33,6 +36,7 @@ from ..binance.decode import (
     ticker_row,
     trade_row,
 )
+from ..binance.streams import reply_to
 from ..kinds import ORDERBOOK, PRICES, Row
 from ..ratelimit import RateLimitedLog
 from .chunks import BadValue
@@ -73,6 +77,8 @@ class RouterStats:
     quarantined: int = 0  # of ``rejected``: held frames that evidence showed did not fit
     book_errors: int = 0  # failures inside one symbol's diff book (that book starts over)
     hook_errors: int = 0  # failures of a symbol's signal hooks (its rows are written anyway)
+    replies: int = 0  # answers to subscription requests
+    retired: int = 0  # frames of a symbol removed from the universe, still in flight
     last_seen: dict[str, float] = field(default_factory=dict)  # stream name -> trio/mono time
 
 
@@ -109,6 +115,33 @@ class Router:
         self._learned: dict[str, int] = {}  # symbol -> stream names learned
         self._known: set[str] = set()  # the names learned
         self.time_guards: dict[str, TimeGuard[Held]] = {}  # per stream (subscribed or learned)
+        self.retired: set[str] = set()  # stream names of removed symbols (late frames: counted)
+
+    def add_symbol(self, symbol: str, streams: Mapping[str, str], hook: SignalHooks | None) -> None:
+        """A symbol joins while running: its lanes, its ``streams`` (name -> symbol), its hook."""
+        self.symbols = self.symbols | {symbol}
+        self._prices[symbol] = self.lanes.get(PRICES, symbol)
+        self._books[symbol] = self.lanes.get(ORDERBOOK, symbol)
+        if self.streams is not None:
+            self.streams.update(streams)
+        self.retired.difference_update(streams)
+        if hook is not None:
+            self.hooks[symbol] = hook
+
+    def remove_symbol(self, symbol: str) -> list[str]:
+        """A symbol leaves (delisted, or another shard's now): its frames are no longer routed.
+        Returns its stream names."""
+        names = [n for n, s in (self.streams or {}).items() if s == symbol]
+        for name in names:
+            del self.streams[name]  # type: ignore[union-attr]
+            self.time_guards.pop(name, None)
+            self.stats.last_seen.pop(name, None)
+        self.retired.update(names)
+        self.symbols = self.symbols - {symbol}
+        self._prices.pop(symbol, None)
+        self._books.pop(symbol, None)
+        self.hooks.pop(symbol, None)
+        return names
 
     async def handle(self, frame: str | bytes) -> None:
         """Route one combined-stream frame. Awaits only when an authoritative lane is full."""
@@ -125,13 +158,16 @@ class Router:
         try:
             env = decode_frame(frame)
         except FrameError as exc:
-            self._bad(exc.category, str(exc), frame)
+            self._not_data(exc, frame)
             return None
         data = env.data
         symbol = data.symbol
         streams = self.streams
         if streams is not None:  # only subscribed symbols are in it
             if streams.get(env.stream) != symbol:
+                if env.stream in self.retired:
+                    stats.retired += 1
+                    return None
                 self._bad("unexpected", f"frame of {symbol[:20]!r} on a stream not subscribed "
                           f"for it ({env.stream[:60]!r})", frame)
                 return None
@@ -339,6 +375,18 @@ class Router:
                         hook.on_book(row)
                 except Exception as exc:
                     self._hook_failed(row[3], exc)
+
+    def _not_data(self, exc: FrameError, frame: str | bytes) -> None:
+        """A frame that is not stream data: a reply to a subscription request is counted (an
+        error reply is logged), anything else is bad."""
+        reply = reply_to(frame) if exc.category == "unexpected" else None
+        if reply is None:
+            self._bad(exc.category, str(exc), frame)
+            return
+        self.stats.replies += 1
+        if reply[1]:
+            self._ratelog.log(logging.WARNING, "reply", "subscription request %d refused: %s",
+                              reply[0], reply[1])
 
     def _bad(self, category: str, message: str, frame: str | bytes) -> None:
         if category == "malformed":

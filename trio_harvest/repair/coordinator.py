@@ -23,7 +23,7 @@ from typing import Any
 import trio
 
 from ..binance.decode import AggTrade, trade_row
-from ..binance.streams import ConnectionPlan
+from ..binance.streams import ConnectionPlan, url_after
 from ..config import Config
 from ..ingest.connection import ConnectFn
 from ..ingest.handover import HandoverConnector
@@ -114,7 +114,7 @@ class Repair:
         )
         self.connector = HandoverConnector(
             connect, lifetime=config.ws_lifetime, lead=config.handover_lead,
-            overlap=config.handover_overlap,
+            overlap=config.handover_overlap, url_after=url_after,
         )
 
     # -- the router's gate (synchronous, per frame) --------------------------------------------
@@ -273,6 +273,25 @@ class Repair:
         gap = self.resuming.pop(stream, None)
         if gap is not None:
             self._gap_now(self._interruption_row(stream, gap, recv_ms, ""))
+
+    # -- the universe changes (a listing change) -------------------------------------------------
+
+    def add_symbol(self, symbol: str) -> None:
+        """A symbol joins while running: its own continuity from its first trade."""
+        if symbol not in self.trackers:
+            self.trackers[symbol] = tracker = AggIdTracker()
+            self.trade_guards[symbol] = TradeIdGuard(tracker)
+            self._held_trades[symbol] = {}
+        self._prices[symbol] = self.lanes.get(PRICES, symbol)
+
+    def remove_symbol(self, streams: list[str]) -> None:
+        """A symbol leaves: its streams' open interruptions and book sequences end here (no
+        disconnect or stall gap for it; its continuity tracker stays for a backfill under way)."""
+        for name in streams:
+            self.resuming.pop(name, None)
+            self.books.pop(name, None)
+            self.book_guards.pop(name, None)
+            self._held_books.pop(name, None)
 
     # -- app hooks -----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..config import Config
 
 MAX_WORKERS = 64
+MIN_LEASE_TTL = 2.0
 
 
 def resolve(c: Config) -> None:
@@ -30,12 +31,21 @@ def resolve(c: Config) -> None:
                               "and the locks stay on local disk)")
         object.__setattr__(c, "data_url", loc.url)
         object.__setattr__(c, "data_dir", Path(local))
+        validate_endpoint(c.s3_endpoint, c.s3_allow_http)  # only a bucket uses the endpoint
     if c.deadletter_dir is not None and as_s3_url(c.deadletter_dir) is not None:
         raise ConfigError("deadletter_dir: the dead letter stays on local disk; give a local "
                           "folder (an s3:// data_dir keeps it under local_dir by default)")
-    validate_endpoint(c.s3_endpoint, c.s3_allow_http)
     if not 1 <= c.workers <= MAX_WORKERS:
         raise ConfigError(f"workers: must be between 1 and {MAX_WORKERS}, got {c.workers}")
+    if not c.lease_ttl >= MIN_LEASE_TTL:  # also rejects nan
+        raise ConfigError(f"lease_ttl: must be at least {MIN_LEASE_TTL:g} seconds, got "
+                          f"{c.lease_ttl:g}")
+    if not c.worker_stable_after > 0:  # also rejects nan
+        raise ConfigError("worker_stable_after: must be a positive number of seconds, got "
+                          f"{c.worker_stable_after}")
+    if not c.shard_weights.strip():
+        raise ConfigError("shard_weights: give 'venue' (the 24 h ticker), 'off' (unweighted) or "
+                          "a snapshot file")
     if c.shard:
         shard = parse_shard(c.shard)
         if c.workers > 1:

@@ -5,16 +5,21 @@ session (a terminal's Ctrl-C reaches only the supervisor, which forwards it once
 Ctrl-C still means "cut the grace short"); a worker that dies is restarted with exponential
 backoff (its journal makes that lossless) unless it failed on a user mistake (exit 2); SIGINT and
 SIGTERM go to every worker and the supervisor waits for each one's final flush (bounded:
-``stop_bound`` later it is killed); a worker whose supervisor died gets SIGTERM (Linux); one ops
-endpoint for the host (aggregate.py merges); one summary at the end. Never harvests, never
-touches the dataset.
+``stop_bound`` later it is killed); one ops endpoint for the host (aggregate.py merges); one
+summary at the end. Never harvests, never touches the dataset.
+
+A worker must not outlive its supervisor, yet must still make its final flush when the supervisor
+dies without a word (SIGKILL, OOM): each worker's stdin is a pipe whose write end only the
+supervisor holds, and a worker started with ``--stop-on-eof`` (parent.py) stops cleanly at end of
+file. Not ``PR_SET_PDEATHSIG``: Linux ties it to the forking *thread*, and trio forks from cached
+threads that end after ~10 s idle, which stopped every worker ten seconds after its start.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
+import os
 import random
 import signal
 import subprocess
@@ -25,13 +30,13 @@ from dataclasses import dataclass
 import httpx
 import trio
 
-from ..ops.httpd import HttpServer, Request, Response, bound_port, open_listeners
+from ..ops.page import PAGE
+from ..ops.web import Request, Response, WebServer, bound_port, open_sockets
 from .aggregate import WorkerView, host_health, host_metrics, host_status, merge_metrics
 
 log = logging.getLogger("trio_harvest.supervisor")
 
 EXIT_USAGE = 2
-PR_SET_PDEATHSIG = 1
 JSON = "application/json"
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -67,6 +72,8 @@ class Supervisor:
         self.port: int | None = None
         self._procs: dict[int, trio.Process] = {}
         self.log_sink: Callable[[str], None] = _stderr
+        self.server = WebServer({"/": self.page, "/metrics": self.scrape,
+                                 "/healthz": self.healthz, "/status": self.status})
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -89,16 +96,17 @@ class Supervisor:
     # -- running -------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[Supervisor] = trio.TASK_STATUS_IGNORED) -> int:
-        listeners = await open_listeners(self.s.metrics_host, self.s.metrics_port) \
+        sockets = await open_sockets(self.s.metrics_host, self.s.metrics_port) \
             if self.s.metrics_port else []
         async with trio.open_nursery() as root:
             if self.handle_signals:
                 root.start_soon(self._watch_signals)
-            if listeners:
-                self.port = bound_port(listeners)
-                await root.start(HttpServer(self.route).serve, listeners)
+            if sockets:
+                self.port = bound_port(sockets)
+                await root.start(self.server.serve, sockets)
                 root.start_soon(self._poll)
-                log.info("host ops endpoint on http://%s:%d (/metrics /healthz /status)",
+                log.info("host ops endpoint on http://%s:%d (live page /, /metrics /healthz "
+                         "/status)",
                          self.s.metrics_host, self.port)
             task_status.started(self)
             async with trio.open_nursery() as keepers:
@@ -134,9 +142,18 @@ class Supervisor:
             delay = min(delay * 2, self.s.backoff_max)
 
     async def _run_once(self, w: WorkerView) -> int:
-        proc = await trio.lowlevel.open_process(self.argv_of(w), stdout=subprocess.PIPE,
-                                                stderr=subprocess.PIPE, start_new_session=True,
-                                                preexec_fn=_term_with_parent)
+        # the worker's life line: its stdin reads end of file once this process is gone (the
+        # write end is close-on-exec, so no other worker inherits it); see parent.py
+        life_read, life_write = os.pipe()
+        try:
+            proc = await trio.lowlevel.open_process(self.argv_of(w), stdin=life_read,
+                                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                    start_new_session=True)
+        except BaseException:
+            os.close(life_write)
+            raise
+        finally:
+            os.close(life_read)
         self._procs[w.index] = proc
         w.pid, w.up = proc.pid, True
         w.health_code = None
@@ -152,6 +169,7 @@ class Supervisor:
         finally:
             w.up = False
             del self._procs[w.index]
+            os.close(life_write)
         w.last_exit = proc.returncode
         return proc.returncode if proc.returncode is not None else 1
 
@@ -221,29 +239,19 @@ class Supervisor:
         w.health = _json_or_none(h.text)
         w.status = _json_or_none(st.text)
 
-    def route(self, req: Request) -> Response:
-        if req.method not in ("GET", "HEAD"):
-            return Response(405, b"only GET\n")
-        if req.path == "/metrics":
-            texts = {w.index: w.metrics for w in self.workers if w.metrics is not None}
-            return Response(200, merge_metrics(texts, host_metrics(self.workers)).encode(), TEXT)
-        if req.path == "/healthz":
-            healthy, doc = host_health(self.workers)
-            return Response(200 if healthy else 503, _dump(doc), JSON)
-        if req.path == "/status":
-            return Response(200, _dump(host_status(self.workers)), JSON)
-        return Response(404, b"not found; try /metrics /healthz /status\n")
+    def page(self, req: Request) -> Response:
+        return Response(200, PAGE, "text/html; charset=utf-8")
 
+    def scrape(self, req: Request) -> Response:
+        texts = {w.index: w.metrics for w in self.workers if w.metrics is not None}
+        return Response(200, merge_metrics(texts, host_metrics(self.workers)).encode(), TEXT)
 
-def _term_with_parent() -> None:
-    """In the child, before exec (Linux): SIGTERM when the supervisor dies, even by SIGKILL, so
-    an orphaned worker makes its clean stop (final flush) instead of harvesting on alone."""
-    if sys.platform != "linux":
-        return
-    import ctypes
+    def healthz(self, req: Request) -> Response:
+        healthy, doc = host_health(self.workers)
+        return Response(200 if healthy else 503, _dump(doc), JSON)
 
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    def status(self, req: Request) -> Response:
+        return Response(200, _dump(host_status(self.workers)), JSON)
 
 
 def tag_line(worker: int, line: str) -> str:

@@ -83,6 +83,10 @@ class Hub:
         self._faults = faults
         self.connections: dict[int, Subscriber] = {}
 
+    def add_wire(self, spec: SymbolSpec) -> None:
+        """A symbol listed while running: its events are encoded from now on."""
+        self._wires.setdefault(spec.symbol, SymbolWire(spec))
+
     def attach(self, sub: Subscriber, streams: Iterable[str]) -> None:
         self.connections[sub.id] = sub
         self.subscribe(sub, streams)

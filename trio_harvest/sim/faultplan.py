@@ -22,6 +22,8 @@ drop_diff=P        a diff-depth event not sent (breaks the ``pu`` chain)
 dup_frame=P        a frame sent twice
 skew=MS            the exchange clock runs MS ms ahead of the harvester's (negative: behind)
 lifetime=S         close connections S s after they opened (Binance: 24 h)
+listing=S          every S s, list one new symbol and delist one (its streams stop; exchangeInfo
+                   says TRADING / SETTLING)
 weight=N           REST request weight allowed per minute (default 2400; 429 above it)
 seed=N             the faults' random seed (default: the simulator's seed)
 =================  ==========================================================================
@@ -36,7 +38,7 @@ OVERSIZE_BYTES = 4 * 1024 * 1024 + 1024
 REST_WEIGHT_PER_MIN = 2400
 
 _PROBABILITIES = ("garbage", "truncate", "oversize", "skip", "dup_id", "drop_diff", "dup_frame")
-_SECONDS = ("disconnect", "disconnect_random", "stall", "stall_for", "lifetime")
+_SECONDS = ("disconnect", "disconnect_random", "stall", "stall_for", "lifetime", "listing")
 _INTS = ("oversize_bytes", "skew", "weight", "seed")
 
 
@@ -60,6 +62,7 @@ class FaultPlan:
     dup_frame: float = 0.0
     skew: int = 0
     lifetime: float | None = None
+    listing: float | None = None
     weight: int = REST_WEIGHT_PER_MIN
     seed: int | None = None
 

@@ -14,6 +14,7 @@ import trio
 
 from .calibration import sim_rate
 from .faultplan import parse_faults
+from .listing import initial_listing
 from .server import SimConfig, Simulator
 
 if TYPE_CHECKING:
@@ -25,8 +26,10 @@ log = logging.getLogger("trio_harvest.app")
 async def start_simulator(nursery: trio.Nursery, cfg: Config,
                           clock_ms: Callable[[], int]) -> tuple[Simulator, str]:
     """Start serving in ``nursery``; returns the simulator and its websocket URL."""
+    # a universe (all, patterns): the simulator lists its catalogue, as a venue would
+    symbols = initial_listing(cfg.universe) if cfg.universe else cfg.symbols
     simulator = Simulator(
-        SimConfig(symbols=cfg.symbols, rate=sim_rate(cfg.sim_rate, len(cfg.symbols)),
+        SimConfig(symbols=symbols, rate=sim_rate(cfg.sim_rate, len(symbols)),
                   seed=cfg.sim_seed,
                   faults=parse_faults(cfg.sim_faults) if cfg.sim_faults else None),
         clock_ms=clock_ms,

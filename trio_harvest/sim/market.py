@@ -370,10 +370,23 @@ class Market:
         if not names:
             raise ValueError("at least one symbol is needed")
         per_symbol = (cal.default_rate(len(names)) if rate is None else rate) / len(names)
+        self._seed, self._per_symbol, self._tape_capacity = seed, per_symbol, tape_capacity
         self.symbols: dict[str, SymbolMarket] = {
             s: SymbolMarket(spec_for(s), seed=seed, rate=per_symbol, tape_capacity=tape_capacity)
             for s in names
         }
+        self.closed: dict[str, SymbolMarket] = {}  # delisted: no events, REST keeps their tape
+
+    def list_symbol(self, symbol: str) -> SymbolMarket:
+        """A new listing, at the per-symbol rate of the others, trading from its first step."""
+        model = SymbolMarket(spec_for(symbol), seed=self._seed, rate=self._per_symbol,
+                             tape_capacity=self._tape_capacity)
+        self.symbols[symbol] = model
+        return model
+
+    def delist(self, symbol: str) -> None:
+        """``symbol`` stops trading: it makes no more events (its streams go silent)."""
+        self.closed[symbol] = self.symbols.pop(symbol)
 
     def skip_to(self, now_ms: int) -> None:
         for model in self.symbols.values():
@@ -386,4 +399,8 @@ class Market:
         return out
 
     def __getitem__(self, symbol: str) -> SymbolMarket:
-        return self.symbols[symbol]
+        model = self.symbols.get(symbol)
+        return model if model is not None else self.closed[symbol]
+
+    def __contains__(self, symbol: str) -> bool:
+        return symbol in self.symbols or symbol in self.closed

@@ -1,9 +1,11 @@
-"""The simulator's REST API: ``/fapi/v1/depth``, ``/fapi/v1/aggTrades``, ``/fapi/v1/exchangeInfo``.
+"""The simulator's REST API: ``/fapi/v1/depth``, ``/fapi/v1/aggTrades``, ``/fapi/v1/exchangeInfo``,
+``/fapi/v1/ticker/24hr`` (each symbol's 24 h activity, activity.py).
 
 Owns what each endpoint answers (Binance USD-M's JSON shapes: prices and quantities as strings,
 ids and times as integers), the request weights (depth 2..20 by ``limit``, aggTrades 20,
-exchangeInfo 1), the per-minute weight window (``X-MBX-USED-WEIGHT-1M`` on every answer, 429
-with ``Retry-After`` once the limit is used up) and Binance's error bodies (``{"code":..,"msg":..}``).
+exchangeInfo 1, ticker/24hr 1 for one symbol and 40 for all), the per-minute weight window
+(``X-MBX-USED-WEIGHT-1M`` on every answer, 429 with ``Retry-After`` once the limit is used up)
+and Binance's error bodies (``{"code":..,"msg":..}``).
 Reads the market's book snapshot and trade tape, so ids agree with the streams. Pure: the
 HTTP side is ``front.py``; time comes from the simulator's (possibly skewed) clock.
 """
@@ -16,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
+from .activity import activity
 from .events import AggTrade
 from .market import Market
 from .specs import SymbolSpec, fixed
@@ -23,6 +26,7 @@ from .specs import SymbolSpec, fixed
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 AGG_TRADES_WEIGHT = 20
 EXCHANGE_INFO_WEIGHT = 1
+TICKER_24H_WEIGHT = (1, 40)  # one symbol, every symbol
 MAX_AGG_TRADES = 1000
 WINDOW_MS = 60_000
 
@@ -101,6 +105,10 @@ class RestApi:
                                      lambda: self._agg_trades(model.symbol, from_id, limit))
             if path == "/fapi/v1/exchangeInfo":
                 return self._charged(EXCHANGE_INFO_WEIGHT, self._exchange_info)
+            if path == "/fapi/v1/ticker/24hr":
+                names = [self._symbol(query).symbol] if "symbol" in query else None
+                return self._charged(TICKER_24H_WEIGHT[names is None],
+                                     lambda: self._ticker_24h(names))
         except _BadRequest as exc:
             return self._error(exc.status, exc.code, exc.msg)
         return self._error(404, -5000, f"Path {path} not found")
@@ -139,7 +147,7 @@ class RestApi:
         symbol = query.get("symbol", "").upper()
         if not symbol:
             raise _BadRequest(400, -1102, "Mandatory parameter 'symbol' was not sent.")
-        if symbol not in self.market.symbols:
+        if symbol not in self.market:
             raise _BadRequest(400, -1121, "Invalid symbol.")
         return _Model(symbol, self.market[symbol].spec)
 
@@ -166,10 +174,12 @@ class RestApi:
 
     def _exchange_info(self) -> bytes:
         symbols = []
-        for name, model in self.market.symbols.items():
-            spec = model.spec
+        listed = [(m, "TRADING") for m in self.market.symbols.values()]
+        listed += [(m, "SETTLING") for m in self.market.closed.values()]  # delisted
+        for model, status in listed:
+            name, spec = model.symbol, model.spec
             symbols.append({
-                "symbol": name, "pair": name, "contractType": "PERPETUAL", "status": "TRADING",
+                "symbol": name, "pair": name, "contractType": "PERPETUAL", "status": status,
                 "pricePrecision": spec.price_decimals, "quantityPrecision": spec.qty_decimals,
                 "filters": [
                     {"filterType": "PRICE_FILTER",
@@ -184,6 +194,19 @@ class RestApi:
                             "intervalNum": 1, "limit": self.weight_limit}],
             "symbols": symbols,
         })
+
+    def _ticker_24h(self, names: list[str] | None) -> bytes:
+        """Binance's shape (strings for decimals); one object for ``symbol=``, else a list."""
+        now = self.clock_ms()
+        rows = []
+        for name in names if names is not None else list(self.market.symbols):
+            act, model = activity(name), self.market[name]
+            bids = model.snapshot(1).bids
+            last = model.spec.price_str(bids[0][0] if bids else model.spec.start_ticks)
+            rows.append({"symbol": name, "lastPrice": last, "volume": "0",
+                         "quoteVolume": f"{act.quote_volume:.2f}", "count": act.count,
+                         "openTime": now - 86_400_000, "closeTime": now})
+        return _encode(rows[0] if names is not None else rows)
 
 
 @dataclass(frozen=True, slots=True)

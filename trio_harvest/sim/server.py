@@ -34,6 +34,7 @@ from .faultinject import FaultInjector
 from .faultplan import FaultPlan
 from .faults import Faults
 from .front import Front
+from .listing import ListingChanges
 from .market import Market
 from .rest import RestApi
 from .routes import parse_target
@@ -160,6 +161,8 @@ class Simulator:
             nursery.start_soon(self._run_market)
             if self.disruptor is not None:
                 nursery.start_soon(self.disruptor.run)
+            if self.config.faults is not None and self.config.faults.listing is not None:
+                nursery.start_soon(self._run_listing, self.config.faults.listing)
             await nursery.start(trio.serve_listeners, front.handle, keep)
             self._port = port
             task_status.started(port)
@@ -188,6 +191,24 @@ class Simulator:
         if self._faults is not None:
             events = self._faults.on_events(events)
         self._hub.publish(events)
+
+    async def _run_listing(self, every: float) -> None:
+        """``listing=S``: every S s one new symbol is listed and one trading symbol delisted."""
+        changes = ListingChanges(self.config.seed)
+        while True:
+            await trio.sleep(every)
+            self.change_listing(*changes.next(tuple(self.market.symbols),
+                                              {*self.market.symbols, *self.market.closed}))
+
+    def change_listing(self, listed: str | None, delisted: str | None) -> None:
+        """List ``listed`` (streams and REST from now on), delist ``delisted`` (its streams stop;
+        exchangeInfo says SETTLING; REST keeps its trade tape)."""
+        if delisted is not None and delisted in self.market.symbols:
+            self.market.delist(delisted)
+            self.stats.delisted.append(delisted)
+        if listed is not None and listed not in self.market:
+            self._hub.add_wire(self.market.list_symbol(listed).spec)
+            self.stats.listed.append(listed)
 
     # -- one connection ---------------------------------------------------------------------
 

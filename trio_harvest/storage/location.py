@@ -8,6 +8,7 @@ the standard AWS environment variables. Pure: no I/O, no client is built here (t
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,36 @@ class S3Options:
         return out
 
 
+TRUTHY = ("1", "true", "yes", "on", "y")
+
+
+def aws_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """The S3 settings the standard AWS variables give, as obstore and the AWS tools read them:
+    ``AWS_ENDPOINT_URL_S3`` (else ``AWS_ENDPOINT_URL``), ``AWS_REGION`` (else
+    ``AWS_DEFAULT_REGION``) and ``AWS_ALLOW_HTTP``. Credentials are left to the client."""
+    out: dict[str, Any] = {}
+    endpoint = env.get("AWS_ENDPOINT_URL_S3", "").strip() or env.get("AWS_ENDPOINT_URL", "").strip()
+    if endpoint:
+        out["s3_endpoint"] = endpoint
+    region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip()
+    if region:
+        out["s3_region"] = region
+    if env.get("AWS_ALLOW_HTTP", "").strip():
+        out["s3_allow_http"] = env["AWS_ALLOW_HTTP"].strip().lower() in TRUTHY
+    return out
+
+
+def effective(options: S3Options, env: Mapping[str, str]) -> S3Options:
+    """``options`` with what they leave empty taken from the AWS variables (what the client
+    would read itself), checked: a plain-http endpoint needs permission (``ConfigError``)."""
+    std = aws_env(env)
+    out = S3Options(options.endpoint or std.get("s3_endpoint", ""),
+                    options.region or std.get("s3_region", ""),
+                    options.allow_http or bool(std.get("s3_allow_http", False)))
+    validate_endpoint(out.endpoint, out.allow_http)
+    return out
+
+
 def validate_endpoint(endpoint: str, allow_http: bool) -> None:
     if not endpoint:
         return
@@ -115,4 +146,5 @@ def validate_endpoint(endpoint: str, allow_http: bool) -> None:
         raise ConfigError(f"s3_endpoint: {endpoint!r} must start with http:// or https://")
     if endpoint.startswith("http://") and not allow_http:
         raise ConfigError(f"s3_endpoint: {endpoint!r} is plain http; allow it explicitly with "
-                          "--s3-allow-http (s3_allow_http = true), e.g. for a local MinIO")
+                          "--s3-allow-http or AWS_ALLOW_HTTP=true (s3_allow_http = true), e.g. "
+                          "for a local MinIO")

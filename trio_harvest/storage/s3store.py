@@ -7,6 +7,12 @@ PUT with ``If-None-Match: *`` (obstore ``mode="create"``), so a partial object i
 and a name is never reused. Never retries for long: a failed PUT is an ``OSError`` within
 seconds and rotation dead-letters the batch on local disk.
 
+Idempotent: names are unique per process, so an object that a retry finds under our name with
+our bytes (size and MD5 ETag, else the bytes) is our own earlier attempt whose reply was lost: a
+success, never a second copy; after a failed PUT one HEAD looks for it the same way. Fenced:
+no PUT of a file and no DELETE while ``fence.py`` refuses writes to this location (the shard
+lease could not be renewed, or was lost).
+
 Publishing: an object store has no rename, so the gate is decided *after* the PUT. If the waiter
 gave up meanwhile (it has dead-lettered the batch), the object is deleted again and the write
 reports ``Abandoned``; a crash in that instant leaves rows both in the bucket and in the dead
@@ -16,7 +22,10 @@ letter (a duplicate, never a loss).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import logging
+import os
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path, PurePath
@@ -26,13 +35,16 @@ import obstore
 from obstore.exceptions import AlreadyExistsError, NotFoundError, PreconditionError
 from obstore.store import S3Store as _ObStore
 
+from . import fence
 from .gate import PublishGate
-from .location import S3Location, S3Options
+from .location import S3Location, S3Options, effective
 from .partitions import TMP_PREFIX
 from .store import Abandoned
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig
+
+log = logging.getLogger("trio_harvest.s3")
 
 CONNECT_TIMEOUT = timedelta(seconds=5)
 REQUEST_TIMEOUT = timedelta(seconds=20)
@@ -51,7 +63,7 @@ def _one_line(exc: BaseException) -> str:
 
 class S3Store:
     def __init__(self, loc: S3Location, options: S3Options | None = None) -> None:
-        options = options or S3Options()
+        options = effective(options or S3Options(), os.environ)
         self.loc = loc
         self.options = options
         client: ClientConfig = {"connect_timeout": CONNECT_TIMEOUT, "timeout": REQUEST_TIMEOUT}
@@ -81,17 +93,46 @@ class S3Store:
         key = rel.as_posix()
         if gate is not None and gate.state == "abandoned":
             raise Abandoned(str(rel))
+        fenced = fence.refusal(self.loc.url)
+        if fenced is not None:
+            raise OSError(f"PUT {self.url(rel)}: {fenced}")
         try:
             obstore.put(self._store, key, data, mode="create", use_multipart=False)
         except (AlreadyExistsError, FileExistsError):
-            raise FileExistsError(f"{self.url(rel)} already exists; not overwritten") from None
+            # our names are unique per process: an object already there is either our own
+            # earlier attempt (the server stored it, its reply was lost, the retry met it) or
+            # a stranger's; only the same bytes count as ours
+            if not self._holds(key, data):
+                raise FileExistsError(f"{self.url(rel)} already exists; not overwritten") from None
+            log.info("PUT %s: the object is our own earlier attempt (reply lost); done", key)
         except Exception as exc:
-            raise OSError(f"PUT {self.url(rel)}: {_one_line(exc)}") from None
+            # a timeout or an error after the server may have stored it: look once
+            if not self._holds(key, data, quiet=True):
+                raise OSError(f"PUT {self.url(rel)}: {_one_line(exc)}") from None
+            log.info("PUT %s failed (%s) but the object is there, whole: done", key,
+                     _one_line(exc))
         if gate is not None and not gate.try_publish():
             with contextlib.suppress(Exception):  # the batch is in the dead letter: take it back
                 obstore.delete(self._store, key)
             raise Abandoned(str(rel))
         return len(data)
+
+    def _holds(self, key: str, data: bytes, *, quiet: bool = False) -> bool:
+        """Whether the object at ``key`` is exactly ``data``: its size, then its ETag (the MD5 of
+        a single-part PUT on S3 and its clones), else its bytes. ``quiet``: an error is a no."""
+        try:
+            meta = obstore.head(self._store, key)
+            if int(meta["size"]) != len(data):
+                return False
+            if str(meta.get("e_tag") or "").strip('"').lower() == hashlib.md5(data).hexdigest():
+                return True
+            return bytes(obstore.get(self._store, key).bytes()) == data  # e.g. SSE-KMS ETags
+        except (NotFoundError, FileNotFoundError):
+            return False
+        except Exception as exc:
+            if quiet:
+                return False
+            raise OSError(f"HEAD {self.url(key)}: {_one_line(exc)}") from None
 
     def list(self, prefix: PurePath | None = None, suffix: str = "") -> Iterator[PurePath]:
         """Objects below ``prefix``, relative to the store's prefix."""
@@ -105,6 +146,18 @@ class S3Store:
                         yield PurePath(path)
         except Exception as exc:
             raise OSError(f"LIST {self.loc.url}/{pre or ''}: {_one_line(exc)}") from None
+
+    def list_modified(self, prefix: PurePath, suffix: str = "") -> Iterator[tuple[PurePath, float]]:
+        """``list`` with each object's last-modified time (Unix seconds, the server's clock)."""
+        pre = prefix.as_posix().rstrip("/") + "/"
+        try:
+            for batch in obstore.list(self._store, prefix=pre):
+                for meta in batch:
+                    path = meta["path"]
+                    if not path.rsplit("/", 1)[-1].startswith(TMP_PREFIX) and path.endswith(suffix):
+                        yield PurePath(path), meta["last_modified"].timestamp()
+        except Exception as exc:
+            raise OSError(f"LIST {self.loc.url}/{pre}: {_one_line(exc)}") from None
 
     def children(self, prefix: PurePath | None = None) -> tuple[str, ...]:
         """Names of the "folders" directly below ``prefix`` (one delimiter listing)."""
@@ -123,7 +176,10 @@ class S3Store:
         except Exception as exc:
             raise OSError(f"GET {self.url(rel)}: {_one_line(exc)}") from None
 
-    def delete(self, rel: PurePath) -> None:
+    def delete(self, rel: PurePath, *, fenced: bool = True) -> None:
+        refused = fence.refusal(self.loc.url) if fenced else None
+        if refused is not None:
+            raise OSError(f"DELETE {self.url(rel)}: {refused}")
         try:
             obstore.delete(self._store, rel.as_posix())
         except (NotFoundError, FileNotFoundError):

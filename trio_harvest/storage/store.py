@@ -73,6 +73,15 @@ class LocalStore:
                     continue
                 yield PurePath(os.path.relpath(os.path.join(dirpath, name), self.root))
 
+    def list_modified(self, prefix: PurePath, suffix: str = "") -> Iterator[tuple[PurePath, float]]:
+        """``list`` with each file's modification time (Unix seconds); a file gone meanwhile is
+        left out."""
+        for rel in self.list(prefix, suffix):
+            try:
+                yield rel, (self.root / rel).stat().st_mtime
+            except OSError:
+                continue
+
     def read_bytes(self, rel: PurePath) -> bytes:
         return (self.root / rel).read_bytes()
 
