@@ -54,6 +54,7 @@ import trio
 from trio_harvest.app import Harvester
 from trio_harvest.config import Config
 from trio_harvest.kinds import ALL_KINDS, ORDERBOOK, PREVIEW_KINDS, PRICES
+from trio_harvest.storage.partitions import DEADLETTER_DIR
 
 TARGET_S = 3.0  # issue 8: 200 symbols, 1M rows: everything written within 3 s, nothing dead-lettered
 AUTH = (PRICES, ORDERBOOK)
@@ -211,7 +212,7 @@ def count_on_disk(data_dir: Path) -> dict[str, int]:
     rows = C.parquet_rows(files)
     dl_lines = 0
     for k in AUTH:
-        for f in (data_dir / "deadletter" / k).rglob("*.ndjson"):
+        for f in (data_dir / DEADLETTER_DIR / k).rglob("*.ndjson"):
             with open(f, "rb") as fh:
                 dl_lines += sum(1 for _ in fh)
     return {"disk_parquet_files": len(files), "disk_parquet_rows": rows,

@@ -15,7 +15,7 @@ def test_defaults() -> None:
     assert c.ws_url == "wss://fstream.binance.com"
     assert c.rotate_sec == 60 and c.save_concurrency == 2
     assert c.watermarks["prices"] == (20_000, 40_000)
-    assert c.deadletter_path == Path("data") / "deadletter"
+    assert c.deadletter_path == Path("data") / "_deadletter"  # readers skip "_" folders
 
 
 def test_layers_rise_in_priority(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from trio_harvest.dataset import partition_dirs, scan, to_ms
+from trio_harvest.dataset import DatasetError, partition_dirs, scan, to_ms
 from trio_harvest.kinds import ALL_KINDS, GAPS, ORDERBOOK, PRICES, orderbook_schema, schema_for
 from trio_harvest.storage.fileschema import SOURCES_KEY, compacted_name
 
@@ -105,7 +105,7 @@ def test_time_filter_accepts_datetimes_iso_strings_and_epoch_ms(tmp_path: Path) 
 
 
 def test_empty_dataset_gives_an_empty_frame_with_the_schema(tmp_path: Path) -> None:
-    df = scan(tmp_path / "nothing", PRICES).collect()
+    df = scan(tmp_path, PRICES).collect()  # the root exists and holds nothing yet
     assert df.height == 0 and df.columns[:10] == schema_for(PRICES).names
     assert dict(df.schema)["ts"] == pl.Datetime("ms", "UTC")
 
@@ -123,3 +123,47 @@ def test_sources_named_by_a_compacted_file_are_not_counted_twice(tmp_path: Path)
               compacted_name(1, 5, sources), {SOURCES_KEY: json.dumps(sources)})
     df = scan(tmp_path, PRICES).collect()
     assert df.height == 5 and df["agg_id"].sort().to_list() == [0, 0, 1, 1, 2]
+
+
+def test_scan_raises_one_clear_error_for_each_bad_input(tmp_path: Path) -> None:
+    prices = schema_for(PRICES)
+    write_new(tmp_path, "2023-11-15", "BTCUSDT", prices, rows(prices, DAY1, 3, "BTCUSDT"),
+              "part-x.parquet")
+    cases = [
+        (lambda: scan(tmp_path / "nope", PRICES), r"dataset root .*nope: no such directory$"),
+        (lambda: scan(tmp_path, "price"), r"kind: 'price' is not one of .*did you mean 'prices'"),
+        (lambda: scan(tmp_path, PRICES, venue="binance"),
+         r"venue: 'binance' is not one of binance-usdm \(did you mean 'binance-usdm'\?\)$"),
+        (lambda: scan(tmp_path, PRICES, symbols="BTCUSD"),
+         r"symbol 'BTCUSD' is not in the dataset .* \(did you mean 'BTCUSDT'\?\)$"),
+        (lambda: scan(tmp_path, PRICES, symbols=["BTCUSDT", "SOLUSDT"]),
+         r"symbol 'SOLUSDT' is not in the dataset .*holds 1 symbols\)$"),
+    ]
+    for call, pattern in cases:
+        with pytest.raises(DatasetError, match=pattern) as info:
+            call()
+        assert "\n" not in str(info.value)
+    # a symbol matches without regard to case; the known venue is accepted
+    got = scan(tmp_path, PRICES, symbols="btcusdt", venue="binance-usdm").collect()
+    assert got.height == 3 and set(got["symbol"]) == {"BTCUSDT"}
+
+
+def test_pyarrow_and_duckdb_read_the_root_with_no_options(tmp_path: Path) -> None:
+    """The root holds partitions and `_` folders only (dead letter, journal, locks), which
+    PyArrow's dataset and DuckDB skip by default."""
+    import duckdb
+    import pyarrow.dataset as ds
+
+    prices = schema_for(PRICES)
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        write_new(tmp_path, "2023-11-15", symbol, prices, rows(prices, DAY1, 4, symbol),
+                  "part-x.parquet")
+    for junk in ("_deadletter/prices/BTCUSDT_1_1.ndjson", "_journal/seg-1.jnl",
+                 "_locks/shard-0-of-1.lock", "_deadletter/_rejected/prices/BTCUSDT_2_1.ndjson"):
+        (tmp_path / junk).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / junk).write_text("not parquet")
+    table = ds.dataset(tmp_path, format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == 8 and set(table.column("symbol").to_pylist()) == {"BTCUSDT",
+                                                                               "ETHUSDT"}
+    got = duckdb.sql(f"select count(*), count(distinct symbol) from '{tmp_path}/**/*.parquet'")
+    assert got.fetchall() == [(8, 2)]

@@ -18,7 +18,9 @@ from trio_harvest.kinds import ALL_KINDS, schema_for
 from .dsrows import rows, write_new
 from .legacy import write_legacy
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+RECIPES = ROOT / "docs" / "data-layout.md"  # the reading recipes, linked from the README
 NOON = 1_796_083_200_000 + 12 * 3_600_000  # 2026-12-01T12:00:00Z
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
@@ -32,7 +34,7 @@ def make_dataset(data: Path) -> dict[str, int]:
             write_new(data, "2026-12-01", symbol, schema, rows(schema, NOON + 1_800_000, 2, symbol),
                       "part-new.parquet")
         counts[kind] = 5 * len(SYMBOLS)
-    dead = data / "deadletter" / "prices" / "BTCUSDT_1_1.ndjson"
+    dead = data / "_deadletter" / "prices" / "BTCUSDT_1_1.ndjson"
     dead.parent.mkdir(parents=True)
     dead.write_text('{"ts_ms": 1}\n')  # not Parquet: the recipes must not trip on it
     return counts
@@ -51,9 +53,11 @@ def rows_of(result: Any) -> tuple[int, list[str]]:
 
 
 def snippets() -> list[str]:
-    """The README's Python snippets that read a local dataset. Those that read a bucket
-    (``s3://``) need an S3 server: tests/storage/test_s3.py runs that recipe against moto."""
-    return [code for code in re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    """The Python snippets of the README and of its reading recipes (docs/data-layout.md) that
+    read a local dataset. Those that read a bucket (``s3://``) need an S3 server:
+    tests/storage/test_s3.py runs that recipe against moto."""
+    text = README.read_text() + RECIPES.read_text()
+    return [code for code in re.findall(r"```python\n(.*?)```", text, re.S)
             if "s3://" not in code]
 
 

@@ -29,6 +29,7 @@ from .journal import wiring as journal_wiring
 from .kinds import CVD, OFI, PREVIEW_KINDS, Row, schema_for
 from .ops.listing import check_listing
 from .ops.operations import Operations
+from .ops.startup import recover_command
 from .ops.universe import Universe
 from .pipeline.lanes import Lanes
 from .pipeline.rotation import FIRST_FLUSH_S, DeadLetterFn, Rotation, SaveFn
@@ -213,7 +214,8 @@ class Harvester:
             return
         if st.signals == 2:  # one line, however many more follow
             log.warning("second stop request (%s): dead-lettering what is not yet written "
-                        "(recover it later with `python -m trio_harvest recover`)", reason)
+                        "(recover it later with `%s`)", reason,
+                        recover_command(self.config.data_dir, self.config.deadletter_path))
         if self._grace_scope is not None:
             self._grace_scope.cancel()
         elif self._backfilling:  # issue 11: the backfill phase gives up at once too

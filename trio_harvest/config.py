@@ -28,6 +28,7 @@ from .ops.settings import check_ops_settings
 from .scale.settings import resolve as resolve_scale
 from .signals.params import SignalParams
 from .storage.location import aws_env
+from .storage.partitions import DEADLETTER_DIR
 from .symbols import SYMBOL_RE, check_symbols
 
 __all__ = ["SYMBOL_RE", "Config", "ConfigError", "build_config", "load_config"]
@@ -150,7 +151,9 @@ class Config:
 
     @property
     def deadletter_path(self) -> Path:
-        return self.deadletter_dir if self.deadletter_dir is not None else self.data_dir / "deadletter"
+        if self.deadletter_dir is not None:
+            return self.deadletter_dir
+        return self.data_dir / DEADLETTER_DIR
 
     def high(self, kind: str) -> int:
         return self.watermarks[kind][0]

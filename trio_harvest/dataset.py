@@ -7,7 +7,12 @@ reads per-kind files and first-version union files alike with the kind's schema 
 deepest level present), adds the Hive columns ``date`` (Date), ``symbol`` and ``kind``, filters
 ``start <= ts_ms < end`` and adds each time column again as a UTC timestamp (``ts_ms`` ->
 ``ts``, ``event_ms`` -> ``event_ts``, ``recv_ms`` -> ``recv_ts``, ``start_ms`` -> ``start_ts``,
-``end_ms`` -> ``end_ts``). Local directories only. Reads footers; never writes anything.
+``end_ms`` -> ``end_ts``). Local folders and ``s3://`` datasets (``dataset_s3.py``). Reads
+footers; never writes anything.
+
+A reader is never misled: a missing dataset root, an unknown kind or venue, and a symbol the
+dataset does not hold each raise ``DatasetError`` (one line; a symbol is matched without regard
+to case, and a near miss gets a did-you-mean) instead of an empty frame that reads as "no data".
 """
 
 from __future__ import annotations
@@ -20,15 +25,67 @@ from typing import Any
 
 import polars as pl
 
+from .hints import did_you_mean
 from .kinds import ALL_KINDS, ORDERBOOK, schema_for
 from .storage.fileschema import file_columns, local_live, orderbook_depth
+from .storage.location import S3Options, as_s3_url
 
-__all__ = ["TIME_COLUMNS", "arrow_schema", "scan", "to_ms"]
+__all__ = ["TIME_COLUMNS", "VENUES", "DatasetError", "arrow_schema", "scan", "to_ms"]
 
 TimeLike = datetime | date | str | int | float
 TIME_COLUMNS = {"ts_ms": "ts", "event_ms": "event_ts", "recv_ms": "recv_ts",
                 "start_ms": "start_ts", "end_ms": "end_ts"}
 DAY = timedelta(days=1)
+VENUES = ("binance-usdm",)  # the venues a dataset can hold today (its only one: no venue= level)
+
+
+class DatasetError(ValueError):
+    """A request the dataset cannot answer truthfully (no such root, kind, venue or symbol);
+    its message is one line that says what to change."""
+
+
+def check_root(data_dir: Path) -> None:
+    """``DatasetError`` unless ``data_dir`` is an existing directory."""
+    if not data_dir.is_dir():
+        what = "is not a directory" if data_dir.exists() else "no such directory"
+        raise DatasetError(f"dataset root {data_dir}: {what}")
+
+
+def check_kind(kind: str) -> None:
+    if kind not in ALL_KINDS:
+        raise DatasetError(f"kind: {kind!r} is not one of {', '.join(ALL_KINDS)}"
+                           + did_you_mean(kind, ALL_KINDS))
+
+
+def check_venue(venue: str | None) -> None:
+    if venue is not None and venue not in VENUES:
+        raise DatasetError(f"venue: {venue!r} is not one of {', '.join(VENUES)}"
+                           + did_you_mean(venue.lower(), VENUES))
+
+
+def dataset_symbols(data_dir: Path) -> list[str]:
+    """Every symbol with a ``symbol=`` folder on any date (sorted)."""
+    return sorted({s for _, day_dir in subdirs(data_dir, "date")
+                   for s, _ in subdirs(day_dir, "symbol")})
+
+
+def resolve_symbols(data_dir: Path, symbols: Iterable[str]) -> list[str]:
+    """``symbols`` as the dataset spells them (matched without regard to case), or
+    ``DatasetError`` naming the first one it does not hold, with the nearest it does."""
+    return match_symbols(dataset_symbols(data_dir), symbols, str(data_dir))
+
+
+def match_symbols(held: list[str], symbols: Iterable[str], where: str) -> list[str]:
+    by_upper = {s.upper(): s for s in held}
+    out: list[str] = []
+    for raw in symbols:
+        found = by_upper.get(raw.strip().upper())
+        if found is None:
+            hint = did_you_mean(raw.strip().upper(), held) if held else ""
+            holds = f"it holds {len(held)} symbols" if held else "it holds no symbol yet"
+            raise DatasetError(f"symbol {raw!r} is not in the dataset {where} ({holds})" + hint)
+        out.append(found)
+    return out
 
 
 def to_ms(value: TimeLike, name: str = "time") -> int:
@@ -57,7 +114,18 @@ def _day(ms: int) -> date:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).date()
 
 
-def _subdirs(directory: Path, key: str) -> list[tuple[str, Path]]:
+def day_within(raw: str, first: date | None, last: date | None) -> date | None:
+    """The date a ``date=`` folder names, if it is one and within ``[first, last]``."""
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        return None
+    if (first is not None and day < first) or (last is not None and day > last):
+        return None
+    return day
+
+
+def subdirs(directory: Path, key: str) -> list[tuple[str, Path]]:
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError):
@@ -67,40 +135,47 @@ def _subdirs(directory: Path, key: str) -> list[tuple[str, Path]]:
             if e.name.startswith(prefix) and e.is_dir()]
 
 
+def symbol_dirs(data_dir: Path, symbols: Iterable[str] | None = None,
+                start_ms: int | None = None, end_ms: int | None = None
+                ) -> list[tuple[date, str, Path]]:
+    """``(date, symbol, directory)`` of the ``date=…/symbol=…`` folders that can hold rows in
+    ``[start_ms, end_ms)`` for ``symbols`` (default all): only matching folders are listed."""
+    first = _day(start_ms) if start_ms is not None else None
+    last = _day(end_ms - 1) if end_ms is not None else None
+    wanted = sorted(set(symbols)) if symbols is not None else None
+    out: list[tuple[date, str, Path]] = []
+    for raw, date_dir in subdirs(data_dir, "date"):
+        day = day_within(raw, first, last)
+        if day is None:
+            continue
+        if wanted is not None:
+            out += [(day, s, date_dir / f"symbol={s}") for s in wanted]
+        else:
+            out += [(day, s, d) for s, d in subdirs(date_dir, "symbol")]
+    return out
+
+
 def partition_dirs(data_dir: Path, kind: str, symbols: Iterable[str] | None = None,
                    start_ms: int | None = None, end_ms: int | None = None
                    ) -> list[tuple[date, str, Path]]:
     """``(date, symbol, directory)`` of the partitions of ``kind`` that can hold rows in
     ``[start_ms, end_ms)``: only the matching ``date=`` and ``symbol=`` directories are listed."""
-    first = _day(start_ms) if start_ms is not None else None
-    last = _day(end_ms - 1) if end_ms is not None else None
-    wanted = sorted(set(symbols)) if symbols is not None else None
-    out: list[tuple[date, str, Path]] = []
-    for raw, date_dir in _subdirs(data_dir, "date"):
-        try:
-            day = date.fromisoformat(raw)
-        except ValueError:
-            continue
-        if (first is not None and day < first) or (last is not None and day > last):
-            continue
-        if wanted is not None:
-            pairs = [(s, date_dir / f"symbol={s}") for s in wanted]
-        else:
-            pairs = _subdirs(date_dir, "symbol")
-        for symbol, symbol_dir in pairs:
-            kind_dir = symbol_dir / f"kind={kind}"
-            if kind_dir.is_dir():
-                out.append((day, symbol, kind_dir))
-    return out
+    return [(day, symbol, symbol_dir / f"kind={kind}")
+            for day, symbol, symbol_dir in symbol_dirs(data_dir, symbols, start_ms, end_ms)
+            if (symbol_dir / f"kind={kind}").is_dir()]
 
 
-def _depth(files: list[Path]) -> int:
+def _depth(files: list[Any], options: dict[str, str] | None = None) -> int:
     """The deepest book level any of these orderbook files holds (20 if there are none)."""
     if not files:
         return 20
 
-    def one(path: Path) -> int:
-        return orderbook_depth(list(pl.read_parquet_schema(path)), lambda: pl.scan_parquet(path))
+    def one(path: Any) -> int:
+        if options is None:
+            return orderbook_depth(list(pl.read_parquet_schema(path)),
+                                   lambda: pl.scan_parquet(path))
+        lazy = pl.scan_parquet(path, storage_options=options)
+        return orderbook_depth(list(lazy.collect_schema()), lambda: lazy)
 
     return max(one(f) for f in files)
 
@@ -128,28 +203,53 @@ def scan(
     start: TimeLike | None = None,
     end: TimeLike | None = None,
     *,
+    venue: str | None = None,
     depth: int | None = None,
+    s3: S3Options | None = None,
 ) -> pl.LazyFrame:
     """Rows of ``kind`` (for ``symbols``, default all) with ``start <= ts_ms < end``.
 
+    ``data_dir`` is a local folder or ``s3://bucket/prefix`` (read with ``s3``, default the
+    settings ``run`` takes from the environment: ``TRIO_HARVEST_S3_*`` and the AWS variables).
     ``depth`` fixes the orderbook's levels (default: the deepest any matching file holds).
-    ``ValueError`` for an unknown kind or a time that cannot be read."""
-    if kind not in ALL_KINDS:
-        raise ValueError(f"kind: {kind!r} is not one of {', '.join(ALL_KINDS)}")
+    ``DatasetError`` (a ``ValueError``) for a missing root, an unknown kind or venue, a symbol
+    the dataset does not hold; ``ValueError`` for a time that cannot be read."""
+    check_kind(kind)
+    check_venue(venue)
     if isinstance(symbols, str):
         symbols = [symbols]
     start_ms = to_ms(start, "start") if start is not None else None
     end_ms = to_ms(end, "end") if end is not None else None
-    parts = [(day, symbol, local_live(directory))
-             for day, symbol, directory in partition_dirs(Path(data_dir), kind, symbols,
-                                                          start_ms, end_ms)]
+    url = as_s3_url(data_dir)
+    options: dict[str, str] | None = None
+    parts: list[tuple[date, str, list[Any]]]
+    if url is not None:
+        from .dataset_s3 import S3Listing
+
+        listing = S3Listing(url, s3)
+        if symbols is not None:
+            symbols = match_symbols(listing.symbols, symbols, listing.url)
+        first = _day(start_ms) if start_ms is not None else None
+        last = _day(end_ms - 1) if end_ms is not None else None
+        parts = listing.files(kind, symbols, first, last)
+        options = listing.storage_options()
+    else:
+        root = Path(data_dir)
+        check_root(root)
+        if symbols is not None:
+            symbols = resolve_symbols(root, symbols)
+        parts = [(day, symbol, list(local_live(directory)))
+                 for day, symbol, directory in partition_dirs(root, kind, symbols,
+                                                              start_ms, end_ms)]
     parts = [p for p in parts if p[2]]
     if depth is None:
-        depth = _depth([f for _, _, files in parts for f in files]) if kind == ORDERBOOK else 20
+        depth = (_depth([f for _, _, files in parts for f in files], options)
+                 if kind == ORDERBOOK else 20)
     columns = file_columns(kind, depth)
     names = schema_for(kind, depth).names
     frames = [
-        pl.scan_parquet(files, schema=columns, missing_columns="insert", extra_columns="ignore")
+        pl.scan_parquet(files, schema=columns, missing_columns="insert", extra_columns="ignore",
+                        storage_options=options)
         .with_columns(pl.lit(day, dtype=pl.Date).alias("date"), pl.lit(symbol).alias("symbol"),
                       pl.lit(kind).alias("kind"))
         for day, symbol, files in parts

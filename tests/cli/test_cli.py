@@ -115,9 +115,9 @@ def test_bad_deadletter_dirs_are_user_mistakes(tmp_path: Path, command: str,
     assert_one_line_mistake(capsys.readouterr().err, f"--deadletter-dir {missing}: no such directory")
     assert main([command, "--data-dir", str(regular)]) == 2
     assert_one_line_mistake(capsys.readouterr().err, f"--data-dir {regular}: is not a directory")
-    (empty / "deadletter").write_text("a file where the default dead letter would be")
+    (empty / "_deadletter").write_text("a file where the default dead letter would be")
     assert main([command, "--data-dir", str(empty)]) == 2
-    assert_one_line_mistake(capsys.readouterr().err, "deadletter (the default DATA_DIR/deadletter): "
+    assert_one_line_mistake(capsys.readouterr().err, "_deadletter (the default DATA_DIR/_deadletter): "
                             "is not a directory")
 
 
@@ -126,7 +126,7 @@ def test_recover_without_a_default_deadletter_has_nothing_to_do(
     empty, _regular, _missing = _dirs(tmp_path)
     assert main(["recover", "--data-dir", str(empty)]) == 0
     out = capsys.readouterr()
-    assert out.out.strip() == f"nothing to recover: {empty / 'deadletter'} does not exist"
+    assert out.out.strip() == f"nothing to recover: {empty / '_deadletter'} does not exist"
     assert out.err == ""
     assert main(["recover", "--data-dir", str(empty), "--json"]) == 0
     assert '"files_recovered": 0' in capsys.readouterr().out

@@ -21,6 +21,7 @@ from trio_harvest.config import ConfigError
 from trio_harvest.scale.lease import ShardLease, lease_key
 from trio_harvest.scale.shards import Shard
 from trio_harvest.storage.location import S3Options, parse_s3
+from trio_harvest.storage.partitions import DEADLETTER_DIR
 from trio_harvest.storage.s3store import S3Store
 
 from ..s3proxy import Proxy, fault_proxy
@@ -147,7 +148,7 @@ def test_an_owner_cut_off_fences_itself_and_a_contender_waits_for_the_expiry(
     # stop at half the lease; what was refused went to the local dead letter, recorded)
     late = [p for t, p, _s in proxy.puts("date=") if t * 1000 >= held["expires_ms"]]
     assert late == []
-    assert any((local / "deadletter").rglob("*.ndjson"))
+    assert any((local / DEADLETTER_DIR).rglob("*.ndjson"))
     assert json.loads(direct.read_bytes(lease_key(SHARD)))["holder"] == "elsewhere"
 
 

@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import polars as pl
 
+from trio_harvest.storage.partitions import DEADLETTER_DIR
+
 from ..s3server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,5 +179,5 @@ def test_a_killed_supervisors_workers_flush_and_exit_cleanly(tmp_path: Path) -> 
     prices = pl.read_parquet(str(data / "date=*" / "symbol=*" / "kind=prices" / "*.parquet"),
                              hive_partitioning=True)
     assert set(prices["symbol"].unique()) == set(SYMBOLS.split(","))
-    dead = data / "deadletter"
+    dead = data / DEADLETTER_DIR
     assert not dead.exists() or not [p for p in dead.rglob("*") if p.is_file()]

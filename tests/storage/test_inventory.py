@@ -92,7 +92,7 @@ def test_cli_inspect_json_and_table(dataset: Path, capsys: pytest.CaptureFixture
                          "deadletter", "temp_files", "unreadable", "totals", "gaps"]
     assert doc == json.loads(json.dumps(inspect_dataset(dataset).as_dict()))
     with logging_restored():
-        assert main(["inspect", "--data-dir", str(dataset)]) == 0
+        assert main(["inspect", "--data-dir", str(dataset), "--partitions"]) == 0
     out = capsys.readouterr().out
     assert "date        symbol       kind       files" in out
     assert "prices BTCUSDT: agg_id 0..299, 296 rows, 1 hole (5 missing), 1 duplicate; " \
@@ -162,3 +162,31 @@ def test_first_version_union_files_are_inspected_with_todays(tmp_path: Path) -> 
               compacted_name(MIDNIGHT, MIDNIGHT + 7, sources), {SOURCES_KEY: json.dumps(sources)})
     (p_prices,) = [p for p in inspect_dataset(data).partitions if p.kind == "prices"]
     assert (p_prices.files, p_prices.rows, p_prices.agg_id_duplicates) == (1, 8, 0)
+
+
+def test_cli_inspect_summary_fits_a_screen_and_filters(
+        dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with logging_restored():
+        assert main(["inspect", "--data-dir", str(dataset)]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) <= 25
+    assert "venue binance-usdm: " in out and "  prices " in out
+    assert "dead letter: 1 file, 7 rows; quarantine (rejected lines): 1 file, 2 lines" in out
+    assert "unreadable files: 1" in out
+    with logging_restored():
+        assert main(["inspect", "--data-dir", str(dataset), "--json", "--summary-only"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert list(doc) == ["venue", "kinds", "totals", "gaps", "worst_symbols", "deadletter",
+                         "quarantine", "unreadable_files"]
+    assert doc["deadletter"] == {"files": 1, "rows": 7}
+    full = inspect_dataset(dataset).as_dict()
+    with logging_restored():
+        assert main(["inspect", "--data-dir", str(dataset), "--json", "--symbols", "btcusdt",
+                     "--start", "2023-11-15", "--end", "2023-11-16"]) == 0
+    some = json.loads(capsys.readouterr().out)
+    assert some["partitions"] and all(p["symbol"] == "BTCUSDT" and p["date"] == "2023-11-15"
+                                      for p in some["partitions"])
+    assert len(some["partitions"]) <= len(full["partitions"])
+    with logging_restored():
+        assert main(["inspect", "--data-dir", str(dataset), "--symbols", "XRPUSDT"]) == 2
+    assert "symbol 'XRPUSDT' is not in the dataset" in capsys.readouterr().err

@@ -109,7 +109,7 @@ def read_prices(s3: MotoS3) -> pl.DataFrame:
 
 async def test_a_run_writes_to_s3_and_polars_reads_it_back(tmp_path: Path, s3: MotoS3) -> None:
     h, _exchange = fake_harvester(tmp_path, s3)
-    assert h.config.data_url == URL and h.config.deadletter_path == tmp_path / "local" / "deadletter"
+    assert h.config.data_url == URL and h.config.deadletter_path == tmp_path / "local" / "_deadletter"
     async with trio.open_nursery() as nursery:
         await nursery.start(h.run)
         await wait_for(lambda: h.rotation.stats.kind("prices").files_written >= 3)

@@ -29,6 +29,7 @@ from . import adversity as adversity_cli
 from . import compact as compact_cli
 from . import journal as journal_cli
 from . import ops as ops_cli
+from . import report as report_cli
 from . import scale as scale_cli
 
 log = logging.getLogger("trio_harvest.cli")
@@ -38,7 +39,7 @@ EXIT_NO_DATA = 3  # the run ended without ever receiving a frame (endpoint unrea
 EXIT_CODES = ("exit codes: 0 a clean stop (also after SIGINT/SIGTERM); 1 an internal failure; 2 a "
               "user mistake; 3 the run ended without ever receiving a frame (nothing harvested: "
               "endpoint unreachable, DNS, a firewall); 130 interrupted before the harvester ran")
-SUBCOMMANDS = ("run", "sim", "recover", "inspect", "compact", "replay")
+SUBCOMMANDS = ("run", "sim", "recover", "inspect", "report", "compact", "replay")
 
 
 PREFIX = "trio_harvest: error:"  # every user mistake, from every subcommand, starts so
@@ -108,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = run.add_argument_group("storage")
     _flag(g, "--data-dir", metavar="DIR", help="where Parquet partitions go (default ./data)")
     _flag(g, "--deadletter-dir", metavar="DIR",
-          help="where failed batches go (default DATA_DIR/deadletter)")
+          help="where failed batches go (default DATA_DIR/_deadletter)")
     _flag(g, "--rotate-sec", type=float, metavar="S",
           help="rotation timer: every S seconds, flush lanes that are due (default 60)")
     _flag(g, "--min-file-rows", type=int, metavar="N",
@@ -170,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop after S seconds (default: serve until SIGINT/SIGTERM)")
     adversity_cli.add_sim_flags(sim)
     ops_cli.add_subcommands(sub)
+    report_cli.add_subcommand(sub)
     compact_cli.add_subcommand(sub)
     journal_cli.add_subcommand(sub)
     return parser
@@ -215,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ops_cli.run_recover(args)
         if args.command == "inspect":
             return ops_cli.run_inspect(args)
+        if args.command == "report":
+            return report_cli.run_report(args)
         if args.command == "replay":
             return journal_cli.run_replay(args)
         if args.command == "compact":

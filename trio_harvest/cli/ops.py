@@ -18,6 +18,9 @@ from typing import Any
 import trio
 
 from ..config import ENV_PREFIX, ConfigError, load_config
+from ..storage.dlmove import adopt_legacy
+from ..storage.partitions import DEADLETTER_DIR, LEGACY_DEADLETTER_DIR
+from .report import add_filter_flags, filters
 from .scale import add_s3_flags
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -60,7 +63,7 @@ def add_subcommands(sub: Any) -> None:
         "duplicates) and remove it. Bad lines are set aside in DEADLETTER/_rejected/. Safe to "
         "interrupt and run again, and safe while a harvester runs.",
     )
-    _dir_flags(rec)
+    add_dir_flags(rec)
     add_s3_flags(rec)
     rec.add_argument("--limit", type=int, metavar="N", default=None,
                      help="recover at most N files, oldest first (default all)")
@@ -68,22 +71,32 @@ def add_subcommands(sub: Any) -> None:
 
     ins = sub.add_parser(
         "inspect",
-        help="show what is on disk: partitions, agg_id holes, dead letter, temp files",
-        description="Per date/symbol/kind: files, rows, first/last event time, bytes; for "
-        "prices, holes in agg_id continuity; the dead-letter backlog; temporary leftovers.",
+        help="show what is on disk: a summary, or every partition with --partitions",
+        description="By default a summary that fits a screen, from Parquet footers and the gaps "
+        "kind: per kind the symbols, files, rows, bytes and time range; gaps by reason and the "
+        "agg ids still unfilled; the worst symbols; the dead letter and the quarantine. With "
+        "--partitions (or --json): per date/symbol/kind files, rows, first/last event time, "
+        "bytes, for prices the holes in agg_id continuity, and temporary leftovers.",
     )
-    _dir_flags(ins)
+    add_dir_flags(ins)
     add_s3_flags(ins)
-    ins.add_argument("--json", action="store_true", help="print one JSON object")
+    add_filter_flags(ins)
+    ins.add_argument("--partitions", action="store_true",
+                     help="list every partition (reads the time and agg_id columns: slower)")
+    ins.add_argument("--json", action="store_true",
+                     help="print one JSON object: the per-partition inventory (with "
+                     "--summary-only: the summary)")
+    ins.add_argument("--summary-only", action="store_true",
+                     help="with --json: the summary's JSON instead of the inventory's")
 
 
-def _dir_flags(p: argparse.ArgumentParser) -> None:
+def add_dir_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", metavar="DIR", default=None,
                    help="the dataset's root; else data_dir from --config or "
                    "TRIO_HARVEST_DATA_DIR (one of them is required)")
     p.add_argument("--deadletter-dir", metavar="DIR", default=None,
                    help="dead-letter folder (default the config's deadletter_dir, else "
-                   "DATA_DIR/deadletter)")
+                   "DATA_DIR/_deadletter)")
     p.add_argument("--config", metavar="FILE", default=None,
                    help="the TOML file the run used: the same data_dir and deadletter_dir "
                    "(environment and flags override it, as for run; default none)")
@@ -114,28 +127,31 @@ def _existing_dir(raw: str, flag: str) -> Path:
     return path
 
 
-def _dirs(args: argparse.Namespace) -> tuple[Path, Path | None]:
+def _dirs(args: argparse.Namespace, adopt: bool = False) -> tuple[Path, Path | None]:
     """The data dir and the dead-letter dir, or None for "no dead letter at all". A dead-letter
     dir given with --deadletter-dir must exist (a typo would otherwise report an empty backlog);
-    the default DATA_DIR/deadletter may be absent (nothing was ever dead-lettered)."""
+    the default DATA_DIR/_deadletter may be absent (nothing was ever dead-lettered). ``adopt``:
+    first move a dead letter from its old place (DATA_DIR/deadletter) to the default one."""
     data_dir, dl_dir, flagged = _settings(args)
     data = _existing_dir(data_dir, "--data-dir" if args.data_dir is not None else "data_dir")
     if flagged and dl_dir is not None:
         return data, _existing_dir(dl_dir, "--deadletter-dir")
-    dl = Path(dl_dir) if dl_dir is not None else data / "deadletter"
+    dl = Path(dl_dir) if dl_dir is not None else data / DEADLETTER_DIR
+    if adopt:
+        adopt_legacy(data, dl)
     if dl_dir is not None and not dl.exists():
         return data, None  # set by the config: nothing was ever dead-lettered there
     if not dl.exists():
         return data, None
     if not dl.is_dir():
         what = "the config's deadletter_dir" if dl_dir is not None else \
-            "the default DATA_DIR/deadletter"
+            "the default DATA_DIR/_deadletter"
         raise ConfigError(f"dead-letter dir {dl} ({what}): is not a directory; give "
                           "--deadletter-dir")
     return data, dl
 
 
-def _remote(args: argparse.Namespace) -> tuple[Any, Path] | None:
+def _remote(args: argparse.Namespace, adopt: bool = False) -> tuple[Any, Path] | None:
     """The store and dead-letter dir (which may not exist) of an ``s3://`` data dir, else None."""
     from ..storage.location import (
         TRUTHY,
@@ -170,7 +186,29 @@ def _remote(args: argparse.Namespace) -> tuple[Any, Path] | None:
         raise ConfigError(f"--data-dir {url}: cannot reach the bucket ({exc})") from None
     if args.deadletter_dir is not None:
         return store, _existing_dir(args.deadletter_dir, "--deadletter-dir")
-    return store, default_local_dir(loc) / "deadletter"
+    local = default_local_dir(loc)
+    if adopt:
+        adopt_legacy(local, local / DEADLETTER_DIR)
+    return store, local / DEADLETTER_DIR
+
+
+def local_dirs(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """The data dir and dead-letter dir of a command that reads local datasets only."""
+    if args.data_dir is not None and args.data_dir.startswith("s3://"):
+        raise ConfigError(f"--data-dir {args.data_dir}: {args.command} reads a local dataset "
+                          "only (inspect reads s3://)")
+    return _dirs(args)
+
+
+def deadletter_dirs(args: argparse.Namespace, data: Path) -> list[Path]:
+    """Every dead-letter folder of the dataset that exists: the configured one, and the old
+    default one (``deadletter/``) if it is still there."""
+    _, dl = _dirs(args)
+    out = [dl] if dl is not None else []
+    default = data / LEGACY_DEADLETTER_DIR
+    if default.is_dir() and default not in out:
+        out.append(default)
+    return out
 
 
 def _unreadable(exc: OSError) -> ConfigError:
@@ -182,7 +220,7 @@ def run_recover(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit: must be at least 1, got {args.limit}")
-    remote = _remote(args)
+    remote = _remote(args, adopt=True)
     if remote is not None:
         store, rdl = remote
         if not rdl.is_dir():
@@ -196,12 +234,12 @@ def run_recover(args: argparse.Namespace) -> int:
             raise _unreadable(exc) from None
         _print(report.as_dict() if args.json else report.render(), args.json)
         return EXIT_FAILED if report.failed else EXIT_OK
-    data, dl = _dirs(args)
+    data, dl = _dirs(args, adopt=True)
     if dl is None:
         if args.json:
             _print(RecoveryReport().as_dict(), True)
         else:
-            where = _settings(args)[1] or data / "deadletter"
+            where = _settings(args)[1] or data / DEADLETTER_DIR
             _print(f"nothing to recover: {where} does not exist", False)
         return EXIT_OK
     try:
@@ -221,18 +259,29 @@ def run_inspect(args: argparse.Namespace) -> int:
         from ..storage.remote_inventory import inspect_store
 
         store, rdl = remote
+        f = filters(args, None)
         try:
-            remote_inv = inspect_store(store, rdl)
+            remote_inv = inspect_store(store, rdl, f.keeps if f.active else None)
         except OSError as exc:
             raise _unreadable(exc) from None
         _print(remote_inv.as_dict() if args.json else remote_inv.render(), args.json)
         return EXIT_OK
     data, dl = _dirs(args)
+    f = filters(args, data)
     try:
-        inv = inspect_dataset(data, dl if dl is not None else data / "deadletter")
+        if (args.json and not args.summary_only) or args.partitions:
+            inv = inspect_dataset(data, dl if dl is not None else data / DEADLETTER_DIR,
+                                  f.keeps if f.active else None)
+            _print(inv.as_dict() if args.json else inv.render(), args.json)
+            return EXIT_OK
+        from ..report.gather import gather
+        from ..report.summary import render, summarize
+
+        doc = summarize(gather(data, deadletter_dirs(args, data), f.symbols, f.start_ms,
+                               f.end_ms), f.start_ms, f.end_ms)
     except OSError as exc:  # e.g. a folder that cannot be listed (permissions)
         raise _unreadable(exc) from None
-    _print(inv.as_dict() if args.json else inv.render(), args.json)
+    _print(doc if args.json else render(doc, str(data), f.describe()), args.json)
     return EXIT_OK
 
 

@@ -6,7 +6,8 @@ engines and the same rotation and writer into ``--data-dir``. Receive times are 
 ones and the features clock follows them (each second closes ``grace_ms`` after its end, by
 the archive's own receive times), so derived kinds are recomputed with the given config's
 parameters. Off-stream rows (gaps, backfilled trades) are put back as they were. Exit codes as
-everywhere: 0 done, 2 a user mistake. Never touches the archive.
+everywhere: 0 done, 2 a user mistake. Messages go through the logger (formatted like the
+harvester's, on stderr); stdout carries only the result. Never touches the archive.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,11 @@ import trio
 import zstandard
 
 from ..errors import ConfigError
+from ..ops.logs import setup_logging
 from . import format as fmt
 
 _row = msgspec.json.Decoder(dict[str, Any])
+log = logging.getLogger("trio_harvest.replay")
 
 
 def parse_time(text: str | None, flag: str) -> int | None:
@@ -86,6 +89,7 @@ def main(args: argparse.Namespace) -> int:
         if found:
             cli["symbols"] = ",".join(sorted(found))
     config = load_config(cli, os.environ, Path(args.config) if args.config else None)
+    setup_logging(config.log_level, config.log_format)  # every message formatted, on stderr
     start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
     if any(config.data_dir.glob("date=*")):
         raise ConfigError(f"--data-dir: {config.data_dir} already holds a dataset; replay into "
@@ -119,7 +123,7 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
             try:
                 records = await trio.to_thread.run_sync(fmt.read_segment, path)
             except (OSError, zstandard.ZstdError) as exc:
-                print(f"skipped {path}: cannot read it ({exc})", file=sys.stderr)
+                log.warning("skipped %s: cannot read it (%s)", path, exc)
                 stats["unreadable"] += 1
                 continue
             if not stats["segments"]:  # does the archive carry the live features clock?
@@ -169,6 +173,6 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
     written = {k: v.rows_written for k, v in kinds.items()}
     lost = sum(v.rows_lost for v in kinds.values())
     if lost:
-        print(f"trio_harvest: {lost} rows could not be written", file=sys.stderr)
+        log.error("%d rows could not be written", lost)
     return {**stats, "written": written, "lost": lost,
             "deadlettered": {k: v.rows_deadlettered for k, v in kinds.items()}}

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..hints import plural
 from ..storage.backlog import scan_backlog
+from ..storage.partitions import DEADLETTER_DIR
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -28,7 +29,7 @@ def recover_command(data_dir: Path, deadletter_dir: Path, config_file: str | Non
     if config_file:
         return f"python -m trio_harvest recover --config {shlex.quote(config_file)}"
     cmd = f"python -m trio_harvest recover --data-dir {shlex.quote(str(data_dir))}"
-    if deadletter_dir != data_dir / "deadletter":
+    if deadletter_dir != data_dir / DEADLETTER_DIR:
         cmd += f" --deadletter-dir {shlex.quote(str(deadletter_dir))}"
     return cmd
 

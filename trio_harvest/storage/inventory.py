@@ -10,6 +10,7 @@ blocking: it never changes, moves or deletes anything.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +24,10 @@ from ..kinds import GAPS, PRICES
 from ..repair.gapreport import GapSummary, summarize_gaps
 from .backlog import REJECTED_DIR, scan_backlog
 from .fileschema import live_names, local_sources
-from .partitions import TMP_PREFIX
+from .partitions import DEADLETTER_DIR, LEGACY_DEADLETTER_DIR, TMP_PREFIX
 
 MAX_LISTED = 50
+Keep = Callable[[str, str], bool]  # (date, symbol) -> whether a partition is listed
 
 
 @dataclass(slots=True)
@@ -116,7 +118,7 @@ class Inventory:
             lines.append(
                 f"{p.date:<10}  {p.symbol:<12} {p.kind:<9} {p.files:>6} {p.rows:>10} "
                 f"{_iso(p.first_ts_ms) or '-':<24} {_iso(p.last_ts_ms) or '-':<24} "
-                f"{_size(p.bytes):>10}  {holes}".rstrip())
+                f"{human_size(p.bytes):>10}  {holes}".rstrip())
         if not self.partitions:
             lines.append("(no partitions)")
         for symbol, c in sorted(self.continuity.items()):
@@ -143,7 +145,7 @@ class Inventory:
         lines += self.gaps.render()
         t = self.as_dict()["totals"]
         lines.append(f"totals: {plural(t['files'], 'file')}, {plural(t['rows'], 'row')}, "
-                     f"{_size(t['bytes'])}")
+                     f"{human_size(t['bytes'])}")
         return "\n".join(lines)
 
 
@@ -153,7 +155,8 @@ def _iso(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
+    """``512 B``, ``1.5 KiB``, … ``3.2 GiB`` (at most GiB)."""
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
@@ -186,13 +189,16 @@ def _continuity(ids: pl.Series) -> Continuity:
     return c
 
 
-def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None) -> Inventory:
-    """Inventory of ``data_dir`` (blocking). ``ConfigError`` if it is not a directory."""
+def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None,
+                    keep: Keep | None = None) -> Inventory:
+    """Inventory of ``data_dir`` (blocking), of the partitions ``keep`` accepts (default all).
+    ``ConfigError`` if it is not a directory."""
     if not data_dir.is_dir():
         what = "is not a directory" if data_dir.exists() else "no such directory"
         raise ConfigError(f"data dir {data_dir}: {what}")
     data_dir = data_dir.resolve()
-    dl_dir = (deadletter_dir if deadletter_dir is not None else data_dir / "deadletter").resolve()
+    dl_dir = (deadletter_dir if deadletter_dir is not None else data_dir / DEADLETTER_DIR
+              ).resolve()
     if dl_dir.exists() and not dl_dir.is_dir():
         raise ConfigError(f"dead-letter dir {dl_dir}: is not a directory")
     inv = Inventory(data_dir, dl_dir)
@@ -210,6 +216,8 @@ def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None) -> Inven
                 continue
             key = _hive(here.relative_to(data_dir).parts)
             if key is None or not name.endswith(".parquet"):
+                continue
+            if keep is not None and not keep(key[0], key[1]):
                 continue
             groups.setdefault(key, []).append(path)
     if dl_dir.is_dir() and data_dir not in (dl_dir, *dl_dir.parents):
@@ -243,9 +251,10 @@ def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None) -> Inven
     for symbol, series in prices_ids.items():
         inv.continuity[symbol] = _continuity(
             pl.concat(series) if series else pl.Series("agg_id", [], pl.Int64))
-    backlog = scan_backlog(dl_dir)
-    doc: dict[str, Any] = backlog.as_dict()
-    doc["rejected_lines"] = _count_lines(dl_dir / REJECTED_DIR)
+    doc = backlog_doc(dl_dir)
+    legacy = data_dir / LEGACY_DEADLETTER_DIR  # not yet moved by a start or a recover
+    if legacy != dl_dir and legacy.is_dir():
+        doc = merged_backlog_docs(doc, backlog_doc(legacy))
     inv.deadletter = doc
     inv.gaps = summarize_gaps(p for (_, _, kind), ps in sorted(groups.items()) if kind == GAPS
                               for p in sorted(ps))
@@ -266,7 +275,28 @@ def _live(paths: list[Path]) -> list[Path]:
     return [by_name[n] for n in live_names(by_name, sources_of)]
 
 
-def _count_lines(root: Path) -> int:
+def backlog_doc(dl_dir: Path) -> dict[str, Any]:
+    """The ``deadletter`` object of the inventory for one dead-letter folder."""
+    doc: dict[str, Any] = scan_backlog(dl_dir).as_dict()
+    doc["rejected_lines"] = count_lines(dl_dir / REJECTED_DIR)
+    return doc
+
+
+def merged_backlog_docs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for key in ("files", "rows", "rejected_files", "rejected_lines"):
+        out[key] = a[key] + b[key]
+    by_kind = {k: dict(v) for k, v in a["by_kind"].items()}
+    for kind, v in b["by_kind"].items():
+        have = by_kind.setdefault(kind, {"files": 0, "rows": 0})
+        have["files"] += v["files"]
+        have["rows"] += v["rows"]
+    out["by_kind"] = dict(sorted(by_kind.items()))
+    out["unknown_files"] = [*a["unknown_files"], *b["unknown_files"]]
+    return out
+
+
+def count_lines(root: Path) -> int:
     n = 0
     for dirpath, _dirs, files in os.walk(root):
         for name in files:

@@ -1,7 +1,9 @@
 """Partition keys and file names of the Hive layout, and the split of a batch by UTC date.
 
 Owns ``date=YYYY-MM-DD/symbol=SYMBOL/kind=KIND/part-<first>-<last>-<unique>.parquet`` and
-``deadletter/<kind>/<SYMBOL>_<unix_ms>_<rows>.ndjson``. Pure: computes names, touches no disk.
+``_deadletter/<kind>/<SYMBOL>_<unix_ms>_<rows>.ndjson`` (the dead letter's default place: a
+``_`` folder, which PyArrow, DuckDB and Spark skip when they read the dataset's root; before, it
+was ``deadletter/``, still recovered from). Pure: computes names, touches no disk.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from ..pipeline.chunks import Batch
 
 
+DEADLETTER_DIR = "_deadletter"  # the default dead letter, in the data dir (or an S3 run's local dir)
+LEGACY_DEADLETTER_DIR = "deadletter"  # where it was: moved to DEADLETTER_DIR at start-up/recover
 TMP_PREFIX = ".tmp-"
 TMP_SUFFIX = ".tmp"
 DAY_MS = 86_400_000

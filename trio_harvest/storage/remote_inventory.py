@@ -15,26 +15,26 @@ import polars as pl
 
 from ..kinds import GAPS, PRICES
 from ..repair.gapreport import summarize_gap_frames
-from .backlog import REJECTED_DIR, scan_backlog
 from .inventory import (
     Inventory,
+    Keep,
     PartitionInfo,
     _continuity,
-    _count_lines,
     _hive,
     account,
+    backlog_doc,
     unreadable_reason,
 )
 from .s3store import S3Store
 
 
-def inspect_store(store: S3Store, deadletter_dir: Path) -> Inventory:
+def inspect_store(store: S3Store, deadletter_dir: Path, keep: Keep | None = None) -> Inventory:
     inv = Inventory(Path(store.location), deadletter_dir)
     inv.data_dir = store.location  # type: ignore[assignment]  # rendered as the URL
     groups: dict[tuple[str, str, str], list[PurePath]] = {}
     for rel in store.list(None, ".parquet"):
         key = _hive(rel.parent.parts)
-        if key is not None:
+        if key is not None and (keep is None or keep(key[0], key[1])):
             groups.setdefault(key, []).append(rel)
     prices_ids: dict[str, list[pl.Series]] = {}
     gap_frames: list[pl.DataFrame] = []
@@ -62,8 +62,6 @@ def inspect_store(store: S3Store, deadletter_dir: Path) -> Inventory:
     for symbol, series in prices_ids.items():
         inv.continuity[symbol] = _continuity(
             pl.concat(series) if series else pl.Series("agg_id", [], pl.Int64))
-    doc = scan_backlog(deadletter_dir).as_dict()
-    doc["rejected_lines"] = _count_lines(deadletter_dir / REJECTED_DIR)
-    inv.deadletter = doc
+    inv.deadletter = backlog_doc(deadletter_dir)
     inv.gaps = summarize_gap_frames(gap_frames)
     return inv

@@ -3,7 +3,8 @@ the notes worth a warning (a dead-letter backlog, simulated ids that would colli
 each symbol's trades left off (resume).
 
 Owns that one start-up pass. Blocking: the app runs it in a worker thread. Never writes data;
-removes only stale temporary files.
+removes only stale temporary files, and moves a dead letter from its old place
+(``deadletter/``) to its new one (``_deadletter/``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from ..ops.startup import startup_notes
 from ..repair.resume import last_written
+from .dlmove import adopt_legacy
+from .partitions import DEADLETTER_DIR, LEGACY_DEADLETTER_DIR
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -26,6 +29,10 @@ def startup_scan(cfg: Config, data: Store, deadletter: LocalStore,
                  unreadable: dict[str, list[str]]) -> tuple[int, dict[str, tuple[int, int]]]:
     """(stale temp files removed, ``{symbol: (last agg_id, its ts_ms)}``); symbols whose files
     resume could not read go into ``unreadable`` and are logged, not seeded."""
+    moved = adopt_legacy(cfg.data_dir, cfg.deadletter_path)
+    if moved:
+        log.info("moved %d dead-letter files from %s to %s (its new place)", moved,
+                 cfg.data_dir / LEGACY_DEADLETTER_DIR, cfg.deadletter_path)
     removed = remove_stale_temps(cfg, data, deadletter)
     for note in startup_notes(cfg):  # a dead-letter backlog, simulated ids that would collide
         log.warning("%s", note)
@@ -42,7 +49,7 @@ def startup_scan(cfg: Config, data: Store, deadletter: LocalStore,
 def remove_stale_temps(cfg: Config, data: Store, deadletter: LocalStore) -> int:
     removed = data.remove_stale_temps()
     if (cfg.data_url  # the data store is a bucket: the local dead letter is apart
-            or cfg.deadletter_path != cfg.data_dir / "deadletter"):
+            or cfg.deadletter_path != cfg.data_dir / DEADLETTER_DIR):
         removed += deadletter.remove_stale_temps()
     if removed:
         log.info("removed %d stale temporary files left by an earlier crash", removed)
