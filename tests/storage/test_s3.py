@@ -22,6 +22,7 @@ from trio_harvest.repair.resume import last_written
 from trio_harvest.storage.backends import open_store
 from trio_harvest.storage.gate import PublishGate
 from trio_harvest.storage.location import S3Options, parse_s3
+from trio_harvest.storage.partitions import DEADLETTER_DIR
 from trio_harvest.storage.s3store import S3Store
 from trio_harvest.storage.store import Abandoned, LocalStore
 
@@ -121,8 +122,8 @@ async def test_a_run_writes_to_s3_and_polars_reads_it_back(tmp_path: Path, s3: M
         ids = prices.filter(pl.col("symbol") == symbol)["agg_id"].sort()
         assert ids.n_unique() == len(ids) and ids[-1] - ids[0] + 1 == len(ids)
     assert written == prices.height
-    assert not (tmp_path / "local" / "deadletter").exists() or not any(
-        (tmp_path / "local" / "deadletter").rglob("*.ndjson"))
+    assert not (tmp_path / "local" / DEADLETTER_DIR).exists() or not any(
+        (tmp_path / "local" / DEADLETTER_DIR).rglob("*.ndjson"))
     # nothing of the dataset is on local disk; resume reads where each symbol left off from S3
     assert not list((tmp_path / "local").rglob("*.parquet"))
     seeds = last_written(h.data_store, h.config.deadletter_path, ("BTCUSDT", "ETHUSDT", "XRPUSDT"))

@@ -75,6 +75,7 @@ def add_subcommand(sub: Any) -> None:
 def run_compact(args: argparse.Namespace) -> int:
     from ..storage.compact import Busy, Compactor, exclusive
     from ..storage.merge import unfinished_tokens
+    from ..storage.partitions import DEADLETTER_DIR
     from ..storage.store import LocalStore
     from .ops import _existing_dir, _remote, _unreadable
 
@@ -88,7 +89,7 @@ def run_compact(args: argparse.Namespace) -> int:
     else:
         data = _existing_dir(args.data_dir, "--data-dir")
         store, where = LocalStore(data), data
-        dl = Path(args.deadletter_dir) if args.deadletter_dir else data / "deadletter"
+        dl = Path(args.deadletter_dir) if args.deadletter_dir else data / DEADLETTER_DIR
     try:
         with exclusive(where) as held:
             report = Compactor(store, older_than=args.older_than, target_rows=args.target_rows,

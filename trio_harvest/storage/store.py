@@ -9,7 +9,6 @@ inside each write. Blocking: call it from a worker thread, never from the trio l
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import socket
 import time
@@ -22,7 +21,6 @@ from .groupcommit import Abandoned as Abandoned
 from .groupcommit import Staged, commit_batch, fsync_dir
 from .partitions import TMP_PREFIX, TMP_SUFFIX
 
-log = logging.getLogger("trio_harvest.storage")
 
 HOST = socket.gethostname().replace("-", "_")[:32] or "host"
 FOREIGN_TEMP_MAX_AGE_S = 3600.0
