@@ -21,7 +21,6 @@ from .groupcommit import Abandoned as Abandoned
 from .groupcommit import Staged, commit_batch, fsync_dir
 from .partitions import TMP_PREFIX, TMP_SUFFIX
 
-
 HOST = socket.gethostname().replace("-", "_")[:32] or "host"
 FOREIGN_TEMP_MAX_AGE_S = 3600.0
 
