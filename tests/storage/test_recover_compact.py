@@ -26,7 +26,7 @@ from trio_harvest.kinds import PRICES, Row, schema_for
 from trio_harvest.storage.backlog import list_deadletter
 from trio_harvest.storage.encoding import encode_ndjson
 from trio_harvest.storage.fileschema import is_compacted
-from trio_harvest.storage.partitions import deadletter_name
+from trio_harvest.storage.partitions import DEADLETTER_DIR, deadletter_name
 
 from ..cli.test_cli import run_cli
 from ..conftest import make_config
@@ -70,7 +70,7 @@ def manifests(dl: Path) -> list[Path]:
 
 def test_recover_redoes_a_half_written_batch_alone(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    dl = data / "deadletter"
+    dl = data / DEADLETTER_DIR
     dead_letter(dl, 1, [price_row(1, MIDNIGHT - 1000, "BTCUSDT"),
                         price_row(2, MIDNIGHT + 1000, "BTCUSDT")])
     with unwritable(data / f"date={DAY2}"):
@@ -117,7 +117,7 @@ def test_a_redone_recovery_never_brings_back_a_merged_file(
     same bucket, or a different --deadletter-dir); it merges the recovered file, then merges
     the result again with a late file, and the redo must still not write it back."""
     data = tmp_path / "data"
-    dl = data / "deadletter"
+    dl = data / DEADLETTER_DIR
     on_disk(data, "rot0", price_row(0, MIDNIGHT - 2000, "BTCUSDT"))
     dead_letter(dl, 1, [price_row(1, MIDNIGHT - 1000, "BTCUSDT"),
                         price_row(2, MIDNIGHT + 1000, "BTCUSDT")])
