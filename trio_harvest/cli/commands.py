@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(g, "--write-timeout", type=float, metavar="S", help="per-partition write timeout (default 30)")
     _flag(g, "--save-concurrency", type=int, metavar="N", help="parallel writes (default 2)")
     _flag(g, "--buffer-high", type=int, metavar="N",
-          help="high watermark for every kind, emergency = 2x (default per kind, see README)")
+          help="high watermark for every kind, emergency = 2x (default per kind, see docs/configuration.md)")
     _flag(g, "--deadletter-timeout", type=float, metavar="S",
           help="timeout of one dead-letter write (default 30)")
     _flag(g, "--max-stuck-writes", type=int, metavar="N",

@@ -61,7 +61,7 @@ def add_subcommand(sub: Any) -> None:
                    help="the dataset's root: a folder, or s3://BUCKET/PREFIX")
     p.add_argument("--deadletter-dir", metavar="DIR", default=None,
                    help="the dead letter whose unfinished recoveries to leave alone (default "
-                   "DATA_DIR/deadletter; for s3:// the run's local dir's deadletter)")
+                   "DATA_DIR/_deadletter; for s3:// the run's local dir's _deadletter)")
     p.add_argument("--older-than", type=duration, default=DEFAULT_OLDER_THAN, metavar="AGE",
                    help="due when this old: 90s, 10m, 2h, 1d; 0 merges everything now, today's "
                    f"running hour too (default {DEFAULT_OLDER_THAN:g} s)")
