@@ -254,7 +254,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.stop_on_eof:
         parent.check_stdin_is_pipe()
     preflight(config)
-    harvester = Harvester(config, handle_signals=True)
+    harvester = Harvester(config, handle_signals=True,
+                          shard_weights=scale_cli.day_weights(config) if config.shard else None)
     try:
         with scale_cli.locked(config, shard, lambda: harvester.stop_from_thread(
                 "the shard lease was taken by another process")):  # a second process: exit 2
