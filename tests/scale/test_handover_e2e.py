@@ -7,7 +7,6 @@ boundary come from the old owner and those from it on from the new one."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
