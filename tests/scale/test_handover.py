@@ -14,6 +14,7 @@ from trio_harvest.scale.shards import Shard, assignment
 
 STEP = 2_000  # the listing interval, ms
 MIDNIGHT = 1_796_601_600_000  # 2026-12-07T00:00:00Z
+CLOCK = [0]  # the time of the poll under way (what a weights source is asked at)
 NAMES = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT", "BNBUSDT", "LTCUSDT")
 
 
@@ -29,7 +30,8 @@ class FakeShard:
     log: list[Move] = field(default_factory=list)
 
     def poll(self, listed: Mapping[str, Listed], weights: object, now: int) -> None:
-        tl = Timeline(listed, ("ALL",), self.shard, weights, STEP)  # type: ignore[arg-type]
+        tl = Timeline(listed, ("ALL",), self.shard, weights, STEP,  # type: ignore[arg-type]
+                      day_of(now))
         for s in [s for s in self.harvested if listed[s].status != TRADING]:  # delisted
             del self.harvested[s]
         for m in tl.moves(self.harvested, self.leaving, self.joining, now):
@@ -63,8 +65,10 @@ class FakeShard:
 def start(shards: list[FakeShard], listed: Mapping[str, Listed], weights: object,
           now: int) -> None:
     """Each shard's start-up share (cli/scale.py: the timeline's owners now)."""
+    CLOCK[0] = now
     for sh in shards:
-        tl = Timeline(listed, ("ALL",), sh.shard, weights, STEP)  # type: ignore[arg-type]
+        tl = Timeline(listed, ("ALL",), sh.shard, weights, STEP,  # type: ignore[arg-type]
+                      day_of(now))
         sh.harvested = {s: (None, None) for s in listed if tl.mine(s, now)}
 
 
@@ -74,6 +78,7 @@ def run(shards: list[FakeShard], listing_at: object, weights: object, t0: int, t
     100 ms which shards keep each trading symbol's rows."""
     keepers: dict[int, list[str]] = {}
     for t in range(t0, t1, 100):
+        CLOCK[0] = t
         listed = listing_at(t)  # type: ignore[operator]
         for sh, off in zip(shards, offsets, strict=True):
             if (t - t0) % STEP == off:
@@ -118,10 +123,10 @@ def test_a_listing_change_hands_every_moved_symbol_over_at_one_boundary() -> Non
 def test_across_a_utc_midnight_the_new_days_snapshot_moves_symbols_without_a_restart() -> None:
     old = {s: 16 * (i + 1) ** 2 for i, s in enumerate(NAMES)}
     new = {s: 16 * (len(NAMES) - i) ** 2 for i, s in enumerate(NAMES)}  # activity turned over
-    asked: list[str] = []
+    asked: list[tuple[str, int]] = []
 
     def weights(day: str) -> dict[str, int]:
-        asked.append(day)
+        asked.append((day, CLOCK[0]))
         return new if day >= day_of(MIDNIGHT) else old
 
     before, after = assignment(NAMES, old, 2), assignment(NAMES, new, 2)
@@ -145,7 +150,10 @@ def test_across_a_utc_midnight_the_new_days_snapshot_moves_symbols_without_a_res
         assert got == [(False, boundary), (True, boundary)], (s, got)
     for i, sh in enumerate(shards):
         assert set(sh.harvested) == {s for s in NAMES if after[s] == i}
-    assert day_of(MIDNIGHT) in asked and day_of(MIDNIGHT - 1) in asked
+    # the new day's snapshot is asked for only once the day has begun (its first shard
+    # publishes it then); before, the old day's stood in
+    assert {d for d, _ in asked} == {day_of(MIDNIGHT), day_of(MIDNIGHT - 1)}
+    assert all(t >= MIDNIGHT for d, t in asked if d == day_of(MIDNIGHT))
 
 
 def test_a_young_listing_is_owned_by_its_name_until_it_is_in_force() -> None:

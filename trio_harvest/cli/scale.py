@@ -148,8 +148,22 @@ def day_weights(config: Config) -> Callable[[str], dict[str, int] | None]:
     if source == "venue":  # the simulator's model: a pure function of the name, every day
         return lambda day: {s: quantize(activity(s).count)
                             for s in _sim_names(config)}
-    fixed = shard_weights(config)
-    return lambda day: fixed
+    if source == "off":
+        return lambda day: None
+    path = Path(source)
+    shard_weights(config)  # a file that cannot be used is a user mistake now, at start
+
+    def from_file(day: str) -> dict[str, int] | None:
+        """Read again for each new UTC day: a file changed by then takes effect at that
+        day's first boundary (give every host the same file)."""
+        try:
+            return read_snapshot(path)
+        except (OSError, ValueError) as exc:
+            log.warning("shard weights: cannot read %s for %s (%s); asked again at the next "
+                        "poll", path, day, exc)
+            return None
+
+    return from_file
 
 
 def _sim_names(config: Config) -> tuple[str, ...]:

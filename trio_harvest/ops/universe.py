@@ -30,7 +30,7 @@ from ..kinds import PRICES, Row
 from ..pipeline.window import WindowLane
 from ..ratelimit import RateLimitedLog
 from ..repair.gaps import gap_row
-from ..scale.handover import DayWeights, Timeline
+from ..scale.handover import DayWeights, Timeline, day_of
 from ..scale.shards import parse_shard
 from ..signals.task import flush_all
 from ..symbols import follow, is_universe, not_trading, resolve
@@ -224,9 +224,11 @@ class Universe:
         leaves at a boundary to come (kept until it)."""
         assert self.shard is not None
         step = max(1, round(self.interval * 1000))
-        timeline = Timeline(listing, self.entries, self.shard, self.weights_of, step)
         now = self.host.exchange_ms()
-        for day in sorted({timeline_day(now, step, k) for k in range(-4, 5)} - set(self._by_day)):
+        today = day_of(now)
+        timeline = Timeline(listing, self.entries, self.shard, self.weights_of, step, today)
+        days = {min(today, timeline_day(now, step, k)) for k in range(-4, 5)}
+        for day in sorted(days - set(self._by_day)):
             await trio.to_thread.run_sync(self.weights_of, day)  # blocking: a file or a bucket
         moves = timeline.moves(self.symbols, self.leaving, self.joining, now)
         joins = [m for m in moves if m.join and m.symbol not in self.symbols]
@@ -359,7 +361,7 @@ class Universe:
 
 def timeline_day(now_ms: int, step_ms: int, k: int) -> str:
     """The weights' day at the k-th grid point from ``now_ms`` (the timeline's own rule)."""
-    from ..scale.handover import day_of, grid_floor
+    from ..scale.handover import grid_floor
 
     return day_of(grid_floor(now_ms, step_ms) + k * step_ms - 2 * step_ms)
 

@@ -58,10 +58,11 @@ class Timeline:
     """The owners of ``entries``' symbols over time, from one listing."""
 
     def __init__(self, listed: Mapping[str, Listed], entries: Sequence[str], shard: Shard,
-                 weights: DayWeights, step_ms: int) -> None:
+                 weights: DayWeights, step_ms: int, today: str | None = None) -> None:
         self.listed = {s: e for s, e in listed.items() if matches(s, entries)}
         self.shard = shard
         self.weights = weights
+        self.today = today  # a later day's snapshot is not published yet: today's stands in
         self.step = step_ms
         self.lag = 2 * step_ms
         self._owners: dict[int, dict[str, int]] = {}
@@ -77,7 +78,10 @@ class Timeline:
         got = self._owners.get(g)
         if got is None:
             count = self.shard.count
-            got = assignment(self.in_force(g), self.weights(day_of(g - self.lag)), count)
+            day = day_of(g - self.lag)
+            if self.today is not None and day > self.today:
+                day = self.today
+            got = assignment(self.in_force(g), self.weights(day), count)
             for s in self.listed:
                 if s not in got:
                     got[s] = owner(s, count)
