@@ -9,8 +9,11 @@ on a connection with room, else a new connection; the other streams never notice
 or settled symbol, or one that is no longer this shard's, is unsubscribed, its closed seconds
 emitted and its lanes flushed, and a delisted one gets one ``gaps`` row with reason
 ``delisted`` (never a disconnect or stall gap). With ``--shard``/``--workers`` each shard
-follows its own share (``scale/shards.py``). Never stops the harvester: a listing that cannot be
-had is logged and asked again at the next poll.
+follows its own share by the ownership timeline (``scale/handover.py``: the listing's own dates,
+the day's weights, a fixed grid): a symbol that moves joins the new owner before the boundary
+(rows from it kept) and leaves the old one after it (rows before it kept, one ``handover`` gap
+row, not a loss), through a window on that symbol's lane alone (``pipeline/window.py``). Never
+stops the harvester: a listing that cannot be had is logged and asked again at the next poll.
 """
 
 from __future__ import annotations
