@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
           "symbols only) and followed while running (default BTCUSDT,ETHUSDT)")
     _flag(g, "--listing-interval", type=float, metavar="S",
           help="with 'all' or patterns: poll the listing every S seconds; new symbols are "
-          "subscribed, delisted ones closed with a 'delisted' gap row (default 600)")
+          "subscribed, delisted ones closed with a 'delisted' gap row; with --shard or "
+          "--workers also the grid on which symbols move between shards, handed over at one "
+          "boundary (a 'handover' gap row, not a loss) (default 600)")
     _flag(g, "--ws-url", metavar="URL",
           help="websocket base URL; /market/stream?streams=… and /public/stream?streams=… are "
           "appended (default wss://fstream.binance.com)")
