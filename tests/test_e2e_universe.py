@@ -54,7 +54,7 @@ def test_a_run_follows_the_simulators_listing_changes(tmp_path: Path) -> None:
 
 def test_a_shard_follows_only_its_share_even_from_an_empty_start(tmp_path: Path) -> None:
     """``--shard 1/2`` of the simulator's catalogue owns nothing at start (rendezvous hashing
-    puts all eight on shard 0); it runs anyway and harvests the new listings it owns, only."""
+    puts all eight on shard 0, unweighted); it runs anyway and harvests the new listings it owns, only."""
     from trio_harvest.scale.shards import Shard, symbols_of
 
     data = tmp_path / "data"
@@ -62,6 +62,7 @@ def test_a_shard_follows_only_its_share_even_from_an_empty_start(tmp_path: Path)
     proc = subprocess.run(
         [sys.executable, "-m", "trio_harvest", "run", "--sim", "--shard", "1/2", "--symbols",
          "all", "--sim-faults", "listing=2", "--listing-interval", "1", "--duration", "14",
+         "--shard-weights", "off",
          "--data-dir", str(data)],
         capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -35,6 +35,7 @@ from .pipeline.lanes import Lanes
 from .pipeline.rotation import FIRST_FLUSH_S, DeadLetterFn, Rotation, SaveFn
 from .pipeline.router import Router
 from .repair.coordinator import Repair
+from .scale.handover import DayWeights
 from .signals.engine import SignalEngine
 from .signals.task import flush_all, run_features
 from .sim.inprocess import start_simulator
@@ -75,8 +76,10 @@ class Harvester:
         handle_signals: bool = False,
         metadata_of: Callable[[str], dict[str, str]] | None = None,
         fetch: FetchFn | None = None,
+        shard_weights: DayWeights | None = None,
     ) -> None:
         self.config = config
+        self.shard_weights = shard_weights  # by UTC day, for the universe follower of a shard
         self.wall_ms = wall_clock_ms
         self.handle_signals = handle_signals
         self.stop_state = StopState()
@@ -270,7 +273,7 @@ class Harvester:
                     conn.journal, conn.index = self.journal, index
                 if cfg.universe:
                     self.universe = Universe(self, self.simulator.rest_url if cfg.sim
-                                             else cfg.rest_url)
+                                             else cfg.rest_url, weights=self.shard_weights)
                 root.start_soon(self._run_ingest)
                 if self._use_http:  # a symbol the venue does not list: one warning
                     root.start_soon(check_listing, self.simulator.rest_url if cfg.sim

@@ -87,6 +87,38 @@ def test_the_listing_parse_reads_statuses() -> None:
     assert trading(info) == {"BTCUSDT"}
 
 
+def test_the_listing_parse_reads_the_venues_own_dates() -> None:
+    """What shards key a hand-over on: the same for every reader of the listing."""
+    from trio_harvest.binance.listing import PERPETUAL_DELIVERY_MS, Listed, listing
+
+    info = {"symbols": [
+        {"symbol": "BTCUSDT", "status": "TRADING", "onboardDate": 1569398400000,
+         "deliveryDate": PERPETUAL_DELIVERY_MS},
+        {"symbol": "OLDUSDT", "status": "SETTLING", "onboardDate": 1600000000000,
+         "deliveryDate": 1796609280000},
+        {"symbol": "ODDUSDT", "status": "TRADING", "onboardDate": "soon", "deliveryDate": True}]}
+    assert listing(info) == {
+        "BTCUSDT": Listed("TRADING", 1569398400000, PERPETUAL_DELIVERY_MS),
+        "OLDUSDT": Listed("SETTLING", 1600000000000, 1796609280000),
+        "ODDUSDT": Listed("TRADING", 0, PERPETUAL_DELIVERY_MS)}  # malformed: none
+
+
+def test_the_simulators_exchange_info_dates_its_listing_changes() -> None:
+    from trio_harvest.binance.listing import PERPETUAL_DELIVERY_MS, listing
+    from trio_harvest.sim.market import Market
+    from trio_harvest.sim.rest import ONBOARD_MS, RestApi
+
+    market = Market(["BTCUSDT", "ETHUSDT"], rate=10.0, seed=1)
+    market.list_symbol("SUIUSDT", 1_796_609_000_000)
+    market.delist("ETHUSDT", 1_796_609_001_000)
+    got = listing(json.loads(RestApi(market, lambda: 1_796_609_002_000).handle(
+        "GET", "/fapi/v1/exchangeInfo").body))
+    assert got["BTCUSDT"].onboard_ms == ONBOARD_MS
+    assert got["BTCUSDT"].delivery_ms == PERPETUAL_DELIVERY_MS
+    assert got["SUIUSDT"].onboard_ms == 1_796_609_000_000
+    assert (got["ETHUSDT"].status, got["ETHUSDT"].delivery_ms) == ("SETTLING", 1_796_609_001_000)
+
+
 def fake_fetch(status: int, body: Any) -> Any:
     @asynccontextmanager
     async def open_fetch(base: str) -> AsyncIterator[FetchFn]:

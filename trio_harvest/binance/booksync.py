@@ -38,7 +38,7 @@ import trio
 from ..ingest.restclient import FetchFn, http_fetch, retry_after
 from ..ingest.tokenbucket import TokenBucket
 from ..kinds import Row
-from ..pipeline.lanes import Lane
+from ..pipeline.lanes import Sink
 from ..ratelimit import RateLimitedLog
 from ..repair.gaps import BOOK_SEQUENCE_BREAK, gap_row
 from .decode import DepthUpdate, book_row
@@ -167,7 +167,7 @@ class DiffBooks:
 
     # -- hot path (the router's task) -----------------------------------------------------------
 
-    async def on_depth(self, ev: DepthUpdate, recv_ms: int, lane: Lane,
+    async def on_depth(self, ev: DepthUpdate, recv_ms: int, lane: Sink,
                        hook: BookHook | None) -> None:
         """Apply one diff event of ``ev.symbol`` (and a snapshot that has arrived before it)."""
         symbol = ev.symbol
@@ -186,7 +186,7 @@ class DiffBooks:
         elif self._failures and book.live:
             self._failures.pop(symbol, None)  # in sync again: the cooldown starts over
 
-    async def _step(self, book: LocalBook, ev: DepthUpdate, recv_ms: int, lane: Lane,
+    async def _step(self, book: LocalBook, ev: DepthUpdate, recv_ms: int, lane: Sink,
                     hook: BookHook | None) -> None:
         outcome = book.on_event(ev, recv_ms)
         if outcome == APPLIED:

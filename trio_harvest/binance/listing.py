@@ -9,21 +9,45 @@ they are delisted. Pure: never fetches anything itself.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 PATH = "/fapi/v1/exchangeInfo"
 WEIGHT = 1
 TRADING = "TRADING"
+PERPETUAL_DELIVERY_MS = 4_133_404_800_000  # what Binance gives a perpetual as deliveryDate (2100)
+
+
+class Listed(NamedTuple):
+    """One symbol of the listing: its status and the venue's own times of its listing and of its
+    delivery or delisting (``PERPETUAL_DELIVERY_MS`` while none is set). The same for every
+    reader: what shards key a hand-over on."""
+
+    status: str
+    onboard_ms: int = 0
+    delivery_ms: int = PERPETUAL_DELIVERY_MS
+
+
+def listing(exchange_info: Mapping[str, Any]) -> dict[str, Listed]:
+    """``symbol -> Listed`` of an exchangeInfo answer; entries without a name are skipped, a
+    missing or malformed date reads as none."""
+    out: dict[str, Listed] = {}
+    for entry in exchange_info.get("symbols", ()) or ():
+        if isinstance(entry, Mapping) and isinstance(entry.get("symbol"), str):
+            status = entry.get("status")
+            out[entry["symbol"]] = Listed(status if isinstance(status, str) else "",
+                                          _ms(entry.get("onboardDate"), 0),
+                                          _ms(entry.get("deliveryDate"), PERPETUAL_DELIVERY_MS))
+    return out
+
+
+def _ms(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 \
+        else default
 
 
 def statuses(exchange_info: Mapping[str, Any]) -> dict[str, str]:
     """``symbol -> status`` of an exchangeInfo answer; entries without a name are skipped."""
-    out: dict[str, str] = {}
-    for entry in exchange_info.get("symbols", ()) or ():
-        if isinstance(entry, Mapping) and isinstance(entry.get("symbol"), str):
-            status = entry.get("status")
-            out[entry["symbol"]] = status if isinstance(status, str) else ""
-    return out
+    return {s: entry.status for s, entry in listing(exchange_info).items()}
 
 
 def trading(exchange_info: Mapping[str, Any]) -> set[str]:

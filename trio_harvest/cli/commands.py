@@ -85,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
           "symbols only) and followed while running (default BTCUSDT,ETHUSDT)")
     _flag(g, "--listing-interval", type=float, metavar="S",
           help="with 'all' or patterns: poll the listing every S seconds; new symbols are "
-          "subscribed, delisted ones closed with a 'delisted' gap row (default 600)")
+          "subscribed, delisted ones closed with a 'delisted' gap row; with --shard or "
+          "--workers also the grid on which symbols move between shards, handed over at one "
+          "boundary (a 'handover' gap row, not a loss) (default 600)")
     _flag(g, "--ws-url", metavar="URL",
           help="websocket base URL; /market/stream?streams=… and /public/stream?streams=… are "
           "appended (default wss://fstream.binance.com)")
@@ -258,7 +260,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.stop_on_eof:
         parent.check_stdin_is_pipe()
     preflight(config)
-    harvester = Harvester(config, handle_signals=True)
+    harvester = Harvester(config, handle_signals=True,
+                          shard_weights=scale_cli.day_weights(config) if config.shard else None)
     try:
         with scale_cli.locked(config, shard, lambda: harvester.stop_from_thread(
                 "the shard lease was taken by another process")):  # a second process: exit 2

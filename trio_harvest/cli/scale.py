@@ -24,6 +24,7 @@ import trio
 from ..config import Config, ConfigError
 from ..scale import parent
 from ..scale.aggregate import WorkerView, merge_summaries, render_summary
+from ..scale.handover import Timeline
 from ..scale.lock import shard_lock
 from ..scale.settings import MAX_WORKERS
 from ..scale.shards import Shard, assign, parse_shard, symbols_of
@@ -134,6 +135,43 @@ def shard_weights(config: Config) -> dict[str, int] | None:
                           "or a JSON file {\"SYMBOL\": weight}") from None
 
 
+def day_weights(config: Config) -> Callable[[str], dict[str, int] | None]:
+    """The weights of any UTC day, for a shard's listing follower: the same source as
+    ``shard_weights`` (the day's snapshot in the dataset for ``venue``, published by the day's
+    first shard; the file; none), so at every grid point every shard assigns from the same
+    numbers. Blocking (the follower calls it from a thread)."""
+    source = config.shard_weights.strip()
+    if source == "venue" and not config.sim:
+        shared = _shared(config)
+        return lambda day: day_snapshot(shared, day,
+                                        lambda: fetch_weights(_http_get, config.rest_url))
+    if source == "venue":  # the simulator's model: a pure function of the name, every day
+        return lambda day: {s: quantize(activity(s).count)
+                            for s in _sim_names(config)}
+    if source == "off":
+        return lambda day: None
+    path = Path(source)
+    shard_weights(config)  # a file that cannot be used is a user mistake now, at start
+
+    def from_file(day: str) -> dict[str, int] | None:
+        """Read again for each new UTC day: a file changed by then takes effect at that
+        day's first boundary (give every host the same file)."""
+        try:
+            return read_snapshot(path)
+        except (OSError, ValueError) as exc:
+            log.warning("shard weights: cannot read %s for %s (%s); asked again at the next "
+                        "poll", path, day, exc)
+            return None
+
+    return from_file
+
+
+def _sim_names(config: Config) -> tuple[str, ...]:
+    from ..sim.listing import NEW_LISTINGS, initial_listing
+
+    return (*initial_listing(config.universe or config.symbols), *NEW_LISTINGS)
+
+
 def _shared(config: Config) -> Shared:
     """Where the day's snapshot is published: the dataset's bucket, or its local folder."""
     if not config.data_url:
@@ -157,7 +195,10 @@ def this_shard(config: Config) -> tuple[Config, Shard]:
     if not config.shard:
         return config, Shard(0, 1)
     shard = parse_shard(config.shard)
-    mine = symbols_of(config.symbols, shard, shard_weights(config))
+    if config.universe:  # the follower's own timeline: the same owners it will keep to
+        mine = _timeline_share(config, shard)
+    else:
+        mine = symbols_of(config.symbols, shard, shard_weights(config))
     if not mine and config.universe:  # it follows the listing: its share may come later
         log.warning("shard %s: none of the %d symbols is this shard's yet; it follows the "
                     "listing for its share", shard, len(config.symbols))
@@ -165,6 +206,25 @@ def this_shard(config: Config) -> tuple[Config, Shard]:
         raise ConfigError(f"shard {shard}: none of the {len(config.symbols)} symbols falls to "
                           "this shard (rendezvous hashing); use fewer shards or more symbols")
     return dataclasses.replace(config, symbols=mine), shard
+
+
+def _timeline_share(config: Config, shard: Shard) -> tuple[str, ...]:
+    """A universe shard's symbols now, by the ownership timeline the listing follower keeps to
+    (scale/handover.py): the listing's own times and the weights of the grid point's day."""
+    from ..binance.listing import TRADING, Listed
+    from ..ops.listing import ListingError, fetch_listing
+
+    listed: dict[str, Listed] = {s: Listed(TRADING) for s in config.symbols}
+    if not config.sim:
+        try:
+            listed = trio.run(fetch_listing, config.rest_url)
+        except ListingError as exc:
+            log.warning("shard %s: cannot read the listing's dates (%s); assigning from the "
+                        "symbols alone", shard, exc)
+    step = max(1, round(config.listing_interval * 1000))
+    timeline = Timeline(listed, config.universe, shard, day_weights(config), step)
+    now = time.time_ns() // 1_000_000
+    return tuple(s for s in config.symbols if timeline.mine(s, now))
 
 
 @contextlib.contextmanager
@@ -228,6 +288,10 @@ def supervise(config: Config, argv: Sequence[str], summary_json: bool | None) ->
         path = config.data_dir / "_shards" / "weights.json"
         write_snapshot(path, weights)
         snapshot = str(path)
+        if config.universe and config.shard_weights.strip() == "venue":
+            # a universe's workers follow the day's snapshot in the dataset (re-read each UTC
+            # day, the same for a restarted worker and for every sibling), not a fixed file
+            snapshot = "venue"
         shares = [sum(weights.get(s, UNIT) for s in g) for g in groups]
         log.info("shards weighted by 24 h load: %s", ", ".join(
             f"{i}: {len(g)} symbols, {100 * w / max(sum(shares), 1):.0f} %"

@@ -17,7 +17,7 @@ from contextlib import AbstractAsyncContextManager
 
 import trio
 
-from ..binance.listing import PATH, statuses
+from ..binance.listing import PATH, Listed, listing
 from ..hints import plural
 from ..ingest.restclient import FetchFn, RestError, http_fetch
 from ..symbols import unlisted
@@ -36,6 +36,12 @@ class ListingError(Exception):
 async def fetch_statuses(rest_url: str, open_fetch: FetchFactory = http_fetch) -> dict[str, str]:
     """``symbol -> status`` as ``rest_url`` lists them; ``ListingError`` saying why not (also
     when no answer comes within TIMEOUT)."""
+    return {s: entry.status for s, entry in (await fetch_listing(rest_url, open_fetch)).items()}
+
+
+async def fetch_listing(rest_url: str, open_fetch: FetchFactory = http_fetch) -> dict[str, Listed]:
+    """``symbol -> Listed`` (status, listing and delivery times) as ``rest_url`` lists them;
+    ``ListingError`` as ``fetch_statuses``."""
     with trio.move_on_after(TIMEOUT):
         try:
             async with open_fetch(rest_url) as fetch:
@@ -45,12 +51,12 @@ async def fetch_statuses(rest_url: str, open_fetch: FetchFactory = http_fetch) -
         if resp.status != 200:
             raise ListingError(f"{rest_url}{PATH} answered HTTP {resp.status}")
         try:
-            listing = statuses(json.loads(resp.body))
+            listed = listing(json.loads(resp.body))
         except (ValueError, AttributeError):
             raise ListingError(f"{rest_url}{PATH} did not answer with a listing") from None
-        if not listing:
+        if not listed:
             raise ListingError(f"{rest_url}{PATH} listed no symbol")
-        return listing
+        return listed
     raise ListingError(f"{rest_url}{PATH} did not answer within {TIMEOUT:g}s")
 
 

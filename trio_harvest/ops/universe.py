@@ -9,29 +9,35 @@ on a connection with room, else a new connection; the other streams never notice
 or settled symbol, or one that is no longer this shard's, is unsubscribed, its closed seconds
 emitted and its lanes flushed, and a delisted one gets one ``gaps`` row with reason
 ``delisted`` (never a disconnect or stall gap). With ``--shard``/``--workers`` each shard
-follows its own share (``scale/shards.py``). Never stops the harvester: a listing that cannot be
-had is logged and asked again at the next poll.
+follows its own share by the ownership timeline (``scale/handover.py``: the listing's own dates,
+the day's weights, a fixed grid): a symbol that moves joins the new owner before the boundary
+(rows from it kept) and leaves the old one after it (rows before it kept, one ``handover`` gap
+row, not a loss), through a window on that symbol's lane alone (``pipeline/window.py``). Never
+stops the harvester: a listing that cannot be had is logged and asked again at the next poll.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 import trio
 
-from ..binance.listing import PATH, TRADING
+from ..binance.listing import PATH, TRADING, Listed
 from ..binance.streams import ConnectionPlan, plan_connections, streams_for
 from ..errors import ConfigError
-from ..kinds import Row
+from ..kinds import PRICES, Row
+from ..pipeline.window import WindowLane
 from ..ratelimit import RateLimitedLog
 from ..repair.gaps import gap_row
-from ..scale.shards import parse_shard, symbols_of
+from ..scale.handover import DayWeights, Timeline, day_of
+from ..scale.shards import parse_shard
 from ..signals.task import flush_all
 from ..symbols import follow, is_universe, not_trading, resolve
-from .listing import ListingError, fetch_statuses
+from .listing import ListingError, fetch_listing, fetch_statuses
 
 if TYPE_CHECKING:
     from ..binance.booksync import DiffBooks
@@ -50,6 +56,10 @@ log = logging.getLogger("trio_harvest.universe")
 SILENT_S = 3.0
 EARLY_GAP_S = 5.0  # ...at most this often (weight 1 each: 12 a minute at most)
 DELISTED = "delisted"
+HANDOVER = "handover"  # a symbol that moved to another shard: not a loss
+# the old owner keeps a moved symbol's streams this long after the boundary, for the messages
+# timed before it that are still on their way
+HANDOVER_GRACE_MS = 3_000
 
 
 # -- start-up ----------------------------------------------------------------------------------
@@ -110,14 +120,19 @@ class UniverseHost(Protocol):
     def wall_ms(self) -> int: ...
 
 
-FetchStatuses = Callable[[str], Awaitable[dict[str, str]]]
+FetchListing = Callable[[str], Awaitable[dict[str, Listed]]]
 
 
 class Universe:
-    """The follower: ``run`` polls the listing and applies each change."""
+    """The follower: ``run`` polls the listing and applies each change. With a shard, the
+    changes to its share follow the ownership timeline (scale/handover.py): the shard's own
+    start-up weights (``weights``, by UTC day, re-read when the day changes) and the listing's
+    own times, so a symbol that moves between shards leaves one and joins the other at the same
+    boundary."""
 
     def __init__(self, host: UniverseHost, rest_url: str, *,
-                 fetch: FetchStatuses = fetch_statuses) -> None:
+                 fetch: FetchListing = fetch_listing,
+                 weights: DayWeights | None = None) -> None:
         cfg = host.config
         self.host = host
         self.rest_url = rest_url
@@ -125,10 +140,17 @@ class Universe:
         self.interval = cfg.listing_interval
         self.shard = parse_shard(cfg.shard) if cfg.shard else None
         self._fetch = fetch
+        self._weights: DayWeights = weights if weights is not None else (lambda day: None)
+        self._by_day: dict[str, Mapping[str, int] | None] = {}
         self.polls = 0
         self.added: list[str] = []
         self.removed: list[str] = []
         self.delisted: list[str] = []
+        self.handed_over: list[tuple[str, int]] = []  # (symbol, boundary) it left
+        self.taken_over: list[tuple[str, int | None]] = []  # (symbol, boundary) it joined at
+        self.leaving: dict[str, int] = {}  # symbol -> boundary: rows before it are kept
+        self.joining: dict[str, int] = {}  # symbol -> boundary: rows from it on are kept
+        self._trading: dict[str, Listed] = {}  # as of the last poll
         self._last_poll = 0.0
         self._ratelog = RateLimitedLog(log, interval=600.0)
 
@@ -136,8 +158,14 @@ class Universe:
     def symbols(self) -> set[str]:
         return set(self.host.router.symbols)
 
-    def mine(self, symbols: Sequence[str]) -> Iterable[str]:
-        return symbols if self.shard is None else symbols_of(symbols, self.shard)
+    def weights_of(self, day: str) -> Mapping[str, int] | None:
+        """The day's weights, kept once had (the snapshot of a day never changes)."""
+        if day in self._by_day:
+            return self._by_day[day]
+        got = self._weights(day)
+        if got is not None:  # none (a failed fetch) is asked again: the shared one may come
+            self._by_day[day] = got
+        return got
 
     async def run(self) -> None:
         self._last_poll = trio.current_time()
@@ -145,9 +173,22 @@ class Universe:
             due = self._last_poll + self.interval
             while trio.current_time() < due:
                 await trio.sleep(min(1.0, max(0.0, due - trio.current_time())))
+                await self.tick()
                 if self._silent() and trio.current_time() - self._last_poll >= EARLY_GAP_S:
                     break
             await self.poll()
+
+    async def tick(self) -> None:
+        """Hand-overs whose boundary (plus the grace) has passed: a leaving symbol is
+        unsubscribed, a joined one keeps everything again."""
+        now = self.host.exchange_ms()
+        for symbol, boundary in sorted(self.joining.items()):
+            if now >= boundary + HANDOVER_GRACE_MS and symbol not in self.leaving:
+                del self.joining[symbol]
+                self._unwindow(symbol)
+        done = [s for s, b in self.leaving.items() if now >= b + HANDOVER_GRACE_MS]
+        if done:
+            await self.remove(sorted(done), self._trading, handover=dict(self.leaving))
 
     def _silent(self) -> bool:
         """Some subscribed book stream has been silent for SILENT_S (trades may pause on a
@@ -167,22 +208,74 @@ class Universe:
             self._ratelog.log(logging.WARNING, "listing", "cannot follow the listing: %s; the "
                               "symbols stay as they are until the next poll", exc)
             return
-        trading = [s for s, status in listing.items() if status == TRADING]
-        added, removed = follow(self.symbols, self.entries, trading, self.mine)
-        if removed:
-            await self.remove(removed, listing)
-        if added:
-            await self.add(added)
+        trading = [s for s, e in listing.items() if e.status == TRADING]
+        self._trading = {s: listing[s] for s in trading}
+        if self.shard is None:
+            added, removed = follow(self.symbols, self.entries, trading)
+            if removed:
+                await self.remove(removed, listing)
+            if added:
+                await self.add(added)
+            return
+        _, gone = follow(self.symbols, self.entries, trading)
+        if gone := tuple(s for s in gone if s not in trading):  # delisted or settled
+            await self.remove(gone, listing)
+        await self._share(listing)
+
+    async def _share(self, listing: Mapping[str, Listed]) -> None:
+        """This shard's share by the timeline: joins now (kept from their boundary on), and
+        leaves at a boundary to come (kept until it)."""
+        assert self.shard is not None
+        step = max(1, round(self.interval * 1000))
+        now = self.host.exchange_ms()
+        today = day_of(now)
+        timeline = Timeline(listing, self.entries, self.shard, self.weights_of, step, today)
+        days = {min(today, timeline_day(now, step, k)) for k in range(-4, 5)}
+        for day in sorted(days - set(self._by_day)):
+            await trio.to_thread.run_sync(self.weights_of, day)  # blocking: a file or a bucket
+        moves = timeline.moves(self.symbols, self.leaving, self.joining, now)
+        joins = [m for m in moves if m.join and m.symbol not in self.symbols]
+        if joins:  # continuity afresh: a symbol back from another shard has a hole meanwhile
+            await self.add([m.symbol for m in joins], fresh=True)
+        for m in moves:
+            if m.join and m.symbol in self.leaving:  # the move was called off
+                del self.leaving[m.symbol]
+                self._window(m.symbol, self.joining.get(m.symbol), None)
+                log.info("%s: stays on shard %s after all", m.symbol, self.shard)
+            elif m.join:
+                self.taken_over.append((m.symbol, m.boundary_ms))
+                if m.boundary_ms is not None:
+                    self.joining[m.symbol] = m.boundary_ms
+                    self._window(m.symbol, m.boundary_ms, None)
+                    log.info("%s: joins shard %s; rows from %s on are kept here", m.symbol,
+                             self.shard, _utc(m.boundary_ms))
+            else:
+                assert m.boundary_ms is not None
+                self.leaving[m.symbol] = m.boundary_ms
+                self._window(m.symbol, self.joining.get(m.symbol), m.boundary_ms)
+                late = " (late: that boundary has passed)" if m.boundary_ms <= now else ""
+                log.info("%s: leaves shard %s; rows before %s are kept here%s", m.symbol,
+                         self.shard, _utc(m.boundary_ms), late)
 
     # -- applying a change ------------------------------------------------------------------
 
-    async def add(self, symbols: Sequence[str]) -> None:
+    def _window(self, symbol: str, start_ms: int | None, end_ms: int | None) -> None:
+        """Keep only ``symbol``'s rows in ``[start_ms, end_ms)``, streamed or backfilled."""
+        h = self.host
+        window = h.router.window(symbol, start_ms, end_ms)
+        h.repair.prices_into(symbol, WindowLane(h.lanes.get(PRICES, symbol), window))
+
+    def _unwindow(self, symbol: str) -> None:
+        self.host.router.unwindow(symbol)
+        self.host.repair.prices_into(symbol, None)
+
+    async def add(self, symbols: Sequence[str], *, fresh: bool = False) -> None:
         h, cfg = self.host, self.host.config
         specs = streams_for(tuple(symbols), depth_levels=cfg.depth_levels,
                             depth_speed=cfg.depth_speed, book=cfg.book,
                             book_ticker=cfg.book_ticker)
         for symbol in symbols:
-            h.repair.add_symbol(symbol)
+            h.repair.add_symbol(symbol, fresh=fresh)
             if h.diff_books is not None:
                 h.diff_books.add_symbol(symbol)
             engine = h.engines[symbol] = h.make_engine(symbol)
@@ -206,9 +299,16 @@ class Universe:
         log.info("listing: %d new symbol%s subscribed: %s", len(symbols),
                  "" if len(symbols) == 1 else "s", _shown(symbols))
 
-    async def remove(self, symbols: Sequence[str], listing: dict[str, str]) -> None:
+    async def remove(self, symbols: Sequence[str], listing: Mapping[str, Listed], *,
+                     handover: Mapping[str, int] | None = None) -> None:
+        """Unsubscribe ``symbols``: a delisted one gets a ``delisted`` gap row, one handed over
+        to another shard at a boundary (``handover``) a ``handover`` row (not a loss)."""
         h = self.host
         for symbol in symbols:
+            # the router forgets its window; a backfill still under way keeps to it
+            h.router.unwindow(symbol)
+            handover_ms = self.leaving.pop(symbol, None)
+            self.joining.pop(symbol, None)
             names = frozenset(h.router.remove_symbol(symbol))
             h.repair.remove_symbol(sorted(names))
             if h.diff_books is not None:
@@ -225,9 +325,12 @@ class Universe:
             engine = h.engines.pop(symbol, None)
             if engine is not None:  # the seconds it closed go out now
                 flush_all({symbol: engine}, h.lanes.offer, h.exchange_ms())
-            status = listing.get(symbol, "")
-            if status != TRADING:
+            entry = listing.get(symbol)
+            status = entry.status if entry is not None else ""
+            if status != TRADING:  # delisted, also while it was being handed over
                 await self._delisted(symbol, status)
+            elif handover_ms is not None and handover is not None:
+                await self._handed_over(symbol, handover_ms)
             for lane in h.lanes:
                 if lane.symbol == symbol and lane.pending:
                     h.rotation.wake(lane)
@@ -247,6 +350,27 @@ class Universe:
         self.delisted.append(symbol)
         log.warning("%s: delisted (%s): unsubscribed, its rows flushed, one %r gap row", symbol,
                     why, DELISTED)
+
+
+    async def _handed_over(self, symbol: str, boundary: int) -> None:
+        row: Row = gap_row(symbol, f"{symbol.lower()}@aggTrade", boundary, boundary, HANDOVER,
+                           f"moved to another shard at {_utc(boundary)}: rows before it are "
+                           f"here (shard {self.shard}), rows from it on in the new owner's")
+        await self.host.repair.put_gap(row)
+        self.handed_over.append((symbol, boundary))
+        log.info("%s: handed over at %s; unsubscribed, one %r gap row (not a loss)", symbol,
+                 _utc(boundary), HANDOVER)
+
+
+def timeline_day(now_ms: int, step_ms: int, k: int) -> str:
+    """The weights' day at the k-th grid point from ``now_ms`` (the timeline's own rule)."""
+    from ..scale.handover import grid_floor
+
+    return day_of(grid_floor(now_ms, step_ms) + k * step_ms - 2 * step_ms)
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
 
 
 def _shown(symbols: Sequence[str]) -> str:

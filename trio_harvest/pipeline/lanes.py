@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -37,6 +37,17 @@ if TYPE_CHECKING:
 WakeFn = Callable[["Lane"], None]
 _OPEN = ("_trade", "_ticker", "_depth", "_ofi", "_cvd", "_generic")
 SHAPES = len(_OPEN)  # open builders a lane may have at once
+
+
+class Sink(Protocol):
+    """What ingest puts a symbol's messages into: its ``Lane``, or a ``WindowLane`` around it
+    while the symbol changes shards."""
+
+    def add_trade(self, t: AggTrade, recv_ms: int) -> bool: ...
+    def add_ticker(self, t: BookTicker, recv_ms: int) -> bool: ...
+    def add_depth(self, d: DepthUpdate, recv_ms: int, source: str) -> bool: ...
+    def put_nowait(self, row: Row) -> bool: ...
+    async def put(self, row: Row) -> None: ...
 
 
 @dataclass(slots=True)

@@ -40,8 +40,9 @@ from ..binance.streams import reply_to
 from ..kinds import ORDERBOOK, PRICES, Row
 from ..ratelimit import RateLimitedLog
 from .chunks import BadValue
-from .lanes import Lane, Lanes
+from .lanes import Lanes, Sink
 from .timeguard import TOLERANCE_MS, TimeGuard
+from .window import Window, WindowHook, WindowLane
 
 if TYPE_CHECKING:
     from ..binance.booksync import DiffBooks
@@ -106,8 +107,9 @@ class Router:
         self.now = now
         self.stats = RouterStats()
         self._ratelog = RateLimitedLog(log)
-        self._prices: dict[str, Lane] = {s: lanes.get(PRICES, s) for s in symbols}
-        self._books: dict[str, Lane] = {s: lanes.get(ORDERBOOK, s) for s in symbols}
+        self._prices: dict[str, Sink] = {s: lanes.get(PRICES, s) for s in symbols}
+        self._books: dict[str, Sink] = {s: lanes.get(ORDERBOOK, s) for s in symbols}
+        self.windows: dict[str, Window] = {}  # symbols changing shards: rows kept by time
         self.diff_books: DiffBooks | None = None  # book == "diff": local books (the app sets it)
         self.gate: Repair | None = None  # dedup, agg-id continuity, resumed streams (the app sets it)
         # stream name -> symbol of every subscribed stream (the app sets it); without one, up to
@@ -139,10 +141,34 @@ class Router:
             self.stats.last_seen.pop(name, None)
         self.retired.update(names)
         self.symbols = self.symbols - {symbol}
+        self.windows.pop(symbol, None)
         self._prices.pop(symbol, None)
         self._books.pop(symbol, None)
         self.hooks.pop(symbol, None)
         return names
+
+    def window(self, symbol: str, start_ms: int | None, end_ms: int | None) -> Window:
+        """From now on only ``symbol``'s messages (and derived signals) timed in
+        ``[start_ms, end_ms)`` are kept: a symbol changing shards. Its own lanes and hook are
+        wrapped; every other symbol's path is unchanged."""
+        self.unwindow(symbol)
+        w = self.windows[symbol] = Window(start_ms, end_ms)
+        self._prices[symbol] = WindowLane(self.lanes.get(PRICES, symbol), w)
+        self._books[symbol] = WindowLane(self.lanes.get(ORDERBOOK, symbol), w)
+        hook = self.hooks.get(symbol)
+        if hook is not None:
+            self.hooks[symbol] = WindowHook(hook, w)
+        return w
+
+    def unwindow(self, symbol: str) -> None:
+        """``symbol`` keeps everything again (its own lanes and hook)."""
+        if self.windows.pop(symbol, None) is None:
+            return
+        self._prices[symbol] = self.lanes.get(PRICES, symbol)
+        self._books[symbol] = self.lanes.get(ORDERBOOK, symbol)
+        hook = self.hooks.get(symbol)
+        if isinstance(hook, WindowHook):
+            self.hooks[symbol] = hook.hook
 
     async def handle(self, frame: str | bytes) -> None:
         """Route one combined-stream frame. Awaits only when an authoritative lane is full."""
@@ -339,7 +365,7 @@ class Router:
         self._bad("unexpected", "diff depth without a local book", frame)
         return None
 
-    async def _slow(self, gate: Repair | None, lane: Lane, hook: SignalHooks | None,
+    async def _slow(self, gate: Repair | None, lane: Sink, hook: SignalHooks | None,
                     data: AggTrade | BookTicker | DepthUpdate, recv_ms: int, admitted: bool,
                     frame: str | bytes) -> None:
         """The rest of ``_route`` when it must wait: first the rows the gate released, then
@@ -373,7 +399,7 @@ class Router:
         except Exception as exc:
             self._hook_failed(data.symbol, exc)
 
-    async def _diff(self, data: DepthUpdate, recv_ms: int, lane: Lane,
+    async def _diff(self, data: DepthUpdate, recv_ms: int, lane: Sink,
                     hook: SignalHooks | None) -> None:
         assert self.diff_books is not None
         symbol = data.symbol
@@ -392,7 +418,7 @@ class Router:
         self._ratelog.log(logging.ERROR, f"hook:{symbol}", "%s: signals failed on a row (%s: %s)",
                           symbol, type(exc).__name__, exc)
 
-    async def _put_released(self, gate: Repair, lane: Lane, hook: SignalHooks | None, *,
+    async def _put_released(self, gate: Repair, lane: Sink, hook: SignalHooks | None, *,
                             trade: bool) -> None:
         rows, gate.released = gate.released, []
         at, gate.released_at = gate.released_at, -1

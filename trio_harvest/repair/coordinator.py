@@ -29,7 +29,7 @@ from ..ingest.connection import ConnectFn
 from ..ingest.handover import HandoverConnector
 from ..ingest.restclient import FetchFn, WeightBudget, http_fetch
 from ..kinds import GAPS, PRICES, Row
-from ..pipeline.lanes import Lanes
+from ..pipeline.lanes import Lanes, Sink
 from ..ratelimit import RateLimitedLog
 from . import report
 from .backfill import Backfill
@@ -108,7 +108,7 @@ class Repair:
         self._gap_backlog: list[Row] = []
         self.journal_row: Callable[[str, Row], None] | None = None  # issue 9: off-stream rows
         self._backlog_lock = trio.Lock()
-        self._prices = {s: lanes.get(PRICES, s) for s in config.symbols}
+        self._prices: dict[str, Sink] = {s: lanes.get(PRICES, s) for s in config.symbols}
         self._use_http = use_http and config.backfill and fetch is None
         self.budget = WeightBudget(config.backfill_weight)
         self.backfill = Backfill(
@@ -296,13 +296,20 @@ class Repair:
 
     # -- the universe changes (a listing change) -------------------------------------------------
 
-    def add_symbol(self, symbol: str) -> None:
-        """A symbol joins while running: its own continuity from its first trade."""
-        if symbol not in self.trackers:
+    def add_symbol(self, symbol: str, *, fresh: bool = False) -> None:
+        """A symbol joins while running: its own continuity from its first trade (``fresh``:
+        also when it was here before: a symbol back from another shard, whose trades meanwhile
+        are that shard's)."""
+        if fresh or symbol not in self.trackers:
             self.trackers[symbol] = tracker = AggIdTracker()
             self.trade_guards[symbol] = TradeIdGuard(tracker)
             self._held_trades[symbol] = {}
         self._prices[symbol] = self.lanes.get(PRICES, symbol)
+
+    def prices_into(self, symbol: str, sink: Sink | None) -> None:
+        """Where ``symbol``'s backfilled trades go: ``sink`` (a window around a hand-over, so a
+        backfill never writes the other shard's side), or its own lane again (None)."""
+        self._prices[symbol] = sink if sink is not None else self.lanes.get(PRICES, symbol)
 
     def remove_symbol(self, streams: list[str]) -> None:
         """A symbol leaves: its streams' open interruptions and book sequences end here (no

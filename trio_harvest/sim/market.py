@@ -376,17 +376,25 @@ class Market:
             for s in names
         }
         self.closed: dict[str, SymbolMarket] = {}  # delisted: no events, REST keeps their tape
+        # when a symbol was listed / delisted while running (exchangeInfo's onboardDate and
+        # deliveryDate); the symbols listed at start have neither
+        self.listed_ms: dict[str, int] = {}
+        self.delisted_ms: dict[str, int] = {}
 
-    def list_symbol(self, symbol: str) -> SymbolMarket:
+    def list_symbol(self, symbol: str, now_ms: int = 0) -> SymbolMarket:
         """A new listing, at the per-symbol rate of the others, trading from its first step."""
         model = SymbolMarket(spec_for(symbol), seed=self._seed, rate=self._per_symbol,
                              tape_capacity=self._tape_capacity)
         self.symbols[symbol] = model
+        if now_ms:
+            self.listed_ms[symbol] = now_ms
         return model
 
-    def delist(self, symbol: str) -> None:
+    def delist(self, symbol: str, now_ms: int = 0) -> None:
         """``symbol`` stops trading: it makes no more events (its streams go silent)."""
         self.closed[symbol] = self.symbols.pop(symbol)
+        if now_ms:
+            self.delisted_ms[symbol] = now_ms
 
     def skip_to(self, now_ms: int) -> None:
         for model in self.symbols.values():

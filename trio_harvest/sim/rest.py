@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
+from ..binance.listing import PERPETUAL_DELIVERY_MS
 from .activity import activity
 from .events import AggTrade
 from .market import Market
@@ -29,6 +30,7 @@ EXCHANGE_INFO_WEIGHT = 1
 TICKER_24H_WEIGHT = (1, 40)  # one symbol, every symbol
 MAX_AGG_TRADES = 1000
 WINDOW_MS = 60_000
+ONBOARD_MS = 1_569_398_400_000  # the onboardDate of the symbols listed at start (BTCUSDT's)
 
 _encode = msgspec.json.encode
 
@@ -180,6 +182,8 @@ class RestApi:
             name, spec = model.symbol, model.spec
             symbols.append({
                 "symbol": name, "pair": name, "contractType": "PERPETUAL", "status": status,
+                "onboardDate": self.market.listed_ms.get(name, ONBOARD_MS),
+                "deliveryDate": self.market.delisted_ms.get(name, PERPETUAL_DELIVERY_MS),
                 "pricePrecision": spec.price_decimals, "quantityPrecision": spec.qty_decimals,
                 "filters": [
                     {"filterType": "PRICE_FILTER",

@@ -204,10 +204,10 @@ class Simulator:
         """List ``listed`` (streams and REST from now on), delist ``delisted`` (its streams stop;
         exchangeInfo says SETTLING; REST keeps its trade tape)."""
         if delisted is not None and delisted in self.market.symbols:
-            self.market.delist(delisted)
+            self.market.delist(delisted, self._clock_ms())
             self.stats.delisted.append(delisted)
         if listed is not None and listed not in self.market:
-            self._hub.add_wire(self.market.list_symbol(listed).spec)
+            self._hub.add_wire(self.market.list_symbol(listed, self._clock_ms()).spec)
             self.stats.listed.append(listed)
 
     # -- one connection ---------------------------------------------------------------------
