@@ -265,6 +265,13 @@ class Journal:
                 await self._try_reopen()  # journaling again once the disk allows
 
     async def _commit(self) -> None:
+        if (self._fh is not None and self._pending
+                and self.disk_bytes + self._pending_bytes > self.max_bytes):
+            # the bound holds at the write, not only when housekeeping next looks (a busy loop
+            # or a slow disk can delay that by many commits)
+            self._stop_journaling(f"journal_max_bytes ({self.max_bytes}) reached",
+                                  drop_pending=True)
+            return
         batch, self._pending, self._pending_bytes = self._pending, [], 0
         if not batch or self._fh is None:
             return
