@@ -61,6 +61,13 @@ class WindowLane:
         if self.window.keeps(row[0]):
             await self.lane.put(row)
 
+    def hold(self, seq: int) -> None:  # the journal checkpoint: the lane's own, window or not
+        self.lane.hold(seq)
+
+    @property
+    def pending(self) -> int:
+        return self.lane.pending
+
 
 class WindowHook:
     """A signal hook that sees only the messages of its window (a derived second is computed
