@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,12 +36,6 @@ import _common as C
 
 TARGETS = {"cpu_pct": 50.0, "rss_peak_mb": 1000.0, "files_per_partition_hour": 2}
 _PART = re.compile(r"part-(\d+)-(\d+)-")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def metrics(port: int) -> dict[str, float]:
@@ -120,7 +113,7 @@ def per_partition_hour(files: dict[Path, int]) -> tuple[int, float]:
 
 def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     syms = C.symbols(args.symbols)
-    port = free_port()
+    port = C.free_port()
     log_path = data_dir.parent / "harvester.log"
     res: dict[str, Any] = {}
     with C.SimProcess(args.rate, syms) as sim:
