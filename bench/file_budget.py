@@ -3,8 +3,9 @@
 Runs ``run --sim`` (the built-in simulator) with a short in-memory age, so rotation writes many
 small files, and background compaction on short timers; then counts the part files on disk per
 partition and hour (the hour of each file's first event time). An hour counts as *settled* once
-its end is more than ``--compact-older-than`` plus two rounds before the stop: compaction has had
-its chance at it. The running hour is reported apart. The harvester's event times are the wall
+its end is more than ``--compact-older-than`` plus ``--compact-delete-after`` (the grace before
+a merge's sources are deleted) plus two rounds before the stop: compaction has had its chance at
+it. The running hour is reported apart. The harvester's event times are the wall
 clock, so a run must cross a full hour boundary to settle an hour: start it a few minutes before
 one (``--quick`` only proves the script works and settles nothing unless it does).
 
@@ -49,6 +50,7 @@ def main() -> int:
     ap.add_argument("--max-file-age", type=float, default=30.0)
     ap.add_argument("--compact-older-than", type=float, default=60.0)
     ap.add_argument("--compact-interval", type=float, default=15.0)
+    ap.add_argument("--compact-delete-after", type=float, default=60.0)
     ap.add_argument("--data-dir", type=Path, default=None)
     args = ap.parse_args()
     duration = 60.0 if args.quick else args.duration
@@ -60,13 +62,15 @@ def main() -> int:
            "--data-dir", str(data), "--duration", str(duration), "--rotate-sec", "5",
            "--max-file-age", str(args.max_file_age), "--min-file-rows", "1000000",
            "--compact-older-than", str(args.compact_older_than),
-           "--compact-interval", str(args.compact_interval), "--log-level", "WARNING"]
+           "--compact-interval", str(args.compact_interval),
+           "--compact-delete-after", str(args.compact_delete_after), "--log-level", "WARNING"]
     started = time.time()
     load = os.getloadavg()
     subprocess.run(cmd, check=True)
     stopped_ms = int(time.time() * 1000)
     per = count(data)
-    settle_ms = int((args.compact_older_than + 2 * args.compact_interval) * 1000)
+    settle_ms = int((args.compact_older_than + args.compact_delete_after
+                     + 2 * args.compact_interval) * 1000)
     settled = {k: n for k, n in per.items() if (k[3] + 1) * HOUR_MS + settle_ms <= stopped_ms}
     running = {k: n for k, n in per.items() if k not in settled}
     lines = []
@@ -85,7 +89,8 @@ def main() -> int:
         "partitions": len({k[:3] for k in per}), "settled_hours": len({k[3] for k in settled}),
         "files_total": sum(per.values()), "run_s": round(time.time() - started, 1),
         "max_file_age": args.max_file_age, "compact_older_than": args.compact_older_than,
-        "compact_interval": args.compact_interval, "symbols": len(syms), **C.conditions(load)}
+        "compact_interval": args.compact_interval,
+        "compact_delete_after": args.compact_delete_after, "symbols": len(syms), **C.conditions(load)}
     C.emit_json(doc)
     return 0
 

@@ -367,7 +367,8 @@ class Harvester:
         def make() -> Compactor:
             return auto_compactor(self.data_store, cfg.deadletter_path,
                                   older_than=cfg.compact_older_than,
-                                  target_rows=cfg.compact_target_rows, symbols=cfg.symbols)
+                                  target_rows=cfg.compact_target_rows, symbols=cfg.symbols,
+                                  delete_after=cfg.compact_delete_after)
 
         await run_auto_compact(self.data_store, make, self.compaction, every=cfg.compact_interval)
 

@@ -117,6 +117,7 @@ class Config:
     compact_older_than: float = 600.0
     compact_target_rows: int = 1_000_000
     compact_interval: float = 60.0  # seconds between background compaction rounds
+    compact_delete_after: float = 300.0  # a merge's sources stay this long for running reads
     # transport (issue 8): the websocket client library, see ingest/transport.py
     transport: str = DEFAULT_TRANSPORT
     # scale-out (issue 10): object storage, workers per host, shards (scale/settings.py checks)
@@ -231,7 +232,8 @@ def _validate(c: Config) -> None:
     if c.auto_recover_batch < 1:
         raise ConfigError(f"auto_recover_batch: must be at least 1, got {c.auto_recover_batch}")
     from .storage.compactrules import check_settings  # compaction's own rules
-    if (problem := check_settings(c.compact_older_than, c.compact_target_rows)) is not None:
+    if (problem := check_settings(c.compact_older_than, c.compact_target_rows,
+                                  c.compact_delete_after)) is not None:
         raise ConfigError(problem)
     _positive("compact_interval", c.compact_interval)
     check_ops_settings(c.progress_interval)

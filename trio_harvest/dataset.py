@@ -7,8 +7,10 @@ reads per-kind files and first-version union files alike with the kind's schema 
 deepest level present), adds the Hive columns ``date`` (Date), ``symbol`` and ``kind``, filters
 ``start <= ts_ms < end`` and adds each time column again as a UTC timestamp (``ts_ms`` ->
 ``ts``, ``event_ms`` -> ``event_ts``, ``recv_ms`` -> ``recv_ts``, ``start_ms`` -> ``start_ts``,
-``end_ms`` -> ``end_ts``). Local folders and ``s3://`` datasets (``dataset_s3.py``). Reads
-footers; never writes anything.
+``end_ms`` -> ``end_ts``). Local folders and ``s3://`` datasets (``dataset_s3.py``). The files
+are listed when the frame is collected, and listed again if a compaction deleted one before its
+read (``dataset_relist.py``): a compaction running meanwhile is never seen. Reads footers;
+never writes anything.
 
 A reader is never misled: a missing dataset root, an unknown kind or venue, and a symbol the
 dataset does not hold each raise ``DatasetError`` (one line; a symbol is matched without regard
@@ -18,13 +20,14 @@ to case, and a near miss gets a did-you-mean) instead of an empty frame that rea
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from .dataset_relist import relisting
 from .hints import did_you_mean
 from .kinds import ALL_KINDS, ORDERBOOK, schema_for
 from .storage.fileschema import file_columns, local_live, orderbook_depth
@@ -221,8 +224,8 @@ def scan(
     start_ms = to_ms(start, "start") if start is not None else None
     end_ms = to_ms(end, "end") if end is not None else None
     url = as_s3_url(data_dir)
+    list_parts: Callable[[], list[tuple[date, str, list[Any]]]]
     options: dict[str, str] | None = None
-    parts: list[tuple[date, str, list[Any]]]
     if url is not None:
         from .dataset_s3 import S3Listing
 
@@ -231,37 +234,46 @@ def scan(
             symbols = match_symbols(listing.symbols, symbols, listing.url)
         first = _day(start_ms) if start_ms is not None else None
         last = _day(end_ms - 1) if end_ms is not None else None
-        parts = listing.files(kind, symbols, first, last)
+        wanted = symbols
         options = listing.storage_options()
+
+        def list_parts() -> list[tuple[date, str, list[Any]]]:
+            return S3Listing(url, s3).files(kind, wanted, first, last)
     else:
         root = Path(data_dir)
         check_root(root)
         if symbols is not None:
             symbols = resolve_symbols(root, symbols)
-        parts = [(day, symbol, list(local_live(directory)))
-                 for day, symbol, directory in partition_dirs(root, kind, symbols,
-                                                              start_ms, end_ms)]
-    parts = [p for p in parts if p[2]]
+        wanted = symbols
+
+        def list_parts() -> list[tuple[date, str, list[Any]]]:
+            return [(day, symbol, list(local_live(directory)))
+                    for day, symbol, directory in partition_dirs(root, kind, wanted,
+                                                                 start_ms, end_ms)]
     if depth is None:
-        depth = (_depth([f for _, _, files in parts for f in files], options)
+        depth = (_depth([f for _, _, files in list_parts() for f in files], options)
                  if kind == ORDERBOOK else 20)
+    schema = _output_schema(kind, depth)
     columns = file_columns(kind, depth)
     names = schema_for(kind, depth).names
-    frames = [
-        pl.scan_parquet(files, schema=columns, missing_columns="insert", extra_columns="ignore",
-                        storage_options=options)
-        .with_columns(pl.lit(day, dtype=pl.Date).alias("date"), pl.lit(symbol).alias("symbol"),
-                      pl.lit(kind).alias("kind"))
-        for day, symbol, files in parts
-    ]
-    schema = _output_schema(kind, depth)
-    if not frames:
-        return pl.LazyFrame(schema=schema)
-    lf = pl.concat(frames, how="vertical")
-    if start_ms is not None:
-        lf = lf.filter(pl.col("ts_ms") >= start_ms)
-    if end_ms is not None:
-        lf = lf.filter(pl.col("ts_ms") < end_ms)
     times = [pl.col(col).cast(pl.Datetime("ms", "UTC")).alias(ts)
              for col, ts in TIME_COLUMNS.items() if col in columns]
-    return lf.select(*names, "date", "kind", *times)
+
+    def build() -> pl.LazyFrame:  # at collect time: a fresh listing (see dataset_relist)
+        frames = [
+            pl.scan_parquet(files, schema=columns, missing_columns="insert",
+                            extra_columns="ignore", storage_options=options)
+            .with_columns(pl.lit(day, dtype=pl.Date).alias("date"),
+                          pl.lit(symbol).alias("symbol"), pl.lit(kind).alias("kind"))
+            for day, symbol, files in list_parts() if files
+        ]
+        if not frames:
+            return pl.LazyFrame(schema=schema)
+        lf = pl.concat(frames, how="vertical")
+        if start_ms is not None:
+            lf = lf.filter(pl.col("ts_ms") >= start_ms)
+        if end_ms is not None:
+            lf = lf.filter(pl.col("ts_ms") < end_ms)
+        return lf.select(*names, "date", "kind", *times)
+
+    return relisting(build, schema)

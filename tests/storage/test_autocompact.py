@@ -132,6 +132,7 @@ async def test_compaction_keeps_pace_with_rotation_for_many_rounds(tmp_path: Pat
 
     cfg = make_config(tmp_path, symbols=("BTCUSDT",), auto_compact=True,
                       compact_older_than=0.5, compact_interval=0.3, rotate_sec=0.2,
+                      compact_delete_after=0.0,
                       max_file_age=0.2, min_file_rows=1_000_000, book_ticker=False,
                       depth_levels=5, resume=False, auto_recover=False, backfill=False)
     exchange = FakeExchange(symbols=("BTCUSDT",), interval=0.02)

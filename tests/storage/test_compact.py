@@ -253,17 +253,18 @@ def test_pure_rules() -> None:
 
 def test_cli_compact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_dataset(tmp_path)
+    now = ["--delete-after", "0"]  # sources deleted at once (the grace has its own test)
     with logging_restored():
         code = main(["compact", "--data-dir", str(tmp_path), "--older-than", "0",
-                     "--target-rows", "7", "--json"])
+                     "--target-rows", "7", "--json", *now])
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and doc["merged_files"] == 4 and doc["failed"] == []
     with logging_restored():
         assert main(["compact", "--data-dir", str(tmp_path), "--older-than", "0s",
-                     "--target-rows", "7"]) == 0
+                     "--target-rows", "7", *now]) == 0
     assert "compacted 0 partitions" in capsys.readouterr().out
     with logging_restored():  # the default target: the closed day becomes one file
-        assert main(["compact", "--data-dir", str(tmp_path), "--older-than", "0s"]) == 0
+        assert main(["compact", "--data-dir", str(tmp_path), "--older-than", "0s", *now]) == 0
     assert "compacted 1 partitions: 3 files (18 rows) into 1" in capsys.readouterr().out
 
 
@@ -406,7 +407,8 @@ def test_compact_older_than_0_merges_todays_files(
         assert main(["compact", "--data-dir", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["merged_files"] == 0  # 10 minutes: not yet
     with logging_restored():
-        assert main(["compact", "--data-dir", str(tmp_path), "--older-than", "0", "--json"]) == 0
+        assert main(["compact", "--data-dir", str(tmp_path), "--older-than", "0", "--json",
+                     "--delete-after", "0"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["merged_files"] == 1 and doc["open_partitions"] == 1
     (merged,) = part_files(tmp_path, PRICES)

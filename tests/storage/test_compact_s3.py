@@ -83,13 +83,15 @@ def test_compact_an_s3_dataset_like_a_local_one(
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "another compaction is running on " + URL in err
     with logging_restored():
-        code = main(["compact", *flags(s3), "--older-than", "0", "--target-rows", "7", "--json"])
+        code = main(["compact", *flags(s3), "--older-than", "0", "--target-rows", "7", "--json",
+                     "--delete-after", "0"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and doc["merged_files"] == 4 and doc["failed"] == [], doc
     assert_once_on_s3(s3, tmp_path / "copy", expected)
     assert not [r for r in store.list(None, ".lock")]  # the lease is given back
     with logging_restored():  # again: the closed day's files become one per partition
-        assert main(["compact", *flags(s3), "--older-than", "0", "--json"]) == 0
+        assert main(["compact", *flags(s3), "--older-than", "0", "--json",
+                     "--delete-after", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["merged_files"] == 1
     assert_once_on_s3(s3, tmp_path / "copy2", expected)
 
@@ -116,7 +118,7 @@ def test_sigkilled_compactions_on_s3_leave_every_row_once(tmp_path: Path, s3: Mo
     upload(store, tmp_path / "src")
     rng = random.Random(7)
     cmd = [sys.executable, "-m", "trio_harvest", "compact", *flags(s3), "--older-than", "0",
-           "--target-rows", "7"]
+           "--target-rows", "7", "--delete-after", "0"]
     for _ in range(4):
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.8, 2.5))
@@ -133,7 +135,8 @@ async def test_a_run_on_s3_compacts_its_partitions_in_the_background(
     from .test_s3 import fake_harvester
 
     h, _exchange = fake_harvester(tmp_path, s3, auto_compact=True, compact_older_than=0.0,
-                                  compact_interval=0.3, max_file_age=0.2, auto_recover=False)
+                                  compact_delete_after=0.0, compact_interval=0.3,
+                                  max_file_age=0.2, auto_recover=False)
     import trio_harvest.storage.autocompact as auto
 
     with pytest.MonkeyPatch.context() as mp:

@@ -123,7 +123,7 @@ def test_a_redone_recovery_never_brings_back_a_merged_file(
                         price_row(2, MIDNIGHT + 1000, "BTCUSDT")])
     elsewhere = tmp_path / "other-deadletter"
     elsewhere.mkdir()
-    compact = ["compact", "--data-dir", str(data), "--older-than", "0"]
+    compact = ["compact", "--data-dir", str(data), "--older-than", "0", "--delete-after", "0"]
     if not sees_records:
         compact += ["--deadletter-dir", str(elsewhere)]
     with unwritable(data / f"date={DAY2}"):

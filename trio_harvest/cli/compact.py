@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError
-from ..storage.compactrules import DEFAULT_OLDER_THAN, DEFAULT_TARGET_ROWS, parse_duration
+from ..storage.compactrules import (
+    DEFAULT_DELETE_AFTER,
+    DEFAULT_OLDER_THAN,
+    DEFAULT_TARGET_ROWS,
+    parse_duration,
+)
 from .scale import add_s3_flags
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -26,6 +31,13 @@ def duration(raw: str) -> float:
         return parse_duration(raw)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+DELETE_AFTER_HELP = (
+    "keep a merge's source files this long after the merged file is published, so a read that "
+    "listed them a moment earlier (a plain glob, DuckDB, Spark) still finds them; a later round "
+    "deletes them. trio_harvest.dataset.scan skips them meanwhile; a plain glob counts their rows "
+    f"twice for that long. 0 deletes at once (default {DEFAULT_DELETE_AFTER:g} = 5m)")
 
 
 def add_run_flags(run: argparse.ArgumentParser) -> None:
@@ -43,6 +55,8 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
                    help=f"rows per merged file, at most (default {DEFAULT_TARGET_ROWS})")
     g.add_argument("--compact-interval", type=duration, metavar="S", default=None,
                    help="seconds between background compaction rounds (default 60)")
+    g.add_argument("--compact-delete-after", type=duration, metavar="AGE", default=None,
+                   help=DELETE_AFTER_HELP)
 
 
 def add_subcommand(sub: Any) -> None:
@@ -52,8 +66,9 @@ def add_subcommand(sub: Any) -> None:
         description="Merge a partition's small part files: while its day runs, each hour whose "
         "newest file is --older-than old becomes one hourly file; a day that ended (and was "
         "last written) --older-than ago becomes files of up to --target-rows rows, usually one. "
-        "Sorted by ts_ms, then the merged files are deleted. Crash-safe: killed at any point "
-        "and run again, every row is there exactly once, and the reader API never counts a row "
+        "Sorted by ts_ms; the merged files are deleted --delete-after later, by the next compact or "
+        "background round. Crash-safe: killed at any point and run again, every row is there "
+        "exactly once, and the reader API never counts a row "
         "twice. Safe while a harvester runs; one compaction at a time per dataset (on s3:// "
         "too). Files an unfinished dead-letter recovery wrote are left until it finishes.",
     )
@@ -67,6 +82,8 @@ def add_subcommand(sub: Any) -> None:
                    f"running hour too (default {DEFAULT_OLDER_THAN:g} s)")
     p.add_argument("--target-rows", type=int, default=DEFAULT_TARGET_ROWS, metavar="N",
                    help=f"rows per merged file, at most (default {DEFAULT_TARGET_ROWS})")
+    p.add_argument("--delete-after", type=duration, default=DEFAULT_DELETE_AFTER, metavar="AGE",
+                   help=DELETE_AFTER_HELP.replace("a later round", "a later compact"))
     add_s3_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(config=None)
@@ -93,6 +110,7 @@ def run_compact(args: argparse.Namespace) -> int:
     try:
         with exclusive(where) as held:
             report = Compactor(store, older_than=args.older_than, target_rows=args.target_rows,
+                               delete_after=args.delete_after,
                                busy=lambda: unfinished_tokens(dl), keep=held.keep).run()
     except Busy as exc:
         raise ConfigError(str(exc)) from None

@@ -24,7 +24,7 @@ from typing import Any
 
 import trio
 
-from .compact import Compactor, CompactReport
+from .compact import DEFAULT_DELETE_AFTER, Compactor, CompactReport
 from .compactlock import Busy, exclusive
 from .merge import unfinished_tokens
 from .store import LocalStore
@@ -48,9 +48,12 @@ class AutoCompactStats:
 
 
 def auto_compactor(store: Any, deadletter: Path, *, older_than: float, target_rows: int,
-                   symbols: Iterable[str]) -> Compactor:
-    """The one compactor of a run: its symbols, bounded rounds, recovery's batches left alone."""
+                   symbols: Iterable[str], delete_after: float = DEFAULT_DELETE_AFTER
+                   ) -> Compactor:
+    """The one compactor of a run: its symbols, bounded rounds, recovery's batches left alone,
+    a merge's sources deleted by a later round once ``delete_after`` has passed."""
     return Compactor(store, older_than=older_than, target_rows=target_rows, symbols=symbols,
+                     delete_after=delete_after,
                      busy=lambda: unfinished_tokens(deadletter), max_merges=ROUND_MERGES,
                      max_seconds=ROUND_SECONDS)
 

@@ -6,8 +6,10 @@ Owns the procedure, per partition (``date=…/symbol=…/kind=…``), through th
 only (``list``, ``read_bytes``, ``write_atomic``, ``delete``); which files are due is
 ``compactrules``' (hours while the day runs, the whole day once closed):
 
-1. a compacted file already there whose sources still exist (a run killed between steps 3 and
-   4) has them deleted: their rows are in it;
+1. a compacted file already there whose sources still exist (their delete was deferred, or a
+   run was killed between steps 3 and 4) has them deleted once it was published
+   ``delete_after`` ago (their rows are in it); until then it is *pending*: neither it nor
+   anything of its hour (its day, once closed) is merged again;
 2. the live files that are due (not named by a compacted file, not owned by an unfinished
    dead-letter recovery) are grouped in time order, up to ``target_rows`` per group; an hourly
    file is itself a source when its day closes (or a late file joins its hour);
@@ -15,14 +17,18 @@ only (``list``, ``read_bytes``, ``write_atomic``, ``delete``); which files are d
    ``part-<first>-<last>-cmp<hash>.parquet``, whose metadata names its sources (and, through
    merged compacted files, every recovered file it holds); from then on every reader of this
    package ignores the sources (``fileschema.live_names``);
-4. the sources are deleted.
+4. the sources are deleted, at once with ``delete_after = 0``; otherwise step 1 of a later run
+   deletes them once the grace has passed, so a read that listed them just before the publish
+   (a plain glob, DuckDB, a ``scan`` collected a moment later) still finds them.
 
 Killed at any point and run again, every row is there exactly once: before step 3 nothing has
-changed; after it, step 1 of the next run finishes the delete. A compacted file becomes a source
-only after step 1 cleared its own sources. Recovery's unfinished batches are skipped (``busy``):
-their redo writes the same names again, which must not come back after a merge. One run does at
-most ``max_merges`` merges within ``max_seconds`` (``CompactReport.more`` says work is left), so
-a background round stays bounded. Blocking: run it in a worker thread.
+changed; after it, step 1 of a later run finishes the delete. A deferred delete is the same
+state as a crash between steps 3 and 4, so it needs nothing else to be crash-safe. A compacted
+file becomes a source only after step 1 cleared its own sources. Recovery's unfinished batches
+are skipped (``busy``): their redo writes the same names again, which must not come back after
+a merge. One run does at most ``max_merges`` merges within ``max_seconds``
+(``CompactReport.more`` says work is left), so a background round stays bounded. Blocking: run
+it in a worker thread.
 """
 
 from __future__ import annotations
@@ -32,18 +38,20 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 
 import polars as pl
 
 from ..kinds import ORDERBOOK
 from .compactlock import LOCK_NAME, Busy, exclusive
+from .compactreport import CompactReport, PartitionOutcome
 from .compactrules import (
+    DEFAULT_DELETE_AFTER,
     DEFAULT_OLDER_THAN,
     DEFAULT_TARGET_ROWS,
     check_settings,
+    grace_over,
     hive_key,
     hour_is_due,
     hour_of,
@@ -54,6 +62,7 @@ from .compactrules import (
     time_order,
 )
 from .fileschema import (
+    PUBLISHED_KEY,
     ROWS_KEY,
     SOURCES_KEY,
     compacted_name,
@@ -61,15 +70,16 @@ from .fileschema import (
     file_columns,
     is_compacted,
     orderbook_depth,
+    published_in,
     sources_in,
     stored_metadata,
 )
 from .gate import PublishGate
 from .store import LocalStore
 
-__all__ = ["DEFAULT_OLDER_THAN", "DEFAULT_TARGET_ROWS", "LOCK_NAME", "Busy", "CompactReport",
-           "Compactor", "PartitionOutcome", "check_settings", "exclusive", "is_closed",
-           "parse_duration", "plan_groups"]
+__all__ = ["DEFAULT_DELETE_AFTER", "DEFAULT_OLDER_THAN", "DEFAULT_TARGET_ROWS", "LOCK_NAME",
+           "Busy", "CompactReport", "Compactor", "PartitionOutcome", "check_settings",
+           "exclusive", "is_closed", "parse_duration", "plan_groups"]
 
 log = logging.getLogger("trio_harvest.compact")
 
@@ -77,7 +87,8 @@ log = logging.getLogger("trio_harvest.compact")
 # this many cells (rows x columns, ~8 bytes each), so a wide kind (a 20-level book) gets more,
 # smaller parts than ``target_rows`` alone would give
 MAX_GROUP_CELLS = 16_000_000
-_DROP_META = ("ARROW:schema", SOURCES_KEY, ROWS_KEY, "trio_harvest.recovered_from")
+_DROP_META = ("ARROW:schema", SOURCES_KEY, ROWS_KEY, PUBLISHED_KEY,
+              "trio_harvest.recovered_from")
 
 StepHook = Callable[[str, PurePath], None]  # step name, file: for tests of interruptions
 
@@ -94,60 +105,6 @@ class Store(Protocol):
     def delete(self, rel: PurePath) -> None: ...
 
 
-@dataclass(slots=True)
-class PartitionOutcome:
-    partition: str
-    merged_files: int = 0  # compacted files written
-    sources: int = 0  # files merged into them (and deleted)
-    rows: int = 0
-    cleaned: int = 0  # leftover sources of an earlier, interrupted run, deleted
-    error: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"partition": self.partition, "merged_files": self.merged_files,
-                "sources": self.sources, "rows": self.rows, "cleaned": self.cleaned,
-                "error": self.error}
-
-
-@dataclass(slots=True)
-class CompactReport:
-    partitions: list[PartitionOutcome] = field(default_factory=list)
-    open_partitions: int = 0  # their day still runs: only their due hours were looked at
-    more: bool = False  # the run stopped at its bound with work left
-
-    @property
-    def failed(self) -> list[PartitionOutcome]:
-        return [p for p in self.partitions if p.error]
-
-    def as_dict(self) -> dict[str, Any]:
-        done = [p for p in self.partitions if not p.error]
-        return {"partitions_compacted": sum(1 for p in done if p.merged_files),
-                "merged_files": sum(p.merged_files for p in done),
-                "source_files": sum(p.sources for p in done),
-                "rows": sum(p.rows for p in done),
-                "cleaned": sum(p.cleaned for p in done),
-                "open_partitions": self.open_partitions,
-                "more": self.more,
-                "failed": [{"partition": p.partition, "error": p.error} for p in self.failed],
-                "partitions": [p.as_dict() for p in self.partitions]}
-
-    def render(self) -> str:
-        lines = []
-        for p in self.partitions:
-            if p.error:
-                lines.append(f"FAILED    {p.partition}: {p.error} (left as it was)")
-            elif p.merged_files or p.cleaned:
-                lines.append(f"compacted {p.partition}: {p.sources} files, {p.rows} rows -> "
-                             f"{p.merged_files} files"
-                             + (f"; {p.cleaned} leftover sources deleted" if p.cleaned else ""))
-        d = self.as_dict()
-        lines.append(f"compacted {d['partitions_compacted']} partitions: {d['source_files']} "
-                     f"files ({d['rows']} rows) into {d['merged_files']}; {d['cleaned']} leftover "
-                     f"sources deleted; {d['open_partitions']} partitions of a running day; "
-                     f"{len(self.failed)} failed" + ("; more to do" if self.more else ""))
-        return "\n".join(lines)
-
-
 # -- the procedure ----------------------------------------------------------------------------
 
 
@@ -161,6 +118,7 @@ class Compactor:
         *,
         older_than: float = DEFAULT_OLDER_THAN,
         target_rows: int = DEFAULT_TARGET_ROWS,
+        delete_after: float = 0.0,
         symbols: Iterable[str] | None = None,
         now: Callable[[], float] = time.time,
         written_at: Callable[[PurePath], float | None] | None = None,
@@ -173,6 +131,7 @@ class Compactor:
         self.store = store
         self.older_than = older_than
         self.target_rows = target_rows
+        self.delete_after = delete_after  # grace before a merge's sources are deleted
         self.symbols = set(symbols) if symbols is not None else None
         self.now = now
         self.written_at = written_at if written_at is not None else _written_at(store)
@@ -182,6 +141,7 @@ class Compactor:
         self.max_seconds = max_seconds
         self.keep = keep  # between partitions (the object-store lock's renewal)
         self._sources: dict[PurePath, list[str]] = {}  # compacted file -> its sources
+        self._published: dict[PurePath, float] = {}  # compacted file -> when it was made
         self._merges = 0
         self._stop_at: float | None = None
 
@@ -227,13 +187,14 @@ class Compactor:
             except Exception as exc:  # this partition's failure is its own; it stays as it was
                 outcome.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 log.warning("compaction of %s failed: %s", directory, outcome.error)
-            if outcome.merged_files or outcome.cleaned or outcome.error:
+            if outcome.merged_files or outcome.cleaned or outcome.kept or outcome.error:
                 report.partitions.append(outcome)
             self.keep()
             if report.more:
                 break
         if dates is None:  # a full listing: forget compacted files that are gone
             self._sources = {k: v for k, v in self._sources.items() if k in seen}
+            self._published = {k: v for k, v in self._published.items() if k in seen}
         return report
 
     def _spent(self) -> bool:
@@ -252,21 +213,27 @@ class Compactor:
                           now: float | None = None, busy: set[str] | None = None) -> None:
         present = set(names)
         hidden: set[str] = set()
-        for name in names:  # step 1: an interrupted run's delete
+        pending: set[str] = set()  # merged files whose sources are kept for readers a while
+        now = self.now() if now is None else now
+        for name in names:  # step 1: a deferred (or an interrupted run's) delete
             if is_compacted(name) and name not in hidden:
                 leftover = [s for s in self.sources_of(directory / name)
                             if s in present and s not in hidden]
                 hidden.update(leftover)
-                self._delete(directory, leftover)
-                outcome.cleaned += len(leftover)
+                if not leftover:
+                    continue
+                if grace_over(self.published_at(directory / name), now, self.delete_after):
+                    self._delete(directory, leftover)
+                    outcome.cleaned += len(leftover)
+                else:
+                    pending.add(name)
         live = [n for n in names if n not in hidden]
         busy = self.busy() if busy is None else busy
         mine = [n for n in live if recovery_token(n) not in busy]  # recovery's own: left alone
         if closed:
-            buckets = [sorted(mine, key=time_order)]
+            buckets = [] if pending else [sorted(mine, key=time_order)]
         else:
-            now = self.now() if now is None else now
-            buckets = self._due_hours(directory, live, mine, now)
+            buckets = self._due_hours(directory, live, mine, now, pending)
         data: dict[str, bytes] = {}
         target = min(self.target_rows, max(2, MAX_GROUP_CELLS // len(file_columns(kind))))
         for bucket in buckets:
@@ -280,8 +247,9 @@ class Compactor:
             data.clear()
 
     def _due_hours(self, directory: PurePath, live: list[str], mine: list[str],
-                   now: float) -> list[list[str]]:
-        """The files of each hour whose every file (recovery's own included) is due."""
+                   now: float, pending: set[str]) -> list[list[str]]:
+        """The files of each hour whose every file (recovery's own included) is due, and none
+        of which is a merged file whose sources are still kept (it waits for their delete)."""
         key = hive_key(directory / live[0])
         assert key is not None
         hours: dict[int, list[str]] = {}
@@ -290,7 +258,7 @@ class Compactor:
         wanted = set(mine)
         out = []
         for _hour, files in sorted(hours.items()):
-            if len(files) > 1 and hour_is_due(
+            if len(files) > 1 and not pending.intersection(files) and hour_is_due(
                     files, lambda n: self.written_at(directory / n), now, self.older_than):
                 out.append(sorted((n for n in files if n in wanted), key=time_order))
         return out
@@ -302,7 +270,9 @@ class Compactor:
         held = [s for n in group if is_compacted(n) for s in self.sources_of(directory / n)
                 if recovery_token(s) is not None]  # recovered files it holds, however deep
         sources = group + sorted(set(held) - set(group))
+        made = self.now()
         merged, meta = _merge(kind, sources, frames, raw[0])
+        meta[PUBLISHED_KEY] = repr(made)
         del frames, raw
         first, last = (int(merged["ts_ms"][0]), int(merged["ts_ms"][-1])) if merged.height \
             else (0, 0)
@@ -312,10 +282,15 @@ class Compactor:
         except FileExistsError:  # an object store refuses to overwrite: an earlier run wrote it
             pass
         self._sources[rel] = sources
+        self._published[rel] = made
         self.hook("published", rel)
-        self._delete(directory, group)  # step 4
-        for name in group:
-            self._sources.pop(directory / name, None)
+        if self.delete_after > 0:  # step 4, deferred: a later run's step 1
+            outcome.kept += len(group)
+        else:
+            self._delete(directory, group)  # step 4
+            for name in group:
+                self._sources.pop(directory / name, None)
+                self._published.pop(directory / name, None)
         self._merges += 1
         outcome.merged_files += 1
         outcome.sources += len(group)
@@ -325,8 +300,16 @@ class Compactor:
         """The sources a compacted file names (read once, then remembered)."""
         got = self._sources.get(rel)
         if got is None:
-            got = self._sources[rel] = sources_in(self._metadata(rel))
+            meta = self._metadata(rel)
+            self._published[rel] = published_in(meta)
+            got = self._sources[rel] = sources_in(meta)
         return got
+
+    def published_at(self, rel: PurePath) -> float:
+        """When a compacted file was made (its footer says; read once, then remembered)."""
+        if rel not in self._published:
+            self.sources_of(rel)
+        return self._published.get(rel, 0.0)
 
     def _rows(self, rel: PurePath, cache: dict[str, bytes]) -> int:
         if isinstance(self.store, LocalStore):

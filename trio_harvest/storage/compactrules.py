@@ -29,6 +29,9 @@ from .fileschema import is_part
 HOUR_MS = 3_600_000
 DEFAULT_OLDER_THAN = 600.0
 DEFAULT_TARGET_ROWS = 1_000_000
+# a merged file's sources stay this long after its publish, so a read that listed them a moment
+# earlier still finds them (the reader API skips them meanwhile); a later round deletes them
+DEFAULT_DELETE_AFTER = 300.0
 
 
 def parse_duration(raw: str) -> float:
@@ -45,8 +48,12 @@ def parse_duration(raw: str) -> float:
     return value
 
 
-def check_settings(older_than: float, target_rows: int) -> str | None:
+def check_settings(older_than: float, target_rows: int,
+                   delete_after: float = DEFAULT_DELETE_AFTER) -> str | None:
     """What is wrong with these settings, in one line, or None."""
+    if not (isinstance(delete_after, int | float) and not isinstance(delete_after, bool)
+            and 0 <= delete_after < float("inf")):
+        return f"compact_delete_after: must be a number of seconds >= 0, got {delete_after!r}"
     if not (isinstance(older_than, int | float) and 0 <= older_than < float("inf")):
         return f"compact_older_than: must be a number of seconds >= 0, got {older_than!r}"
     if isinstance(target_rows, bool) or not isinstance(target_rows, int) or target_rows < 2:
@@ -61,6 +68,12 @@ def is_closed(day: date, newest_write_s: float | None, now_s: float, older_than:
     if end.timestamp() + older_than > now_s:
         return False
     return newest_write_s is None or newest_write_s + older_than <= now_s
+
+
+def grace_over(published_s: float, now_s: float, delete_after: float) -> bool:
+    """A merged file's sources may go: it was published ``delete_after`` ago (a read that listed
+    them before the publish has had that long to finish)."""
+    return published_s + delete_after <= now_s
 
 
 def name_times(name: str) -> tuple[int, int]:

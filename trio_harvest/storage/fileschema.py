@@ -34,6 +34,8 @@ PART_SUFFIX = ".parquet"
 COMPACTED_MARK = "-cmp"  # never in a harvester's unique token (hex) or a recovery's (dl…)
 SOURCES_KEY = "trio_harvest.compacted_from"  # JSON list of the source names (same directory)
 ROWS_KEY = "trio_harvest.compacted_rows"
+# when the merge was made (epoch seconds): its sources are deleted a grace period after that
+PUBLISHED_KEY = "trio_harvest.compacted_at"
 
 
 def is_part(name: str) -> bool:
@@ -56,6 +58,14 @@ def sources_in(metadata: Mapping[str, str]) -> list[str]:
         return []
     value = json.loads(raw)
     return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def published_in(metadata: Mapping[str, str]) -> float:
+    """When a compacted file was made (0.0 if its footer does not say: an older file)."""
+    try:
+        return float(metadata.get(PUBLISHED_KEY, "0"))
+    except ValueError:
+        return 0.0
 
 
 def live_names(names: Iterable[str], sources_of: Callable[[str], Iterable[str]]) -> list[str]:
