@@ -205,13 +205,14 @@ class Batch:
     """Chunks drained from one lane, in order, with the lane's schema and symbol; becomes one
     frame of that schema. Iterating it yields tuples (tests, and rare slow paths)."""
 
-    __slots__ = ("chunks", "n", "schema", "symbol")
+    __slots__ = ("_ts_range", "chunks", "n", "schema", "symbol")
 
     def __init__(self, chunks: Sequence[Builder], schema: Schema, symbol: str) -> None:
         self.chunks = list(chunks)
         self.n = sum(c.n for c in self.chunks)
         self.schema = schema
         self.symbol = symbol
+        self._ts_range: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return self.n
@@ -228,18 +229,29 @@ class Batch:
     def extend(self, other: Batch) -> None:
         self.chunks.extend(other.chunks)
         self.n += other.n
+        self._ts_range = None
 
     def nbytes(self) -> int:
         return sum(c.nbytes() for c in self.chunks)
 
     def ts_range(self) -> tuple[int, int]:
-        """(min, max) of ``ts_ms`` without building a frame."""
+        """(min, max) of ``ts_ms`` without building a frame (once: a drained batch's chunks
+        are sealed; ``extend`` forgets it)."""
+        if self._ts_range is None:
+            self._ts_range = self._scan_ts()
+        return self._ts_range
+
+    def _scan_ts(self) -> tuple[int, int]:
         lo, hi = None, None
         for c in self.chunks:
             ts = c.ts_values()
             if not len(ts):
                 continue
-            a, b = min(ts), max(ts)
+            if isinstance(ts, array) and ts.typecode == "q":
+                view = np.frombuffer(ts, dtype=np.int64)
+                a, b = int(view.min()), int(view.max())
+            else:
+                a, b = min(ts), max(ts)
             lo = a if lo is None or a < lo else lo
             hi = b if hi is None or b > hi else hi
         if lo is None or hi is None:
