@@ -296,15 +296,18 @@ class Batch:
                 pos = np.concatenate([np.arange(offsets[id(c)], offsets[id(c)] + c.n,
                                                 dtype=np.int64) for c in members])
                 frames.append(_frame(cols, schema, nan, pl.Series("_pos", pos)))
-            df = pl.concat(frames, how="diagonal").sort("ts_ms", "_pos").drop("_pos")
+            df = pl.concat(frames, how="diagonal")
+        # at most one query: time order, the columns no shape had (null), symbol, column order
+        lf = df.lazy().sort("ts_ms", "_pos") if len(joined) > 1 else None
         missing = [pl.lit(None, t).alias(n) for n, t in schema.columns
                    if n != "symbol" and n not in df.columns]
         if not for_file and "symbol" in schema.polars:
             missing.append(pl.lit(self.symbol, pl.String).alias("symbol"))
-        if missing:
-            df = df.with_columns(missing)
         names = schema.names if not for_file else [n for n in schema.names if n != "symbol"]
-        return df if df.columns == list(names) else df.select(names)
+        if lf is None and not missing and df.columns == list(names):
+            return df
+        lf = lf if lf is not None else df.lazy()
+        return (lf.with_columns(missing) if missing else lf).select(names).collect()
 
 
 _NUMPY = {"q": np.int64, "d": np.float64, "b": np.int8}
