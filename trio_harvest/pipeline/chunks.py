@@ -285,29 +285,24 @@ class Batch:
             for _members, cols in joined:
                 nan.update(n for n in floats if n not in cols)
         if len(joined) == 1:
-            df = _frame(joined[0][1], schema, nan)
-        else:
+            df = _frame(joined[0][1], schema, nan, len(self))
+        else:  # time order, ties in arrival order: one gather, not a sort query
             offsets, at = {}, 0
             for c in chunks:
                 offsets[id(c)] = at
                 at += c.n
-            frames = []
+            frames, pos = [], []
             for members, cols in joined:
-                pos = np.concatenate([np.arange(offsets[id(c)], offsets[id(c)] + c.n,
-                                                dtype=np.int64) for c in members])
-                frames.append(_frame(cols, schema, nan, pl.Series("_pos", pos)))
-            df = pl.concat(frames, how="diagonal")
-        # at most one query: time order, the columns no shape had (null), symbol, column order
-        lf = df.lazy().sort("ts_ms", "_pos") if len(joined) > 1 else None
-        missing = [pl.lit(None, t).alias(n) for n, t in schema.columns
-                   if n != "symbol" and n not in df.columns]
-        if not for_file and "symbol" in schema.polars:
-            missing.append(pl.lit(self.symbol, pl.String).alias("symbol"))
-        names = schema.names if not for_file else [n for n in schema.names if n != "symbol"]
-        if lf is None and not missing and df.columns == list(names):
+                pos += [np.arange(offsets[id(c)], offsets[id(c)] + c.n, dtype=np.int64)
+                        for c in members]
+                frames.append(_frame(cols, schema, nan, sum(c.n for c in members)))
+            df = pl.concat(frames, how="vertical")
+            order = np.lexsort((np.concatenate(pos), df.get_column("ts_ms").to_numpy()))
+            df = df[order]
+        if for_file or "symbol" not in schema.polars:
             return df
-        lf = lf if lf is not None else df.lazy()
-        return (lf.with_columns(missing) if missing else lf).select(names).collect()
+        return df.with_columns(pl.lit(self.symbol, pl.String).alias("symbol")).select(
+            schema.names)
 
 
 _NUMPY = {"q": np.int64, "d": np.float64, "b": np.int8}
@@ -316,17 +311,18 @@ _NUMPY = {"q": np.int64, "d": np.float64, "b": np.int8}
 _SMALL = 256  # below this many values a column goes to Polars as an array (less overhead)
 
 
-def _frame(cols: dict[str, Any], schema: Schema, nan: set[str],
-           *extra: pl.Series) -> pl.DataFrame:
-    """One shape's joined columns as a frame of the ``schema`` columns it has (the caller adds
-    the others, all null), then ``extra``; ``nan`` names the float columns whose NaN values
-    mean null."""
+def _frame(cols: dict[str, Any], schema: Schema, nan: set[str], n: int) -> pl.DataFrame:
+    """One shape's ``n`` joined rows as a frame of the ``schema`` columns but ``symbol``, in
+    order, without a query: a column the shape lacks is all null; ``nan`` names the float
+    columns whose NaN values mean null."""
     series: list[pl.Series] = []
     for name, dtype in schema.columns:
-        buf = cols.get(name)
-        if buf is None or name == "symbol":
+        if name == "symbol":
             continue
-        if isinstance(buf, np.ndarray):
+        buf = cols.get(name)
+        if buf is None:
+            s = pl.Series(name, [None] * n, dtype=dtype)
+        elif isinstance(buf, np.ndarray):
             s = pl.Series(name, buf, nan_to_null=name in nan)
         elif isinstance(buf, array):
             if len(buf) < _SMALL and name not in nan:
@@ -341,7 +337,7 @@ def _frame(cols: dict[str, Any], schema: Schema, nan: set[str],
             if name in nan and dtype == pl.Float64:
                 s = s.fill_nan(None)
         series.append(s)
-    return pl.DataFrame([*series, *extra])
+    return pl.DataFrame(series)
 
 
 def join_buffers(parts: list[Any], sizes: list[int], dtype: Any) -> Any:
