@@ -295,8 +295,10 @@ class Batch:
             for members, cols in joined:
                 pos += [np.arange(offsets[id(c)], offsets[id(c)] + c.n, dtype=np.int64)
                         for c in members]
-                frames.append(_frame(cols, schema, nan, sum(c.n for c in members)))
-            df = pl.concat(frames, how="vertical")
+                frames.append(_frame(cols, schema, nan, 0, nulls=False))
+            # the columns a shape lacks come as nulls from the concat; then schema order
+            both = pl.concat(frames, how="diagonal")
+            df = pl.DataFrame([both.get_column(n) for n, _t in schema.columns if n != "symbol"])
             order = np.lexsort((np.concatenate(pos), df.get_column("ts_ms").to_numpy()))
             df = df[order]
         if for_file or "symbol" not in schema.polars:
@@ -311,16 +313,19 @@ _NUMPY = {"q": np.int64, "d": np.float64, "b": np.int8}
 _SMALL = 256  # below this many values a column goes to Polars as an array (less overhead)
 
 
-def _frame(cols: dict[str, Any], schema: Schema, nan: set[str], n: int) -> pl.DataFrame:
+def _frame(cols: dict[str, Any], schema: Schema, nan: set[str], n: int, *,
+           nulls: bool = True) -> pl.DataFrame:
     """One shape's ``n`` joined rows as a frame of the ``schema`` columns but ``symbol``, in
-    order, without a query: a column the shape lacks is all null; ``nan`` names the float
-    columns whose NaN values mean null."""
+    order, without a query: a column the shape lacks is all null (left out without ``nulls``);
+    ``nan`` names the float columns whose NaN values mean null."""
     series: list[pl.Series] = []
     for name, dtype in schema.columns:
         if name == "symbol":
             continue
         buf = cols.get(name)
         if buf is None:
+            if not nulls:
+                continue
             s = pl.Series(name, [None] * n, dtype=dtype)
         elif isinstance(buf, np.ndarray):
             s = pl.Series(name, buf, nan_to_null=name in nan)
