@@ -7,7 +7,7 @@ lane's channel carries to rotation. Builders come in shapes, each with a hot-pat
 reads a decoded message directly (no row tuple is ever built; ``shapes.py``), and a generic one
 here for rows that arrive as tuples (gaps, backfill, local diff books, rare derived rows). A
 ``Batch`` (the chunks drained from one lane) becomes one Polars frame (each shape's columns
-joined once, no Polars query).
+joined once; no Polars query for a file).
 
 Pure: no trio, no I/O. An ``add_*`` either appends a whole row or, if a value does not fit its
 column (an id beyond int64), rolls its columns back and raises ``BadValue``: a chunk's columns
