@@ -104,6 +104,47 @@ def test_trade_and_book_builders_make_the_frames_the_row_tuples_made(fixtures_di
     assert_frame_equal(got, expected)
 
 
+def test_many_interleaved_chunks_make_the_frame_the_row_tuples_made(fixtures_dir: Path) -> None:
+    """A lane's batch holds many chunks of several shapes in arrival order (bookTicker, short
+    diff books padded with NaN, full depth20 books, rows given as tuples): joined per shape,
+    the frame is still the row tuples' frame, time-ordered with ties in arrival order."""
+    msgs = _fixture_messages(fixtures_dir)
+    tickers = [m for m in msgs if isinstance(m, BookTicker) and m.symbol == "SUSHIUSDT"]
+    depths = [m for m in msgs if isinstance(m, DepthUpdate) and m.symbol == "SUSHIUSDT"]
+    depths += _sim_depth20()
+    schema = orderbook_schema(LEVELS)
+    chunks: list[Any] = []
+    rows = []
+    ti = di = 0
+    while ti < len(tickers) or di < len(depths):
+        kb, db = TickerBuilder(), DepthBuilder(LEVELS)
+        for b in tickers[ti:ti + 3]:
+            kb.add(b, 5 + ti)
+            rows.append(ticker_row(b, 5 + ti, LEVELS))
+            ti += 1
+        for d in depths[di:di + 4]:
+            if di % 5 == 0:  # a row given as a tuple, as a local book makes it
+                row = depth_row(d, 7 + di, LEVELS, "diff")
+                db.add_row(row)
+            else:
+                db.add(d, 7 + di, "depth20")
+                row = depth_row(d, 7 + di, LEVELS, "depth20")
+            rows.append(row)
+            di += 1
+        chunks += [kb, db]
+    ts = [r[0] for r in rows]
+    assert len(set(ts)) < len(ts)  # ties exist: their arrival order must hold
+    expected = rows_to_frame(schema, rows).sort("ts_ms", maintain_order=True)
+    expected = expected.with_columns(pl.lit("SUSHIUSDT").alias("symbol"))
+    got = Batch(chunks, schema, "SUSHIUSDT").to_frame()
+    assert_frame_equal(got, expected)
+    file = Batch(chunks, schema, "SUSHIUSDT").to_frame(for_file=True)
+    assert_frame_equal(file, expected.drop("symbol"))
+    only_tickers = Batch(chunks[0::2], schema, "SUSHIUSDT").to_frame()
+    assert only_tickers.columns == schema.names and only_tickers["bid_px_2"].null_count() == (
+        only_tickers.height)
+
+
 def test_a_value_no_column_can_hold_is_refused_whole_and_the_chunk_stays_aligned() -> None:
     tb = TradeBuilder()
     good = AggTrade(agg_id=1, price=1.0, qty=2.0, first_id=1, last_id=1, trade_ms=10,

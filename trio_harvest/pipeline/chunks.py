@@ -6,7 +6,8 @@ float costs 8 bytes, not a boxed object); once full it is *sealed* and becomes a
 lane's channel carries to rotation. Builders come in shapes, each with a hot-path ``add_*`` that
 reads a decoded message directly (no row tuple is ever built; ``shapes.py``), and a generic one
 here for rows that arrive as tuples (gaps, backfill, local diff books, rare derived rows). A
-``Batch`` (the chunks drained from one lane) becomes one Polars frame with O(columns) Python work.
+``Batch`` (the chunks drained from one lane) becomes one Polars frame (each shape's columns
+joined once; no Polars query for a file).
 
 Pure: no trio, no I/O. An ``add_*`` either appends a whole row or, if a value does not fit its
 column (an id beyond int64), rolls its columns back and raises ``BadValue``: a chunk's columns
@@ -20,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from itertools import chain
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from ..kinds import ORDERBOOK, Row, Schema, orderbook_schema, schema_for
@@ -70,6 +72,19 @@ class Builder:
     def nan_columns(self) -> set[str]:
         """Float columns whose NaN values stand for null (missing levels, absent values)."""
         return set()
+
+    def group_key(self) -> Any:
+        """Chunks with equal keys have the same columns: ``join_columns`` joins them."""
+        return type(self)
+
+    def join_columns(self, members: Sequence[Builder], schema: Schema) -> dict[str, Any]:
+        """The columns of ``members`` (chunks of this chunk's group, in order) joined end to
+        end: one new buffer (``array``, list or NumPy array) per column, by name."""
+        parts = [c.column_buffers(schema) for c in members]
+        sizes = [c.n for c in members]
+        dtypes = schema.polars
+        return {name: join_buffers([p.get(name) for p in parts], sizes, dtypes.get(name))
+                for name in parts[0]}
 
     def nbytes(self) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -191,13 +206,14 @@ class Batch:
     """Chunks drained from one lane, in order, with the lane's schema and symbol; becomes one
     frame of that schema. Iterating it yields tuples (tests, and rare slow paths)."""
 
-    __slots__ = ("chunks", "n", "schema", "symbol")
+    __slots__ = ("_ts_range", "chunks", "n", "schema", "symbol")
 
     def __init__(self, chunks: Sequence[Builder], schema: Schema, symbol: str) -> None:
         self.chunks = list(chunks)
         self.n = sum(c.n for c in self.chunks)
         self.schema = schema
         self.symbol = symbol
+        self._ts_range: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return self.n
@@ -214,18 +230,29 @@ class Batch:
     def extend(self, other: Batch) -> None:
         self.chunks.extend(other.chunks)
         self.n += other.n
+        self._ts_range = None
 
     def nbytes(self) -> int:
         return sum(c.nbytes() for c in self.chunks)
 
     def ts_range(self) -> tuple[int, int]:
-        """(min, max) of ``ts_ms`` without building a frame."""
+        """(min, max) of ``ts_ms`` without building a frame (once: a drained batch's chunks
+        are sealed; ``extend`` forgets it)."""
+        if self._ts_range is None:
+            self._ts_range = self._scan_ts()
+        return self._ts_range
+
+    def _scan_ts(self) -> tuple[int, int]:
         lo, hi = None, None
         for c in self.chunks:
             ts = c.ts_values()
             if not len(ts):
                 continue
-            a, b = min(ts), max(ts)
+            if isinstance(ts, array) and ts.typecode == "q":
+                view = np.frombuffer(ts, dtype=np.int64)
+                a, b = int(view.min()), int(view.max())
+            else:
+                a, b = min(ts), max(ts)
             lo = a if lo is None or a < lo else lo
             hi = b if hi is None or b > hi else hi
         if lo is None or hi is None:
@@ -234,69 +261,108 @@ class Batch:
 
     def to_frame(self, schema: Schema | None = None, *, for_file: bool = False) -> pl.DataFrame:
         """All chunks as one frame with the schema's columns in order (``schema`` overrides the
-        lane's; ``for_file`` leaves out the ``symbol`` column, which the path carries). Each
-        column is its chunks' buffers joined in C (array ``extend``) and handed to Polars
-        through the buffer protocol, then at most three frame operations: NaN to null, the
-        ``symbol`` column, and time order when shapes (bookTicker and depth rows) interleave."""
+        lane's; ``for_file`` leaves out the ``symbol`` column, which the path carries).
+
+        Chunks of one shape are joined column by column in C (array ``extend``), so the Python
+        work is O(shapes x columns + chunks), not O(chunks x columns); each joined buffer goes
+        to Polars through NumPy without a per-value step (NaN becomes null on the way for the
+        columns that use NaN for null). Shapes that interleave (bookTicker and depth rows)
+        become one frame each and are put in time order, ties kept in arrival order."""
         schema = schema or self.schema
         chunks = [c for c in self.chunks if c.n]
         if not chunks:
             empty = pl.DataFrame(schema=schema.polars)
             return empty.drop("symbol") if for_file and "symbol" in empty.columns else empty
-        parts = [c.column_buffers(schema) for c in chunks]
-        sizes = [c.n for c in chunks]
+        groups: dict[Any, list[Builder]] = {}
+        for c in chunks:
+            groups.setdefault(c.group_key(), []).append(c)
         nan: set[str] = set()
         for c in chunks:
             nan |= c.nan_columns()
-        series: list[pl.Series] = []
-        for name, dtype in schema.columns:
-            if name == "symbol":
+        joined = [(members, members[0].join_columns(members, schema))
+                  for members in groups.values()]
+        floats = [n for n, t in schema.columns if t == pl.Float64 and n != "symbol"]
+        if len(joined) > 1:  # as ever: a float column one shape lacks means NaN is null in it
+            for _members, cols in joined:
+                nan.update(n for n in floats if n not in cols)
+        if len(joined) == 1:
+            df = _frame(joined[0][1], schema, nan, len(self))
+        else:  # time order, ties in arrival order: one gather, not a sort query
+            offsets, at = {}, 0
+            for c in chunks:
+                offsets[id(c)] = at
+                at += c.n
+            frames, pos = [], []
+            for members, cols in joined:
+                pos += [np.arange(offsets[id(c)], offsets[id(c)] + c.n, dtype=np.int64)
+                        for c in members]
+                frames.append(_frame(cols, schema, nan, 0, nulls=False))
+            # the columns a shape lacks come as nulls from the concat; then schema order
+            both = pl.concat(frames, how="diagonal")
+            df = pl.DataFrame([both.get_column(n) for n, _t in schema.columns if n != "symbol"])
+            order = np.lexsort((np.concatenate(pos), df.get_column("ts_ms").to_numpy()))
+            df = df[order]
+        if for_file or "symbol" not in schema.polars:
+            return df
+        return df.with_columns(pl.lit(self.symbol, pl.String).alias("symbol")).select(
+            schema.names)
+
+
+_NUMPY = {"q": np.int64, "d": np.float64, "b": np.int8}
+
+
+_SMALL = 256  # below this many values a column goes to Polars as an array (less overhead)
+
+
+def _frame(cols: dict[str, Any], schema: Schema, nan: set[str], n: int, *,
+           nulls: bool = True) -> pl.DataFrame:
+    """One shape's ``n`` joined rows as a frame of the ``schema`` columns but ``symbol``, in
+    order, without a query: a column the shape lacks is all null (left out without ``nulls``);
+    ``nan`` names the float columns whose NaN values mean null."""
+    series: list[pl.Series] = []
+    for name, dtype in schema.columns:
+        if name == "symbol":
+            continue
+        buf = cols.get(name)
+        if buf is None:
+            if not nulls:
                 continue
-            buf, filled = _join([p.get(name) for p in parts], sizes, dtype)
-            if filled:
-                nan.add(name)
-            if isinstance(buf, array):
+            s = pl.Series(name, [None] * n, dtype=dtype)
+        elif isinstance(buf, np.ndarray):
+            s = pl.Series(name, buf, nan_to_null=name in nan)
+        elif isinstance(buf, array):
+            if len(buf) < _SMALL and name not in nan:
                 s = pl.Series(name, buf)
-                if dtype == pl.Boolean:
-                    s = s.cast(pl.Boolean)
             else:
-                s = pl.Series(name, buf, dtype=dtype, strict=False)
-            series.append(s)
-        df = pl.DataFrame(series)
-        fix: list[pl.Expr] = []
-        nan_names = [n for n, t in schema.columns if n in nan and t == pl.Float64]
-        if nan_names:
-            fix.append(pl.col(nan_names).fill_nan(None))
-        if not for_file and "symbol" in schema.polars:
-            fix.append(pl.lit(self.symbol, pl.String).alias("symbol"))
-        if fix:
-            df = df.with_columns(fix)
-        if not for_file and "symbol" in schema.polars:
-            df = df.select(schema.names)
-        if len({type(c) for c in chunks}) > 1:
-            df = df.sort("ts_ms", maintain_order=True)
-        return df
+                s = pl.Series(name, np.frombuffer(buf, dtype=_NUMPY[buf.typecode]),
+                              nan_to_null=name in nan)
+            if dtype == pl.Boolean:
+                s = s.cast(pl.Boolean)
+        else:
+            s = pl.Series(name, buf, dtype=dtype, strict=False)
+            if name in nan and dtype == pl.Float64:
+                s = s.fill_nan(None)
+        series.append(s)
+    return pl.DataFrame(series)
 
 
-def _join(parts: list[Any], sizes: list[int], dtype: Any) -> tuple[Any, bool]:
-    """One column from its chunks' buffers (None: the chunk's shape lacks the column). Returns
-    (buffer, whether NaN filler was added for a missing float column)."""
-    if len(parts) == 1 and parts[0] is not None:
-        return parts[0], False
+def join_buffers(parts: list[Any], sizes: list[int], dtype: Any) -> Any:
+    """One column from its chunks' buffers (None: the chunk lacks it), always a new buffer
+    (an ``array`` when every part is one, else a list) that no builder appends to."""
     if all(isinstance(p, array) for p in parts):
         out = parts[0][:]
         for p in parts[1:]:
             out.extend(p)
-        return out, False
+        return out
     if dtype == pl.Float64 and all(p is None or isinstance(p, array) for p in parts):
         out = array("d")
         for p, n in zip(parts, sizes, strict=True):
             out.extend(p if p is not None else _NAN1 * n)
-        return out, True
+        return out
     values: list[Any] = []  # a list column somewhere (strings, or values an array refused)
     for p, n in zip(parts, sizes, strict=True):
         values.extend(p if p is not None else [None] * n)
-    return values, False
+    return values
 
 
 _NAN1 = array("d", [NAN])

@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..kinds import Row, Schema
-from .chunks import NAN, BadValue, Builder
+from .chunks import NAN, BadValue, Builder, join_buffers
 
 if TYPE_CHECKING:
     from ..binance.decode import AggTrade, BookTicker, DepthUpdate
@@ -272,6 +274,25 @@ class DepthBuilder(Shape):
 
     def nan_columns(self) -> set[str]:
         return set(self._level_names()) if self.padded else set()
+
+    def group_key(self) -> Any:
+        return (DepthBuilder, self.levels)
+
+    def join_columns(self, members: Sequence[Builder], schema: Schema) -> dict[str, Any]:
+        """Head columns joined as usual; the flat level buffers joined once and cut into one
+        column per level and side by NumPy (a strided copy each), not chunk by chunk."""
+        sizes = [c.n for c in members]
+        out = {name: join_buffers([getattr(c, attr) for c in members], sizes, None)
+               for attr, name, _code in self.FIELDS[:-1]}
+        n, width = self.levels, 4 * self.levels
+        lv = join_buffers([c.lv for c in members if isinstance(c, DepthBuilder)], sizes, None)
+        m = np.frombuffer(lv, dtype=np.float64).reshape(-1, width)
+        for i in range(n):
+            out[f"bid_px_{i + 1}"] = np.ascontiguousarray(m[:, 2 * i])
+            out[f"bid_sz_{i + 1}"] = np.ascontiguousarray(m[:, 2 * i + 1])
+            out[f"ask_px_{i + 1}"] = np.ascontiguousarray(m[:, 2 * n + 2 * i])
+            out[f"ask_sz_{i + 1}"] = np.ascontiguousarray(m[:, 2 * n + 2 * i + 1])
+        return out
 
 
 class OfiBuilder(Shape):

@@ -19,7 +19,7 @@ from typing import BinaryIO
 from .gate import PublishGate
 from .groupcommit import Abandoned as Abandoned
 from .groupcommit import Staged, commit_batch, fsync_dir
-from .partitions import TMP_PREFIX, TMP_SUFFIX
+from .partitions import TMP_PREFIX, TMP_SUFFIX, unique_token
 
 HOST = socket.gethostname().replace("-", "_")[:32] or "host"
 FOREIGN_TEMP_MAX_AGE_S = 3600.0
@@ -59,7 +59,7 @@ class LocalStore:
     def _temp_for(final: Path) -> Path:
         # ``.tmp-…-<name>.tmp``: hidden, and never matched by a reader's ``*.parquet`` glob
         return final.with_name(
-            f"{TMP_PREFIX}{HOST}-{os.getpid()}-{os.urandom(4).hex()}-{final.name}{TMP_SUFFIX}")
+            f"{TMP_PREFIX}{HOST}-{unique_token()}-{final.name}{TMP_SUFFIX}")
 
     def write_atomic(
         self, rel: PurePath, produce: Callable[[BinaryIO], None], gate: PublishGate | None = None
