@@ -27,10 +27,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..binance.decode import (
     AggTrade,
+    BadFrame,
     BookTicker,
     DepthUpdate,
     Envelope,
     FrameError,
+    decode_envelope,
     decode_frame,
     depth_row,
     ticker_row,
@@ -156,9 +158,9 @@ class Router:
         stats = self.stats
         stats.frames += 1
         try:
-            env = decode_frame(frame)
-        except FrameError as exc:
-            self._not_data(exc, frame)
+            env = decode_envelope(frame)
+        except BadFrame:
+            self._not_data(frame)
             return None
         data = env.data
         symbol = data.symbol
@@ -376,9 +378,15 @@ class Router:
                 except Exception as exc:
                     self._hook_failed(row[3], exc)
 
-    def _not_data(self, exc: FrameError, frame: str | bytes) -> None:
+    def _not_data(self, frame: str | bytes) -> None:
         """A frame that is not stream data: a reply to a subscription request is counted (an
         error reply is logged), anything else is bad."""
+        try:
+            decode_frame(frame)  # decoded again, off the hot path: what is wrong with it
+        except FrameError as error:
+            exc = error
+        else:  # pragma: no cover (decode_frame decodes as decode_envelope does)
+            raise AssertionError("a frame decode_envelope refused was decoded")
         reply = reply_to(frame) if exc.category == "unexpected" else None
         if reply is None:
             self._bad(exc.category, str(exc), frame)
