@@ -61,8 +61,11 @@ class WebsocketsSource:
         assembler = self._assembler
         if assembler.get_in_progress:
             return None
-        data = assembler.recv_frames.receive_nowait().data
-        assembler.maybe_resume()
+        # the queue is unbounded (no sender ever waits) and this task its only reader, so the
+        # frame is taken off the deque itself, as the library does when a read is cancelled
+        data = queued.popleft().data
+        if assembler.paused:
+            assembler.maybe_resume()  # below the low mark: the library reads the socket again
         return data if type(data) is bytes else bytes(data)
 
     async def send(self, message: str) -> None:
