@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..binance.booksync import DONE
 from ..binance.decode import (
     AggTrade,
     BadFrame,
@@ -344,18 +345,32 @@ class Router:
         except Exception as exc:
             self._hook_failed(data.symbol, exc)
 
-    async def _diff(self, data: DepthUpdate, recv_ms: int, lane: Lane,
-                    hook: SignalHooks | None) -> None:
+    def _diff(self, data: DepthUpdate, recv_ms: int, lane: Lane,
+              hook: SignalHooks | None) -> Coroutine[Any, Any, None] | None:
+        """Apply a diff event to the symbol's local book: synchronously when nothing waits,
+        else the coroutine that finishes it."""
         assert self.diff_books is not None
-        symbol = data.symbol
         try:
-            await self.diff_books.on_depth(data, recv_ms, lane, hook)  # rows, gaps, resync
-        except Exception as exc:  # one symbol's failure is that symbol's: its book restarts
-            self.stats.book_errors += 1
-            self.diff_books.books[symbol].reset()
-            self._ratelog.log(logging.ERROR, f"book:{symbol}",
-                              "%s: diff book failed (%s: %s); it resyncs from a snapshot",
-                              symbol, type(exc).__name__, exc)
+            rest = self.diff_books.on_depth(data, recv_ms, lane, hook)  # rows, gaps, resync
+        except Exception as exc:
+            self._book_failed(data.symbol, exc)
+            return None
+        return None if rest is DONE else self._diff_rest(data.symbol, rest)
+
+    async def _diff_rest(self, symbol: str, rest: Awaitable[None]) -> None:
+        try:
+            await rest
+        except Exception as exc:
+            self._book_failed(symbol, exc)
+
+    def _book_failed(self, symbol: str, exc: Exception) -> None:
+        """One symbol's failure is that symbol's: its book restarts."""
+        assert self.diff_books is not None
+        self.stats.book_errors += 1
+        self.diff_books.books[symbol].reset()
+        self._ratelog.log(logging.ERROR, f"book:{symbol}",
+                          "%s: diff book failed (%s: %s); it resyncs from a snapshot",
+                          symbol, type(exc).__name__, exc)
 
     def _hook_failed(self, symbol: str, exc: Exception) -> None:
         """The row is in its lane already; only the symbol's derived signals miss it."""
