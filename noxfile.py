@@ -39,4 +39,4 @@ def bench(session: nox.Session) -> None:
 
 BENCHMARKS = ("bench/feature_table.py", "bench/throughput.py", "bench/soak.py",
               "bench/shutdown_flush.py", "bench/workers.py", "bench/journal_append.py",
-              "bench/crash.py", "bench/hotpath.py", "bench/peer.py")
+              "bench/crash.py", "bench/hotpath.py", "bench/peer.py", "bench/compression.py")

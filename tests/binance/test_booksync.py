@@ -318,3 +318,49 @@ async def test_depth_fetcher_over_restclient() -> None:
     assert info.value.retry_after == 12.0
     with pytest.raises(ValueError, match="HTTP 400"):
         await fetch_depth("NOPE", 1000)
+
+
+async def test_the_usual_event_is_done_before_on_depth_returns_and_only_waiting_costs_a_coroutine(
+) -> None:
+    """``on_depth`` applies the usual event at once (``DONE``: nothing to await); a snapshot to
+    apply first, or a full lane, come back as a coroutine that finishes the job in order."""
+    from trio_harvest.binance.booksync import DONE
+    from trio_harvest.binance.diffbook import Snapshot
+
+    class FullOnce(FakeLane):
+        full = False
+
+        def put_nowait(self, row: tuple[Any, ...]) -> bool:
+            if self.full:
+                return False
+            return super().put_nowait(row)
+
+        async def put(self, row: tuple[Any, ...]) -> None:
+            self.full = False
+            self.put_nowait(row)
+
+    async def put_gap(row: tuple[Any, ...]) -> None:
+        pass
+
+    def ev(u: int) -> DepthUpdate:
+        return DepthUpdate(event_ms=1000 + u, symbol="BTCUSDT", first_update_id=u,
+                           update_id=u, bids=[(100.0 + u, 1.0)], asks=[(200.0, 1.0)],
+                           trade_ms=1000 + u, prev_update_id=u - 1)
+
+    books = DiffBooks(("BTCUSDT",), levels=LEVELS, put_gap=put_gap)
+    lane, hook = FullOnce(), Hook()
+    first = books.on_depth(ev(1), 1, lane, hook)  # type: ignore[arg-type]
+    assert first is DONE  # buffered while the book waits for a snapshot
+    books._ready["BTCUSDT"] = Snapshot(0, [(99.0, 1.0)], [(201.0, 1.0)])
+    with_snapshot = books.on_depth(ev(2), 2, lane, hook)  # type: ignore[arg-type]
+    assert with_snapshot is not DONE and lane.count == 0  # nothing happens until awaited
+    await with_snapshot
+    assert [r[U_ID] for r in lane.rows] == [1, 2]
+    assert books.on_depth(ev(3), 3, lane, hook) is DONE  # type: ignore[arg-type]
+    assert [r[U_ID] for r in lane.rows] == [1, 2, 3] and hook.books == 3
+    lane.full = True
+    waiting = books.on_depth(ev(4), 4, lane, hook)  # type: ignore[arg-type]
+    assert waiting is not DONE and hook.books == 3
+    await waiting
+    assert [r[U_ID] for r in lane.rows] == [1, 2, 3, 4] and hook.books == 4
+    assert books.stats.rows == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -193,3 +194,106 @@ async def test_a_failing_disconnect_hook_never_ends_the_connection(
     with trio.move_on_after(10):
         await conn.run()
     assert got == ["a", "b", "c"] and conn.stats.reconnects >= 3
+
+
+class QueuedSource:
+    """Frames already received: ``poll`` takes them without a checkpoint, ``get_message`` with
+    one; once they are gone, ``get_message`` waits forever."""
+
+    def __init__(self, queued: list[str]) -> None:
+        self.queued = queued
+        self.gets = 0
+
+    async def get_message(self) -> str:
+        self.gets += 1
+        if self.queued:
+            await trio.lowlevel.checkpoint()
+            return self.queued.pop(0)
+        await trio.sleep_forever()
+        raise AssertionError
+
+    def poll(self) -> str | None:
+        return self.queued.pop(0) if self.queued else None
+
+    @asynccontextmanager
+    async def connect(self, url: str) -> AsyncIterator[MessageSource]:
+        yield self  # type: ignore[misc]
+
+
+async def test_a_burst_a_source_already_holds_is_handled_in_order_and_yields_to_others() -> None:
+    """With ``poll``, frames already received are handed over without a checkpoint each, in
+    order, journaled first; after ``BURST`` of them the loop lets other tasks run."""
+    from trio_harvest.ingest.connection import BURST
+
+    total = 3 * BURST + 7
+    source = QueuedSource([f"f{i}" for i in range(total)])
+    got: list[str | bytes] = []
+    journaled: list[str | bytes] = []
+    others_ran_at: list[int] = []
+
+    class Journal:
+        def append(self, conn: int, frame: str | bytes) -> int:
+            journaled.append(frame)
+            return len(journaled)
+
+        def event(self, conn: int, opened: bool, text: str) -> None:
+            pass
+
+    def handle(frame: str | bytes) -> None:
+        assert journaled[-1] == frame  # write-ahead: journaled before it is routed
+        got.append(frame)
+
+    conn = Connection(plan("btcusdt@aggTrade"), "ws://x", source.connect, handle,
+                      stall_timeout=5, backoff=Backoff(1.0, 4.0, random.Random(1)))
+    conn.journal = Journal()
+
+    async def other() -> None:
+        while True:
+            others_ran_at.append(len(got))
+            await trio.lowlevel.checkpoint()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn.run)
+            nursery.start_soon(other)
+            while len(got) < total:
+                await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    assert got == [f"f{i}" for i in range(total)]
+    assert conn.stats.frames == total
+    assert source.gets == 4 + 1  # one awaited read per burst (4 bursts), then the one that waits
+    steps = [b - a for a, b in itertools.pairwise(others_ran_at)]
+    # never more than a burst per scheduling round: trio may run this task last in one round
+    # and first in the next, so another task sees at most two bursts go by between its turns
+    assert max(steps) <= 2 * BURST
+    assert not conn.handling
+
+
+async def test_a_burst_waits_on_a_full_lane_as_handling(autojump_clock: trio.testing.MockClock,
+                                                        ) -> None:
+    """A frame in the middle of a burst that must wait (a full lane) waits as ``handling``:
+    a reconnect request is refused meanwhile, and the rest of the burst follows in order."""
+    source = QueuedSource(["a", "b", "c", "d"])
+    got: list[str | bytes] = []
+    refused: list[bool] = []
+
+    async def wait_then(frame: str | bytes) -> None:
+        refused.append(conn.handling)
+        conn.request_reconnect("test")  # refused: ingest waits for the disk
+        await trio.sleep(30)  # longer than the stall timeout
+        got.append(frame)
+
+    def handle(frame: str | bytes) -> object:
+        if frame == "b":
+            return wait_then(frame)
+        got.append(frame)
+        return None
+
+    conn = Connection(plan("btcusdt@aggTrade"), "ws://x", source.connect,
+                      handle,  # type: ignore[arg-type]
+                      stall_timeout=5, backoff=Backoff(1.0, 4.0, random.Random(1)))
+    with trio.move_on_after(33):  # the wait, and less than a stall timeout after it
+        await conn.run()
+    assert got == ["a", "b", "c", "d"]
+    assert refused == [True]
+    assert conn.stats.connects == 1  # neither the request nor the watchdog ended the session

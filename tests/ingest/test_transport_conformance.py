@@ -165,13 +165,18 @@ async def never_answer(stream: trio.SocketStream, head: bytes) -> None:
     await trio.sleep_forever()
 
 
-async def upgrade_then_drop(stream: trio.SocketStream, head: bytes) -> None:
-    """A correct handshake by hand, one text frame, then the TCP connection just ends."""
+async def upgrade(stream: trio.SocketStream, head: bytes) -> None:
+    """Answer the handshake in ``head`` correctly, by hand."""
     key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
                if line.lower().startswith(b"sec-websocket-key:"))
     accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
     await stream.send_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                           b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+
+
+async def upgrade_then_drop(stream: trio.SocketStream, head: bytes) -> None:
+    """A correct handshake by hand, one text frame, then the TCP connection just ends."""
+    await upgrade(stream, head)
     await stream.send_all(b"\x81\x05hello")
 
 
@@ -365,6 +370,57 @@ async def test_no_file_descriptor_leaks_over_a_thousand_reconnects(transport: st
                     break
                 await trio.sleep(0.01)
         assert open_fds() == before
+        nursery.cancel_scope.cancel()
+
+
+# -- draining what was received already ----------------------------------------------------------
+
+
+async def fragmented_then_whole(stream: trio.SocketStream, head: bytes) -> None:
+    """A correct handshake by hand, a text message in two fragments, a whole one, then waits."""
+    await upgrade(stream, head)
+    await stream.send_all(b"\x01\x03hel" + b"\x80\x02lo" + b"\x81\x05world")
+    await trio.sleep_forever()
+
+
+async def test_poll_drains_received_messages_in_order_and_loses_none(transport: str) -> None:
+    """``poll`` returns what ``get_message`` would, in order, and None when nothing is there;
+    a stream read with both loses nothing up to the close, which only ``get_message`` reports."""
+    server = WsServer()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        got: list[str] = []
+        polled = 0
+        with trio.fail_after(10), pytest.raises(RECOVERABLE):
+            async with connect_of(transport)(server.url("/stream/300")) as ws:
+                poll = ws.poll  # type: ignore[attr-defined]
+                got.append(text(await ws.get_message()))
+                await trio.sleep(0.2)  # let the library receive (and queue) what follows
+                while True:
+                    frame = poll()
+                    if frame is None:
+                        got.append(text(await ws.get_message()))
+                    else:
+                        polled += 1
+                        got.append(text(frame))
+        assert got == [f"frame {i}" for i in range(300)]
+        assert polled > 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_poll_never_returns_part_of_a_fragmented_message(transport: str) -> None:
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(raw_server, fragmented_then_whole)
+        with trio.fail_after(10):
+            async with connect_of(transport)(f"ws://127.0.0.1:{port}/x") as ws:
+                poll = ws.poll  # type: ignore[attr-defined]
+                await trio.sleep(0.2)  # both messages received (or fragments of them)
+                first = poll()
+                got = [text(first if first is not None else await ws.get_message())]
+                second = poll()
+                got.append(text(second if second is not None else await ws.get_message()))
+                assert poll() is None
+        assert got == ["hello", "world"]
         nursery.cancel_scope.cancel()
 
 

@@ -224,3 +224,24 @@ def test_a_batch_across_midnight_splits_into_one_partition_per_date() -> None:
     assert [p.n for p in parts] == [2, 2] and parts[0].date < parts[1].date
     assert parts[1].first_ts == midnight and parts[0].last_ts == midnight - 1
     assert [r[5] for r in parts[1].rows] == [2, 3]
+
+
+def test_book_rows_as_tuples_full_short_and_bad_make_the_frame_the_tuples_make() -> None:
+    """``DepthBuilder.add_row``: a full row is copied whole, a row with missing levels (None)
+    is padded, a row with a value no float column holds is refused whole (nothing appended)."""
+    levels = 3
+    schema = orderbook_schema(levels)
+    full = (10, 11, 12, "X", "depth", 5, 4, 3, 1.0, 2.0, 3.0, 4.0, 0.9, 2.1, 3.1, 4.1,
+            0.8, 2.2, 3.2, 4.2)
+    short = (20, 21, 22, "X", "depth", 6, 5, 4, 1.0, 2.0, 3.0, 4.0, 0.9, 2.1, None, None,
+             None, None, None, None)
+    bad = (30, 31, 32, "X", "depth", 7, 6, 5, 1.0, 2.0, "x", 4.0, 0.9, 2.1, 3.1, 4.1,
+           0.8, 2.2, 3.2, 4.2)
+    db = DepthBuilder(levels)
+    db.add_row(full)
+    with pytest.raises(BadValue):
+        db.add_row(bad)
+    db.add_row(short)
+    assert db.n == 2 and len(db.lv) == 2 * 4 * levels and db.nan_columns()
+    got = Batch([db], schema, "X").to_frame()
+    assert_frame_equal(got, rows_to_frame(schema, [full, short]))

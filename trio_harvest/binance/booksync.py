@@ -3,7 +3,8 @@ and the REST snapshot fetcher that (re)synchronises them.
 
 Owns, per symbol, a ``diffbook.LocalBook`` and the traffic around it:
 
-- Hot path (``on_depth``, called by the router for each ``<sym>@depth@100ms`` event): apply a
+- Hot path (``on_depth``, called by the router for each ``<sym>@depth@100ms`` event; the
+  usual event is done synchronously, a coroutine only when something must wait): apply a
   snapshot that has arrived, then the event; every applied event becomes an ``orderbook`` row
   (``source="depth"``, top N) in the symbol's lane and an ``on_book`` call to its signal hook.
   A ``pu`` break writes a ``gaps`` row (reason "book sequence break") and calls the hook's
@@ -28,7 +29,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -57,6 +58,19 @@ from .streams import depth_stream_name
 log = logging.getLogger("trio_harvest.booksync")
 
 SOURCE = "depth"  # orderbook.source of a diff-built book
+
+
+class _Done:
+    """An awaitable that is already done: awaiting it returns None at once."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # (a generator that ends at once)
+
+
+DONE: Awaitable[None] = _Done()  # what ``on_depth`` returns when the event is done already
 DEPTH_PATH = "/fapi/v1/depth"
 
 # GET /fapi/v1/depth weight by limit (Binance USD-M)
@@ -167,46 +181,93 @@ class DiffBooks:
 
     # -- hot path (the router's task) -----------------------------------------------------------
 
-    async def on_depth(self, ev: DepthUpdate, recv_ms: int, lane: Sink,
-                       hook: BookHook | None) -> None:
-        """Apply one diff event of ``ev.symbol`` (and a snapshot that has arrived before it)."""
+    def on_depth(self, ev: DepthUpdate, recv_ms: int, lane: Sink,
+                 hook: BookHook | None) -> Awaitable[None]:
+        """Apply one diff event of ``ev.symbol`` (and a snapshot that has arrived before it);
+        returns what to await. The usual event (no snapshot to apply first; applied with room
+        in the lane, buffered or dropped) is done before this returns and ``DONE`` is returned:
+        awaiting it costs nothing (no coroutine, no checkpoint); else the coroutine that
+        finishes the job."""
+        if ev.symbol in self._ready:  # a snapshot first (and the events it replays)
+            return self._with_snapshot(ev, recv_ms, lane, hook)
+        book = self.books[ev.symbol]
+        outcome = book.on_event(ev, recv_ms)
+        if outcome == APPLIED:
+            row = self._row(book, ev, recv_ms)
+            if not lane.put_nowait(row):
+                return self._finish(book, row, lane, hook)  # the lane is full: wait for room
+            self._applied(row, hook)
+        elif outcome == BREAK:
+            return self._finish(book, None, lane, hook)
+        elif outcome == STALE_SNAPSHOT:
+            self._stale(book, ev)
+        self._settled(book)
+        return DONE
+
+    async def _with_snapshot(self, ev: DepthUpdate, recv_ms: int, lane: Sink,
+                             hook: BookHook | None) -> None:
         symbol = ev.symbol
         book = self.books[symbol]
-        if self._ready:
-            snap = self._ready.pop(symbol, None)
-            if snap is not None:
-                self._pending.discard(symbol)
-                replay = book.apply_snapshot(snap)
-                for old, old_recv in replay or ():
-                    await self._step(book, old, old_recv, lane, hook)
+        snap = self._ready.pop(symbol, None)
+        if snap is not None:
+            self._pending.discard(symbol)
+            replay = book.apply_snapshot(snap)
+            for old, old_recv in replay or ():
+                await self._step(book, old, old_recv, lane, hook)
         await self._step(book, ev, recv_ms, lane, hook)
+        self._settled(book)
+
+    async def _finish(self, book: LocalBook, row: Row | None, lane: Sink,
+                      hook: BookHook | None) -> None:
+        """The rest of ``on_depth`` when it must wait: the applied event's ``row`` into a
+        full lane, or (None) the gap of a sequence break."""
+        if row is not None:
+            await lane.put(row)
+            self._applied(row, hook)
+        else:
+            await self._gap(book, hook)
+        self._settled(book)
+
+    def _settled(self, book: LocalBook) -> None:
+        """After an event: a book that needs a snapshot asks for one; one in sync again starts
+        its cooldown over."""
         if book.needs_snapshot:
-            if symbol not in self._pending:
-                self._request(symbol)
+            if book.symbol not in self._pending:
+                self._request(book.symbol)
         elif self._failures and book.live:
-            self._failures.pop(symbol, None)  # in sync again: the cooldown starts over
+            self._failures.pop(book.symbol, None)  # in sync again: the cooldown starts over
 
     async def _step(self, book: LocalBook, ev: DepthUpdate, recv_ms: int, lane: Sink,
                     hook: BookHook | None) -> None:
         outcome = book.on_event(ev, recv_ms)
         if outcome == APPLIED:
-            bids, asks = book.top(self.levels)
-            ts = ev.trade_ms or ev.event_ms
-            row = book_row(book.symbol, ts, ev.event_ms, recv_ms, SOURCE, ev.update_id,
-                           ev.first_update_id, ev.prev_update_id, bids, asks, self.levels)
+            row = self._row(book, ev, recv_ms)
             if not lane.put_nowait(row):
                 await lane.put(row)
-            self.stats.rows += 1
-            if hook is not None:
-                hook.on_book(row)
+            self._applied(row, hook)
         elif outcome == BREAK:
             await self._gap(book, hook)
         elif outcome == STALE_SNAPSHOT:
-            self._failures[book.symbol] = self._failures.get(book.symbol, 0) + 1
-            self._ratelog.log(logging.INFO, f"stale:{book.symbol}",
-                              "%s: the snapshot is older than the depth stream can bridge "
-                              "(U=%d, pu=%d); fetching another", book.symbol,
-                              ev.first_update_id, ev.prev_update_id)
+            self._stale(book, ev)
+
+    def _row(self, book: LocalBook, ev: DepthUpdate, recv_ms: int) -> Row:
+        """The ``orderbook`` row of the book's top after an applied event."""
+        bids, asks = book.top(self.levels)
+        return book_row(book.symbol, ev.trade_ms or ev.event_ms, ev.event_ms, recv_ms, SOURCE,
+                        ev.update_id, ev.first_update_id, ev.prev_update_id, bids, asks,
+                        self.levels)
+
+    def _applied(self, row: Row, hook: BookHook | None) -> None:
+        self.stats.rows += 1
+        if hook is not None:
+            hook.on_book(row)
+
+    def _stale(self, book: LocalBook, ev: DepthUpdate) -> None:
+        self._failures[book.symbol] = self._failures.get(book.symbol, 0) + 1
+        self._ratelog.log(logging.INFO, f"stale:{book.symbol}",
+                          "%s: the snapshot is older than the depth stream can bridge "
+                          "(U=%d, pu=%d); fetching another", book.symbol,
+                          ev.first_update_id, ev.prev_update_id)
 
     async def _gap(self, book: LocalBook, hook: BookHook | None) -> None:
         brk = book.last_break

@@ -28,7 +28,9 @@ start after the switch: a trade hole that continuity and backfill repair).
 Each socket is opened, held and closed by its own task in the connector's nursery (trio-websocket
 needs its context entered and exited in one task), so ingest's session task only ever calls
 ``get_message``. Reading enters no cancel scope (a scope per message cost ~4 µs): a read blocked
-on a quiet old socket at the overlap deadline is ended by closing that socket. Never decodes
+on a quiet old socket at the overlap deadline is ended by closing that socket. Between handovers
+``poll`` passes on the current socket's (a message already received, no checkpoint); during one
+it answers None, so every frame of a handover goes through ``get_message``. Never decodes
 frames, never touches lanes.
 """
 
@@ -44,6 +46,7 @@ from dataclasses import dataclass, field
 import trio
 
 from .connection import RECOVERABLE, ConnectFn, MessageSource
+from .transport import Poll, poller
 
 log = logging.getLogger("trio_harvest.handover")
 
@@ -89,6 +92,10 @@ async def _hold(connect: ConnectFn, url: str, *,
         if not started:
             raise
         log.debug("closing a replaced socket: %s", exc)
+
+
+def _nothing() -> Frame | None:
+    return None
 
 
 class HandoverConnector:
@@ -145,6 +152,7 @@ class HandoverSource:
         self._url = url
         self._cur = held
         self._read = held.ws.get_message
+        self._poll: Poll = poller(held.ws) or _nothing
         self._steady = True  # no handover under way, nothing pending or to skip
         self._next: _Held | None = None
         self._switch_at = math.inf
@@ -174,6 +182,11 @@ class HandoverSource:
                 pass
 
     # -- reading ---------------------------------------------------------------------------
+
+    def poll(self) -> Frame | None:
+        """The current socket's next message if it has one whole already and no handover is
+        under way (then exactly what ``get_message`` would return), else None."""
+        return self._poll() if self._steady else None
 
     async def get_message(self) -> Frame:
         if self._steady:
@@ -269,6 +282,7 @@ class HandoverSource:
         assert nxt is not None
         old, self._cur, self._next = self._cur, nxt, None
         self._read = nxt.ws.get_message
+        self._poll = poller(nxt.ws) or _nothing
         old.close.set()
         if self._peek_scope is not None:
             self._peek_scope.cancel()  # a cancelled receive loses nothing

@@ -24,7 +24,9 @@ class MessageSource(Protocol):
     """One open websocket: the next text or binary message, or a recoverable error once the
     connection is gone. Cancelling a pending ``get_message`` loses no message. ``send`` writes
     one text message (a venue's subscribe request, an app-level ping); on a connection that is
-    gone it raises a recoverable error."""
+    gone it raises a recoverable error. A source may also offer ``poll()``: the next message
+    if it is already received whole, else None, synchronous (no checkpoint, never raises);
+    ingest then drains a burst in one scheduling round (``Poll``)."""
 
     @property
     def get_message(self) -> Callable[[], Awaitable[str | bytes]]: ...
@@ -34,6 +36,13 @@ class MessageSource(Protocol):
 
 
 ConnectFn = Callable[[str], AbstractAsyncContextManager[MessageSource]]
+Poll = Callable[[], "str | bytes | None"]  # a source's optional ``poll``
+
+
+def poller(source: object) -> Poll | None:
+    """``source.poll`` if the source offers one."""
+    poll: Poll | None = getattr(source, "poll", None)
+    return poll
 
 
 def recoverable_errors() -> tuple[type[BaseException], ...]:

@@ -9,7 +9,9 @@ server's pings by itself; Binance pings every 3 minutes; a client ping whose pon
 while ingest waits for the disk would close a healthy connection; silence is the stall
 watchdog's job), ``max_size`` = ``max_message_bytes`` (a larger message fails the connection
 with close code 1009: a recoverable ``ConnectionClosedError``). Messages come back as bytes
-(text frames are not decoded to ``str``: msgspec decodes the bytes). Never interprets messages.
+(text frames are not decoded to ``str``: msgspec decodes the bytes). ``poll`` hands over a
+message the library has already received whole, with no checkpoint (ingest drains a burst in one
+scheduling round). Never interprets messages.
 """
 
 from __future__ import annotations
@@ -37,14 +39,34 @@ CLOSE_TIMEOUT = 2.0  # the closing handshake's bound
 class WebsocketsSource:
     """A ``MessageSource`` over a websockets connection: ``get_message`` is the library's own
     ``recv`` (bytes), bound once, so a message costs no extra coroutine frame; ``send`` is its
-    ``send`` of one text frame."""
+    ``send`` of one text frame; ``poll`` the next message if the library holds it whole."""
 
-    __slots__ = ("connection", "get_message")
+    __slots__ = ("_assembler", "_queued", "connection", "get_message")
 
     def __init__(self, connection: ClientConnection) -> None:
         self.connection = connection
         self.get_message: Callable[[], Awaitable[str | bytes]] = functools.partial(
             connection.recv, False)
+        # the library's queue of received data frames (a trio memory channel's deque), read
+        # here without a checkpoint; ``recv`` stays the only way past the end of the stream
+        self._assembler = connection.recv_messages
+        self._queued = self._assembler.recv_frames._state.data
+
+    def poll(self) -> bytes | None:
+        """The next message when its frame is already received and unfragmented (what ``recv``
+        would return at once, minus the scheduling round), else None (then ``get_message``)."""
+        queued = self._queued
+        if not queued or not queued[0].fin:
+            return None
+        assembler = self._assembler
+        if assembler.get_in_progress:
+            return None
+        # the queue is unbounded (no sender ever waits) and this task its only reader, so the
+        # frame is taken off the deque itself, as the library does when a read is cancelled
+        data = queued.popleft().data
+        if assembler.paused:
+            assembler.maybe_resume()  # below the low mark: the library reads the socket again
+        return data if type(data) is bytes else bytes(data)
 
     async def send(self, message: str) -> None:
         await self.connection.send(message)

@@ -42,14 +42,25 @@ def split_ws_url(url: str) -> tuple[str, int, str, bool]:
 
 class TrioWebsocketSource:
     """A ``MessageSource`` over a trio-websocket connection: its own ``get_message`` and
-    ``send_message``, bound once (no extra frame per message)."""
+    ``send_message``, bound once (no extra frame per message); ``poll`` the next message its
+    reader task has queued already."""
 
-    __slots__ = ("connection", "get_message", "send")
+    __slots__ = ("_take", "connection", "get_message", "send")
 
     def __init__(self, connection: trio_websocket.WebSocketConnection) -> None:
         self.connection = connection
         self.get_message: Callable[[], Awaitable[str | bytes]] = connection.get_message
         self.send: Callable[[str], Awaitable[None]] = connection.send_message
+        # the library's message channel, read without a checkpoint; ``get_message`` stays the
+        # only way past its end (it raises the library's ConnectionClosed)
+        self._take: Callable[[], str | bytes] = connection._recv_channel.receive_nowait
+
+    def poll(self) -> str | bytes | None:
+        """The next message if one is queued already, else None (then ``get_message``)."""
+        try:
+            return self._take()
+        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+            return None
 
 
 @asynccontextmanager

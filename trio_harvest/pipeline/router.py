@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..binance.booksync import DONE
 from ..binance.decode import (
     AggTrade,
+    BadFrame,
     BookTicker,
     DepthUpdate,
     Envelope,
     FrameError,
+    decode_envelope,
     decode_frame,
     depth_row,
     ticker_row,
@@ -183,9 +186,9 @@ class Router:
         stats = self.stats
         stats.frames += 1
         try:
-            env = decode_frame(frame)
-        except FrameError as exc:
-            self._not_data(exc, frame)
+            env = decode_envelope(frame)
+        except BadFrame:
+            self._not_data(frame)
             return None
         data = env.data
         symbol = data.symbol
@@ -399,18 +402,32 @@ class Router:
         except Exception as exc:
             self._hook_failed(data.symbol, exc)
 
-    async def _diff(self, data: DepthUpdate, recv_ms: int, lane: Sink,
-                    hook: SignalHooks | None) -> None:
+    def _diff(self, data: DepthUpdate, recv_ms: int, lane: Sink,
+              hook: SignalHooks | None) -> Coroutine[Any, Any, None] | None:
+        """Apply a diff event to the symbol's local book: synchronously when nothing waits,
+        else the coroutine that finishes it."""
         assert self.diff_books is not None
-        symbol = data.symbol
         try:
-            await self.diff_books.on_depth(data, recv_ms, lane, hook)  # rows, gaps, resync
-        except Exception as exc:  # one symbol's failure is that symbol's: its book restarts
-            self.stats.book_errors += 1
-            self.diff_books.books[symbol].reset()
-            self._ratelog.log(logging.ERROR, f"book:{symbol}",
-                              "%s: diff book failed (%s: %s); it resyncs from a snapshot",
-                              symbol, type(exc).__name__, exc)
+            rest = self.diff_books.on_depth(data, recv_ms, lane, hook)  # rows, gaps, resync
+        except Exception as exc:
+            self._book_failed(data.symbol, exc)
+            return None
+        return None if rest is DONE else self._diff_rest(data.symbol, rest)
+
+    async def _diff_rest(self, symbol: str, rest: Awaitable[None]) -> None:
+        try:
+            await rest
+        except Exception as exc:
+            self._book_failed(symbol, exc)
+
+    def _book_failed(self, symbol: str, exc: Exception) -> None:
+        """One symbol's failure is that symbol's: its book restarts."""
+        assert self.diff_books is not None
+        self.stats.book_errors += 1
+        self.diff_books.books[symbol].reset()
+        self._ratelog.log(logging.ERROR, f"book:{symbol}",
+                          "%s: diff book failed (%s: %s); it resyncs from a snapshot",
+                          symbol, type(exc).__name__, exc)
 
     def _hook_failed(self, symbol: str, exc: Exception) -> None:
         """The row is in its lane already; only the symbol's derived signals miss it."""
@@ -436,9 +453,15 @@ class Router:
         if at >= 0:  # journal checkpoint: the held rows' own frames, not this one
             lane.hold(at)
 
-    def _not_data(self, exc: FrameError, frame: str | bytes) -> None:
+    def _not_data(self, frame: str | bytes) -> None:
         """A frame that is not stream data: a reply to a subscription request is counted (an
         error reply is logged), anything else is bad."""
+        try:
+            decode_frame(frame)  # decoded again, off the hot path: what is wrong with it
+        except FrameError as error:
+            exc = error
+        else:  # pragma: no cover (decode_frame decodes as decode_envelope does)
+            raise AssertionError("a frame decode_envelope refused was decoded")
         reply = reply_to(frame) if exc.category == "unexpected" else None
         if reply is None:
             self._bad(exc.category, str(exc), frame)

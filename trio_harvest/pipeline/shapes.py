@@ -216,7 +216,12 @@ class DepthBuilder(Shape):
         self.source.append(source)
         n = self.levels
         lv = self.lv
-        for side in (d.bids, d.asks):
+        bids, asks = d.bids, d.asks
+        if len(bids) == n and len(asks) == n:  # the usual message: one C-level copy
+            lv.fromlist([*_chain(bids), *_chain(asks)])
+            self.n += 1
+            return
+        for side in (bids, asks):
             k = len(side)
             if k == n:
                 lv.extend(_chain(side))
@@ -238,15 +243,19 @@ class DepthBuilder(Shape):
         try:
             _add_head(self, row)
             lv = self.lv
-            for side in (0, 2):
-                for i in range(n):
-                    px, sz = levels[4 * i + side], levels[4 * i + side + 1]
-                    if px is None or sz is None:
-                        self.padded = True
-                        px = NAN if px is None else px
-                        sz = NAN if sz is None else sz
-                    lv.append(px)
-                    lv.append(sz)
+            try:  # every level there (the usual row): one C-level copy, all or nothing
+                lv.fromlist([*_chain(zip(levels[0::4], levels[1::4], strict=True)),
+                             *_chain(zip(levels[2::4], levels[3::4], strict=True))])
+            except TypeError:  # a missing level (None), or a value no column holds (raises)
+                for side in (0, 2):
+                    for i in range(n):
+                        px, sz = levels[4 * i + side], levels[4 * i + side + 1]
+                        if px is None or sz is None:
+                            self.padded = True
+                            px = NAN if px is None else px
+                            sz = NAN if sz is None else sz
+                        lv.append(px)
+                        lv.append(sz)
         except (OverflowError, TypeError, ValueError) as exc:
             self.rollback()
             raise BadValue(f"orderbook row: {exc}") from None
