@@ -16,6 +16,11 @@ import polars as pl
 from ..kinds import ORDERBOOK, PARTITION_COLUMNS, Row, Schema, orderbook_schema, schema_for
 from .partitions import RowData, rows_to_frame
 
+# zstd at level 3, pinned so a Polars upgrade cannot change it: level 1 saves no CPU (the cost is
+# Parquet's own encoding), level 6 costs ~50 % more CPU for ~2 % smaller files, lz4 and snappy
+# make files 1.6x larger (bench/compression.py; docs/performance.md)
+ZSTD_LEVEL = 3
+
 _json = msgspec.json.Encoder()
 _json_decode = msgspec.json.Decoder(dict[str, Any])
 
@@ -42,7 +47,8 @@ def write_parquet(
     fh: BinaryIO, schema: Schema, rows: RowData, metadata: Mapping[str, str] | None = None
 ) -> None:
     to_file_frame(schema, rows).write_parquet(
-        fh, compression="zstd", statistics=True, metadata=dict(metadata or {}) or None
+        fh, compression="zstd", compression_level=ZSTD_LEVEL, statistics=True,
+        metadata=dict(metadata or {}) or None
     )
 
 
