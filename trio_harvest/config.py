@@ -117,7 +117,7 @@ class Config:
     compact_older_than: float = 600.0
     compact_target_rows: int = 1_000_000
     compact_interval: float = 60.0  # seconds between background compaction rounds
-    compact_delete_after: float = 300.0  # a merge's sources stay this long for running reads
+    compact_delete_after: float = 0.0  # a merge's sources stay this long for running reads
     # transport (issue 8): the websocket client library, see ingest/transport.py
     transport: str = DEFAULT_TRANSPORT
     # scale-out (issue 10): object storage, workers per host, shards (scale/settings.py checks)

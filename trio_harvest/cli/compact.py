@@ -37,7 +37,7 @@ DELETE_AFTER_HELP = (
     "keep a merge's source files this long after the merged file is published, so a read that "
     "listed them a moment earlier (a plain glob, DuckDB, Spark) still finds them; a later round "
     "deletes them. trio_harvest.dataset.scan skips them meanwhile; a plain glob counts their rows "
-    f"twice for that long. 0 deletes at once (default {DEFAULT_DELETE_AFTER:g} = 5m)")
+    f"twice for that long, so the default deletes at once (default {DEFAULT_DELETE_AFTER:g})")
 
 
 def add_run_flags(run: argparse.ArgumentParser) -> None:

@@ -31,7 +31,7 @@ DEFAULT_OLDER_THAN = 600.0
 DEFAULT_TARGET_ROWS = 1_000_000
 # a merged file's sources stay this long after its publish, so a read that listed them a moment
 # earlier still finds them (the reader API skips them meanwhile); a later round deletes them
-DEFAULT_DELETE_AFTER = 300.0
+DEFAULT_DELETE_AFTER = 0.0  # at once: a grace makes plain globs count the merged rows twice
 
 
 def parse_duration(raw: str) -> float:
