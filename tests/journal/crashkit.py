@@ -52,13 +52,19 @@ def start_sim(symbols: str, rate: float, seed: int, faults: str) -> tuple[subpro
     raise RuntimeError("simulator did not start")
 
 
-def stop_sim(sim: subprocess.Popen[str]) -> None:
-    sim.send_signal(signal.SIGTERM)
+def stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM (unless it has exited), then SIGKILL after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
     try:
-        sim.wait(timeout=10)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        sim.kill()
-        sim.wait()
+        proc.kill()
+        proc.wait()
+
+
+def stop_sim(sim: subprocess.Popen[str]) -> None:
+    stop(sim)
     if sim.stdout is not None:
         sim.stdout.close()
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from trio_harvest.storage.location import S3Options, parse_s3
 from trio_harvest.storage.partitions import DEADLETTER_DIR
 from trio_harvest.storage.s3store import S3Store
 
+from ..journal.crashkit import stop
 from ..s3proxy import Proxy, fault_proxy
 from ..s3server import BUCKET, ENV, MotoS3, moto_s3
 
@@ -73,16 +73,6 @@ def _wait(what: str, ok: object, timeout: float, proc: subprocess.Popen[bytes], 
     raise AssertionError(f"{what} did not happen within {timeout}s:\n{log.read_text()}")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def test_a_second_process_with_another_local_dir_exits_2_naming_the_holder(
     tmp_path: Path, s3: MotoS3,
 ) -> None:
@@ -101,7 +91,7 @@ def test_a_second_process_with_another_local_dir_exits_2_naming_the_holder(
             env=_env(), capture_output=True, text=True, timeout=60)
         assert first.poll() is None
     finally:
-        _stop(first)
+        stop(first, timeout=30)
     assert second.returncode == 2, second.stderr
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1, lines
@@ -140,7 +130,7 @@ def test_an_owner_cut_off_fences_itself_and_a_contender_waits_for_the_expiry(
         proxy.faults.arm("")  # back in touch: the owner sees its lease gone and stops
         owner.wait(timeout=30)
     finally:
-        _stop(owner)
+        stop(owner, timeout=30)
     text = log.read_text()
     assert "fenced: the lease of shard" in text  # its writes were refused, not sent
     assert "was taken by another process" in text
