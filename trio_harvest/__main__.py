@@ -2,13 +2,16 @@
 
 A Ctrl-C that lands while the command line is still being imported (before ``main`` can catch
 it) ends with the same one line as one that lands later: never a traceback; one that lands
-while the interpreter shuts down is ignored.
+while the interpreter shuts down is ignored. Output piped into a reader that stops early
+(``inspect … | head``) ends quietly, as it does for any Unix tool.
 """
 
+import os
 import signal
 import sys
 
 INTERRUPTED = 130
+BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool its reader stopped
 
 
 def _main() -> int:
@@ -19,6 +22,9 @@ def _main() -> int:
     except KeyboardInterrupt:
         print("trio_harvest: interrupted", file=sys.stderr)
         code = INTERRUPTED
+    except BrokenPipeError:  # the reader is gone: nothing more to say, and no flush at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = BROKEN_PIPE
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run is over: a late Ctrl-C changes nothing
     return code
 

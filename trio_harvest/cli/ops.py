@@ -211,7 +211,11 @@ def deadletter_dirs(args: argparse.Namespace, data: Path) -> list[Path]:
     return out
 
 
-def _unreadable(exc: OSError) -> ConfigError:
+def _unreadable(exc: OSError) -> Exception:
+    """The one line for data that cannot be read; a closed pipe on our own output (``| head``)
+    is not that, and goes on to end the command quietly."""
+    if isinstance(exc, BrokenPipeError):
+        return exc
     return ConfigError(f"cannot read {exc.filename or 'the data'}: {exc.strerror or exc}")
 
 
