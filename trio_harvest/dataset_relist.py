@@ -20,7 +20,8 @@ from polars.io.plugins import register_io_source
 
 __all__ = ["ATTEMPTS", "relisting", "vanished"]
 
-ATTEMPTS = 3  # listings per collect: a file gone twice in a row means two merges raced the read
+ATTEMPTS = 8  # listings per collect (each a cheap listing): only merges back to back, many times
+# over, outrun it; a file still gone then is an error, never a silent gap
 
 # how a read of a file that is gone fails: local disk (FileNotFoundError), or an object store
 # through Polars (its error text)
