@@ -25,6 +25,7 @@ import calendar
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from ...binance.decode import AggTrade, BookTicker, DepthUpdate, Envelope, Message, decode_frame
@@ -76,20 +77,12 @@ check_trade = sequence.check_agg_id  # on ``a`` only: ``f``/``l`` may skip raw i
 # -- REST --------------------------------------------------------------------------------------
 
 
-def snapshot_request(symbol: str, limit: int = FACTS.snapshot_limit) -> backfill.Request:
-    """``GET /dapi/v1/depth?symbol=&limit=`` and its weight."""
-    return backfill.Request(FACTS.depth_path, (("symbol", symbol), ("limit", limit)),
-                            FACTS.depth_weight(limit))
-
-
-def backfill_request(symbol: str, first_id: int, last_id: int) -> backfill.Request:
-    """The first ``GET /dapi/v1/aggTrades?fromId=`` page of a hole (weight 20)."""
-    return backfill.first_request(FACTS, symbol, first_id, last_id)
-
-
-def next_backfill_request(symbol: str, page_ids: list[int],
-                          last_id: int) -> backfill.Request | None:
-    return backfill.next_request(FACTS, symbol, page_ids, last_id)
+# ``GET /dapi/v1/depth?symbol=&limit=`` (default: the resync depth) with its weight; the first
+# ``GET /dapi/v1/aggTrades?fromId=`` page of a hole ``(symbol, first_id, last_id)``; the page after
+# one whose ids came back (None: covered, or nothing more there)
+snapshot_request = partial(backfill.snapshot_request, FACTS)
+backfill_request = partial(backfill.first_request, FACTS)
+next_backfill_request = partial(backfill.next_request, FACTS)
 
 
 def within_history(trade_ms: int, now_ms: int) -> bool:

@@ -28,6 +28,12 @@ class Request:
         return dict(self.params)
 
 
+def snapshot_request(facts: WireFacts, symbol: str, limit: int | None = None) -> Request:
+    """``GET <prefix>/depth?symbol=&limit=`` (default: the venue's resync depth) and its weight."""
+    n = facts.snapshot_limit if limit is None else limit
+    return Request(facts.depth_path, (("symbol", symbol), ("limit", n)), facts.depth_weight(n))
+
+
 def first_request(facts: WireFacts, symbol: str, first_id: int, last_id: int) -> Request:
     """The first page of the missing ids ``first_id..last_id`` (inclusive)."""
     limit = max(1, min(facts.agg_trades_page, last_id - first_id + 1))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -152,20 +153,12 @@ def raw_ids_continue(prev_last_id: int, first_id: int) -> bool:
 
 # -- REST --------------------------------------------------------------------------------------
 
-def snapshot_request(symbol: str, limit: int = FACTS.snapshot_limit) -> backfill.Request:
-    """``GET /api/v3/depth?symbol=&limit=`` and its weight."""
-    return backfill.Request(FACTS.depth_path, (("symbol", symbol), ("limit", limit)),
-                            FACTS.depth_weight(limit))
-
-
-def backfill_request(symbol: str, first_id: int, last_id: int) -> backfill.Request:
-    """The first ``GET /api/v3/aggTrades?fromId=`` page of a hole (weight 4)."""
-    return backfill.first_request(FACTS, symbol, first_id, last_id)
-
-
-def next_backfill_request(symbol: str, page_ids: list[int],
-                          last_id: int) -> backfill.Request | None:
-    return backfill.next_request(FACTS, symbol, page_ids, last_id)
+# ``GET /api/v3/depth?symbol=&limit=`` (default: the resync depth) with its weight; the first
+# ``GET /api/v3/aggTrades?fromId=`` page of a hole ``(symbol, first_id, last_id)``; the page after
+# one whose ids came back (None: covered, or nothing more there)
+snapshot_request = partial(backfill.snapshot_request, FACTS)
+backfill_request = partial(backfill.first_request, FACTS)
+next_backfill_request = partial(backfill.next_request, FACTS)
 
 
 # -- listing and symbols -----------------------------------------------------------------------
