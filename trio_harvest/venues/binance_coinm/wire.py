@@ -166,6 +166,16 @@ def quarterly_symbol(pair: str, now_ms: int, ahead: int = 0) -> str:
     return f"{pair}_{quarter_dates(now_ms, ahead + 1)[ahead]:%y%m%d}"
 
 
+def quarter_type(symbol: str, now_ms: int) -> str:
+    """``contractType`` of a symbol at ``now_ms``: ``PERPETUAL``, ``CURRENT_QUARTER`` (the
+    nearest delivery, or one already past) or ``NEXT_QUARTER``."""
+    due = delivery_ms(symbol)
+    if due == listing.PERPETUAL_DELIVERY_MS:
+        return PERPETUAL
+    nearest = int(quarter_dates(now_ms, 1)[0].timestamp()) * 1000
+    return CURRENT_QUARTER if due <= nearest else NEXT_QUARTER
+
+
 def perpetual_symbol(pair: str) -> str:
     return f"{pair}_PERP"
 
@@ -174,5 +184,5 @@ __all__ = ["CURRENT_QUARTER", "FACTS", "NAME", "NEXT_QUARTER", "PERPETUAL", "Coi
            "CoinmBookTicker", "CoinmDepthUpdate", "Envelope", "Message", "align_snapshot",
            "backfill_request", "base_qty", "check_delta", "check_trade", "decode_frame",
            "delivery_ms", "is_symbol", "next_backfill_request", "notional_usd", "pair_of",
-           "parse_listing", "perpetual_symbol", "quarter_dates", "quarterly_symbol",
+           "parse_listing", "perpetual_symbol", "quarter_dates", "quarter_type", "quarterly_symbol",
            "snapshot_request", "within_history"]
