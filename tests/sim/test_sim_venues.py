@@ -25,7 +25,7 @@ from trio_harvest.venues.binance_spot import wire as spot
 
 @dataclass(frozen=True)
 class Wire:
-    decode: Callable[[str], Any]  # frame -> envelope (.stream, .data)
+    decode: Callable[[str | bytes], Any]  # frame -> envelope (.stream, .data)
     check: Callable[[int, Any], str]  # the book rule
     align: Callable[[int, Any], str]  # the snapshot rule
     path: str  # the combined-stream path
@@ -89,13 +89,18 @@ async def test_each_venue_serves_frames_its_wire_module_decodes_and_chains(
             checked += 1
         last[d.symbol] = d.update_id
     assert checked >= 10
-    # a REST snapshot taken now is bridged by a later delta under the venue's rule
+    # a REST snapshot taken while the stream runs is bridged by a delta under the venue's rule
     sym = symbols(venue)[0]
-    reply = sim.rest.handle("GET", f"{w.rest}/depth?symbol={sym}&limit=1000")
+    later: list[Any] = []
+    async with open_websocket_url(f"{sim.url}{w.path}?streams={stream_name(sym, 'depth')}") as ws:
+        with trio.fail_after(5):
+            later.append(w.decode(await ws.get_message()).data)  # buffered, as a harvester does
+        reply = sim.rest.handle("GET", f"{w.rest}/depth?symbol={sym}&limit=1000")
+        with trio.move_on_after(0.6):
+            while True:
+                later.append(w.decode(await ws.get_message()).data)
     assert reply.status == 200
     snap_id = json.loads(reply.body)["lastUpdateId"]
-    later = [e.data for e in await collect(sim, venue, 0.6, ("depth",))
-             if e.data.symbol == sym]
     outcomes = [w.align(snap_id, d) for d in later]
     kept = [o for o in outcomes if o != sequence.DROP]  # after the bridge, the chain rule holds
     assert kept and kept[0] == sequence.BRIDGE
@@ -199,3 +204,37 @@ def test_sim_cli_speaks_the_venue(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "--venue", "kraken", "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert "--venue" in err and "binance-spot" in err and "Traceback" not in err
+
+
+async def test_listing_and_disconnect_faults_in_each_venue(nursery: trio.Nursery) -> None:
+    from trio_websocket import ConnectionClosed
+
+    from trio_harvest.ingest.connection import websocket_connector
+
+    # it closes its socket after a server-side close (trio-websocket: its ConnectionClosed below)
+    connect = websocket_connector(1 << 20, transport="trio-websocket")
+    sim = start(nursery, COINM, faults=FaultPlan(listing=0.2, disconnect=0.4))
+    await nursery.start(sim.serve)
+    with trio.fail_after(5):
+        async with connect(f"{sim.url}/stream?streams=btcusd_perp@aggTrade") as ws:
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await ws.get_message()
+    assert sim.stats.listed[0] == "SUIUSD_PERP"  # the venue's names
+    info = json.loads(sim.rest.handle("GET", "/dapi/v1/exchangeInfo").body)
+    listed = coinm.parse_listing(info)
+    assert all(listed[s].status == "SETTLING" for s in sim.stats.delisted)
+    assert all(listed[s].trading or s in sim.stats.delisted for s in sim.stats.listed)
+    assert listed["SUIUSD_PERP"].contract_size == 10
+    s = start(nursery, SPOT)
+    s.change_listing("SUIUSDT", "ETHUSDT")
+    spot_listed = spot.parse_listing(json.loads(s.rest.handle("GET", "/api/v3/exchangeInfo").body))
+    assert spot_listed["ETHUSDT"].status == "BREAK" and spot_listed["SUIUSDT"].trading
+
+
+def test_a_quarterly_past_its_delivery_reads_as_delivering() -> None:
+    sim = Simulator(SimConfig(symbols=("BTCUSD_PERP", "BTCUSD_251226"), venue=COINM),
+                    clock_ms=lambda: NOW_MS)  # a year after that quarterly's date
+    listed = coinm.parse_listing(json.loads(sim.rest.handle("GET", "/dapi/v1/exchangeInfo").body))
+    assert listed["BTCUSD_251226"].status == "DELIVERING"
+    assert listed["BTCUSD_251226"].expired(NOW_MS) and listed["BTCUSD_PERP"].trading
