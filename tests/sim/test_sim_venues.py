@@ -141,6 +141,10 @@ async def test_rest_paths_weights_and_listing_per_venue(nursery: trio.Nursery) -
         r = await client.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 5000})
         assert r.status_code == 200 and r.headers["x-mbx-used-weight-1m"] == str(4 + 250)
         assert set(r.json()) == {"lastUpdateId", "bids", "asks"}  # no E/T on spot
+        r = await client.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 7})
+        assert r.status_code == 200 and len(r.json()["bids"]) == 7  # any limit up to 5000
+        r = await client.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 5001})
+        assert r.status_code == 400
         info = (await client.get("/api/v3/exchangeInfo")).json()
         assert (await client.get("/fapi/v1/exchangeInfo")).status_code != 200  # not spot's
     listed = spot.parse_listing(info)

@@ -100,7 +100,7 @@ class RestApi:
         try:
             if path == f"{prefix}/depth":
                 limit = _int(query, "limit", 500 if venue.pu else 100)
-                if limit not in venue.depth_limits:
+                if not venue.depth_limit_ok(limit):
                     raise _BadRequest(400, -1130, "Invalid limit.")
                 model = self._symbol(query)
                 return self._charged(venue.depth_weight(limit),

@@ -50,6 +50,7 @@ class VenueProfile:
     new_listings: tuple[str, ...] = NEW_LISTINGS  # the names ``listing=S`` lists, in order
     listing_suffix: str = "USDT"  # ... then NEW<n><suffix>
     ticker_weights: tuple[int, int] = (1, 40)  # ticker/24hr: one symbol, every symbol
+    exact_depth_limits: bool = True  # depth takes only the listed limits (spot: 1 up to the max)
 
     @property
     def rest_root(self) -> str:
@@ -59,6 +60,11 @@ class VenueProfile:
     @property
     def depth_limits(self) -> tuple[int, ...]:
         return tuple(limit for limit, _ in self.depth_weights)
+
+    def depth_limit_ok(self, limit: int) -> bool:
+        if self.exact_depth_limits:
+            return limit in self.depth_limits
+        return 1 <= limit <= self.depth_limits[-1]
 
     def depth_weight(self, limit: int) -> int:
         for top, weight in self.depth_weights:
@@ -106,7 +112,7 @@ PROFILES: dict[str, VenueProfile] = {
         ping_seconds=None, pong_timeout_seconds=600.0, trade_nq=True),
     SPOT: _from_facts(
         spot.FACTS, depth_suffixes=((100, "@100ms"),), pu=False,
-        ticker_times=False, trade_m=True, ticker_weights=(2, 80)),
+        ticker_times=False, trade_m=True, ticker_weights=(2, 80), exact_depth_limits=False),
     COINM: _from_facts(
         coinm.FACTS, pair_field=True, contracts=True, status_field="contractStatus",
         catalogue=tuple(f"{c}USD_PERP" for c in _COINS),
