@@ -242,3 +242,60 @@ def test_a_quarterly_past_its_delivery_reads_as_delivering() -> None:
     listed = coinm.parse_listing(json.loads(sim.rest.handle("GET", "/dapi/v1/exchangeInfo").body))
     assert listed["BTCUSD_251226"].status == "DELIVERING"
     assert listed["BTCUSD_251226"].expired(NOW_MS) and listed["BTCUSD_PERP"].trading
+
+
+def test_message_rate_window() -> None:
+    from trio_harvest.sim.control import MessageRate
+
+    rate = MessageRate(5)
+    assert all(rate.allow(0.1 * i) for i in range(5))
+    assert not rate.allow(0.5)  # a sixth within one second
+    assert rate.allow(1.45)  # the first ones have left the window
+
+
+async def _close_code_after(port: int, messages: list[str]) -> int | None:
+    """Send ``messages`` at once over a plain wsproto client; the server's close code, None
+    when it answered every message without closing, -1 when it hung up without a close frame."""
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
+
+    ws = WSConnection(ConnectionType.CLIENT)
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(ws.send(Request(host="localhost",
+                                              target="/stream?streams=btcusdt@aggTrade")))
+        accepted = False
+        while not accepted:
+            ws.receive_data(await stream.receive_some(65536))
+            accepted = any(isinstance(e, AcceptConnection) for e in ws.events())
+        await stream.send_all(b"".join(ws.send(TextMessage(m)) for m in messages))
+        replies = 0
+        with trio.move_on_after(5.0):
+            while replies < len(messages):
+                data = await stream.receive_some(65536)
+                if not data:
+                    return -1  # closed without a close frame
+                ws.receive_data(data)
+                for event in ws.events():
+                    if isinstance(event, CloseConnection):
+                        return event.code
+                    replies += isinstance(event, TextMessage) and '"id"' in event.data
+            return None
+    return -2  # neither answered nor closed in time
+
+
+async def test_a_client_over_the_message_rate_is_disconnected(nursery: trio.Nursery) -> None:
+    from trio_harvest.venues.binance_common.facts import subscription
+
+    assert profile(SPOT).messages_per_second == 5 and profile(COINM).messages_per_second == 10
+    assert profile(USDM).messages_per_second is None  # not enforced: as before
+    sim = start(nursery, SPOT)
+    await nursery.start(sim.serve)
+    five = [subscription("LIST_SUBSCRIPTIONS", [], i) for i in range(5)]
+    with trio.fail_after(10):
+        assert await _close_code_after(sim.port, five) is None  # 5 in a second: answered
+        assert sim.stats.rate_closes == 0
+        # one too many: closed, with 1008 "Too many requests" (under load the close frame does
+        # not always reach the client before the hang-up)
+        assert await _close_code_after(sim.port, [*five, five[0]]) in (1008, -1)
+    assert sim.stats.rate_closes == 1

@@ -14,8 +14,9 @@ The port also answers REST (``front.py`` + ``rest.py``) from the book snapshot a
 with ids consistent with the streams.
 
 ``SimConfig.venue`` picks the Binance venue whose wire it speaks (``venue.py``: USD-M by default,
-Spot, COIN-M): paths, payload fields, REST prefix and weights, and the server's pings (Spot
-every 20 s, COIN-M every 3 min; a connection that does not answer in time is closed).
+Spot, COIN-M): paths, payload fields, REST prefix and weights, the server's pings (Spot
+every 20 s, COIN-M every 3 min; a connection that does not answer in time is closed) and the
+client message rate (Spot 5/s, COIN-M 10/s; over it the connection is closed with 1008).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, WebSocketServer
 
-from .control import handle_control
+from .control import MessageRate, handle_control
 from .disrupt import Disruptor
 from .fanout import Hub, Subscriber
 from .faultinject import FaultInjector
@@ -283,9 +284,16 @@ class Simulator:
     async def _read_control(
         self, ws: WebSocketConnection, sub: Subscriber, scope: trio.CancelScope
     ) -> None:
+        limit = self.venue.messages_per_second
+        rate = MessageRate(limit) if limit is not None else None
         try:
             while True:
                 message = await ws.get_message()
+                if rate is not None and not rate.allow(trio.current_time()):
+                    self.stats.rate_closes += 1  # as the venue does: close, no reply
+                    await ws.aclose(1008, "Too many requests")
+                    scope.cancel()
+                    return
                 result = handle_control(message, list(sub.streams))
                 self._hub.subscribe(sub, result.subscribe)
                 self._hub.unsubscribe(sub, result.unsubscribe)

@@ -50,6 +50,7 @@ class VenueProfile:
     new_listings: tuple[str, ...] = NEW_LISTINGS  # the names ``listing=S`` lists, in order
     listing_suffix: str = "USDT"  # ... then NEW<n><suffix>
     ticker_weights: tuple[int, int] = (1, 40)  # ticker/24hr: one symbol, every symbol
+    messages_per_second: int | None = None  # a client sending more is disconnected (None: any)
     exact_depth_limits: bool = True  # depth takes only the listed limits (spot: 1 up to the max)
 
     @property
@@ -99,7 +100,7 @@ def _from_facts(facts: WireFacts, **kw: object) -> VenueProfile:
         depth_weights=facts.depth_weights, agg_trades_weight=facts.agg_trades_weight,
         exchange_info_weight=facts.exchange_info_weight, weight_limit=facts.weight_limit,
         ping_seconds=facts.server_ping_seconds, pong_timeout_seconds=facts.pong_timeout_seconds,
-        **kw)  # type: ignore[arg-type]
+        messages_per_second=facts.messages_per_second, **kw)  # type: ignore[arg-type]
 
 
 _COINS = ("BTC", "ETH", "SOL", "XRP", "DOGE", "ADA", "BNB", "LTC")
