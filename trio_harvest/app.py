@@ -20,8 +20,6 @@ from typing import Any
 import trio
 
 from . import __version__
-from .binance.booksync import DiffBooks
-from .binance.streams import ConnectionPlan, plan_connections, streams_for
 from .config import Config
 from .ingest.connection import ConnectFn, Connection, make_connections, run_ingest, websocket_connector
 from .ingest.restclient import FetchFn
@@ -45,6 +43,8 @@ from .storage.compact import Compactor
 from .storage.startup import startup_scan
 from .storage.store import LocalStore
 from .storage.writer import Writer
+from .venues.binance_usdm.booksync import DiffBooks
+from .venues.binance_usdm.streams import ConnectionPlan, plan_connections, streams_for
 
 log = logging.getLogger("trio_harvest.app")
 

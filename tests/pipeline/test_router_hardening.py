@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from trio_harvest.binance.booksync import DiffBooks
-from trio_harvest.binance.diffbook import Snapshot
 from trio_harvest.kinds import DEFAULT_WATERMARKS, ORDERBOOK, PRICES
 from trio_harvest.pipeline.lanes import Lanes
 from trio_harvest.pipeline.router import Router
 from trio_harvest.pipeline.timeguard import TimeGuard
+from trio_harvest.venues.binance_usdm.booksync import DiffBooks
+from trio_harvest.venues.binance_usdm.diffbook import Snapshot
 
 NOW = 1_700_000_000_000
 WEEK = 7 * 86_400_000
@@ -255,7 +255,7 @@ async def test_the_exchange_clock_estimate_moves_by_a_bounded_step(tmp_path: Any
     before = repair.stats.lag_ms
     assert before is not None
     # one trade whose E is weeks ahead, past every other check (as if the guard were not there)
-    from trio_harvest.binance.decode import decode_frame
+    from trio_harvest.venues.binance_usdm.decode import decode_frame
 
     t = decode_frame(agg(20, t=NOW + 3 * WEEK)).data
     repair.trade(t, NOW + 50)  # type: ignore[arg-type]

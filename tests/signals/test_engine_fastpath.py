@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from trio_harvest.binance.decode import (
+from trio_harvest.signals.engine import SignalEngine
+from trio_harvest.signals.params import SignalParams
+from trio_harvest.venues.binance_usdm.decode import (
     AggTrade,
     BookTicker,
     DepthUpdate,
@@ -17,8 +19,6 @@ from trio_harvest.binance.decode import (
     ticker_row,
     trade_row,
 )
-from trio_harvest.signals.engine import SignalEngine
-from trio_harvest.signals.params import SignalParams
 
 LEVELS = 20
 

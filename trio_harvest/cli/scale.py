@@ -211,8 +211,8 @@ def this_shard(config: Config) -> tuple[Config, Shard]:
 def _timeline_share(config: Config, shard: Shard) -> tuple[str, ...]:
     """A universe shard's symbols now, by the ownership timeline the listing follower keeps to
     (scale/handover.py): the listing's own times and the weights of the grid point's day."""
-    from ..binance.listing import TRADING, Listed
     from ..ops.listing import ListingError, fetch_listing
+    from ..venues.binance_usdm.listing import TRADING, Listed
 
     listed: dict[str, Listed] = {s: Listed(TRADING) for s in config.symbols}
     if not config.sim:

@@ -24,8 +24,8 @@ from typing import Protocol
 
 import trio
 
-from ..binance.streams import MESSAGES_PER_SECOND, ConnectionPlan, StreamSpec, subscription
 from ..ratelimit import RateLimitedLog
+from ..venues.binance_usdm.streams import MESSAGES_PER_SECOND, ConnectionPlan, StreamSpec, subscription
 from .backoff import Backoff
 from .transport import (
     DEFAULT_TRANSPORT,

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any, cast
 import msgspec
 import trio
 
-from ..binance.decode import AggTrade
 from ..kinds import GAPS, PRICES, Row
 from ..repair.continuity import DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker, Break
 from ..repair.gaps import AGG_ID_BREAK, UNFILLED, agg_detail, gap_row
 from ..storage.partitions import utc_date
+from ..venues.binance_usdm.decode import AggTrade
 from . import format as fmt
 from .diskkeys import DiskKeys, read_keys
 

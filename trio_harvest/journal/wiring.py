@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from ..binance.streams import depth_stream_name
 from ..kinds import Row
 from ..repair.gaps import gap_row
+from ..venues.binance_usdm.streams import depth_stream_name
 from . import format as fmt
 from .checkpoint import oldest_not_durable
 from .journal import Journal

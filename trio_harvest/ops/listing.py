@@ -17,10 +17,10 @@ from contextlib import AbstractAsyncContextManager
 
 import trio
 
-from ..binance.listing import PATH, Listed, listing
 from ..hints import plural
 from ..ingest.restclient import FetchFn, RestError, http_fetch
 from ..symbols import unlisted
+from ..venues.binance_usdm.listing import PATH, Listed, listing
 
 log = logging.getLogger("trio_harvest.symbols")
 

@@ -26,8 +26,6 @@ from typing import TYPE_CHECKING, Protocol
 
 import trio
 
-from ..binance.listing import PATH, TRADING, Listed
-from ..binance.streams import ConnectionPlan, plan_connections, streams_for
 from ..errors import ConfigError
 from ..kinds import PRICES, Row
 from ..pipeline.window import WindowLane
@@ -37,10 +35,11 @@ from ..scale.handover import DayWeights, Timeline, day_of
 from ..scale.shards import parse_shard
 from ..signals.task import flush_all
 from ..symbols import follow, is_universe, not_trading, resolve
+from ..venues.binance_usdm.listing import PATH, TRADING, Listed
+from ..venues.binance_usdm.streams import ConnectionPlan, plan_connections, streams_for
 from .listing import ListingError, fetch_listing, fetch_statuses
 
 if TYPE_CHECKING:
-    from ..binance.booksync import DiffBooks
     from ..config import Config
     from ..ingest.connection import Connection
     from ..pipeline.lanes import Lanes
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
     from ..pipeline.router import Router
     from ..repair.coordinator import Repair
     from ..signals.engine import SignalEngine
+    from ..venues.binance_usdm.booksync import DiffBooks
 
 log = logging.getLogger("trio_harvest.universe")
 

@@ -32,7 +32,7 @@ from .chunks import (
 from .shapes import CvdBuilder, DepthBuilder, OfiBuilder, TickerBuilder, TradeBuilder
 
 if TYPE_CHECKING:
-    from ..binance.decode import AggTrade, BookTicker, DepthUpdate
+    from ..venues.binance_usdm.decode import AggTrade, BookTicker, DepthUpdate
 
 WakeFn = Callable[["Lane"], None]
 _OPEN = ("_trade", "_ticker", "_depth", "_ofi", "_cvd", "_generic")

@@ -25,8 +25,10 @@ from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..binance.booksync import DONE
-from ..binance.decode import (
+from ..kinds import ORDERBOOK, PRICES, Row
+from ..ratelimit import RateLimitedLog
+from ..venues.binance_usdm.booksync import DONE
+from ..venues.binance_usdm.decode import (
     AggTrade,
     BadFrame,
     BookTicker,
@@ -39,17 +41,15 @@ from ..binance.decode import (
     ticker_row,
     trade_row,
 )
-from ..binance.streams import reply_to
-from ..kinds import ORDERBOOK, PRICES, Row
-from ..ratelimit import RateLimitedLog
+from ..venues.binance_usdm.streams import reply_to
 from .chunks import BadValue
 from .lanes import Lanes, Sink
 from .timeguard import TOLERANCE_MS, TimeGuard
 from .window import Window, WindowHook, WindowLane
 
 if TYPE_CHECKING:
-    from ..binance.booksync import DiffBooks
     from ..repair.coordinator import Repair
+    from ..venues.binance_usdm.booksync import DiffBooks
 
 log = logging.getLogger("trio_harvest.router")
 

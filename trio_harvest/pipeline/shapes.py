@@ -21,7 +21,7 @@ from ..kinds import Row, Schema
 from .chunks import NAN, BadValue, Builder, join_buffers
 
 if TYPE_CHECKING:
-    from ..binance.decode import AggTrade, BookTicker, DepthUpdate
+    from ..venues.binance_usdm.decode import AggTrade, BookTicker, DepthUpdate
 
 _chain = chain.from_iterable
 

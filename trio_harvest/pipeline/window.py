@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ..kinds import Row
 
 if TYPE_CHECKING:
-    from ..binance.decode import AggTrade, BookTicker, DepthUpdate
+    from ..venues.binance_usdm.decode import AggTrade, BookTicker, DepthUpdate
     from .lanes import Lane
     from .router import SignalHooks
 

@@ -24,10 +24,10 @@ from typing import Any
 import msgspec
 import trio
 
-from ..binance.decode import TradeFields
 from ..ingest.restclient import FetchFn, RestError, WeightBudget, retry_after
 from ..kinds import Row
 from ..ratelimit import RateLimitedLog
+from ..venues.binance_usdm.decode import TradeFields
 from .continuity import AggIdTracker, Break
 from .gaps import AGG_ID_BREAK, FILLED, UNFILLED, agg_detail, gap_row
 

@@ -22,8 +22,6 @@ from typing import Any
 
 import trio
 
-from ..binance.decode import AggTrade, trade_row
-from ..binance.streams import ConnectionPlan, url_after
 from ..config import Config
 from ..ingest.connection import ConnectFn
 from ..ingest.handover import HandoverConnector
@@ -31,6 +29,8 @@ from ..ingest.restclient import FetchFn, WeightBudget, http_fetch
 from ..kinds import GAPS, PRICES, Row
 from ..pipeline.lanes import Lanes, Sink
 from ..ratelimit import RateLimitedLog
+from ..venues.binance_usdm.decode import AggTrade, trade_row
+from ..venues.binance_usdm.streams import ConnectionPlan, url_after
 from . import report
 from .backfill import Backfill
 from .continuity import BREAK, DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker, Break

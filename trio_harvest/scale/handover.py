@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..binance.listing import TRADING, Listed
 from ..symbols import matches
+from ..venues.binance_usdm.listing import TRADING, Listed
 from .shards import Shard, assignment, owner
 
 # the weights of a UTC day ("YYYY-MM-DD"), None for unweighted; the same for every shard

@@ -43,7 +43,7 @@ from .params import SignalParams, ofi_source_label
 from .tail import TailWindow
 
 if TYPE_CHECKING:
-    from ..binance.decode import AggTrade, BookTicker, DepthUpdate
+    from ..venues.binance_usdm.decode import AggTrade, BookTicker, DepthUpdate
 
 Emit = Callable[[str, Row], None]
 # (ts, source, ofi_l1, ofi_ml, bid, ask, bid_sz, ask_sz) and (ts, agg_id, delta, cvd, gap)

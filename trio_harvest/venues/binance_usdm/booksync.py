@@ -36,12 +36,12 @@ from typing import Any, Protocol
 import msgspec
 import trio
 
-from ..ingest.restclient import FetchFn, http_fetch, retry_after
-from ..ingest.tokenbucket import TokenBucket
-from ..kinds import Row
-from ..pipeline.lanes import Sink
-from ..ratelimit import RateLimitedLog
-from ..repair.gaps import BOOK_SEQUENCE_BREAK, gap_row
+from ...ingest.restclient import FetchFn, http_fetch, retry_after
+from ...ingest.tokenbucket import TokenBucket
+from ...kinds import Row
+from ...pipeline.lanes import Sink
+from ...ratelimit import RateLimitedLog
+from ...repair.gaps import BOOK_SEQUENCE_BREAK, gap_row
 from .decode import DepthUpdate, book_row
 from .diffbook import (
     APPLIED,
