@@ -102,14 +102,14 @@ class Seen:
     def __init__(self) -> None:
         self.ids: list[int] = []
 
-    def on_agg_trade(self, t: AggTrade) -> None:
+    def on_trade_record(self, t: AggTrade) -> None:
         self.ids.append(t.agg_id)
 
     def on_trade(self, row: tuple[Any, ...]) -> None:
         self.ids.append(int(row[4]))
 
-    def on_ticker(self, b: object, recv_ms: int) -> None: ...
-    def on_depth(self, d: object, source: str) -> None: ...
+    def on_quote(self, b: object, recv_ms: int) -> None: ...
+    def on_book_levels(self, d: object, source: str) -> None: ...
     def on_book(self, row: tuple[Any, ...]) -> None: ...
 
 

@@ -68,13 +68,13 @@ async def test_one_future_event_time_never_reaches_a_lane_or_the_signals() -> No
     seen: list[int] = []
 
     class Hook:  # the signal hooks: decoded messages on the hot path, rows otherwise
-        def on_agg_trade(self, t: Any) -> None:
+        def on_trade_record(self, t: Any) -> None:
             seen.append(t.trade_ms)
 
-        def on_ticker(self, b: Any, recv_ms: int) -> None:
+        def on_quote(self, b: Any, recv_ms: int) -> None:
             seen.append(b.trade_ms or b.event_ms)
 
-        def on_depth(self, d: Any, source: str) -> None:
+        def on_book_levels(self, d: Any, source: str) -> None:
             seen.append(d.trade_ms or d.event_ms)
 
         def on_trade(self, row: tuple[Any, ...]) -> None:

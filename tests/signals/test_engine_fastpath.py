@@ -52,13 +52,13 @@ def test_message_hooks_emit_what_the_row_hooks_emit(fixtures_dir: Path, book_tic
     for i, m in enumerate(msgs):
         recv = 1_626_992_741_000 + i
         if isinstance(m, AggTrade):
-            fast.on_agg_trade(m)
+            fast.on_trade_record(m)
             slow.on_trade(trade_row(m, recv))
         elif isinstance(m, BookTicker):
-            fast.on_ticker(m, recv)
+            fast.on_quote(m, recv)
             slow.on_book(ticker_row(m, recv, LEVELS))
         else:
-            fast.on_depth(m, "depth20")
+            fast.on_book_levels(m, "depth20")
             slow.on_book(depth_row(m, recv, LEVELS, "depth20"))
     assert fast_out == slow_out and len(fast_out) == len(msgs)
     upto = max(m.event_ms for m in msgs) // 1000 + 2

@@ -23,3 +23,7 @@ def get(name: str = DEFAULT) -> Venue:
 def default() -> Venue:
     """The venue of every command that names none."""
     return VENUES[DEFAULT]
+
+# ``orderbook.source`` / ``ofi.source`` of a row from a best bid/ask stream: today's data model
+# names it after the first venue's stream, whatever the venue
+QUOTE_SOURCE = BINANCE_USDM.quote_source

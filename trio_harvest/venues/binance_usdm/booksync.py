@@ -29,7 +29,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,9 +39,12 @@ import trio
 from ...ingest.restclient import FetchFn, http_fetch, retry_after
 from ...ingest.tokenbucket import TokenBucket
 from ...kinds import Row
+from ...pipeline.done import DONE as DONE  # what ``on_depth`` returns when done already
 from ...pipeline.lanes import Sink
 from ...ratelimit import RateLimitedLog
 from ...repair.gaps import BOOK_SEQUENCE_BREAK, gap_row
+from .adapter import DEPTH_PATH, depth_weight
+from .adapter import DEPTH_WEIGHT as DEPTH_WEIGHT
 from .decode import DepthUpdate, book_row
 from .diffbook import (
     APPLIED,
@@ -60,32 +63,8 @@ log = logging.getLogger("trio_harvest.booksync")
 SOURCE = "depth"  # orderbook.source of a diff-built book
 
 
-class _Done:
-    """An awaitable that is already done: awaiting it returns None at once."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return
-        yield  # (a generator that ends at once)
-
-
-DONE: Awaitable[None] = _Done()  # what ``on_depth`` returns when the event is done already
-DEPTH_PATH = "/fapi/v1/depth"
-
-# GET /fapi/v1/depth weight by limit (Binance USD-M)
-DEPTH_WEIGHT: dict[int, int] = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
-
 FetchDepth = Callable[[str, int], Awaitable[Mapping[str, Any]]]
 PutGap = Callable[[Row], Awaitable[None]]
-
-
-def depth_weight(limit: int) -> int:
-    """The weight of a depth request of ``limit`` levels (the next documented limit up)."""
-    for lim in sorted(DEPTH_WEIGHT):
-        if limit <= lim:
-            return DEPTH_WEIGHT[lim]
-    return DEPTH_WEIGHT[1000]
 
 
 class BookHook(Protocol):
