@@ -226,10 +226,12 @@ class Venue(Protocol):
     def levels_row(self, d: BookLevels, recv_ms: int, levels: int, source: str) -> Row: ...
 
     # -- sequencing and continuity -------------------------------------------------------------
-    trade_continuity: str  # CONTIGUOUS | NO_CONTINUITY
+    # CONTIGUOUS: each trade's ``agg_id`` is the previous one + 1, so a jump proves a loss that
+    # backfill can page over (``repair/continuity.py`` implements the rule); NO_CONTINUITY:
+    # ids prove nothing, every trade is admitted and nothing is backfilled
+    trade_continuity: str
 
     def follows(self, prev_update_id: int, d: BookLevels) -> bool: ...
-    def next_trade(self, last_id: int, trade_id: int) -> bool: ...
 
     # -- backfill and limits -------------------------------------------------------------------
     weight_header: str  # the response header with the weight used in the current window

@@ -150,10 +150,6 @@ class BinanceUsdm:
         """A diff event continues the book: its ``pu`` is the previous event's ``u``."""
         return d.prev_update_id == prev_update_id
 
-    def next_trade(self, last_id: int, trade_id: int) -> bool:
-        """Trade ids are consecutive: ``trade_id`` is the one after ``last_id``."""
-        return trade_id == last_id + 1
-
     # -- backfill and limits -------------------------------------------------------------------
 
     def trades_request(self, symbol: str, from_id: int, limit: int) -> RestRequest:

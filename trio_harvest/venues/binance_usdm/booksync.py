@@ -367,7 +367,7 @@ class DiffBooks:
 def depth_fetcher(fetch: FetchFn, budget: SharedBudget | None = None) -> FetchDepth:
     """``fetch_depth`` over ``restclient``'s ``fetch``: 429/418 raise ``RateLimited``, other
     non-200 answers and non-JSON bodies raise ``ValueError``; the server's weight count
-    (``X-MBX-USED-WEIGHT-1M``) is reported to the shared budget."""
+    (the used-weight header) is reported to the shared budget."""
 
     async def fetch_depth(symbol: str, limit: int) -> Mapping[str, Any]:
         resp = await fetch(DEPTH_PATH, {"symbol": symbol, "limit": limit})
