@@ -30,7 +30,7 @@ from ..kinds import GAPS, PRICES, Row
 from ..repair.continuity import DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker, Break
 from ..repair.gaps import AGG_ID_BREAK, UNFILLED, agg_detail, gap_row
 from ..storage.partitions import utc_date
-from ..venues.binance_usdm.decode import AggTrade
+from ..venues.base import Trade
 from . import format as fmt
 from .diskkeys import DiskKeys, read_keys
 
@@ -107,6 +107,7 @@ class ReplayGate:
     def __init__(self, repair: Repair, keys: DiskKeys, depth_source: str,
                  stats: ReplayStats) -> None:
         self.repair = repair
+        self.venue = repair.venue
         self.keys = keys
         self.depth_source = depth_source
         self.stats = stats
@@ -121,8 +122,8 @@ class ReplayGate:
     def tracker(self, symbol: str) -> AggIdTracker | None:
         return self.repair.trackers.get(symbol) or self.foreign.get(symbol)
 
-    def trade(self, t: AggTrade, recv_ms: int) -> bool:
-        self.stats.last_ms[f"{t.symbol.lower()}@aggTrade"] = recv_ms
+    def trade(self, t: Trade, recv_ms: int) -> bool:
+        self.stats.last_ms[self.venue.trade_stream(t.symbol)] = recv_ms
         tracker = self.tracker(t.symbol)
         if tracker is None:
             return False
@@ -169,7 +170,8 @@ class ReplayGate:
 
     def book(self, stream: str, update_id: int, row: Row | None = None) -> bool:
         self.stats.last_ms[stream] = self.recv_ms
-        symbol = stream.split("@", 1)[0].upper()
+        venue = self.venue
+        symbol = venue.stream_symbol(stream)
         if symbol in self.foreign:
             books = self.foreign_books.get(stream)
             if books is None:
@@ -178,7 +180,7 @@ class ReplayGate:
                 return False
         elif not self.repair.book(stream, update_id, row):
             return False
-        source = "bookTicker" if stream.endswith("@bookTicker") else self.depth_source
+        source = venue.quote_source if venue.is_quote_stream(stream) else self.depth_source
         key = (symbol, source, update_id)
         if key in self.keys.orderbook:
             self.stats.skipped += 1
@@ -268,7 +270,7 @@ class Replayer:
         recorded as unfilled (no backfill runs for it), and each of its streams gets a gap row
         from its last journaled frame on (reason ``restart``): it is not followed any more."""
         for symbol, tracker in gate.foreign.items():
-            stream = f"{symbol.lower()}@aggTrade"
+            stream = self.repair.venue.trade_stream(symbol)
             for lo, hi in tracker.missing:
                 if hi - lo < 1_000_000 and all((symbol, i) in gate.keys.prices
                                                for i in range(lo, hi + 1)):

@@ -68,6 +68,8 @@ class DiffBooks(Protocol):
 
     def on_depth(self, ev: Any, recv_ms: int, lane: Sink,
                  hook: Any) -> Awaitable[None]: ...  # DONE when nothing is left to await
+    def add_symbol(self, symbol: str) -> None: ...
+    def remove_symbol(self, symbol: str) -> None: ...
 
 
 @dataclass(slots=True)

@@ -8,7 +8,7 @@ I/O.
 
 from __future__ import annotations
 
-from .base import Venue
+from .base import Venue as Venue
 from .binance_usdm.adapter import VENUE as BINANCE_USDM
 
 VENUES: dict[str, Venue] = {BINANCE_USDM.name: BINANCE_USDM}
