@@ -7,6 +7,7 @@ protocol. Pure: no trio, no I/O.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -167,7 +168,22 @@ class BinanceUsdm:
         return RestRequest(DEPTH_PATH, {"symbol": symbol, "limit": limit}, depth_weight(limit))
 
     def ticker_request(self) -> RestRequest:
+        """Every symbol's 24 h ticker (its trade ``count`` weighs a symbol for sharding)."""
         return RestRequest(TICKER_PATH, {}, TICKER_WEIGHT)
+
+    def trade_counts(self, body: bytes | str) -> dict[str, int]:
+        """``symbol -> trades in 24 h`` of a ticker answer; ``ValueError`` on anything else."""
+        doc = json.loads(body)
+        if isinstance(doc, dict):
+            doc = [doc]
+        if not isinstance(doc, list):
+            raise ValueError("ticker/24hr: expected a list of objects")
+        out: dict[str, int] = {}
+        for row in doc:
+            if not isinstance(row, dict) or not isinstance(row.get("symbol"), str):
+                raise ValueError("ticker/24hr: an entry without a symbol")
+            out[row["symbol"]] = int(row.get("count") or 0)
+        return out
 
     # -- listing -------------------------------------------------------------------------------
 
