@@ -112,6 +112,17 @@ class BookLevels(Protocol):
 Record = Trade | Quote | BookLevels
 
 
+class BookSnapshot(Protocol):
+    """A book snapshot from REST: the book as of update ``last_update_id``, best levels first."""
+
+    @property
+    def last_update_id(self) -> int: ...
+    @property
+    def bids(self) -> list[tuple[float, float]]: ...
+    @property
+    def asks(self) -> list[tuple[float, float]]: ...
+
+
 class Frame(Protocol):
     """One decoded data frame: the stream it came on and its record."""
 
@@ -231,6 +242,11 @@ class Venue(Protocol):
     # ids prove nothing, every trade is admitted and nothing is backfilled
     trade_continuity: str
 
+    # the book rule: a snapshot from ``depth_request`` (``parse_snapshot``; ValueError for
+    # anything else), the first diff event it ``bridges``, then each event ``follows`` the one
+    # before; an event that does not is a lost update: the book resets and resyncs
+    def parse_snapshot(self, body: Mapping[str, Any]) -> BookSnapshot: ...
+    def bridges(self, last_update_id: int, d: BookLevels) -> bool: ...
     def follows(self, prev_update_id: int, d: BookLevels) -> bool: ...
 
     # -- backfill and limits -------------------------------------------------------------------

@@ -27,6 +27,7 @@ from ..base import (
     Trade,
 )
 from . import decode as wire
+from . import diffbook
 from . import listing as listing_
 from . import streams as st
 
@@ -147,9 +148,17 @@ class BinanceUsdm:
 
     # -- sequencing and continuity -------------------------------------------------------------
 
+    def parse_snapshot(self, body: Mapping[str, Any]) -> diffbook.Snapshot:
+        return diffbook.parse_snapshot(body)
+
+    def bridges(self, last_update_id: int, d: BookLevels) -> bool:
+        """The first event to apply on a snapshot: ``U <= lastUpdateId <= u`` (or its ``pu`` is
+        the snapshot's id: taken exactly at an event boundary)."""
+        return diffbook.bridges(last_update_id, d)
+
     def follows(self, prev_update_id: int, d: BookLevels) -> bool:
         """A diff event continues the book: its ``pu`` is the previous event's ``u``."""
-        return d.prev_update_id == prev_update_id
+        return diffbook.follows(prev_update_id, d)
 
     # -- backfill and limits -------------------------------------------------------------------
 

@@ -43,8 +43,9 @@ from ...pipeline.done import DONE as DONE  # what ``on_depth`` returns when done
 from ...pipeline.lanes import Sink
 from ...ratelimit import RateLimitedLog
 from ...repair.gaps import BOOK_SEQUENCE_BREAK, gap_row
-from .adapter import DEPTH_PATH, depth_weight
+from .adapter import DEPTH_PATH
 from .adapter import DEPTH_WEIGHT as DEPTH_WEIGHT
+from .adapter import depth_weight as depth_weight
 from .decode import DepthUpdate, book_row
 from .diffbook import (
     APPLIED,

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..base import BookLevels
 from .decode import DepthUpdate
 
 Level = tuple[float, float]  # (price, size)
@@ -46,6 +47,19 @@ STALE_SNAPSHOT = "stale_snapshot"  # the snapshot cannot be bridged to the strea
 
 MAX_LEVELS = 1000  # per side; Binance's largest snapshot
 BUFFER_LIMIT = 200  # events kept while waiting for a snapshot (20 s of @100ms)
+
+
+def follows(prev_update_id: int, ev: BookLevels) -> bool:
+    """The book rule while live: an event's ``pu`` is the previous event's ``u``
+    (``LocalBook.on_event`` inlines it)."""
+    return ev.prev_update_id == prev_update_id
+
+
+def bridges(last_update_id: int, ev: BookLevels) -> bool:
+    """The first event applied on a snapshot of ``last_update_id``: ``U <= lastUpdateId <= u``,
+    or ``pu == lastUpdateId`` (``LocalBook.on_event`` inlines it, after dropping ``u < last``)."""
+    return ev.update_id >= last_update_id and (
+        ev.first_update_id <= last_update_id or ev.prev_update_id == last_update_id)
 
 
 class SnapshotError(ValueError):
