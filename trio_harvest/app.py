@@ -32,6 +32,7 @@ from .ops.universe import Universe
 from .pipeline.lanes import Lanes
 from .pipeline.rotation import FIRST_FLUSH_S, DeadLetterFn, Rotation, SaveFn
 from .pipeline.router import Router
+from .repair.booksync import DiffBooks
 from .repair.coordinator import Repair
 from .scale.handover import DayWeights
 from .signals.engine import SignalEngine
@@ -44,7 +45,6 @@ from .storage.startup import startup_scan
 from .storage.store import LocalStore
 from .storage.writer import Writer
 from .venues.base import Plan
-from .venues.binance_usdm.booksync import DiffBooks
 
 log = logging.getLogger("trio_harvest.app")
 

@@ -10,7 +10,7 @@ from trio_harvest.kinds import DEFAULT_WATERMARKS, ORDERBOOK, PRICES
 from trio_harvest.pipeline.lanes import Lanes
 from trio_harvest.pipeline.router import Router
 from trio_harvest.pipeline.timeguard import TimeGuard
-from trio_harvest.venues.binance_usdm.booksync import DiffBooks
+from trio_harvest.repair.booksync import DiffBooks
 from trio_harvest.venues.binance_usdm.diffbook import Snapshot
 
 NOW = 1_700_000_000_000

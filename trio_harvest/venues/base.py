@@ -123,6 +123,45 @@ class BookSnapshot(Protocol):
     def asks(self) -> list[tuple[float, float]]: ...
 
 
+# outcomes of ``LocalBook.on_event``: the venue's book rule applied to one diff event
+APPLIED = "applied"  # the book changed; emit a row
+BUFFERED = "buffered"  # kept until a snapshot arrives
+DROPPED = "dropped"  # older than the snapshot, or a duplicate/replay: ignored
+BREAK = "break"  # the chain broke while live: book cleared, resync needed (see last_break)
+STALE_SNAPSHOT = "stale_snapshot"  # the snapshot cannot be bridged to the stream: fetch again
+
+
+class SequenceBreak(Protocol):
+    """A lost update while live: when (the last applied event's time, the breaking one's)."""
+
+    @property
+    def start_ms(self) -> int: ...
+    @property
+    def end_ms(self) -> int: ...
+    @property
+    def detail(self) -> str: ...
+
+
+class LocalBook(Protocol):
+    """One symbol's book kept from diff events by the venue's rule (``Venue.local_book``)."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def live(self) -> bool: ...
+    @property
+    def needs_snapshot(self) -> bool: ...
+    @property
+    def last_break(self) -> SequenceBreak | None: ...
+    @property
+    def stats(self) -> Any: ...  # counters: breaks, stale_snapshots, …
+
+    def on_event(self, ev: Any, recv_ms: int = 0) -> str: ...  # one of the outcomes above
+    def apply_snapshot(self, snap: Any) -> list[tuple[Any, int]] | None: ...
+    def top(self, n: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]: ...
+    def reset(self) -> None: ...
+
+
 class Frame(Protocol):
     """One decoded data frame: the stream it came on and its record."""
 
@@ -248,6 +287,8 @@ class Venue(Protocol):
     def parse_snapshot(self, body: Mapping[str, Any]) -> BookSnapshot: ...
     def bridges(self, last_update_id: int, d: BookLevels) -> bool: ...
     def follows(self, prev_update_id: int, d: BookLevels) -> bool: ...
+    def local_book(self, symbol: str, max_levels: int, buffer_limit: int) -> LocalBook: ...
+    max_book_levels: int  # per side: the largest snapshot
 
     # -- backfill and limits -------------------------------------------------------------------
     weight_header: str  # the response header with the weight used in the current window

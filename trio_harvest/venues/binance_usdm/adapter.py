@@ -156,6 +156,12 @@ class BinanceUsdm:
         the snapshot's id: taken exactly at an event boundary)."""
         return diffbook.bridges(last_update_id, d)
 
+    max_book_levels = diffbook.MAX_LEVELS
+
+    def local_book(self, symbol: str, max_levels: int, buffer_limit: int) -> diffbook.LocalBook:
+        """A book kept from diff events by the ``pu`` chain (``diffbook.py``)."""
+        return diffbook.LocalBook(symbol, max_levels=max_levels, buffer_limit=buffer_limit)
+
     def follows(self, prev_update_id: int, d: BookLevels) -> bool:
         """A diff event continues the book: its ``pu`` is the previous event's ``u``."""
         return diffbook.follows(prev_update_id, d)

@@ -20,6 +20,8 @@ import msgspec
 from ...kinds import Row
 from ..base import BOOK, QUOTE, TRADE, BookLevels, Quote, Trade
 from ..base import FrameError as FrameError
+from ..rows import book_row as book_row
+from ..rows import level_columns as _levels
 
 INT64_MAX = 2**63 - 1
 FLOAT_MAX = 1.7976931348623157e308
@@ -145,37 +147,12 @@ def rest_trade_row(symbol: str, t: TradeFields, recv_ms: int) -> Row:
             t.last_id, t.buyer_maker)
 
 
-def _levels(bids: list[tuple[float, float]], asks: list[tuple[float, float]], n: int) -> list[Any]:
-    out: list[Any] = []
-    nb, na = len(bids), len(asks)
-    for i in range(n):
-        if i < nb:
-            out += bids[i]
-        else:
-            out += (None, None)
-        if i < na:
-            out += asks[i]
-        else:
-            out += (None, None)
-    return out
-
-
 def depth_row(d: BookLevels, recv_ms: int, levels: int, source: str) -> Row:
     """An ``orderbook`` row from a partial-depth snapshot (top N, replace, don't apply)."""
     ts = d.trade_ms or d.event_ms
     head = [ts, d.event_ms, recv_ms, d.symbol, source, d.update_id, d.first_update_id,
             d.prev_update_id]
     return tuple(head + _levels(d.bids, d.asks, levels))
-
-
-def book_row(
-    symbol: str, ts_ms: int, event_ms: int, recv_ms: int, source: str, update_id: int,
-    first_update_id: int, prev_update_id: int,
-    bids: list[tuple[float, float]], asks: list[tuple[float, float]], levels: int,
-) -> Row:
-    """An ``orderbook`` row from any top-of-book state (e.g. a local book built from diffs)."""
-    head = [ts_ms, event_ms, recv_ms, symbol, source, update_id, first_update_id, prev_update_id]
-    return tuple(head + _levels(bids, asks, levels))
 
 
 def ticker_row(b: Quote, recv_ms: int, levels: int) -> Row:

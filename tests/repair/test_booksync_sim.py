@@ -10,7 +10,7 @@ import trio
 
 from trio_harvest.app import Harvester
 
-from ...conftest import make_config
+from ..conftest import make_config
 
 
 async def test_diff_books_from_the_simulator_match_its_book_ticker(tmp_path: Path) -> None:
