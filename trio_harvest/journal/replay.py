@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -62,16 +62,18 @@ def gap_key(row: Row) -> tuple[object, ...]:
     return (row[1], row[2], row[3], row[4], row[5], row[6])
 
 
-def read_with_symbols(path: Path) -> tuple[list[fmt.Record], set[str]]:
-    """A segment's records and the symbols they carry (blocking: run it in a thread)."""
+def read_with_symbols(path: Path, stream_symbol: Callable[[str], str]
+                      ) -> tuple[list[fmt.Record], set[str]]:
+    """A segment's records and the symbols they carry (blocking: run it in a thread);
+    ``stream_symbol`` is the venue's reading of a stream name."""
     records = fmt.read_segment(path)
     symbols: set[str] = set()
     for rec in records:
         try:
             if rec.type == fmt.FRAME:
-                name = _stream.decode(rec.payload).stream
-                if "@" in name:
-                    symbols.add(name.split("@", 1)[0].upper())
+                symbol = stream_symbol(_stream.decode(rec.payload).stream)
+                if symbol:
+                    symbols.add(symbol)
             elif rec.type == fmt.ROW:
                 doc = _row.decode(rec.payload)
                 row = doc["row"]
@@ -227,7 +229,8 @@ class Replayer:
         try:
             for first, path, _last in segs:
                 try:
-                    records, symbols = await trio.to_thread.run_sync(read_with_symbols, path)
+                    records, symbols = await trio.to_thread.run_sync(
+                        read_with_symbols, path, self.repair.venue.stream_symbol)
                 except OSError as exc:  # kept (not deleted) for a person to look at
                     log.error("journal: cannot read segment %s (%s); skipped", path, exc)
                     continue
@@ -280,7 +283,7 @@ class Replayer:
                                                   tracker.last_ms, AGG_ID_BREAK, detail))
             tracker.missing.clear()
             for name, ms in self.stats.last_ms.items():
-                if name.split("@", 1)[0].upper() == symbol:
+                if self.repair.venue.stream_symbol(name) == symbol:
                     await self._put_gap(gate, gap_row(symbol, name, ms, ms, RESTART,
                                                       f"harvester restarted; {NOT_HARVESTED}"))
 
@@ -367,7 +370,7 @@ def mark_restart(repair: Repair, last_ms: Mapping[str, int]) -> int:
 
     n = 0
     for stream, ms in last_ms.items():
-        symbol = stream.split("@", 1)[0].upper()
+        symbol = repair.venue.stream_symbol(stream)
         if symbol in repair.trackers and stream not in repair.resuming:
             repair.resuming[stream] = Interruption(symbol, ms, RESTART,
                                                    "harvester restarted (journal replayed)")

@@ -286,7 +286,7 @@ class Router:
         self._books[symbol] = self.lanes.get(ORDERBOOK, symbol)
 
     def _learn(self, stream: str, symbol: str) -> bool:
-        if not stream.startswith(symbol.lower() + "@"):
+        if not stream.startswith(self.venue.stream_prefix(symbol)):
             return False
         n = self._learned.get(symbol, 0)
         if n >= MAX_STREAMS_PER_SYMBOL:

@@ -120,8 +120,14 @@ class BinanceUsdm:
         return name.endswith("@" + st.BOOK_TICKER)
 
     def stream_symbol(self, name: str) -> str:
-        """The symbol a stream name carries (upper case, as in payloads)."""
-        return name.split("@", 1)[0].upper()
+        """The symbol a stream name carries (upper case, as in payloads); "" for a name that is
+        not a stream's."""
+        symbol, at, _ = name.partition("@")
+        return symbol.upper() if at else ""
+
+    def stream_prefix(self, symbol: str) -> str:
+        """What every stream name of ``symbol`` starts with."""
+        return symbol.lower() + "@"
 
     def stream_symbols(self, url: str) -> list[str]:
         """The symbols of a combined-stream URL's streams, in order, once each."""
