@@ -21,6 +21,7 @@ import pytest
 
 from trio_harvest import venues
 from trio_harvest.venues.base import (
+    APPLIED,
     BOOK,
     CONTIGUOUS,
     DEPTH,
@@ -31,6 +32,7 @@ from trio_harvest.venues.base import (
     TRADES,
     BookLevels,
     FrameError,
+    LocalBook,
     Quote,
     Trade,
     Venue,
@@ -169,6 +171,36 @@ def test_the_book_rule_holds_on_the_capture_and_catches_a_lost_update(
         venue.parse_snapshot({"code": -1121, "msg": "Invalid symbol."})
     req = venue.depth_request("BTCUSDT", 1000)
     assert req.weight > 0 and req.path and req.weight <= venue.weight_limit
+
+
+def test_a_book_kept_by_the_venues_rule_agrees_with_its_quote_stream(
+        venue: Venue, fixtures_dir: Path) -> None:
+    """The capture's diff events, applied by the venue's own book (``local_book``) on its REST
+    snapshots, give exactly the best levels its quote stream shows at the same update id."""
+    cap = _capture(venue, fixtures_dir)
+    books: dict[str, LocalBook] = {}
+    best: dict[str, dict[int, tuple[Any, Any]]] = defaultdict(dict)
+    for _, rec in cap.records:
+        if rec.kind != BOOK or rec.symbol not in cap.snapshots:
+            continue
+        book = books.get(rec.symbol)
+        if book is None:
+            book = books[rec.symbol] = venue.local_book(rec.symbol, venue.max_book_levels, 1000)
+        snap = venue.parse_snapshot(cap.snapshots[rec.symbol])
+        if book.needs_snapshot and rec.update_id >= snap.last_update_id:
+            for old, recv_ms in book.apply_snapshot(snap) or ():
+                book.on_event(old, recv_ms)  # older than the snapshot: dropped
+        if book.on_event(rec, 0) == APPLIED:
+            bids, asks = book.top(1)
+            best[rec.symbol][rec.update_id] = (bids[0], asks[0])
+    assert books and all(book.live for book in books.values())
+    compared = 0
+    for _, rec in cap.records:
+        if rec.kind == QUOTE and rec.update_id in best[rec.symbol]:
+            compared += 1
+            bid, ask = best[rec.symbol][rec.update_id]
+            assert bid == (rec.bid, rec.bid_qty) and ask == (rec.ask, rec.ask_qty), rec
+    assert compared >= 10, compared
 
 
 def test_the_trade_continuity_rule_holds_on_the_capture(venue: Venue,
