@@ -29,7 +29,7 @@ import polars as pl
 import trio
 import trio_websocket
 
-from trio_harvest.binance.streams import ConnectionPlan, plan_connections, streams_for
+from trio_harvest.venues.binance_usdm.streams import ConnectionPlan, plan_connections, streams_for
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 REALISTIC_SYMBOLS = 200

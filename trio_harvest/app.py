@@ -19,12 +19,10 @@ from typing import Any
 
 import trio
 
-from . import __version__
-from .binance.booksync import DiffBooks
-from .binance.streams import ConnectionPlan, plan_connections, streams_for
+from . import __version__, venues
 from .config import Config
 from .ingest.connection import ConnectFn, Connection, make_connections, run_ingest, websocket_connector
-from .ingest.restclient import FetchFn
+from .ingest.restclient import FetchFn, http_fetch
 from .journal import wiring as journal_wiring
 from .kinds import CVD, OFI, PREVIEW_KINDS, Row, schema_for
 from .ops.listing import check_listing
@@ -34,6 +32,7 @@ from .ops.universe import Universe
 from .pipeline.lanes import Lanes
 from .pipeline.rotation import FIRST_FLUSH_S, DeadLetterFn, Rotation, SaveFn
 from .pipeline.router import Router
+from .repair.booksync import DiffBooks
 from .repair.coordinator import Repair
 from .scale.handover import DayWeights
 from .signals.engine import SignalEngine
@@ -45,6 +44,7 @@ from .storage.compact import Compactor
 from .storage.startup import startup_scan
 from .storage.store import LocalStore
 from .storage.writer import Writer
+from .venues.base import Plan
 
 log = logging.getLogger("trio_harvest.app")
 
@@ -114,6 +114,7 @@ class Harvester:
             observe=self.ops.observe_write,
         )
         self.lanes.set_wake(self.rotation.wake)
+        self.venue = venues.default()  # the venue adapter: everything its wire says
         self.router = Router(
             self.lanes,
             config.symbols,
@@ -121,6 +122,7 @@ class Harvester:
             book=config.book,
             wall_ms=wall_clock_ms,
             now=trio.current_time,
+            venue=self.venue,
         )
         # issue 3: one signal engine per symbol, fed by the router, emitting preview rows
         self.engines = {s: self.make_engine(s) for s in config.symbols}
@@ -130,14 +132,15 @@ class Harvester:
         if config.book == "diff":
             self.diff_books = DiffBooks(config.symbols, levels=config.depth_levels,
                                         depth_speed=config.depth_speed, rest_url=config.rest_url,
-                                        put_gap=self.put_gap)
+                                        put_gap=self.put_gap, venue=self.venue)
             self.router.diff_books = self.diff_books
         # issue 5: dedup + agg-id continuity in the router, gaps, backfill, the 24 h handover.
         # Backfill speaks HTTP to rest_url unless ``fetch`` is given; with a fake ``connect`` and
         # no ``fetch`` it is off (gaps stay unfilled): its REST would not match the fake stream.
         real_connect = websocket_connector(config.max_message_bytes, transport=config.transport)
         self.repair = Repair(config, self.lanes, connect or real_connect,
-                             wall_ms=wall_clock_ms, fetch=fetch, use_http=connect is None)
+                             wall_ms=wall_clock_ms, fetch=fetch, use_http=connect is None,
+                             venue=self.venue)
         self.router.gate = self.repair
         self.rotation.on_lost = self.repair.on_lost  # issue 11: every loss leaves a record
         self.repair.losses.writes_done = lambda: sum(
@@ -171,13 +174,14 @@ class Harvester:
                             emit_ofi=self.lanes.get(OFI, symbol).offer_ofi,
                             emit_cvd=self.lanes.get(CVD, symbol).offer_cvd)
 
-    def open_connection(self, plan: ConnectionPlan) -> Connection:
+    def open_connection(self, plan: Plan) -> Connection:
         """A connection added while running (new listings), started beside the others."""
         cfg = self.config
         conn = make_connections([plan], self._base_url, self._connect, self.router.feed,
                                 stall_timeout=cfg.stall_timeout,
                                 backoff_initial=cfg.backoff_initial,
-                                backoff_max=cfg.backoff_max, on_disconnect=self._on_disconnect)[0]
+                                backoff_max=cfg.backoff_max, on_disconnect=self._on_disconnect,
+                                venue=self.venue)[0]
         conn.journal = self.journal
         conn.index = max((c.index for c in self.connections), default=-1) + 1
         self.connections.append(conn)
@@ -250,7 +254,7 @@ class Harvester:
                 await root.start(self.repair.run, self.simulator.rest_url if cfg.sim else cfg.rest_url)
                 if self.diff_books is not None:
                     await self._start_diff_books(root)
-                specs = streams_for(
+                specs = self.venue.streams_for(
                     cfg.symbols,
                     depth_levels=cfg.depth_levels,
                     depth_speed=cfg.depth_speed,
@@ -258,7 +262,7 @@ class Harvester:
                     book_ticker=cfg.book_ticker,
                 )
                 self.router.streams = {spec.name: spec.symbol for spec in specs}  # issue 11
-                plans = plan_connections(specs, cfg.streams_per_connection)
+                plans = self.venue.plan_connections(specs, cfg.streams_per_connection)
                 self.connections = make_connections(
                     plans,
                     base_url,
@@ -268,16 +272,18 @@ class Harvester:
                     backoff_initial=cfg.backoff_initial,
                     backoff_max=cfg.backoff_max,
                     on_disconnect=self._on_disconnect,
+                    venue=self.venue,
                 )
                 for index, conn in enumerate(self.connections):  # issue 9: journal every frame
                     conn.journal, conn.index = self.journal, index
                 if cfg.universe:
                     self.universe = Universe(self, self.simulator.rest_url if cfg.sim
-                                             else cfg.rest_url, weights=self.shard_weights)
+                                             else cfg.rest_url, weights=self.shard_weights,
+                                             venue=self.venue)
                 root.start_soon(self._run_ingest)
                 if self._use_http:  # a symbol the venue does not list: one warning
                     root.start_soon(check_listing, self.simulator.rest_url if cfg.sim
-                                    else cfg.rest_url, cfg.symbols)
+                                    else cfg.rest_url, cfg.symbols, http_fetch, self.venue)
                 root.start_soon(self._run_features)
                 if cfg.auto_compact:
                     root.start_soon(self._run_compaction)

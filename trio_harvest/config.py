@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import venues
 from .coerce import coerce_from, parse_watermarks
 from .errors import ConfigError
 from .hints import did_you_mean
@@ -43,8 +44,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # The simulator tops out near 100 000 msg/s on one core; above that it only starves the trio loop
 # it shares with the harvester (``run --sim``): nothing gets harvested and Ctrl-C is not served.
 MAX_SIM_RATE = 100_000.0
-DEFAULT_WS_URL = "wss://fstream.binance.com"
-DEFAULT_REST_URL = "https://fapi.binance.com"
+DEFAULT_WS_URL = venues.default().default_ws_url  # the default venue's
+DEFAULT_REST_URL = venues.default().default_rest_url
 SIM_EXCLUSIVE = ("--sim runs its own simulator; to harvest from a separate `python -m trio_harvest "
                  "sim`, give --ws-url and --rest-url without --sim")
 
@@ -209,7 +210,7 @@ def _validate(c: Config) -> None:
     if c.handover_lead >= c.ws_lifetime:
         raise ConfigError("handover_lead must be shorter than ws_lifetime")
     if c.backfill_weight < 20:
-        raise ConfigError(f"backfill_weight: at least 20 (one aggTrades request), got {c.backfill_weight}")
+        raise ConfigError(f"backfill_weight: at least 20 (one trades request), got {c.backfill_weight}")
     rate = c.sim_rate  # None: the simulator's per-symbol default (sim/calibration.py)
     if rate is not None and not (isinstance(rate, int | float) and 0 < rate <= MAX_SIM_RATE):
         raise ConfigError(f"sim_rate: must be a positive number of messages per second, at most "

@@ -104,7 +104,7 @@ PRICES_SCHEMA = Schema(
 
 def orderbook_schema(levels: int) -> Schema:
     """One row per book message. ``source`` says which stream: ``depth<N>``, ``depth`` (diff-built
-    local book) or ``bookTicker`` (level 1 only; deeper levels are null)."""
+    local book) or the venue's quote stream (level 1 only; deeper levels are null)."""
     cols: list[tuple[str, Any]] = [
         ("ts_ms", _I64),
         ("event_ms", _I64),
@@ -143,8 +143,8 @@ OFI_SCHEMA = Schema(
     (
         ("ts_ms", _I64),
         ("symbol", _STR),
-        ("source", _STR),  # the book row's source: bookTicker | depth<N> | depth
-        ("ofi_l1", _F64),  # null: first state (after start or a gap), or depth when bookTicker is L1
+        ("source", _STR),  # the book row's source: the quote stream | depth<N> | depth
+        ("ofi_l1", _F64),  # null: first state (after start or a gap), or depth when quotes are L1
         ("ofi_ml", _F64),  # sum over levels 1..M (null when the source has one level)
         ("bid", _F64),
         ("ask", _F64),

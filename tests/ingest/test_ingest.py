@@ -12,9 +12,9 @@ import trio
 import trio.testing
 import trio_websocket
 
-from trio_harvest.binance.streams import MARKET, ConnectionPlan, StreamSpec
 from trio_harvest.ingest.backoff import Backoff
 from trio_harvest.ingest.connection import Connection, MessageSource
+from trio_harvest.venues.binance_usdm.streams import MARKET, ConnectionPlan, StreamSpec
 
 
 @pytest.fixture

@@ -18,12 +18,12 @@ import pytest
 import trio
 import trio_websocket
 
-from trio_harvest.binance.streams import MARKET, ConnectionPlan, StreamSpec, url_after
 from trio_harvest.ingest.backoff import Backoff
 from trio_harvest.ingest.connection import RECOVERABLE, Connection
 from trio_harvest.ingest.handover import HandoverConnector
 from trio_harvest.ingest.transport import TRANSPORTS, ConnectFn, connector
 from trio_harvest.sim.server import SimConfig, Simulator
+from trio_harvest.venues.binance_usdm.streams import MARKET, ConnectionPlan, StreamSpec, url_after
 
 MAX_BYTES = 4096
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"

@@ -15,10 +15,10 @@ import trio
 
 from tests.conftest import make_config
 from trio_harvest.app import Harvester
-from trio_harvest.binance.decode import AggTrade, decode_frame, trade_row
 from trio_harvest.journal import format as fmt
 from trio_harvest.kinds import GAPS, PRICES
 from trio_harvest.repair.gaps import AGG_ID_BREAK, UNFILLED, agg_detail, gap_row
+from trio_harvest.venues.binance_usdm.decode import AggTrade, decode_frame, trade_row
 
 T0 = 1_790_000_000_000
 
@@ -102,14 +102,14 @@ class Seen:
     def __init__(self) -> None:
         self.ids: list[int] = []
 
-    def on_agg_trade(self, t: AggTrade) -> None:
+    def on_trade_record(self, t: AggTrade) -> None:
         self.ids.append(t.agg_id)
 
     def on_trade(self, row: tuple[Any, ...]) -> None:
         self.ids.append(int(row[4]))
 
-    def on_ticker(self, b: object, recv_ms: int) -> None: ...
-    def on_depth(self, d: object, source: str) -> None: ...
+    def on_quote(self, b: object, recv_ms: int) -> None: ...
+    def on_book_levels(self, d: object, source: str) -> None: ...
     def on_book(self, row: tuple[Any, ...]) -> None: ...
 
 

@@ -11,10 +11,10 @@ import pytest
 import trio
 import trio.testing
 
-from trio_harvest.binance.streams import MARKET, ConnectionPlan, StreamSpec
 from trio_harvest.ingest.connection import make_connections
 from trio_harvest.ops.logs import setup_logging
 from trio_harvest.ratelimit import RateLimitedLog
+from trio_harvest.venues.binance_usdm.streams import MARKET, ConnectionPlan, StreamSpec
 
 from ..opsfakes import FakeExchange, logging_restored
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from trio_harvest.binance.listing import statuses, trading
 from trio_harvest.cli.commands import main
 from trio_harvest.errors import ConfigError
 from trio_harvest.ingest.restclient import FetchFn, Params, RestResponse
@@ -27,6 +26,7 @@ from trio_harvest.symbols import (
     not_trading,
     resolve,
 )
+from trio_harvest.venues.binance_usdm.listing import statuses, trading
 
 LISTED = ("BTCUSDT", "ETHUSDT", "BTCUSDT_260327", "SOLUSDT", "BTCDOMUSDT", "ETHBTC")
 
@@ -89,7 +89,7 @@ def test_the_listing_parse_reads_statuses() -> None:
 
 def test_the_listing_parse_reads_the_venues_own_dates() -> None:
     """What shards key a hand-over on: the same for every reader of the listing."""
-    from trio_harvest.binance.listing import PERPETUAL_DELIVERY_MS, Listed, listing
+    from trio_harvest.venues.binance_usdm.listing import PERPETUAL_DELIVERY_MS, Listed, listing
 
     info = {"symbols": [
         {"symbol": "BTCUSDT", "status": "TRADING", "onboardDate": 1569398400000,
@@ -104,9 +104,9 @@ def test_the_listing_parse_reads_the_venues_own_dates() -> None:
 
 
 def test_the_simulators_exchange_info_dates_its_listing_changes() -> None:
-    from trio_harvest.binance.listing import PERPETUAL_DELIVERY_MS, listing
     from trio_harvest.sim.market import Market
     from trio_harvest.sim.rest import ONBOARD_MS, RestApi
+    from trio_harvest.venues.binance_usdm.listing import PERPETUAL_DELIVERY_MS, listing
 
     market = Market(["BTCUSDT", "ETHUSDT"], rate=10.0, seed=1)
     market.list_symbol("SUIUSDT", 1_796_609_000_000)

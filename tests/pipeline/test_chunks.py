@@ -12,15 +12,6 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from trio_harvest.binance.decode import (
-    AggTrade,
-    BookTicker,
-    DepthUpdate,
-    decode_frame,
-    depth_row,
-    ticker_row,
-    trade_row,
-)
 from trio_harvest.kinds import (
     CVD,
     CVD_SCHEMA,
@@ -36,6 +27,15 @@ from trio_harvest.pipeline.chunks import BadValue, Batch, GenericBuilder, chunk_
 from trio_harvest.pipeline.lanes import Lane
 from trio_harvest.pipeline.shapes import DepthBuilder, TickerBuilder, TradeBuilder
 from trio_harvest.storage.partitions import DAY_MS, rows_to_frame, split_by_date
+from trio_harvest.venues.binance_usdm.decode import (
+    AggTrade,
+    BookTicker,
+    DepthUpdate,
+    decode_frame,
+    depth_row,
+    ticker_row,
+    trade_row,
+)
 
 LEVELS = 20
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from trio_harvest.binance.booksync import DiffBooks
-from trio_harvest.binance.diffbook import Snapshot
 from trio_harvest.kinds import DEFAULT_WATERMARKS, ORDERBOOK, PRICES
 from trio_harvest.pipeline.lanes import Lanes
 from trio_harvest.pipeline.router import Router
 from trio_harvest.pipeline.timeguard import TimeGuard
+from trio_harvest.repair.booksync import DiffBooks
+from trio_harvest.venues.binance_usdm.diffbook import Snapshot
 
 NOW = 1_700_000_000_000
 WEEK = 7 * 86_400_000
@@ -68,13 +68,13 @@ async def test_one_future_event_time_never_reaches_a_lane_or_the_signals() -> No
     seen: list[int] = []
 
     class Hook:  # the signal hooks: decoded messages on the hot path, rows otherwise
-        def on_agg_trade(self, t: Any) -> None:
+        def on_trade_record(self, t: Any) -> None:
             seen.append(t.trade_ms)
 
-        def on_ticker(self, b: Any, recv_ms: int) -> None:
+        def on_quote(self, b: Any, recv_ms: int) -> None:
             seen.append(b.trade_ms or b.event_ms)
 
-        def on_depth(self, d: Any, source: str) -> None:
+        def on_book_levels(self, d: Any, source: str) -> None:
             seen.append(d.trade_ms or d.event_ms)
 
         def on_trade(self, row: tuple[Any, ...]) -> None:
@@ -255,7 +255,7 @@ async def test_the_exchange_clock_estimate_moves_by_a_bounded_step(tmp_path: Any
     before = repair.stats.lag_ms
     assert before is not None
     # one trade whose E is weeks ahead, past every other check (as if the guard were not there)
-    from trio_harvest.binance.decode import decode_frame
+    from trio_harvest.venues.binance_usdm.decode import decode_frame
 
     t = decode_frame(agg(20, t=NOW + 3 * WEEK)).data
     repair.trade(t, NOW + 50)  # type: ignore[arg-type]

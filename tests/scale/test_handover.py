@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from trio_harvest.binance.listing import TRADING, Listed
 from trio_harvest.scale.handover import Move, Timeline, day_of, grid_ceil
 from trio_harvest.scale.shards import Shard, assignment
+from trio_harvest.venues.binance_usdm.listing import TRADING, Listed
 
 STEP = 2_000  # the listing interval, ms
 MIDNIGHT = 1_796_601_600_000  # 2026-12-07T00:00:00Z

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from trio_harvest.binance.decode import (
+from trio_harvest.signals.engine import SignalEngine
+from trio_harvest.signals.params import SignalParams
+from trio_harvest.venues.binance_usdm.decode import (
     AggTrade,
     BookTicker,
     DepthUpdate,
@@ -17,8 +19,6 @@ from trio_harvest.binance.decode import (
     ticker_row,
     trade_row,
 )
-from trio_harvest.signals.engine import SignalEngine
-from trio_harvest.signals.params import SignalParams
 
 LEVELS = 20
 
@@ -52,13 +52,13 @@ def test_message_hooks_emit_what_the_row_hooks_emit(fixtures_dir: Path, book_tic
     for i, m in enumerate(msgs):
         recv = 1_626_992_741_000 + i
         if isinstance(m, AggTrade):
-            fast.on_agg_trade(m)
+            fast.on_trade_record(m)
             slow.on_trade(trade_row(m, recv))
         elif isinstance(m, BookTicker):
-            fast.on_ticker(m, recv)
+            fast.on_quote(m, recv)
             slow.on_book(ticker_row(m, recv, LEVELS))
         else:
-            fast.on_depth(m, "depth20")
+            fast.on_book_levels(m, "depth20")
             slow.on_book(depth_row(m, recv, LEVELS, "depth20"))
     assert fast_out == slow_out and len(fast_out) == len(msgs)
     upto = max(m.event_ms for m in msgs) // 1000 + 2

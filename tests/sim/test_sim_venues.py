@@ -13,7 +13,6 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from trio_harvest.binance import decode as usdm
 from trio_harvest.sim.faultplan import FaultPlan
 from trio_harvest.sim.server import SimConfig, Simulator
 from trio_harvest.sim.venue import COINM, SPOT, USDM, default_symbols, profile
@@ -21,6 +20,7 @@ from trio_harvest.venues.binance_coinm import wire as coinm
 from trio_harvest.venues.binance_common import sequence
 from trio_harvest.venues.binance_common.facts import stream_name
 from trio_harvest.venues.binance_spot import wire as spot
+from trio_harvest.venues.binance_usdm import decode as usdm
 
 
 @dataclass(frozen=True)

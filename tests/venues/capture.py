@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trio_harvest.binance.diffbook import BookSide
 from trio_harvest.venues.binance_common.sequence import BRIDGE, DROP, OK, Delta
+from trio_harvest.venues.binance_usdm.diffbook import BookSide
 
 
 def frames(path: Path) -> Iterator[tuple[float, str]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trio_harvest.binance.decode import FrameError
+from trio_harvest.venues.base import FrameError
 from trio_harvest.venues.binance_coinm import wire
 from trio_harvest.venues.binance_coinm.wire import (
     FACTS,

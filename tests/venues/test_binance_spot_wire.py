@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trio_harvest.binance.decode import FrameError
+from trio_harvest.venues.base import FrameError
 from trio_harvest.venues.binance_common import backfill, sequence
 from trio_harvest.venues.binance_common.facts import reply_to, stream_name, used_weight
 from trio_harvest.venues.binance_spot import wire

@@ -21,11 +21,12 @@ from typing import Any
 import trio
 
 from .. import __version__
-from ..config import MAX_SIM_RATE, ConfigError, load_config
+from ..config import DEFAULT_REST_URL, DEFAULT_WS_URL, MAX_SIM_RATE, ConfigError, load_config
 from ..hints import did_you_mean
 from ..ops.logs import setup_logging
 from ..scale import parent
 from ..sim.calibration import DEFAULT_TOTAL_MIN, SYMBOL_RATE, sim_rate
+from ..venues import QUOTE_SOURCE
 from . import adversity as adversity_cli
 from . import compact as compact_cli
 from . import journal as journal_cli
@@ -91,13 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
           "boundary (a 'handover' gap row, not a loss) (default 600)")
     _flag(g, "--ws-url", metavar="URL",
           help="websocket base URL; /market/stream?streams=… and /public/stream?streams=… are "
-          "appended (default wss://fstream.binance.com)")
-    _flag(g, "--rest-url", metavar="URL", help="REST base URL (default https://fapi.binance.com)")
+          f"appended (default {DEFAULT_WS_URL})")
+    _flag(g, "--rest-url", metavar="URL", help=f"REST base URL (default {DEFAULT_REST_URL})")
     _flag(g, "--depth-levels", type=int, metavar="N", help="book levels: 5, 10 or 20 (default 20)")
     _flag(g, "--depth-speed", metavar="S", help="depth cadence: 100ms, 250ms, 500ms (default 100ms)")
     _flag(g, "--book", metavar="MODE", help="partial (top-N snapshots, default) or diff")
     _flag(g, "--no-book-ticker", dest="book_ticker", action="store_const", const=False,
-          help="do not subscribe to bookTicker (subscribed by default)")
+          help=f"do not subscribe to {QUOTE_SOURCE} (subscribed by default)")
     _flag(g, "--sim-rate", type=float, metavar="MSGS",
           help=f"simulator: total messages per second, at most {MAX_SIM_RATE:,.0f} (default "
           f"{SYMBOL_RATE:g} per symbol, at least {DEFAULT_TOTAL_MIN:g} in all)")
@@ -164,11 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=9443, metavar="PORT",
                      help="port for websocket and REST; 0 = any free port (default 9443)")
     sim.add_argument("--venue", default="binance-usdm", metavar="NAME",
-                     help="the Binance venue whose wire format to speak: binance-usdm "
-                     "(/market and /public routes, REST /fapi/v1), binance-spot (/stream, "
-                     "REST /api/v3, no pu, server ping every 20 s) or binance-coinm (/stream, "
-                     "REST /dapi/v1, sizes in contracts, a quarterly symbol) (default "
-                     "binance-usdm)")
+                     help="the venue whose wire format to speak: binance-usdm, binance-spot or "
+                     "binance-coinm (paths, payload fields, REST paths and weights, server "
+                     "pings: docs/simulator.md) (default binance-usdm)")
     sim.add_argument("--symbols", default=None, metavar="LIST",
                      help="comma-separated symbols to list; 'all' lists the venue's catalogue "
                      "of 8 (default BTCUSDT,ETHUSDT; on binance-coinm BTCUSD_PERP,ETHUSD_PERP "

@@ -35,7 +35,7 @@ from ..sim.activity import activity
 from ..storage.backends import data_location
 
 log = logging.getLogger("trio_harvest.cli")
-MIN_BACKFILL_WEIGHT = 20  # one aggTrades request
+MIN_BACKFILL_WEIGHT = 20  # one trades request
 
 
 def add_s3_flags(g: Any) -> None:
@@ -79,7 +79,7 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
                    "of it (default 90)")
     g.add_argument("--shard-weights", metavar="venue|off|FILE", default=None,
                    help="how --workers/--shard weigh symbols by load: 'venue' = each symbol's "
-                   "24 h trade count from the venue's /fapi/v1/ticker/24hr (unweighted if that "
+                   "24 h trade count from the venue's 24 h ticker (unweighted if that "
                    "fails), 'off' = unweighted, or a JSON snapshot {\"SYMBOL\": weight} that "
                    "every host is given for an exact match (default venue)")
     g.add_argument("--stop-on-eof", action="store_const", const=True, default=None,
@@ -211,10 +211,11 @@ def this_shard(config: Config) -> tuple[Config, Shard]:
 def _timeline_share(config: Config, shard: Shard) -> tuple[str, ...]:
     """A universe shard's symbols now, by the ownership timeline the listing follower keeps to
     (scale/handover.py): the listing's own times and the weights of the grid point's day."""
-    from ..binance.listing import TRADING, Listed
     from ..ops.listing import ListingError, fetch_listing
+    from ..venues import default
+    from ..venues.base import Listed
 
-    listed: dict[str, Listed] = {s: Listed(TRADING) for s in config.symbols}
+    listed: dict[str, Listed] = {s: Listed(default().trading) for s in config.symbols}
     if not config.sim:
         try:
             listed = trio.run(fetch_listing, config.rest_url)

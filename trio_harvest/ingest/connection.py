@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import trio
 
-from ..binance.streams import MESSAGES_PER_SECOND, ConnectionPlan, StreamSpec, subscription
+from .. import venues
 from ..ratelimit import RateLimitedLog
+from ..venues.base import Plan, Stream, Venue
 from .backoff import Backoff
 from .transport import (
     DEFAULT_TRANSPORT,
@@ -50,7 +51,7 @@ class JournalSink(Protocol):
 
 # an async handler, or a synchronous one that returns what to await only when it must wait
 FrameHandler = Callable[[str | bytes], "Awaitable[None] | None"]
-DisconnectHook = Callable[[ConnectionPlan, str], Awaitable[None]]
+DisconnectHook = Callable[[Plan, str], Awaitable[None]]
 
 
 def websocket_connector(max_message_bytes: int, connect_timeout: float = 10.0,
@@ -84,7 +85,7 @@ class Connection:
 
     def __init__(
         self,
-        plan: ConnectionPlan,
+        plan: Plan,
         base_url: str,
         connect: ConnectFn,
         handle: FrameHandler,
@@ -92,7 +93,9 @@ class Connection:
         stall_timeout: float,
         backoff: Backoff,
         on_disconnect: DisconnectHook | None = None,
+        venue: Venue | None = None,
     ) -> None:
+        self.venue = venue or venues.default()
         self.plan = plan
         self.base_url = base_url
         self.connect = connect
@@ -128,7 +131,7 @@ class Connection:
         """How many more streams this connection may carry under ``limit``."""
         return max(0, limit - len(self.plan.streams))
 
-    def retarget(self, add: tuple[StreamSpec, ...] = (),
+    def retarget(self, add: tuple[Stream, ...] = (),
                  remove: frozenset[str] = frozenset()) -> None:
         """Carry ``add`` too and drop the streams named in ``remove``: the plan changes at once
         (disconnect gaps, health and a reconnect see the new set); ``tell`` tells an open
@@ -161,9 +164,9 @@ class Connection:
                 if self._ws is not ws:
                     return  # the session ended meanwhile: the reconnect opens the plan
                 self._request_id += 1
-                self._next_send_at = trio.current_time() + 2.0 / MESSAGES_PER_SECOND
+                self._next_send_at = trio.current_time() + 2.0 / self.venue.messages_per_second
                 try:
-                    await ws.send(subscription(method, names, self._request_id))
+                    await ws.send(self.venue.subscription(method, names, self._request_id))
                 except RECOVERABLE as exc:
                     log.info("%s: %s not sent (%s); the reconnect carries it", self.stats.label,
                              method, _describe(exc))
@@ -257,40 +260,19 @@ class Connection:
                         log.info("%s: connected", st.label)
                     else:
                         log.info("%s: reconnected", st.label)
-                    get = ws.get_message
-                    handle = self.handle
-                    journal = self.journal
-                    if journal is not None:
-                        journal.event(self.index, True, self.url)
+                    if self.journal is not None:
+                        self.journal.event(self.index, True, self.url)
                     self._ws, self._told = ws, opened_with
                     if opened_with != {spec.name for spec in self.plan.streams}:
                         await self._tell()  # the plan changed while this session opened
-                    poll = poller(ws)
-                    index = self.index
-                    frame = await get()
-                    self.backoff.reset()
-                    while True:  # one burst per scheduling round
-                        # ``_handling`` for the whole burst: other tasks only look at it while
-                        # this one waits, and between the frames of a burst it never does but
-                        # for a full lane (``waiting``), which is what the flag stands for
-                        self._handling = True
-                        budget = BURST
-                        while True:  # per frame: no clock read, no scope, no allocation of ours
-                            if journal is not None:  # write-ahead: journal first, then route
-                                self.journal_seq = journal.append(index, frame)
-                            st.frames += 1
-                            waiting = handle(frame)  # a coroutine, or None when nothing waits
-                            if waiting is not None:
-                                await waiting
-                            budget -= 1
-                            if not budget or poll is None:
-                                break
-                            polled = poll()  # received whole already: no checkpoint
-                            if polled is None:
-                                break
-                            frame = polled
-                        self._handling = False
-                        frame = await get()
+                    keepalive = self.venue.keepalive
+                    if keepalive.ping_text is None:  # the server pings; the transport answers
+                        await self._receive(ws)
+                    else:  # the venue wants the client's pings: a task of the session's own
+                        async with trio.open_nursery() as nursery:
+                            nursery.start_soon(self._keepalive, ws, keepalive.ping_text,
+                                               keepalive.interval)
+                            await self._receive(ws)
             return self._ended_by
         except RECOVERABLE as exc:
             return _describe(exc)
@@ -311,6 +293,49 @@ class Connection:
             if self.journal is not None and st.connected:
                 self.journal.event(self.index, False, self._ended_by)
 
+    async def _receive(self, ws: MessageSource) -> None:
+        """An open session's receive loop; it ends only by an error or a cancel."""
+        st = self.stats
+        get = ws.get_message
+        handle = self.handle
+        journal = self.journal
+        poll = poller(ws)
+        index = self.index
+        frame = await get()
+        self.backoff.reset()
+        while True:  # one burst per scheduling round
+            # ``_handling`` for the whole burst: other tasks only look at it while this one
+            # waits, and between the frames of a burst it never does but for a full lane
+            # (``waiting``), which is what the flag stands for
+            self._handling = True
+            budget = BURST
+            while True:  # per frame: no clock read, no scope, no allocation of ours
+                if journal is not None:  # write-ahead: journal first, then route
+                    self.journal_seq = journal.append(index, frame)
+                st.frames += 1
+                waiting = handle(frame)  # a coroutine, or None when nothing waits
+                if waiting is not None:
+                    await waiting
+                budget -= 1
+                if not budget or poll is None:
+                    break
+                polled = poll()  # received whole already: no checkpoint
+                if polled is None:
+                    break
+                frame = polled
+            self._handling = False
+            frame = await get()
+
+    async def _keepalive(self, ws: MessageSource, text: str, interval: float) -> None:
+        """The venue's app-level ping, every ``interval`` seconds, paced with the session's
+        other client messages (a failed send ends the session: the reader notices)."""
+        while True:
+            await trio.sleep(interval)
+            async with self._send_lock:
+                await trio.sleep_until(self._next_send_at)
+                self._next_send_at = trio.current_time() + 1.0 / self.venue.messages_per_second
+                await ws.send(text)
+
 
 def _describe(exc: BaseException) -> str:
     """``Type: message``, followed by the underlying cause when the library wraps it (trio-
@@ -323,7 +348,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def make_connections(
-    plans: list[ConnectionPlan],
+    plans: Sequence[Plan],
     base_url: str,
     connect: ConnectFn,
     handle: FrameHandler,
@@ -333,6 +358,7 @@ def make_connections(
     backoff_max: float,
     seed: int | None = None,
     on_disconnect: DisconnectHook | None = None,
+    venue: Venue | None = None,
 ) -> list[Connection]:
     rng = random.Random(seed)
     return [
@@ -340,7 +366,7 @@ def make_connections(
             plan, base_url, connect, handle,
             stall_timeout=stall_timeout,
             backoff=Backoff(backoff_initial, backoff_max, random.Random(rng.random())),
-            on_disconnect=on_disconnect,
+            on_disconnect=on_disconnect, venue=venue,
         )
         for plan in plans
     ]

@@ -4,7 +4,7 @@ budget that keeps every caller together under the exchange's per-minute request-
 Owns talking HTTP (httpx's ``AsyncClient``, which runs on trio through anyio) and pacing:
 ``WeightBudget.acquire`` waits (trio time) until a request of some weight fits in the current
 window, ``pause`` honours a 429/418 ``Retry-After``, ``observe_used`` adopts the server's own
-count (``X-MBX-USED-WEIGHT-1M``) when it is higher. Never interprets a body (callers do).
+count (the venue's used-weight header) when it is higher. Never interprets a body (callers do).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import httpx
 import trio
+
+from .. import venues
 
 Params = Mapping[str, str | int]
 
@@ -80,9 +82,12 @@ class WeightBudget:
     """At most ``per_window`` request weight per ``window`` seconds (trio time)."""
 
     def __init__(self, per_window: int, window: float = 60.0,
-                 clock: Callable[[], float] = trio.current_time) -> None:
+                 clock: Callable[[], float] = trio.current_time,
+                 header: str | None = None) -> None:
         if per_window < 1:
             raise ValueError("per_window must be at least 1")
+        # the response header with the weight the server counted in this window (the venue's)
+        self.header = header if header is not None else venues.default().weight_header
         self.limit = per_window
         self.window = window
         self._clock = clock
@@ -126,7 +131,7 @@ class WeightBudget:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     def observe_used(self, headers: Mapping[str, str]) -> None:
-        raw = headers.get("x-mbx-used-weight-1m")
+        raw = headers.get(self.header)
         if raw is None:
             return
         try:

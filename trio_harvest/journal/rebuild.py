@@ -24,6 +24,7 @@ import msgspec
 import trio
 import zstandard
 
+from .. import venues
 from ..errors import ConfigError
 from ..ops.logs import setup_logging
 from . import format as fmt
@@ -48,9 +49,8 @@ def parse_time(text: str | None, flag: str) -> int | None:
 
 
 def _symbols_of(url: str) -> set[str]:
-    """The symbols of a combined-stream URL (``…?streams=btcusdt@aggTrade/ethusdt@…``)."""
-    streams = url.partition("streams=")[2]
-    return {name.split("@", 1)[0].upper() for name in streams.split("/") if name}
+    """The symbols of the streams a connection's URL opens (the venue reads its own URLs)."""
+    return set(venues.default().stream_symbols(url))
 
 
 def archive_symbols(files: list[Path]) -> set[str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any, cast
 import msgspec
 import trio
 
-from ..binance.decode import AggTrade
 from ..kinds import GAPS, PRICES, Row
 from ..repair.continuity import DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker, Break
 from ..repair.gaps import AGG_ID_BREAK, UNFILLED, agg_detail, gap_row
 from ..storage.partitions import utc_date
+from ..venues.base import Trade
 from . import format as fmt
 from .diskkeys import DiskKeys, read_keys
 
@@ -62,16 +62,18 @@ def gap_key(row: Row) -> tuple[object, ...]:
     return (row[1], row[2], row[3], row[4], row[5], row[6])
 
 
-def read_with_symbols(path: Path) -> tuple[list[fmt.Record], set[str]]:
-    """A segment's records and the symbols they carry (blocking: run it in a thread)."""
+def read_with_symbols(path: Path, stream_symbol: Callable[[str], str]
+                      ) -> tuple[list[fmt.Record], set[str]]:
+    """A segment's records and the symbols they carry (blocking: run it in a thread);
+    ``stream_symbol`` is the venue's reading of a stream name."""
     records = fmt.read_segment(path)
     symbols: set[str] = set()
     for rec in records:
         try:
             if rec.type == fmt.FRAME:
-                name = _stream.decode(rec.payload).stream
-                if "@" in name:
-                    symbols.add(name.split("@", 1)[0].upper())
+                symbol = stream_symbol(_stream.decode(rec.payload).stream)
+                if symbol:
+                    symbols.add(symbol)
             elif rec.type == fmt.ROW:
                 doc = _row.decode(rec.payload)
                 row = doc["row"]
@@ -107,6 +109,7 @@ class ReplayGate:
     def __init__(self, repair: Repair, keys: DiskKeys, depth_source: str,
                  stats: ReplayStats) -> None:
         self.repair = repair
+        self.venue = repair.venue
         self.keys = keys
         self.depth_source = depth_source
         self.stats = stats
@@ -121,8 +124,8 @@ class ReplayGate:
     def tracker(self, symbol: str) -> AggIdTracker | None:
         return self.repair.trackers.get(symbol) or self.foreign.get(symbol)
 
-    def trade(self, t: AggTrade, recv_ms: int) -> bool:
-        self.stats.last_ms[f"{t.symbol.lower()}@aggTrade"] = recv_ms
+    def trade(self, t: Trade, recv_ms: int) -> bool:
+        self.stats.last_ms[self.venue.trade_stream(t.symbol)] = recv_ms
         tracker = self.tracker(t.symbol)
         if tracker is None:
             return False
@@ -169,7 +172,8 @@ class ReplayGate:
 
     def book(self, stream: str, update_id: int, row: Row | None = None) -> bool:
         self.stats.last_ms[stream] = self.recv_ms
-        symbol = stream.split("@", 1)[0].upper()
+        venue = self.venue
+        symbol = venue.stream_symbol(stream)
         if symbol in self.foreign:
             books = self.foreign_books.get(stream)
             if books is None:
@@ -178,7 +182,7 @@ class ReplayGate:
                 return False
         elif not self.repair.book(stream, update_id, row):
             return False
-        source = "bookTicker" if stream.endswith("@bookTicker") else self.depth_source
+        source = venue.quote_source if venue.is_quote_stream(stream) else self.depth_source
         key = (symbol, source, update_id)
         if key in self.keys.orderbook:
             self.stats.skipped += 1
@@ -225,7 +229,8 @@ class Replayer:
         try:
             for first, path, _last in segs:
                 try:
-                    records, symbols = await trio.to_thread.run_sync(read_with_symbols, path)
+                    records, symbols = await trio.to_thread.run_sync(
+                        read_with_symbols, path, self.repair.venue.stream_symbol)
                 except OSError as exc:  # kept (not deleted) for a person to look at
                     log.error("journal: cannot read segment %s (%s); skipped", path, exc)
                     continue
@@ -268,7 +273,7 @@ class Replayer:
         recorded as unfilled (no backfill runs for it), and each of its streams gets a gap row
         from its last journaled frame on (reason ``restart``): it is not followed any more."""
         for symbol, tracker in gate.foreign.items():
-            stream = f"{symbol.lower()}@aggTrade"
+            stream = self.repair.venue.trade_stream(symbol)
             for lo, hi in tracker.missing:
                 if hi - lo < 1_000_000 and all((symbol, i) in gate.keys.prices
                                                for i in range(lo, hi + 1)):
@@ -278,7 +283,7 @@ class Replayer:
                                                   tracker.last_ms, AGG_ID_BREAK, detail))
             tracker.missing.clear()
             for name, ms in self.stats.last_ms.items():
-                if name.split("@", 1)[0].upper() == symbol:
+                if self.repair.venue.stream_symbol(name) == symbol:
                     await self._put_gap(gate, gap_row(symbol, name, ms, ms, RESTART,
                                                       f"harvester restarted; {NOT_HARVESTED}"))
 
@@ -365,7 +370,7 @@ def mark_restart(repair: Repair, last_ms: Mapping[str, int]) -> int:
 
     n = 0
     for stream, ms in last_ms.items():
-        symbol = stream.split("@", 1)[0].upper()
+        symbol = repair.venue.stream_symbol(stream)
         if symbol in repair.trackers and stream not in repair.resuming:
             repair.resuming[stream] = Interruption(symbol, ms, RESTART,
                                                    "harvester restarted (journal replayed)")

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from ..binance.streams import depth_stream_name
 from ..kinds import Row
 from ..repair.gaps import gap_row
 from . import format as fmt
@@ -133,6 +132,7 @@ async def restart(journal: Journal, replayer: Replayer, repair: Repair, config: 
     if config.book == "diff" and stats.frames:
         # a local book cannot be rebuilt from old diffs (their snapshot is gone): the replayed
         # window of each diff stream is a restart gap from its first journaled frame
-        last_ms.update({depth_stream_name(s, config.depth_levels, config.depth_speed, "diff"):
+        depth_stream = repair.venue.depth_stream
+        last_ms.update({depth_stream(s, config.depth_levels, config.depth_speed, "diff"):
                         stats.first_ms for s in config.symbols})
     mark_restart(repair, last_ms)

@@ -12,21 +12,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .. import venues
 from ..hints import plural
 
-# Expected interval between frames of one stream, by stream kind (seconds). bookTicker and
-# partial depth are continuous on any listed USD-M perpetual; aggTrade follows trading activity
-# (quiet: 5-20 trades/s on BTCUSDT, far fewer on small symbols).
-CADENCE = {"aggTrade": 1.0, "bookTicker": 0.25, "depth": 0.1}
+# Expected interval between frames of one stream, by the venue's stream kind (seconds): the
+# venue knows (quotes and partial depth are continuous on a listed contract; trades follow
+# trading activity).
+CADENCE = venues.default().cadence
+DEPTH_KIND = venues.default().depth_kind
 DEPTH_SPEED_S = {"100ms": 0.1, "250ms": 0.25, "500ms": 0.5}
 STALE_MULTIPLE = 100.0  # a stream is stale after this many expected intervals without a frame...
 STALE_MIN_S = 10.0  # ...and never sooner than this
 
 
-def stale_after(stream_kind: str, depth_speed: str = "100ms") -> float:
+def stale_after(stream_kind: str, depth_speed: str = "100ms",
+                venue: venues.Venue | None = None) -> float:
     """Seconds without a frame after which a stream of this kind counts as stale."""
-    cadence = DEPTH_SPEED_S.get(depth_speed, 0.1) if stream_kind == "depth" else \
-        CADENCE.get(stream_kind, 1.0)
+    cadence_of, depth_kind = (CADENCE, DEPTH_KIND) if venue is None else \
+        (venue.cadence, venue.depth_kind)
+    cadence = DEPTH_SPEED_S.get(depth_speed, 0.1) if stream_kind == depth_kind else \
+        cadence_of.get(stream_kind, 1.0)
     return max(STALE_MIN_S, STALE_MULTIPLE * cadence)
 
 
@@ -35,7 +40,7 @@ class StreamView:
     connection: str
     symbol: str
     stream: str  # wire name, e.g. btcusdt@depth20@100ms
-    kind: str  # aggTrade | depth | bookTicker
+    kind: str  # the venue's stream kind (trades, depth, quotes)
     stale_after: float
     age: float | None  # seconds since its last frame (any session); None: never
     since_connect: float | None  # seconds since its connection (re)opened; None: not connected

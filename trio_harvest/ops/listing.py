@@ -1,8 +1,8 @@
-"""The venue's listing over REST (``GET /fapi/v1/exchangeInfo``): the start-up check of the
+"""The venue's listing over REST (the venue's ``listing_request``): the start-up check of the
 configured symbols, and one fetch of ``symbol -> status`` for resolving and following a universe.
 
 Owns the request (one, weight 1, bounded in time) and the start-up warning: a symbol the venue
-does not list gets one warning, because Binance answers a stream of an unknown symbol with
+does not list gets one warning, because a venue may answer a stream of an unknown symbol with
 silence, not an error. The check is best effort (an exchange that cannot be reached is logged at
 DEBUG: the connections report that loudly enough) and never refuses a symbol; ``fetch_statuses``
 raises ``ListingError`` with one readable line, for its caller to decide.
@@ -17,10 +17,11 @@ from contextlib import AbstractAsyncContextManager
 
 import trio
 
-from ..binance.listing import PATH, Listed, listing
+from .. import venues
 from ..hints import plural
 from ..ingest.restclient import FetchFn, RestError, http_fetch
 from ..symbols import unlisted
+from ..venues.base import Listed, Venue
 
 log = logging.getLogger("trio_harvest.symbols")
 
@@ -33,25 +34,31 @@ class ListingError(Exception):
     """The listing could not be had (unreachable, an error status, not a listing)."""
 
 
-async def fetch_statuses(rest_url: str, open_fetch: FetchFactory = http_fetch) -> dict[str, str]:
+async def fetch_statuses(rest_url: str, open_fetch: FetchFactory = http_fetch,
+                         venue: Venue | None = None) -> dict[str, str]:
     """``symbol -> status`` as ``rest_url`` lists them; ``ListingError`` saying why not (also
     when no answer comes within TIMEOUT)."""
-    return {s: entry.status for s, entry in (await fetch_listing(rest_url, open_fetch)).items()}
+    listed = await fetch_listing(rest_url, open_fetch, venue)
+    return {s: entry.status for s, entry in listed.items()}
 
 
-async def fetch_listing(rest_url: str, open_fetch: FetchFactory = http_fetch) -> dict[str, Listed]:
+async def fetch_listing(rest_url: str, open_fetch: FetchFactory = http_fetch,
+                        venue: Venue | None = None) -> dict[str, Listed]:
     """``symbol -> Listed`` (status, listing and delivery times) as ``rest_url`` lists them;
     ``ListingError`` as ``fetch_statuses``."""
+    venue = venue or venues.default()
+    req = venue.listing_request()
+    PATH = req.path
     with trio.move_on_after(TIMEOUT):
         try:
             async with open_fetch(rest_url) as fetch:
-                resp = await fetch(PATH, {})
+                resp = await fetch(PATH, req.params)
         except (RestError, OSError) as exc:
             raise ListingError(f"{rest_url}{PATH} cannot be reached: {exc}") from None
         if resp.status != 200:
             raise ListingError(f"{rest_url}{PATH} answered HTTP {resp.status}")
         try:
-            listed = listing(json.loads(resp.body))
+            listed = venue.listing(json.loads(resp.body))
         except (ValueError, AttributeError):
             raise ListingError(f"{rest_url}{PATH} did not answer with a listing") from None
         if not listed:
@@ -61,10 +68,12 @@ async def fetch_listing(rest_url: str, open_fetch: FetchFactory = http_fetch) ->
 
 
 async def check_listing(rest_url: str, symbols: Sequence[str],
-                        open_fetch: FetchFactory = http_fetch) -> list[str]:
+                        open_fetch: FetchFactory = http_fetch,
+                        venue: Venue | None = None) -> list[str]:
     """The configured symbols ``rest_url`` does not list (warned about); [] when unknown."""
+    venue = venue or venues.default()
     try:
-        listed = set(await fetch_statuses(rest_url, open_fetch))
+        listed = set(await fetch_statuses(rest_url, open_fetch, venue))
     except ListingError as exc:
         log.debug("cannot check the symbols: %s", exc)
         return []
@@ -74,5 +83,5 @@ async def check_listing(rest_url: str, symbols: Sequence[str],
                                            if len(missing) > 10 else "")
         log.warning("%s not listed by %s%s: %s (a typo, or a delisted contract?); their "
                     "streams will stay silent", plural(len(missing), "symbol"), rest_url,
-                    PATH, shown)
+                    venue.listing_request().path, shown)
     return missing

@@ -22,6 +22,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from .. import venues
 from .health import StreamView
 from .rollup import lanes_by_kind, staleness, streams_by_connection
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from .operations import Operations
 
 P = "trio_harvest_"
-VENUE = "binance-usdm"  # the one venue adapter there is (binance/); the ``venue`` label
+VENUE = venues.DEFAULT  # the venue harvested (its adapter in venues/); the ``venue`` label
 WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 

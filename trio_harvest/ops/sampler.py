@@ -98,7 +98,7 @@ class Sampler:
                     symbol=spec.symbol,
                     stream=spec.name,
                     kind=spec.kind,
-                    stale_after=stale_after(spec.kind, depth_speed),
+                    stale_after=stale_after(spec.kind, depth_speed, conn.venue),
                     age=None if last is None else max(0.0, now - last),
                     since_connect=None if opened is None else max(0.0, now - opened),
                     delivered_this_session=last is not None and opened is not None

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import trio
 
-from ..binance.listing import PATH, TRADING, Listed
-from ..binance.streams import ConnectionPlan, plan_connections, streams_for
+from .. import venues
 from ..errors import ConfigError
+from ..ingest.restclient import http_fetch
 from ..kinds import PRICES, Row
 from ..pipeline.window import WindowLane
 from ..ratelimit import RateLimitedLog
@@ -37,15 +37,15 @@ from ..scale.handover import DayWeights, Timeline, day_of
 from ..scale.shards import parse_shard
 from ..signals.task import flush_all
 from ..symbols import follow, is_universe, not_trading, resolve
+from ..venues.base import TRADES, Listed, Plan, Venue
 from .listing import ListingError, fetch_listing, fetch_statuses
 
 if TYPE_CHECKING:
-    from ..binance.booksync import DiffBooks
     from ..config import Config
     from ..ingest.connection import Connection
     from ..pipeline.lanes import Lanes
     from ..pipeline.rotation import Rotation
-    from ..pipeline.router import Router
+    from ..pipeline.router import DiffBooks, Router
     from ..repair.coordinator import Repair
     from ..signals.engine import SignalEngine
 
@@ -65,25 +65,26 @@ HANDOVER_GRACE_MS = 3_000
 # -- start-up ----------------------------------------------------------------------------------
 
 
-def resolve_universe(config: Config) -> Config:
+def resolve_universe(config: Config, venue: Venue | None = None) -> Config:
     """``config`` with ``all`` and patterns resolved to the trading symbols they select (and
     ``universe`` keeping what was asked for); unchanged for a list of names. ``ConfigError``
     (one line, exit 2) when a pattern selects nothing or the listing cannot be had."""
     entries = config.symbols
     if not is_universe(entries):
         return config
+    venue = venue or venues.default()
     if config.sim:
         from ..sim.listing import initial_listing
 
         trading: Iterable[str] = initial_listing(entries)
     else:
         try:
-            listing = trio.run(fetch_statuses, config.rest_url)
+            listing = trio.run(fetch_statuses, config.rest_url, http_fetch, venue)
         except ListingError as exc:
             raise ConfigError(
                 f"--symbols {','.join(entries).lower()}: cannot read the listing ({exc}); check "
                 "the network and --rest-url, or give the symbols by name") from None
-        trading = [s for s, status in listing.items() if status == TRADING]
+        trading = [s for s, status in listing.items() if status == venue.trading]
     symbols = resolve(entries, trading, "--symbols")
     if missing := not_trading(entries, trading):
         log.warning("--symbols: %s not trading on the venue; left out (a typo, or a delisted "
@@ -115,7 +116,7 @@ class UniverseHost(Protocol):
     def diff_books(self) -> DiffBooks | None: ...
 
     def make_engine(self, symbol: str) -> SignalEngine: ...
-    def open_connection(self, plan: ConnectionPlan) -> Connection: ...
+    def open_connection(self, plan: Plan) -> Connection: ...
     def exchange_ms(self) -> int: ...
     def wall_ms(self) -> int: ...
 
@@ -132,8 +133,9 @@ class Universe:
 
     def __init__(self, host: UniverseHost, rest_url: str, *,
                  fetch: FetchListing = fetch_listing,
-                 weights: DayWeights | None = None) -> None:
+                 weights: DayWeights | None = None, venue: Venue | None = None) -> None:
         cfg = host.config
+        self.venue = venue or venues.default()
         self.host = host
         self.rest_url = rest_url
         self.entries: tuple[str, ...] = cfg.universe
@@ -195,7 +197,8 @@ class Universe:
         quiet symbol; books do not while it trades)."""
         now = trio.current_time()
         last_seen = self.host.router.stats.last_seen
-        return any(now - t > SILENT_S and "@aggTrade" not in name
+        kind_of = self.venue.stream_kind
+        return any(now - t > SILENT_S and kind_of(name) != TRADES
                    for name, t in last_seen.items())
 
     async def poll(self) -> None:
@@ -208,7 +211,7 @@ class Universe:
             self._ratelog.log(logging.WARNING, "listing", "cannot follow the listing: %s; the "
                               "symbols stay as they are until the next poll", exc)
             return
-        trading = [s for s, e in listing.items() if e.status == TRADING]
+        trading = [s for s, e in listing.items() if e.status == self.venue.trading]
         self._trading = {s: listing[s] for s in trading}
         if self.shard is None:
             added, removed = follow(self.symbols, self.entries, trading)
@@ -271,9 +274,10 @@ class Universe:
 
     async def add(self, symbols: Sequence[str], *, fresh: bool = False) -> None:
         h, cfg = self.host, self.host.config
-        specs = streams_for(tuple(symbols), depth_levels=cfg.depth_levels,
-                            depth_speed=cfg.depth_speed, book=cfg.book,
-                            book_ticker=cfg.book_ticker)
+        venue = self.venue
+        specs = venue.streams_for(tuple(symbols), depth_levels=cfg.depth_levels,
+                                  depth_speed=cfg.depth_speed, book=cfg.book,
+                                  book_ticker=cfg.book_ticker)
         for symbol in symbols:
             h.repair.add_symbol(symbol, fresh=fresh)
             if h.diff_books is not None:
@@ -291,7 +295,7 @@ class Universe:
                 take, todo = todo[:conn.room(limit)], todo[conn.room(limit):]
                 conn.retarget(add=tuple(take))
                 told.append(conn)
-            for plan in plan_connections(todo, limit):
+            for plan in venue.plan_connections(todo, limit):
                 h.open_connection(plan)
         for conn in told:
             await conn.tell()
@@ -327,7 +331,7 @@ class Universe:
                 flush_all({symbol: engine}, h.lanes.offer, h.exchange_ms())
             entry = listing.get(symbol)
             status = entry.status if entry is not None else ""
-            if status != TRADING:  # delisted, also while it was being handed over
+            if status != self.venue.trading:  # delisted, also while it was being handed over
                 await self._delisted(symbol, status)
             elif handover_ms is not None and handover is not None:
                 await self._handed_over(symbol, handover_ms)
@@ -343,8 +347,9 @@ class Universe:
         now = h.wall_ms()
         tracker = h.repair.trackers.get(symbol)
         start = tracker.last_ms if tracker is not None and tracker.last_ms else now
-        why = f"status {status}" if status else f"no longer in {PATH}"
-        row: Row = gap_row(symbol, f"{symbol.lower()}@aggTrade", start, now, DELISTED,
+        listing_path = self.venue.listing_request().path
+        why = f"status {status}" if status else f"no longer in {listing_path}"
+        row: Row = gap_row(symbol, self.venue.trade_stream(symbol), start, now, DELISTED,
                            f"{why}; unsubscribed")
         await h.repair.put_gap(row)
         self.delisted.append(symbol)
@@ -353,7 +358,7 @@ class Universe:
 
 
     async def _handed_over(self, symbol: str, boundary: int) -> None:
-        row: Row = gap_row(symbol, f"{symbol.lower()}@aggTrade", boundary, boundary, HANDOVER,
+        row: Row = gap_row(symbol, self.venue.trade_stream(symbol), boundary, boundary, HANDOVER,
                            f"moved to another shard at {_utc(boundary)}: rows before it are "
                            f"here (shard {self.shard}), rows from it on in the new owner's")
         await self.host.repair.put_gap(row)

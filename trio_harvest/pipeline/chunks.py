@@ -266,7 +266,7 @@ class Batch:
         Chunks of one shape are joined column by column in C (array ``extend``), so the Python
         work is O(shapes x columns + chunks), not O(chunks x columns); each joined buffer goes
         to Polars through NumPy without a per-value step (NaN becomes null on the way for the
-        columns that use NaN for null). Shapes that interleave (bookTicker and depth rows)
+        columns that use NaN for null). Shapes that interleave (quote and depth rows)
         become one frame each and are put in time order, ties kept in arrival order."""
         schema = schema or self.schema
         chunks = [c for c in self.chunks if c.n]

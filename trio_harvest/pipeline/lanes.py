@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import trio
 
 from ..kinds import ORDERBOOK, PRICES, Row, Schema, is_authoritative
+from ..venues import QUOTE_SOURCE
 from .chunks import (
     Batch,
     Builder,
@@ -32,7 +33,7 @@ from .chunks import (
 from .shapes import CvdBuilder, DepthBuilder, OfiBuilder, TickerBuilder, TradeBuilder
 
 if TYPE_CHECKING:
-    from ..binance.decode import AggTrade, BookTicker, DepthUpdate
+    from ..venues.base import BookLevels, Quote, Trade
 
 WakeFn = Callable[["Lane"], None]
 _OPEN = ("_trade", "_ticker", "_depth", "_ofi", "_cvd", "_generic")
@@ -43,9 +44,9 @@ class Sink(Protocol):
     """What ingest puts a symbol's messages into: its ``Lane``, or a ``WindowLane`` around it
     while the symbol changes shards."""
 
-    def add_trade(self, t: AggTrade, recv_ms: int) -> bool: ...
-    def add_ticker(self, t: BookTicker, recv_ms: int) -> bool: ...
-    def add_depth(self, d: DepthUpdate, recv_ms: int, source: str) -> bool: ...
+    def add_trade(self, t: Trade, recv_ms: int) -> bool: ...
+    def add_ticker(self, t: Quote, recv_ms: int) -> bool: ...
+    def add_depth(self, d: BookLevels, recv_ms: int, source: str) -> bool: ...
     def put_nowait(self, row: Row) -> bool: ...
     async def put(self, row: Row) -> None: ...
     def hold(self, seq: int) -> None: ...
@@ -123,7 +124,7 @@ class Lane:
     # Each ``add_*`` / ``offer_*`` appends one row from a decoded message, or returns False
     # when full; ``chunks.BadValue`` (nothing appended) for a value no column can hold.
 
-    def add_trade(self, t: AggTrade, recv_ms: int) -> bool:
+    def add_trade(self, t: Trade, recv_ms: int) -> bool:
         if self.level >= self.capacity:
             return False
         b = self._trade
@@ -138,7 +139,7 @@ class Lane:
             self.wake(self)
         return True
 
-    def add_ticker(self, t: BookTicker, recv_ms: int) -> bool:
+    def add_ticker(self, t: Quote, recv_ms: int) -> bool:
         if self.level >= self.capacity:
             return False
         b = self._ticker
@@ -153,7 +154,7 @@ class Lane:
             self.wake(self)
         return True
 
-    def add_depth(self, d: DepthUpdate, recv_ms: int, source: str) -> bool:
+    def add_depth(self, d: BookLevels, recv_ms: int, source: str) -> bool:
         if self.level >= self.capacity:
             return False
         b = self._depth
@@ -252,7 +253,7 @@ class Lane:
         if self.kind == PRICES and len(row) == 10:
             return "_trade"
         if self.kind == ORDERBOOK and len(row) == 8 + 4 * self.depth_levels:
-            return "_ticker" if row[4] == "bookTicker" else "_depth"
+            return "_ticker" if row[4] == QUOTE_SOURCE else "_depth"
         return "_generic"
 
     async def wait_for_room(self) -> None:

@@ -25,30 +25,17 @@ from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..binance.booksync import DONE
-from ..binance.decode import (
-    AggTrade,
-    BadFrame,
-    BookTicker,
-    DepthUpdate,
-    Envelope,
-    FrameError,
-    decode_envelope,
-    decode_frame,
-    depth_row,
-    ticker_row,
-    trade_row,
-)
-from ..binance.streams import reply_to
+from .. import venues
 from ..kinds import ORDERBOOK, PRICES, Row
 from ..ratelimit import RateLimitedLog
+from ..venues.base import BOOK, QUOTE, TRADE, BookLevels, Frame, FrameError, Quote, Trade, Venue
 from .chunks import BadValue
+from .done import DONE
 from .lanes import Lanes, Sink
 from .timeguard import TOLERANCE_MS, TimeGuard
 from .window import Window, WindowHook, WindowLane
 
 if TYPE_CHECKING:
-    from ..binance.booksync import DiffBooks
     from ..repair.coordinator import Repair
 
 log = logging.getLogger("trio_harvest.router")
@@ -57,20 +44,32 @@ MIN_EVENT_MS = 1_420_070_400_000  # 2015-01-01: before any market this harvests
 MAX_EVENT_MS = 4_102_444_800_000  # 2100-01-01
 MAX_STREAMS_PER_SYMBOL = 8  # without a subscription list: stream names learned per symbol
 
-Held = tuple[Envelope, int, "str | bytes", int]  # a frame (and its journal seq) waiting for
+Held = tuple[Frame, int, "str | bytes", int]  # a frame (and its journal seq) waiting for
 # the time guard's verdict
 
 
 class SignalHooks(Protocol):
     """What ingest calls for every record of a symbol (the signal engine implements it): the
-    decoded message on the hot path, a row for books built locally from diffs and for rows the
+    decoded record on the hot path, a row for books built locally from diffs and for rows the
     repair gate held and then released."""
 
-    def on_agg_trade(self, t: AggTrade) -> None: ...
-    def on_ticker(self, b: BookTicker, recv_ms: int) -> None: ...
-    def on_depth(self, d: DepthUpdate, source: str) -> None: ...
+    def on_trade_record(self, t: Trade) -> None: ...
+    def on_quote(self, q: Quote, recv_ms: int) -> None: ...
+    def on_book_levels(self, d: BookLevels, source: str) -> None: ...
     def on_trade(self, row: Row) -> None: ...
     def on_book(self, row: Row) -> None: ...
+
+
+class DiffBooks(Protocol):
+    """Local books built from diff events (``--book diff``): the venue's book sync."""
+
+    @property
+    def books(self) -> Mapping[str, Any]: ...  # symbol -> its book (``reset()`` starts it over)
+
+    def on_depth(self, ev: Any, recv_ms: int, lane: Sink,
+                 hook: Any) -> Awaitable[None]: ...  # DONE when nothing is left to await
+    def add_symbol(self, symbol: str) -> None: ...
+    def remove_symbol(self, symbol: str) -> None: ...
 
 
 @dataclass(slots=True)
@@ -99,7 +98,11 @@ class Router:
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         now: Callable[[], float] = time.monotonic,
         streams: Mapping[str, str] | None = None,
+        venue: Venue | None = None,
     ) -> None:
+        self.venue = venue = venue or venues.default()
+        self._decode = venue.decode_envelope
+        self._bad_frame = venue.bad_frame
         self.lanes = lanes
         self.symbols = frozenset(symbols)
         self.depth_levels = depth_levels
@@ -186,8 +189,8 @@ class Router:
         stats = self.stats
         stats.frames += 1
         try:
-            env = decode_envelope(frame)
-        except BadFrame:
+            env = self._decode(frame)
+        except self._bad_frame:
             self._not_data(frame)
             return None
         data = env.data
@@ -255,7 +258,7 @@ class Router:
             if waiting is not None:
                 await waiting
             data = env.data
-            lane = (self._prices if type(data) is AggTrade else self._books).get(data.symbol)
+            lane = (self._prices if data.kind == TRADE else self._books).get(data.symbol)
             if lane is not None and lane.pending:
                 lane.hold(seq)
 
@@ -263,7 +266,7 @@ class Router:
         """At a stop: frames still waiting for the time guard are routed or quarantined (only
         those of streams of ``symbols`` when given: the end of a restart replay)."""
         for stream, guard in list(self.time_guards.items()):
-            if symbols is None or stream.split("@", 1)[0].upper() in symbols:
+            if symbols is None or self.venue.stream_symbol(stream) in symbols:
                 await self._judged(guard, guard.release())
 
     def held_seqs(self, since_ms: int) -> list[int]:
@@ -283,7 +286,7 @@ class Router:
         self._books[symbol] = self.lanes.get(ORDERBOOK, symbol)
 
     def _learn(self, stream: str, symbol: str) -> bool:
-        if not stream.startswith(symbol.lower() + "@"):
+        if not stream.startswith(self.venue.stream_prefix(symbol)):
             return False
         n = self._learned.get(symbol, 0)
         if n >= MAX_STREAMS_PER_SYMBOL:
@@ -292,7 +295,7 @@ class Router:
         self._known.add(stream)
         return True
 
-    def _route(self, env: Envelope, recv_ms: int,
+    def _route(self, env: Frame, recv_ms: int,
                frame: str | bytes) -> Coroutine[Any, Any, None] | None:
         """Route one checked frame. Synchronous on the usual path (no coroutine per frame);
         returns the coroutine to await when something must wait: a full lane (backpressure),
@@ -300,14 +303,15 @@ class Router:
         stats = self.stats
         data = env.data
         symbol = data.symbol
-        lane = (self._prices if type(data) is AggTrade else self._books)[symbol]
+        kind = data.kind
+        lane = (self._prices if kind == TRADE else self._books)[symbol]
         stats.last_seen[env.stream] = self.now()
         gate = self.gate
         if gate is not None and gate.resuming and env.stream in gate.resuming:
             gate.resumed(env.stream, recv_ms)
         hook = self.hooks.get(symbol)
         try:
-            if type(data) is AggTrade:
+            if kind == TRADE:
                 if gate is not None:
                     admitted = gate.trade(data, recv_ms)
                     if gate.released:  # held trades the stream has just confirmed: first
@@ -318,16 +322,16 @@ class Router:
                     return self._slow(None, lane, hook, data, recv_ms, True, frame)
                 if hook is not None:
                     try:
-                        hook.on_agg_trade(data)
+                        hook.on_trade_record(data)
                     except Exception as exc:  # a preview signal's bug is its symbol's alone
                         self._hook_failed(symbol, exc)
                 return None
-            if type(data) is BookTicker:
+            if kind == QUOTE:
                 if gate is not None:
                     fast = gate.book_fast(env.stream, data.update_id)
                     if fast is None:  # not a usual step: the gate may hold it (as a row)
                         fast = gate.book(env.stream, data.update_id,
-                                         ticker_row(data, recv_ms, self.depth_levels))
+                                         self.venue.quote_row(data, recv_ms, self.depth_levels))
                         if gate.released:  # held messages the stream has just confirmed
                             return self._slow(gate, lane, hook, data, recv_ms, fast, frame)
                     if not fast:
@@ -336,15 +340,15 @@ class Router:
                     return self._slow(None, lane, hook, data, recv_ms, True, frame)
                 if hook is not None:
                     try:
-                        hook.on_ticker(data, recv_ms)
+                        hook.on_quote(data, recv_ms)
                     except Exception as exc:
                         self._hook_failed(symbol, exc)
                 return None
-            if type(data) is DepthUpdate and self.book == "partial":
+            if kind == BOOK and self.book == "partial":
                 if gate is not None:
                     fast = gate.book_fast(env.stream, data.update_id)
                     if fast is None:
-                        fast = gate.book(env.stream, data.update_id, depth_row(
+                        fast = gate.book(env.stream, data.update_id, self.venue.levels_row(
                             data, recv_ms, self.depth_levels, self.depth_source))
                         if gate.released:
                             return self._slow(gate, lane, hook, data, recv_ms, fast, frame)
@@ -354,14 +358,14 @@ class Router:
                     return self._slow(None, lane, hook, data, recv_ms, True, frame)
                 if hook is not None:
                     try:
-                        hook.on_depth(data, self.depth_source)
+                        hook.on_book_levels(data, self.depth_source)
                     except Exception as exc:
                         self._hook_failed(symbol, exc)
                 return None
         except BadValue as exc:  # a value no column can hold: never admitted anywhere
             self._bad("rejected", f"{env.stream}: {exc}", frame)
             return None
-        if (type(data) is DepthUpdate and self.diff_books is not None
+        if (kind == BOOK and self.diff_books is not None
                 and symbol in self.diff_books.books):
             return self._diff(data, recv_ms, lane, hook)
         # diff depth is applied to a local book by a later stage
@@ -369,40 +373,41 @@ class Router:
         return None
 
     async def _slow(self, gate: Repair | None, lane: Sink, hook: SignalHooks | None,
-                    data: AggTrade | BookTicker | DepthUpdate, recv_ms: int, admitted: bool,
-                    frame: str | bytes) -> None:
+                    data: Any, recv_ms: int, admitted: bool, frame: str | bytes) -> None:
         """The rest of ``_route`` when it must wait: first the rows the gate released, then
         (if admitted) this message, waiting for room in a full lane."""
-        trade = type(data) is AggTrade
+        kind = data.kind
+        venue = self.venue
         if gate is not None and gate.released:
-            await self._put_released(gate, lane, hook, trade=trade)
+            await self._put_released(gate, lane, hook, trade=kind == TRADE)
         if not admitted:
             return
         try:
-            if type(data) is AggTrade:
+            if kind == TRADE:
                 if not lane.add_trade(data, recv_ms):
-                    await lane.put(trade_row(data, recv_ms))  # full: wait (backpressure)
-            elif type(data) is BookTicker:
+                    await lane.put(venue.trade_row(data, recv_ms))  # full: wait (backpressure)
+            elif kind == QUOTE:
                 if not lane.add_ticker(data, recv_ms):
-                    await lane.put(ticker_row(data, recv_ms, self.depth_levels))
-            elif type(data) is DepthUpdate and not lane.add_depth(data, recv_ms, self.depth_source):
-                await lane.put(depth_row(data, recv_ms, self.depth_levels, self.depth_source))
+                    await lane.put(venue.quote_row(data, recv_ms, self.depth_levels))
+            elif kind == BOOK and not lane.add_depth(data, recv_ms, self.depth_source):
+                await lane.put(venue.levels_row(data, recv_ms, self.depth_levels,
+                                                self.depth_source))
         except BadValue as exc:
             self._bad("rejected", f"{data.symbol}: {exc}", frame)
             return
         if hook is None:
             return
         try:
-            if type(data) is AggTrade:
-                hook.on_agg_trade(data)
-            elif type(data) is BookTicker:
-                hook.on_ticker(data, recv_ms)
-            elif type(data) is DepthUpdate:
-                hook.on_depth(data, self.depth_source)
+            if kind == TRADE:
+                hook.on_trade_record(data)
+            elif kind == QUOTE:
+                hook.on_quote(data, recv_ms)
+            elif kind == BOOK:
+                hook.on_book_levels(data, self.depth_source)
         except Exception as exc:
             self._hook_failed(data.symbol, exc)
 
-    def _diff(self, data: DepthUpdate, recv_ms: int, lane: Sink,
+    def _diff(self, data: BookLevels, recv_ms: int, lane: Sink,
               hook: SignalHooks | None) -> Coroutine[Any, Any, None] | None:
         """Apply a diff event to the symbol's local book: synchronously when nothing waits,
         else the coroutine that finishes it."""
@@ -457,12 +462,12 @@ class Router:
         """A frame that is not stream data: a reply to a subscription request is counted (an
         error reply is logged), anything else is bad."""
         try:
-            decode_frame(frame)  # decoded again, off the hot path: what is wrong with it
+            self.venue.decode(frame)  # decoded again, off the hot path: what is wrong with it
         except FrameError as error:
             exc = error
-        else:  # pragma: no cover (decode_frame decodes as decode_envelope does)
+        else:  # pragma: no cover (decode decodes as decode_envelope does)
             raise AssertionError("a frame decode_envelope refused was decoded")
-        reply = reply_to(frame) if exc.category == "unexpected" else None
+        reply = self.venue.reply_to(frame) if exc.category == "unexpected" else None
         if reply is None:
             self._bad(exc.category, str(exc), frame)
             return

@@ -1,7 +1,7 @@
 """The hot-path shapes of column builders: each ``add`` reads one decoded message (or one
 signal update) straight into typed column buffers, with no row tuple in between.
 
-Owns the column layout of each shape: aggTrades as ``prices`` rows; bookTicker as best-level
+Owns the column layout of each shape: trades as ``prices`` rows; quotes as best-level
 ``orderbook`` rows; partial depth as ``orderbook`` rows with every level in one flat float buffer
 (bids then asks, price and size interleaved, NaN-padded); ``ofi`` and ``cvd`` rows from the
 signal engine. A shape's frame has its own columns; ``Batch.to_frame`` completes the schema.
@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..kinds import Row, Schema
+from ..venues import QUOTE_SOURCE
 from .chunks import NAN, BadValue, Builder, join_buffers
 
 if TYPE_CHECKING:
-    from ..binance.decode import AggTrade, BookTicker, DepthUpdate
+    from ..venues.base import BookLevels, Quote, Trade
 
 _chain = chain.from_iterable
 
@@ -59,7 +60,7 @@ class Shape(Builder):
 
 
 class TradeBuilder(Shape):
-    """``prices`` rows straight from decoded aggTrades (the symbol is the lane's)."""
+    """``prices`` rows straight from decoded trade records (the symbol is the lane's)."""
 
     __slots__ = ("agg_id", "event", "first", "last", "maker", "price", "qty", "recv", "ts")
     ts: array[int]
@@ -76,7 +77,7 @@ class TradeBuilder(Shape):
               ("first", "first_id", "q"), ("last", "last_id", "q"),
               ("maker", "is_buyer_maker", "b"))
 
-    def add(self, t: AggTrade, recv_ms: int) -> None:
+    def add(self, t: Trade, recv_ms: int) -> None:
         try:
             self.agg_id.append(t.agg_id)
             self.first.append(t.first_id)
@@ -85,7 +86,7 @@ class TradeBuilder(Shape):
             self.event.append(t.event_ms)
         except (OverflowError, TypeError) as exc:
             self.rollback()
-            raise BadValue(f"aggTrade: {exc}") from None
+            raise BadValue(f"trade: {exc}") from None
         self.recv.append(recv_ms)
         self.price.append(t.price)
         self.qty.append(t.qty)
@@ -128,7 +129,7 @@ def _add_head(b: Any, row: Row) -> None:
 
 
 class TickerBuilder(Shape):
-    """``orderbook`` rows from bookTicker: level 1 only (deeper levels are null in the file)."""
+    """``orderbook`` rows from quotes: level 1 only (deeper levels are null in the file)."""
 
     __slots__ = ("ask", "ask_sz", "bid", "bid_sz", "event", "first_uid", "prev_uid", "recv",
                  "source", "ts", "uid")
@@ -146,7 +147,7 @@ class TickerBuilder(Shape):
     FIELDS = (*_BOOK_HEAD, ("bid", "bid_px_1", "d"), ("bid_sz", "bid_sz_1", "d"),
               ("ask", "ask_px_1", "d"), ("ask_sz", "ask_sz_1", "d"))
 
-    def add(self, b: BookTicker, recv_ms: int) -> None:
+    def add(self, b: Quote, recv_ms: int) -> None:
         ts = b.trade_ms or b.event_ms or recv_ms
         try:
             self.uid.append(b.update_id)
@@ -155,10 +156,10 @@ class TickerBuilder(Shape):
             self.event.append(b.event_ms or ts)
         except (OverflowError, TypeError) as exc:
             self.rollback()
-            raise BadValue(f"bookTicker: {exc}") from None
+            raise BadValue(f"quote: {exc}") from None
         self.recv.append(recv_ms)
         self.prev_uid.append(-1)
-        self.source.append("bookTicker")
+        self.source.append(QUOTE_SOURCE)
         self.bid.append(b.bid)
         self.bid_sz.append(b.bid_qty)
         self.ask.append(b.ask)
@@ -166,7 +167,7 @@ class TickerBuilder(Shape):
         self.n += 1
 
     def add_row(self, row: Row) -> None:
-        """An ``orderbook`` row of bookTicker given as a tuple (levels past the first null)."""
+        """An ``orderbook`` row of a quote given as a tuple (levels past the first null)."""
         try:
             _add_head(self, row)
             bid, bid_sz, ask, ask_sz = row[8:12]
@@ -202,7 +203,7 @@ class DepthBuilder(Shape):
         self._pad = array("d", [NAN]) * (2 * levels)
         self.padded = False  # some row had fewer than ``levels`` levels on a side
 
-    def add(self, d: DepthUpdate, recv_ms: int, source: str) -> None:
+    def add(self, d: BookLevels, recv_ms: int, source: str) -> None:
         try:
             self.uid.append(d.update_id)
             self.first_uid.append(d.first_update_id)
@@ -211,7 +212,7 @@ class DepthBuilder(Shape):
             self.event.append(d.event_ms)
         except (OverflowError, TypeError) as exc:
             self.rollback()
-            raise BadValue(f"depthUpdate: {exc}") from None
+            raise BadValue(f"book levels: {exc}") from None
         self.recv.append(recv_ms)
         self.source.append(source)
         n = self.levels

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ..kinds import Row
 
 if TYPE_CHECKING:
-    from ..binance.decode import AggTrade, BookTicker, DepthUpdate
+    from ..venues.base import BookLevels, Quote, Trade
     from .lanes import Lane
     from .router import SignalHooks
 
@@ -43,14 +43,14 @@ class WindowLane:
     def __init__(self, lane: Lane, window: Window) -> None:
         self.lane, self.window = lane, window
 
-    def add_trade(self, t: AggTrade, recv_ms: int) -> bool:
+    def add_trade(self, t: Trade, recv_ms: int) -> bool:
         return not self.window.keeps(t.trade_ms or t.event_ms) or self.lane.add_trade(t, recv_ms)
 
-    def add_ticker(self, t: BookTicker, recv_ms: int) -> bool:
+    def add_ticker(self, t: Quote, recv_ms: int) -> bool:
         return (not self.window.keeps(t.trade_ms or t.event_ms or recv_ms)
                 or self.lane.add_ticker(t, recv_ms))
 
-    def add_depth(self, d: DepthUpdate, recv_ms: int, source: str) -> bool:
+    def add_depth(self, d: BookLevels, recv_ms: int, source: str) -> bool:
         return (not self.window.keeps(d.trade_ms or d.event_ms or recv_ms)
                 or self.lane.add_depth(d, recv_ms, source))
 
@@ -79,17 +79,17 @@ class WindowHook:
     def _keeps(self, ts: int) -> bool:
         return self.window.start <= ts < self.window.end
 
-    def on_agg_trade(self, t: AggTrade) -> None:
+    def on_trade_record(self, t: Trade) -> None:
         if self._keeps(t.trade_ms or t.event_ms):
-            self.hook.on_agg_trade(t)
+            self.hook.on_trade_record(t)
 
-    def on_ticker(self, b: BookTicker, recv_ms: int) -> None:
+    def on_quote(self, b: Quote, recv_ms: int) -> None:
         if self._keeps(b.trade_ms or b.event_ms or recv_ms):
-            self.hook.on_ticker(b, recv_ms)
+            self.hook.on_quote(b, recv_ms)
 
-    def on_depth(self, d: DepthUpdate, source: str) -> None:
+    def on_book_levels(self, d: BookLevels, source: str) -> None:
         if self._keeps(d.trade_ms or d.event_ms):
-            self.hook.on_depth(d, source)
+            self.hook.on_book_levels(d, source)
 
     def on_trade(self, row: Row) -> None:
         if self._keeps(row[0]):

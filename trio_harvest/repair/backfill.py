@@ -3,8 +3,9 @@ request-weight budget, and record the outcome as ``gaps`` rows.
 
 Owns the backfill task. A break (``continuity.Break``) becomes a job that waits ``delay``
 seconds (frames that were only late, e.g. during a connection handover, close the break on
-their own and cost nothing), then pages through ``GET /fapi/v1/aggTrades?fromId=`` over the ids
-*still* missing, each page covering as many missing ids as fit in one request. Every returned id
+their own and cost nothing), then pages through the venue's trades request (``Venue.trades_request``:
+trades from an id on) over the ids *still* missing, each page covering as many missing ids as
+fit in one request (``trades_page``), each costing the venue's ``trades_weight``. Every returned id
 that the tracker still misses goes into the same ``prices`` lane as streamed trades (the tracker
 decides, so a trade is never written twice, whichever of REST and websocket comes first). What
 cannot be fetched stays missing and is written as an ``unfilled`` gap row; a break that backfill
@@ -21,37 +22,22 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
 import trio
 
-from ..binance.decode import TradeFields
+from .. import venues
 from ..ingest.restclient import FetchFn, RestError, WeightBudget, retry_after
 from ..kinds import Row
 from ..ratelimit import RateLimitedLog
+from ..venues.base import Venue
 from .continuity import AggIdTracker, Break
 from .gaps import AGG_ID_BREAK, FILLED, UNFILLED, agg_detail, gap_row
 
 log = logging.getLogger("trio_harvest.backfill")
 
-AGG_TRADES_PATH = "/fapi/v1/aggTrades"
-AGG_TRADES_WEIGHT = 20
-PAGE = 1000  # Binance's maximum ``limit``
 MAX_BREAKS_PER_JOB = 1000
 NOT_ON_TAPE = "not on the exchange's tape"
 STOPPED = "stopped before backfill"
 BACKFILL_OFF = "backfill off"
-
-
-RestAggTrade = TradeFields  # REST aggTrades rows: no e/E/s
-
-
-_decode_trades = msgspec.json.Decoder(list[RestAggTrade], strict=False)
-
-
-def rest_trade_row(symbol: str, t: RestAggTrade, recv_ms: int) -> Row:
-    """A ``prices`` row from REST (no ``E`` there: ``event_ms`` = the trade time)."""
-    return (t.trade_ms, t.trade_ms, recv_ms, symbol, t.agg_id, t.price, t.qty, t.first_id,
-            t.last_id, t.buyer_maker)
 
 
 @dataclass
@@ -92,7 +78,9 @@ class Backfill:
         max_attempts: int = 4,
         max_rate_limited: int = 8,
         retry_delay: float = 1.0,
+        venue: Venue | None = None,
     ) -> None:
+        self.venue = venue or venues.default()
         self.trackers = trackers
         self._put_trade = put_trade
         self._put_gap = put_gap
@@ -213,7 +201,7 @@ class Backfill:
                     self._job_scope = None
             if scope.cancelled_caught:
                 why = STOPPED
-        stream = f"{job.symbol.lower()}@aggTrade"
+        stream = self.venue.trade_stream(job.symbol)
         for b in todo:
             remaining = tracker.close(b.first_id, b.last_id)
             if not remaining:
@@ -234,6 +222,8 @@ class Backfill:
         else why not. Rows are put into the lane between requests, never cancelled half-way."""
         fetch = self.fetch
         assert fetch is not None
+        venue = self.venue
+        page = venue.trades_page
         cursor = lo
         failures = limited = 0
         while True:
@@ -241,12 +231,12 @@ class Backfill:
             if not todo:
                 return "" if not tracker.missing_in(lo, hi) else NOT_ON_TAPE
             from_id = todo[0][0]
-            end = min(from_id + PAGE - 1, max(b for a, b in todo if a < from_id + PAGE))
-            await self.budget.acquire(AGG_TRADES_WEIGHT)
+            end = min(from_id + page - 1, max(b for a, b in todo if a < from_id + page))
+            req = venue.trades_request(symbol, from_id, end - from_id + 1)
+            await self.budget.acquire(req.weight)
             self.stats.requests += 1
             try:
-                resp = await fetch(AGG_TRADES_PATH, {
-                    "symbol": symbol, "fromId": from_id, "limit": end - from_id + 1})
+                resp = await fetch(req.path, req.params)
             except RestError as exc:
                 failures += 1
                 self._error(str(exc))
@@ -270,9 +260,9 @@ class Backfill:
                 await trio.sleep(self.retry_delay * failures)
                 continue
             try:
-                trades = _decode_trades.decode(resp.body)
-            except msgspec.MsgspecError as exc:
-                self._error(f"bad aggTrades body: {exc}")
+                trades = venue.decode_trades(resp.body)
+            except venue.bad_frame as exc:
+                self._error(f"bad trades body: {exc}")
                 return "REST answered something else than trades"
             if not trades:
                 return NOT_ON_TAPE
@@ -282,7 +272,7 @@ class Backfill:
                     break
                 if tracker.fill(t.agg_id):
                     self.stats.rows += 1
-                    await self._put_trade(rest_trade_row(symbol, t, recv_ms))
+                    await self._put_trade(venue.rest_trade_row(symbol, t, recv_ms))
             if trades[-1].agg_id < from_id:  # an answer that does not move on
                 return "REST answered out of range"
             cursor = trades[-1].agg_id + 1
@@ -294,7 +284,7 @@ class Backfill:
             a, b = tracker.abandoned.pop(0)
             self.stats.unfilled_ids += b - a + 1
             ts = tracker.last_ms  # when exactly is not known any more: at the latest, now
-            await self._put_gap(gap_row(symbol, f"{symbol.lower()}@aggTrade", ts, ts, AGG_ID_BREAK,
+            await self._put_gap(gap_row(symbol, self.venue.trade_stream(symbol), ts, ts, AGG_ID_BREAK,
                                         agg_detail(a, b, UNFILLED, "too many open breaks")))
 
     def _error(self, message: str) -> None:

@@ -1,4 +1,6 @@
-"""Continuity and deduplication of one symbol's aggregate trade ids and one stream's book ids.
+"""Continuity and deduplication of one symbol's trade ids and one stream's book ids: the core's
+implementation of a venue's ``CONTIGUOUS`` trade rule (``venues.base``: each trade id is the
+previous one + 1, so a jump proves a loss).
 
 Owns the decision, per record, between *new*, *duplicate* and *new after a break*, in O(1) and
 bounded memory. A trade tracker keeps the highest ``agg_id`` seen and the short list of id ranges
@@ -158,9 +160,9 @@ class AggIdTracker:
 
 class BookTracker:
     """One book stream's update ids (``u``): a message that is not newer than the last one is a
-    duplicate (a duplicated frame, or the overlap of a handover). Partial depth and bookTicker
-    rows are whole states, so an id jump loses nothing that a later row does not carry; the
-    ``pu`` chain of diff depth is checked where the local book is kept (``diffbook.py``)."""
+    duplicate (a duplicated frame, or the overlap of a handover). Partial depth and quote rows
+    are whole states, so an id jump loses nothing that a later row does not carry; the chain of
+    diff events is checked where the local book is kept (the venue's book rule)."""
 
     __slots__ = ("duplicates", "last_u")
 

@@ -22,8 +22,7 @@ from typing import Any
 
 import trio
 
-from ..binance.decode import AggTrade, trade_row
-from ..binance.streams import ConnectionPlan, url_after
+from .. import venues
 from ..config import Config
 from ..ingest.connection import ConnectFn
 from ..ingest.handover import HandoverConnector
@@ -31,6 +30,7 @@ from ..ingest.restclient import FetchFn, WeightBudget, http_fetch
 from ..kinds import GAPS, PRICES, Row
 from ..pipeline.lanes import Lanes, Sink
 from ..ratelimit import RateLimitedLog
+from ..venues.base import CONTIGUOUS, Plan, Trade, Venue
 from . import report
 from .backfill import Backfill
 from .continuity import BREAK, DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker, Break
@@ -63,9 +63,9 @@ class Interruption:
 
 @dataclass
 class RepairStats:
-    trade_duplicates: int = 0  # aggTrades dropped: agg_id already in prices
-    trade_implausible: int = 0  # aggTrades dropped: an agg_id jump no exchange makes
-    trade_quarantined: int = 0  # aggTrades held for an id jump that the next ones refuted
+    trade_duplicates: int = 0  # trades dropped: the trade id is already in prices
+    trade_implausible: int = 0  # trades dropped: an id jump no exchange makes
+    trade_quarantined: int = 0  # trades held for an id jump that the next ones refuted
     book_duplicates: int = 0  # book messages dropped: update id not newer
     book_quarantined: int = 0  # book messages held for an id jump that the next ones refuted
     gaps: dict[str, int] = field(default_factory=dict)  # gap rows by reason
@@ -83,7 +83,9 @@ class Repair:
         wall_ms: Callable[[], int],
         fetch: FetchFn | None = None,
         use_http: bool = True,
+        venue: Venue | None = None,
     ) -> None:
+        self.venue = venue = venue or venues.default()
         self.config = config
         self.lanes = lanes
         self.wall_ms = wall_ms
@@ -110,20 +112,26 @@ class Repair:
         self._backlog_lock = trio.Lock()
         self._prices: dict[str, Sink] = {s: lanes.get(PRICES, s) for s in config.symbols}
         self._use_http = use_http and config.backfill and fetch is None
-        self.budget = WeightBudget(config.backfill_weight)
+        self.budget = WeightBudget(config.backfill_weight, header=venue.weight_header)
         self.backfill = Backfill(
             self.trackers, self._put_trade, self.put_gap,
             fetch if config.backfill else None, self.budget,
-            wall_ms=wall_ms, delay=config.backfill_delay,
+            wall_ms=wall_ms, delay=config.backfill_delay, venue=venue,
         )
+        if venue.trade_continuity != CONTIGUOUS:  # ids prove nothing: admit every trade
+            self.trade = self._any_trade  # type: ignore[method-assign]
         self.connector = HandoverConnector(
             connect, lifetime=config.ws_lifetime, lead=config.handover_lead,
-            overlap=config.handover_overlap, url_after=url_after,
+            overlap=config.handover_overlap, url_after=venue.url_after,
         )
 
     # -- the router's gate (synchronous, per frame) --------------------------------------------
 
-    def trade(self, t: AggTrade, recv_ms: int) -> bool:
+    def _any_trade(self, t: Trade, recv_ms: int) -> bool:
+        """The gate of a venue whose trade ids prove nothing: every trade is admitted."""
+        return True
+
+    def trade(self, t: Trade, recv_ms: int) -> bool:
         """False for a trade already in ``prices`` (or held, or quarantined). A jump in ids is
         held until the next trade confirms it (``outliers.py``); confirmed rows wait in
         ``released`` for the router, before this trade. A break queues a backfill."""
@@ -143,7 +151,7 @@ class Repair:
         offer = guard.offer(t.agg_id)
         if offer:
             if offer == HOLD:
-                self._held_trades[symbol][t.agg_id] = trade_row(t, recv_ms)
+                self._held_trades[symbol][t.agg_id] = self.venue.trade_row(t, recv_ms)
                 self._held_at[(symbol, t.agg_id)] = (self.lanes.cursor[0], recv_ms)
                 self._quarantine_trades(symbol)
                 return False
@@ -322,7 +330,7 @@ class Repair:
 
     # -- app hooks -----------------------------------------------------------------------------
 
-    async def on_disconnect(self, plan: ConnectionPlan, error: str) -> None:
+    async def on_disconnect(self, plan: Plan, error: str) -> None:
         """A session of ``plan`` ended: every stream of it that had delivered is interrupted
         from its last frame until its first frame after a reconnect."""
         now_t, now_ms = trio.current_time(), self.wall_ms()

@@ -22,12 +22,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..binance.listing import TRADING, Listed
+from .. import venues
 from ..symbols import matches
+from ..venues.base import Listed
 from .shards import Shard, assignment, owner
 
 # the weights of a UTC day ("YYYY-MM-DD"), None for unweighted; the same for every shard
 DayWeights = Callable[[str], Mapping[str, int] | None]
+TRADING = venues.default().trading  # the listing status of a symbol that trades
 LOOKBACK = 3  # grid points looked back for where a late-learned ownership began
 
 

@@ -1,10 +1,10 @@
 """Each symbol's load weight for the shard assignment, from the venue's 24 h ticker.
 
-Owns the load model and its quantization, the parsing of ``GET /fapi/v1/ticker/24hr`` and the
-snapshot format (the file a supervisor hands its workers; snapshot.py shares one per day across
-hosts). Pure apart from ``read_snapshot`` / ``write_snapshot`` (a small local JSON file); the
-HTTP fetch is injected (``fetch_weights`` takes a ``get``). Never decides owners: shards.py
-does, from these numbers.
+Owns the load model and its quantization, the weights from the venue's 24 h trade counts (the
+venue's ``ticker_request``, read by its ``trade_counts``) and the snapshot format (the file a
+supervisor hands its workers; snapshot.py shares one per day across hosts). Pure apart from
+``read_snapshot`` / ``write_snapshot`` (a small local JSON file); the HTTP fetch is injected
+(``fetch_weights`` takes a ``get``). Never decides owners: shards.py does, from these numbers.
 
 The load model: a symbol costs a fixed part (its book stream arrives every 100 ms whatever the
 activity: 864,000 messages a day) plus a part that grows with activity (trades, and the quote
@@ -22,11 +22,13 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from .. import venues
+from ..venues.base import Venue
+
 log = logging.getLogger("trio_harvest.shards")
 
 FIXED_PER_DAY = 864_000  # book messages a day at 100 ms, whatever the activity
 UNIT = 16  # the weight of a symbol with no activity (and of one the snapshot lacks)
-TICKER_PATH = "/fapi/v1/ticker/24hr"
 MAX_CLASS = 40  # 2**20 times the floor: far beyond any real symbol
 
 
@@ -41,32 +43,24 @@ def quantize(count: int) -> int:
 _CLASSES = tuple(round(UNIT * 2 ** (k / 2)) for k in range(MAX_CLASS + 1))
 
 
-def weights_from_ticker(body: bytes | str, symbols: Iterable[str] | None = None) -> dict[str, int]:
-    """Weights from the ticker's JSON (a list of objects with ``symbol`` and ``count``), for
-    ``symbols`` only when given. ``ValueError`` on anything else."""
-    doc = json.loads(body)
-    if isinstance(doc, dict):
-        doc = [doc]
-    if not isinstance(doc, list):
-        raise ValueError("ticker/24hr: expected a list of objects")
+def weights_from_ticker(body: bytes | str, symbols: Iterable[str] | None = None,
+                        venue: Venue | None = None) -> dict[str, int]:
+    """Weights from the venue's 24 h ticker answer, for ``symbols`` only when given.
+    ``ValueError`` on anything else."""
+    counts = (venue or venues.default()).trade_counts(body)
     wanted = None if symbols is None else set(symbols)
-    out: dict[str, int] = {}
-    for row in doc:
-        if not isinstance(row, dict) or not isinstance(row.get("symbol"), str):
-            raise ValueError("ticker/24hr: an entry without a symbol")
-        if wanted is not None and row["symbol"] not in wanted:
-            continue
-        out[row["symbol"]] = quantize(int(row.get("count") or 0))
-    return out
+    return {s: quantize(n) for s, n in counts.items() if wanted is None or s in wanted}
 
 
 def fetch_weights(get: Callable[[str], bytes], rest_url: str,
-                  symbols: Iterable[str] | None = None) -> dict[str, int] | None:
+                  symbols: Iterable[str] | None = None,
+                  venue: Venue | None = None) -> dict[str, int] | None:
     """The venue's weights via ``get(url) -> body``; ``None`` (and one log line) if the fetch or
     the answer fails: the caller then falls back to the unweighted assignment."""
-    url = rest_url.rstrip("/") + TICKER_PATH
+    venue = venue or venues.default()
+    url = rest_url.rstrip("/") + venue.ticker_request().path
     try:
-        return weights_from_ticker(get(url), symbols)
+        return weights_from_ticker(get(url), symbols, venue)
     except Exception as exc:  # any failure of the injected fetch means: no weights
         log.warning("shard weights: %s failed (%s: %s); assigning symbols unweighted "
                     "(rendezvous hashing)", url, type(exc).__name__, exc)

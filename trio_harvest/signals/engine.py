@@ -26,6 +26,7 @@ from ..kinds import (
     Row,
     orderbook_schema,
 )
+from ..venues import QUOTE_SOURCE
 from . import features
 from .cvd import CvdState
 from .events import EventDetector, LargeTrades
@@ -43,7 +44,7 @@ from .params import SignalParams, ofi_source_label
 from .tail import TailWindow
 
 if TYPE_CHECKING:
-    from ..binance.decode import AggTrade, BookTicker, DepthUpdate
+    from ..venues.base import BookLevels, Quote, Trade
 
 Emit = Callable[[str, Row], None]
 # (ts, source, ofi_l1, ofi_ml, bid, ask, bid_sz, ask_sz) and (ts, agg_id, delta, cvd, gap)
@@ -51,7 +52,7 @@ EmitOfi = Callable[[int, str, "float | None", "float | None", "float | None", "f
                     "float | None", "float | None"], None]
 EmitCvd = Callable[[int, int, float, float, bool], None]
 
-BOOK_TICKER = "bookTicker"
+BOOK_TICKER = QUOTE_SOURCE  # the source of quote rows
 IMB_LEVELS = 5
 
 # row columns (kinds.PRICES_SCHEMA, kinds.orderbook_schema); ts_ms is always column 0
@@ -149,7 +150,7 @@ class SignalEngine:
         self.tail.add_trade(ts, price, qty, sqty, price * qty, cvd.cvd)
 
     def on_book(self, row: Row) -> None:
-        """An ``orderbook`` row (bookTicker or depth): OFI against the previous state of the same
+        """An ``orderbook`` row (a quote or depth): OFI against the previous state of the same
         source, an ``ofi`` row, and the tail."""
         ts = row[_TS]
         source = row[_SOURCE]
@@ -175,8 +176,8 @@ class SignalEngine:
 
     # The same updates from decoded messages (the router's hot path: no row tuple is built).
 
-    def on_agg_trade(self, t: AggTrade) -> None:
-        """``on_trade`` for a decoded aggTrade."""
+    def on_trade_record(self, t: Trade) -> None:
+        """``on_trade`` for a decoded trade record."""
         ts = t.trade_ms
         qty = t.qty
         maker = t.buyer_maker
@@ -191,8 +192,8 @@ class SignalEngine:
         price = t.price
         self.tail.add_trade(ts, price, qty, sqty, price * qty, cvd.cvd)
 
-    def on_ticker(self, b: BookTicker, recv_ms: int) -> None:
-        """``on_book`` for a decoded bookTicker (best level only)."""
+    def on_quote(self, b: Quote, recv_ms: int) -> None:
+        """``on_book`` for a decoded quote (best level only)."""
         ts = b.trade_ms or b.event_ms or recv_ms
         bid, bid_sz, ask, ask_sz = b.bid, b.bid_qty, b.ask, b.ask_qty
         prev = self._prev_l1
@@ -202,8 +203,8 @@ class SignalEngine:
         self.tail.add_l1(ts, 0.0 if ofi1 is None else ofi1, bid, ask, bid_sz, ask_sz)
         self._emit_ofi(ts, BOOK_TICKER, ofi1, None, bid, ask, bid_sz, ask_sz)
 
-    def on_depth(self, d: DepthUpdate, source: str) -> None:
-        """``on_book`` for a decoded partial-depth message (top N levels)."""
+    def on_book_levels(self, d: BookLevels, source: str) -> None:
+        """``on_book`` for decoded top-N book levels (a partial-depth message)."""
         ts = d.trade_ms or d.event_ms
         bids, asks = d.bids, d.asks
         bid = bid_sz = ask = ask_sz = None

@@ -156,7 +156,7 @@ def feature_rows(
     Sums come from ``aggregate`` (Polars), or ``aggs`` when the caller computed them for many
     symbols at once (``aggregate_many``). ``last``, ``cvd`` and the book fields are the last
     row at or before the second's end (a binary search in the sorted tail), else ``carry``,
-    which is updated in place. ``book_ticker``: the best level comes from bookTicker, whose
+    which is updated in place. ``book_ticker``: the best level comes from quotes, whose
     messages count as book updates besides the depth ones; otherwise depth messages feed both
     the best level and the multi-level table and count once.
     """

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..hints import did_you_mean
 from ..kinds import OFI_LEVELS_MAX, PREVIEW_KINDS
+from ..venues import QUOTE_SOURCE
 
 META_PREFIX = "trio_harvest."
 OFI_FORMULA = (
@@ -138,10 +139,10 @@ class SignalParams:
 
 
 def ofi_source_label(*, book_ticker: bool, depth_levels: int, ofi_levels: int) -> str:
-    """Says where OFI comes from, for metadata: event-by-event from bookTicker, or
+    """Says where OFI comes from, for metadata: event-by-event from quotes, or
     snapshot-to-snapshot from depth."""
     levels = min(depth_levels, ofi_levels)
-    l1 = "bookTicker(event-by-event)" if book_ticker else "depth(snapshot-to-snapshot)"
+    l1 = f"{QUOTE_SOURCE}(event-by-event)" if book_ticker else "depth(snapshot-to-snapshot)"
     return f"l1={l1};ml=depth(snapshot-to-snapshot,levels=1..{levels})"
 
 

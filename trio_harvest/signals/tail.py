@@ -5,7 +5,7 @@ the first second not yet emitted (the *cursor*), plus every record at or after t
 three tables, each a set of contiguous ``array.array`` columns sorted by ``ts_ms``:
 
 - ``trades``: ts, price, qty, signed qty, notional, cvd after the trade
-- ``l1``: best-level book states (bookTicker, or depth when bookTicker is not subscribed):
+- ``l1``: best-level book states (quotes, or depth when quotes are not subscribed):
   ts, OFI increment, bid, ask, bid size, ask size
 - ``ml``: depth snapshots: ts, multi-level OFI increment, Σ bid size and Σ ask size of levels 1..5
 

@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from ..binance.listing import PERPETUAL_DELIVERY_MS
 from ..venues.binance_coinm.wire import delivery_ms, pair_of, quarter_type
+from ..venues.binance_usdm.listing import PERPETUAL_DELIVERY_MS
 from .activity import activity
 from .events import AggTrade
 from .market import Market

@@ -151,7 +151,7 @@ LEGACY_DEPTHS = (20, 10, 5)  # the depths a first-version harvester could be con
 def depth_of_frame(df: pl.LazyFrame | pl.DataFrame) -> int:
     """Book levels that hold a value in some row: the depth of a first-version orderbook file,
     whose columns always name 20 levels. Reads at most three columns; at least 1 (a file of
-    bookTicker rows only)."""
+    quote rows only)."""
     names = set(df.collect_schema().names())
     lazy = df.lazy() if isinstance(df, pl.DataFrame) else df
     for level in LEGACY_DEPTHS:

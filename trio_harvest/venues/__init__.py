@@ -1,0 +1,29 @@
+"""The venues: one pure (sans-I/O) adapter per venue, and the registry that names them.
+
+Owns the registry ``venue name -> adapter`` and the default venue. Everything a venue's wire
+says (stream names, routes, message fields, REST paths and limits, the listing's format) lives
+in its own subpackage; the rest of the package asks the adapter (``base.Venue``). Never does
+I/O.
+"""
+
+from __future__ import annotations
+
+from .base import Venue as Venue
+from .binance_usdm.adapter import VENUE as BINANCE_USDM
+
+VENUES: dict[str, Venue] = {BINANCE_USDM.name: BINANCE_USDM}
+DEFAULT = BINANCE_USDM.name
+
+
+def get(name: str = DEFAULT) -> Venue:
+    """The adapter of venue ``name``; ``KeyError`` for a venue that is not registered."""
+    return VENUES[name]
+
+
+def default() -> Venue:
+    """The venue of every command that names none."""
+    return VENUES[DEFAULT]
+
+# ``orderbook.source`` / ``ofi.source`` of a row from a best bid/ask stream: today's data model
+# names it after the first venue's stream, whatever the venue
+QUOTE_SOURCE = BINANCE_USDM.quote_source

@@ -28,9 +28,9 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from ...binance.decode import AggTrade, BookTicker, DepthUpdate, Envelope, Message, decode_frame
 from ..binance_common import backfill, listing, sequence
 from ..binance_common.facts import WireFacts
+from ..binance_usdm.decode import AggTrade, BookTicker, DepthUpdate, Envelope, Message, decode_frame
 
 NAME = "binance-coinm"
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 # the control requests and their replies are the same on every Binance venue
-from ...binance.streams import reply_to, subscription
+from ..binance_usdm.streams import reply_to, subscription
 
 __all__ = ["AGG_TRADE", "BOOK_TICKER", "DEPTH", "USED_WEIGHT_HEADER", "WireFacts", "reply_to",
            "stream_name", "stream_symbol", "subscription", "used_weight"]

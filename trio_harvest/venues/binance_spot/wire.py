@@ -22,11 +22,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
-from ...binance.decode import (
+from ..base import BOOK
+from ..binance_common import backfill, listing, sequence
+from ..binance_common.facts import WireFacts, stream_symbol
+from ..binance_usdm.decode import (
     AggTrade,
     BookTicker,
     DepthUpdate,
@@ -35,8 +38,6 @@ from ...binance.decode import (
     Level,
     _validation,
 )
-from ..binance_common import backfill, listing, sequence
-from ..binance_common.facts import WireFacts, stream_symbol
 
 NAME = "binance-spot"
 
@@ -75,6 +76,7 @@ class PartialDepth(msgspec.Struct, gc=False):
     """``<s>@depthN[@100ms]``: the top N as of ``update_id``; ``symbol`` is filled in from the
     stream name. Reads like a ``DepthUpdate`` (``first_update_id`` = ``update_id``, no times)."""
 
+    kind: ClassVar[int] = BOOK  # the record kind (``venues.base``)
     update_id: Id = msgspec.field(name="lastUpdateId")
     bids: list[Level] = msgspec.field(default_factory=list)
     asks: list[Level] = msgspec.field(default_factory=list)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from trio_harvest.binance.streams import (
+from trio_harvest.venues.binance_usdm.streams import (
     MARKET,
     PUBLIC,
     combined_url,
@@ -45,7 +45,7 @@ def test_combined_url() -> None:
 def test_live_subscription_messages_replies_and_the_url_they_lead_to() -> None:
     import json as _json
 
-    from trio_harvest.binance.streams import (
+    from trio_harvest.venues.binance_usdm.streams import (
         MARKET,
         ConnectionPlan,
         StreamSpec,

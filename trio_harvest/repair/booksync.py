@@ -1,13 +1,13 @@
 """Diff-depth books for every symbol (``--book diff``): events in, orderbook and gaps rows out,
 and the REST snapshot fetcher that (re)synchronises them.
 
-Owns, per symbol, a ``diffbook.LocalBook`` and the traffic around it:
+Owns, per symbol, the venue's ``LocalBook`` (its book rule) and the traffic around it:
 
-- Hot path (``on_depth``, called by the router for each ``<sym>@depth@100ms`` event; the
+- Hot path (``on_depth``, called by the router for each diff event of a book stream; the
   usual event is done synchronously, a coroutine only when something must wait): apply a
   snapshot that has arrived, then the event; every applied event becomes an ``orderbook`` row
   (``source="depth"``, top N) in the symbol's lane and an ``on_book`` call to its signal hook.
-  A ``pu`` break writes a ``gaps`` row (reason "book sequence break") and calls the hook's
+  A break of the update chain writes a ``gaps`` row (reason "book sequence break") and calls the hook's
   ``on_gap``; while a symbol resyncs it buffers (bounded) and writes no orderbook rows. Other
   symbols are never affected. Only the router's task applies events and snapshots, so a
   symbol's rows stay in update-id order.
@@ -20,8 +20,9 @@ Owns, per symbol, a ``diffbook.LocalBook`` and the traffic around it:
   path, which applies it before the symbol's next event. An HTTP 429/418 pauses both for its
   ``Retry-After``.
 
-The REST call is injected (``fetch_depth(symbol, limit) -> dict``); without one, ``run`` opens
-``restclient.http_fetch`` against ``rest_url`` (``GET /fapi/v1/depth``).
+The venue's book rule (``Venue.local_book``, ``parse_snapshot``) and depth request are asked of
+its adapter. The REST call is injected (``fetch_depth(symbol, limit) -> dict``); without one,
+``run`` opens ``restclient.http_fetch`` against ``rest_url`` (the venue's ``depth_request``).
 """
 
 from __future__ import annotations
@@ -29,63 +30,32 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import msgspec
 import trio
 
+from .. import venues
 from ..ingest.restclient import FetchFn, http_fetch, retry_after
 from ..ingest.tokenbucket import TokenBucket
 from ..kinds import Row
+from ..pipeline.done import DONE as DONE  # what ``on_depth`` returns when done already
 from ..pipeline.lanes import Sink
 from ..ratelimit import RateLimitedLog
-from ..repair.gaps import BOOK_SEQUENCE_BREAK, gap_row
-from .decode import DepthUpdate, book_row
-from .diffbook import (
-    APPLIED,
-    BREAK,
-    BUFFER_LIMIT,
-    MAX_LEVELS,
-    STALE_SNAPSHOT,
-    LocalBook,
-    Snapshot,
-    parse_snapshot,
-)
-from .streams import depth_stream_name
+from ..venues.base import APPLIED, BREAK, STALE_SNAPSHOT, BookLevels, BookSnapshot, LocalBook, Venue
+from ..venues.rows import book_row
+from .gaps import BOOK_SEQUENCE_BREAK, gap_row
 
 log = logging.getLogger("trio_harvest.booksync")
 
 SOURCE = "depth"  # orderbook.source of a diff-built book
+BUFFER_LIMIT = 200  # events kept per symbol while waiting for a snapshot (20 s of 100 ms)
 
-
-class _Done:
-    """An awaitable that is already done: awaiting it returns None at once."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return
-        yield  # (a generator that ends at once)
-
-
-DONE: Awaitable[None] = _Done()  # what ``on_depth`` returns when the event is done already
-DEPTH_PATH = "/fapi/v1/depth"
-
-# GET /fapi/v1/depth weight by limit (Binance USD-M)
-DEPTH_WEIGHT: dict[int, int] = {5: 2, 10: 2, 20: 2, 50: 2, 100: 5, 500: 10, 1000: 20}
 
 FetchDepth = Callable[[str, int], Awaitable[Mapping[str, Any]]]
 PutGap = Callable[[Row], Awaitable[None]]
-
-
-def depth_weight(limit: int) -> int:
-    """The weight of a depth request of ``limit`` levels (the next documented limit up)."""
-    for lim in sorted(DEPTH_WEIGHT):
-        if limit <= lim:
-            return DEPTH_WEIGHT[lim]
-    return DEPTH_WEIGHT[1000]
 
 
 class BookHook(Protocol):
@@ -128,7 +98,7 @@ class DiffBooks:
         put_gap: PutGap,
         depth_speed: str = "100ms",
         fetch_depth: FetchDepth | None = None,
-        rest_url: str = "https://fapi.binance.com",
+        rest_url: str | None = None,
         pacer: TokenBucket | None = None,
         shared_budget: SharedBudget | None = None,
         limit: int = 1000,
@@ -137,19 +107,22 @@ class DiffBooks:
         concurrency: int = 4,
         fetch_timeout: float = 10.0,
         buffer_limit: int = BUFFER_LIMIT,
-        max_levels: int = MAX_LEVELS,
+        max_levels: int | None = None,
+        venue: Venue | None = None,
     ) -> None:
+        self.venue = venue = venue or venues.default()
         self.levels = levels
         self.put_gap = put_gap
         self.fetch_depth = fetch_depth
-        self.rest_url = rest_url
+        self.rest_url = rest_url or venue.default_rest_url
         self.pacer = pacer if pacer is not None else TokenBucket()
         self.shared_budget = shared_budget  # set by the app when other REST callers exist
         self.limit = limit
-        self.weight = depth_weight(limit)
+        self.weight = venue.depth_request("", limit).weight
         self.cooldown = cooldown
         self.max_cooldown = max_cooldown
         self.fetch_timeout = fetch_timeout
+        max_levels = venue.max_book_levels if max_levels is None else max_levels
         self._book_args = (max(max_levels, levels), buffer_limit, depth_speed)
         self.books: dict[str, LocalBook] = {}
         self.streams: dict[str, str] = {}
@@ -157,7 +130,7 @@ class DiffBooks:
             self.add_symbol(s)
         self.stats = SyncStats()
         self._slots = trio.Semaphore(concurrency)  # requests in flight
-        self._ready: dict[str, Snapshot] = {}  # fetched, to be applied by the hot path
+        self._ready: dict[str, BookSnapshot] = {}  # fetched, to be applied by the hot path
         self._pending: set[str] = set()  # queued, in flight or ready
         self._queue: list[tuple[float, int, str]] = []  # (due at, seq, symbol)
         self._seq = itertools.count()
@@ -169,9 +142,8 @@ class DiffBooks:
     def add_symbol(self, symbol: str) -> None:
         """A symbol's local book (at start, or when a listing change adds it while running)."""
         max_levels, buffer_limit, depth_speed = self._book_args
-        self.books.setdefault(symbol, LocalBook(symbol, max_levels=max_levels,
-                                                buffer_limit=buffer_limit))
-        self.streams[symbol] = depth_stream_name(symbol, self.levels, depth_speed, "diff")
+        self.books.setdefault(symbol, self.venue.local_book(symbol, max_levels, buffer_limit))
+        self.streams[symbol] = self.venue.depth_stream(symbol, self.levels, depth_speed, "diff")
 
     def remove_symbol(self, symbol: str) -> None:
         """A symbol leaves: its book goes (a snapshot fetched for it later is dropped)."""
@@ -181,7 +153,7 @@ class DiffBooks:
 
     # -- hot path (the router's task) -----------------------------------------------------------
 
-    def on_depth(self, ev: DepthUpdate, recv_ms: int, lane: Sink,
+    def on_depth(self, ev: BookLevels, recv_ms: int, lane: Sink,
                  hook: BookHook | None) -> Awaitable[None]:
         """Apply one diff event of ``ev.symbol`` (and a snapshot that has arrived before it);
         returns what to await. The usual event (no snapshot to apply first; applied with room
@@ -204,7 +176,7 @@ class DiffBooks:
         self._settled(book)
         return DONE
 
-    async def _with_snapshot(self, ev: DepthUpdate, recv_ms: int, lane: Sink,
+    async def _with_snapshot(self, ev: BookLevels, recv_ms: int, lane: Sink,
                              hook: BookHook | None) -> None:
         symbol = ev.symbol
         book = self.books[symbol]
@@ -237,7 +209,7 @@ class DiffBooks:
         elif self._failures and book.live:
             self._failures.pop(book.symbol, None)  # in sync again: the cooldown starts over
 
-    async def _step(self, book: LocalBook, ev: DepthUpdate, recv_ms: int, lane: Sink,
+    async def _step(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
                     hook: BookHook | None) -> None:
         outcome = book.on_event(ev, recv_ms)
         if outcome == APPLIED:
@@ -250,7 +222,7 @@ class DiffBooks:
         elif outcome == STALE_SNAPSHOT:
             self._stale(book, ev)
 
-    def _row(self, book: LocalBook, ev: DepthUpdate, recv_ms: int) -> Row:
+    def _row(self, book: LocalBook, ev: BookLevels, recv_ms: int) -> Row:
         """The ``orderbook`` row of the book's top after an applied event."""
         bids, asks = book.top(self.levels)
         return book_row(book.symbol, ev.trade_ms or ev.event_ms, ev.event_ms, recv_ms, SOURCE,
@@ -262,11 +234,11 @@ class DiffBooks:
         if hook is not None:
             hook.on_book(row)
 
-    def _stale(self, book: LocalBook, ev: DepthUpdate) -> None:
+    def _stale(self, book: LocalBook, ev: BookLevels) -> None:
         self._failures[book.symbol] = self._failures.get(book.symbol, 0) + 1
         self._ratelog.log(logging.INFO, f"stale:{book.symbol}",
                           "%s: the snapshot is older than the depth stream can bridge "
-                          "(U=%d, pu=%d); fetching another", book.symbol,
+                          "(first id %d, previous id %d); fetching another", book.symbol,
                           ev.first_update_id, ev.prev_update_id)
 
     async def _gap(self, book: LocalBook, hook: BookHook | None) -> None:
@@ -319,7 +291,7 @@ class DiffBooks:
         """Serve snapshot requests until cancelled."""
         if self.fetch_depth is None:
             async with http_fetch(self.rest_url, request_seconds=self.fetch_timeout) as fetch:
-                self.fetch_depth = depth_fetcher(fetch, self.shared_budget)
+                self.fetch_depth = depth_fetcher(fetch, self.shared_budget, self.venue)
                 await self._serve(task_status)
         else:
             await self._serve(task_status)
@@ -343,7 +315,7 @@ class DiffBooks:
         try:
             with trio.fail_after(self.fetch_timeout):
                 body = await fetch(symbol, self.limit)
-            snap = parse_snapshot(body)
+            snap = self.venue.parse_snapshot(body)
         except RateLimited as exc:
             self.stats.rate_limited += 1
             self.pacer.pause_until(trio.current_time() + exc.retry_after)
@@ -385,13 +357,17 @@ class DiffBooks:
         }
 
 
-def depth_fetcher(fetch: FetchFn, budget: SharedBudget | None = None) -> FetchDepth:
+def depth_fetcher(fetch: FetchFn, budget: SharedBudget | None = None,
+                  venue: Venue | None = None) -> FetchDepth:
     """``fetch_depth`` over ``restclient``'s ``fetch``: 429/418 raise ``RateLimited``, other
     non-200 answers and non-JSON bodies raise ``ValueError``; the server's weight count
-    (``X-MBX-USED-WEIGHT-1M``) is reported to the shared budget."""
+    (the used-weight header) is reported to the shared budget."""
+
+    depth_request = (venue or venues.default()).depth_request
 
     async def fetch_depth(symbol: str, limit: int) -> Mapping[str, Any]:
-        resp = await fetch(DEPTH_PATH, {"symbol": symbol, "limit": limit})
+        req = depth_request(symbol, limit)
+        resp = await fetch(req.path, req.params)
         if budget is not None:
             budget.observe_used(resp.headers)
         if resp.status in (418, 429):

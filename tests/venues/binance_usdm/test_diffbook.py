@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_harvest.binance.decode import BookTicker, DepthUpdate, FrameError, decode_frame
-from trio_harvest.binance.diffbook import (
+from trio_harvest.venues.binance_usdm.decode import BookTicker, DepthUpdate, FrameError, decode_frame
+from trio_harvest.venues.binance_usdm.diffbook import (
     APPLIED,
     AWAIT_FIRST,
     BREAK,

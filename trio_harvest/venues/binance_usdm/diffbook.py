@@ -28,6 +28,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..base import APPLIED as APPLIED
+from ..base import BREAK as BREAK
+from ..base import BUFFERED as BUFFERED
+from ..base import DROPPED as DROPPED
+from ..base import STALE_SNAPSHOT as STALE_SNAPSHOT
+from ..base import BookLevels
 from .decode import DepthUpdate
 
 Level = tuple[float, float]  # (price, size)
@@ -37,15 +43,23 @@ SYNCING = "syncing"
 AWAIT_FIRST = "await_first"
 LIVE = "live"
 
-# Outcomes of ``LocalBook.on_event``
-APPLIED = "applied"  # the book changed; emit a row
-BUFFERED = "buffered"  # kept until a snapshot arrives
-DROPPED = "dropped"  # older than the snapshot, or a duplicate/replay: ignored
-BREAK = "break"  # pu chain broken while live: book cleared, resync needed (see last_break)
-STALE_SNAPSHOT = "stale_snapshot"  # the snapshot cannot be bridged to the stream: fetch again
+# Outcomes of ``LocalBook.on_event`` (the venue-neutral names of ``venues.base``)
 
 MAX_LEVELS = 1000  # per side; Binance's largest snapshot
 BUFFER_LIMIT = 200  # events kept while waiting for a snapshot (20 s of @100ms)
+
+
+def follows(prev_update_id: int, ev: BookLevels) -> bool:
+    """The book rule while live: an event's ``pu`` is the previous event's ``u``
+    (``LocalBook.on_event`` inlines it)."""
+    return ev.prev_update_id == prev_update_id
+
+
+def bridges(last_update_id: int, ev: BookLevels) -> bool:
+    """The first event applied on a snapshot of ``last_update_id``: ``U <= lastUpdateId <= u``,
+    or ``pu == lastUpdateId`` (``LocalBook.on_event`` inlines it, after dropping ``u < last``)."""
+    return ev.update_id >= last_update_id and (
+        ev.first_update_id <= last_update_id or ev.prev_update_id == last_update_id)
 
 
 class SnapshotError(ValueError):

@@ -13,20 +13,15 @@ breaks one raises ``FrameError("rejected")``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
-from ..kinds import Row
-
-
-class FrameError(ValueError):
-    """A frame that is not valid JSON (``malformed``) or not a message we expect (``unexpected``)."""
-
-    def __init__(self, category: str, message: str) -> None:
-        super().__init__(message)
-        self.category = category
-
+from ...kinds import Row
+from ..base import BOOK, QUOTE, TRADE, BookLevels, Quote, Trade
+from ..base import FrameError as FrameError
+from ..rows import book_row as book_row
+from ..rows import level_columns as _levels
 
 INT64_MAX = 2**63 - 1
 FLOAT_MAX = 1.7976931348623157e308
@@ -53,11 +48,13 @@ class TradeFields(msgspec.Struct, gc=False):
 
 
 class AggTrade(TradeFields, tag_field="e", tag="aggTrade"):
+    kind: ClassVar[int] = TRADE  # the record kind (``venues.base``): the router decides by it
     event_ms: Ms = msgspec.field(name="E")
     symbol: str = msgspec.field(name="s")
 
 
 class DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate", gc=False):
+    kind: ClassVar[int] = BOOK
     event_ms: Ms = msgspec.field(name="E")
     symbol: str = msgspec.field(name="s")
     first_update_id: Id = msgspec.field(name="U")
@@ -69,6 +66,7 @@ class DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate", gc=False):
 
 
 class BookTicker(msgspec.Struct, tag_field="e", tag="bookTicker", gc=False):
+    kind: ClassVar[int] = QUOTE
     update_id: Id = msgspec.field(name="u")
     symbol: str = msgspec.field(name="s")
     bid: Amount = msgspec.field(name="b")
@@ -94,6 +92,8 @@ decode_envelope = _combined.decode
 BadFrame = msgspec.DecodeError  # (ValidationError, a wrong shape or value, is a subclass)
 _raw = msgspec.json.Decoder(Message, strict=False)
 _any = msgspec.json.Decoder()
+# REST ``aggTrades`` answers: a list of trades without e/E/s
+decode_trades = msgspec.json.Decoder(list[TradeFields], strict=False).decode
 
 
 # what msgspec says when a value breaks a constraint (as opposed to a wrong shape or type)
@@ -135,28 +135,19 @@ def decode_any(frame: str | bytes) -> Any:
     return _any.decode(frame)
 
 
-def trade_row(t: AggTrade, recv_ms: int) -> Row:
+def trade_row(t: Trade, recv_ms: int) -> Row:
     """A ``prices`` row (kinds.PRICES_SCHEMA)."""
     return (t.trade_ms, t.event_ms, recv_ms, t.symbol, t.agg_id, t.price, t.qty,
             t.first_id, t.last_id, t.buyer_maker)
 
 
-def _levels(bids: list[tuple[float, float]], asks: list[tuple[float, float]], n: int) -> list[Any]:
-    out: list[Any] = []
-    nb, na = len(bids), len(asks)
-    for i in range(n):
-        if i < nb:
-            out += bids[i]
-        else:
-            out += (None, None)
-        if i < na:
-            out += asks[i]
-        else:
-            out += (None, None)
-    return out
+def rest_trade_row(symbol: str, t: TradeFields, recv_ms: int) -> Row:
+    """A ``prices`` row from REST (no ``E`` there: ``event_ms`` = the trade time)."""
+    return (t.trade_ms, t.trade_ms, recv_ms, symbol, t.agg_id, t.price, t.qty, t.first_id,
+            t.last_id, t.buyer_maker)
 
 
-def depth_row(d: DepthUpdate, recv_ms: int, levels: int, source: str) -> Row:
+def depth_row(d: BookLevels, recv_ms: int, levels: int, source: str) -> Row:
     """An ``orderbook`` row from a partial-depth snapshot (top N, replace, don't apply)."""
     ts = d.trade_ms or d.event_ms
     head = [ts, d.event_ms, recv_ms, d.symbol, source, d.update_id, d.first_update_id,
@@ -164,17 +155,7 @@ def depth_row(d: DepthUpdate, recv_ms: int, levels: int, source: str) -> Row:
     return tuple(head + _levels(d.bids, d.asks, levels))
 
 
-def book_row(
-    symbol: str, ts_ms: int, event_ms: int, recv_ms: int, source: str, update_id: int,
-    first_update_id: int, prev_update_id: int,
-    bids: list[tuple[float, float]], asks: list[tuple[float, float]], levels: int,
-) -> Row:
-    """An ``orderbook`` row from any top-of-book state (e.g. a local book built from diffs)."""
-    head = [ts_ms, event_ms, recv_ms, symbol, source, update_id, first_update_id, prev_update_id]
-    return tuple(head + _levels(bids, asks, levels))
-
-
-def ticker_row(b: BookTicker, recv_ms: int, levels: int) -> Row:
+def ticker_row(b: Quote, recv_ms: int, levels: int) -> Row:
     """An ``orderbook`` row from bookTicker: level 1 only, deeper levels null."""
     ts = b.trade_ms or b.event_ms or recv_ms
     head = (ts, b.event_ms or ts, recv_ms, b.symbol, "bookTicker", b.update_id, b.update_id, -1,

@@ -9,22 +9,15 @@ they are delisted. Pure: never fetches anything itself.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
+
+from ..base import NEVER_MS
+from ..base import Listed as Listed
 
 PATH = "/fapi/v1/exchangeInfo"
 WEIGHT = 1
 TRADING = "TRADING"
-PERPETUAL_DELIVERY_MS = 4_133_404_800_000  # what Binance gives a perpetual as deliveryDate (2100)
-
-
-class Listed(NamedTuple):
-    """One symbol of the listing: its status and the venue's own times of its listing and of its
-    delivery or delisting (``PERPETUAL_DELIVERY_MS`` while none is set). The same for every
-    reader: what shards key a hand-over on."""
-
-    status: str
-    onboard_ms: int = 0
-    delivery_ms: int = PERPETUAL_DELIVERY_MS
+PERPETUAL_DELIVERY_MS = NEVER_MS  # what Binance gives a perpetual as deliveryDate (2100)
 
 
 def listing(exchange_info: Mapping[str, Any]) -> dict[str, Listed]:

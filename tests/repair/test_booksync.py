@@ -11,12 +11,18 @@ from typing import Any
 import pytest
 import trio
 
-from trio_harvest.binance.booksync import SOURCE, DiffBooks, RateLimited, depth_fetcher, depth_weight
-from trio_harvest.binance.decode import DepthUpdate
 from trio_harvest.ingest.restclient import RestResponse, WeightBudget
 from trio_harvest.ingest.tokenbucket import TokenBucket
 from trio_harvest.kinds import GAPS_SCHEMA, orderbook_schema
+from trio_harvest.repair.booksync import (
+    SOURCE,
+    DiffBooks,
+    RateLimited,
+    depth_fetcher,
+)
 from trio_harvest.repair.gaps import BOOK_SEQUENCE_BREAK
+from trio_harvest.venues.binance_usdm.adapter import depth_weight
+from trio_harvest.venues.binance_usdm.decode import DepthUpdate
 
 LEVELS = 5
 OB = orderbook_schema(LEVELS)
@@ -324,8 +330,8 @@ async def test_the_usual_event_is_done_before_on_depth_returns_and_only_waiting_
 ) -> None:
     """``on_depth`` applies the usual event at once (``DONE``: nothing to await); a snapshot to
     apply first, or a full lane, come back as a coroutine that finishes the job in order."""
-    from trio_harvest.binance.booksync import DONE
-    from trio_harvest.binance.diffbook import Snapshot
+    from trio_harvest.repair.booksync import DONE
+    from trio_harvest.venues.binance_usdm.diffbook import Snapshot
 
     class FullOnce(FakeLane):
         full = False

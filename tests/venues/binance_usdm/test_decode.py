@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from trio_harvest.binance.decode import (
+from trio_harvest.kinds import PRICES_SCHEMA, orderbook_schema
+from trio_harvest.venues.binance_usdm.decode import (
     AggTrade,
     BookTicker,
     DepthUpdate,
@@ -15,7 +16,6 @@ from trio_harvest.binance.decode import (
     ticker_row,
     trade_row,
 )
-from trio_harvest.kinds import PRICES_SCHEMA, orderbook_schema
 
 AGG = ('{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1714867234000,"s":"BTCUSDT",'
        '"a":5933014,"p":"100012.50","q":"0.025","nq":"0.025","f":100928146,"l":100928150,'

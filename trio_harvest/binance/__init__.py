@@ -1,1 +1,0 @@
-"""The Binance USD-M futures venue adapter: stream names, routes and frame decoding."""
