@@ -18,7 +18,7 @@ a tracker) holds the previous id. No trio, no I/O.
 
 from __future__ import annotations
 
-from typing import Protocol
+from ..base import BookLevels
 
 # a delta against the previous one (``check_*``), or a trade id against the previous id
 OK = "ok"  # continues: apply it
@@ -31,15 +31,7 @@ BRIDGE = "bridge"  # the first delta to apply on top of the snapshot: the book i
 TOO_OLD = "too_old"  # starts after the snapshot: the snapshot is too old, fetch another
 
 
-class Delta(Protocol):
-    """What the checks read of a diff-depth event (``DepthUpdate`` of every Binance venue)."""
-
-    @property
-    def first_update_id(self) -> int: ...
-    @property
-    def update_id(self) -> int: ...
-    @property
-    def prev_update_id(self) -> int: ...
+Delta = BookLevels  # what the checks read of a diff-depth event (every venue's ``DepthUpdate``)
 
 
 def check_pu(prev_u: int, ev: Delta) -> str:
