@@ -9,10 +9,6 @@ registered in ``venues/__init__.py`` yet (the integrator adds it). Pure: no trio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from ..base import Listed
 from ..binance_common.adapter import BinanceFamily
 from . import wire
 
@@ -21,14 +17,8 @@ class BinanceCoinm(BinanceFamily):
     """The adapter (one instance, ``VENUE``)."""
 
     facts = wire.FACTS
-
-    def listing(self, doc: Mapping[str, Any]) -> dict[str, Listed]:
-        """``symbol -> Listed`` (status ``contractStatus``; a quarterly's delivery date)."""
-        return {s: Listed(i.status, i.onboard_ms, i.delivery_ms)
-                for s, i in wire.parse_listing(doc).items()}
-
-    def valid_symbol(self, symbol: str) -> bool:
-        return wire.is_symbol(symbol)
+    parse_listing = staticmethod(wire.parse_listing)
+    is_symbol = staticmethod(wire.is_symbol)
 
 
 VENUE = BinanceCoinm()

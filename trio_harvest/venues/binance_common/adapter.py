@@ -6,19 +6,23 @@ overrides what its wire does differently (decode, listing parse, symbol syntax).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..base import RestRequest
+from ..base import Listed, RestRequest
 from ..binance_usdm import streams as st
 from ..binance_usdm.adapter import BinanceUsdm
 from .backfill import first_request, snapshot_request
 from .facts import WireFacts
+from .listing import Instrument
 from .unrouted import plan_connections, unrouted
 
 
 class BinanceFamily(BinanceUsdm):
     facts: ClassVar[WireFacts]
     ticker_weight: ClassVar[int] = 40  # ticker/24hr of every symbol
+    parse_listing: ClassVar[staticmethod[[Mapping[str, Any]], dict[str, Instrument]]]
+    is_symbol: ClassVar[staticmethod[[str], bool]]
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -53,3 +57,11 @@ class BinanceFamily(BinanceUsdm):
 
     def listing_request(self) -> RestRequest:
         return RestRequest(self.facts.exchange_info_path, {}, self.facts.exchange_info_weight)
+
+    def listing(self, doc: Mapping[str, Any]) -> dict[str, Listed]:
+        """``symbol -> Listed`` of the venue's exchangeInfo (its status field, its dates)."""
+        return {s: Listed(i.status, i.onboard_ms, i.delivery_ms)
+                for s, i in type(self).parse_listing(doc).items()}
+
+    def valid_symbol(self, symbol: str) -> bool:
+        return type(self).is_symbol(symbol)

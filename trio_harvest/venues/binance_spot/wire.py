@@ -101,6 +101,7 @@ class _Raw(msgspec.Struct, gc=False):
 
 
 _wrapped = msgspec.json.Decoder(_Raw)
+decode_raw = _wrapped.decode  # a combined frame, its payload undecoded (``decode_payload``)
 _tagged = msgspec.json.Decoder(SpotAggTrade | SpotDepthUpdate, strict=False)
 _ticker = msgspec.json.Decoder(SpotBookTicker, strict=False)
 _partial = msgspec.json.Decoder(PartialDepth, strict=False)
@@ -125,7 +126,7 @@ def decode_frame(frame: str | bytes) -> Envelope:
     """One combined-stream frame. Raises ``FrameError`` (``malformed``, ``unexpected`` or
     ``rejected``), as USD-M's ``decode_frame`` does."""
     try:
-        raw = _wrapped.decode(frame)
+        raw = decode_raw(frame)
         return Envelope(raw.stream, decode_payload(raw.stream, raw.data))
     except msgspec.ValidationError as exc:
         raise _validation(exc, "frame") from None
