@@ -13,6 +13,7 @@ import math
 import os
 import re
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -163,9 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="address to bind (default 127.0.0.1)")
     sim.add_argument("--port", type=int, default=9443, metavar="PORT",
                      help="port for websocket and REST; 0 = any free port (default 9443)")
-    sim.add_argument("--symbols", default="BTCUSDT,ETHUSDT", metavar="LIST",
-                     help="comma-separated symbols to list; 'all' lists a catalogue of 8 "
-                     "(default BTCUSDT,ETHUSDT)")
+    sim.add_argument("--venue", default="binance-usdm", metavar="NAME",
+                     help="the venue whose wire format to speak: binance-usdm, binance-spot or "
+                     "binance-coinm (paths, payload fields, REST paths and weights, server "
+                     "pings: docs/simulator.md) (default binance-usdm)")
+    sim.add_argument("--symbols", default=None, metavar="LIST",
+                     help="comma-separated symbols to list; 'all' lists the venue's catalogue "
+                     "of 8 (default BTCUSDT,ETHUSDT; on binance-coinm BTCUSD_PERP,ETHUSD_PERP "
+                     "and BTC's current quarterly)")
     sim.add_argument("--rate", type=float, default=None, metavar="MSGS",
                      help=f"total messages per second, at most {MAX_SIM_RATE:,.0f} (default "
                      f"{SYMBOL_RATE:g} per symbol, at least {DEFAULT_TOTAL_MIN:g} in all)")
@@ -297,12 +303,20 @@ def _print_summary(summary: Any, as_json: bool | None) -> None:
 def _sim(args: argparse.Namespace) -> int:
     from ..sim.listing import initial_listing
     from ..sim.server import SimConfig, sim_main
+    from ..sim.venue import default_symbols, profile
     from ..symbols import check_symbols, is_universe
 
-    symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
+    try:
+        venue = profile(args.venue)
+    except ValueError as exc:
+        raise ConfigError(f"--venue: {exc}") from None
+    if args.symbols is None:
+        symbols = default_symbols(venue.name, time.time_ns() // 1_000_000)
+    else:
+        symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
     check_symbols(symbols, "--symbols")
     if is_universe(symbols):  # all or a pattern: the simulator's catalogue (and names given)
-        symbols = initial_listing(symbols)
+        symbols = initial_listing(symbols, venue.catalogue)
     rate = sim_rate(args.rate, len(symbols))
     if not 0 < rate <= MAX_SIM_RATE:  # also rejects nan
         raise ConfigError(f"--rate: must be positive and at most {MAX_SIM_RATE:,.0f} messages per "
@@ -315,7 +329,7 @@ def _sim(args: argparse.Namespace) -> int:
     _check_listen(args.host, args.port)
     setup_logging("INFO", "text")
     config = SimConfig(symbols=symbols, rate=rate, seed=args.seed, host=args.host,
-                       port=args.port, faults=plan)
+                       port=args.port, faults=plan, venue=venue.name)
     return sim_main(config, args.duration)
 
 

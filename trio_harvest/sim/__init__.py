@@ -1,5 +1,7 @@
-"""The built-in exchange simulator: an offline stand-in for Binance USD-M market streams.
+"""The built-in exchange simulator: an offline stand-in for Binance market streams (USD-M by
+default; Spot and COIN-M with ``venue.py``'s profiles).
 
 ``market.py`` is the pure, seeded market model; ``server.py`` serves it over websockets in the
-exact Binance wire format. Importing this package imports neither trio nor the network stack.
+exact wire format of the chosen venue. Importing this package imports neither trio nor the
+network stack.
 """

@@ -1,7 +1,9 @@
 """Client control messages: SUBSCRIBE, UNSUBSCRIBE and LIST_SUBSCRIPTIONS, as Binance answers them.
 
 Owns parsing a client's JSON request and the reply text (``{"result":null,"id":1}`` or
-``{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":1}``). Pure: it returns what
+``{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":1}``), and the venue's limit
+on how many messages a client may send per second (``MessageRate``; over it, the server closes
+the connection). Pure: it returns what
 to subscribe to and what to answer; whether a subscribed stream ever delivers (route, symbol) is
 decided elsewhere, and a stream that will never deliver is still acknowledged, like Binance.
 """
@@ -9,6 +11,7 @@ decided elsewhere, and a stream that will never deliver is still acknowledged, l
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +20,23 @@ import msgspec
 
 _STREAM_RE = re.compile(r"^[^\WA-Z]+@[A-Za-z0-9_@]+$")
 _encode = msgspec.json.encode
+
+
+class MessageRate:
+    """At most ``limit`` client messages in any ``window`` seconds (Spot 5, COIN-M 10 per
+    second); ``allow(now)`` is False for the message that goes over."""
+
+    def __init__(self, limit: int, window: float = 1.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._times: deque[float] = deque()
+
+    def allow(self, now: float) -> bool:
+        times = self._times
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        times.append(now)
+        return len(times) <= self.limit
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from .faults import Faults
 from .routes import serves
 from .specs import SymbolSpec
 from .stats import SimStats
+from .venue import USDM_PROFILE, VenueProfile
 from .wire import CONTROL, SymbolWire, combined
 
 
@@ -75,9 +76,11 @@ class Subscriber:
 
 class Hub:
     def __init__(
-        self, specs: Iterable[SymbolSpec], stats: SimStats, faults: Faults | None = None
+        self, specs: Iterable[SymbolSpec], stats: SimStats, faults: Faults | None = None,
+        venue: VenueProfile = USDM_PROFILE,
     ) -> None:
-        self._wires = {s.symbol: SymbolWire(s) for s in specs}
+        self._venue = venue
+        self._wires = {s.symbol: SymbolWire(s, venue) for s in specs}
         self._subs: dict[str, list[Subscriber]] = {}
         self._stats = stats
         self._faults = faults
@@ -85,7 +88,7 @@ class Hub:
 
     def add_wire(self, spec: SymbolSpec) -> None:
         """A symbol listed while running: its events are encoded from now on."""
-        self._wires.setdefault(spec.symbol, SymbolWire(spec))
+        self._wires.setdefault(spec.symbol, SymbolWire(spec, self._venue))
 
     def attach(self, sub: Subscriber, streams: Iterable[str]) -> None:
         self.connections[sub.id] = sub

@@ -24,7 +24,8 @@ skew=MS            the exchange clock runs MS ms ahead of the harvester's (negat
 lifetime=S         close connections S s after they opened (Binance: 24 h)
 listing=S          every S s, list one new symbol and delist one (its streams stop; exchangeInfo
                    says TRADING / SETTLING)
-weight=N           REST request weight allowed per minute (default 2400; 429 above it)
+weight=N           REST request weight allowed per minute (default the venue's: 2400 on USD-M
+                   and COIN-M, 6000 on Spot; 429 above it)
 seed=N             the faults' random seed (default: the simulator's seed)
 =================  ==========================================================================
 """
@@ -63,7 +64,7 @@ class FaultPlan:
     skew: int = 0
     lifetime: float | None = None
     listing: float | None = None
-    weight: int = REST_WEIGHT_PER_MIN
+    weight: int | None = None  # None: the venue's limit (REST_WEIGHT_PER_MIN on USD-M)
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -77,7 +78,7 @@ class FaultPlan:
                 raise FaultSpecError(f"{name}: a positive number of seconds, got {s!r}")
         if self.oversize_bytes < 1:
             raise FaultSpecError(f"oversize_bytes: must be at least 1, got {self.oversize_bytes}")
-        if self.weight < 1:
+        if self.weight is not None and self.weight < 1:
             raise FaultSpecError(f"weight: must be at least 1, got {self.weight}")
 
     @property

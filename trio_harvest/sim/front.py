@@ -1,11 +1,12 @@
-"""One port for both protocols: REST (``/fapi/...``) and websocket streams, as on Binance's hosts.
+"""One port for both protocols: REST (``/fapi/...``, or the venue's ``/api/...``, ``/dapi/...``)
+and websocket streams, as on Binance's hosts.
 
 Owns the first bytes of every accepted TCP connection: it reads the request head (bounded in
-size and time), answers plain ``/fapi/...`` requests itself with h11 (keep-alive, Binance-like
-headers), and hands every other request (any websocket upgrade) to trio-websocket by replaying
-the bytes it read in front of the socket (``PrefixedStream``), so the websocket handshake sees an
-untouched stream. Never decides what a REST path answers (``rest.py``) nor what a websocket
-connection gets (``server.py``).
+size and time), answers plain REST requests (under the venue's prefix) itself with h11
+(keep-alive, Binance-like headers), and hands every other request (any websocket upgrade) to
+trio-websocket by replaying the bytes it read in front of the socket (``PrefixedStream``), so
+the websocket handshake sees an untouched stream. Never decides what a REST path answers
+(``rest.py``) nor what a websocket connection gets (``server.py``).
 """
 from __future__ import annotations
 
@@ -73,11 +74,12 @@ async def read_head(stream: trio.abc.Stream) -> bytes | None:
     return None
 
 
-def is_rest(head: bytes) -> bool:
-    """A plain HTTP request for ``/fapi/...`` (a websocket upgrade never is, whatever its path)."""
+def is_rest(head: bytes, prefix: bytes = REST_PREFIX) -> bool:
+    """A plain HTTP request for ``/fapi/...`` (or ``prefix``; a websocket upgrade never is,
+    whatever its path)."""
     _method, _, rest = head.partition(b" ")
     end = head.find(b"\r\n\r\n")
-    return rest.startswith(REST_PREFIX) and b"\r\nupgrade:" not in head[:end].lower()
+    return rest.startswith(prefix) and b"\r\nupgrade:" not in head[:end].lower()
 
 
 class Front:
@@ -97,7 +99,7 @@ class Front:
             head = await read_head(stream)
             if head is None:
                 return
-            if self._rest is not None and is_rest(head):
+            if self._rest is not None and is_rest(head, self._rest.root):
                 await self._serve_rest(stream, head)
                 return
             await self._serve_websocket(PrefixedStream(stream, head))

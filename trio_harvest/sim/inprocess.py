@@ -16,6 +16,7 @@ from .calibration import sim_rate
 from .faultplan import parse_faults
 from .listing import initial_listing
 from .server import SimConfig, Simulator
+from .venue import USDM, profile
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -23,15 +24,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("trio_harvest.app")
 
 
-async def start_simulator(nursery: trio.Nursery, cfg: Config,
-                          clock_ms: Callable[[], int]) -> tuple[Simulator, str]:
-    """Start serving in ``nursery``; returns the simulator and its websocket URL."""
+async def start_simulator(nursery: trio.Nursery, cfg: Config, clock_ms: Callable[[], int],
+                          venue: str = USDM) -> tuple[Simulator, str]:
+    """Start serving in ``nursery`` in ``venue``'s wire format; returns the simulator and its
+    websocket URL."""
     # a universe (all, patterns): the simulator lists its catalogue, as a venue would
-    symbols = initial_listing(cfg.universe) if cfg.universe else cfg.symbols
+    catalogue = profile(venue).catalogue
+    symbols = initial_listing(cfg.universe, catalogue) if cfg.universe else cfg.symbols
     simulator = Simulator(
         SimConfig(symbols=symbols, rate=sim_rate(cfg.sim_rate, len(symbols)),
                   seed=cfg.sim_seed,
-                  faults=parse_faults(cfg.sim_faults) if cfg.sim_faults else None),
+                  faults=parse_faults(cfg.sim_faults) if cfg.sim_faults else None, venue=venue),
         clock_ms=clock_ms,
     )
     port = await nursery.start(simulator.serve)

@@ -10,7 +10,7 @@ exchangeInfo reports it (``TRADING``, ``SETTLING``).
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 # what `--sim --symbols all` lists at start (a named symbol is listed too)
 CATALOGUE = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT", "BNBUSDT",
@@ -20,27 +20,34 @@ NEW_LISTINGS = ("SUIUSDT", "APTUSDT", "ARBUSDT", "OPUSDT", "TIAUSDT", "INJUSDT",
                 "WIFUSDT", "JUPUSDT", "PYTHUSDT", "ENAUSDT", "WLDUSDT")
 
 
-def initial_listing(universe: Sequence[str]) -> tuple[str, ...]:
-    """What the simulator lists for a universe: the catalogue, plus the names it gives (a
-    pattern or ``ALL`` adds nothing of its own)."""
+def initial_listing(universe: Sequence[str],
+                    catalogue: tuple[str, ...] = CATALOGUE) -> tuple[str, ...]:
+    """What the simulator lists for a universe: the (venue's) catalogue, plus the names it gives
+    (a pattern or ``ALL`` adds nothing of its own)."""
     from ..symbols import is_pattern
 
-    named = [e for e in universe if not is_pattern(e) and e not in CATALOGUE]
-    return CATALOGUE + tuple(named)
+    named = [e for e in universe if not is_pattern(e) and e not in catalogue]
+    return catalogue + tuple(named)
+
+
+def usdm_name(n: int) -> str:
+    """The name of the ``n``-th new listing on USD-M."""
+    return NEW_LISTINGS[n] if n < len(NEW_LISTINGS) else f"NEW{n}USDT"
 
 
 class ListingChanges:
     """Each ``next`` gives ``(listed, delisted)``: a name never listed before, and a trading
     symbol chosen by the seeded generator (None while only one trades)."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, name: Callable[[int], str] = usdm_name) -> None:
         self._rng = random.Random(f"trio_harvest.sim.listing/{seed}")
+        self._name = name  # the venue's n-th new listing
         self._n = 0
 
     def next(self, trading: Sequence[str], known: Collection[str]) -> tuple[str, str | None]:
         delisted = self._rng.choice(sorted(trading)) if len(trading) > 1 else None
         while True:
-            name = NEW_LISTINGS[self._n] if self._n < len(NEW_LISTINGS) else f"NEW{self._n}USDT"
+            name = self._name(self._n)
             self._n += 1
             if name not in known:
                 return name, delisted

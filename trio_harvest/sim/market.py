@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from . import calibration as cal
 from .book import ASK, BID, Book, BookSide
@@ -365,14 +365,16 @@ class Market:
         rate: float | None,
         seed: int,
         tape_capacity: int = DEFAULT_CAPACITY,
+        spec: Callable[[str], SymbolSpec] = spec_for,
     ) -> None:
         names = tuple(symbols)
         if not names:
             raise ValueError("at least one symbol is needed")
         per_symbol = (cal.default_rate(len(names)) if rate is None else rate) / len(names)
         self._seed, self._per_symbol, self._tape_capacity = seed, per_symbol, tape_capacity
+        self._spec = spec  # the venue's grids of a symbol (sim/venue.py)
         self.symbols: dict[str, SymbolMarket] = {
-            s: SymbolMarket(spec_for(s), seed=seed, rate=per_symbol, tape_capacity=tape_capacity)
+            s: SymbolMarket(spec(s), seed=seed, rate=per_symbol, tape_capacity=tape_capacity)
             for s in names
         }
         self.closed: dict[str, SymbolMarket] = {}  # delisted: no events, REST keeps their tape
@@ -383,7 +385,7 @@ class Market:
 
     def list_symbol(self, symbol: str, now_ms: int = 0) -> SymbolMarket:
         """A new listing, at the per-symbol rate of the others, trading from its first step."""
-        model = SymbolMarket(spec_for(symbol), seed=self._seed, rate=self._per_symbol,
+        model = SymbolMarket(self._spec(symbol), seed=self._seed, rate=self._per_symbol,
                              tape_capacity=self._tape_capacity)
         self.symbols[symbol] = model
         if now_ms:

@@ -1,11 +1,14 @@
-"""The simulator's REST API: ``/fapi/v1/depth``, ``/fapi/v1/aggTrades``, ``/fapi/v1/exchangeInfo``,
-``/fapi/v1/ticker/24hr`` (each symbol's 24 h activity, activity.py).
+"""The simulator's REST API: ``depth``, ``aggTrades``, ``exchangeInfo`` and ``ticker/24hr`` (each
+symbol's 24 h activity, activity.py) under the venue's prefix (USD-M ``/fapi/v1``, Spot
+``/api/v3``, COIN-M ``/dapi/v1``).
 
-Owns what each endpoint answers (Binance USD-M's JSON shapes: prices and quantities as strings,
-ids and times as integers), the request weights (depth 2..20 by ``limit``, aggTrades 20,
-exchangeInfo 1, ticker/24hr 1 for one symbol and 40 for all), the per-minute weight window
-(``X-MBX-USED-WEIGHT-1M`` on every answer, 429 with ``Retry-After`` once the limit is used up)
-and Binance's error bodies (``{"code":..,"msg":..}``).
+Owns what each endpoint answers (the venue's JSON shapes: prices and quantities as strings, ids
+and times as integers; spot's depth without ``E``/``T``; COIN-M's exchangeInfo with
+``contractStatus``, ``contractSize`` and quarterlies' ``deliveryDate``), the request weights of
+the venue's profile (USD-M: depth 2..20 by ``limit``, aggTrades 20, exchangeInfo 1, ticker/24hr
+1 for one symbol and 40 for all; Spot: depth 5..250, aggTrades 4, exchangeInfo 20), the
+per-minute weight window (``X-MBX-USED-WEIGHT-1M`` on every answer, 429 with ``Retry-After``
+once the limit is used up) and Binance's error bodies (``{"code":..,"msg":..}``).
 Reads the market's book snapshot and trade tape, so ids agree with the streams. Pure: the
 HTTP side is ``front.py``; time comes from the simulator's (possibly skewed) clock.
 """
@@ -18,16 +21,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
+from ..venues.binance_coinm.wire import delivery_ms, pair_of, quarter_type
 from ..venues.binance_usdm.listing import PERPETUAL_DELIVERY_MS
 from .activity import activity
 from .events import AggTrade
 from .market import Market
 from .specs import SymbolSpec, fixed
+from .venue import USDM_PROFILE, VenueProfile
 
-DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
-AGG_TRADES_WEIGHT = 20
-EXCHANGE_INFO_WEIGHT = 1
-TICKER_24H_WEIGHT = (1, 40)  # one symbol, every symbol
 MAX_AGG_TRADES = 1000
 WINDOW_MS = 60_000
 ONBOARD_MS = 1_569_398_400_000  # the onboardDate of the symbols listed at start (BTCUSDT's)
@@ -36,7 +37,8 @@ _encode = msgspec.json.encode
 
 
 def depth_weight(limit: int) -> int:
-    return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
+    """USD-M's depth weight by ``limit`` (2..20); other venues': ``VenueProfile.depth_weight``."""
+    return USDM_PROFILE.depth_weight(limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +72,15 @@ class RestApi:
         market: Market,
         clock_ms: Callable[[], int],
         *,
-        weight_limit: int = 2400,
+        weight_limit: int | None = None,
         window_ms: int = WINDOW_MS,
+        venue: VenueProfile = USDM_PROFILE,
     ) -> None:
+        self.venue = venue
+        self.root = venue.rest_root.encode()  # what the front routes here (``/fapi/``)
         self.market = market
         self.clock_ms = clock_ms
-        self.weight_limit = weight_limit
+        self.weight_limit = venue.weight_limit if weight_limit is None else weight_limit
         self.window_ms = window_ms
         self.stats = RestStats()
         self._window = -1
@@ -90,26 +95,29 @@ class RestApi:
         self.stats.requests[endpoint] = self.stats.requests.get(endpoint, 0) + 1
         if method not in ("GET", "HEAD"):
             return self._error(405, -1000, f"method {method} not allowed")
+        venue = self.venue
+        prefix = venue.rest_prefix
         try:
-            if path == "/fapi/v1/depth":
-                limit = _int(query, "limit", 500)
-                if limit not in DEPTH_LIMITS:
+            if path == f"{prefix}/depth":
+                limit = _int(query, "limit", 500 if venue.pu else 100)
+                if not venue.depth_limit_ok(limit):
                     raise _BadRequest(400, -1130, "Invalid limit.")
                 model = self._symbol(query)
-                return self._charged(depth_weight(limit), lambda: self._depth(model.symbol, limit))
-            if path == "/fapi/v1/aggTrades":
+                return self._charged(venue.depth_weight(limit),
+                                     lambda: self._depth(model.symbol, limit))
+            if path == f"{prefix}/aggTrades":
                 model = self._symbol(query)
                 limit = _int(query, "limit", 500)
                 if not 1 <= limit <= MAX_AGG_TRADES:
                     raise _BadRequest(400, -1130, "Invalid limit.")
                 from_id = _opt_int(query, "fromId")
-                return self._charged(AGG_TRADES_WEIGHT,
+                return self._charged(venue.agg_trades_weight,
                                      lambda: self._agg_trades(model.symbol, from_id, limit))
-            if path == "/fapi/v1/exchangeInfo":
-                return self._charged(EXCHANGE_INFO_WEIGHT, self._exchange_info)
-            if path == "/fapi/v1/ticker/24hr":
+            if path == f"{prefix}/exchangeInfo":
+                return self._charged(venue.exchange_info_weight, self._exchange_info)
+            if path == f"{prefix}/ticker/24hr":
                 names = [self._symbol(query).symbol] if "symbol" in query else None
-                return self._charged(TICKER_24H_WEIGHT[names is None],
+                return self._charged(venue.ticker_weights[names is None],
                                      lambda: self._ticker_24h(names))
         except _BadRequest as exc:
             return self._error(exc.status, exc.code, exc.msg)
@@ -158,13 +166,14 @@ class RestApi:
         snap = model.snapshot(limit)
         spec = model.spec
         now = self.clock_ms()
-        return _encode({
-            "lastUpdateId": snap.last_update_id,
-            "E": now,
-            "T": snap.trade_ms or now,
-            "bids": [[spec.price_str(p), spec.qty_str(q)] for p, q in snap.bids],
-            "asks": [[spec.price_str(p), spec.qty_str(q)] for p, q in snap.asks],
-        })
+        body: dict[str, object] = {"lastUpdateId": snap.last_update_id}
+        if self.venue.pu:  # the futures venues stamp it (spot's has no E/T)
+            body.update(E=now, T=snap.trade_ms or now)
+        if self.venue.pair_field:
+            body.update(symbol=symbol, pair=pair_of(symbol))
+        body["bids"] = [[spec.price_str(p), spec.qty_str(q)] for p, q in snap.bids]
+        body["asks"] = [[spec.price_str(p), spec.qty_str(q)] for p, q in snap.asks]
+        return _encode(body)
 
     def _agg_trades(self, symbol: str, from_id: int | None, limit: int) -> bytes:
         model = self.market[symbol]
@@ -175,22 +184,11 @@ class RestApi:
         return _encode([_trade(t, spec) for t in model.tape_since(from_id, limit)])
 
     def _exchange_info(self) -> bytes:
-        symbols = []
+        venue, now = self.venue, self.clock_ms()
+        delisted = "SETTLING" if venue.pu else "BREAK"  # spot has no settlement
         listed = [(m, "TRADING") for m in self.market.symbols.values()]
-        listed += [(m, "SETTLING") for m in self.market.closed.values()]  # delisted
-        for model, status in listed:
-            name, spec = model.symbol, model.spec
-            symbols.append({
-                "symbol": name, "pair": name, "contractType": "PERPETUAL", "status": status,
-                "onboardDate": self.market.listed_ms.get(name, ONBOARD_MS),
-                "deliveryDate": self.market.delisted_ms.get(name, PERPETUAL_DELIVERY_MS),
-                "pricePrecision": spec.price_decimals, "quantityPrecision": spec.qty_decimals,
-                "filters": [
-                    {"filterType": "PRICE_FILTER",
-                     "tickSize": fixed(spec.tick_units, spec.price_decimals)},
-                    {"filterType": "LOT_SIZE", "stepSize": fixed(spec.lot_units, spec.qty_decimals)},
-                ],
-            })
+        listed += [(m, delisted) for m in self.market.closed.values()]
+        symbols = [self._listed(model.symbol, model.spec, status, now) for model, status in listed]
         return _encode({
             "timezone": "UTC",
             "serverTime": self.clock_ms(),
@@ -198,6 +196,31 @@ class RestApi:
                             "intervalNum": 1, "limit": self.weight_limit}],
             "symbols": symbols,
         })
+
+    def _listed(self, name: str, spec: SymbolSpec, status: str, now: int) -> dict[str, object]:
+        """One ``symbols`` entry of exchangeInfo, in the venue's shape."""
+        filters = [{"filterType": "PRICE_FILTER",
+                    "tickSize": fixed(spec.tick_units, spec.price_decimals)},
+                   {"filterType": "LOT_SIZE", "stepSize": fixed(spec.lot_units, spec.qty_decimals)}]
+        if not self.venue.pu:  # spot
+            return {"symbol": name, "status": status, "baseAsset": name.removesuffix("USDT"),
+                    "quoteAsset": "USDT", "baseAssetPrecision": spec.qty_decimals,
+                    "quotePrecision": spec.price_decimals, "filters": filters}
+        delivery = self.market.delisted_ms.get(name, PERPETUAL_DELIVERY_MS)
+        entry: dict[str, object] = {
+            "symbol": name, "pair": name, "contractType": "PERPETUAL",
+            "onboardDate": self.market.listed_ms.get(name, ONBOARD_MS), "deliveryDate": delivery,
+            "pricePrecision": spec.price_decimals, "quantityPrecision": spec.qty_decimals,
+            "filters": filters, self.venue.status_field: status}
+        if self.venue.contracts:  # COIN-M: contract size, quarterlies that expire
+            quarter = delivery_ms(name)
+            if quarter != PERPETUAL_DELIVERY_MS:
+                entry.update(contractType=quarter_type(name, now), deliveryDate=quarter)
+                if now >= quarter and status == "TRADING":
+                    entry[self.venue.status_field] = "DELIVERING"
+            entry.update(pair=pair_of(name), contractSize=spec.contract_usd,
+                         marginAsset=pair_of(name).removesuffix("USD"))
+        return entry
 
     def _ticker_24h(self, names: list[str] | None) -> bytes:
         """Binance's shape (strings for decimals); one object for ``symbol=``, else a list."""

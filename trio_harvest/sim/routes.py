@@ -1,9 +1,11 @@
 """Which URL paths the simulator serves, and which streams each route delivers.
 
 Owns the parsing of a request target (``/market/stream?streams=a/b``, ``/public/ws/<stream>``,
-the old unrouted ``/stream`` and ``/ws``) and the route rule: ``/market`` serves aggTrade,
-``/public`` serves bookTicker and depth, the unrouted URLs serve nothing. A stream on the wrong
-route is accepted and stays silent, as on Binance. Pure: no I/O, no knowledge of symbols.
+the old unrouted ``/stream`` and ``/ws``) and the route rule of USD-M: ``/market`` serves
+aggTrade, ``/public`` serves bookTicker and depth, the unrouted URLs serve nothing. A stream on
+the wrong route is accepted and stays silent, as on Binance. Venues without routes (Spot,
+COIN-M: ``routed=False``) serve every stream on ``/stream`` and ``/ws`` and have no
+``/market`` or ``/public``. Pure: no I/O, no knowledge of symbols.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from .wire import AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH, stream_kind
 MARKET = "market"
 PUBLIC = "public"
 LEGACY = "legacy"  # the pre-2026-04 unrouted URLs: accepted, never served
+UNROUTED = "unrouted"  # a venue without routes: everything on one URL
 
 SERVES: dict[str, frozenset[str]] = {
     MARKET: frozenset({AGG_TRADE}),
     PUBLIC: frozenset({BOOK_TICKER, DEPTH, DIFF_DEPTH}),
     LEGACY: frozenset(),
+    UNROUTED: frozenset({AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH}),
 }
 
 
@@ -31,12 +35,12 @@ class Route:
     streams: tuple[str, ...]  # requested in the URL; more may come by SUBSCRIBE
 
 
-def parse_target(target: str) -> Route | None:
+def parse_target(target: str, routed: bool = True) -> Route | None:
     """The route of a request target, or None for a path the simulator does not serve."""
     url = urlsplit(target)
     parts = [p for p in url.path.split("/") if p]
-    area = LEGACY
-    if parts and parts[0] in (MARKET, PUBLIC):
+    area = LEGACY if routed else UNROUTED
+    if routed and parts and parts[0] in (MARKET, PUBLIC):
         area = parts.pop(0)
     if not parts:
         return None

@@ -12,6 +12,11 @@ that sits between the model and the connections (``faultinject.py``, the ``fault
 the task that disconnects, stalls and ages connections (``disrupt.py``); a skew moves the clock.
 The port also answers REST (``front.py`` + ``rest.py``) from the book snapshot and the trade tape,
 with ids consistent with the streams.
+
+``SimConfig.venue`` picks the Binance venue whose wire it speaks (``venue.py``: USD-M by default,
+Spot, COIN-M): paths, payload fields, REST prefix and weights, the server's pings (Spot
+every 20 s, COIN-M every 3 min; a connection that does not answer in time is closed) and the
+client message rate (Spot 5/s, COIN-M 10/s; over it the connection is closed with 1008).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from dataclasses import dataclass
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, WebSocketServer
 
-from .control import handle_control
+from .control import MessageRate, handle_control
 from .disrupt import Disruptor
 from .fanout import Hub, Subscriber
 from .faultinject import FaultInjector
@@ -41,6 +46,7 @@ from .routes import parse_target
 from .sender import FrameSender
 from .stats import SimStats
 from .tape import DEFAULT_CAPACITY, TradeTape
+from .venue import USDM, profile
 
 __all__ = ["SimConfig", "Simulator", "sim_main"]
 
@@ -63,8 +69,11 @@ class SimConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0 = pick a free port
     faults: FaultPlan | None = None  # misbehave on purpose (faultplan.py); None: exact
+    venue: str = USDM  # the venue whose wire the simulator speaks (venue.py)
+    ping_seconds: float | None = None  # server ping interval; None: the venue's (USD-M: none)
 
     def __post_init__(self) -> None:
+        profile(self.venue)  # ValueError naming the known venues
         if not self.symbols:
             raise ValueError("SimConfig.symbols: at least one symbol is needed")
         if not self.rate > 0:
@@ -95,13 +104,17 @@ class Simulator:
         self._clock_ms = clock
         self._faults = faults
         self._queue_size = queue_size
+        self.venue = venue = profile(config.venue)
         self.market = Market(config.symbols, rate=config.rate, seed=config.seed,
-                             tape_capacity=tape_capacity)
+                             tape_capacity=tape_capacity, spec=venue.spec)
         self.stats = SimStats()
-        self._hub = Hub((m.spec for m in self.market.symbols.values()), self.stats, faults)
+        self._hub = Hub((m.spec for m in self.market.symbols.values()), self.stats, faults,
+                        venue)
         self._ids = itertools.count(1)
-        self.rest = RestApi(self.market, self._clock_ms,
-                            weight_limit=plan.weight if plan is not None else 2400)
+        self.rest = RestApi(self.market, self._clock_ms, venue=venue,
+                            weight_limit=plan.weight if plan is not None else None)
+        ping = venue.ping_seconds if config.ping_seconds is None else config.ping_seconds
+        self._ping = (ping, venue.pong_timeout_seconds) if ping else None
         self.disruptor: Disruptor | None = None
         if plan is not None and plan.connection_faults and self.injector is not None:
             self.disruptor = Disruptor(plan, lambda: self._hub.connections, self.injector,
@@ -119,13 +132,15 @@ class Simulator:
 
     @property
     def url(self) -> str:
-        """``ws://host:port`` (append ``/market/stream?streams=...`` etc.)."""
+        """``ws://host:port`` (append ``/market/stream?streams=...``, or on Spot and COIN-M
+        ``/stream?streams=...``, etc.)."""
         host = self.config.host
         return f"ws://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     @property
     def rest_url(self) -> str:
-        """``http://host:port``: the REST API is served on the websocket port (``/fapi/...``)."""
+        """``http://host:port``: the REST API is served on the websocket port (``/fapi/...``,
+        Spot ``/api/...``, COIN-M ``/dapi/...``)."""
         return "http" + self.url[2:]
 
     @property
@@ -194,7 +209,7 @@ class Simulator:
 
     async def _run_listing(self, every: float) -> None:
         """``listing=S``: every S s one new symbol is listed and one trading symbol delisted."""
-        changes = ListingChanges(self.config.seed)
+        changes = ListingChanges(self.config.seed, self.venue.new_listing)
         while True:
             await trio.sleep(every)
             self.change_listing(*changes.next(tuple(self.market.symbols),
@@ -213,7 +228,7 @@ class Simulator:
     # -- one connection ---------------------------------------------------------------------
 
     async def _handle(self, request: WebSocketRequest) -> None:
-        route = parse_target(request.path)
+        route = parse_target(request.path, self.venue.routed)
         if route is None:
             self.stats.rejected += 1
             await request.reject(404, body=b"Not Found")
@@ -227,6 +242,8 @@ class Simulator:
             with sub.cancel_scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._read_control, ws, sub, nursery.cancel_scope)
+                    if self._ping is not None:
+                        nursery.start_soon(self._keepalive, ws, sub, *self._ping)
                     await self._write(ws, sub)
                     nursery.cancel_scope.cancel()
         finally:
@@ -247,12 +264,36 @@ class Simulator:
         except (ConnectionClosed, trio.EndOfChannel, trio.ClosedResourceError):
             return
 
+    async def _keepalive(self, ws: WebSocketConnection, sub: Subscriber, every: float,
+                         pong_within: float) -> None:
+        """Ping every ``every`` s, as the venue's server does; no pong within ``pong_within`` s:
+        the connection is closed (a client that answers pings never sees this)."""
+        while True:
+            await trio.sleep(every)
+            with trio.move_on_after(pong_within) as waited:
+                try:
+                    await ws.ping()
+                except ConnectionClosed:
+                    return
+            if waited.cancelled_caught:
+                self.stats.ping_timeouts += 1
+                sub.cancel_scope.cancel()
+                return
+            self.stats.pings += 1
+
     async def _read_control(
         self, ws: WebSocketConnection, sub: Subscriber, scope: trio.CancelScope
     ) -> None:
+        limit = self.venue.messages_per_second
+        rate = MessageRate(limit) if limit is not None else None
         try:
             while True:
                 message = await ws.get_message()
+                if rate is not None and not rate.allow(trio.current_time()):
+                    self.stats.rate_closes += 1  # as the venue does: close, no reply
+                    await ws.aclose(1008, "Too many requests")
+                    scope.cancel()
+                    return
                 result = handle_control(message, list(sub.streams))
                 self._hub.subscribe(sub, result.subscribe)
                 self._hub.unsubscribe(sub, result.unsubscribe)
@@ -285,14 +326,15 @@ async def _sim_main(config: SimConfig, duration: float | None) -> int:
                   file=sys.stderr, flush=True)
             return 2
         n = len(config.symbols)
+        example = sim.venue.example_path(f"{config.symbols[0].lower()}@aggTrade")
         print(
             f"simulator listening on {sim.url} ({n} symbol{'s' * (n != 1)}, "
-            f"{config.rate:g} msg/s, seed {config.seed}); e.g. {sim.url}/market/stream?streams="
-            f"{config.symbols[0].lower()}@aggTrade",
+            f"{config.rate:g} msg/s, seed {config.seed}); venue {config.venue}, e.g. "
+            f"{sim.url}{example}",
             flush=True,
         )
         plan = config.faults.describe() if config.faults is not None else ""
-        print(f"REST on {sim.rest_url}/fapi/v1/(depth|aggTrades|exchangeInfo); "
+        print(f"REST on {sim.rest_url}{sim.venue.rest_prefix}/(depth|aggTrades|exchangeInfo); "
               f"faults: {plan or 'none'}", flush=True)
         if threading.current_thread() is threading.main_thread():
             nursery.start_soon(_stop_on_signal, nursery.cancel_scope)

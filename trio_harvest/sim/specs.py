@@ -25,6 +25,7 @@ class SymbolSpec:
     qty_decimals: int
     lot_units: int
     start_ticks: int
+    contract_usd: int = 0  # a lot is one contract of this many USD (COIN-M); 0: sizes are base
 
     @property
     def tick(self) -> float:
@@ -41,6 +42,8 @@ class SymbolSpec:
     @property
     def lots_per_btc(self) -> float:
         """Lots worth one BTC of notional at the starting price (sizes are modelled in BTC)."""
+        if self.contract_usd:
+            return REFERENCE_BTC_PRICE / self.contract_usd
         return REFERENCE_BTC_PRICE / self.start_price / self.lot
 
     def price_str(self, ticks: int) -> str:

@@ -22,6 +22,9 @@ class SimStats:
     connections_open: int = 0
     rejected: int = 0  # handshakes refused (unknown path)
     slow_consumer_closes: int = 0  # connections dropped because their send queue overflowed
+    pings: int = 0  # server pings answered (venues whose server pings: Spot, COIN-M)
+    ping_timeouts: int = 0  # connections closed for want of a pong
+    rate_closes: int = 0  # connections closed for sending too many messages per second
     listed: list[str] = field(default_factory=list)  # listed while running (``listing=S``)
     delisted: list[str] = field(default_factory=list)  # delisted while running
 
@@ -35,6 +38,10 @@ class SimStats:
             f"{self.events} market events, {self.frames_total} frames sent ({kinds or 'none'}), "
             f"{self.connections_total} connections, "
             f"{self.slow_consumer_closes} slow-consumer closes"
+            + (f", {self.pings} pings answered, {self.ping_timeouts} unanswered"
+               if self.pings or self.ping_timeouts else "")
+            + (f", {self.rate_closes} closed for too many client messages"
+               if self.rate_closes else "")
             + (f", listed {', '.join(self.listed)}, delisted {', '.join(self.delisted)}"
                if self.listed or self.delisted else "")
         )

@@ -1,10 +1,12 @@
-"""The Binance USD-M wire format of the simulator's events, and the stream names they go out on.
+"""The Binance wire format of the simulator's events, and the stream names they go out on.
 
 Owns stream naming (lower-case symbol, ``@aggTrade``, ``@bookTicker``, ``@depth<N>[@speed]``,
-``@depth[@speed]``; 250 ms has no suffix), the kind of a stream name, and the JSON text of each
-payload: prices and sizes as strings on the symbol's decimals, ids and times as integers, field
-sets and order as Binance sends them. Built with plain string formatting for speed; never does
-I/O and never decides who receives what.
+``@depth[@speed]``; on the futures venues 250 ms has no suffix, spot serves ``@100ms``), the kind
+of a stream name, and the JSON text of each payload: prices and sizes as strings on the symbol's
+decimals, ids and times as integers, field sets and order as the venue sends them (the venue's
+profile, ``venue.py``, says which fields: USD-M's ``nq``, spot's ``M`` and time-less bookTicker
+and ``pu``-less depth, COIN-M's ``ps``). Built with plain string formatting for speed; never
+does I/O and never decides who receives what.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 
 from .events import AggTrade, BookDepth, BookTicker, Event, Level
 from .specs import SymbolSpec, fixed
+from .venue import USDM_PROFILE, VenueProfile
 
 AGG_TRADE = "aggTrade"
 BOOK_TICKER = "bookTicker"
@@ -23,7 +26,6 @@ STREAM_KINDS = (AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH)
 DEPTH_LEVELS = (5, 10, 20)
 
 _PRICE_CACHE = 4096
-_SUFFIX = {100: "@100ms", 250: "", 500: "@500ms"}
 _NAME_RE = re.compile(
     r"^[^\WA-Z]+@(?:(aggTrade)|(bookTicker)|depth(5|10|20)?(?:@(?:100ms|500ms))?)$"
 )
@@ -52,12 +54,17 @@ def combined(stream: str, payload: str) -> str:
 class SymbolWire:
     """Names and encoders for one symbol."""
 
-    __slots__ = ("_depth", "_diff", "_lot", "_pd", "_prices", "_qd", "_tick", "agg", "symbol",
-                 "ticker")
+    __slots__ = ("_depth", "_diff", "_lot", "_nq", "_pd", "_prices", "_ps", "_pu", "_qd",
+                 "_tick", "_ticker_times", "_trade_tail", "agg", "symbol", "ticker")
 
-    def __init__(self, spec: SymbolSpec) -> None:
+    def __init__(self, spec: SymbolSpec, venue: VenueProfile = USDM_PROFILE) -> None:
         self.symbol = spec.symbol
         low = spec.symbol.lower()
+        self._pu, self._ticker_times = venue.pu, venue.ticker_times
+        self._nq = venue.trade_nq  # USD-M repeats q as nq
+        self._trade_tail = ',"M":true' if venue.trade_m else ""  # spot's "ignore" flag
+        pair = spec.symbol.partition("_")[0]
+        self._ps = f',"ps":"{pair}"' if venue.pair_field else ""
         self._pd, self._tick = spec.price_decimals, spec.tick_units
         self._qd, self._lot = spec.qty_decimals, spec.lot_units
         self._prices: dict[int, str] = {}  # prices repeat a lot: cache their text
@@ -65,10 +72,10 @@ class SymbolWire:
         self.ticker: tuple[StreamTarget, ...] = ((f"{low}@bookTicker", 0, BOOK_TICKER),)
         self._depth: dict[int, tuple[StreamTarget, ...]] = {
             c: tuple((f"{low}@depth{n}{sfx}", n, DEPTH) for n in DEPTH_LEVELS)
-            for c, sfx in _SUFFIX.items()
+            for c, sfx in venue.depth_suffixes
         }
         self._diff: dict[int, tuple[StreamTarget, ...]] = {
-            c: ((f"{low}@depth{sfx}", 0, DIFF_DEPTH),) for c, sfx in _SUFFIX.items()
+            c: ((f"{low}@depth{sfx}", 0, DIFF_DEPTH),) for c, sfx in venue.depth_suffixes
         }
 
     def targets(self, ev: Event) -> tuple[StreamTarget, ...]:
@@ -77,7 +84,7 @@ class SymbolWire:
             return self.agg
         if isinstance(ev, BookTicker):
             return self.ticker
-        return (self._diff if ev.diff else self._depth)[ev.cadence_ms]
+        return (self._diff if ev.diff else self._depth).get(ev.cadence_ms, ())
 
     def encode(self, ev: Event, levels: int = 0) -> str:
         """The payload (the ``data`` object) of an event; ``levels`` cuts partial depth."""
@@ -100,27 +107,37 @@ class SymbolWire:
 
     def agg_trade(self, t: AggTrade) -> str:
         q = self.qty(t.qty)
+        nq = f',"nq":"{q}"' if self._nq else ""
         return (
             f'{{"e":"aggTrade","E":{t.event_ms},"s":"{self.symbol}","a":{t.agg_id},'
-            f'"p":"{self.price(t.price)}","q":"{q}","nq":"{q}","f":{t.first_id},'
-            f'"l":{t.last_id},"T":{t.trade_ms},"m":{"true" if t.buyer_maker else "false"}}}'
+            f'"p":"{self.price(t.price)}","q":"{q}"{nq},"f":{t.first_id},'
+            f'"l":{t.last_id},"T":{t.trade_ms},"m":{"true" if t.buyer_maker else "false"}'
+            f'{self._trade_tail}}}'
         )
 
     def book_ticker(self, b: BookTicker) -> str:
-        return (
-            f'{{"e":"bookTicker","u":{b.update_id},"s":"{self.symbol}",'
-            f'"b":"{self.price(b.bid)}","B":"{self.qty(b.bid_qty)}",'
-            f'"a":"{self.price(b.ask)}","A":"{self.qty(b.ask_qty)}",'
-            f'"T":{b.trade_ms},"E":{b.event_ms}}}'
-        )
+        quote = (f'"b":"{self.price(b.bid)}","B":"{self.qty(b.bid_qty)}",'
+                 f'"a":"{self.price(b.ask)}","A":"{self.qty(b.ask_qty)}"')
+        if not self._ticker_times:  # spot: no e, E or T
+            return f'{{"u":{b.update_id},"s":"{self.symbol}",{quote}}}'
+        return (f'{{"e":"bookTicker","u":{b.update_id},"s":"{self.symbol}"{self._ps},{quote},'
+                f'"T":{b.trade_ms},"E":{b.event_ms}}}')
 
     def depth(self, d: BookDepth, levels: int = 0) -> str:
         bids, asks = (d.bids[:levels], d.asks[:levels]) if levels else (d.bids, d.asks)
-        return (
-            f'{{"e":"depthUpdate","E":{d.event_ms},"T":{d.trade_ms},"s":"{self.symbol}",'
-            f'"U":{d.first_update_id},"u":{d.last_update_id},"pu":{d.prev_update_id},'
-            f'"b":{self._levels(bids)},"a":{self._levels(asks)}}}'
-        )
+        sides = f'"b":{self._levels(bids)},"a":{self._levels(asks)}'
+        if self._pu:
+            return (
+                f'{{"e":"depthUpdate","E":{d.event_ms},"T":{d.trade_ms},"s":"{self.symbol}"'
+                f'{self._ps},"U":{d.first_update_id},"u":{d.last_update_id},'
+                f'"pu":{d.prev_update_id},{sides}}}'
+            )
+        if not d.diff:  # spot's partial depth: no event, no symbol, no time
+            return (f'{{"lastUpdateId":{d.last_update_id},"bids":{self._levels(bids)},'
+                    f'"asks":{self._levels(asks)}}}')
+        # spot's diff depth: no pu and no T; its window starts right after the previous one
+        return (f'{{"e":"depthUpdate","E":{d.event_ms},"s":"{self.symbol}",'
+                f'"U":{d.prev_update_id + 1},"u":{d.last_update_id},{sides}}}')
 
     def _levels(self, levels: tuple[Level, ...]) -> str:
         price, qty = self.price, self.qty

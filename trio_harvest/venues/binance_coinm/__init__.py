@@ -1,0 +1,1 @@
+"""Binance COIN-M (delivery futures, ``dstream``/``dapi``): ``wire.py`` (pure)."""
