@@ -114,7 +114,7 @@ class Harvester:
             observe=self.ops.observe_write,
         )
         self.lanes.set_wake(self.rotation.wake)
-        self.venue = venues.default()  # the venue adapter: everything its wire says
+        self.venue = venues.get(config.venue)  # the venue adapter: everything its wire says
         self.router = Router(
             self.lanes,
             config.symbols,
@@ -436,5 +436,6 @@ class Harvester:
         await nursery.start(self.diff_books.run)
 
     async def _start_simulator(self, nursery: trio.Nursery) -> str:
-        self.simulator, url = await start_simulator(nursery, self.config, self.wall_ms)
+        self.simulator, url = await start_simulator(nursery, self.config, self.wall_ms,
+                                                    venue=self.config.venue)
         return url
