@@ -30,6 +30,7 @@ from .kinds import CVD, OFI, PREVIEW_KINDS, Row, schema_for
 from .ops.listing import check_listing
 from .ops.operations import Operations
 from .ops.startup import recover_command
+from .ops.stopclock import StopClock
 from .ops.universe import Universe
 from .pipeline.lanes import Lanes
 from .pipeline.rotation import FIRST_FLUSH_S, DeadLetterFn, Rotation, SaveFn
@@ -156,6 +157,8 @@ class Harvester:
         self._ingest_scope = trio.CancelScope()
         self.stale_temps_removed = 0
         self.compaction = AutoCompactStats()  # auto_compact (issue 10)
+        self.stop_clock = StopClock()
+        self.rotation.on_stop_phase = self.stop_clock.mark
         self.resume_unreadable: dict[str, list[str]] = {}  # symbol -> files resume could not read
         # issue 9: the write-ahead journal (checkpointed by the lanes) and the disk probe
         self.journal, self.replayer, self.probe = journal_wiring.attach(
@@ -295,18 +298,28 @@ class Harvester:
                 )
                 task_status.started(self)
                 await self.stop_state.requested.wait()
+                clock = self.stop_clock
+                clock.start()
                 log.info("stopping (%s): ingest first, then the final flush", self.stop_state.reason)
                 self._ingest_scope.cancel()
                 await self.router.release_held()  # frames the time guard still held (issue 11)
+                clock.mark("ingest")
                 self._backfilling = True
                 try:
                     await self.repair.finish(min(5.0, cfg.shutdown_grace / 2))  # backfill, gaps
                 finally:
                     self._backfilling = False
+                clock.mark("backfill")
                 self._features_scope.cancel()
                 flush_all(self.engines, self.lanes.offer, self._final_features_ms())  # every closed second
+                clock.mark("features")
+                clock.note("rows buffered", self.lanes.total_pending())
+                clock.note("lanes with rows", sum(1 for lane in self.lanes if lane.pending))
+                clock.note("compaction running", self.compaction.running)
                 await self._final_flush()
                 await self._close_journal()
+                clock.mark("journal")
+                log.info("%s", clock.summary())
                 root.cancel_scope.cancel()
         finally:
             self.stopped_at = trio.current_time()
@@ -392,9 +405,11 @@ class Harvester:
             if self.stop_state.signals < 2:  # else request_stop has said it
                 log.warning("the final flush did not finish within %gs (shutdown_grace); "
                             "dead-lettering the rest", cfg.shutdown_grace)
+            self.stop_clock.mark("grace ran out")
             with trio.CancelScope(shield=True) as dump:
                 dump.deadline = trio.current_time() + cfg.deadletter_timeout + 1.0
                 await self.rotation.abort()
+            self.stop_clock.mark("dead letter")
 
     async def _close_journal(self) -> None:
         if self.journal is not None:
