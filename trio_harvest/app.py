@@ -127,6 +127,8 @@ class Harvester:
         self.engines = {s: self.make_engine(s) for s in config.symbols}
         self.router.hooks = dict(self.engines)
         self._features_scope = trio.CancelScope()
+        self._compaction_scope = trio.CancelScope()  # background compaction ends at a stop
+        self._compactor: Compactor | None = None
         self.diff_books: DiffBooks | None = None  # --book diff: local books (booksync.py)
         if config.book == "diff":
             self.diff_books = DiffBooks(config.symbols, levels=config.depth_levels,
@@ -302,6 +304,8 @@ class Harvester:
                 clock.start()
                 log.info("stopping (%s): ingest first, then the final flush", self.stop_state.reason)
                 self._ingest_scope.cancel()
+                clock.note("compaction running", self.compaction.running)
+                self._halt_compaction()
                 await self.router.release_held()  # frames the time guard still held (issue 11)
                 clock.mark("ingest")
                 self._backfilling = True
@@ -315,7 +319,6 @@ class Harvester:
                 clock.mark("features")
                 clock.note("rows buffered", self.lanes.total_pending())
                 clock.note("lanes with rows", sum(1 for lane in self.lanes if lane.pending))
-                clock.note("compaction running", self.compaction.running)
                 await self._final_flush()
                 await self._close_journal()
                 clock.mark("journal")
@@ -378,12 +381,23 @@ class Harvester:
         cfg = self.config
 
         def make() -> Compactor:
-            return auto_compactor(self.data_store, cfg.deadletter_path,
-                                  older_than=cfg.compact_older_than,
-                                  target_rows=cfg.compact_target_rows, symbols=cfg.symbols,
-                                  delete_after=cfg.compact_delete_after)
+            self._compactor = auto_compactor(self.data_store, cfg.deadletter_path,
+                                             older_than=cfg.compact_older_than,
+                                             target_rows=cfg.compact_target_rows,
+                                             symbols=cfg.symbols,
+                                             delete_after=cfg.compact_delete_after)
+            return self._compactor
 
-        await run_auto_compact(self.data_store, make, self.compaction, every=cfg.compact_interval)
+        with self._compaction_scope:
+            await run_auto_compact(self.data_store, make, self.compaction,
+                                   every=cfg.compact_interval)
+
+    def _halt_compaction(self) -> None:
+        """A background round under way ends after its current merge (crash-safe either
+        way), so it does not take CPU from the final flush; no round starts after it."""
+        self._compaction_scope.cancel()
+        if self._compactor is not None:
+            self._compactor.halt()
 
     async def _run_ingest(self) -> None:
         with self._ingest_scope:
