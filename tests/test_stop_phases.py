@@ -3,6 +3,7 @@ the derived files and the journal, in that order."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 
@@ -31,3 +32,4 @@ async def test_a_clean_stop_logs_its_phases(tmp_path: Path, caplog: pytest.LogCa
     assert names == ["ingest", "backfill", "features", "authoritative files", "derived files",
                      "journal"]
     assert "rows buffered" in lines[0] and "derived files" in lines[0]
+    assert gc.get_freeze_count() == 0  # the stop froze the heap for the flush only
