@@ -130,6 +130,7 @@ class Harvester:
         self._features_scope = trio.CancelScope()
         self._compaction_scope = trio.CancelScope()  # background compaction ends at a stop
         self._compactor: Compactor | None = None
+        self._froze = False  # the stop froze the heap for the cyclic collector
         self.diff_books: DiffBooks | None = None  # --book diff: local books (booksync.py)
         if config.book == "diff":
             self.diff_books = DiffBooks(config.symbols, levels=config.depth_levels,
@@ -307,6 +308,7 @@ class Harvester:
                 # collector's passes until the stop is over: the flush allocates a lot, and a
                 # full collection over the whole heap in the middle of the grace costs time.
                 gc.freeze()
+                self._froze = True
                 log.info("stopping (%s): ingest first, then the final flush", self.stop_state.reason)
                 self._ingest_scope.cancel()
                 clock.note("compaction running", self.compaction.running)
@@ -330,7 +332,9 @@ class Harvester:
                 log.info("%s", clock.summary())
                 root.cancel_scope.cancel()
         finally:
-            gc.unfreeze()  # a no-op unless the stop froze the heap
+            if self._froze:  # what the stop froze goes back to the collector
+                self._froze = False
+                gc.unfreeze()
             self.stopped_at = trio.current_time()
             self.ops.close()
             # An internal crash tore the nursery down: whatever is still in a lane goes to the
