@@ -122,6 +122,7 @@ class Rotation:
         self.next_rotation: float = math.inf
         self.teardown_at: float | None = None  # trio time a teardown cancelled the first write
         self.held: dict[Lane, int] = {}  # journal checkpoint (issue 9): seq of a batch in flight
+        self.on_stop_phase: Callable[[str], None] | None = None  # the stop's timing record
 
     # -- producer side -------------------------------------------------------------------------
 
@@ -404,6 +405,8 @@ class Rotation:
                 elif lane.pending:
                     self._again.add(lane)
             await self._idle.wait()
+            if self.on_stop_phase is not None:
+                self.on_stop_phase("authoritative files" if authoritative else "derived files")
 
     async def abort(self, deadline: float | None = None) -> None:
         """Grace is over: cancel every write queued or in flight (their batches go to the dead
