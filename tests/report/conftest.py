@@ -18,7 +18,11 @@ def cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=timeout, env=env)
 
 
-@pytest.fixture(scope="module")
+# read only: one run serves every test of the report (they share one xdist group, so a worker)
+GROUP = pytest.mark.xdist_group("report-dataset")
+
+
+@pytest.fixture(scope="session")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("report") / "data"
     done = cli("run", "--sim", "--duration", "9", "--sim-faults", "disconnect=3",

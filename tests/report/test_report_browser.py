@@ -7,7 +7,9 @@ from pathlib import Path
 
 from tests.browserkit import render
 
-from .conftest import ROOT, cli
+from .conftest import GROUP, ROOT, cli
+
+pytestmark = GROUP
 
 SCREENSHOT = ROOT / "docs" / "img" / "report.png"
 
