@@ -23,16 +23,22 @@ import pytest
 MARK = "alone"
 
 
+def run_root(factory: pytest.TempPathFactory) -> Path:
+    """The temp folder of the whole run, one for all its workers (under xdist each worker's
+    basetemp is a folder of it)."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 def _root(config: pytest.Config) -> Path | None:
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return None
-    # each worker's basetemp is a folder of the run's own temp root
-    factory: pytest.TempPathFactory = config._tmp_path_factory  # type: ignore[attr-defined]
-    return factory.getbasetemp().parent
+    return run_root(config._tmp_path_factory)  # type: ignore[attr-defined]
 
 
 @contextmanager
-def _locked(path: Path, how: int) -> Iterator[IO[bytes]]:
+def locked(path: Path, how: int = fcntl.LOCK_EX) -> Iterator[IO[bytes]]:
+    """``path`` flock-ed for the block (exclusive by default), across the run's workers."""
     with open(path, "a+b") as fh:
         fcntl.flock(fh, how)
         try:
@@ -50,10 +56,10 @@ def held(item: pytest.Item) -> Iterator[None]:
         return
     gate, lock = root / "alone.gate", root / "alone.lock"
     if item.get_closest_marker(MARK) is not None:
-        with _locked(gate, fcntl.LOCK_EX), _locked(lock, fcntl.LOCK_EX):
+        with locked(gate, fcntl.LOCK_EX), locked(lock, fcntl.LOCK_EX):
             yield
     else:
-        with _locked(gate, fcntl.LOCK_EX):  # only to pass the gate: released at once
+        with locked(gate, fcntl.LOCK_EX):  # only to pass the gate: released at once
             shared = open(lock, "a+b")
             fcntl.flock(shared, fcntl.LOCK_SH)
         try:

@@ -7,9 +7,7 @@ from pathlib import Path
 
 from tests.browserkit import render
 
-from .conftest import GROUP, ROOT, cli
-
-pytestmark = GROUP
+from .conftest import ROOT, cli
 
 SCREENSHOT = ROOT / "docs" / "img" / "report.png"
 

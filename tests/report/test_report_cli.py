@@ -14,9 +14,7 @@ from trio_harvest.cli import main
 from trio_harvest.report.build import build
 from trio_harvest.report.coverage import heat, span
 
-from .conftest import GROUP, cli
-
-pytestmark = GROUP
+from .conftest import cli
 
 
 def test_report_shows_the_disconnects_in_the_timeline_and_the_heat_map(dataset: Path) -> None:
