@@ -8,10 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from trio_harvest.config import Config, build_config
 
 from .alone import MARK, held
+
+# wall-clock speed is never asserted, nor by hypothesis's per-example deadline (200 ms by
+# default), which a loaded machine or a busy xdist worker overruns
+settings.register_profile("trio_harvest", deadline=None)
+settings.load_profile("trio_harvest")
 
 # ``shared/fixtures`` beside the checkout (a worktree may sit one level deeper than the repo)
 FIXTURES = next((p / "shared" / "fixtures" for p in Path(__file__).resolve().parents
