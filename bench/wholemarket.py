@@ -5,7 +5,8 @@ Measured over the window (from the first frames to the SIGTERM): the harvester's
 threads, % of one core, from /proc), its RSS (sampled every 0.5 s, and the kernel's VmHWM),
 frames received (``/metrics``), and the journal's bytes per record (every segment's last size
 seen on disk, over the records the journal reports). Then the stop: seconds from SIGTERM to
-exit, rows in the dead letter. Then ``compact --older-than 0 --delete-after 0`` (run here, at the end: this
+exit, rows in the dead letter, and the harvester's own line on where the stop spent its time
+(``stop_phases``). Then ``compact --older-than 0 --delete-after 0`` (run here, at the end: this
 bench does not wait for auto-compaction) and the files per (date, symbol, kind, hour), and the
 write amplification: bytes written by rotation plus bytes compaction wrote, over the bytes of
 the final dataset.
@@ -129,7 +130,13 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
                 proc.kill()
                 proc.wait()
         res["sim"] = sim.stop()
-    res["log_tail"] = log_path.read_text(errors="replace").splitlines()[-8:]
+    lines = log_path.read_text(errors="replace").splitlines()
+    res["log_tail"] = lines[-8:]
+    # the harvester's own account of its stop: seconds per phase (ingest, backfill, features,
+    # authoritative files, derived files, dead letter, journal), what was buffered, whether a
+    # compaction round was running
+    res["stop_phases"] = next((line.split("app: ", 1)[-1] for line in reversed(lines)
+                               if "stop took" in line), None)
     return res
 
 
@@ -254,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     print(C.table(("symbols", "rate", "window s", "msgs", "msg/s", "CPU %", "us/msg",
                    "RSS peak MB", "1st file s", "stop s", "dead-lettered", "journal B/frame",
                    "files/part-hour", "write ampl."), rows))
+    print(f"harvester: {res.get('stop_phases')}")
     C.emit_json({
         "bench": "wholemarket", "mode": "quick" if args.quick else "full",
         **C.conditions(load_before), "symbols": args.symbols, "target_rate": args.rate,

@@ -1,13 +1,23 @@
-"""Shared test helpers: configs in a temp dir, the fixtures folder, fake I/O."""
+"""Shared test helpers: configs in a temp dir, the fixtures folder, fake I/O; the ``alone``
+mark (``alone.py``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from trio_harvest.config import Config, build_config
+
+from .alone import MARK, held
+
+# wall-clock speed is never asserted, nor by hypothesis's per-example deadline (200 ms by
+# default), which a loaded machine or a busy xdist worker overruns
+settings.register_profile("trio_harvest", deadline=None)
+settings.load_profile("trio_harvest")
 
 # ``shared/fixtures`` beside the checkout (a worktree may sit one level deeper than the repo)
 FIXTURES = next((p / "shared" / "fixtures" for p in Path(__file__).resolve().parents
@@ -30,3 +40,15 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip("../shared/fixtures is not present")
     return FIXTURES
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{MARK}: runs with no other test beside it, also under pytest-xdist "
+        "(a timing bound measured on a machine only the test loads)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    with held(item):
+        return (yield)

@@ -82,14 +82,16 @@ async def produce(rotation: Rotation, *, seconds: float, rate: int, symbols: tup
     per_step = int(rate * step)
     n = 0
     start = trio.current_time()
+    lanes = [rotation.lanes.get(PRICES, symbol) for symbol in symbols]
     for _ in range(round(seconds / step)):
+        # trio time moves only at an await: read it once per step and after a put that waited
+        ts = ts0 + int((trio.current_time() - start) * 1000)
         for _ in range(per_step):
-            symbol = symbols[n % len(symbols)]
-            lane = rotation.lanes.get(PRICES, symbol)
-            ts = ts0 + int((trio.current_time() - start) * 1000)
-            row = price_row(n, ts, symbol)
-            if not lane.put_nowait(row):
-                await lane.put(row)
+            i = n % len(symbols)
+            row = price_row(n, ts, symbols[i])
+            if not lanes[i].put_nowait(row):
+                await lanes[i].put(row)
+                ts = ts0 + int((trio.current_time() - start) * 1000)
             n += 1
         if each_tick is not None:
             each_tick()

@@ -10,6 +10,7 @@ unhealthy (old fault 5): only a signal, ``--duration`` or an internal crash ends
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -28,6 +29,7 @@ from .kinds import CVD, OFI, PREVIEW_KINDS, Row, schema_for
 from .ops.listing import check_listing
 from .ops.operations import Operations
 from .ops.startup import recover_command
+from .ops.stopclock import StopClock
 from .ops.universe import Universe
 from .pipeline.lanes import Lanes
 from .pipeline.rotation import FIRST_FLUSH_S, DeadLetterFn, Rotation, SaveFn
@@ -128,6 +130,9 @@ class Harvester:
         self.engines = {s: self.make_engine(s) for s in config.symbols}
         self.router.hooks = dict(self.engines)
         self._features_scope = trio.CancelScope()
+        self._compaction_scope = trio.CancelScope()  # background compaction ends at a stop
+        self._compactor: Compactor | None = None
+        self._froze = False  # the stop froze the heap for the cyclic collector
         self.diff_books: DiffBooks | None = None  # --book diff: local books (booksync.py)
         if config.book == "diff":
             self.diff_books = DiffBooks(config.symbols, levels=config.depth_levels,
@@ -159,6 +164,8 @@ class Harvester:
         self._ingest_scope = trio.CancelScope()
         self.stale_temps_removed = 0
         self.compaction = AutoCompactStats()  # auto_compact (issue 10)
+        self.stop_clock = StopClock()
+        self.rotation.on_stop_phase = self.stop_clock.mark
         self.resume_unreadable: dict[str, list[str]] = {}  # symbol -> files resume could not read
         # issue 9: the write-ahead journal (checkpointed by the lanes) and the disk probe
         self.journal, self.replayer, self.probe = journal_wiring.attach(
@@ -301,20 +308,39 @@ class Harvester:
                 )
                 task_status.started(self)
                 await self.stop_state.requested.wait()
+                clock = self.stop_clock
+                clock.start()
+                # What the run built up (after weeks, a large heap) is left out of the cyclic
+                # collector's passes until the stop is over: the flush allocates a lot, and a
+                # full collection over the whole heap in the middle of the grace costs time.
+                gc.freeze()
+                self._froze = True
                 log.info("stopping (%s): ingest first, then the final flush", self.stop_state.reason)
                 self._ingest_scope.cancel()
+                clock.note("compaction running", self.compaction.running)
+                self._halt_compaction()
                 await self.router.release_held()  # frames the time guard still held (issue 11)
+                clock.mark("ingest")
                 self._backfilling = True
                 try:
                     await self.repair.finish(min(5.0, cfg.shutdown_grace / 2))  # backfill, gaps
                 finally:
                     self._backfilling = False
+                clock.mark("backfill")
                 self._features_scope.cancel()
                 flush_all(self.engines, self.lanes.offer, self._final_features_ms())  # every closed second
+                clock.mark("features")
+                clock.note("rows buffered", self.lanes.total_pending())
+                clock.note("lanes with rows", sum(1 for lane in self.lanes if lane.pending))
                 await self._final_flush()
                 await self._close_journal()
+                clock.mark("journal")
+                log.info("%s", clock.summary())
                 root.cancel_scope.cancel()
         finally:
+            if self._froze:  # what the stop froze goes back to the collector
+                self._froze = False
+                gc.unfreeze()
             self.stopped_at = trio.current_time()
             self.ops.close()
             # An internal crash tore the nursery down: whatever is still in a lane goes to the
@@ -371,12 +397,23 @@ class Harvester:
         cfg = self.config
 
         def make() -> Compactor:
-            return auto_compactor(self.data_store, cfg.deadletter_path,
-                                  older_than=cfg.compact_older_than,
-                                  target_rows=cfg.compact_target_rows, symbols=cfg.symbols,
-                                  delete_after=cfg.compact_delete_after)
+            self._compactor = auto_compactor(self.data_store, cfg.deadletter_path,
+                                             older_than=cfg.compact_older_than,
+                                             target_rows=cfg.compact_target_rows,
+                                             symbols=cfg.symbols,
+                                             delete_after=cfg.compact_delete_after)
+            return self._compactor
 
-        await run_auto_compact(self.data_store, make, self.compaction, every=cfg.compact_interval)
+        with self._compaction_scope:
+            await run_auto_compact(self.data_store, make, self.compaction,
+                                   every=cfg.compact_interval)
+
+    def _halt_compaction(self) -> None:
+        """A background round under way ends after its current merge (crash-safe either
+        way), so it does not take CPU from the final flush; no round starts after it."""
+        self._compaction_scope.cancel()
+        if self._compactor is not None:
+            self._compactor.halt()
 
     async def _run_ingest(self) -> None:
         with self._ingest_scope:
@@ -398,9 +435,11 @@ class Harvester:
             if self.stop_state.signals < 2:  # else request_stop has said it
                 log.warning("the final flush did not finish within %gs (shutdown_grace); "
                             "dead-lettering the rest", cfg.shutdown_grace)
+            self.stop_clock.mark("grace ran out")
             with trio.CancelScope(shield=True) as dump:
                 dump.deadline = trio.current_time() + cfg.deadletter_timeout + 1.0
                 await self.rotation.abort()
+            self.stop_clock.mark("dead letter")
 
     async def _close_journal(self) -> None:
         if self.journal is not None:

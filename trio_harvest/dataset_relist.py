@@ -44,14 +44,15 @@ def relisting(build: Callable[[], pl.LazyFrame], schema: dict[str, Any],
     def source(with_columns: list[str] | None, predicate: pl.Expr | None,
                n_rows: int | None, batch_size: int | None) -> Iterator[pl.DataFrame]:
         for attempt in range(1, ATTEMPTS + 1):
-            lf = build()
-            if predicate is not None:
-                lf = lf.filter(predicate)
-            if with_columns is not None:
-                lf = lf.select(with_columns)
-            if n_rows is not None:
-                lf = lf.head(n_rows)
             try:
+                # the listing itself may meet a file a compaction deleted after listing it
+                lf = build()
+                if predicate is not None:
+                    lf = lf.filter(predicate)
+                if with_columns is not None:
+                    lf = lf.select(with_columns)
+                if n_rows is not None:
+                    lf = lf.head(n_rows)
                 df = lf.collect()
             except Exception as exc:
                 if attempt == ATTEMPTS or not vanished(exc):

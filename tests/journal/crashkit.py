@@ -11,8 +11,12 @@ Used by ``tests/journal/test_crash.py`` and ``bench/crash.py``. What counts:
   covered by a ``gaps`` row of that stream;
 - ``max_loss_ms``: the largest window of book frames lost around a kill (the kill time less the
   event time of the first frame missing before it), measured against the simulator's clock;
-  ``max_loss_ms_received`` the same less the harvester's receive lag at that moment (what a
-  starved CPU had not even received yet is not the journal's to keep).
+  ``max_loss_ms_received`` the same against what reached the harvester: less its receive lag at
+  that moment (what a starved CPU had not even received yet is not the journal's to keep), and
+  none when the kill came while the simulator's disconnect (``disconnect=``) had the book
+  connection down and the first missing frame was sent after that close (it never reached the
+  harvester; a frame sent before the close did, and counts); ``kills_while_disconnected``
+  counts the kills that came while it was down.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -125,12 +130,38 @@ def run_kills(work: Path, *, kills: int = 10, rate: float = 1000.0, fsync_ms: in
             kill_times.append(kill(proc))
         proc = harvester(port, data, symbols, fsync_ms, ("--duration", "4", *extra))
         proc.wait(timeout=120)
-        result = count(data, port, symbols.split(","), kill_times, fsync_ms)
+        result = count(data, port, symbols.split(","), kill_times, fsync_ms,
+                       book_down_at(log, kill_times))
     finally:
         stop_sim(sim)
     result["kills"] = len(kill_times) + replay_kills
+    result["kill_ms"] = kill_times
     result["replay_kills"] = replay_kills
     return result
+
+
+# the book connection's own account of its state, one line each: closed (by the simulator) or open
+_BOOK_LINE = re.compile(
+    r"^(\S+) \w+ +ingest: public\[[^\]]*\]: (?:(.*reconnecting in)|(?:re)?connected$)")
+
+
+def book_down_at(log: Path, kills: list[int]) -> list[int | None]:
+    """Per kill: since when (ms) the harvester's book connection had been closed and not yet
+    reopened, or None when it was open. Read from the harvester's log, its own account (each
+    life logs every (re)connect and its first close of a kind; a life is shorter than the
+    simulator's disconnect period, so no close of it is rate-limited away). The logged time
+    is at or after the close, never before."""
+    events: list[tuple[int, bool]] = []  # (ms, open)
+    for line in log.read_text(errors="replace").splitlines():
+        m = _BOOK_LINE.match(line)
+        if m:
+            ms = int(datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp() * 1000)
+            events.append((ms, m.group(2) is None))
+    down: list[int | None] = []
+    for k in kills:
+        last = [e for e in events if e[0] <= k]
+        down.append(last[-1][0] if last and not last[-1][1] else None)
+    return down
 
 
 def _scan(data: Path, kind: str) -> pl.DataFrame:
@@ -155,7 +186,7 @@ def tape(port: int, symbol: str, first: int, last: int) -> list[int]:
 
 
 def count(data: Path, port: int, symbols: list[str], kills: list[int],
-          fsync_ms: int) -> dict[str, Any]:
+          fsync_ms: int, down: list[int | None] | None = None) -> dict[str, Any]:
     prices, books, gaps = _scan(data, "prices"), _scan(data, "orderbook"), _scan(data, "gaps")
     dup_prices = prices.height - prices.select("symbol", "agg_id").n_unique()
     dup_books = books.height - books.select("symbol", "source", "update_id").n_unique()
@@ -199,20 +230,29 @@ def count(data: Path, port: int, symbols: list[str], kills: list[int],
                 unrecorded += 1
     loss = loss_received = 0
     per_kill: list[int] = []
-    for k in kills:
+    per_kill_received: list[int] = []
+    for k, down_since in zip(kills, down or [None] * len(kills), strict=True):
         # a restart hole spanning the kill: what was sent before the kill and is not on disk
         before = [h for h in holes if h["restart"] and h["after_event_ms"] <= k <= h["before_event_ms"]]
         lost = max([k - (h["after_event_ms"] + CADENCE_MS) for h in before], default=0)
         per_kill.append(lost)
         loss = max(loss, lost)
-        # the same, less the harvester's receive lag at that moment (a starved CPU delays
-        # receiving; what never reached the harvester is no journal's to keep)
-        adjusted = max([k - (h["after_event_ms"] + CADENCE_MS)
+        # the same against what reached the harvester (what never did is no journal's to keep):
+        # less its receive lag at that moment (a starved CPU delays receiving); and nothing when
+        # the first missing frame was sent after the simulator had closed the connection, which
+        # was still down at the kill (every frame sent before the close arrived before it)
+        adjusted = max([0 if down_since is not None
+                        and h["after_event_ms"] + CADENCE_MS >= down_since
+                        else k - (h["after_event_ms"] + CADENCE_MS)
                         - max(0, h["after_recv_ms"] - h["after_event_ms"]) for h in before],
                        default=0)
+        per_kill_received.append(adjusted)
         loss_received = max(loss_received, adjusted)
     return {"max_loss_ms": max(0, loss), "loss_ms_per_kill": per_kill,
-            "max_loss_ms_received": max(0, loss_received), "unrecorded_loss": unrecorded,
+            "max_loss_ms_received": max(0, loss_received),
+            "loss_ms_received_per_kill": per_kill_received,
+            "kills_while_disconnected": sum(d is not None for d in down or []),
+            "unrecorded_loss": unrecorded,
             "duplicates": dup_prices + dup_books, "trades": prices.height,
             "book_rows": books.height, "holes": len(holes),
             "unrecorded_holes": [h for h in holes if not h["recorded"]],

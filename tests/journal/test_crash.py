@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
 from tests.journal.crashkit import run_kills
@@ -14,6 +15,7 @@ from tests.journal.crashkit import run_kills
 FSYNC_MS = 200
 
 
+@pytest.mark.alone  # a loss bound in milliseconds: measured with nothing else of the suite running
 async def test_sigkill_at_random_moments_loses_at_most_the_fsync_window_and_records_it(
         tmp_path: Path) -> None:
     r = await trio.to_thread.run_sync(
@@ -22,8 +24,11 @@ async def test_sigkill_at_random_moments_loses_at_most_the_fsync_window_and_reco
     assert r["kills"] >= 11 and r["replay_kills"] == 1
     assert r["duplicates"] == 0, r
     assert r["unrecorded_loss"] == 0, r
-    # against what reached the harvester (on a loaded machine, receiving itself lags: the raw
-    # figure against the simulator's clock is bench/crash.py's max_loss_ms)
+    # against what reached the harvester: less its receive lag (on a loaded machine, receiving
+    # itself lags), and up to the close of its book connection when a kill lands while the
+    # simulator's disconnect has it down (up to backoff_initial, 0.5 s: frames sent meanwhile
+    # never reached it); the raw figure against the simulator's clock is bench/crash.py's
+    # max_loss_ms
     assert r["max_loss_ms_received"] <= FSYNC_MS + 100, r
     assert r["trades"] > 1000 and r["book_rows"] > 1000
     assert r["gaps_by_reason"].get("restart", 0) >= 10

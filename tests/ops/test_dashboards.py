@@ -23,7 +23,7 @@ from trio_harvest.scale.aggregate import WorkerView, host_metrics, merge_metrics
 
 from ..conftest import make_config
 from ..opsfakes import FakeExchange, wait_for
-from .test_ops_http import free_port
+from ..ports import free_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "trio_harvest.json"

@@ -21,7 +21,7 @@ from trio_harvest.scale.supervisor import Supervisor, SupervisorSettings
 from ..browserkit import render
 from ..conftest import make_config
 from ..opsfakes import wait_for
-from .test_ops_http import free_port
+from ..ports import free_port
 
 SHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "live.png"
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT")

@@ -20,7 +20,8 @@ from trio_harvest.storage.partitions import Partition
 
 from ..conftest import make_config
 from ..opsfakes import FakeExchange, wait_for
-from .test_ops_http import free_port, samples
+from ..ports import free_port
+from .test_ops_http import samples
 
 SYMBOLS = tuple(f"S{i:03d}USDT" for i in range(500))
 MAX_LINES = 3000

@@ -23,12 +23,7 @@ from trio_harvest.storage.partitions import Partition
 
 from ..conftest import make_config
 from ..opsfakes import FakeExchange, logging_restored, wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from ..ports import free_port
 
 
 @asynccontextmanager

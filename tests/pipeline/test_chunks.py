@@ -178,6 +178,25 @@ def test_generic_rows_keep_nulls_in_float_and_int_columns() -> None:
     assert df["agg_id"].to_list() == [None, 7] and df.schema["agg_id"] == pl.Int64
 
 
+def test_a_column_widened_mid_chunk_keeps_every_later_value_and_refusals_stay_whole() -> None:
+    cb = GenericBuilder(CVD_SCHEMA)
+    cb.append((1, "X", 7, 1.0, 1.0, False))
+    cb.append((2, "X", None, None, 1.0, True))  # agg_id widens after a typed value
+    cb.append((3, "X", 8, 2.0, 3.0, False))  # goes into the widened column
+    assert cb.n == 3 and all(len(c) == 3 for c in cb.cols)
+    df = Batch([cb], CVD_SCHEMA, "X").to_frame()
+    assert df["agg_id"].to_list() == [7, None, 8]
+    assert df["delta"].to_list() == [1.0, None, 2.0]
+    gb = GenericBuilder(GAPS_SCHEMA)
+    gb.append((1, "X", "x@aggTrade", 1, 2, "disconnect", ""))
+    gb.append((2, "X", "x@aggTrade", None, 3, "stall", ""))  # start widens
+    with pytest.raises(BadValue):  # refused after four columns took a value
+        gb.append((3, "X", "x@aggTrade", 5, 2**64, "disconnect", ""))
+    gb.append((4, "X", "x@aggTrade", 6, 7, "disconnect", "d"))
+    assert gb.n == 3 and all(len(c) == 3 for c in gb.cols)
+    assert gb.cols[3] == [1, None, 6] and list(gb.cols[4]) == [2, 3, 7]
+
+
 def test_chunk_rows_divide_the_capacity_so_whole_chunks_fill_the_lane_exactly() -> None:
     for capacity in (1, 2, 3, 7, 10, 16, 100, 10_000, 16_000, 24_000, 40_000):
         rows = chunk_rows_for(capacity)

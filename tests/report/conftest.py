@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from ..alone import locked, run_root
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,10 +21,17 @@ def cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=timeout, env=env)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("report") / "data"
-    done = cli("run", "--sim", "--duration", "9", "--sim-faults", "disconnect=3",
-               "--data-dir", str(data), "--symbols", "BTCUSDT,ETHUSDT")
-    assert done.returncode == 0, done.stderr[-2000:]
-    return data
+    """Read only, so one run serves every test of the report, in whichever worker it runs: the
+    first to need it makes it, under a lock, in the run's shared temp folder."""
+    root = run_root(tmp_path_factory)
+    folder = root / "report-dataset"
+    with locked(root / "report-dataset.lock"):
+        if not (folder / "made").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker's failed attempt
+            done = cli("run", "--sim", "--duration", "9", "--sim-faults", "disconnect=3",
+                       "--data-dir", str(folder / "data"), "--symbols", "BTCUSDT,ETHUSDT")
+            assert done.returncode == 0, done.stderr[-2000:]
+            (folder / "made").touch()
+    return folder / "data"

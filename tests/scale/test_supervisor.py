@@ -24,7 +24,7 @@ from trio_harvest.cli.commands import main
 from trio_harvest.scale.aggregate import WorkerView
 from trio_harvest.scale.supervisor import Supervisor, SupervisorSettings
 
-from ..s3server import free_port
+from ..ports import free_port
 
 CHILD = r"""
 import json, signal, sys, time
@@ -136,7 +136,7 @@ def _poll(port: int, seen: dict[str, Any], done: threading.Event) -> None:
 
 
 def test_run_with_two_workers_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    port = free_port()
+    port = free_port(3)  # the host's, then one per worker
     data = tmp_path / "data"
     seen: dict[str, Any] = {}
     done = threading.Event()

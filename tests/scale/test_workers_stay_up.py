@@ -20,7 +20,7 @@ import polars as pl
 
 from trio_harvest.storage.partitions import DEADLETTER_DIR
 
-from ..s3server import free_port
+from ..ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 THREAD_IDLE = 10.0  # trio's thread cache ends a thread idle this long
@@ -80,7 +80,7 @@ def alive(pid: int) -> bool:
 def test_workers_outlive_the_thread_cache_and_a_killed_one_alone_is_restarted(
     tmp_path: Path,
 ) -> None:
-    port = free_port()
+    port = free_port(3)  # the host's, then one per worker
     log = (tmp_path / "sup.log").open("wb")
     sup = subprocess.Popen(harvester_argv(tmp_path / "data", port), env=env(),
                            stdout=subprocess.PIPE, stderr=log)
@@ -160,7 +160,7 @@ print(json.dumps({"pids": pids, "ended": {str(k): v for k, v in ended.items()}})
 
 
 def test_a_killed_supervisors_workers_flush_and_exit_cleanly(tmp_path: Path) -> None:
-    port = free_port()
+    port = free_port(3)  # the host's, then one per worker
     data = tmp_path / "data"
     (tmp_path / "orphans.py").write_text(ORPHANS)
     out = subprocess.run(

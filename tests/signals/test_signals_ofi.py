@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from trio_harvest.kinds import OFI_SCHEMA, orderbook_schema
 from trio_harvest.signals import SignalEngine, SignalParams
-from trio_harvest.signals.ofi import ofi_level, ofi_multi, ofi_term
+from trio_harvest.signals.ofi import level_sums, ofi_level, ofi_multi, ofi_term
 
 LEVELS = 5
 SCHEMA = orderbook_schema(LEVELS)
@@ -183,3 +183,17 @@ def test_book_ticker_ofi_matches_reference(states: list[tuple[float, float, floa
     got = [r[OFI_SCHEMA.index("ofi_l1")] for k, r in out if k == "ofi"]
     want = [None] + [ref_ofi([a], [b], 1) for a, b in pairwise(states)]
     assert got == want
+
+
+_level = st.tuples(st.floats(1.0, 1e6), st.floats(0.0, 1e6))
+
+
+@settings(max_examples=200, deadline=None)
+@given(bids=st.lists(_level, max_size=25), asks=st.lists(_level, max_size=25),
+       levels=st.integers(1, 25))
+def test_level_sums_are_bit_identical_to_summing_in_order(
+        bids: list[tuple[float, float]], asks: list[tuple[float, float]], levels: int) -> None:
+    got = level_sums(bids, asks, levels)
+    want = (sum(q for _, q in bids[:levels]), sum(q for _, q in asks[:levels]))
+    assert got == want
+    assert [type(v) for v in got] == [type(v) for v in want]

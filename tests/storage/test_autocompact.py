@@ -118,6 +118,7 @@ def test_settings_are_toml_env_and_flags(tmp_path: Path) -> None:
     assert (args.auto_compact, args.compact_interval) == (False, 5.0)
 
 
+@pytest.mark.alone  # a pace in real time (a round every 0.3 s): measured on a machine it alone loads
 async def test_compaction_keeps_pace_with_rotation_for_many_rounds(tmp_path: Path) -> None:
     """A real run with rotation every 0.2 s and a round every 0.3 s, the exchange's clock
     jumping an hour every 1.2 s: round after round, each hour that went quiet becomes one file

@@ -28,7 +28,8 @@ from trio_harvest.storage.store import Abandoned, LocalStore
 
 from ..conftest import make_config
 from ..opsfakes import FakeExchange, wait_for
-from ..s3server import BUCKET, MotoS3, free_port, moto_s3
+from ..ports import free_port
+from ..s3server import BUCKET, MotoS3, moto_s3
 
 URL = f"s3://{BUCKET}/market"
 

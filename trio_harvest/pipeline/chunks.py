@@ -101,13 +101,14 @@ class GenericBuilder(Builder):
     """Rows that arrive as tuples in ``schema`` order. A column that meets a value its typed
     buffer cannot take (``None`` in an int column, say) becomes a plain list for this chunk."""
 
-    __slots__ = ("_float", "_names", "_nan", "cols", "schema")
+    __slots__ = ("_apps", "_float", "_names", "_nan", "cols", "schema")
 
     def __init__(self, schema: Schema) -> None:
         super().__init__()
         self.schema = schema
         self._names = schema.names
         self.cols: list[Any] = [_buffer(dtype) for _, dtype in schema.columns]
+        self._apps = [col.append for col in self.cols]  # bound once; ``_promote`` renews one
         self._float = [dtype == pl.Float64 for _, dtype in schema.columns]
         self._nan: set[str] = set()
 
@@ -115,20 +116,25 @@ class GenericBuilder(Builder):
         cols = self.cols
         if len(row) != len(cols):
             raise BadValue(f"{self.schema.kind} row has {len(row)} values, expected {len(cols)}")
-        if None in row:
+        values: Sequence[Any] = row
+        if None in row:  # a float column takes NaN for null (and remembers it)
             fl = self._float
-            self._nan.update(self._names[i] for i, v in enumerate(row) if v is None and fl[i])
-            row = tuple(NAN if v is None and f else v for v, f in zip(row, fl, strict=True))
-        done = 0
+            names = self._names
+            nan = self._nan
+            values = filled = list(row)
+            for i, v in enumerate(filled):
+                if v is None and fl[i]:
+                    filled[i] = NAN
+                    nan.add(names[i])
         try:
-            for col, v in zip(cols, row, strict=True):
-                col.append(v)
-                done += 1
+            for app, v in zip(self._apps, values, strict=False):  # lengths checked above
+                app(v)
         except (TypeError, OverflowError, ValueError):
-            self._append_slow(row, done)
+            n = self.n  # the columns before the one that refused have taken their value
+            self._append_slow(values, next(i for i, col in enumerate(cols) if len(col) == n))
         self.n += 1
 
-    def _append_slow(self, row: Row, start: int) -> None:
+    def _append_slow(self, row: Sequence[Any], start: int) -> None:
         """The rest of a row after a value its typed buffer refused: ``None`` or a string widens
         that column to a list; an integer beyond int64 rejects the whole row."""
         cols = self.cols
@@ -153,6 +159,7 @@ class GenericBuilder(Builder):
             if self._float[i]:
                 values = [None if v != v else v for v in values]
             self.cols[i] = values
+            self._apps[i] = values.append
             self._float[i] = False
 
     def rollback(self) -> None:
@@ -243,6 +250,14 @@ class Batch:
         return self._ts_range
 
     def _scan_ts(self) -> tuple[int, int]:
+        parts = [c.ts_values() for c in self.chunks if c.n]
+        if len(parts) > 1 and all(isinstance(ts, array) and ts.typecode == "q" for ts in parts):
+            # one NumPy pass over the chunks' times joined (a C-level copy), not two per chunk
+            joined = array("q")
+            for ts in parts:
+                joined.extend(ts)
+            view = np.frombuffer(joined, dtype=np.int64)
+            return int(view.min()), int(view.max())
         lo, hi = None, None
         for c in self.chunks:
             ts = c.ts_values()

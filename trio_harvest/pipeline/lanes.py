@@ -378,7 +378,9 @@ class Lanes:
         self._schema_of = schema_of
         self._depth_levels = depth_levels
         self._lanes: dict[tuple[str, str], Lane] = {}
-        self.cursor = [0]  # journal checkpoint (issue 9): the journal writes the seq here
+        # the authoritative lanes, in creation order: the journal's checkpoint reads them
+        # several times a second, and at 500 symbols most lanes are derived ones
+        self._authoritative: list[Lane] = []
         self.cursor = [0]  # journal checkpoint (issue 9): the journal writes the seq here
 
     def set_wake(self, wake: WakeFn) -> None:
@@ -394,6 +396,8 @@ class Lanes:
             lane = Lane(kind, symbol, high, emergency, self._wake, schema, self._depth_levels,
                         cursor=self.cursor)
             self._lanes[(kind, symbol)] = lane
+            if lane.authoritative:
+                self._authoritative.append(lane)
         return lane
 
     def offer(self, kind: str, row: Row) -> None:
@@ -408,7 +412,7 @@ class Lanes:
 
     def held_seqs(self) -> list[int]:
         """Journal checkpoint (issue 9): the seq each authoritative lane holds (-1: none)."""
-        return [lane.first_seq for lane in self._lanes.values() if lane.authoritative]
+        return [lane.first_seq for lane in self._authoritative]
 
     def total_pending(self) -> int:
         return sum(lane.pending for lane in self._lanes.values())

@@ -122,6 +122,13 @@ class Rotation:
         self.next_rotation: float = math.inf
         self.teardown_at: float | None = None  # trio time a teardown cancelled the first write
         self.held: dict[Lane, int] = {}  # journal checkpoint (issue 9): seq of a batch in flight
+        # journal checkpoint: the oldest seq of an authoritative batch that even the dead letter
+        # could not take during a stop (-1: none). The journal then keeps everything from there
+        # on, so the next start replays those rows (replay writes each row once). Only at a stop:
+        # while running, a pin would hold the journal until ``journal_max_bytes`` ends journaling
+        # for the rest of the run; there the loss is a ``write lost`` gap and prices backfill.
+        self.lost_seq = -1
+        self.on_stop_phase: Callable[[str], None] | None = None  # the stop's timing record
 
     # -- producer side -------------------------------------------------------------------------
 
@@ -347,8 +354,10 @@ class Rotation:
             self._notify(kind, "deadlettered", len(rows), 0.0)
         else:
             ks.rows_lost += len(rows)
-            log.error("LOST %d %s rows of %s: dead letter failed too (%s); first write: %s",
-                      len(rows), kind, symbol, error, reason)
+            kept = self._keep_in_journal(kind, symbol)
+            log.error("LOST %d %s rows of %s: dead letter failed too (%s); first write: %s%s",
+                      len(rows), kind, symbol, error, reason,
+                      "; the journal keeps them for the next start" if kept else "")
             self._notify(kind, "lost", len(rows), 0.0)
             if self.on_lost is not None:
                 try:
@@ -356,6 +365,21 @@ class Rotation:
                 except Exception:
                     log.exception("recording the loss of %d %s rows of %s failed",
                                   len(rows), kind, symbol)
+
+    def _keep_in_journal(self, kind: str, symbol: str) -> bool:
+        """Authoritative rows the dead letter could not take at a stop: pin the journal
+        checkpoint at the seq their batch still holds, so the segments holding their frames
+        survive this run (a replay at the next start writes them). True when a seq was pinned."""
+        if not self._stopping:
+            return False
+        seqs = [seq for lane, seq in self.held.items()
+                if lane.authoritative and lane.kind == kind and lane.symbol == symbol and seq >= 0]
+        if not seqs:
+            return False
+        low = min(seqs)
+        if self.lost_seq < 0 or low < self.lost_seq:
+            self.lost_seq = low
+        return True
 
     def _notify(self, kind: str, outcome: str, rows: int, seconds: float) -> None:
         if self._observe is not None:
@@ -404,6 +428,8 @@ class Rotation:
                 elif lane.pending:
                     self._again.add(lane)
             await self._idle.wait()
+            if self.on_stop_phase is not None:
+                self.on_stop_phase("authoritative files" if authoritative else "derived files")
 
     async def abort(self, deadline: float | None = None) -> None:
         """Grace is over: cancel every write queued or in flight (their batches go to the dead

@@ -19,7 +19,6 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from itertools import chain
 
 from ..kinds import Row
 from .fusion import RollingStats
@@ -116,7 +115,13 @@ class LargeTrades:
         pos = self.quantile * (n - 1)
         lo = math.floor(pos)
         need = n - lo  # sorted ranks lo..n-1 are the ``need`` largest values
-        top = heapq.nlargest(need, chain.from_iterable(b[-need:] for _, b in self._batches))
+        if need == 1:
+            top = [max([b[-1] for _, b in self._batches])]
+        else:
+            values: list[float] = []
+            for _, b in self._batches:
+                values += b[-need:]
+            top = heapq.nlargest(need, values)
         q = top[need - 1]  # rank lo
         if need >= 2:
             q += (top[need - 2] - q) * (pos - lo)  # towards rank lo + 1
@@ -132,14 +137,18 @@ class LargeTrades:
         out: list[Row] = []
         if j <= i:
             return out
-        thr = self.threshold()
-        price, qty, sqty, notional = (trades.cols[k] for k in (T_PRICE, T_QTY, T_SQTY,
-                                                                 T_NOTIONAL))
-        for k in range(i, j):
-            if notional[k] >= thr:
-                out.append(large_trade_row(self.symbol, trades.ts[k], price[k], qty[k], sqty[k],
-                                           notional[k], thr))
+        notional = trades.cols[T_NOTIONAL]
         batch = sorted(notional[i:j])
+        floor = self.floor
+        # The threshold is never below the floor: a second whose trades all stay below it
+        # has no event, and the window's quantile need not be taken (most seconds).
+        if any(v >= floor for v in batch):
+            thr = self.threshold()
+            price, qty, sqty = (trades.cols[k] for k in (T_PRICE, T_QTY, T_SQTY))
+            for k in range(i, j):
+                if notional[k] >= thr:
+                    out.append(large_trade_row(self.symbol, trades.ts[k], price[k], qty[k],
+                                               sqty[k], notional[k], thr))
         batches.append((sec, batch))
         self._n += len(batch)
         return out

@@ -45,6 +45,7 @@ class AutoCompactStats:
     source_files: int = 0
     failures: int = 0
     last_error: str = ""
+    running: bool = False  # a round is in its worker thread now
 
 
 def auto_compactor(store: Any, deadletter: Path, *, older_than: float, target_rows: int,
@@ -103,7 +104,11 @@ async def run_auto_compact(where: Path | Any, make: Callable[[], Compactor],
             now = trio.current_time()
             full = last_full is None or now - last_full >= full_every
             dates = None if full else recent_dates(compactor.now())
-            report = await in_thread(functools.partial(compact_once, where, compactor, dates))
+            stats.running = True
+            try:
+                report = await in_thread(functools.partial(compact_once, where, compactor, dates))
+            finally:
+                stats.running = False
             if full and report is not None and not report.more:
                 last_full = now
         except Exception as exc:  # e.g. the data dir cannot be listed right now

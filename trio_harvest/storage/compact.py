@@ -145,6 +145,7 @@ class Compactor:
         self._published: dict[PurePath, float] = {}  # compacted file -> when it was made
         self._merges = 0
         self._stop_at: float | None = None
+        self._halted = False
 
     def partitions(self, dates: Iterable[str] | None = None) -> dict[PurePath, list[str]]:
         """Part files per partition directory (of the wanted symbols; of ``dates`` only, if
@@ -198,8 +199,15 @@ class Compactor:
             self._published = {k: v for k, v in self._published.items() if k in seen}
         return report
 
+    def halt(self) -> None:
+        """From any thread: a round under way ends after its current merge (as when its
+        budget is spent), and later rounds merge nothing. The harvester's stop calls it, so a
+        background round does not compete with the final flush for the CPU."""
+        self._halted = True
+
     def _spent(self) -> bool:
-        return (self.max_merges is not None and self._merges >= self.max_merges) or (
+        return self._halted or (
+            self.max_merges is not None and self._merges >= self.max_merges) or (
             self._stop_at is not None and time.monotonic() >= self._stop_at)
 
     def _newest(self, directory: PurePath, names: list[str]) -> float | None:
