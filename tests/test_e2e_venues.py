@@ -58,14 +58,15 @@ async def test_a_venue_conserves_every_trade_under_faults(tmp_path: Path, venue:
 
 @pytest.mark.parametrize("venue", OTHERS)
 def test_run_sim_venue_exits_0_and_writes_the_venues_symbols(tmp_path: Path, venue: str) -> None:
-    """The command line, a real process: ``run --sim --venue NAME`` (faults on) exits 0, its
-    symbols are the venue's, and every id between a symbol's first and last trade is written
-    exactly once or lies inside an unfilled gap."""
+    """The command line, a real process: ``run --sim --venue NAME`` (faults on, the default
+    partial book) exits 0, its symbols are the venue's, every id between a symbol's first and
+    last trade is written exactly once or lies inside an unfilled gap, and every row is dated
+    (Spot's partial depth has no time of its own: it is stamped on receipt)."""
     data = tmp_path / "data"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.run(
         [sys.executable, "-m", "trio_harvest", "run", "--sim", "--venue", venue,
-         "--duration", "8", "--sim-faults", f"{FAULTS},seed=5", "--book", "diff",
+         "--duration", "8", "--sim-faults", f"{FAULTS},seed=5",
          "--data-dir", str(data), "--summary-json"],
         capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -81,6 +82,9 @@ def test_run_sim_venue_exits_0_and_writes_the_venues_symbols(tmp_path: Path, ven
         holes = set(range(ids[0], ids[-1] + 1)) - set(ids)
         assert all(any(a <= i <= b for a, b, _ in unfilled) for i in holes), symbol
     assert gaps.filter(pl.col("reason") == "disconnect").height >= 2
+    book = read_scanned(data, "orderbook")
+    assert book.height and set(book["source"]) >= {"depth20", venues.get(venue).quote_source}
+    assert not list(data.rglob("date=1970-*")), "rows without a time in a 1970 partition"
 
 
 # -- --symbols all: the venue's own listing ---------------------------------------------------
