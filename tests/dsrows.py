@@ -38,8 +38,11 @@ def rows(schema: Schema, ts0: int, n: int, symbol: str, step: int = 1000) -> lis
 
 
 def write_new(data: Path, date: str, symbol: str, schema: Schema, batch: list[Row], name: str,
-              metadata: Mapping[str, str] | None = None) -> Path:
-    path = data / f"date={date}" / f"symbol={symbol}" / f"kind={schema.kind}" / name
+              metadata: Mapping[str, str] | None = None,
+              venue: str | None = "binance-usdm") -> Path:
+    """A per-kind file in ``venue``'s partition (None: where versions before venues wrote)."""
+    top = data / f"venue={venue}" if venue is not None else data
+    path = top / f"date={date}" / f"symbol={symbol}" / f"kind={schema.kind}" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
         write_parquet(fh, schema, batch, metadata)

@@ -25,9 +25,9 @@ def test_scan_reads_first_version_and_per_kind_files_as_one_kind(tmp_path: Path)
     prices = schema_for(PRICES)
     write_legacy(tmp_path, "2023-11-15", "BTCUSDT", prices, rows(prices, DAY1, 3, "BTCUSDT"))
     write_new(tmp_path, "2023-11-15", "BTCUSDT", prices,
-              rows(prices, DAY1 + 10_000, 2, "BTCUSDT"), "part-a.parquet")
+              rows(prices, DAY1 + 10_000, 2, "BTCUSDT"), "part-a.parquet", venue=None)
     df = scan(tmp_path, PRICES).collect()
-    assert df.columns == [*prices.names, "date", "kind", "ts", "event_ts", "recv_ts"]
+    assert df.columns == [*prices.names, "venue", "date", "kind", "ts", "event_ts", "recv_ts"]
     assert df.height == 5 and df.null_count().sum_horizontal().item() == 0
     assert dict(df.schema)["ts"] == pl.Datetime("ms", "UTC")
     assert dict(df.schema)["date"] == pl.Date
@@ -42,7 +42,7 @@ def test_every_kind_comes_back_with_its_schema(tmp_path: Path, kind: str) -> Non
     schema = schema_for(kind, 5)
     write_legacy(tmp_path, "2023-11-15", "ETHUSDT", schema, rows(schema, DAY1, 2, "ETHUSDT"))
     write_new(tmp_path, "2023-11-15", "ETHUSDT", schema, rows(schema, DAY1 + 5000, 2, "ETHUSDT"),
-              "part-b.parquet")
+              "part-b.parquet", venue=None)
     df = scan(tmp_path, kind).collect()
     assert df.columns[: len(schema.names)] == schema.names
     assert [dict(df.schema)[n] for n in schema.names] == [t for _, t in schema.columns]
@@ -59,7 +59,7 @@ def test_orderbook_has_the_depth_present(tmp_path: Path) -> None:
     assert scan(tmp_path, ORDERBOOK).collect().columns[:len(five.names)] == five.names
     assert "bid_px_6" not in scan(tmp_path, ORDERBOOK).collect_schema()  # legacy: 20 columns
     write_new(tmp_path, "2023-11-15", "BTCUSDT", ten, rows(ten, DAY1 + 9000, 2, "BTCUSDT"),
-              "part-c.parquet")
+              "part-c.parquet", venue=None)
     df = scan(tmp_path, ORDERBOOK).collect().sort("ts_ms")
     assert "bid_px_10" in df.columns and "bid_px_11" not in df.columns
     assert df["bid_px_10"].to_list() == [None, None, 0.5, 1.5]
@@ -70,7 +70,8 @@ def test_scan_lists_only_the_matching_partitions(tmp_path: Path) -> None:
     prices = schema_for(PRICES)
     for day, ts in (("2023-11-14", DAY0), ("2023-11-15", DAY1)):
         for symbol in ("BTCUSDT", "ETHUSDT"):
-            write_new(tmp_path, day, symbol, prices, rows(prices, ts, 3, symbol), "part-x.parquet")
+            write_new(tmp_path, day, symbol, prices, rows(prices, ts, 3, symbol), "part-x.parquet",
+                      venue=None)
     # a broken file in a partition that does not match: never opened
     (tmp_path / "date=2023-11-14" / "symbol=ETHUSDT" / "kind=prices" / "part-y.parquet"
      ).write_bytes(b"not parquet")
@@ -115,12 +116,12 @@ def test_sources_named_by_a_compacted_file_are_not_counted_twice(tmp_path: Path)
     a = rows(prices, DAY1, 3, "BTCUSDT")
     b = rows(prices, DAY1 + 3000, 2, "BTCUSDT")
     write_legacy(tmp_path, "2023-11-15", "BTCUSDT", prices, a, "part-1-3-old.parquet")
-    write_new(tmp_path, "2023-11-15", "BTCUSDT", prices, b, "part-4-5-new.parquet")
+    write_new(tmp_path, "2023-11-15", "BTCUSDT", prices, b, "part-4-5-new.parquet", venue=None)
     assert scan(tmp_path, PRICES).collect().height == 5
     sources = ["part-1-3-old.parquet", "part-4-5-new.parquet"]
     # the moment between publishing the merged file and deleting its sources
     write_new(tmp_path, "2023-11-15", "BTCUSDT", prices, a + b,
-              compacted_name(1, 5, sources), {SOURCES_KEY: json.dumps(sources)})
+              compacted_name(1, 5, sources), {SOURCES_KEY: json.dumps(sources)}, venue=None)
     df = scan(tmp_path, PRICES).collect()
     assert df.height == 5 and df["agg_id"].sort().to_list() == [0, 0, 1, 1, 2]
 

@@ -29,14 +29,14 @@ async def test_harvest_from_simulator_end_to_end(tmp_path: Path) -> None:
     assert summary.frames > 1000 and summary.malformed == 0 and summary.unexpected == 0
     assert not summary.deadlettered and not summary.lost
     data = tmp_path / "data"
-    prices = pl.scan_parquet(str(data / "date=*" / "symbol=*" / "kind=prices" / "*.parquet"),
+    prices = pl.scan_parquet(str(data / "venue=*" / "date=*" / "symbol=*" / "kind=prices" / "*.parquet"),
                              hive_partitioning=True).collect()
     assert set(prices["symbol"].unique()) == {"BTCUSDT", "ETHUSDT"}
     for symbol in ("BTCUSDT", "ETHUSDT"):
         ids = prices.filter(pl.col("symbol") == symbol)["agg_id"].sort()
         assert ids.n_unique() == len(ids), "duplicate agg_id"
         assert ids[-1] - ids[0] + 1 == len(ids), "hole in agg_id"
-    book = pl.scan_parquet(str(data / "date=*" / "symbol=*" / "kind=orderbook" / "*.parquet"),
+    book = pl.scan_parquet(str(data / "venue=*" / "date=*" / "symbol=*" / "kind=orderbook" / "*.parquet"),
                            hive_partitioning=True).collect()
     assert book.height > 100
     assert set(book["source"].unique()) == {"depth20", "bookTicker"}
@@ -71,7 +71,7 @@ async def test_harvest_from_simulator_end_to_end(tmp_path: Path) -> None:
         assert len(secs) >= 3 and secs.n_unique() == len(secs)
         assert (secs.diff().drop_nulls() == 1000).all()
     assert (features["ask"] > features["bid"]).all()
-    ofi_file = next((data / "date=*").parent.glob("date=*/symbol=BTCUSDT/kind=ofi/*.parquet"))
+    ofi_file = next((data / "date=*").parent.glob("venue=*/date=*/symbol=BTCUSDT/kind=ofi/*.parquet"))
     meta = pl.read_parquet_metadata(ofi_file)
     assert meta["trio_harvest.kind"] == "ofi" and "trio_harvest.signals.w_ofi" in meta
     assert meta["trio_harvest.signals.ofi_source"].startswith("l1=bookTicker")

@@ -257,9 +257,14 @@ def _dataset_schema() -> Schema:
 
 DATASET_SCHEMA = _dataset_schema()
 
-# The Hive path carries these (``date=…/symbol=…/kind=…``); a file never repeats them, or PyArrow
-# and DuckDB would see one column twice with two types. ``FILE_SCHEMA``: a first-version file.
-PARTITION_COLUMNS = ("date", "symbol", "kind")
+# The venue every row of a dataset written before venues existed belongs to, and the default of
+# every part that carries a venue (lanes, writer, partitions, recovery, journal, reader).
+DEFAULT_VENUE = "binance-usdm"
+
+# The Hive path carries these (``venue=…/date=…/symbol=…/kind=…``; files written before venues
+# had no ``venue=`` level); a file never repeats them, or PyArrow and DuckDB would see one column
+# twice with two types. ``FILE_SCHEMA``: a first-version file.
+PARTITION_COLUMNS = ("venue", "date", "symbol", "kind")
 FILE_SCHEMA = Schema("file", tuple(c for c in DATASET_SCHEMA.columns
                                    if c[0] not in PARTITION_COLUMNS))
 

@@ -134,7 +134,7 @@ def run_kills(work: Path, *, kills: int = 10, rate: float = 1000.0, fsync_ms: in
 
 
 def _scan(data: Path, kind: str) -> pl.DataFrame:
-    files = sorted(str(p) for p in data.glob(f"date=*/symbol=*/kind={kind}/*.parquet"))
+    files = sorted(str(p) for p in data.glob(f"venue=*/date=*/symbol=*/kind={kind}/*.parquet"))
     if not files:
         return pl.DataFrame()
     return pl.scan_parquet(files, hive_partitioning=True).collect()

@@ -18,7 +18,7 @@ SYMBOLS = ("BTCUSDT", "SOLUSDT")  # not the default symbols
 
 
 def scan(data: Path, kind: str) -> pl.DataFrame:
-    files = sorted(str(p) for p in data.glob(f"date=*/symbol=*/kind={kind}/*.parquet"))
+    files = sorted(str(p) for p in data.glob(f"venue=*/date=*/symbol=*/kind={kind}/*.parquet"))
     return pl.read_parquet(files, hive_partitioning=True) if files else pl.DataFrame()
 
 

@@ -36,7 +36,7 @@ def price_row(i: int, **over: object) -> Row:
 
 
 def parquet_rows(data: Path) -> list[tuple[object, ...]]:
-    files = sorted(data.glob("date=*/symbol=*/kind=prices/*.parquet"))
+    files = sorted(data.glob("venue=*/date=*/symbol=*/kind=prices/*.parquet"))
     return sorted(pl.concat([pl.read_parquet(f, hive_partitioning=True)
                              .select(schema_for(PRICES).names)
                              for f in files]).rows()) if files else []

@@ -25,14 +25,14 @@ from .coverage import FileStat, GapRow, Gathered, Slice
 _GAP_COLUMNS = [n for n in schema_for(GAPS).names if n not in PARTITION_COLUMNS]
 _GAP_SCHEMA = {n: t for n, t in schema_for(GAPS).polars.items() if n in _GAP_COLUMNS}
 def partition_dirs_of(data_dir: Path, symbols: Iterable[str] | None, start_ms: int | None,
-                     end_ms: int | None, kinds: Iterable[str] = ALL_KINDS
-                     ) -> list[tuple[str, str, str, Path]]:
+                     end_ms: int | None, kinds: Iterable[str] = ALL_KINDS,
+                     venue: str | None = None) -> list[tuple[str, str, str, Path]]:
     """``(date, symbol, kind, folder)`` of the partitions the filters can match: the dates and
     symbols as ``dataset.partition_dirs`` selects them, then one listing per symbol folder for
     its kinds (not one lookup per kind: a month of 500 symbols is 15,000 folders)."""
     wanted_kinds = set(kinds)
     out = []
-    for day, symbol, sym_dir in symbol_dirs(data_dir, symbols, start_ms, end_ms):
+    for day, symbol, sym_dir in symbol_dirs(data_dir, symbols, start_ms, end_ms, venue):
         for kind, directory in subdirs(sym_dir, "kind"):
             if kind in wanted_kinds:
                 out.append((day.isoformat(), symbol, kind, directory))
@@ -112,10 +112,11 @@ def _gap_rows(paths: list[tuple[str, Path]]) -> list[GapRow]:
 
 
 def gather(data_dir: Path, deadletter_dirs: Iterable[Path], symbols: Iterable[str] | None = None,
-           start_ms: int | None = None, end_ms: int | None = None) -> Gathered:
+           start_ms: int | None = None, end_ms: int | None = None,
+           venue: str | None = None) -> Gathered:
     """Everything the report shows about ``data_dir`` under the filters (blocking)."""
     out = Gathered(str(data_dir))
-    parts = partition_dirs_of(data_dir, symbols, start_ms, end_ms)
+    parts = partition_dirs_of(data_dir, symbols, start_ms, end_ms, venue=venue)
     jobs = [(p, FileStat(kind, symbol, day, 0, name=p.name)) for day, symbol, kind, d in parts
             for p in local_parts(d)]
     stats = [_footer(path, stat) for path, stat in jobs]  # GIL-bound: threads do not help

@@ -76,6 +76,7 @@ from .fileschema import (
     stored_metadata,
 )
 from .gate import PublishGate
+from .partitions import date_prefixes
 from .store import LocalStore
 
 __all__ = ["DEFAULT_DELETE_AFTER", "DEFAULT_OLDER_THAN", "DEFAULT_TARGET_ROWS", "LOCK_NAME",
@@ -149,13 +150,16 @@ class Compactor:
     def partitions(self, dates: Iterable[str] | None = None) -> dict[PurePath, list[str]]:
         """Part files per partition directory (of the wanted symbols; of ``dates`` only, if
         given: ``YYYY-MM-DD``, one listing each)."""
-        prefixes: list[PurePath | None] = [None] if dates is None else [
-            PurePath(f"date={d}") for d in sorted(set(dates))]
+        wanted = None if dates is None else set(dates)
+        children = getattr(self.store, "children", None)
+        prefixes: list[PurePath | None] = [None] if wanted is None or children is None else [
+            *date_prefixes(children(None), wanted)]
         out: dict[PurePath, list[str]] = {}
         for prefix in prefixes:
             for rel in self.store.list(prefix, suffix=".parquet"):
                 key = hive_key(rel)
-                if key is None or (self.symbols is not None and key[1] not in self.symbols):
+                if key is None or (self.symbols is not None and key[1] not in self.symbols) or \
+                        (wanted is not None and key[0].isoformat() not in wanted):
                     continue
                 out.setdefault(rel.parent, []).append(rel.name)
         return {d: sorted(names) for d, names in sorted(out.items())}
