@@ -29,8 +29,15 @@ import polars as pl
 
 from .dataset_relist import relisting
 from .hints import did_you_mean
-from .kinds import ALL_KINDS, DEFAULT_VENUE, ORDERBOOK, schema_for
-from .storage.fileschema import file_columns, local_live, orderbook_depth
+from .kinds import ALL_KINDS, DEFAULT_VENUE, ORDERBOOK, TIMESTAMP, schema_for, stored_type
+from .storage.fileschema import (
+    as_timestamps,
+    file_columns,
+    has_timestamps,
+    local_live,
+    ms_file_columns,
+    orderbook_depth,
+)
 from .storage.location import S3Options, as_s3_url
 
 __all__ = ["TIME_COLUMNS", "VENUES", "DatasetError", "arrow_schema", "scan", "to_ms"]
@@ -236,19 +243,27 @@ def _depth(files: list[Any], options: dict[str, str] | None = None) -> int:
 
 
 def _output_schema(kind: str, depth: int) -> dict[str, Any]:
-    out = dict(schema_for(kind, depth).columns)
+    out = {name: stored_type(name, dtype) for name, dtype in schema_for(kind, depth).columns}
     out.update(venue=pl.String, date=pl.Date, kind=pl.String)
     for col, ts in TIME_COLUMNS.items():
         if col in out:
-            out[ts] = pl.Datetime("ms", "UTC")
+            out[ts] = TIMESTAMP
     return out
+
+
+def _file_has_timestamps(path: Any, options: dict[str, str] | None) -> bool:
+    """Whether a part file holds its times as timestamps (one footer read)."""
+    if options is None:
+        return has_timestamps(dict(pl.read_parquet_schema(path)))
+    return has_timestamps(dict(pl.scan_parquet(path, storage_options=options).collect_schema()))
 
 
 def arrow_schema(kind: str, depth: int = 20) -> Any:
     """The PyArrow schema of ``kind`` with its Hive columns, for ``pyarrow.dataset.dataset(…,
     schema=…)`` over per-kind and first-version files alike (needs PyArrow installed)."""
-    return pl.DataFrame(schema={**schema_for(kind, depth).polars, "venue": pl.String,
-                                "date": pl.Date, "kind": pl.String}).to_arrow().schema
+    return pl.DataFrame(schema={**file_columns(kind, depth), "symbol": pl.String,
+                                "venue": pl.String, "date": pl.Date, "kind": pl.String}
+                        ).to_arrow().schema
 
 
 def scan(
@@ -307,27 +322,34 @@ def scan(
         depth = (_depth([f for _, files in list_parts() for f in files], options)
                  if kind == ORDERBOOK else 20)
     schema = _output_schema(kind, depth)
-    columns = file_columns(kind, depth)
+    columns = file_columns(kind, depth)  # times as timestamps
+    older = ms_file_columns(kind, depth)  # times as int ms: files of versions before
     names = schema_for(kind, depth).names
-    times = [pl.col(col).cast(pl.Datetime("ms", "UTC")).alias(ts)
-             for col, ts in TIME_COLUMNS.items() if col in columns]
+    times = [pl.col(col).alias(ts) for col, ts in TIME_COLUMNS.items() if col in columns]
+
+    def read(part: Located, files: list[Any]) -> list[pl.LazyFrame]:
+        """A partition's files with the kind's schema. A folder of the layout before venues
+        holds int ms files (cast to timestamps here) and, once compacted, timestamped ones."""
+        groups = [(files, columns)]
+        if part.legacy:
+            new = [f for f in files if _file_has_timestamps(f, options)]
+            groups = [(new, columns), ([f for f in files if f not in new], older)]
+        keys = (pl.lit(part.venue).alias("venue"), pl.lit(part.day, dtype=pl.Date).alias("date"),
+                pl.lit(part.symbol).alias("symbol"), pl.lit(kind).alias("kind"))
+        return [as_timestamps(pl.scan_parquet(group, schema=cols, missing_columns="insert",
+                                              extra_columns="ignore", storage_options=options),
+                              cols if cols is older else ()).with_columns(*keys)
+                for group, cols in groups if group]
 
     def build() -> pl.LazyFrame:  # at collect time: a fresh listing (see dataset_relist)
-        frames = [
-            pl.scan_parquet(files, schema=columns, missing_columns="insert",
-                            extra_columns="ignore", storage_options=options)
-            .with_columns(pl.lit(part.venue).alias("venue"),
-                          pl.lit(part.day, dtype=pl.Date).alias("date"),
-                          pl.lit(part.symbol).alias("symbol"), pl.lit(kind).alias("kind"))
-            for part, files in list_parts() if files
-        ]
+        frames = [lf for part, files in list_parts() if files for lf in read(part, files)]
         if not frames:
             return pl.LazyFrame(schema=schema)
         lf = pl.concat(frames, how="vertical")
         if start_ms is not None:
-            lf = lf.filter(pl.col("ts_ms") >= start_ms)
+            lf = lf.filter(pl.col("ts_ms") >= pl.lit(start_ms, dtype=pl.Int64).cast(TIMESTAMP))
         if end_ms is not None:
-            lf = lf.filter(pl.col("ts_ms") < end_ms)
+            lf = lf.filter(pl.col("ts_ms") < pl.lit(end_ms, dtype=pl.Int64).cast(TIMESTAMP))
         return lf.select(*names, "venue", "date", "kind", *times)
 
     return relisting(build, schema)

@@ -257,6 +257,17 @@ def _dataset_schema() -> Schema:
 
 DATASET_SCHEMA = _dataset_schema()
 
+# Time columns: epoch milliseconds (Int64) in memory (rows, lanes, dead letter), Parquet UTC
+# timestamps in files (``TIMESTAMP``; files of versions before this one hold the Int64 ms).
+EPOCH_MS_COLUMNS = ("ts_ms", "event_ms", "recv_ms", "start_ms", "end_ms")
+TIMESTAMP = pl.Datetime("ms", "UTC")
+
+
+def stored_type(name: str, dtype: Any) -> Any:
+    """The type a column of a row has in a file: a time column is a UTC timestamp."""
+    return TIMESTAMP if name in EPOCH_MS_COLUMNS else dtype
+
+
 # The venue every row of a dataset written before venues existed belongs to, and the default of
 # every part that carries a venue (lanes, writer, partitions, recovery, journal, reader).
 DEFAULT_VENUE = "binance-usdm"
@@ -267,6 +278,9 @@ DEFAULT_VENUE = "binance-usdm"
 PARTITION_COLUMNS = ("venue", "date", "symbol", "kind")
 FILE_SCHEMA = Schema("file", tuple(c for c in DATASET_SCHEMA.columns
                                    if c[0] not in PARTITION_COLUMNS))
+# Every kind's columns as files hold them today (times as timestamps): to read every kind at
+# once, ``pl.scan_parquet("data/venue=*/**/*.parquet", schema=STORED_FILE_SCHEMA.polars, …)``.
+STORED_FILE_SCHEMA = Schema("stored", tuple((n, stored_type(n, t)) for n, t in FILE_SCHEMA.columns))
 
 
 def columns_of(kind: str, depth_levels: int = MAX_DEPTH_LEVELS) -> list[str]:

@@ -26,7 +26,7 @@ from trio_harvest.storage.fileschema import SOURCES_KEY, is_compacted
 from trio_harvest.storage.inventory import inspect_dataset
 from trio_harvest.storage.store import LocalStore
 
-from ..dsrows import rows, write_new
+from ..dsrows import in_memory, rows, write_new
 from ..legacy import write_legacy
 from ..opsfakes import logging_restored
 
@@ -74,7 +74,7 @@ def compactor(data: Path, **kw: Any) -> Compactor:
 def assert_exactly_once(data: Path, expected: dict[str, list[tuple[Any, ...]]]) -> None:
     for kind, want in expected.items():
         schema = schema_for(kind, 5)
-        got = scan(data, kind).collect().select(schema.names).rows()
+        got = in_memory(scan(data, kind).collect().select(schema.names)).rows()
         assert sorted(got) == sorted(want), f"{kind}: {len(got)} rows, expected {len(want)}"
 
 

@@ -24,6 +24,7 @@ from trio_harvest.storage.recover import Recoverer
 from trio_harvest.storage.store import LocalStore
 from trio_harvest.storage.writer import Writer
 
+from ..dsrows import in_memory
 from ..opsfakes import logging_restored, unwritable
 
 MIDNIGHT = 1_700_006_400_000  # 2023-11-15T00:00:00Z
@@ -104,8 +105,8 @@ def read_kind(data: Path, kind: str) -> pl.DataFrame:
     files = sorted(data.glob(f"venue=*/date=*/symbol=*/kind={kind}/*.parquet"))
     if not files:
         return pl.DataFrame()
-    return pl.concat([pl.read_parquet(f, hive_partitioning=True).select(schema_for(kind, 5).names)
-                      for f in files])
+    return in_memory(pl.concat([pl.read_parquet(f, hive_partitioning=True)
+                                .select(schema_for(kind, 5).names) for f in files]))
 
 
 def assert_exactly_once(data: Path) -> None:
@@ -313,10 +314,10 @@ async def test_recovery_into_a_first_version_dataset_reads_back_as_one_kind(
     report = await Recoverer(data, dl).recover_all()
     assert not report.failed
     eth = scan(data, PRICES, symbols="ETHUSDT").collect()
-    assert sorted(eth.select(schema_for(PRICES).names).rows()) == sorted(
+    assert sorted(in_memory(eth.select(schema_for(PRICES).names)).rows()) == sorted(
         ROWS[(PRICES, "ETHUSDT")] + old)
     book = scan(data, ORDERBOOK).collect()
-    assert sorted(book.select(schema_for(ORDERBOOK, 5).names).rows()) == sorted(
+    assert sorted(in_memory(book.select(schema_for(ORDERBOOK, 5).names)).rows()) == sorted(
         ROWS[(ORDERBOOK, "BTCUSDT")])
     inv = inspect_dataset(data, dl)
     assert not inv.unreadable

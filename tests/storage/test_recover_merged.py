@@ -22,6 +22,7 @@ from trio_harvest.storage.recover import Recoverer
 
 from ..cli.test_cli import run_cli
 from ..conftest import make_config
+from ..dsrows import in_memory
 from .test_recover import MIDNIGHT, Killed, price_row
 
 
@@ -46,8 +47,8 @@ def make_backlog(dl: Path, files: dict[str, int], rows_per_file: int = 10,
 
 def read_prices(data: Path) -> pl.DataFrame:
     files = sorted(data.glob("venue=*/date=*/symbol=*/kind=prices/*.parquet"))
-    return pl.concat([pl.read_parquet(f, hive_partitioning=True).select(schema_for(PRICES).names)
-                      for f in files])
+    return in_memory(pl.concat([pl.read_parquet(f, hive_partitioning=True)
+                                .select(schema_for(PRICES).names) for f in files]))
 
 
 def assert_exactly_once(data: Path, expected: dict[str, list[Row]]) -> None:

@@ -27,6 +27,7 @@ import msgspec
 import polars as pl
 
 from ..kinds import DEFAULT_VENUE, GAPS, ORDERBOOK, PRICES
+from ..storage.fileschema import as_ms
 from ..storage.partitions import deadletter_dir as deadletter_dir_of
 from ..storage.partitions import parse_partition_dir, partition_dirs_of
 from ..storage.store import LocalStore
@@ -138,7 +139,7 @@ def _partition_frames(store: Store, directory: PurePath, kind: str,
                             "be written again", rel, exc)
                 continue
             with contextlib.suppress(Exception):  # a broken file: `inspect` reports it
-                out.append(pl.read_parquet(raw, columns=cols))
+                out.append(as_ms(pl.read_parquet(raw, columns=cols)))
     except OSError as exc:
         log.warning("journal: cannot list %s to skip what it holds (%s); its rows may be "
                     "written again", directory, exc)

@@ -28,7 +28,7 @@ import msgspec
 import polars as pl
 
 from ..kinds import DEFAULT_VENUE, PRICES
-from ..storage.fileschema import local_live
+from ..storage.fileschema import as_ms, local_live, scan_ms
 from ..storage.partitions import deadletter_dir as deadletter_dir_of
 from ..storage.partitions import parse_deadletter_name
 
@@ -80,9 +80,7 @@ def last_written(data: Path | Store, deadletter_dir: Path, symbols: tuple[str, .
 
 def _last_of(files: list[str]) -> Seed | None:
     # per-kind and first-version (union-schema) files alike: only these two columns
-    row = (pl.scan_parquet(files, schema=_COLUMNS, missing_columns="insert",
-                           extra_columns="ignore")
-           .sort("agg_id").tail(1).collect())
+    row = scan_ms(files, _COLUMNS).sort("agg_id").tail(1).collect()
     return (int(row["agg_id"][0]), int(row["ts_ms"][0])) if row.height else None
 
 
@@ -170,8 +168,8 @@ def _from_store(store: Store, symbol: str, bad: list[str], today: str,
             seed, vanished = None, []
             for rel in rels:
                 try:
-                    row = (pl.read_parquet(io.BytesIO(store.read_bytes(rel)))
-                           .select("agg_id", "ts_ms").sort("agg_id").tail(1))
+                    row = as_ms(pl.read_parquet(io.BytesIO(store.read_bytes(rel)))
+                                .select("agg_id", "ts_ms")).sort("agg_id").tail(1)
                 except FileNotFoundError:  # compacted meanwhile: list again
                     vanished.append(rel)
                     continue

@@ -76,7 +76,7 @@ from .fileschema import (
     stored_metadata,
 )
 from .gate import PublishGate
-from .partitions import date_prefixes
+from .partitions import date_prefixes, frame_ts_range
 from .store import LocalStore
 
 __all__ = ["DEFAULT_DELETE_AFTER", "DEFAULT_OLDER_THAN", "DEFAULT_TARGET_ROWS", "LOCK_NAME",
@@ -279,7 +279,7 @@ class Compactor:
         merged, meta = _merge(kind, sources, frames, raw[0])
         meta[PUBLISHED_KEY] = repr(made)
         del frames, raw
-        first, last = (int(merged["ts_ms"][0]), int(merged["ts_ms"][-1])) if merged.height \
+        first, last = frame_ts_range(merged) if merged.height \
             else (0, 0)
         rel = directory / compacted_name(first, last, group)
         try:

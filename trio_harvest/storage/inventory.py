@@ -24,7 +24,13 @@ from ..kinds import DEFAULT_VENUE, GAPS, PRICES
 from ..repair.gapreport import GapSummary, summarize_gaps
 from .backlog import REJECTED_DIR, scan_backlog
 from .fileschema import live_names, local_sources
-from .partitions import DEADLETTER_DIR, LEGACY_DEADLETTER_DIR, TMP_PREFIX, parse_partition_dir
+from .partitions import (
+    DEADLETTER_DIR,
+    LEGACY_DEADLETTER_DIR,
+    TMP_PREFIX,
+    frame_ts_range,
+    parse_partition_dir,
+)
 
 MAX_LISTED = 50
 Keep = Callable[[str, str], bool]  # (date, symbol) -> whether a partition is listed
@@ -341,7 +347,7 @@ def account(info: PartitionInfo, df: pl.DataFrame, size: int) -> None:
     info.rows += df.height
     info.bytes += size
     if df.height:
-        lo, hi = df.select(pl.col("ts_ms").min(), pl.col("ts_ms").max().alias("hi")).row(0)
+        lo, hi = frame_ts_range(df)
         info.first_ts_ms = _min(info.first_ts_ms, int(lo))
         info.last_ts_ms = _max(info.last_ts_ms, int(hi))
 
