@@ -1,16 +1,18 @@
 """The reader API: one kind of a trio_harvest dataset as a Polars ``LazyFrame``.
 
-``scan(data_dir, kind, symbols=None, start=None, end=None)`` lists only the partition
-directories that can match (by date and symbol), skips files that a compacted file names as its
-sources (so no row is counted twice, even between a compaction's publish and its delete),
-reads per-kind files and first-version union files alike with the kind's schema (orderbook: the
-deepest level present), adds the Hive columns ``date`` (Date), ``symbol`` and ``kind``, filters
-``start <= ts_ms < end`` and adds each time column again as a UTC timestamp (``ts_ms`` ->
-``ts``, ``event_ms`` -> ``event_ts``, ``recv_ms`` -> ``recv_ts``, ``start_ms`` -> ``start_ts``,
-``end_ms`` -> ``end_ts``). Local folders and ``s3://`` datasets (``dataset_s3.py``). The files
-are listed when the frame is collected, and listed again if a compaction deleted one before its
-read (``dataset_relist.py``): a compaction running meanwhile is never seen. Reads footers;
-never writes anything.
+``scan(data_dir, kind, venue=None, symbols=None, start=None, end=None)`` lists only the
+partition directories that can match (by venue, date and symbol), skips files that a compacted
+file names as its sources (so no row is counted twice, even between a compaction's publish and
+its delete), reads per-kind files and first-version union files alike with the kind's schema
+(orderbook: the deepest level present), adds the Hive columns ``venue``, ``date`` (Date),
+``symbol`` and ``kind``, filters ``start <= ts_ms < end`` and adds each time column again
+under its short name (``ts_ms`` -> ``ts``, ``event_ms`` -> ``event_ts``, ``recv_ms`` ->
+``recv_ts``, ``start_ms`` -> ``start_ts``, ``end_ms`` -> ``end_ts``). Times are UTC timestamps:
+files hold them so, and files of versions before (int ms, in folders without ``venue=``, read
+as ``DEFAULT_VENUE``) are cast. Local folders and ``s3://`` datasets (``dataset_s3.py``). The
+files are listed when the frame is collected, and listed again if a compaction deleted one
+before its read (``dataset_relist.py``): a compaction running meanwhile is never seen. Reads
+footers; never writes anything.
 
 A reader is never misled: a missing dataset root, an unknown kind or venue, and a symbol the
 dataset does not hold each raise ``DatasetError`` (one line; a symbol is matched without regard

@@ -48,8 +48,10 @@ FUSION = "fusion"
 EVENTS = "events"
 FEATURES = "features"
 GAPS = "gaps"
+QUOTES = "quotes"  # best bid/ask updates (before: bookTicker rows inside orderbook)
+BOOK_UPDATES = "book_updates"  # every price-level change, snapshot levels flagged
 
-AUTHORITATIVE_KINDS = (PRICES, ORDERBOOK, GAPS)
+AUTHORITATIVE_KINDS = (PRICES, ORDERBOOK, GAPS, QUOTES, BOOK_UPDATES)
 PREVIEW_KINDS = (OFI, CVD, FUSION, EVENTS, FEATURES)
 ALL_KINDS = AUTHORITATIVE_KINDS + PREVIEW_KINDS
 
@@ -63,6 +65,8 @@ DEFAULT_WATERMARKS: dict[str, tuple[int, int]] = {
     FUSION: (5_000, 10_000),
     EVENTS: (5_000, 10_000),
     GAPS: (5_000, 10_000),
+    QUOTES: (12_000, 24_000),
+    BOOK_UPDATES: (20_000, 40_000),  # a diff message is a row per level it changes
 }
 
 OFI_LEVELS_MAX = 10
@@ -135,6 +139,38 @@ GAPS_SCHEMA = Schema(
         ("end_ms", _I64),
         ("reason", _STR),
         ("detail", _STR),
+    ),
+)
+
+QUOTES_SCHEMA = Schema(
+    QUOTES,
+    (
+        ("ts_ms", _I64),  # the event time (the receive time where the venue sends none)
+        ("event_ms", _I64),  # null where the venue sends no event time
+        ("recv_ms", _I64),
+        ("symbol", _STR),
+        ("update_id", _I64),  # the book's update id the quote belongs to (null: none sent)
+        ("bid", _F64),
+        ("bid_qty", _F64),
+        ("ask", _F64),
+        ("ask_qty", _F64),
+    ),
+)
+
+BOOK_UPDATES_SCHEMA = Schema(
+    BOOK_UPDATES,
+    (
+        ("ts_ms", _I64),
+        ("event_ms", _I64),
+        ("recv_ms", _I64),
+        ("symbol", _STR),
+        ("first_update_id", _I64),  # U of the diff (a snapshot's rows: its lastUpdateId)
+        ("update_id", _I64),  # u: the last update id the diff covers
+        ("prev_update_id", _I64),  # pu where the venue sends it (the rule that proves no gap)
+        ("side", _STR),  # "bid" | "ask"
+        ("price", _F64),
+        ("qty", _F64),  # the level's new size; 0: the level is gone
+        ("is_snapshot", _BOOL),  # a level of a full snapshot: the book restarts from these
     ),
 )
 
@@ -230,6 +266,8 @@ def schema_for(kind: str, depth_levels: int = 20) -> Schema:
 _FIXED: dict[str, Schema] = {
     PRICES: PRICES_SCHEMA,
     GAPS: GAPS_SCHEMA,
+    QUOTES: QUOTES_SCHEMA,
+    BOOK_UPDATES: BOOK_UPDATES_SCHEMA,
     OFI: OFI_SCHEMA,
     CVD: CVD_SCHEMA,
     FUSION: FUSION_SCHEMA,
