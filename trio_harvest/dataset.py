@@ -29,9 +29,18 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
+from .dataset_compat import BOOK_DEPTH, quotes_of, snapshots_only
 from .dataset_relist import relisting
 from .hints import did_you_mean
-from .kinds import ALL_KINDS, DEFAULT_VENUE, ORDERBOOK, TIMESTAMP, schema_for, stored_type
+from .kinds import (
+    ALL_KINDS,
+    DEFAULT_VENUE,
+    ORDERBOOK,
+    QUOTES,
+    TIMESTAMP,
+    schema_for,
+    stored_type,
+)
 from .storage.fileschema import (
     as_timestamps,
     file_columns,
@@ -307,8 +316,8 @@ def scan(
         wanted = symbols
         options = listing.storage_options()
 
-        def list_parts() -> list[tuple[Located, list[Any]]]:
-            return S3Listing(url, s3).files(kind, wanted, first, last, venue)
+        def list_parts(of: str = kind) -> list[tuple[Located, list[Any]]]:
+            return S3Listing(url, s3).files(of, wanted, first, last, venue)
     else:
         root = Path(data_dir)
         check_root(root)
@@ -317,9 +326,9 @@ def scan(
             symbols = resolve_symbols(root, symbols, venue)
         wanted = symbols
 
-        def list_parts() -> list[tuple[Located, list[Any]]]:
+        def list_parts(of: str = kind) -> list[tuple[Located, list[Any]]]:
             return [(d, list(local_live(d.path)))
-                    for d in kind_dirs(root, kind, wanted, start_ms, end_ms, venue)]
+                    for d in kind_dirs(root, of, wanted, start_ms, end_ms, venue)]
     if depth is None:
         depth = (_depth([f for _, files in list_parts() for f in files], options)
                  if kind == ORDERBOOK else 20)
@@ -329,22 +338,37 @@ def scan(
     names = schema_for(kind, depth).names
     times = [pl.col(col).alias(ts) for col, ts in TIME_COLUMNS.items() if col in columns]
 
-    def read(part: Located, files: list[Any]) -> list[pl.LazyFrame]:
+    def read(part: Located, files: list[Any], of: str = kind) -> list[pl.LazyFrame]:
         """A partition's files with the kind's schema. A folder of the layout before venues
-        holds int ms files (cast to timestamps here) and, once compacted, timestamped ones."""
-        groups = [(files, columns)]
+        holds int ms files (cast to timestamps here) and, once compacted, timestamped ones;
+        its orderbook holds the bookTicker rows that are ``quotes`` now (dataset_compat)."""
+        new_cols, old_cols = (columns, older) if of == kind else (
+            file_columns(of, BOOK_DEPTH), ms_file_columns(of, BOOK_DEPTH))
+        groups = [(files, new_cols)]
         if part.legacy:
             new = [f for f in files if _file_has_timestamps(f, options)]
-            groups = [(new, columns), ([f for f in files if f not in new], older)]
+            groups = [(new, new_cols), ([f for f in files if f not in new], old_cols)]
         keys = (pl.lit(part.venue).alias("venue"), pl.lit(part.day, dtype=pl.Date).alias("date"),
                 pl.lit(part.symbol).alias("symbol"), pl.lit(kind).alias("kind"))
-        return [as_timestamps(pl.scan_parquet(group, schema=cols, missing_columns="insert",
-                                              extra_columns="ignore", storage_options=options),
-                              cols if cols is older else ()).with_columns(*keys)
-                for group, cols in groups if group]
+        out = []
+        for group, cols in groups:
+            if not group:
+                continue
+            lf = as_timestamps(pl.scan_parquet(group, schema=cols, missing_columns="insert",
+                                               extra_columns="ignore", storage_options=options),
+                               cols if cols is old_cols else ())
+            if part.legacy and kind == ORDERBOOK:
+                lf = snapshots_only(lf)
+            elif of != kind:
+                lf = quotes_of(lf)
+            out.append(lf.with_columns(*keys))
+        return out
 
     def build() -> pl.LazyFrame:  # at collect time: a fresh listing (see dataset_relist)
         frames = [lf for part, files in list_parts() if files for lf in read(part, files)]
+        if kind == QUOTES:  # the best bid/ask rows that datasets before kept in orderbook
+            frames += [lf for part, files in list_parts(ORDERBOOK) if files and part.legacy
+                       for lf in read(part, files, ORDERBOOK)]
         if not frames:
             return pl.LazyFrame(schema=schema)
         lf = pl.concat(frames, how="vertical")

@@ -93,8 +93,10 @@ async def test_an_old_dataset_scans_with_new_files_as_binance_usdm(tmp_path: Pat
                  "part-1-3-old.parquet")
     write_new(data, "2023-11-15", "BTCUSDT", prices, [trade(i, DAY + i) for i in range(3, 5)],
               "part-4-5-ms.parquet", venue=None)
-    write_new(data, "2023-11-15", "BTCUSDT", book, [ticker(i, DAY + i) for i in range(4)],
-              "part-1-4-book.parquet", venue=None)
+    depth = [(DAY + 9, DAY + 9, DAY + 10, "BTCUSDT", "depth5", 9, 9, 8)
+             + (98.0, 1.0, 102.0, 1.0) * 5]
+    write_new(data, "2023-11-15", "BTCUSDT", book, [ticker(i, DAY + i) for i in range(4)] + depth,
+              "part-1-9-book.parquet", venue=None)
     w = writer(data, tmp_path / "dl")
     await save(w, PRICES, [trade(i, DAY + i) for i in range(5, 9)])
     df = scan(data, PRICES).collect()
@@ -107,10 +109,15 @@ async def test_an_old_dataset_scans_with_new_files_as_binance_usdm(tmp_path: Pat
     # time filters work across both layouts
     assert scan(data, PRICES, start=DAY + 2, end=DAY + 6).collect().height == 4
     assert scan(data, PRICES, venue="binance-usdm", symbols="btcusdt").collect().height == 9
-    # the old orderbook's bookTicker rows stay readable, as they were written
+    # the old orderbook's bookTicker rows read as quotes; orderbook keeps the snapshots
     ob = scan(data, ORDERBOOK).collect()
-    assert ob.height == 4 and set(ob["source"]) == {"bookTicker"}
-    assert ob.schema["recv_ms"] == TIMESTAMP
+    assert ob.height == 1 and ob["source"].to_list() == ["depth5"]
+    assert ob.schema["recv_ms"] == TIMESTAMP and ob["bid_px_5"].to_list() == [98.0]
+    quotes = scan(data, QUOTES, symbols="BTCUSDT").collect()
+    assert quotes.columns[:9] == schema_for(QUOTES).names and quotes.schema["ts_ms"] == TIMESTAMP
+    assert sorted(in_memory(quotes.select(schema_for(QUOTES).names)).rows()) == [
+        (DAY + i, DAY + i, DAY + i + 2, "BTCUSDT", i, 99.0, 1.0, 101.0, 2.0) for i in range(4)]
+    assert set(quotes["venue"]) == {"binance-usdm"} and set(quotes["kind"]) == {"quotes"}
 
 
 async def test_several_venues_share_one_dataset(tmp_path: Path) -> None:
