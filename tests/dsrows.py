@@ -8,8 +8,9 @@ from typing import Any
 
 import polars as pl
 
-from trio_harvest.kinds import Row, Schema
-from trio_harvest.storage.encoding import write_parquet
+from trio_harvest.kinds import PARTITION_COLUMNS, Row, Schema
+from trio_harvest.storage.encoding import to_frame, write_parquet
+from trio_harvest.storage.fileschema import as_ms
 
 
 def row(schema: Schema, ts: int, symbol: str, i: int = 0) -> Row:
@@ -33,14 +34,29 @@ def row(schema: Schema, ts: int, symbol: str, i: int = 0) -> Row:
     return tuple(out)
 
 
+def in_memory(df: pl.DataFrame) -> pl.DataFrame:
+    """A frame read back from the dataset with its times as rows hold them (int epoch ms):
+    files hold UTC timestamps, and older ones int ms."""
+    return as_ms(df)
+
+
 def rows(schema: Schema, ts0: int, n: int, symbol: str, step: int = 1000) -> list[Row]:
     return [row(schema, ts0 + k * step, symbol, k) for k in range(n)]
 
 
 def write_new(data: Path, date: str, symbol: str, schema: Schema, batch: list[Row], name: str,
-              metadata: Mapping[str, str] | None = None) -> Path:
-    path = data / f"date={date}" / f"symbol={symbol}" / f"kind={schema.kind}" / name
+              metadata: Mapping[str, str] | None = None,
+              venue: str | None = "binance-usdm") -> Path:
+    """A per-kind file in ``venue``'s partition, as today's writer writes it; ``venue=None``:
+    as the version before venues wrote it (no ``venue=`` level, times as int64 epoch ms)."""
+    top = data / f"venue={venue}" if venue is not None else data
+    path = top / f"date={date}" / f"symbol={symbol}" / f"kind={schema.kind}" / name
     path.parent.mkdir(parents=True, exist_ok=True)
+    if venue is None:
+        to_frame(schema, batch).drop([c for c in PARTITION_COLUMNS if c in schema.polars]
+                                     ).write_parquet(path, compression="zstd", statistics=True,
+                                                     metadata=dict(metadata or {}) or None)
+        return path
     with open(path, "wb") as fh:
         write_parquet(fh, schema, batch, metadata)
     return path

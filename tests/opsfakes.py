@@ -119,7 +119,8 @@ class FakeDisk:
             raise OSError(30, "Read-only file system")
         self.saved.append((trio.current_time(), part))
 
-    async def dead_letter(self, kind: str, symbol: str, rows: list[Row], gate: PublishGate) -> None:
+    async def dead_letter(self, kind: str, symbol: str, rows: list[Row], gate: PublishGate, *,
+                          venue: str = "binance-usdm") -> None:
         await trio.sleep(0.01)
         self.deadlettered.append((kind, symbol, rows))
 
@@ -156,6 +157,7 @@ def chattr_works(probe: Path) -> bool:
 @contextmanager
 def unwritable(data: Path) -> Iterator[str]:
     """Make writes into ``data`` fail for real, then undo it."""
+    data.parent.mkdir(parents=True, exist_ok=True)
     if chattr_works(data.parent / "probe"):
         data.mkdir(parents=True, exist_ok=True)
         subprocess.run(["chattr", "+i", str(data)], check=True)

@@ -53,7 +53,7 @@ class Outcome:
 
 
 def read_kind(data: Path, kind: str) -> pl.DataFrame:
-    files = list(data.glob(f"date=*/symbol=*/kind={kind}/*.parquet"))
+    files = list(data.glob(f"venue=*/date=*/symbol=*/kind={kind}/*.parquet"))
     if not files:
         return pl.DataFrame()
     return pl.read_parquet(files, hive_partitioning=True)  # symbol comes from the path

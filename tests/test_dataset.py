@@ -11,7 +11,15 @@ import polars as pl
 import pytest
 
 from trio_harvest.dataset import DatasetError, partition_dirs, scan, to_ms
-from trio_harvest.kinds import ALL_KINDS, GAPS, ORDERBOOK, PRICES, orderbook_schema, schema_for
+from trio_harvest.kinds import (
+    ALL_KINDS,
+    GAPS,
+    ORDERBOOK,
+    PRICES,
+    orderbook_schema,
+    schema_for,
+    stored_type,
+)
 from trio_harvest.storage.fileschema import SOURCES_KEY, compacted_name
 
 from .dsrows import rows, write_new
@@ -25,9 +33,9 @@ def test_scan_reads_first_version_and_per_kind_files_as_one_kind(tmp_path: Path)
     prices = schema_for(PRICES)
     write_legacy(tmp_path, "2023-11-15", "BTCUSDT", prices, rows(prices, DAY1, 3, "BTCUSDT"))
     write_new(tmp_path, "2023-11-15", "BTCUSDT", prices,
-              rows(prices, DAY1 + 10_000, 2, "BTCUSDT"), "part-a.parquet")
+              rows(prices, DAY1 + 10_000, 2, "BTCUSDT"), "part-a.parquet", venue=None)
     df = scan(tmp_path, PRICES).collect()
-    assert df.columns == [*prices.names, "date", "kind", "ts", "event_ts", "recv_ts"]
+    assert df.columns == [*prices.names, "venue", "date", "kind", "ts", "event_ts", "recv_ts"]
     assert df.height == 5 and df.null_count().sum_horizontal().item() == 0
     assert dict(df.schema)["ts"] == pl.Datetime("ms", "UTC")
     assert dict(df.schema)["date"] == pl.Date
@@ -42,10 +50,12 @@ def test_every_kind_comes_back_with_its_schema(tmp_path: Path, kind: str) -> Non
     schema = schema_for(kind, 5)
     write_legacy(tmp_path, "2023-11-15", "ETHUSDT", schema, rows(schema, DAY1, 2, "ETHUSDT"))
     write_new(tmp_path, "2023-11-15", "ETHUSDT", schema, rows(schema, DAY1 + 5000, 2, "ETHUSDT"),
-              "part-b.parquet")
+              "part-b.parquet", venue=None)
     df = scan(tmp_path, kind).collect()
     assert df.columns[: len(schema.names)] == schema.names
-    assert [dict(df.schema)[n] for n in schema.names] == [t for _, t in schema.columns]
+    # times come back as UTC timestamps, whether the file held them so or as int ms
+    assert [dict(df.schema)[n] for n in schema.names] == [stored_type(n, t)
+                                                          for n, t in schema.columns]
     assert df.height == 4 and df.select(schema.names).null_count().sum_horizontal().item() == 0
     stamps = {n for n in df.columns if n.endswith("ts")}
     if kind == GAPS:
@@ -59,7 +69,7 @@ def test_orderbook_has_the_depth_present(tmp_path: Path) -> None:
     assert scan(tmp_path, ORDERBOOK).collect().columns[:len(five.names)] == five.names
     assert "bid_px_6" not in scan(tmp_path, ORDERBOOK).collect_schema()  # legacy: 20 columns
     write_new(tmp_path, "2023-11-15", "BTCUSDT", ten, rows(ten, DAY1 + 9000, 2, "BTCUSDT"),
-              "part-c.parquet")
+              "part-c.parquet", venue=None)
     df = scan(tmp_path, ORDERBOOK).collect().sort("ts_ms")
     assert "bid_px_10" in df.columns and "bid_px_11" not in df.columns
     assert df["bid_px_10"].to_list() == [None, None, 0.5, 1.5]
@@ -70,7 +80,8 @@ def test_scan_lists_only_the_matching_partitions(tmp_path: Path) -> None:
     prices = schema_for(PRICES)
     for day, ts in (("2023-11-14", DAY0), ("2023-11-15", DAY1)):
         for symbol in ("BTCUSDT", "ETHUSDT"):
-            write_new(tmp_path, day, symbol, prices, rows(prices, ts, 3, symbol), "part-x.parquet")
+            write_new(tmp_path, day, symbol, prices, rows(prices, ts, 3, symbol), "part-x.parquet",
+                      venue=None)
     # a broken file in a partition that does not match: never opened
     (tmp_path / "date=2023-11-14" / "symbol=ETHUSDT" / "kind=prices" / "part-y.parquet"
      ).write_bytes(b"not parquet")
@@ -95,7 +106,7 @@ def test_time_filter_accepts_datetimes_iso_strings_and_epoch_ms(tmp_path: Path) 
              ("2023-11-15T00:00:02Z", "2023-11-15T00:00:05+00:00")]
     for a, b in forms:
         got = scan(tmp_path, PRICES, start=a, end=b).collect()
-        assert got["ts_ms"].to_list() == [start, start + 1000, start + 2000]
+        assert got["ts_ms"].dt.epoch("ms").to_list() == [start, start + 1000, start + 2000]
     assert to_ms(date(2023, 11, 15)) == DAY1
     assert scan(tmp_path, PRICES, end=DAY1 - 1).collect().height == 0  # the day before: pruned
     with pytest.raises(ValueError, match="start: 'yesterday' is not an ISO 8601 time"):
@@ -115,12 +126,12 @@ def test_sources_named_by_a_compacted_file_are_not_counted_twice(tmp_path: Path)
     a = rows(prices, DAY1, 3, "BTCUSDT")
     b = rows(prices, DAY1 + 3000, 2, "BTCUSDT")
     write_legacy(tmp_path, "2023-11-15", "BTCUSDT", prices, a, "part-1-3-old.parquet")
-    write_new(tmp_path, "2023-11-15", "BTCUSDT", prices, b, "part-4-5-new.parquet")
+    write_new(tmp_path, "2023-11-15", "BTCUSDT", prices, b, "part-4-5-new.parquet", venue=None)
     assert scan(tmp_path, PRICES).collect().height == 5
     sources = ["part-1-3-old.parquet", "part-4-5-new.parquet"]
     # the moment between publishing the merged file and deleting its sources
     write_new(tmp_path, "2023-11-15", "BTCUSDT", prices, a + b,
-              compacted_name(1, 5, sources), {SOURCES_KEY: json.dumps(sources)})
+              compacted_name(1, 5, sources), {SOURCES_KEY: json.dumps(sources)}, venue=None)
     df = scan(tmp_path, PRICES).collect()
     assert df.height == 5 and df["agg_id"].sort().to_list() == [0, 0, 1, 1, 2]
 

@@ -53,7 +53,8 @@ class FakeDisk:
         finally:
             self.concurrent -= 1
 
-    async def dead_letter(self, kind: str, symbol: str, rows: list[Row], gate: PublishGate) -> None:
+    async def dead_letter(self, kind: str, symbol: str, rows: list[Row], gate: PublishGate, *,
+                          venue: str = "binance-usdm") -> None:
         await trio.sleep(0.01)
         self.deadlettered.append((kind, symbol, rows))
 
@@ -260,24 +261,25 @@ async def test_fault8_new_days_directory_created_when_needed_and_failure_handled
                         deadletter_timeout=5, save_concurrency=2)
     lanes.set_wake(rotation.wake)
     # block tomorrow's directory: a *file* where the date directory must go
-    data.mkdir()
-    (data / "date=2023-11-15").write_text("in the way")
+    (data / "venue=binance-usdm").mkdir(parents=True)
+    (data / "venue=binance-usdm" / "date=2023-11-15").write_text("in the way")
     lane = lanes.get(PRICES, "BTCUSDT")
 
     async def body() -> None:
         for i in range(10):
             await lane.put(price_row(i, MIDNIGHT - 10 + 2 * i))  # 5 today, 5 tomorrow
         await trio.sleep(0.5)
-        (data / "date=2023-11-15").unlink()  # the operator fixes it
+        (data / "venue=binance-usdm" / "date=2023-11-15").unlink()  # the operator fixes it
         for i in range(10, 15):
             await lane.put(price_row(i, MIDNIGHT + 100 + i))
         await trio.sleep(0.5)
 
     await run_with(rotation, body)
-    today = list((data / "date=2023-11-14").rglob("*.parquet"))
-    tomorrow = list((data / "date=2023-11-15").rglob("*.parquet"))
+    today = list((data / "venue=binance-usdm" / "date=2023-11-14").rglob("*.parquet"))
+    tomorrow = list((data / "venue=binance-usdm" / "date=2023-11-15").rglob("*.parquet"))
     assert len(today) == 1 and len(tomorrow) == 1
-    dead = list((data / "deadletter" / "prices").glob("BTCUSDT_*_5-*.ndjson"))
+    dead = list((data / "deadletter" / "venue=binance-usdm" / "prices"
+                 ).glob("BTCUSDT_*_5-*.ndjson"))
     assert len(dead) == 1 and len(dead[0].read_text().splitlines()) == 5
     stats = rotation.stats.kind(PRICES)
     assert stats.rows_written == 10 and stats.rows_deadlettered == 5 and stats.rows_lost == 0
@@ -349,7 +351,7 @@ async def test_abort_bounds_the_dump_and_cancels_queued_writes(
             self.saved.append((trio.current_time(), part))
 
         async def dead_letter(self, kind: str, symbol: str, rows: list[Row],
-                              gate: PublishGate) -> None:
+                              gate: PublishGate, *, venue: str = "binance-usdm") -> None:
             await trio.sleep(25)
             self.deadlettered.append((kind, symbol, rows))
 

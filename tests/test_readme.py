@@ -67,7 +67,7 @@ def test_the_quick_start_runs_as_written(tmp_path: Path) -> None:
                               timeout=180)
         assert done.returncode == 0, f"{line}\n{done.stderr[-2000:]}"
     assert (tmp_path / "report.html").stat().st_size > 0
-    assert list((tmp_path / "data").glob("date=*/symbol=*/kind=prices/*.parquet"))
+    assert list((tmp_path / "data").glob("venue=*/date=*/symbol=*/kind=prices/*.parquet"))
 
 
 def test_the_readme_is_short_and_its_links_resolve() -> None:

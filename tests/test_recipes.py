@@ -31,8 +31,9 @@ def make_dataset(data: Path) -> dict[str, int]:
         schema = schema_for(kind)
         for symbol in SYMBOLS:
             write_legacy(data, "2026-12-01", symbol, schema, rows(schema, NOON, 3, symbol))
+            # where versions before venues wrote (the layout the README's recipes read)
             write_new(data, "2026-12-01", symbol, schema, rows(schema, NOON + 1_800_000, 2, symbol),
-                      "part-new.parquet")
+                      "part-new.parquet", venue=None)
         counts[kind] = 5 * len(SYMBOLS)
     dead = data / "_deadletter" / "prices" / "BTCUSDT_1_1.ndjson"
     dead.parent.mkdir(parents=True)

@@ -34,7 +34,8 @@ async def _hang_save(part: Partition, gate: PublishGate) -> Any:
     await trio.sleep_forever()
 
 
-async def _hang_dead_letter(kind: str, symbol: str, rows: list[Any], gate: PublishGate) -> Any:
+async def _hang_dead_letter(kind: str, symbol: str, rows: list[Any], gate: PublishGate, *,
+                            venue: str = "binance-usdm") -> Any:
     await trio.sleep_forever()
 
 

@@ -14,15 +14,16 @@ import io
 import os
 from collections.abc import Iterable, Mapping
 from datetime import date
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 import polars as pl
 
-from .dataset import DatasetError, day_within
+from .dataset import DatasetError, Located, day_within
 from .errors import ConfigError
 from .storage.fileschema import is_compacted, live_names, sources_in
 from .storage.location import TRUTHY, S3Options, effective, parse_s3, validate_endpoint
+from .storage.partitions import HiveKey, parse_partition_dir
 
 
 def options_from_env(env: Mapping[str, str] | None = None) -> S3Options:
@@ -32,14 +33,6 @@ def options_from_env(env: Mapping[str, str] | None = None) -> S3Options:
     own = S3Options(env.get("TRIO_HARVEST_S3_ENDPOINT", ""), env.get("TRIO_HARVEST_S3_REGION", ""),
                     env.get("TRIO_HARVEST_S3_ALLOW_HTTP", "").lower() in TRUTHY)
     return effective(own, env)
-
-
-def _hive(rel: PurePath) -> tuple[str, str, str] | None:
-    parts = rel.parent.parts
-    keys = ("date=", "symbol=", "kind=")
-    if len(parts) != 3 or not all(p.startswith(k) for p, k in zip(parts, keys, strict=True)):
-        return None
-    return parts[0][5:], parts[1][7:], parts[2][5:]
 
 
 class S3Listing:
@@ -60,35 +53,44 @@ class S3Listing:
             rels = list(self.store.list(None, ".parquet"))
         except OSError as exc:
             raise DatasetError(f"dataset root {self.url}: cannot list it ({exc})") from None
-        self.parts: dict[tuple[str, str, str], list[PurePath]] = {}
+        self.parts: dict[HiveKey, list[PurePath]] = {}
         for rel in rels:
-            key = _hive(rel)
+            key = parse_partition_dir(rel.parent.parts)
             if key is not None:
                 self.parts.setdefault(key, []).append(rel)
         if not self.parts:
             raise DatasetError(f"dataset root {self.url}: holds no partition")
 
     @property
+    def venues(self) -> list[str]:
+        return sorted({key.venue for key in self.parts})
+
+    @property
     def symbols(self) -> list[str]:
-        return sorted({symbol for _, symbol, _ in self.parts})
+        return self.symbols_of(None)
+
+    def symbols_of(self, venue: str | None) -> list[str]:
+        return sorted({key.symbol for key in self.parts if venue in (None, key.venue)})
 
     def storage_options(self) -> dict[str, str]:
         return self.options.polars()
 
     def files(self, kind: str, symbols: Iterable[str] | None, first: date | None,
-              last: date | None) -> list[tuple[date, str, list[str]]]:
-        """``(date, symbol, live object URLs)`` of ``kind``'s partitions that can match."""
+              last: date | None, venue: str | None = None) -> list[tuple[Located, list[str]]]:
+        """The partitions of ``kind`` that can match, each with its live object URLs."""
         wanted = set(symbols) if symbols is not None else None
         out = []
-        for (raw, symbol, k), rels in sorted(self.parts.items()):
-            if k != kind or (wanted is not None and symbol not in wanted):
+        for key, rels in sorted(self.parts.items()):
+            if key.kind != kind or (wanted is not None and key.symbol not in wanted) or \
+                    venue not in (None, key.venue):
                 continue
-            day = day_within(raw, first, last)
+            day = day_within(key.date, first, last)
             if day is None:
                 continue
             by_name = {r.name: r for r in rels}
             live = live_names(by_name, lambda n: self._sources(by_name[n]))  # noqa: B023
-            out.append((day, symbol, [f"{self.url}/{by_name[n].as_posix()}" for n in live]))
+            where = Located(key.venue, day, key.symbol, Path(rels[0].parent), key.legacy)
+            out.append((where, [f"{self.url}/{by_name[n].as_posix()}" for n in live]))
         return out
 
     def _sources(self, rel: PurePath) -> list[str]:

@@ -48,8 +48,10 @@ FUSION = "fusion"
 EVENTS = "events"
 FEATURES = "features"
 GAPS = "gaps"
+QUOTES = "quotes"  # best bid/ask updates (before: rows inside orderbook)
+BOOK_UPDATES = "book_updates"  # every price-level change, snapshot levels flagged
 
-AUTHORITATIVE_KINDS = (PRICES, ORDERBOOK, GAPS)
+AUTHORITATIVE_KINDS = (PRICES, ORDERBOOK, GAPS, QUOTES, BOOK_UPDATES)
 PREVIEW_KINDS = (OFI, CVD, FUSION, EVENTS, FEATURES)
 ALL_KINDS = AUTHORITATIVE_KINDS + PREVIEW_KINDS
 
@@ -63,6 +65,8 @@ DEFAULT_WATERMARKS: dict[str, tuple[int, int]] = {
     FUSION: (5_000, 10_000),
     EVENTS: (5_000, 10_000),
     GAPS: (5_000, 10_000),
+    QUOTES: (12_000, 24_000),
+    BOOK_UPDATES: (20_000, 40_000),  # a diff message is a row per level it changes
 }
 
 OFI_LEVELS_MAX = 10
@@ -135,6 +139,38 @@ GAPS_SCHEMA = Schema(
         ("end_ms", _I64),
         ("reason", _STR),
         ("detail", _STR),
+    ),
+)
+
+QUOTES_SCHEMA = Schema(
+    QUOTES,
+    (
+        ("ts_ms", _I64),  # the event time (the receive time where the venue sends none)
+        ("event_ms", _I64),  # null where the venue sends no event time
+        ("recv_ms", _I64),
+        ("symbol", _STR),
+        ("update_id", _I64),  # the book's update id the quote belongs to (null: none sent)
+        ("bid", _F64),
+        ("bid_qty", _F64),
+        ("ask", _F64),
+        ("ask_qty", _F64),
+    ),
+)
+
+BOOK_UPDATES_SCHEMA = Schema(
+    BOOK_UPDATES,
+    (
+        ("ts_ms", _I64),
+        ("event_ms", _I64),
+        ("recv_ms", _I64),
+        ("symbol", _STR),
+        ("first_update_id", _I64),  # the diff's first update id (a snapshot's rows: its update id)
+        ("update_id", _I64),  # u: the last update id the diff covers
+        ("prev_update_id", _I64),  # pu where the venue sends it (the rule that proves no gap)
+        ("side", _STR),  # "bid" | "ask"
+        ("price", _F64),
+        ("qty", _F64),  # the level's new size; 0: the level is gone
+        ("is_snapshot", _BOOL),  # a level of a full snapshot: the book restarts from these
     ),
 )
 
@@ -230,6 +266,8 @@ def schema_for(kind: str, depth_levels: int = 20) -> Schema:
 _FIXED: dict[str, Schema] = {
     PRICES: PRICES_SCHEMA,
     GAPS: GAPS_SCHEMA,
+    QUOTES: QUOTES_SCHEMA,
+    BOOK_UPDATES: BOOK_UPDATES_SCHEMA,
     OFI: OFI_SCHEMA,
     CVD: CVD_SCHEMA,
     FUSION: FUSION_SCHEMA,
@@ -257,11 +295,30 @@ def _dataset_schema() -> Schema:
 
 DATASET_SCHEMA = _dataset_schema()
 
-# The Hive path carries these (``date=…/symbol=…/kind=…``); a file never repeats them, or PyArrow
-# and DuckDB would see one column twice with two types. ``FILE_SCHEMA``: a first-version file.
-PARTITION_COLUMNS = ("date", "symbol", "kind")
+# Time columns: epoch milliseconds (Int64) in memory (rows, lanes, dead letter), Parquet UTC
+# timestamps in files (``TIMESTAMP``; files of versions before this one hold the Int64 ms).
+EPOCH_MS_COLUMNS = ("ts_ms", "event_ms", "recv_ms", "start_ms", "end_ms")
+TIMESTAMP = pl.Datetime("ms", "UTC")
+
+
+def stored_type(name: str, dtype: Any) -> Any:
+    """The type a column of a row has in a file: a time column is a UTC timestamp."""
+    return TIMESTAMP if name in EPOCH_MS_COLUMNS else dtype
+
+
+# The venue every row of a dataset written before venues existed belongs to, and the default of
+# every part that carries a venue (lanes, writer, partitions, recovery, journal, reader).
+DEFAULT_VENUE = "binance-usdm"
+
+# The Hive path carries these (``venue=…/date=…/symbol=…/kind=…``; files written before venues
+# had no ``venue=`` level); a file never repeats them, or PyArrow and DuckDB would see one column
+# twice with two types. ``FILE_SCHEMA``: a first-version file.
+PARTITION_COLUMNS = ("venue", "date", "symbol", "kind")
 FILE_SCHEMA = Schema("file", tuple(c for c in DATASET_SCHEMA.columns
                                    if c[0] not in PARTITION_COLUMNS))
+# Every kind's columns as files hold them today (times as timestamps): to read every kind at
+# once, ``pl.scan_parquet("data/venue=*/**/*.parquet", schema=STORED_FILE_SCHEMA.polars, …)``.
+STORED_FILE_SCHEMA = Schema("stored", tuple((n, stored_type(n, t)) for n, t in FILE_SCHEMA.columns))
 
 
 def columns_of(kind: str, depth_levels: int = MAX_DEPTH_LEVELS) -> list[str]:

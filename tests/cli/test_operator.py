@@ -103,7 +103,8 @@ def test_log_level_in_lower_case_and_delivery_contracts(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["rows_written"]["prices/BTCUSDT_260327"] > 0
-    prices = pl.read_parquet(data / "date=*" / "symbol=BTCUSDT_260327" / "kind=prices" / "*.parquet")
+    prices = pl.read_parquet(data / "venue=*" / "date=*" / "symbol=BTCUSDT_260327" / "kind=prices"
+                             / "*.parquet")
     assert prices.height == summary["rows_written"]["prices/BTCUSDT_260327"]
 
 

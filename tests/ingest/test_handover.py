@@ -243,12 +243,12 @@ async def test_harvester_hands_over_before_the_simulator_closes(tmp_path: Path) 
     assert sim_stats.get("lifetime_closes", 0) == 0
     assert h.repair.stats.gaps == {}
     data = tmp_path / "data"
-    prices = pl.read_parquet(str(data / "date=*/symbol=*/kind=prices/*.parquet"),
+    prices = pl.read_parquet(str(data / "venue=*/date=*/symbol=*/kind=prices/*.parquet"),
                              hive_partitioning=True)
     for symbol in cfg.symbols:
         ids = prices.filter(pl.col("symbol") == symbol)["agg_id"].sort()
         assert ids.n_unique() == len(ids) and ids[-1] - ids[0] + 1 == len(ids) > 100
-    book = pl.read_parquet(str(data / "date=*/symbol=*/kind=orderbook/*.parquet"),
+    book = pl.read_parquet(str(data / "venue=*/date=*/symbol=*/kind=orderbook/*.parquet"),
                            hive_partitioning=True)
     assert book.select("symbol", "source", "update_id").n_unique() == book.height
 

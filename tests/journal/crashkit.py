@@ -35,6 +35,8 @@ from typing import Any
 
 import polars as pl
 
+from tests.dsrows import in_memory
+
 PY = sys.executable
 CADENCE_MS = 100  # depth@100ms
 
@@ -165,10 +167,10 @@ def book_down_at(log: Path, kills: list[int]) -> list[int | None]:
 
 
 def _scan(data: Path, kind: str) -> pl.DataFrame:
-    files = sorted(str(p) for p in data.glob(f"date=*/symbol=*/kind={kind}/*.parquet"))
+    files = sorted(str(p) for p in data.glob(f"venue=*/date=*/symbol=*/kind={kind}/*.parquet"))
     if not files:
         return pl.DataFrame()
-    return pl.scan_parquet(files, hive_partitioning=True).collect()
+    return in_memory(pl.scan_parquet(files, hive_partitioning=True).collect())
 
 
 def tape(port: int, symbol: str, first: int, last: int) -> list[int]:

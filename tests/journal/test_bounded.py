@@ -64,5 +64,5 @@ async def test_near_journal_max_bytes_the_lanes_holding_it_back_are_flushed(
     assert max(sizes) <= cap + SEG
     assert h.journal.stats.deleted >= 4
     if h.journal.stats.unprotected:  # it had to stop journaling at the cap: recorded
-        gaps = pl.read_parquet(str(cfg.data_dir / "date=*/symbol=*/kind=gaps/*.parquet"))
+        gaps = pl.read_parquet(str(cfg.data_dir / "venue=*/date=*/symbol=*/kind=gaps/*.parquet"))
         assert gaps.filter(pl.col("reason") == "journal").height >= 2  # one per symbol

@@ -89,7 +89,7 @@ def _backfilled_in_journal(journal: Path) -> int:
 
 
 def _files(data: Path) -> int:
-    return len(list(data.glob("date=*/symbol=*/kind=prices/*.parquet")))
+    return len(list(data.glob("venue=*/date=*/symbol=*/kind=prices/*.parquet")))
 
 
 def chattr(flag: str, *paths: Path) -> None:

@@ -100,7 +100,7 @@ async def test_a_full_journal_disk_keeps_harvesting_says_so_and_records_the_gap(
             await wait_for(lambda: not h.journal.failing)
             await wait_for(lambda: "journal_failing" not in codes(h))
             h.request_stop("test")
-    gaps = pl.read_parquet(str(cfg.data_dir / "date=*/symbol=*/kind=gaps/*.parquet"))
+    gaps = pl.read_parquet(str(cfg.data_dir / "venue=*/date=*/symbol=*/kind=gaps/*.parquet"))
     journal_gaps = gaps.filter(pl.col("reason") == "journal")
     assert journal_gaps.height == 1
     assert journal_gaps["end_ms"][0] > journal_gaps["start_ms"][0]
@@ -122,7 +122,7 @@ async def test_a_removed_journal_directory_is_noticed_and_journaling_resumes(
         n = h.journal.stats.records
         await wait_for(lambda: h.journal.stats.records > n + 20)
         h.request_stop("test")
-    gaps = pl.read_parquet(str(cfg.data_dir / "date=*/symbol=*/kind=gaps/*.parquet"))
+    gaps = pl.read_parquet(str(cfg.data_dir / "venue=*/date=*/symbol=*/kind=gaps/*.parquet"))
     assert gaps.filter(pl.col("reason") == "journal").height == 1
 
 

@@ -10,6 +10,7 @@ import polars as pl
 import trio
 
 from tests.conftest import make_config
+from tests.dsrows import in_memory
 from trio_harvest.app import Harvester
 from trio_harvest.cli.commands import main
 from trio_harvest.sim.server import SimConfig, Simulator
@@ -18,8 +19,8 @@ SYMBOLS = ("BTCUSDT", "SOLUSDT")  # not the default symbols
 
 
 def scan(data: Path, kind: str) -> pl.DataFrame:
-    files = sorted(str(p) for p in data.glob(f"date=*/symbol=*/kind={kind}/*.parquet"))
-    return pl.read_parquet(files, hive_partitioning=True) if files else pl.DataFrame()
+    files = sorted(str(p) for p in data.glob(f"venue=*/date=*/symbol=*/kind={kind}/*.parquet"))
+    return in_memory(pl.read_parquet(files, hive_partitioning=True)) if files else pl.DataFrame()
 
 
 async def crash(h: Harvester) -> None:

@@ -66,7 +66,7 @@ async def test_rows_that_cannot_be_partitioned_go_to_the_dead_letter() -> None:
         saved.append(part)
 
     async def dead_letter(kind: str, symbol: str, rows: list[tuple[object, ...]],
-                          gate: object) -> None:
+                          gate: object, *, venue: str = "binance-usdm") -> None:
         dead.append(list(rows))
 
     lanes = Lanes(dict(DEFAULT_WATERMARKS), wake=lambda lane: None)

@@ -30,7 +30,7 @@ async def test_diff_books_from_the_simulator_match_its_book_ticker(tmp_path: Pat
     assert status["requests"] == 2  # one snapshot per symbol
     assert harvester.simulator.rest.stats.requests.get("depth") == 2  # over HTTP, via httpx
     assert harvester.router.stats.unexpected == 0 and harvester.router.stats.malformed == 0
-    book = pl.scan_parquet(str(tmp_path / "data" / "date=*" / "symbol=*" / "kind=orderbook" /
+    book = pl.scan_parquet(str(tmp_path / "data" / "venue=*" / "date=*" / "symbol=*" / "kind=orderbook" /
                                "*.parquet"), hive_partitioning=True).collect()
     assert set(book["source"].unique()) == {"depth", "bookTicker"}
     compared = 0

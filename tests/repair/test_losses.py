@@ -38,10 +38,11 @@ async def test_rows_lost_on_a_full_disk_become_gaps_and_trades_are_backfilled(
             raise OSError(28, "No space left on device")
         return await save(part, gate)
 
-    async def full_dead_letter(kind: str, symbol: str, rows: list[Any], gate: PublishGate) -> Any:
+    async def full_dead_letter(kind: str, symbol: str, rows: list[Any], gate: PublishGate, *,
+                               venue: str = "binance-usdm") -> Any:
         if disk_full["on"]:
             raise OSError(28, "No space left on device")
-        return await dead_letter(kind, symbol, rows, gate)
+        return await dead_letter(kind, symbol, rows, gate, venue=venue)
 
     h.rotation._save = full_save
     h.rotation._dead_letter_fn = full_dead_letter

@@ -30,7 +30,7 @@ def shard(port: int, data: Path, index: int, log: Path) -> subprocess.Popen[byte
 
 
 def scan(data: Path, kind: str) -> pl.DataFrame:
-    files = sorted(str(p) for p in data.glob(f"date=*/symbol=*/kind={kind}/*.parquet"))
+    files = sorted(str(p) for p in data.glob(f"venue=*/date=*/symbol=*/kind={kind}/*.parquet"))
     return pl.scan_parquet(files, hive_partitioning=True).collect() if files else pl.DataFrame()
 
 

@@ -96,4 +96,4 @@ def test_a_run_on_s3_holds_its_lease_and_releases_it(
     assert code == 0, capsys.readouterr().err
     keys = {p.as_posix() for p in store.list()}
     assert "_locks/shard-0-of-2.lease" not in keys  # released at the end
-    assert any(k.startswith("date=") and "kind=prices" in k for k in keys)
+    assert any(k.startswith("venue=") and "kind=prices" in k for k in keys)

@@ -136,7 +136,7 @@ def test_an_owner_cut_off_fences_itself_and_a_contender_waits_for_the_expiry(
     assert "was taken by another process" in text
     # nothing of the owner's reached the bucket after its lease would have expired (writes
     # stop at half the lease; what was refused went to the local dead letter, recorded)
-    late = [p for t, p, _s in proxy.puts("date=") if t * 1000 >= held["expires_ms"]]
+    late = [p for t, p, _s in proxy.puts("venue=") if t * 1000 >= held["expires_ms"]]
     assert late == []
     assert any((local / DEADLETTER_DIR).rglob("*.ndjson"))
     assert json.loads(direct.read_bytes(lease_key(SHARD)))["holder"] == "elsewhere"
@@ -162,8 +162,8 @@ def test_a_failed_renewal_is_not_a_success_and_the_fence_closes_at_half_the_leas
         why = fence.refusal(URL)
         assert why is not None and "could not be renewed for 5s" in why
         with pytest.raises(OSError, match="fenced"):  # refused here, never sent
-            store.write_atomic(Path("date=2024-01-01/x.parquet"), lambda fh: None)
-        assert proxy.puts("date=") == []
+            store.write_atomic(Path("venue=binance-usdm/date=2024-01-01/x.parquet"), lambda fh: None)
+        assert proxy.puts("venue=") == []
         proxy.faults.arm("")
         assert lease.renew() is True and fence.refusal(URL) is None  # renewed in time: open
     finally:

@@ -156,7 +156,7 @@ def test_run_with_two_workers_end_to_end(tmp_path: Path, capsys: pytest.CaptureF
     # load-weighted: BTC and ETH (the heavy two) on different workers, LINK with the lighter side
     assert summary["workers"]["0"]["symbols"] == 1 and summary["workers"]["1"]["symbols"] == 2
     assert summary["frames"] > 0 and not sum(summary["rows_lost"].values())
-    prices = pl.read_parquet(str(data / "date=*" / "symbol=*" / "kind=prices" / "*.parquet"),
+    prices = pl.read_parquet(str(data / "venue=*" / "date=*" / "symbol=*" / "kind=prices" / "*.parquet"),
                              hive_partitioning=True)
     assert set(prices["symbol"].unique()) == {"BTCUSDT", "ETHUSDT", "LINKUSDT"}
     assert summary["rows_written"]["prices/LINKUSDT"] == prices.filter(

@@ -176,7 +176,7 @@ def test_a_killed_supervisors_workers_flush_and_exit_cleanly(tmp_path: Path) -> 
     assert all(e["after_s"] < 30 for e in ended.values()), doc  # shutdown_grace 10 s, bounded
     # the final flush wrote every symbol's rows (no rotation happened before it) and nothing
     # went to the dead letter
-    prices = pl.read_parquet(str(data / "date=*" / "symbol=*" / "kind=prices" / "*.parquet"),
+    prices = pl.read_parquet(str(data / "venue=*" / "date=*" / "symbol=*" / "kind=prices" / "*.parquet"),
                              hive_partitioning=True)
     assert set(prices["symbol"].unique()) == set(SYMBOLS.split(","))
     dead = data / DEADLETTER_DIR

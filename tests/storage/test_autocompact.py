@@ -90,7 +90,7 @@ async def test_run_with_auto_compact_compacts_its_own_closed_partitions(tmp_path
             h.request_stop("test")
     assert h.compaction.merged_files == 3 and h.compaction.failures == 0
     # only this run's symbol: ETHUSDT's orderbook files are left as they were
-    assert not [n for n in merged(data / "date=2023-11-15" / "symbol=ETHUSDT")]
+    assert not [n for n in merged(data / "venue=binance-usdm" / "date=2023-11-15" / "symbol=ETHUSDT")]
 
 
 def test_settings_are_toml_env_and_flags(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from trio_harvest.storage.store import LocalStore
 from trio_harvest.storage.writer import Writer
 
 from ..conftest import make_config
+from ..dsrows import in_memory
 from ..opsfakes import logging_restored
 
 T0 = 1_700_006_400_000
@@ -36,10 +37,10 @@ def price_row(i: int, **over: object) -> Row:
 
 
 def parquet_rows(data: Path) -> list[tuple[object, ...]]:
-    files = sorted(data.glob("date=*/symbol=*/kind=prices/*.parquet"))
-    return sorted(pl.concat([pl.read_parquet(f, hive_partitioning=True)
-                             .select(schema_for(PRICES).names)
-                             for f in files]).rows()) if files else []
+    files = sorted(data.glob("venue=*/date=*/symbol=*/kind=prices/*.parquet"))
+    return sorted(in_memory(pl.concat([pl.read_parquet(f, hive_partitioning=True)
+                                       .select(schema_for(PRICES).names)
+                                       for f in files])).rows()) if files else []
 
 
 async def test_one_row_out_of_int64_no_longer_fails_its_batch(tmp_path: Path) -> None:

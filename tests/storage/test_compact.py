@@ -26,7 +26,7 @@ from trio_harvest.storage.fileschema import SOURCES_KEY, is_compacted
 from trio_harvest.storage.inventory import inspect_dataset
 from trio_harvest.storage.store import LocalStore
 
-from ..dsrows import rows, write_new
+from ..dsrows import in_memory, rows, write_new
 from ..legacy import write_legacy
 from ..opsfakes import logging_restored
 
@@ -41,7 +41,8 @@ class Killed(BaseException):
 
 def make_dataset(data: Path) -> dict[str, list[tuple[Any, ...]]]:
     """prices BTCUSDT: a first-version file and five new ones of 3 rows, out of time order;
-    orderbook ETHUSDT (depth 5): one of each; gaps: a single file (nothing to merge)."""
+    orderbook ETHUSDT (depth 5): one of each; gaps: a single file (nothing to merge). All where
+    versions before venues wrote them (no ``venue=`` level)."""
     prices, book, gaps = schema_for(PRICES), orderbook_schema(5), schema_for(GAPS)
     out: dict[str, list[tuple[Any, ...]]] = {PRICES: [], ORDERBOOK: [], GAPS: []}
     legacy = rows(prices, DAY1, 3, "BTCUSDT", step=7)
@@ -51,14 +52,14 @@ def make_dataset(data: Path) -> dict[str, list[tuple[Any, ...]]]:
         ts = DAY1 + 1 + 10 * k
         batch = rows(prices, ts, 3, "BTCUSDT", step=3)
         write_new(data, "2023-11-15", "BTCUSDT", prices, batch, f"part-{ts}-{ts + 6}-n{k}.parquet",
-                  {"trio_harvest.kind": "prices"})
+                  {"trio_harvest.kind": "prices"}, venue=None)
         out[PRICES] += batch
     b1, b2 = rows(book, DAY1 + 50, 3, "ETHUSDT"), rows(book, DAY1, 3, "ETHUSDT", step=3)
     write_legacy(data, "2023-11-15", "ETHUSDT", book, b1, f"part-{DAY1 + 50}-x-old.parquet")
-    write_new(data, "2023-11-15", "ETHUSDT", book, b2, f"part-{DAY1}-x-new.parquet")
+    write_new(data, "2023-11-15", "ETHUSDT", book, b2, f"part-{DAY1}-x-new.parquet", venue=None)
     out[ORDERBOOK] += b1 + b2
     g = rows(gaps, DAY1, 2, "BTCUSDT")
-    write_new(data, "2023-11-15", "BTCUSDT", gaps, g, "part-1-2-g.parquet")
+    write_new(data, "2023-11-15", "BTCUSDT", gaps, g, "part-1-2-g.parquet", venue=None)
     out[GAPS] += g
     return out
 
@@ -73,12 +74,14 @@ def compactor(data: Path, **kw: Any) -> Compactor:
 def assert_exactly_once(data: Path, expected: dict[str, list[tuple[Any, ...]]]) -> None:
     for kind, want in expected.items():
         schema = schema_for(kind, 5)
-        got = scan(data, kind).collect().select(schema.names).rows()
+        got = in_memory(scan(data, kind).collect().select(schema.names)).rows()
         assert sorted(got) == sorted(want), f"{kind}: {len(got)} rows, expected {len(want)}"
 
 
 def part_files(data: Path, kind: str) -> list[Path]:
-    return sorted(data.glob(f"date=*/symbol=*/kind={kind}/*.parquet"))
+    # either layout: these tests write files where versions before venues did (tests/dsrows.py)
+    return sorted([*data.glob(f"venue=*/date=*/symbol=*/kind={kind}/*.parquet"),
+                   *data.glob(f"date=*/symbol=*/kind={kind}/*.parquet")])
 
 
 def test_small_files_become_sorted_files_of_at_most_the_target(tmp_path: Path) -> None:
@@ -176,7 +179,7 @@ def test_a_recovered_source_written_again_after_compaction_is_not_counted(tmp_pa
     compactor(tmp_path).run()
     again = rows(schema_for(PRICES), DAY1 + 1, 3, "BTCUSDT", step=3)
     write_new(tmp_path, "2023-11-15", "BTCUSDT", schema_for(PRICES), again,
-              f"part-{DAY1 + 1}-{DAY1 + 7}-n0.parquet")
+              f"part-{DAY1 + 1}-{DAY1 + 7}-n0.parquet", venue=None)
     assert_exactly_once(tmp_path, expected)
     report = compactor(tmp_path).run()
     assert report.as_dict()["cleaned"] == 1 and report.as_dict()["merged_files"] == 0
@@ -193,7 +196,7 @@ def test_recent_writes_and_other_symbols_are_left_alone(tmp_path: Path) -> None:
     assert other.partitions == [] and sorted(p.name for p in tmp_path.rglob("*.parquet")) == before
     eth = compactor(tmp_path, symbols=["ETHUSDT"]).run()
     assert [p.partition for p in eth.partitions] == [
-        "date=2023-11-15/symbol=ETHUSDT/kind=orderbook"]
+        "date=2023-11-15/symbol=ETHUSDT/kind=orderbook"]  # written where versions before venues did
 
 
 def test_a_running_day_merges_its_due_hours_into_hourly_files(tmp_path: Path) -> None:
@@ -205,7 +208,7 @@ def test_a_running_day_merges_its_due_hours_into_hourly_files(tmp_path: Path) ->
     for k in range(2):  # two files of the running hour, written just now
         ts = hour2 + 10 * k
         write_new(tmp_path, "2023-11-15", "BTCUSDT", prices, rows(prices, ts, 2, "BTCUSDT"),
-                  f"part-{ts}-{ts + 1}-h{k}.parquet")
+                  f"part-{ts}-{ts + 1}-h{k}.parquet", venue=None)
         expected[PRICES] += rows(prices, ts, 2, "BTCUSDT")
     now = hour2 / 1000 + 60
     report = Compactor(LocalStore(tmp_path), older_than=600, target_rows=100,

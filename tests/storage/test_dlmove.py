@@ -52,4 +52,5 @@ def test_inspect_counts_the_old_place_and_recover_replays_it(
         assert main(["recover", "--data-dir", str(data), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows_recovered"] == 2
     assert not (data / "deadletter").exists()
-    assert list((data / "date=2023-11-15" / "symbol=BTCUSDT" / "kind=prices").glob("*.parquet"))
+    assert list((data / "venue=binance-usdm" / "date=2023-11-15" / "symbol=BTCUSDT" / "kind=prices"
+                 ).glob("*.parquet"))

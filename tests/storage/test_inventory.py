@@ -50,7 +50,7 @@ async def _write_dataset(data: Path) -> Path:
     rejected = data / "deadletter" / "_rejected" / "prices" / "ETHUSDT_1_2.ndjson"
     rejected.parent.mkdir(parents=True)
     rejected.write_text('{"line": 1}\n{"line": 2}\n')
-    part_dir = data / "date=2023-11-15" / "symbol=BTCUSDT" / "kind=prices"
+    part_dir = data / "venue=binance-usdm" / "date=2023-11-15" / "symbol=BTCUSDT" / "kind=prices"
     (part_dir / ".tmp-otherhost-1-ab-part-1-2-x.parquet").write_bytes(b"half a file")
     (part_dir / "part-1-2-broken.parquet").write_bytes(b"not parquet at all")
     return data
@@ -80,7 +80,7 @@ def test_inventory_reports_partitions_holes_duplicates_and_leftovers(dataset: Pa
     assert doc["temp_files"]["count"] == 1
     assert doc["temp_files"]["paths"][0].endswith(".tmp-otherhost-1-ab-part-1-2-x.parquet")
     assert [u["path"] for u in doc["unreadable"]] == [
-        str(PurePath("date=2023-11-15/symbol=BTCUSDT/kind=prices/part-1-2-broken.parquet"))]
+        str(PurePath("venue=binance-usdm/date=2023-11-15/symbol=BTCUSDT/kind=prices/part-1-2-broken.parquet"))]
     assert doc["totals"]["rows"] == 101 + 195 + 10 and doc["totals"]["agg_id_holes"] == 1
 
 
@@ -140,10 +140,10 @@ def test_first_version_union_files_are_inspected_with_todays(tmp_path: Path) -> 
     write_legacy(data, "2023-11-15", "BTCUSDT", prices, [trade(i, MIDNIGHT + i) for i in range(5)],
                  "part-1-5-old.parquet")
     write_new(data, "2023-11-15", "BTCUSDT", prices,
-              [trade(i, MIDNIGHT + i) for i in range(5, 8)], "part-6-8-new.parquet")
+              [trade(i, MIDNIGHT + i) for i in range(5, 8)], "part-6-8-new.parquet", venue=None)
     write_legacy(data, "2023-11-15", "BTCUSDT", gaps, rows(gaps, MIDNIGHT, 2, "BTCUSDT"))
     write_new(data, "2023-11-15", "BTCUSDT", gaps, rows(gaps, MIDNIGHT + 5, 1, "BTCUSDT"),
-              "part-g.parquet")
+              "part-g.parquet", venue=None)
     inv = inspect_dataset(data)
     assert not inv.unreadable
     (p_gaps,) = [p for p in inv.partitions if p.kind == "gaps"]
@@ -159,7 +159,7 @@ def test_first_version_union_files_are_inspected_with_todays(tmp_path: Path) -> 
 
     sources = ["part-1-5-old.parquet", "part-6-8-new.parquet"]
     write_new(data, "2023-11-15", "BTCUSDT", prices, [trade(i, MIDNIGHT + i) for i in range(8)],
-              compacted_name(MIDNIGHT, MIDNIGHT + 7, sources), {SOURCES_KEY: json.dumps(sources)})
+              compacted_name(MIDNIGHT, MIDNIGHT + 7, sources), {SOURCES_KEY: json.dumps(sources)}, venue=None)
     (p_prices,) = [p for p in inspect_dataset(data).partitions if p.kind == "prices"]
     assert (p_prices.files, p_prices.rows, p_prices.agg_id_duplicates) == (1, 8, 0)
 

@@ -24,7 +24,7 @@ def test_split_by_utc_date_keeps_order() -> None:
 def test_names() -> None:
     assert utc_date(MIDNIGHT) == "2023-11-15"
     assert str(partition_dir("2023-11-15", "BTCUSDT", "prices")) == (
-        "date=2023-11-15/symbol=BTCUSDT/kind=prices"
+        "venue=binance-usdm/date=2023-11-15/symbol=BTCUSDT/kind=prices"
     )
     a, b = part_name(1, 2), part_name(1, 2)
     assert a.startswith("part-1-2-") and a.endswith(".parquet") and a != b

@@ -24,6 +24,7 @@ from trio_harvest.storage.recover import Recoverer
 from trio_harvest.storage.store import LocalStore
 from trio_harvest.storage.writer import Writer
 
+from ..dsrows import in_memory
 from ..opsfakes import logging_restored, unwritable
 
 MIDNIGHT = 1_700_006_400_000  # 2023-11-15T00:00:00Z
@@ -101,11 +102,11 @@ def dataset(tmp_path: Path, template: tuple[Path, str]) -> tuple[Path, Path]:
 
 
 def read_kind(data: Path, kind: str) -> pl.DataFrame:
-    files = sorted(data.glob(f"date=*/symbol=*/kind={kind}/*.parquet"))
+    files = sorted(data.glob(f"venue=*/date=*/symbol=*/kind={kind}/*.parquet"))
     if not files:
         return pl.DataFrame()
-    return pl.concat([pl.read_parquet(f, hive_partitioning=True).select(schema_for(kind, 5).names)
-                      for f in files])
+    return in_memory(pl.concat([pl.read_parquet(f, hive_partitioning=True)
+                                .select(schema_for(kind, 5).names) for f in files]))
 
 
 def assert_exactly_once(data: Path) -> None:
@@ -131,7 +132,7 @@ async def test_recover_writes_every_row_into_its_partition_and_removes_the_files
     assert_exactly_once(data)
     assert list_deadletter(dl) == []
     # the batch that crossed midnight landed in two dates, under deterministic names
-    btc_dates = sorted(p.name for p in data.glob("date=*") if (p / "symbol=BTCUSDT"
+    btc_dates = sorted(p.name for p in (data / "venue=binance-usdm").glob("date=*") if (p / "symbol=BTCUSDT"
                                                              / "kind=prices").is_dir())
     assert btc_dates == ["date=2023-11-14", "date=2023-11-15"]
     names = [p.name for p in data.rglob("*.parquet")]
@@ -152,7 +153,7 @@ async def test_killed_at_any_step_and_run_again_yields_each_row_exactly_once(
 ) -> None:
     data, dl = dataset
     # one file also carries a bad line, so the "rejected" step is interrupted too
-    victim = dl / PRICES / next(f.name for f in list_deadletter(dl) if f.kind == PRICES)
+    victim = dl / next(f.rel for f in list_deadletter(dl) if f.kind == PRICES)
     with open(victim, "ab") as fh:
         fh.write(b'{"ts_ms": "soon"}\n')
     steps: list[str] = []
@@ -223,7 +224,7 @@ def test_cli_recover_prints_what_it_recovered(dataset: tuple[Path, Path],
     with logging_restored():
         assert main(["recover", "--data-dir", str(data), "--limit", "2"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert sum(line.startswith("recovered prices/") for line in out) in (1, 2)
+    assert sum(line.startswith("recovered venue=binance-usdm/prices/") for line in out) in (1, 2)
     assert sum(line.startswith("recovered ") and ".ndjson:" in line for line in out) == 2
     assert out[-1].startswith("recovered 2 files, ")
     with logging_restored():
@@ -313,10 +314,10 @@ async def test_recovery_into_a_first_version_dataset_reads_back_as_one_kind(
     report = await Recoverer(data, dl).recover_all()
     assert not report.failed
     eth = scan(data, PRICES, symbols="ETHUSDT").collect()
-    assert sorted(eth.select(schema_for(PRICES).names).rows()) == sorted(
+    assert sorted(in_memory(eth.select(schema_for(PRICES).names)).rows()) == sorted(
         ROWS[(PRICES, "ETHUSDT")] + old)
     book = scan(data, ORDERBOOK).collect()
-    assert sorted(book.select(schema_for(ORDERBOOK, 5).names).rows()) == sorted(
+    assert sorted(in_memory(book.select(schema_for(ORDERBOOK, 5).names)).rows()) == sorted(
         ROWS[(ORDERBOOK, "BTCUSDT")])
     inv = inspect_dataset(data, dl)
     assert not inv.unreadable

@@ -52,8 +52,8 @@ def on_disk(data: Path, name: str, *rows: Row) -> None:
 
 def ids(data: Path) -> tuple[list[int], list[int]]:
     """agg_ids of BTCUSDT as the reader API and as a plain glob see them, sorted."""
-    api = sorted(scan(data, PRICES, "BTCUSDT").collect()["agg_id"].to_list())
-    files = sorted(data.glob("date=*/symbol=BTCUSDT/kind=prices/*.parquet"))
+    api = sorted(scan(data, PRICES, symbols="BTCUSDT").collect()["agg_id"].to_list())
+    files = sorted(data.glob("venue=*/date=*/symbol=BTCUSDT/kind=prices/*.parquet"))
     glob = sorted(pl.scan_parquet(files).collect()["agg_id"].to_list()) if files else []
     return api, glob
 
@@ -73,7 +73,7 @@ def test_recover_redoes_a_half_written_batch_alone(tmp_path: Path) -> None:
     dl = data / DEADLETTER_DIR
     dead_letter(dl, 1, [price_row(1, MIDNIGHT - 1000, "BTCUSDT"),
                         price_row(2, MIDNIGHT + 1000, "BTCUSDT")])
-    with unwritable(data / f"date={DAY2}"):
+    with unwritable(data / "venue=binance-usdm" / f"date={DAY2}"):
         out = run_cli("recover", "--data-dir", str(data))
         assert out.returncode == 1, out.stdout + out.stderr
         assert_ids(data, [1])  # the first date landed, the second did not
@@ -96,7 +96,7 @@ async def test_automatic_recovery_redoes_a_half_written_batch_alone(tmp_path: Pa
     dead_letter(dl, 1, [price_row(1, MIDNIGHT - 1000, "BTCUSDT"),
                         price_row(2, MIDNIGHT + 1000, "BTCUSDT")])
     auto = Harvester(cfg).ops.autorecovery
-    with unwritable(data / f"date={DAY2}"):
+    with unwritable(data / "venue=binance-usdm" / f"date={DAY2}"):
         await auto.round(trio.current_time())
         assert auto.stats.failures == 1 and len(manifests(dl)) == 1
         assert_ids(data, [1])
@@ -126,13 +126,13 @@ def test_a_redone_recovery_never_brings_back_a_merged_file(
     compact = ["compact", "--data-dir", str(data), "--older-than", "0", "--delete-after", "0"]
     if not sees_records:
         compact += ["--deadletter-dir", str(elsewhere)]
-    with unwritable(data / f"date={DAY2}"):
+    with unwritable(data / "venue=binance-usdm" / f"date={DAY2}"):
         out = run_cli("recover", "--data-dir", str(data))
         assert out.returncode == 1, out.stdout + out.stderr
         assert_ids(data, [0, 1])
         out = run_cli(*compact)
         assert out.returncode == 0, out.stdout + out.stderr
-        names = [p.name for p in data.glob(f"date={DAY1}/symbol=BTCUSDT/kind=prices/*")]
+        names = [p.name for p in data.glob(f"venue=binance-usdm/date={DAY1}/symbol=BTCUSDT/kind=prices/*")]
         if sees_records:  # the recovery's own file is left for its redo
             assert not [n for n in names if is_compacted(n)] and len(names) == 2
         else:

@@ -22,6 +22,7 @@ from trio_harvest.storage.recover import Recoverer
 
 from ..cli.test_cli import run_cli
 from ..conftest import make_config
+from ..dsrows import in_memory
 from .test_recover import MIDNIGHT, Killed, price_row
 
 
@@ -45,9 +46,9 @@ def make_backlog(dl: Path, files: dict[str, int], rows_per_file: int = 10,
 
 
 def read_prices(data: Path) -> pl.DataFrame:
-    files = sorted(data.glob("date=*/symbol=*/kind=prices/*.parquet"))
-    return pl.concat([pl.read_parquet(f, hive_partitioning=True).select(schema_for(PRICES).names)
-                      for f in files])
+    files = sorted(data.glob("venue=*/date=*/symbol=*/kind=prices/*.parquet"))
+    return in_memory(pl.concat([pl.read_parquet(f, hive_partitioning=True)
+                                .select(schema_for(PRICES).names) for f in files]))
 
 
 def assert_exactly_once(data: Path, expected: dict[str, list[Row]]) -> None:
@@ -66,11 +67,11 @@ async def test_many_files_of_a_symbol_become_one_part_file_per_date(tmp_path: Pa
     parts = sorted(str(p.relative_to(data)) for p in data.rglob("*.parquet"))
     # both cross midnight: one part file per date and symbol, not 45
     assert [p.split("/part-")[0] for p in parts] == [
-        f"date={d}/symbol={s}/kind=prices" for d in ("2023-11-14", "2023-11-15")
+        f"venue=binance-usdm/date={d}/symbol={s}/kind=prices" for d in ("2023-11-14", "2023-11-15")
         for s in ("BTCUSDT", "ETHUSDT")]
     assert report.partition_files == 4
     assert "recovered 45 files, 450 rows into 4 partition files" in report.render()
-    meta = pl.read_parquet_metadata(next(data.glob("date=2023-11-15/**/*.parquet")))
+    meta = pl.read_parquet_metadata(next(data.glob("venue=binance-usdm/date=2023-11-15/**/*.parquet")))
     assert meta["trio_harvest.recovered_from"].count(".ndjson") == 40
     assert list_deadletter(dl) == [] and not list((dl / "_merging").glob("*"))
 
@@ -91,7 +92,7 @@ async def test_killed_at_any_step_of_a_merged_batch_and_run_again_yields_each_ro
 ) -> None:
     data, dl = tmp_path / "data", tmp_path / "data" / "deadletter"
     expected = make_backlog(dl, {"BTCUSDT": 6, "ETHUSDT": 3})
-    victim = dl / PRICES / next(f.name for f in list_deadletter(dl) if f.symbol == "ETHUSDT")
+    victim = dl / next(f.rel for f in list_deadletter(dl) if f.symbol == "ETHUSDT")
     with open(victim, "ab") as fh:
         fh.write(b'{"ts_ms": "soon"}\n')
     steps: list[str] = []

@@ -105,8 +105,8 @@ def fake_harvester(tmp_path: Path, s3: MotoS3, **overrides: Any) -> tuple[Harves
 
 def read_prices(s3: MotoS3) -> pl.DataFrame:
     opts = S3Options(s3.endpoint, "us-east-1", True).polars()
-    return pl.scan_parquet(f"{URL}/date=*/symbol=*/kind=prices/*.parquet", storage_options=opts,
-                           hive_partitioning=True).collect()
+    return pl.scan_parquet(f"{URL}/venue=*/date=*/symbol=*/kind=prices/*.parquet",
+                           storage_options=opts, hive_partitioning=True).collect()
 
 
 async def test_a_run_writes_to_s3_and_polars_reads_it_back(tmp_path: Path, s3: MotoS3) -> None:

@@ -53,7 +53,7 @@ def store_at(endpoint: str, url: str = URL) -> S3Store:
 
 def bucket_frame(store: S3Store, kind: str) -> pl.DataFrame:
     frames = [pl.read_parquet(io.BytesIO(store.read_bytes(rel))).with_columns(
-                  pl.lit(rel.parts[1].removeprefix("symbol=")).alias("symbol"))
+                  pl.lit(rel.parent.parent.name.removeprefix("symbol=")).alias("symbol"))
               for rel in store.list(None, ".parquet") if f"kind={kind}/" in rel.as_posix()]
     return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 

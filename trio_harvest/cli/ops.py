@@ -282,7 +282,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         from ..report.summary import render, summarize
 
         doc = summarize(gather(data, deadletter_dirs(args, data), f.symbols, f.start_ms,
-                               f.end_ms), f.start_ms, f.end_ms)
+                               f.end_ms, f.venue), f.start_ms, f.end_ms)
     except OSError as exc:  # e.g. a folder that cannot be listed (permissions)
         raise _unreadable(exc) from None
     _print(doc if args.json else render(doc, str(data), f.describe()), args.json)

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError
-from ..dataset import VENUES, DatasetError, check_venue, resolve_symbols, to_ms
+from ..dataset import (
+    VENUES,
+    DatasetError,
+    check_venue,
+    dataset_venues,
+    resolve_symbols,
+    to_ms,
+)
 from ..hints import plural
 
 EXIT_OK = 0
@@ -29,6 +36,7 @@ class Filters:
     symbols: list[str] | None
     start_ms: int | None
     end_ms: int | None
+    venue: str | None = None
 
     def keeps(self, date: str, symbol: str) -> bool:
         """Whether the partition of ``symbol`` on UTC ``date`` (YYYY-MM-DD) can hold rows the
@@ -66,7 +74,8 @@ def _iso(ms: int) -> str:
 def add_filter_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filters")
     g.add_argument("--venue", metavar="VENUE", default=None,
-                   help=f"only this venue: {', '.join(VENUES)} (default all)")
+                   help=f"only this venue, e.g. {', '.join(VENUES)} (default all; partitions "
+                   "written before venues belong to binance-usdm)")
     g.add_argument("--symbols", metavar="LIST", default=None,
                    help="comma-separated symbols, any case (default all in the dataset)")
     g.add_argument("--start", metavar="TIME", default=None,
@@ -80,13 +89,13 @@ def filters(args: argparse.Namespace, data_dir: Path | None) -> Filters:
     """The filters of ``args``, checked against the dataset at ``data_dir`` (None: a bucket,
     whose symbols are taken as given, in upper case)."""
     try:
-        check_venue(args.venue)
+        check_venue(args.venue, dataset_venues(data_dir) if data_dir is not None else ())
         symbols = None
         if args.symbols is not None:
             raw = [s for s in args.symbols.split(",") if s.strip()]
             if not raw:
                 raise ConfigError("--symbols: no symbol given")
-            symbols = (resolve_symbols(data_dir, raw) if data_dir is not None
+            symbols = (resolve_symbols(data_dir, raw, args.venue) if data_dir is not None
                        else [r.strip().upper() for r in raw])
         start = to_ms(_as_utc(args.start), "--start") if args.start is not None else None
         end = to_ms(_as_utc(args.end), "--end") if args.end is not None else None
@@ -96,7 +105,7 @@ def filters(args: argparse.Namespace, data_dir: Path | None) -> Filters:
         raise ConfigError(str(exc)) from None
     if start is not None and end is not None and end <= start:
         raise ConfigError(f"--end must be after --start ({args.end} <= {args.start})")
-    return Filters(symbols, start, end)
+    return Filters(symbols, start, end, args.venue)
 
 
 def _as_utc(raw: str) -> str:

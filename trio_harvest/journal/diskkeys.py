@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, BinaryIO
 import msgspec
 import polars as pl
 
-from ..kinds import GAPS, ORDERBOOK, PRICES
-from ..storage.partitions import partition_dir
+from ..kinds import DEFAULT_VENUE, GAPS, ORDERBOOK, PRICES
+from ..storage.fileschema import as_ms
+from ..storage.partitions import deadletter_dir as deadletter_dir_of
+from ..storage.partitions import parse_partition_dir, partition_dirs_of
 from ..storage.store import LocalStore
 
 if TYPE_CHECKING:
@@ -95,14 +97,17 @@ def window_dates(since_s: float, until_s: float) -> list[str]:
 
 
 def read_keys(store: Store, deadletter_dir: Path, symbols: tuple[str, ...],
-              since_s: float, until_s: float | None = None) -> DiskKeys:
+              since_s: float, until_s: float | None = None,
+              venue: str = DEFAULT_VENUE) -> DiskKeys:
     """The keys of rows written since ``since_s`` (Unix seconds; event dates up to
-    ``until_s``, default now), in the dataset's partitions of ``symbols`` and in the dead
-    letter. With ``since_s`` 0 (a window of unknown start) every date is read."""
+    ``until_s``, default now), in the dataset's partitions of ``venue`` and ``symbols`` and in
+    the dead letter (for ``DEFAULT_VENUE`` also those of the layout before venues). With
+    ``since_s`` 0 (a window of unknown start) every date is read."""
     until = (time.time() if until_s is None else until_s) + CLOCK_MARGIN_S
     dates = window_dates(since_s, until) if since_s > 0 else _all_dates(store)
     def reader(date: str, symbol: str, kind: str) -> list[pl.DataFrame]:
-        return _partition_frames(store, date, symbol, kind, since_s)
+        return [df for d in partition_dirs_of(date, symbol, kind, venue)
+                for df in _partition_frames(store, d, kind, since_s)]
 
     keys = DiskKeys(reader=reader)
     jobs = [(d, sym, kind) for d in dates for sym in symbols for kind in COLUMNS]
@@ -112,16 +117,19 @@ def read_keys(store: Store, deadletter_dir: Path, symbols: tuple[str, ...],
                                               strict=True):
             keys.add_frames(symbol, kind, frames)
     for kind, cols in COLUMNS.items():
-        _read_deadletter(keys, deadletter_dir / kind, kind, cols, since_s)
+        _read_deadletter(keys, deadletter_dir / deadletter_dir_of(kind, venue), kind, cols,
+                         since_s)
+        if venue == DEFAULT_VENUE:  # written before venues
+            _read_deadletter(keys, deadletter_dir / kind, kind, cols, since_s)
     return keys
 
 
-def _partition_frames(store: Store, date: str, symbol: str, kind: str,
+def _partition_frames(store: Store, directory: PurePath, kind: str,
                       since_s: float) -> list[pl.DataFrame]:
     cols = [c for c in COLUMNS[kind] if c != "symbol"] + (["ts_ms"] if kind == PRICES else [])
     out: list[pl.DataFrame] = []
     try:  # a partition that does not exist lists nothing
-        for rel, mtime in store.list_modified(partition_dir(date, symbol, kind), ".parquet"):
+        for rel, mtime in store.list_modified(directory, ".parquet"):
             if mtime < since_s:
                 continue
             try:
@@ -131,10 +139,10 @@ def _partition_frames(store: Store, date: str, symbol: str, kind: str,
                             "be written again", rel, exc)
                 continue
             with contextlib.suppress(Exception):  # a broken file: `inspect` reports it
-                out.append(pl.read_parquet(raw, columns=cols))
+                out.append(as_ms(pl.read_parquet(raw, columns=cols)))
     except OSError as exc:
         log.warning("journal: cannot list %s to skip what it holds (%s); its rows may be "
-                    "written again", partition_dir(date, symbol, kind), exc)
+                    "written again", directory, exc)
     return out
 
 
@@ -149,9 +157,9 @@ def _all_dates(store: Store) -> list[str]:
     dates: set[str] = set()
     with contextlib.suppress(OSError):
         for rel in store.list(None, ".parquet"):
-            head = rel.parts[0] if rel.parts else ""
-            if head.startswith("date="):
-                dates.add(head[len("date="):])
+            key = parse_partition_dir(rel.parent.parts)
+            if key is not None:
+                dates.add(key.date)
     return sorted(dates)
 
 

@@ -91,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
     config = load_config(cli, os.environ, Path(args.config) if args.config else None)
     setup_logging(config.log_level, config.log_format)  # every message formatted, on stderr
     start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
-    if any(config.data_dir.glob("date=*")):
+    if any(config.data_dir.glob("date=*")) or any(config.data_dir.glob("venue=*/date=*")):
         raise ConfigError(f"--data-dir: {config.data_dir} already holds a dataset; replay into "
                           "an empty directory (a second replay would write every row again)")
     result = trio.run(_rebuild, config, files, start, end)

@@ -219,7 +219,7 @@ class Replayer:
         log.info("journal: replaying %d segments left by an earlier run", len(segs))
         since = first_ns / 1e9 - WINDOW_MARGIN_S if first_ns else 0.0
         keys = await trio.to_thread.run_sync(read_keys, self.store, self.deadletter_dir,
-                                             self.symbols, since)
+                                             self.symbols, since, None, self.lanes.venue)
         router = self.router
         gate = ReplayGate(self.repair, keys, router.depth_source, self.stats)
         saved_gate, saved_clock = router.gate, router.wall_ms
@@ -262,7 +262,7 @@ class Replayer:
         log.warning("journal: replaying rows of %s, not in today's symbols: written all the "
                     "same (they were received)", ", ".join(new))
         more = await trio.to_thread.run_sync(read_keys, self.store, self.deadletter_dir,
-                                             tuple(new), since)
+                                             tuple(new), since, None, self.lanes.venue)
         merge_keys(gate.keys, more)
         for symbol in new:
             gate.foreign[symbol] = AggIdTracker()

@@ -53,7 +53,9 @@ def sim_collision_note(cfg: Config) -> str | None:
     if not cfg.sim:
         return None
     try:
-        dates = [e.path for e in os.scandir(cfg.data_dir) if e.name.startswith("date=")]
+        tops = [cfg.data_dir] + [Path(e.path) for e in os.scandir(cfg.data_dir)
+                                 if e.name.startswith("venue=")]  # and the layout before venues
+        dates = [e.path for top in tops for e in os.scandir(top) if e.name.startswith("date=")]
     except OSError:
         return None
     wanted = set(cfg.symbols)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from ..kinds import ORDERBOOK, PRICES, Row, Schema, is_authoritative
+from ..kinds import DEFAULT_VENUE, ORDERBOOK, PRICES, Row, Schema, is_authoritative
 from ..venues import QUOTE_SOURCE
 from .chunks import (
     Batch,
@@ -81,6 +81,7 @@ class Lane:
     # (shared by all lanes); ``first_seq`` that seq when the oldest pending row arrived (-1: none)
     cursor: list[int] = field(default_factory=lambda: [0])
     first_seq: int = -1
+    venue: str = DEFAULT_VENUE  # the ``venue=`` its partitions and dead-letter files go to
     _spills: list[GenericBuilder | UntypedBuilder] = field(default_factory=list)
     _spilled: int = 0
     _trade: TradeBuilder | None = None
@@ -369,10 +370,13 @@ class Lane:
 
 
 class Lanes:
-    """All lanes of the app, created on first use per (kind, symbol)."""
+    """All lanes of one venue, created on first use per (kind, symbol). A process harvesting
+    several venues holds one ``Lanes`` per venue (rotation drains each lane into its venue)."""
 
     def __init__(self, watermarks: dict[str, tuple[int, int]], wake: WakeFn,
-                 schema_of: Callable[[str], Schema] | None = None, depth_levels: int = 20) -> None:
+                 schema_of: Callable[[str], Schema] | None = None, depth_levels: int = 20,
+                 venue: str = DEFAULT_VENUE) -> None:
+        self.venue = venue
         self._watermarks = watermarks
         self._wake = wake
         self._schema_of = schema_of
@@ -394,7 +398,7 @@ class Lanes:
             high, emergency = self._watermarks[kind]
             schema = self._schema_of(kind) if self._schema_of is not None else None
             lane = Lane(kind, symbol, high, emergency, self._wake, schema, self._depth_levels,
-                        cursor=self.cursor)
+                        cursor=self.cursor, venue=self.venue)
             self._lanes[(kind, symbol)] = lane
             if lane.authoritative:
                 self._authoritative.append(lane)

@@ -15,12 +15,12 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 import trio
 
-from ..kinds import Row
+from ..kinds import DEFAULT_VENUE, Row
 from ..ratelimit import RateLimitedLog
 from ..storage.gate import PublishGate
 from ..storage.partitions import Partition, RowData, split_by_date
@@ -33,7 +33,13 @@ STOP_CONCURRENCY = 16  # partition writes at once during the final flush (at lea
 FIRST_FLUSH_S = 30.0  # a new run's first timer rotation writes every lane with rows, by then
 
 SaveFn = Callable[[Partition, PublishGate], Awaitable[Any]]
-DeadLetterFn = Callable[[str, str, RowData, PublishGate], Awaitable[Any]]
+
+
+class DeadLetterFn(Protocol):
+    """``Writer.dead_letter``: rows of one kind, symbol and venue into the dead letter."""
+
+    def __call__(self, kind: str, symbol: str, rows: RowData, gate: PublishGate, *,
+                 venue: str = DEFAULT_VENUE) -> Awaitable[Any]: ...
 
 
 @dataclass(slots=True)
@@ -210,13 +216,15 @@ class Rotation:
         rows = lane.drain()
         lane.drained()  # journal checkpoint (issue 9)
         if spilled:
-            await self._to_dead_letter(lane.kind, lane.symbol, spilled, "spilled from a full lane")
+            await self._to_dead_letter(lane.kind, lane.symbol, spilled, "spilled from a full lane",
+                                      lane.venue)
         if not rows:
             return
         try:
-            parts = split_by_date(lane.kind, lane.symbol, rows)
+            parts = split_by_date(lane.kind, lane.symbol, rows, lane.venue)
         except Exception as exc:  # e.g. an event time no calendar has: keep the rows anyway
-            await self._to_dead_letter(lane.kind, lane.symbol, rows, f"cannot partition: {exc}")
+            await self._to_dead_letter(lane.kind, lane.symbol, rows, f"cannot partition: {exc}",
+                                       lane.venue)
             return
         async with trio.open_nursery() as nursery:
             for part in parts:
@@ -269,7 +277,8 @@ class Rotation:
             # backend's own nursery): the batch must still reach the disk.
             self._tearing_down()
             if gate.abandon():
-                await self._to_dead_letter(part.kind, part.symbol, part.rows, "cancelled")
+                await self._to_dead_letter(part.kind, part.symbol, part.rows, "cancelled",
+                                          part.venue)
             raise
         if error is None:
             self._record_written(part, written)
@@ -281,7 +290,7 @@ class Rotation:
                               "write of %s/%s %s (%d rows) failed: %s; sent to the dead letter",
                               part.kind, part.symbol, part.date, part.n, error)
         self._notify(part.kind, "failed", part.n, elapsed)
-        await self._to_dead_letter(part.kind, part.symbol, part.rows, error)
+        await self._to_dead_letter(part.kind, part.symbol, part.rows, error, part.venue)
 
     async def _publish_outcome(self, gate: PublishGate, kind: str, symbol: str,
                                n: int) -> str | None:
@@ -322,7 +331,8 @@ class Rotation:
         self.stats.files[key] = (1, n, n) if fs is None else (fs[0] + 1, min(fs[1], n),
                                                               max(fs[2], n))
 
-    async def _to_dead_letter(self, kind: str, symbol: str, rows: RowData, reason: str) -> None:
+    async def _to_dead_letter(self, kind: str, symbol: str, rows: RowData, reason: str,
+                              venue: str = DEFAULT_VENUE) -> None:
         """Write rows to the dead letter, within ``deadletter_timeout``. If even that fails the
         rows are counted as lost and logged as an error: memory is never the fallback."""
         ks = self.stats.kind(kind)
@@ -339,7 +349,7 @@ class Rotation:
                     await stack.enter_async_context(self.deadletter_limiter)
                 with trio.move_on_after(self.deadletter_timeout) as scope:
                     try:
-                        await self._dead_letter_fn(kind, symbol, rows, gate)
+                        await self._dead_letter_fn(kind, symbol, rows, gate, venue=venue)
                     except Exception as exc:
                         error = f"{type(exc).__name__}: {exc}"
                 timed_out = scope.cancelled_caught
@@ -449,8 +459,8 @@ class Rotation:
                 spilled.extend(lane.drain())
                 if spilled:
                     nursery.start_soon(
-                        self._to_dead_letter, lane.kind, lane.symbol, spilled, "shutdown"
-                    )
+                        self._to_dead_letter, lane.kind, lane.symbol, spilled, "shutdown",
+                        lane.venue)
         await self._idle.wait()
 
 

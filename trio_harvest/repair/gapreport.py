@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from ..kinds import GAPS, PARTITION_COLUMNS, schema_for
+from ..storage.fileschema import as_ms
 from .gaps import parse_agg_detail
 
 LATEST = 10
@@ -70,7 +71,7 @@ def summarize_gap_frames(frames: list[pl.DataFrame]) -> GapSummary:
     out = GapSummary()
     if not frames:
         return out
-    df = pl.concat(frames, how="vertical_relaxed").sort("start_ms")
+    df = pl.concat([as_ms(f) for f in frames], how="vertical_relaxed").sort("start_ms")
     out.rows = df.height
     for symbol, reason, detail in df.select("symbol", "reason", "detail").iter_rows():
         reasons = out.by_reason.setdefault(symbol, {})

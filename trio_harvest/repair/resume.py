@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING
 import msgspec
 import polars as pl
 
-from ..kinds import PRICES
-from ..storage.fileschema import local_live
+from ..kinds import DEFAULT_VENUE, PRICES
+from ..storage.fileschema import as_ms, local_live, scan_ms
+from ..storage.partitions import deadletter_dir as deadletter_dir_of
 from ..storage.partitions import parse_deadletter_name
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ RELISTS = 3  # a partition whose files vanish while read (compaction) is listed 
 
 def last_written(data: Path | Store, deadletter_dir: Path, symbols: tuple[str, ...],
                  unreadable: dict[str, list[str]] | None = None,
-                 today: str | None = None) -> dict[str, Seed]:
+                 today: str | None = None, venue: str = DEFAULT_VENUE) -> dict[str, Seed]:
     """``{symbol: (last agg_id, its ts_ms)}`` for the symbols that have any trades on disk and
     whose files could all be read; the others' unreadable files go into ``unreadable``.
     ``data`` is the dataset's folder, or a store (``LocalStore`` or ``S3Store``). ``today``
@@ -61,11 +62,11 @@ def last_written(data: Path | Store, deadletter_dir: Path, symbols: tuple[str, .
         # there before it is removed here), so read in this order the file is seen once or
         # twice, never missed
         best: Seed | None = None
-        for candidate in _from_deadletter(deadletter_dir, symbol, bad):
+        for candidate in _from_deadletter(deadletter_dir, symbol, bad, venue):
             if best is None or candidate[0] > best[0]:
                 best = candidate
-        found = (_from_dataset(data, symbol, bad, today) if isinstance(data, Path)
-                 else _from_store(data, symbol, bad, today))
+        found = (_from_dataset(data, symbol, bad, today, venue) if isinstance(data, Path)
+                 else _from_store(data, symbol, bad, today, venue))
         if found is not None and (best is None or found[0] > best[0]):
             best = found
         if bad:
@@ -79,17 +80,26 @@ def last_written(data: Path | Store, deadletter_dir: Path, symbols: tuple[str, .
 
 def _last_of(files: list[str]) -> Seed | None:
     # per-kind and first-version (union-schema) files alike: only these two columns
-    row = (pl.scan_parquet(files, schema=_COLUMNS, missing_columns="insert",
-                           extra_columns="ignore")
-           .sort("agg_id").tail(1).collect())
+    row = scan_ms(files, _COLUMNS).sort("agg_id").tail(1).collect()
     return (int(row["agg_id"][0]), int(row["ts_ms"][0])) if row.height else None
 
 
-def _from_dataset(data_dir: Path, symbol: str, bad: list[str], today: str) -> Seed | None:
-    dirs = sorted(data_dir.glob(f"date=*/symbol={symbol}/kind={PRICES}"), reverse=True)
+def _tops(venue: str) -> list[str]:
+    """The folders (relative to the dataset's root) holding ``venue``'s ``date=`` folders:
+    ``venue=…``, and the root itself for ``DEFAULT_VENUE`` (the layout before venues)."""
+    return [f"venue={venue}", ""] if venue == DEFAULT_VENUE else [f"venue={venue}"]
+
+
+def _from_dataset(data_dir: Path, symbol: str, bad: list[str], today: str,
+                  venue: str = DEFAULT_VENUE) -> Seed | None:
+    dirs = sorted(((d.parent.parent.name.removeprefix("date="), d) for top in _tops(venue)
+                   for d in (data_dir / top).glob(f"date=*/symbol={symbol}/kind={PRICES}")),
+                  reverse=True)
     best: Seed | None = None
-    for directory in dirs:  # latest first
-        date = directory.parent.parent.name.removeprefix("date=")
+    day_seed: Seed | None = None  # of this date, over both layouts
+    for i, (date, directory) in enumerate(dirs):  # latest first
+        if i and dirs[i - 1][0] != date:
+            day_seed = None
         for attempt in range(RELISTS):
             files = sorted(str(p) for p in local_live(directory, strict=False))
             vanished: list[str] = []
@@ -100,7 +110,10 @@ def _from_dataset(data_dir: Path, symbol: str, bad: list[str], today: str) -> Se
                 bad.extend(f"{f}: vanished while read {RELISTS} times" for f in vanished)
         if seed is not None and (best is None or seed[0] > best[0]):
             best = seed
-        if date <= today and (seed is not None or any(f in b for f in files for b in bad)):
+        day_seed = day_seed or seed
+        more_of_day = i + 1 < len(dirs) and dirs[i + 1][0] == date  # the other layout's
+        if date <= today and not more_of_day and (
+                day_seed is not None or any(f in b for f in files for b in bad)):
             break  # the latest day that is not in the future: older days hold lower ids
     return best
 
@@ -126,21 +139,28 @@ def _last_in(files: list[str], bad: list[str], vanished: list[str]) -> Seed | No
         return best
 
 
-def _from_store(store: Store, symbol: str, bad: list[str], today: str) -> Seed | None:
+def _from_store(store: Store, symbol: str, bad: list[str], today: str,
+                venue: str = DEFAULT_VENUE) -> Seed | None:
     """``_from_dataset`` through a store's listing (an object store has no glob). An unreachable
     bucket: harvest anyway, without the resume point (logged)."""
     children = getattr(store, "children", None)
     try:
-        dates = sorted(children(None)) if children is not None else []
+        dated = sorted(((d, PurePath(top, d)) for top in _tops(venue)
+                        for d in (children(PurePath(top) if top else None)
+                                  if children is not None else ())
+                        if d.startswith("date=")), reverse=True)
     except OSError as exc:
         log.warning("%s: cannot read where it left off (%s); continuing without it", symbol, exc)
         return None
     best: Seed | None = None
-    for date in reversed([d for d in dates if d.startswith("date=")]):
+    day_seed: Seed | None = None  # of this date, over both layouts
+    for i, (date, day_dir) in enumerate(dated):
+        if i and dated[i - 1][0] != date:
+            day_seed = None
         seed: Seed | None = None
         for attempt in range(RELISTS):
             try:
-                rels = sorted(store.list(PurePath(date, f"symbol={symbol}", f"kind={PRICES}"),
+                rels = sorted(store.list(day_dir / f"symbol={symbol}" / f"kind={PRICES}",
                                          ".parquet"))
             except OSError as exc:
                 log.warning("%s: cannot list %s (%s); continuing without it", symbol, date, exc)
@@ -148,8 +168,8 @@ def _from_store(store: Store, symbol: str, bad: list[str], today: str) -> Seed |
             seed, vanished = None, []
             for rel in rels:
                 try:
-                    row = (pl.read_parquet(io.BytesIO(store.read_bytes(rel)))
-                           .select("agg_id", "ts_ms").sort("agg_id").tail(1))
+                    row = as_ms(pl.read_parquet(io.BytesIO(store.read_bytes(rel)))
+                                .select("agg_id", "ts_ms")).sort("agg_id").tail(1)
                 except FileNotFoundError:  # compacted meanwhile: list again
                     vanished.append(rel)
                     continue
@@ -164,17 +184,22 @@ def _from_store(store: Store, symbol: str, bad: list[str], today: str) -> Seed |
                 bad.extend(f"{rel}: vanished while read {RELISTS} times" for rel in vanished)
         if seed is not None and (best is None or seed[0] > best[0]):
             best = seed
-        if date.removeprefix("date=") <= today and (seed is not None or bad):
+        day_seed = day_seed or seed
+        more_of_day = i + 1 < len(dated) and dated[i + 1][0] == date  # the other layout's
+        if date.removeprefix("date=") <= today and not more_of_day and (
+                day_seed is not None or bad):
             break  # the latest day that is not in the future
     return best
 
 
-def _from_deadletter(deadletter_dir: Path, symbol: str, bad: list[str]) -> list[Seed]:
+def _from_deadletter(deadletter_dir: Path, symbol: str, bad: list[str],
+                     venue: str = DEFAULT_VENUE) -> list[Seed]:
     found: list[Seed] = []
-    folder = deadletter_dir / PRICES
-    if not folder.is_dir():
-        return found
-    for path in folder.glob(f"{symbol}_*.ndjson"):
+    folders = [deadletter_dir / deadletter_dir_of(PRICES, venue)]
+    if venue == DEFAULT_VENUE:
+        folders.append(deadletter_dir / PRICES)  # written before venues
+    for path in [p for folder in folders if folder.is_dir()
+                 for p in folder.glob(f"{symbol}_*.ndjson")]:
         parsed = parse_deadletter_name(path.name)
         if parsed is None or parsed[0] != symbol:
             continue

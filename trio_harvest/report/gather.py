@@ -10,7 +10,9 @@ Reads only the ``gaps`` kind row by row. Blocking and read-only: never writes, m
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -18,21 +20,28 @@ import pyarrow.parquet as pq
 from ..dataset import subdirs, symbol_dirs
 from ..kinds import ALL_KINDS, GAPS, PARTITION_COLUMNS, schema_for
 from ..storage.backlog import REJECTED_DIR, scan_backlog
-from ..storage.fileschema import SOURCES_KEY, live_names, local_parts, sources_in
+from ..storage.fileschema import (
+    SOURCES_KEY,
+    as_ms,
+    live_names,
+    local_parts,
+    scan_ms,
+    sources_in,
+)
 from ..storage.inventory import count_lines
 from .coverage import FileStat, GapRow, Gathered, Slice
 
 _GAP_COLUMNS = [n for n in schema_for(GAPS).names if n not in PARTITION_COLUMNS]
 _GAP_SCHEMA = {n: t for n, t in schema_for(GAPS).polars.items() if n in _GAP_COLUMNS}
 def partition_dirs_of(data_dir: Path, symbols: Iterable[str] | None, start_ms: int | None,
-                     end_ms: int | None, kinds: Iterable[str] = ALL_KINDS
-                     ) -> list[tuple[str, str, str, Path]]:
+                     end_ms: int | None, kinds: Iterable[str] = ALL_KINDS,
+                     venue: str | None = None) -> list[tuple[str, str, str, Path]]:
     """``(date, symbol, kind, folder)`` of the partitions the filters can match: the dates and
     symbols as ``dataset.partition_dirs`` selects them, then one listing per symbol folder for
     its kinds (not one lookup per kind: a month of 500 symbols is 15,000 folders)."""
     wanted_kinds = set(kinds)
     out = []
-    for day, symbol, sym_dir in symbol_dirs(data_dir, symbols, start_ms, end_ms):
+    for day, symbol, sym_dir in symbol_dirs(data_dir, symbols, start_ms, end_ms, venue):
         for kind, directory in subdirs(sym_dir, "kind"):
             if kind in wanted_kinds:
                 out.append((day.isoformat(), symbol, kind, directory))
@@ -73,27 +82,32 @@ def _footer(path: Path, stat: FileStat) -> FileStat:
         if ts_col is not None:
             st = group.column(ts_col).statistics
             if st is not None and st.has_min_max:
-                lo_hi = (int(st.min), int(st.max))
+                lo_hi = (_ms(st.min), _ms(st.max))
         if lo_hi is not None and group.num_rows:
             stat.slices.append(Slice(lo_hi[0], lo_hi[1], group.num_rows))
     return stat
 
 
+def _ms(value: Any) -> int:
+    """A ``ts_ms`` statistic as epoch ms: a timestamp (files since times became timestamps)
+    or the int ms of older files."""
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    return int(value)
+
+
 def _gap_frame(paths: list[tuple[str, Path]]) -> pl.DataFrame | None:
-    """Every gap row of ``paths`` in one parallel scan; file by file (skipping a broken one,
-    which its footer read reports) if the scan fails."""
+    """Every gap row of ``paths`` in one scan (times as epoch ms, whichever way each file
+    holds them); file by file (skipping a broken one, which its footer read reports) if the
+    scan fails."""
     try:
-        df = (pl.scan_parquet([p for _, p in paths], include_file_paths="_path",
-                              missing_columns="insert", extra_columns="ignore",
-                              schema=_GAP_SCHEMA)
-              .collect())
-        return df.with_columns(pl.col("_path").str.extract(r"symbol=([^/\\]+)[/\\]kind=", 1)
-                               .alias("symbol"))
+        return pl.concat([scan_ms([p], _GAP_SCHEMA).with_columns(pl.lit(symbol).alias("symbol"))
+                          for symbol, p in paths], how="vertical").collect()
     except Exception:
         frames = []
         for symbol, path in paths:
             try:
-                frames.append(pl.read_parquet(path, columns=_GAP_COLUMNS)
+                frames.append(as_ms(pl.read_parquet(path, columns=_GAP_COLUMNS))
                               .with_columns(pl.lit(symbol).alias("symbol")))
             except Exception:
                 continue
@@ -112,10 +126,11 @@ def _gap_rows(paths: list[tuple[str, Path]]) -> list[GapRow]:
 
 
 def gather(data_dir: Path, deadletter_dirs: Iterable[Path], symbols: Iterable[str] | None = None,
-           start_ms: int | None = None, end_ms: int | None = None) -> Gathered:
+           start_ms: int | None = None, end_ms: int | None = None,
+           venue: str | None = None) -> Gathered:
     """Everything the report shows about ``data_dir`` under the filters (blocking)."""
     out = Gathered(str(data_dir))
-    parts = partition_dirs_of(data_dir, symbols, start_ms, end_ms)
+    parts = partition_dirs_of(data_dir, symbols, start_ms, end_ms, venue=venue)
     jobs = [(p, FileStat(kind, symbol, day, 0, name=p.name)) for day, symbol, kind, d in parts
             for p in local_parts(d)]
     stats = [_footer(path, stat) for path, stat in jobs]  # GIL-bound: threads do not help

@@ -76,6 +76,7 @@ from .fileschema import (
     stored_metadata,
 )
 from .gate import PublishGate
+from .partitions import date_prefixes, frame_ts_range
 from .store import LocalStore
 
 __all__ = ["DEFAULT_DELETE_AFTER", "DEFAULT_OLDER_THAN", "DEFAULT_TARGET_ROWS", "LOCK_NAME",
@@ -150,13 +151,16 @@ class Compactor:
     def partitions(self, dates: Iterable[str] | None = None) -> dict[PurePath, list[str]]:
         """Part files per partition directory (of the wanted symbols; of ``dates`` only, if
         given: ``YYYY-MM-DD``, one listing each)."""
-        prefixes: list[PurePath | None] = [None] if dates is None else [
-            PurePath(f"date={d}") for d in sorted(set(dates))]
+        wanted = None if dates is None else set(dates)
+        children = getattr(self.store, "children", None)
+        prefixes: list[PurePath | None] = [None] if wanted is None or children is None else [
+            *date_prefixes(children(None), wanted)]
         out: dict[PurePath, list[str]] = {}
         for prefix in prefixes:
             for rel in self.store.list(prefix, suffix=".parquet"):
                 key = hive_key(rel)
-                if key is None or (self.symbols is not None and key[1] not in self.symbols):
+                if key is None or (self.symbols is not None and key[1] not in self.symbols) or \
+                        (wanted is not None and key[0].isoformat() not in wanted):
                     continue
                 out.setdefault(rel.parent, []).append(rel.name)
         return {d: sorted(names) for d, names in sorted(out.items())}
@@ -283,7 +287,7 @@ class Compactor:
         merged, meta = _merge(kind, sources, frames, raw[0])
         meta[PUBLISHED_KEY] = repr(made)
         del frames, raw
-        first, last = (int(merged["ts_ms"][0]), int(merged["ts_ms"][-1])) if merged.height \
+        first, last = frame_ts_range(merged) if merged.height \
             else (0, 0)
         rel = directory / compacted_name(first, last, group)
         try:

@@ -25,6 +25,7 @@ from pathlib import PurePath
 
 from ..kinds import ALL_KINDS
 from .fileschema import is_part
+from .partitions import parse_partition_dir
 
 HOUR_MS = 3_600_000
 DEFAULT_OLDER_THAN = 600.0
@@ -140,16 +141,13 @@ def plan_groups(files: Iterable[tuple[str, int]], target_rows: int) -> list[list
 
 
 def hive_key(rel: PurePath) -> tuple[date, str, str] | None:
-    """(date, symbol, kind) of ``date=…/symbol=…/kind=…/part-….parquet``, else None."""
-    parts = rel.parts
-    if len(parts) != 4 or not is_part(parts[3]):
-        return None
-    keys = ("date=", "symbol=", "kind=")
-    if not all(p.startswith(k) for p, k in zip(parts[:3], keys, strict=True)):
+    """(date, symbol, kind) of ``venue=…/date=…/symbol=…/kind=…/part-….parquet`` (or of the
+    layout before venues, without ``venue=…``), else None."""
+    key = parse_partition_dir(rel.parent.parts)
+    if key is None or not is_part(rel.name):
         return None
     try:
-        day = date.fromisoformat(parts[0][5:])
+        day = date.fromisoformat(key.date)
     except ValueError:
         return None
-    kind = parts[2][5:]
-    return (day, parts[1][7:], kind) if kind in ALL_KINDS else None
+    return (day, key.symbol, key.kind) if key.kind in ALL_KINDS else None

@@ -13,7 +13,16 @@ from typing import Any, BinaryIO
 import msgspec
 import polars as pl
 
-from ..kinds import ORDERBOOK, PARTITION_COLUMNS, Row, Schema, orderbook_schema, schema_for
+from ..kinds import (
+    EPOCH_MS_COLUMNS,
+    ORDERBOOK,
+    PARTITION_COLUMNS,
+    TIMESTAMP,
+    Row,
+    Schema,
+    orderbook_schema,
+    schema_for,
+)
 from .partitions import RowData, rows_to_frame
 
 # zstd at level 3, pinned so a Polars upgrade cannot change it: level 1 saves no CPU (the cost is
@@ -36,11 +45,15 @@ def to_frame(schema: Schema, rows: RowData) -> pl.DataFrame:
 
 def to_file_frame(schema: Schema, rows: RowData) -> pl.DataFrame:
     """The kind's rows as a file holds them: the kind's own columns only, without the partition
-    columns that the path already carries. (Files of the first version were widened to the
-    union of every kind's columns; readers still accept them, see ``dataset.py``.)"""
+    columns that the path already carries, and the time columns (epoch ms in memory) as UTC
+    timestamps. (Files of the first version were widened to the union of every kind's columns,
+    and files before timestamps held int ms; readers still accept both, see ``dataset.py``.)"""
     if not isinstance(rows, (list, pl.DataFrame)):
-        return rows.to_frame(schema, for_file=True)  # a lane's batch: never builds ``symbol``
-    return to_frame(schema, rows).drop([c for c in PARTITION_COLUMNS if c in schema.polars])
+        df = rows.to_frame(schema, for_file=True)  # a lane's batch: never builds ``symbol``
+    else:
+        df = to_frame(schema, rows).drop([c for c in PARTITION_COLUMNS if c in schema.polars])
+    times = [n for n, t in df.schema.items() if n in EPOCH_MS_COLUMNS and t != TIMESTAMP]
+    return df.with_columns(pl.col(n).cast(TIMESTAMP) for n in times) if times else df
 
 
 def write_parquet(

@@ -26,7 +26,15 @@ from typing import Any
 
 import polars as pl
 
-from ..kinds import MAX_DEPTH_LEVELS, ORDERBOOK, PARTITION_COLUMNS, schema_for
+from ..kinds import (
+    EPOCH_MS_COLUMNS,
+    MAX_DEPTH_LEVELS,
+    ORDERBOOK,
+    PARTITION_COLUMNS,
+    TIMESTAMP,
+    schema_for,
+    stored_type,
+)
 from .partitions import TMP_PREFIX
 from .store import LocalStore
 
@@ -129,9 +137,52 @@ def local_live(directory: Path, *, strict: bool = True) -> list[Path]:
 
 
 def file_columns(kind: str, depth_levels: int = MAX_DEPTH_LEVELS) -> dict[str, Any]:
-    """The columns a new file of ``kind`` holds (name -> Polars type), in order."""
+    """The columns a new file of ``kind`` holds (name -> Polars type), in order: its time
+    columns are UTC timestamps (``kinds.TIMESTAMP``)."""
+    return {name: stored_type(name, dtype) for name, dtype in schema_for(kind, depth_levels).columns
+            if name not in PARTITION_COLUMNS}
+
+
+def ms_file_columns(kind: str, depth_levels: int = MAX_DEPTH_LEVELS) -> dict[str, Any]:
+    """``file_columns`` as versions before timestamps wrote them: times as Int64 epoch ms."""
     return {name: dtype for name, dtype in schema_for(kind, depth_levels).columns
             if name not in PARTITION_COLUMNS}
+
+
+def as_ms(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` with its time columns as Int64 epoch ms, whichever way its file stored them
+    (a timestamp, or the ms of versions before): what rows in memory hold."""
+    times = [n for n, t in df.schema.items() if n in EPOCH_MS_COLUMNS and t.is_temporal()]
+    return df.with_columns(pl.col(n).dt.epoch("ms") for n in times) if times else df
+
+
+def as_timestamps(lf: pl.LazyFrame, names: Iterable[str]) -> pl.LazyFrame:
+    """``lf`` (of a file with int ms times) with its time columns as UTC timestamps."""
+    return lf.with_columns(pl.col(n).cast(TIMESTAMP) for n in names if n in EPOCH_MS_COLUMNS)
+
+
+def has_timestamps(schema: Mapping[str, Any]) -> bool:
+    """Whether a file's schema holds its times as timestamps (else: int ms, an older file)."""
+    dtype = schema.get("ts_ms")
+    return dtype is not None and dtype.is_temporal()
+
+
+def scan_ms(files: Iterable[Any], columns: Mapping[str, Any],
+            options: dict[str, str] | None = None) -> pl.LazyFrame:
+    """``columns`` (name -> in-memory type) of ``files`` as one frame, times as Int64 ms,
+    whatever each file holds (timestamps or int ms; a first-version file's other columns are
+    ignored, a column it lacks is null). Reads each footer when the plan is built."""
+    frames = []
+    for f in files:
+        lf = pl.scan_parquet(f, storage_options=options)
+        have = lf.collect_schema()
+        frames.append(lf.select([
+            (pl.col(n).dt.epoch("ms") if have[n].is_temporal() else pl.col(n).cast(t))
+            if n in have else pl.lit(None, dtype=t).alias(n)
+            for n, t in columns.items()]))
+    if not frames:
+        return pl.LazyFrame(schema=dict(columns))
+    return pl.concat(frames, how="vertical")
 
 
 def is_legacy(kind: str, columns: Iterable[str]) -> bool:

@@ -20,11 +20,17 @@ import polars as pl
 
 from ..config import ConfigError
 from ..hints import plural
-from ..kinds import GAPS, PRICES
+from ..kinds import DEFAULT_VENUE, GAPS, PRICES
 from ..repair.gapreport import GapSummary, summarize_gaps
 from .backlog import REJECTED_DIR, scan_backlog
 from .fileschema import live_names, local_sources
-from .partitions import DEADLETTER_DIR, LEGACY_DEADLETTER_DIR, TMP_PREFIX
+from .partitions import (
+    DEADLETTER_DIR,
+    LEGACY_DEADLETTER_DIR,
+    TMP_PREFIX,
+    frame_ts_range,
+    parse_partition_dir,
+)
 
 MAX_LISTED = 50
 Keep = Callable[[str, str], bool]  # (date, symbol) -> whether a partition is listed
@@ -43,10 +49,17 @@ class PartitionInfo:
     agg_id_holes: int | None = None  # prices only
     agg_id_missing: int | None = None
     agg_id_duplicates: int | None = None
+    venue: str = DEFAULT_VENUE
+
+    @property
+    def label(self) -> str:
+        """The symbol as listed: ``VENUE:SYMBOL`` for a venue other than the default."""
+        return venue_label(self.venue, self.symbol)
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "date": self.date, "symbol": self.symbol, "kind": self.kind, "files": self.files,
+            "venue": self.venue, "date": self.date, "symbol": self.symbol, "kind": self.kind,
+            "files": self.files,
             "rows": self.rows, "bytes": self.bytes, "first_ts_ms": self.first_ts_ms,
             "last_ts_ms": self.last_ts_ms, "first_ts": _iso(self.first_ts_ms),
             "last_ts": _iso(self.last_ts_ms),
@@ -116,7 +129,7 @@ class Inventory:
                 f"{p.agg_id_holes} ({p.agg_id_missing} missing"
                 + (f", {p.agg_id_duplicates} duplicates)" if p.agg_id_duplicates else ")"))
             lines.append(
-                f"{p.date:<10}  {p.symbol:<12} {p.kind:<9} {p.files:>6} {p.rows:>10} "
+                f"{p.date:<10}  {p.label:<12} {p.kind:<9} {p.files:>6} {p.rows:>10} "
                 f"{_iso(p.first_ts_ms) or '-':<24} {_iso(p.last_ts_ms) or '-':<24} "
                 f"{human_size(p.bytes):>10}  {holes}".rstrip())
         if not self.partitions:
@@ -165,13 +178,18 @@ def human_size(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def _hive(parts: tuple[str, ...]) -> tuple[str, str, str] | None:
-    if len(parts) != 3:
-        return None
-    keys = ("date=", "symbol=", "kind=")
-    if not all(p.startswith(k) for p, k in zip(parts, keys, strict=True)):
-        return None
-    return parts[0][5:], parts[1][7:], parts[2][5:]
+def venue_label(venue: str, symbol: str) -> str:
+    return symbol if venue == DEFAULT_VENUE else f"{venue}:{symbol}"
+
+
+PartKey = tuple[str, str, str, str]  # venue, date, symbol, kind
+
+
+def _hive(parts: tuple[str, ...]) -> PartKey | None:
+    """(venue, date, symbol, kind) of a partition folder (of either layout: a partition written
+    before venues joins its ``DEFAULT_VENUE`` twin)."""
+    key = parse_partition_dir(parts)
+    return None if key is None else (key.venue, key.date, key.symbol, key.kind)
 
 
 def _continuity(ids: pl.Series) -> Continuity:
@@ -202,7 +220,7 @@ def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None,
     if dl_dir.exists() and not dl_dir.is_dir():
         raise ConfigError(f"dead-letter dir {dl_dir}: is not a directory")
     inv = Inventory(data_dir, dl_dir)
-    groups: dict[tuple[str, str, str], list[Path]] = {}
+    groups: dict[PartKey, list[Path]] = {}
     for dirpath, dirs, files in os.walk(data_dir):
         here = Path(dirpath)
         if here == dl_dir:
@@ -217,7 +235,7 @@ def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None,
             key = _hive(here.relative_to(data_dir).parts)
             if key is None or not name.endswith(".parquet"):
                 continue
-            if keep is not None and not keep(key[0], key[1]):
+            if keep is not None and not keep(key[1], key[2]):
                 continue
             groups.setdefault(key, []).append(path)
     if dl_dir.is_dir() and data_dir not in (dl_dir, *dl_dir.parents):
@@ -227,10 +245,10 @@ def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None,
                     path = Path(dirpath, name)
                     inv.temp_files.append((str(path), _stat_size(path)))
     inv.temp_files.sort()
-    groups = {key: _live(paths) for key, paths in groups.items()}
+    groups = {key: _live_by_dir(paths) for key, paths in groups.items()}
     prices_ids: dict[str, list[pl.Series]] = {}
-    for (date, symbol, kind), paths in sorted(groups.items()):
-        info = PartitionInfo(date, symbol, kind)
+    for (venue, date, symbol, kind), paths in sorted(groups.items()):
+        info = PartitionInfo(date, symbol, kind, venue=venue)
         ids: list[pl.Series] = []
         for path in sorted(paths):
             try:
@@ -246,7 +264,7 @@ def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None,
             c = _continuity(pl.concat(ids) if ids else pl.Series("agg_id", [], pl.Int64))
             info.agg_id_holes, info.agg_id_missing = c.holes, c.missing
             info.agg_id_duplicates = c.duplicates
-            prices_ids.setdefault(symbol, []).extend(ids)
+            prices_ids.setdefault(info.label, []).extend(ids)
         inv.partitions.append(info)
     for symbol, series in prices_ids.items():
         inv.continuity[symbol] = _continuity(
@@ -256,9 +274,17 @@ def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None,
     if legacy != dl_dir and legacy.is_dir():
         doc = merged_backlog_docs(doc, backlog_doc(legacy))
     inv.deadletter = doc
-    inv.gaps = summarize_gaps(p for (_, _, kind), ps in sorted(groups.items()) if kind == GAPS
+    inv.gaps = summarize_gaps(p for (_, _, _, kind), ps in sorted(groups.items()) if kind == GAPS
                               for p in sorted(ps))
     return inv
+
+
+def _live_by_dir(paths: list[Path]) -> list[Path]:
+    """``_live`` of each folder's files (a partition may have a folder in either layout)."""
+    by_dir: dict[Path, list[Path]] = {}
+    for p in paths:
+        by_dir.setdefault(p.parent, []).append(p)
+    return [p for ps in by_dir.values() for p in _live(ps)]
 
 
 def _live(paths: list[Path]) -> list[Path]:
@@ -321,7 +347,7 @@ def account(info: PartitionInfo, df: pl.DataFrame, size: int) -> None:
     info.rows += df.height
     info.bytes += size
     if df.height:
-        lo, hi = df.select(pl.col("ts_ms").min(), pl.col("ts_ms").max().alias("hi")).row(0)
+        lo, hi = frame_ts_range(df)
         info.first_ts_ms = _min(info.first_ts_ms, int(lo))
         info.last_ts_ms = _max(info.last_ts_ms, int(hi))
 

@@ -22,8 +22,9 @@ from pathlib import Path, PurePath
 
 import polars as pl
 
+from ..kinds import DEFAULT_VENUE
 from .backlog import MERGING_DIR, DeadLetterFile
-from .partitions import DAY_MS, Partition, utc_date
+from .partitions import DAY_MS, Partition, ms_expr, utc_date
 
 MAX_BATCH_ROWS = 250_000  # rows held in memory by one batch (by the rows in the file names)
 MAX_BATCH_FILES = 1_000
@@ -35,11 +36,11 @@ def plan_batches(files: Sequence[DeadLetterFile], *, max_rows: int = MAX_BATCH_R
     """Files grouped by (kind, symbol), each group cut into batches of at most ``max_rows`` rows
     (a single larger file is a batch of its own) and ``max_files`` files; batches are ordered by
     their oldest file, files inside a batch oldest first."""
-    open_batch: dict[tuple[str, str], list[DeadLetterFile]] = {}
-    rows: dict[tuple[str, str], int] = {}
+    open_batch: dict[tuple[str, str, str], list[DeadLetterFile]] = {}
+    rows: dict[tuple[str, str, str], int] = {}
     out: list[list[DeadLetterFile]] = []
     for f in files:
-        key = (f.kind, f.symbol)
+        key = (f.venue, f.kind, f.symbol)
         batch = open_batch.get(key)
         if batch is not None and (rows[key] + f.rows > max_rows or len(batch) >= max_files):
             batch = None
@@ -54,8 +55,10 @@ def plan_batches(files: Sequence[DeadLetterFile], *, max_rows: int = MAX_BATCH_R
 
 def batch_token(files: Sequence[DeadLetterFile], group: int = 0) -> str:
     """The ``unique`` part of the part-file names of a batch: a hash of its sources (for one
-    file, the same name recovery always gave that file)."""
-    names = "\n".join(sorted(f"{f.kind}/{f.name}" for f in files))
+    file, the same name recovery always gave that file; the venue's name is added for a venue
+    other than ``DEFAULT_VENUE``, so files written before venues keep their tokens)."""
+    names = "\n".join(sorted(f"{f.kind}/{f.name}" if f.venue == DEFAULT_VENUE
+                             else f"{f.rel.as_posix()}" for f in files))
     digest = hashlib.sha256(names.encode()).hexdigest()[:12]
     return f"dl{digest}" + (f"g{group}" if group else "")
 
@@ -65,15 +68,16 @@ def split_frame_by_date(frame: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
     order inside a date."""
     if frame.is_empty():
         return []
-    day = (pl.col("ts_ms") // DAY_MS).alias("_day")
+    day = (ms_expr("ts_ms", frame.schema["ts_ms"]) // DAY_MS).alias("_day")
     parts = frame.with_columns(day).partition_by("_day", as_dict=True, maintain_order=True)
     return [(utc_date(int(key[0]) * DAY_MS), part.drop("_day"))
             for key, part in sorted(parts.items(), key=lambda kv: kv[0])]
 
 
-def to_partition(kind: str, symbol: str, date: str, frame: pl.DataFrame) -> Partition:
+def to_partition(kind: str, symbol: str, date: str, frame: pl.DataFrame,
+                 venue: str = DEFAULT_VENUE) -> Partition:
     """The one place a merged frame becomes the writer's ``Partition`` (today: rows)."""
-    return Partition(kind, symbol, date, frame.rows())
+    return Partition(kind, symbol, date, frame.rows(), venue)
 
 
 # -- the crash record (blocking) ----------------------------------------------------------------
@@ -85,13 +89,17 @@ def manifest_rel(token: str) -> PurePath:
 
 def manifest_bytes(kind: str, symbol: str, files: Sequence[DeadLetterFile], *,
                    complete: bool) -> bytes:
-    """``complete``: every part file of the batch is in place (only deleting is left)."""
-    return json.dumps({"kind": kind, "symbol": symbol, "complete": complete,
-                       "sources": [f.name for f in files]}).encode()
+    """``complete``: every part file of the batch is in place (only deleting is left). The
+    sources are paths in the dead letter (``venue=V/<kind>/<name>``, or ``<kind>/<name>`` for a
+    file written before venues); a manifest of an earlier version lists bare names of
+    ``<kind>/`` and has no ``"paths"`` key."""
+    return json.dumps({"kind": kind, "symbol": symbol, "complete": complete, "paths": True,
+                       "sources": [f.rel.as_posix() for f in files]}).encode()
 
 
 def read_manifests(root: Path) -> Iterator[tuple[Path, str, str, list[str], bool]]:
-    """(path, kind, symbol, source names, complete) of every batch a crash left unfinished."""
+    """(path, kind, symbol, source paths in the dead letter, complete) of every batch a crash
+    left unfinished."""
     folder = root / MERGING_DIR
     if not folder.is_dir():
         return
@@ -100,8 +108,9 @@ def read_manifests(root: Path) -> Iterator[tuple[Path, str, str, list[str], bool
             continue
         try:
             doc = json.loads(Path(entry.path).read_bytes())
-            yield (Path(entry.path), str(doc["kind"]), str(doc["symbol"]),
-                   [str(n) for n in doc["sources"]], bool(doc["complete"]))
+            kind = str(doc["kind"])
+            paths = [str(n) if doc.get("paths") else f"{kind}/{n}" for n in doc["sources"]]
+            yield (Path(entry.path), kind, str(doc["symbol"]), paths, bool(doc["complete"]))
         except (OSError, ValueError, KeyError, TypeError):
             continue  # unreadable: left alone, its sources are recovered as ordinary files
 
@@ -114,10 +123,11 @@ def unfinished_tokens(root: Path) -> set[str]:
 
 
 def owned_names(root: Path) -> set[str]:
-    """``<kind>/<name>`` of every dead-letter file an unfinished batch still owns: recovered with
-    that batch only, never batched anew (a new batch name would write its rows twice)."""
-    return {f"{kind}/{name}" for _path, kind, _symbol, names, _complete in read_manifests(root)
-            for name in names}
+    """The path (``DeadLetterFile.rel``) of every dead-letter file an unfinished batch still
+    owns: recovered with that batch only, never batched anew (a new batch name would write its
+    rows twice)."""
+    return {rel for _path, _kind, _symbol, rels, _complete in read_manifests(root)
+            for rel in rels}
 
 
 class BacklogLock:

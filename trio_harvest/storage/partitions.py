@@ -1,9 +1,12 @@
 """Partition keys and file names of the Hive layout, and the split of a batch by UTC date.
 
-Owns ``date=YYYY-MM-DD/symbol=SYMBOL/kind=KIND/part-<first>-<last>-<unique>.parquet`` and
-``_deadletter/<kind>/<SYMBOL>_<unix_ms>_<rows>.ndjson`` (the dead letter's default place: a
-``_`` folder, which PyArrow, DuckDB and Spark skip when they read the dataset's root; before, it
-was ``deadletter/``, still recovered from). Pure: computes names, touches no disk.
+Owns ``venue=VENUE/date=YYYY-MM-DD/symbol=SYMBOL/kind=KIND/part-<first>-<last>-<unique>.parquet``
+(and its parsing, which also accepts the ``date=…/symbol=…/kind=…`` folders that versions before
+venues wrote: those belong to ``DEFAULT_VENUE``) and
+``_deadletter/venue=VENUE/<kind>/<SYMBOL>_<unix_ms>_<rows>.ndjson`` (the dead letter's default
+place: a ``_`` folder, which PyArrow, DuckDB and Spark skip when they read the dataset's root;
+before, it was ``deadletter/``, still recovered from, and had no ``venue=`` level). Pure:
+computes names, touches no disk.
 """
 
 from __future__ import annotations
@@ -11,14 +14,15 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, NamedTuple, Union
 
 import polars as pl
 
-from ..kinds import Row, Schema
+from ..kinds import DEFAULT_VENUE, Row, Schema
 
 if TYPE_CHECKING:
     from ..pipeline.chunks import Batch
@@ -43,6 +47,7 @@ class Partition:
     symbol: str
     date: str
     rows: RowData
+    venue: str = DEFAULT_VENUE
 
     @property
     def n(self) -> int:
@@ -60,8 +65,7 @@ class Partition:
     def _ts_range(self) -> tuple[int, int]:
         rows = self.rows
         if isinstance(rows, pl.DataFrame):
-            ts = rows.get_column("ts_ms")
-            return int(ts.min()), int(ts.max())  # type: ignore[arg-type]
+            return frame_ts_range(rows)
         if isinstance(rows, list):
             return int(min(r[0] for r in rows)), int(max(r[0] for r in rows))
         return rows.ts_range()
@@ -76,7 +80,15 @@ class Partition:
         return rows.to_frame(schema)
 
     def directory(self) -> PurePath:
-        return partition_dir(self.date, self.symbol, self.kind)
+        return partition_dir(self.date, self.symbol, self.kind, self.venue)
+
+
+def frame_ts_range(df: pl.DataFrame) -> tuple[int, int]:
+    """(first, last) event time in epoch ms of a frame's ``ts_ms``, int or timestamp."""
+    ts = df.get_column("ts_ms")
+    if ts.dtype.is_temporal():
+        ts = ts.dt.epoch("ms")
+    return int(ts.min()), int(ts.max())  # type: ignore[arg-type]
 
 
 def rows_to_frame(schema: Schema, rows: list[Row]) -> pl.DataFrame:
@@ -92,7 +104,8 @@ def utc_date(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
-def split_by_date(kind: str, symbol: str, rows: RowData) -> list[Partition]:
+def split_by_date(kind: str, symbol: str, rows: RowData,
+                  venue: str = DEFAULT_VENUE) -> list[Partition]:
     """Split a drained batch into one ``Partition`` per UTC event-time date, in date order.
     Rows keep their order inside each partition. A batch within one day (the usual case) is
     not copied; one that spans midnight becomes frames, split by Polars."""
@@ -105,19 +118,18 @@ def split_by_date(kind: str, symbol: str, rows: RowData) -> list[Partition]:
                 by_day[day] = [row]
             else:
                 bucket.append(row)
-        return [Partition(kind, symbol, utc_date(day * DAY_MS), day_rows)
+        return [Partition(kind, symbol, utc_date(day * DAY_MS), day_rows, venue)
                 for day, day_rows in sorted(by_day.items())]
     if isinstance(rows, pl.DataFrame):
         if rows.height == 0:
             return []
-        ts = rows.get_column("ts_ms")
-        lo, hi = int(ts.min()), int(ts.max())  # type: ignore[arg-type]
+        lo, hi = frame_ts_range(rows)
     else:
         if not rows:
             return []
         lo, hi = rows.ts_range()
     if lo // DAY_MS == hi // DAY_MS:
-        return [Partition(kind, symbol, utc_date(lo), rows)]
+        return [Partition(kind, symbol, utc_date(lo), rows, venue)]
     from ..pipeline.chunks import FrameBatch  # storage must not import the pipeline at load
 
     if isinstance(rows, pl.DataFrame):
@@ -125,15 +137,71 @@ def split_by_date(kind: str, symbol: str, rows: RowData) -> list[Partition]:
         schema = Schema(kind, tuple(rows.schema.items()))
     else:
         df, schema = rows.to_frame(), rows.schema
-    days = df.with_columns((pl.col("ts_ms") // DAY_MS).alias("_day"))
+    days = df.with_columns((ms_expr("ts_ms", df.schema["ts_ms"]) // DAY_MS).alias("_day"))
     return [Partition(kind, symbol, utc_date(int(key[0]) * DAY_MS),
-                      FrameBatch(part.drop("_day"), schema, symbol))
+                      FrameBatch(part.drop("_day"), schema, symbol), venue)
             for key, part in sorted(days.partition_by("_day", as_dict=True,
                                                       maintain_order=True).items())]
 
 
-def partition_dir(date: str, symbol: str, kind: str) -> PurePath:
+def ms_expr(column: str, dtype: object) -> pl.Expr:
+    """``column`` as epoch ms: as it is if int, from a timestamp otherwise."""
+    col = pl.col(column)
+    return col.dt.epoch("ms") if isinstance(dtype, pl.Datetime) else col
+
+
+def partition_dir(date: str, symbol: str, kind: str, venue: str = DEFAULT_VENUE) -> PurePath:
+    return PurePath(f"venue={venue}", f"date={date}", f"symbol={symbol}", f"kind={kind}")
+
+
+def legacy_partition_dir(date: str, symbol: str, kind: str) -> PurePath:
+    """Where a version before venues wrote a partition (its venue is ``DEFAULT_VENUE``)."""
     return PurePath(f"date={date}", f"symbol={symbol}", f"kind={kind}")
+
+
+def partition_dirs_of(date: str, symbol: str, kind: str,
+                      venue: str = DEFAULT_VENUE) -> list[PurePath]:
+    """Every folder that may hold rows of (venue, date, symbol, kind): the venue's, and for
+    ``DEFAULT_VENUE`` also the folder a version before venues wrote."""
+    here = partition_dir(date, symbol, kind, venue)
+    return [here, legacy_partition_dir(date, symbol, kind)] if venue == DEFAULT_VENUE else [here]
+
+
+class HiveKey(NamedTuple):
+    """The keys of a partition folder; ``legacy``: written before venues (no ``venue=``)."""
+
+    venue: str
+    date: str
+    symbol: str
+    kind: str
+    legacy: bool
+
+
+_KEYS = ("date=", "symbol=", "kind=")
+
+
+def parse_partition_dir(parts: tuple[str, ...] | list[str]) -> HiveKey | None:
+    """The keys of ``venue=V/date=D/symbol=S/kind=K`` (or the older ``date=D/symbol=S/kind=K``,
+    as ``DEFAULT_VENUE``), given as path parts relative to the dataset's root; else None."""
+    legacy = len(parts) == 3
+    if legacy:
+        venue = DEFAULT_VENUE
+    elif len(parts) == 4 and parts[0].startswith("venue=") and len(parts[0]) > 6:
+        venue, parts = parts[0][6:], parts[1:]
+    else:
+        return None
+    if not all(p.startswith(k) for p, k in zip(parts, _KEYS, strict=True)):
+        return None
+    return HiveKey(venue, parts[0][5:], parts[1][7:], parts[2][5:], legacy)
+
+
+def date_prefixes(top: Iterable[str], dates: Iterable[str]) -> list[PurePath]:
+    """The folders holding ``dates`` (``YYYY-MM-DD``) under a dataset root whose top-level
+    entries are ``top``: one per venue, and the older layout's ``date=`` folder."""
+    venues = sorted(t for t in top if t.startswith("venue="))
+    days = sorted(set(dates))
+    return [PurePath(v, f"date={d}") for v in venues for d in days] + [
+        PurePath(f"date={d}") for d in days]
 
 
 _TOKEN_BASE = secrets.randbits(48)
@@ -148,6 +216,12 @@ def unique_token() -> str:
 
 def part_name(first_ts: int, last_ts: int, unique: str | None = None) -> str:
     return f"part-{first_ts}-{last_ts}-{unique or unique_token()}.parquet"
+
+
+def deadletter_dir(kind: str, venue: str = DEFAULT_VENUE) -> PurePath:
+    """A kind's folder in the dead letter, ``venue=VENUE/<kind>`` (versions before venues wrote
+    ``<kind>`` alone: read as ``DEFAULT_VENUE``)."""
+    return PurePath(f"venue={venue}", kind)
 
 
 def deadletter_name(symbol: str, unix_ms: int, rows: int, unique: str | None = None) -> str:

@@ -54,7 +54,7 @@ from .merge import (
     split_frame_by_date,
     to_partition,
 )
-from .partitions import Partition, parse_deadletter_name, part_name
+from .partitions import Partition, part_name
 from .recoverreport import FileOutcome, RecoveryReport
 
 __all__ = ["FileOutcome", "Recoverer", "RecoveryReport", "recovery_token"]
@@ -74,7 +74,7 @@ def recovery_token(f: DeadLetterFile, group: int = 0) -> str:
 
 def _rejected_payload(f: DeadLetterFile, bad: Sequence[tuple[int, str, bytes]]) -> bytes:
     return b"".join(
-        _json.encode({"source": f"{f.kind}/{f.name}", "line": n, "reason": reason,
+        _json.encode({"source": f.rel.as_posix(), "line": n, "reason": reason,
                       "text": raw.decode("utf-8", "replace")}) + b"\n"
         for n, reason, raw in bad
     )
@@ -117,7 +117,7 @@ class Recoverer:
 
         def free() -> list[DeadLetterFile]:
             owned = owned_names(root)
-            return [f for f in list_deadletter(root, unknown) if f"{f.kind}/{f.name}" not in owned]
+            return [f for f in list_deadletter(root, unknown) if f.rel.as_posix() not in owned]
 
         return await trio.to_thread.run_sync(free, abandon_on_cancel=True)
 
@@ -169,7 +169,7 @@ class Recoverer:
             owned = await trio.to_thread.run_sync(owned_names, self.deadletter.root,
                                                   abandon_on_cancel=True)
             return await self._recover_batch(
-                [f for f in files if f"{f.kind}/{f.name}" not in owned])
+                [f for f in files if f.rel.as_posix() not in owned])
 
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
@@ -190,9 +190,9 @@ class Recoverer:
     async def _finish_interrupted(self, report: RecoveryReport) -> None:
         """Batches a crash left half done: redo each with exactly its own sources (if none was
         deleted yet: every write repeats onto the same names), or finish deleting them."""
-        for path, kind, symbol, names, complete in await trio.to_thread.run_sync(
+        for path, _kind, symbol, names, complete in await trio.to_thread.run_sync(
                 lambda: list(read_manifests(self.deadletter.root)), abandon_on_cancel=True):
-            files = [DeadLetterFile(kind, n, symbol, *_ms_rows(n)) for n in names]
+            files = [f for f in (DeadLetterFile.at(rel, symbol) for rel in names) if f is not None]
             present = [f for f in files if self.deadletter.path(f.rel).exists()]
             if not complete and present:
                 report.files += await self._recover_batch(present, redo=True)
@@ -205,7 +205,7 @@ class Recoverer:
                              redo: bool = False) -> list[FileOutcome]:
         """``redo``: the batch's manifest is from an earlier, unfinished attempt, whose part
         files compaction may have merged since (those are not written again)."""
-        outs = {f.name: FileOutcome(f"{f.kind}/{f.name}") for f in files}
+        outs = {f.name: FileOutcome(f.rel.as_posix()) for f in files}
         loaded: list[tuple[DeadLetterFile, Loaded]] = []
         for f in files:
             try:
@@ -266,12 +266,12 @@ class Recoverer:
             for schema, rows in got.groups:
                 frames.setdefault(schema, []).append(to_frame(schema, rows))
         written: list[str] = []
-        sources = ",".join(f"{f.kind}/{f.name}" for f in batch)
+        sources = ",".join(f.rel.as_posix() for f in batch)
         for i, (schema, parts) in enumerate(frames.items()):
             merged = pl.concat(parts, how="vertical")
             token = batch_token(batch, i)
             for date, frame in split_frame_by_date(merged):
-                part = to_partition(first.kind, first.symbol, date, frame)
+                part = to_partition(first.kind, first.symbol, date, frame, first.venue)
                 rel = part.directory() / part_name(part.first_ts, part.last_ts, token)
                 if redo and await trio.to_thread.run_sync(merged_into, self.data, rel,
                                                           abandon_on_cancel=True):
@@ -329,7 +329,3 @@ class Recoverer:
         # the thread had already decided to publish: the file is (or will be) in place
         return part.directory() / part_name(part.first_ts, part.last_ts, token)
 
-
-def _ms_rows(name: str) -> tuple[int, int]:
-    parsed = parse_deadletter_name(name)
-    return (parsed[1], parsed[2]) if parsed is not None else (0, 0)

@@ -12,7 +12,7 @@ from ..hints import plural
 
 @dataclass(slots=True)
 class FileOutcome:
-    file: str  # "<kind>/<name>" relative to the dead-letter folder
+    file: str  # "venue=<venue>/<kind>/<name>" (before venues: "<kind>/<name>") in the dead letter
     rows: int = 0  # rows written into partitions
     partitions: list[str] = field(default_factory=list)  # part files written (relative paths)
     rejected: int = 0  # bad lines set aside

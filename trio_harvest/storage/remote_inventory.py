@@ -19,6 +19,7 @@ from .inventory import (
     Inventory,
     Keep,
     PartitionInfo,
+    PartKey,
     _continuity,
     _hive,
     account,
@@ -31,15 +32,15 @@ from .s3store import S3Store
 def inspect_store(store: S3Store, deadletter_dir: Path, keep: Keep | None = None) -> Inventory:
     inv = Inventory(Path(store.location), deadletter_dir)
     inv.data_dir = store.location  # type: ignore[assignment]  # rendered as the URL
-    groups: dict[tuple[str, str, str], list[PurePath]] = {}
+    groups: dict[PartKey, list[PurePath]] = {}
     for rel in store.list(None, ".parquet"):
         key = _hive(rel.parent.parts)
-        if key is not None and (keep is None or keep(key[0], key[1])):
+        if key is not None and (keep is None or keep(key[1], key[2])):
             groups.setdefault(key, []).append(rel)
     prices_ids: dict[str, list[pl.Series]] = {}
     gap_frames: list[pl.DataFrame] = []
-    for (date, symbol, kind), rels in sorted(groups.items()):
-        info = PartitionInfo(date, symbol, kind)
+    for (venue, date, symbol, kind), rels in sorted(groups.items()):
+        info = PartitionInfo(date, symbol, kind, venue=venue)
         ids: list[pl.Series] = []
         for rel in sorted(rels):
             try:
@@ -57,7 +58,7 @@ def inspect_store(store: S3Store, deadletter_dir: Path, keep: Keep | None = None
             c = _continuity(pl.concat(ids) if ids else pl.Series("agg_id", [], pl.Int64))
             info.agg_id_holes, info.agg_id_missing = c.holes, c.missing
             info.agg_id_duplicates = c.duplicates
-            prices_ids.setdefault(symbol, []).extend(ids)
+            prices_ids.setdefault(info.label, []).extend(ids)
         inv.partitions.append(info)
     for symbol, series in prices_ids.items():
         inv.continuity[symbol] = _continuity(

@@ -230,6 +230,6 @@ class S3Store:
     def probe(self) -> None:
         """One cheap request: ``OSError`` with one line if the bucket cannot be reached."""
         try:
-            next(iter(obstore.list(self._store, prefix="date=", chunk_size=1)), None)
+            next(iter(obstore.list(self._store, prefix="venue=", chunk_size=1)), None)
         except Exception as exc:
             raise OSError(_one_line(exc)) from None

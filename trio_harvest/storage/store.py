@@ -82,6 +82,14 @@ class LocalStore:
                     continue
                 yield PurePath(os.path.relpath(os.path.join(dirpath, name), self.root))
 
+    def children(self, prefix: PurePath | None = None) -> tuple[str, ...]:
+        """Names of the folders directly below ``prefix`` (sorted; none if it is missing)."""
+        base = self.root / prefix if prefix is not None else self.root
+        try:
+            return tuple(sorted(e.name for e in os.scandir(base) if e.is_dir()))
+        except (FileNotFoundError, NotADirectoryError):
+            return ()
+
     def list_modified(self, prefix: PurePath, suffix: str = "") -> Iterator[tuple[PurePath, float]]:
         """``list`` with each file's modification time (Unix seconds); a file gone meanwhile is
         left out."""

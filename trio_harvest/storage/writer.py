@@ -26,13 +26,20 @@ from typing import BinaryIO, TypeVar
 
 import trio
 
-from ..kinds import Row, Schema
+from ..kinds import DEFAULT_VENUE, Row, Schema
 from .backends import Store
 from .backlog import REJECTED_DIR
 from .encoding import encode_ndjson, write_parquet
 from .gate import PublishGate
 from .groupcommit import GroupCommit, Staged
-from .partitions import Partition, RowData, deadletter_name, part_name, unique_token
+from .partitions import (
+    Partition,
+    RowData,
+    deadletter_dir,
+    deadletter_name,
+    part_name,
+    unique_token,
+)
 from .rowcheck import ENCODE_ERRORS, rejected_ndjson, split_rows
 
 log = logging.getLogger("trio_harvest.writer")
@@ -155,10 +162,12 @@ class Writer:
                       len(bad), type(exc).__name__, exc, payload[:400])
 
     async def dead_letter(
-        self, kind: str, symbol: str, rows: RowData, gate: PublishGate
+        self, kind: str, symbol: str, rows: RowData, gate: PublishGate, *,
+        venue: str = DEFAULT_VENUE,
     ) -> Written:
         schema = self.schema_of(kind)
-        rel = PurePath(kind, deadletter_name(symbol, self.wall_ms(), len(rows), unique_token()))
+        rel = deadletter_dir(kind, venue) / deadletter_name(symbol, self.wall_ms(), len(rows),
+                                                             unique_token())
         def produce(fh: BinaryIO) -> None:  # encoded in the worker thread, not on the loop
             fh.write(encode_ndjson(schema, rows))
 
