@@ -23,7 +23,7 @@ from trio_harvest.cli.summary import summarize
 from trio_harvest.ops.health import HealthReport
 from trio_harvest.repair.gaps import parse_agg_detail
 from trio_harvest.sim.server import Simulator
-from trio_harvest.storage.inventory import inspect_dataset
+from trio_harvest.storage.inventory import inspect_dataset, venue_label
 
 from .conftest import make_config
 
@@ -146,7 +146,8 @@ async def run_chaos(tmp_path: Path, faults: str, *, settle: bool = False,
     inventory = inspect_dataset(tmp_path / "data")  # `inspect` shows the gaps and the holes
     assert inventory.gaps.rows == read(tmp_path / "data", "gaps").height
     for symbol, counts in per_symbol.items():
-        assert inventory.continuity[symbol].missing == counts["missing"]
+        listed = venue_label(cfg.venue, symbol)  # how `inspect` names it (VENUE:SYMBOL)
+        assert inventory.continuity[listed].missing == counts["missing"]
         assert inventory.gaps.unfilled_ids.get(symbol, 0) >= counts["missing"]
     return Outcome(h, status, report, per_symbol)
 

@@ -34,9 +34,16 @@ FAULTS = "disconnect=1,skip=0.03,dup_id=0.03,drop_diff=0.2"
 def read_scanned(data: Path, kind: str) -> pl.DataFrame:
     """Every row of ``kind`` through the public reader (whatever the partition layout)."""
     try:
-        return scan(data, kind).collect()
+        return scan(data, kind, venue=venue_of(data)).collect()
     except DatasetError:  # nothing of that kind written
         return pl.DataFrame()
+
+
+def venue_of(data: Path) -> str:
+    """The one venue the run wrote, as its ``venue=`` partition folders say."""
+    held = {p.name.removeprefix("venue=") for p in data.glob("venue=*")}
+    assert len(held) == 1, held
+    return held.pop()
 
 
 @pytest.mark.parametrize("venue", OTHERS)
@@ -46,6 +53,7 @@ async def test_a_venue_conserves_every_trade_under_faults(tmp_path: Path, venue:
     o = await run_chaos(tmp_path, FAULTS, read=read_scanned, venue=venue, book="diff")
     adapter = venues.get(venue)
     assert o.h.venue is adapter and o.h.simulator.venue.name == venue  # both speak its wire
+    assert venue_of(tmp_path / "data") == venue  # its own venue=<name> partitions
     assert set(o.per_symbol) == set(adapter.default_symbols)
     assert o.status["venue"] == venue
     assert all("/stream?" in c["url"] for c in o.status["connections"])  # no USD-M routes
@@ -85,6 +93,7 @@ def test_run_sim_venue_exits_0_and_writes_the_venues_symbols(tmp_path: Path, ven
     book = read_scanned(data, "orderbook")
     assert book.height and set(book["source"]) >= {"depth20", venues.get(venue).quote_source}
     assert not list(data.rglob("date=1970-*")), "rows without a time in a 1970 partition"
+    assert venue_of(data) == venue
 
 
 # -- --symbols all: the venue's own listing ---------------------------------------------------

@@ -101,7 +101,8 @@ class Harvester:
         self.ops = Operations(self)  # health, auto-recovery, metrics, HTTP (issue 4)
         self.lanes = Lanes(dict(config.watermarks), wake=lambda lane: None,
                            schema_of=lambda kind: schema_for(kind, config.depth_levels),
-                           depth_levels=config.depth_levels)
+                           depth_levels=config.depth_levels,
+                           venue=config.venue)  # its partitions and dead letter: venue=<venue>
         self.rotation = Rotation(
             self.lanes,
             save or self.writer.stage,
