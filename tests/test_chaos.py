@@ -23,8 +23,7 @@ from trio_harvest.cli.summary import summarize
 from trio_harvest.ops.health import HealthReport
 from trio_harvest.repair.gaps import parse_agg_detail
 from trio_harvest.sim.server import Simulator
-from trio_harvest.sim.specs import spec_for
-from trio_harvest.storage.inventory import inspect_dataset
+from trio_harvest.storage.inventory import inspect_dataset, venue_label
 
 from .conftest import make_config
 
@@ -60,8 +59,11 @@ def read_kind(data: Path, kind: str) -> pl.DataFrame:
     return pl.read_parquet(files, hive_partitioning=True)  # symbol comes from the path
 
 
+Reader = Callable[[Path, str], pl.DataFrame]  # (data dir, kind) -> every row of the kind
+
+
 def tape_frame(sim: Simulator, symbol: str, lo: int, hi: int) -> pl.DataFrame:
-    spec = spec_for(symbol)
+    spec = sim.venue.spec(symbol)  # the venue's grids (COIN-M: whole contracts)
     trades = sim.tape(symbol).since(lo, hi - lo + 1)
     return pl.DataFrame({
         "agg_id": [t.agg_id for t in trades],
@@ -75,8 +77,9 @@ def tape_frame(sim: Simulator, symbol: str, lo: int, hi: int) -> pl.DataFrame:
 
 
 def check_conservation(data: Path, sim: Simulator, symbols: tuple[str, ...],
-                       last_ids_before_end: dict[str, int]) -> dict[str, dict[str, int]]:
-    prices, gaps = read_kind(data, "prices"), read_kind(data, "gaps")
+                       last_ids_before_end: dict[str, int],
+                       read: Reader = read_kind) -> dict[str, dict[str, int]]:
+    prices, gaps = read(data, "prices"), read(data, "gaps")
     out: dict[str, dict[str, int]] = {}
     for symbol in symbols:
         df = prices.filter(pl.col("symbol") == symbol).sort("agg_id")
@@ -111,7 +114,7 @@ def check_conservation(data: Path, sim: Simulator, symbols: tuple[str, ...],
 
 
 async def run_chaos(tmp_path: Path, faults: str, *, settle: bool = False,
-                    **overrides: Any) -> Outcome:
+                    read: Reader = read_kind, **overrides: Any) -> Outcome:
     settings: dict[str, Any] = {"sim": True, "sim_rate": 600.0, "sim_seed": 3,
                                 "sim_faults": f"{faults},seed=5", "backfill_delay": 0.3,
                                 "shutdown_grace": 6.0,
@@ -137,13 +140,14 @@ async def run_chaos(tmp_path: Path, faults: str, *, settle: bool = False,
     summary = summarize(h)  # a clean stop: nothing dead-lettered, nothing lost
     assert summary.reason == "chaos over" and not summary.deadlettered and not summary.lost
     assert h.lanes.total_pending() == 0
-    per_symbol = check_conservation(tmp_path / "data", h.simulator, cfg.symbols, last_ids)
+    per_symbol = check_conservation(tmp_path / "data", h.simulator, cfg.symbols, last_ids, read)
     for symbol, counts in per_symbol.items():
         assert counts["rows"] >= 50, f"{symbol}: too few trades written: {counts}"
     inventory = inspect_dataset(tmp_path / "data")  # `inspect` shows the gaps and the holes
-    assert inventory.gaps.rows == read_kind(tmp_path / "data", "gaps").height
+    assert inventory.gaps.rows == read(tmp_path / "data", "gaps").height
     for symbol, counts in per_symbol.items():
-        assert inventory.continuity[symbol].missing == counts["missing"]
+        listed = venue_label(cfg.venue, symbol)  # how `inspect` names it (VENUE:SYMBOL)
+        assert inventory.continuity[listed].missing == counts["missing"]
         assert inventory.gaps.unfilled_ids.get(symbol, 0) >= counts["missing"]
     return Outcome(h, status, report, per_symbol)
 

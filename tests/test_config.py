@@ -156,3 +156,25 @@ def test_validation_errors_name_the_config_file_that_set_the_value(tmp_path: Pat
     with pytest.raises(ConfigError, match=r"handover_lead must be shorter .*\(settings from config "
                                           r"file .*h\.toml, the environment and flags\)$"):
         load_config({}, {}, toml)
+
+
+def test_the_venue_gives_the_default_urls_and_symbols(tmp_path: Path) -> None:
+    """``venue`` from TOML, the environment or ``--venue``; its URLs and symbols are the
+    defaults, and ``--ws-url``/``--rest-url``/``--symbols`` still win."""
+    assert load_config().venue == "binance-usdm"
+    coinm = load_config({"venue": "binance-coinm"})
+    assert coinm.symbols == ("BTCUSD_PERP", "ETHUSD_PERP")
+    assert (coinm.ws_url, coinm.rest_url) == ("wss://dstream.binance.com",
+                                              "https://dapi.binance.com")
+    toml = tmp_path / "h.toml"
+    toml.write_text('venue = "binance-spot"\n')
+    spot = load_config(config_file=toml)
+    assert (spot.venue, spot.symbols) == ("binance-spot", ("BTCUSDT", "ETHUSDT"))
+    assert spot.ws_url.startswith("wss://stream.binance.com") and "api.binance.com" in spot.rest_url
+    env = load_config({"rest_url": "http://127.0.0.1:1"}, {"TRIO_HARVEST_VENUE": "binance-coinm"},
+                      toml)  # the environment beats the file
+    assert env.venue == "binance-coinm" and env.rest_url == "http://127.0.0.1:1"
+    assert env.ws_url == "wss://dstream.binance.com"
+    with pytest.raises(ConfigError, match=r"^config file .*: venue: unknown venue 'okx' \(known: "):
+        toml.write_text('venue = "okx"\n')
+        load_config(config_file=toml)

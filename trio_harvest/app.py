@@ -101,7 +101,8 @@ class Harvester:
         self.ops = Operations(self)  # health, auto-recovery, metrics, HTTP (issue 4)
         self.lanes = Lanes(dict(config.watermarks), wake=lambda lane: None,
                            schema_of=lambda kind: schema_for(kind, config.depth_levels),
-                           depth_levels=config.depth_levels)
+                           depth_levels=config.depth_levels,
+                           venue=config.venue)  # its partitions and dead letter: venue=<venue>
         self.rotation = Rotation(
             self.lanes,
             save or self.writer.stage,
@@ -116,7 +117,7 @@ class Harvester:
             observe=self.ops.observe_write,
         )
         self.lanes.set_wake(self.rotation.wake)
-        self.venue = venues.default()  # the venue adapter: everything its wire says
+        self.venue = venues.get(config.venue)  # the venue adapter: everything its wire says
         self.router = Router(
             self.lanes,
             config.symbols,
@@ -475,5 +476,6 @@ class Harvester:
         await nursery.start(self.diff_books.run)
 
     async def _start_simulator(self, nursery: trio.Nursery) -> str:
-        self.simulator, url = await start_simulator(nursery, self.config, self.wall_ms)
+        self.simulator, url = await start_simulator(nursery, self.config, self.wall_ms,
+                                                    venue=self.config.venue)
         return url

@@ -30,7 +30,7 @@ from .scale.settings import resolve as resolve_scale
 from .signals.params import SignalParams
 from .storage.location import aws_env
 from .storage.partitions import DEADLETTER_DIR
-from .symbols import SYMBOL_RE, check_symbols
+from .symbols import SYMBOL_RE, check_symbols, is_pattern
 
 __all__ = ["SYMBOL_RE", "Config", "ConfigError", "build_config", "load_config"]
 
@@ -44,8 +44,6 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # The simulator tops out near 100 000 msg/s on one core; above that it only starves the trio loop
 # it shares with the harvester (``run --sim``): nothing gets harvested and Ctrl-C is not served.
 MAX_SIM_RATE = 100_000.0
-DEFAULT_WS_URL = venues.default().default_ws_url  # the default venue's
-DEFAULT_REST_URL = venues.default().default_rest_url
 SIM_EXCLUSIVE = ("--sim runs its own simulator; to harvest from a separate `python -m trio_harvest "
                  "sim`, give --ws-url and --rest-url without --sim")
 
@@ -53,10 +51,12 @@ SIM_EXCLUSIVE = ("--sim runs its own simulator; to harvest from a separate `pyth
 @dataclass(frozen=True, slots=True)
 class Config:
     # what to harvest, and from where
-    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")  # names, patterns ('*USDT') or ALL
+    venue: str = venues.DEFAULT  # the registered venue (venues/__init__.py) harvested
+    # names, patterns ('*USDT') or ALL; without any in any layer the venue's ``default_symbols``
+    symbols: tuple[str, ...] = venues.default().default_symbols
     listing_interval: float = 600.0  # with patterns or ALL: poll the venue's listing this often
-    ws_url: str = DEFAULT_WS_URL
-    rest_url: str = DEFAULT_REST_URL
+    ws_url: str = ""  # "": the venue's ``default_ws_url``
+    rest_url: str = ""  # "": the venue's ``default_rest_url``
     depth_levels: int = 20
     depth_speed: str = "100ms"
     book: str = "partial"
@@ -147,6 +147,11 @@ class Config:
     universe: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        venue = venue_of(self.venue)
+        if not self.ws_url:
+            object.__setattr__(self, "ws_url", venue.default_ws_url)
+        if not self.rest_url:
+            object.__setattr__(self, "rest_url", venue.default_rest_url)
         _validate(self)
         resolve_scale(self)  # first: an s3:// data_dir becomes a local dir (journal's home)
         journal_settings.validate(self)
@@ -169,13 +174,26 @@ FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Config) if f.name not in 
 _HINTS = typing.get_type_hints(Config)
 
 
+def venue_of(name: str) -> venues.Venue:
+    """The adapter of the configured venue; ``ConfigError`` naming the known ones."""
+    try:
+        return venues.get(name)
+    except venues.UnknownVenue as exc:
+        raise ConfigError(f"venue: {exc}") from None
+
+
 def _validate(c: Config) -> None:
+    venue = venues.get(c.venue)
     if c.universe:  # resolved from the listing: a shard's share may be empty for now
         check_symbols(c.universe)
         if c.symbols:
             check_symbols(c.symbols)
     else:
         check_symbols(c.symbols)
+    wrong = [s for s in c.symbols if not is_pattern(s) and not venue.valid_symbol(s)]
+    if wrong:
+        raise ConfigError(f"symbols: {wrong[0]!r} is not a {c.venue} symbol (e.g. "
+                          f"{', '.join(venue.default_symbols)})")
     for name in ("ws_url",):
         url = getattr(c, name)
         if not url.startswith(("ws://", "wss://")):
@@ -218,9 +236,9 @@ def _validate(c: Config) -> None:
     if c.sim_faults and not c.sim:
         raise ConfigError("--sim-faults needs --sim (sim_faults needs sim = true): faults are "
                           "injected by the built-in simulator, never into a real exchange")
-    if c.sim and c.ws_url != DEFAULT_WS_URL:
+    if c.sim and c.ws_url != venue.default_ws_url:
         raise ConfigError(f"--sim and --ws-url are exclusive: {SIM_EXCLUSIVE}")
-    if c.sim and c.rest_url != DEFAULT_REST_URL:
+    if c.sim and c.rest_url != venue.default_rest_url:
         raise ConfigError(f"--sim and --rest-url are exclusive: {SIM_EXCLUSIVE}")
     if c.sim_faults:
         from .sim.faultplan import FaultSpecError, parse_faults
@@ -341,6 +359,8 @@ def build_config(*layers: Mapping[str, Any]) -> Config:
             watermarks.update(layer["watermarks"])
         merged.update({k: v for k, v in layer.items() if k != "watermarks"})
     merged["watermarks"] = watermarks
+    if "symbols" not in merged and "universe" not in merged:  # the venue's own default names
+        merged["symbols"] = venue_of(merged.get("venue", venues.DEFAULT)).default_symbols
     return Config(**merged)
 
 

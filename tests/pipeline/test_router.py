@@ -108,3 +108,27 @@ async def test_symbols_join_and_leave_while_running() -> None:
     await router.release_held()
     assert [r[4] for r in lanes.get(PRICES, "ETHUSDT").drain()] == [2]
     assert lanes.get(PRICES, "BTCUSDT").pending == 0
+
+
+async def test_book_levels_without_a_time_are_stamped_with_their_receipt() -> None:
+    """Spot's partial depth carries no time: its rows and the signals see the receive time, never
+    0 (a 1970 partition)."""
+    from trio_harvest import venues
+    from trio_harvest.kinds import ORDERBOOK
+
+    seen: list[int] = []
+
+    class Hook:
+        def on_book_levels(self, d: object, source: str) -> None:
+            seen.append(d.event_ms)  # type: ignore[attr-defined]
+
+    lanes = Lanes(dict(DEFAULT_WATERMARKS), wake=lambda lane: None)
+    router = Router(lanes, ("BTCUSDT",), depth_levels=5, wall_ms=lambda: NOW,
+                    venue=venues.get("binance-spot"))
+    router.hooks = {"BTCUSDT": Hook()}  # type: ignore[dict-item]
+    for u in (9, 10):
+        await router.handle(json.dumps({"stream": "btcusdt@depth5@100ms", "data": {
+            "lastUpdateId": u, "bids": [["1.0", "2.0"]] * 5, "asks": [["1.1", "3.0"]] * 5}}))
+    rows = lanes.get(ORDERBOOK, "BTCUSDT").drain()
+    assert [(r[0], r[1], r[2], r[5]) for r in rows] == [(NOW, NOW, NOW, 9), (NOW, NOW, NOW, 10)]
+    assert seen == [NOW, NOW] and router.stats.rejected == 0

@@ -31,7 +31,7 @@ class FakeShard:
 
     def poll(self, listed: Mapping[str, Listed], weights: object, now: int) -> None:
         tl = Timeline(listed, ("ALL",), self.shard, weights, STEP,  # type: ignore[arg-type]
-                      day_of(now))
+                      day_of(now), trading=TRADING)
         for s in [s for s in self.harvested if listed[s].status != TRADING]:  # delisted
             del self.harvested[s]
         for m in tl.moves(self.harvested, self.leaving, self.joining, now):
@@ -68,7 +68,7 @@ def start(shards: list[FakeShard], listed: Mapping[str, Listed], weights: object
     CLOCK[0] = now
     for sh in shards:
         tl = Timeline(listed, ("ALL",), sh.shard, weights, STEP,  # type: ignore[arg-type]
-                      day_of(now))
+                      day_of(now), trading=TRADING)
         sh.harvested = {s: (None, None) for s in listed if tl.mine(s, now)}
 
 
@@ -161,7 +161,8 @@ def test_a_young_listing_is_owned_by_its_name_until_it_is_in_force() -> None:
 
     listed = {s: Listed(TRADING, 1_000) for s in NAMES} | {"SUIUSDT": Listed(TRADING, 10_500)}
     weights = {s: 16 for s in NAMES}
-    tl = [Timeline(listed, ("ALL",), Shard(i, 2), lambda day: weights, STEP) for i in range(2)]
+    tl = [Timeline(listed, ("ALL",), Shard(i, 2), lambda day: weights, STEP, trading=TRADING)
+          for i in range(2)]
     young = owner("SUIUSDT", 2)
     assert tl[young].mine("SUIUSDT", 12_000) and not tl[1 - young].mine("SUIUSDT", 12_000)
     assert not any(t.mine("SUIUSDT", 10_000) for t in tl)  # not listed yet

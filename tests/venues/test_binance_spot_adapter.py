@@ -31,9 +31,7 @@ def test_spot_conforms_on_its_capture(check: Callable[[Venue, Path], None],
     check(VENUE, fixtures_dir)
 
 
-# the suite's listing check wants an onboard date, which spot's exchangeInfo does not have
-@pytest.mark.parametrize("check", [c for c in WITHOUT if c is not conformance.test_the_listing_parse],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize("check", WITHOUT, ids=lambda f: f.__name__)
 def test_spot_conforms(check: Callable[[Venue], None]) -> None:
     check(VENUE)
 
@@ -43,6 +41,7 @@ def test_spot_listing() -> None:
     assert listed["BTCUSDT"].status == VENUE.trading and listed["LUNAUSDT"].status == "BREAK"
     assert VENUE.listing({}) == {} and VENUE.listing_request().path == "/api/v3/exchangeInfo"
     assert VENUE.listing_request().weight == 20
+    assert not VENUE.listing_dates and listed["LUNAUSDT"].onboard_ms == 0  # spot lists no dates
 
 
 def test_spot_specifics() -> None:

@@ -25,6 +25,7 @@ from trio_harvest.venues.base import (
     BOOK,
     CONTIGUOUS,
     DEPTH,
+    NEVER_MS,
     NO_CONTINUITY,
     QUOTE,
     QUOTES,
@@ -41,6 +42,8 @@ from trio_harvest.venues.base import (
 # venue -> (websocket capture, REST depth snapshots) in shared/fixtures
 CAPTURES: dict[str, tuple[str, str]] = {
     "binance-usdm": ("binance_usdm_ws_2021-07-22.txt", "binance_usdm_rest_2021-07-22.txt"),
+    "binance-spot": ("binance_spot_ws_2021-10-12.txt", "binance_spot_rest_2021-10-12.txt"),
+    "binance-coinm": ("binance_coinm_ws_2021-07-22.txt", "binance_coinm_rest_2021-07-22.txt"),
 }
 # venue -> a listing answer (two symbols: one trading, one not) as the venue sends it
 LISTINGS: dict[str, dict[str, Any]] = {
@@ -49,6 +52,16 @@ LISTINGS: dict[str, dict[str, Any]] = {
          "deliveryDate": 4133404800000, "contractType": "PERPETUAL"},
         {"symbol": "BTCUSDT_210625", "status": "SETTLING", "onboardDate": 1616112000000,
          "deliveryDate": 1624608000000, "contractType": "CURRENT_QUARTER"}]},
+    # spot's exchangeInfo has no dates at all (``listing_dates`` False)
+    "binance-spot": {"symbols": [{"symbol": "BTCUSDT", "status": "TRADING"},
+                                 {"symbol": "LUNAUSDT", "status": "BREAK"}]},
+    "binance-coinm": {"symbols": [
+        {"symbol": "BTCUSD_PERP", "pair": "BTCUSD", "contractType": "PERPETUAL",
+         "contractStatus": "TRADING", "onboardDate": 1597042800000,
+         "deliveryDate": 4133404800000, "contractSize": 100},
+        {"symbol": "BTCUSD_210625", "pair": "BTCUSD", "contractType": "CURRENT_QUARTER",
+         "contractStatus": "DELIVERING", "onboardDate": 1616112000000,
+         "deliveryDate": 1624608000000, "contractSize": 100}]},
 }
 
 NAMES = sorted(venues.VENUES)
@@ -270,6 +283,11 @@ def test_the_listing_parse(venue: Venue) -> None:
     trading = [s for s, e in listed.items() if e.status == venue.trading]
     assert len(listed) == 2 and len(trading) == 1
     other = next(e for s, e in listed.items() if s not in trading)
-    assert 0 < other.onboard_ms < other.delivery_ms
+    if venue.listing_dates:  # the venue dates its listings: both times are read
+        assert 0 < other.onboard_ms < other.delivery_ms
+    else:  # no dates on the wire: none invented (0 listed, never delivered)
+        assert other.onboard_ms == 0 and other.delivery_ms == NEVER_MS
+    for name in venue.default_symbols:
+        assert venue.valid_symbol(name), name
     assert venue.listing({}) == {}
     assert venue.listing_request().path

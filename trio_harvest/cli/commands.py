@@ -21,12 +21,13 @@ from typing import Any
 import trio
 
 from .. import __version__
-from ..config import DEFAULT_REST_URL, DEFAULT_WS_URL, MAX_SIM_RATE, ConfigError, load_config
+from ..config import MAX_SIM_RATE, ConfigError, load_config
 from ..hints import did_you_mean
 from ..ops.logs import setup_logging
 from ..scale import parent
 from ..sim.calibration import DEFAULT_TOTAL_MIN, SYMBOL_RATE, sim_rate
-from ..venues import QUOTE_SOURCE
+from ..venues import DEFAULT as DEFAULT_VENUE
+from ..venues import QUOTE_SOURCE, VENUES
 from . import adversity as adversity_cli
 from . import compact as compact_cli
 from . import journal as journal_cli
@@ -60,11 +61,16 @@ def _flag(p: argparse._ActionsContainer, *names: str, **kw: Any) -> None:
     p.add_argument(*names, **kw)
 
 
+def _urls(attr: str) -> str:
+    return ", ".join(f"{getattr(v, attr)} on {name}" for name, v in VENUES.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m trio_harvest",
-        description="Harvest exchange market data (Binance USD-M futures: trades and order books) "
-        "into Hive-partitioned Parquet. Without a subcommand, 'run' is assumed.",
+        description="Harvest exchange market data (Binance USD-M and COIN-M futures, Binance "
+        "Spot: trades and order books) into Hive-partitioned Parquet. Without a subcommand, "
+        "'run' is assumed.",
     )
     parser.add_argument("--version", action="version", version=f"trio_harvest {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -84,16 +90,22 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(g, "--symbols", metavar="LIST",
           help="comma-separated symbols, 'all' or patterns such as '*USDT' or 'BTC*' (mixed "
           "with names); all and patterns are resolved from the venue's listing (trading "
-          "symbols only) and followed while running (default BTCUSDT,ETHUSDT)")
+          "symbols only) and followed while running (default the venue's two largest: "
+          "BTCUSDT,ETHUSDT; BTCUSD_PERP,ETHUSD_PERP on binance-coinm)")
     _flag(g, "--listing-interval", type=float, metavar="S",
           help="with 'all' or patterns: poll the listing every S seconds; new symbols are "
           "subscribed, delisted ones closed with a 'delisted' gap row; with --shard or "
           "--workers also the grid on which symbols move between shards, handed over at one "
           "boundary (a 'handover' gap row, not a loss) (default 600)")
+    _flag(g, "--venue", metavar="NAME",
+          help=f"the venue harvested: {', '.join(VENUES)} (default {DEFAULT_VENUE}); with "
+          "--sim the simulator speaks its wire. Symbols, --ws-url and --rest-url are that "
+          "venue's")
     _flag(g, "--ws-url", metavar="URL",
-          help="websocket base URL; /market/stream?streams=… and /public/stream?streams=… are "
-          f"appended (default {DEFAULT_WS_URL})")
-    _flag(g, "--rest-url", metavar="URL", help=f"REST base URL (default {DEFAULT_REST_URL})")
+          help="websocket base URL of the venue; its stream paths are appended (default the "
+          f"venue's: {_urls('default_ws_url')})")
+    _flag(g, "--rest-url", metavar="URL",
+          help=f"REST base URL of the venue (default the venue's: {_urls('default_rest_url')})")
     _flag(g, "--depth-levels", type=int, metavar="N", help="book levels: 5, 10 or 20 (default 20)")
     _flag(g, "--depth-speed", metavar="S", help="depth cadence: 100ms, 250ms, 500ms (default 100ms)")
     _flag(g, "--book", metavar="MODE", help="partial (top-N snapshots, default) or diff")

@@ -22,6 +22,7 @@ import httpx
 import trio
 
 from ..config import Config, ConfigError
+from ..ingest.restclient import http_fetch
 from ..scale import parent
 from ..scale.aggregate import WorkerView, merge_summaries, render_summary
 from ..scale.handover import Timeline
@@ -33,6 +34,7 @@ from ..scale.supervisor import Supervisor, SupervisorSettings, worker_port
 from ..scale.weights import UNIT, fetch_weights, quantize, read_snapshot, write_snapshot
 from ..sim.activity import activity
 from ..storage.backends import data_location
+from ..venues import get
 
 log = logging.getLogger("trio_harvest.cli")
 MIN_BACKFILL_WEIGHT = 20  # one trades request
@@ -127,7 +129,8 @@ def shard_weights(config: Config) -> dict[str, int] | None:
         # the day's snapshot in the dataset, published by the day's first shard: every shard
         # of this dataset, on any host, assigns from the same numbers
         return day_snapshot(_shared(config), grid_day(time.time()),
-                            lambda: fetch_weights(_http_get, config.rest_url))
+                            lambda: fetch_weights(_http_get, config.rest_url,
+                                                  venue=get(config.venue)))
     try:
         return read_snapshot(Path(source))
     except (OSError, ValueError) as exc:
@@ -144,7 +147,8 @@ def day_weights(config: Config) -> Callable[[str], dict[str, int] | None]:
     if source == "venue" and not config.sim:
         shared = _shared(config)
         return lambda day: day_snapshot(shared, day,
-                                        lambda: fetch_weights(_http_get, config.rest_url))
+                                        lambda: fetch_weights(_http_get, config.rest_url,
+                                                              venue=get(config.venue)))
     if source == "venue":  # the simulator's model: a pure function of the name, every day
         return lambda day: {s: quantize(activity(s).count)
                             for s in _sim_names(config)}
@@ -167,9 +171,13 @@ def day_weights(config: Config) -> Callable[[str], dict[str, int] | None]:
 
 
 def _sim_names(config: Config) -> tuple[str, ...]:
-    from ..sim.listing import NEW_LISTINGS, initial_listing
+    """What the simulator of the configured venue lists now and lists later (``listing=S``)."""
+    from ..sim.listing import initial_listing
+    from ..sim.venue import profile
 
-    return (*initial_listing(config.universe or config.symbols), *NEW_LISTINGS)
+    venue = profile(config.venue)
+    return (*initial_listing(config.universe or config.symbols, venue.catalogue),
+            *venue.new_listings)
 
 
 def _shared(config: Config) -> Shared:
@@ -212,18 +220,19 @@ def _timeline_share(config: Config, shard: Shard) -> tuple[str, ...]:
     """A universe shard's symbols now, by the ownership timeline the listing follower keeps to
     (scale/handover.py): the listing's own times and the weights of the grid point's day."""
     from ..ops.listing import ListingError, fetch_listing
-    from ..venues import default
     from ..venues.base import Listed
 
-    listed: dict[str, Listed] = {s: Listed(default().trading) for s in config.symbols}
+    venue = get(config.venue)
+    listed: dict[str, Listed] = {s: Listed(venue.trading) for s in config.symbols}
     if not config.sim:
         try:
-            listed = trio.run(fetch_listing, config.rest_url)
+            listed = trio.run(fetch_listing, config.rest_url, http_fetch, venue)
         except ListingError as exc:
             log.warning("shard %s: cannot read the listing's dates (%s); assigning from the "
                         "symbols alone", shard, exc)
     step = max(1, round(config.listing_interval * 1000))
-    timeline = Timeline(listed, config.universe, shard, day_weights(config), step)
+    timeline = Timeline(listed, config.universe, shard, day_weights(config), step,
+                        trading=venue.trading)
     now = time.time_ns() // 1_000_000
     return tuple(s for s in config.symbols if timeline.mine(s, now))
 

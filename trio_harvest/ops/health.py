@@ -15,11 +15,6 @@ from dataclasses import dataclass, field
 from .. import venues
 from ..hints import plural
 
-# Expected interval between frames of one stream, by the venue's stream kind (seconds): the
-# venue knows (quotes and partial depth are continuous on a listed contract; trades follow
-# trading activity).
-CADENCE = venues.default().cadence
-DEPTH_KIND = venues.default().depth_kind
 DEPTH_SPEED_S = {"100ms": 0.1, "250ms": 0.25, "500ms": 0.5}
 STALE_MULTIPLE = 100.0  # a stream is stale after this many expected intervals without a frame...
 STALE_MIN_S = 10.0  # ...and never sooner than this
@@ -27,11 +22,13 @@ STALE_MIN_S = 10.0  # ...and never sooner than this
 
 def stale_after(stream_kind: str, depth_speed: str = "100ms",
                 venue: venues.Venue | None = None) -> float:
-    """Seconds without a frame after which a stream of this kind counts as stale."""
-    cadence_of, depth_kind = (CADENCE, DEPTH_KIND) if venue is None else \
-        (venue.cadence, venue.depth_kind)
-    cadence = DEPTH_SPEED_S.get(depth_speed, 0.1) if stream_kind == depth_kind else \
-        cadence_of.get(stream_kind, 1.0)
+    """Seconds without a frame after which a stream of this kind counts as stale. The expected
+    interval between frames is the venue's (``venue.cadence``, by its stream kind: quotes and
+    partial depth are continuous on a listed contract, trades follow trading activity); the
+    harvested venue's, the default one's when none is given."""
+    v = venue or venues.default()
+    cadence = DEPTH_SPEED_S.get(depth_speed, 0.1) if stream_kind == v.depth_kind else \
+        v.cadence.get(stream_kind, 1.0)
     return max(STALE_MIN_S, STALE_MULTIPLE * cadence)
 
 

@@ -22,7 +22,6 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from .. import venues
 from .health import StreamView
 from .rollup import lanes_by_kind, staleness, streams_by_connection
 
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
     from .operations import Operations
 
 P = "trio_harvest_"
-VENUE = venues.DEFAULT  # the venue harvested (its adapter in venues/); the ``venue`` label
 WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -83,7 +81,7 @@ class _LiveCollector(Collector):
         snap, report = ops.health_now()
 
         conns = h.connections
-        v = VENUE
+        v = ops.venue  # the venue harvested: every family's ``venue`` label
         yield counter("frames_received", "Frames received, by connection.",
                       ["venue", "connection"], [([v, c.stats.label], c.stats.frames) for c in conns])
         yield counter("decode_errors", "Frames that were malformed, unexpected or rejected "
@@ -117,8 +115,8 @@ class _LiveCollector(Collector):
                     ["venue", "kind"], [([v, kind], now - ks.last_write_at) for kind, ks in kinds
                                         if ks.last_write_at is not None])
 
-        yield from _lanes(list(h.lanes), self.per_symbol)
-        yield from _streams(snap.streams, snap.uptime, self.per_symbol)
+        yield from _lanes(v, list(h.lanes), self.per_symbol)
+        yield from _streams(v, snap.streams, snap.uptime, self.per_symbol)
 
         limiter = h.rotation.limiter
         yield gauge("limiter_in_use", "Writers busy now.", [], [([], limiter.borrowed_tokens)])
@@ -202,9 +200,8 @@ def gauge(name: str, doc: str, labels: list[str], items: Items) -> GaugeMetricFa
     return m
 
 
-def _lanes(lanes: list[Lane], per_symbol: bool) -> Iterator[Metric]:
+def _lanes(v: str, lanes: list[Lane], per_symbol: bool) -> Iterator[Metric]:
     """Lanes by kind (a handful of series); each lane's own with ``per_symbol``."""
-    v = VENUE
     by_kind = lanes_by_kind(lanes)
     counts: dict[str, list[int]] = {kind: [0, 0, 0] for kind in by_kind}
     for ln in lanes:
@@ -247,10 +244,9 @@ def _lanes(lanes: list[Lane], per_symbol: bool) -> Iterator[Metric]:
                   labels, [([v, ln.kind, ln.symbol], ln.stats.blocked) for ln in lanes])
 
 
-def _streams(streams: tuple[StreamView, ...], uptime: float, per_symbol: bool
+def _streams(v: str, streams: tuple[StreamView, ...], uptime: float, per_symbol: bool
              ) -> Iterator[Metric]:
     """Streams by connection and stream kind; each stream's own with ``per_symbol``."""
-    v = VENUE
     labels = ["venue", "connection", "stream_kind"]
     rolled = streams_by_connection(streams, uptime)
     yield gauge("streams", "Subscribed streams, by connection and stream kind.", labels,

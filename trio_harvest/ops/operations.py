@@ -20,7 +20,7 @@ import trio
 from ..journal.report import as_dict as journal_report
 from .autorecover import AutoRecovery
 from .health import HealthReport, Snapshot
-from .metrics import VENUE, HarvestMetrics, rss_bytes
+from .metrics import HarvestMetrics, rss_bytes
 from .monitor import HealthMonitor
 from .page import PAGE
 from .progress import Progress
@@ -40,6 +40,7 @@ HTML = "text/html; charset=utf-8"
 class Operations:
     def __init__(self, harvester: HarvestView) -> None:
         self.h = harvester
+        self.venue = harvester.config.venue  # the ``venue`` of /status and every metric
         self.metrics = HarvestMetrics()
         self.sampler = Sampler(harvester)
         self.autorecovery = AutoRecovery(harvester)
@@ -127,7 +128,7 @@ class Operations:
         for c in h.connections:
             st = c.stats
             conns.append({
-                "venue": VENUE, "label": st.label, "url": st.url, "connected": st.connected,
+                "venue": self.venue, "label": st.label, "url": st.url, "connected": st.connected,
                 "connected_for_s": _r(now - st.connected_at)
                 if st.connected and st.connected_at is not None else None,
                 "frames": st.frames, "connects": st.connects, "reconnects": st.reconnects,
@@ -147,7 +148,7 @@ class Operations:
         health = report.as_dict()  # grouped by code: a line per code, never one per symbol
         streams = snap.streams
         return {
-            "venue": VENUE,
+            "venue": self.venue,
             "status": report.status,
             "reasons": report.grouped_reasons,
             "problems": health["problems"],

@@ -72,11 +72,12 @@ def resolve_universe(config: Config, venue: Venue | None = None) -> Config:
     entries = config.symbols
     if not is_universe(entries):
         return config
-    venue = venue or venues.default()
-    if config.sim:
+    venue = venue or venues.get(config.venue)
+    if config.sim:  # the simulator lists its catalogue of the venue (all of it trading)
         from ..sim.listing import initial_listing
+        from ..sim.venue import profile
 
-        trading: Iterable[str] = initial_listing(entries)
+        trading: Iterable[str] = initial_listing(entries, profile(venue.name).catalogue)
     else:
         try:
             listing = trio.run(fetch_statuses, config.rest_url, http_fetch, venue)
@@ -132,16 +133,17 @@ class Universe:
     boundary."""
 
     def __init__(self, host: UniverseHost, rest_url: str, *,
-                 fetch: FetchListing = fetch_listing,
+                 fetch: FetchListing | None = None,
                  weights: DayWeights | None = None, venue: Venue | None = None) -> None:
         cfg = host.config
-        self.venue = venue or venues.default()
+        self.venue = venue = venue or venues.get(cfg.venue)
         self.host = host
         self.rest_url = rest_url
         self.entries: tuple[str, ...] = cfg.universe
         self.interval = cfg.listing_interval
         self.shard = parse_shard(cfg.shard) if cfg.shard else None
-        self._fetch = fetch
+        # the venue's own listing (its request, its status field)
+        self._fetch = fetch or (lambda url: fetch_listing(url, http_fetch, venue))
         self._weights: DayWeights = weights if weights is not None else (lambda day: None)
         self._by_day: dict[str, Mapping[str, int] | None] = {}
         self.polls = 0
@@ -232,7 +234,8 @@ class Universe:
         step = max(1, round(self.interval * 1000))
         now = self.host.exchange_ms()
         today = day_of(now)
-        timeline = Timeline(listing, self.entries, self.shard, self.weights_of, step, today)
+        timeline = Timeline(listing, self.entries, self.shard, self.weights_of, step, today,
+                            trading=self.venue.trading)
         days = {min(today, timeline_day(now, step, k)) for k in range(-4, 5)}
         for day in sorted(days - set(self._by_day)):
             await trio.to_thread.run_sync(self.weights_of, day)  # blocking: a file or a bucket

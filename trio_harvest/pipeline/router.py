@@ -236,6 +236,8 @@ class Router:
                 return self._judged(guard, guard.judge(lag, (env, recv_ms, frame,
                                                                 self.lanes.cursor[0])))
             guard.ref = lag
+        elif data.kind == BOOK:  # book levels a venue sends without a time (Spot's partial
+            data.event_ms = recv_ms  # depth): received now, as its rows and signals read it
         return self._route(env, recv_ms, frame)
 
     async def _judged(self, guard: TimeGuard[Held], release: list[Held]) -> None:

@@ -22,14 +22,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .. import venues
 from ..symbols import matches
 from ..venues.base import Listed
 from .shards import Shard, assignment, owner
 
 # the weights of a UTC day ("YYYY-MM-DD"), None for unweighted; the same for every shard
 DayWeights = Callable[[str], Mapping[str, int] | None]
-TRADING = venues.default().trading  # the listing status of a symbol that trades
 LOOKBACK = 3  # grid points looked back for where a late-learned ownership began
 
 
@@ -57,10 +55,13 @@ class Move:
 
 
 class Timeline:
-    """The owners of ``entries``' symbols over time, from one listing."""
+    """The owners of ``entries``' symbols over time, from one listing; ``trading`` is the
+    venue's listing status of a symbol that trades (``Venue.trading``)."""
 
     def __init__(self, listed: Mapping[str, Listed], entries: Sequence[str], shard: Shard,
-                 weights: DayWeights, step_ms: int, today: str | None = None) -> None:
+                 weights: DayWeights, step_ms: int, today: str | None = None, *,
+                 trading: str) -> None:
+        self.trading = trading
         self.listed = {s: e for s, e in listed.items() if matches(s, entries)}
         self.shard = shard
         self.weights = weights
@@ -73,7 +74,7 @@ class Timeline:
         step, lag = self.step, self.lag
         return sorted(s for s, e in self.listed.items()
                       if grid_ceil(e.onboard_ms + lag, step) <= g
-                      and (e.status == TRADING or grid_ceil(e.delivery_ms + lag, step) > g))
+                      and (e.status == self.trading or grid_ceil(e.delivery_ms + lag, step) > g))
 
     def owners(self, g: int) -> dict[str, int]:
         """Every listed symbol's owner at grid point ``g`` (young listings by their name)."""
@@ -93,7 +94,7 @@ class Timeline:
     def mine(self, symbol: str, ms: int) -> bool:
         """Whether this shard owns ``symbol`` (a trading one, listed by ``ms``) at ``ms``."""
         e = self.listed.get(symbol)
-        if e is None or e.status != TRADING or e.onboard_ms > ms:
+        if e is None or e.status != self.trading or e.onboard_ms > ms:
             return False
         return self.owners(grid_floor(ms, self.step)).get(symbol) == self.shard.index
 
@@ -112,7 +113,7 @@ class Timeline:
         out: list[Move] = []
         for s in sorted(self.listed):
             e = self.listed[s]
-            if e.status != TRADING:
+            if e.status != self.trading:
                 continue  # delisted: the follower removes it (a `delisted` gap)
             if s in have and (start := joining.get(s)) is not None and start > now_ms:
                 if not self.mine(s, start):

@@ -9,15 +9,27 @@ I/O.
 from __future__ import annotations
 
 from .base import Venue as Venue
+from .binance_coinm.adapter import VENUE as BINANCE_COINM
+from .binance_spot.adapter import VENUE as BINANCE_SPOT
 from .binance_usdm.adapter import VENUE as BINANCE_USDM
 
-VENUES: dict[str, Venue] = {BINANCE_USDM.name: BINANCE_USDM}
+VENUES: dict[str, Venue] = {v.name: v for v in (BINANCE_USDM, BINANCE_SPOT, BINANCE_COINM)}
 DEFAULT = BINANCE_USDM.name
 
 
+class UnknownVenue(KeyError):
+    """A venue name that is not registered; ``str()`` is one line naming the known ones."""
+
+    def __str__(self) -> str:
+        return f"unknown venue {self.args[0]!r} (known: {', '.join(VENUES)})"
+
+
 def get(name: str = DEFAULT) -> Venue:
-    """The adapter of venue ``name``; ``KeyError`` for a venue that is not registered."""
-    return VENUES[name]
+    """The adapter of venue ``name``; ``UnknownVenue`` (a ``KeyError``) for one not registered."""
+    try:
+        return VENUES[name]
+    except KeyError:
+        raise UnknownVenue(name) from None
 
 
 def default() -> Venue:

@@ -239,6 +239,7 @@ class Venue(Protocol):
     name: str
     default_ws_url: str
     default_rest_url: str
+    default_symbols: tuple[str, ...]  # what a run harvests when it names no symbols
 
     # -- connection plan ---------------------------------------------------------------------
     max_streams_per_connection: int
@@ -306,6 +307,9 @@ class Venue(Protocol):
 
     # -- listing -------------------------------------------------------------------------------
     trading: str  # the status of a symbol that trades
+    # whether the listing gives each symbol its listing (onboard) time; where not, ``Listed``
+    # carries 0 and nothing may read a symbol's age from it
+    listing_dates: bool
     def listing_request(self) -> RestRequest: ...
     def listing(self, doc: Mapping[str, Any]) -> dict[str, Listed]: ...
     def valid_symbol(self, symbol: str) -> bool: ...

@@ -4,7 +4,7 @@ The frames, the ``pu`` book rule, the local book and the trade rule are USD-M's,
 inherits them (``binance_common.adapter``); what it changes is what ``wire.py`` says differs:
 hosts, no route split (every stream on ``/stream``), 10 client messages a second, REST under
 ``/dapi/v1`` with its weights, the listing's ``contractStatus``, and the symbol syntax. Not
-registered in ``venues/__init__.py`` yet (the integrator adds it). Pure: no trio, no I/O.
+registered in ``venues/__init__.py``. Pure: no trio, no I/O.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ class BinanceCoinm(BinanceFamily):
     facts = wire.FACTS
     parse_listing = staticmethod(wire.parse_listing)
     is_symbol = staticmethod(wire.is_symbol)
+    default_symbols: tuple[str, ...] = ("BTCUSD_PERP", "ETHUSD_PERP")
 
 
 VENUE = BinanceCoinm()

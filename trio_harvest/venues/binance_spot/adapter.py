@@ -4,8 +4,8 @@ Spot's diff depth has no ``pu``; its rule is ``U == previous u + 1``. The adapte
 each diff event the ``pu`` that rule implies (``U - 1``), so USD-M's ``pu`` local book applies
 unchanged: ``pu == previous u`` is then exactly ``U == previous u + 1``, and a snapshot ``L`` is
 bridged by ``U <= L + 1 <= u`` (``pu == L`` or ``U <= L <= u``). Partial depth and bookTicker
-carry no time: their rows are stamped with the receive time. Not registered in
-``venues/__init__.py`` yet (the integrator adds it). Pure: no trio, no I/O.
+carry no time: their rows are stamped with the receive time. Registered in
+``venues/__init__.py``. Pure: no trio, no I/O.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class BinanceSpot(BinanceFamily):
     parse_listing = staticmethod(wire.parse_listing)
     is_symbol = staticmethod(wire.is_symbol)
     ticker_weight = 80
+    listing_dates = False  # exchangeInfo has no onboardDate on spot
     decode_envelope = staticmethod(decode_envelope)  # type: ignore[assignment]  # spot's records
     bad_frame = msgspec.DecodeError
 

@@ -68,6 +68,8 @@ class BinanceUsdm:
     name = NAME
     default_ws_url = WS_URL
     default_rest_url = REST_URL
+    default_symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    listing_dates = True
     max_streams_per_connection = MAX_STREAMS
     messages_per_second = st.MESSAGES_PER_SECOND
     # the server pings every 3 minutes; the transport answers each ping with a pong
