@@ -40,10 +40,10 @@ from .scale.handover import DayWeights
 from .signals.engine import SignalEngine
 from .signals.task import flush_all, run_features
 from .sim.inprocess import start_simulator
+from .startup import startup_scan
 from .storage.autocompact import AutoCompactStats, auto_compactor, run_auto_compact
 from .storage.backends import data_location, data_store
 from .storage.compact import Compactor
-from .storage.startup import startup_scan
 from .storage.store import LocalStore
 from .storage.writer import Writer
 from .venues.base import Plan

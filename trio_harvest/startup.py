@@ -2,7 +2,8 @@
 the notes worth a warning (a dead-letter backlog, simulated ids that would collide), and where
 each symbol's trades left off (resume).
 
-Owns that one start-up pass. Blocking: the app runs it in a worker thread. Never writes data;
+Owns that one start-up pass, at the app's level (it reads the config and asks storage, ops and
+repair). Blocking: the app runs it in a worker thread. Never writes data;
 removes only stale temporary files, and moves a dead letter from its old place
 (``deadletter/``) to its new one (``_deadletter/``).
 """
@@ -12,15 +13,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from ..ops.startup import startup_notes
-from ..repair.resume import last_written
-from .dlmove import adopt_legacy
-from .partitions import DEADLETTER_DIR, LEGACY_DEADLETTER_DIR
+from .ops.startup import startup_notes
+from .repair.resume import last_written
+from .storage.dlmove import adopt_legacy
+from .storage.partitions import DEADLETTER_DIR, LEGACY_DEADLETTER_DIR
 
 if TYPE_CHECKING:
-    from ..config import Config
-    from .backends import Store
-    from .store import LocalStore
+    from .config import Config
+    from .storage.backends import Store
+    from .storage.store import LocalStore
 
 log = logging.getLogger("trio_harvest.app")
 
@@ -38,7 +39,7 @@ def startup_scan(cfg: Config, data: Store, deadletter: LocalStore,
         log.warning("%s", note)
     if cfg.sim or not cfg.resume:  # the simulator is a new exchange each run
         return removed, {}
-    seeds = last_written(data, cfg.deadletter_path, cfg.symbols, unreadable)
+    seeds = last_written(data, cfg.deadletter_path, cfg.symbols, unreadable, venue=cfg.venue)
     for symbol, files in unreadable.items():
         log.error("%s: not resuming agg-id continuity: %d files on disk cannot be read, so "
                   "the last trade written is not known (first: %s); the trades missed "
