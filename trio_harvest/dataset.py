@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
+from . import venues
 from .dataset_compat import BOOK_DEPTH, quotes_of, snapshots_only
 from .dataset_relist import relisting
 from .hints import did_you_mean
@@ -57,7 +58,7 @@ TimeLike = datetime | date | str | int | float
 TIME_COLUMNS = {"ts_ms": "ts", "event_ms": "event_ts", "recv_ms": "recv_ts",
                 "start_ms": "start_ts", "end_ms": "end_ts"}
 DAY = timedelta(days=1)
-VENUES = (DEFAULT_VENUE,)  # the venues known without looking (others: any venue= folder held)
+VENUES = tuple(venues.VENUES)  # the venues known without looking (others: any venue= folder held)
 
 
 class DatasetError(ValueError):

@@ -29,7 +29,7 @@ async def test_many_dumps_share_few_commits_and_every_row_is_readable(tmp_path: 
     async with trio.open_nursery() as nursery:
         for s in symbols:
             nursery.start_soon(w.dead_letter, "prices", s, _rows(s, 7), PublishGate())
-    files = sorted((tmp_path / "dl" / "prices").glob("*.ndjson"))
+    files = sorted((tmp_path / "dl" / "venue=binance-usdm" / "prices").glob("*.ndjson"))
     assert len(files) == len(symbols)
     assert w.deadletter_group.files == len(symbols)
     assert w.deadletter_group.batches < len(symbols)  # grouped, not one commit per file
