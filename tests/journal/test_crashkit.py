@@ -20,15 +20,15 @@ def dataset(tmp_path: Path) -> Path:
     ids = list(range(1, len(events) + 1))
     prev = [0, *ids[:-1]]
     prev[events.index(3_500)] = 999  # the chain breaks across the hole
-    book = data / "date=2024-01-01" / "symbol=BTCUSDT" / "kind=orderbook"
+    book = data / "venue=binance-usdm" / "date=2024-01-01" / "symbol=BTCUSDT" / "kind=orderbook"
     book.mkdir(parents=True)
     pl.DataFrame({"source": ["depth20@100ms"] * len(ids), "update_id": ids,
                   "prev_update_id": prev, "event_ms": events,
                   "recv_ms": [e + 5 for e in events]}).write_parquet(book / "part-0.parquet")
-    prices = data / "date=2024-01-01" / "symbol=BTCUSDT" / "kind=prices"
+    prices = data / "venue=binance-usdm" / "date=2024-01-01" / "symbol=BTCUSDT" / "kind=prices"
     prices.mkdir(parents=True)  # none: their count against the simulator's tape is not this test's
     pl.DataFrame({"agg_id": []}, schema={"agg_id": pl.Int64}).write_parquet(prices / "part-0.parquet")
-    gaps = data / "date=2024-01-01" / "symbol=BTCUSDT" / "kind=gaps"
+    gaps = data / "venue=binance-usdm" / "date=2024-01-01" / "symbol=BTCUSDT" / "kind=gaps"
     gaps.mkdir(parents=True)
     pl.DataFrame({"stream": ["btcusdt@depth20@100ms"], "start_ms": [LAST_KEPT + 5],
                   "end_ms": [3_505], "reason": ["restart"], "detail": ["harvester restarted"]},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from trio_harvest.kinds import DEFAULT_WATERMARKS, ORDERBOOK, PRICES
+from trio_harvest.kinds import DEFAULT_WATERMARKS, ORDERBOOK, PRICES, QUOTES
 from trio_harvest.pipeline.lanes import Lanes
 from trio_harvest.pipeline.router import Router
 from trio_harvest.pipeline.window import Window, WindowLane
@@ -42,6 +42,7 @@ async def test_a_windowed_symbol_keeps_its_side_of_the_boundary_only() -> None:
     window = router.window("BTCUSDT", None, boundary)  # the old owner: rows before it
     assert router._prices["ETHUSDT"] is lanes.get(PRICES, "ETHUSDT")  # others: untouched
     assert router._books["ETHUSDT"] is lanes.get(ORDERBOOK, "ETHUSDT")
+    assert router._quotes["ETHUSDT"] is lanes.get(QUOTES, "ETHUSDT")
     for i in range(10):
         await router.handle(agg("BTCUSDT", i, NOW + i))
         await router.handle(agg("ETHUSDT", i, NOW + i))

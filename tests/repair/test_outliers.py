@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from trio_harvest.kinds import ORDERBOOK, PRICES
+from trio_harvest.kinds import ORDERBOOK, PRICES, QUOTES
 from trio_harvest.pipeline.lanes import Lanes
 from trio_harvest.pipeline.router import Router
 from trio_harvest.repair.continuity import MAX_AGG_ID_JUMP
@@ -62,7 +62,9 @@ def trades(router: Router) -> list[int]:
 
 
 def books(router: Router) -> list[int]:
-    return [r[5] for r in router.lanes.get(ORDERBOOK, "BTCUSDT").drain()]
+    """The update ids of the best bid/ask rows written (``quotes``; ``orderbook`` holds none)."""
+    assert not router.lanes.get(ORDERBOOK, "BTCUSDT").drain()
+    return [r[4] for r in router.lanes.get(QUOTES, "BTCUSDT").drain()]
 
 
 REAL = list(range(BASE, BASE + 10))
