@@ -1,10 +1,10 @@
 """Best bid/ask rows of datasets written before ``quotes`` existed, read as ``quotes``.
 
 Those versions (Binance USD-M only) kept the best bid/ask stream as rows of ``orderbook`` whose
-``source`` is the venue's quote source and whose level 1 alone is filled. ``scan`` reads them as ``quotes`` and leaves
-them out of ``orderbook`` (top-N snapshots only), in folders of the layout before venues only:
-a venue's folders hold each kind where its writer put it. Builds lazy frames; never reads or
-writes anything itself.
+``source`` is the venue's quote source and whose level 1 alone is filled. ``scan`` reads them as
+``quotes`` and leaves them out of ``orderbook`` (top-N snapshots only), in folders of the layout
+before venues only: a venue's folders hold each kind where its writer put it. Builds lazy
+frames; never reads or writes anything itself.
 """
 
 from __future__ import annotations
