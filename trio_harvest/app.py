@@ -16,7 +16,6 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import trio
@@ -26,7 +25,7 @@ from .config import Config
 from .ingest.connection import ConnectFn, Connection, make_connections, run_ingest, websocket_connector
 from .ingest.restclient import FetchFn, http_fetch
 from .journal import wiring as journal_wiring
-from .kinds import BOOK_UPDATES, CVD, OFI, PREVIEW_KINDS, Row, schema_for
+from .kinds import CVD, OFI, PREVIEW_KINDS, Row, schema_for
 from .ops.listing import check_listing
 from .ops.operations import Operations
 from .ops.startup import recover_command
@@ -139,7 +138,7 @@ class Harvester:
             self.diff_books = DiffBooks(config.symbols, levels=config.depth_levels,
                                         depth_speed=config.depth_speed, rest_url=config.rest_url,
                                         put_gap=self.put_gap, venue=self.venue,
-                                        updates_of=partial(self.lanes.get, BOOK_UPDATES))
+                                        updates_of=self.router.book_updates_lane)
             self.router.diff_books = self.diff_books
         # issue 5: dedup + agg-id continuity in the router, gaps, backfill, the 24 h handover.
         # Backfill speaks HTTP to rest_url unless ``fetch`` is given; with a fake ``connect`` and

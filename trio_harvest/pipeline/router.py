@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import venues
-from ..kinds import ORDERBOOK, PRICES, QUOTES, QUOTES_SCHEMA, Row
+from ..kinds import BOOK_UPDATES, ORDERBOOK, PRICES, QUOTES, QUOTES_SCHEMA, Row
 from ..ratelimit import RateLimitedLog
 from ..venues.base import BOOK, QUOTE, TRADE, BookLevels, Frame, FrameError, Quote, Trade, Venue
 from .chunks import BadValue
@@ -172,6 +172,13 @@ class Router:
         if hook is not None:
             self.hooks[symbol] = WindowHook(hook, w)
         return w
+
+    def book_updates_lane(self, symbol: str) -> Sink:
+        """Where a diff book writes ``symbol``'s ``book_updates`` rows: its lane, or only the rows
+        of its window while it changes shards (as every other kind of it)."""
+        lane = self.lanes.get(BOOK_UPDATES, symbol)
+        window = self.windows.get(symbol)
+        return lane if window is None else WindowLane(lane, window)
 
     def unwindow(self, symbol: str) -> None:
         """``symbol`` keeps everything again (its own lanes and hook)."""
