@@ -197,3 +197,10 @@ async def test_irregular_book_steps_and_a_reconnect_jump_lose_nothing(tmp_path: 
     repair.give_up_held()
     assert books(router) == real
     assert repair.stats.book_duplicates == 0
+
+
+async def test_duplicated_quotes_are_counted_as_quotes(tmp_path: Path) -> None:
+    router, repair = setup(tmp_path)
+    await feed(router, [ticker(u) for u in (BASE, BASE + 1, BASE + 2, BASE + 1, BASE + 2)])
+    assert books(router) == [BASE, BASE + 1, BASE + 2]
+    assert repair.stats.book_duplicates == repair.stats.quote_duplicates == 2
