@@ -38,8 +38,14 @@ async def test_harvest_from_simulator_end_to_end(tmp_path: Path) -> None:
         assert ids[-1] - ids[0] + 1 == len(ids), "hole in agg_id"
     book = pl.scan_parquet(str(data / "venue=*" / "date=*" / "symbol=*" / "kind=orderbook"
                                / "*.parquet"), hive_partitioning=True).collect()
-    assert book.height > 100
-    assert set(book["source"].unique()) == {"depth20", "bookTicker"}
+    assert set(book["source"].unique()) == {"depth20"}  # top-N snapshots only
+    quotes = pl.scan_parquet(str(data / "venue=*" / "date=*" / "symbol=*" / "kind=quotes"
+                                 / "*.parquet"), hive_partitioning=True).collect()
+    assert book.height > 20 and book.height + quotes.height > 100  # the same rows, two kinds
+    assert (quotes["ask"] > quotes["bid"]).all()
+    assert quotes.select("symbol", "update_id").n_unique() == quotes.height
+    assert scan(data, "quotes").collect().select(quotes.columns).sort("ts_ms", "update_id").equals(
+        quotes.sort("ts_ms", "update_id"))
     depth = book.filter(pl.col("source") == "depth20")
     assert (depth["ask_px_1"] > depth["bid_px_1"]).all()
     assert depth["bid_px_20"].null_count() == 0
@@ -55,7 +61,7 @@ async def test_harvest_from_simulator_end_to_end(tmp_path: Path) -> None:
     everything = pl.scan_parquet(str(data / "**" / "*.parquet"), hive_partitioning=True,
                                  schema=STORED_FILE_SCHEMA.polars,
                                  missing_columns="insert").collect()
-    assert set(everything["kind"].unique()) >= {"prices", "orderbook"}
+    assert set(everything["kind"].unique()) >= {"prices", "orderbook", "quotes"}
     assert everything.filter(pl.col("kind") == "prices").height == prices.height
     # ... and so do PyArrow and DuckDB, with no options (the harvester's folders start with _)
     table = ds.dataset(str(data), format="parquet", partitioning="hive").to_table()

@@ -124,10 +124,14 @@ async def test_real_capture_with_corrupt_frames_lands_exactly_once(
     book = pl.scan_parquet(str(data / "**" / "kind=orderbook" / "*.parquet"),
                            hive_partitioning=True).collect()
     got = sorted(zip(book["symbol"], book["source"], book["update_id"], strict=True))
-    want_books = sorted({(f["data"]["s"], "depth20" if f["data"]["e"] == "depthUpdate"
-                          else "bookTicker", f["data"]["u"]) for f in real
-                         if f["data"]["e"] != "aggTrade"})
+    want_books = sorted({(f["data"]["s"], "depth20", f["data"]["u"]) for f in real
+                         if f["data"]["e"] == "depthUpdate"})
     assert got == want_books
+    quotes = pl.scan_parquet(str(data / "**" / "kind=quotes" / "*.parquet"),
+                             hive_partitioning=True).collect()
+    got_quotes = sorted(zip(quotes["symbol"], quotes["update_id"], strict=True))
+    assert got_quotes == sorted({(f["data"]["s"], f["data"]["u"]) for f in real
+                                 if f["data"]["e"] == "bookTicker"})
     # nothing the corrupt frames carried reached a lane; each one was counted
     st, rep = h.router.stats, h.repair.stats
     caught = (st.rejected + st.unexpected + rep.trade_quarantined + rep.book_quarantined

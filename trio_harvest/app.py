@@ -138,7 +138,8 @@ class Harvester:
         if config.book == "diff":
             self.diff_books = DiffBooks(config.symbols, levels=config.depth_levels,
                                         depth_speed=config.depth_speed, rest_url=config.rest_url,
-                                        put_gap=self.put_gap, venue=self.venue)
+                                        put_gap=self.put_gap, venue=self.venue,
+                                        updates_of=self.router.book_updates_lane)
             self.router.diff_books = self.diff_books
         # issue 5: dedup + agg-id continuity in the router, gaps, backfill, the 24 h handover.
         # Backfill speaks HTTP to rest_url unless ``fetch`` is given; with a fake ``connect`` and

@@ -4,8 +4,8 @@ on disk against what the simulator sent.
 
 Used by ``tests/journal/test_crash.py`` and ``bench/crash.py``. What counts:
 
-- ``duplicates``: rows of ``prices`` (by agg id) or ``orderbook`` (by source and update id)
-  that are on disk more than once;
+- ``duplicates``: rows of ``prices`` (by agg id), ``orderbook`` (by source and update id) or
+  ``quotes`` (by update id) that are on disk more than once;
 - ``unrecorded_loss``: trades of the simulator's tape (its REST ``aggTrades``) missing from
   ``prices`` and not in an ``unfilled`` gap row, plus holes in a depth stream's ``pu`` chain not
   covered by a ``gaps`` row of that stream;
@@ -192,6 +192,9 @@ def count(data: Path, port: int, symbols: list[str], kills: list[int],
     prices, books, gaps = _scan(data, "prices"), _scan(data, "orderbook"), _scan(data, "gaps")
     dup_prices = prices.height - prices.select("symbol", "agg_id").n_unique()
     dup_books = books.height - books.select("symbol", "source", "update_id").n_unique()
+    quotes = _scan(data, "quotes")
+    dup_quotes = quotes.height - quotes.select("symbol", "update_id").n_unique() \
+        if quotes.height else 0
     unrecorded = 0
     holes: list[dict[str, Any]] = []
     for symbol in symbols:
@@ -255,8 +258,8 @@ def count(data: Path, port: int, symbols: list[str], kills: list[int],
             "loss_ms_received_per_kill": per_kill_received,
             "kills_while_disconnected": sum(d is not None for d in down or []),
             "unrecorded_loss": unrecorded,
-            "duplicates": dup_prices + dup_books, "trades": prices.height,
-            "book_rows": books.height, "holes": len(holes),
+            "duplicates": dup_prices + dup_books + dup_quotes, "trades": prices.height,
+            "book_rows": books.height, "quote_rows": quotes.height, "holes": len(holes),
             "unrecorded_holes": [h for h in holes if not h["recorded"]],
             "gaps_by_reason": dict(gaps.group_by("reason").len().iter_rows()) if gaps.height
             else {}, "bound_ms": fsync_ms + 100}

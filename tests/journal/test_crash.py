@@ -30,5 +30,5 @@ async def test_sigkill_at_random_moments_loses_at_most_the_fsync_window_and_reco
     # never reached it); the raw figure against the simulator's clock is bench/crash.py's
     # max_loss_ms
     assert r["max_loss_ms_received"] <= FSYNC_MS + 100, r
-    assert r["trades"] > 1000 and r["book_rows"] > 1000
+    assert r["trades"] > 1000 and r["quote_rows"] > 0 and r["book_rows"] + r["quote_rows"] > 1000
     assert r["gaps_by_reason"].get("restart", 0) >= 10

@@ -18,14 +18,15 @@ from trio_harvest.kinds import (
     GAPS_SCHEMA,
     OFI,
     OFI_SCHEMA,
-    ORDERBOOK,
     PRICES,
     PRICES_SCHEMA,
+    QUOTES,
+    QUOTES_SCHEMA,
     orderbook_schema,
 )
 from trio_harvest.pipeline.chunks import BadValue, Batch, GenericBuilder, chunk_rows_for
 from trio_harvest.pipeline.lanes import Lane
-from trio_harvest.pipeline.shapes import DepthBuilder, TickerBuilder, TradeBuilder
+from trio_harvest.pipeline.shapes import DepthBuilder, QuoteBuilder, TradeBuilder, quote_row
 from trio_harvest.storage.partitions import DAY_MS, rows_to_frame, split_by_date
 from trio_harvest.venues.binance_usdm.decode import (
     AggTrade,
@@ -33,7 +34,6 @@ from trio_harvest.venues.binance_usdm.decode import (
     DepthUpdate,
     decode_frame,
     depth_row,
-    ticker_row,
     trade_row,
 )
 
@@ -88,39 +88,50 @@ def test_trade_and_book_builders_make_the_frames_the_row_tuples_made(fixtures_di
     got = Batch([tb], PRICES_SCHEMA, "SUSHIUSDT").to_frame()
     assert_frame_equal(got, expected)
 
-    schema = orderbook_schema(LEVELS)
-    kb, db = TickerBuilder(), DepthBuilder(LEVELS)
-    rows = []
+    kb = QuoteBuilder()
     for i, b in enumerate(tickers):
         kb.add(b, 5 + i)
-        rows.append(ticker_row(b, 5 + i, LEVELS))
+    expected = rows_to_frame(QUOTES_SCHEMA, [quote_row(b, 5 + i) for i, b in enumerate(tickers)])
+    got = Batch([kb], QUOTES_SCHEMA, "SUSHIUSDT").to_frame()
+    assert_frame_equal(got, expected)
+    assert got.columns == QUOTES_SCHEMA.names and got["bid"].null_count() == 0
+
+    schema = orderbook_schema(LEVELS)
+    db = DepthBuilder(LEVELS)
+    rows = []
     for i, d in enumerate(depths):
         db.add(d, 7 + i, "depth20")
         rows.append(depth_row(d, 7 + i, LEVELS, "depth20"))
     expected = rows_to_frame(schema, rows).sort("ts_ms", maintain_order=True)
     # symbol: depth rows of the simulator are BTCUSDT; the lane's symbol is what the file says
     expected = expected.with_columns(pl.lit("SUSHIUSDT").alias("symbol"))
-    got = Batch([kb, db], schema, "SUSHIUSDT").to_frame()
+    got = Batch([db], schema, "SUSHIUSDT").to_frame()
     assert_frame_equal(got, expected)
 
 
 def test_many_interleaved_chunks_make_the_frame_the_row_tuples_made(fixtures_dir: Path) -> None:
-    """A lane's batch holds many chunks of several shapes in arrival order (bookTicker, short
-    diff books padded with NaN, full depth20 books, rows given as tuples): joined per shape,
-    the frame is still the row tuples' frame, time-ordered with ties in arrival order."""
+    """A lane's batch holds many chunks of several shapes in arrival order (quotes, each in
+    their own kind; short diff books padded with NaN, full depth20 books, rows given as tuples):
+    joined per shape, the frame is still the row tuples' frame, time-ordered with ties in
+    arrival order."""
     msgs = _fixture_messages(fixtures_dir)
     tickers = [m for m in msgs if isinstance(m, BookTicker) and m.symbol == "SUSHIUSDT"]
     depths = [m for m in msgs if isinstance(m, DepthUpdate) and m.symbol == "SUSHIUSDT"]
     depths += _sim_depth20()
     schema = orderbook_schema(LEVELS)
     chunks: list[Any] = []
+    quote_chunks: list[Any] = []
     rows = []
+    quotes = []
     ti = di = 0
     while ti < len(tickers) or di < len(depths):
-        kb, db = TickerBuilder(), DepthBuilder(LEVELS)
+        kb, db = QuoteBuilder(), DepthBuilder(LEVELS)
         for b in tickers[ti:ti + 3]:
-            kb.add(b, 5 + ti)
-            rows.append(ticker_row(b, 5 + ti, LEVELS))
+            if ti % 4 == 0:  # a row given as a tuple, as the repair gate releases it
+                kb.add_row(quote_row(b, 5 + ti))
+            else:
+                kb.add(b, 5 + ti)
+            quotes.append(quote_row(b, 5 + ti))
             ti += 1
         for d in depths[di:di + 4]:
             if di % 5 == 0:  # a row given as a tuple, as a local book makes it
@@ -131,8 +142,9 @@ def test_many_interleaved_chunks_make_the_frame_the_row_tuples_made(fixtures_dir
                 row = depth_row(d, 7 + di, LEVELS, "depth20")
             rows.append(row)
             di += 1
-        chunks += [kb, db]
-    ts = [r[0] for r in rows]
+        chunks.append(db)
+        quote_chunks.append(kb)
+    ts = [r[0] for r in quotes]
     assert len(set(ts)) < len(ts)  # ties exist: their arrival order must hold
     expected = rows_to_frame(schema, rows).sort("ts_ms", maintain_order=True)
     expected = expected.with_columns(pl.lit("SUSHIUSDT").alias("symbol"))
@@ -140,9 +152,9 @@ def test_many_interleaved_chunks_make_the_frame_the_row_tuples_made(fixtures_dir
     assert_frame_equal(got, expected)
     file = Batch(chunks, schema, "SUSHIUSDT").to_frame(for_file=True)
     assert_frame_equal(file, expected.drop("symbol"))
-    only_tickers = Batch(chunks[0::2], schema, "SUSHIUSDT").to_frame()
-    assert only_tickers.columns == schema.names and only_tickers["bid_px_2"].null_count() == (
-        only_tickers.height)
+    want = rows_to_frame(QUOTES_SCHEMA, quotes).sort("ts_ms", maintain_order=True)
+    got_quotes = Batch(quote_chunks, QUOTES_SCHEMA, "SUSHIUSDT").to_frame()
+    assert_frame_equal(got_quotes, want.with_columns(pl.lit("SUSHIUSDT").alias("symbol")))
 
 
 def test_a_value_no_column_can_hold_is_refused_whole_and_the_chunk_stays_aligned() -> None:
@@ -234,15 +246,15 @@ def test_preview_fast_paths_spill_when_the_lane_is_full() -> None:
 
 def test_a_batch_across_midnight_splits_into_one_partition_per_date() -> None:
     midnight = 19_700 * DAY_MS
-    lane = Lane(ORDERBOOK, "X", high=10, capacity=20, wake=lambda lane: None,
-                schema=orderbook_schema(1), depth_levels=1)
+    lane = Lane(QUOTES, "X", high=10, capacity=20, wake=lambda lane: None,
+                schema=QUOTES_SCHEMA)
     for i, ts in enumerate((midnight - 2, midnight - 1, midnight, midnight + 1)):
-        lane.add_ticker(BookTicker(update_id=i, symbol="X", bid=1.0, bid_qty=1.0, ask=2.0,
-                                   ask_qty=1.0, event_ms=ts, trade_ms=ts), ts)
-    parts = split_by_date(ORDERBOOK, "X", lane.drain())
+        lane.add_quote(BookTicker(update_id=i, symbol="X", bid=1.0, bid_qty=1.0, ask=2.0,
+                                  ask_qty=1.0, event_ms=ts, trade_ms=ts), ts)
+    parts = split_by_date(QUOTES, "X", lane.drain())
     assert [p.n for p in parts] == [2, 2] and parts[0].date < parts[1].date
     assert parts[1].first_ts == midnight and parts[0].last_ts == midnight - 1
-    assert [r[5] for r in parts[1].rows] == [2, 3]
+    assert [r[4] for r in parts[1].rows] == [2, 3]
 
 
 def test_book_rows_as_tuples_full_short_and_bad_make_the_frame_the_tuples_make() -> None:

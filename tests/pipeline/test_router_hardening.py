@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from trio_harvest.kinds import DEFAULT_WATERMARKS, ORDERBOOK, PRICES
+from trio_harvest.kinds import DEFAULT_WATERMARKS, ORDERBOOK, PRICES, QUOTES
 from trio_harvest.pipeline.lanes import Lanes
 from trio_harvest.pipeline.router import Router
 from trio_harvest.pipeline.timeguard import TimeGuard
@@ -37,7 +37,7 @@ def make(clock: list[int] | None = None, streams: dict[str, str] | None = None) 
 
 
 def ids(router: Router, kind: str = PRICES) -> list[int]:
-    col = 4 if kind == PRICES else 5
+    col = 4 if kind in (PRICES, QUOTES) else 5
     return [r[col] for r in router.lanes.get(kind, "BTCUSDT").drain()]
 
 
@@ -134,7 +134,7 @@ async def test_state_exists_only_for_subscribed_streams() -> None:
         await router.handle(ticker(2, stream=f"btcusdt@x{n}"))
     await router.handle(ticker(2, stream="ethusdt@bookTicker"))
     await router.handle(agg(0, stream="btcusdt@bookTicker"))  # a trade on a book stream: kept
-    assert ids(router, ORDERBOOK) == [1, 2, 3]
+    assert ids(router, QUOTES) == [1, 2, 3] and ids(router, ORDERBOOK) == []
     assert set(router.stats.last_seen) <= {"btcusdt@aggTrade", "btcusdt@bookTicker"}
     assert router.stats.unexpected == 501
 

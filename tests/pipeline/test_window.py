@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from trio_harvest.kinds import DEFAULT_WATERMARKS, ORDERBOOK, PRICES
+from trio_harvest.kinds import BOOK_UPDATES, DEFAULT_WATERMARKS, ORDERBOOK, PRICES, QUOTES
 from trio_harvest.pipeline.lanes import Lanes
 from trio_harvest.pipeline.router import Router
 from trio_harvest.pipeline.window import Window, WindowLane
@@ -42,6 +42,7 @@ async def test_a_windowed_symbol_keeps_its_side_of_the_boundary_only() -> None:
     window = router.window("BTCUSDT", None, boundary)  # the old owner: rows before it
     assert router._prices["ETHUSDT"] is lanes.get(PRICES, "ETHUSDT")  # others: untouched
     assert router._books["ETHUSDT"] is lanes.get(ORDERBOOK, "ETHUSDT")
+    assert router._quotes["ETHUSDT"] is lanes.get(QUOTES, "ETHUSDT")
     for i in range(10):
         await router.handle(agg("BTCUSDT", i, NOW + i))
         await router.handle(agg("ETHUSDT", i, NOW + i))
@@ -65,3 +66,16 @@ async def test_a_window_lane_filters_rows_put_by_a_backfill_too() -> None:
         row = (t, "BTCUSDT", t, "BTCUSDT", t - NOW, 1.0, 1.0, False, t)
         await sink.put(row)
     assert [r[0] - NOW for r in lane.drain()] == [0, 1]
+
+
+def test_book_updates_of_a_windowed_symbol_keep_its_side_of_the_boundary_only() -> None:
+    lanes = Lanes(dict(DEFAULT_WATERMARKS), wake=lambda lane: None)
+    router = Router(lanes, ("BTCUSDT", "ETHUSDT"), depth_levels=5, wall_ms=lambda: NOW)
+    assert router.book_updates_lane("BTCUSDT") is lanes.get(BOOK_UPDATES, "BTCUSDT")
+    router.window("BTCUSDT", None, NOW + 5)
+    for i in range(10):
+        row = (NOW + i, NOW + i, NOW + i, "BTCUSDT", i, i, i - 1, "bid", 1.0, 1.0, False)
+        assert router.book_updates_lane("BTCUSDT").put_nowait(row)
+    assert [r[5] for r in lanes.get(BOOK_UPDATES, "BTCUSDT").drain()] == [0, 1, 2, 3, 4]
+    router.unwindow("BTCUSDT")
+    assert router.book_updates_lane("BTCUSDT") is lanes.get(BOOK_UPDATES, "BTCUSDT")

@@ -30,14 +30,17 @@ async def test_diff_books_from_the_simulator_match_its_book_ticker(tmp_path: Pat
     assert status["requests"] == 2  # one snapshot per symbol
     assert harvester.simulator.rest.stats.requests.get("depth") == 2  # over HTTP, via httpx
     assert harvester.router.stats.unexpected == 0 and harvester.router.stats.malformed == 0
-    book = pl.scan_parquet(str(tmp_path / "data" / "venue=*" / "date=*" / "symbol=*" / "kind=orderbook" /
-                               "*.parquet"), hive_partitioning=True).collect()
-    assert set(book["source"].unique()) == {"depth", "bookTicker"}
+    def read(kind: str) -> pl.DataFrame:
+        return pl.scan_parquet(str(tmp_path / "data" / "venue=*" / "date=*" / "symbol=*" /
+                                   f"kind={kind}" / "*.parquet"), hive_partitioning=True).collect()
+
+    book, quotes = read("orderbook"), read("quotes")
+    assert set(book["source"].unique()) == {"depth"}  # the best bid/ask rows are quotes now
     compared = 0
     for symbol in ("BTCUSDT", "ETHUSDT"):
         rows = book.filter(pl.col("symbol") == symbol)
         depth = rows.filter(pl.col("source") == "depth").sort("update_id")
-        ticks = rows.filter(pl.col("source") == "bookTicker").sort("update_id")
+        ticks = quotes.filter(pl.col("symbol") == symbol).sort("update_id")
         assert depth.height >= 10
         assert (depth["ask_px_1"] > depth["bid_px_1"]).all()
         assert depth["bid_px_20"].null_count() == 0 and depth["ask_px_20"].null_count() == 0
@@ -50,9 +53,9 @@ async def test_diff_books_from_the_simulator_match_its_book_ticker(tmp_path: Pat
             pl.col("first_update_id").shift(-1).alias("next_first"),
         ).drop_nulls("next_first")
         joined = ticks.select(
-            pl.col("update_id").alias("t"), pl.col("bid_px_1").alias("tb"),
-            pl.col("bid_sz_1").alias("tbs"), pl.col("ask_px_1").alias("ta"),
-            pl.col("ask_sz_1").alias("tas"),
+            pl.col("update_id").alias("t"), pl.col("bid").alias("tb"),
+            pl.col("bid_qty").alias("tbs"), pl.col("ask").alias("ta"),
+            pl.col("ask_qty").alias("tas"),
         ).join_asof(d, left_on="t", right_on="update_id", strategy="backward").filter(
             pl.col("update_id").is_not_null() & (pl.col("t") < pl.col("next_first")))
         assert joined.height >= 5, symbol

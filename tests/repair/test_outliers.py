@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from trio_harvest.kinds import ORDERBOOK, PRICES
+from trio_harvest.kinds import ORDERBOOK, PRICES, QUOTES
 from trio_harvest.pipeline.lanes import Lanes
 from trio_harvest.pipeline.router import Router
 from trio_harvest.repair.continuity import MAX_AGG_ID_JUMP
@@ -62,7 +62,9 @@ def trades(router: Router) -> list[int]:
 
 
 def books(router: Router) -> list[int]:
-    return [r[5] for r in router.lanes.get(ORDERBOOK, "BTCUSDT").drain()]
+    """The update ids of the best bid/ask rows written (``quotes``; ``orderbook`` holds none)."""
+    assert not router.lanes.get(ORDERBOOK, "BTCUSDT").drain()
+    return [r[4] for r in router.lanes.get(QUOTES, "BTCUSDT").drain()]
 
 
 REAL = list(range(BASE, BASE + 10))
@@ -195,3 +197,10 @@ async def test_irregular_book_steps_and_a_reconnect_jump_lose_nothing(tmp_path: 
     repair.give_up_held()
     assert books(router) == real
     assert repair.stats.book_duplicates == 0
+
+
+async def test_duplicated_quotes_are_counted_as_quotes(tmp_path: Path) -> None:
+    router, repair = setup(tmp_path)
+    await feed(router, [ticker(u) for u in (BASE, BASE + 1, BASE + 2, BASE + 1, BASE + 2)])
+    assert books(router) == [BASE, BASE + 1, BASE + 2]
+    assert repair.stats.book_duplicates == repair.stats.quote_duplicates == 2

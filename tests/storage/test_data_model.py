@@ -240,13 +240,19 @@ async def test_the_snippets_of_the_data_model_page_run(tmp_path: Path,
     depth = [(noon + i, noon + i, noon + i + 1, "ETHUSDT", "depth20", i, i, i - 1)
              + (100.0, 1.0, 101.0, 1.0) + (None,) * 16 for i in range(3)]
     await save(w, ORDERBOOK, depth)
+    await save(w, QUOTES, [(noon + i, noon + i, noon + i + 1, "BTCUSDT", 10 + i, 99.0, 1.0, 101.0,
+                            2.0) for i in range(3)])
+    await save(w, BOOK_UPDATES, [
+        (noon, noon, noon + 1, "BTCUSDT", 10, 10, -1, "bid", 99.0, 1.0, True),
+        (noon, noon, noon + 1, "BTCUSDT", 10, 10, -1, "ask", 101.0, 2.0, True),
+        (noon + 1, noon + 1, noon + 2, "BTCUSDT", 11, 12, 10, "bid", 99.5, 3.0, False)])
     write_new(data, "2026-12-01", "BTCUSDT", schema_for(PRICES),
               [trade(9, noon + 9000)], "part-old.parquet", venue=None)
     monkeypatch.chdir(tmp_path)
     text = (Path(__file__).resolve().parents[2] / "docs" / "data-model.md").read_text()
     results = [r for code in re.findall(r"```python\n(.*?)```", text, re.S)
                for r in run_snippet(code)]
-    assert len(results) == 4
+    assert len(results) == 7
     for source, n, _cols in results:
         assert n > 0, source
     assert rows_of(scan(data, PRICES, venue="binance-usdm"))[0] == 5

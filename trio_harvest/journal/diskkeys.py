@@ -3,7 +3,8 @@
 given time.
 
 Owns the reading of those keys, so restart replay writes each row once: ``prices`` by
-``(symbol, agg_id)``, ``orderbook`` by ``(symbol, source, update_id)``, ``gaps`` by
+``(symbol, agg_id)``, ``orderbook`` by ``(symbol, source, update_id)``, ``quotes`` by
+``(symbol, update_id)`` (also the best bid/ask rows older versions kept in ``orderbook``), ``gaps`` by
 all but their partition time. Only the partitions the window touches are listed (its UTC dates,
 the replayed symbols, the authoritative kinds) and only files modified since ``since_s`` are
 read (a file holding a row of the window was written after the window began), so the cost
@@ -26,7 +27,8 @@ from typing import TYPE_CHECKING, BinaryIO
 import msgspec
 import polars as pl
 
-from ..kinds import DEFAULT_VENUE, GAPS, ORDERBOOK, PRICES
+from ..dataset_compat import TICKER_SOURCE
+from ..kinds import DEFAULT_VENUE, GAPS, ORDERBOOK, PRICES, QUOTES
 from ..storage.fileschema import as_ms
 from ..storage.partitions import deadletter_dir as deadletter_dir_of
 from ..storage.partitions import parse_partition_dir, partition_dirs_of
@@ -40,6 +42,7 @@ log = logging.getLogger("trio_harvest.journal.diskkeys")
 _line = msgspec.json.Decoder(dict[str, object])
 
 COLUMNS = {PRICES: ("symbol", "agg_id"), ORDERBOOK: ("symbol", "source", "update_id"),
+           QUOTES: ("symbol", "update_id"),
            GAPS: ("symbol", "stream", "start_ms", "end_ms", "reason", "detail")}
 
 
@@ -47,6 +50,7 @@ COLUMNS = {PRICES: ("symbol", "agg_id"), ORDERBOOK: ("symbol", "source", "update
 class DiskKeys:
     prices: set[tuple[object, ...]] = field(default_factory=set)
     orderbook: set[tuple[object, ...]] = field(default_factory=set)
+    quotes: set[tuple[object, ...]] = field(default_factory=set)
     gaps: set[tuple[object, ...]] = field(default_factory=set)
     last_trade: dict[str, tuple[int, int]] = field(default_factory=dict)  # symbol -> (id, ts_ms)
     loaded: set[tuple[str, str, str]] = field(default_factory=set)  # (date, symbol, kind) read
@@ -68,6 +72,9 @@ class DiskKeys:
         for df in frames:
             target.update((symbol, *r) for r in df.select(
                 [c for c in COLUMNS[kind] if c != "symbol"]).rows())
+            if kind == ORDERBOOK and df.height:  # a folder written before quotes had a kind
+                self.quotes.update((symbol, u) for u in df.filter(
+                    pl.col("source") == TICKER_SOURCE).get_column("update_id"))
             if kind == PRICES and df.height:
                 top = df.sort("agg_id").tail(1).row(0, named=True)
                 self.note_trade(symbol, int(top["agg_id"]), int(top["ts_ms"]))
@@ -78,7 +85,8 @@ class DiskKeys:
             self.last_trade[symbol] = (agg_id, ts_ms)
 
     def of(self, kind: str) -> set[tuple[object, ...]]:
-        return {PRICES: self.prices, ORDERBOOK: self.orderbook, GAPS: self.gaps}[kind]
+        return {PRICES: self.prices, ORDERBOOK: self.orderbook, QUOTES: self.quotes,
+                GAPS: self.gaps}[kind]
 
 
 LISTERS = 16  # partitions listed and read at once (an object store answers each in ~10-50 ms)

@@ -4,13 +4,13 @@ respect to what is already on disk.
 
 Owns the replay gate (continuity as live, then a check against the keys on disk and the keys the
 replay itself has admitted: ``prices`` by agg id, whether from a frame or a backfilled REST row,
-``orderbook`` by (source, update id), ``gaps`` by all but their partition time), the symbols in
-the journal that today's configuration no longer names (written all the same, their streams
-closed with a ``restart`` gap), the receive clock of replayed frames (their journaled time, so
-rows are the ones the live run made), the replay's hold on the checkpoint (its position), the
-agg-id ranges still missing after it (backfilled unless on disk) and the restart gap of every
-stream that was delivering (from its last journaled frame to its first new one, reason
-``restart``). A crash during replay is harmless: the segments stay until
+``orderbook`` by (source, update id), ``quotes`` by update id, ``gaps`` by all but their
+partition time), the symbols in the journal that today's configuration no longer names (written
+all the same, their streams closed with a ``restart`` gap), the receive clock of replayed frames
+(their journaled time, so rows are the ones the live run made), the replay's hold on the
+checkpoint (its position), the agg-id ranges still missing after it (backfilled unless on disk)
+and the restart gap of every stream that was delivering (from its last journaled frame to its
+first new one, reason ``restart``). A crash during replay is harmless: the segments stay until
 their rows are durable, and a second replay skips what the first one wrote.
 """
 
@@ -26,13 +26,16 @@ from typing import TYPE_CHECKING, Any, cast
 import msgspec
 import trio
 
-from ..kinds import GAPS, PRICES, Row
+from ..kinds import GAPS, PRICES, PRICES_SCHEMA, QUOTES_SCHEMA, Row
 from ..repair.continuity import DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker, Break
 from ..repair.gaps import AGG_ID_BREAK, UNFILLED, agg_detail, gap_row
 from ..storage.partitions import utc_date
 from ..venues.base import Trade
 from . import format as fmt
 from .diskkeys import DiskKeys, read_keys
+
+TRADE_WIDTH = len(PRICES_SCHEMA.columns)  # held rows are told apart by their width
+QUOTE_WIDTH = len(QUOTES_SCHEMA.columns)
 
 if TYPE_CHECKING:
     from ..pipeline.lanes import Lanes
@@ -86,6 +89,7 @@ def read_with_symbols(path: Path, stream_symbol: Callable[[str], str]
 def merge_keys(keys: DiskKeys, more: DiskKeys) -> None:
     keys.prices |= more.prices
     keys.orderbook |= more.orderbook
+    keys.quotes |= more.quotes
     keys.gaps |= more.gaps
     keys.loaded |= more.loaded
     for symbol, (agg_id, ts_ms) in more.last_trade.items():
@@ -149,9 +153,10 @@ class ReplayGate:
             return rows
         keep: list[Row] = rows[:self._judged]
         for r in rows[self._judged:]:
-            trade = len(r) == 10
-            key = (r[3], r[4]) if trade else (r[3], r[4], r[5])
-            seen = self.keys.prices if trade else self.keys.orderbook
+            width = len(r)
+            key = (r[3], r[4]) if width in (TRADE_WIDTH, QUOTE_WIDTH) else (r[3], r[4], r[5])
+            seen = (self.keys.prices if width == TRADE_WIDTH else self.keys.quotes
+                    if width == QUOTE_WIDTH else self.keys.orderbook)
             if key in seen:
                 self.stats.skipped += 1
             else:
@@ -182,12 +187,15 @@ class ReplayGate:
                 return False
         elif not self.repair.book(stream, update_id, row):
             return False
-        source = venue.quote_source if venue.is_quote_stream(stream) else self.depth_source
-        key = (symbol, source, update_id)
-        if key in self.keys.orderbook:
+        key: tuple[object, ...]
+        if venue.is_quote_stream(stream):
+            seen, key = self.keys.quotes, (symbol, update_id)
+        else:
+            seen, key = self.keys.orderbook, (symbol, self.depth_source, update_id)
+        if key in seen:
             self.stats.skipped += 1
             return False
-        self.keys.orderbook.add(key)
+        seen.add(key)
         return True
 
     def resumed(self, stream: str, recv_ms: int) -> None:  # pragma: no cover - resuming is empty

@@ -145,11 +145,15 @@ class _LiveCollector(Collector):
                       [([v, r], n) for r, n in sorted(rep.stats.gaps.items())])
         yield counter("duplicates_dropped", "Records dropped as already written, by kind.",
                       ["venue", "kind"], [([v, "prices"], rep.stats.trade_duplicates),
-                                          ([v, "orderbook"], rep.stats.book_duplicates)])
+                                          ([v, "orderbook"], rep.stats.book_duplicates
+                                           - rep.stats.quote_duplicates),
+                                          ([v, "quotes"], rep.stats.quote_duplicates)])
         yield counter("outliers_quarantined", "Records held for an id that jumped, then refuted "
                       "by the stream's next ids, by kind.", ["venue", "kind"],
                       [([v, "prices"], rep.stats.trade_quarantined),
-                       ([v, "orderbook"], rep.stats.book_quarantined)])
+                       ([v, "orderbook"], rep.stats.book_quarantined
+                        - rep.stats.quote_quarantined),
+                       ([v, "quotes"], rep.stats.quote_quarantined)])
         yield counter("backfill_requests", "REST requests made by trade backfill.", ["venue"],
                       [([v], bf.requests)])
         yield counter("backfill_rows", "Trades written from REST backfill.", ["venue"],

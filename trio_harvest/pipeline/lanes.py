@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from ..kinds import DEFAULT_VENUE, ORDERBOOK, PRICES, Row, Schema, is_authoritative
-from ..venues import QUOTE_SOURCE
+from ..kinds import DEFAULT_VENUE, ORDERBOOK, PRICES, QUOTES, Row, Schema, is_authoritative
 from .chunks import (
     Batch,
     Builder,
@@ -30,13 +29,13 @@ from .chunks import (
     chunk_rows_for,
     default_schema,
 )
-from .shapes import CvdBuilder, DepthBuilder, OfiBuilder, TickerBuilder, TradeBuilder
+from .shapes import CvdBuilder, DepthBuilder, OfiBuilder, QuoteBuilder, TradeBuilder
 
 if TYPE_CHECKING:
     from ..venues.base import BookLevels, Quote, Trade
 
 WakeFn = Callable[["Lane"], None]
-_OPEN = ("_trade", "_ticker", "_depth", "_ofi", "_cvd", "_generic")
+_OPEN = ("_trade", "_quote", "_depth", "_ofi", "_cvd", "_generic")
 SHAPES = len(_OPEN)  # open builders a lane may have at once
 
 
@@ -45,7 +44,7 @@ class Sink(Protocol):
     while the symbol changes shards."""
 
     def add_trade(self, t: Trade, recv_ms: int) -> bool: ...
-    def add_ticker(self, t: Quote, recv_ms: int) -> bool: ...
+    def add_quote(self, t: Quote, recv_ms: int) -> bool: ...
     def add_depth(self, d: BookLevels, recv_ms: int, source: str) -> bool: ...
     def put_nowait(self, row: Row) -> bool: ...
     async def put(self, row: Row) -> None: ...
@@ -85,7 +84,7 @@ class Lane:
     _spills: list[GenericBuilder | UntypedBuilder] = field(default_factory=list)
     _spilled: int = 0
     _trade: TradeBuilder | None = None
-    _ticker: TickerBuilder | None = None
+    _quote: QuoteBuilder | None = None
     _depth: DepthBuilder | None = None
     _ofi: OfiBuilder | None = None
     _cvd: CvdBuilder | None = None
@@ -140,12 +139,12 @@ class Lane:
             self.wake(self)
         return True
 
-    def add_ticker(self, t: Quote, recv_ms: int) -> bool:
+    def add_quote(self, t: Quote, recv_ms: int) -> bool:
         if self.level >= self.capacity:
             return False
-        b = self._ticker
+        b = self._quote
         if b is None or b.n >= self.chunk_rows:
-            b = self._roll("_ticker", TickerBuilder())
+            b = self._roll("_quote", QuoteBuilder())
         b.add(t, recv_ms)
         self.level += 1
         self.stats.accepted += 1
@@ -229,10 +228,10 @@ class Lane:
             if tb is None or tb.n >= self.chunk_rows:
                 tb = self._roll("_trade", TradeBuilder())
             tb.add_row(row)
-        elif shape == "_ticker":
-            kb = self._ticker
+        elif shape == "_quote":
+            kb = self._quote
             if kb is None or kb.n >= self.chunk_rows:
-                kb = self._roll("_ticker", TickerBuilder())
+                kb = self._roll("_quote", QuoteBuilder())
             kb.add_row(row)
         elif shape == "_depth":
             db = self._depth
@@ -254,7 +253,9 @@ class Lane:
         if self.kind == PRICES and len(row) == 10:
             return "_trade"
         if self.kind == ORDERBOOK and len(row) == 8 + 4 * self.depth_levels:
-            return "_ticker" if row[4] == QUOTE_SOURCE else "_depth"
+            return "_depth"
+        if self.kind == QUOTES and len(row) == 9:
+            return "_quote"
         return "_generic"
 
     async def wait_for_room(self) -> None:

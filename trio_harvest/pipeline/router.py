@@ -1,7 +1,8 @@
 """The router: one decoded frame in, rows into lanes and calls into the signal hooks out.
 
 Owns the per-message hot path after the socket: decode, check, append the decoded message to
-its lane's columns (no row tuple is built; authoritative rows wait when the lane is full; that
+its lane's columns (trades to ``prices``, quotes to ``quotes``, top-N snapshots to
+``orderbook``; no row tuple is built; authoritative rows wait when the lane is full; that
 wait is the backpressure), feed the signal hooks the same message, count what was malformed,
 unexpected or rejected (logged at a limited rate). Never does
 I/O, never checks rotation (old fault 7), never raises for a bad frame.
@@ -26,12 +27,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import venues
-from ..kinds import ORDERBOOK, PRICES, Row
+from ..kinds import BOOK_UPDATES, ORDERBOOK, PRICES, QUOTES, QUOTES_SCHEMA, Row
 from ..ratelimit import RateLimitedLog
 from ..venues.base import BOOK, QUOTE, TRADE, BookLevels, Frame, FrameError, Quote, Trade, Venue
 from .chunks import BadValue
 from .done import DONE
 from .lanes import Lanes, Sink
+from .shapes import RowQuote, quote_row
 from .timeguard import TOLERANCE_MS, TimeGuard
 from .window import Window, WindowHook, WindowLane
 
@@ -42,6 +44,7 @@ log = logging.getLogger("trio_harvest.router")
 
 MIN_EVENT_MS = 1_420_070_400_000  # 2015-01-01: before any market this harvests
 MAX_EVENT_MS = 4_102_444_800_000  # 2100-01-01
+QUOTE_WIDTH = len(QUOTES_SCHEMA.columns)  # a ``quotes`` row's values (no book row is as short)
 MAX_STREAMS_PER_SYMBOL = 8  # without a subscription list: stream names learned per symbol
 
 Held = tuple[Frame, int, "str | bytes", int]  # a frame (and its journal seq) waiting for
@@ -115,6 +118,7 @@ class Router:
         self._ratelog = RateLimitedLog(log)
         self._prices: dict[str, Sink] = {s: lanes.get(PRICES, s) for s in symbols}
         self._books: dict[str, Sink] = {s: lanes.get(ORDERBOOK, s) for s in symbols}
+        self._quotes: dict[str, Sink] = {s: lanes.get(QUOTES, s) for s in symbols}
         self.windows: dict[str, Window] = {}  # symbols changing shards: rows kept by time
         self.diff_books: DiffBooks | None = None  # book == "diff": local books (the app sets it)
         self.gate: Repair | None = None  # dedup, agg-id continuity, resumed streams (the app sets it)
@@ -131,6 +135,7 @@ class Router:
         self.symbols = self.symbols | {symbol}
         self._prices[symbol] = self.lanes.get(PRICES, symbol)
         self._books[symbol] = self.lanes.get(ORDERBOOK, symbol)
+        self._quotes[symbol] = self.lanes.get(QUOTES, symbol)
         if self.streams is not None:
             self.streams.update(streams)
         self.retired.difference_update(streams)
@@ -150,6 +155,7 @@ class Router:
         self.windows.pop(symbol, None)
         self._prices.pop(symbol, None)
         self._books.pop(symbol, None)
+        self._quotes.pop(symbol, None)
         self.hooks.pop(symbol, None)
         return names
 
@@ -161,10 +167,18 @@ class Router:
         w = self.windows[symbol] = Window(start_ms, end_ms)
         self._prices[symbol] = WindowLane(self.lanes.get(PRICES, symbol), w)
         self._books[symbol] = WindowLane(self.lanes.get(ORDERBOOK, symbol), w)
+        self._quotes[symbol] = WindowLane(self.lanes.get(QUOTES, symbol), w)
         hook = self.hooks.get(symbol)
         if hook is not None:
             self.hooks[symbol] = WindowHook(hook, w)
         return w
+
+    def book_updates_lane(self, symbol: str) -> Sink:
+        """Where a diff book writes ``symbol``'s ``book_updates`` rows: its lane, or only the rows
+        of its window while it changes shards (as every other kind of it)."""
+        lane = self.lanes.get(BOOK_UPDATES, symbol)
+        window = self.windows.get(symbol)
+        return lane if window is None else WindowLane(lane, window)
 
     def unwindow(self, symbol: str) -> None:
         """``symbol`` keeps everything again (its own lanes and hook)."""
@@ -172,6 +186,7 @@ class Router:
             return
         self._prices[symbol] = self.lanes.get(PRICES, symbol)
         self._books[symbol] = self.lanes.get(ORDERBOOK, symbol)
+        self._quotes[symbol] = self.lanes.get(QUOTES, symbol)
         hook = self.hooks.get(symbol)
         if isinstance(hook, WindowHook):
             self.hooks[symbol] = hook.hook
@@ -260,7 +275,9 @@ class Router:
             if waiting is not None:
                 await waiting
             data = env.data
-            lane = (self._prices if data.kind == TRADE else self._books).get(data.symbol)
+            kind = data.kind
+            lane = (self._prices if kind == TRADE else self._quotes if kind == QUOTE
+                    else self._books).get(data.symbol)
             if lane is not None and lane.pending:
                 lane.hold(seq)
 
@@ -286,6 +303,7 @@ class Router:
         self.symbols = self.symbols | {symbol}
         self._prices[symbol] = self.lanes.get(PRICES, symbol)
         self._books[symbol] = self.lanes.get(ORDERBOOK, symbol)
+        self._quotes[symbol] = self.lanes.get(QUOTES, symbol)
 
     def _learn(self, stream: str, symbol: str) -> bool:
         if not stream.startswith(self.venue.stream_prefix(symbol)):
@@ -306,7 +324,8 @@ class Router:
         data = env.data
         symbol = data.symbol
         kind = data.kind
-        lane = (self._prices if kind == TRADE else self._books)[symbol]
+        lane = (self._prices if kind == TRADE else self._quotes if kind == QUOTE
+                else self._books)[symbol]
         stats.last_seen[env.stream] = self.now()
         gate = self.gate
         if gate is not None and gate.resuming and env.stream in gate.resuming:
@@ -332,13 +351,12 @@ class Router:
                 if gate is not None:
                     fast = gate.book_fast(env.stream, data.update_id)
                     if fast is None:  # not a usual step: the gate may hold it (as a row)
-                        fast = gate.book(env.stream, data.update_id,
-                                         self.venue.quote_row(data, recv_ms, self.depth_levels))
+                        fast = gate.book(env.stream, data.update_id, quote_row(data, recv_ms))
                         if gate.released:  # held messages the stream has just confirmed
                             return self._slow(gate, lane, hook, data, recv_ms, fast, frame)
                     if not fast:
                         return None
-                if not lane.add_ticker(data, recv_ms):
+                if not lane.add_quote(data, recv_ms):
                     return self._slow(None, lane, hook, data, recv_ms, True, frame)
                 if hook is not None:
                     try:
@@ -389,8 +407,8 @@ class Router:
                 if not lane.add_trade(data, recv_ms):
                     await lane.put(venue.trade_row(data, recv_ms))  # full: wait (backpressure)
             elif kind == QUOTE:
-                if not lane.add_ticker(data, recv_ms):
-                    await lane.put(venue.quote_row(data, recv_ms, self.depth_levels))
+                if not lane.add_quote(data, recv_ms):
+                    await lane.put(quote_row(data, recv_ms))
             elif kind == BOOK and not lane.add_depth(data, recv_ms, self.depth_source):
                 await lane.put(venue.levels_row(data, recv_ms, self.depth_levels,
                                                 self.depth_source))
@@ -453,6 +471,8 @@ class Router:
                 try:
                     if trade:
                         hook.on_trade(row)
+                    elif len(row) == QUOTE_WIDTH:  # a quote: the hooks read it as one
+                        hook.on_quote(RowQuote(row), row[2])
                     else:
                         hook.on_book(row)
                 except Exception as exc:

@@ -1,8 +1,8 @@
 """The hot-path shapes of column builders: each ``add`` reads one decoded message (or one
 signal update) straight into typed column buffers, with no row tuple in between.
 
-Owns the column layout of each shape: trades as ``prices`` rows; quotes as best-level
-``orderbook`` rows; partial depth as ``orderbook`` rows with every level in one flat float buffer
+Owns the column layout of each shape: trades as ``prices`` rows; quotes as ``quotes`` rows;
+partial depth as ``orderbook`` rows with every level in one flat float buffer
 (bids then asks, price and size interleaved, NaN-padded); ``ofi`` and ``cvd`` rows from the
 signal engine. A shape's frame has its own columns; ``Batch.to_frame`` completes the schema.
 Pure: no trio, no I/O; an ``add`` appends a whole row or rolls back and raises ``BadValue``.
@@ -13,12 +13,12 @@ from __future__ import annotations
 from array import array
 from collections.abc import Sequence
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ..kinds import Row, Schema
-from ..venues import QUOTE_SOURCE
+from ..venues.base import QUOTE
 from .chunks import NAN, BadValue, Builder, join_buffers
 
 if TYPE_CHECKING:
@@ -128,38 +128,33 @@ def _add_head(b: Any, row: Row) -> None:
     b.source.append(source)
 
 
-class TickerBuilder(Shape):
-    """``orderbook`` rows from quotes: level 1 only (deeper levels are null in the file)."""
+class QuoteBuilder(Shape):
+    """``quotes`` rows from decoded quote records (the symbol is the lane's). A venue that sends
+    no event time: the event and partition times are the receive time, as they always were."""
 
-    __slots__ = ("ask", "ask_sz", "bid", "bid_sz", "event", "first_uid", "prev_uid", "recv",
-                 "source", "ts", "uid")
+    __slots__ = ("ask", "ask_sz", "bid", "bid_sz", "event", "recv", "ts", "uid")
     ts: array[int]
     event: array[int]
     recv: array[int]
-    source: list[str]
     uid: array[int]
-    first_uid: array[int]
-    prev_uid: array[int]
     bid: array[float]
     bid_sz: array[float]
     ask: array[float]
     ask_sz: array[float]
-    FIELDS = (*_BOOK_HEAD, ("bid", "bid_px_1", "d"), ("bid_sz", "bid_sz_1", "d"),
-              ("ask", "ask_px_1", "d"), ("ask_sz", "ask_sz_1", "d"))
+    FIELDS = (("ts", "ts_ms", "q"), ("event", "event_ms", "q"), ("recv", "recv_ms", "q"),
+              ("uid", "update_id", "q"), ("bid", "bid", "d"), ("bid_sz", "bid_qty", "d"),
+              ("ask", "ask", "d"), ("ask_sz", "ask_qty", "d"))
 
     def add(self, b: Quote, recv_ms: int) -> None:
         ts = b.trade_ms or b.event_ms or recv_ms
         try:
             self.uid.append(b.update_id)
-            self.first_uid.append(b.update_id)
             self.ts.append(ts)
             self.event.append(b.event_ms or ts)
         except (OverflowError, TypeError) as exc:
             self.rollback()
             raise BadValue(f"quote: {exc}") from None
         self.recv.append(recv_ms)
-        self.prev_uid.append(-1)
-        self.source.append(QUOTE_SOURCE)
         self.bid.append(b.bid)
         self.bid_sz.append(b.bid_qty)
         self.ask.append(b.ask)
@@ -167,18 +162,41 @@ class TickerBuilder(Shape):
         self.n += 1
 
     def add_row(self, row: Row) -> None:
-        """An ``orderbook`` row of a quote given as a tuple (levels past the first null)."""
+        """A ``quotes`` row given as a tuple (rows the repair gate held)."""
+        ts, event, recv, _symbol, uid, bid, bid_sz, ask, ask_sz = row
         try:
-            _add_head(self, row)
-            bid, bid_sz, ask, ask_sz = row[8:12]
+            self.ts.append(ts)
+            self.event.append(event)
+            self.recv.append(recv)
+            self.uid.append(uid)
             self.bid.append(bid)
             self.bid_sz.append(bid_sz)
             self.ask.append(ask)
             self.ask_sz.append(ask_sz)
         except (OverflowError, TypeError, ValueError) as exc:
             self.rollback()
-            raise BadValue(f"orderbook row: {exc}") from None
+            raise BadValue(f"quotes row: {exc}") from None
         self.n += 1
+
+
+def quote_row(b: Quote, recv_ms: int) -> Row:
+    """The ``quotes`` row of a decoded quote, as a tuple (what ``QuoteBuilder.add`` appends)."""
+    ts = b.trade_ms or b.event_ms or recv_ms
+    return (ts, b.event_ms or ts, recv_ms, b.symbol, b.update_id, b.bid, b.bid_qty, b.ask,
+            b.ask_qty)
+
+
+class RowQuote:
+    """A ``quotes`` row read back as a quote record: what the signal hooks get for a quote the
+    repair gate held and then released (never on the hot path)."""
+
+    __slots__ = ("ask", "ask_qty", "bid", "bid_qty", "event_ms", "symbol", "trade_ms",
+                 "update_id")
+    kind: ClassVar[int] = QUOTE
+
+    def __init__(self, row: Row) -> None:
+        (self.trade_ms, self.event_ms, _recv, self.symbol, self.update_id, self.bid,
+         self.bid_qty, self.ask, self.ask_qty) = row
 
 
 class DepthBuilder(Shape):

@@ -46,9 +46,9 @@ class WindowLane:
     def add_trade(self, t: Trade, recv_ms: int) -> bool:
         return not self.window.keeps(t.trade_ms or t.event_ms) or self.lane.add_trade(t, recv_ms)
 
-    def add_ticker(self, t: Quote, recv_ms: int) -> bool:
+    def add_quote(self, t: Quote, recv_ms: int) -> bool:
         return (not self.window.keeps(t.trade_ms or t.event_ms or recv_ms)
-                or self.lane.add_ticker(t, recv_ms))
+                or self.lane.add_quote(t, recv_ms))
 
     def add_depth(self, d: BookLevels, recv_ms: int, source: str) -> bool:
         return (not self.window.keeps(d.trade_ms or d.event_ms or recv_ms)

@@ -1,12 +1,16 @@
-"""Diff-depth books for every symbol (``--book diff``): events in, orderbook and gaps rows out,
-and the REST snapshot fetcher that (re)synchronises them.
+"""Diff-depth books for every symbol (``--book diff``): events in, orderbook, book_updates and
+gaps rows out, and the REST snapshot fetcher that (re)synchronises them.
 
 Owns, per symbol, the venue's ``LocalBook`` (its book rule) and the traffic around it:
 
 - Hot path (``on_depth``, called by the router for each diff event of a book stream; the
   usual event is done synchronously, a coroutine only when something must wait): apply a
   snapshot that has arrived, then the event; every applied event becomes an ``orderbook`` row
-  (``source="depth"``, top N) in the symbol's lane and an ``on_book`` call to its signal hook.
+  (``source="depth"``, top N) in the symbol's lane and an ``on_book`` call to its signal hook;
+  with ``updates_of`` (the symbol's ``book_updates`` lane) it also writes the event's level
+  changes there, and every snapshot the book starts from as its levels (``is_snapshot``), so
+  the whole book can be rebuilt from the dataset (``dataset_book.py``). Both kinds wait for
+  room (backpressure), the ``book_updates`` rows of an event before its ``orderbook`` row.
   A break of the update chain writes a ``gaps`` row (reason "book sequence break") and calls the hook's
   ``on_gap``; while a symbol resyncs it buffers (bounded) and writes no orderbook rows. Other
   symbols are never affected. Only the router's task applies events and snapshots, so a
@@ -45,7 +49,7 @@ from ..pipeline.done import DONE as DONE  # what ``on_depth`` returns when done 
 from ..pipeline.lanes import Sink
 from ..ratelimit import RateLimitedLog
 from ..venues.base import APPLIED, BREAK, STALE_SNAPSHOT, BookLevels, BookSnapshot, LocalBook, Venue
-from ..venues.rows import book_row
+from ..venues.rows import book_row, level_rows
 from .gaps import BOOK_SEQUENCE_BREAK, gap_row
 
 log = logging.getLogger("trio_harvest.booksync")
@@ -56,6 +60,7 @@ BUFFER_LIMIT = 200  # events kept per symbol while waiting for a snapshot (20 s 
 
 FetchDepth = Callable[[str, int], Awaitable[Mapping[str, Any]]]
 PutGap = Callable[[Row], Awaitable[None]]
+UpdatesOf = Callable[[str], Sink]  # a symbol's ``book_updates`` lane
 
 
 class BookHook(Protocol):
@@ -86,6 +91,7 @@ class SyncStats:
     rate_limited: int = 0
     gaps: int = 0  # gaps rows written
     rows: int = 0  # orderbook rows written
+    update_rows: int = 0  # book_updates rows written (level changes and snapshot levels)
     max_queue: int = 0  # most symbols waiting for a request at once
 
 
@@ -109,8 +115,10 @@ class DiffBooks:
         buffer_limit: int = BUFFER_LIMIT,
         max_levels: int | None = None,
         venue: Venue | None = None,
+        updates_of: UpdatesOf | None = None,
     ) -> None:
         self.venue = venue = venue or venues.default()
+        self.updates_of = updates_of  # None: no ``book_updates`` rows
         self.levels = levels
         self.put_gap = put_gap
         self.fetch_depth = fetch_depth
@@ -165,6 +173,8 @@ class DiffBooks:
         book = self.books[ev.symbol]
         outcome = book.on_event(ev, recv_ms)
         if outcome == APPLIED:
+            if self.updates_of is not None:
+                return self._step_rest(book, ev, recv_ms, lane, hook)
             row = self._row(book, ev, recv_ms)
             if not lane.put_nowait(row):
                 return self._finish(book, row, lane, hook)  # the lane is full: wait for room
@@ -184,6 +194,11 @@ class DiffBooks:
         if snap is not None:
             self._pending.discard(symbol)
             replay = book.apply_snapshot(snap)
+            if replay is not None and self.updates_of is not None:
+                ts = ev.trade_ms or ev.event_ms  # the stream's time the book starts over at
+                uid = snap.last_update_id
+                await self._put_updates(symbol, level_rows(
+                    symbol, ts, ts, recv_ms, uid, uid, -1, snap.bids, snap.asks, True))
             for old, old_recv in replay or ():
                 await self._step(book, old, old_recv, lane, hook)
         await self._step(book, ev, recv_ms, lane, hook)
@@ -213,14 +228,39 @@ class DiffBooks:
                     hook: BookHook | None) -> None:
         outcome = book.on_event(ev, recv_ms)
         if outcome == APPLIED:
-            row = self._row(book, ev, recv_ms)
-            if not lane.put_nowait(row):
-                await lane.put(row)
-            self._applied(row, hook)
+            await self._applied_event(book, ev, recv_ms, lane, hook)
         elif outcome == BREAK:
             await self._gap(book, hook)
         elif outcome == STALE_SNAPSHOT:
             self._stale(book, ev)
+
+    async def _step_rest(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
+                         hook: BookHook | None) -> None:
+        """An applied event when ``book_updates`` rows are written too."""
+        await self._applied_event(book, ev, recv_ms, lane, hook)
+        self._settled(book)
+
+    async def _applied_event(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
+                             hook: BookHook | None) -> None:
+        """An applied event's rows: its level changes (``book_updates``), then the book's top
+        (``orderbook``); each waits for room in a full lane."""
+        if self.updates_of is not None:
+            ts = ev.trade_ms or ev.event_ms
+            await self._put_updates(book.symbol, level_rows(
+                book.symbol, ts, ev.event_ms, recv_ms, ev.first_update_id, ev.update_id,
+                ev.prev_update_id, ev.bids, ev.asks, False))
+        row = self._row(book, ev, recv_ms)
+        if not lane.put_nowait(row):
+            await lane.put(row)
+        self._applied(row, hook)
+
+    async def _put_updates(self, symbol: str, rows: list[Row]) -> None:
+        assert self.updates_of is not None
+        sink = self.updates_of(symbol)
+        for row in rows:
+            if not sink.put_nowait(row):
+                await sink.put(row)
+        self.stats.update_rows += len(rows)
 
     def _row(self, book: LocalBook, ev: BookLevels, recv_ms: int) -> Row:
         """The ``orderbook`` row of the book's top after an applied event."""

@@ -68,6 +68,8 @@ class RepairStats:
     trade_quarantined: int = 0  # trades held for an id jump that the next ones refuted
     book_duplicates: int = 0  # book messages dropped: update id not newer
     book_quarantined: int = 0  # book messages held for an id jump that the next ones refuted
+    quote_duplicates: int = 0  # of ``book_duplicates``: on a quote stream (kind ``quotes``)
+    quote_quarantined: int = 0  # of ``book_quarantined``: on a quote stream
     gaps: dict[str, int] = field(default_factory=dict)  # gap rows by reason
     last_unfilled_at: float | None = None  # trio time
     lag_ms: float | None = None  # mean recv_ms - E over recent trades (latency + clock skew)
@@ -253,14 +255,19 @@ class Repair:
                 self._quarantine_books(stream)
             if offer != RELEASE:
                 if offer == HELD_DUPLICATE:
-                    self.stats.book_duplicates += 1
+                    self._book_duplicate(stream)
                 return False
         elif guard.quarantined:
             self._quarantine_books(stream)
         if guard.tracker.admit(update_id):
             return True
-        self.stats.book_duplicates += 1
+        self._book_duplicate(stream)
         return False
+
+    def _book_duplicate(self, stream: str) -> None:
+        self.stats.book_duplicates += 1
+        if self.venue.is_quote_stream(stream):
+            self.stats.quote_duplicates += 1
 
     def _quarantine_books(self, stream: str) -> None:
         guard = self.book_guards[stream]
@@ -269,6 +276,8 @@ class Repair:
             held.pop(u, None)
             self._held_at.pop((stream, u), None)
             self.stats.book_quarantined += 1
+            if self.venue.is_quote_stream(stream):
+                self.stats.quote_quarantined += 1
             self._ratelog.log(logging.WARNING, "quarantined update id",
                               "%s: quarantined a book message with update id %d: the stream's "
                               "next ids did not confirm it (last %d)", stream, u,

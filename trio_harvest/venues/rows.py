@@ -1,5 +1,6 @@
-"""The ``orderbook`` row every venue builds from book levels (kinds.orderbook_schema): the head
-columns, then bid and ask price and size for levels 1..N, null past the levels given. Pure."""
+"""The rows every venue builds from book levels: ``orderbook`` (kinds.orderbook_schema: the head
+columns, then bid and ask price and size for levels 1..N, null past the levels given) and
+``book_updates`` (kinds.BOOK_UPDATES_SCHEMA: one row per level). Pure."""
 
 from __future__ import annotations
 
@@ -33,3 +34,15 @@ def book_row(
     """An ``orderbook`` row from any top-of-book state (e.g. a local book built from diffs)."""
     head = [ts_ms, event_ms, recv_ms, symbol, source, update_id, first_update_id, prev_update_id]
     return tuple(head + level_columns(bids, asks, levels))
+
+
+def level_rows(
+    symbol: str, ts_ms: int, event_ms: int, recv_ms: int, first_update_id: int,
+    update_id: int, prev_update_id: int, bids: list[tuple[float, float]],
+    asks: list[tuple[float, float]], is_snapshot: bool,
+) -> list[Row]:
+    """``book_updates`` rows: one per level given (a diff's changes, size 0 for a level that is
+    gone, or a snapshot's levels with ``is_snapshot``), bids first."""
+    head = (ts_ms, event_ms, recv_ms, symbol, first_update_id, update_id, prev_update_id)
+    return ([(*head, "bid", p, q, is_snapshot) for p, q in bids]
+            + [(*head, "ask", p, q, is_snapshot) for p, q in asks])
