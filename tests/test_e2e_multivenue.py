@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import polars as pl
 import pytest
 import trio
 
+from trio_harvest import venues
 from trio_harvest.cli.commands import main
 from trio_harvest.config import load_config, venue_configs
 from trio_harvest.dataset import DatasetError, scan
@@ -134,3 +136,27 @@ def test_venue_configs_give_each_venue_its_own_journal_and_the_first_the_shared_
     spot = units[1]
     assert spot.ws_url.startswith("wss://stream.binance.com") and spot.symbols == ("BTCUSDT", "ETHUSDT")
     assert venue_configs(load_config({}, {}, None)) == [load_config({}, {}, None)]  # one venue
+
+
+def test_a_venue_table_may_choose_its_own_book(tmp_path: Path) -> None:
+    path = tmp_path / "v.toml"
+    path.write_text('book = "partial"\n[venues.binance-spot]\nbook = "diff"\n'
+                    '[venues.binance-coinm]\nsymbols = "BTCUSD_PERP"\n')
+    spot, coinm = venue_configs(load_config({}, {}, path))
+    assert (spot.book, spot.symbols) == ("diff", venues.get("binance-spot").default_symbols)
+    assert (coinm.book, coinm.symbols) == ("partial", ("BTCUSD_PERP",))
+
+
+def test_the_metrics_port_in_use_is_one_line_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The endpoint (the first venue's duty) cannot bind: the user's mistake, not a crash."""
+    path = tmp_path / "three.toml"
+    path.write_text(THREE_TOML)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["run", "--sim", "--config", str(path), "--duration", "2",
+                     "--data-dir", str(tmp_path / "data"), "--metrics-port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 2 and "already in use" in err and len(err.strip().splitlines()) == 1, err

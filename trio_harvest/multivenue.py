@@ -23,6 +23,7 @@ import trio
 
 from .app import Harvester
 from .config import Config
+from .errors import ConfigError
 from .startup import sweep_dataset
 
 log = logging.getLogger("trio_harvest.app")
@@ -62,6 +63,15 @@ class MultiHarvester:
         first = self.units[0]
         await trio.to_thread.run_sync(sweep_dataset, first.config, first.data_store,
                                       first.deadletter_store, abandon_on_cancel=True)
+        try:
+            await self._run_units(task_status)
+        except ExceptionGroup as group:  # a user mistake (the metrics port in use): one line
+            user, rest = group.split(ConfigError)
+            if user is not None and rest is None:
+                raise _first_leaf(user) from None
+            raise
+
+    async def _run_units(self, task_status: trio.TaskStatus[MultiHarvester]) -> None:
         async with trio.open_nursery() as outer:
             if self.handle_signals:
                 outer.start_soon(self._watch_signals)
@@ -91,3 +101,8 @@ class MultiHarvester:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 self.request_stop(signal.Signals(signum).name)
+
+
+def _first_leaf(group: BaseExceptionGroup[ConfigError]) -> ConfigError:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first

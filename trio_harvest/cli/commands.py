@@ -153,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(g, "--backoff-max", type=float, metavar="S",
           help="longest reconnect delay (default 30)")
     _flag(g, "--config", metavar="FILE",
-          help="TOML file with settings (same names, snake_case; default none)")
+          help="TOML file with settings (same names, snake_case; default none); its "
+          "[venues.<name>] tables (symbols, optional ws_url, rest_url, book) harvest several "
+          "venues in one run, each on its own connections (then without --venue/--symbols)")
     _flag(g, "--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
     _flag(g, "--log-format", metavar="FMT", help="text (default) or json")
     _flag(g, "--summary-json", action="store_const", const=True,
