@@ -7,6 +7,7 @@ refuses a wrong table in one line."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -43,10 +44,13 @@ def reader(venue: str) -> Reader:
     return read
 
 
-async def test_each_venue_conserves_its_own_tape_in_one_dataset(tmp_path: Path) -> None:
+async def test_each_venue_conserves_its_own_tape_in_one_dataset(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """One process, three venues: each trade of each venue's simulator tape is in that venue's
     ``prices`` exactly once (no faults: nothing missing), with the exchange's values; each
-    venue's book rows are its own; every venue ran on its own simulator and connections."""
+    venue's book rows are its own; every venue ran on its own simulator and connections, and
+    its log lines name it."""
+    caplog.set_level(logging.INFO, logger="trio_harvest")
     cfg = make_config(tmp_path, sim=True, sim_rate=300.0, sim_seed=3, shutdown_grace=6.0,
                       venue_tables=parse_tables({k: {"symbols": v} for k, v in THREE.items()}))
     multi = MultiHarvester(venue_configs(cfg))
@@ -73,6 +77,8 @@ async def test_each_venue_conserves_its_own_tape_in_one_dataset(tmp_path: Path) 
             assert counts["missing"] == 0 and counts["rows"] >= 20, (venue, symbol, counts)
         book = reader(venue)(data, "orderbook")
         assert set(book["symbol"]) == set(THREE[venue]), venue
+        assert any(r.getMessage().startswith(f"[{venue}] harvesting 2 symbols")
+                   for r in caplog.records), venue
 
 
 def test_run_sim_config_three_venues_exits_0(tmp_path: Path) -> None:

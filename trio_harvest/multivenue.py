@@ -14,9 +14,10 @@ partitions), signal engines, its simulator with ``--sim``, and its journal
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import trio
@@ -27,6 +28,35 @@ from .errors import ConfigError
 from .startup import sweep_dataset
 
 log = logging.getLogger("trio_harvest.app")
+
+# the venue whose unit a task (or its worker thread) belongs to: trio and ``to_thread`` copy the
+# context into every task and thread a unit starts, so each log line can say its venue
+_VENUE: contextvars.ContextVar[str] = contextvars.ContextVar("trio_harvest_venue", default="")
+
+
+class VenueLogPrefix(logging.Filter):
+    """Prefixes ``[venue]`` to a log line written by a venue's unit (once per record)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        venue = _VENUE.get()
+        if venue and not getattr(record, "venue", ""):
+            record.venue = venue
+            record.msg = f"[{venue}] {record.msg}"
+        return True
+
+
+@contextlib.contextmanager
+def venue_log_prefix() -> Iterator[None]:
+    """While a run of several venues lasts, its log lines name their venue."""
+    handlers = [*logging.getLogger().handlers, *logging.getLogger("trio_harvest").handlers]
+    prefix = VenueLogPrefix()
+    for handler in handlers:
+        handler.addFilter(prefix)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(prefix)
 
 
 class MultiHarvester:
@@ -64,7 +94,8 @@ class MultiHarvester:
         await trio.to_thread.run_sync(sweep_dataset, first.config, first.data_store,
                                       first.deadletter_store, abandon_on_cancel=True)
         try:
-            await self._run_units(task_status)
+            with venue_log_prefix():
+                await self._run_units(task_status)
         except ExceptionGroup as group:  # a user mistake (the metrics port in use): one line
             user, rest = group.split(ConfigError)
             if user is not None and rest is None:
@@ -86,6 +117,7 @@ class MultiHarvester:
     async def _run_unit(self, h: Harvester, *,
                         task_status: trio.TaskStatus[Harvester] = trio.TASK_STATUS_IGNORED,
                         ) -> None:
+        _VENUE.set(h.config.venue)  # this task's context: copied into every task the unit starts
         try:
             await h.run(task_status=task_status)
         finally:
