@@ -166,3 +166,32 @@ def test_the_metrics_port_in_use_is_one_line_exit_2(
                      "--data-dir", str(tmp_path / "data"), "--metrics-port", str(port)])
     err = capsys.readouterr().err
     assert code == 2 and "already in use" in err and len(err.strip().splitlines()) == 1, err
+
+
+async def test_faults_apply_to_each_venue_and_each_repairs_on_its_own(tmp_path: Path) -> None:
+    """``--sim-faults`` in a run of three venues: each venue's simulator disconnects, skips and
+    duplicates trade ids in its own wire; each venue's repair drops its duplicates and backfills
+    its own breaks from its own simulator's REST, under its own weight budget; every trade of each
+    tape is in its venue's ``prices`` exactly once or inside that venue's unfilled gap."""
+    cfg = make_config(tmp_path, sim=True, sim_rate=400.0, sim_seed=3, shutdown_grace=6.0,
+                      sim_faults="disconnect=1,skip=0.03,dup_id=0.03,seed=5",
+                      backfill_delay=0.3, backoff_initial=0.05, backoff_max=0.25,
+                      venue_tables=parse_tables({k: {"symbols": v} for k, v in THREE.items()}))
+    multi = MultiHarvester(venue_configs(cfg))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(multi.run)
+        await trio.sleep(3.0)
+        last_ids = {h.config.venue: {s: h.simulator.tape(s).last_id for s in h.config.symbols}
+                    for h in multi.units}
+        await trio.sleep(1.0)
+        multi.request_stop("test over")
+    budgets = {id(h.repair.budget) for h in multi.units}
+    assert len(budgets) == 3, "one REST weight budget per venue"
+    for h in multi.units:
+        venue = h.config.venue
+        a = h.repair.as_dict()
+        assert a["trade_duplicates_dropped"] > 0, venue
+        assert a["gaps"].get("agg-id break", 0) > 0 and a["backfill"]["rows"] > 0, (venue, a)
+        assert sum(c.stats.reconnects for c in h.connections) > 0, venue
+        check_conservation(tmp_path / "data", h.simulator, h.config.symbols, last_ids[venue],
+                           reader(venue))
