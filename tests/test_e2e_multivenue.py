@@ -81,7 +81,8 @@ async def test_each_venue_conserves_its_own_tape_in_one_dataset(
                    for r in caplog.records), venue
 
 
-def test_run_sim_config_three_venues_exits_0(tmp_path: Path) -> None:
+def test_run_sim_config_three_venues_exits_0(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     """The command line, a real process: ``run --sim --config three.toml --duration 15`` exits
     0 and writes prices and orderbook for all three venues into one dataset, each venue's rows
     under its own ``venue=``, each journal under ``_journal/<venue>``."""
@@ -106,6 +107,11 @@ def test_run_sim_config_three_venues_exits_0(tmp_path: Path) -> None:
         assert ids.n_unique() == len(ids), f"{venue}: a trade written twice"
         assert (data / "_journal" / venue).is_dir()
     assert {p.name for p in data.glob("venue=*")} == {f"venue={v}" for v in THREE}
+    capsys.readouterr()
+    assert main(["inspect", "--data-dir", str(data)]) == 0  # names every venue it holds
+    assert "venue binance-coinm, binance-spot, binance-usdm:" in capsys.readouterr().out
+    assert main(["inspect", "--data-dir", str(data), "--venue", "binance-spot"]) == 0
+    assert "venue binance-spot: 2 symbols" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("toml", "flags", "says"), [
