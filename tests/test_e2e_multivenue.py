@@ -201,3 +201,21 @@ async def test_faults_apply_to_each_venue_and_each_repairs_on_its_own(tmp_path: 
         assert sum(c.stats.reconnects for c in h.connections) > 0, venue
         check_conservation(tmp_path / "data", h.simulator, h.config.symbols, last_ids[venue],
                            reader(venue))
+
+
+async def test_one_venue_stopping_stops_the_others_cleanly(tmp_path: Path) -> None:
+    """A venue's unit ends (here: its own stop): the others stop too, each once (a second
+    request would cut its final flush short), and nothing is dead-lettered."""
+    cfg = make_config(tmp_path, sim=True, sim_rate=200.0, shutdown_grace=6.0,
+                      venue_tables=parse_tables({k: {"symbols": v} for k, v in THREE.items()}))
+    multi = MultiHarvester(venue_configs(cfg))
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(multi.run)
+            await trio.sleep(1.0)
+            multi.units[1].request_stop("spot is done")
+    for h in multi.units:
+        assert h.stop_state.reason == "spot is done" and h.stop_state.signals == 1, h.config.venue
+        kinds = h.rotation.stats.kinds.values()
+        assert sum(k.files_written for k in kinds) > 0, h.config.venue
+        assert not any(k.rows_deadlettered or k.rows_lost for k in kinds), h.config.venue

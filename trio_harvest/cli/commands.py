@@ -319,7 +319,8 @@ def _run_venues(args: argparse.Namespace, config: Any) -> int:
     multi = MultiHarvester(configs, handle_signals=True)
     code = EXIT_OK
     try:
-        with scale_cli.locked(config, Shard(0, 1), lambda: None), tuned():
+        with scale_cli.locked(config, Shard(0, 1), lambda: multi.stop_from_thread(
+                "the data dir's lease was taken by another process")), tuned():
             trio.run(scale_cli.harvest, multi, args.stop_on_eof)
     except ConfigError:
         raise
