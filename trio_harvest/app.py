@@ -79,8 +79,13 @@ class Harvester:
         metadata_of: Callable[[str], dict[str, str]] | None = None,
         fetch: FetchFn | None = None,
         shard_weights: DayWeights | None = None,
+        sweep_temps: bool = True,
     ) -> None:
         self.config = config
+        # False: a run of several venues sweeps the dataset's stale temp files once, before any
+        # venue writes (a sweep removes this process's own temp files too)
+        self.sweep_temps = sweep_temps
+        self.compact_symbols: tuple[str, ...] = config.symbols  # what background compaction owns
         self.shard_weights = shard_weights  # by UTC day, for the universe follower of a shard
         self.wall_ms = wall_clock_ms
         self.handle_signals = handle_signals
@@ -360,7 +365,7 @@ class Harvester:
     def _startup_scan(self) -> tuple[int, dict[str, tuple[int, int]]]:
         """Blocking; runs in a worker thread before anything starts."""
         return startup_scan(self.config, self.data_store, self.deadletter_store,
-                            self.resume_unreadable)
+                            self.resume_unreadable, sweep=self.sweep_temps)
 
     def _resume_continuity(self, seeds: dict[str, tuple[int, int]]) -> None:
         """After a restart, each symbol continues from its last written agg_id: the trades
@@ -402,7 +407,7 @@ class Harvester:
             self._compactor = auto_compactor(self.data_store, cfg.deadletter_path,
                                              older_than=cfg.compact_older_than,
                                              target_rows=cfg.compact_target_rows,
-                                             symbols=cfg.symbols,
+                                             symbols=self.compact_symbols,
                                              delete_after=cfg.compact_delete_after)
             return self._compactor
 

@@ -31,6 +31,7 @@ from .signals.params import SignalParams
 from .storage.location import aws_env
 from .storage.partitions import DEADLETTER_DIR
 from .symbols import SYMBOL_RE, check_symbols, is_pattern
+from .venuetables import PER_VENUE, VenueTable, parse_tables
 
 __all__ = ["SYMBOL_RE", "Config", "ConfigError", "build_config", "load_config"]
 
@@ -145,6 +146,9 @@ class Config:
     # not a setting: the names and patterns ``symbols`` had before the listing resolved them
     # (ops/universe.py); empty for a fixed list of names. A run with it follows the listing.
     universe: tuple[str, ...] = ()
+    # the ``[venues.<name>]`` tables of the TOML file (venuetables.py): one run harvests each
+    # venue on its own connections (``venue_configs``); () = the one venue above
+    venue_tables: tuple[VenueTable, ...] = ()
 
     def __post_init__(self) -> None:
         venue = venue_of(self.venue)
@@ -155,6 +159,11 @@ class Config:
         _validate(self)
         resolve_scale(self)  # first: an s3:// data_dir becomes a local dir (journal's home)
         journal_settings.validate(self)
+        if self.venue_tables:
+            if self.shard or self.workers > 1:
+                raise ConfigError("[venues.<name>] tables: --shard and --workers split one "
+                                  "venue's symbols; run one process per venue to shard them")
+            venue_configs(self)  # each venue's own settings are valid (its symbols, URLs)
 
     @property
     def deadletter_path(self) -> Path:
@@ -169,7 +178,7 @@ class Config:
         return self.watermarks[kind][1]
 
 
-INTERNAL = ("universe",)
+INTERNAL = ("universe", "venue_tables")
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Config) if f.name not in INTERNAL)
 _HINTS = typing.get_type_hints(Config)
 
@@ -180,6 +189,33 @@ def venue_of(name: str) -> venues.Venue:
         return venues.get(name)
     except venues.UnknownVenue as exc:
         raise ConfigError(f"venue: {exc}") from None
+
+
+def venue_configs(c: Config) -> list[Config]:
+    """One ``Config`` per venue a run harvests: ``c`` itself without venue tables; with them,
+    ``c`` made that venue's (its symbols, URLs and book; its own journal directory
+    ``<journal>/<venue>`` and raw archive ``<raw_dir>/<venue>``, since a journal has one owner).
+    The dataset-wide duties (the metrics endpoint, auto-recovery of the dead letter, background
+    compaction) stay with the first venue. ``ConfigError`` names the venue table at fault."""
+    if not c.venue_tables:
+        return [c]
+    out: list[Config] = []
+    base_journal = journal_settings.journal_path(c)
+    for index, t in enumerate(c.venue_tables):
+        first = index == 0
+        try:
+            out.append(dataclasses.replace(
+                c, venue=t.name, venue_tables=(),
+                symbols=t.symbols or venue_of(t.name).default_symbols,
+                ws_url=t.ws_url, rest_url=t.rest_url, book=t.book or c.book,
+                journal_dir=base_journal / t.name,
+                raw_dir=None if c.raw_dir is None else c.raw_dir / t.name,
+                metrics_port=c.metrics_port if first else 0,
+                auto_recover=c.auto_recover and first,
+                auto_compact=c.auto_compact and first))
+        except ConfigError as exc:
+            raise ConfigError(f"[venues.{t.name}]: {exc}") from None
+    return out
 
 
 def _validate(c: Config) -> None:
@@ -302,6 +338,9 @@ def layer_from_toml(data: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         if name == "watermarks":
             out["watermarks"] = parse_watermarks(raw, where)
             continue
+        if name == "venues":  # [venues.<name>] tables: several venues in one run
+            out["venue_tables"] = parse_tables(raw, where)
+            continue
         if name == "signals":
             if not isinstance(raw, Mapping):
                 raise ConfigError(f"{where}signals: expected a table of signal parameters")
@@ -359,6 +398,13 @@ def build_config(*layers: Mapping[str, Any]) -> Config:
             watermarks.update(layer["watermarks"])
         merged.update({k: v for k, v in layer.items() if k != "watermarks"})
     merged["watermarks"] = watermarks
+    if merged.get("venue_tables"):
+        given = [name for name in PER_VENUE if name in merged]
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise ConfigError(f"[venues.<name>] tables and {flag} ({given[0]}) are exclusive: "
+                              f"give {given[0]} inside each venue's table, or drop the tables "
+                              "to harvest one venue")
     if "symbols" not in merged and "universe" not in merged:  # the venue's own default names
         merged["symbols"] = venue_of(merged.get("venue", venues.DEFAULT)).default_symbols
     return Config(**merged)

@@ -27,14 +27,12 @@ log = logging.getLogger("trio_harvest.app")
 
 
 def startup_scan(cfg: Config, data: Store, deadletter: LocalStore,
-                 unreadable: dict[str, list[str]]) -> tuple[int, dict[str, tuple[int, int]]]:
+                 unreadable: dict[str, list[str]], *,
+                 sweep: bool = True) -> tuple[int, dict[str, tuple[int, int]]]:
     """(stale temp files removed, ``{symbol: (last agg_id, its ts_ms)}``); symbols whose files
-    resume could not read go into ``unreadable`` and are logged, not seeded."""
-    moved = adopt_legacy(cfg.data_dir, cfg.deadletter_path)
-    if moved:
-        log.info("moved %d dead-letter files from %s to %s (its new place)", moved,
-                 cfg.data_dir / LEGACY_DEADLETTER_DIR, cfg.deadletter_path)
-    removed = remove_stale_temps(cfg, data, deadletter)
+    resume could not read go into ``unreadable`` and are logged, not seeded. ``sweep=False``:
+    the caller removed stale temp files already (a run of several venues, once for all)."""
+    removed = sweep_dataset(cfg, data, deadletter) if sweep else 0
     for note in startup_notes(cfg):  # a dead-letter backlog, simulated ids that would collide
         log.warning("%s", note)
     if cfg.sim or not cfg.resume:  # the simulator is a new exchange each run
@@ -45,6 +43,16 @@ def startup_scan(cfg: Config, data: Store, deadletter: LocalStore,
                   "the last trade written is not known (first: %s); the trades missed "
                   "while down are not backfilled", symbol, len(files), files[0])
     return removed, seeds
+
+
+def sweep_dataset(cfg: Config, data: Store, deadletter: LocalStore) -> int:
+    """The dataset-wide part of the start-up pass, once per process: a dead letter moved from
+    its old place, stale temp files removed (their count)."""
+    moved = adopt_legacy(cfg.data_dir, cfg.deadletter_path)
+    if moved:
+        log.info("moved %d dead-letter files from %s to %s (its new place)", moved,
+                 cfg.data_dir / LEGACY_DEADLETTER_DIR, cfg.deadletter_path)
+    return remove_stale_temps(cfg, data, deadletter)
 
 
 def remove_stale_temps(cfg: Config, data: Store, deadletter: LocalStore) -> int:

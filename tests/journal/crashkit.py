@@ -36,14 +36,16 @@ from typing import Any
 import polars as pl
 
 from tests.dsrows import in_memory
+from trio_harvest import venues
 
 PY = sys.executable
 CADENCE_MS = 100  # depth@100ms
 
 
-def start_sim(symbols: str, rate: float, seed: int, faults: str) -> tuple[subprocess.Popen[str], int]:
+def start_sim(symbols: str, rate: float, seed: int, faults: str,
+              venue: str = venues.DEFAULT) -> tuple[subprocess.Popen[str], int]:
     cmd = [PY, "-m", "trio_harvest", "sim", "--port", "0", "--symbols", symbols,
-           "--rate", str(rate), "--seed", str(seed)]
+           "--rate", str(rate), "--seed", str(seed), "--venue", venue]
     if faults:
         cmd += ["--faults", faults]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -173,18 +175,26 @@ def _scan(data: Path, kind: str) -> pl.DataFrame:
     return in_memory(pl.scan_parquet(files, hive_partitioning=True).collect())
 
 
-def tape(port: int, symbol: str, first: int, last: int) -> list[int]:
-    ids: list[int] = []
+def tape(port: int, symbol: str, first: int, last: int, venue: str = venues.DEFAULT) -> list[int]:
+    """The trade ids ``first..last`` the simulator sent, by its REST (in ``venue``'s paths)."""
+    return list(tape_prices(port, symbol, first, last, venue))
+
+
+def tape_prices(port: int, symbol: str, first: int, last: int,
+                venue: str = venues.DEFAULT) -> dict[int, float]:
+    """The trades ``first..last`` the simulator sent, by its REST: id -> price."""
+    out: dict[int, float] = {}
     cursor = first
     while cursor <= last:
-        url = f"http://127.0.0.1:{port}/fapi/v1/aggTrades?symbol={symbol}&fromId={cursor}&limit=1000"
-        with urllib.request.urlopen(url, timeout=10) as r:
+        req = venues.get(venue).trades_request(symbol, cursor, 1000)
+        query = "&".join(f"{k}={v}" for k, v in req.params.items())
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{req.path}?{query}", timeout=10) as r:
             page = json.loads(r.read())
         if not page:
             break
-        ids.extend(int(t["a"]) for t in page if int(t["a"]) <= last)
+        out.update((int(t["a"]), float(t["p"])) for t in page if int(t["a"]) <= last)
         cursor = int(page[-1]["a"]) + 1
-    return ids
+    return out
 
 
 def count(data: Path, port: int, symbols: list[str], kills: list[int],

@@ -153,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(g, "--backoff-max", type=float, metavar="S",
           help="longest reconnect delay (default 30)")
     _flag(g, "--config", metavar="FILE",
-          help="TOML file with settings (same names, snake_case; default none)")
+          help="TOML file with settings (same names, snake_case; default none); its "
+          "[venues.<name>] tables (symbols, optional ws_url, rest_url, book) harvest several "
+          "venues in one run, each on its own connections (then without --venue/--symbols)")
     _flag(g, "--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
     _flag(g, "--log-format", metavar="FMT", help="text (default) or json")
     _flag(g, "--summary-json", action="store_const", const=True,
@@ -272,6 +274,8 @@ def _run(args: argparse.Namespace) -> int:
     cli = {k: v for k, v in vars(args).items() if k not in RUN_ONLY}
     config = load_config(cli, os.environ, Path(args.config) if args.config else None)
     setup_logging(config.log_level, config.log_format)
+    if config.venue_tables:  # [venues.<name>] tables: several venues in one process
+        return _run_venues(args, config)
     config = resolve_universe(config)  # --symbols all / patterns: from the venue's listing
     if config.workers > 1:  # issue 10: a supervisor of N shard processes
         preflight(config)  # one line for the host, not one per worker
@@ -296,6 +300,38 @@ def _run(args: argparse.Namespace) -> int:
     summary = summarize(harvester, _backlog(config), args.config)
     _print_summary(summary, args.summary_json)
     return EXIT_NO_DATA if summary.frames == 0 else EXIT_OK
+
+
+def _run_venues(args: argparse.Namespace, config: Any) -> int:
+    """One process harvesting every ``[venues.<name>]`` table (multivenue.py)."""
+    from ..config import venue_configs
+    from ..multivenue import MultiHarvester
+    from ..ops.gcpolicy import tuned
+    from ..ops.universe import resolve_universe
+    from ..scale.shards import Shard
+    from .preflight import preflight
+    from .venues import summarize_venues
+
+    configs = [resolve_universe(c) for c in venue_configs(config)]
+    if args.stop_on_eof:
+        parent.check_stdin_is_pipe()
+    preflight(config)
+    multi = MultiHarvester(configs, handle_signals=True)
+    code = EXIT_OK
+    try:
+        with scale_cli.locked(config, Shard(0, 1), lambda: multi.stop_from_thread(
+                "the data dir's lease was taken by another process")), tuned():
+            trio.run(scale_cli.harvest, multi, args.stop_on_eof)
+    except ConfigError:
+        raise
+    except Exception:
+        log.exception("internal failure; buffered rows were sent to the dead letter")
+        code = EXIT_INTERNAL
+    summary = summarize_venues(multi.units, _backlog(config), args.config)
+    _print_summary(summary, args.summary_json)
+    if code == EXIT_OK and summary.frames == 0:
+        code = EXIT_NO_DATA
+    return code
 
 
 def _backlog(config: Any) -> Any:

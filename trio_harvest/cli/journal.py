@@ -43,7 +43,9 @@ def add_subcommand(sub: Any) -> None:
         "frame through the harvester's own decode/route path into a dataset under DATA_DIR: "
         "every kind, derived ones with the signal parameters of --config.",
     )
-    rep.add_argument("--raw-dir", required=True, metavar="DIR", help="the raw archive")
+    rep.add_argument("--raw-dir", required=True, metavar="DIR",
+                     help="the raw archive (of a run of several venues: the folder holding "
+                     "one <venue>/ folder each, replayed into each venue's partitions)")
     rep.add_argument("--data-dir", required=True, metavar="DIR", help="the dataset to write")
     rep.add_argument("--config", metavar="FILE", default=None,
                      help="TOML config: symbols, depth levels, [signals] parameters")

@@ -283,6 +283,12 @@ def run_inspect(args: argparse.Namespace) -> int:
 
         doc = summarize(gather(data, deadletter_dirs(args, data), f.symbols, f.start_ms,
                                f.end_ms, f.venue), f.start_ms, f.end_ms)
+        # the venue(s) the summary covers: the one asked for, else every venue= folder held
+        # (a partition of before venues, date=… at the top, is binance-usdm's)
+        held = {p.name.removeprefix("venue=") for p in data.glob("venue=*")}
+        if held and any(data.glob("date=*")):
+            held.add(doc["venue"])
+        doc["venue"] = f.venue or ", ".join(sorted(held)) or doc["venue"]
     except OSError as exc:  # e.g. a folder that cannot be listed (permissions)
         raise _unreadable(exc) from None
     _print(doc if args.json else render(doc, str(data), f.describe()), args.json)

@@ -48,12 +48,19 @@ def parse_time(text: str | None, flag: str) -> int | None:
     return int(t.timestamp() * 1000)
 
 
-def _symbols_of(url: str) -> set[str]:
+def _symbols_of(url: str, venue: str = venues.DEFAULT) -> set[str]:
     """The symbols of the streams a connection's URL opens (the venue reads its own URLs)."""
-    return set(venues.default().stream_symbols(url))
+    return set(venues.get(venue).stream_symbols(url))
 
 
-def archive_symbols(files: list[Path]) -> set[str]:
+def venue_archives(raw_dir: Path) -> list[tuple[str, list[Path]]]:
+    """A run of several venues archives each under ``RAW_DIR/<venue>/``: (venue, its segments)
+    per venue folder holding any; [] for the archive of one venue (segments at the top)."""
+    out = [(name, archive_files(raw_dir / name)) for name in venues.VENUES]
+    return [(name, files) for name, files in out if files]
+
+
+def archive_symbols(files: list[Path], venue: str = venues.DEFAULT) -> set[str]:
     """The symbols of the connections opened in the archive's first segment."""
     named = sorted(files, key=lambda p: fmt.parse_segment_name(p.name) or 0)
     if not named:
@@ -65,7 +72,7 @@ def archive_symbols(files: list[Path]) -> set[str]:
     out: set[str] = set()
     for rec in records:
         if rec.type == fmt.OPEN:
-            out |= _symbols_of(str(_row.decode(rec.payload).get("url", "")))
+            out |= _symbols_of(str(_row.decode(rec.payload).get("url", "")), venue)
     return out
 
 
@@ -82,6 +89,8 @@ def main(args: argparse.Namespace) -> int:
     cli: dict[str, Any] = {"data_dir": args.data_dir, "journal": False, "resume": False,
                            "backfill": False, "auto_recover": False}
     files = archive_files(raw)
+    if not files and (parts := venue_archives(raw)):
+        return _main_venues(args, cli, parts)
     if args.symbols:
         cli["symbols"] = args.symbols
     elif args.config is None or "symbols" not in read_toml(Path(args.config)):
@@ -91,15 +100,56 @@ def main(args: argparse.Namespace) -> int:
     config = load_config(cli, os.environ, Path(args.config) if args.config else None)
     setup_logging(config.log_level, config.log_format)  # every message formatted, on stderr
     start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
-    if any(config.data_dir.glob("date=*")) or any(config.data_dir.glob("venue=*/date=*")):
-        raise ConfigError(f"--data-dir: {config.data_dir} already holds a dataset; replay into "
-                          "an empty directory (a second replay would write every row again)")
+    _check_empty(config.data_dir)
     result = trio.run(_rebuild, config, files, start, end)
+    return _report(args, result, config.data_dir)
+
+
+def _main_venues(args: argparse.Namespace, cli: dict[str, Any],
+                 parts: list[tuple[str, list[Path]]]) -> int:
+    """The archive of a run of several venues: each venue's segments through that venue's own
+    harvester into its ``venue=`` partitions of the one dataset (symbols: the archive's, or
+    those of ``--symbols`` it holds)."""
+    import dataclasses
+
+    from ..config import load_config
+
+    base = load_config(cli, os.environ, Path(args.config) if args.config else None)
+    setup_logging(base.log_level, base.log_format)
+    start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
+    _check_empty(base.data_dir)
+    wanted = {s.strip().upper() for s in args.symbols.split(",")} if args.symbols else None
+    total: dict[str, Any] = {"segments": 0, "frames": 0, "rows": 0, "unreadable": 0, "lost": 0,
+                             "written": {}, "deadlettered": {}, "venues": {}}
+    for venue, files in parts:
+        found = archive_symbols(files, venue)
+        symbols = found & wanted if wanted is not None else found
+        if not symbols:
+            continue
+        config = dataclasses.replace(base, venue_tables=(), venue=venue, ws_url="", rest_url="",
+                                     symbols=tuple(sorted(symbols)))
+        result = trio.run(_rebuild, config, files, start, end)
+        total["venues"][venue] = result
+        for key in ("segments", "frames", "rows", "unreadable", "lost"):
+            total[key] += result[key]
+        for key in ("written", "deadlettered"):
+            for kind, n in result[key].items():
+                total[key][kind] = total[key].get(kind, 0) + n
+    return _report(args, total, base.data_dir)
+
+
+def _check_empty(data_dir: Path) -> None:
+    if any(data_dir.glob("date=*")) or any(data_dir.glob("venue=*/date=*")):
+        raise ConfigError(f"--data-dir: {data_dir} already holds a dataset; replay into "
+                          "an empty directory (a second replay would write every row again)")
+
+
+def _report(args: argparse.Namespace, result: dict[str, Any], data_dir: Path) -> int:
     if args.json:
         print(json.dumps(result))
     else:
         print(f"replayed {result['segments']} segments: {result['frames']} frames, "
-              f"{result['rows']} off-stream rows -> {config.data_dir}; rows written: "
+              f"{result['rows']} off-stream rows -> {data_dir}; rows written: "
               + ", ".join(f"{k} {v}" for k, v in sorted(result["written"].items())))
     return 0 if not (result["lost"] or result["unreadable"]) else 1
 
@@ -146,7 +196,7 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
                     await h.router.handle(rec.payload)
                 elif rec.type == fmt.OPEN:  # which symbols a connection carries
                     url = str(_row.decode(rec.payload).get("url", ""))
-                    conns[rec.conn] = _symbols_of(url) & symbols
+                    conns[rec.conn] = _symbols_of(url, config.venue) & symbols
                 elif rec.type == fmt.CLOSE:  # as live: no OFI across a disconnect
                     reason = str(_row.decode(rec.payload).get("reason", ""))
                     for symbol in conns.pop(rec.conn, set()):
