@@ -35,7 +35,7 @@ HOUR_MS = 3_600_000
 
 def count(data: Path) -> Counter[tuple[str, str, str, int]]:
     per: Counter[tuple[str, str, str, int]] = Counter()
-    for f in data.glob("date=*/symbol=*/kind=*/part-*.parquet"):
+    for f in data.glob("venue=*/date=*/symbol=*/kind=*/part-*.parquet"):
         date, symbol, kind = (p.split("=", 1)[1] for p in f.parts[-4:-1])
         first = int(f.name.split("-")[1])
         per[(date, symbol, kind, first // HOUR_MS)] += 1

@@ -53,11 +53,11 @@ import trio
 
 from trio_harvest.app import Harvester
 from trio_harvest.config import Config
-from trio_harvest.kinds import ALL_KINDS, ORDERBOOK, PREVIEW_KINDS, PRICES
+from trio_harvest.kinds import ALL_KINDS, ORDERBOOK, PREVIEW_KINDS, PRICES, QUOTES
 from trio_harvest.storage.partitions import DEADLETTER_DIR
 
 TARGET_S = 3.0  # issue 8: 200 symbols, 1M rows: everything written within 3 s, nothing dead-lettered
-AUTH = (PRICES, ORDERBOOK)
+AUTH = (PRICES, ORDERBOOK, QUOTES)
 _DEFAULTS = Config()
 HUGE = 10**8
 
@@ -141,7 +141,7 @@ async def fill(h: Harvester, args: argparse.Namespace) -> dict[str, Any]:
     # the base span, until --rows rows are buffered.
     base: list[tuple[Any, list[Any]]] = []
     for lane in h.lanes:
-        if lane.level and lane.kind in (PRICES, ORDERBOOK):
+        if lane.level and lane.kind in AUTH:
             batch = lane.drain()
             for chunk in batch.chunks:
                 lane.put_chunk(chunk)
@@ -161,7 +161,7 @@ async def fill(h: Harvester, args: argparse.Namespace) -> dict[str, Any]:
                 break
         if shift > 1000 * span:
             break
-    buffered = {PRICES: 0, ORDERBOOK: 0}
+    buffered = dict.fromkeys(AUTH, 0)
     for lane in h.lanes:
         if lane.kind in buffered:
             buffered[lane.kind] += lane.level
@@ -171,10 +171,11 @@ async def fill(h: Harvester, args: argparse.Namespace) -> dict[str, Any]:
     await trio.sleep(1.5)
     gc.collect()
     return {
-        "rows_buffered": buffered[PRICES] + buffered[ORDERBOOK],
-        "preview_rows_buffered": h.lanes.total_pending() - buffered[PRICES] - buffered[ORDERBOOK],
+        "rows_buffered": sum(buffered.values()),
+        "preview_rows_buffered": sum(lane.pending for lane in h.lanes if lane.kind not in AUTH),
         "rows_prices": buffered[PRICES],
         "rows_orderbook": buffered[ORDERBOOK],
+        "rows_quotes": buffered[QUOTES],
         "frames_decoded": n,
         "lanes": sum(1 for lane in h.lanes if lane.level and lane.kind in AUTH),
         "preview_lanes": sum(1 for lane in h.lanes if lane.pending and lane.kind not in AUTH),
@@ -212,11 +213,12 @@ def outcome(h: Harvester) -> dict[str, Any]:
 
 def count_on_disk(data_dir: Path) -> dict[str, int]:
     """Rows actually on disk for the authoritative kinds: Parquet rows + dead-letter lines."""
-    files = [p for k in AUTH for p in data_dir.glob(f"date=*/symbol=*/kind={k}/*.parquet")]
+    files = [p for k in AUTH
+             for p in data_dir.glob(f"venue=*/date=*/symbol=*/kind={k}/*.parquet")]
     rows = C.parquet_rows(files)
     dl_lines = 0
     for k in AUTH:
-        for f in (data_dir / DEADLETTER_DIR / k).rglob("*.ndjson"):
+        for f in (data_dir / DEADLETTER_DIR).glob(f"venue=*/{k}/**/*.ndjson"):
             with open(f, "rb") as fh:
                 dl_lines += sum(1 for _ in fh)
     return {"disk_parquet_files": len(files), "disk_parquet_rows": rows,

@@ -58,12 +58,12 @@ import trio
 
 from trio_harvest.app import Harvester
 from trio_harvest.config import Config
-from trio_harvest.kinds import ORDERBOOK, PREVIEW_KINDS, PRICES
+from trio_harvest.kinds import ORDERBOOK, PREVIEW_KINDS, PRICES, QUOTES
 from trio_harvest.storage.gate import PublishGate
 from trio_harvest.storage.partitions import TMP_PREFIX, Partition
 from trio_harvest.storage.recover import Recoverer
 
-AUTH = (PRICES, ORDERBOOK)
+AUTH = (PRICES, ORDERBOOK, QUOTES)
 TARGET_RSS_MB = 250.0  # issue 8: realistic RSS <= 250 MB and flat
 TARGET_BYTES_PER_ROW = 150.0
 TARGET_SLOPE_MB_PER_MIN = 5.0  # "flat": less than this growth per minute over the last half
@@ -296,12 +296,12 @@ def bytes_per_buffered_row(samples: list[dict[str, Any]]) -> float | None:
 
 
 def disk_counts(data_dir: Path, dl_dir: Path) -> dict[str, int]:
-    files = [p for k in AUTH for p in data_dir.glob(f"date=*/symbol=*/kind={k}/*.parquet")
+    files = [p for k in AUTH for p in data_dir.glob(f"venue=*/date=*/symbol=*/kind={k}/*.parquet")
              if not p.name.startswith(TMP_PREFIX)]
     rows = C.parquet_rows(files)
     dl_lines = dl_files = 0
     for k in AUTH:
-        for f in (dl_dir / k).glob("*.ndjson"):
+        for f in dl_dir.glob(f"venue=*/{k}/*.ndjson"):
             if f.name.startswith(TMP_PREFIX):
                 continue
             dl_files += 1

@@ -59,14 +59,14 @@ import trio
 from trio_harvest.app import Harvester
 from trio_harvest.config import Config
 from trio_harvest.ingest.transport import DEFAULT_TRANSPORT, TRANSPORTS
-from trio_harvest.kinds import ORDERBOOK, PREVIEW_KINDS, PRICES
+from trio_harvest.kinds import ORDERBOOK, PREVIEW_KINDS, PRICES, QUOTES
 
 TARGET_RATIO = 0.7
 TARGET_CPU_PCT = 35.0  # the first version's target, still shown
 TARGET_US_ALL = 30.0  # realistic.us_per_msg_all: CPU of every thread, Parquet writes included
 TARGET_RSS_MB = 250.0
 KEEP_UP = 0.95
-AUTH = (PRICES, ORDERBOOK)
+AUTH = (PRICES, ORDERBOOK, QUOTES)
 
 
 # -- one measurement, in a child process ----------------------------------------------------------
