@@ -59,7 +59,7 @@ async def test_rows_lost_on_a_full_disk_become_gaps_and_trades_are_backfilled(
                              hive_partitioning=True).collect()
     ids = prices["agg_id"]
     # a batch whose write failed just as the disk came back is in the dead letter: also kept
-    for f in cfg.deadletter_path.glob(f"{PRICES}/*.ndjson"):
+    for f in cfg.deadletter_path.glob(f"venue=*/{PRICES}/*.ndjson"):
         ids = ids.append(pl.Series([json.loads(x)["agg_id"] for x in f.read_text().splitlines()]))
     assert ids.n_unique() == len(ids) == exchange.sent_agg_ids("BTCUSDT")  # all, once each
     gaps = pl.scan_parquet(str(data / "**" / f"kind={GAPS}" / "*.parquet"),

@@ -55,7 +55,8 @@ def test_report_filters_are_checked_against_the_dataset(
 
     for args, msg in (
         (("--symbols", "btcusd"), "symbol 'btcusd' is not in the dataset"),
-        (("--venue", "binance"), "--venue: 'binance' is not one of binance-usdm"),
+        (("--venue", "binance"),
+         "--venue: 'binance' is not one of binance-coinm, binance-spot, binance-usdm"),
         (("--start", "2024-02-01", "--end", "2024-01-01"), "--end must be after --start"),
         (("--start", "yesterday"), "--start: 'yesterday' is not an ISO 8601 time"),
     ):
