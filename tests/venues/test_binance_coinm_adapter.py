@@ -1,22 +1,13 @@
-"""The COIN-M adapter passes the venue conformance suite on the real COIN-M capture, before it is
-registered: each conformance test is run here with it (registering it in ``venues/__init__.py``
-then runs them there too)."""
+"""What is COIN-M's own in its adapter: message rate, plan URL, the trades request, its listing.
+The conformance suite (``test_conformance.py``) runs for it from the registry."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from trio_harvest.venues.base import Venue
 from trio_harvest.venues.binance_coinm.adapter import VENUE
 from trio_harvest.venues.binance_coinm.wire import PERPETUAL
 
-from . import test_conformance as conformance
-
-CAPTURE = ("binance_coinm_ws_2021-07-22.txt", "binance_coinm_rest_2021-07-22.txt")
 LISTING = {"symbols": [
     {"symbol": "BTCUSD_PERP", "pair": "BTCUSD", "contractType": PERPETUAL,
      "contractStatus": "TRADING", "onboardDate": 1597042800000,
@@ -24,37 +15,6 @@ LISTING = {"symbols": [
     {"symbol": "BTCUSD_210625", "pair": "BTCUSD", "contractType": "CURRENT_QUARTER",
      "contractStatus": "DELIVERING", "onboardDate": 1616112000000,
      "deliveryDate": 1624608000000, "contractSize": 100}]}
-
-WITH_CAPTURE: list[Callable[[Venue, Path], None]] = [
-    conformance.test_decode_gives_records_of_the_streams_they_came_on,
-    conformance.test_records_carry_the_fields_the_core_reads,
-    conformance.test_the_book_rule_holds_on_the_capture_and_catches_a_lost_update,
-    conformance.test_a_book_kept_by_the_venues_rule_agrees_with_its_quote_stream,
-    conformance.test_the_trade_continuity_rule_holds_on_the_capture,
-    conformance.test_the_connection_plan_subscribes_within_the_limits,
-]
-WITHOUT: list[Callable[[Venue], None]] = [
-    conformance.test_backfill_pages_within_the_venue_limits,
-    conformance.test_keepalive_is_the_servers_or_the_clients,
-    conformance.test_the_listing_parse,
-]
-
-
-@pytest.fixture(autouse=True)
-def _samples(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(conformance.CAPTURES, VENUE.name, CAPTURE)
-    monkeypatch.setitem(conformance.LISTINGS, VENUE.name, LISTING)
-
-
-@pytest.mark.parametrize("check", WITH_CAPTURE, ids=lambda f: f.__name__)
-def test_coinm_conforms_on_its_capture(check: Callable[[Venue, Path], None],
-                                       fixtures_dir: Path) -> None:
-    check(VENUE, fixtures_dir)
-
-
-@pytest.mark.parametrize("check", WITHOUT, ids=lambda f: f.__name__)
-def test_coinm_conforms(check: Callable[[Venue], None]) -> None:
-    check(VENUE)
 
 
 def test_coinm_specifics() -> None:

@@ -1,39 +1,13 @@
-"""The Spot adapter passes the venue conformance suite on the real Spot capture (its book rule
-``U == previous u + 1`` through the derived ``pu``), before it is registered."""
+"""What is Spot's own in its adapter: its listing without dates, the book rule ``U == previous u
++ 1`` through the derived ``pu``, partial depth stamped on receipt. The conformance suite
+(``test_conformance.py``) runs for it from the registry."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
-import pytest
-
-from trio_harvest.venues.base import Venue
 from trio_harvest.venues.binance_spot.adapter import VENUE
 
-from . import test_conformance as conformance
-from .test_binance_coinm_adapter import WITH_CAPTURE, WITHOUT
-
-CAPTURE = ("binance_spot_ws_2021-10-12.txt", "binance_spot_rest_2021-10-12.txt")
 LISTING = {"symbols": [{"symbol": "BTCUSDT", "status": "TRADING"},
                        {"symbol": "LUNAUSDT", "status": "BREAK"}]}
-
-
-@pytest.fixture(autouse=True)
-def _samples(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(conformance.CAPTURES, VENUE.name, CAPTURE)
-    monkeypatch.setitem(conformance.LISTINGS, VENUE.name, LISTING)
-
-
-@pytest.mark.parametrize("check", WITH_CAPTURE, ids=lambda f: f.__name__)
-def test_spot_conforms_on_its_capture(check: Callable[[Venue, Path], None],
-                                      fixtures_dir: Path) -> None:
-    check(VENUE, fixtures_dir)
-
-
-@pytest.mark.parametrize("check", WITHOUT, ids=lambda f: f.__name__)
-def test_spot_conforms(check: Callable[[Venue], None]) -> None:
-    check(VENUE)
 
 
 def test_spot_listing() -> None:

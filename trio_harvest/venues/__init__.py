@@ -8,13 +8,17 @@ I/O.
 
 from __future__ import annotations
 
+from ..kinds import DEFAULT_VENUE
 from .base import Venue as Venue
 from .binance_coinm.adapter import VENUE as BINANCE_COINM
 from .binance_spot.adapter import VENUE as BINANCE_SPOT
 from .binance_usdm.adapter import VENUE as BINANCE_USDM
 
 VENUES: dict[str, Venue] = {v.name: v for v in (BINANCE_USDM, BINANCE_SPOT, BINANCE_COINM)}
-DEFAULT = BINANCE_USDM.name
+# the default venue's name lives in ``kinds`` (storage and readers, below the venues, need it too)
+DEFAULT = DEFAULT_VENUE
+if DEFAULT not in VENUES:
+    raise ImportError(f"the default venue {DEFAULT!r} has no adapter")
 
 
 class UnknownVenue(KeyError):
