@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, cast
 import msgspec
 import trio
 
+from ..gaps import AGG_ID_BREAK, UNFILLED, agg_detail, gap_row
 from ..kinds import GAPS, PRICES, PRICES_SCHEMA, QUOTES_SCHEMA, Row
 from ..repair.continuity import DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker, Break
-from ..repair.gaps import AGG_ID_BREAK, UNFILLED, agg_detail, gap_row
 from ..storage.partitions import utc_date
 from ..venues.base import Trade
 from . import format as fmt

@@ -28,11 +28,11 @@ import trio
 
 from .. import venues
 from ..errors import ConfigError
+from ..gaps import gap_row
 from ..ingest.restclient import http_fetch
 from ..kinds import PRICES, Row
 from ..pipeline.window import WindowLane
 from ..ratelimit import RateLimitedLog
-from ..repair.gaps import gap_row
 from ..scale.handover import DayWeights, Timeline, day_of
 from ..scale.shards import parse_shard
 from ..signals.task import flush_all

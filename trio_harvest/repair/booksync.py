@@ -42,6 +42,7 @@ import msgspec
 import trio
 
 from .. import venues
+from ..gaps import BOOK_SEQUENCE_BREAK, gap_row
 from ..ingest.restclient import FetchFn, http_fetch, retry_after
 from ..ingest.tokenbucket import TokenBucket
 from ..kinds import Row
@@ -50,7 +51,6 @@ from ..pipeline.lanes import Sink
 from ..ratelimit import RateLimitedLog
 from ..venues.base import APPLIED, BREAK, STALE_SNAPSHOT, BookLevels, BookSnapshot, LocalBook, Venue
 from ..venues.rows import book_row, level_rows
-from .gaps import BOOK_SEQUENCE_BREAK, gap_row
 
 log = logging.getLogger("trio_harvest.booksync")
 

@@ -24,6 +24,7 @@ import trio
 
 from .. import venues
 from ..config import Config
+from ..gaps import disconnect_reason, gap_row, parse_agg_detail
 from ..ingest.connection import ConnectFn
 from ..ingest.handover import HandoverConnector
 from ..ingest.restclient import FetchFn, WeightBudget, http_fetch
@@ -34,7 +35,6 @@ from ..venues.base import CONTIGUOUS, Plan, Trade, Venue
 from . import report
 from .backfill import Backfill
 from .continuity import BREAK, DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker, Break
-from .gaps import disconnect_reason, gap_row, parse_agg_detail
 from .losses import Losses
 from .outliers import (
     BOOK_MIN_LIMIT,
