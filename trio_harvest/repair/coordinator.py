@@ -18,12 +18,11 @@ import logging
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
 from .. import venues
-from ..config import Config
 from ..gaps import disconnect_reason, gap_row, parse_agg_detail
 from ..ingest.connection import ConnectFn
 from ..ingest.handover import HandoverConnector
@@ -75,10 +74,29 @@ class RepairStats:
     lag_ms: float | None = None  # mean recv_ms - E over recent trades (latency + clock skew)
 
 
+class RepairSettings(Protocol):
+    """The few settings repair reads (``Config`` has them all)."""
+
+    @property
+    def symbols(self) -> tuple[str, ...]: ...
+    @property
+    def backfill(self) -> bool: ...
+    @property
+    def backfill_weight(self) -> int: ...
+    @property
+    def backfill_delay(self) -> float: ...
+    @property
+    def ws_lifetime(self) -> float: ...
+    @property
+    def handover_lead(self) -> float: ...
+    @property
+    def handover_overlap(self) -> float: ...
+
+
 class Repair:
     def __init__(
         self,
-        config: Config,
+        config: RepairSettings,
         lanes: Lanes,
         connect: ConnectFn,
         *,
