@@ -17,7 +17,7 @@ import contextlib
 import contextvars
 import logging
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import trio
@@ -63,11 +63,16 @@ class MultiHarvester:
     """The venues of one run; ``await run()`` as for a ``Harvester``."""
 
     def __init__(self, configs: Sequence[Config], *, handle_signals: bool = False,
+                 unit_kw: Callable[[Config], Mapping[str, Any]] | None = None,
                  **harvester_kw: Any) -> None:
+        """``unit_kw``: a venue's own ``Harvester`` arguments (a shard's weights and its pair
+        namespace), beside the ``harvester_kw`` every venue shares."""
         if not configs:
             raise ValueError("no venue to harvest")
         self.handle_signals = handle_signals
-        self.units = [Harvester(c, sweep_temps=False, **harvester_kw) for c in configs]
+        self.units = [Harvester(c, sweep_temps=False, **harvester_kw,
+                                **(unit_kw(c) if unit_kw is not None else {}))
+                      for c in configs]
         # background compaction (the first venue's duty) covers every venue's symbols
         self.units[0].compact_symbols = tuple(dict.fromkeys(
             s for h in self.units for s in h.config.symbols))

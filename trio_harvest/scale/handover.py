@@ -56,12 +56,14 @@ class Move:
 
 class Timeline:
     """The owners of ``entries``' symbols over time, from one listing; ``trading`` is the
-    venue's listing status of a symbol that trades (``Venue.trading``)."""
+    venue's listing status of a symbol that trades (``Venue.trading``); ``namespace`` the
+    venue of a run of several venues, whose (venue, symbol) pairs are the units (pairs.py)."""
 
     def __init__(self, listed: Mapping[str, Listed], entries: Sequence[str], shard: Shard,
                  weights: DayWeights, step_ms: int, today: str | None = None, *,
-                 trading: str) -> None:
+                 trading: str, namespace: str = "") -> None:
         self.trading = trading
+        self.namespace = namespace
         self.listed = {s: e for s, e in listed.items() if matches(s, entries)}
         self.shard = shard
         self.weights = weights
@@ -84,10 +86,11 @@ class Timeline:
             day = day_of(g - self.lag)
             if self.today is not None and day > self.today:
                 day = self.today
-            got = assignment(self.in_force(g), self.weights(day), count)
+            ns = self.namespace
+            got = assignment(self.in_force(g), self.weights(day), count, ns)
             for s in self.listed:
                 if s not in got:
-                    got[s] = owner(s, count)
+                    got[s] = owner(s, count, ns)
             self._owners[g] = got
         return got
 
