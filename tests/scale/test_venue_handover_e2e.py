@@ -19,7 +19,7 @@ from trio_harvest.dataset import DatasetError, scan
 
 PY = sys.executable
 ROOT = Path(__file__).resolve().parents[2]
-VENUES = ("binance-usdm", "binance-coinm")  # both list each symbol's listing date
+VENUES = ("binance-usdm", "binance-spot")  # with listing dates, and without
 
 
 def shard(config: Path, data: Path, index: int, log: Path) -> subprocess.Popen[bytes]:

@@ -242,7 +242,8 @@ def timeline_share(config: Config, shard: Shard, namespace: str = "") -> tuple[s
                         "symbols alone", shard, exc)
     step = max(1, round(config.listing_interval * 1000))
     timeline = Timeline(listed, config.universe, shard, day_weights(config, namespace), step,
-                        trading=venue.trading, namespace=namespace)
+                        trading=venue.trading, namespace=namespace,
+                        dated=venue.listing_dates)
     now = time.time_ns() // 1_000_000
     return tuple(s for s in config.symbols if timeline.mine(s, now))
 
