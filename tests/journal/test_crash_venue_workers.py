@@ -19,7 +19,7 @@ import polars as pl
 
 from ..ports import free_port
 from ..scale.test_workers_stay_up import alive, both_up, wait_for
-from .crashkit import start_sim, stop_sim, tape_prices
+from .crashkit import start_venue_sims, stop_sim, tape_prices
 from .test_crash_venues import prices, unfilled
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,19 +27,12 @@ TWO = {"binance-usdm": ("BTCUSDT", "ETHUSDT"), "binance-spot": ("BTCUSDT", "ETHU
 
 
 def test_a_killed_worker_of_two_venues_replays_each_venues_journal_once(tmp_path: Path) -> None:
-    sims: dict[str, tuple[subprocess.Popen[str], int]] = {}
     data, toml = tmp_path / "data", tmp_path / "two.toml"
     port = free_port(3)  # the host's, then one per worker
     pids: list[int] = []
     sup: subprocess.Popen[bytes] | None = None
+    sims = start_venue_sims(TWO, toml)
     try:
-        for seed, (venue, symbols) in enumerate(TWO.items(), start=1):  # different tapes
-            sims[venue] = start_sim(",".join(symbols), 200.0, seed, "", venue)
-        toml.write_text("".join(
-            f'[venues.{venue}]\nsymbols = {json.dumps(list(symbols))}\n'
-            f'ws_url = "ws://127.0.0.1:{sims[venue][1]}"\n'
-            f'rest_url = "http://127.0.0.1:{sims[venue][1]}"\n\n'
-            for venue, symbols in TWO.items()))
         cmd = [sys.executable, "-m", "trio_harvest", "run", "--config", str(toml), "--workers",
                "2", "--data-dir", str(data), "--metrics-port", str(port), "--log-level", "INFO",
                "--no-backfill", "--journal-fsync-ms", "50", "--summary-json"]

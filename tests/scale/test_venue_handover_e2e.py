@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tests.journal.crashkit import start_sim, stop, tape
+from tests.journal.crashkit import start_venue_sims, stop_sim, tape
 from trio_harvest.dataset import DatasetError, scan
 
 PY = sys.executable
@@ -39,16 +39,9 @@ def rows(data: Path, kind: str, venue: str) -> pl.DataFrame:
 
 
 def test_pairs_that_move_between_shards_are_harvested_once_per_venue(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    sims = {}
+    data, config = tmp_path / "data", tmp_path / "two.toml"
+    sims = start_venue_sims({v: ["all"] for v in VENUES}, config, 300.0, "listing=6", 0)
     try:
-        for seed, venue in enumerate(VENUES):
-            sims[venue] = start_sim("all", 300.0, seed, "listing=6", venue)
-        config = tmp_path / "two.toml"
-        config.write_text("".join(
-            f'[venues.{venue}]\nsymbols = ["all"]\n'
-            f'ws_url = "ws://127.0.0.1:{sims[venue][1]}"\n'
-            f'rest_url = "http://127.0.0.1:{sims[venue][1]}"\n\n' for venue in VENUES))
         logs = [tmp_path / f"shard{i}.log" for i in range(2)]
         procs = [shard(config, data, i, logs[i]) for i in range(2)]
         codes = [p.wait(timeout=120) for p in procs]
@@ -85,6 +78,4 @@ def test_pairs_that_move_between_shards_are_harvested_once_per_venue(tmp_path: P
                 assert (data / "_journal" / f"shard-{i}-of-2" / venue).is_dir()
     finally:
         for proc, _port in sims.values():
-            stop(proc)
-            if proc.stdout is not None:
-                proc.stdout.close()
+            stop_sim(proc)

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.journal.crashkit import start_sim, stop, tape
+from tests.journal.crashkit import start_venue_sims, stop_sim, tape
 from trio_harvest.dataset import scan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,17 +21,9 @@ TWO = {"binance-usdm": ["BTCUSDT", "ETHUSDT"], "binance-spot": ["BTCUSDT", "ETHU
 
 def test_two_workers_split_the_pairs_of_two_venues_and_write_each_trade_once(
         tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    sims = {}
+    data, config = tmp_path / "data", tmp_path / "two.toml"
+    sims = start_venue_sims(TWO, config)
     try:
-        for seed, (venue, symbols) in enumerate(TWO.items(), start=1):  # different tapes
-            sims[venue] = start_sim(",".join(symbols), 200.0, seed, "", venue)
-        config = tmp_path / "two.toml"
-        config.write_text("".join(
-            f'[venues.{venue}]\nsymbols = {json.dumps(symbols)}\n'
-            f'ws_url = "ws://127.0.0.1:{sims[venue][1]}"\n'
-            f'rest_url = "http://127.0.0.1:{sims[venue][1]}"\n\n'
-            for venue, symbols in TWO.items()))
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         proc = subprocess.run(
             [sys.executable, "-m", "trio_harvest", "run", "--config", str(config),
@@ -65,6 +57,4 @@ def test_two_workers_split_the_pairs_of_two_venues_and_write_each_trade_once(
             assert set(books["symbol"]) == set(symbols), venue
     finally:
         for proc_, _port in sims.values():
-            stop(proc_)
-            if proc_.stdout is not None:
-                proc_.stdout.close()
+            stop_sim(proc_)
