@@ -79,6 +79,7 @@ class Harvester:
         metadata_of: Callable[[str], dict[str, str]] | None = None,
         fetch: FetchFn | None = None,
         shard_weights: DayWeights | None = None,
+        shard_namespace: str = "",
         sweep_temps: bool = True,
     ) -> None:
         self.config = config
@@ -87,6 +88,7 @@ class Harvester:
         self.sweep_temps = sweep_temps
         self.compact_symbols: tuple[str, ...] = config.symbols  # what background compaction owns
         self.shard_weights = shard_weights  # by UTC day, for the universe follower of a shard
+        self.shard_namespace = shard_namespace  # several venues: shards split (venue, symbol)
         self.wall_ms = wall_clock_ms
         self.handle_signals = handle_signals
         self.stop_state = StopState()
@@ -293,7 +295,8 @@ class Harvester:
                 if cfg.universe:
                     self.universe = Universe(self, self.simulator.rest_url if cfg.sim
                                              else cfg.rest_url, weights=self.shard_weights,
-                                             venue=self.venue)
+                                             venue=self.venue,
+                                             namespace=self.shard_namespace)
                 root.start_soon(self._run_ingest)
                 if self._use_http:  # a symbol the venue does not list: one warning
                     root.start_soon(check_listing, self.simulator.rest_url if cfg.sim

@@ -13,7 +13,7 @@ import math
 import re
 import tomllib
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,10 +159,7 @@ class Config:
         _validate(self)
         resolve_scale(self)  # first: an s3:// data_dir becomes a local dir (journal's home)
         journal_settings.validate(self)
-        if self.venue_tables:
-            if self.shard or self.workers > 1:
-                raise ConfigError("[venues.<name>] tables: --shard and --workers split one "
-                                  "venue's symbols; run one process per venue to shard them")
+        if self.venue_tables:  # --shard / --workers split its (venue, symbol) pairs
             venue_configs(self)  # each venue's own settings are valid (its symbols, URLs)
 
     @property
@@ -194,15 +191,14 @@ def venue_of(name: str) -> venues.Venue:
 def venue_configs(c: Config) -> list[Config]:
     """One ``Config`` per venue a run harvests: ``c`` itself without venue tables; with them,
     ``c`` made that venue's (its symbols, URLs and book; its own journal directory
-    ``<journal>/<venue>`` and raw archive ``<raw_dir>/<venue>``, since a journal has one owner).
-    The dataset-wide duties (the metrics endpoint, auto-recovery of the dead letter, background
-    compaction) stay with the first venue. ``ConfigError`` names the venue table at fault."""
+    ``<journal>/<venue>`` and raw archive ``<raw_dir>/<venue>``, since a journal has one owner;
+    a shard's journal is ``<journal>/shard-I-of-N/<venue>``). The dataset-wide duties go to the
+    first venue (``with_duties``). ``ConfigError`` names the venue table at fault."""
     if not c.venue_tables:
         return [c]
     out: list[Config] = []
     base_journal = journal_settings.journal_path(c)
-    for index, t in enumerate(c.venue_tables):
-        first = index == 0
+    for t in c.venue_tables:
         try:
             out.append(dataclasses.replace(
                 c, venue=t.name, venue_tables=(),
@@ -210,12 +206,19 @@ def venue_configs(c: Config) -> list[Config]:
                 ws_url=t.ws_url, rest_url=t.rest_url, book=t.book or c.book,
                 journal_dir=base_journal / t.name,
                 raw_dir=None if c.raw_dir is None else c.raw_dir / t.name,
-                metrics_port=c.metrics_port if first else 0,
-                auto_recover=c.auto_recover and first,
-                auto_compact=c.auto_compact and first))
+                metrics_port=0, auto_recover=False, auto_compact=False))
         except ConfigError as exc:
             raise ConfigError(f"[venues.{t.name}]: {exc}") from None
-    return out
+    return with_duties(out, c)
+
+
+def with_duties(units: Sequence[Config], c: Config) -> list[Config]:
+    """``units`` with the dataset-wide duties of run ``c`` (the metrics endpoint, auto-recovery
+    of the dead letter, background compaction) given to the first and to no other."""
+    return [dataclasses.replace(u, metrics_port=c.metrics_port if i == 0 else 0,
+                                auto_recover=c.auto_recover and i == 0,
+                                auto_compact=c.auto_compact and i == 0)
+            for i, u in enumerate(units)]
 
 
 def _validate(c: Config) -> None:

@@ -308,19 +308,26 @@ def _run_venues(args: argparse.Namespace, config: Any) -> int:
     from ..multivenue import MultiHarvester
     from ..ops.gcpolicy import tuned
     from ..ops.universe import resolve_universe
-    from ..scale.shards import Shard
+    from . import venueshards
     from .preflight import preflight
     from .venues import summarize_venues
 
     configs = [resolve_universe(c) for c in venue_configs(config)]
+    if config.workers > 1:  # a supervisor of N processes, each its (venue, symbol) pairs
+        preflight(config)
+        return venueshards.supervise(config, configs, getattr(args, "raw_argv", ()),
+                                     args.summary_json)
+    configs, shard = venueshards.this_share(config, configs)
     if args.stop_on_eof:
         parent.check_stdin_is_pipe()
     preflight(config)
-    multi = MultiHarvester(configs, handle_signals=True)
+    multi = MultiHarvester(configs, handle_signals=True,
+                           unit_kw=venueshards.unit_kw if config.shard else None)
     code = EXIT_OK
     try:
-        with scale_cli.locked(config, Shard(0, 1), lambda: multi.stop_from_thread(
-                "the data dir's lease was taken by another process")), tuned():
+        with scale_cli.locked(config, shard, lambda: multi.stop_from_thread(
+                f"the {'shard' if config.shard else 'data dir'}'s lease was taken by another "
+                "process")), tuned():
             trio.run(scale_cli.harvest, multi, args.stop_on_eof)
     except ConfigError:
         raise

@@ -134,8 +134,10 @@ class Universe:
 
     def __init__(self, host: UniverseHost, rest_url: str, *,
                  fetch: FetchListing | None = None,
-                 weights: DayWeights | None = None, venue: Venue | None = None) -> None:
+                 weights: DayWeights | None = None, venue: Venue | None = None,
+                 namespace: str = "") -> None:
         cfg = host.config
+        self.namespace = namespace  # a run of several venues: its (venue, symbol) pairs
         self.venue = venue = venue or venues.get(cfg.venue)
         self.host = host
         self.rest_url = rest_url
@@ -235,7 +237,8 @@ class Universe:
         now = self.host.exchange_ms()
         today = day_of(now)
         timeline = Timeline(listing, self.entries, self.shard, self.weights_of, step, today,
-                            trading=self.venue.trading)
+                            trading=self.venue.trading, namespace=self.namespace,
+                            dated=self.venue.listing_dates)
         days = {min(today, timeline_day(now, step, k)) for k in range(-4, 5)}
         for day in sorted(days - set(self._by_day)):
             await trio.to_thread.run_sync(self.weights_of, day)  # blocking: a file or a bucket
