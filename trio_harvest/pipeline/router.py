@@ -2,7 +2,9 @@
 
 Owns the per-message hot path after the socket: decode, check, append the decoded message to
 its lane's columns (trades to ``prices``, quotes to ``quotes``, top-N snapshots to
-``orderbook``; no row tuple is built; authoritative rows wait when the lane is full; that
+``orderbook``; no row tuple is built; a futures contract's mark price, funding and open interest
+go to ``derivatives`` and liquidation orders to ``liquidations``, as tuple rows: about one a
+second per symbol; authoritative rows wait when the lane is full; that
 wait is the backpressure), feed the signal hooks the same message, count what was malformed,
 unexpected or rejected (logged at a limited rate). Never does
 I/O, never checks rotation (old fault 7), never raises for a bad frame.
@@ -27,9 +29,30 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import venues
-from ..kinds import BOOK_UPDATES, ORDERBOOK, PRICES, QUOTES, QUOTES_SCHEMA, Row
+from ..kinds import (
+    BOOK_UPDATES,
+    DERIVATIVES,
+    LIQUIDATIONS,
+    ORDERBOOK,
+    PRICES,
+    QUOTES,
+    QUOTES_SCHEMA,
+    Row,
+)
 from ..ratelimit import RateLimitedLog
-from ..venues.base import BOOK, QUOTE, TRADE, BookLevels, Frame, FrameError, Quote, Trade, Venue
+from ..venues.base import (
+    BOOK,
+    DERIVATIVE,
+    QUOTE,
+    TRADE,
+    BookLevels,
+    Frame,
+    FrameError,
+    Quote,
+    Trade,
+    Venue,
+)
+from ..venues.rows import derivative_row, liquidation_row
 from .chunks import BadValue
 from .done import DONE
 from .lanes import Lanes, Sink
@@ -61,6 +84,7 @@ class SignalHooks(Protocol):
     def on_book_levels(self, d: BookLevels, source: str) -> None: ...
     def on_trade(self, row: Row) -> None: ...
     def on_book(self, row: Row) -> None: ...
+    def on_state(self, kind: str, row: Row) -> None: ...  # a derivatives or liquidations row
 
 
 class DiffBooks(Protocol):
@@ -174,9 +198,13 @@ class Router:
         return w
 
     def book_updates_lane(self, symbol: str) -> Sink:
-        """Where a diff book writes ``symbol``'s ``book_updates`` rows: its lane, or only the rows
-        of its window while it changes shards (as every other kind of it)."""
-        lane = self.lanes.get(BOOK_UPDATES, symbol)
+        """Where a diff book writes ``symbol``'s ``book_updates`` rows."""
+        return self.lane_of(BOOK_UPDATES, symbol)
+
+    def lane_of(self, kind: str, symbol: str) -> Sink:
+        """``symbol``'s lane of ``kind``, or only the rows of its window while it changes shards
+        (as every other kind of it)."""
+        lane = self.lanes.get(kind, symbol)
         window = self.windows.get(symbol)
         return lane if window is None else WindowLane(lane, window)
 
@@ -324,12 +352,14 @@ class Router:
         data = env.data
         symbol = data.symbol
         kind = data.kind
-        lane = (self._prices if kind == TRADE else self._quotes if kind == QUOTE
-                else self._books)[symbol]
         stats.last_seen[env.stream] = self.now()
         gate = self.gate
         if gate is not None and gate.resuming and env.stream in gate.resuming:
             gate.resumed(env.stream, recv_ms)
+        if kind > BOOK:  # a derivatives update or a liquidation
+            return self._state(env.stream, data, recv_ms, frame)
+        lane = (self._prices if kind == TRADE else self._quotes if kind == QUOTE
+                else self._books)[symbol]
         hook = self.hooks.get(symbol)
         try:
             if kind == TRADE:
@@ -391,6 +421,49 @@ class Router:
         # diff depth is applied to a local book by a later stage
         self._bad("unexpected", "diff depth without a local book", frame)
         return None
+
+    def _state(self, stream: str, data: Any, recv_ms: int,
+               frame: str | bytes) -> Coroutine[Any, Any, None] | None:
+        """A derivatives update or a liquidation: its row into its lane (waiting when full),
+        the same row to the symbol's signal hook. A replay writes only rows not yet on disk."""
+        try:
+            if data.kind == DERIVATIVE:
+                kind, row = DERIVATIVES, derivative_row(data, recv_ms)
+            else:
+                kind, row = LIQUIDATIONS, liquidation_row(data, recv_ms)
+        except (ValueError, TypeError) as exc:  # e.g. a funding rate that is not a number
+            self._bad("rejected", f"{stream}: {exc}", frame)
+            return None
+        return self.put_state(kind, row)
+
+    def put_state(self, kind: str, row: Row) -> Coroutine[Any, Any, None] | None:
+        """A ``derivatives`` or ``liquidations`` row (from a frame, or polled over REST) into
+        its lane and the symbol's hook; the coroutine to await when the lane is full."""
+        symbol = row[3]
+        gate = self.gate
+        if gate is not None and not gate.admit_row(kind, row):
+            return None
+        lane = self.lane_of(kind, symbol)
+        try:
+            if not lane.put_nowait(row):
+                return self._put_state(lane, kind, row)
+        except BadValue as exc:
+            self._bad("rejected", f"{symbol} {kind}: {exc}", repr(row))
+            return None
+        self._state_hook(kind, row)
+        return None
+
+    async def _put_state(self, lane: Sink, kind: str, row: Row) -> None:
+        await lane.put(row)
+        self._state_hook(kind, row)
+
+    def _state_hook(self, kind: str, row: Row) -> None:
+        hook = self.hooks.get(row[3])
+        if hook is not None:
+            try:
+                hook.on_state(kind, row)
+            except Exception as exc:
+                self._hook_failed(row[3], exc)
 
     async def _slow(self, gate: Repair | None, lane: Sink, hook: SignalHooks | None,
                     data: Any, recv_ms: int, admitted: bool, frame: str | bytes) -> None:
