@@ -10,13 +10,17 @@ decodes bytes; never does I/O.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import msgspec
 
 from ...kinds import DERIVATIVES, LIQUIDATIONS
 from ..base import DERIVATIVE, RestRequest
 from ..binance_usdm import streams as st
+
+if TYPE_CHECKING:
+    from ..base import Derivative, Liquidation
+    from ..binance_usdm.decode import ForceOrder, MarkPriceUpdate
 
 OPEN_INTEREST_WEIGHT = 1  # ``GET <prefix>/openInterest?symbol=`` on USD-M and COIN-M
 MARK_PRICE_SUFFIX = "@markPrice@1s"
@@ -80,3 +84,9 @@ class BinanceDerivatives:
             raise ValueError(f"openInterest: asked for {symbol}, got {oi.symbol}")
         oi.symbol = symbol
         return oi
+
+
+if TYPE_CHECKING:  # the records satisfy the venue-neutral protocols (checked by mypy)
+    def _conforms(m: MarkPriceUpdate, f: ForceOrder,
+                  o: OpenInterest) -> tuple[Derivative, Liquidation, Derivative]:
+        return m, f, o
