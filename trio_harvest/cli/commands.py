@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(g, "--channels", metavar="LIST",
           help="what is harvested, comma-separated: trades, book, quotes, book_updates (with "
           "--book diff), derivatives (mark/index price, funding, open interest) and "
-          "liquidations (futures venues only) (default: every one the venue and --book "
+          "liquidations (futures venues only) (default every one the venue and --book "
           "offer: trades,book,quotes,derivatives,liquidations, plus book_updates with --book "
           "diff; a spot venue has no derivatives or liquidations)")
     _flag(g, "--open-interest-interval", type=float, metavar="S",
