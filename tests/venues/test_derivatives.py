@@ -76,7 +76,7 @@ def test_force_order_decodes_into_a_liquidation_row(venue: venues.Venue, data: d
     env = venue.decode(frame(f"{symbol.lower()}@forceOrder", data))
     q = env.data
     assert q.kind == LIQUIDATION and q.symbol == symbol
-    row = named(LIQUIDATIONS_SCHEMA.names, liquidation_row(q, q.event_ms + 5))  # type: ignore[arg-type]
+    row = named(LIQUIDATIONS_SCHEMA.names, liquidation_row(q, q.event_ms + 5))
     assert row["ts_ms"] == data["o"]["T"]  # type: ignore[index]  # the order's own time
     assert row["side"] == "sell" and row["avg_price"] == avg and row["status"] == "FILLED"
     assert row["order_type"] == "LIMIT" and row["time_in_force"] == "IOC"
