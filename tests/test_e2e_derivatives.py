@@ -92,3 +92,17 @@ def test_channels_and_the_open_interest_interval_are_in_help() -> None:
                          capture_output=True, text=True, env=ENV, timeout=60).stdout
     assert "--channels" in out and "--open-interest-interval" in out
     assert "liquidations" in out
+
+
+def test_a_stall_writes_gap_rows_for_the_mark_price_and_liquidation_streams(
+        tmp_path: Path) -> None:
+    """Every connection goes silent with its socket open: the stall detector reconnects, and
+    each stream that had delivered gets a ``stall`` gap row, mark prices and liquidations too."""
+    proc = harvest(tmp_path, "--venue", "binance-usdm", "--duration", "12", "--sim-faults",
+                   "stall=5,stall_for=4", "--stall-timeout", "2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    gaps = scan(tmp_path / "data", "gaps", venue="binance-usdm").collect().filter(
+        pl.col("reason") == "stall")
+    streams = set(gaps["stream"])
+    assert {"btcusdt@markPrice@1s", "ethusdt@markPrice@1s"} <= streams
+    assert {"btcusdt@forceOrder", "ethusdt@forceOrder"} & streams
