@@ -27,7 +27,7 @@ from .ingest.connection import ConnectFn, Connection, make_connections, run_inge
 from .ingest.openinterest import OpenInterestPoller
 from .ingest.restclient import FetchFn, http_fetch
 from .journal import wiring as journal_wiring
-from .kinds import CVD, DERIVATIVES, OFI, PREVIEW_KINDS, Row, schema_for
+from .kinds import CVD, DERIVATIVES, OFI, PREVIEW_KINDS, QUOTES, Row, schema_for
 from .ops.listing import check_listing
 from .ops.operations import Operations
 from .ops.startup import recover_command
@@ -188,7 +188,7 @@ class Harvester:
         """A symbol's signal engine (issue 3), emitting preview rows into its lanes."""
         cfg = self.config
         return SignalEngine(symbol, cfg.signals, cfg.depth_levels, self.lanes.offer,
-                            book_ticker=cfg.book_ticker,
+                            book_ticker=cfg.book_ticker and QUOTES in cfg.harvested,
                             emit_ofi=self.lanes.get(OFI, symbol).offer_ofi,
                             emit_cvd=self.lanes.get(CVD, symbol).offer_cvd)
 

@@ -29,34 +29,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import venues
-from ..kinds import (
-    BOOK_UPDATES,
-    DERIVATIVES,
-    LIQUIDATIONS,
-    ORDERBOOK,
-    PRICES,
-    QUOTES,
-    QUOTES_SCHEMA,
-    Row,
-)
+from ..kinds import BOOK_UPDATES, ORDERBOOK, PRICES, QUOTES, QUOTES_SCHEMA, Row
 from ..ratelimit import RateLimitedLog
-from ..venues.base import (
-    BOOK,
-    DERIVATIVE,
-    QUOTE,
-    TRADE,
-    BookLevels,
-    Frame,
-    FrameError,
-    Quote,
-    Trade,
-    Venue,
-)
-from ..venues.rows import derivative_row, liquidation_row
+from ..venues.base import BOOK, QUOTE, TRADE, BookLevels, Frame, FrameError, Quote, Trade, Venue
 from .chunks import BadValue
 from .done import DONE
 from .lanes import Lanes, Sink
 from .shapes import RowQuote, quote_row
+from .staterouting import StateRouting
 from .timeguard import TOLERANCE_MS, TimeGuard
 from .window import Window, WindowHook, WindowLane
 
@@ -113,7 +93,7 @@ class RouterStats:
     last_seen: dict[str, float] = field(default_factory=dict)  # stream name -> trio/mono time
 
 
-class Router:
+class Router(StateRouting):
     def __init__(
         self,
         lanes: Lanes,
@@ -421,49 +401,6 @@ class Router:
         # diff depth is applied to a local book by a later stage
         self._bad("unexpected", "diff depth without a local book", frame)
         return None
-
-    def _state(self, stream: str, data: Any, recv_ms: int,
-               frame: str | bytes) -> Coroutine[Any, Any, None] | None:
-        """A derivatives update or a liquidation: its row into its lane (waiting when full),
-        the same row to the symbol's signal hook. A replay writes only rows not yet on disk."""
-        try:
-            if data.kind == DERIVATIVE:
-                kind, row = DERIVATIVES, derivative_row(data, recv_ms)
-            else:
-                kind, row = LIQUIDATIONS, liquidation_row(data, recv_ms)
-        except (ValueError, TypeError) as exc:  # e.g. a funding rate that is not a number
-            self._bad("rejected", f"{stream}: {exc}", frame)
-            return None
-        return self.put_state(kind, row)
-
-    def put_state(self, kind: str, row: Row) -> Coroutine[Any, Any, None] | None:
-        """A ``derivatives`` or ``liquidations`` row (from a frame, or polled over REST) into
-        its lane and the symbol's hook; the coroutine to await when the lane is full."""
-        symbol = row[3]
-        gate = self.gate
-        if gate is not None and not gate.admit_row(kind, row):
-            return None
-        lane = self.lane_of(kind, symbol)
-        try:
-            if not lane.put_nowait(row):
-                return self._put_state(lane, kind, row)
-        except BadValue as exc:
-            self._bad("rejected", f"{symbol} {kind}: {exc}", repr(row))
-            return None
-        self._state_hook(kind, row)
-        return None
-
-    async def _put_state(self, lane: Sink, kind: str, row: Row) -> None:
-        await lane.put(row)
-        self._state_hook(kind, row)
-
-    def _state_hook(self, kind: str, row: Row) -> None:
-        hook = self.hooks.get(row[3])
-        if hook is not None:
-            try:
-                hook.on_state(kind, row)
-            except Exception as exc:
-                self._hook_failed(row[3], exc)
 
     async def _slow(self, gate: Repair | None, lane: Sink, hook: SignalHooks | None,
                     data: Any, recv_ms: int, admitted: bool, frame: str | bytes) -> None:
