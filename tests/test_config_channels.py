@@ -28,7 +28,7 @@ def test_a_toml_list_and_a_venue_table_choose_channels() -> None:
 
 
 @pytest.mark.parametrize("layer, message", [
-    ({"venue": "binance-spot", "channels": "derivatives"}, "binance-spot has no derivatives"),
+    ({"venue": "binance-spot", "channels": "derivatives"}, "binance-spot offers no derivatives"),
     ({"channels": "trades,oi"}, "'oi' is not one of"),
     ({"open_interest_interval": 0}, "open_interest_interval: must be a positive"),
 ])

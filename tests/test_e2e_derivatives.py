@@ -84,7 +84,7 @@ def test_spot_has_no_derivatives_and_asking_is_a_one_line_error(tmp_path: Path) 
                    "--duration", "1")
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
-    assert "binance-spot has no derivatives" in proc.stderr and "Traceback" not in proc.stderr
+    assert "binance-spot offers no derivatives" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_channels_and_the_open_interest_interval_are_in_help() -> None:

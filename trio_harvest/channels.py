@@ -47,8 +47,8 @@ def resolve(text: str, venue: Venue, book: str) -> frozenset[str]:
     names = parse(text)
     for name in names:
         if name in FUTURES_ONLY and not futures:
-            raise ConfigError(f"channels: {venue.name} has no {name} (not a futures venue); "
-                              f"its channels: {TRADES}, {BOOK}, {QUOTES}, {BOOK_UPDATES}")
+            raise ConfigError(f"channels: {venue.name} offers no {name}; its channels: "
+                              f"{TRADES}, {BOOK}, {QUOTES}, {BOOK_UPDATES}")
     if BOOK_UPDATES in names and book != "diff":
         raise ConfigError("channels: book_updates needs --book diff (book = \"diff\")")
     return frozenset(names)

@@ -142,8 +142,8 @@ def test_channels_choose_the_streams() -> None:
 
 
 @pytest.mark.parametrize("text, venue, book, message", [
-    ("derivatives", SPOT, "partial", "binance-spot has no derivatives"),
-    ("trades,liquidations", SPOT, "partial", "binance-spot has no liquidations"),
+    ("derivatives", SPOT, "partial", "binance-spot offers no derivatives"),
+    ("trades,liquidations", SPOT, "partial", "binance-spot offers no liquidations"),
     ("book_updates", USDM, "partial", "book_updates needs --book diff"),
     ("trades,funding", USDM, "partial", "'funding' is not one of"),
     (" , ", USDM, "partial", "name at least one"),
