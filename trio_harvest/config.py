@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import venues
+from .channels import resolve as resolve_channels
 from .coerce import coerce_from, parse_watermarks
 from .errors import ConfigError
 from .hints import did_you_mean
@@ -62,6 +63,9 @@ class Config:
     depth_speed: str = "100ms"
     book: str = "partial"
     book_ticker: bool = True
+    # what is harvested (channels.py): "" = every channel the venue and --book offer
+    channels: str = ""
+    open_interest_interval: float = 60.0  # derivatives: poll each symbol's open interest
     streams_per_connection: int = 200
     max_message_bytes: int = 4 * 1024 * 1024
     # where and how it is written
@@ -163,6 +167,11 @@ class Config:
             venue_configs(self)  # each venue's own settings are valid (its symbols, URLs)
 
     @property
+    def harvested(self) -> frozenset[str]:
+        """The channels this run harvests (``channels`` checked against the venue)."""
+        return resolve_channels(self.channels, venue_of(self.venue), self.book)
+
+    @property
     def deadletter_path(self) -> Path:
         if self.deadletter_dir is not None:
             return self.deadletter_dir
@@ -204,6 +213,7 @@ def venue_configs(c: Config) -> list[Config]:
                 c, venue=t.name, venue_tables=(),
                 symbols=t.symbols or venue_of(t.name).default_symbols,
                 ws_url=t.ws_url, rest_url=t.rest_url, book=t.book or c.book,
+                channels=t.channels or c.channels,
                 journal_dir=base_journal / t.name,
                 raw_dir=None if c.raw_dir is None else c.raw_dir / t.name,
                 metrics_port=0, auto_recover=False, auto_compact=False))
@@ -242,6 +252,8 @@ def _validate(c: Config) -> None:
     _choice("depth_levels", c.depth_levels, DEPTH_LEVELS)
     _choice("depth_speed", c.depth_speed, DEPTH_SPEEDS)
     _choice("book", c.book, BOOK_MODES)
+    c.harvested  # noqa: B018  (ConfigError for channels the venue or --book do not offer)
+    _positive("open_interest_interval", c.open_interest_interval)
     _choice("log_format", c.log_format, LOG_FORMATS)
     _choice("log_level", c.log_level, LOG_LEVELS)
     _choice("transport", c.transport, TRANSPORTS)
@@ -354,6 +366,8 @@ def layer_from_toml(data: Mapping[str, Any], where: str = "") -> dict[str, Any]:
             continue
         if name not in FIELD_NAMES:
             raise ConfigError(f"{where}unknown setting {key!r}{did_you_mean(name, FIELD_NAMES)}")
+        if name == "channels" and isinstance(raw, list):  # channels = ["trades", "quotes"]
+            raw = ",".join(map(str, raw))
         out[name] = coerce_from(_HINTS, f"{where}{key}: ", name, raw)
     return out
 

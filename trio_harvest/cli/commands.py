@@ -111,6 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(g, "--book", metavar="MODE", help="partial (top-N snapshots, default) or diff")
     _flag(g, "--no-book-ticker", dest="book_ticker", action="store_const", const=False,
           help=f"do not subscribe to {QUOTE_SOURCE} (subscribed by default)")
+    _flag(g, "--channels", metavar="LIST",
+          help="what is harvested, comma-separated: trades, book, quotes, book_updates (with "
+          "--book diff), derivatives (mark/index price, funding, open interest) and "
+          "liquidations (futures venues only) (default every one the venue and --book "
+          "offer: trades,book,quotes,derivatives,liquidations, plus book_updates with --book "
+          "diff; a spot venue has no derivatives or liquidations)")
+    _flag(g, "--open-interest-interval", type=float, metavar="S",
+          help="with derivatives: poll each symbol's open interest over REST every S seconds "
+          "(weight 1 each, from the backfill weight budget) (default 60)")
     _flag(g, "--sim-rate", type=float, metavar="MSGS",
           help=f"simulator: total messages per second, at most {MAX_SIM_RATE:,.0f} (default "
           f"{SYMBOL_RATE:g} per symbol, at least {DEFAULT_TOTAL_MIN:g} in all)")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 import trio
 
 from .. import venues
+from ..channels import stream_plan
 from ..errors import ConfigError
 from ..gaps import gap_row
 from ..ingest.restclient import http_fetch
@@ -37,7 +38,7 @@ from ..scale.handover import DayWeights, Timeline, day_of
 from ..scale.shards import parse_shard
 from ..signals.task import flush_all
 from ..symbols import follow, is_universe, not_trading, resolve
-from ..venues.base import TRADES, Listed, Plan, Venue
+from ..venues.base import LIQUIDATIONS, TRADES, Listed, Plan, Venue
 from .listing import ListingError, fetch_listing, fetch_statuses
 
 if TYPE_CHECKING:
@@ -202,7 +203,7 @@ class Universe:
         now = trio.current_time()
         last_seen = self.host.router.stats.last_seen
         kind_of = self.venue.stream_kind
-        return any(now - t > SILENT_S and kind_of(name) != TRADES
+        return any(now - t > SILENT_S and kind_of(name) not in (TRADES, LIQUIDATIONS)
                    for name, t in last_seen.items())
 
     async def poll(self) -> None:
@@ -281,9 +282,9 @@ class Universe:
     async def add(self, symbols: Sequence[str], *, fresh: bool = False) -> None:
         h, cfg = self.host, self.host.config
         venue = self.venue
-        specs = venue.streams_for(tuple(symbols), depth_levels=cfg.depth_levels,
-                                  depth_speed=cfg.depth_speed, book=cfg.book,
-                                  book_ticker=cfg.book_ticker)
+        specs = stream_plan(venue, tuple(symbols), cfg.harvested, depth_levels=cfg.depth_levels,
+                            depth_speed=cfg.depth_speed, book=cfg.book,
+                            book_ticker=cfg.book_ticker)
         for symbol in symbols:
             h.repair.add_symbol(symbol, fresh=fresh)
             if h.diff_books is not None:

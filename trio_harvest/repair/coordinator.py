@@ -226,6 +226,11 @@ class Repair:
                               self.trackers[symbol].last_id)
         guard.quarantined.clear()
 
+    def admit_row(self, kind: str, row: Row) -> bool:
+        """A live ``derivatives`` or ``liquidations`` row: always (a restart replay's gate
+        checks the disk)."""
+        return True
+
     def book_fast(self, stream: str, update_id: int) -> bool | None:
         """``book``'s hot path with no row: True for the usual step forward on a stream with
         nothing held, None when ``book`` must judge it (and may hold the message's row)."""

@@ -4,7 +4,8 @@ encoder, the routes, the REST API, the listing and the server.
 Owns the per-venue differences as data: URL paths (USD-M's ``/market`` and ``/public`` routes;
 Spot and COIN-M serve everything on ``/stream`` and ``/ws``), depth cadences and their stream
 suffixes, the fields each payload carries (``pu``, ``T``, ``nq``, ``M``, ``ps``, bookTicker times),
-REST prefix, weights and limit, the server's ping interval and pong deadline, the symbol
+REST prefix, weights and limit, whether it is a futures venue (mark price, funding, open
+interest, liquidations), the server's ping interval and pong deadline, the symbol
 catalogue and listing names, and contract sizes (COIN-M counts contracts of 100 or 10 USD). The
 Spot and COIN-M numbers come from their wire modules (``venues/*/wire.py``), so the simulator and
 the harvester read one table. Pure data and small pure functions.
@@ -52,6 +53,7 @@ class VenueProfile:
     ticker_weights: tuple[int, int] = (1, 40)  # ticker/24hr: one symbol, every symbol
     messages_per_second: int | None = None  # a client sending more is disconnected (None: any)
     exact_depth_limits: bool = True  # depth takes only the listed limits (spot: 1 up to the max)
+    futures: bool = True  # mark price, funding, open interest, liquidations (not spot)
 
     @property
     def rest_root(self) -> str:
@@ -112,7 +114,7 @@ PROFILES: dict[str, VenueProfile] = {
         agg_trades_weight=20, exchange_info_weight=1, weight_limit=2400,
         ping_seconds=None, pong_timeout_seconds=600.0, trade_nq=True),
     SPOT: _from_facts(
-        spot.FACTS, depth_suffixes=((100, "@100ms"),), pu=False,
+        spot.FACTS, depth_suffixes=((100, "@100ms"),), pu=False, futures=False,
         ticker_times=False, trade_m=True, ticker_weights=(2, 80), exact_depth_limits=False),
     COINM: _from_facts(
         coinm.FACTS, pair_field=True, contracts=True, status_field="contractStatus",
