@@ -13,8 +13,11 @@ from .base import Venue as Venue
 from .binance_coinm.adapter import VENUE as BINANCE_COINM
 from .binance_spot.adapter import VENUE as BINANCE_SPOT
 from .binance_usdm.adapter import VENUE as BINANCE_USDM
+from .okx.adapter import SPOT_VENUE as OKX_SPOT
+from .okx.adapter import SWAP_VENUE as OKX_SWAP
 
-VENUES: dict[str, Venue] = {v.name: v for v in (BINANCE_USDM, BINANCE_SPOT, BINANCE_COINM)}
+_ADAPTERS: tuple[Venue, ...] = (BINANCE_USDM, BINANCE_SPOT, BINANCE_COINM, OKX_SWAP, OKX_SPOT)
+VENUES: dict[str, Venue] = {v.name: v for v in _ADAPTERS}
 # the default venue's name lives in ``kinds`` (storage and readers, below the venues, need it too)
 DEFAULT = DEFAULT_VENUE
 if DEFAULT not in VENUES:
