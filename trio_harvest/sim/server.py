@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, WebSocketServer
 
+from . import okx_server
 from .control import MessageRate, handle_control
 from .disrupt import Disruptor
 from .fanout import Hub, Subscriber
@@ -41,12 +42,13 @@ from .faults import Faults
 from .front import Front
 from .listing import ListingChanges
 from .market import Market
+from .okx_rest import OkxRestApi
 from .rest import RestApi
 from .routes import parse_target
 from .sender import FrameSender
 from .stats import SimStats
 from .tape import DEFAULT_CAPACITY, TradeTape
-from .venue import USDM, profile
+from .venue import OKX, USDM, profile
 
 __all__ = ["SimConfig", "Simulator", "sim_main"]
 
@@ -111,8 +113,13 @@ class Simulator:
         self._hub = Hub((m.spec for m in self.market.symbols.values()), self.stats, faults,
                         venue)
         self._ids = itertools.count(1)
-        self.rest = RestApi(self.market, self._clock_ms, venue=venue,
-                            weight_limit=plan.weight if plan is not None else None)
+        self.rest: RestApi | OkxRestApi
+        if venue.family == OKX:
+            self.rest = OkxRestApi(self.market, self._clock_ms, self._hub.wires,  # type: ignore[arg-type]
+                                   venue.inst_type, plan.weight if plan is not None else None)
+        else:
+            self.rest = RestApi(self.market, self._clock_ms, venue=venue,
+                                weight_limit=plan.weight if plan is not None else None)
         ping = venue.ping_seconds if config.ping_seconds is None else config.ping_seconds
         self._ping = (ping, venue.pong_timeout_seconds) if ping else None
         self.disruptor: Disruptor | None = None
@@ -228,6 +235,9 @@ class Simulator:
     # -- one connection ---------------------------------------------------------------------
 
     async def _handle(self, request: WebSocketRequest) -> None:
+        if self.venue.family == OKX:  # its own path, subscribe messages and pings
+            await okx_server.handle(self, request)
+            return
         route = parse_target(request.path, self.venue.routed)
         if route is None:
             self.stats.rejected += 1
