@@ -154,10 +154,16 @@ async def test_okx_conserves_trades_and_chains_books_under_faults(tmp_path: Path
     assert "book sequence break (okx seqId)" in reasons["reason"].to_list()
     assert sum(w.resets for w in h.simulator._hub.wires.values()) > 0  # type: ignore[union-attr]
     assert h.router.stats.replies > 0  # acks and pongs counted, not warned about
+    snapshots = 0
     for symbol in h.config.symbols:
         assert _conserved(h, symbol, last[symbol]) >= 50
         chained, compared = _chains_and_quotes(h, symbol)
         assert chained >= 5 and compared >= 5, (symbol, chained, compared)
+        ups = _read(h.config.data_dir, "book_updates", symbol)
+        snapshots += ups.filter(pl.col("is_snapshot"))["update_id"].n_unique()
+    # both modes ran: snapshots on the socket (after each subscribe) and REST books aligned by
+    # seqId (after a break)
+    assert h.diff_books is not None and 0 < h.diff_books.stats.requests < snapshots
 
 
 def test_run_sim_okx_exits_0(tmp_path: Path) -> None:
