@@ -357,7 +357,9 @@ async def _sim_main(config: SimConfig, duration: float | None) -> int:
             flush=True,
         )
         plan = config.faults.describe() if config.faults is not None else ""
-        print(f"REST on {sim.rest_url}{sim.venue.rest_prefix}/(depth|aggTrades|exchangeInfo); "
+        paths = ("(public/instruments|market/history-trades|market/books|market/tickers)"
+                 if sim.venue.family == OKX else "(depth|aggTrades|exchangeInfo)")
+        print(f"REST on {sim.rest_url}{sim.venue.rest_prefix}/{paths}; "
               f"faults: {plan or 'none'}", flush=True)
         if threading.current_thread() is threading.main_thread():
             nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
