@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import trio
 from trio_harvest.app import Harvester
 from trio_harvest.cli.summary import summarize
 from trio_harvest.repair.gaps import parse_agg_detail
+from trio_harvest.storage.inventory import inspect_dataset, venue_label
 
 from .conftest import make_config
 
@@ -91,6 +93,11 @@ def _conserved(h: Harvester, symbol: str, last_agg: int) -> int:
         assert row["price"] == float(spec.price_str(t.price))
         assert row["qty"] == pytest.approx(float(spec.qty_str(t.qty)))
     assert len(ids) == len(by_id) and set(by_id) <= {t.last_id for t in trades}
+    # `inspect` reads continuity over the spans rows cover: its holes are the ids no row covers
+    spans = prices.select("first_id", "agg_id").rows()
+    uncovered = sum(max(0, f - last - 1) for (_, last), (f, _) in pairwise(spans))
+    inventory = inspect_dataset(data)
+    assert inventory.continuity[venue_label(h.config.venue, symbol)].missing == uncovered
     return len(ids)
 
 
