@@ -491,7 +491,16 @@ class Harvester:
         if self.config.sim:
             self.diff_books.rest_url = self.simulator.rest_url
         self.diff_books.shared_budget = self.repair.budget  # one REST weight cap for every caller
+        self.diff_books.resubscribe = self._resubscribe
         await nursery.start(self.diff_books.run)
+
+    async def _resubscribe(self, stream: str) -> bool:
+        """Subscribe one stream again on the connection that carries it (a venue whose books
+        resync on the stream); False when none carries it now."""
+        for conn in self.connections:
+            if any(s.name == stream for s in conn.plan.streams):
+                return await conn.resubscribe([stream])
+        return False
 
     async def _start_simulator(self, nursery: trio.Nursery) -> str:
         self.simulator, url = await start_simulator(nursery, self.config, self.wall_ms,

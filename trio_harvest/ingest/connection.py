@@ -146,6 +146,27 @@ class Connection:
         reader, and the reconnect opens the plan."""
         await self._tell()
 
+    async def resubscribe(self, names: list[str]) -> bool:
+        """Unsubscribe and subscribe ``names`` again on the open session (a stream that broke
+        resyncs from the snapshot its venue sends on subscribing), paced under the venue's
+        client message rate. False when no session is open or the send failed (the reconnect
+        subscribes everything anyway)."""
+        async with self._send_lock:
+            ws = self._ws
+            if ws is None:
+                return False
+            for method in ("UNSUBSCRIBE", "SUBSCRIBE"):
+                await trio.sleep_until(self._next_send_at)
+                if self._ws is not ws:
+                    return False
+                self._request_id += 1
+                self._next_send_at = trio.current_time() + 2.0 / self.venue.messages_per_second
+                try:
+                    await ws.send(self.venue.subscription(method, names, self._request_id))
+                except RECOVERABLE:
+                    return False
+            return True
+
     def stop(self) -> None:
         """End this connection for good (it has no stream left)."""
         self._run_scope.cancel()
