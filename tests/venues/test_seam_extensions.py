@@ -44,6 +44,15 @@ def _push(channel: str, data: list[dict[str, object]], action: str = "") -> str:
     return json.dumps(doc)
 
 
+def _books(symbol: str, prev: int, seq: int, action: str, venue: Any) -> Any:
+    """A ``books`` message of ``symbol`` (one ask level), decoded by ``venue``."""
+    return venue.decode(json.dumps({"arg": {"channel": "books", "instId": symbol},
+                                    "action": action, "data": [{
+                                        "asks": [["101", "2", "0", "1"]], "bids": [],
+                                        "ts": str(NOW), "checksum": 0, "prevSeqId": prev,
+                                        "seqId": seq}]})).data
+
+
 class _Source:
     def __init__(self, sent: list[str]) -> None:
         self.sent = sent
@@ -204,11 +213,7 @@ async def test_200_books_breaking_at_once_stay_within_the_venues_limits(
     books = DiffBooks(symbols, levels=5, put_gap=put_gap, venue=SPOT, fetch_depth=fetch_depth)
 
     def book(symbol: str, prev: int, seq: int, action: str = "update") -> Any:
-        return SPOT.decode(json.dumps({"arg": {"channel": "books", "instId": symbol},
-                                       "action": action, "data": [{
-                                           "asks": [["101", "2", "0", "1"]], "bids": [],
-                                           "ts": str(NOW), "checksum": 0, "prevSeqId": prev,
-                                           "seqId": seq}]})).data
+        return _books(symbol, prev, seq, action, SPOT)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(books.run)
@@ -251,11 +256,7 @@ async def test_books_that_resync_by_resubscribing_are_paced_not_stormed(
     books.resubscribe = resubscribe
 
     def book(symbol: str, prev: int, seq: int, action: str = "update") -> Any:
-        return venue.decode(json.dumps({"arg": {"channel": "books", "instId": symbol},
-                                        "action": action, "data": [{
-                                            "asks": [["101", "2", "0", "1"]], "bids": [],
-                                            "ts": str(NOW), "checksum": 0, "prevSeqId": prev,
-                                            "seqId": seq}]})).data
+        return _books(symbol, prev, seq, action, venue)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(books.run)
