@@ -11,11 +11,16 @@ Owns, per symbol, the venue's ``LocalBook`` (its book rule) and the traffic arou
   changes there, and every snapshot the book starts from as its levels (``is_snapshot``), so
   the whole book can be rebuilt from the dataset (``dataset_book.py``). Both kinds wait for
   room (backpressure), the ``book_updates`` rows of an event before its ``orderbook`` row.
-  A break of the update chain writes a ``gaps`` row (reason "book sequence break") and calls the hook's
+  A venue that sends full snapshots on the stream has its book answer ``SNAPSHOT`` for one: its
+  levels are written as a snapshot and its top as a row, no REST request. A break of the update
+  chain writes a ``gaps`` row (reason "book sequence break", followed by the venue's rule in
+  parentheses where its break names one) and calls the hook's
   ``on_gap``; while a symbol resyncs it buffers (bounded) and writes no orderbook rows. Other
   symbols are never affected. Only the router's task applies events and snapshots, so a
   symbol's rows stay in update-id order.
-- The fetcher task (``run``): snapshot requests go through a per-symbol cooldown (doubling on
+- The fetcher task (``run``): snapshot requests (or, for a venue whose books resync on the
+  stream, ``resync_by_resubscribe``, requests to resubscribe the book's stream, through the
+  app's ``resubscribe`` hook) go through a per-symbol cooldown (doubling on
   consecutive failures or stale snapshots, reset when the book goes live), a ``TokenBucket``
   pacer (default 1000 weight/min, burst 100; limit=1000 costs 20), the exchange-wide
   ``restclient.WeightBudget`` shared with backfill (the app passes ``Repair.budget``), and a
@@ -49,7 +54,16 @@ from ..kinds import Row
 from ..pipeline.done import DONE as DONE  # what ``on_depth`` returns when done already
 from ..pipeline.lanes import Sink
 from ..ratelimit import RateLimitedLog
-from ..venues.base import APPLIED, BREAK, STALE_SNAPSHOT, BookLevels, BookSnapshot, LocalBook, Venue
+from ..venues.base import (
+    APPLIED,
+    BREAK,
+    SNAPSHOT,
+    STALE_SNAPSHOT,
+    BookLevels,
+    BookSnapshot,
+    LocalBook,
+    Venue,
+)
 from ..venues.rows import book_row, level_rows
 
 log = logging.getLogger("trio_harvest.booksync")
@@ -59,6 +73,7 @@ BUFFER_LIMIT = 200  # events kept per symbol while waiting for a snapshot (20 s 
 
 
 FetchDepth = Callable[[str, int], Awaitable[Mapping[str, Any]]]
+Resubscribe = Callable[[str], Awaitable[bool]]  # a stream name -> sent (False: not carried now)
 PutGap = Callable[[Row], Awaitable[None]]
 UpdatesOf = Callable[[str], Sink]  # a symbol's ``book_updates`` lane
 
@@ -93,6 +108,7 @@ class SyncStats:
     rows: int = 0  # orderbook rows written
     update_rows: int = 0  # book_updates rows written (level changes and snapshot levels)
     max_queue: int = 0  # most symbols waiting for a request at once
+    resubscribes: int = 0  # book streams subscribed again to resync (venues that resync so)
 
 
 class DiffBooks:
@@ -119,6 +135,8 @@ class DiffBooks:
     ) -> None:
         self.venue = venue = venue or venues.default()
         self.updates_of = updates_of  # None: no ``book_updates`` rows
+        # a venue whose books resync on the stream: the app's way to resubscribe one stream
+        self.resubscribe: Resubscribe | None = None
         self.levels = levels
         self.put_gap = put_gap
         self.fetch_depth = fetch_depth
@@ -183,6 +201,8 @@ class DiffBooks:
             return self._finish(book, None, lane, hook)
         elif outcome == STALE_SNAPSHOT:
             self._stale(book, ev)
+        elif outcome == SNAPSHOT:
+            return self._step_rest(book, ev, recv_ms, lane, hook, snapshot=True)
         self._settled(book)
         return DONE
 
@@ -227,28 +247,30 @@ class DiffBooks:
     async def _step(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
                     hook: BookHook | None) -> None:
         outcome = book.on_event(ev, recv_ms)
-        if outcome == APPLIED:
-            await self._applied_event(book, ev, recv_ms, lane, hook)
+        if outcome == APPLIED or outcome == SNAPSHOT:
+            await self._applied_event(book, ev, recv_ms, lane, hook, outcome == SNAPSHOT)
         elif outcome == BREAK:
             await self._gap(book, hook)
         elif outcome == STALE_SNAPSHOT:
             self._stale(book, ev)
 
     async def _step_rest(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
-                         hook: BookHook | None) -> None:
-        """An applied event when ``book_updates`` rows are written too."""
-        await self._applied_event(book, ev, recv_ms, lane, hook)
+                         hook: BookHook | None, snapshot: bool = False) -> None:
+        """An applied event when ``book_updates`` rows are written too (or a snapshot the
+        stream sent: the book restarted from it)."""
+        await self._applied_event(book, ev, recv_ms, lane, hook, snapshot)
         self._settled(book)
 
     async def _applied_event(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
-                             hook: BookHook | None) -> None:
-        """An applied event's rows: its level changes (``book_updates``), then the book's top
-        (``orderbook``); each waits for room in a full lane."""
+                             hook: BookHook | None, snapshot: bool = False) -> None:
+        """An applied event's rows: its level changes (``book_updates``; a snapshot's levels
+        with ``is_snapshot``), then the book's top (``orderbook``); each waits for room in a
+        full lane."""
         if self.updates_of is not None:
             ts = ev.trade_ms or ev.event_ms
             await self._put_updates(book.symbol, level_rows(
                 book.symbol, ts, ev.event_ms, recv_ms, ev.first_update_id, ev.update_id,
-                ev.prev_update_id, ev.bids, ev.asks, False))
+                -1 if snapshot else ev.prev_update_id, ev.bids, ev.asks, snapshot))
         row = self._row(book, ev, recv_ms)
         if not lane.put_nowait(row):
             await lane.put(row)
@@ -284,8 +306,10 @@ class DiffBooks:
     async def _gap(self, book: LocalBook, hook: BookHook | None) -> None:
         brk = book.last_break
         assert brk is not None
+        rule = getattr(brk, "rule", "")  # the venue's rule that broke, where it names one
+        reason = f"{BOOK_SEQUENCE_BREAK} ({rule})" if rule else BOOK_SEQUENCE_BREAK
         row = gap_row(book.symbol, self.streams[book.symbol], brk.start_ms, brk.end_ms,
-                      BOOK_SEQUENCE_BREAK, brk.detail)
+                      reason, brk.detail)
         self.stats.gaps += 1
         self._ratelog.log(logging.WARNING, f"break:{book.symbol}", "%s: book sequence break: %s",
                           book.symbol, brk.detail)
@@ -347,7 +371,10 @@ class DiffBooks:
                     await self.shared_budget.acquire(self.weight)
                 self._last_request[symbol] = trio.current_time()
                 self.stats.requests += 1
-                nursery.start_soon(self._fetch, symbol)
+                if self.venue.resync_by_resubscribe:
+                    nursery.start_soon(self._resubscribe, symbol)
+                else:
+                    nursery.start_soon(self._fetch, symbol)
 
     async def _fetch(self, symbol: str) -> None:
         fetch = self.fetch_depth
@@ -355,7 +382,7 @@ class DiffBooks:
         try:
             with trio.fail_after(self.fetch_timeout):
                 body = await fetch(symbol, self.limit)
-            snap = self.venue.parse_snapshot(body)
+            snap = self.venue.parse_snapshot(body, symbol)
         except RateLimited as exc:
             self.stats.rate_limited += 1
             self.pacer.pause_until(trio.current_time() + exc.retry_after)
@@ -377,6 +404,29 @@ class DiffBooks:
             self._ready[symbol] = snap
         else:
             self._pending.discard(symbol)
+
+    async def _resubscribe(self, symbol: str) -> None:
+        """Ask for the book's stream again (its snapshot comes on the stream); not sent (no
+        connection carries it now, a send failed): retried after the cooldown."""
+        book = self.books.get(symbol)
+        if book is None or not book.needs_snapshot:  # whole again meanwhile (or gone)
+            self._slots.release()
+            self._pending.discard(symbol)
+            return
+        try:
+            sent = self.resubscribe is not None and await self.resubscribe(self.streams[symbol])
+        except Exception as exc:  # a failed send: the connection's reader notices
+            self._ratelog.log(logging.WARNING, f"resub:{symbol}", "resubscribing %s failed: %s",
+                              symbol, exc)
+            sent = False
+        finally:
+            self._slots.release()
+        self.stats.resubscribes += sent
+        if not sent:
+            self._retry(symbol)
+        else:
+            self._pending.discard(symbol)  # the snapshot comes on the stream (or, else, the
+            # next event asks again after the cooldown)
 
     # -- status ---------------------------------------------------------------------------------
 

@@ -12,12 +12,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import h11
 import trio
 from trio_websocket import WebSocketRequest, WebSocketServer, wrap_server_stream
 
-from .rest import RestApi, RestReply
+from .rest import RestReply
+
+
+class RestHandler(Protocol):
+    """A venue's REST API as the front serves it (``rest.RestApi``, ``okx_rest.OkxRestApi``)."""
+
+    root: bytes  # what every path starts with (``/fapi/``, ``/api/``)
+
+    def handle(self, method: str, target: str) -> RestReply: ...
 
 log = logging.getLogger("trio_harvest.sim.front")
 
@@ -86,7 +95,7 @@ class Front:
     def __init__(
         self,
         ws_handler: Callable[[WebSocketRequest], Awaitable[None]],
-        rest: RestApi | None,
+        rest: RestHandler | None,
         server: WebSocketServer,
     ) -> None:
         self._ws_handler = ws_handler

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, WebSocketServer
 
+from . import okx_server
 from .control import MessageRate, handle_control
 from .derivs import Derivatives
 from .disrupt import Disruptor
@@ -43,12 +44,14 @@ from .faults import Faults
 from .front import Front
 from .listing import ListingChanges
 from .market import Market
+from .okx_rest import OkxRestApi
+from .okx_wire import OkxSymbolWire
 from .rest import RestApi
 from .routes import parse_target
 from .sender import FrameSender
 from .stats import SimStats
 from .tape import DEFAULT_CAPACITY, TradeTape
-from .venue import USDM, profile
+from .venue import OKX, USDM, profile
 
 __all__ = ["SimConfig", "Simulator", "sim_main"]
 
@@ -115,9 +118,14 @@ class Simulator:
         self._ids = itertools.count(1)
         # the futures contract around each market: mark price, funding, OI, liquidations
         self.derivs = Derivatives(config.seed) if venue.futures else None
-        self.rest = RestApi(self.market, self._clock_ms, venue=venue,
-                            weight_limit=plan.weight if plan is not None else None,
-                            derivs=self.derivs)
+        self.rest: RestApi | OkxRestApi
+        if venue.family == OKX:
+            self.rest = OkxRestApi(self.market, self._clock_ms, self._hub.wires,  # type: ignore[arg-type]
+                                   venue.inst_type, plan.weight if plan is not None else None)
+        else:
+            self.rest = RestApi(self.market, self._clock_ms, venue=venue,
+                                weight_limit=plan.weight if plan is not None else None,
+                                derivs=self.derivs)
         ping = venue.ping_seconds if config.ping_seconds is None else config.ping_seconds
         self._ping = (ping, venue.pong_timeout_seconds) if ping else None
         self.disruptor: Disruptor | None = None
@@ -126,6 +134,14 @@ class Simulator:
                                        seed=config.seed)
         self._port: int | None = None
         self._last_ms: int | None = None
+        for symbol in self.market.symbols:
+            self._seed(symbol)
+
+    def _seed(self, symbol: str) -> None:
+        """OKX: the wire's book starts as the model's (a subscriber's snapshot comes from it)."""
+        wire = self._hub.wires.get(symbol)
+        if isinstance(wire, OkxSymbolWire):
+            wire.seed(self.market[symbol].snapshot(10**9))
 
     # -- public -----------------------------------------------------------------------------
 
@@ -213,6 +229,8 @@ class Simulator:
         if derivs is not None:
             events += derivs.step(now, (m.spec for m in self.market.symbols.values()), events)
         self.stats.events += len(events)
+        if self.venue.family == OKX:
+            self._hub.observe(events)
         if self._faults is not None:
             events = self._faults.on_events(events)
         self._hub.publish(events)
@@ -232,12 +250,17 @@ class Simulator:
             self.market.delist(delisted, self._clock_ms())
             self.stats.delisted.append(delisted)
         if listed is not None and listed not in self.market:
-            self._hub.add_wire(self.market.list_symbol(listed, self._clock_ms()).spec)
+            model = self.market.list_symbol(listed, self._clock_ms())
+            self._hub.add_wire(model.spec)
+            self._seed(listed)
             self.stats.listed.append(listed)
 
     # -- one connection ---------------------------------------------------------------------
 
     async def _handle(self, request: WebSocketRequest) -> None:
+        if self.venue.family == OKX:  # its own path, subscribe messages and pings
+            await okx_server.handle(self, request)
+            return
         route = parse_target(request.path, self.venue.routed)
         if route is None:
             self.stats.rejected += 1
@@ -344,7 +367,9 @@ async def _sim_main(config: SimConfig, duration: float | None) -> int:
             flush=True,
         )
         plan = config.faults.describe() if config.faults is not None else ""
-        print(f"REST on {sim.rest_url}{sim.venue.rest_prefix}/(depth|aggTrades|exchangeInfo); "
+        paths = ("(public/instruments|market/history-trades|market/books|market/tickers)"
+                 if sim.venue.family == OKX else "(depth|aggTrades|exchangeInfo)")
+        print(f"REST on {sim.rest_url}{sim.venue.rest_prefix}/{paths}; "
               f"faults: {plan or 'none'}", flush=True)
         if threading.current_thread() is threading.main_thread():
             nursery.start_soon(_stop_on_signal, nursery.cancel_scope)

@@ -24,6 +24,10 @@ from .specs import SymbolSpec, spec_for
 USDM = "binance-usdm"
 SPOT = spot.NAME
 COINM = coinm.NAME
+OKX_SWAP = "okx-swap"
+OKX_SPOT = "okx-spot"
+BINANCE = "binance"  # a venue family: the wire, routes, control messages and REST it speaks
+OKX = "okx"
 
 _FUTURES_SUFFIXES = ((100, "@100ms"), (250, ""), (500, "@500ms"))  # 250 ms has no suffix
 
@@ -54,6 +58,8 @@ class VenueProfile:
     messages_per_second: int | None = None  # a client sending more is disconnected (None: any)
     exact_depth_limits: bool = True  # depth takes only the listed limits (spot: 1 up to the max)
     futures: bool = True  # mark price, funding, open interest, liquidations (not spot)
+    family: str = BINANCE  # OKX: its own wire (okx_wire.py), sockets and REST (okx_*.py)
+    inst_type: str = ""  # OKX's instType (SWAP sizes count contracts of one lot)
 
     @property
     def rest_root(self) -> str:
@@ -81,6 +87,9 @@ class VenueProfile:
 
     def spec(self, symbol: str) -> SymbolSpec:
         """The symbol's grids; COIN-M sizes are whole contracts of ``contract_size`` USD."""
+        if self.family == OKX:  # BTC-USDT-SWAP and BTC-USDT price like BTCUSDT
+            return replace(spec_for(symbol.removesuffix("-SWAP").replace("-", "")),
+                           symbol=symbol)
         if not self.contracts:
             return spec_for(symbol)
         base = spec_for(coinm.pair_of(symbol) + "T")  # BTCUSD_PERP prices like BTCUSDT
@@ -88,6 +97,8 @@ class VenueProfile:
                        contract_usd=contract_size(symbol))
 
     def example_path(self, stream: str) -> str:
+        if self.family == OKX:
+            return "/ws/v5/public"
         return f"/market/stream?streams={stream}" if self.routed else f"/stream?streams={stream}"
 
 
@@ -122,6 +133,14 @@ PROFILES: dict[str, VenueProfile] = {
         new_listings=tuple(n.removesuffix("USDT") + "USD_PERP" for n in NEW_LISTINGS),
         listing_suffix="USD_PERP"),
 }
+for _name, _type, _suffix in ((OKX_SWAP, "SWAP", "-USDT-SWAP"), (OKX_SPOT, "SPOT", "-USDT")):
+    PROFILES[_name] = VenueProfile(
+        name=_name, routed=False, rest_prefix="/api/v5", depth_weights=((400, 1),),
+        agg_trades_weight=1, exchange_info_weight=1, weight_limit=600, ping_seconds=None,
+        pong_timeout_seconds=30.0, family=OKX, inst_type=_type, futures=False,
+        catalogue=tuple(f"{c}{_suffix}" for c in _COINS),
+        new_listings=tuple(n.removesuffix("USDT") + _suffix for n in NEW_LISTINGS),
+        listing_suffix=_suffix)
 VENUES = tuple(PROFILES)
 USDM_PROFILE = PROFILES[USDM]  # today's behaviour, the default everywhere
 
@@ -139,4 +158,6 @@ def default_symbols(name: str, now_ms: int) -> tuple[str, ...]:
     perpetuals and BTC's current quarterly, named after ``now_ms``)."""
     if name == COINM:
         return ("BTCUSD_PERP", "ETHUSD_PERP", coinm.quarterly_symbol("BTCUSD", now_ms))
+    if name in (OKX_SWAP, OKX_SPOT):
+        return tuple(f"{c}{PROFILES[name].listing_suffix}" for c in ("BTC", "ETH"))
     return ("BTCUSDT", "ETHUSDT")

@@ -8,17 +8,23 @@ I/O.
 
 from __future__ import annotations
 
-from ..kinds import DEFAULT_VENUE
+from ..kinds import DEFAULT_VENUE, SPAN_ID_VENUES
+from .base import SPANS
 from .base import Venue as Venue
 from .binance_coinm.adapter import VENUE as BINANCE_COINM
 from .binance_spot.adapter import VENUE as BINANCE_SPOT
 from .binance_usdm.adapter import VENUE as BINANCE_USDM
+from .okx.adapter import SPOT_VENUE as OKX_SPOT
+from .okx.adapter import SWAP_VENUE as OKX_SWAP
 
-VENUES: dict[str, Venue] = {v.name: v for v in (BINANCE_USDM, BINANCE_SPOT, BINANCE_COINM)}
+_ADAPTERS: tuple[Venue, ...] = (BINANCE_USDM, BINANCE_SPOT, BINANCE_COINM, OKX_SWAP, OKX_SPOT)
+VENUES: dict[str, Venue] = {v.name: v for v in _ADAPTERS}
 # the default venue's name lives in ``kinds`` (storage and readers, below the venues, need it too)
 DEFAULT = DEFAULT_VENUE
 if DEFAULT not in VENUES:
     raise ImportError(f"the default venue {DEFAULT!r} has no adapter")
+if {v.name for v in _ADAPTERS if v.trade_continuity == SPANS} != SPAN_ID_VENUES:
+    raise ImportError("kinds.SPAN_ID_VENUES does not name the venues whose trades cover spans")
 
 
 class UnknownVenue(KeyError):

@@ -23,9 +23,13 @@ QUOTE = 2  # a best bid/ask update
 BOOK = 3  # book levels: a top-N snapshot, or a diff (delta) event with its update ids
 DERIVATIVE = 4  # a futures contract's mark/index price, funding or open interest update
 LIQUIDATION = 5  # a liquidation order
+BATCH = 6  # several records of one stream in one frame (``Batch``): routed one by one
 
 CONTIGUOUS = "contiguous"  # trade ids are consecutive integers: a jump proves a loss
 NO_CONTINUITY = "none"  # trade ids prove nothing (strings, or not consecutive)
+# each trade covers the ids ``first_id..last_id`` (``agg_id`` is ``last_id``) and the next one
+# starts at ``last_id + 1``: an aggregate of several fills, numbered by its last fill's id
+SPANS = "spans"
 
 
 class FrameError(ValueError):
@@ -170,6 +174,19 @@ class Liquidation(Stamped, Protocol):
 Record = Trade | Quote | BookLevels | Derivative | Liquidation
 
 
+class Batch(Protocol):
+    """Several records a venue sends in one frame (all of one stream and symbol, in order).
+    A venue returns one only when a frame holds more than one record: the router routes each
+    record as if it had come alone."""
+
+    kind: ClassVar[int]  # BATCH
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def records(self) -> Sequence[Any]: ...
+
+
 class BookSnapshot(Protocol):
     """A book snapshot from REST: the book as of update ``last_update_id``, best levels first."""
 
@@ -187,6 +204,9 @@ BUFFERED = "buffered"  # kept until a snapshot arrives
 DROPPED = "dropped"  # older than the snapshot, or a duplicate/replay: ignored
 BREAK = "break"  # the chain broke while live: book cleared, resync needed (see last_break)
 STALE_SNAPSHOT = "stale_snapshot"  # the snapshot cannot be bridged to the stream: fetch again
+# a full snapshot that came on the stream itself (not from REST): the book restarts from it and
+# is live; its levels are written as a snapshot (``book_updates.is_snapshot``)
+SNAPSHOT = "snapshot"
 
 
 class SequenceBreak(Protocol):
@@ -198,6 +218,8 @@ class SequenceBreak(Protocol):
     def end_ms(self) -> int: ...
     @property
     def detail(self) -> str: ...
+    # optional: ``rule`` (str), the venue's rule that broke, named in the gap's reason
+    # ("book sequence break (<rule>)"); without it the reason is the plain one
 
 
 class LocalBook(Protocol):
@@ -327,6 +349,17 @@ class Venue(Protocol):
                     book: str, book_ticker: bool) -> list[Any]: ...
     def plan_connections(self, streams: list[Any], per_connection: int) -> list[Any]: ...
     def subscription(self, method: str, names: list[str], request_id: int) -> str: ...
+    # ``subscribe_on_open``: the plan's URL names its streams but the socket opens without them
+    # (``open_url``) and subscribes with ``open_messages`` right after the handshake (False: the
+    # URL itself carries the streams). ``subscribe_batch``: the most stream names one subscribe
+    # or unsubscribe request may carry (0: no limit); larger changes are sent in several.
+    subscribe_on_open: bool
+    subscribe_batch: int
+    # the venue decodes with facts of its listing (contract values): the run reads the listing
+    # (``listing_request``, ``listing``) before it decodes any frame
+    needs_listing: bool
+    def open_url(self, url: str) -> str: ...
+    def open_messages(self, url: str) -> list[str]: ...
     def url_after(self, url: str, messages: list[str]) -> str: ...
     def trade_stream(self, symbol: str) -> str: ...
     def quote_stream(self, symbol: str) -> str: ...
@@ -357,17 +390,30 @@ class Venue(Protocol):
     # -- sequencing and continuity -------------------------------------------------------------
     # CONTIGUOUS: each trade's ``agg_id`` is the previous one + 1, so a jump proves a loss that
     # backfill can page over (``repair/continuity.py`` implements the rule); NO_CONTINUITY:
-    # ids prove nothing, every trade is admitted and nothing is backfilled
+    # ids prove nothing, every trade is admitted and nothing is backfilled; SPANS: each trade
+    # covers ``first_id..last_id`` (its ``agg_id`` is ``last_id``) and the next one starts at
+    # ``last_id + 1``: the ids it covers are never missing, the ones between two trades are
     trade_continuity: str
 
     # the book rule: a snapshot from ``depth_request`` (``parse_snapshot``; ValueError for
     # anything else), the first diff event it ``bridges``, then each event ``follows`` the one
-    # before; an event that does not is a lost update: the book resets and resyncs
-    def parse_snapshot(self, body: Mapping[str, Any]) -> BookSnapshot: ...
+    # before; an event that does not is a lost update: the book resets and resyncs. A venue
+    # that also sends full snapshots on the stream has its local book answer ``SNAPSHOT`` for
+    # them (the book restarts from it, no REST request)
+    # ``symbol``: whose snapshot it is (a venue whose answer does not say, and whose sizes
+    # depend on the instrument, needs it; "" where unknown)
+    def parse_snapshot(self, body: Mapping[str, Any], symbol: str = "") -> BookSnapshot: ...
     def bridges(self, last_update_id: int, d: BookLevels) -> bool: ...
     def follows(self, prev_update_id: int, d: BookLevels) -> bool: ...
     def local_book(self, symbol: str, max_levels: int, buffer_limit: int) -> LocalBook: ...
     max_book_levels: int  # per side: the largest snapshot
+    # how a book that lost its chain gets a snapshot again: False, from REST (``depth_request``);
+    # True, by unsubscribing and subscribing its stream again (the stream sends a snapshot),
+    # paced like REST snapshots (the same cooldown and budget), never a resubscribe storm
+    resync_by_resubscribe: bool
+    # the attribute of a quote or a book snapshot the gate deduplicates by: ``update_id``, or
+    # an id of the venue's own that only grows where update ids may restart (a venue's reset)
+    gate_id: str
 
     # -- backfill and limits -------------------------------------------------------------------
     weight_header: str  # the response header with the weight used in the current window

@@ -48,7 +48,8 @@ TICKER_WEIGHT = 40
 WEIGHT_HEADER = "x-mbx-used-weight-1m"
 WEIGHT_LIMIT = 2400  # per minute, per IP
 MAX_STREAMS = 1024  # per connection
-SYMBOL = re.compile(r"^[A-Z0-9_]{2,40}$|^[^\s@/]{1,40}$")  # listed symbols are not all ASCII
+# listed symbols are not all ASCII; none has a "-" (OKX's names do)
+SYMBOL = re.compile(r"^[A-Z0-9_]{2,40}$|^[^\s@/-]{1,40}$")
 
 # expected interval between frames of one stream, by stream kind (seconds): quotes and partial
 # depth are continuous on any listed perpetual; trades follow activity (5-20/s on BTCUSDT in a
@@ -80,6 +81,11 @@ class BinanceUsdm:
     messages_per_second = st.MESSAGES_PER_SECOND
     # the server pings every 3 minutes; the transport answers each ping with a pong
     keepalive = Keepalive(server_pings=True)
+    subscribe_on_open = False  # the combined-stream URL carries the streams
+    subscribe_batch = 0  # one request carries any number of names
+    needs_listing = False  # sizes need no fact of the listing
+    gate_id = "update_id"  # update ids only grow
+    resync_by_resubscribe = False  # a broken book resyncs from a REST snapshot
     decode_envelope = staticmethod(wire.decode_envelope)
     bad_frame = wire.BadFrame
     quote_source = st.BOOK_TICKER
@@ -111,6 +117,12 @@ class BinanceUsdm:
 
     def url_after(self, url: str, messages: list[str]) -> str:
         return st.url_after(url, messages)
+
+    def open_url(self, url: str) -> str:
+        return url
+
+    def open_messages(self, url: str) -> list[str]:
+        return []
 
     def trade_stream(self, symbol: str) -> str:
         return f"{symbol.lower()}@{st.AGG_TRADE}"
@@ -165,7 +177,7 @@ class BinanceUsdm:
 
     # -- sequencing and continuity -------------------------------------------------------------
 
-    def parse_snapshot(self, body: Mapping[str, Any]) -> diffbook.Snapshot:
+    def parse_snapshot(self, body: Mapping[str, Any], symbol: str = "") -> diffbook.Snapshot:
         return diffbook.parse_snapshot(body)
 
     def bridges(self, last_update_id: int, d: BookLevels) -> bool:
