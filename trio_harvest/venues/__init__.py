@@ -13,8 +13,11 @@ from .base import Venue as Venue
 from .binance_coinm.adapter import VENUE as BINANCE_COINM
 from .binance_spot.adapter import VENUE as BINANCE_SPOT
 from .binance_usdm.adapter import VENUE as BINANCE_USDM
+from .bybit.adapter import LINEAR as BYBIT_LINEAR
+from .bybit.adapter import SPOT as BYBIT_SPOT
 
-VENUES: dict[str, Venue] = {v.name: v for v in (BINANCE_USDM, BINANCE_SPOT, BINANCE_COINM)}
+VENUES: dict[str, Venue] = {v.name: v for v in (BINANCE_USDM, BINANCE_SPOT, BINANCE_COINM,
+                                                BYBIT_LINEAR, BYBIT_SPOT)}
 # the default venue's name lives in ``kinds`` (storage and readers, below the venues, need it too)
 DEFAULT = DEFAULT_VENUE
 if DEFAULT not in VENUES:
