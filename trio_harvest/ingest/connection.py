@@ -10,8 +10,8 @@ transport has already received whole (its ``poll``) are handed over in the same 
 round, up to ``BURST``, so a burst costs one checkpoint, not one per frame. Its streams may change
 while it runs (``change``: a listing change): the plan is updated, so a reconnect opens the new
 set, and an open session is sent the venue's subscribe / unsubscribe request, paced under the
-venue's client message rate; the other streams never notice. Never writes files, never checks
-rotation.
+venue's client message rate (in requests of at most the venue's ``subscribe_batch`` names);
+the other streams never notice. Never writes files, never checks rotation.
 """
 
 from __future__ import annotations
@@ -141,7 +141,8 @@ class Connection:
     async def tell(self) -> None:
         """Bring the open session's subscriptions to the plan without disturbing its other
         streams: one UNSUBSCRIBE and one SUBSCRIBE at most, paced under the venue's client
-        message rate. A failed send ends nothing here: the session's end is noticed by its
+        message rate (more requests where the venue caps the names of one). A failed send ends
+        nothing here: the session's end is noticed by its
         reader, and the reconnect opens the plan."""
         await self._tell()
 
@@ -156,10 +157,9 @@ class Connection:
             if ws is None:
                 return
             want = {s.name for s in self.plan.streams}
-            for method, names in (("UNSUBSCRIBE", sorted(self._told - want)),
-                                  ("SUBSCRIBE", sorted(want - self._told))):
-                if not names:
-                    continue
+            batch = self.venue.subscribe_batch  # names per request at most (0: any number)
+            for method, names in _batches((("UNSUBSCRIBE", sorted(self._told - want)),
+                                           ("SUBSCRIBE", sorted(want - self._told))), batch):
                 await trio.sleep_until(self._next_send_at)
                 if self._ws is not ws:
                     return  # the session ended meanwhile: the reconnect opens the plan
@@ -335,6 +335,16 @@ class Connection:
                 await trio.sleep_until(self._next_send_at)
                 self._next_send_at = trio.current_time() + 1.0 / self.venue.messages_per_second
                 await ws.send(text)
+
+
+def _batches(changes: tuple[tuple[str, list[str]], ...],
+             batch: int) -> list[tuple[str, list[str]]]:
+    """Each non-empty ``(method, names)`` as requests of at most ``batch`` names (0: one)."""
+    out: list[tuple[str, list[str]]] = []
+    for method, names in changes:
+        n = batch if batch > 0 else max(1, len(names))
+        out += [(method, names[i : i + n]) for i in range(0, len(names), n)]
+    return out
 
 
 def _describe(exc: BaseException) -> str:

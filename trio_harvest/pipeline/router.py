@@ -12,24 +12,37 @@ stream is unexpected, so a peer cannot grow it or bypass book deduplication with
 Symbols come and go while it runs (a listing change: ``add_symbol``, ``remove_symbol``); frames
 of a removed symbol still in flight, and the venue's replies to subscription requests, are
 counted, not warned about (both checks sit on the path of frames that failed, never per frame).
-Event times are judged against the stream's own recent times (``timeguard.py``): a frame that
-does not fit is held until evidence decides, then routed or quarantined (``rejected``). A failure
-inside one symbol's diff book stays there: that book starts over, other symbols never notice;
-one in a symbol's signal hooks costs only that symbol's derived rows.
+A frame may hold several records of one stream (a venue's batch): each is routed as if it had
+come alone, in order. Event times are judged against the stream's own recent times
+(``timeguard.py``): a frame that does not fit is held until evidence decides, then routed or
+quarantined (``rejected``). A failure inside one symbol's diff book stays there: that book
+starts over, other symbols never notice; one in a symbol's signal hooks costs only that
+symbol's derived rows.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import venues
 from ..kinds import BOOK_UPDATES, ORDERBOOK, PRICES, QUOTES, QUOTES_SCHEMA, Row
 from ..ratelimit import RateLimitedLog
-from ..venues.base import BOOK, QUOTE, TRADE, BookLevels, Frame, FrameError, Quote, Trade, Venue
+from ..venues.base import (
+    BATCH,
+    BOOK,
+    QUOTE,
+    TRADE,
+    BookLevels,
+    Frame,
+    FrameError,
+    Quote,
+    Trade,
+    Venue,
+)
 from .chunks import BadValue
 from .done import DONE
 from .lanes import Lanes, Sink
@@ -73,6 +86,14 @@ class DiffBooks(Protocol):
                  hook: Any) -> Awaitable[None]: ...  # DONE when nothing is left to await
     def add_symbol(self, symbol: str) -> None: ...
     def remove_symbol(self, symbol: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _One:
+    """One record of a frame that held several (``venues.base.Batch``), with its stream."""
+
+    stream: str
+    data: Any
 
 
 @dataclass(slots=True)
@@ -208,6 +229,31 @@ class Router:
         except self._bad_frame:
             self._not_data(frame)
             return None
+        if env.data.kind == BATCH:  # several records in one frame: each as if alone
+            return self._batch(env.stream, env.data.records, frame)
+        return self._checked(env, frame)
+
+    def _batch(self, stream: str, records: Sequence[Any],
+               frame: str | bytes) -> Coroutine[Any, Any, None] | None:
+        """Route a frame's records in order; the coroutine that finishes them when one must
+        wait (the ones after it wait too, so their order holds)."""
+        for i, record in enumerate(records):
+            waiting = self._checked(_One(stream, record), frame)
+            if waiting is not None:
+                return self._batch_rest(waiting, stream, records[i + 1:], frame)
+        return None
+
+    async def _batch_rest(self, waiting: Coroutine[Any, Any, None], stream: str,
+                          records: Sequence[Any], frame: str | bytes) -> None:
+        await waiting
+        for record in records:
+            more = self._checked(_One(stream, record), frame)
+            if more is not None:
+                await more
+
+    def _checked(self, env: Frame, frame: str | bytes) -> Coroutine[Any, Any, None] | None:
+        """``feed`` after the decode: the stream and time checks, then ``_route``."""
+        stats = self.stats
         data = env.data
         symbol = data.symbol
         streams = self.streams

@@ -7,7 +7,9 @@ their own and cost nothing), then pages through the venue's trades request (``Ve
 trades from an id on) over the ids *still* missing, each page covering as many missing ids as
 fit in one request (``trades_page``), each costing the venue's ``trades_weight``. Every returned id
 that the tracker still misses goes into the same ``prices`` lane as streamed trades (the tracker
-decides, so a trade is never written twice, whichever of REST and websocket comes first). What
+decides, so a trade is never written twice, whichever of REST and websocket comes first; where
+the venue's trades each cover a span of ids, a trade is judged by its first id and the rest of
+its span is taken as seen). What
 cannot be fetched stays missing and is written as an ``unfilled`` gap row; a break that backfill
 repaired is written as ``filled`` (see ``gaps.py``). 429/418 answers pause the budget for
 ``Retry-After``; other failures are retried a few times, then given up. Stopping: ``finish``
@@ -28,7 +30,7 @@ from .. import venues
 from ..ingest.restclient import FetchFn, RestError, WeightBudget, retry_after
 from ..kinds import Row
 from ..ratelimit import RateLimitedLog
-from ..venues.base import Venue
+from ..venues.base import SPANS, Venue
 from .continuity import AggIdTracker, Break
 from .gaps import AGG_ID_BREAK, FILLED, UNFILLED, agg_detail, gap_row
 
@@ -224,6 +226,7 @@ class Backfill:
         assert fetch is not None
         venue = self.venue
         page = venue.trades_page
+        spans = venue.trade_continuity == SPANS  # a trade covers first_id..agg_id
         cursor = lo
         failures = limited = 0
         while True:
@@ -268,9 +271,14 @@ class Backfill:
                 return NOT_ON_TAPE
             recv_ms = self.wall_ms()
             for t in trades:
-                if t.agg_id > hi:
+                if t.agg_id > hi and not spans:
                     break
-                if tracker.fill(t.agg_id):
+                first = t.first_id if spans else t.agg_id
+                if first > hi:
+                    break
+                if tracker.fill(first):
+                    if spans and t.agg_id > first:  # the ids the trade covers are not missing
+                        tracker.close(first + 1, t.agg_id)
                     self.stats.rows += 1
                     await self._put_trade(venue.rest_trade_row(symbol, t, recv_ms))
             if trades[-1].agg_id < from_id:  # an answer that does not move on

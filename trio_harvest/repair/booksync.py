@@ -11,7 +11,10 @@ Owns, per symbol, the venue's ``LocalBook`` (its book rule) and the traffic arou
   changes there, and every snapshot the book starts from as its levels (``is_snapshot``), so
   the whole book can be rebuilt from the dataset (``dataset_book.py``). Both kinds wait for
   room (backpressure), the ``book_updates`` rows of an event before its ``orderbook`` row.
-  A break of the update chain writes a ``gaps`` row (reason "book sequence break") and calls the hook's
+  A venue that sends full snapshots on the stream has its book answer ``SNAPSHOT`` for one: its
+  levels are written as a snapshot and its top as a row, no REST request. A break of the update
+  chain writes a ``gaps`` row (reason "book sequence break", followed by the venue's rule in
+  parentheses where its break names one) and calls the hook's
   ``on_gap``; while a symbol resyncs it buffers (bounded) and writes no orderbook rows. Other
   symbols are never affected. Only the router's task applies events and snapshots, so a
   symbol's rows stay in update-id order.
@@ -48,7 +51,16 @@ from ..kinds import Row
 from ..pipeline.done import DONE as DONE  # what ``on_depth`` returns when done already
 from ..pipeline.lanes import Sink
 from ..ratelimit import RateLimitedLog
-from ..venues.base import APPLIED, BREAK, STALE_SNAPSHOT, BookLevels, BookSnapshot, LocalBook, Venue
+from ..venues.base import (
+    APPLIED,
+    BREAK,
+    SNAPSHOT,
+    STALE_SNAPSHOT,
+    BookLevels,
+    BookSnapshot,
+    LocalBook,
+    Venue,
+)
 from ..venues.rows import book_row, level_rows
 from .gaps import BOOK_SEQUENCE_BREAK, gap_row
 
@@ -183,6 +195,8 @@ class DiffBooks:
             return self._finish(book, None, lane, hook)
         elif outcome == STALE_SNAPSHOT:
             self._stale(book, ev)
+        elif outcome == SNAPSHOT:
+            return self._step_rest(book, ev, recv_ms, lane, hook, snapshot=True)
         self._settled(book)
         return DONE
 
@@ -227,28 +241,30 @@ class DiffBooks:
     async def _step(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
                     hook: BookHook | None) -> None:
         outcome = book.on_event(ev, recv_ms)
-        if outcome == APPLIED:
-            await self._applied_event(book, ev, recv_ms, lane, hook)
+        if outcome == APPLIED or outcome == SNAPSHOT:
+            await self._applied_event(book, ev, recv_ms, lane, hook, outcome == SNAPSHOT)
         elif outcome == BREAK:
             await self._gap(book, hook)
         elif outcome == STALE_SNAPSHOT:
             self._stale(book, ev)
 
     async def _step_rest(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
-                         hook: BookHook | None) -> None:
-        """An applied event when ``book_updates`` rows are written too."""
-        await self._applied_event(book, ev, recv_ms, lane, hook)
+                         hook: BookHook | None, snapshot: bool = False) -> None:
+        """An applied event when ``book_updates`` rows are written too (or a snapshot the
+        stream sent: the book restarted from it)."""
+        await self._applied_event(book, ev, recv_ms, lane, hook, snapshot)
         self._settled(book)
 
     async def _applied_event(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
-                             hook: BookHook | None) -> None:
-        """An applied event's rows: its level changes (``book_updates``), then the book's top
-        (``orderbook``); each waits for room in a full lane."""
+                             hook: BookHook | None, snapshot: bool = False) -> None:
+        """An applied event's rows: its level changes (``book_updates``; a snapshot's levels
+        with ``is_snapshot``), then the book's top (``orderbook``); each waits for room in a
+        full lane."""
         if self.updates_of is not None:
             ts = ev.trade_ms or ev.event_ms
             await self._put_updates(book.symbol, level_rows(
                 book.symbol, ts, ev.event_ms, recv_ms, ev.first_update_id, ev.update_id,
-                ev.prev_update_id, ev.bids, ev.asks, False))
+                -1 if snapshot else ev.prev_update_id, ev.bids, ev.asks, snapshot))
         row = self._row(book, ev, recv_ms)
         if not lane.put_nowait(row):
             await lane.put(row)
@@ -284,8 +300,10 @@ class DiffBooks:
     async def _gap(self, book: LocalBook, hook: BookHook | None) -> None:
         brk = book.last_break
         assert brk is not None
+        rule = getattr(brk, "rule", "")  # the venue's rule that broke, where it names one
+        reason = f"{BOOK_SEQUENCE_BREAK} ({rule})" if rule else BOOK_SEQUENCE_BREAK
         row = gap_row(book.symbol, self.streams[book.symbol], brk.start_ms, brk.end_ms,
-                      BOOK_SEQUENCE_BREAK, brk.detail)
+                      reason, brk.detail)
         self.stats.gaps += 1
         self._ratelog.log(logging.WARNING, f"break:{book.symbol}", "%s: book sequence break: %s",
                           book.symbol, brk.detail)

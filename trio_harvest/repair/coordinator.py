@@ -27,10 +27,11 @@ from ..config import Config
 from ..ingest.connection import ConnectFn
 from ..ingest.handover import HandoverConnector
 from ..ingest.restclient import FetchFn, WeightBudget, http_fetch
+from ..ingest.subscribe import subscribing
 from ..kinds import GAPS, PRICES, Row
 from ..pipeline.lanes import Lanes, Sink
 from ..ratelimit import RateLimitedLog
-from ..venues.base import CONTIGUOUS, Plan, Trade, Venue
+from ..venues.base import CONTIGUOUS, SPANS, Plan, Trade, Venue
 from . import report
 from .backfill import Backfill
 from .continuity import BREAK, DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker, Break
@@ -120,10 +121,12 @@ class Repair:
             fetch if config.backfill else None, self.budget,
             wall_ms=wall_ms, delay=config.backfill_delay, venue=venue,
         )
-        if venue.trade_continuity != CONTIGUOUS:  # ids prove nothing: admit every trade
+        if venue.trade_continuity == SPANS:  # each trade covers first_id..agg_id
+            self.trade = self._span_trade  # type: ignore[method-assign]
+        elif venue.trade_continuity != CONTIGUOUS:  # ids prove nothing: admit every trade
             self.trade = self._any_trade  # type: ignore[method-assign]
         self.connector = HandoverConnector(
-            connect, lifetime=config.ws_lifetime, lead=config.handover_lead,
+            subscribing(connect, venue), lifetime=config.ws_lifetime, lead=config.handover_lead,
             overlap=config.handover_overlap, url_after=venue.url_after,
         )
 
@@ -131,6 +134,28 @@ class Repair:
 
     def _any_trade(self, t: Trade, recv_ms: int) -> bool:
         """The gate of a venue whose trade ids prove nothing: every trade is admitted."""
+        return True
+
+    def _span_trade(self, t: Trade, recv_ms: int) -> bool:
+        """The gate of a venue whose trades each cover the ids ``first_id..agg_id``: the next
+        trade starts at the previous ``agg_id + 1``. The tracker judges a trade by its first
+        id (a jump opens a break for the ids before it, backfilled like any other), then takes
+        the ids it covers as seen. Lone outliers are not held here (an implausible jump is
+        still refused)."""
+        tracker = self.trackers[t.symbol]
+        last = tracker.last_id
+        first = t.first_id
+        if last is not None and first == last + 1:  # the hot path
+            tracker.last_id = t.agg_id
+            tracker.last_ms = t.trade_ms
+            return True
+        if not self._admit_trade(t.symbol, first, t.trade_ms, t.event_ms, recv_ms):
+            return False
+        if t.agg_id > first:
+            if tracker.last_id == first:
+                tracker.last_id = t.agg_id
+            else:  # a late trade inside a missing range: what it covers is not missing
+                tracker.close(first + 1, t.agg_id)
         return True
 
     def trade(self, t: Trade, recv_ms: int) -> bool:

@@ -21,9 +21,13 @@ from ..kinds import Row
 TRADE = 1  # a trade (one row of ``prices``)
 QUOTE = 2  # a best bid/ask update
 BOOK = 3  # book levels: a top-N snapshot, or a diff (delta) event with its update ids
+BATCH = 4  # several records of one stream in one frame (``Batch``): routed one by one
 
 CONTIGUOUS = "contiguous"  # trade ids are consecutive integers: a jump proves a loss
 NO_CONTINUITY = "none"  # trade ids prove nothing (strings, or not consecutive)
+# each trade covers the ids ``first_id..last_id`` (``agg_id`` is ``last_id``) and the next one
+# starts at ``last_id + 1``: an aggregate of several fills, numbered by its last fill's id
+SPANS = "spans"
 
 
 class FrameError(ValueError):
@@ -112,6 +116,19 @@ class BookLevels(Protocol):
 Record = Trade | Quote | BookLevels
 
 
+class Batch(Protocol):
+    """Several records a venue sends in one frame (all of one stream and symbol, in order).
+    A venue returns one only when a frame holds more than one record: the router routes each
+    record as if it had come alone."""
+
+    kind: ClassVar[int]  # BATCH
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def records(self) -> Sequence[Any]: ...
+
+
 class BookSnapshot(Protocol):
     """A book snapshot from REST: the book as of update ``last_update_id``, best levels first."""
 
@@ -129,6 +146,9 @@ BUFFERED = "buffered"  # kept until a snapshot arrives
 DROPPED = "dropped"  # older than the snapshot, or a duplicate/replay: ignored
 BREAK = "break"  # the chain broke while live: book cleared, resync needed (see last_break)
 STALE_SNAPSHOT = "stale_snapshot"  # the snapshot cannot be bridged to the stream: fetch again
+# a full snapshot that came on the stream itself (not from REST): the book restarts from it and
+# is live; its levels are written as a snapshot (``book_updates.is_snapshot``)
+SNAPSHOT = "snapshot"
 
 
 class SequenceBreak(Protocol):
@@ -140,6 +160,8 @@ class SequenceBreak(Protocol):
     def end_ms(self) -> int: ...
     @property
     def detail(self) -> str: ...
+    # optional: ``rule`` (str), the venue's rule that broke, named in the gap's reason
+    # ("book sequence break (<rule>)"); without it the reason is the plain one
 
 
 class LocalBook(Protocol):
@@ -250,6 +272,14 @@ class Venue(Protocol):
                     book: str, book_ticker: bool) -> list[Any]: ...
     def plan_connections(self, streams: list[Any], per_connection: int) -> list[Any]: ...
     def subscription(self, method: str, names: list[str], request_id: int) -> str: ...
+    # ``subscribe_on_open``: the plan's URL names its streams but the socket opens without them
+    # (``open_url``) and subscribes with ``open_messages`` right after the handshake (False: the
+    # URL itself carries the streams). ``subscribe_batch``: the most stream names one subscribe
+    # or unsubscribe request may carry (0: no limit); larger changes are sent in several.
+    subscribe_on_open: bool
+    subscribe_batch: int
+    def open_url(self, url: str) -> str: ...
+    def open_messages(self, url: str) -> list[str]: ...
     def url_after(self, url: str, messages: list[str]) -> str: ...
     def trade_stream(self, symbol: str) -> str: ...
     def quote_stream(self, symbol: str) -> str: ...
@@ -280,12 +310,16 @@ class Venue(Protocol):
     # -- sequencing and continuity -------------------------------------------------------------
     # CONTIGUOUS: each trade's ``agg_id`` is the previous one + 1, so a jump proves a loss that
     # backfill can page over (``repair/continuity.py`` implements the rule); NO_CONTINUITY:
-    # ids prove nothing, every trade is admitted and nothing is backfilled
+    # ids prove nothing, every trade is admitted and nothing is backfilled; SPANS: each trade
+    # covers ``first_id..last_id`` (its ``agg_id`` is ``last_id``) and the next one starts at
+    # ``last_id + 1``: the ids it covers are never missing, the ones between two trades are
     trade_continuity: str
 
     # the book rule: a snapshot from ``depth_request`` (``parse_snapshot``; ValueError for
     # anything else), the first diff event it ``bridges``, then each event ``follows`` the one
-    # before; an event that does not is a lost update: the book resets and resyncs
+    # before; an event that does not is a lost update: the book resets and resyncs. A venue
+    # that also sends full snapshots on the stream has its local book answer ``SNAPSHOT`` for
+    # them (the book restarts from it, no REST request)
     def parse_snapshot(self, body: Mapping[str, Any]) -> BookSnapshot: ...
     def bridges(self, last_update_id: int, d: BookLevels) -> bool: ...
     def follows(self, prev_update_id: int, d: BookLevels) -> bool: ...

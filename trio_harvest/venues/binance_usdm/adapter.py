@@ -74,6 +74,8 @@ class BinanceUsdm:
     messages_per_second = st.MESSAGES_PER_SECOND
     # the server pings every 3 minutes; the transport answers each ping with a pong
     keepalive = Keepalive(server_pings=True)
+    subscribe_on_open = False  # the combined-stream URL carries the streams
+    subscribe_batch = 0  # one request carries any number of names
     decode_envelope = staticmethod(wire.decode_envelope)
     bad_frame = wire.BadFrame
     quote_source = st.BOOK_TICKER
@@ -103,6 +105,12 @@ class BinanceUsdm:
 
     def url_after(self, url: str, messages: list[str]) -> str:
         return st.url_after(url, messages)
+
+    def open_url(self, url: str) -> str:
+        return url
+
+    def open_messages(self, url: str) -> list[str]:
+        return []
 
     def trade_stream(self, symbol: str) -> str:
         return f"{symbol.lower()}@{st.AGG_TRADE}"

@@ -22,9 +22,8 @@ no clock; events are ``decode.DepthUpdate`` structs, snapshots come from ``parse
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,9 +33,9 @@ from ..base import BUFFERED as BUFFERED
 from ..base import DROPPED as DROPPED
 from ..base import STALE_SNAPSHOT as STALE_SNAPSHOT
 from ..base import BookLevels
+from ..bookside import BookSide as BookSide
+from ..bookside import Level as Level
 from .decode import DepthUpdate
-
-Level = tuple[float, float]  # (price, size)
 
 # States
 SYNCING = "syncing"
@@ -106,66 +105,6 @@ class Break:
     def detail(self) -> str:
         return (f"expected pu={self.expected_pu}, got pu={self.prev_update_id} "
                 f"(U={self.first_update_id}, u={self.update_id}); resync from a REST snapshot")
-
-
-class BookSide:
-    """One side's levels: ``sizes`` (price -> size) and ``_keys`` (sign * price, ascending, so
-    index 0 is the best). At most ``max_levels`` levels: the farthest one goes first."""
-
-    __slots__ = ("_keys", "_sign", "max_levels", "sizes")
-
-    def __init__(self, bid: bool, max_levels: int = MAX_LEVELS) -> None:
-        self._sign = -1.0 if bid else 1.0
-        self._keys: list[float] = []
-        self.sizes: dict[float, float] = {}
-        self.max_levels = max_levels
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def clear(self) -> None:
-        self._keys.clear()
-        self.sizes.clear()
-
-    def load(self, levels: Iterable[Level]) -> None:
-        self.clear()
-        sizes = self.sizes
-        for price, size in levels:
-            if size > 0:
-                sizes[price] = size
-        sign = self._sign
-        self._keys = sorted(sign * p for p in sizes)
-        while len(self._keys) > self.max_levels:
-            del sizes[sign * self._keys.pop()]
-
-    def set(self, price: float, size: float) -> None:
-        """Absolute size at ``price``; 0 deletes the level."""
-        sizes = self.sizes
-        if size > 0:
-            if price not in sizes:
-                keys = self._keys
-                key = self._sign * price
-                insort(keys, key)
-                if len(keys) > self.max_levels:
-                    far = keys.pop()
-                    if far == key:
-                        return  # the new level is the farthest one: not kept
-                    del sizes[self._sign * far]
-            sizes[price] = size
-        elif price in sizes:
-            del sizes[price]
-            keys = self._keys
-            del keys[bisect_left(keys, self._sign * price)]
-
-    def best(self) -> Level | None:
-        if not self._keys:
-            return None
-        price = self._sign * self._keys[0]
-        return price, self.sizes[price]
-
-    def top(self, n: int) -> list[Level]:
-        sign, sizes = self._sign, self.sizes
-        return [(sign * k, sizes[sign * k]) for k in self._keys[:n]]
 
 
 @dataclass(slots=True)
