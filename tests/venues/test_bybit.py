@@ -15,7 +15,17 @@ from typing import Any
 import pytest
 
 from trio_harvest import venues
-from trio_harvest.venues.base import APPLIED, BREAK, BUFFERED, DROPPED, QUOTE, STALE_SNAPSHOT, FrameError
+from trio_harvest.venues.base import (
+    APPLIED,
+    BATCH,
+    BREAK,
+    BUFFERED,
+    DROPPED,
+    QUOTE,
+    SNAPSHOT,
+    STALE_SNAPSHOT,
+    FrameError,
+)
 from trio_harvest.venues.bybit import backfill, control, facts, listing, resubscribe, trades, wire
 from trio_harvest.venues.bybit.adapter import LINEAR, SPOT, book_depth
 from trio_harvest.venues.bybit.book import LocalBook
@@ -46,8 +56,13 @@ def test_both_categories_are_registered_apart() -> None:
     plan_s = spot.plan_connections(spot.streams_for(("BTCUSDT",), depth_levels=20,
                                                     depth_speed="", book="diff",
                                                     book_ticker=True), 10)[0]
-    assert plan_l.url(lin.default_ws_url) == "wss://stream.bybit.com/v5/public/linear"
-    assert plan_s.url(spot.default_ws_url) == "wss://stream.bybit.com/v5/public/spot"
+    url_l, url_s = plan_l.url(lin.default_ws_url), plan_s.url(spot.default_ws_url)
+    assert lin.open_url(url_l) == "wss://stream.bybit.com/v5/public/linear"
+    assert spot.open_url(url_s) == "wss://stream.bybit.com/v5/public/spot"
+    assert lin.stream_symbols(url_l) == spot.stream_symbols(url_s) == ["BTCUSDT"]
+    unsub = lin.subscription("UNSUBSCRIBE", ["orderbook.1.BTCUSDT"], 3)
+    assert lin.stream_symbols(lin.url_after(url_l, [unsub])) == ["BTCUSDT"]
+    assert "orderbook.1.BTCUSDT" not in lin.url_after(url_l, [unsub])
     assert [s.name for s in plan_l.streams] == [s.name for s in plan_s.streams] == [
         "publicTrade.BTCUSDT", "orderbook.50.BTCUSDT", "orderbook.1.BTCUSDT"]
     assert lin.trades_request("BTCUSDT", 0, 1).params["category"] == "linear"
@@ -69,8 +84,10 @@ def test_a_frame_carries_many_trades_spot_ids_are_numeric() -> None:
     frame = json.dumps({"topic": "publicTrade.BTCUSDT", "type": "snapshot", "ts": 9, "data": [
         _trade("2290000001190010739"), _trade("2290000001190010740", side="Buy")]})
     f = SPOT.decode(frame)
-    assert [t.agg_id for t in f.records] == [2290000001190010739, 2290000001190010740]
-    assert f.data is f.records[0] and f.records[0].buyer_maker and not f.records[1].buyer_maker
+    batch = f.data
+    assert batch.kind == BATCH and batch.symbol == "BTCUSDT"
+    assert [t.agg_id for t in batch.records] == [2290000001190010739, 2290000001190010740]
+    assert batch.records[0].buyer_maker and not batch.records[1].buyer_maker
     with pytest.raises(FrameError) as bad:  # spot ids must be integers
         SPOT.decode(frame.replace("2290000001190010740", "x-1"))
     assert bad.value.category == "unexpected"
@@ -122,7 +139,10 @@ def test_subscribe_requests_carry_at_most_10_topics_on_spot() -> None:
                                                   book="diff", book_ticker=True), 10_000)
     for p in plan:  # every connection's args stay under 21,000 characters
         assert control.fits(s.name for s in p.streams)
-        assert all(len(json.loads(m)["args"]) <= 10 for m in SPOT.open_messages(p, 1))
+        opened = SPOT.open_messages(p.url(SPOT.default_ws_url))
+        assert all(len(json.loads(m)["args"]) <= 10 for m in opened)
+        assert sum(len(json.loads(m)["args"]) for m in opened) == len(p.streams)
+    assert SPOT.subscribe_batch == 10 and LINEAR.subscribe_batch == 0
 
 
 def test_book_depths_served() -> None:
@@ -141,7 +161,7 @@ def test_the_u_chain_applies_drops_duplicates_and_breaks() -> None:
     book = LocalBook("BTCUSDT")
     assert book.on_event(_ev("delta", 7)) == BUFFERED  # no snapshot yet
     assert book.on_event(_ev("snapshot", 10, b=[["100", "1"], ["99", "2"]],
-                             a=[["101", "1"]])) == APPLIED
+                             a=[["101", "1"]])) == SNAPSHOT
     assert book.live
     assert book.on_event(_ev("delta", 11, b=[["100", "0"]], a=[["100.5", "3"]])) == APPLIED
     assert book.top(1) == ([(99.0, 2.0)], [(100.5, 3.0)])
@@ -150,7 +170,7 @@ def test_the_u_chain_applies_drops_duplicates_and_breaks() -> None:
     assert not book.live and book.stats.breaks == 1
     brk = book.last_break
     assert brk is not None and (brk.expected, brk.got, brk.end_ms) == (12, 13, 77)
-    assert "book sequence break (bybit u)" in brk.detail
+    assert brk.rule == "bybit u" and "expected u=12, got u=13" in brk.detail
     assert LINEAR.follows(11, _ev("delta", 12)) and not LINEAR.follows(11, _ev("delta", 13))
 
 
@@ -159,11 +179,11 @@ def test_a_new_snapshot_or_u_1_resets_the_book() -> None:
     book.on_event(_ev("snapshot", 10, b=[["100", "1"]], a=[["101", "1"]]))
     book.on_event(_ev("delta", 11, b=[["99", "1"]]))
     # the venue's own problem: a new snapshot, its u unrelated to the chain
-    assert book.on_event(_ev("snapshot", 500, b=[["90", "4"]], a=[["91", "4"]])) == APPLIED
+    assert book.on_event(_ev("snapshot", 500, b=[["90", "4"]], a=[["91", "4"]])) == SNAPSHOT
     assert book.top(5) == ([(90.0, 4.0)], [(91.0, 4.0)]) and book.resets == 1
     assert book.on_event(_ev("delta", 501, a=[["91", "0"]])) == APPLIED
     # a service restart: u == 1 overwrites the book, and the chain starts from it
-    assert book.on_event(_ev("delta", 1, b=[["80", "1"]], a=[["81", "1"]])) == APPLIED
+    assert book.on_event(_ev("delta", 1, b=[["80", "1"]], a=[["81", "1"]])) == SNAPSHOT
     assert book.top(5) == ([(80.0, 1.0)], [(81.0, 1.0)]) and book.resets == 2
     assert book.on_event(_ev("delta", 2)) == APPLIED and book.stats.breaks == 0
     assert LINEAR.follows(501, _ev("delta", 1)) and LINEAR.follows(7, _ev("snapshot", 3))

@@ -54,8 +54,9 @@ class Topic:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The topics of one connection; every connection of a category opens the same URL and
-    subscribes its topics by message (``Venue.open_messages``)."""
+    """The topics of one connection. Every connection of a category opens the same socket
+    (``/v5/public/linear|spot``) and subscribes its topics by message; the plan's URL names
+    them after ``#`` (never sent: ``Venue.open_url`` strips it, ``open_messages`` reads it)."""
 
     path: str
     streams: tuple[Topic, ...]
@@ -70,12 +71,22 @@ class Plan:
         return f"{self.path.rsplit('/', 1)[-1]}[{len(self.streams)}:{first}…]"
 
     def url(self, base: str) -> str:
-        return base.rstrip("/") + self.path
+        return with_topics(base.rstrip("/") + self.path, [s.name for s in self.streams])
 
     def with_streams(self, add: tuple[Topic, ...] = (),
                      remove: frozenset[str] = frozenset()) -> Plan:
         kept = tuple(s for s in self.streams if s.name not in remove)
         return replace(self, streams=kept + tuple(s for s in add if s not in kept))
+
+
+def with_topics(url: str, topics: Sequence[str]) -> str:
+    """``url`` (without its fragment) naming ``topics`` after ``#``."""
+    return url.partition("#")[0] + "#" + ",".join(topics)
+
+
+def topics_of(url: str) -> list[str]:
+    """The topics a plan's URL names (after ``#``)."""
+    return [t for t in url.partition("#")[2].split(",") if t]
 
 
 def book_depth(levels: int) -> int:
@@ -111,6 +122,7 @@ class Bybit:
     subscribe_on_open = True
     snapshot_in_stream = True
     book_rule = book.RULE
+    book_modes = ("diff",)  # every book topic is a snapshot then deltas: none is a partial
 
     def __init__(self, cat: Category) -> None:
         self.category = cat
@@ -119,6 +131,8 @@ class Bybit:
         self.trades_page = cat.recent_trades
         self.listing_dates = cat.listing_dates
         self.numeric_ids = cat.category == "spot"
+        # the most topics one subscribe request may carry (0: no cap, linear)
+        self.subscribe_batch = cat.args_per_request if cat.args_per_request < 1000 else 0
         self._decode_envelope = partial(wire.decode_envelope, numeric_ids=self.numeric_ids)
 
     @property
@@ -158,13 +172,24 @@ class Bybit:
         """Every request ``names`` needs (at most 10 topics each on spot)."""
         return control.requests(self.category, method, names, first_id)
 
-    def open_messages(self, plan: Plan, first_id: int) -> list[str]:
-        """What a new connection sends first: the subscribe requests of its topics."""
-        return self.subscriptions(control.SUBSCRIBE, [s.name for s in plan.streams], first_id)
+    def open_url(self, url: str) -> str:
+        """What the socket opens: the category's path, without the plan's topics."""
+        return url.partition("#")[0]
+
+    def open_messages(self, url: str) -> list[str]:
+        """What a new socket sends first: the subscribe requests of the topics ``url`` names."""
+        return self.subscriptions(control.SUBSCRIBE, topics_of(url), 1)
 
     def url_after(self, url: str, messages: list[str]) -> str:
-        """The URL carries no topics: a replacement connection subscribes its plan."""
-        return url
+        """The URL that names what ``url`` followed by the ``messages`` we sent carries."""
+        topics = topics_of(url)
+        for message in messages:
+            op, args = control.topics_of(message)
+            if op == control.SUBSCRIBE:
+                topics += [a for a in args if a not in topics]
+            elif op == control.UNSUBSCRIBE:
+                topics = [t for t in topics if t not in args]
+        return with_topics(url, topics)
 
     def trade_stream(self, symbol: str) -> str:
         return facts.trade_topic(symbol)
@@ -199,8 +224,8 @@ class Bybit:
         return ""  # topics end with the symbol; none starts with it
 
     def stream_symbols(self, url: str) -> list[str]:
-        """The URL names no topics (they are subscribed by message): []."""
-        return []
+        """The symbols of the topics a plan's URL names, in order, once each."""
+        return list(dict.fromkeys(facts.topic_symbol(t) for t in topics_of(url)))
 
     # -- decoding ----------------------------------------------------------------------------
 

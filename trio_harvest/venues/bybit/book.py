@@ -3,8 +3,9 @@
 Owns the rule (reference/venues.md, section 4) as a small state machine:
 
 - the topic's first message after a subscribe is a ``snapshot``: it replaces the book and the
-  book is live. **Any** later snapshot, and any message with ``u == 1`` (a service restart),
-  replaces the book again (``RESET``: not a loss; the book restarts from complete levels);
+  book is live (``SNAPSHOT``: its levels are written as a snapshot). **Any** later snapshot,
+  and any message with ``u == 1`` (a service restart), replaces the book again (not a loss:
+  the book restarts from complete levels);
 - live, each ``delta`` must have ``u == previous u + 1``; ``u <=`` the last one is a duplicate
   or replay (dropped: sizes are absolute); anything else is a lost update (``BREAK``): the book
   is cleared, ``last_break`` says what was expected, and the topic must be resubscribed (a
@@ -24,14 +25,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..base import APPLIED, BREAK, BUFFERED, DROPPED, STALE_SNAPSHOT, BookLevels
+from ..base import APPLIED, BREAK, BUFFERED, DROPPED, SNAPSHOT, STALE_SNAPSHOT, BookLevels
 from ..binance_usdm import diffbook
 from ..binance_usdm.diffbook import LIVE, SYNCING
 from ..binance_usdm.diffbook import Snapshot as Snapshot
 from ..binance_usdm.diffbook import SnapshotError as SnapshotError
 from .wire import BookEvent
 
-RESET = APPLIED  # a snapshot (or ``u == 1``) replaced the book: a row like any applied event
 RULE = "bybit u"  # how gap rows name the rule that broke
 
 
@@ -77,11 +77,12 @@ class Break:
     got: int  # u it had
     start_ms: int  # time of the last applied message
     end_ms: int  # time of the breaking one
+    rule: str = RULE  # named in the gap's reason: "book sequence break (bybit u)"
 
     @property
     def detail(self) -> str:
-        return (f"book sequence break ({RULE}): expected u={self.expected}, got u={self.got}; "
-                "resubscribe the topic for a new snapshot")
+        return (f"expected u={self.expected}, got u={self.got}; "
+                "the topic is resubscribed for a new snapshot")
 
 
 @dataclass(slots=True)
@@ -94,7 +95,7 @@ class LocalBook(diffbook.LocalBook):
         """Apply, reset on, buffer or drop one message; one of the ``venues.base`` outcomes."""
         if ev.snapshot or ev.update_id == 1:
             self._load(ev)
-            return RESET
+            return SNAPSHOT
         state = self.state
         if state == LIVE:
             if ev.update_id == self.last_update_id + 1:

@@ -4,9 +4,10 @@ Owns the wire schema as msgspec Structs (unknown fields ignored; prices and size
 strings and are coerced to float, with the same value checks as every venue: finite, not
 negative, times positive) and the records the core reads: ``PublicTrade`` (a ``Trade``),
 ``BookEvent`` (``BookLevels``: a snapshot or a delta of one book topic) and ``TopOfBook``
-(``orderbook.1`` as a ``Quote``). One frame carries up to 1024 trades: ``Frame.records`` holds
-them all, ``Frame.data`` the first. Control replies (acks, pongs) have no ``topic``: the hot
-path's decode refuses them and ``control.reply_to`` reads them. Pure: never does I/O.
+(``orderbook.1`` as a ``Quote``). One frame carries up to 1024 trades: a frame of more than one
+is a ``TradeBatch`` (``venues.base.BATCH``), the router routes each of its records. Control
+replies (acks, pongs) have no ``topic``: the hot path's decode refuses them and
+``control.reply_to`` reads them. Pure: never does I/O.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from ..base import BOOK, QUOTE, TRADE, FrameError
+from ..base import BATCH, BOOK, QUOTE, TRADE, FrameError
 from ..binance_usdm.decode import Amount, Id, Level, Ms, OptMs, Px, _validation
 from .facts import BOOK_TOPIC, TRADE_TOPIC
 
@@ -106,12 +107,19 @@ class TopOfBook(BookEvent, gc=False):
 Record = PublicTrade | BookEvent
 
 
+class TradeBatch(msgspec.Struct, gc=False):
+    """The trades of one ``publicTrade`` message, when there are several (in order)."""
+
+    kind: ClassVar[int] = BATCH
+    symbol: str
+    records: list[PublicTrade]
+
+
 class Frame(msgspec.Struct, gc=False):
-    """One data frame: its topic (``stream``), its first record and all of them."""
+    """One data frame: its topic (``stream``) and its record (or ``TradeBatch``)."""
 
     stream: str
     data: Any
-    records: list[Any]
 
 
 class _Head(msgspec.Struct, gc=False):
@@ -143,7 +151,9 @@ def decode_envelope(frame: str | bytes, numeric_ids: bool = False) -> Frame:
             t.event_ms = ts
             if numeric_ids:
                 t.agg_id = _int_id(t.trade_id)
-        return Frame(topic, trades[0], trades)
+        if len(trades) == 1:
+            return Frame(topic, trades[0])
+        return Frame(topic, TradeBatch(trades[0].symbol, trades))
     if topic.startswith(_BOOK_PREFIX):
         ev = (_top if topic.startswith(_TOP_PREFIX) else _book).decode(head.data)
         ev.event_ms = head.ts
@@ -156,7 +166,7 @@ def decode_envelope(frame: str | bytes, numeric_ids: bool = False) -> Frame:
             ev.prev_update_id = u - 1
         else:
             raise msgspec.ValidationError(f"orderbook message of type {head.type[:20]!r}")
-        return Frame(topic, ev, [ev])
+        return Frame(topic, ev)
     raise msgspec.ValidationError(f"no record on topic {topic[:60]!r}")
 
 
@@ -226,4 +236,4 @@ def decode_recent_trades(body: bytes | str) -> list[RestTrade]:
 
 
 __all__ = ["DELTA", "SNAPSHOT", "Amount", "BadFrame", "BookEvent", "Frame", "PublicTrade",
-           "RestTrade", "TopOfBook", "decode_envelope", "decode_frame", "decode_recent_trades"]
+           "RestTrade", "TopOfBook", "TradeBatch", "decode_envelope", "decode_frame", "decode_recent_trades"]
