@@ -20,6 +20,8 @@ skip=P             an aggTrade not sent on the websocket (still on the tape, so 
 dup_id=P           an aggTrade sent twice (same ``a``)
 drop_diff=P        a diff-depth event not sent (breaks the ``pu`` chain)
 dup_frame=P        a frame sent twice
+reset=P            a venue-side book reset instead of a diff event (Bybit: a snapshot to every
+                   subscriber, half of them a service restart with ``u`` back to 1)
 skew=MS            the exchange clock runs MS ms ahead of the harvester's (negative: behind)
 lifetime=S         close connections S s after they opened (Binance: 24 h)
 listing=S          every S s, list one new symbol and delist one (its streams stop; exchangeInfo
@@ -38,7 +40,8 @@ from dataclasses import dataclass, fields, replace
 OVERSIZE_BYTES = 4 * 1024 * 1024 + 1024
 REST_WEIGHT_PER_MIN = 2400
 
-_PROBABILITIES = ("garbage", "truncate", "oversize", "skip", "dup_id", "drop_diff", "dup_frame")
+_PROBABILITIES = ("garbage", "truncate", "oversize", "skip", "dup_id", "drop_diff", "dup_frame",
+                  "reset")
 _SECONDS = ("disconnect", "disconnect_random", "stall", "stall_for", "lifetime", "listing")
 _INTS = ("oversize_bytes", "skew", "weight", "seed")
 
@@ -61,6 +64,7 @@ class FaultPlan:
     dup_id: float = 0.0
     drop_diff: float = 0.0
     dup_frame: float = 0.0
+    reset: float = 0.0
     skew: int = 0
     lifetime: float | None = None
     listing: float | None = None
@@ -96,7 +100,8 @@ class FaultPlan:
 
     @property
     def active(self) -> bool:
-        return self.frame_faults or self.event_faults or self.connection_faults or bool(self.skew)
+        return (self.frame_faults or self.event_faults or self.connection_faults
+                or bool(self.skew) or bool(self.reset))
 
     def with_seed(self, seed: int) -> FaultPlan:
         """This plan with ``seed`` filled in if it had none."""

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import h11
 import trio
 from trio_websocket import WebSocketRequest, WebSocketServer, wrap_server_stream
 
-from .rest import RestApi, RestReply
+from .rest import RestReply
 
 log = logging.getLogger("trio_harvest.sim.front")
 
@@ -82,11 +83,19 @@ def is_rest(head: bytes, prefix: bytes = REST_PREFIX) -> bool:
     return rest.startswith(prefix) and b"\r\nupgrade:" not in head[:end].lower()
 
 
+class RestHandler(Protocol):
+    """What answers REST requests (``rest.RestApi``, ``bybit_rest.BybitRestApi``)."""
+
+    root: bytes  # the path prefix it serves
+
+    def handle(self, method: str, target: str) -> RestReply: ...
+
+
 class Front:
     def __init__(
         self,
         ws_handler: Callable[[WebSocketRequest], Awaitable[None]],
-        rest: RestApi | None,
+        rest: RestHandler | None,
         server: WebSocketServer,
     ) -> None:
         self._ws_handler = ws_handler

@@ -55,6 +55,14 @@ class RestStats:
     errors_4xx: int = 0
     weight_used: int = 0  # over the whole run
 
+    def count(self, target: str) -> tuple[str, dict[str, str]]:
+        """The path and query of a request ``target``, counted by its endpoint (last segment)."""
+        url = urlsplit(target)
+        path = url.path.rstrip("/")
+        endpoint = path.rsplit("/", 1)[-1]
+        self.requests[endpoint] = self.requests.get(endpoint, 0) + 1
+        return path, {k: v[-1] for k, v in parse_qs(url.query).items()}
+
     def render(self) -> str:
         reqs = ", ".join(f"{k} {v}" for k, v in sorted(self.requests.items())) or "none"
         return f"REST requests: {reqs}; 429s {self.rejected_429}; weight {self.weight_used}"
@@ -88,11 +96,7 @@ class RestApi:
 
     def handle(self, method: str, target: str) -> RestReply:
         """Answer one request (``target`` is the path with its query string)."""
-        url = urlsplit(target)
-        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-        path = url.path.rstrip("/")
-        endpoint = path.rsplit("/", 1)[-1]
-        self.stats.requests[endpoint] = self.stats.requests.get(endpoint, 0) + 1
+        path, query = self.stats.count(target)
         if method not in ("GET", "HEAD"):
             return self._error(405, -1000, f"method {method} not allowed")
         venue = self.venue

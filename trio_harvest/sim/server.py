@@ -13,10 +13,12 @@ the task that disconnects, stalls and ages connections (``disrupt.py``); a skew 
 The port also answers REST (``front.py`` + ``rest.py``) from the book snapshot and the trade tape,
 with ids consistent with the streams.
 
-``SimConfig.venue`` picks the Binance venue whose wire it speaks (``venue.py``: USD-M by default,
+``SimConfig.venue`` picks the venue whose wire it speaks (``venue.py``: USD-M by default,
 Spot, COIN-M): paths, payload fields, REST prefix and weights, the server's pings (Spot
 every 20 s, COIN-M every 3 min; a connection that does not answer in time is closed) and the
-client message rate (Spot 5/s, COIN-M 10/s; over it the connection is closed with 1008).
+client message rate (Spot 5/s, COIN-M 10/s; over it the connection is closed with 1008). The
+Bybit categories (``bybit-linear``, ``bybit-spot``) bring their own fan-out, REST, path and
+control handler (``bybit_venue.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from dataclasses import dataclass
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, WebSocketServer
 
+from .bybit_rest import BybitRestApi
+from .bybit_venue import BybitParts
 from .control import MessageRate, handle_control
 from .disrupt import Disruptor
 from .fanout import Hub, Subscriber
@@ -46,7 +50,7 @@ from .routes import parse_target
 from .sender import FrameSender
 from .stats import SimStats
 from .tape import DEFAULT_CAPACITY, TradeTape
-from .venue import USDM, profile
+from .venue import BYBIT, USDM, profile
 
 __all__ = ["SimConfig", "Simulator", "sim_main"]
 
@@ -108,11 +112,15 @@ class Simulator:
         self.market = Market(config.symbols, rate=config.rate, seed=config.seed,
                              tape_capacity=tape_capacity, spec=venue.spec)
         self.stats = SimStats()
-        self._hub = Hub((m.spec for m in self.market.symbols.values()), self.stats, faults,
-                        venue)
+        specs = [m.spec for m in self.market.symbols.values()]
+        self.bybit = BybitParts(venue, plan, config.seed) if venue.family == BYBIT else None
+        self._hub = (self.bybit.make_hub(specs, self.stats, faults) if self.bybit is not None
+                     else Hub(specs, self.stats, faults, venue))
         self._ids = itertools.count(1)
-        self.rest = RestApi(self.market, self._clock_ms, venue=venue,
-                            weight_limit=plan.weight if plan is not None else None)
+        self.rest: RestApi | BybitRestApi = (
+            self.bybit.make_rest(self.market, self._clock_ms) if self.bybit is not None
+            else RestApi(self.market, self._clock_ms, venue=venue,
+                         weight_limit=plan.weight if plan is not None else None))
         ping = venue.ping_seconds if config.ping_seconds is None else config.ping_seconds
         self._ping = (ping, venue.pong_timeout_seconds) if ping else None
         self.disruptor: Disruptor | None = None
@@ -228,7 +236,8 @@ class Simulator:
     # -- one connection ---------------------------------------------------------------------
 
     async def _handle(self, request: WebSocketRequest) -> None:
-        route = parse_target(request.path, self.venue.routed)
+        route = (self.bybit.route(request.path) if self.bybit is not None
+                 else parse_target(request.path, self.venue.routed))
         if route is None:
             self.stats.rejected += 1
             await request.reject(404, body=b"Not Found")
@@ -294,7 +303,8 @@ class Simulator:
                     await ws.aclose(1008, "Too many requests")
                     scope.cancel()
                     return
-                result = handle_control(message, list(sub.streams))
+                result = (self.bybit.control(message, sub) if self.bybit is not None
+                          else handle_control(message, list(sub.streams)))
                 self._hub.subscribe(sub, result.subscribe)
                 self._hub.unsubscribe(sub, result.unsubscribe)
                 self._hub.reply(sub, result.reply)

@@ -17,12 +17,14 @@ from dataclasses import dataclass, replace
 from ..venues.binance_coinm import wire as coinm
 from ..venues.binance_common.facts import WireFacts
 from ..venues.binance_spot import wire as spot
+from ..venues.bybit import facts as bybit_facts
 from .listing import CATALOGUE, NEW_LISTINGS
 from .specs import SymbolSpec, spec_for
 
 USDM = "binance-usdm"
 SPOT = spot.NAME
 COINM = coinm.NAME
+BYBIT = "bybit"  # the family of the Bybit categories (``bybit_venue.py``)
 
 _FUTURES_SUFFIXES = ((100, "@100ms"), (250, ""), (500, "@500ms"))  # 250 ms has no suffix
 
@@ -52,6 +54,7 @@ class VenueProfile:
     ticker_weights: tuple[int, int] = (1, 40)  # ticker/24hr: one symbol, every symbol
     messages_per_second: int | None = None  # a client sending more is disconnected (None: any)
     exact_depth_limits: bool = True  # depth takes only the listed limits (spot: 1 up to the max)
+    family: str = "binance"  # whose wire: "binance", or "bybit" (``bybit_venue.py`` speaks it)
 
     @property
     def rest_root(self) -> str:
@@ -86,6 +89,8 @@ class VenueProfile:
                        contract_usd=contract_size(symbol))
 
     def example_path(self, stream: str) -> str:
+        if self.family == BYBIT:
+            return f"/v5/public/{self.name.removeprefix('bybit-')}"
         return f"/market/stream?streams={stream}" if self.routed else f"/stream?streams={stream}"
 
 
@@ -119,6 +124,11 @@ PROFILES: dict[str, VenueProfile] = {
         catalogue=tuple(f"{c}USD_PERP" for c in _COINS),
         new_listings=tuple(n.removesuffix("USDT") + "USD_PERP" for n in NEW_LISTINGS),
         listing_suffix="USD_PERP"),
+    **{c.name: VenueProfile(
+        name=c.name, routed=False, rest_prefix="/v5/market", depth_weights=((1000, 1),),
+        agg_trades_weight=1, exchange_info_weight=1, weight_limit=bybit_facts.REST_LIMIT,
+        ping_seconds=None, pong_timeout_seconds=bybit_facts.IDLE_CUT_SECONDS, pu=False,
+        family=BYBIT) for c in bybit_facts.CATEGORIES.values()},
 }
 VENUES = tuple(PROFILES)
 USDM_PROFILE = PROFILES[USDM]  # today's behaviour, the default everywhere
