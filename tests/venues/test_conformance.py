@@ -33,6 +33,7 @@ from trio_harvest.venues.base import (
     QUOTE,
     QUOTES,
     SNAPSHOT,
+    SPANS,
     TRADE,
     TRADES,
     BookLevels,
@@ -43,22 +44,42 @@ from trio_harvest.venues.base import (
     Venue,
 )
 
-# venue -> (websocket capture, REST depth snapshots) in shared/fixtures
-CAPTURES: dict[str, tuple[str, str]] = {
+# venue -> (websocket capture, REST depth snapshots or None) in shared/fixtures
+CAPTURES: dict[str, tuple[str, str | None]] = {
     "binance-usdm": ("binance_usdm_ws_2021-07-22.txt", "binance_usdm_rest_2021-07-22.txt"),
     "binance-spot": ("binance_spot_ws_2021-10-12.txt", "binance_spot_rest_2021-10-12.txt"),
     "binance-coinm": ("binance_coinm_ws_2021-07-22.txt", "binance_coinm_rest_2021-07-22.txt"),
     "bybit-linear": ("bybit_linear_ws.txt", "bybit_linear_rest.txt"),
     "bybit-spot": ("bybit_spot_ws.txt", "bybit_spot_rest.txt"),
+    # one OKX socket carries every instType: each venue reads its own instruments of it
+    "okx-swap": ("okx_ws_2022-05-13.txt", None),
+    "okx-spot": ("okx_ws_2022-05-13.txt", None),
 }
-FRAMES = Path(__file__).parent / "frames"  # documented examples, where no capture exists
-# venue -> a success reply to request 7, as the venue sends it (Binance's by default)
+# captures that hold other venues' instruments too (only the venue's own are read)
+SHARED_CAPTURES = {"okx-swap", "okx-spot"}
+# captures that predate their venue's book sequence fields (OKX 2022: no seqId/prevSeqId) and
+# hold no REST snapshot: their book rule is tested in the venue's own tests
+# (tests/venues/test_okx_book.py: documented examples, and the capture's checksums)
+UNSEQUENCED = {"okx-swap", "okx-spot"}
+# venues whose trade backfill pages down from a newer id (OKX ``after``), not up from one
+PAGES_DOWN = {"okx-swap", "okx-spot"}
+# venue -> an empty trades answer, where it is not ``[]``
+EMPTY_TRADES = {"okx-swap": b'{"code":"0","msg":"","data":[]}',
+                "okx-spot": b'{"code":"0","msg":"","data":[]}'}
+# venues whose REST answers report no used weight
+NO_WEIGHT_HEADER = {"okx-swap", "okx-spot", "bybit-linear", "bybit-spot"}
+# venue -> its answer to a subscribe request of id 7, as the venue sends it (Binance's by default)
 ACKS: dict[str, str] = {
     "bybit-linear": json.dumps({"success": True, "ret_msg": "", "conn_id": "c1",
                                 "req_id": "7", "op": "subscribe"}),
     "bybit-spot": json.dumps({"success": True, "ret_msg": "subscribe", "conn_id": "c1",
                               "req_id": "7", "op": "subscribe"}),
+    "okx-swap": '{"id":"7","event":"subscribe","arg":{"channel":"trades",'
+                '"instId":"BTC-USDT-SWAP"},"connId":"a4d3ae55"}',
+    "okx-spot": '{"id":"7","event":"subscribe","arg":{"channel":"trades",'
+                '"instId":"BTC-USDT"},"connId":"a4d3ae55"}',
 }
+FRAMES = Path(__file__).parent / "frames"  # documented examples, where no capture exists
 # venues whose quote stream counts its own update ids: its quotes are joined to the book by the
 # matching-engine time both carry (Bybit's ``cts``), not by update id
 JOIN_BY_ENGINE_TIME = {"bybit-linear", "bybit-spot"}
@@ -89,9 +110,20 @@ LISTINGS: dict[str, dict[str, Any]] = {
     "bybit-spot": {"retCode": 0, "retMsg": "OK", "result": {"category": "spot", "list": [
         {"symbol": "BTCUSDT", "baseCoin": "BTC", "quoteCoin": "USDT", "status": "Trading"},
         {"symbol": "LUNAUSDT", "baseCoin": "LUNA", "quoteCoin": "USDT", "status": "Closed"}]}},
+    "okx-swap": {"code": "0", "msg": "", "data": [
+        {"instId": "BTC-USDT-SWAP", "instType": "SWAP", "state": "live", "ctVal": "0.01",
+         "ctValCcy": "BTC", "listTime": "1573557408000", "expTime": ""},
+        {"instId": "LUNA-USDT-SWAP", "instType": "SWAP", "state": "suspend", "ctVal": "1",
+         "listTime": "1611000000000", "expTime": "1652400000000"}]},
+    "okx-spot": {"code": "0", "msg": "", "data": [
+        {"instId": "BTC-USDT", "instType": "SPOT", "state": "live", "listTime": "1548133413000",
+         "expTime": ""},
+        {"instId": "LUNA-USDT", "instType": "SPOT", "state": "suspend",
+         "listTime": "1611000000000", "expTime": "1652400000000"}]},
 }
 
 NAMES = sorted(venues.VENUES)
+SEQUENCED = [n for n in NAMES if n not in UNSEQUENCED]
 
 
 @dataclass
@@ -118,10 +150,14 @@ def _capture(venue: Venue, fixtures_dir: Path) -> Capture:
         except FrameError as exc:
             cap.refused.append(exc)
             continue
+        if venue.name in SHARED_CAPTURES and not venue.valid_symbol(env.data.symbol):
+            continue  # another venue's instrument on the same socket
         if env.data.kind == BATCH:  # several records in one frame: each as if alone
             cap.records += [(env.stream, rec) for rec in env.data.records]
         else:
             cap.records.append((env.stream, env.data))
+    if rest is None:
+        return cap
     for line in (fixtures_dir / rest).read_text().splitlines():
         if line.strip():
             url, _, rest_line = line.partition(" -> ")
@@ -133,6 +169,11 @@ def _capture(venue: Venue, fixtures_dir: Path) -> Capture:
 
 @pytest.fixture(params=NAMES)
 def venue(request: pytest.FixtureRequest) -> Venue:
+    return venues.get(request.param)
+
+
+@pytest.fixture(params=SEQUENCED)
+def sequenced(request: pytest.FixtureRequest) -> Venue:
     return venues.get(request.param)
 
 
@@ -189,7 +230,8 @@ def _properties(proto: type) -> set[str]:
 
 
 def test_the_book_rule_holds_on_the_capture_and_catches_a_lost_update(
-        venue: Venue, fixtures_dir: Path) -> None:
+        sequenced: Venue, fixtures_dir: Path) -> None:
+    venue = sequenced
     cap = _capture(venue, fixtures_dir)
     events: dict[str, list[Any]] = defaultdict(list)
     for _, rec in cap.records:
@@ -219,9 +261,10 @@ def test_the_book_rule_holds_on_the_capture_and_catches_a_lost_update(
 
 
 def test_a_book_kept_by_the_venues_rule_agrees_with_its_quote_stream(
-        venue: Venue, fixtures_dir: Path) -> None:
+        sequenced: Venue, fixtures_dir: Path) -> None:
     """The capture's diff events, applied by the venue's own book (``local_book``) on its REST
     snapshots, give exactly the best levels its quote stream shows at the same update id."""
+    venue = sequenced
     cap = _capture(venue, fixtures_dir)
     key = "trade_ms" if venue.name in JOIN_BY_ENGINE_TIME else "update_id"
     books: dict[str, LocalBook] = {}
@@ -251,16 +294,24 @@ def test_a_book_kept_by_the_venues_rule_agrees_with_its_quote_stream(
 
 def test_the_trade_continuity_rule_holds_on_the_capture(venue: Venue,
                                                         fixtures_dir: Path) -> None:
-    assert venue.trade_continuity in (CONTIGUOUS, NO_CONTINUITY)
+    assert venue.trade_continuity in (CONTIGUOUS, NO_CONTINUITY, SPANS)
     cap = _capture(venue, fixtures_dir)
     ids: dict[str, list[int]] = defaultdict(list)
+    spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for _, rec in cap.records:
         if rec.kind == TRADE:
             ids[rec.symbol].append(rec.agg_id)
+            spans[rec.symbol].append((rec.first_id, rec.last_id))
     assert ids
     if venue.trade_continuity == CONTIGUOUS:
         for symbol, seq in ids.items():
             assert seq == list(range(seq[0], seq[0] + len(seq))), symbol
+    if venue.trade_continuity == SPANS:  # each trade starts right after the one before
+        for symbol, covered in spans.items():
+            assert all(last == rec_id for (_, last), rec_id in zip(covered, ids[symbol],
+                                                                   strict=True))
+            for (_, prev_last), (first, _) in pairwise(covered):
+                assert first == prev_last + 1, symbol
 
 
 def test_backfill_pages_within_the_venue_limits(venue: Venue) -> None:
@@ -268,13 +319,21 @@ def test_backfill_pages_within_the_venue_limits(venue: Venue) -> None:
     assert page >= 1 and 0 < venue.trades_weight <= venue.weight_limit
     req = venue.trades_request("BTCUSDT", 12345, 10 * page)
     assert req.weight == venue.trades_weight and req.path
-    if venue.trade_continuity == CONTIGUOUS:
+    if venue.name in PAGES_DOWN:  # the trades older than ``after``: the page reaches 12345
+        after = req.params["after"]
+        assert isinstance(after, int) and 12345 < after <= 12345 + page
+        assert req.params["limit"] == page
+    elif venue.trade_continuity == NO_CONTINUITY:  # ids cannot be paged from: the venue's
+        assert 12345 not in req.params.values()  # recent trades, as many as it serves
+        assert max(v for v in req.params.values() if isinstance(v, int)) == page
+    else:
         assert 12345 in req.params.values()  # pages from the first missing id
-    else:  # ids prove nothing and cannot be paged from: the venue's recent trades, all of them
-        assert 12345 not in req.params.values() and page in req.params.values()
-    assert max(v for v in req.params.values() if isinstance(v, int) and v != 12345) <= page
-    assert venue.weight_header and venue.weight_header == venue.weight_header.lower()
-    assert list(venue.decode_trades(b"[]")) == []
+        assert max(v for v in req.params.values() if isinstance(v, int) and v != 12345) <= page
+    if venue.name in NO_WEIGHT_HEADER:
+        assert venue.weight_header == ""
+    else:
+        assert venue.weight_header and venue.weight_header == venue.weight_header.lower()
+    assert list(venue.decode_trades(EMPTY_TRADES.get(venue.name, b"[]"))) == []
     with pytest.raises(venue.bad_frame):
         venue.decode_trades(b"[{")
 
@@ -291,7 +350,10 @@ def test_the_connection_plan_subscribes_within_the_limits(venue: Venue,
                                                           fixtures_dir: Path) -> None:
     cap = _capture(venue, fixtures_dir)
     symbols = tuple(dict.fromkeys(rec.symbol for _, rec in cap.records))
-    if not venue.subscribe_on_open:  # the capture's URL names its streams
+    if venue.subscribe_on_open:  # the capture's URL names no streams: they were subscribed
+        assert not venue.stream_symbols(cap.url)
+        assert venue.open_url(cap.url) == cap.url
+    else:
         assert set(venue.stream_symbols(cap.url)) >= set(symbols)
     specs = venue.streams_for(symbols, depth_levels=20, depth_speed="100ms", book="diff",
                               book_ticker=True)
@@ -311,11 +373,14 @@ def test_the_connection_plan_subscribes_within_the_limits(venue: Venue,
     assert all(name in message for name in extra)
     after = venue.url_after(url, [message])
     assert set(venue.stream_symbols(after)) >= {venue.stream_symbol(n) for n in extra}
-    if venue.subscribe_on_open:  # a new socket subscribes every stream of its plan
-        opened = "".join(venue.open_messages(url))
-        assert all(s.name in opened for s in plan.streams)
-        assert all(s.name not in venue.open_url(url) for s in plan.streams)
-    ok = ACKS.get(venue.name, json.dumps({"result": None, "id": 7}))
+    if venue.subscribe_on_open:  # a socket opens the bare path and subscribes what its URL names
+        assert set(venue.stream_symbols(url)) == {s.symbol for s in plan.streams}
+        sent = "".join(venue.open_messages(url))
+        assert all(s.name.rpartition(":")[2] in sent for s in plan.streams)
+        assert "#" not in venue.open_url(url) and venue.open_url(url) in url
+    else:
+        assert venue.open_messages(url) == [] and venue.open_url(url) == url
+    ok = ACKS.get(venue.name) or json.dumps({"result": None, "id": 7})
     assert venue.reply_to(ok) == (7, "")
 
 

@@ -15,9 +15,12 @@ from .binance_spot.adapter import VENUE as BINANCE_SPOT
 from .binance_usdm.adapter import VENUE as BINANCE_USDM
 from .bybit.adapter import LINEAR as BYBIT_LINEAR
 from .bybit.adapter import SPOT as BYBIT_SPOT
+from .okx.adapter import SPOT_VENUE as OKX_SPOT
+from .okx.adapter import SWAP_VENUE as OKX_SWAP
 
-VENUES: dict[str, Venue] = {v.name: v for v in (BINANCE_USDM, BINANCE_SPOT, BINANCE_COINM,
-                                                BYBIT_LINEAR, BYBIT_SPOT)}
+_ADAPTERS: tuple[Venue, ...] = (BINANCE_USDM, BINANCE_SPOT, BINANCE_COINM, OKX_SWAP, OKX_SPOT,
+                                BYBIT_LINEAR, BYBIT_SPOT)
+VENUES: dict[str, Venue] = {v.name: v for v in _ADAPTERS}
 # the default venue's name lives in ``kinds`` (storage and readers, below the venues, need it too)
 DEFAULT = DEFAULT_VENUE
 if DEFAULT not in VENUES:

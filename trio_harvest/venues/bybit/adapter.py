@@ -38,7 +38,7 @@ from .facts import BOOK_TOPIC, TRADE_TOPIC, Category
 QUOTE_KIND = f"{BOOK_TOPIC}.1"  # the stream kind of ``orderbook.1.S`` (quotes)
 DEPTH_KIND = BOOK_TOPIC
 TRADE_KIND = TRADE_TOPIC
-WEIGHT_HEADER = "x-bapi-limit-status"  # per-UID only: public answers carry none
+WEIGHT_HEADER = ""  # none: X-Bapi-Limit-* report per-UID limits only, never the IP budget
 MAX_TOPICS = 500  # per connection: 500 of the longest names stay under 21,000 characters
 CADENCE: dict[str, float] = {TRADE_KIND: 1.0, QUOTE_KIND: 0.01, DEPTH_KIND: 0.02}
 
