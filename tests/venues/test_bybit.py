@@ -73,7 +73,8 @@ def test_the_documented_trade_decodes_linear_ids_are_not_integers() -> None:
     f = LINEAR.decode(DOC_TRADE)
     t = f.data
     assert f.stream == "publicTrade.BTCUSDT" and t.kind == 1
-    assert (t.trade_id, t.agg_id) == ("20f43950-d8dd-5b31-9112-a178eb6023af", 0)
+    assert t.trade_id == "20f43950-d8dd-5b31-9112-a178eb6023af"
+    assert t.agg_id == t.first_id == t.last_id == 0x20f43950d8dd5b31 >> 1  # a key, not a count
     assert (t.price, t.qty, t.trade_ms, t.event_ms) == (16578.5, 0.001, 1672304486865,
                                                         1672304486868)
     assert t.buyer_maker is False  # the taker bought
@@ -239,6 +240,12 @@ def test_recent_trade_backfill_fills_what_it_reaches_and_says_unfillable_otherwi
         LINEAR.decode_trades(b'{"retCode":10006,"retMsg":"Too many visits!","result":{}}')
     row = SPOT.rest_trade_row("BTCUSDT", _rest(1, 5, prefix="")[0], 9)
     assert row[3:5] == ("BTCUSDT", 0) and row[2] == 9
+    uuid = "20f43950-d8dd-5b31-9112-a178eb6023af"
+    doc = json.loads(json.dumps({"retCode": 0, "result": {"list": [{
+        "execId": uuid, "symbol": "BTCUSDT", "price": "1", "size": "1", "side": "Buy",
+        "time": "5"}]}}))
+    lin = LINEAR.decode_trades(json.dumps(doc).encode())[0]
+    assert LINEAR.rest_trade_row("BTCUSDT", lin, 9)[4] == LINEAR.decode(DOC_TRADE).data.agg_id
 
 
 def test_trade_ids_are_deduplicated_never_chained() -> None:

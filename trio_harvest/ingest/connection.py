@@ -17,6 +17,7 @@ the other streams never notice. Never writes files, never checks rotation.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,20 @@ from .transport import (
 __all__ = ["RECOVERABLE", "ConnectFn", "Connection", "MessageSource", "websocket_connector"]
 
 log = logging.getLogger("trio_harvest.ingest")
+
+
+class Due(Protocol):
+    @property
+    def messages(self) -> list[str]: ...
+
+
+class Resubscribing(Protocol):
+    """A venue's pacer of resubscribe requests (``Venue.resubscriber()``, e.g. Bybit's)."""
+
+    def broke(self, topic: str, now: float) -> None: ...
+    def recovered(self, topic: str, now: float) -> None: ...
+    def next_at(self) -> float | None: ...
+    def due(self, now: float) -> Due: ...
 
 
 class JournalSink(Protocol):
@@ -122,6 +137,10 @@ class Connection:
         self._next_send_at = 0.0
         self._request_id = 0
         self._run_scope = trio.CancelScope()
+        # a venue that resyncs a broken book by resubscribing its stream: the session's pacer
+        # of those requests (the venue's ``resubscriber``) and what wakes its task
+        self._resub: Resubscribing | None = None
+        self._resub_wake = trio.Event()
 
     @property
     def url(self) -> str:
@@ -266,12 +285,17 @@ class Connection:
                     if opened_with != {spec.name for spec in self.plan.streams}:
                         await self._tell()  # the plan changed while this session opened
                     keepalive = self.venue.keepalive
-                    if keepalive.ping_text is None:  # the server pings; the transport answers
-                        await self._receive(ws)
-                    else:  # the venue wants the client's pings: a task of the session's own
+                    resubscriber = getattr(self.venue, "resubscriber", None)
+                    if keepalive.ping_text is None and resubscriber is None:
+                        await self._receive(ws)  # the server pings; the transport answers
+                    else:  # the client's pings, paced resubscribes: tasks of the session's own
                         async with trio.open_nursery() as nursery:
-                            nursery.start_soon(self._keepalive, ws, keepalive.ping_text,
-                                               keepalive.interval)
+                            if keepalive.ping_text is not None:
+                                nursery.start_soon(self._keepalive, ws, keepalive.ping_text,
+                                                   keepalive.interval)
+                            if resubscriber is not None:
+                                self._resub = resubscriber()
+                                nursery.start_soon(self._resubscribing, ws, self._resub)
                             await self._receive(ws)
             return self._ended_by
         except RECOVERABLE as exc:
@@ -289,6 +313,7 @@ class Connection:
         finally:
             self._session = None
             self._ws = None
+            self._resub = None
             self._handling = False
             if self.journal is not None and st.connected:
                 self.journal.event(self.index, False, self._ended_by)
@@ -325,6 +350,33 @@ class Connection:
                 frame = polled
             self._handling = False
             frame = await get()
+
+    def resubscribe(self, stream: str) -> None:
+        """A book of ``stream`` broke: resubscribe that stream (for a fresh snapshot), paced by
+        the venue's resubscriber with this session's other client messages. Between sessions
+        nothing is needed: the next session subscribes every stream of the plan."""
+        if self._resub is not None:
+            self._resub.broke(stream, trio.current_time())
+            self._resub_wake.set()
+
+    def recovered(self, stream: str) -> None:
+        """The book of ``stream`` is live again (its snapshot came)."""
+        if self._resub is not None:
+            self._resub.recovered(stream, trio.current_time())
+
+    async def _resubscribing(self, ws: MessageSource, resub: Resubscribing) -> None:
+        """Send what the resubscriber says is due, when it is due (a failed send ends the
+        session: the reader notices)."""
+        while True:
+            at = resub.next_at()
+            with trio.move_on_at(math.inf if at is None else at):
+                await self._resub_wake.wait()
+            self._resub_wake = trio.Event()
+            for message in resub.due(trio.current_time()).messages:
+                async with self._send_lock:
+                    await trio.sleep_until(self._next_send_at)
+                    self._next_send_at = trio.current_time() + 1.0 / self.venue.messages_per_second
+                    await ws.send(message)
 
     async def _keepalive(self, ws: MessageSource, text: str, interval: float) -> None:
         """The venue's app-level ping, every ``interval`` seconds, paced with the session's

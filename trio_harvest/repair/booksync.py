@@ -15,7 +15,8 @@ Owns, per symbol, the venue's ``LocalBook`` (its book rule) and the traffic arou
   levels are written as a snapshot and its top as a row, no REST request. A break of the update
   chain writes a ``gaps`` row (reason "book sequence break", followed by the venue's rule in
   parentheses where its break names one) and calls the hook's
-  ``on_gap``; while a symbol resyncs it buffers (bounded) and writes no orderbook rows. Other
+  ``on_gap``; while a symbol resyncs it buffers (bounded) and writes no orderbook rows (a venue
+  whose snapshots come on the socket resyncs by resubscribing that stream: ``resubscribe``). Other
   symbols are never affected. Only the router's task applies events and snapshots, so a
   symbol's rows stay in update-id order.
 - The fetcher task (``run``): snapshot requests go through a per-symbol cooldown (doubling on
@@ -158,6 +159,10 @@ class DiffBooks:
         self._failures: dict[str, int] = {}
         self._wake = trio.Event()
         self._ratelog = RateLimitedLog(log)
+        # a venue whose books resync from a snapshot on the socket: the app's ``stream ->
+        # resubscribe it`` (then no REST request is made) and ``stream -> its book is live``
+        self.resubscribe: Callable[[str], None] | None = None
+        self.recovered: Callable[[str], None] | None = None
 
     def add_symbol(self, symbol: str) -> None:
         """A symbol's local book (at start, or when a listing change adds it while running)."""
@@ -230,13 +235,22 @@ class DiffBooks:
         self._settled(book)
 
     def _settled(self, book: LocalBook) -> None:
-        """After an event: a book that needs a snapshot asks for one; one in sync again starts
-        its cooldown over."""
+        """After an event: a book that needs a snapshot asks for one (from REST, or, where the
+        venue's snapshots come on the socket, by resubscribing its stream); one in sync again
+        starts its cooldown over."""
         if book.needs_snapshot:
             if book.symbol not in self._pending:
-                self._request(book.symbol)
+                if self.resubscribe is None:
+                    self._request(book.symbol)
+                else:
+                    self._pending.add(book.symbol)
+                    self.resubscribe(self.streams[book.symbol])
         elif self._failures and book.live:
             self._failures.pop(book.symbol, None)  # in sync again: the cooldown starts over
+        elif self._pending and self.resubscribe is not None and book.symbol in self._pending:
+            self._pending.discard(book.symbol)  # its snapshot came
+            if self.recovered is not None:
+                self.recovered(self.streams[book.symbol])
 
     async def _step(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
                     hook: BookHook | None) -> None:

@@ -283,7 +283,7 @@ class Bybit:
         return wire.decode_recent_trades(body)
 
     def rest_trade_row(self, symbol: str, t: Any, recv_ms: int) -> Row:
-        agg = int(t.trade_id) if self.numeric_ids and t.trade_id.isdigit() else 0
+        agg = int(t.trade_id) if self.numeric_ids else wire.uuid_key(t.trade_id)
         return (t.trade_ms, t.trade_ms, recv_ms, symbol, agg, t.price, t.qty, agg, agg,
                 t.buyer_maker)
 
