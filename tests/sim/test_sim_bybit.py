@@ -138,7 +138,7 @@ async def test_rest_recent_trades_instruments_pages_and_the_ip_limit(
                               seed=5, venue=SPOT, faults=FaultPlan(weight=12)))
     await nursery.start(sim.serve)
     await trio.sleep(0.5)
-    adapter = venues.get(SPOT)
+    adapter: Any = venues.get(SPOT)
     async with httpx.AsyncClient(base_url=sim.rest_url) as client:
         req = adapter.trades_request("C0USDT", 0, 0)
         r = await client.get(req.path, params=dict(req.params))
