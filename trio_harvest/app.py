@@ -26,7 +26,7 @@ from .ingest.connection import ConnectFn, Connection, make_connections, run_inge
 from .ingest.restclient import FetchFn, http_fetch
 from .journal import wiring as journal_wiring
 from .kinds import CVD, OFI, PREVIEW_KINDS, Row, schema_for
-from .ops.listing import check_listing
+from .ops.listing import ListingError, check_listing, fetch_listing
 from .ops.operations import Operations
 from .ops.startup import recover_command
 from .ops.stopclock import StopClock
@@ -209,6 +209,15 @@ class Harvester:
             return next(iter(self.engines.values())).metadata(kind)
         return {"trio_harvest.version": __version__, "trio_harvest.kind": kind}
 
+    async def _read_listing(self, rest_url: str) -> None:
+        """The venue's listing, read once before any frame is decoded: a venue that needs it
+        to decode (contract sizes) learns it here. Unreachable: one error, the run goes on."""
+        try:
+            await fetch_listing(rest_url, http_fetch, self.venue)
+        except ListingError as exc:
+            log.error("%s: the listing could not be read (%s); sizes of instruments it would "
+                      "have described stay in the venue's own units", self.venue.name, exc)
+
     async def _replay_journal(self) -> None:
         """Restart: what an earlier run journaled but had not made durable goes in first."""
         if self.journal is not None:
@@ -263,6 +272,9 @@ class Harvester:
                 if self.journal is not None:
                     await root.start(self.journal.run)
                 await root.start(self.probe.run_task)
+                if self._use_http and self.venue.needs_listing:  # before any frame is decoded
+                    await self._read_listing(self.simulator.rest_url if cfg.sim
+                                             else cfg.rest_url)
                 await self._replay_journal()  # issue 9: before connecting
                 self._resume_continuity(seeds)
                 await root.start(self.repair.run, self.simulator.rest_url if cfg.sim else cfg.rest_url)

@@ -16,13 +16,14 @@ from collections.abc import Callable, Iterable, Sequence
 
 from .errors import ConfigError
 
-# Word characters, no lower case, not starting with "_", 2..40 long (flags are upper-cased first).
-SYMBOL_RE = re.compile(r"^(?=\w{2,40}$)[^\W_a-z][^\Wa-z]*$")
+# Word characters and "-" (OKX: ``BTC-USDT-SWAP``), no lower case, not starting with "_" or "-",
+# 2..40 long (flags are upper-cased first).
+SYMBOL_RE = re.compile(r"^(?=[\w-]{2,40}$)[^\W_a-z](?:[^\Wa-z]|-)*$")
 
 
 ALL = "ALL"
 # a pattern: symbol characters and at least one of * ? [ ] (shell-style, fnmatch)
-PATTERN_RE = re.compile(r"^(?=.*[*?\[])[^\Wa-z]*(?:[*?\[\]!][^\Wa-z]*)*$")
+PATTERN_RE = re.compile(r"^(?=.*[*?\[])(?:[^\Wa-z]|-)*(?:[*?\[\]!](?:[^\Wa-z]|-)*)*$")
 
 
 def is_pattern(entry: str) -> bool:

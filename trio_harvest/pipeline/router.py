@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import venues
@@ -127,6 +128,9 @@ class Router:
         self.venue = venue = venue or venues.default()
         self._decode = venue.decode_envelope
         self._bad_frame = venue.bad_frame
+        # what the gate deduplicates quotes and book snapshots by (the update id, or an id of
+        # the venue's that only grows where its update ids may restart)
+        self._gate_id = attrgetter(venue.gate_id)
         self.lanes = lanes
         self.symbols = frozenset(symbols)
         self.depth_levels = depth_levels
@@ -395,9 +399,10 @@ class Router:
                 return None
             if kind == QUOTE:
                 if gate is not None:
-                    fast = gate.book_fast(env.stream, data.update_id)
+                    gid = self._gate_id(data)
+                    fast = gate.book_fast(env.stream, gid)
                     if fast is None:  # not a usual step: the gate may hold it (as a row)
-                        fast = gate.book(env.stream, data.update_id, quote_row(data, recv_ms))
+                        fast = gate.book(env.stream, gid, quote_row(data, recv_ms))
                         if gate.released:  # held messages the stream has just confirmed
                             return self._slow(gate, lane, hook, data, recv_ms, fast, frame)
                     if not fast:
@@ -412,9 +417,10 @@ class Router:
                 return None
             if kind == BOOK and self.book == "partial":
                 if gate is not None:
-                    fast = gate.book_fast(env.stream, data.update_id)
+                    gid = self._gate_id(data)
+                    fast = gate.book_fast(env.stream, gid)
                     if fast is None:
-                        fast = gate.book(env.stream, data.update_id, self.venue.levels_row(
+                        fast = gate.book(env.stream, gid, self.venue.levels_row(
                             data, recv_ms, self.depth_levels, self.depth_source))
                         if gate.released:
                             return self._slow(gate, lane, hook, data, recv_ms, fast, frame)

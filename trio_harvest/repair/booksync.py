@@ -387,7 +387,7 @@ class DiffBooks:
         try:
             with trio.fail_after(self.fetch_timeout):
                 body = await fetch(symbol, self.limit)
-            snap = self.venue.parse_snapshot(body)
+            snap = self.venue.parse_snapshot(body, symbol)
         except RateLimited as exc:
             self.stats.rate_limited += 1
             self.pacer.pause_until(trio.current_time() + exc.retry_after)

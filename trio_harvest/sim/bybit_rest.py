@@ -42,7 +42,7 @@ class BybitRestApi:
         self._used = 0
 
     def handle(self, method: str, target: str) -> RestReply:
-        path, query = self.stats.count(target)
+        path, query = self.stats.counted(target)
         if method not in ("GET", "HEAD"):
             return self._fail(405, 10001, f"method {method} not allowed")
         window = self.clock_ms() // self.window_ms

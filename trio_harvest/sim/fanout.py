@@ -16,11 +16,14 @@ import trio
 
 from .events import Event
 from .faults import Faults
+from .okx_wire import OkxSymbolWire
 from .routes import serves
 from .specs import SymbolSpec
 from .stats import SimStats
-from .venue import USDM_PROFILE, VenueProfile
+from .venue import OKX, USDM_PROFILE, VenueProfile
 from .wire import CONTROL, SymbolWire, combined
+
+Wire = SymbolWire | OkxSymbolWire
 
 
 class Subscriber:
@@ -80,15 +83,29 @@ class Hub:
         venue: VenueProfile = USDM_PROFILE,
     ) -> None:
         self._venue = venue
-        self._wires = {s.symbol: SymbolWire(s, venue) for s in specs}
+        self._faults = faults
+        self._wires: dict[str, Wire] = {s.symbol: self._wire(s) for s in specs}
         self._subs: dict[str, list[Subscriber]] = {}
         self._stats = stats
-        self._faults = faults
         self.connections: dict[int, Subscriber] = {}
 
     def add_wire(self, spec: SymbolSpec) -> None:
         """A symbol listed while running: its events are encoded from now on."""
-        self._wires.setdefault(spec.symbol, SymbolWire(spec, self._venue))
+        self._wires.setdefault(spec.symbol, self._wire(spec))
+
+    @property
+    def wires(self) -> dict[str, Wire]:
+        return self._wires
+
+    def _wire(self, spec: SymbolSpec) -> Wire:
+        """A symbol's encoder in the venue's wire format (OKX's: ``okx_wire.py``)."""
+        venue = self._venue
+        if venue.family != OKX:
+            return SymbolWire(spec, venue)
+        plan = getattr(self._faults, "plan", None)  # ``reset=P``: venue-side book resets
+        return OkxSymbolWire(spec, contracts=venue.inst_type == "SWAP",
+                             reset=plan.reset if plan is not None else 0.0,
+                             seed=plan.seed or 1 if plan is not None else 1)
 
     def attach(self, sub: Subscriber, streams: Iterable[str]) -> None:
         self.connections[sub.id] = sub

@@ -20,6 +20,16 @@ from trio_websocket import WebSocketRequest, WebSocketServer, wrap_server_stream
 
 from .rest import RestReply
 
+
+class RestHandler(Protocol):
+    """A venue's REST API as the front serves it (``rest.RestApi``, ``okx_rest.OkxRestApi``,
+    ``bybit_rest.BybitRestApi``)."""
+
+    root: bytes  # what every path starts with (``/fapi/``, ``/api/``)
+
+    def handle(self, method: str, target: str) -> RestReply: ...
+
+
 log = logging.getLogger("trio_harvest.sim.front")
 
 MAX_HEAD_BYTES = 16 * 1024
@@ -81,14 +91,6 @@ def is_rest(head: bytes, prefix: bytes = REST_PREFIX) -> bool:
     _method, _, rest = head.partition(b" ")
     end = head.find(b"\r\n\r\n")
     return rest.startswith(prefix) and b"\r\nupgrade:" not in head[:end].lower()
-
-
-class RestHandler(Protocol):
-    """What answers REST requests (``rest.RestApi``, ``bybit_rest.BybitRestApi``)."""
-
-    root: bytes  # the path prefix it serves
-
-    def handle(self, method: str, target: str) -> RestReply: ...
 
 
 class Front:

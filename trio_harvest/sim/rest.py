@@ -55,13 +55,15 @@ class RestStats:
     errors_4xx: int = 0
     weight_used: int = 0  # over the whole run
 
-    def count(self, target: str) -> tuple[str, dict[str, str]]:
-        """The path and query of a request ``target``, counted by its endpoint (last segment)."""
+    def counted(self, target: str) -> tuple[str, dict[str, str]]:
+        """The path (no trailing slash) and query of a request target, counted by endpoint (the
+        path's last segment)."""
         url = urlsplit(target)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         path = url.path.rstrip("/")
         endpoint = path.rsplit("/", 1)[-1]
         self.requests[endpoint] = self.requests.get(endpoint, 0) + 1
-        return path, {k: v[-1] for k, v in parse_qs(url.query).items()}
+        return path, query
 
     def render(self) -> str:
         reqs = ", ".join(f"{k} {v}" for k, v in sorted(self.requests.items())) or "none"
@@ -96,7 +98,7 @@ class RestApi:
 
     def handle(self, method: str, target: str) -> RestReply:
         """Answer one request (``target`` is the path with its query string)."""
-        path, query = self.stats.count(target)
+        path, query = self.stats.counted(target)
         if method not in ("GET", "HEAD"):
             return self._error(405, -1000, f"method {method} not allowed")
         venue = self.venue

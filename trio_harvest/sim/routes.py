@@ -13,18 +13,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .okx_wire import stream_kind as okx_stream_kind
 from .wire import AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH, stream_kind
 
 MARKET = "market"
 PUBLIC = "public"
 LEGACY = "legacy"  # the pre-2026-04 unrouted URLs: accepted, never served
 UNROUTED = "unrouted"  # a venue without routes: everything on one URL
+OKX = "okx"  # OKX's /ws/v5/public: every channel, subscribed after the handshake
 
 SERVES: dict[str, frozenset[str]] = {
     MARKET: frozenset({AGG_TRADE}),
     PUBLIC: frozenset({BOOK_TICKER, DEPTH, DIFF_DEPTH}),
     LEGACY: frozenset(),
     UNROUTED: frozenset({AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH}),
+    OKX: frozenset({AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH}),
 }
 
 
@@ -56,5 +59,5 @@ def parse_target(target: str, routed: bool = True) -> Route | None:
 
 def serves(area: str, stream: str) -> bool:
     """Whether a stream asked for on ``area`` is delivered (else: silence)."""
-    kind = stream_kind(stream)
+    kind = okx_stream_kind(stream) if area == OKX else stream_kind(stream)
     return kind is not None and kind in SERVES[area]

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, WebSocketServer
 
+from . import okx_server
 from .bybit_rest import BybitRestApi
 from .bybit_venue import BybitParts
 from .control import MessageRate, handle_control
@@ -45,12 +46,13 @@ from .faults import Faults
 from .front import Front
 from .listing import ListingChanges
 from .market import Market
+from .okx_rest import OkxRestApi
 from .rest import RestApi
 from .routes import parse_target
 from .sender import FrameSender
 from .stats import SimStats
 from .tape import DEFAULT_CAPACITY, TradeTape
-from .venue import BYBIT, USDM, profile
+from .venue import BYBIT, OKX, USDM, profile
 
 __all__ = ["SimConfig", "Simulator", "sim_main"]
 
@@ -117,10 +119,15 @@ class Simulator:
         self._hub = (self.bybit.make_hub(specs, self.stats, faults) if self.bybit is not None
                      else Hub(specs, self.stats, faults, venue))
         self._ids = itertools.count(1)
-        self.rest: RestApi | BybitRestApi = (
-            self.bybit.make_rest(self.market, self._clock_ms) if self.bybit is not None
-            else RestApi(self.market, self._clock_ms, venue=venue,
-                         weight_limit=plan.weight if plan is not None else None))
+        self.rest: RestApi | OkxRestApi | BybitRestApi
+        if venue.family == OKX:
+            self.rest = OkxRestApi(self.market, self._clock_ms, self._hub.wires,  # type: ignore[arg-type]
+                                   venue.inst_type, plan.weight if plan is not None else None)
+        elif self.bybit is not None:
+            self.rest = self.bybit.make_rest(self.market, self._clock_ms)
+        else:
+            self.rest = RestApi(self.market, self._clock_ms, venue=venue,
+                                weight_limit=plan.weight if plan is not None else None)
         ping = venue.ping_seconds if config.ping_seconds is None else config.ping_seconds
         self._ping = (ping, venue.pong_timeout_seconds) if ping else None
         self.disruptor: Disruptor | None = None
@@ -236,6 +243,9 @@ class Simulator:
     # -- one connection ---------------------------------------------------------------------
 
     async def _handle(self, request: WebSocketRequest) -> None:
+        if self.venue.family == OKX:  # its own path, subscribe messages and pings
+            await okx_server.handle(self, request)
+            return
         route = (self.bybit.route(request.path) if self.bybit is not None
                  else parse_target(request.path, self.venue.routed))
         if route is None:

@@ -25,6 +25,7 @@ class SimStats:
     pings: int = 0  # server pings answered (venues whose server pings: Spot, COIN-M)
     ping_timeouts: int = 0  # connections closed for want of a pong
     rate_closes: int = 0  # connections closed for sending too many messages per second
+    refused_requests: int = 0  # client requests answered with an error (OKX's error events)
     listed: list[str] = field(default_factory=list)  # listed while running (``listing=S``)
     delisted: list[str] = field(default_factory=list)  # delisted while running
 

@@ -24,6 +24,10 @@ from .specs import SymbolSpec, spec_for
 USDM = "binance-usdm"
 SPOT = spot.NAME
 COINM = coinm.NAME
+OKX_SWAP = "okx-swap"
+OKX_SPOT = "okx-spot"
+BINANCE = "binance"  # a venue family: the wire, routes, control messages and REST it speaks
+OKX = "okx"
 BYBIT = "bybit"  # the family of the Bybit categories (``bybit_venue.py``)
 
 _FUTURES_SUFFIXES = ((100, "@100ms"), (250, ""), (500, "@500ms"))  # 250 ms has no suffix
@@ -54,7 +58,8 @@ class VenueProfile:
     ticker_weights: tuple[int, int] = (1, 40)  # ticker/24hr: one symbol, every symbol
     messages_per_second: int | None = None  # a client sending more is disconnected (None: any)
     exact_depth_limits: bool = True  # depth takes only the listed limits (spot: 1 up to the max)
-    family: str = "binance"  # whose wire: "binance", or "bybit" (``bybit_venue.py`` speaks it)
+    family: str = BINANCE  # OKX: okx_wire.py, okx_*.py; Bybit: bybit_*.py (their own wire)
+    inst_type: str = ""  # OKX's instType (SWAP sizes count contracts of one lot)
 
     @property
     def rest_root(self) -> str:
@@ -82,6 +87,9 @@ class VenueProfile:
 
     def spec(self, symbol: str) -> SymbolSpec:
         """The symbol's grids; COIN-M sizes are whole contracts of ``contract_size`` USD."""
+        if self.family == OKX:  # BTC-USDT-SWAP and BTC-USDT price like BTCUSDT
+            return replace(spec_for(symbol.removesuffix("-SWAP").replace("-", "")),
+                           symbol=symbol)
         if not self.contracts:
             return spec_for(symbol)
         base = spec_for(coinm.pair_of(symbol) + "T")  # BTCUSD_PERP prices like BTCUSDT
@@ -91,6 +99,8 @@ class VenueProfile:
     def example_path(self, stream: str) -> str:
         if self.family == BYBIT:
             return f"/v5/public/{self.name.removeprefix('bybit-')}"
+        if self.family == OKX:
+            return "/ws/v5/public"
         return f"/market/stream?streams={stream}" if self.routed else f"/stream?streams={stream}"
 
 
@@ -130,6 +140,14 @@ PROFILES: dict[str, VenueProfile] = {
         ping_seconds=None, pong_timeout_seconds=bybit_facts.IDLE_CUT_SECONDS, pu=False,
         family=BYBIT) for c in bybit_facts.CATEGORIES.values()},
 }
+for _name, _type, _suffix in ((OKX_SWAP, "SWAP", "-USDT-SWAP"), (OKX_SPOT, "SPOT", "-USDT")):
+    PROFILES[_name] = VenueProfile(
+        name=_name, routed=False, rest_prefix="/api/v5", depth_weights=((400, 1),),
+        agg_trades_weight=1, exchange_info_weight=1, weight_limit=600, ping_seconds=None,
+        pong_timeout_seconds=30.0, family=OKX, inst_type=_type,
+        catalogue=tuple(f"{c}{_suffix}" for c in _COINS),
+        new_listings=tuple(n.removesuffix("USDT") + _suffix for n in NEW_LISTINGS),
+        listing_suffix=_suffix)
 VENUES = tuple(PROFILES)
 USDM_PROFILE = PROFILES[USDM]  # today's behaviour, the default everywhere
 
@@ -147,4 +165,6 @@ def default_symbols(name: str, now_ms: int) -> tuple[str, ...]:
     perpetuals and BTC's current quarterly, named after ``now_ms``)."""
     if name == COINM:
         return ("BTCUSD_PERP", "ETHUSD_PERP", coinm.quarterly_symbol("BTCUSD", now_ms))
+    if name in (OKX_SWAP, OKX_SPOT):
+        return tuple(f"{c}{PROFILES[name].listing_suffix}" for c in ("BTC", "ETH"))
     return ("BTCUSDT", "ETHUSDT")

@@ -278,6 +278,9 @@ class Venue(Protocol):
     # or unsubscribe request may carry (0: no limit); larger changes are sent in several.
     subscribe_on_open: bool
     subscribe_batch: int
+    # the venue decodes with facts of its listing (contract values): the run reads the listing
+    # (``listing_request``, ``listing``) before it decodes any frame
+    needs_listing: bool
     def open_url(self, url: str) -> str: ...
     def open_messages(self, url: str) -> list[str]: ...
     def url_after(self, url: str, messages: list[str]) -> str: ...
@@ -320,11 +323,16 @@ class Venue(Protocol):
     # before; an event that does not is a lost update: the book resets and resyncs. A venue
     # that also sends full snapshots on the stream has its local book answer ``SNAPSHOT`` for
     # them (the book restarts from it, no REST request)
-    def parse_snapshot(self, body: Mapping[str, Any]) -> BookSnapshot: ...
+    # ``symbol``: whose snapshot it is (a venue whose answer does not say, and whose sizes
+    # depend on the instrument, needs it; "" where unknown)
+    def parse_snapshot(self, body: Mapping[str, Any], symbol: str = "") -> BookSnapshot: ...
     def bridges(self, last_update_id: int, d: BookLevels) -> bool: ...
     def follows(self, prev_update_id: int, d: BookLevels) -> bool: ...
     def local_book(self, symbol: str, max_levels: int, buffer_limit: int) -> LocalBook: ...
     max_book_levels: int  # per side: the largest snapshot
+    # the attribute of a quote or a book snapshot the gate deduplicates by: ``update_id``, or
+    # an id of the venue's own that only grows where update ids may restart (a venue's reset)
+    gate_id: str
 
     # -- backfill and limits -------------------------------------------------------------------
     weight_header: str  # the response header with the weight used in the current window

@@ -76,6 +76,8 @@ class BinanceUsdm:
     keepalive = Keepalive(server_pings=True)
     subscribe_on_open = False  # the combined-stream URL carries the streams
     subscribe_batch = 0  # one request carries any number of names
+    needs_listing = False  # sizes need no fact of the listing
+    gate_id = "update_id"  # update ids only grow
     decode_envelope = staticmethod(wire.decode_envelope)
     bad_frame = wire.BadFrame
     quote_source = st.BOOK_TICKER
@@ -164,7 +166,7 @@ class BinanceUsdm:
 
     # -- sequencing and continuity -------------------------------------------------------------
 
-    def parse_snapshot(self, body: Mapping[str, Any]) -> diffbook.Snapshot:
+    def parse_snapshot(self, body: Mapping[str, Any], symbol: str = "") -> diffbook.Snapshot:
         return diffbook.parse_snapshot(body)
 
     def bridges(self, last_update_id: int, d: BookLevels) -> bool:

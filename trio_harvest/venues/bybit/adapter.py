@@ -123,6 +123,10 @@ class Bybit:
     snapshot_in_stream = True
     book_rule = book.RULE
     book_modes = ("diff",)  # every book topic is a snapshot then deltas: none is a partial
+    needs_listing = False  # sizes are base coin: nothing of the listing is needed to decode
+    # quotes are deduplicated by the cross sequence ``seq``: ``u`` restarts at 1 when Bybit's
+    # service restarts, ``seq`` only grows
+    gate_id = "seq"
 
     def __init__(self, cat: Category) -> None:
         self.category = cat
@@ -253,7 +257,7 @@ class Bybit:
 
     # -- sequencing and continuity -------------------------------------------------------------
 
-    def parse_snapshot(self, body: Mapping[str, Any]) -> book.Snapshot:
+    def parse_snapshot(self, body: Mapping[str, Any], symbol: str = "") -> book.Snapshot:
         return book.parse_snapshot(body)
 
     def bridges(self, last_update_id: int, d: BookLevels) -> bool:

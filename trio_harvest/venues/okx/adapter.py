@@ -107,6 +107,8 @@ class Okx:
     keepalive = Keepalive(server_pings=False, ping_text=wire.PING, interval=PING_SECONDS)
     subscribe_on_open = True
     subscribe_batch = SUBSCRIBE_BATCH
+    needs_listing = True  # SWAP sizes: contracts times ctVal (the spot listing is read too)
+    gate_id = "gate_id"  # seqId restarts after maintenance: time first, then seqId
     bad_frame = wire.BadFrame
     quote_source = wire.BBO
     trade_continuity = SPANS
@@ -216,12 +218,9 @@ class Okx:
 
     # -- sequencing and continuity -------------------------------------------------------------
 
-    def parse_snapshot(self, body: Mapping[str, Any]) -> book_.Snapshot:
-        data = body.get("data")
-        inst = ""
-        if isinstance(data, list) and data and isinstance(data[0], Mapping):
-            inst = str(data[0].get("instId", ""))
-        return book_.parse_snapshot(body, self.scales.get(inst, 1.0))
+    def parse_snapshot(self, body: Mapping[str, Any], symbol: str = "") -> book_.Snapshot:
+        """A REST books answer (it names no instId: sizes are scaled by ``symbol``'s)."""
+        return book_.parse_snapshot(body, self.scales.get(symbol, 1.0))
 
     def bridges(self, last_update_id: int, d: BookLevels) -> bool:
         return book_.bridges(last_update_id, d)

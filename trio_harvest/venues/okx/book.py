@@ -90,7 +90,8 @@ class Snapshot:
 
 def parse_snapshot(body: Mapping[str, Any], scale: float = 1.0) -> Snapshot:
     """``{"code":"0","data":[{"asks","bids","ts","seqId"}]}`` into a ``Snapshot`` (sizes times
-    ``scale``). ``SnapshotError`` for anything else (an error answer, no ``seqId``)."""
+    ``scale``: the answer names no instId, the caller knows whose it is).
+    ``SnapshotError`` for anything else (an error answer, no ``seqId``)."""
     try:
         if str(body.get("code", "0")) != "0":
             raise ValueError(f"code {body.get('code')}: {str(body.get('msg', ''))[:100]}")

@@ -108,6 +108,7 @@ class OkxBook(msgspec.Struct, gc=False):
     update_id: int = msgspec.field(name="seqId", default=0)
     symbol: str = ""
     is_snapshot: bool = False
+    gate_id: int = 0  # ``gate_key`` (books5 are deduplicated by it)
     bids: list[tuple[float, float]] = msgspec.field(name="__bids__", default_factory=list)
     asks: list[tuple[float, float]] = msgspec.field(name="__asks__", default_factory=list)
 
@@ -137,10 +138,17 @@ class OkxQuote(msgspec.Struct, gc=False):
     ask: float = 0.0
     ask_qty: float = 0.0
     event_ms: int = 0
+    gate_id: int = 0  # ``gate_key``: what duplicates are told by
 
     @property
     def trade_ms(self) -> int:
         return 0
+
+
+def gate_key(ts_ms: int, seq_id: int) -> int:
+    """An id that grows with time, then ``seqId`` (its low 12 bits): a repeated message has
+    the same one, and messages after a reset (a lower ``seqId``) still get larger ones."""
+    return (ts_ms << 12) | (seq_id & 0xFFF)
 
 
 class _Bbo(msgspec.Struct, gc=False):
@@ -230,6 +238,7 @@ def decode_push(frame: str | bytes, scales: Mapping[str, float]) -> Envelope:
         b.bids = levels(b.raw_bids, scale)
         b.asks = levels(b.raw_asks, scale)
         b.is_snapshot = push.action == "snapshot" or channel == BOOKS5
+        b.gate_id = gate_key(b.event_ms, b.update_id)
         return Envelope(stream, b)
     if channel == BBO:
         bbos = _bbo.decode(push.data)
@@ -240,7 +249,8 @@ def decode_push(frame: str | bytes, scales: Mapping[str, float]) -> Envelope:
         ba = levels(q.asks[:1], scale)
         bid, bid_qty = bb[0] if bb else (0.0, 0.0)
         ask, ask_qty = ba[0] if ba else (0.0, 0.0)
-        return Envelope(stream, OkxQuote(inst, q.seqId, bid, bid_qty, ask, ask_qty, q.ts))
+        return Envelope(stream, OkxQuote(inst, q.seqId, bid, bid_qty, ask, ask_qty, q.ts,
+                                         gate_key(q.ts, q.seqId)))
     if channel == TICKERS:
         ticks = _tickers.decode(push.data)
         if len(ticks) != 1:
@@ -251,7 +261,7 @@ def decode_push(frame: str | bytes, scales: Mapping[str, float]) -> Envelope:
             ta, taq = _float(tk.askPx or "0"), _float(tk.askSz or "0") * scale
         except ValueError:
             raise Refused("a ticker price that is not a number") from None
-        return Envelope(stream, OkxQuote(inst, tk.ts, tb, tbq, ta, taq, tk.ts))
+        return Envelope(stream, OkxQuote(inst, tk.ts, tb, tbq, ta, taq, tk.ts, tk.ts << 12))
     raise msgspec.ValidationError(f"a push of channel {channel[:30]!r}, which is not read")
 
 

@@ -1,0 +1,67 @@
+"""One OKX v5 public socket of the simulator: ``/ws/v5/public``, streams subscribed after the
+handshake, ``ping``/``pong``.
+
+Owns a connection's life on the OKX wire: the path check (anything else is a 404), the reader
+of client messages (``okx_control.py``: acks, error events, the 480 requests an hour), and the
+writer draining the connection's queue. The events, the fan-out, the faults and the disruptor
+are the simulator's (``server.py``); this never generates or encodes market data.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
+
+from .fanout import Subscriber
+from .okx_control import handle_okx, request_budget
+from .routes import OKX
+
+if TYPE_CHECKING:
+    from .server import Simulator
+
+PATH = "/ws/v5/public"
+
+
+async def handle(sim: Simulator, request: WebSocketRequest) -> None:
+    """Serve one OKX socket until it closes."""
+    if request.path.partition("?")[0].rstrip("/") != PATH:
+        sim.stats.rejected += 1
+        await request.reject(404, body=b"Not Found")
+        return
+    ws = await request.accept()
+    hub = sim._hub
+    sub = Subscriber(next(sim._ids), OKX, False, sim._queue_size)
+    hub.attach(sub, ())
+    sim.stats.connections_total += 1
+    sim.stats.connections_open += 1
+    try:
+        with sub.cancel_scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_read, sim, ws, sub, nursery.cancel_scope)
+                await sim._write(ws, sub)
+                nursery.cancel_scope.cancel()
+    finally:
+        hub.detach(sub)
+        sim.stats.connections_open -= 1
+
+
+async def _read(sim: Simulator, ws: WebSocketConnection, sub: Subscriber,
+                scope: trio.CancelScope) -> None:
+    hub, market = sim._hub, sim.market
+    budget = request_budget()
+    conn_id = f"{sub.id:08x}"
+    try:
+        while True:
+            message = await ws.get_message()
+            answer = handle_okx(message, conn_id, budget, trio.current_time(),
+                                lambda inst: inst in market.symbols)
+            if answer.refused:
+                sim.stats.refused_requests += 1
+            hub.subscribe(sub, answer.subscribe)
+            hub.unsubscribe(sub, answer.unsubscribe)
+            for reply in answer.replies:
+                hub.reply(sub, reply)
+    except ConnectionClosed:
+        scope.cancel()

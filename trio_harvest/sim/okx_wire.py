@@ -1,0 +1,152 @@
+"""The OKX v5 wire format of the simulator's events (``okx-swap``, ``okx-spot``).
+
+Owns the channel names an event goes out on (``trades:<instId>``, ``bbo-tbt:<instId>``,
+``books:<instId>`` for the 100 ms diff chain, ``books5:<instId>`` for the 100 ms top 5) and the
+whole push frame of each: ``{"arg":{"channel","instId"},"data":[…]}`` with every number a
+string but ``seqId``/``prevSeqId``/``checksum``. A trade is numbered by its last fill id
+(``tradeId``) and covers ``count`` fills, so ``tradeId - count == previous tradeId``. Book ids
+are the model's update ids, shifted by a per-instId offset so that a venue-side reset (fault
+``reset=P``: after maintenance OKX restarts ``seqId`` low) makes ``seqId < prevSeqId`` once and
+the chain goes on from the lower number; REST books read the same offset. Checksums are 0 (as
+OKX sends since June 2026). SWAP sizes count contracts: the simulator's lot is one contract, so
+``ctVal`` is the lot's size in base currency. Never does I/O, never decides who receives what.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from .events import AggTrade, BookDepth, BookTicker, Event, Level
+from .specs import SymbolSpec, fixed
+from .wire import AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH, StreamTarget
+
+TRADES = "trades"
+BOOKS = "books"
+BOOKS5 = "books5"
+BBO = "bbo-tbt"
+CHANNELS = {TRADES: AGG_TRADE, BBO: BOOK_TICKER, BOOKS: DIFF_DEPTH, BOOKS5: DEPTH}
+CADENCE_MS = 100  # books and books5 go out every 100 ms
+RESET_TO = 1000  # the seqId a reset restarts near
+_NAME_RE = re.compile(r"^(trades|bbo-tbt|books|books5):([A-Z0-9]+-[A-Z0-9]+(?:-SWAP)?)$")
+
+
+def stream_kind(name: str) -> str | None:
+    """The simulator's stream kind of an OKX stream name, or None."""
+    m = _NAME_RE.match(name)
+    return CHANNELS[m.group(1)] if m else None
+
+
+def split(name: str) -> tuple[str, str]:
+    m = _NAME_RE.match(name)
+    return (m.group(1), m.group(2)) if m else ("", "")
+
+
+class OkxSymbolWire:
+    """Names and encoders for one instId (the interface of ``wire.SymbolWire``)."""
+
+    __slots__ = (
+        "_books",
+        "_books5",
+        "_lot",
+        "_pd",
+        "_qd",
+        "_reset",
+        "_rng",
+        "_tick",
+        "agg",
+        "contracts",
+        "last_seq",
+        "offset",
+        "resets",
+        "symbol",
+        "ticker",
+    )
+
+    def __init__(self, spec: SymbolSpec, *, contracts: bool = False, reset: float = 0.0,
+                 seed: int = 1) -> None:
+        self.symbol = inst = spec.symbol
+        self.contracts = contracts  # SWAP: sizes in contracts (one lot each)
+        self._pd, self._tick = spec.price_decimals, spec.tick_units
+        self._qd, self._lot = spec.qty_decimals, spec.lot_units
+        self.agg: tuple[StreamTarget, ...] = ((f"{TRADES}:{inst}", 0, AGG_TRADE),)
+        self.ticker: tuple[StreamTarget, ...] = ((f"{BBO}:{inst}", 0, BOOK_TICKER),)
+        self._books: tuple[StreamTarget, ...] = ((f"{BOOKS}:{inst}", 0, DIFF_DEPTH),)
+        self._books5: tuple[StreamTarget, ...] = ((f"{BOOKS5}:{inst}", 5, DEPTH),)
+        self.offset = 0  # model update id - seqId
+        self._reset = reset
+        self._rng = random.Random(f"trio_harvest.sim.okx/{seed}/{inst}")
+        self.last_seq = -1
+        self.resets = 0
+
+    def seq(self, update_id: int) -> int:
+        return update_id - self.offset
+
+    def targets(self, ev: Event) -> tuple[StreamTarget, ...]:
+        if isinstance(ev, AggTrade):
+            return self.agg
+        if isinstance(ev, BookTicker):
+            return self.ticker
+        if ev.cadence_ms != CADENCE_MS:
+            return ()
+        return self._books if ev.diff else self._books5
+
+    def encode(self, ev: Event, levels: int = 0) -> str:
+        """The whole push frame of an event (OKX frames carry their own channel)."""
+        if isinstance(ev, AggTrade):
+            return self.trade(ev)
+        if isinstance(ev, BookTicker):
+            return self.bbo(ev)
+        if ev.diff:
+            return self.books(ev)
+        return self.books5(ev, levels or 5)
+
+    def price(self, ticks: int) -> str:
+        return _plain(fixed(ticks * self._tick, self._pd))
+
+    def qty(self, lots: int) -> str:
+        if self.contracts:
+            return str(lots)
+        return _plain(fixed(lots * self._lot, self._qd))
+
+    def trade(self, t: AggTrade) -> str:
+        count = t.last_id - t.first_id + 1
+        side = "sell" if t.buyer_maker else "buy"
+        return (f'{{"arg":{{"channel":"trades","instId":"{self.symbol}"}},"data":[{{'
+                f'"instId":"{self.symbol}","tradeId":"{t.last_id}","px":"{self.price(t.price)}",'
+                f'"sz":"{self.qty(t.qty)}","side":"{side}","ts":"{t.trade_ms}",'
+                f'"count":"{count}","source":"0","seqId":{t.agg_id}}}]}}')
+
+    def bbo(self, b: BookTicker) -> str:
+        return (f'{{"arg":{{"channel":"bbo-tbt","instId":"{self.symbol}"}},"data":[{{'
+                f'"asks":[["{self.price(b.ask)}","{self.qty(b.ask_qty)}","0","1"]],'
+                f'"bids":[["{self.price(b.bid)}","{self.qty(b.bid_qty)}","0","1"]],'
+                f'"ts":"{b.event_ms}","seqId":{self.seq(b.update_id)}}}]}}')
+
+    def books(self, d: BookDepth) -> str:
+        prev = self.seq(d.prev_update_id)
+        if self._reset and self._rng.random() < self._reset:  # maintenance: seqId restarts low
+            self.offset = d.last_update_id - RESET_TO - self._rng.randrange(100)
+            self.resets += 1
+        seq = self.seq(d.last_update_id)
+        self.last_seq = seq
+        return (f'{{"arg":{{"channel":"books","instId":"{self.symbol}"}},"action":"update",'
+                f'"data":[{{"asks":{self._levels(d.asks)},"bids":{self._levels(d.bids)},'
+                f'"ts":"{d.event_ms}","checksum":0,"prevSeqId":{prev},"seqId":{seq}}}]}}')
+
+    def books5(self, d: BookDepth, levels: int) -> str:
+        return (f'{{"arg":{{"channel":"books5","instId":"{self.symbol}"}},"data":[{{'
+                f'"asks":{self._levels(d.asks[:levels])},"bids":{self._levels(d.bids[:levels])},'
+                f'"instId":"{self.symbol}","ts":"{d.event_ms}",'
+                f'"seqId":{self.seq(d.last_update_id)}}}]}}')
+
+    def _levels(self, levels: tuple[Level, ...]) -> str:
+        price, qty = self.price, self.qty
+        return "[" + ",".join([f'["{price(p)}","{qty(q)}","0","1"]' for p, q in levels]) + "]"
+
+
+def _plain(text: str) -> str:
+    """OKX writes numbers without trailing zeros (``30261``, ``0.16``)."""
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
