@@ -223,12 +223,13 @@ def venue_configs(c: Config) -> list[Config]:
 
 def _validate(c: Config) -> None:
     venue = venues.get(c.venue)
+    syntax = venue.valid_symbol
     if c.universe:  # resolved from the listing: a shard's share may be empty for now
-        check_symbols(c.universe)
+        check_symbols(c.universe, venue_syntax=syntax)
         if c.symbols:
-            check_symbols(c.symbols)
+            check_symbols(c.symbols, venue_syntax=syntax)
     else:
-        check_symbols(c.symbols)
+        check_symbols(c.symbols, venue_syntax=syntax)
     wrong = [s for s in c.symbols if not is_pattern(s) and not venue.valid_symbol(s)]
     if wrong:
         raise ConfigError(f"symbols: {wrong[0]!r} is not a {c.venue} symbol (e.g. "

@@ -16,9 +16,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 from .errors import ConfigError
 
-# Word characters and "-" (OKX: ``BTC-USDT-SWAP``), no lower case, not starting with "_" or "-",
-# 2..40 long (flags are upper-cased first).
-SYMBOL_RE = re.compile(r"^(?=[\w-]{2,40}$)[^\W_a-z](?:[^\Wa-z]|-)*$")
+# Word characters, no lower case, not starting with "_", 2..40 long (flags are upper-cased first).
+SYMBOL_RE = re.compile(r"^(?=\w{2,40}$)[^\W_a-z][^\Wa-z]*$")
 
 
 ALL = "ALL"
@@ -37,13 +36,16 @@ def is_universe(entries: Sequence[str]) -> bool:
     return any(is_pattern(e) for e in entries)
 
 
-def check_symbols(symbols: Sequence[str], where: str = "symbols") -> None:
+def check_symbols(symbols: Sequence[str], where: str = "symbols",
+                  venue_syntax: Callable[[str], bool] | None = None) -> None:
     """``ConfigError`` naming the first symbol that is not one, or every symbol listed twice.
-    ``ALL`` and patterns pass (they are resolved from the listing at start-up)."""
+    ``ALL`` and patterns pass (they are resolved from the listing at start-up); a name of the
+    venue's own syntax (``venue_syntax``: OKX's ``BTC-USDT-SWAP``) passes too."""
     if not symbols:
         raise ConfigError(f"{where}: at least one symbol is needed")
     for s in symbols:
-        if not SYMBOL_RE.match(s) and not is_pattern(s):
+        if not SYMBOL_RE.match(s) and not is_pattern(s) and \
+                not (venue_syntax is not None and venue_syntax(s)):
             raise ConfigError(f"{where}: {s!r} is not a symbol (expected e.g. BTCUSDT, "
                               "BTCUSDT_260327, a pattern such as '*USDT', or all)")
     twice = sorted({s for s in symbols if list(symbols).count(s) > 1})

@@ -182,3 +182,44 @@ async def test_a_snapshot_on_the_stream_is_written_as_one_and_a_break_names_the_
     assert books.stats.requests == 0  # the stream gave the snapshot: no REST
     reason = GAPS_SCHEMA.index("reason")
     assert [g[reason] for g in gaps] == ["book sequence break (okx seqId)"]
+
+
+async def test_200_books_breaking_at_once_stay_within_the_venues_limits(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """No resubscribe at all (a broken book resyncs from REST books aligned by seqId), and the
+    snapshot requests of 200 books breaking together stay under OKX's 40 per 2 s."""
+    symbols = tuple(f"C{i}-USDT" for i in range(200))
+    asked: list[float] = []
+
+    async def fetch_depth(symbol: str, limit: int) -> dict[str, object]:
+        asked.append(trio.current_time())
+        return {"code": "0", "msg": "", "data": [{"asks": [["101", "1", "0", "1"]],
+                                                  "bids": [["100", "1", "0", "1"]],
+                                                  "ts": str(NOW), "seqId": 50}]}
+
+    async def put_gap(row: Row) -> None:
+        pass
+
+    lanes = Lanes(dict(DEFAULT_WATERMARKS), wake=lambda lane: None)
+    books = DiffBooks(symbols, levels=5, put_gap=put_gap, venue=SPOT, fetch_depth=fetch_depth)
+
+    def book(symbol: str, prev: int, seq: int, action: str = "update") -> Any:
+        return SPOT.decode(json.dumps({"arg": {"channel": "books", "instId": symbol},
+                                       "action": action, "data": [{
+                                           "asks": [["101", "2", "0", "1"]], "bids": [],
+                                           "ts": str(NOW), "checksum": 0, "prevSeqId": prev,
+                                           "seqId": seq}]})).data
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(books.run)
+        for s in symbols:
+            lane = lanes.get(ORDERBOOK, s)
+            await books.on_depth(book(s, -1, 10, "snapshot"), NOW, lane, None)
+            await books.on_depth(book(s, 11, 12), NOW, lane, None)  # 10 -> 11 lost: a break
+        await trio.sleep(120)
+        for s in symbols:  # the next update bridges the REST snapshot (prevSeqId <= 50 < 55)
+            await books.on_depth(book(s, 48, 55), NOW, lanes.get(ORDERBOOK, s), None)
+        nursery.cancel_scope.cancel()
+    assert len(asked) == 200 and all(b.live for b in books.books.values())
+    worst = max(sum(1 for t in asked if start <= t < start + 2.0) for start in asked)
+    assert worst <= 40, worst  # OKX: 40 books requests per 2 s

@@ -355,6 +355,7 @@ def _sim(args: argparse.Namespace) -> int:
     from ..sim.server import SimConfig, sim_main
     from ..sim.venue import default_symbols, profile
     from ..symbols import check_symbols, is_universe
+    from ..venues import get as adapter
 
     try:
         venue = profile(args.venue)
@@ -364,7 +365,7 @@ def _sim(args: argparse.Namespace) -> int:
         symbols = default_symbols(venue.name, time.time_ns() // 1_000_000)
     else:
         symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
-    check_symbols(symbols, "--symbols")
+    check_symbols(symbols, "--symbols", adapter(venue.name).valid_symbol)
     if is_universe(symbols):  # all or a pattern: the simulator's catalogue (and names given)
         symbols = initial_listing(symbols, venue.catalogue)
     rate = sim_rate(args.rate, len(symbols))

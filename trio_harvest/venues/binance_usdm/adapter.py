@@ -45,7 +45,8 @@ TICKER_WEIGHT = 40
 WEIGHT_HEADER = "x-mbx-used-weight-1m"
 WEIGHT_LIMIT = 2400  # per minute, per IP
 MAX_STREAMS = 1024  # per connection
-SYMBOL = re.compile(r"^[A-Z0-9_]{2,40}$|^[^\s@/]{1,40}$")  # listed symbols are not all ASCII
+# listed symbols are not all ASCII; none has a "-" (OKX's names do)
+SYMBOL = re.compile(r"^[A-Z0-9_]{2,40}$|^[^\s@/-]{1,40}$")
 
 # expected interval between frames of one stream, by stream kind (seconds): quotes and partial
 # depth are continuous on any listed perpetual; trades follow activity (5-20/s on BTCUSDT in a

@@ -55,8 +55,13 @@ REST_URL = "https://www.okx.com"
 PING_SECONDS = 25.0  # OKX drops a connection after 30 s without a message
 SUBSCRIBE_BATCH = 50  # args per subscribe request (the args' total length is capped)
 MAX_STREAMS = 90  # per connection: OKX advises ~30 busy book channels a connection
-# REST limits are per 2 s; the core's budget counts weight per minute: one request weighs 1
-HISTORY_PER_MINUTE = 20 * 30
+# REST limits are per 2 s; the core counts weight per minute, so each request is given a weight
+# that keeps its endpoint under its limit: history-trades (20 per 2 s) weighs 2 of a budget of
+# 1,200 a minute (600 requests); a books snapshot (40 per 2 s) weighs 4, so the snapshot pacer
+# (a burst of 100 weight, then 900 a minute) asks at most ~33 in any 2 s
+HISTORY_WEIGHT = 2
+WEIGHT_PER_MINUTE = 1200
+BOOKS_WEIGHT = 4
 _KINDS = {wire.TRADES: TRADES, wire.BBO: QUOTES, wire.TICKERS: QUOTES, wire.BOOKS: DEPTH,
           wire.BOOKS5: DEPTH}
 CADENCE: dict[str, float] = {wire.TRADES: 1.0, wire.BBO: 0.01, wire.BOOKS: 0.1,
@@ -113,9 +118,9 @@ class Okx:
     quote_source = wire.BBO
     trade_continuity = SPANS
     weight_header = ""  # OKX reports no used weight
-    weight_limit = HISTORY_PER_MINUTE
+    weight_limit = WEIGHT_PER_MINUTE
     trades_page = rest.PAGE
-    trades_weight = 1
+    trades_weight = HISTORY_WEIGHT
     trading = rest.LIVE
     cadence: Mapping[str, float] = CADENCE
     depth_kind = wire.BOOKS
@@ -246,7 +251,8 @@ class Okx:
 
     def depth_request(self, symbol: str, limit: int) -> RestRequest:
         return RestRequest(rest.BOOKS_PATH, {"instId": symbol,
-                                             "sz": max(1, min(limit, rest.BOOKS_MAX))}, 1)
+                                             "sz": max(1, min(limit, rest.BOOKS_MAX))},
+                           BOOKS_WEIGHT)
 
     def ticker_request(self) -> RestRequest:
         return RestRequest(rest.TICKERS_PATH, {"instType": self.inst_type}, 1)
