@@ -29,7 +29,7 @@ from trio_harvest.venues.bybit.wire import uuid_key
 
 from .conftest import make_config
 
-FAULTS = "disconnect=2,skip=0.03,dup_frame=0.03,drop_diff=0.2,reset=0.02"
+FAULTS = "disconnect=2,skip=0.03,dup_frame=0.03,drop_diff=0.1,reset=0.05"
 RUN_S = 7.0
 
 
@@ -148,21 +148,22 @@ async def test_bybit_conserves_trades_and_chains_books_under_faults(tmp_path: Pa
     data = tmp_path / "data"
     category = venue.removeprefix("bybit-")
     injected = h.simulator.injector.stats.counts
-    assert injected.get("skipped_trades", 0) > 0 and injected.get("dropped_diff_events", 0) > 0
+    assert injected.get("skipped_trades", 0) > 0, injected
+    assert injected.get("dropped_diff_events", 0) > 0, injected
     sweeps = h.repair.sweeper.stats
-    assert sweeps.requests > 3 and sweeps.rows > 0  # skipped trades came back from REST
+    assert sweeps.requests > 3 and sweeps.rows > 0, sweeps  # skipped trades came back
     for symbol in cfg.symbols:
         t = check_trades(h, data, symbol, category)
         assert t["checked"] >= 50, t
         b = check_books(data, symbol)
-        assert b["snapshots"] >= 2 and b["deltas"] >= 20 and b["compared"] >= 10, b
+        assert b["snapshots"] >= 2 and b["deltas"] >= 10 and b["compared"] >= 5, b
     reasons = rows(data, "gaps")["reason"].value_counts()
     counted = dict(zip(reasons["reason"].to_list(), reasons["count"].to_list(), strict=True))
-    assert counted.get("book sequence break (bybit u)", 0) > 0
-    assert counted.get("disconnect", 0) > 0
+    assert counted.get("book sequence break (bybit u)", 0) > 0, counted
+    assert counted.get("disconnect", 0) > 0, counted
     assert h.repair.stats.trade_duplicates > 0  # dup_frame: the same trade id twice
     hub = h.simulator.bybit.hub
-    assert hub.bybit.resets > 0 and hub.bybit.resubscribes > 0  # a reset; a topic resubscribed
+    assert hub.bybit.resets > 0 and hub.bybit.resubscribes > 0, hub.bybit  # reset; resubscribe
 
 
 def test_run_sim_bybit_exits_0(tmp_path: Path) -> None:

@@ -461,6 +461,8 @@ class Repair:
         self.give_up_held()
         if self.losses.pending:  # the final flush may write what could not be written before
             self._emit_losses()
+        if self.sweeper is not None:  # a last sweep: what the socket lost at the end, too
+            await self.sweeper.finish(trio.current_time() + seconds / 2)
         await self.backfill.finish(trio.current_time() + seconds)
         now_ms = self.wall_ms()
         for stream, gap in list(self.resuming.items()):

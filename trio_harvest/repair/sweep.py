@@ -10,7 +10,8 @@ symbol's previous sweep (the adapter's ``fill`` decides) leaves a span nobody ca
 fetch any more: a ``gaps`` row, reason ``unfillable``, says which and why. A symbol whose sweep
 did not reach back is swept twice as often (down to ``min_interval``), one with a wide overlap
 half as often again (up to ``max_interval``). Requests go through the exchange-wide budget the
-other REST callers share; a 403/418/429 pauses it. Never decides what a trade is (the gate
+other REST callers share; a 403/418/429 pauses it. At the stop, ``finish`` sweeps every
+symbol once more, before the final flush. Never decides what a trade is (the gate
 does), never reads a venue's wire (the adapter does).
 """
 
@@ -31,6 +32,7 @@ from .gaps import gap_row
 log = logging.getLogger("trio_harvest.sweep")
 
 UNFILLABLE = "unfillable"
+PUT_SECONDS = 10.0  # an answer's rows reach their lanes within this (backpressure), cancel or not
 
 
 class Budget(Protocol):
@@ -75,6 +77,7 @@ class Sweeper:
         self.fetch: FetchFn | None = None
         self.stats = SweepStats()
         self._started_ms = 0
+        self._scope = trio.CancelScope()
         self._states: dict[str, _State] = {}
         self._ratelog = RateLimitedLog(log)
         for symbol in symbols:
@@ -99,16 +102,28 @@ class Sweeper:
         for i, state in enumerate(self._states.values()):  # spread the first sweeps out
             state.due = start + state.interval * (1 + i / max(1, len(self._states)))
         task_status.started()
-        while True:
-            if not self._states:
-                await trio.sleep(self.interval)
-                continue
-            symbol, state = min(self._states.items(), key=lambda kv: kv[1].due)
-            await trio.sleep_until(state.due)
-            if self._states.get(symbol) is not state:
-                continue  # removed meanwhile
-            await self.sweep(symbol, state)
-            state.due = trio.current_time() + state.interval
+        with self._scope:
+            while True:
+                if not self._states:
+                    await trio.sleep(self.interval)
+                    continue
+                symbol, state = min(self._states.items(), key=lambda kv: kv[1].due)
+                await trio.sleep_until(state.due)
+                if self._states.get(symbol) is not state:
+                    continue  # removed meanwhile
+                await self.sweep(symbol, state)
+                state.due = trio.current_time() + state.interval
+        await trio.sleep_forever()  # stopped by ``finish``: the nursery's cancel ends it
+
+    async def finish(self, deadline: float) -> None:
+        """Ingest has stopped: the loop ends and every symbol is swept once more (within
+        ``deadline``), so the last seconds before the stop are reconciled too."""
+        self._scope.cancel()
+        if self.fetch is None:
+            return
+        with trio.move_on_at(deadline):
+            for symbol, state in list(self._states.items()):
+                await self.sweep(symbol, state)
 
     async def sweep(self, symbol: str, state: _State | None = None) -> None:
         """One recent-trade request for ``symbol`` and what follows from its answer."""
@@ -135,10 +150,13 @@ class Sweeper:
         now_ms = self.wall_ms()
         start_ms = state.last_ms if state.last_id is not None else self._started_ms
         fill = venue.fill(answer, last_id=state.last_id, start_ms=start_ms, end_ms=now_ms)
-        for t in fill.rows:
-            if self.admit(symbol, t.trade_id):
-                self.stats.rows += 1
-                await self.put_trade(venue.rest_trade_row(symbol, t, now_ms))
+        # an id once admitted must reach its lane: a cancel (the stop) waits for the puts
+        with trio.CancelScope(shield=True) as puts:
+            puts.deadline = trio.current_time() + PUT_SECONDS
+            for t in fill.rows:
+                if self.admit(symbol, t.trade_id):
+                    self.stats.rows += 1
+                    await self.put_trade(venue.rest_trade_row(symbol, t, now_ms))
         if fill.unfillable is not None:
             lo, hi = fill.unfillable
             self.stats.unfillable += 1
