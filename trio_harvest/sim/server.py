@@ -354,7 +354,9 @@ async def _sim_main(config: SimConfig, duration: float | None) -> int:
             flush=True,
         )
         plan = config.faults.describe() if config.faults is not None else ""
-        print(f"REST on {sim.rest_url}{sim.venue.rest_prefix}/(depth|aggTrades|exchangeInfo); "
+        paths = ("(recent-trade|instruments-info|orderbook|tickers)" if sim.bybit is not None
+                 else "(depth|aggTrades|exchangeInfo)")
+        print(f"REST on {sim.rest_url}{sim.venue.rest_prefix}/{paths}; "
               f"faults: {plan or 'none'}", flush=True)
         if threading.current_thread() is threading.main_thread():
             nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
