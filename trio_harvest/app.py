@@ -485,25 +485,22 @@ class Harvester:
     async def put_gap(self, row: Row) -> None:
         await self.repair.put_gap(row)  # counted for health, then into the gaps lane
 
-    def _stream_call(self, method: str) -> Callable[[str], None]:
-        """``stream -> conn.<method>(stream)`` on the connection that carries ``stream``."""
-        def call(stream: str) -> None:
-            for conn in self.connections:
-                if any(s.name == stream for s in conn.plan.streams):
-                    getattr(conn, method)(stream)
-                    return
-        return call
-
     async def _start_diff_books(self, nursery: trio.Nursery) -> None:
         """The snapshot fetcher of ``--book diff`` (with ``--sim``: the simulator's REST)."""
         assert self.diff_books is not None
         if self.config.sim:
             self.diff_books.rest_url = self.simulator.rest_url
         self.diff_books.shared_budget = self.repair.budget  # one REST weight cap for every caller
-        if getattr(self.venue, "resubscriber", None) is not None:  # snapshots on the socket
-            self.diff_books.resubscribe = self._stream_call("resubscribe")
-            self.diff_books.recovered = self._stream_call("recovered")
+        self.diff_books.resubscribe = self._resubscribe
         await nursery.start(self.diff_books.run)
+
+    async def _resubscribe(self, stream: str) -> bool:
+        """Subscribe one stream again on the connection that carries it (a venue whose books
+        resync on the stream); False when none carries it now."""
+        for conn in self.connections:
+            if any(s.name == stream for s in conn.plan.streams):
+                return await conn.resubscribe([stream])
+        return False
 
     async def _start_simulator(self, nursery: trio.Nursery) -> str:
         self.simulator, url = await start_simulator(nursery, self.config, self.wall_ms,

@@ -309,6 +309,10 @@ def stored_type(name: str, dtype: Any) -> Any:
 # The venue every row of a dataset written before venues existed belongs to, and the default of
 # every part that carries a venue (lanes, writer, partitions, recovery, journal, reader).
 DEFAULT_VENUE = "binance-usdm"
+# venues whose ``prices`` rows each cover the trade ids ``first_id..agg_id`` (the next row starts
+# at ``agg_id + 1``): continuity is read over those spans (readers below the venues need it; the
+# registry checks it against the adapters)
+SPAN_ID_VENUES = frozenset({"okx-swap", "okx-spot"})
 
 # The Hive path carries these (``venue=…/date=…/symbol=…/kind=…``; files written before venues
 # had no ``venue=`` level); a file never repeats them, or PyArrow and DuckDB would see one column

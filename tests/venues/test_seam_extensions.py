@@ -44,6 +44,15 @@ def _push(channel: str, data: list[dict[str, object]], action: str = "") -> str:
     return json.dumps(doc)
 
 
+def _books(symbol: str, prev: int, seq: int, action: str, venue: Any) -> Any:
+    """A ``books`` message of ``symbol`` (one ask level), decoded by ``venue``."""
+    return venue.decode(json.dumps({"arg": {"channel": "books", "instId": symbol},
+                                    "action": action, "data": [{
+                                        "asks": [["101", "2", "0", "1"]], "bids": [],
+                                        "ts": str(NOW), "checksum": 0, "prevSeqId": prev,
+                                        "seqId": seq}]})).data
+
+
 class _Source:
     def __init__(self, sent: list[str]) -> None:
         self.sent = sent
@@ -204,11 +213,7 @@ async def test_200_books_breaking_at_once_stay_within_the_venues_limits(
     books = DiffBooks(symbols, levels=5, put_gap=put_gap, venue=SPOT, fetch_depth=fetch_depth)
 
     def book(symbol: str, prev: int, seq: int, action: str = "update") -> Any:
-        return SPOT.decode(json.dumps({"arg": {"channel": "books", "instId": symbol},
-                                       "action": action, "data": [{
-                                           "asks": [["101", "2", "0", "1"]], "bids": [],
-                                           "ts": str(NOW), "checksum": 0, "prevSeqId": prev,
-                                           "seqId": seq}]})).data
+        return _books(symbol, prev, seq, action, SPOT)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(books.run)
@@ -223,3 +228,73 @@ async def test_200_books_breaking_at_once_stay_within_the_venues_limits(
     assert len(asked) == 200 and all(b.live for b in books.books.values())
     worst = max(sum(1 for t in asked if start <= t < start + 2.0) for start in asked)
     assert worst <= 40, worst  # OKX: 40 books requests per 2 s
+
+
+class _Resubscribing(OkxSpot):
+    resync_by_resubscribe = True
+
+
+async def test_books_that_resync_by_resubscribing_are_paced_not_stormed(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A venue whose broken books resync from the snapshot the stream sends on subscribing:
+    200 books breaking at once are resubscribed one stream at a time, through the same pacer
+    and cooldown as REST snapshots, each once; a book whole again is not asked for again."""
+    venue = _Resubscribing()
+    symbols = tuple(f"C{i}-USDT" for i in range(200))
+    asked: list[tuple[float, str]] = []
+
+    async def resubscribe(stream: str) -> bool:
+        asked.append((trio.current_time(), stream))
+        return True
+
+    async def put_gap(row: Row) -> None:
+        pass
+
+    lanes = Lanes(dict(DEFAULT_WATERMARKS), wake=lambda lane: None)
+    books = DiffBooks(symbols, levels=5, put_gap=put_gap, venue=venue,
+                      fetch_depth=lambda s, n: None)  # type: ignore[arg-type,return-value]
+    books.resubscribe = resubscribe
+
+    def book(symbol: str, prev: int, seq: int, action: str = "update") -> Any:
+        return _books(symbol, prev, seq, action, venue)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(books.run)
+        for s in symbols:
+            lane = lanes.get(ORDERBOOK, s)
+            await books.on_depth(book(s, -1, 10, "snapshot"), NOW, lane, None)
+            await books.on_depth(book(s, 11, 12), NOW, lane, None)  # a break
+        await trio.sleep(2.0)
+        first = len(asked)
+        await trio.sleep(120)
+        for s in symbols:  # the snapshots the resubscriptions brought
+            await books.on_depth(book(s, -1, 90, "snapshot"), NOW, lanes.get(ORDERBOOK, s), None)
+        await trio.sleep(60)
+        nursery.cancel_scope.cancel()
+    assert sorted(s for _, s in asked) == sorted(f"books:{s}" for s in symbols)  # each once
+    assert first <= 40  # paced: never all 200 at once
+    assert all(b.live for b in books.books.values()) and books.stats.resubscribes == 200
+
+
+async def test_a_connection_resubscribes_one_stream() -> None:
+    sent: list[str] = []
+
+    @asynccontextmanager
+    async def connect(url: str) -> AsyncIterator[MessageSource]:
+        yield _Source(sent)
+
+    specs = SPOT.streams_for(("A-USDT",), depth_levels=5, depth_speed="100ms", book="diff",
+                             book_ticker=False)
+    [plan] = SPOT.plan_connections(specs, 10)
+    conn = Connection(plan, "ws://sim", connect, lambda frame: None, stall_timeout=30,
+                      backoff=Backoff(1.0, 4.0, random.Random(1)), venue=SPOT)
+    assert not await conn.resubscribe(["books:A-USDT"])  # no session: nothing sent
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(conn.run)
+        await trio.sleep(0.5)
+        sent.clear()
+        assert await conn.resubscribe(["books:A-USDT"])
+        nursery.cancel_scope.cancel()
+    assert [json.loads(m)["op"] for m in sent] == ["unsubscribe", "subscribe"]
+    assert all(json.loads(m)["args"] == [{"channel": "books", "instId": "A-USDT"}]
+               for m in sent)

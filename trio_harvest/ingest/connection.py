@@ -17,7 +17,6 @@ the other streams never notice. Never writes files, never checks rotation.
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -41,20 +40,6 @@ from .transport import (
 __all__ = ["RECOVERABLE", "ConnectFn", "Connection", "MessageSource", "websocket_connector"]
 
 log = logging.getLogger("trio_harvest.ingest")
-
-
-class Due(Protocol):
-    @property
-    def messages(self) -> list[str]: ...
-
-
-class Resubscribing(Protocol):
-    """A venue's pacer of resubscribe requests (``Venue.resubscriber()``, e.g. Bybit's)."""
-
-    def broke(self, topic: str, now: float) -> None: ...
-    def recovered(self, topic: str, now: float) -> None: ...
-    def next_at(self) -> float | None: ...
-    def due(self, now: float) -> Due: ...
 
 
 class JournalSink(Protocol):
@@ -137,10 +122,6 @@ class Connection:
         self._next_send_at = 0.0
         self._request_id = 0
         self._run_scope = trio.CancelScope()
-        # a venue that resyncs a broken book by resubscribing its stream: the session's pacer
-        # of those requests (the venue's ``resubscriber``) and what wakes its task
-        self._resub: Resubscribing | None = None
-        self._resub_wake = trio.Event()
 
     @property
     def url(self) -> str:
@@ -164,6 +145,27 @@ class Connection:
         nothing here: the session's end is noticed by its
         reader, and the reconnect opens the plan."""
         await self._tell()
+
+    async def resubscribe(self, names: list[str]) -> bool:
+        """Unsubscribe and subscribe ``names`` again on the open session (a stream that broke
+        resyncs from the snapshot its venue sends on subscribing), paced under the venue's
+        client message rate. False when no session is open or the send failed (the reconnect
+        subscribes everything anyway)."""
+        async with self._send_lock:
+            ws = self._ws
+            if ws is None:
+                return False
+            for method in ("UNSUBSCRIBE", "SUBSCRIBE"):
+                await trio.sleep_until(self._next_send_at)
+                if self._ws is not ws:
+                    return False
+                self._request_id += 1
+                self._next_send_at = trio.current_time() + 2.0 / self.venue.messages_per_second
+                try:
+                    await ws.send(self.venue.subscription(method, names, self._request_id))
+                except RECOVERABLE:
+                    return False
+            return True
 
     def stop(self) -> None:
         """End this connection for good (it has no stream left)."""
@@ -285,17 +287,12 @@ class Connection:
                     if opened_with != {spec.name for spec in self.plan.streams}:
                         await self._tell()  # the plan changed while this session opened
                     keepalive = self.venue.keepalive
-                    resubscriber = getattr(self.venue, "resubscriber", None)
-                    if keepalive.ping_text is None and resubscriber is None:
-                        await self._receive(ws)  # the server pings; the transport answers
-                    else:  # the client's pings, paced resubscribes: tasks of the session's own
+                    if keepalive.ping_text is None:  # the server pings; the transport answers
+                        await self._receive(ws)
+                    else:  # the venue wants the client's pings: a task of the session's own
                         async with trio.open_nursery() as nursery:
-                            if keepalive.ping_text is not None:
-                                nursery.start_soon(self._keepalive, ws, keepalive.ping_text,
-                                                   keepalive.interval)
-                            if resubscriber is not None:
-                                self._resub = resubscriber()
-                                nursery.start_soon(self._resubscribing, ws, self._resub)
+                            nursery.start_soon(self._keepalive, ws, keepalive.ping_text,
+                                               keepalive.interval)
                             await self._receive(ws)
             return self._ended_by
         except RECOVERABLE as exc:
@@ -313,7 +310,6 @@ class Connection:
         finally:
             self._session = None
             self._ws = None
-            self._resub = None
             self._handling = False
             if self.journal is not None and st.connected:
                 self.journal.event(self.index, False, self._ended_by)
@@ -350,33 +346,6 @@ class Connection:
                 frame = polled
             self._handling = False
             frame = await get()
-
-    def resubscribe(self, stream: str) -> None:
-        """A book of ``stream`` broke: resubscribe that stream (for a fresh snapshot), paced by
-        the venue's resubscriber with this session's other client messages. Between sessions
-        nothing is needed: the next session subscribes every stream of the plan."""
-        if self._resub is not None:
-            self._resub.broke(stream, trio.current_time())
-            self._resub_wake.set()
-
-    def recovered(self, stream: str) -> None:
-        """The book of ``stream`` is live again (its snapshot came)."""
-        if self._resub is not None:
-            self._resub.recovered(stream, trio.current_time())
-
-    async def _resubscribing(self, ws: MessageSource, resub: Resubscribing) -> None:
-        """Send what the resubscriber says is due, when it is due (a failed send ends the
-        session: the reader notices)."""
-        while True:
-            at = resub.next_at()
-            with trio.move_on_at(math.inf if at is None else at):
-                await self._resub_wake.wait()
-            self._resub_wake = trio.Event()
-            for message in resub.due(trio.current_time()).messages:
-                async with self._send_lock:
-                    await trio.sleep_until(self._next_send_at)
-                    self._next_send_at = trio.current_time() + 1.0 / self.venue.messages_per_second
-                    await ws.send(message)
 
     async def _keepalive(self, ws: MessageSource, text: str, interval: float) -> None:
         """The venue's app-level ping, every ``interval`` seconds, paced with the session's

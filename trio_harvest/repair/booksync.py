@@ -15,11 +15,12 @@ Owns, per symbol, the venue's ``LocalBook`` (its book rule) and the traffic arou
   levels are written as a snapshot and its top as a row, no REST request. A break of the update
   chain writes a ``gaps`` row (reason "book sequence break", followed by the venue's rule in
   parentheses where its break names one) and calls the hook's
-  ``on_gap``; while a symbol resyncs it buffers (bounded) and writes no orderbook rows (a venue
-  whose snapshots come on the socket resyncs by resubscribing that stream: ``resubscribe``). Other
+  ``on_gap``; while a symbol resyncs it buffers (bounded) and writes no orderbook rows. Other
   symbols are never affected. Only the router's task applies events and snapshots, so a
   symbol's rows stay in update-id order.
-- The fetcher task (``run``): snapshot requests go through a per-symbol cooldown (doubling on
+- The fetcher task (``run``): snapshot requests (or, for a venue whose books resync on the
+  stream, ``resync_by_resubscribe``, requests to resubscribe the book's stream, through the
+  app's ``resubscribe`` hook) go through a per-symbol cooldown (doubling on
   consecutive failures or stale snapshots, reset when the book goes live), a ``TokenBucket``
   pacer (default 1000 weight/min, burst 100; limit=1000 costs 20), the exchange-wide
   ``restclient.WeightBudget`` shared with backfill (the app passes ``Repair.budget``), and a
@@ -72,6 +73,7 @@ BUFFER_LIMIT = 200  # events kept per symbol while waiting for a snapshot (20 s 
 
 
 FetchDepth = Callable[[str, int], Awaitable[Mapping[str, Any]]]
+Resubscribe = Callable[[str], Awaitable[bool]]  # a stream name -> sent (False: not carried now)
 PutGap = Callable[[Row], Awaitable[None]]
 UpdatesOf = Callable[[str], Sink]  # a symbol's ``book_updates`` lane
 
@@ -106,6 +108,7 @@ class SyncStats:
     rows: int = 0  # orderbook rows written
     update_rows: int = 0  # book_updates rows written (level changes and snapshot levels)
     max_queue: int = 0  # most symbols waiting for a request at once
+    resubscribes: int = 0  # book streams subscribed again to resync (venues that resync so)
 
 
 class DiffBooks:
@@ -132,6 +135,8 @@ class DiffBooks:
     ) -> None:
         self.venue = venue = venue or venues.default()
         self.updates_of = updates_of  # None: no ``book_updates`` rows
+        # a venue whose books resync on the stream: the app's way to resubscribe one stream
+        self.resubscribe: Resubscribe | None = None
         self.levels = levels
         self.put_gap = put_gap
         self.fetch_depth = fetch_depth
@@ -159,10 +164,6 @@ class DiffBooks:
         self._failures: dict[str, int] = {}
         self._wake = trio.Event()
         self._ratelog = RateLimitedLog(log)
-        # a venue whose books resync from a snapshot on the socket: the app's ``stream ->
-        # resubscribe it`` (then no REST request is made) and ``stream -> its book is live``
-        self.resubscribe: Callable[[str], None] | None = None
-        self.recovered: Callable[[str], None] | None = None
 
     def add_symbol(self, symbol: str) -> None:
         """A symbol's local book (at start, or when a listing change adds it while running)."""
@@ -235,22 +236,13 @@ class DiffBooks:
         self._settled(book)
 
     def _settled(self, book: LocalBook) -> None:
-        """After an event: a book that needs a snapshot asks for one (from REST, or, where the
-        venue's snapshots come on the socket, by resubscribing its stream); one in sync again
-        starts its cooldown over."""
+        """After an event: a book that needs a snapshot asks for one; one in sync again starts
+        its cooldown over."""
         if book.needs_snapshot:
             if book.symbol not in self._pending:
-                if self.resubscribe is None:
-                    self._request(book.symbol)
-                else:
-                    self._pending.add(book.symbol)
-                    self.resubscribe(self.streams[book.symbol])
+                self._request(book.symbol)
         elif self._failures and book.live:
             self._failures.pop(book.symbol, None)  # in sync again: the cooldown starts over
-        elif self._pending and self.resubscribe is not None and book.symbol in self._pending:
-            self._pending.discard(book.symbol)  # its snapshot came
-            if self.recovered is not None:
-                self.recovered(self.streams[book.symbol])
 
     async def _step(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
                     hook: BookHook | None) -> None:
@@ -379,7 +371,10 @@ class DiffBooks:
                     await self.shared_budget.acquire(self.weight)
                 self._last_request[symbol] = trio.current_time()
                 self.stats.requests += 1
-                nursery.start_soon(self._fetch, symbol)
+                if self.venue.resync_by_resubscribe:
+                    nursery.start_soon(self._resubscribe, symbol)
+                else:
+                    nursery.start_soon(self._fetch, symbol)
 
     async def _fetch(self, symbol: str) -> None:
         fetch = self.fetch_depth
@@ -409,6 +404,29 @@ class DiffBooks:
             self._ready[symbol] = snap
         else:
             self._pending.discard(symbol)
+
+    async def _resubscribe(self, symbol: str) -> None:
+        """Ask for the book's stream again (its snapshot comes on the stream); not sent (no
+        connection carries it now, a send failed): retried after the cooldown."""
+        book = self.books.get(symbol)
+        if book is None or not book.needs_snapshot:  # whole again meanwhile (or gone)
+            self._slots.release()
+            self._pending.discard(symbol)
+            return
+        try:
+            sent = self.resubscribe is not None and await self.resubscribe(self.streams[symbol])
+        except Exception as exc:  # a failed send: the connection's reader notices
+            self._ratelog.log(logging.WARNING, f"resub:{symbol}", "resubscribing %s failed: %s",
+                              symbol, exc)
+            sent = False
+        finally:
+            self._slots.release()
+        self.stats.resubscribes += sent
+        if not sent:
+            self._retry(symbol)
+        else:
+            self._pending.discard(symbol)  # the snapshot comes on the stream (or, else, the
+            # next event asks again after the cooldown)
 
     # -- status ---------------------------------------------------------------------------------
 

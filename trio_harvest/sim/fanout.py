@@ -45,6 +45,7 @@ class Subscriber:
         self.cancel_scope = trio.CancelScope()
         self.overflowed = False
         self.closed = False
+        self.snapshots: set[str] = set()  # OKX ``books`` streams owed a snapshot first
 
     def push(self, frame: str) -> bool:
         """Queue one frame; False when the queue is full."""
@@ -96,6 +97,15 @@ class Hub:
     @property
     def wires(self) -> dict[str, Wire]:
         return self._wires
+
+    def observe(self, events: Iterable[Event]) -> None:
+        """Every event the model made, before faults (OKX's wire keeps the book a snapshot on
+        subscribing is built from)."""
+        wires = self._wires
+        for ev in events:
+            wire = wires.get(ev.symbol)
+            if isinstance(wire, OkxSymbolWire):
+                wire.observe(ev)
 
     def _wire(self, spec: SymbolSpec) -> Wire:
         """A symbol's encoder in the venue's wire format (OKX's: ``okx_wire.py``)."""
@@ -161,7 +171,10 @@ class Hub:
                 payload = wire.encode(ev, levels)
                 wrapped: str | None = None
                 for sub in subs:
-                    if sub.wrapped:
+                    if sub.snapshots and name in sub.snapshots:  # OKX: a snapshot first
+                        sub.snapshots.discard(name)
+                        frame = wire.snapshot(ev)  # type: ignore[union-attr,arg-type]
+                    elif sub.wrapped:
                         if wrapped is None:
                             wrapped = combined(name, payload)
                         frame = wrapped

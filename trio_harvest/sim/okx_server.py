@@ -59,6 +59,8 @@ async def _read(sim: Simulator, ws: WebSocketConnection, sub: Subscriber,
                                 lambda inst: inst in market.symbols)
             if answer.refused:
                 sim.stats.refused_requests += 1
+            sub.snapshots.update(n for n in answer.subscribe
+                                 if n.startswith("books:") and n not in sub.streams)
             hub.subscribe(sub, answer.subscribe)
             hub.unsubscribe(sub, answer.unsubscribe)
             for reply in answer.replies:

@@ -3,13 +3,15 @@
 Owns the channel names an event goes out on (``trades:<instId>``, ``bbo-tbt:<instId>``,
 ``books:<instId>`` for the 100 ms diff chain, ``books5:<instId>`` for the 100 ms top 5) and the
 whole push frame of each: ``{"arg":{"channel","instId"},"data":[…]}`` with every number a
-string but ``seqId``/``prevSeqId``/``checksum``. A trade is numbered by its last fill id
-(``tradeId``) and covers ``count`` fills, so ``tradeId - count == previous tradeId``. Book ids
-are the model's update ids, shifted by a per-instId offset so that a venue-side reset (fault
-``reset=P``: after maintenance OKX restarts ``seqId`` low) makes ``seqId < prevSeqId`` once and
-the chain goes on from the lower number; REST books read the same offset. Checksums are 0 (as
-OKX sends since June 2026). SWAP sizes count contracts: the simulator's lot is one contract, so
-``ctVal`` is the lot's size in base currency. Never does I/O, never decides who receives what.
+string but ``seqId``/``prevSeqId``/``checksum``. A new ``books`` subscriber gets a snapshot
+first (the book as of the next 100 ms diff, built from every diff the model made), then the
+updates. A trade is numbered by its last fill id (``tradeId``) and covers ``count`` fills, so
+``tradeId - count == previous tradeId``. Book ids are the model's update ids, shifted by a
+per-instId offset so that a venue-side reset (fault ``reset=P``: after maintenance OKX restarts
+``seqId`` low) makes ``seqId < prevSeqId`` once and the chain goes on from the lower number;
+REST books read the same offset. Checksums are 0 (as OKX sends since June 2026). SWAP sizes
+count contracts: the simulator's lot is one contract, so ``ctVal`` is the lot's size in base
+currency. Never does I/O, never decides who receives what.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import random
 import re
 
-from .events import AggTrade, BookDepth, BookTicker, Event, Level
+from .events import AggTrade, BookDepth, BookSnapshot, BookTicker, Event, Level
 from .specs import SymbolSpec, fixed
 from .wire import AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH, StreamTarget
 
@@ -27,7 +29,6 @@ BOOKS5 = "books5"
 BBO = "bbo-tbt"
 CHANNELS = {TRADES: AGG_TRADE, BBO: BOOK_TICKER, BOOKS: DIFF_DEPTH, BOOKS5: DEPTH}
 CADENCE_MS = 100  # books and books5 go out every 100 ms
-RESET_TO = 1000  # the seqId a reset restarts near
 _NAME_RE = re.compile(r"^(trades|bbo-tbt|books|books5):([A-Z0-9]+-[A-Z0-9]+(?:-SWAP)?)$")
 
 
@@ -45,23 +46,9 @@ def split(name: str) -> tuple[str, str]:
 class OkxSymbolWire:
     """Names and encoders for one instId (the interface of ``wire.SymbolWire``)."""
 
-    __slots__ = (
-        "_books",
-        "_books5",
-        "_lot",
-        "_pd",
-        "_qd",
-        "_reset",
-        "_rng",
-        "_tick",
-        "agg",
-        "contracts",
-        "last_seq",
-        "offset",
-        "resets",
-        "symbol",
-        "ticker",
-    )
+    __slots__ = ("_asks", "_bids", "_books", "_books5", "_lot", "_pd", "_qd", "_reset", "_rng",
+                 "_shadow_id", "_tick", "agg", "contracts", "last_seq", "offset", "resets",
+                 "symbol", "ticker")
 
     def __init__(self, spec: SymbolSpec, *, contracts: bool = False, reset: float = 0.0,
                  seed: int = 1) -> None:
@@ -78,6 +65,37 @@ class OkxSymbolWire:
         self._rng = random.Random(f"trio_harvest.sim.okx/{seed}/{inst}")
         self.last_seq = -1
         self.resets = 0
+        # the book as of the last 100 ms diff (what a snapshot on subscribing sends)
+        self._bids: dict[int, int] = {}
+        self._asks: dict[int, int] = {}
+        self._shadow_id = -1
+
+    def seed(self, snap: BookSnapshot) -> None:
+        """The book the diff chain starts from (the model's, before its first step)."""
+        self._bids, self._asks = dict(snap.bids), dict(snap.asks)
+        self._shadow_id = snap.last_update_id
+
+    def observe(self, ev: Event) -> None:
+        """Every 100 ms diff the model makes (before any fault drops one): the book a
+        subscriber's snapshot is built from follows it."""
+        if isinstance(ev, BookDepth) and ev.diff and ev.cadence_ms == CADENCE_MS:
+            for side, levels in ((self._bids, ev.bids), (self._asks, ev.asks)):
+                for price, lots in levels:
+                    if lots:
+                        side[price] = lots
+                    else:
+                        side.pop(price, None)
+            self._shadow_id = ev.last_update_id
+
+    def snapshot(self, d: BookDepth) -> str:
+        """The ``books`` snapshot a new subscriber gets in place of the diff ``d`` (the book as
+        of ``d``, its top 400 levels a side), ``prevSeqId`` -1."""
+        bids = tuple(sorted(self._bids.items(), reverse=True)[:400])
+        asks = tuple(sorted(self._asks.items())[:400])
+        return (f'{{"arg":{{"channel":"books","instId":"{self.symbol}"}},"action":"snapshot",'
+                f'"data":[{{"asks":{self._levels(asks)},"bids":{self._levels(bids)},'
+                f'"ts":"{d.event_ms}","checksum":0,"prevSeqId":-1,'
+                f'"seqId":{self.seq(d.last_update_id)}}}]}}')
 
     def seq(self, update_id: int) -> int:
         return update_id - self.offset
@@ -125,8 +143,10 @@ class OkxSymbolWire:
 
     def books(self, d: BookDepth) -> str:
         prev = self.seq(d.prev_update_id)
-        if self._reset and self._rng.random() < self._reset:  # maintenance: seqId restarts low
-            self.offset = d.last_update_id - RESET_TO - self._rng.randrange(100)
+        if self._reset and self._rng.random() < self._reset and prev > 1:
+            # maintenance: seqId restarts lower (at half the last one, so no seqId of a run
+            # repeats an earlier one and rows of two epochs are never confused)
+            self.offset = d.last_update_id - prev // 2
             self.resets += 1
         seq = self.seq(d.last_update_id)
         self.last_seq = seq

@@ -47,6 +47,7 @@ from .front import Front
 from .listing import ListingChanges
 from .market import Market
 from .okx_rest import OkxRestApi
+from .okx_wire import OkxSymbolWire
 from .rest import RestApi
 from .routes import parse_target
 from .sender import FrameSender
@@ -136,6 +137,14 @@ class Simulator:
                                        seed=config.seed)
         self._port: int | None = None
         self._last_ms: int | None = None
+        for symbol in self.market.symbols:
+            self._seed(symbol)
+
+    def _seed(self, symbol: str) -> None:
+        """OKX: the wire's book starts as the model's (a subscriber's snapshot comes from it)."""
+        wire = self._hub.wires.get(symbol)
+        if isinstance(wire, OkxSymbolWire):
+            wire.seed(self.market[symbol].snapshot(10**9))
 
     # -- public -----------------------------------------------------------------------------
 
@@ -218,6 +227,8 @@ class Simulator:
         self._last_ms = now
         events = self.market.step(now)
         self.stats.events += len(events)
+        if self.venue.family == OKX:
+            self._hub.observe(events)
         if self._faults is not None:
             events = self._faults.on_events(events)
         self._hub.publish(events)
@@ -237,7 +248,9 @@ class Simulator:
             self.market.delist(delisted, self._clock_ms())
             self.stats.delisted.append(delisted)
         if listed is not None and listed not in self.market:
-            self._hub.add_wire(self.market.list_symbol(listed, self._clock_ms()).spec)
+            model = self.market.list_symbol(listed, self._clock_ms())
+            self._hub.add_wire(model.spec)
+            self._seed(listed)
             self.stats.listed.append(listed)
 
     # -- one connection ---------------------------------------------------------------------
@@ -354,7 +367,9 @@ async def _sim_main(config: SimConfig, duration: float | None) -> int:
             flush=True,
         )
         plan = config.faults.describe() if config.faults is not None else ""
-        paths = ("(recent-trade|instruments-info|orderbook|tickers)" if sim.bybit is not None
+        paths = ("(public/instruments|market/history-trades|market/books|market/tickers)"
+                 if sim.venue.family == OKX else
+                 "(recent-trade|instruments-info|orderbook|tickers)" if sim.bybit is not None
                  else "(depth|aggTrades|exchangeInfo)")
         print(f"REST on {sim.rest_url}{sim.venue.rest_prefix}/{paths}; "
               f"faults: {plan or 'none'}", flush=True)

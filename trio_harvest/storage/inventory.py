@@ -20,7 +20,7 @@ import polars as pl
 
 from ..config import ConfigError
 from ..hints import plural
-from ..kinds import DEFAULT_VENUE, GAPS, PRICES
+from ..kinds import DEFAULT_VENUE, GAPS, PRICES, SPAN_ID_VENUES
 from ..repair.gapreport import GapSummary, summarize_gaps
 from .backlog import REJECTED_DIR, scan_backlog
 from .fileschema import live_names, local_sources
@@ -192,19 +192,32 @@ def _hive(parts: tuple[str, ...]) -> PartKey | None:
     return None if key is None else (key.venue, key.date, key.symbol, key.kind)
 
 
-def _continuity(ids: pl.Series) -> Continuity:
+def _continuity(ids: pl.Series, firsts: pl.Series | None = None) -> Continuity:
+    """Holes in ``agg_id``; with ``firsts`` (a venue whose rows cover ``first_id..agg_id``) a
+    hole is an id no row covers."""
     c = Continuity(rows=ids.len())
     if ids.len() == 0:
         return c
-    uniq = ids.unique().sort()
+    if firsts is not None:
+        rows = pl.DataFrame({"cur": ids, "first": firsts}).unique("cur").sort("cur")
+        uniq, starts = rows["cur"], rows["first"]
+    else:
+        uniq = ids.unique().sort()
+        starts = uniq
     c.duplicates = ids.len() - uniq.len()
     c.first_agg_id, c.last_agg_id = int(uniq[0]), int(uniq[-1])
     prev = uniq.shift(1)
-    gap = pl.DataFrame({"prev": prev, "cur": uniq}).filter(pl.col("cur") - pl.col("prev") > 1)
+    # a hole before a row: ids between the previous row's last id and this row's first one
+    gap = pl.DataFrame({"prev": prev, "cur": starts}).filter(
+        pl.col("cur") - pl.col("prev") > 1)
     c.holes = gap.height
     c.missing = int((gap["cur"] - gap["prev"] - 1).sum()) if gap.height else 0
     c.hole_ranges = [(int(a) + 1, int(b) - 1) for a, b in gap.head(1000).iter_rows()]
     return c
+
+
+def _cat(series: list[pl.Series]) -> pl.Series:
+    return pl.concat(series) if series else pl.Series("agg_id", [], pl.Int64)
 
 
 def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None,
@@ -247,12 +260,17 @@ def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None,
     inv.temp_files.sort()
     groups = {key: _live_by_dir(paths) for key, paths in groups.items()}
     prices_ids: dict[str, list[pl.Series]] = {}
+    prices_firsts: dict[str, list[pl.Series]] = {}  # venues whose rows cover id spans
     for (venue, date, symbol, kind), paths in sorted(groups.items()):
         info = PartitionInfo(date, symbol, kind, venue=venue)
         ids: list[pl.Series] = []
+        firsts: list[pl.Series] = []
+        spans = venue in SPAN_ID_VENUES
         for path in sorted(paths):
             try:
                 cols = ["ts_ms", "agg_id"] if kind == PRICES else ["ts_ms"]
+                if kind == PRICES and spans:
+                    cols.append("first_id")
                 df = pl.read_parquet(path, columns=cols)
             except Exception as exc:  # a broken file is reported, not fatal
                 inv.unreadable.append((str(path.relative_to(data_dir)), unreadable_reason(exc)))
@@ -260,15 +278,19 @@ def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None,
             account(info, df, _stat_size(path))
             if kind == PRICES:
                 ids.append(df["agg_id"])
+                if spans:
+                    firsts.append(df["first_id"])
         if kind == PRICES:
-            c = _continuity(pl.concat(ids) if ids else pl.Series("agg_id", [], pl.Int64))
+            c = _continuity(_cat(ids), _cat(firsts) if spans else None)
             info.agg_id_holes, info.agg_id_missing = c.holes, c.missing
             info.agg_id_duplicates = c.duplicates
             prices_ids.setdefault(info.label, []).extend(ids)
+            if spans:
+                prices_firsts.setdefault(info.label, []).extend(firsts)
         inv.partitions.append(info)
     for symbol, series in prices_ids.items():
         inv.continuity[symbol] = _continuity(
-            pl.concat(series) if series else pl.Series("agg_id", [], pl.Int64))
+            _cat(series), _cat(prices_firsts[symbol]) if symbol in prices_firsts else None)
     doc = backlog_doc(dl_dir)
     legacy = data_dir / LEGACY_DEADLETTER_DIR  # not yet moved by a start or a recover
     if legacy != dl_dir and legacy.is_dir():

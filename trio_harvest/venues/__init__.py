@@ -8,7 +8,8 @@ I/O.
 
 from __future__ import annotations
 
-from ..kinds import DEFAULT_VENUE
+from ..kinds import DEFAULT_VENUE, SPAN_ID_VENUES
+from .base import SPANS
 from .base import Venue as Venue
 from .binance_coinm.adapter import VENUE as BINANCE_COINM
 from .binance_spot.adapter import VENUE as BINANCE_SPOT
@@ -25,6 +26,8 @@ VENUES: dict[str, Venue] = {v.name: v for v in _ADAPTERS}
 DEFAULT = DEFAULT_VENUE
 if DEFAULT not in VENUES:
     raise ImportError(f"the default venue {DEFAULT!r} has no adapter")
+if {v.name for v in _ADAPTERS if v.trade_continuity == SPANS} != SPAN_ID_VENUES:
+    raise ImportError("kinds.SPAN_ID_VENUES does not name the venues whose trades cover spans")
 
 
 class UnknownVenue(KeyError):

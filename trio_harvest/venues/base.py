@@ -330,6 +330,10 @@ class Venue(Protocol):
     def follows(self, prev_update_id: int, d: BookLevels) -> bool: ...
     def local_book(self, symbol: str, max_levels: int, buffer_limit: int) -> LocalBook: ...
     max_book_levels: int  # per side: the largest snapshot
+    # how a book that lost its chain gets a snapshot again: False, from REST (``depth_request``);
+    # True, by unsubscribing and subscribing its stream again (the stream sends a snapshot),
+    # paced like REST snapshots (the same cooldown and budget), never a resubscribe storm
+    resync_by_resubscribe: bool
     # the attribute of a quote or a book snapshot the gate deduplicates by: ``update_id``, or
     # an id of the venue's own that only grows where update ids may restart (a venue's reset)
     gate_id: str

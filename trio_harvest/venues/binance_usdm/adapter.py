@@ -79,6 +79,7 @@ class BinanceUsdm:
     subscribe_batch = 0  # one request carries any number of names
     needs_listing = False  # sizes need no fact of the listing
     gate_id = "update_id"  # update ids only grow
+    resync_by_resubscribe = False  # a broken book resyncs from a REST snapshot
     decode_envelope = staticmethod(wire.decode_envelope)
     bad_frame = wire.BadFrame
     quote_source = st.BOOK_TICKER

@@ -120,7 +120,7 @@ class Bybit:
     # what the core needs beyond Binance's shape: topics are subscribed after connecting, the
     # book's snapshot comes on the socket, and a broken book is resubscribed, not fetched
     subscribe_on_open = True
-    snapshot_in_stream = True
+    resync_by_resubscribe = True
     book_rule = book.RULE
     book_modes = ("diff",)  # every book topic is a snapshot then deltas: none is a partial
     needs_listing = False  # sizes are base coin: nothing of the listing is needed to decode
@@ -270,7 +270,8 @@ class Bybit:
         return book.LocalBook(symbol, max_levels=max_levels, buffer_limit=buffer_limit)
 
     def resubscriber(self, **kw: Any) -> resubscribe.Resubscriber:
-        """The pacer of broken topics' resubscriptions (one per connection)."""
+        """A pure pacer of broken topics' resubscriptions (batched, per-topic cooldown); the
+        core resubscribes through book sync's own pacer (``resync_by_resubscribe``)."""
         return resubscribe.Resubscriber(self.category, **kw)
 
     def recent_ids(self) -> trades.RecentIds:

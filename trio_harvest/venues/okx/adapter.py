@@ -114,6 +114,7 @@ class Okx:
     subscribe_batch = SUBSCRIBE_BATCH
     needs_listing = True  # SWAP sizes: contracts times ctVal (the spot listing is read too)
     gate_id = "gate_id"  # seqId restarts after maintenance: time first, then seqId
+    resync_by_resubscribe = False  # REST books aligned by seqId (no request of the 480 an hour)
     bad_frame = wire.BadFrame
     quote_source = wire.BBO
     trade_continuity = SPANS
