@@ -25,6 +25,7 @@ import trio
 from trio_harvest.app import Harvester
 from trio_harvest.cli.summary import summarize
 from trio_harvest.sim.bybit_wire import trade_id
+from trio_harvest.storage.inventory import inspect_dataset, venue_label
 from trio_harvest.venues.bybit.wire import uuid_key
 
 from .conftest import make_config
@@ -162,6 +163,10 @@ async def test_bybit_conserves_trades_and_chains_books_under_faults(tmp_path: Pa
     assert counted.get("book sequence break (bybit u)", 0) > 0, counted
     assert counted.get("disconnect", 0) > 0, counted
     assert h.repair.stats.trade_duplicates > 0  # dup_frame: the same trade id twice
+    inventory = inspect_dataset(data)  # `inspect`: ids prove no continuity: no false holes
+    for symbol in cfg.symbols:
+        c = inventory.continuity[venue_label(venue, symbol)]
+        assert c.holes == 0 and c.duplicates == 0 and c.rows > 0, c
     hub = h.simulator.bybit.hub
     assert hub.bybit.resets > 0 and hub.bybit.resubscribes > 0, hub.bybit  # reset; resubscribe
 

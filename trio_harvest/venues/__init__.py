@@ -8,8 +8,8 @@ I/O.
 
 from __future__ import annotations
 
-from ..kinds import DEFAULT_VENUE, SPAN_ID_VENUES
-from .base import SPANS
+from ..kinds import DEFAULT_VENUE, SPAN_ID_VENUES, UNCHAINED_ID_VENUES
+from .base import NO_CONTINUITY, SPANS
 from .base import Venue as Venue
 from .binance_coinm.adapter import VENUE as BINANCE_COINM
 from .binance_spot.adapter import VENUE as BINANCE_SPOT
@@ -28,6 +28,9 @@ if DEFAULT not in VENUES:
     raise ImportError(f"the default venue {DEFAULT!r} has no adapter")
 if {v.name for v in _ADAPTERS if v.trade_continuity == SPANS} != SPAN_ID_VENUES:
     raise ImportError("kinds.SPAN_ID_VENUES does not name the venues whose trades cover spans")
+if {v.name for v in _ADAPTERS if v.trade_continuity == NO_CONTINUITY} != UNCHAINED_ID_VENUES:
+    raise ImportError("kinds.UNCHAINED_ID_VENUES does not name the venues whose trade ids prove "
+                      "no continuity")
 
 
 class UnknownVenue(KeyError):
