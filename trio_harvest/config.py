@@ -160,6 +160,9 @@ class Config:
             object.__setattr__(self, "ws_url", venue.default_ws_url)
         if not self.rest_url:
             object.__setattr__(self, "rest_url", venue.default_rest_url)
+        modes = getattr(venue, "book_modes", None)  # a venue whose books come one way only
+        if modes and self.book not in modes:
+            object.__setattr__(self, "book", modes[0])
         _validate(self)
         resolve_scale(self)  # first: an s3:// data_dir becomes a local dir (journal's home)
         journal_settings.validate(self)

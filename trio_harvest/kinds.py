@@ -361,6 +361,9 @@ DEFAULT_VENUE = "binance-usdm"
 # at ``agg_id + 1``): continuity is read over those spans (readers below the venues need it; the
 # registry checks it against the adapters)
 SPAN_ID_VENUES = frozenset({"okx-swap", "okx-spot"})
+# venues whose trade ids prove no continuity (Bybit: linear UUIDs, kept as a 63-bit key; spot
+# numbers with no documented step): readers count duplicate ids, never holes between them
+UNCHAINED_ID_VENUES = frozenset({"bybit-linear", "bybit-spot"})
 
 # The Hive path carries these (``venue=…/date=…/symbol=…/kind=…``; files written before venues
 # had no ``venue=`` level); a file never repeats them, or PyArrow and DuckDB would see one column

@@ -43,7 +43,8 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 60) -> subproc
         (["run", "--backoff-initial", "5", "--backoff-max", "1"], "backoff_max must be at least"),
         (["run", "--streams-per-connection", "0"], "streams_per_connection: must be at least 1"),
         (["run", "--venue", "binance-options"], "venue: unknown venue 'binance-options' "
-         "(known: binance-usdm, binance-spot, binance-coinm, okx-swap, okx-spot)"),
+         "(known: binance-usdm, binance-spot, binance-coinm, okx-swap, okx-spot, bybit-linear, "
+         "bybit-spot)"),
         (["run", "--venue", "binance-coinm", "--symbols", "BTCUSDT"],
          "symbols: 'BTCUSDT' is not a binance-coinm symbol (e.g. BTCUSD_PERP, ETHUSD_PERP)"),
         (["run", "--sim", "--venue", "binance-spot", "--ws-url", "ws://127.0.0.1:9443"],

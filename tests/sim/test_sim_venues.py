@@ -22,6 +22,8 @@ from trio_harvest.venues.binance_common.facts import stream_name
 from trio_harvest.venues.binance_spot import wire as spot
 from trio_harvest.venues.binance_usdm import decode as usdm
 
+from .handshake import handshake_answer
+
 
 @dataclass(frozen=True)
 class Wire:
@@ -168,16 +170,9 @@ async def test_rest_paths_weights_and_listing_per_venue(nursery: trio.Nursery) -
 async def test_routes_per_venue(nursery: trio.Nursery) -> None:
     sim = start(nursery, SPOT)
     await nursery.start(sim.serve)
-    # spot has no /market route (a raw handshake: trio-websocket's client leaks its socket on
-    # a rejection)
-    request = ("GET /market/stream?streams=btcusdt@aggTrade HTTP/1.1\r\nHost: localhost\r\n"
-               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-    stream = await trio.open_tcp_stream("127.0.0.1", sim.port)
-    async with stream:
-        await stream.send_all(request.encode())
-        with trio.fail_after(5):
-            assert (await stream.receive_some(4096)).startswith(b"HTTP/1.1 404 ")
+    # spot has no /market route
+    answer = await handshake_answer(sim.port, "/market/stream?streams=btcusdt@aggTrade")
+    assert answer.startswith(b"HTTP/1.1 404 ")
     async with open_websocket_url(f"{sim.url}/ws/btcusdt@bookTicker") as ws:  # raw payloads
         with trio.fail_after(5):
             msg = spot.decode_payload("btcusdt@bookTicker", await ws.get_message())

@@ -15,7 +15,8 @@ from ..sim.faultplan import FaultPlan, FaultSpecError, parse_faults
 FAULTS_HELP = (
     "comma-separated faults, e.g. disconnect=5,garbage=0.01,skip=0.002: disconnect=S, "
     "disconnect_random=S, stall=S, stall_for=S, garbage=P, truncate=P, oversize=P, "
-    "oversize_bytes=N, skip=P, dup_id=P, drop_diff=P, dup_frame=P, skew=MS, lifetime=S, "
+    "oversize_bytes=N, skip=P, dup_id=P, drop_diff=P, dup_frame=P, reset=P (a venue-side "
+    "book reset: OKX, Bybit), skew=MS, lifetime=S, "
     "weight=N (REST weight/min), listing=S (list one symbol and delist one every S s), "
     "seed=N (see docs/adversity.md)"
 )

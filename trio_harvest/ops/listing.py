@@ -1,7 +1,8 @@
 """The venue's listing over REST (the venue's ``listing_request``): the start-up check of the
 configured symbols, and one fetch of ``symbol -> status`` for resolving and following a universe.
 
-Owns the request (one, weight 1, bounded in time) and the start-up warning: a symbol the venue
+Owns the request (one, weight 1, bounded in time; a venue that pages its listing, Bybit,
+names each next page: ``next_listing_request``) and the start-up warning: a symbol the venue
 does not list gets one warning, because a venue may answer a stream of an unknown symbol with
 silence, not an error. The check is best effort (an exchange that cannot be reached is logged at
 DEBUG: the connections report that loudly enough) and never refuses a symbol; ``fetch_statuses``
@@ -21,11 +22,12 @@ from .. import venues
 from ..hints import plural
 from ..ingest.restclient import FetchFn, RestError, http_fetch
 from ..symbols import unlisted
-from ..venues.base import Listed, Venue
+from ..venues.base import Listed, RestRequest, Venue
 
 log = logging.getLogger("trio_harvest.symbols")
 
 TIMEOUT = 15.0
+MAX_PAGES = 50  # of a paged listing (Bybit's linear: 2 pages of 500 today)
 
 FetchFactory = Callable[[str], AbstractAsyncContextManager[FetchFn]]
 
@@ -47,20 +49,30 @@ async def fetch_listing(rest_url: str, open_fetch: FetchFactory = http_fetch,
     """``symbol -> Listed`` (status, listing and delivery times) as ``rest_url`` lists them;
     ``ListingError`` as ``fetch_statuses``."""
     venue = venue or venues.default()
-    req = venue.listing_request()
+    req: RestRequest | None = venue.listing_request()
+    assert req is not None
     PATH = req.path
+    # a venue that pages its listing names the next page's request (a cursor), None after the last
+    next_page = getattr(venue, "next_listing_request", None)
+    listed: dict[str, Listed] = {}
     with trio.move_on_after(TIMEOUT):
         try:
             async with open_fetch(rest_url) as fetch:
-                resp = await fetch(PATH, req.params)
+                for _ in range(MAX_PAGES):
+                    if req is None:
+                        break
+                    resp = await fetch(PATH, req.params)
+                    if resp.status != 200:
+                        raise ListingError(f"{rest_url}{PATH} answered HTTP {resp.status}")
+                    try:
+                        doc = json.loads(resp.body)
+                        listed.update(venue.listing(doc))
+                    except (ValueError, AttributeError):
+                        raise ListingError(f"{rest_url}{PATH} did not answer with a listing") \
+                            from None
+                    req = next_page(doc) if next_page is not None else None
         except (RestError, OSError) as exc:
             raise ListingError(f"{rest_url}{PATH} cannot be reached: {exc}") from None
-        if resp.status != 200:
-            raise ListingError(f"{rest_url}{PATH} answered HTTP {resp.status}")
-        try:
-            listed = venue.listing(json.loads(resp.body))
-        except (ValueError, AttributeError):
-            raise ListingError(f"{rest_url}{PATH} did not answer with a listing") from None
         if not listed:
             raise ListingError(f"{rest_url}{PATH} listed no symbol")
         return listed

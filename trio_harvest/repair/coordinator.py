@@ -45,6 +45,7 @@ from .outliers import (
     BookIdGuard,
     TradeIdGuard,
 )
+from .sweep import Sweeper
 
 log = logging.getLogger("trio_harvest.repair")
 
@@ -139,10 +140,23 @@ class Repair:
             fetch if config.backfill else None, self.budget,
             wall_ms=wall_ms, delay=config.backfill_delay, venue=venue,
         )
+        self._recent_ids: Any = None  # the venue's trade id window (``recent_ids``), if any
+        self._recent: dict[str, Any] = {}  # symbol -> its window
         if venue.trade_continuity == SPANS:  # each trade covers first_id..agg_id
             self.trade = self._span_trade  # type: ignore[method-assign]
-        elif venue.trade_continuity != CONTIGUOUS:  # ids prove nothing: admit every trade
-            self.trade = self._any_trade  # type: ignore[method-assign]
+        elif venue.trade_continuity != CONTIGUOUS:  # ids prove nothing: admit every trade ...
+            self._recent_ids = getattr(venue, "recent_ids", None)  # ... once, where the venue
+            # keeps a window of its ids
+            self.trade = (  # type: ignore[method-assign]
+                self._unseen_trade if self._recent_ids is not None else self._any_trade)
+        # a venue whose ids prove nothing but whose REST serves its latest trades: swept
+        self.sweeper: Sweeper | None = None
+        if (self._recent_ids is not None and config.backfill
+                and getattr(venue, "fill", None) is not None):
+            self.sweeper = Sweeper(config.symbols, venue, admit=self.admit_recent,
+                                   put_trade=self._put_trade, put_gap=self.put_gap,
+                                   budget=self.budget, wall_ms=wall_ms)
+            self.sweeper.fetch = fetch
         self.connector = HandoverConnector(
             subscribing(connect, venue), lifetime=config.ws_lifetime, lead=config.handover_lead,
             overlap=config.handover_overlap, url_after=venue.url_after,
@@ -153,6 +167,28 @@ class Repair:
     def _any_trade(self, t: Trade, recv_ms: int) -> bool:
         """The gate of a venue whose trade ids prove nothing: every trade is admitted."""
         return True
+
+    def _unseen_trade(self, t: Trade, recv_ms: int) -> bool:
+        """The gate of a venue whose trade ids prove nothing but name a trade: one whose id is
+        among the symbol's recent ones (the venue's ``recent_ids`` window) is a duplicate."""
+        ids = self._recent.get(t.symbol)
+        if ids is None:
+            ids = self._recent[t.symbol] = self._recent_ids()
+        if ids.admit(t.trade_id):  # type: ignore[attr-defined]  # the venue's records have it
+            return True
+        self.stats.trade_duplicates += 1
+        return False
+
+    def admit_recent(self, symbol: str, trade_id: str) -> bool:
+        """A trade fetched from REST: True when its id is not among the symbol's recent ones
+        (then it is remembered); every trade when the venue keeps no window."""
+        if not self._recent_ids:
+            return True
+        ids = self._recent.get(symbol)
+        if ids is None:
+            ids = self._recent[symbol] = self._recent_ids()
+        admitted: bool = ids.admit(trade_id)
+        return admitted
 
     def _span_trade(self, t: Trade, recv_ms: int) -> bool:
         """The gate of a venue whose trades each cover the ids ``first_id..agg_id``: the next
@@ -370,6 +406,8 @@ class Repair:
             self.trade_guards[symbol] = TradeIdGuard(tracker)
             self._held_trades[symbol] = {}
         self._prices[symbol] = self.lanes.get(PRICES, symbol)
+        if self.sweeper is not None:
+            self.sweeper.add_symbol(symbol)
 
     def prices_into(self, symbol: str, sink: Sink | None) -> None:
         """Where ``symbol``'s backfilled trades go: ``sink`` (a window around a hand-over, so a
@@ -430,9 +468,13 @@ class Repair:
                 self.backfill.fetch = await stack.enter_async_context(http_fetch(rest_url))
                 log.info("backfill: REST %s, up to %d request weight per minute",
                          rest_url, self.config.backfill_weight)
+                if self.sweeper is not None:
+                    self.sweeper.fetch = self.backfill.fetch
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.connector.run)
                 await nursery.start(self.backfill.run)
+                if self.sweeper is not None and self.sweeper.fetch is not None:
+                    await nursery.start(self.sweeper.run)
                 nursery.start_soon(self._drain_backlog)
                 task_status.started()
 
@@ -442,6 +484,8 @@ class Repair:
         self.give_up_held()
         if self.losses.pending:  # the final flush may write what could not be written before
             self._emit_losses()
+        if self.sweeper is not None:  # a last sweep: what the socket lost at the end, too
+            await self.sweeper.finish(trio.current_time() + seconds / 2)
         await self.backfill.finish(trio.current_time() + seconds)
         now_ms = self.wall_ms()
         for stream, gap in list(self.resuming.items()):

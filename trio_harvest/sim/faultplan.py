@@ -20,8 +20,10 @@ skip=P             an aggTrade not sent on the websocket (still on the tape, so 
 dup_id=P           an aggTrade sent twice (same ``a``)
 drop_diff=P        a diff-depth event not sent (breaks the ``pu`` chain)
 dup_frame=P        a frame sent twice
-reset=P            OKX: a venue-side book reset before a ``books`` update (seqId restarts low,
-                   ``seqId < prevSeqId`` once, as after maintenance)
+reset=P            a venue-side book reset before a diff event. OKX: before a ``books`` update
+                   (seqId restarts low, ``seqId < prevSeqId`` once, as after maintenance);
+                   Bybit: the event goes out as a snapshot to every subscriber, half of them a
+                   service restart with ``u`` back to 1
 skew=MS            the exchange clock runs MS ms ahead of the harvester's (negative: behind)
 lifetime=S         close connections S s after they opened (Binance: 24 h)
 listing=S          every S s, list one new symbol and delist one (its streams stop; exchangeInfo
@@ -100,7 +102,8 @@ class FaultPlan:
 
     @property
     def active(self) -> bool:
-        return self.frame_faults or self.event_faults or self.connection_faults or bool(self.skew)
+        return (self.frame_faults or self.event_faults or self.connection_faults
+                or bool(self.skew) or bool(self.reset))
 
     def with_seed(self, seed: int) -> FaultPlan:
         """This plan with ``seed`` filled in if it had none."""

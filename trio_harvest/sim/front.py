@@ -22,11 +22,13 @@ from .rest import RestReply
 
 
 class RestHandler(Protocol):
-    """A venue's REST API as the front serves it (``rest.RestApi``, ``okx_rest.OkxRestApi``)."""
+    """A venue's REST API as the front serves it (``rest.RestApi``, ``okx_rest.OkxRestApi``,
+    ``bybit_rest.BybitRestApi``)."""
 
     root: bytes  # what every path starts with (``/fapi/``, ``/api/``)
 
     def handle(self, method: str, target: str) -> RestReply: ...
+
 
 log = logging.getLogger("trio_harvest.sim.front")
 

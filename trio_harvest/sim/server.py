@@ -14,10 +14,12 @@ The port also answers REST (``front.py`` + ``rest.py``) from the book snapshot a
 with ids consistent with the streams. On the futures venues a contract model (``derivs.py``)
 adds mark prices, funding, liquidations and the open interest REST answers.
 
-``SimConfig.venue`` picks the Binance venue whose wire it speaks (``venue.py``: USD-M by default,
+``SimConfig.venue`` picks the venue whose wire it speaks (``venue.py``: USD-M by default,
 Spot, COIN-M): paths, payload fields, REST prefix and weights, the server's pings (Spot
 every 20 s, COIN-M every 3 min; a connection that does not answer in time is closed) and the
-client message rate (Spot 5/s, COIN-M 10/s; over it the connection is closed with 1008).
+client message rate (Spot 5/s, COIN-M 10/s; over it the connection is closed with 1008). The
+Bybit categories (``bybit-linear``, ``bybit-spot``) bring their own fan-out, REST, path and
+control handler (``bybit_venue.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, WebSocketServer
 
 from . import okx_server
+from .bybit_rest import BybitRestApi
+from .bybit_venue import BybitParts
 from .control import MessageRate, handle_control
 from .derivs import Derivatives
 from .disrupt import Disruptor
@@ -51,7 +55,7 @@ from .routes import parse_target
 from .sender import FrameSender
 from .stats import SimStats
 from .tape import DEFAULT_CAPACITY, TradeTape
-from .venue import OKX, USDM, profile
+from .venue import BYBIT, OKX, USDM, profile
 
 __all__ = ["SimConfig", "Simulator", "sim_main"]
 
@@ -113,15 +117,19 @@ class Simulator:
         self.market = Market(config.symbols, rate=config.rate, seed=config.seed,
                              tape_capacity=tape_capacity, spec=venue.spec)
         self.stats = SimStats()
-        self._hub = Hub((m.spec for m in self.market.symbols.values()), self.stats, faults,
-                        venue)
+        specs = [m.spec for m in self.market.symbols.values()]
+        self.bybit = BybitParts(venue, plan, config.seed) if venue.family == BYBIT else None
+        self._hub = (self.bybit.make_hub(specs, self.stats, faults) if self.bybit is not None
+                     else Hub(specs, self.stats, faults, venue))
         self._ids = itertools.count(1)
         # the futures contract around each market: mark price, funding, OI, liquidations
         self.derivs = Derivatives(config.seed) if venue.futures else None
-        self.rest: RestApi | OkxRestApi
+        self.rest: RestApi | OkxRestApi | BybitRestApi
         if venue.family == OKX:
             self.rest = OkxRestApi(self.market, self._clock_ms, self._hub.wires,  # type: ignore[arg-type]
                                    venue.inst_type, plan.weight if plan is not None else None)
+        elif self.bybit is not None:
+            self.rest = self.bybit.make_rest(self.market, self._clock_ms)
         else:
             self.rest = RestApi(self.market, self._clock_ms, venue=venue,
                                 weight_limit=plan.weight if plan is not None else None,
@@ -261,7 +269,8 @@ class Simulator:
         if self.venue.family == OKX:  # its own path, subscribe messages and pings
             await okx_server.handle(self, request)
             return
-        route = parse_target(request.path, self.venue.routed)
+        route = (self.bybit.route(request.path) if self.bybit is not None
+                 else parse_target(request.path, self.venue.routed))
         if route is None:
             self.stats.rejected += 1
             await request.reject(404, body=b"Not Found")
@@ -327,7 +336,8 @@ class Simulator:
                     await ws.aclose(1008, "Too many requests")
                     scope.cancel()
                     return
-                result = handle_control(message, list(sub.streams))
+                result = (self.bybit.control(message, sub) if self.bybit is not None
+                          else handle_control(message, list(sub.streams)))
                 self._hub.subscribe(sub, result.subscribe)
                 self._hub.unsubscribe(sub, result.unsubscribe)
                 self._hub.reply(sub, result.reply)
@@ -368,7 +378,9 @@ async def _sim_main(config: SimConfig, duration: float | None) -> int:
         )
         plan = config.faults.describe() if config.faults is not None else ""
         paths = ("(public/instruments|market/history-trades|market/books|market/tickers)"
-                 if sim.venue.family == OKX else "(depth|aggTrades|exchangeInfo)")
+                 if sim.venue.family == OKX else
+                 "(recent-trade|instruments-info|orderbook|tickers)" if sim.bybit is not None
+                 else "(depth|aggTrades|exchangeInfo)")
         print(f"REST on {sim.rest_url}{sim.venue.rest_prefix}/{paths}; "
               f"faults: {plan or 'none'}", flush=True)
         if threading.current_thread() is threading.main_thread():

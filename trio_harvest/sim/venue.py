@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from ..venues.binance_coinm import wire as coinm
 from ..venues.binance_common.facts import WireFacts
 from ..venues.binance_spot import wire as spot
+from ..venues.bybit import facts as bybit_facts
 from .listing import CATALOGUE, NEW_LISTINGS
 from .specs import SymbolSpec, spec_for
 
@@ -28,6 +29,7 @@ OKX_SWAP = "okx-swap"
 OKX_SPOT = "okx-spot"
 BINANCE = "binance"  # a venue family: the wire, routes, control messages and REST it speaks
 OKX = "okx"
+BYBIT = "bybit"  # the family of the Bybit categories (``bybit_venue.py``)
 
 _FUTURES_SUFFIXES = ((100, "@100ms"), (250, ""), (500, "@500ms"))  # 250 ms has no suffix
 
@@ -58,7 +60,7 @@ class VenueProfile:
     messages_per_second: int | None = None  # a client sending more is disconnected (None: any)
     exact_depth_limits: bool = True  # depth takes only the listed limits (spot: 1 up to the max)
     futures: bool = True  # mark price, funding, open interest, liquidations (not spot)
-    family: str = BINANCE  # OKX: its own wire (okx_wire.py), sockets and REST (okx_*.py)
+    family: str = BINANCE  # OKX: okx_wire.py, okx_*.py; Bybit: bybit_*.py (their own wire)
     inst_type: str = ""  # OKX's instType (SWAP sizes count contracts of one lot)
 
     @property
@@ -97,6 +99,8 @@ class VenueProfile:
                        contract_usd=contract_size(symbol))
 
     def example_path(self, stream: str) -> str:
+        if self.family == BYBIT:
+            return f"/v5/public/{self.name.removeprefix('bybit-')}"
         if self.family == OKX:
             return "/ws/v5/public"
         return f"/market/stream?streams={stream}" if self.routed else f"/stream?streams={stream}"
@@ -132,6 +136,11 @@ PROFILES: dict[str, VenueProfile] = {
         catalogue=tuple(f"{c}USD_PERP" for c in _COINS),
         new_listings=tuple(n.removesuffix("USDT") + "USD_PERP" for n in NEW_LISTINGS),
         listing_suffix="USD_PERP"),
+    **{c.name: VenueProfile(
+        name=c.name, routed=False, rest_prefix="/v5/market", depth_weights=((1000, 1),),
+        agg_trades_weight=1, exchange_info_weight=1, weight_limit=bybit_facts.REST_LIMIT,
+        ping_seconds=None, pong_timeout_seconds=bybit_facts.IDLE_CUT_SECONDS, pu=False,
+        family=BYBIT, futures=False) for c in bybit_facts.CATEGORIES.values()},
 }
 for _name, _type, _suffix in ((OKX_SWAP, "SWAP", "-USDT-SWAP"), (OKX_SPOT, "SPOT", "-USDT")):
     PROFILES[_name] = VenueProfile(

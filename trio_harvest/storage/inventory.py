@@ -20,7 +20,7 @@ import polars as pl
 
 from ..errors import ConfigError
 from ..hints import plural
-from ..kinds import DEFAULT_VENUE, GAPS, PRICES, SPAN_ID_VENUES
+from ..kinds import DEFAULT_VENUE, GAPS, PRICES, SPAN_ID_VENUES, UNCHAINED_ID_VENUES
 from .backlog import REJECTED_DIR, scan_backlog
 from .fileschema import live_names, local_sources
 from .gapreport import GapSummary, summarize_gaps
@@ -192,11 +192,17 @@ def _hive(parts: tuple[str, ...]) -> PartKey | None:
     return None if key is None else (key.venue, key.date, key.symbol, key.kind)
 
 
-def _continuity(ids: pl.Series, firsts: pl.Series | None = None) -> Continuity:
+def _continuity(ids: pl.Series, firsts: pl.Series | None = None,
+                chained: bool = True) -> Continuity:
     """Holes in ``agg_id``; with ``firsts`` (a venue whose rows cover ``first_id..agg_id``) a
-    hole is an id no row covers."""
+    hole is an id no row covers; not ``chained`` (ids prove no continuity): duplicates only."""
     c = Continuity(rows=ids.len())
     if ids.len() == 0:
+        return c
+    if not chained:
+        uniq = ids.unique().sort()
+        c.duplicates = ids.len() - uniq.len()
+        c.first_agg_id, c.last_agg_id = int(uniq[0]), int(uniq[-1])
         return c
     if firsts is not None:
         rows = pl.DataFrame({"cur": ids, "first": firsts}).unique("cur").sort("cur")
@@ -261,6 +267,7 @@ def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None,
     groups = {key: _live_by_dir(paths) for key, paths in groups.items()}
     prices_ids: dict[str, list[pl.Series]] = {}
     prices_firsts: dict[str, list[pl.Series]] = {}  # venues whose rows cover id spans
+    unchained: set[str] = set()  # labels of venues whose ids prove no continuity
     for (venue, date, symbol, kind), paths in sorted(groups.items()):
         info = PartitionInfo(date, symbol, kind, venue=venue)
         ids: list[pl.Series] = []
@@ -281,16 +288,20 @@ def inspect_dataset(data_dir: Path, deadletter_dir: Path | None = None,
                 if spans:
                     firsts.append(df["first_id"])
         if kind == PRICES:
-            c = _continuity(_cat(ids), _cat(firsts) if spans else None)
+            c = _continuity(_cat(ids), _cat(firsts) if spans else None,
+                            venue not in UNCHAINED_ID_VENUES)
             info.agg_id_holes, info.agg_id_missing = c.holes, c.missing
             info.agg_id_duplicates = c.duplicates
             prices_ids.setdefault(info.label, []).extend(ids)
+            if venue in UNCHAINED_ID_VENUES:
+                unchained.add(info.label)
             if spans:
                 prices_firsts.setdefault(info.label, []).extend(firsts)
         inv.partitions.append(info)
     for symbol, series in prices_ids.items():
         inv.continuity[symbol] = _continuity(
-            _cat(series), _cat(prices_firsts[symbol]) if symbol in prices_firsts else None)
+            _cat(series), _cat(prices_firsts[symbol]) if symbol in prices_firsts else None,
+            symbol not in unchained)
     doc = backlog_doc(dl_dir)
     legacy = data_dir / LEGACY_DEADLETTER_DIR  # not yet moved by a start or a recover
     if legacy != dl_dir and legacy.is_dir():
