@@ -24,6 +24,15 @@ Owns, per symbol, the venue's ``LocalBook`` (its book rule) and the traffic arou
   path, which applies it before the symbol's next event. An HTTP 429/418 pauses both for its
   ``Retry-After``.
 
+Restart replay (with a ``journal``): a fetched snapshot is journaled (``snapshot``) when it is
+handed to the hot path, so a replay hands it over at the same point of the frame sequence
+(``offer_snapshot``) and the same pure book code writes the same rows. A book is only rebuilt
+from its base: the first event of its sync (the snapshot follows it in the journal) or a state
+of its own (``BookJournal.state``, written by ``journal_holds`` when the journal's checkpoint
+would pass the book's newest base; ``restore`` takes it back into a book replay could not
+rebuild). ``journal_holds`` tells the checkpoint the bases it must keep. During replay,
+``admit`` says which rows are already written (they are not written again).
+
 The venue's book rule (``Venue.local_book``, ``parse_snapshot``) and depth request are asked of
 its adapter. The REST call is injected (``fetch_depth(symbol, limit) -> dict``); without one,
 ``run`` opens ``restclient.http_fetch`` against ``rest_url`` (the venue's ``depth_request``).
@@ -44,7 +53,7 @@ import trio
 from .. import venues
 from ..ingest.restclient import FetchFn, http_fetch, retry_after
 from ..ingest.tokenbucket import TokenBucket
-from ..kinds import Row
+from ..kinds import BOOK_UPDATES, GAPS, ORDERBOOK, Row
 from ..pipeline.done import DONE as DONE  # what ``on_depth`` returns when done already
 from ..pipeline.lanes import Sink
 from ..ratelimit import RateLimitedLog
@@ -56,11 +65,21 @@ log = logging.getLogger("trio_harvest.booksync")
 
 SOURCE = "depth"  # orderbook.source of a diff-built book
 BUFFER_LIMIT = 200  # events kept per symbol while waiting for a snapshot (20 s of 100 ms)
+HOLD_MAX_S = 120.0  # a book that cannot sync keeps the journal from its first event this long
+REBASE_MIN_S = 10.0  # a live book's state is journaled at most this often
 
 
 FetchDepth = Callable[[str, int], Awaitable[Mapping[str, Any]]]
 PutGap = Callable[[Row], Awaitable[None]]
 UpdatesOf = Callable[[str], Sink]  # a symbol's ``book_updates`` lane
+Admit = Callable[[str, Row], bool]  # (kind, row): write it (False: written already)
+
+
+class BookJournal(Protocol):
+    """Where a diff book's records go in the journal (the venue is the journal's)."""
+
+    def snapshot(self, symbol: str, body: Mapping[str, Any]) -> int: ...  # returns its seq
+    def state(self, symbol: str, state: Mapping[str, Any]) -> int: ...
 
 
 class BookHook(Protocol):
@@ -146,6 +165,25 @@ class DiffBooks:
         self._failures: dict[str, int] = {}
         self._wake = trio.Event()
         self._ratelog = RateLimitedLog(log)
+        # restart replay: the journal, the seq of the frame being routed (the lanes' cursor)
+        self.journal: BookJournal | None = None
+        self.cursor: list[int] = [-1]
+        self._since: dict[str, tuple[int, float]] = {}  # syncing since (seq, trio time)
+        self._bases: dict[str, list[int]] = {}  # live: seqs replay can rebuild it from
+        self._rebased: dict[str, float] = {}  # when its state was last journaled
+        self._busy: set[str] = set()  # applying a snapshot and the events it replays
+        self._admit: Admit | None = None
+        self._direct = updates_of is None  # an applied event's row goes straight in its lane
+
+    @property
+    def admit(self) -> Admit | None:
+        return self._admit
+
+    @admit.setter
+    def admit(self, fn: Admit | None) -> None:
+        """Restart replay: each row is written only if ``fn(kind, row)`` (None: every row)."""
+        self._admit = fn
+        self._direct = fn is None and self.updates_of is None
 
     def add_symbol(self, symbol: str) -> None:
         """A symbol's local book (at start, or when a listing change adds it while running)."""
@@ -158,6 +196,8 @@ class DiffBooks:
         self.books.pop(symbol, None)
         self.streams.pop(symbol, None)
         self._ready.pop(symbol, None)
+        self._since.pop(symbol, None)
+        self._bases.pop(symbol, None)
 
     # -- hot path (the router's task) -----------------------------------------------------------
 
@@ -173,7 +213,7 @@ class DiffBooks:
         book = self.books[ev.symbol]
         outcome = book.on_event(ev, recv_ms)
         if outcome == APPLIED:
-            if self.updates_of is not None:
+            if not self._direct:
                 return self._step_rest(book, ev, recv_ms, lane, hook)
             row = self._row(book, ev, recv_ms)
             if not lane.put_nowait(row):
@@ -191,17 +231,21 @@ class DiffBooks:
         symbol = ev.symbol
         book = self.books[symbol]
         snap = self._ready.pop(symbol, None)
-        if snap is not None:
-            self._pending.discard(symbol)
-            replay = book.apply_snapshot(snap)
-            if replay is not None and self.updates_of is not None:
-                ts = ev.trade_ms or ev.event_ms  # the stream's time the book starts over at
-                uid = snap.last_update_id
-                await self._put_updates(symbol, level_rows(
-                    symbol, ts, ts, recv_ms, uid, uid, -1, snap.bids, snap.asks, True))
-            for old, old_recv in replay or ():
-                await self._step(book, old, old_recv, lane, hook)
-        await self._step(book, ev, recv_ms, lane, hook)
+        self._busy.add(symbol)  # its state is no base until every event here is applied
+        try:
+            if snap is not None:
+                self._pending.discard(symbol)
+                replay = book.apply_snapshot(snap)
+                if replay is not None and self.updates_of is not None:
+                    ts = ev.trade_ms or ev.event_ms  # the stream's time the book starts over at
+                    uid = snap.last_update_id
+                    await self._put_updates(symbol, level_rows(
+                        symbol, ts, ts, recv_ms, uid, uid, -1, snap.bids, snap.asks, True))
+                for old, old_recv in replay or ():
+                    await self._step(book, old, old_recv, lane, hook)
+            await self._step(book, ev, recv_ms, lane, hook)
+        finally:
+            self._busy.discard(symbol)
         self._settled(book)
 
     async def _finish(self, book: LocalBook, row: Row | None, lane: Sink,
@@ -220,9 +264,14 @@ class DiffBooks:
         its cooldown over."""
         if book.needs_snapshot:
             if book.symbol not in self._pending:
+                # a sync begins: replay rebuilds the book from this event on
+                self._since.setdefault(book.symbol, (self.cursor[0], trio.current_time()))
                 self._request(book.symbol)
-        elif self._failures and book.live:
+        elif (self._failures or self._since) and book.live:
             self._failures.pop(book.symbol, None)  # in sync again: the cooldown starts over
+            since = self._since.pop(book.symbol, None)
+            if since is not None:
+                self._bases[book.symbol] = [since[0]]
 
     async def _step(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
                     hook: BookHook | None) -> None:
@@ -250,12 +299,17 @@ class DiffBooks:
                 book.symbol, ts, ev.event_ms, recv_ms, ev.first_update_id, ev.update_id,
                 ev.prev_update_id, ev.bids, ev.asks, False))
         row = self._row(book, ev, recv_ms)
+        if self._admit is not None and not self._admit(ORDERBOOK, row):
+            return  # written before the restart
         if not lane.put_nowait(row):
             await lane.put(row)
         self._applied(row, hook)
 
     async def _put_updates(self, symbol: str, rows: list[Row]) -> None:
         assert self.updates_of is not None
+        if self._admit is not None:
+            admit = self._admit
+            rows = [r for r in rows if admit(BOOK_UPDATES, r)]
         sink = self.updates_of(symbol)
         for row in rows:
             if not sink.put_nowait(row):
@@ -289,7 +343,8 @@ class DiffBooks:
         self.stats.gaps += 1
         self._ratelog.log(logging.WARNING, f"break:{book.symbol}", "%s: book sequence break: %s",
                           book.symbol, brk.detail)
-        await self.put_gap(row)
+        if self._admit is None or self._admit(GAPS, row):
+            await self.put_gap(row)
         on_gap = getattr(hook, "on_gap", None)
         if on_gap is not None:
             on_gap(brk.end_ms, BOOK_SEQUENCE_BREAK)
@@ -375,8 +430,83 @@ class DiffBooks:
         book = self.books.get(symbol)
         if book is not None and book.needs_snapshot:
             self._ready[symbol] = snap
+            if self.journal is not None:  # where replay hands it over too
+                self.journal.snapshot(symbol, body)
         else:
             self._pending.discard(symbol)
+
+    # -- restart replay ------------------------------------------------------------------------
+
+    def offer_snapshot(self, symbol: str, body: Mapping[str, Any]) -> bool:
+        """Replay: a journaled snapshot, handed to the hot path as the fetcher did live."""
+        if symbol not in self.books:
+            return False
+        try:
+            snap = self.venue.parse_snapshot(body)
+        except Exception as exc:
+            log.warning("journal: a snapshot of %s that cannot be read (%s); skipped", symbol, exc)
+            return False
+        self._ready[symbol] = snap
+        self._pending.add(symbol)
+        return True
+
+    async def restore(self, symbol: str, state: Mapping[str, Any], lane: Sink,
+                      hook: BookHook | None) -> bool:
+        """Replay: a journaled state of the book, taken back only if replay could not rebuild
+        the book (it started after the book's sync); the events buffered meanwhile are stepped
+        on it as live stepped them. True if taken."""
+        book = self.books.get(symbol)
+        if book is None or book.live:
+            return False  # rebuilt from the same frames: the same book
+        replay = book.restore(state)
+        self._ready.pop(symbol, None)
+        self._pending.discard(symbol)
+        self._since.pop(symbol, None)
+        for old, old_recv in replay:
+            await self._step(book, old, old_recv, lane, hook)
+        self._settled(book)
+        return True
+
+    def restart(self) -> None:
+        """After a restart replay: every book starts over from a new snapshot (the frames of
+        the downtime are gone), and nothing asked for during the replay is asked for."""
+        for book in self.books.values():
+            book.reset()
+        for held in (self._ready, self._since, self._bases, self._rebased):
+            held.clear()
+        self._pending.clear()
+        self._queue.clear()
+        self._busy.clear()
+
+    def journal_holds(self, before: int) -> list[int]:
+        """The journal seqs the checkpoint must keep so that replay rebuilds every book, given
+        ``before``, the checkpoint by every other hold. A live book whose newest base is below
+        ``before`` journals its state (at most every ``REBASE_MIN_S``), which becomes its base
+        once ``before`` passes it; a syncing book keeps its first event (``HOLD_MAX_S`` at
+        most: one that cannot sync writes no rows)."""
+        journal = self.journal
+        if journal is None:
+            return []
+        now = trio.current_time()
+        holds: list[int] = []
+        for symbol, book in self.books.items():
+            since = self._since.get(symbol)
+            if since is not None:
+                if now - since[1] < HOLD_MAX_S:
+                    holds.append(since[0])
+                continue
+            if not book.live:
+                continue
+            bases = self._bases.setdefault(symbol, [])
+            if ((not bases or bases[-1] < before) and symbol not in self._busy
+                    and now - self._rebased.get(symbol, -REBASE_MIN_S) >= REBASE_MIN_S):
+                self._rebased[symbol] = now
+                bases.append(journal.state(symbol, book.as_state()))
+            below = sum(1 for b in bases if b <= before)
+            if below:
+                del bases[:below - 1]  # the newest base the checkpoint has reached is enough
+                holds.append(bases[0])
+        return holds
 
     # -- status ---------------------------------------------------------------------------------
 
