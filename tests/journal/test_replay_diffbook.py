@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
 import trio
 
 from tests.conftest import make_config
@@ -20,6 +22,7 @@ from tests.journal.bookchain import assert_once_and_unbroken, count, events, sca
 from trio_harvest.app import Harvester
 from trio_harvest.cli.commands import main
 from trio_harvest.journal import format as fmt
+from trio_harvest.repair import booksync
 from trio_harvest.sim.server import SimConfig, Simulator
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -36,9 +39,9 @@ def journaled(journal: Path) -> dict[str, int]:
     return last
 
 
-async def crash(h: Harvester) -> None:
+async def crash(h: Harvester, until: Callable[[], bool] | None = None) -> None:
     """Run ``h`` until its books are live, some of their rows are written and more are only in
-    memory, then end it as SIGKILL would (nothing flushed)."""
+    memory (and ``until()``), then end it as SIGKILL would (nothing flushed)."""
 
     async def nothing(deadline: float | None = None) -> None:
         return None
@@ -49,7 +52,8 @@ async def crash(h: Harvester) -> None:
         await nursery.start(h.run)
         ups = h.rotation.stats.kind("book_updates")
         while not (ups.rows_written > 0 and h.lanes.total_pending() > 300
-                   and all(b.live for b in h.diff_books.books.values())):
+                   and all(b.live for b in h.diff_books.books.values())
+                   and (until is None or until())):
             await trio.sleep(0.05)
         nursery.cancel_scope.cancel()
 
@@ -92,6 +96,33 @@ async def test_a_crash_replays_the_diff_books_rows_once_even_when_run_twice(
         await third.run()
         assert third.replayer.stats.skipped > 0
         assert_once_and_unbroken(count(cfg.data_dir, list(SYMBOLS)))
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_book_whose_snapshot_left_the_journal_is_rebuilt_from_its_journaled_state(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(booksync, "REBASE_MIN_S", 0.2)  # states often, so segments can go
+    sim = Simulator(SimConfig(symbols=SYMBOLS, rate=400.0, seed=7))
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(sim.serve)
+        urls = {"ws_url": f"ws://127.0.0.1:{port}", "rest_url": f"http://127.0.0.1:{port}"}
+        cfg = config(tmp_path, urls, journal_segment_s=0.3)
+        first = Harvester(cfg)
+        journal = first.journal
+        assert journal is not None  # until the segments of the first snapshots went
+        await crash(first, lambda: journal.stats.deleted >= 4)
+        at_crash = tmp_path / "journal-at-crash"
+        shutil.copytree(cfg.data_dir / "_journal", at_crash)
+        kept = [r.type for r in fmt.iter_segments(at_crash.rglob("seg-*"))]
+        assert fmt.BOOK_STATE in kept
+        last = journaled(at_crash)
+        second = Harvester(config(tmp_path, urls, duration=1.0))
+        await second.run()
+        assert second.replayer.stats.book_states >= 1  # a book came back from its state
+        assert_once_and_unbroken(count(cfg.data_dir, list(SYMBOLS)))
+        updates = scan(cfg.data_dir, "book_updates")
+        for symbol in SYMBOLS:
+            assert last[symbol] in set(events(updates, symbol)["update_id"].to_list()), symbol
         nursery.cancel_scope.cancel()
 
 

@@ -109,6 +109,7 @@ class ReplayStats:
     rows: int = 0  # off-stream rows (gaps, backfilled trades) put back
     skipped: int = 0  # already on disk
     book_records: int = 0  # diff books' snapshots and states handed back
+    book_states: int = 0  # of which states a book was rebuilt from (its snapshot was gone)
     first_ms: int = 0  # recv_ms of the first replayed frame
     last_ms: dict[str, int] = field(default_factory=dict)  # stream -> last journaled recv_ms
 
@@ -286,9 +287,10 @@ class Replayer:
         await self._close_foreign(gate)
         self.position = -1
         st = self.stats
-        log.info("journal: replayed %d segments (%d frames, %d off-stream rows; %d rows already "
-                 "on disk skipped) in %.1fs", st.segments, st.frames, st.rows, st.skipped,
-                 time.monotonic() - started)
+        log.info("journal: replayed %d segments (%d frames, %d off-stream rows, %d book "
+                 "snapshots and states of which %d states; %d rows already on disk skipped) in "
+                 "%.1fs", st.segments, st.frames, st.rows, st.book_records, st.book_states,
+                 st.skipped, time.monotonic() - started)
         return st
 
     async def _adopt(self, symbols: set[str], gate: ReplayGate, since: float) -> None:
@@ -359,6 +361,7 @@ class Replayer:
             self.cursor[0] = rec.seq  # rows of events a state lets through come from here
             if await book_record(self.router, self.lanes.venue, rec):
                 self.stats.book_records += 1
+                self.stats.book_states += rec.type == fmt.BOOK_STATE
 
     def _admit_row(self, kind: str, row: Row, gate: ReplayGate) -> bool:
         keys = gate.keys
