@@ -485,8 +485,8 @@ class DiffBooks:
         once ``before`` passes it; a syncing book keeps its first event (``HOLD_MAX_S`` at
         most: one that cannot sync writes no rows)."""
         journal = self.journal
-        if journal is None:
-            return []
+        if journal is None or self._admit is not None:
+            return []  # replaying: the books are the old run's until ``restart``
         now = trio.current_time()
         holds: list[int] = []
         for symbol, book in self.books.items():
