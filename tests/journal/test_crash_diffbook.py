@@ -75,6 +75,8 @@ def test_sigkill_of_a_diff_book_run_writes_every_book_row_once_and_unbroken(
     assert len(at_kill) == len(LIVES) and all(held[s] for held in at_kill for s in symbols)
     assert not missing, (f"{len(missing)} of {len(kept)} diffs only journaled at a kill are "
                          f"not on disk", missing[:6], result)
+    print(f"{len(kept)} diffs only journaled at the kills, all on disk; holes "
+          f"{result['holes']} (all recorded); events {result['events']}")
     replays = re.findall(r"journal: replayed .* book snapshots and states of which (\d+) "
                          "states", log.read_text())
     assert len(replays) == len(LIVES), log.read_text()[-3000:]
