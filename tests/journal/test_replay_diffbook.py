@@ -99,6 +99,28 @@ async def test_a_crash_replays_the_diff_books_rows_once_even_when_run_twice(
         nursery.cancel_scope.cancel()
 
 
+async def test_a_restart_without_a_symbol_still_writes_its_journaled_book_rows(
+        tmp_path: Path) -> None:
+    sim = Simulator(SimConfig(symbols=SYMBOLS, rate=400.0, seed=8))
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(sim.serve)
+        urls = {"ws_url": f"ws://127.0.0.1:{port}", "rest_url": f"http://127.0.0.1:{port}"}
+        cfg = config(tmp_path, urls)
+        await crash(Harvester(cfg))
+        last = journaled(cfg.data_dir / "_journal")
+        fewer = make_config(tmp_path, journal=True, symbols=("BTCUSDT",), book="diff",
+                            rotate_sec=0.5, min_file_rows=1, duration=1.0, **urls)
+        second = Harvester(fewer)
+        await second.run()
+        assert_once_and_unbroken(count(cfg.data_dir, list(SYMBOLS)))
+        updates = scan(cfg.data_dir, "book_updates")
+        assert last["ETHUSDT"] in set(events(updates, "ETHUSDT")["update_id"].to_list())
+        assert second.diff_books is not None and set(second.diff_books.books) == {"BTCUSDT"}
+        gaps = scan(cfg.data_dir, "gaps").filter(pl.col("stream") == "ethusdt@depth@100ms")
+        assert "restart" in gaps["reason"].to_list()  # it is not followed any more
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_book_whose_snapshot_left_the_journal_is_rebuilt_from_its_journaled_state(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(booksync, "REBASE_MIN_S", 0.2)  # states often, so segments can go

@@ -279,6 +279,9 @@ class Replayer:
                 self.position = max(self.position, first)
             if gate.foreign:  # their streams end here: frames the time guard holds go now
                 await router.release_held(gate.foreign)
+                if books is not None:  # their books were the replay's only
+                    for symbol in gate.foreign:
+                        books.remove_symbol(symbol)
         finally:
             router.gate, router.wall_ms = saved_gate, saved_clock
             if books is not None:
@@ -305,9 +308,13 @@ class Replayer:
         more = await trio.to_thread.run_sync(read_keys, self.store, self.deadletter_dir,
                                              tuple(new), since, None, self.lanes.venue)
         merge_keys(gate.keys, more)
+        books = self.router.diff_books
         for symbol in new:
             gate.foreign[symbol] = AggIdTracker()
             self.router.adopt(symbol)
+            if books is not None:  # its local book too, for the replay only
+                books.add_symbol(symbol)
+                gate.depth_streams[symbol] = books.streams[symbol]
 
     async def _close_foreign(self, gate: ReplayGate) -> None:
         """A symbol no longer harvested: agg ids the journal misses and the disk lacks are
