@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,16 @@ async def crash(h: Harvester, until: Callable[[], bool] | None = None) -> None:
         nursery.cancel_scope.cancel()
 
 
+@asynccontextmanager
+async def exchange(seed: int) -> AsyncIterator[dict[str, str]]:
+    """A simulator (in this process) while the block runs: the URLs to harvest it."""
+    sim = Simulator(SimConfig(symbols=SYMBOLS, rate=400.0, seed=seed))
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(sim.serve)
+        yield {"ws_url": f"ws://127.0.0.1:{port}", "rest_url": f"http://127.0.0.1:{port}"}
+        nursery.cancel_scope.cancel()
+
+
 def config(tmp_path: Path, urls: dict[str, str], **more: Any) -> Any:
     return make_config(tmp_path, journal=True, symbols=SYMBOLS, book="diff", rotate_sec=0.5,
                        min_file_rows=1, max_file_age=3600.0, **urls, **more)
@@ -65,10 +76,7 @@ def config(tmp_path: Path, urls: dict[str, str], **more: Any) -> Any:
 
 async def test_a_crash_replays_the_diff_books_rows_once_even_when_run_twice(
         tmp_path: Path) -> None:
-    sim = Simulator(SimConfig(symbols=SYMBOLS, rate=400.0, seed=5))
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(sim.serve)
-        urls = {"ws_url": f"ws://127.0.0.1:{port}", "rest_url": f"http://127.0.0.1:{port}"}
+    async with exchange(5) as urls:
         cfg = config(tmp_path, urls)
         await crash(Harvester(cfg))
         before = count(cfg.data_dir, list(SYMBOLS))
@@ -96,15 +104,11 @@ async def test_a_crash_replays_the_diff_books_rows_once_even_when_run_twice(
         await third.run()
         assert third.replayer.stats.skipped > 0
         assert_once_and_unbroken(count(cfg.data_dir, list(SYMBOLS)))
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_restart_without_a_symbol_still_writes_its_journaled_book_rows(
         tmp_path: Path) -> None:
-    sim = Simulator(SimConfig(symbols=SYMBOLS, rate=400.0, seed=8))
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(sim.serve)
-        urls = {"ws_url": f"ws://127.0.0.1:{port}", "rest_url": f"http://127.0.0.1:{port}"}
+    async with exchange(8) as urls:
         cfg = config(tmp_path, urls)
         await crash(Harvester(cfg))
         last = journaled(cfg.data_dir / "_journal")
@@ -118,16 +122,12 @@ async def test_a_restart_without_a_symbol_still_writes_its_journaled_book_rows(
         assert second.diff_books is not None and set(second.diff_books.books) == {"BTCUSDT"}
         gaps = scan(cfg.data_dir, "gaps").filter(pl.col("stream") == "ethusdt@depth@100ms")
         assert "restart" in gaps["reason"].to_list()  # it is not followed any more
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_book_whose_snapshot_left_the_journal_is_rebuilt_from_its_journaled_state(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(booksync, "REBASE_MIN_S", 0.2)  # states often, so segments can go
-    sim = Simulator(SimConfig(symbols=SYMBOLS, rate=400.0, seed=7))
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(sim.serve)
-        urls = {"ws_url": f"ws://127.0.0.1:{port}", "rest_url": f"http://127.0.0.1:{port}"}
+    async with exchange(7) as urls:
         cfg = config(tmp_path, urls, journal_segment_s=0.3)
         first = Harvester(cfg)
         journal = first.journal
@@ -145,14 +145,10 @@ async def test_a_book_whose_snapshot_left_the_journal_is_rebuilt_from_its_journa
         updates = scan(cfg.data_dir, "book_updates")
         for symbol in SYMBOLS:
             assert last[symbol] in set(events(updates, symbol)["update_id"].to_list()), symbol
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_journal_without_book_records_replays_as_before(tmp_path: Path) -> None:
-    sim = Simulator(SimConfig(symbols=SYMBOLS, rate=400.0, seed=6))
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(sim.serve)
-        urls = {"ws_url": f"ws://127.0.0.1:{port}", "rest_url": f"http://127.0.0.1:{port}"}
+    async with exchange(6) as urls:
         cfg = config(tmp_path, urls)
         first = Harvester(cfg)
         assert first.diff_books is not None
@@ -169,7 +165,6 @@ async def test_a_journal_without_book_records_replays_as_before(tmp_path: Path) 
             stream = f"{symbol.lower()}@depth@100ms"
             mine = gaps.filter(pl.col("stream") == stream)
             assert mine.height == 1 and mine["start_ms"][0] == st.first_ms, (symbol, gaps)
-        nursery.cancel_scope.cancel()
 
 
 async def test_the_raw_archive_of_a_diff_book_run_replays_its_book_rows(tmp_path: Path) -> None:
