@@ -72,7 +72,8 @@ def test_sigkill_of_a_diff_book_run_writes_every_book_row_once_and_unbroken(
     kept = [(life, s, u) for life, held in enumerate(at_kill) for s, ids in held.items()
             for u in ids]
     missing = [k for k in kept if k[2] not in on_disk[k[1]]]
-    assert len(at_kill) == len(LIVES) and all(held[s] for held in at_kill for s in symbols)
+    # a kill right after a flush may leave a symbol with nothing only journaled: count them all
+    assert len(at_kill) == len(LIVES) and len(kept) >= len(LIVES), at_kill
     assert not missing, (f"{len(missing)} of {len(kept)} diffs only journaled at a kill are "
                          f"not on disk", missing[:6], result)
     print(f"{len(kept)} diffs only journaled at the kills, all on disk; holes "

@@ -23,7 +23,7 @@ from tests.journal.bookchain import assert_once_and_unbroken, count, events, sca
 from trio_harvest.app import Harvester
 from trio_harvest.cli.commands import main
 from trio_harvest.journal import format as fmt
-from trio_harvest.repair import booksync
+from trio_harvest.repair import bookbases
 from trio_harvest.sim.server import SimConfig, Simulator
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -126,7 +126,7 @@ async def test_a_restart_without_a_symbol_still_writes_its_journaled_book_rows(
 
 async def test_a_book_whose_snapshot_left_the_journal_is_rebuilt_from_its_journaled_state(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(booksync, "REBASE_MIN_S", 0.2)  # states often, so segments can go
+    monkeypatch.setattr(bookbases, "REBASE_MIN_S", 0.2)  # states often, so segments can go
     async with exchange(7) as urls:
         cfg = config(tmp_path, urls, journal_segment_s=0.3)
         first = Harvester(cfg)
@@ -152,7 +152,7 @@ async def test_a_journal_without_book_records_replays_as_before(tmp_path: Path) 
         cfg = config(tmp_path, urls)
         first = Harvester(cfg)
         assert first.diff_books is not None
-        first.diff_books.journal = None  # as a version before books journaled their snapshots
+        first.diff_books.bases.journal = None  # as a version before books journaled their snapshots
         await crash(first)
         second = Harvester(config(tmp_path, urls, duration=2.0))
         await second.run()

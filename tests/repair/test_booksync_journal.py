@@ -11,7 +11,7 @@ from typing import Any
 import trio
 
 from tests.repair.test_booksync import LEVELS, Hook, Rig
-from trio_harvest.repair import booksync
+from trio_harvest.repair import bookbases
 from trio_harvest.repair.booksync import DiffBooks
 from trio_harvest.venues.binance_usdm.decode import DepthUpdate
 from trio_harvest.venues.binance_usdm.diffbook import LocalBook, Snapshot
@@ -63,8 +63,8 @@ class Live:
     def __init__(self, symbols: list[str]) -> None:
         self.rig = Rig(symbols)
         self.books = self.rig.books
-        self.journal = Journal(self.books.cursor)
-        self.books.journal = self.journal
+        self.journal = Journal(self.books.bases.cursor)
+        self.books.bases.journal = self.journal
         self.rig.lanes = {s: Lane() for s in symbols}  # type: ignore[misc]
 
     async def tick(self, skip: frozenset[str] = frozenset()) -> None:
@@ -162,7 +162,7 @@ async def test_a_book_journals_its_state_and_the_checkpoint_keeps_its_newest_rea
         assert len(states) == 1 and states[0][0] > top  # a newer base, for when it is passed
         assert books.journal_holds(states[0][0] + 1) == [states[0][0]]
         assert len([e for e in live.journal.entries if e[1] == "state"]) == 1  # not yet again
-        await trio.sleep(booksync.REBASE_MIN_S)
+        await trio.sleep(bookbases.REBASE_MIN_S)
         await live.tick()
         assert books.journal_holds(live.journal.entries[-1][0]) == [states[0][0]]
         states = [e for e in live.journal.entries if e[1] == "state"]
@@ -181,7 +181,7 @@ async def test_a_book_journals_its_state_and_the_checkpoint_keeps_its_newest_rea
         await live.tick(frozenset({"AAA"}))
         breaking = live.journal.entries[-1][0]
         assert books.journal_holds(breaking + 1) == [breaking]
-        await trio.sleep(booksync.HOLD_MAX_S)  # a book that cannot sync lets the journal go
-        books._since["AAA"] = (breaking, trio.current_time() - booksync.HOLD_MAX_S)
+        await trio.sleep(bookbases.HOLD_MAX_S)  # a book that cannot sync lets the journal go
+        books.bases.since["AAA"] = (breaking, trio.current_time() - bookbases.HOLD_MAX_S)
         assert books.journal_holds(breaking + 1) == []
         nursery.cancel_scope.cancel()

@@ -63,8 +63,8 @@ def attach(config: Config, lanes: Lanes, rotation: Rotation, router: Router, rep
         books = router.diff_books
         holds: Callable[[int], list[int]] | None = None
         if isinstance(books, DiffBooks):
-            books.journal = BookRecords(j, lanes.venue)  # its snapshots and states
-            books.cursor = lanes.cursor
+            books.bases.journal = BookRecords(j, lanes.venue)  # its snapshots and states
+            books.bases.cursor = lanes.cursor
             holds = books.journal_holds
         j.checkpoint = lambda: checkpoint(j, lanes, rotation, connections(), replayer.position,
                                           held(), holds)

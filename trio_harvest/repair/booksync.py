@@ -26,12 +26,11 @@ Owns, per symbol, the venue's ``LocalBook`` (its book rule) and the traffic arou
 
 Restart replay (with a ``journal``): a fetched snapshot is journaled (``snapshot``) when it is
 handed to the hot path, so a replay hands it over at the same point of the frame sequence
-(``offer_snapshot``) and the same pure book code writes the same rows. A book is only rebuilt
-from its base: the first event of its sync (the snapshot follows it in the journal) or a state
-of its own (``BookJournal.state``, written by ``journal_holds`` when the journal's checkpoint
-would pass the book's newest base; ``restore`` takes it back into a book replay could not
-rebuild). ``journal_holds`` tells the checkpoint the bases it must keep. During replay,
-``admit`` says which rows are already written (they are not written again).
+(``offer_snapshot``) and the same pure book code writes the same rows. What the journal must
+keep to rebuild a book, and the states books journal for it, are ``bookbases.py``'s;
+``restore`` takes a state back into a book replay could not rebuild. During replay, ``admit``
+says which rows are already written (they are not written again). The REST request and its
+answers are ``bookfetch.py``'s.
 
 The venue's book rule (``Venue.local_book``, ``parse_snapshot``) and depth request are asked of
 its adapter. The REST call is injected (``fetch_depth(symbol, limit) -> dict``); without one,
@@ -47,11 +46,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import msgspec
 import trio
 
 from .. import venues
-from ..ingest.restclient import FetchFn, http_fetch, retry_after
+from ..ingest.restclient import http_fetch
 from ..ingest.tokenbucket import TokenBucket
 from ..kinds import BOOK_UPDATES, GAPS, ORDERBOOK, Row
 from ..pipeline.done import DONE as DONE  # what ``on_depth`` returns when done already
@@ -59,48 +57,24 @@ from ..pipeline.lanes import Sink
 from ..ratelimit import RateLimitedLog
 from ..venues.base import APPLIED, BREAK, STALE_SNAPSHOT, BookLevels, BookSnapshot, LocalBook, Venue
 from ..venues.rows import book_row, level_rows
+from .bookbases import BookBases
+from .bookfetch import FetchDepth, RateLimited, SharedBudget
+from .bookfetch import depth_fetcher as depth_fetcher
 from .gaps import BOOK_SEQUENCE_BREAK, gap_row
 
 log = logging.getLogger("trio_harvest.booksync")
 
 SOURCE = "depth"  # orderbook.source of a diff-built book
 BUFFER_LIMIT = 200  # events kept per symbol while waiting for a snapshot (20 s of 100 ms)
-HOLD_MAX_S = 120.0  # a book that cannot sync keeps the journal from its first event this long
-REBASE_MIN_S = 10.0  # a live book's state is journaled at most this often
 
 
-FetchDepth = Callable[[str, int], Awaitable[Mapping[str, Any]]]
 PutGap = Callable[[Row], Awaitable[None]]
 UpdatesOf = Callable[[str], Sink]  # a symbol's ``book_updates`` lane
 Admit = Callable[[str, Row], bool]  # (kind, row): write it (False: written already)
 
 
-class BookJournal(Protocol):
-    """Where a diff book's records go in the journal (the venue is the journal's)."""
-
-    def snapshot(self, symbol: str, body: Mapping[str, Any]) -> int: ...  # returns its seq
-    def state(self, symbol: str, state: Mapping[str, Any]) -> int: ...
-
-
 class BookHook(Protocol):
     def on_book(self, row: Row) -> None: ...
-
-
-class SharedBudget(Protocol):
-    """The exchange-wide weight budget every REST caller shares (``restclient.WeightBudget``)."""
-
-    async def acquire(self, weight: int) -> None: ...
-    def pause(self, seconds: float) -> None: ...
-    def observe_used(self, headers: Mapping[str, str]) -> None: ...
-
-
-class RateLimited(Exception):
-    """The REST server said "too many requests" (429) or "banned" (418)."""
-
-    def __init__(self, status: int, retry_after: float) -> None:
-        super().__init__(f"HTTP {status}, retry after {retry_after:g} s")
-        self.status = status
-        self.retry_after = retry_after
 
 
 @dataclass(slots=True)
@@ -165,13 +139,8 @@ class DiffBooks:
         self._failures: dict[str, int] = {}
         self._wake = trio.Event()
         self._ratelog = RateLimitedLog(log)
-        # restart replay: the journal, the seq of the frame being routed (the lanes' cursor)
-        self.journal: BookJournal | None = None
-        self.cursor: list[int] = [-1]
-        self._since: dict[str, tuple[int, float]] = {}  # syncing since (seq, trio time)
-        self._bases: dict[str, list[int]] = {}  # live: seqs replay can rebuild it from
-        self._rebased: dict[str, float] = {}  # when its state was last journaled
-        self._busy: set[str] = set()  # applying a snapshot and the events it replays
+        self.bases = BookBases()  # restart replay: the journal and what it must keep
+        self._since = self.bases.since  # the hot path looks at it (syncs in progress)
         self._admit: Admit | None = None
         self._direct = updates_of is None  # an applied event's row goes straight in its lane
 
@@ -196,8 +165,7 @@ class DiffBooks:
         self.books.pop(symbol, None)
         self.streams.pop(symbol, None)
         self._ready.pop(symbol, None)
-        self._since.pop(symbol, None)
-        self._bases.pop(symbol, None)
+        self.bases.forget(symbol)
 
     # -- hot path (the router's task) -----------------------------------------------------------
 
@@ -231,7 +199,7 @@ class DiffBooks:
         symbol = ev.symbol
         book = self.books[symbol]
         snap = self._ready.pop(symbol, None)
-        self._busy.add(symbol)  # its state is no base until every event here is applied
+        self.bases.busy.add(symbol)  # its state is no base until every event here is applied
         try:
             if snap is not None:
                 self._pending.discard(symbol)
@@ -245,7 +213,7 @@ class DiffBooks:
                     await self._step(book, old, old_recv, lane, hook)
             await self._step(book, ev, recv_ms, lane, hook)
         finally:
-            self._busy.discard(symbol)
+            self.bases.busy.discard(symbol)
         self._settled(book)
 
     async def _finish(self, book: LocalBook, row: Row | None, lane: Sink,
@@ -265,13 +233,11 @@ class DiffBooks:
         if book.needs_snapshot:
             if book.symbol not in self._pending:
                 # a sync begins: replay rebuilds the book from this event on
-                self._since.setdefault(book.symbol, (self.cursor[0], trio.current_time()))
+                self.bases.syncing(book.symbol, trio.current_time())
                 self._request(book.symbol)
         elif (self._failures or self._since) and book.live:
             self._failures.pop(book.symbol, None)  # in sync again: the cooldown starts over
-            since = self._since.pop(book.symbol, None)
-            if since is not None:
-                self._bases[book.symbol] = [since[0]]
+            self.bases.went_live(book.symbol)
 
     async def _step(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
                     hook: BookHook | None) -> None:
@@ -430,8 +396,8 @@ class DiffBooks:
         book = self.books.get(symbol)
         if book is not None and book.needs_snapshot:
             self._ready[symbol] = snap
-            if self.journal is not None:  # where replay hands it over too
-                self.journal.snapshot(symbol, body)
+            if self.bases.journal is not None:  # where replay hands it over too
+                self.bases.journal.snapshot(symbol, body)
         else:
             self._pending.discard(symbol)
 
@@ -461,7 +427,7 @@ class DiffBooks:
         replay = book.restore(state)
         self._ready.pop(symbol, None)
         self._pending.discard(symbol)
-        self._since.pop(symbol, None)
+        self._since.pop(symbol, None)  # live again
         for old, old_recv in replay:
             await self._step(book, old, old_recv, lane, hook)
         self._settled(book)
@@ -472,41 +438,17 @@ class DiffBooks:
         the downtime are gone), and nothing asked for during the replay is asked for."""
         for book in self.books.values():
             book.reset()
-        for held in (self._ready, self._since, self._bases, self._rebased):
-            held.clear()
+        self._ready.clear()
+        self.bases.clear()
         self._pending.clear()
         self._queue.clear()
-        self._busy.clear()
 
     def journal_holds(self, before: int) -> list[int]:
         """The journal seqs the checkpoint must keep so that replay rebuilds every book, given
-        ``before``, the checkpoint by every other hold. A live book whose newest base is below
-        ``before`` journals its state (at most every ``REBASE_MIN_S``), which becomes its base
-        once ``before`` passes it; a syncing book keeps its first event (``HOLD_MAX_S`` at
-        most: one that cannot sync writes no rows)."""
-        journal = self.journal
-        if journal is None or self._admit is not None:
+        ``before``, the checkpoint by every other hold (``BookBases.holds``)."""
+        if self._admit is not None:
             return []  # replaying: the books are the old run's until ``restart``
-        now = trio.current_time()
-        holds: list[int] = []
-        for symbol, book in self.books.items():
-            since = self._since.get(symbol)
-            if since is not None:
-                if now - since[1] < HOLD_MAX_S:
-                    holds.append(since[0])
-                continue
-            if not book.live:
-                continue
-            bases = self._bases.setdefault(symbol, [])
-            if ((not bases or bases[-1] < before) and symbol not in self._busy
-                    and now - self._rebased.get(symbol, -REBASE_MIN_S) >= REBASE_MIN_S):
-                self._rebased[symbol] = now
-                bases.append(journal.state(symbol, book.as_state()))
-            below = sum(1 for b in bases if b <= before)
-            if below:
-                del bases[:below - 1]  # the newest base the checkpoint has reached is enough
-                holds.append(bases[0])
-        return holds
+        return self.bases.holds(self.books, before, trio.current_time())
 
     # -- status ---------------------------------------------------------------------------------
 
@@ -525,28 +467,3 @@ class DiffBooks:
             "breaks": sum(b.stats.breaks for b in self.books.values()),
             "stale_snapshots": sum(b.stats.stale_snapshots for b in self.books.values()),
         }
-
-
-def depth_fetcher(fetch: FetchFn, budget: SharedBudget | None = None,
-                  venue: Venue | None = None) -> FetchDepth:
-    """``fetch_depth`` over ``restclient``'s ``fetch``: 429/418 raise ``RateLimited``, other
-    non-200 answers and non-JSON bodies raise ``ValueError``; the server's weight count
-    (the used-weight header) is reported to the shared budget."""
-
-    depth_request = (venue or venues.default()).depth_request
-
-    async def fetch_depth(symbol: str, limit: int) -> Mapping[str, Any]:
-        req = depth_request(symbol, limit)
-        resp = await fetch(req.path, req.params)
-        if budget is not None:
-            budget.observe_used(resp.headers)
-        if resp.status in (418, 429):
-            raise RateLimited(resp.status, max(1.0, retry_after(resp, 60.0)))
-        if resp.status != 200:
-            raise ValueError(f"HTTP {resp.status}: {resp.body[:200]!r}")
-        body = msgspec.json.decode(resp.body)
-        if not isinstance(body, dict):
-            raise ValueError("depth response is not a JSON object")
-        return body
-
-    return fetch_depth
