@@ -43,9 +43,16 @@ def ticker_frame(symbol: str, update_id: int, ts: int) -> str:
         "A": "1.0", "E": ts, "T": ts}})
 
 
+def mark_frame(symbol: str, ts: int) -> str:
+    return json.dumps({"stream": f"{symbol.lower()}@markPrice@1s", "data": {
+        "e": "markPriceUpdate", "E": ts, "s": symbol, "p": "100.05", "i": "100.0",
+        "P": "100.0", "r": "0.0001", "T": (ts // 28_800_000 + 1) * 28_800_000}})
+
+
 @dataclass
 class FakeExchange:
-    """Serves every stream in the URL at ``interval`` per round. ``refuse(route, attempt)`` makes
+    """Serves every stream in the URL at ``interval`` per round (but ``forceOrder``: liquidations
+    are rare, so it stays silent, as it may for hours). ``refuse(route, attempt)`` makes
     an attempt fail; a session ends (connection reset) after ``session_frames`` rounds when set.
     ``mute(stream, now)`` silences one stream (e.g. a depth stream that stops mid-session)."""
 
@@ -86,7 +93,8 @@ class FakeExchange:
                     sent_rounds += 1
                     exchange.ts += int(exchange.interval * 1000)
                     for name in streams:
-                        if exchange.mute(name, trio.current_time()):
+                        if exchange.mute(name, trio.current_time()) or \
+                                name.endswith("@forceOrder"):
                             continue
                         outbox.append(exchange.frame(name))
                 return outbox.pop(0)
@@ -99,6 +107,8 @@ class FakeExchange:
             agg = self.agg_ids.get(symbol, 0)
             self.agg_ids[symbol] = agg + 1
             return trade_frame(symbol, agg, self.ts)
+        if "@markPrice" in name:
+            return mark_frame(symbol, self.ts)
         self.update_id += 1
         if name.endswith("@bookTicker"):
             return ticker_frame(symbol, self.update_id, self.ts)

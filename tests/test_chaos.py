@@ -20,8 +20,8 @@ import trio
 
 from trio_harvest.app import Harvester
 from trio_harvest.cli.summary import summarize
+from trio_harvest.gaps import parse_agg_detail
 from trio_harvest.ops.health import HealthReport
-from trio_harvest.repair.gaps import parse_agg_detail
 from trio_harvest.sim.server import Simulator
 from trio_harvest.storage.inventory import inspect_dataset, venue_label
 

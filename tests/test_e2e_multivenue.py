@@ -123,8 +123,8 @@ def test_run_sim_config_three_venues_exits_0(tmp_path: Path,
     ('[venues.binance-spot]\nsymbols = ["BTCUSDT"]\n', ["--symbols", "ETHUSDT"],
      "[venues.<name>] tables and --symbols (symbols) are exclusive"),
     ('[venues.binance-spot]\nsymbol = ["BTCUSDT"]\n', [], "unknown key 'symbol'"),
-    ('[venues.binance-spot]\nsymbols = ["BTCUSDT"]\n', ["--shard", "1/2"],
-     "--shard and --workers split one venue's symbols"),
+    ('[venues.binance-spot]\nsymbols = ["BTCUSDT"]\n', ["--shard", "1/2", "--shard-weights", "off"],
+     "shard 1/2: none of the 1 (venue, symbol) pairs falls to this shard"),
 ])
 def test_a_wrong_venue_table_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                 toml: str, flags: list[str], says: str) -> None:

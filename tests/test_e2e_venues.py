@@ -21,8 +21,8 @@ from trio_harvest import venues
 from trio_harvest.config import build_config
 from trio_harvest.dataset import DatasetError, scan
 from trio_harvest.errors import ConfigError
+from trio_harvest.gaps import parse_agg_detail
 from trio_harvest.ops.universe import resolve_universe
-from trio_harvest.repair.gaps import parse_agg_detail
 
 from .test_chaos import book_breaks, disconnects, run_chaos
 

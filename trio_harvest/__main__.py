@@ -4,8 +4,15 @@ A Ctrl-C that lands while the command line is still being imported (before ``mai
 it) ends with the same one line as one that lands later: never a traceback; one that lands
 while the interpreter shuts down is ignored. Output piped into a reader that stops early
 (``inspect … | head``) ends quietly, as it does for any Unix tool.
+
+When the command has returned, every file it wrote is closed and durable (a run's final flush
+and its journal are done before ``main`` returns), so the process ends at once: the logs and
+standard streams are flushed, then ``os._exit``. Tearing down a whole-market heap object by
+object, which is all a normal interpreter exit would add, took over a second, and a stop must
+end within its grace.
 """
 
+import logging
 import os
 import signal
 import sys
@@ -29,5 +36,16 @@ def _main() -> int:
     return code
 
 
+def _exit_now(code: int) -> None:
+    """Flush what the user may still read (logs, stdout, stderr), then end the process."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away, or a stream already closed
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(_main())
+    _exit_now(_main())

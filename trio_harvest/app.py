@@ -21,11 +21,13 @@ from typing import Any
 import trio
 
 from . import __version__, venues
+from .channels import stream_plan
 from .config import Config
 from .ingest.connection import ConnectFn, Connection, make_connections, run_ingest, websocket_connector
+from .ingest.openinterest import OpenInterestPoller
 from .ingest.restclient import FetchFn, http_fetch
 from .journal import wiring as journal_wiring
-from .kinds import CVD, OFI, PREVIEW_KINDS, Row, schema_for
+from .kinds import CVD, DERIVATIVES, OFI, PREVIEW_KINDS, QUOTES, Row, schema_for
 from .ops.listing import ListingError, check_listing, fetch_listing
 from .ops.operations import Operations
 from .ops.startup import recover_command
@@ -46,7 +48,7 @@ from .storage.backends import data_location, data_store
 from .storage.compact import Compactor
 from .storage.store import LocalStore
 from .storage.writer import Writer
-from .venues.base import Plan
+from .venues.base import Plan, derivatives_of
 
 log = logging.getLogger("trio_harvest.app")
 
@@ -79,6 +81,7 @@ class Harvester:
         metadata_of: Callable[[str], dict[str, str]] | None = None,
         fetch: FetchFn | None = None,
         shard_weights: DayWeights | None = None,
+        shard_namespace: str = "",
         sweep_temps: bool = True,
     ) -> None:
         self.config = config
@@ -87,6 +90,7 @@ class Harvester:
         self.sweep_temps = sweep_temps
         self.compact_symbols: tuple[str, ...] = config.symbols  # what background compaction owns
         self.shard_weights = shard_weights  # by UTC day, for the universe follower of a shard
+        self.shard_namespace = shard_namespace  # several venues: shards split (venue, symbol)
         self.wall_ms = wall_clock_ms
         self.handle_signals = handle_signals
         self.stop_state = StopState()
@@ -169,6 +173,8 @@ class Harvester:
         self._grace_scope: trio.CancelScope | None = None
         self._backfilling = False  # in the backfill phase of a stop
         self._ingest_scope = trio.CancelScope()
+        self.channels = config.harvested  # what is harvested (channels.py)
+        self.open_interest: OpenInterestPoller | None = None
         self.stale_temps_removed = 0
         self.compaction = AutoCompactStats()  # auto_compact (issue 10)
         self.stop_clock = StopClock()
@@ -184,7 +190,7 @@ class Harvester:
         """A symbol's signal engine (issue 3), emitting preview rows into its lanes."""
         cfg = self.config
         return SignalEngine(symbol, cfg.signals, cfg.depth_levels, self.lanes.offer,
-                            book_ticker=cfg.book_ticker,
+                            book_ticker=cfg.book_ticker and QUOTES in cfg.harvested,
                             emit_ofi=self.lanes.get(OFI, symbol).offer_ofi,
                             emit_cvd=self.lanes.get(CVD, symbol).offer_cvd)
 
@@ -280,13 +286,9 @@ class Harvester:
                 await root.start(self.repair.run, self.simulator.rest_url if cfg.sim else cfg.rest_url)
                 if self.diff_books is not None:
                     await self._start_diff_books(root)
-                specs = self.venue.streams_for(
-                    cfg.symbols,
-                    depth_levels=cfg.depth_levels,
-                    depth_speed=cfg.depth_speed,
-                    book=cfg.book,
-                    book_ticker=cfg.book_ticker,
-                )
+                specs = stream_plan(self.venue, cfg.symbols, self.channels,
+                                    depth_levels=cfg.depth_levels, depth_speed=cfg.depth_speed,
+                                    book=cfg.book, book_ticker=cfg.book_ticker)
                 self.router.streams = {spec.name: spec.symbol for spec in specs}  # issue 11
                 plans = self.venue.plan_connections(specs, cfg.streams_per_connection)
                 self.connections = make_connections(
@@ -305,7 +307,9 @@ class Harvester:
                 if cfg.universe:
                     self.universe = Universe(self, self.simulator.rest_url if cfg.sim
                                              else cfg.rest_url, weights=self.shard_weights,
-                                             venue=self.venue)
+                                             venue=self.venue,
+                                             namespace=self.shard_namespace)
+                self._make_open_interest()
                 root.start_soon(self._run_ingest)
                 if self._use_http:  # a symbol the venue does not list: one warning
                     root.start_soon(check_listing, self.simulator.rest_url if cfg.sim
@@ -434,12 +438,29 @@ class Harvester:
         if self._compactor is not None:
             self._compactor.halt()
 
+    def _make_open_interest(self) -> None:
+        """With ``derivatives`` on a futures venue: the open-interest poll over REST (it runs
+        with ingest, from the same weight budget as backfill)."""
+        side = derivatives_of(self.venue)
+        if side is None or DERIVATIVES not in self.channels or not self._use_http:
+            return
+        self.open_interest = OpenInterestPoller(
+            side, lambda: self.router.symbols, self.router.put_state, self.repair.budget,
+            self.wall_ms, interval=self.config.open_interest_interval, journal=self.journal)
+
+    async def _poll_open_interest(self, poller: OpenInterestPoller) -> None:
+        rest_url = self.simulator.rest_url if self.config.sim else self.config.rest_url
+        async with http_fetch(rest_url) as fetch:
+            await poller.run(fetch)
+
     async def _run_ingest(self) -> None:
         with self._ingest_scope:
             async with trio.open_nursery() as nursery:
                 self._ingest_nursery = nursery
                 if self.universe is not None:  # stops with ingest, before the final flush
                     nursery.start_soon(self.universe.run)
+                if self.open_interest is not None:  # so does the open-interest poll
+                    nursery.start_soon(self._poll_open_interest, self.open_interest)
                 await run_ingest(self.connections)
 
     async def _final_flush(self) -> None:

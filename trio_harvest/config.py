@@ -13,12 +13,13 @@ import math
 import re
 import tomllib
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import venues
+from .channels import resolve as resolve_channels
 from .coerce import coerce_from, parse_watermarks
 from .errors import ConfigError
 from .hints import did_you_mean
@@ -62,6 +63,9 @@ class Config:
     depth_speed: str = "100ms"
     book: str = "partial"
     book_ticker: bool = True
+    # what is harvested (channels.py): "" = every channel the venue and --book offer
+    channels: str = ""
+    open_interest_interval: float = 60.0  # derivatives: poll each symbol's open interest
     streams_per_connection: int = 200
     max_message_bytes: int = 4 * 1024 * 1024
     # where and how it is written
@@ -162,11 +166,13 @@ class Config:
         _validate(self)
         resolve_scale(self)  # first: an s3:// data_dir becomes a local dir (journal's home)
         journal_settings.validate(self)
-        if self.venue_tables:
-            if self.shard or self.workers > 1:
-                raise ConfigError("[venues.<name>] tables: --shard and --workers split one "
-                                  "venue's symbols; run one process per venue to shard them")
+        if self.venue_tables:  # --shard / --workers split its (venue, symbol) pairs
             venue_configs(self)  # each venue's own settings are valid (its symbols, URLs)
+
+    @property
+    def harvested(self) -> frozenset[str]:
+        """The channels this run harvests (``channels`` checked against the venue)."""
+        return resolve_channels(self.channels, venue_of(self.venue), self.book)
 
     @property
     def deadletter_path(self) -> Path:
@@ -197,28 +203,35 @@ def venue_of(name: str) -> venues.Venue:
 def venue_configs(c: Config) -> list[Config]:
     """One ``Config`` per venue a run harvests: ``c`` itself without venue tables; with them,
     ``c`` made that venue's (its symbols, URLs and book; its own journal directory
-    ``<journal>/<venue>`` and raw archive ``<raw_dir>/<venue>``, since a journal has one owner).
-    The dataset-wide duties (the metrics endpoint, auto-recovery of the dead letter, background
-    compaction) stay with the first venue. ``ConfigError`` names the venue table at fault."""
+    ``<journal>/<venue>`` and raw archive ``<raw_dir>/<venue>``, since a journal has one owner;
+    a shard's journal is ``<journal>/shard-I-of-N/<venue>``). The dataset-wide duties go to the
+    first venue (``with_duties``). ``ConfigError`` names the venue table at fault."""
     if not c.venue_tables:
         return [c]
     out: list[Config] = []
     base_journal = journal_settings.journal_path(c)
-    for index, t in enumerate(c.venue_tables):
-        first = index == 0
+    for t in c.venue_tables:
         try:
             out.append(dataclasses.replace(
                 c, venue=t.name, venue_tables=(),
                 symbols=t.symbols or venue_of(t.name).default_symbols,
                 ws_url=t.ws_url, rest_url=t.rest_url, book=t.book or c.book,
+                channels=t.channels or c.channels,
                 journal_dir=base_journal / t.name,
                 raw_dir=None if c.raw_dir is None else c.raw_dir / t.name,
-                metrics_port=c.metrics_port if first else 0,
-                auto_recover=c.auto_recover and first,
-                auto_compact=c.auto_compact and first))
+                metrics_port=0, auto_recover=False, auto_compact=False))
         except ConfigError as exc:
             raise ConfigError(f"[venues.{t.name}]: {exc}") from None
-    return out
+    return with_duties(out, c)
+
+
+def with_duties(units: Sequence[Config], c: Config) -> list[Config]:
+    """``units`` with the dataset-wide duties of run ``c`` (the metrics endpoint, auto-recovery
+    of the dead letter, background compaction) given to the first and to no other."""
+    return [dataclasses.replace(u, metrics_port=c.metrics_port if i == 0 else 0,
+                                auto_recover=c.auto_recover and i == 0,
+                                auto_compact=c.auto_compact and i == 0)
+            for i, u in enumerate(units)]
 
 
 def _validate(c: Config) -> None:
@@ -243,6 +256,8 @@ def _validate(c: Config) -> None:
     _choice("depth_levels", c.depth_levels, DEPTH_LEVELS)
     _choice("depth_speed", c.depth_speed, DEPTH_SPEEDS)
     _choice("book", c.book, BOOK_MODES)
+    c.harvested  # noqa: B018  (ConfigError for channels the venue or --book do not offer)
+    _positive("open_interest_interval", c.open_interest_interval)
     _choice("log_format", c.log_format, LOG_FORMATS)
     _choice("log_level", c.log_level, LOG_LEVELS)
     _choice("transport", c.transport, TRANSPORTS)
@@ -355,6 +370,8 @@ def layer_from_toml(data: Mapping[str, Any], where: str = "") -> dict[str, Any]:
             continue
         if name not in FIELD_NAMES:
             raise ConfigError(f"{where}unknown setting {key!r}{did_you_mean(name, FIELD_NAMES)}")
+        if name == "channels" and isinstance(raw, list):  # channels = ["trades", "quotes"]
+            raw = ",".join(map(str, raw))
         out[name] = coerce_from(_HINTS, f"{where}{key}: ", name, raw)
     return out
 

@@ -50,8 +50,10 @@ FEATURES = "features"
 GAPS = "gaps"
 QUOTES = "quotes"  # best bid/ask updates (before: rows inside orderbook)
 BOOK_UPDATES = "book_updates"  # every price-level change, snapshot levels flagged
+DERIVATIVES = "derivatives"  # mark/index price, funding, open interest of a futures contract
+LIQUIDATIONS = "liquidations"  # liquidation orders
 
-AUTHORITATIVE_KINDS = (PRICES, ORDERBOOK, GAPS, QUOTES, BOOK_UPDATES)
+AUTHORITATIVE_KINDS = (PRICES, ORDERBOOK, GAPS, QUOTES, BOOK_UPDATES, DERIVATIVES, LIQUIDATIONS)
 PREVIEW_KINDS = (OFI, CVD, FUSION, EVENTS, FEATURES)
 ALL_KINDS = AUTHORITATIVE_KINDS + PREVIEW_KINDS
 
@@ -67,6 +69,8 @@ DEFAULT_WATERMARKS: dict[str, tuple[int, int]] = {
     GAPS: (5_000, 10_000),
     QUOTES: (12_000, 24_000),
     BOOK_UPDATES: (20_000, 40_000),  # a diff message is a row per level it changes
+    DERIVATIVES: (5_000, 10_000),  # about one row a second per stream
+    LIQUIDATIONS: (5_000, 10_000),  # bursty, but at most one a second per symbol on Binance
 }
 
 OFI_LEVELS_MAX = 10
@@ -174,6 +178,42 @@ BOOK_UPDATES_SCHEMA = Schema(
     ),
 )
 
+DERIVATIVES_SCHEMA = Schema(
+    DERIVATIVES,
+    (
+        ("ts_ms", _I64),  # the event time (the venue's; the receive time where it sends none)
+        ("event_ms", _I64),
+        ("recv_ms", _I64),
+        ("symbol", _STR),
+        ("source", _STR),  # the venue's stream or REST call the row came from (markPrice, …)
+        # each of these is null where the message does not carry it (never a stale copy)
+        ("mark_price", _F64),
+        ("index_price", _F64),
+        ("settle_price", _F64),  # the estimated or predicted settle price, where given
+        ("funding_rate", _F64),  # the current period's rate (0.0001 = 0.01 %)
+        ("next_funding_ms", _I64),  # when the current period's funding settles
+        ("open_interest", _F64),  # in the venue's size unit (contracts on COIN-M)
+    ),
+)
+
+LIQUIDATIONS_SCHEMA = Schema(
+    LIQUIDATIONS,
+    (
+        ("ts_ms", _I64),  # the liquidation order's time (its event time where it has none)
+        ("event_ms", _I64),
+        ("recv_ms", _I64),
+        ("symbol", _STR),
+        ("side", _STR),  # "buy" | "sell": the liquidation order's side (sell: a long closed)
+        ("price", _F64),  # the order's price
+        ("qty", _F64),  # the order's quantity (contracts on COIN-M)
+        ("avg_price", _F64),  # average fill price; null where the venue gives none
+        ("filled_qty", _F64),  # accumulated filled quantity; null where none is given
+        ("status", _STR),  # the order status (FILLED, …); "" where none is given
+        ("order_type", _STR),  # LIMIT, …; "" where none is given
+        ("time_in_force", _STR),  # IOC, …; "" where none is given
+    ),
+)
+
 OFI_SCHEMA = Schema(
     OFI,
     (
@@ -250,6 +290,12 @@ FEATURES_SCHEMA = Schema(
         ("imb_l5", _F64),
         ("book_updates", _I64),
         ("flags", _STR),  # sorted, comma-separated subset of gap,resync,stale; "" if none
+        # a futures contract's state (signals/marketstate.py): null on spot, or when stale
+        ("mark_price", _F64),  # the last mark price at the second's end (at most 30 s old)
+        ("funding_rate", _F64),  # the last funding rate (at most 30 s old)
+        ("open_interest", _F64),  # the last open interest (at most 180 s old)
+        ("liq_count", _I64),  # liquidation orders in the second
+        ("liq_notional", _F64),  # their price x quantity (COIN-M: USD contracts x price)
     ),
 )
 
@@ -268,6 +314,8 @@ _FIXED: dict[str, Schema] = {
     GAPS: GAPS_SCHEMA,
     QUOTES: QUOTES_SCHEMA,
     BOOK_UPDATES: BOOK_UPDATES_SCHEMA,
+    DERIVATIVES: DERIVATIVES_SCHEMA,
+    LIQUIDATIONS: LIQUIDATIONS_SCHEMA,
     OFI: OFI_SCHEMA,
     CVD: CVD_SCHEMA,
     FUSION: FUSION_SCHEMA,
@@ -297,7 +345,7 @@ DATASET_SCHEMA = _dataset_schema()
 
 # Time columns: epoch milliseconds (Int64) in memory (rows, lanes, dead letter), Parquet UTC
 # timestamps in files (``TIMESTAMP``; files of versions before this one hold the Int64 ms).
-EPOCH_MS_COLUMNS = ("ts_ms", "event_ms", "recv_ms", "start_ms", "end_ms")
+EPOCH_MS_COLUMNS = ("ts_ms", "event_ms", "recv_ms", "start_ms", "end_ms", "next_funding_ms")
 TIMESTAMP = pl.Datetime("ms", "UTC")
 
 

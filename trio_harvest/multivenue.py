@@ -8,7 +8,8 @@ backfill and its REST weight budget), diff books, listing follower, lanes (its `
 partitions), signal engines, its simulator with ``--sim``, and its journal
 (``<journal>/<venue>``, replayed into that venue's router on a restart). The dataset-wide duties
 (metrics endpoint, dead-letter auto-recovery, background compaction) stay with the first venue
-(``config.venue_configs``). Never touches a venue's internals.
+(``config.venue_configs``), whose endpoint answers for every venue (ops/allvenues.py). Never
+touches a venue's internals.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import contextlib
 import contextvars
 import logging
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import trio
@@ -25,6 +26,7 @@ import trio
 from .app import Harvester
 from .config import Config
 from .errors import ConfigError
+from .ops.allvenues import AllVenues
 from .startup import sweep_dataset
 
 log = logging.getLogger("trio_harvest.app")
@@ -63,11 +65,18 @@ class MultiHarvester:
     """The venues of one run; ``await run()`` as for a ``Harvester``."""
 
     def __init__(self, configs: Sequence[Config], *, handle_signals: bool = False,
+                 unit_kw: Callable[[Config], Mapping[str, Any]] | None = None,
                  **harvester_kw: Any) -> None:
+        """``unit_kw``: a venue's own ``Harvester`` arguments (a shard's weights and its pair
+        namespace), beside the ``harvester_kw`` every venue shares."""
         if not configs:
             raise ValueError("no venue to harvest")
         self.handle_signals = handle_signals
-        self.units = [Harvester(c, sweep_temps=False, **harvester_kw) for c in configs]
+        self.units = [Harvester(c, sweep_temps=False, **harvester_kw,
+                                **(unit_kw(c) if unit_kw is not None else {}))
+                      for c in configs]
+        if len(self.units) > 1:  # the first venue's endpoint answers for every venue
+            self.units[0].ops.all_venues = AllVenues([h.ops for h in self.units])
         # background compaction (the first venue's duty) covers every venue's symbols
         self.units[0].compact_symbols = tuple(dict.fromkeys(
             s for h in self.units for s in h.config.symbols))

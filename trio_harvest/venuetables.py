@@ -1,6 +1,7 @@
 """The ``[venues.<name>]`` tables of a TOML config file: several venues harvested by one run.
 
-Owns parsing a table (``symbols`` and optional ``ws_url``, ``rest_url``, ``book``) into a
+Owns parsing a table (``symbols`` and optional ``ws_url``, ``rest_url``, ``book``,
+``channels``) into a
 ``VenueTable``, with one readable ``ConfigError`` line for an unknown venue name, an unknown
 key or a value of the wrong type. Pure: never reads files, never checks a symbol against a
 venue (``config.venue_configs`` does, through each venue's own validated ``Config``).
@@ -16,7 +17,7 @@ from . import venues
 from .errors import ConfigError
 from .hints import did_you_mean
 
-KEYS = ("symbols", "ws_url", "rest_url", "book")
+KEYS = ("symbols", "ws_url", "rest_url", "book", "channels")
 # settings a venue table owns: giving them at the top level beside the tables is ambiguous
 PER_VENUE = ("venue", "symbols", "ws_url", "rest_url", "universe")
 
@@ -30,6 +31,7 @@ class VenueTable:
     ws_url: str = ""
     rest_url: str = ""
     book: str = ""  # "": the run's ``book``
+    channels: str = ""  # "": the run's ``channels`` (comma-separated, channels.py)
 
 
 def parse_tables(raw: object, where: str = "") -> tuple[VenueTable, ...]:
@@ -58,6 +60,9 @@ def _table(name: str, body: object, where: str) -> VenueTable:
         symbols = [s for s in symbols.split(",") if s.strip()]
     if not isinstance(symbols, list | tuple) or not all(isinstance(s, str) for s in symbols):
         raise ConfigError(f"{at}: symbols: expected a list of names, e.g. [\"BTCUSDT\"]")
+    channels = values.get("channels")
+    if isinstance(channels, list) and all(isinstance(c, str) for c in channels):
+        values["channels"] = ",".join(channels)  # channels = ["trades", "derivatives"]
     for k, v in values.items():
         if not isinstance(v, str):
             raise ConfigError(f"{at}: {k}: expected a string, got {v!r}")

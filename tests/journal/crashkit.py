@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,30 @@ def start_sim(symbols: str, rate: float, seed: int, faults: str,
     proc.wait()
     proc.stdout.close()
     raise RuntimeError("simulator did not start")
+
+
+Sims = dict[str, tuple[subprocess.Popen[str], int]]
+
+
+def start_venue_sims(tables: Mapping[str, Sequence[str]], toml: Path, rate: float = 200.0,
+                     faults: str = "", first_seed: int = 1) -> Sims:
+    """A standalone simulator per venue (seeds ``first_seed``, …: different tapes; if one cannot
+    start, those started are stopped), and ``toml``: a ``[venues.<name>]`` table per venue with
+    its symbols and its simulator's URLs. The caller stops them (``stop_sim``)."""
+    sims: Sims = {}
+    try:
+        for seed, (venue, symbols) in enumerate(tables.items(), start=first_seed):
+            sims[venue] = start_sim(",".join(symbols), rate, seed, faults, venue)
+    except BaseException:
+        for proc, _port in sims.values():
+            stop_sim(proc)
+        raise
+    toml.write_text("".join(
+        f'[venues.{venue}]\nsymbols = {json.dumps(list(symbols))}\n'
+        f'ws_url = "ws://127.0.0.1:{sims[venue][1]}"\n'
+        f'rest_url = "http://127.0.0.1:{sims[venue][1]}"\n\n'
+        for venue, symbols in tables.items()))
+    return sims
 
 
 def stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes], timeout: float = 10.0) -> None:

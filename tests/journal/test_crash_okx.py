@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from trio_harvest.dataset import scan
-from trio_harvest.repair.gaps import parse_agg_detail
+from trio_harvest.gaps import parse_agg_detail
 
 from .crashkit import PY, kill, start_sim, stop, stop_sim, wait_line
 

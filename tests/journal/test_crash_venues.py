@@ -7,7 +7,6 @@ venue's tape is on disk or inside that venue's unfilled restart gap."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from pathlib import Path
@@ -15,9 +14,9 @@ from pathlib import Path
 import polars as pl
 
 from trio_harvest.dataset import DatasetError, scan
-from trio_harvest.repair.gaps import parse_agg_detail
+from trio_harvest.gaps import parse_agg_detail
 
-from .crashkit import PY, kill, start_sim, stop, stop_sim, tape_prices, wait_line
+from .crashkit import PY, kill, start_venue_sims, stop, stop_sim, tape_prices, wait_line
 
 THREE = {"binance-usdm": ("BTCUSDT", "ETHUSDT"), "binance-spot": ("BTCUSDT", "ETHUSDT"),
          "binance-coinm": ("BTCUSD_PERP", "ETHUSD_PERP")}
@@ -49,16 +48,9 @@ def harvest(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 def test_a_killed_run_of_three_venues_replays_each_venues_frames_into_its_own_venue(
         tmp_path: Path) -> None:
-    sims: dict[str, tuple[subprocess.Popen[str], int]] = {}
     data, log, toml = tmp_path / "data", tmp_path / "harvester.log", tmp_path / "three.toml"
+    sims = start_venue_sims(THREE, toml)  # different tapes
     try:
-        for seed, (venue, symbols) in enumerate(THREE.items(), start=1):  # different tapes
-            sims[venue] = start_sim(",".join(symbols), 200.0, seed, "", venue)
-        toml.write_text("".join(
-            f'[venues.{venue}]\nsymbols = {json.dumps(list(symbols))}\n'
-            f'ws_url = "ws://127.0.0.1:{sims[venue][1]}"\n'
-            f'rest_url = "http://127.0.0.1:{sims[venue][1]}"\n\n'
-            for venue, symbols in THREE.items()))
         cmd = [PY, "-m", "trio_harvest", "run", "--config", str(toml), "--data-dir", str(data),
                "--log-level", "INFO", "--no-backfill", "--journal-fsync-ms", "50"]
         proc = harvest(cmd, log)

@@ -107,7 +107,9 @@ async def test_replay_of_a_live_runs_raw_archive_gives_the_same_rows(tmp_path: P
                       ("gaps", ["symbol", "stream", "start_ms", "reason"]),
                       ("ofi", ["symbol", "ts_ms", "source", "bid", "ask"]),
                       ("cvd", ["symbol", "agg_id"]),
-                      ("features", ["symbol", "ts_ms"]), ("fusion", ["symbol", "ts_ms"])):
+                      ("features", ["symbol", "ts_ms"]), ("fusion", ["symbol", "ts_ms"]),
+                      ("derivatives", ["symbol", "source", "ts_ms"]),
+                      ("liquidations", ["symbol", "ts_ms", "side", "price", "qty"])):
         live, again = scan(cfg.data_dir, kind), scan(out, kind)
         assert live.height > 0 or kind == "gaps", kind
         assert live.height == again.height, kind

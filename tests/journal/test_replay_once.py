@@ -15,9 +15,9 @@ import trio
 
 from tests.conftest import make_config
 from trio_harvest.app import Harvester
+from trio_harvest.gaps import AGG_ID_BREAK, UNFILLED, agg_detail, gap_row
 from trio_harvest.journal import format as fmt
 from trio_harvest.kinds import GAPS, PRICES
-from trio_harvest.repair.gaps import AGG_ID_BREAK, UNFILLED, agg_detail, gap_row
 from trio_harvest.venues.binance_usdm.decode import AggTrade, decode_frame, trade_row
 
 T0 = 1_790_000_000_000

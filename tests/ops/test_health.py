@@ -161,3 +161,22 @@ def test_deadletter_backlog_is_a_note_that_says_what_to_do() -> None:
     assert manual.healthy and "recover" in manual.notes[0].message
     auto = assess(Snapshot(uptime=1.0, deadletter_files=3, deadletter_rows=30, auto_recover=True))
     assert "automatic" in auto.notes[0].message
+
+
+def test_derivatives_streams_never_cry_wolf() -> None:
+    """markPrice@1s comes every second whatever the market does: stale after 100 s like
+    trades; liquidations come in bursts and may be silent for hours: a quiet forceOrder
+    stream, even one that never delivered in a day, is no problem; a silent mark price is."""
+    assert stale_after("markPrice") == 100.0
+    assert stale_after("forceOrder") >= 86_400.0
+    day = 86_400.0
+    quiet = (stream("btcusdt@forceOrder", "forceOrder", age=None, since_connect=day,
+                    delivered=False),
+             stream("ethusdt@forceOrder", "forceOrder", age=day - 1, since_connect=day))
+    snap = Snapshot(uptime=day, streams=quiet,
+                    connections=(ConnectionView("public[1]", True, 0.0),))
+    assert codes(snap) == []
+    silent = stream("btcusdt@markPrice@1s", "markPrice", age=None, since_connect=120.0,
+                    delivered=False)
+    assert codes(Snapshot(uptime=120.0, streams=(silent,), connections=(
+        ConnectionView("public[1]", True, 0.0),))) == [("stream_silent", "btcusdt@markPrice@1s")]

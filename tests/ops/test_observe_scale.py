@@ -31,7 +31,8 @@ async def test_metrics_and_status_stay_small_at_500_symbols(tmp_path: Path) -> N
     exchange = FakeExchange(symbols=SYMBOLS, interval=0.5)
     cfg = make_config(tmp_path, symbols=SYMBOLS, depth_levels=5, rotate_sec=1.0,
                       min_file_rows=1, health_interval=0.5, metrics_port=free_port(),
-                      auto_recover=False, progress_interval=0, journal=False)
+                      auto_recover=False, progress_interval=0, journal=False,
+                      channels="trades,book,quotes")  # 3 streams a symbol, counted below
     h = Harvester(cfg, connect=exchange.connect, save=_discard)
     async with trio.open_nursery() as nursery:
         await nursery.start(h.run)

@@ -47,9 +47,11 @@ def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
 
 def harvester(tmp_path: Path, save: Any = None, **overrides: Any) -> tuple[Harvester, FakeExchange]:
     exchange = FakeExchange(symbols=("BTCUSDT", "ETHUSDT"), interval=0.01)
+    # trades and books only: the stream counts below are theirs (derivatives: test_health.py)
     settings: dict[str, Any] = dict(symbols=("BTCUSDT", "ETHUSDT"), depth_levels=5,
                                     rotate_sec=0.2, min_file_rows=1, health_interval=0.1,
-                                    metrics_port=free_port(), auto_recover=False)
+                                    metrics_port=free_port(), auto_recover=False,
+                                    channels="trades,book,quotes")
     settings.update(overrides)
     cfg = make_config(tmp_path, **settings)
     return Harvester(cfg, connect=exchange.connect, save=save), exchange

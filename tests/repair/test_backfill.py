@@ -11,11 +11,11 @@ import pytest
 import trio
 import trio.testing
 
+from trio_harvest.gaps import parse_agg_detail
 from trio_harvest.ingest.restclient import Params, RestError, RestResponse, WeightBudget
 from trio_harvest.kinds import Row
 from trio_harvest.repair.backfill import NOT_ON_TAPE, STOPPED, Backfill
 from trio_harvest.repair.continuity import BREAK, AggIdTracker
-from trio_harvest.repair.gaps import parse_agg_detail
 from trio_harvest.venues.binance_usdm.adapter import AGG_TRADES_WEIGHT
 
 SYMBOL = "BTCUSDT"

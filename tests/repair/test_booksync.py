@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import trio
 
+from trio_harvest.gaps import BOOK_SEQUENCE_BREAK
 from trio_harvest.ingest.restclient import RestResponse, WeightBudget
 from trio_harvest.ingest.tokenbucket import TokenBucket
 from trio_harvest.kinds import GAPS_SCHEMA, orderbook_schema
@@ -20,7 +21,6 @@ from trio_harvest.repair.booksync import (
     RateLimited,
     depth_fetcher,
 )
-from trio_harvest.repair.gaps import BOOK_SEQUENCE_BREAK
 from trio_harvest.venues.binance_usdm.adapter import depth_weight
 from trio_harvest.venues.binance_usdm.decode import DepthUpdate
 

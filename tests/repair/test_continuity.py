@@ -5,6 +5,14 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trio_harvest.gaps import (
+    AGG_ID_BREAK,
+    STALL,
+    agg_detail,
+    disconnect_reason,
+    gap_row,
+    parse_agg_detail,
+)
 from trio_harvest.repair.continuity import (
     ACCEPT,
     BREAK,
@@ -12,14 +20,6 @@ from trio_harvest.repair.continuity import (
     MAX_OPEN_RANGES,
     AggIdTracker,
     BookTracker,
-)
-from trio_harvest.repair.gaps import (
-    AGG_ID_BREAK,
-    STALL,
-    agg_detail,
-    disconnect_reason,
-    gap_row,
-    parse_agg_detail,
 )
 
 

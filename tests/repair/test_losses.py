@@ -12,8 +12,8 @@ import polars as pl
 import trio
 
 from trio_harvest.app import Harvester
+from trio_harvest.gaps import WRITE_LOST
 from trio_harvest.kinds import GAPS, ORDERBOOK, PRICES
-from trio_harvest.repair.gaps import WRITE_LOST
 from trio_harvest.storage.gate import PublishGate
 from trio_harvest.storage.partitions import Partition
 

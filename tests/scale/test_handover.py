@@ -24,6 +24,7 @@ class FakeShard:
     keeps rows from its boundary on, a leave keeps rows before it and unsubscribes after it."""
 
     shard: Shard
+    dated: bool = True  # the venue's listing gives listing dates (Venue.listing_dates)
     harvested: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
     leaving: dict[str, int] = field(default_factory=dict)
     joining: dict[str, int] = field(default_factory=dict)
@@ -31,7 +32,7 @@ class FakeShard:
 
     def poll(self, listed: Mapping[str, Listed], weights: object, now: int) -> None:
         tl = Timeline(listed, ("ALL",), self.shard, weights, STEP,  # type: ignore[arg-type]
-                      day_of(now), trading=TRADING)
+                      day_of(now), trading=TRADING, dated=self.dated)
         for s in [s for s in self.harvested if listed[s].status != TRADING]:  # delisted
             del self.harvested[s]
         for m in tl.moves(self.harvested, self.leaving, self.joining, now):
@@ -68,7 +69,7 @@ def start(shards: list[FakeShard], listed: Mapping[str, Listed], weights: object
     CLOCK[0] = now
     for sh in shards:
         tl = Timeline(listed, ("ALL",), sh.shard, weights, STEP,  # type: ignore[arg-type]
-                      day_of(now), trading=TRADING)
+                      day_of(now), trading=TRADING, dated=sh.dated)
         sh.harvested = {s: (None, None) for s in listed if tl.mine(s, now)}
 
 

@@ -146,6 +146,9 @@ def reference(records: list[tuple[str, Any]], *, book_ticker: bool, ofi_levels: 
             "imb_l5": None if q5 is None else (q5[0] - q5[1]) / (q5[0] + q5[1]),
             "book_updates": n_l1 + n_ml if book_ticker else n_ml,
             "flags": ",".join(f),
+            # no derivatives or liquidations are fed here: the contract state is empty
+            "mark_price": None, "funding_rate": None, "open_interest": None,
+            "liq_count": 0, "liq_notional": 0.0,
         })
     return rows
 

@@ -111,6 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(g, "--book", metavar="MODE", help="partial (top-N snapshots, default) or diff")
     _flag(g, "--no-book-ticker", dest="book_ticker", action="store_const", const=False,
           help=f"do not subscribe to {QUOTE_SOURCE} (subscribed by default)")
+    _flag(g, "--channels", metavar="LIST",
+          help="what is harvested, comma-separated: trades, book, quotes, book_updates (with "
+          "--book diff), derivatives (mark/index price, funding, open interest) and "
+          "liquidations (futures venues only) (default every one the venue and --book "
+          "offer: trades,book,quotes,derivatives,liquidations, plus book_updates with --book "
+          "diff; a spot venue has no derivatives or liquidations)")
+    _flag(g, "--open-interest-interval", type=float, metavar="S",
+          help="with derivatives: poll each symbol's open interest over REST every S seconds "
+          "(weight 1 each, from the backfill weight budget) (default 60)")
     _flag(g, "--sim-rate", type=float, metavar="MSGS",
           help=f"simulator: total messages per second, at most {MAX_SIM_RATE:,.0f} (default "
           f"{SYMBOL_RATE:g} per symbol, at least {DEFAULT_TOTAL_MIN:g} in all)")
@@ -308,19 +317,26 @@ def _run_venues(args: argparse.Namespace, config: Any) -> int:
     from ..multivenue import MultiHarvester
     from ..ops.gcpolicy import tuned
     from ..ops.universe import resolve_universe
-    from ..scale.shards import Shard
+    from . import venueshards
     from .preflight import preflight
     from .venues import summarize_venues
 
     configs = [resolve_universe(c) for c in venue_configs(config)]
+    if config.workers > 1:  # a supervisor of N processes, each its (venue, symbol) pairs
+        preflight(config)
+        return venueshards.supervise(config, configs, getattr(args, "raw_argv", ()),
+                                     args.summary_json)
+    configs, shard = venueshards.this_share(config, configs)
     if args.stop_on_eof:
         parent.check_stdin_is_pipe()
     preflight(config)
-    multi = MultiHarvester(configs, handle_signals=True)
+    multi = MultiHarvester(configs, handle_signals=True,
+                           unit_kw=venueshards.unit_kw if config.shard else None)
     code = EXIT_OK
     try:
-        with scale_cli.locked(config, Shard(0, 1), lambda: multi.stop_from_thread(
-                "the data dir's lease was taken by another process")), tuned():
+        with scale_cli.locked(config, shard, lambda: multi.stop_from_thread(
+                f"the {'shard' if config.shard else 'data dir'}'s lease was taken by another "
+                "process")), tuned():
             trio.run(scale_cli.harvest, multi, args.stop_on_eof)
     except ConfigError:
         raise

@@ -27,6 +27,7 @@ from ..scale import parent
 from ..scale.aggregate import WorkerView, merge_summaries, render_summary
 from ..scale.handover import Timeline
 from ..scale.lock import shard_lock
+from ..scale.pairs import venue_weights
 from ..scale.settings import MAX_WORKERS
 from ..scale.shards import Shard, assign, parse_shard, symbols_of
 from ..scale.snapshot import LocalShared, Shared, day_snapshot, grid_day
@@ -74,7 +75,8 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
                    "restarted after the initial backoff again (default 60)")
     g.add_argument("--shard", metavar="I/N", default=None,
                    help="harvest only shard I of N (symbols by load-weighted rendezvous "
-                   "hashing; several hosts, one shard each; default: every symbol)")
+                   "hashing; with [venues.<name>] tables, (venue, symbol) pairs, each venue "
+                   "split on its own; several hosts, one shard each; default: every symbol)")
     g.add_argument("--lease-ttl", type=float, metavar="S", default=None,
                    help="with an s3:// --data-dir: the shard lease in the bucket lasts S seconds "
                    "after its last renewal; without a renewal, writes to the bucket stop at half "
@@ -83,7 +85,8 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
                    help="how --workers/--shard weigh symbols by load: 'venue' = each symbol's "
                    "24 h trade count from the venue's 24 h ticker (unweighted if that "
                    "fails), 'off' = unweighted, or a JSON snapshot {\"SYMBOL\": weight} that "
-                   "every host is given for an exact match (default venue)")
+                   "every host is given for an exact match; with venue tables a key may be "
+                   "\"venue:SYMBOL\" (default venue)")
     g.add_argument("--stop-on-eof", action="store_const", const=True, default=None,
                    help="stop cleanly (final flush) when stdin, which must be a pipe, reaches "
                    "end of file: the supervisor of --workers starts each worker so, and a "
@@ -117,9 +120,10 @@ async def harvest(harvester: Any, stop_on_eof: bool | None) -> None:
     await harvester.run()
 
 
-def shard_weights(config: Config) -> dict[str, int] | None:
+def shard_weights(config: Config, namespace: str = "") -> dict[str, int] | None:
     """The load weights ``config.shard_weights`` names: None for ``off`` (or a failed fetch,
-    logged once); with ``--sim`` the figures the simulator's ticker serves."""
+    logged once); with ``--sim`` the figures the simulator's ticker serves. ``namespace``: the
+    venue of a run of several venues (its own day snapshot; its part of a snapshot file)."""
     source = config.shard_weights.strip()
     if source == "off":
         return None
@@ -130,15 +134,15 @@ def shard_weights(config: Config) -> dict[str, int] | None:
         # of this dataset, on any host, assigns from the same numbers
         return day_snapshot(_shared(config), grid_day(time.time()),
                             lambda: fetch_weights(_http_get, config.rest_url,
-                                                  venue=get(config.venue)))
+                                                  venue=get(config.venue)), namespace)
     try:
-        return read_snapshot(Path(source))
+        return _of_venue(read_snapshot(Path(source)), namespace)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"shard_weights: cannot use {source!r} ({exc}); give 'venue', 'off' "
                           "or a JSON file {\"SYMBOL\": weight}") from None
 
 
-def day_weights(config: Config) -> Callable[[str], dict[str, int] | None]:
+def day_weights(config: Config, namespace: str = "") -> Callable[[str], dict[str, int] | None]:
     """The weights of any UTC day, for a shard's listing follower: the same source as
     ``shard_weights`` (the day's snapshot in the dataset for ``venue``, published by the day's
     first shard; the file; none), so at every grid point every shard assigns from the same
@@ -148,26 +152,32 @@ def day_weights(config: Config) -> Callable[[str], dict[str, int] | None]:
         shared = _shared(config)
         return lambda day: day_snapshot(shared, day,
                                         lambda: fetch_weights(_http_get, config.rest_url,
-                                                              venue=get(config.venue)))
+                                                              venue=get(config.venue)),
+                                        namespace)
     if source == "venue":  # the simulator's model: a pure function of the name, every day
         return lambda day: {s: quantize(activity(s).count)
                             for s in _sim_names(config)}
     if source == "off":
         return lambda day: None
     path = Path(source)
-    shard_weights(config)  # a file that cannot be used is a user mistake now, at start
+    shard_weights(config, namespace)  # a file that cannot be used is a user mistake now
 
     def from_file(day: str) -> dict[str, int] | None:
         """Read again for each new UTC day: a file changed by then takes effect at that
         day's first boundary (give every host the same file)."""
         try:
-            return read_snapshot(path)
+            return _of_venue(read_snapshot(path), namespace)
         except (OSError, ValueError) as exc:
             log.warning("shard weights: cannot read %s for %s (%s); asked again at the next "
                         "poll", path, day, exc)
             return None
 
     return from_file
+
+
+def _of_venue(snapshot: dict[str, int], namespace: str) -> dict[str, int]:
+    """A snapshot file's weights for one venue of several (``venue:SYMBOL`` keys), or as is."""
+    return venue_weights(snapshot, namespace) if namespace else snapshot
 
 
 def _sim_names(config: Config) -> tuple[str, ...]:
@@ -204,7 +214,7 @@ def this_shard(config: Config) -> tuple[Config, Shard]:
         return config, Shard(0, 1)
     shard = parse_shard(config.shard)
     if config.universe:  # the follower's own timeline: the same owners it will keep to
-        mine = _timeline_share(config, shard)
+        mine = timeline_share(config, shard)
     else:
         mine = symbols_of(config.symbols, shard, shard_weights(config))
     if not mine and config.universe:  # it follows the listing: its share may come later
@@ -216,7 +226,7 @@ def this_shard(config: Config) -> tuple[Config, Shard]:
     return dataclasses.replace(config, symbols=mine), shard
 
 
-def _timeline_share(config: Config, shard: Shard) -> tuple[str, ...]:
+def timeline_share(config: Config, shard: Shard, namespace: str = "") -> tuple[str, ...]:
     """A universe shard's symbols now, by the ownership timeline the listing follower keeps to
     (scale/handover.py): the listing's own times and the weights of the grid point's day."""
     from ..ops.listing import ListingError, fetch_listing
@@ -231,8 +241,9 @@ def _timeline_share(config: Config, shard: Shard) -> tuple[str, ...]:
             log.warning("shard %s: cannot read the listing's dates (%s); assigning from the "
                         "symbols alone", shard, exc)
     step = max(1, round(config.listing_interval * 1000))
-    timeline = Timeline(listed, config.universe, shard, day_weights(config), step,
-                        trading=venue.trading)
+    timeline = Timeline(listed, config.universe, shard, day_weights(config, namespace), step,
+                        trading=venue.trading, namespace=namespace,
+                        dated=venue.listing_dates)
     now = time.time_ns() // 1_000_000
     return tuple(s for s in config.symbols if timeline.mine(s, now))
 
@@ -306,6 +317,13 @@ def supervise(config: Config, argv: Sequence[str], summary_json: bool | None) ->
         log.info("shards weighted by 24 h load: %s", ", ".join(
             f"{i}: {len(g)} symbols, {100 * w / max(sum(shares), 1):.0f} %"
             for i, (g, w) in enumerate(zip(groups, shares, strict=True))))
+    return run_workers(config, argv, workers, snapshot, summary_json)
+
+
+def run_workers(config: Config, argv: Sequence[str], workers: list[WorkerView], snapshot: str,
+                summary_json: bool | None) -> int:
+    """The supervisor of ``workers`` (each a ``--shard i/N`` process of ``argv`` given the
+    weight ``snapshot``: a file, ``venue`` or ``off``); one summary at the end."""
     settings = SupervisorSettings(
         metrics_host=config.metrics_host, metrics_port=config.metrics_port,
         stop_bound=config.shutdown_grace + config.deadletter_timeout + 15.0,
@@ -320,7 +338,7 @@ def supervise(config: Config, argv: Sequence[str], summary_json: bool | None) ->
 
     sup = Supervisor(workers, argv_of, settings)
     log.info("supervising %d workers over %d symbols (data %s)", len(workers),
-             len(config.symbols), data_location(config))
+             sum(len(w.symbols) for w in workers), data_location(config))
     code = trio.run(sup.run)
     doc = merge_summaries(workers)
     print(json.dumps(doc) if summary_json else render_summary(doc), flush=True)

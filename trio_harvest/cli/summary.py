@@ -98,19 +98,19 @@ class Summary:
             lines.append(f"NO DATA: not a single frame was received"
                          f"{' from ' + self.endpoint if self.endpoint else ''} (see the log for "
                          "why; exit code 3)")
-        lines.append(f"{'kind':<10} {'files':>7} {'rows written':>13} {'rows/file':>15} "
+        lines.append(f"{'kind':<12} {'files':>7} {'rows written':>13} {'rows/file':>15} "
                      f"{'dead-lettered':>14}")
         for kind, files, rows, lo, hi, dl in self.per_kind():
-            lines.append(f"{kind:<10} {files:>7,} {rows:>13,} {_span(files, lo, hi):>15} "
+            lines.append(f"{kind:<12} {files:>7,} {rows:>13,} {_span(files, lo, hi):>15} "
                          f"{dl:>14,}")
         if self.by_symbol and self.rows_written:
-            lines.append(f"{'kind':<10} {'symbol':<16} {'files':>7} {'rows written':>13} "
+            lines.append(f"{'kind':<12} {'symbol':<16} {'files':>7} {'rows written':>13} "
                          f"{'rows/file':>15}")
             order = {k: i for i, k in enumerate(ALL_KINDS)}
             for (kind, symbol), rows in sorted(self.rows_written.items(),
                                                key=lambda kv: (order.get(kv[0][0], 99), kv[0][1])):
                 n, lo, hi = self.files.get((kind, symbol), (0, 0, 0))
-                lines.append(f"{kind:<10} {symbol:<16} {n:>7,} {rows:>13,} {_span(n, lo, hi):>15}")
+                lines.append(f"{kind:<12} {symbol:<16} {n:>7,} {rows:>13,} {_span(n, lo, hi):>15}")
         dl = sum(self.deadlettered.values())
         lost = sum(self.lost.values())
         lines.append(

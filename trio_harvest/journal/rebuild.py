@@ -26,6 +26,7 @@ import zstandard
 
 from .. import venues
 from ..errors import ConfigError
+from ..kinds import DERIVATIVES, LIQUIDATIONS
 from ..ops.logs import setup_logging
 from . import format as fmt
 
@@ -213,6 +214,11 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
                                     and agg_id <= tracker.last_id):
                                 continue  # not missing: a frame brought it already
                         stats["rows"] += 1
+                        if kind in (DERIVATIVES, LIQUIDATIONS):  # polled: features read it too
+                            waiting = h.router.put_state(kind, row)
+                            if waiting is not None:
+                                await waiting
+                            continue
                         await h.lanes.get(kind, symbol).put(row)
         if not ticks:
             flush_all(h.engines, h.lanes.offer, clock[0])

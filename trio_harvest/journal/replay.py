@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, cast
 import msgspec
 import trio
 
-from ..kinds import GAPS, PRICES, PRICES_SCHEMA, QUOTES_SCHEMA, Row
+from ..gaps import AGG_ID_BREAK, UNFILLED, agg_detail, gap_row
+from ..kinds import DERIVATIVES, GAPS, LIQUIDATIONS, PRICES, PRICES_SCHEMA, QUOTES_SCHEMA, Row
 from ..repair.continuity import DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker, Break
-from ..repair.gaps import AGG_ID_BREAK, UNFILLED, agg_detail, gap_row
 from ..storage.partitions import utc_date
 from ..venues.base import Trade
 from . import format as fmt
@@ -58,6 +58,14 @@ class _Stream(msgspec.Struct):
 
 
 _stream = msgspec.json.Decoder(_Stream)
+
+
+def state_key(kind: str, row: Row) -> tuple[object, ...]:
+    """A ``derivatives`` row's identity (symbol, source, time) or a ``liquidations`` row's
+    (symbol, time, side, price, qty): the columns ``diskkeys.COLUMNS`` reads from disk."""
+    if kind == DERIVATIVES:
+        return (row[3], row[4], row[0])
+    return (row[3], row[0], row[4], row[5], row[6])
 
 
 def gap_key(row: Row) -> tuple[object, ...]:
@@ -198,6 +206,18 @@ class ReplayGate:
         seen.add(key)
         return True
 
+    def admit_row(self, kind: str, row: Row) -> bool:
+        """A replayed ``derivatives`` or ``liquidations`` row: once, whatever is on disk."""
+        if (utc_date(int(row[0])), str(row[3]), kind) not in self.keys.loaded:
+            self.keys.cover(utc_date(int(row[0])), str(row[3]), kind)  # blocking: rare
+        key = state_key(kind, row)
+        seen = self.keys.of(kind)
+        if key in seen:
+            self.stats.skipped += 1
+            return False
+        seen.add(key)
+        return True
+
     def resumed(self, stream: str, recv_ms: int) -> None:  # pragma: no cover - resuming is empty
         pass
 
@@ -319,6 +339,12 @@ class Replayer:
             symbol = str(row[1] if kind == GAPS else row[3])
             if (utc_date(int(row[0])), symbol, kind) not in keys.loaded:  # e.g. backfilled
                 await trio.to_thread.run_sync(keys.cover, utc_date(int(row[0])), symbol, kind)
+            if kind in (DERIVATIVES, LIQUIDATIONS):  # polled over REST: as live, features too
+                self.stats.rows += 1
+                waiting = self.router.put_state(kind, row)  # the gate skips what is on disk
+                if waiting is not None:
+                    await waiting
+                return
             if not self._admit_row(kind, row, gate):
                 self.stats.skipped += 1
                 return
@@ -342,7 +368,7 @@ class Replayer:
                 tracker.fill(int(agg_id))
             keys.prices.add((symbol, agg_id))
             return True
-        return False  # no other kind is journaled as a row
+        return False  # no other kind is journaled as a row (derivatives: ``_one``)
 
     def _after(self, keys: DiskKeys) -> None:
         """Missing agg-id ranges: forget the ids already on disk, backfill the rest. A later run

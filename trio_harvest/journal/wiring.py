@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from ..gaps import gap_row
 from ..kinds import Row
-from ..repair.gaps import gap_row
 from . import format as fmt
 from .checkpoint import oldest_not_durable
 from .journal import Journal

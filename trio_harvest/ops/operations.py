@@ -16,6 +16,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 import trio
+from prometheus_client import CollectorRegistry
 
 from ..journal.report import as_dict as journal_report
 from .autorecover import AutoRecovery
@@ -29,6 +30,7 @@ from .sampler import Sampler, thresholds_for
 from .web import Request, Response, WebServer, bound_port, open_sockets
 
 if TYPE_CHECKING:
+    from .allvenues import AllVenues
     from .view import HarvestView
 
 log = logging.getLogger("trio_harvest.ops")
@@ -52,6 +54,8 @@ class Operations:
         self.progress = Progress(harvester, interval=harvester.config.progress_interval,
                                  health=self._health_state, backlog=self._backlog_state)
         self.metrics.bind(self, per_symbol=harvester.config.metrics_per_symbol)
+        # a run of several venues: the first venue's endpoint answers for all of them
+        self.all_venues: AllVenues | None = None
 
     @property
     def monitor(self) -> HealthMonitor:
@@ -77,6 +81,13 @@ class Operations:
 
     def health_now(self) -> tuple[Snapshot, HealthReport]:
         return self.monitor.evaluate(self.now())
+
+    def health_report(self) -> HealthReport:
+        return self.health_now()[1]
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self.metrics.registry
 
     # -- tasks ---------------------------------------------------------------------------------
 
@@ -109,15 +120,20 @@ class Operations:
         return Response(200, PAGE, HTML)
 
     def scrape(self, req: Request) -> Response:
-        body, content_type = self.metrics.exposition(req.headers.get("accept", ""))
+        source = self.all_venues or self.metrics
+        body, content_type = source.exposition(req.headers.get("accept", ""))
         return Response(200, body, content_type)
 
     def healthz(self, req: Request) -> Response:
+        if self.all_venues is not None:
+            healthy, doc = self.all_venues.health()
+            return Response(200 if healthy else 503, _json(doc), JSON)
         _snap, report = self.health_now()
         return Response(200 if report.healthy else 503, _json(report.as_dict()), JSON)
 
     def status_json(self, req: Request) -> Response:
-        return Response(200, _json(self.status()), JSON)
+        doc = self.all_venues.status() if self.all_venues is not None else self.status()
+        return Response(200, _json(doc), JSON)
 
     def status(self) -> dict[str, Any]:
         """The ``/status`` document: connections, streams, lanes, last writes, dead letter."""

@@ -115,17 +115,22 @@ function section(doc, before, dt, title) {
       num(l.capacity), bar(l.level / l.capacity)])));
   return s;
 }
+function sections(doc, before, dt, title) {
+  if (!doc.venues) return [section(doc, before, dt, title)];
+  return Object.entries(doc.venues).map(([v, d]) => section(d,
+    before && before.venues ? before.venues[v] : null, dt, title));
+}
 function draw(doc, before, dt) {
   const root = document.getElementById("live");
   const out = [];
   if (doc.workers) {
     for (const [i, w] of Object.entries(doc.workers)) {
       const b = before && before.workers && before.workers[i] ? before.workers[i].status : null;
-      out.push(w.status ? section(w.status, b, dt, "worker " + i) :
-        el("h2", {}, "worker " + i + " ", el("span", {class: "badge unknown"},
+      if (w.status) out.push(...sections(w.status, b, dt, "worker " + i));
+      else out.push(el("h2", {}, "worker " + i + " ", el("span", {class: "badge unknown"},
           w.up ? "no status yet" : "not running")));
     }
-  } else out.push(section(doc, before, dt, ""));
+  } else out.push(...sections(doc, before, dt, ""));
   root.replaceChildren(...out);
   document.getElementById("when").textContent = "updated " + new Date().toLocaleTimeString() +
     ", every " + every + " s";

@@ -27,17 +27,18 @@ from typing import TYPE_CHECKING, Protocol
 import trio
 
 from .. import venues
+from ..channels import stream_plan
 from ..errors import ConfigError
+from ..gaps import gap_row
 from ..ingest.restclient import http_fetch
 from ..kinds import PRICES, Row
 from ..pipeline.window import WindowLane
 from ..ratelimit import RateLimitedLog
-from ..repair.gaps import gap_row
 from ..scale.handover import DayWeights, Timeline, day_of
 from ..scale.shards import parse_shard
 from ..signals.task import flush_all
 from ..symbols import follow, is_universe, not_trading, resolve
-from ..venues.base import TRADES, Listed, Plan, Venue
+from ..venues.base import LIQUIDATIONS, TRADES, Listed, Plan, Venue
 from .listing import ListingError, fetch_listing, fetch_statuses
 
 if TYPE_CHECKING:
@@ -134,8 +135,10 @@ class Universe:
 
     def __init__(self, host: UniverseHost, rest_url: str, *,
                  fetch: FetchListing | None = None,
-                 weights: DayWeights | None = None, venue: Venue | None = None) -> None:
+                 weights: DayWeights | None = None, venue: Venue | None = None,
+                 namespace: str = "") -> None:
         cfg = host.config
+        self.namespace = namespace  # a run of several venues: its (venue, symbol) pairs
         self.venue = venue = venue or venues.get(cfg.venue)
         self.host = host
         self.rest_url = rest_url
@@ -200,7 +203,7 @@ class Universe:
         now = trio.current_time()
         last_seen = self.host.router.stats.last_seen
         kind_of = self.venue.stream_kind
-        return any(now - t > SILENT_S and kind_of(name) != TRADES
+        return any(now - t > SILENT_S and kind_of(name) not in (TRADES, LIQUIDATIONS)
                    for name, t in last_seen.items())
 
     async def poll(self) -> None:
@@ -235,7 +238,8 @@ class Universe:
         now = self.host.exchange_ms()
         today = day_of(now)
         timeline = Timeline(listing, self.entries, self.shard, self.weights_of, step, today,
-                            trading=self.venue.trading)
+                            trading=self.venue.trading, namespace=self.namespace,
+                            dated=self.venue.listing_dates)
         days = {min(today, timeline_day(now, step, k)) for k in range(-4, 5)}
         for day in sorted(days - set(self._by_day)):
             await trio.to_thread.run_sync(self.weights_of, day)  # blocking: a file or a bucket
@@ -278,9 +282,9 @@ class Universe:
     async def add(self, symbols: Sequence[str], *, fresh: bool = False) -> None:
         h, cfg = self.host, self.host.config
         venue = self.venue
-        specs = venue.streams_for(tuple(symbols), depth_levels=cfg.depth_levels,
-                                  depth_speed=cfg.depth_speed, book=cfg.book,
-                                  book_ticker=cfg.book_ticker)
+        specs = stream_plan(venue, tuple(symbols), cfg.harvested, depth_levels=cfg.depth_levels,
+                            depth_speed=cfg.depth_speed, book=cfg.book,
+                            book_ticker=cfg.book_ticker)
         for symbol in symbols:
             h.repair.add_symbol(symbol, fresh=fresh)
             if h.diff_books is not None:

@@ -2,7 +2,9 @@
 
 Owns the per-message hot path after the socket: decode, check, append the decoded message to
 its lane's columns (trades to ``prices``, quotes to ``quotes``, top-N snapshots to
-``orderbook``; no row tuple is built; authoritative rows wait when the lane is full; that
+``orderbook``; no row tuple is built; a futures contract's mark price, funding and open interest
+go to ``derivatives`` and liquidation orders to ``liquidations``, as tuple rows: about one a
+second per symbol; authoritative rows wait when the lane is full; that
 wait is the backpressure), feed the signal hooks the same message, count what was malformed,
 unexpected or rejected (logged at a limited rate). Never does
 I/O, never checks rotation (old fault 7), never raises for a bad frame.
@@ -48,6 +50,7 @@ from .chunks import BadValue
 from .done import DONE
 from .lanes import Lanes, Sink
 from .shapes import RowQuote, quote_row
+from .staterouting import StateRouting
 from .timeguard import TOLERANCE_MS, TimeGuard
 from .window import Window, WindowHook, WindowLane
 
@@ -75,6 +78,7 @@ class SignalHooks(Protocol):
     def on_book_levels(self, d: BookLevels, source: str) -> None: ...
     def on_trade(self, row: Row) -> None: ...
     def on_book(self, row: Row) -> None: ...
+    def on_state(self, kind: str, row: Row) -> None: ...  # a derivatives or liquidations row
 
 
 class DiffBooks(Protocol):
@@ -111,7 +115,7 @@ class RouterStats:
     last_seen: dict[str, float] = field(default_factory=dict)  # stream name -> trio/mono time
 
 
-class Router:
+class Router(StateRouting):
     def __init__(
         self,
         lanes: Lanes,
@@ -199,9 +203,13 @@ class Router:
         return w
 
     def book_updates_lane(self, symbol: str) -> Sink:
-        """Where a diff book writes ``symbol``'s ``book_updates`` rows: its lane, or only the rows
-        of its window while it changes shards (as every other kind of it)."""
-        lane = self.lanes.get(BOOK_UPDATES, symbol)
+        """Where a diff book writes ``symbol``'s ``book_updates`` rows."""
+        return self.lane_of(BOOK_UPDATES, symbol)
+
+    def lane_of(self, kind: str, symbol: str) -> Sink:
+        """``symbol``'s lane of ``kind``, or only the rows of its window while it changes shards
+        (as every other kind of it)."""
+        lane = self.lanes.get(kind, symbol)
         window = self.windows.get(symbol)
         return lane if window is None else WindowLane(lane, window)
 
@@ -374,12 +382,14 @@ class Router:
         data = env.data
         symbol = data.symbol
         kind = data.kind
-        lane = (self._prices if kind == TRADE else self._quotes if kind == QUOTE
-                else self._books)[symbol]
         stats.last_seen[env.stream] = self.now()
         gate = self.gate
         if gate is not None and gate.resuming and env.stream in gate.resuming:
             gate.resumed(env.stream, recv_ms)
+        if kind > BOOK:  # a derivatives update or a liquidation
+            return self._state(env.stream, data, recv_ms, frame)
+        lane = (self._prices if kind == TRADE else self._quotes if kind == QUOTE
+                else self._books)[symbol]
         hook = self.hooks.get(symbol)
         try:
             if kind == TRADE:

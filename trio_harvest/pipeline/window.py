@@ -98,3 +98,7 @@ class WindowHook:
     def on_book(self, row: Row) -> None:
         if self._keeps(row[0]):
             self.hook.on_book(row)
+
+    def on_state(self, kind: str, row: Row) -> None:
+        if self._keeps(row[0]):
+            self.hook.on_state(kind, row)

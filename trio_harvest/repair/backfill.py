@@ -27,12 +27,12 @@ from typing import Any
 import trio
 
 from .. import venues
+from ..gaps import AGG_ID_BREAK, FILLED, UNFILLED, agg_detail, gap_row
 from ..ingest.restclient import FetchFn, RestError, WeightBudget, retry_after
 from ..kinds import Row
 from ..ratelimit import RateLimitedLog
 from ..venues.base import SPANS, Venue
 from .continuity import AggIdTracker, Break
-from .gaps import AGG_ID_BREAK, FILLED, UNFILLED, agg_detail, gap_row
 
 log = logging.getLogger("trio_harvest.backfill")
 

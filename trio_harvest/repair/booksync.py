@@ -47,6 +47,7 @@ import msgspec
 import trio
 
 from .. import venues
+from ..gaps import BOOK_SEQUENCE_BREAK, gap_row
 from ..ingest.restclient import FetchFn, http_fetch, retry_after
 from ..ingest.tokenbucket import TokenBucket
 from ..kinds import Row
@@ -64,7 +65,6 @@ from ..venues.base import (
     Venue,
 )
 from ..venues.rows import book_row, level_rows
-from .gaps import BOOK_SEQUENCE_BREAK, gap_row
 
 log = logging.getLogger("trio_harvest.booksync")
 

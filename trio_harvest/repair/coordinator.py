@@ -18,12 +18,12 @@ import logging
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
 from .. import venues
-from ..config import Config
+from ..gaps import disconnect_reason, gap_row, parse_agg_detail
 from ..ingest.connection import ConnectFn
 from ..ingest.handover import HandoverConnector
 from ..ingest.restclient import FetchFn, WeightBudget, http_fetch
@@ -35,7 +35,6 @@ from ..venues.base import CONTIGUOUS, SPANS, Plan, Trade, Venue
 from . import report
 from .backfill import Backfill
 from .continuity import BREAK, DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker, Break
-from .gaps import disconnect_reason, gap_row, parse_agg_detail
 from .losses import Losses
 from .outliers import (
     BOOK_MIN_LIMIT,
@@ -77,10 +76,29 @@ class RepairStats:
     lag_ms: float | None = None  # mean recv_ms - E over recent trades (latency + clock skew)
 
 
+class RepairSettings(Protocol):
+    """The few settings repair reads (``Config`` has them all)."""
+
+    @property
+    def symbols(self) -> tuple[str, ...]: ...
+    @property
+    def backfill(self) -> bool: ...
+    @property
+    def backfill_weight(self) -> int: ...
+    @property
+    def backfill_delay(self) -> float: ...
+    @property
+    def ws_lifetime(self) -> float: ...
+    @property
+    def handover_lead(self) -> float: ...
+    @property
+    def handover_overlap(self) -> float: ...
+
+
 class Repair:
     def __init__(
         self,
-        config: Config,
+        config: RepairSettings,
         lanes: Lanes,
         connect: ConnectFn,
         *,
@@ -268,6 +286,11 @@ class Repair:
                               "did not confirm it (last %s)", symbol, agg_id,
                               self.trackers[symbol].last_id)
         guard.quarantined.clear()
+
+    def admit_row(self, kind: str, row: Row) -> bool:
+        """A live ``derivatives`` or ``liquidations`` row: always (a restart replay's gate
+        checks the disk)."""
+        return True
 
     def book_fast(self, stream: str, update_id: int) -> bool | None:
         """``book``'s hot path with no row: True for the usual step forward on a stream with

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..gaps import WRITE_LOST, gap_row
 from ..kinds import GAPS, ORDERBOOK, PRICES, Row
 from .continuity import MAX_OPEN_RANGES
-from .gaps import WRITE_LOST, gap_row
 
 MAX_LOST_GAPS = 10_000  # lost gaps rows kept to be written again once writes succeed
 _AGG_ID = 4  # kinds.PRICES_SCHEMA

@@ -27,7 +27,7 @@ import trio
 from ..ingest.restclient import FetchFn, retry_after
 from ..kinds import Row
 from ..ratelimit import RateLimitedLog
-from .gaps import gap_row
+from ..gaps import gap_row
 
 log = logging.getLogger("trio_harvest.sweep")
 

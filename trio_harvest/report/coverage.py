@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ..gaps import parse_agg_detail
 from ..kinds import ORDERBOOK, PRICES
-from ..repair.gaps import parse_agg_detail
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..dataset import VENUES
+from ..gaps import parse_agg_detail
 from ..hints import plural
-from ..repair.gaps import parse_agg_detail
 from ..storage.inventory import human_size
 from .coverage import UNFILLED, Gathered, per_kind, span, uptime, worst
 

@@ -111,6 +111,24 @@ def _add(into: dict[str, int], more: Any) -> None:
                 into[k] = into.get(k, 0) + v
 
 
+def flatten_venues(summary: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A worker's summary of several venues (``{"frames", "venues": {name: summary}}``) as one
+    summary of their totals (the longest run's seconds); any other summary as it is."""
+    venues = summary.get("venues")
+    if not isinstance(venues, Mapping):
+        return summary
+    out: dict[str, Any] = {"frames": 0, "seconds": 0.0, "rows_written": {},
+                           "rows_deadlettered": {}, "rows_lost": {}}
+    for s in venues.values():
+        if not isinstance(s, Mapping):
+            continue
+        out["frames"] += int(s.get("frames", 0))
+        out["seconds"] = max(out["seconds"], float(s.get("seconds", 0.0)))
+        for key in ("rows_written", "rows_deadlettered", "rows_lost"):
+            _add(out[key], s.get(key))
+    return out
+
+
 def merge_summaries(workers: Sequence[WorkerView]) -> dict[str, Any]:
     """One summary for the host: totals, and each worker's line."""
     frames, seconds = 0, 0.0
@@ -119,7 +137,7 @@ def merge_summaries(workers: Sequence[WorkerView]) -> dict[str, Any]:
     lost: dict[str, int] = {}
     per: dict[str, Any] = {}
     for w in workers:
-        s = w.summary or {}
+        s = flatten_venues(w.summary or {})
         frames += int(s.get("frames", 0))
         seconds = max(seconds, float(s.get("seconds", 0.0)))
         _add(rows_written, s.get("rows_written"))

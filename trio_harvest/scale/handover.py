@@ -11,7 +11,11 @@ listing too young to be in force is owned by plain rendezvous hashing of its nam
 shard, polling at its own times, computes the same owner for every symbol at every point, and a
 symbol that moves does so exactly at a grid point ``B``: the old owner keeps its rows before
 ``B``, the new one those from ``B`` on. ``lag_ms`` (two grid steps) is what lets every shard,
-polling once per step, learn of a change before the boundary it causes.
+polling once per step, learn of a change before the boundary it causes. A venue whose listing
+gives no listing dates (Binance Spot) cannot say when a symbol came, so its symbols in force are
+pinned to the day's weight snapshot instead (its names that match the entries; none without
+weights): a listing change during the day moves no other symbol, and a new listing is owned by
+its name until a later day's snapshot holds it.
 
 Pure: no I/O, no trio; the weights arrive through an injected callable (by day).
 """
@@ -56,12 +60,16 @@ class Move:
 
 class Timeline:
     """The owners of ``entries``' symbols over time, from one listing; ``trading`` is the
-    venue's listing status of a symbol that trades (``Venue.trading``)."""
+    venue's listing status of a symbol that trades (``Venue.trading``); ``namespace`` the
+    venue of a run of several venues, whose (venue, symbol) pairs are the units (pairs.py)."""
 
     def __init__(self, listed: Mapping[str, Listed], entries: Sequence[str], shard: Shard,
                  weights: DayWeights, step_ms: int, today: str | None = None, *,
-                 trading: str) -> None:
+                 trading: str, namespace: str = "", dated: bool = True) -> None:
         self.trading = trading
+        self.namespace = namespace
+        self.dated = dated  # the listing gives each symbol's listing date (Venue.listing_dates)
+        self.entries = tuple(entries)
         self.listed = {s: e for s, e in listed.items() if matches(s, entries)}
         self.shard = shard
         self.weights = weights
@@ -76,6 +84,10 @@ class Timeline:
                       if grid_ceil(e.onboard_ms + lag, step) <= g
                       and (e.status == self.trading or grid_ceil(e.delivery_ms + lag, step) > g))
 
+    def pinned(self, weights: Mapping[str, int] | None) -> list[str]:
+        """An undated venue's symbols in force: the day's snapshot's, whatever the listing."""
+        return [] if weights is None else sorted(s for s in weights if matches(s, self.entries))
+
     def owners(self, g: int) -> dict[str, int]:
         """Every listed symbol's owner at grid point ``g`` (young listings by their name)."""
         got = self._owners.get(g)
@@ -84,10 +96,13 @@ class Timeline:
             day = day_of(g - self.lag)
             if self.today is not None and day > self.today:
                 day = self.today
-            got = assignment(self.in_force(g), self.weights(day), count)
+            ns = self.namespace
+            weights = self.weights(day)
+            members = self.in_force(g) if self.dated else self.pinned(weights)
+            got = assignment(members, weights, count, ns)
             for s in self.listed:
                 if s not in got:
-                    got[s] = owner(s, count)
+                    got[s] = owner(s, count, ns)
             self._owners[g] = got
         return got
 

@@ -10,6 +10,10 @@ within a few percent of even, and a listing change moves O(1) other symbols (the
 figures are in docs/workers.md). Every shard computes the same owners from the same symbols and
 weights: no coordinator. Pure: no I/O, no trio; the hash is stable across processes, hosts and
 Python versions, and the weights are integers (no float sums that could differ).
+
+A run of several venues assigns (venue, symbol) pairs (pairs.py): each function takes the
+pair's venue as ``namespace``, which salts the hash, so the same name on two venues is two
+independent units; ``namespace=""`` (one venue) hashes exactly as before.
 """
 
 from __future__ import annotations
@@ -50,31 +54,32 @@ def parse_shard(raw: str, what: str = "shard") -> Shard:
     return Shard(i, n)
 
 
-def weight(symbol: str, shard: int) -> int:
-    digest = hashlib.blake2b(f"{symbol}\x00{shard}".encode(), digest_size=8).digest()
+def weight(symbol: str, shard: int, namespace: str = "") -> int:
+    key = f"{namespace}\x00{symbol}\x00{shard}" if namespace else f"{symbol}\x00{shard}"
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big")
 
 
-def owner(symbol: str, count: int) -> int:
-    """The shard (``0..count-1``) that harvests ``symbol``."""
-    return max(range(count), key=lambda i: weight(symbol, i))
+def owner(symbol: str, count: int, namespace: str = "") -> int:
+    """The shard (``0..count-1``) that harvests ``symbol`` (of venue ``namespace``)."""
+    return max(range(count), key=lambda i: weight(symbol, i, namespace))
 
 
 def assignment(symbols: Iterable[str], weights: Mapping[str, int] | None,
-               count: int) -> dict[str, int]:
+               count: int, namespace: str = "") -> dict[str, int]:
     """The owner shard of each symbol. ``weights`` None: plain rendezvous hashing. Otherwise
     bounded loads; a symbol the weights lack weighs ``UNIT`` (a new listing starts light)."""
     names = list(dict.fromkeys(symbols))
     if weights is None or count == 1:
-        return {s: owner(s, count) for s in names}
+        return {s: owner(s, count, namespace) for s in names}
     w = {s: max(1, weights.get(s, UNIT)) for s in names}
     total = sum(w.values())
     # integer arithmetic only: load * 100 * count <= total * (100 + SLACK)
     cap_scaled = max(total * (100 + SLACK_PERCENT), max(w.values(), default=0) * 100 * count)
     load = [0] * count
     out: dict[str, int] = {}
-    for s in sorted(names, key=lambda s: (-w[s], weight(s, -1), s)):
-        ranking = sorted(range(count), key=lambda i: -weight(s, i))
+    for s in sorted(names, key=lambda s: (-w[s], weight(s, -1, namespace), s)):
+        ranking = sorted(range(count), key=lambda i: -weight(s, i, namespace))
         pick = next((i for i in ranking if (load[i] + w[s]) * 100 * count <= cap_scaled),
                     min(ranking, key=lambda i: load[i]))
         load[pick] += w[s]
@@ -83,9 +88,10 @@ def assignment(symbols: Iterable[str], weights: Mapping[str, int] | None,
 
 
 def assign(symbols: Iterable[str], count: int,
-           weights: Mapping[str, int] | None = None) -> list[tuple[str, ...]]:
+           weights: Mapping[str, int] | None = None,
+           namespace: str = "") -> list[tuple[str, ...]]:
     """Symbols per shard, each in the given order."""
-    owners = assignment(symbols, weights, count)
+    owners = assignment(symbols, weights, count, namespace)
     out: list[list[str]] = [[] for _ in range(count)]
     for s, i in owners.items():
         out[i].append(s)
@@ -93,6 +99,7 @@ def assign(symbols: Iterable[str], count: int,
 
 
 def symbols_of(symbols: Iterable[str], shard: Shard,
-               weights: Mapping[str, int] | None = None) -> tuple[str, ...]:
-    owners = assignment(symbols, weights, shard.count)
+               weights: Mapping[str, int] | None = None,
+               namespace: str = "") -> tuple[str, ...]:
+    owners = assignment(symbols, weights, shard.count, namespace)
     return tuple(s for s, i in owners.items() if i == shard.index)

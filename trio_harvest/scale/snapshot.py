@@ -2,11 +2,13 @@
 every symbol's owner without a coordinator.
 
 Owns ``_shards/weights-YYYY-MM-DD.json`` (the UTC day: a fixed time grid) in the dataset's own
-location. The first shard of a grid day that needs weights fetches the venue's 24 h figures and
-publishes them create-if-absent (a conditional PUT on S3, a hard link on local disk: exactly one
-writer wins, even in a race); every other shard that day reads the published snapshot, so all of
-them feed the same numbers to the same pure assignment (shards.py). The venue's figures roll (a
-24 h window), so two fetches minutes apart differ; publishing one per day is what pins them.
+location; a run of several venues keeps one per venue (``weights-<venue>-YYYY-MM-DD.json``, each
+venue's own figures). The first shard of a grid day that needs weights fetches the venue's 24 h
+figures and publishes them create-if-absent (a conditional PUT on S3, a hard link on local disk:
+exactly one writer wins, even in a race); every other shard that day reads the published
+snapshot, so all of them feed the same numbers to the same pure assignment (shards.py). The
+venue's figures roll (a 24 h window), so two fetches minutes apart differ; publishing one per day
+is what pins them.
 Blocking (call before trio starts, or from a thread); never writes anything but that one file
 and its temporary twin.
 """
@@ -64,17 +66,17 @@ def grid_day(now_s: float) -> str:
     return datetime.fromtimestamp(now_s, UTC).strftime("%Y-%m-%d")
 
 
-def snapshot_key(day: str) -> PurePath:
-    return PurePath(SNAPSHOT_DIR, f"weights-{day}.json")
+def snapshot_key(day: str, venue: str = "") -> PurePath:
+    return PurePath(SNAPSHOT_DIR, f"weights-{venue}-{day}.json" if venue else f"weights-{day}.json")
 
 
-def day_snapshot(shared: Shared, day: str,
-                 fetch: Callable[[], dict[str, int] | None]) -> dict[str, int] | None:
+def day_snapshot(shared: Shared, day: str, fetch: Callable[[], dict[str, int] | None],
+                 venue: str = "") -> dict[str, int] | None:
     """The weights of grid day ``day``: the published snapshot, else ``fetch()`` published (or
     the one a faster shard published meanwhile). ``None`` if there is none and the fetch failed
     (the caller assigns unweighted). A store that cannot be read or written: the fetched
     weights, unshared, with one log line."""
-    key = snapshot_key(day)
+    key = snapshot_key(day, venue)
     try:
         return decode(shared.read_bytes(key))
     except FileNotFoundError:

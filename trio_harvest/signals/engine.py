@@ -31,6 +31,7 @@ from . import features
 from .cvd import CvdState
 from .events import EventDetector, LargeTrades
 from .fusion import Fusion
+from .marketstate import MarketState, extend
 from .ofi import (
     BOOK_LEVEL_BASE,
     Levels,
@@ -85,7 +86,7 @@ class SignalEngine:
     __slots__ = (
         "_emit", "_emit_cvd", "_emit_ofi", "_events", "_fusion", "_large", "_ml_levels",
         "_prev_depth", "_prev_l1", "_prev_levels",
-        "book_ticker", "carry", "cvd", "depth_levels", "params", "symbol", "tail",
+        "book_ticker", "carry", "cvd", "depth_levels", "params", "state", "symbol", "tail",
     )
 
     def __init__(
@@ -114,6 +115,7 @@ class SignalEngine:
         self.tail = TailWindow(params.tail_s, params.max_lag_s)
         self.cvd = CvdState()
         self.carry = features.Carry()
+        self.state = MarketState()  # mark price, funding, open interest, liquidations
         self._fusion = Fusion(symbol, params)
         self._events = EventDetector(symbol, params)
         self._large = LargeTrades(symbol, params)
@@ -228,6 +230,10 @@ class SignalEngine:
         self.tail.add_ml(ts, 0.0 if ofim is None else ofim, q_bid, q_ask)
         self._emit_ofi(ts, source, ofi1, ofim, bid, ask, bid_sz, ask_sz)
 
+    def on_state(self, kind: str, row: Row) -> None:
+        """A ``derivatives`` or ``liquidations`` row: the contract state of the seconds."""
+        self.state.add(kind, row)
+
     def on_gap(self, ts_ms: int, reason: str) -> None:
         """A disconnect, resync or stall at ``ts_ms``: flag its second, and forget the previous
         book states so OFI never spans the gap (CVD continuity is judged by agg ids)."""
@@ -267,8 +273,9 @@ class SignalEngine:
         """Close [start, upto_sec) (from ``span_to_close``); ``aggs``: its per-second sums when
         the features task computed every symbol's at once (``features.aggregate_many``)."""
         tail = self.tail
-        rows = features.feature_rows(self.symbol, tail, self.carry, start, upto_sec,
-                                     book_ticker=self.book_ticker, aggs=aggs)
+        rows = extend(features.feature_rows(self.symbol, tail, self.carry, start, upto_sec,
+                                            book_ticker=self.book_ticker, aggs=aggs),
+                      self.state)
         trades = tail.trades
         out: list[tuple[str, Row]] = []
         fusion, events, large = self._fusion, self._events, self._large
@@ -282,6 +289,7 @@ class SignalEngine:
             for ev in large.on_second(ts_ms // 1000, trades, i, j):
                 out.append((EVENTS, ev))
         tail.advance(upto_sec * 1000)
+        self.state.forget(upto_sec * 1000)
         return out
 
     def stats(self) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The events a symbol's market model emits, on integer grids (prices in ticks, sizes in lots).
 
-Owns the event records shared by the model, the trade tape, the wire encoder and (later) the
-fault injector. Plain immutable data: no formatting, no I/O, no behaviour.
+Owns the event records shared by the model (and the derivatives model, ``derivs.py``), the
+trade tape, the wire encoder and the fault injector. Plain immutable data: no formatting, no
+I/O, no behaviour.
 """
 
 from __future__ import annotations
@@ -70,4 +71,32 @@ class BookSnapshot:
     trade_ms: int
 
 
-Event = AggTrade | BookTicker | BookDepth
+@dataclass(frozen=True, slots=True)
+class MarkPrice:
+    """A futures contract's mark price update (``markPrice@1s``), once a second. Prices are
+    plain floats (a mark is not on the tick grid); ``funding_rate`` None and
+    ``next_funding_ms`` 0 for a delivery contract (no funding)."""
+
+    symbol: str
+    event_ms: int
+    mark: float
+    index: float
+    settle: float
+    funding_rate: float | None
+    next_funding_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForceOrder:
+    """A liquidation order (``forceOrder``): ``buy`` closes a short, a sell closes a long."""
+
+    symbol: str
+    buy: bool
+    price: int  # ticks: the order's limit price
+    avg_price: int  # ticks: its average fill price
+    qty: int  # lots
+    trade_ms: int
+    event_ms: int
+
+
+Event = AggTrade | BookTicker | BookDepth | MarkPrice | ForceOrder

@@ -105,6 +105,8 @@ class OkxSymbolWire:
             return self.agg
         if isinstance(ev, BookTicker):
             return self.ticker
+        if not isinstance(ev, BookDepth):  # a futures contract's state: not on OKX's wire here
+            return ()
         if ev.cadence_ms != CADENCE_MS:
             return ()
         return self._books if ev.diff else self._books5
@@ -115,6 +117,8 @@ class OkxSymbolWire:
             return self.trade(ev)
         if isinstance(ev, BookTicker):
             return self.bbo(ev)
+        if not isinstance(ev, BookDepth):
+            raise ValueError(f"OKX's wire has no {type(ev).__name__} here")
         if ev.diff:
             return self.books(ev)
         return self.books5(ev, levels or 5)

@@ -1,6 +1,6 @@
-"""The simulator's REST API: ``depth``, ``aggTrades``, ``exchangeInfo`` and ``ticker/24hr`` (each
-symbol's 24 h activity, activity.py) under the venue's prefix (USD-M ``/fapi/v1``, Spot
-``/api/v3``, COIN-M ``/dapi/v1``).
+"""The simulator's REST API: ``depth``, ``aggTrades``, ``exchangeInfo``, ``ticker/24hr`` (each
+symbol's 24 h activity, activity.py) and on the futures venues ``openInterest`` (weight 1) under
+the venue's prefix (USD-M ``/fapi/v1``, Spot ``/api/v3``, COIN-M ``/dapi/v1``).
 
 Owns what each endpoint answers (the venue's JSON shapes: prices and quantities as strings, ids
 and times as integers; spot's depth without ``E``/``T``; COIN-M's exchangeInfo with
@@ -8,9 +8,9 @@ and times as integers; spot's depth without ``E``/``T``; COIN-M's exchangeInfo w
 the venue's profile (USD-M: depth 2..20 by ``limit``, aggTrades 20, exchangeInfo 1, ticker/24hr
 1 for one symbol and 40 for all; Spot: depth 5..250, aggTrades 4, exchangeInfo 20), the
 per-minute weight window (``X-MBX-USED-WEIGHT-1M`` on every answer, 429 with ``Retry-After``
-once the limit is used up) and Binance's error bodies (``{"code":..,"msg":..}``).
-Reads the market's book snapshot and trade tape, so ids agree with the streams. Pure: the
-HTTP side is ``front.py``; time comes from the simulator's (possibly skewed) clock.
+once the limit is used up) and Binance's error bodies (``{"code":..,"msg":..}``). Reads the
+market's book snapshot and trade tape, so ids agree with the streams. Pure: the HTTP side is
+``front.py``; time comes from the simulator's (possibly skewed) clock.
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ import msgspec
 from ..venues.binance_coinm.wire import delivery_ms, pair_of, quarter_type
 from ..venues.binance_usdm.listing import PERPETUAL_DELIVERY_MS
 from .activity import activity
+from .derivs import Derivatives
 from .events import AggTrade
 from .market import Market
 from .specs import SymbolSpec, fixed
 from .venue import USDM_PROFILE, VenueProfile
 
 MAX_AGG_TRADES = 1000
+OPEN_INTEREST_WEIGHT = 1
 WINDOW_MS = 60_000
 ONBOARD_MS = 1_569_398_400_000  # the onboardDate of the symbols listed at start (BTCUSDT's)
 
@@ -85,8 +87,10 @@ class RestApi:
         weight_limit: int | None = None,
         window_ms: int = WINDOW_MS,
         venue: VenueProfile = USDM_PROFILE,
+        derivs: Derivatives | None = None,
     ) -> None:
         self.venue = venue
+        self.derivs = derivs  # the futures venues' contracts (open interest)
         self.root = venue.rest_root.encode()  # what the front routes here (``/fapi/``)
         self.market = market
         self.clock_ms = clock_ms
@@ -125,6 +129,10 @@ class RestApi:
                 names = [self._symbol(query).symbol] if "symbol" in query else None
                 return self._charged(venue.ticker_weights[names is None],
                                      lambda: self._ticker_24h(names))
+            if path == f"{prefix}/openInterest" and self.derivs is not None:
+                model = self._symbol(query)
+                return self._charged(OPEN_INTEREST_WEIGHT,
+                                     lambda: self._open_interest(model.symbol))
         except _BadRequest as exc:
             return self._error(exc.status, exc.code, exc.msg)
         return self._error(404, -5000, f"Path {path} not found")
@@ -227,6 +235,20 @@ class RestApi:
             entry.update(pair=pair_of(name), contractSize=spec.contract_usd,
                          marginAsset=pair_of(name).removesuffix("USD"))
         return entry
+
+    def _open_interest(self, symbol: str) -> bytes:
+        """USD-M ``{"openInterest","symbol","time"}`` (base units); COIN-M adds ``pair`` and
+        ``contractType`` and counts contracts."""
+        assert self.derivs is not None
+        spec = self.market[symbol].spec
+        self.derivs.contract(spec)  # a symbol polled before its first step has one too
+        lots = self.derivs.open_interest(symbol) or 0
+        now = self.clock_ms()
+        body: dict[str, object] = {"symbol": symbol, "openInterest": spec.qty_str(lots),
+                                   "time": now}
+        if self.venue.contracts:
+            body.update(pair=pair_of(symbol), contractType=quarter_type(symbol, now))
+        return _encode(body)
 
     def _ticker_24h(self, names: list[str] | None) -> bytes:
         """Binance's shape (strings for decimals); one object for ``symbol=``, else a list."""

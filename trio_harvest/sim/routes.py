@@ -2,10 +2,10 @@
 
 Owns the parsing of a request target (``/market/stream?streams=a/b``, ``/public/ws/<stream>``,
 the old unrouted ``/stream`` and ``/ws``) and the route rule of USD-M: ``/market`` serves
-aggTrade, ``/public`` serves bookTicker and depth, the unrouted URLs serve nothing. A stream on
-the wrong route is accepted and stays silent, as on Binance. Venues without routes (Spot,
-COIN-M: ``routed=False``) serve every stream on ``/stream`` and ``/ws`` and have no
-``/market`` or ``/public``. Pure: no I/O, no knowledge of symbols.
+aggTrade, markPrice and forceOrder, ``/public`` serves bookTicker and depth, the unrouted URLs
+serve nothing. A stream on the wrong route is accepted and stays silent, as on Binance. Venues
+without routes (Spot, COIN-M: ``routed=False``) serve every stream on ``/stream`` and ``/ws``
+and have no ``/market`` or ``/public``. Pure: no I/O, no knowledge of symbols.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .okx_wire import stream_kind as okx_stream_kind
-from .wire import AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH, stream_kind
+from .wire import AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH, FORCE_ORDER, MARK_PRICE, stream_kind
 
 MARKET = "market"
 PUBLIC = "public"
@@ -23,10 +23,10 @@ UNROUTED = "unrouted"  # a venue without routes: everything on one URL
 OKX = "okx"  # OKX's /ws/v5/public: every channel, subscribed after the handshake
 
 SERVES: dict[str, frozenset[str]] = {
-    MARKET: frozenset({AGG_TRADE}),
+    MARKET: frozenset({AGG_TRADE, MARK_PRICE, FORCE_ORDER}),
     PUBLIC: frozenset({BOOK_TICKER, DEPTH, DIFF_DEPTH}),
     LEGACY: frozenset(),
-    UNROUTED: frozenset({AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH}),
+    UNROUTED: frozenset({AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH, MARK_PRICE, FORCE_ORDER}),
     OKX: frozenset({AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH}),
 }
 

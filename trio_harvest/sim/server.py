@@ -11,7 +11,8 @@ Misbehaving on purpose (issue 5): ``SimConfig.faults`` (``faultplan.py``) builds
 that sits between the model and the connections (``faultinject.py``, the ``faults.py`` seam) and
 the task that disconnects, stalls and ages connections (``disrupt.py``); a skew moves the clock.
 The port also answers REST (``front.py`` + ``rest.py``) from the book snapshot and the trade tape,
-with ids consistent with the streams.
+with ids consistent with the streams. On the futures venues a contract model (``derivs.py``)
+adds mark prices, funding, liquidations and the open interest REST answers.
 
 ``SimConfig.venue`` picks the venue whose wire it speaks (``venue.py``: USD-M by default,
 Spot, COIN-M): paths, payload fields, REST prefix and weights, the server's pings (Spot
@@ -38,6 +39,7 @@ from . import okx_server
 from .bybit_rest import BybitRestApi
 from .bybit_venue import BybitParts
 from .control import MessageRate, handle_control
+from .derivs import Derivatives
 from .disrupt import Disruptor
 from .fanout import Hub, Subscriber
 from .faultinject import FaultInjector
@@ -120,6 +122,8 @@ class Simulator:
         self._hub = (self.bybit.make_hub(specs, self.stats, faults) if self.bybit is not None
                      else Hub(specs, self.stats, faults, venue))
         self._ids = itertools.count(1)
+        # the futures contract around each market: mark price, funding, OI, liquidations
+        self.derivs = Derivatives(config.seed) if venue.futures else None
         self.rest: RestApi | OkxRestApi | BybitRestApi
         if venue.family == OKX:
             self.rest = OkxRestApi(self.market, self._clock_ms, self._hub.wires,  # type: ignore[arg-type]
@@ -128,7 +132,8 @@ class Simulator:
             self.rest = self.bybit.make_rest(self.market, self._clock_ms)
         else:
             self.rest = RestApi(self.market, self._clock_ms, venue=venue,
-                                weight_limit=plan.weight if plan is not None else None)
+                                weight_limit=plan.weight if plan is not None else None,
+                                derivs=self.derivs)
         ping = venue.ping_seconds if config.ping_seconds is None else config.ping_seconds
         self._ping = (ping, venue.pong_timeout_seconds) if ping else None
         self.disruptor: Disruptor | None = None
@@ -222,10 +227,15 @@ class Simulator:
         """Advance the market to ``clock_ms()`` and queue its events to subscribers. A clock
         jump of more than MAX_STEP_MS (a suspended laptop) is skipped, not replayed."""
         now = self._clock_ms()
+        derivs = self.derivs
         if self._last_ms is not None and now - self._last_ms > MAX_STEP_MS:
             self.market.skip_to(now - MAX_STEP_MS)
+            if derivs is not None:
+                derivs.skip_to(now - MAX_STEP_MS)
         self._last_ms = now
         events = self.market.step(now)
+        if derivs is not None:
+            events += derivs.step(now, (m.spec for m in self.market.symbols.values()), events)
         self.stats.events += len(events)
         if self.venue.family == OKX:
             self._hub.observe(events)

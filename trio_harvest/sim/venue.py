@@ -4,7 +4,8 @@ encoder, the routes, the REST API, the listing and the server.
 Owns the per-venue differences as data: URL paths (USD-M's ``/market`` and ``/public`` routes;
 Spot and COIN-M serve everything on ``/stream`` and ``/ws``), depth cadences and their stream
 suffixes, the fields each payload carries (``pu``, ``T``, ``nq``, ``M``, ``ps``, bookTicker times),
-REST prefix, weights and limit, the server's ping interval and pong deadline, the symbol
+REST prefix, weights and limit, whether it is a futures venue (mark price, funding, open
+interest, liquidations), the server's ping interval and pong deadline, the symbol
 catalogue and listing names, and contract sizes (COIN-M counts contracts of 100 or 10 USD). The
 Spot and COIN-M numbers come from their wire modules (``venues/*/wire.py``), so the simulator and
 the harvester read one table. Pure data and small pure functions.
@@ -58,6 +59,7 @@ class VenueProfile:
     ticker_weights: tuple[int, int] = (1, 40)  # ticker/24hr: one symbol, every symbol
     messages_per_second: int | None = None  # a client sending more is disconnected (None: any)
     exact_depth_limits: bool = True  # depth takes only the listed limits (spot: 1 up to the max)
+    futures: bool = True  # mark price, funding, open interest, liquidations (not spot)
     family: str = BINANCE  # OKX: okx_wire.py, okx_*.py; Bybit: bybit_*.py (their own wire)
     inst_type: str = ""  # OKX's instType (SWAP sizes count contracts of one lot)
 
@@ -127,7 +129,7 @@ PROFILES: dict[str, VenueProfile] = {
         agg_trades_weight=20, exchange_info_weight=1, weight_limit=2400,
         ping_seconds=None, pong_timeout_seconds=600.0, trade_nq=True),
     SPOT: _from_facts(
-        spot.FACTS, depth_suffixes=((100, "@100ms"),), pu=False,
+        spot.FACTS, depth_suffixes=((100, "@100ms"),), pu=False, futures=False,
         ticker_times=False, trade_m=True, ticker_weights=(2, 80), exact_depth_limits=False),
     COINM: _from_facts(
         coinm.FACTS, pair_field=True, contracts=True, status_field="contractStatus",
@@ -138,13 +140,13 @@ PROFILES: dict[str, VenueProfile] = {
         name=c.name, routed=False, rest_prefix="/v5/market", depth_weights=((1000, 1),),
         agg_trades_weight=1, exchange_info_weight=1, weight_limit=bybit_facts.REST_LIMIT,
         ping_seconds=None, pong_timeout_seconds=bybit_facts.IDLE_CUT_SECONDS, pu=False,
-        family=BYBIT) for c in bybit_facts.CATEGORIES.values()},
+        family=BYBIT, futures=False) for c in bybit_facts.CATEGORIES.values()},
 }
 for _name, _type, _suffix in ((OKX_SWAP, "SWAP", "-USDT-SWAP"), (OKX_SPOT, "SPOT", "-USDT")):
     PROFILES[_name] = VenueProfile(
         name=_name, routed=False, rest_prefix="/api/v5", depth_weights=((400, 1),),
         agg_trades_weight=1, exchange_info_weight=1, weight_limit=600, ping_seconds=None,
-        pong_timeout_seconds=30.0, family=OKX, inst_type=_type,
+        pong_timeout_seconds=30.0, family=OKX, inst_type=_type, futures=False,
         catalogue=tuple(f"{c}{_suffix}" for c in _COINS),
         new_listings=tuple(n.removesuffix("USDT") + _suffix for n in NEW_LISTINGS),
         listing_suffix=_suffix)

@@ -1,19 +1,19 @@
 """The Binance wire format of the simulator's events, and the stream names they go out on.
 
 Owns stream naming (lower-case symbol, ``@aggTrade``, ``@bookTicker``, ``@depth<N>[@speed]``,
-``@depth[@speed]``; on the futures venues 250 ms has no suffix, spot serves ``@100ms``), the kind
-of a stream name, and the JSON text of each payload: prices and sizes as strings on the symbol's
-decimals, ids and times as integers, field sets and order as the venue sends them (the venue's
-profile, ``venue.py``, says which fields: USD-M's ``nq``, spot's ``M`` and time-less bookTicker
-and ``pu``-less depth, COIN-M's ``ps``). Built with plain string formatting for speed; never
-does I/O and never decides who receives what.
+``@depth[@speed]``, ``@markPrice@1s``, ``@forceOrder``; on the futures venues 250 ms has no
+suffix, spot serves ``@100ms``), the kind of a stream name, and the JSON text of each payload:
+prices and sizes as strings on the symbol's decimals, ids and times as integers, field sets and
+order as the venue sends them (the venue's profile, ``venue.py``, says which fields: USD-M's
+``nq``, spot's ``M`` and time-less bookTicker and ``pu``-less depth, COIN-M's ``ps``). Built
+with plain string formatting for speed; never does I/O and never decides who receives what.
 """
 
 from __future__ import annotations
 
 import re
 
-from .events import AggTrade, BookDepth, BookTicker, Event, Level
+from .events import AggTrade, BookDepth, BookTicker, Event, ForceOrder, Level, MarkPrice
 from .specs import SymbolSpec, fixed
 from .venue import USDM_PROFILE, VenueProfile
 
@@ -21,13 +21,16 @@ AGG_TRADE = "aggTrade"
 BOOK_TICKER = "bookTicker"
 DEPTH = "depth"  # partial depth, top N
 DIFF_DEPTH = "diffDepth"
+MARK_PRICE = "markPrice"  # ``@markPrice@1s`` (futures venues)
+FORCE_ORDER = "forceOrder"  # ``@forceOrder`` (futures venues)
 CONTROL = "control"  # replies to SUBSCRIBE and friends (not a stream)
-STREAM_KINDS = (AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH)
+STREAM_KINDS = (AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH, MARK_PRICE, FORCE_ORDER)
 DEPTH_LEVELS = (5, 10, 20)
 
 _PRICE_CACHE = 4096
 _NAME_RE = re.compile(
-    r"^[^\WA-Z]+@(?:(aggTrade)|(bookTicker)|depth(5|10|20)?(?:@(?:100ms|500ms))?)$"
+    r"^[^\WA-Z]+@(?:(aggTrade)|(bookTicker)|(markPrice@1s)|(forceOrder)"
+    r"|depth(5|10|20)?(?:@(?:100ms|500ms))?)$"
 )
 
 # (stream name, partial-depth levels or 0, stream kind)
@@ -43,7 +46,11 @@ def stream_kind(name: str) -> str | None:
         return AGG_TRADE
     if m.group(2):
         return BOOK_TICKER
-    return DEPTH if m.group(3) else DIFF_DEPTH
+    if m.group(3):
+        return MARK_PRICE
+    if m.group(4):
+        return FORCE_ORDER
+    return DEPTH if m.group(5) else DIFF_DEPTH
 
 
 def combined(stream: str, payload: str) -> str:
@@ -55,7 +62,8 @@ class SymbolWire:
     """Names and encoders for one symbol."""
 
     __slots__ = ("_depth", "_diff", "_lot", "_nq", "_pd", "_prices", "_ps", "_pu", "_qd",
-                 "_tick", "_ticker_times", "_trade_tail", "agg", "symbol", "ticker")
+                 "_tick", "_ticker_times", "_trade_tail", "agg", "force", "mark", "symbol",
+                 "ticker")
 
     def __init__(self, spec: SymbolSpec, venue: VenueProfile = USDM_PROFILE) -> None:
         self.symbol = spec.symbol
@@ -70,6 +78,8 @@ class SymbolWire:
         self._prices: dict[int, str] = {}  # prices repeat a lot: cache their text
         self.agg: tuple[StreamTarget, ...] = ((f"{low}@aggTrade", 0, AGG_TRADE),)
         self.ticker: tuple[StreamTarget, ...] = ((f"{low}@bookTicker", 0, BOOK_TICKER),)
+        self.mark: tuple[StreamTarget, ...] = ((f"{low}@markPrice@1s", 0, MARK_PRICE),)
+        self.force: tuple[StreamTarget, ...] = ((f"{low}@forceOrder", 0, FORCE_ORDER),)
         self._depth: dict[int, tuple[StreamTarget, ...]] = {
             c: tuple((f"{low}@depth{n}{sfx}", n, DEPTH) for n in DEPTH_LEVELS)
             for c, sfx in venue.depth_suffixes
@@ -84,6 +94,10 @@ class SymbolWire:
             return self.agg
         if isinstance(ev, BookTicker):
             return self.ticker
+        if isinstance(ev, MarkPrice):
+            return self.mark
+        if isinstance(ev, ForceOrder):
+            return self.force
         return (self._diff if ev.diff else self._depth).get(ev.cadence_ms, ())
 
     def encode(self, ev: Event, levels: int = 0) -> str:
@@ -92,6 +106,10 @@ class SymbolWire:
             return self.agg_trade(ev)
         if isinstance(ev, BookTicker):
             return self.book_ticker(ev)
+        if isinstance(ev, MarkPrice):
+            return self.mark_price(ev)
+        if isinstance(ev, ForceOrder):
+            return self.force_order(ev)
         return self.depth(ev, levels)
 
     def price(self, ticks: int) -> str:
@@ -122,6 +140,22 @@ class SymbolWire:
             return f'{{"u":{b.update_id},"s":"{self.symbol}",{quote}}}'
         return (f'{{"e":"bookTicker","u":{b.update_id},"s":"{self.symbol}"{self._ps},{quote},'
                 f'"T":{b.trade_ms},"E":{b.event_ms}}}')
+
+    def mark_price(self, m: MarkPrice) -> str:
+        """``markPriceUpdate``: 8 decimals as Binance sends them; a delivery contract's funding
+        rate ``""`` and next funding time 0 (COIN-M)."""
+        rate = "" if m.funding_rate is None else f"{m.funding_rate:.8f}"
+        return (f'{{"e":"markPriceUpdate","E":{m.event_ms},"s":"{self.symbol}",'
+                f'"p":"{m.mark:.8f}","P":"{m.settle:.8f}","i":"{m.index:.8f}",'
+                f'"r":"{rate}","T":{m.next_funding_ms}}}')
+
+    def force_order(self, f: ForceOrder) -> str:
+        """``forceOrder``: one liquidation order, filled at once (COIN-M adds ``ps``)."""
+        q = self.qty(f.qty)
+        return (f'{{"e":"forceOrder","E":{f.event_ms},"o":{{"s":"{self.symbol}"{self._ps},'
+                f'"S":"{"BUY" if f.buy else "SELL"}","o":"LIMIT","f":"IOC","q":"{q}",'
+                f'"p":"{self.price(f.price)}","ap":"{self.price(f.avg_price)}","X":"FILLED",'
+                f'"l":"{q}","z":"{q}","T":{f.trade_ms}}}}}')
 
     def depth(self, d: BookDepth, levels: int = 0) -> str:
         bids, asks = (d.bids[:levels], d.asks[:levels]) if levels else (d.bids, d.asks)

@@ -18,12 +18,12 @@ from typing import Any
 
 import polars as pl
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from ..hints import plural
 from ..kinds import DEFAULT_VENUE, GAPS, PRICES, SPAN_ID_VENUES, UNCHAINED_ID_VENUES
-from ..repair.gapreport import GapSummary, summarize_gaps
 from .backlog import REJECTED_DIR, scan_backlog
 from .fileschema import live_names, local_sources
+from .gapreport import GapSummary, summarize_gaps
 from .partitions import (
     DEADLETTER_DIR,
     LEGACY_DEADLETTER_DIR,

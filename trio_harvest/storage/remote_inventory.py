@@ -14,7 +14,7 @@ from pathlib import Path, PurePath
 import polars as pl
 
 from ..kinds import GAPS, PRICES
-from ..repair.gapreport import summarize_gap_frames
+from .gapreport import summarize_gap_frames
 from .inventory import (
     Inventory,
     Keep,

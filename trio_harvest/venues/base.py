@@ -21,7 +21,9 @@ from ..kinds import Row
 TRADE = 1  # a trade (one row of ``prices``)
 QUOTE = 2  # a best bid/ask update
 BOOK = 3  # book levels: a top-N snapshot, or a diff (delta) event with its update ids
-BATCH = 4  # several records of one stream in one frame (``Batch``): routed one by one
+DERIVATIVE = 4  # a futures contract's mark/index price, funding or open interest update
+LIQUIDATION = 5  # a liquidation order
+BATCH = 6  # several records of one stream in one frame (``Batch``): routed one by one
 
 CONTIGUOUS = "contiguous"  # trade ids are consecutive integers: a jump proves a loss
 NO_CONTINUITY = "none"  # trade ids prove nothing (strings, or not consecutive)
@@ -113,7 +115,63 @@ class BookLevels(Protocol):
     def trade_ms(self) -> int: ...
 
 
-Record = Trade | Quote | BookLevels
+class Stamped(Protocol):
+    """What every record of a futures contract's state has: its symbol and times."""
+
+    kind: ClassVar[int]
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def event_ms(self) -> int: ...
+    @property
+    def trade_ms(self) -> int: ...
+
+
+class Derivative(Stamped, Protocol):
+    """An update of a futures contract's state: each value is None where the message does not
+    carry it (never a stale copy). ``source`` names the venue's stream or REST call;
+    ``trade_ms`` is 0 (the router times it by ``event_ms``)."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def mark_price(self) -> float | None: ...
+    @property
+    def index_price(self) -> float | None: ...
+    @property
+    def settle_price(self) -> float | None: ...  # estimated or predicted settle price
+    @property
+    def funding_rate(self) -> float | None: ...
+    @property
+    def next_funding_ms(self) -> int | None: ...
+    @property
+    def open_interest(self) -> float | None: ...
+
+
+class Liquidation(Stamped, Protocol):
+    """A liquidation order: ``side`` "buy" or "sell"; ``trade_ms`` its time (0: none, then
+    ``event_ms``); order fields None or "" where the venue gives none."""
+
+    @property
+    def side(self) -> str: ...
+    @property
+    def price(self) -> float: ...
+    @property
+    def qty(self) -> float: ...
+    @property
+    def avg_price(self) -> float | None: ...
+    @property
+    def filled_qty(self) -> float | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def order_type(self) -> str: ...
+    @property
+    def time_in_force(self) -> str: ...
+
+
+Record = Trade | Quote | BookLevels | Derivative | Liquidation
 
 
 class Batch(Protocol):
@@ -197,6 +255,25 @@ class Frame(Protocol):
 TRADES = "trades"
 QUOTES = "quotes"
 DEPTH = "depth"
+DERIVATIVES = "derivatives"  # mark price / funding streams
+LIQUIDATIONS = "liquidations"  # bursty: silent for minutes is normal
+
+
+class DerivativesSide(Protocol):
+    """What a futures venue adds for the ``derivatives`` and ``liquidations`` kinds (a venue's
+    ``derivatives`` attribute; ``derivatives_of`` reads it, None for a venue without one):
+    the streams of the channels asked for, and the open-interest poll over REST."""
+
+    def streams(self, symbols: tuple[str, ...], channels: frozenset[str]) -> list[Any]: ...
+    def open_interest_request(self, symbol: str) -> RestRequest: ...
+    def decode_open_interest(self, body: bytes, symbol: str) -> Derivative: ...
+
+
+def derivatives_of(venue: object) -> DerivativesSide | None:
+    """The venue's derivatives side, or None (spot, or a venue whose derivatives are not
+    wired yet)."""
+    side: DerivativesSide | None = getattr(venue, "derivatives", None)
+    return side
 
 
 class Stream(Protocol):

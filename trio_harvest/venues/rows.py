@@ -1,12 +1,14 @@
 """The rows every venue builds from book levels: ``orderbook`` (kinds.orderbook_schema: the head
 columns, then bid and ask price and size for levels 1..N, null past the levels given) and
-``book_updates`` (kinds.BOOK_UPDATES_SCHEMA: one row per level). Pure."""
+``book_updates`` (kinds.BOOK_UPDATES_SCHEMA: one row per level); and the ``derivatives`` and
+``liquidations`` rows of the venue-neutral records. Pure."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..kinds import Row
+from .base import Derivative, Liquidation
 
 
 def level_columns(bids: list[tuple[float, float]], asks: list[tuple[float, float]],
@@ -46,3 +48,17 @@ def level_rows(
     head = (ts_ms, event_ms, recv_ms, symbol, first_update_id, update_id, prev_update_id)
     return ([(*head, "bid", p, q, is_snapshot) for p, q in bids]
             + [(*head, "ask", p, q, is_snapshot) for p, q in asks])
+
+
+def derivative_row(d: Derivative, recv_ms: int) -> Row:
+    """A ``derivatives`` row (kinds.DERIVATIVES_SCHEMA) of any venue's ``Derivative``: the
+    values it carries, null for the rest. ``ValueError`` for a value that is not a number."""
+    return (d.event_ms or recv_ms, d.event_ms or None, recv_ms, d.symbol, d.source,
+            d.mark_price, d.index_price, d.settle_price, d.funding_rate, d.next_funding_ms,
+            d.open_interest)
+
+
+def liquidation_row(q: Liquidation, recv_ms: int) -> Row:
+    """A ``liquidations`` row (kinds.LIQUIDATIONS_SCHEMA) of any venue's ``Liquidation``."""
+    return (q.trade_ms or q.event_ms or recv_ms, q.event_ms or None, recv_ms, q.symbol, q.side,
+            q.price, q.qty, q.avg_price, q.filled_qty, q.status, q.order_type, q.time_in_force)

@@ -17,6 +17,7 @@ class BinanceCoinm(BinanceFamily):
     """The adapter (one instance, ``VENUE``)."""
 
     facts = wire.FACTS
+    futures = True  # markPrice@1s, forceOrder and openInterest, as on USD-M
     parse_listing = staticmethod(wire.parse_listing)
     is_symbol = staticmethod(wire.is_symbol)
     default_symbols: tuple[str, ...] = ("BTCUSD_PERP", "ETHUSD_PERP")

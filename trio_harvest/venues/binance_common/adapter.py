@@ -13,9 +13,10 @@ from ..base import Listed, RestRequest
 from ..binance_usdm import streams as st
 from ..binance_usdm.adapter import BinanceUsdm
 from .backfill import first_request, snapshot_request
+from .derivatives import BinanceDerivatives
 from .facts import WireFacts
 from .listing import Instrument
-from .unrouted import plan_connections, unrouted
+from .unrouted import StreamSpec, plan_connections, unrouted
 
 
 class BinanceFamily(BinanceUsdm):
@@ -23,6 +24,7 @@ class BinanceFamily(BinanceUsdm):
     ticker_weight: ClassVar[int] = 40  # ticker/24hr of every symbol
     parse_listing: ClassVar[staticmethod[[Mapping[str, Any]], dict[str, Instrument]]]
     is_symbol: ClassVar[staticmethod[[str], bool]]
+    futures: ClassVar[bool] = False  # a futures venue: mark price, funding, liquidations
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -32,6 +34,7 @@ class BinanceFamily(BinanceUsdm):
         cls.messages_per_second = f.messages_per_second
         cls.weight_limit, cls.trades_page = f.weight_limit, f.agg_trades_page
         cls.trades_weight = f.agg_trades_weight
+        cls.derivatives = BinanceDerivatives(f.rest_prefix, StreamSpec) if cls.futures else None
 
     def streams_for(self, symbols: tuple[str, ...], *, depth_levels: int, depth_speed: str,
                     book: str, book_ticker: bool) -> list[st.StreamSpec]:

@@ -16,6 +16,8 @@ from ...kinds import Row
 from ..base import (
     CONTIGUOUS,
     DEPTH,
+    DERIVATIVES,
+    LIQUIDATIONS,
     QUOTES,
     TRADES,
     BookLevels,
@@ -26,6 +28,7 @@ from ..base import (
     RestRequest,
     Trade,
 )
+from ..binance_common.derivatives import BinanceDerivatives
 from . import decode as wire
 from . import diffbook
 from . import listing as listing_
@@ -50,9 +53,12 @@ SYMBOL = re.compile(r"^[A-Z0-9_]{2,40}$|^[^\s@/-]{1,40}$")
 
 # expected interval between frames of one stream, by stream kind (seconds): quotes and partial
 # depth are continuous on any listed perpetual; trades follow activity (5-20/s on BTCUSDT in a
-# quiet hour, far fewer on small symbols)
-CADENCE: dict[str, float] = {st.AGG_TRADE: 1.0, st.BOOK_TICKER: 0.25, st.DEPTH: 0.1}
-_KINDS = {st.AGG_TRADE: TRADES, st.BOOK_TICKER: QUOTES, st.DEPTH: DEPTH}
+# quiet hour, far fewer on small symbols); markPrice@1s comes every second whatever the market
+# does; liquidations come in bursts and may be silent for hours: never stale
+CADENCE: dict[str, float] = {st.AGG_TRADE: 1.0, st.BOOK_TICKER: 0.25, st.DEPTH: 0.1,
+                             st.MARK_PRICE: 1.0, st.FORCE_ORDER: 86_400.0}
+_KINDS = {st.AGG_TRADE: TRADES, st.BOOK_TICKER: QUOTES, st.DEPTH: DEPTH,
+          st.MARK_PRICE: DERIVATIVES, st.FORCE_ORDER: LIQUIDATIONS}
 
 
 def depth_weight(limit: int) -> int:
@@ -92,6 +98,8 @@ class BinanceUsdm:
     cadence: Mapping[str, float] = CADENCE
     depth_kind = st.DEPTH
     trade_kind = st.AGG_TRADE
+    # mark price and liquidation streams, the open-interest poll (``venues.base.derivatives_of``)
+    derivatives: BinanceDerivatives | None = BinanceDerivatives("/fapi/v1")
 
     # -- connection plan ---------------------------------------------------------------------
 
@@ -126,7 +134,8 @@ class BinanceUsdm:
         return st.depth_stream_name(symbol, levels, speed, mode)
 
     def stream_kind(self, name: str) -> str:
-        """TRADES, QUOTES or DEPTH for a stream name (or a stream kind), "" for neither."""
+        """TRADES, QUOTES, DEPTH, DERIVATIVES or LIQUIDATIONS for a stream name (or a stream
+        kind), "" for none of them."""
         tail = name.split("@", 2)[1] if "@" in name else name
         return _KINDS.get(st.DEPTH if tail.startswith(st.DEPTH) else tail, "")
 

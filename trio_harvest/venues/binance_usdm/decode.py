@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 
 from ...kinds import Row
-from ..base import BOOK, QUOTE, TRADE, BookLevels, Quote, Trade
+from ..base import BOOK, DERIVATIVE, LIQUIDATION, QUOTE, TRADE, BookLevels, Quote, Trade
 from ..base import FrameError as FrameError
 from ..rows import book_row as book_row
 from ..rows import level_columns as _levels
@@ -77,7 +77,101 @@ class BookTicker(msgspec.Struct, tag_field="e", tag="bookTicker", gc=False):
     trade_ms: OptMs = msgspec.field(name="T", default=0)
 
 
-Message = AggTrade | DepthUpdate | BookTicker
+OptPx = Annotated[float, msgspec.Meta(ge=0.0, le=FLOAT_MAX)] | None  # a price that may be absent
+
+
+class MarkPriceUpdate(msgspec.Struct, tag_field="e", tag="markPriceUpdate", gc=False):
+    """``markPrice[@1s]``: mark and index price, estimated settle price, funding rate and next
+    funding time (a ``venues.base.Derivative``). COIN-M's delivery contracts send ``"r":""``
+    and ``"T":0``: no funding, read as null."""
+
+    kind: ClassVar[int] = DERIVATIVE
+    source: ClassVar[str] = "markPrice"
+    trade_ms: ClassVar[int] = 0  # ``T`` here is the next funding time, not a trade's
+    open_interest: ClassVar[float | None] = None  # polled over REST (``openInterest``)
+    event_ms: Ms = msgspec.field(name="E")
+    symbol: str = msgspec.field(name="s")
+    mark_price: OptPx = msgspec.field(name="p", default=None)
+    index_price: OptPx = msgspec.field(name="i", default=None)
+    settle_price: OptPx = msgspec.field(name="P", default=None)
+    rate: str = msgspec.field(name="r", default="")
+    next_ms: OptMs = msgspec.field(name="T", default=0)
+
+    @property
+    def funding_rate(self) -> float | None:
+        return float(self.rate) if self.rate else None
+
+    @property
+    def next_funding_ms(self) -> int | None:
+        return self.next_ms or None
+
+
+class LiquidationOrder(msgspec.Struct, gc=False):
+    """The ``o`` object of a ``forceOrder`` event."""
+
+    symbol: str = msgspec.field(name="s")
+    side_text: str = msgspec.field(name="S")
+    price: Amount = msgspec.field(name="p")
+    qty: Amount = msgspec.field(name="q")
+    trade_ms: OptMs = msgspec.field(name="T", default=0)
+    avg_price: OptPx = msgspec.field(name="ap", default=None)
+    filled_qty: OptPx = msgspec.field(name="z", default=None)
+    status: str = msgspec.field(name="X", default="")
+    order_type: str = msgspec.field(name="o", default="")
+    time_in_force: str = msgspec.field(name="f", default="")
+
+
+class ForceOrder(msgspec.Struct, tag_field="e", tag="forceOrder", gc=False):
+    """``forceOrder``: one liquidation order (a ``venues.base.Liquidation``). Binance pushes at
+    most one per symbol per 1000 ms (the latest of that second): a lower bound on
+    liquidations, not every one."""
+
+    kind: ClassVar[int] = LIQUIDATION
+    event_ms: Ms = msgspec.field(name="E")
+    order: LiquidationOrder = msgspec.field(name="o")
+
+    @property
+    def symbol(self) -> str:
+        return self.order.symbol
+
+    @property
+    def trade_ms(self) -> int:
+        return self.order.trade_ms
+
+    @property
+    def side(self) -> str:
+        return self.order.side_text.lower()
+
+    @property
+    def price(self) -> float:
+        return self.order.price
+
+    @property
+    def qty(self) -> float:
+        return self.order.qty
+
+    @property
+    def avg_price(self) -> float | None:
+        return self.order.avg_price
+
+    @property
+    def filled_qty(self) -> float | None:
+        return self.order.filled_qty
+
+    @property
+    def status(self) -> str:
+        return self.order.status
+
+    @property
+    def order_type(self) -> str:
+        return self.order.order_type
+
+    @property
+    def time_in_force(self) -> str:
+        return self.order.time_in_force
+
+
+Message = AggTrade | DepthUpdate | BookTicker | MarkPriceUpdate | ForceOrder
 
 
 class Envelope(msgspec.Struct, gc=False):

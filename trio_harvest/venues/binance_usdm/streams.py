@@ -1,11 +1,11 @@
 """Binance USD-M stream names, routes and connection plans.
 
-Owns which stream goes on which route (``/market`` for aggTrade, ``/public`` for depth and
-bookTicker; since 2026-04 a stream on the wrong route is silently never served), how streams
-are packed into connections under the per-connection limit, and the live ``SUBSCRIBE`` /
-``UNSUBSCRIBE`` requests (and their replies) that change a connection's streams while it runs
-(at most ``MESSAGES_PER_SECOND`` client messages per connection). Pure: builds names, URLs and
-messages only.
+Owns which stream goes on which route (``/market`` for aggTrade, markPrice and forceOrder,
+``/public`` for depth and bookTicker; since 2026-04 a stream on the wrong route is silently
+never served), how streams are packed into connections under the per-connection limit, and
+the live ``SUBSCRIBE`` / ``UNSUBSCRIBE`` requests (and their replies) that change a
+connection's streams while it runs (at most ``MESSAGES_PER_SECOND`` client messages per
+connection). Pure: builds names, URLs and messages only.
 """
 
 from __future__ import annotations
@@ -20,18 +20,20 @@ PUBLIC = "public"
 AGG_TRADE = "aggTrade"
 BOOK_TICKER = "bookTicker"
 DEPTH = "depth"
+MARK_PRICE = "markPrice"  # ``<symbol>@markPrice@1s``: mark, index, funding (once a second)
+FORCE_ORDER = "forceOrder"  # ``<symbol>@forceOrder``: liquidation orders (at most one a second)
 MESSAGES_PER_SECOND = 10  # a client may send this many messages per second per connection
 
 
 @dataclass(frozen=True, slots=True)
 class StreamSpec:
     symbol: str  # upper case, as in payloads
-    kind: str  # AGG_TRADE | BOOK_TICKER | DEPTH
+    kind: str  # AGG_TRADE | BOOK_TICKER | DEPTH | MARK_PRICE | FORCE_ORDER
     name: str  # the wire name, lower-case symbol
 
     @property
     def route(self) -> str:
-        return MARKET if self.kind == AGG_TRADE else PUBLIC
+        return PUBLIC if self.kind in (BOOK_TICKER, DEPTH) else MARKET
 
 
 @dataclass(frozen=True, slots=True)

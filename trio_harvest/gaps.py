@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from ..kinds import Row
+from .kinds import Row
 
 DISCONNECT = "disconnect"
 STALL = "stall"

@@ -15,9 +15,9 @@ from typing import Any
 
 import polars as pl
 
+from ..gaps import parse_agg_detail
 from ..kinds import GAPS, PARTITION_COLUMNS, schema_for
-from ..storage.fileschema import as_ms
-from .gaps import parse_agg_detail
+from .fileschema import as_ms
 
 LATEST = 10
 _FILE_COLUMNS = [n for n in schema_for(GAPS).names if n not in PARTITION_COLUMNS]
