@@ -24,10 +24,10 @@ from typing import Any, Protocol
 
 import trio
 
+from ..gaps import gap_row
 from ..ingest.restclient import FetchFn, retry_after
 from ..kinds import Row
 from ..ratelimit import RateLimitedLog
-from ..gaps import gap_row
 
 log = logging.getLogger("trio_harvest.sweep")
 
