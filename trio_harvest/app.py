@@ -444,6 +444,8 @@ class Harvester:
         side = derivatives_of(self.venue)
         if side is None or DERIVATIVES not in self.channels or not self._use_http:
             return
+        if not getattr(side, "polls_open_interest", True):  # its streams carry open interest
+            return
         self.open_interest = OpenInterestPoller(
             side, lambda: self.router.symbols, self.router.put_state, self.repair.budget,
             self.wall_ms, interval=self.config.open_interest_interval, journal=self.journal)
