@@ -440,7 +440,8 @@ class Harvester:
 
     def _make_open_interest(self) -> None:
         """With ``derivatives`` on a futures venue: the open-interest poll over REST (it runs
-        with ingest, from the same weight budget as backfill)."""
+        with ingest, from the same weight budget as backfill); none where the venue's streams
+        carry open interest (Bybit's tickers)."""
         side = derivatives_of(self.venue)
         if side is None or DERIVATIVES not in self.channels or not self._use_http:
             return
