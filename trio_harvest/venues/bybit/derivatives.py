@@ -114,9 +114,6 @@ class TickerMerge:
             return None
         return TickerUpdate(data.symbol, event_ms, *values)
 
-    def forget(self, symbol: str) -> None:
-        self.state.pop(symbol, None)
-
 
 class LiquidationEntry(msgspec.Struct, gc=False):
     """One entry of ``allLiquidation.{symbol}`` (a ``Liquidation``). Bybit's ``S`` is the side
