@@ -144,8 +144,8 @@ def test_scan_raises_one_clear_error_for_each_bad_input(tmp_path: Path) -> None:
         (lambda: scan(tmp_path / "nope", PRICES), r"dataset root .*nope: no such directory$"),
         (lambda: scan(tmp_path, "price"), r"kind: 'price' is not one of .*did you mean 'prices'"),
         (lambda: scan(tmp_path, PRICES, venue="binance"),
-         r"venue: 'binance' is not one of binance-coinm, binance-spot, binance-usdm, okx-spot, "
-         r"okx-swap \(did you mean 'binance-usdm'\?\)$"),
+         r"venue: 'binance' is not one of binance-coinm, binance-spot, binance-usdm, "
+         r"bybit-linear, bybit-spot, okx-spot, okx-swap \(did you mean 'binance-usdm'\?\)$"),
         (lambda: scan(tmp_path, PRICES, symbols="BTCUSD"),
          r"symbol 'BTCUSD' is not in the dataset .* \(did you mean 'BTCUSDT'\?\)$"),
         (lambda: scan(tmp_path, PRICES, symbols=["BTCUSDT", "SOLUSDT"]),

@@ -45,6 +45,19 @@ def test_heat_spreads_rows_over_their_range_and_marks_gaps_and_empty_bins() -> N
     assert h.missing[1][1] == 1.0 and h.reasons[1][1] == "no rows"
 
 
+def test_heat_counts_quotes_and_book_updates_like_prices_and_orderbook() -> None:
+    def of(kind: str, symbol: str, rows: int) -> FileStat:
+        return FileStat(kind, symbol, "2023-11-15", 100, rows, [Slice(DAY0, DAY0 + H - 1, rows)])
+
+    files = [of("quotes", "BTCUSDT", 30), of("prices", "BTCUSDT", 10),
+             of("quotes", "ETHUSDT", 40),  # harvested for its best bid/ask alone
+             of("book_updates", "SOLUSDT", 70), of("ofi", "XRPUSDT", 90)]  # preview: not data
+    h = heat(files, [], DAY0, DAY0 + H - 1, bin_ms=H)
+    assert h.symbols == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    assert [round(r[0]) for r in h.rows] == [40, 40, 70]
+    assert all(m[0] is None for m in h.missing)  # none of them shows as "no rows"
+
+
 def test_uptime_is_the_share_of_harvested_time_outside_gaps_per_day() -> None:
     files = [prices("BTCUSDT", DAY0, DAY0 + 24 * H - 1, 10),
              prices("BTCUSDT", DAY0 + 24 * H, DAY0 + 36 * H - 1, 10)]

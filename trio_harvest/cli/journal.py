@@ -49,6 +49,10 @@ def add_subcommand(sub: Any) -> None:
     rep.add_argument("--data-dir", required=True, metavar="DIR", help="the dataset to write")
     rep.add_argument("--config", metavar="FILE", default=None,
                      help="TOML config: symbols, depth levels, [signals] parameters")
+    rep.add_argument("--venue", metavar="NAME", default=None,
+                     help="the venue of an archive that does not name its own (archives written "
+                     "before they did; default binance-usdm); an archive that names one is "
+                     "replayed as that venue")
     rep.add_argument("--symbols", metavar="LIST", default=None,
                      help="only these symbols (default: the config's, else the archive's)")
     rep.add_argument("--start", metavar="TIME", default=None,

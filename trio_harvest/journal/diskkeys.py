@@ -4,8 +4,9 @@ given time.
 
 Owns the reading of those keys, so restart replay writes each row once: ``prices`` by
 ``(symbol, agg_id)``, ``orderbook`` by ``(symbol, source, update_id)``, ``quotes`` by
-``(symbol, update_id)`` (also the best bid/ask rows older versions kept in ``orderbook``), ``gaps`` by
-all but their partition time, ``derivatives`` by ``(symbol, source, ts_ms)``, ``liquidations`` by
+``(symbol, update_id)`` (also the best bid/ask rows older versions kept in ``orderbook``),
+``book_updates`` by ``(symbol, update_id, is_snapshot, side, price)``, ``gaps`` by all but their
+partition time, ``derivatives`` by ``(symbol, source, ts_ms)``, ``liquidations`` by
 ``(symbol, ts_ms, side, price, qty)``. Only the partitions the window touches are listed (its UTC dates,
 the replayed symbols, the authoritative kinds) and only files modified since ``since_s`` are
 read (a file holding a row of the window was written after the window began), so the cost
@@ -29,7 +30,16 @@ import msgspec
 import polars as pl
 
 from ..dataset_compat import TICKER_SOURCE
-from ..kinds import DEFAULT_VENUE, DERIVATIVES, GAPS, LIQUIDATIONS, ORDERBOOK, PRICES, QUOTES
+from ..kinds import (
+    BOOK_UPDATES,
+    DEFAULT_VENUE,
+    DERIVATIVES,
+    GAPS,
+    LIQUIDATIONS,
+    ORDERBOOK,
+    PRICES,
+    QUOTES,
+)
 from ..storage.fileschema import as_ms
 from ..storage.partitions import deadletter_dir as deadletter_dir_of
 from ..storage.partitions import parse_partition_dir, partition_dirs_of
@@ -44,6 +54,7 @@ _line = msgspec.json.Decoder(dict[str, object])
 
 COLUMNS = {PRICES: ("symbol", "agg_id"), ORDERBOOK: ("symbol", "source", "update_id"),
            QUOTES: ("symbol", "update_id"),
+           BOOK_UPDATES: ("symbol", "update_id", "is_snapshot", "side", "price"),
            GAPS: ("symbol", "stream", "start_ms", "end_ms", "reason", "detail"),
            DERIVATIVES: ("symbol", "source", "ts_ms"),
            LIQUIDATIONS: ("symbol", "ts_ms", "side", "price", "qty")}
@@ -57,6 +68,7 @@ class DiskKeys:
     gaps: set[tuple[object, ...]] = field(default_factory=set)
     derivatives: set[tuple[object, ...]] = field(default_factory=set)
     liquidations: set[tuple[object, ...]] = field(default_factory=set)
+    book_updates: set[tuple[object, ...]] = field(default_factory=set)
     last_trade: dict[str, tuple[int, int]] = field(default_factory=dict)  # symbol -> (id, ts_ms)
     loaded: set[tuple[str, str, str]] = field(default_factory=set)  # (date, symbol, kind) read
     reader: Callable[[str, str, str], list[pl.DataFrame]] | None = None  # one more partition
@@ -91,7 +103,7 @@ class DiskKeys:
 
     def of(self, kind: str) -> set[tuple[object, ...]]:
         return {PRICES: self.prices, ORDERBOOK: self.orderbook, QUOTES: self.quotes,
-                GAPS: self.gaps, DERIVATIVES: self.derivatives,
+                GAPS: self.gaps, BOOK_UPDATES: self.book_updates, DERIVATIVES: self.derivatives,
                 LIQUIDATIONS: self.liquidations}[kind]
 
 

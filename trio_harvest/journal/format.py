@@ -31,10 +31,18 @@ SUFFIX = ".jnl"
 ARCHIVE_SUFFIX = ".jnl.zst"
 
 FRAME = 1  # the exact bytes of a websocket frame (text frames as UTF-8)
-OPEN = 2  # a connection opened: JSON {"url", "streams"}
+OPEN = 2  # a connection opened: JSON {"url", "venue"} ("venue" since archives name theirs)
 CLOSE = 3  # a connection's session ended: JSON {"reason"}
 ROW = 4  # an authoritative row made off the stream (a gap, a backfilled trade): JSON {"kind", "row"}
 TICK = 5  # the features clock closed seconds: JSON {"now_ms", "grace"} (so replay closes them alike)
+# A diff book's REST snapshot, journaled when it is handed to the book (applied before that
+# symbol's next diff event, in replay as live): JSON {"venue", "symbol", "body"} (the decoded
+# REST body, which the venue's ``parse_snapshot`` reads again).
+SNAPSHOT = 6
+# A diff book's own state (its levels and last update id), journaled now and then so a restart
+# replay can rebuild the book without the snapshot it started from: JSON {"venue", "symbol",
+# "state"}. Replay restores it only into a book it could not rebuild; it writes no rows.
+BOOK_STATE = 7
 
 MAX_RECORD = 64 * 1024 * 1024  # a length beyond this is garbage, not a record
 

@@ -84,8 +84,10 @@ class Journal:
         buffer_bytes: int = 4 * 1024**2,
         memory_bytes: int = 64 * 1024**2,
         compress_level: int | None = fmt.ZSTD_LEVEL,
+        venue: str | None = None,
     ) -> None:
         self.directory = directory
+        self.venue = venue  # named in each connection's OPEN record: the archive says its venue
         self.fsync_s = fsync_ms / 1000
         self.segment_bytes = segment_bytes
         self.segment_s = segment_s
@@ -152,12 +154,28 @@ class Journal:
 
     def event(self, conn: int, opened: bool, text: str) -> None:
         """A connection opened (``text``: its URL) or its session ended (``text``: why)."""
-        body = {"url": text} if opened else {"reason": text}
+        body = ({"url": text} if self.venue is None else {"url": text, "venue": self.venue}) \
+            if opened else {"reason": text}
         self.record(fmt.OPEN if opened else fmt.CLOSE, _encode(body), conn)
 
     def row(self, kind: str, row: tuple[object, ...]) -> None:
         """An authoritative row made off the stream (a gap, a backfilled trade)."""
         self.record(fmt.ROW, _encode({"kind": kind, "row": row}))
+
+    def book_snapshot(self, venue: str, symbol: str, body: object) -> int:
+        """A REST depth snapshot handed to ``symbol``'s diff book; returns its seq."""
+        return self.record(fmt.SNAPSHOT, _encode({"venue": venue, "symbol": symbol,
+                                                  "body": body}))
+
+    def book_state(self, venue: str, symbol: str, state: object) -> int:
+        """``symbol``'s diff book as it stands (a base replay can rebuild it from); its seq."""
+        return self.record(fmt.BOOK_STATE, _encode({"venue": venue, "symbol": symbol,
+                                                    "state": state}))
+
+    @property
+    def closing(self) -> bool:
+        """``close`` has begun: no record written now reaches the disk."""
+        return self._closed
 
     def features_tick(self, now_ms: int, grace: bool) -> None:
         """The features clock read ``now_ms`` (once a second): replay closes seconds alike."""

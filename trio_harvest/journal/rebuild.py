@@ -5,7 +5,11 @@ time, through the harvester's own decode/route path (``Router.handle``) into lan
 engines and the same rotation and writer into ``--data-dir``. Receive times are the journaled
 ones and the features clock follows them (each second closes ``grace_ms`` after its end, by
 the archive's own receive times), so derived kinds are recomputed with the given config's
-parameters. Off-stream rows (gaps, backfilled trades) are put back as they were. Exit codes as
+parameters. Off-stream rows (gaps, backfilled trades) are put back as they were, and the REST
+snapshots and states of diff books (``--book diff``) are handed back to the books where the live
+run took them, so ``book_updates`` and the books' ``orderbook`` rows come back too. The venue is
+the archive's own (its connections' records name it; older archives: ``--venue``, default
+binance-usdm), and so is the book mode (the depth streams it subscribed). Exit codes as
 everywhere: 0 done, 2 a user mistake. Messages go through the logger (formatted like the
 harvester's, on stderr); stdout carries only the result. Never touches the archive.
 """
@@ -13,10 +17,12 @@ harvester's, on stderr); stdout carries only the result. Never touches the archi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,7 @@ from ..errors import ConfigError
 from ..kinds import DERIVATIVES, LIQUIDATIONS
 from ..ops.logs import setup_logging
 from . import format as fmt
+from .replay import book_record
 
 _row = msgspec.json.Decoder(dict[str, Any])
 log = logging.getLogger("trio_harvest.replay")
@@ -61,20 +68,47 @@ def venue_archives(raw_dir: Path) -> list[tuple[str, list[Path]]]:
     return [(name, files) for name, files in out if files]
 
 
-def archive_symbols(files: list[Path], venue: str = venues.DEFAULT) -> set[str]:
-    """The symbols of the connections opened in the archive's first segment."""
+def _opened(files: list[Path]) -> list[dict[str, Any]]:
+    """The OPEN records of the archive's first segment (one per connection it opened)."""
     named = sorted(files, key=lambda p: fmt.parse_segment_name(p.name) or 0)
     if not named:
-        return set()
+        return []
     try:
         records = fmt.read_segment(named[0])
     except (OSError, zstandard.ZstdError):
-        return set()
-    out: set[str] = set()
+        return []
+    out: list[dict[str, Any]] = []
     for rec in records:
         if rec.type == fmt.OPEN:
-            out |= _symbols_of(str(_row.decode(rec.payload).get("url", "")), venue)
+            with contextlib.suppress(msgspec.DecodeError):
+                out.append(_row.decode(rec.payload))
     return out
+
+
+def archive_symbols(files: list[Path], venue: str = venues.DEFAULT) -> set[str]:
+    """The symbols of the connections opened in the archive's first segment."""
+    out: set[str] = set()
+    for doc in _opened(files):
+        out |= _symbols_of(str(doc.get("url", "")), venue)
+    return out
+
+
+def archive_venue(files: list[Path]) -> str | None:
+    """The venue the archive's connections name (None: an archive written before they did)."""
+    named = {str(doc["venue"]) for doc in _opened(files) if "venue" in doc}
+    if len(named) > 1:
+        raise ConfigError(f"--raw-dir: the archive holds several venues ({', '.join(sorted(named))}"
+                          "); keep one venue's segments per folder")
+    return next(iter(named), None)
+
+
+def archive_diff_books(files: list[Path], venue: str, symbols: set[str], speed: str) -> bool:
+    """Whether the live run kept diff books (``--book diff``): its connections subscribed the
+    diff depth stream of a symbol."""
+    adapter = venues.get(venue)
+    diff = {adapter.depth_stream(s, 0, speed, "diff") for s in symbols}
+    return any(diff.intersection(re.split(r"[/=?&,]", str(doc.get("url", ""))))
+               for doc in _opened(files))
 
 
 def archive_files(raw_dir: Path) -> list[Path]:
@@ -92,14 +126,22 @@ def main(args: argparse.Namespace) -> int:
     files = archive_files(raw)
     if not files and (parts := venue_archives(raw)):
         return _main_venues(args, cli, parts)
+    toml = read_toml(Path(args.config)) if args.config else {}
+    named, asked = archive_venue(files), getattr(args, "venue", None)
+    if named is not None and asked is not None and named != asked:
+        raise ConfigError(f"--venue {asked}: the archive in {raw} is of {named}")
+    cli["venue"] = venue = named or asked or str(toml.get("venue", venues.DEFAULT))
+    if venue not in venues.VENUES:
+        raise ConfigError(f"--venue: unknown venue {venue!r} (known: {', '.join(venues.VENUES)})")
     if args.symbols:
         cli["symbols"] = args.symbols
-    elif args.config is None or "symbols" not in read_toml(Path(args.config)):
-        found = archive_symbols(files)  # default: what the live run harvested
+    elif "symbols" not in toml:
+        found = archive_symbols(files, venue)  # default: what the live run harvested
         if found:
             cli["symbols"] = ",".join(sorted(found))
     config = load_config(cli, os.environ, Path(args.config) if args.config else None)
     setup_logging(config.log_level, config.log_format)  # every message formatted, on stderr
+    config = _book_of(config, files, "book" in toml)
     start, end = parse_time(args.start, "--start"), parse_time(args.end, "--end")
     _check_empty(config.data_dir)
     result = trio.run(_rebuild, config, files, start, end)
@@ -127,8 +169,9 @@ def _main_venues(args: argparse.Namespace, cli: dict[str, Any],
         symbols = found & wanted if wanted is not None else found
         if not symbols:
             continue
-        config = dataclasses.replace(base, venue_tables=(), venue=venue, ws_url="", rest_url="",
-                                     symbols=tuple(sorted(symbols)))
+        config = _book_of(dataclasses.replace(base, venue_tables=(), venue=venue, ws_url="",
+                                              rest_url="", symbols=tuple(sorted(symbols))),
+                          files, False)
         result = trio.run(_rebuild, config, files, start, end)
         total["venues"][venue] = result
         for key in ("segments", "frames", "rows", "unreadable", "lost"):
@@ -137,6 +180,17 @@ def _main_venues(args: argparse.Namespace, cli: dict[str, Any],
             for kind, n in result[key].items():
                 total[key][kind] = total[key].get(kind, 0) + n
     return _report(args, total, base.data_dir)
+
+
+def _book_of(config: Any, files: list[Path], asked: bool) -> Any:
+    """``config`` with the book mode of the live run (unless the config file names one)."""
+    import dataclasses
+
+    if not asked and config.book != "diff" and archive_diff_books(
+            files, config.venue, set(config.symbols), config.depth_speed):
+        log.info("the archive's run kept diff books: replaying with book = \"diff\"")
+        return dataclasses.replace(config, book="diff")
+    return config
 
 
 def _check_empty(data_dir: Path) -> None:
@@ -202,6 +256,8 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
                     reason = str(_row.decode(rec.payload).get("reason", ""))
                     for symbol in conns.pop(rec.conn, set()):
                         h.engines[symbol].on_gap(ms, reason)
+                elif rec.type in (fmt.SNAPSHOT, fmt.BOOK_STATE):  # a diff book's, as live
+                    await book_record(h.router, config.venue, rec)
                 elif rec.type == fmt.ROW:
                     doc = _row.decode(rec.payload)
                     kind, row = str(doc["kind"]), tuple(doc["row"])

@@ -4,14 +4,18 @@ respect to what is already on disk.
 
 Owns the replay gate (continuity as live, then a check against the keys on disk and the keys the
 replay itself has admitted: ``prices`` by agg id, whether from a frame or a backfilled REST row,
-``orderbook`` by (source, update id), ``quotes`` by update id, ``gaps`` by all but their
-partition time), the symbols in the journal that today's configuration no longer names (written
-all the same, their streams closed with a ``restart`` gap), the receive clock of replayed frames
-(their journaled time, so rows are the ones the live run made), the replay's hold on the
-checkpoint (its position), the agg-id ranges still missing after it (backfilled unless on disk)
-and the restart gap of every stream that was delivering (from its last journaled frame to its
-first new one, reason ``restart``). A crash during replay is harmless: the segments stay until
-their rows are durable, and a second replay skips what the first one wrote.
+``orderbook`` by (source, update id), ``quotes`` by update id, ``book_updates`` by (update id,
+snapshot or not, side, price), ``gaps`` by all but their partition time; the rows of diff books
+are asked about one by one, ``ReplayGate.fresh``), the symbols in the journal that today's
+configuration no longer names (written all the same, their streams closed with a ``restart`` gap),
+the receive clock of replayed frames (their journaled time, so rows are the ones the live run
+made), the replay's hold on the checkpoint (its position), the agg-id ranges still missing after
+it (backfilled unless on disk) and the restart gap of every stream that was delivering (from its
+last journaled frame to its first new one, reason ``restart``). Diff books (``--book diff``) get
+their journaled REST snapshots and states back at the same points of the frame sequence, so the
+same book code writes the same ``book_updates`` and ``orderbook`` rows as live. A crash during
+replay is harmless: the segments stay until their rows are durable, and a second replay skips what
+the first one wrote.
 """
 
 from __future__ import annotations
@@ -27,7 +31,17 @@ import msgspec
 import trio
 
 from ..gaps import AGG_ID_BREAK, UNFILLED, agg_detail, gap_row
-from ..kinds import DERIVATIVES, GAPS, LIQUIDATIONS, PRICES, PRICES_SCHEMA, QUOTES_SCHEMA, Row
+from ..kinds import (
+    BOOK_UPDATES,
+    DERIVATIVES,
+    GAPS,
+    LIQUIDATIONS,
+    ORDERBOOK,
+    PRICES,
+    PRICES_SCHEMA,
+    QUOTES_SCHEMA,
+    Row,
+)
 from ..repair.continuity import DUPLICATE, IMPLAUSIBLE, AggIdTracker, BookTracker, Break
 from ..storage.partitions import utc_date
 from ..venues.base import Trade
@@ -99,6 +113,7 @@ def merge_keys(keys: DiskKeys, more: DiskKeys) -> None:
     keys.orderbook |= more.orderbook
     keys.quotes |= more.quotes
     keys.gaps |= more.gaps
+    keys.book_updates |= more.book_updates
     keys.loaded |= more.loaded
     for symbol, (agg_id, ts_ms) in more.last_trade.items():
         keys.note_trade(symbol, agg_id, ts_ms)
@@ -111,6 +126,8 @@ class ReplayStats:
     frames: int = 0
     rows: int = 0  # off-stream rows (gaps, backfilled trades) put back
     skipped: int = 0  # already on disk
+    book_records: int = 0  # diff books' snapshots and states handed back
+    book_states: int = 0  # of which states a book was rebuilt from (its snapshot was gone)
     first_ms: int = 0  # recv_ms of the first replayed frame
     last_ms: dict[str, int] = field(default_factory=dict)  # stream -> last journaled recv_ms
 
@@ -132,6 +149,7 @@ class ReplayGate:
         # symbols outside today's configuration: their own continuity, no outlier hold
         self.foreign: dict[str, AggIdTracker] = {}
         self.foreign_books: dict[str, BookTracker] = {}
+        self.depth_streams: dict[str, str] = {}  # symbol -> its diff stream (restart gaps)
 
     def tracker(self, symbol: str) -> AggIdTracker | None:
         return self.repair.trackers.get(symbol) or self.foreign.get(symbol)
@@ -221,6 +239,24 @@ class ReplayGate:
     def resumed(self, stream: str, recv_ms: int) -> None:  # pragma: no cover - resuming is empty
         pass
 
+    def fresh(self, kind: str, row: Row) -> bool:
+        """A diff book's row (``orderbook``, ``book_updates`` or a ``gaps`` row of a sequence
+        break): True to write it, False if it is on disk or the replay wrote it already."""
+        key: tuple[object, ...]
+        if kind == ORDERBOOK:
+            symbol = str(row[3])
+            self.stats.last_ms[self.depth_streams.get(symbol, symbol)] = int(row[2])
+            seen, key = self.keys.orderbook, (row[3], row[4], row[5])
+        elif kind == BOOK_UPDATES:
+            seen, key = self.keys.book_updates, (row[3], row[5], row[10], row[7], row[8])
+        else:
+            seen, key = self.keys.gaps, gap_key(row)
+        if key in seen:
+            self.stats.skipped += 1
+            return False
+        seen.add(key)
+        return True
+
 
 class Replayer:
     """Replays ``segments`` (paths, oldest first) into ``router``; ``position`` is its hold on
@@ -253,6 +289,10 @@ class Replayer:
         saved_gate, saved_clock = router.gate, router.wall_ms
         router.gate = cast("Repair", gate)
         router.wall_ms = lambda: gate.recv_ms
+        books = router.diff_books
+        if books is not None:
+            gate.depth_streams = dict(books.streams)
+            books.admit = gate.fresh
         started = time.monotonic()
         try:
             for first, path, _last in segs:
@@ -269,15 +309,21 @@ class Replayer:
                 self.position = max(self.position, first)
             if gate.foreign:  # their streams end here: frames the time guard holds go now
                 await router.release_held(gate.foreign)
+                if books is not None:  # their books were the replay's only
+                    for symbol in gate.foreign:
+                        books.remove_symbol(symbol)
         finally:
             router.gate, router.wall_ms = saved_gate, saved_clock
+            if books is not None:
+                books.admit = None
         self._after(keys)
         await self._close_foreign(gate)
         self.position = -1
         st = self.stats
-        log.info("journal: replayed %d segments (%d frames, %d off-stream rows; %d rows already "
-                 "on disk skipped) in %.1fs", st.segments, st.frames, st.rows, st.skipped,
-                 time.monotonic() - started)
+        log.info("journal: replayed %d segments (%d frames, %d off-stream rows, %d book "
+                 "snapshots and states of which %d states; %d rows already on disk skipped) in "
+                 "%.1fs", st.segments, st.frames, st.rows, st.book_records, st.book_states,
+                 st.skipped, time.monotonic() - started)
         return st
 
     async def _adopt(self, symbols: set[str], gate: ReplayGate, since: float) -> None:
@@ -292,9 +338,13 @@ class Replayer:
         more = await trio.to_thread.run_sync(read_keys, self.store, self.deadletter_dir,
                                              tuple(new), since, None, self.lanes.venue)
         merge_keys(gate.keys, more)
+        books = self.router.diff_books
         for symbol in new:
             gate.foreign[symbol] = AggIdTracker()
             self.router.adopt(symbol)
+            if books is not None:  # its local book too, for the replay only
+                books.add_symbol(symbol)
+                gate.depth_streams[symbol] = books.streams[symbol]
 
     async def _close_foreign(self, gate: ReplayGate) -> None:
         """A symbol no longer harvested: agg ids the journal misses and the disk lacks are
@@ -350,6 +400,11 @@ class Replayer:
                 return
             self.stats.rows += 1
             await self.lanes.get(kind, symbol).put(row)
+        elif rec.type in (fmt.SNAPSHOT, fmt.BOOK_STATE):
+            self.cursor[0] = rec.seq  # rows of events a state lets through come from here
+            if await book_record(self.router, self.lanes.venue, rec):
+                self.stats.book_records += 1
+                self.stats.book_states += rec.type == fmt.BOOK_STATE
 
     def _admit_row(self, kind: str, row: Row, gate: ReplayGate) -> bool:
         keys = gate.keys
@@ -386,6 +441,25 @@ class Replayer:
                     continue
                 self.repair.backfill.request(symbol, Break(lo, hi, tracker.last_ms,
                                                            tracker.last_ms))
+
+
+async def book_record(router: Router, venue: str, rec: fmt.Record) -> bool:
+    """A journaled snapshot or state of a diff book, handed back to it (restart replay and
+    the archive's ``replay`` alike); False when there is no such book of ``venue``."""
+    books = router.diff_books
+    if books is None:
+        return False
+    try:
+        doc = _row.decode(rec.payload)
+        symbol = str(doc["symbol"])
+        if doc.get("venue", venue) != venue:
+            return False
+        if rec.type == fmt.SNAPSHOT:
+            return books.offer_snapshot(symbol, doc["body"])
+        return await router.restore_book(symbol, doc["state"])
+    except (msgspec.DecodeError, KeyError, TypeError) as exc:
+        log.warning("journal: a book record that cannot be read (%s); skipped", exc)
+        return False
 
 
 def reset_continuity(repair: Repair) -> None:

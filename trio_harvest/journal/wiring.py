@@ -9,8 +9,9 @@ segments.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ..gaps import gap_row
 from ..kinds import Row
@@ -57,8 +58,16 @@ def attach(config: Config, lanes: Lanes, rotation: Rotation, router: Router, rep
             since = j.clock_ns() // 1_000_000 - GATE_HOLD_MAX_MS
             return [*router.held_seqs(since), *repair.held_seqs(since)]
 
+        from ..repair.booksync import DiffBooks
+
+        books = router.diff_books
+        holds: Callable[[int], list[int]] | None = None
+        if isinstance(books, DiffBooks):
+            books.bases.journal = BookRecords(j, lanes.venue)  # its snapshots and states
+            books.bases.cursor = lanes.cursor
+            holds = books.journal_holds
         j.checkpoint = lambda: checkpoint(j, lanes, rotation, connections(), replayer.position,
-                                          held())
+                                          held(), holds)
 
         def unprotected(start_ms: int, end_ms: int, why: str) -> None:
             for row in unprotected_rows(config.symbols, start_ms, end_ms, why):
@@ -81,17 +90,34 @@ def build_journal(config: Config, lanes: Lanes, clock_ns: Callable[[], int] | No
         max_bytes=config.journal_max_bytes, raw_dir=config.raw_dir,
         clock_ns=clock_ns or time.time_ns,
         compress_level=fmt.ZSTD_LEVEL if config.journal_compress else None,
+        venue=lanes.venue,
     )
     journal.cursor = lanes.cursor  # one list: the journal writes the seq, lanes read it
     return journal
 
 
+@dataclass(frozen=True, slots=True)
+class BookRecords:
+    """A diff book's view of the journal (``booksync.BookJournal``): its venue's records."""
+
+    journal: Journal
+    venue: str
+
+    def snapshot(self, symbol: str, body: Mapping[str, Any]) -> int:
+        return self.journal.book_snapshot(self.venue, symbol, body)
+
+    def state(self, symbol: str, state: Mapping[str, Any]) -> int:
+        return self.journal.book_state(self.venue, symbol, state)
+
+
 def checkpoint(journal: Journal, lanes: Lanes, rotation: Rotation,
                connections: Iterable[Connection], replay_position: int,
-               gates: Iterable[int] = ()) -> int:
+               gates: Iterable[int] = (),
+               book_holds: Callable[[int], list[int]] | None = None) -> int:
     """``gates``: seqs of frames whose rows the router's time guards or the repair gate hold
-    (in no lane yet)."""
-    return oldest_not_durable(
+    (in no lane yet); ``book_holds``: given the checkpoint by all else, what the diff books
+    need kept to be rebuilt (not once the journal closes: nothing follows to replay)."""
+    cp = oldest_not_durable(
         journal.seq + 1,
         lanes.held_seqs(),
         [seq for lane, seq in rotation.held.items() if lane.authoritative],
@@ -100,6 +126,9 @@ def checkpoint(journal: Journal, lanes: Lanes, rotation: Rotation,
         (replay_position,),
         gates,
     )
+    if book_holds is not None and not journal.closing:
+        cp = oldest_not_durable(cp, book_holds(cp))
+    return cp
 
 
 def relieve(lanes: Lanes, rotation: Rotation, journal: Journal, cp: int) -> None:
@@ -126,14 +155,15 @@ async def restart(journal: Journal, replayer: Replayer, repair: Repair, config: 
     segs = [(s.first_seq, s.path, s.last_seq) for s in journal.old]
     first_ns = min((s.first_ns for s in journal.old if s.first_ns), default=0)
     stats = await replayer.run(segs, first_ns)
+    last_ms = dict(stats.last_ms)  # diff streams: their last replayed row
+    books = replayer.router.diff_books
+    if books is not None:
+        if stats.frames:  # a book replay could not rebuild (a journal written before books
+            # journaled their snapshots): its replayed window is a restart gap from its start
+            for stream in books.streams.values():
+                last_ms.setdefault(stream, stats.first_ms)
+        books.restart()  # the downtime's diffs are gone: each book resyncs
     if config.sim:  # the in-process simulator is a new exchange each run
         reset_continuity(repair)
         return
-    last_ms = dict(stats.last_ms)
-    if config.book == "diff" and stats.frames:
-        # a local book cannot be rebuilt from old diffs (their snapshot is gone): the replayed
-        # window of each diff stream is a restart gap from its first journaled frame
-        depth_stream = repair.venue.depth_stream
-        last_ms.update({depth_stream(s, config.depth_levels, config.depth_speed, "diff"):
-                        stats.first_ms for s in config.symbols})
     mark_restart(repair, last_ms)

@@ -86,11 +86,20 @@ class DiffBooks(Protocol):
 
     @property
     def books(self) -> Mapping[str, Any]: ...  # symbol -> its book (``reset()`` starts it over)
+    @property
+    def streams(self) -> Mapping[str, str]: ...  # symbol -> its diff stream
 
     def on_depth(self, ev: Any, recv_ms: int, lane: Sink,
                  hook: Any) -> Awaitable[None]: ...  # DONE when nothing is left to await
     def add_symbol(self, symbol: str) -> None: ...
     def remove_symbol(self, symbol: str) -> None: ...
+    # restart replay (journal/replay.py): journaled snapshots and states, rows already written
+    admit: Callable[[str, Row], bool] | None
+
+    def offer_snapshot(self, symbol: str, body: Mapping[str, Any]) -> bool: ...
+    async def restore(self, symbol: str, state: Mapping[str, Any], lane: Sink,
+                      hook: Any) -> bool: ...
+    def restart(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -506,6 +515,18 @@ class Router(StateRouting):
             await rest
         except Exception as exc:
             self._book_failed(symbol, exc)
+
+    async def restore_book(self, symbol: str, state: Mapping[str, Any]) -> bool:
+        """Restart replay: a journaled state of ``symbol``'s diff book (``DiffBooks.restore``),
+        its rows into the symbol's lanes as a diff event's. True if the book took it."""
+        books = self.diff_books
+        if books is None or symbol not in books.books:
+            return False
+        try:
+            return await books.restore(symbol, state, self._books[symbol], self.hooks.get(symbol))
+        except Exception as exc:
+            self._book_failed(symbol, exc)
+            return False
 
     def _book_failed(self, symbol: str, exc: Exception) -> None:
         """One symbol's failure is that symbol's: its book restarts."""

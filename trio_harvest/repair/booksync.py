@@ -29,6 +29,14 @@ Owns, per symbol, the venue's ``LocalBook`` (its book rule) and the traffic arou
   path, which applies it before the symbol's next event. An HTTP 429/418 pauses both for its
   ``Retry-After``.
 
+Restart replay (with a ``journal``): a fetched snapshot is journaled (``snapshot``) when it is
+handed to the hot path, so a replay hands it over at the same point of the frame sequence
+(``offer_snapshot``) and the same pure book code writes the same rows. What the journal must
+keep to rebuild a book, and the states books journal for it, are ``bookbases.py``'s;
+``restore`` takes a state back into a book replay could not rebuild. During replay, ``admit``
+says which rows are already written (they are not written again). The REST request and its
+answers are ``bookfetch.py``'s.
+
 The venue's book rule (``Venue.local_book``, ``parse_snapshot``) and depth request are asked of
 its adapter. The REST call is injected (``fetch_depth(symbol, limit) -> dict``); without one,
 ``run`` opens ``restclient.http_fetch`` against ``rest_url`` (the venue's ``depth_request``).
@@ -43,14 +51,13 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import msgspec
 import trio
 
 from .. import venues
 from ..gaps import BOOK_SEQUENCE_BREAK, gap_row
-from ..ingest.restclient import FetchFn, http_fetch, retry_after
+from ..ingest.restclient import http_fetch
 from ..ingest.tokenbucket import TokenBucket
-from ..kinds import Row
+from ..kinds import BOOK_UPDATES, GAPS, ORDERBOOK, Row
 from ..pipeline.done import DONE as DONE  # what ``on_depth`` returns when done already
 from ..pipeline.lanes import Sink
 from ..ratelimit import RateLimitedLog
@@ -65,6 +72,9 @@ from ..venues.base import (
     Venue,
 )
 from ..venues.rows import book_row, level_rows
+from .bookbases import BookBases
+from .bookfetch import FetchDepth, RateLimited, SharedBudget
+from .bookfetch import depth_fetcher as depth_fetcher
 
 log = logging.getLogger("trio_harvest.booksync")
 
@@ -72,31 +82,14 @@ SOURCE = "depth"  # orderbook.source of a diff-built book
 BUFFER_LIMIT = 200  # events kept per symbol while waiting for a snapshot (20 s of 100 ms)
 
 
-FetchDepth = Callable[[str, int], Awaitable[Mapping[str, Any]]]
 Resubscribe = Callable[[str], Awaitable[bool]]  # a stream name -> sent (False: not carried now)
 PutGap = Callable[[Row], Awaitable[None]]
 UpdatesOf = Callable[[str], Sink]  # a symbol's ``book_updates`` lane
+Admit = Callable[[str, Row], bool]  # (kind, row): write it (False: written already)
 
 
 class BookHook(Protocol):
     def on_book(self, row: Row) -> None: ...
-
-
-class SharedBudget(Protocol):
-    """The exchange-wide weight budget every REST caller shares (``restclient.WeightBudget``)."""
-
-    async def acquire(self, weight: int) -> None: ...
-    def pause(self, seconds: float) -> None: ...
-    def observe_used(self, headers: Mapping[str, str]) -> None: ...
-
-
-class RateLimited(Exception):
-    """The REST server said "too many requests" (429) or "banned" (418)."""
-
-    def __init__(self, status: int, retry_after: float) -> None:
-        super().__init__(f"HTTP {status}, retry after {retry_after:g} s")
-        self.status = status
-        self.retry_after = retry_after
 
 
 @dataclass(slots=True)
@@ -164,6 +157,20 @@ class DiffBooks:
         self._failures: dict[str, int] = {}
         self._wake = trio.Event()
         self._ratelog = RateLimitedLog(log)
+        self.bases = BookBases()  # restart replay: the journal and what it must keep
+        self._since = self.bases.since  # the hot path looks at it (syncs in progress)
+        self._admit: Admit | None = None
+        self._direct = updates_of is None  # an applied event's row goes straight in its lane
+
+    @property
+    def admit(self) -> Admit | None:
+        return self._admit
+
+    @admit.setter
+    def admit(self, fn: Admit | None) -> None:
+        """Restart replay: each row is written only if ``fn(kind, row)`` (None: every row)."""
+        self._admit = fn
+        self._direct = fn is None and self.updates_of is None
 
     def add_symbol(self, symbol: str) -> None:
         """A symbol's local book (at start, or when a listing change adds it while running)."""
@@ -176,6 +183,7 @@ class DiffBooks:
         self.books.pop(symbol, None)
         self.streams.pop(symbol, None)
         self._ready.pop(symbol, None)
+        self.bases.forget(symbol)
 
     # -- hot path (the router's task) -----------------------------------------------------------
 
@@ -191,7 +199,7 @@ class DiffBooks:
         book = self.books[ev.symbol]
         outcome = book.on_event(ev, recv_ms)
         if outcome == APPLIED:
-            if self.updates_of is not None:
+            if not self._direct:
                 return self._step_rest(book, ev, recv_ms, lane, hook)
             row = self._row(book, ev, recv_ms)
             if not lane.put_nowait(row):
@@ -211,17 +219,21 @@ class DiffBooks:
         symbol = ev.symbol
         book = self.books[symbol]
         snap = self._ready.pop(symbol, None)
-        if snap is not None:
-            self._pending.discard(symbol)
-            replay = book.apply_snapshot(snap)
-            if replay is not None and self.updates_of is not None:
-                ts = ev.trade_ms or ev.event_ms  # the stream's time the book starts over at
-                uid = snap.last_update_id
-                await self._put_updates(symbol, level_rows(
-                    symbol, ts, ts, recv_ms, uid, uid, -1, snap.bids, snap.asks, True))
-            for old, old_recv in replay or ():
-                await self._step(book, old, old_recv, lane, hook)
-        await self._step(book, ev, recv_ms, lane, hook)
+        self.bases.busy.add(symbol)  # its state is no base until every event here is applied
+        try:
+            if snap is not None:
+                self._pending.discard(symbol)
+                replay = book.apply_snapshot(snap)
+                if replay is not None and self.updates_of is not None:
+                    ts = ev.trade_ms or ev.event_ms  # the stream's time the book starts over at
+                    uid = snap.last_update_id
+                    await self._put_updates(symbol, level_rows(
+                        symbol, ts, ts, recv_ms, uid, uid, -1, snap.bids, snap.asks, True))
+                for old, old_recv in replay or ():
+                    await self._step(book, old, old_recv, lane, hook)
+            await self._step(book, ev, recv_ms, lane, hook)
+        finally:
+            self.bases.busy.discard(symbol)
         self._settled(book)
 
     async def _finish(self, book: LocalBook, row: Row | None, lane: Sink,
@@ -240,9 +252,12 @@ class DiffBooks:
         its cooldown over."""
         if book.needs_snapshot:
             if book.symbol not in self._pending:
+                # a sync begins: replay rebuilds the book from this event on
+                self.bases.syncing(book.symbol, trio.current_time())
                 self._request(book.symbol)
-        elif self._failures and book.live:
+        elif (self._failures or self._since) and book.live:
             self._failures.pop(book.symbol, None)  # in sync again: the cooldown starts over
+            self.bases.went_live(book.symbol)
 
     async def _step(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
                     hook: BookHook | None) -> None:
@@ -272,12 +287,17 @@ class DiffBooks:
                 book.symbol, ts, ev.event_ms, recv_ms, ev.first_update_id, ev.update_id,
                 -1 if snapshot else ev.prev_update_id, ev.bids, ev.asks, snapshot))
         row = self._row(book, ev, recv_ms)
+        if self._admit is not None and not self._admit(ORDERBOOK, row):
+            return  # written before the restart
         if not lane.put_nowait(row):
             await lane.put(row)
         self._applied(row, hook)
 
     async def _put_updates(self, symbol: str, rows: list[Row]) -> None:
         assert self.updates_of is not None
+        if self._admit is not None:
+            admit = self._admit
+            rows = [r for r in rows if admit(BOOK_UPDATES, r)]
         sink = self.updates_of(symbol)
         for row in rows:
             if not sink.put_nowait(row):
@@ -313,7 +333,8 @@ class DiffBooks:
         self.stats.gaps += 1
         self._ratelog.log(logging.WARNING, f"break:{book.symbol}", "%s: book sequence break: %s",
                           book.symbol, brk.detail)
-        await self.put_gap(row)
+        if self._admit is None or self._admit(GAPS, row):
+            await self.put_gap(row)
         on_gap = getattr(hook, "on_gap", None)
         if on_gap is not None:
             on_gap(brk.end_ms, BOOK_SEQUENCE_BREAK)
@@ -402,6 +423,8 @@ class DiffBooks:
         book = self.books.get(symbol)
         if book is not None and book.needs_snapshot:
             self._ready[symbol] = snap
+            if self.bases.journal is not None:  # where replay hands it over too
+                self.bases.journal.snapshot(symbol, body)
         else:
             self._pending.discard(symbol)
 
@@ -428,6 +451,55 @@ class DiffBooks:
             self._pending.discard(symbol)  # the snapshot comes on the stream (or, else, the
             # next event asks again after the cooldown)
 
+    # -- restart replay ------------------------------------------------------------------------
+
+    def offer_snapshot(self, symbol: str, body: Mapping[str, Any]) -> bool:
+        """Replay: a journaled snapshot, handed to the hot path as the fetcher did live."""
+        if symbol not in self.books:
+            return False
+        try:
+            snap = self.venue.parse_snapshot(body, symbol)
+        except Exception as exc:
+            log.warning("journal: a snapshot of %s that cannot be read (%s); skipped", symbol, exc)
+            return False
+        self._ready[symbol] = snap
+        self._pending.add(symbol)
+        return True
+
+    async def restore(self, symbol: str, state: Mapping[str, Any], lane: Sink,
+                      hook: BookHook | None) -> bool:
+        """Replay: a journaled state of the book, taken back only if replay could not rebuild
+        the book (it started after the book's sync); the events buffered meanwhile are stepped
+        on it as live stepped them. True if taken."""
+        book = self.books.get(symbol)
+        if book is None or book.live:
+            return False  # rebuilt from the same frames: the same book
+        replay = book.restore(state)
+        self._ready.pop(symbol, None)
+        self._pending.discard(symbol)
+        self._since.pop(symbol, None)  # live again
+        for old, old_recv in replay:
+            await self._step(book, old, old_recv, lane, hook)
+        self._settled(book)
+        return True
+
+    def restart(self) -> None:
+        """After a restart replay: every book starts over from a new snapshot (the frames of
+        the downtime are gone), and nothing asked for during the replay is asked for."""
+        for book in self.books.values():
+            book.reset()
+        self._ready.clear()
+        self.bases.clear()
+        self._pending.clear()
+        self._queue.clear()
+
+    def journal_holds(self, before: int) -> list[int]:
+        """The journal seqs the checkpoint must keep so that replay rebuilds every book, given
+        ``before``, the checkpoint by every other hold (``BookBases.holds``)."""
+        if self._admit is not None:
+            return []  # replaying: the books are the old run's until ``restart``
+        return self.bases.holds(self.books, before, trio.current_time())
+
     # -- status ---------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -445,28 +517,3 @@ class DiffBooks:
             "breaks": sum(b.stats.breaks for b in self.books.values()),
             "stale_snapshots": sum(b.stats.stale_snapshots for b in self.books.values()),
         }
-
-
-def depth_fetcher(fetch: FetchFn, budget: SharedBudget | None = None,
-                  venue: Venue | None = None) -> FetchDepth:
-    """``fetch_depth`` over ``restclient``'s ``fetch``: 429/418 raise ``RateLimited``, other
-    non-200 answers and non-JSON bodies raise ``ValueError``; the server's weight count
-    (the used-weight header) is reported to the shared budget."""
-
-    depth_request = (venue or venues.default()).depth_request
-
-    async def fetch_depth(symbol: str, limit: int) -> Mapping[str, Any]:
-        req = depth_request(symbol, limit)
-        resp = await fetch(req.path, req.params)
-        if budget is not None:
-            budget.observe_used(resp.headers)
-        if resp.status in (418, 429):
-            raise RateLimited(resp.status, max(1.0, retry_after(resp, 60.0)))
-        if resp.status != 200:
-            raise ValueError(f"HTTP {resp.status}: {resp.body[:200]!r}")
-        body = msgspec.json.decode(resp.body)
-        if not isinstance(body, dict):
-            raise ValueError("depth response is not a JSON object")
-        return body
-
-    return fetch_depth

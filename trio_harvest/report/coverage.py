@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..gaps import parse_agg_detail
-from ..kinds import ORDERBOOK, PRICES
+from ..kinds import BOOK_UPDATES, ORDERBOOK, PRICES, QUOTES
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 BIN_CHOICES_MS = (1_000, 5_000, 15_000, 60_000, 300_000, 900_000, HOUR_MS)
 MAX_BINS = 1_000  # an hour per bin from ~6 weeks on: the heat map stays readable
-COVERAGE_KINDS = (PRICES, ORDERBOOK)  # the market data a symbol is harvested for
+# the market data a symbol is harvested for: every authoritative kind but ``gaps`` (a symbol
+# harvested for its best bid/ask alone has rows in ``quotes`` only)
+COVERAGE_KINDS = (PRICES, ORDERBOOK, QUOTES, BOOK_UPDATES)
 
 FILLED, UNFILLED, INTERVAL = "filled", "unfilled", "interval"  # a gap row's status
 

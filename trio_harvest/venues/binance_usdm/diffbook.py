@@ -231,6 +231,33 @@ class LocalBook:
         """Forget the book (e.g. the depth stream was resubscribed); a new snapshot is needed."""
         self._reset()
 
+    def as_state(self) -> dict[str, Any]:
+        """A live book as plain values (levels best first): what ``restore`` takes back."""
+        return {"last_update_id": self.last_update_id, "last_ts_ms": self.last_ts_ms,
+                "snapshot_id": self.snapshot_id,
+                "bids": self.bids.top(len(self.bids)), "asks": self.asks.top(len(self.asks))}
+
+    def restore(self, state: Mapping[str, Any]) -> list[Buffered]:
+        """Make the book live as ``state`` (from ``as_state()``) says, and hand back the events
+        buffered meanwhile, oldest first: feed each to ``on_event`` (those the state already
+        holds are dropped as duplicates, those that follow it apply). Raises ``ValueError``
+        for a state that is not one."""
+        try:
+            bids = [(float(p), float(q)) for p, q in state["bids"]]
+            asks = [(float(p), float(q)) for p, q in state["asks"]]
+            last, ts = int(state["last_update_id"]), int(state["last_ts_ms"])
+            snapshot_id = int(state.get("snapshot_id", last))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a book state ({exc.__class__.__name__}: {exc})") from None
+        self.bids.load(bids)
+        self.asks.load(asks)
+        self.state, self.snapshot_id = LIVE, snapshot_id
+        self.last_update_id, self.last_ts_ms = last, ts
+        self.last_break = None
+        replay = list(self._buffer)
+        self._buffer.clear()
+        return replay
+
     # -- internals -------------------------------------------------------------------------------
 
     def _reset(self) -> None:

@@ -267,6 +267,44 @@ class LocalBook:
     def reset(self) -> None:
         self._reset()
 
+    def as_state(self) -> dict[str, Any]:
+        """A live book as plain values (levels best first, with the text of each level the
+        checksum is computed over): what ``restore`` takes back."""
+        rb, ra = self._raw
+        return {"last_update_id": self.last_update_id, "last_ts_ms": self.last_ts_ms,
+                "snapshot_id": self.snapshot_id,
+                "bids": self.bids.top(len(self.bids)), "asks": self.asks.top(len(self.asks)),
+                "raw_bids": [list(rb[p]) for p, _ in self.bids.top(len(self.bids)) if p in rb],
+                "raw_asks": [list(ra[p]) for p, _ in self.asks.top(len(self.asks)) if p in ra]}
+
+    def restore(self, state: Mapping[str, Any]) -> list[tuple[OkxBook, int]]:
+        """Make the book live as ``state`` (from ``as_state()``) says, and hand back the
+        updates buffered meanwhile, oldest first, to feed to ``on_event``. Raises
+        ``ValueError`` for a state that is not one."""
+        try:
+            bids = [(float(p), float(q)) for p, q in state["bids"]]
+            asks = [(float(p), float(q)) for p, q in state["asks"]]
+            raw_bids = [(str(p), str(q)) for p, q in state.get("raw_bids", ())]
+            raw_asks = [(str(p), str(q)) for p, q in state.get("raw_asks", ())]
+            last, ts = int(state["last_update_id"]), int(state["last_ts_ms"])
+            snapshot_id = int(state.get("snapshot_id", last))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a book state ({exc.__class__.__name__}: {exc})") from None
+        replay = list(self._buffer)
+        self._reset()
+        self.bids.load(bids)
+        self.asks.load(asks)
+        rb, ra = self._raw
+        for lv in raw_bids:
+            rb[float(lv[0])] = lv
+        for lv in raw_asks:
+            ra[float(lv[0])] = lv
+        self.state, self.snapshot_id = LIVE, snapshot_id
+        self.last_update_id, self.last_ts_ms = last, ts
+        self._recent.append(last)
+        self.last_break = None
+        return replay
+
     # -- internals -------------------------------------------------------------------------------
 
     def _reset(self) -> None:
