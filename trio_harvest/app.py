@@ -440,9 +440,12 @@ class Harvester:
 
     def _make_open_interest(self) -> None:
         """With ``derivatives`` on a futures venue: the open-interest poll over REST (it runs
-        with ingest, from the same weight budget as backfill)."""
+        with ingest, from the same weight budget as backfill); none where the venue's streams
+        carry open interest (Bybit's tickers)."""
         side = derivatives_of(self.venue)
         if side is None or DERIVATIVES not in self.channels or not self._use_http:
+            return
+        if not getattr(side, "polls_open_interest", True):  # its streams carry open interest
             return
         self.open_interest = OpenInterestPoller(
             side, lambda: self.router.symbols, self.router.put_state, self.repair.budget,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from trio_harvest import venues
 from trio_harvest.ops.decay import DecayingCount, DecayingCounter
 from trio_harvest.ops.health import (
     ConnectionView,
@@ -180,3 +181,19 @@ def test_derivatives_streams_never_cry_wolf() -> None:
                     delivered=False)
     assert codes(Snapshot(uptime=120.0, streams=(silent,), connections=(
         ConnectionView("public[1]", True, 0.0),))) == [("stream_silent", "btcusdt@markPrice@1s")]
+
+
+def test_bybit_tickers_and_liquidation_topics_never_cry_wolf() -> None:
+    """Bybit linear's tickers change within a second on a listed contract: stale after 100 s;
+    its allLiquidation topic may be silent for hours, even never deliver in a day."""
+    bybit = venues.get("bybit-linear")
+    assert stale_after("tickers", venue=bybit) == 100.0
+    day = 86_400.0
+    quiet = StreamView("linear[4]", "BTCUSDT", "allLiquidation.BTCUSDT", "allLiquidation",
+                       stale_after("allLiquidation", venue=bybit), None, day, False)
+    assert codes(Snapshot(uptime=day, streams=(quiet,), connections=(
+        ConnectionView("linear[4]", True, 0.0),))) == []
+    silent = StreamView("linear[4]", "BTCUSDT", "tickers.BTCUSDT", "tickers",
+                        stale_after("tickers", venue=bybit), 150.0, 200.0, True)
+    assert codes(Snapshot(uptime=200.0, streams=(silent,), connections=(
+        ConnectionView("linear[4]", True, 0.0),))) == [("stream_stale", "tickers.BTCUSDT")]

@@ -68,3 +68,22 @@ def test_emitted_seconds_are_forgotten_but_the_last_value_stays_to_fill() -> Non
 def test_features_schema_ends_with_the_contract_state() -> None:
     assert FEATURES_SCHEMA.names[-5:] == ["mark_price", "funding_rate", "open_interest",
                                           "liq_count", "liq_notional"]
+
+
+def test_a_source_that_sends_only_changes_keeps_its_unchanged_values_fresh() -> None:
+    """Bybit's merged tickers: a row carries only what changed; a funding rate its source does
+    not repeat is confirmed by each later row of that source, never by another source's."""
+    def tickers(ts: int, price: float | None, rate: float | None) -> Row:
+        return (ts, ts, ts, "BTCUSDT", "tickers", price, None, None, rate, None, None)
+
+    s = MarketState()
+    s.add(DERIVATIVES, tickers(T0, 100.0, 0.0001))
+    for i in range(1, 60):
+        s.add(DERIVATIVES, tickers(T0 + 1000 * i, 100.0 + i, None))  # the rate never changes
+    assert s.columns(SEC + 59)[:2] == (159.0, 0.0001)  # a minute on: still the rate
+    assert s.columns(SEC + 59 + MARK_MAX_AGE_MS // 1000 + 1)[:2] == (None, None)  # silence
+    other = MarketState()
+    other.add(DERIVATIVES, tickers(T0, 100.0, 0.0001))
+    for i in range(1, 60):
+        other.add(DERIVATIVES, oi(T0 + 1000 * i, 5.0))  # another source confirms nothing
+    assert other.columns(SEC + 59)[:3] == (None, None, 5.0)

@@ -7,6 +7,9 @@ to the signal engine (about one a second; liquidations are rare) and the five fe
 made from them. A value older than its bound at a second's end is null, never a stale copy
 carried for ever: ``MARK_MAX_AGE_MS`` for the mark price and the funding rate (sent every second
 on ``markPrice@1s``), ``OI_MAX_AGE_MS`` for open interest (polled, by default once a minute).
+A row of the source that set a value, which does not carry that value, confirms it at the row's
+time: a source that sends only what changed (Bybit's merged tickers) keeps an unchanged funding
+rate as fresh as its last message; a source that sends every value each time is unaffected.
 Memory is bounded: ``forget`` drops what no unemitted second needs. Pure: no trio, no I/O.
 """
 
@@ -24,6 +27,7 @@ MAX_ROWS = 10_000  # per buffer: a symbol whose seconds never close cannot grow 
 _MARK = DERIVATIVES_SCHEMA.index("mark_price")
 _FUNDING = DERIVATIVES_SCHEMA.index("funding_rate")
 _OI = DERIVATIVES_SCHEMA.index("open_interest")
+_SOURCE = DERIVATIVES_SCHEMA.index("source")
 _PRICE = LIQUIDATIONS_SCHEMA.index("price")
 _QTY = LIQUIDATIONS_SCHEMA.index("qty")
 
@@ -34,10 +38,11 @@ class _Series:
     """One value's updates, ordered by time; the last one before a second's end is its value
     if it is recent enough."""
 
-    __slots__ = ("max_age", "ts", "values")
+    __slots__ = ("max_age", "source", "ts", "values")
 
     def __init__(self, max_age: int) -> None:
         self.max_age = max_age
+        self.source = ""  # the source of the latest value
         self.ts: list[int] = []
         self.values: list[float] = []
 
@@ -80,10 +85,14 @@ class MarketState:
         """A ``derivatives`` or ``liquidations`` row (kinds schemas)."""
         ts = row[0]
         if kind == DERIVATIVES:
+            source = row[_SOURCE]
             for series, i in ((self.mark, _MARK), (self.funding, _FUNDING), (self.oi, _OI)):
                 value = row[i]
                 if value is not None:
                     series.add(ts, value)
+                    series.source = source
+                elif series.source == source and series.ts and ts > series.ts[-1]:
+                    series.add(ts, series.values[-1])  # unchanged, confirmed by its source
             return
         insort(self._liq, (ts, row[_PRICE] * row[_QTY]))
         if len(self._liq) > MAX_ROWS:

@@ -3,7 +3,8 @@
 Owns ``{"op":"ping"}`` -> pong, and ``subscribe`` / ``unsubscribe`` with their acks
 (``{"success":true,"ret_msg":"","conn_id":…,"req_id":…,"op":"subscribe"}``; spot says
 ``"ret_msg":"subscribe"``) and refusals: a topic not served (``orderbook.500`` was removed:
-``error:handler not found,topic:…``), a topic already subscribed, more than 10 args in one
+``error:handler not found,topic:…``; ``tickers`` and ``allLiquidation`` are served on linear
+only), a topic already subscribed, more than 10 args in one
 request on spot (``error:args size >10``), a request that is not JSON or has no ``op``. Pure:
 returns what to subscribe, unsubscribe and answer (``control.ControlResult``).
 """
@@ -18,14 +19,19 @@ import msgspec
 from ..venues.bybit import facts
 from .control import ControlResult
 
-_TOPIC = re.compile(r"^(?:publicTrade|orderbook\.(\d+))\.[A-Z0-9][A-Z0-9-]{1,39}$")
+_TOPIC = re.compile(r"^(?:publicTrade|orderbook\.(\d+)|(tickers|allLiquidation))"
+                    r"\.[A-Z0-9][A-Z0-9-]{1,39}$")
 SERVED_DEPTHS = frozenset(d for d, _ in facts.DEPTHS)
 _encode = msgspec.json.encode
 
 
-def served(topic: str) -> bool:
+def served(topic: str, spot: bool = False) -> bool:
+    """A topic the simulator serves: trades and the served book depths on both categories,
+    ``tickers`` and ``allLiquidation`` on linear only (the contract model's)."""
     m = _TOPIC.match(topic)
-    return m is not None and (m.group(1) is None or int(m.group(1)) in SERVED_DEPTHS)
+    if m is None or (m.group(2) is not None and spot):
+        return False
+    return m.group(1) is None or int(m.group(1)) in SERVED_DEPTHS
 
 
 def _reply(op: str, req_id: object, conn_id: int, spot: bool, error: str = "") -> str:
@@ -62,7 +68,7 @@ def handle(message: str | bytes, subscribed: Collection[str], *, conn_id: int,
     if spot and len(args) > facts.SPOT.args_per_request:
         return ControlResult(_reply(op, req_id, conn_id, spot, "error:args size >10"))
     for topic in args:
-        if not served(topic):
+        if not served(topic, spot):
             return ControlResult(_reply(op, req_id, conn_id, spot,
                                         f"error:handler not found,topic:{topic}"))
         if op == "subscribe" and topic in subscribed:

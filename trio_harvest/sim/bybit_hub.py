@@ -7,7 +7,10 @@ subscribes a book topic gets, at the topic's next message, a snapshot of the boo
 boundary instead of the delta (its ``u`` the delta's, so the next delta chains on it); with
 ``reset=P`` a diff event goes out to everyone as a snapshot (half of them a service restart,
 ``u`` back to 1); each book topic's ``u`` skips one where the model's chain shows an event that
-was not published (``drop_diff``). Counts subscribe requests, topics resubscribed on a
+was not published (``drop_diff``). On linear, with the contract model (``derivs.py``), each mark
+price goes out as a ``tickers`` delta of what changed (a new subscriber gets a snapshot of the
+whole state first) and each liquidation as ``allLiquidation`` (``bybit_contract.py``). Counts
+subscribe requests, topics resubscribed on a
 connection that had them before, snapshots and resets (``BybitStats``). Never sends on a
 socket, never decides a fault other than ``reset``.
 """
@@ -18,8 +21,10 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .bybit_contract import LIQUIDATION, TICKERS, BybitContractWire
 from .bybit_wire import BOOK, QUOTE, TRADE, BybitSymbolWire
-from .events import AggTrade, BookDepth, BookTicker, Event
+from .derivs import Derivatives
+from .events import AggTrade, BookDepth, BookTicker, Event, ForceOrder, MarkPrice
 from .fanout import Hub, Subscriber
 from .faults import Faults
 from .specs import SymbolSpec
@@ -44,13 +49,16 @@ class BybitStats:
 
 class BybitHub(Hub):
     def __init__(self, specs: Iterable[SymbolSpec], stats: SimStats, faults: Faults | None,
-                 venue: VenueProfile, *, reset: float = 0.0, seed: int = 1) -> None:
+                 venue: VenueProfile, *, reset: float = 0.0, seed: int = 1,
+                 derivs: Derivatives | None = None) -> None:
         super().__init__((), stats, faults, venue)
         self.category = venue.name.removeprefix("bybit-")
         self.bybit = BybitStats()
         self._reset = reset
         self._rng = random.Random(f"trio_harvest.sim.bybit/{seed}")
         self._bwires: dict[str, BybitSymbolWire] = {}
+        self._derivs = derivs  # the contract model (linear): open interest, last price
+        self._cwires: dict[str, BybitContractWire] = {}
         self._pending: dict[str, set[int]] = {}  # book topic -> connections owed a snapshot
         self._history: dict[int, set[str]] = {}  # connection -> topics it ever subscribed
         for spec in specs:
@@ -58,6 +66,8 @@ class BybitHub(Hub):
 
     def add_wire(self, spec: SymbolSpec) -> None:
         self._bwires.setdefault(spec.symbol, BybitSymbolWire(spec, self.category))
+        if self._derivs is not None:
+            self._cwires.setdefault(spec.symbol, BybitContractWire(spec))
 
     def subscribe(self, sub: Subscriber, streams: Iterable[str]) -> None:
         names = [n for n in streams if n not in sub.streams]
@@ -68,7 +78,8 @@ class BybitHub(Hub):
             if name in history:
                 self.bybit.resubscribes += 1
             history.add(name)
-            if name.startswith(BOOK + ".") and not name.startswith(QUOTE + "."):
+            if (name.startswith(BOOK + ".") and not name.startswith(QUOTE + ".")) or \
+                    name.startswith(TICKERS + "."):
                 self._pending.setdefault(name, set()).add(sub.id)
         self.bybit.topics_subscribed += len(names)
 
@@ -101,6 +112,8 @@ class BybitHub(Hub):
                 if subs:
                     text = wire.publish_trade(ev)  # type: ignore[arg-type]
                 self._send(subs, name, text, TRADE, frames)
+            elif kind is MarkPrice or kind is ForceOrder:
+                self._contract(ev, frames)  # type: ignore[arg-type]
             elif kind is BookTicker:
                 name = wire.quote
                 text = wire.publish_quote(ev)  # type: ignore[arg-type]  # u counts regardless
@@ -137,6 +150,37 @@ class BybitHub(Hub):
         self._send(fresh, name, snapshot, BOOK, frames)
         self.bybit.snapshots += len(fresh)
         waiting.difference_update(s.id for s in fresh)
+
+    def _contract(self, ev: MarkPrice | ForceOrder, frames: dict[str, int]) -> None:
+        """A mark price as the tickers delta of what changed (a snapshot to a new subscriber),
+        a liquidation as ``allLiquidation``."""
+        wire, derivs = self._cwires.get(ev.symbol), self._derivs
+        if wire is None or derivs is None:
+            return
+        if type(ev) is ForceOrder:
+            name = wire.liquidation
+            subs = self._subs.get(name)
+            if subs:
+                self._send(subs, name, wire.liquidation_message(ev), LIQUIDATION, frames)
+            return
+        assert type(ev) is MarkPrice
+        model = derivs.symbols[ev.symbol]
+        delta = wire.update(ev, model.open_interest, model.last_ticks)
+        name = wire.tickers
+        subs = self._subs.get(name)
+        if not subs:
+            return
+        waiting = self._pending.get(name)
+        fresh = [s for s in subs if waiting and s.id in waiting]
+        if delta is not None:
+            self._send([s for s in subs if not waiting or s.id not in waiting], name, delta,
+                       TICKERS, frames)
+        if fresh:
+            snapshot = wire.snapshot(ev.event_ms)
+            assert snapshot is not None  # update has just set the state
+            self._send(fresh, name, snapshot, TICKERS, frames)
+            assert waiting is not None
+            waiting.difference_update(s.id for s in fresh)
 
     def _send(self, subs: list[Subscriber] | None, name: str, text: str, kind: str,
               frames: dict[str, int]) -> None:

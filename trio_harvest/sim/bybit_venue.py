@@ -3,7 +3,8 @@
 Owns the choice, for a Bybit profile (``venue.family == "bybit"``), of the fan-out
 (``bybit_hub``), the REST API (``bybit_rest``), the accepted path (``/v5/public/linear`` or
 ``/spot``, the category's own: another one is refused with 404) and the control handler
-(``bybit_control``). The server asks this object at those four points and nothing else. Pure
+(``bybit_control``); on linear the hub also speaks the contract model (``derivs.py``) as
+``tickers`` and ``allLiquidation``. The server asks this object at those four points and nothing else. Pure
 wiring: no I/O of its own.
 """
 
@@ -17,6 +18,7 @@ from . import bybit_control
 from .bybit_hub import BybitHub
 from .bybit_rest import BybitRestApi
 from .control import ControlResult
+from .derivs import Derivatives
 from .fanout import Subscriber
 from .faultplan import FaultPlan
 from .faults import Faults
@@ -37,10 +39,11 @@ class BybitParts:
         self.seed = seed if plan is None or plan.seed is None else plan.seed
         self.hub: BybitHub | None = None
 
-    def make_hub(self, specs: Iterable[SymbolSpec], stats: SimStats,
-                 faults: Faults | None) -> BybitHub:
+    def make_hub(self, specs: Iterable[SymbolSpec], stats: SimStats, faults: Faults | None,
+                 derivs: Derivatives | None = None) -> BybitHub:
         reset = self.plan.reset if self.plan is not None else 0.0
-        self.hub = BybitHub(specs, stats, faults, self.venue, reset=reset, seed=self.seed)
+        self.hub = BybitHub(specs, stats, faults, self.venue, reset=reset, seed=self.seed,
+                            derivs=derivs)
         return self.hub
 
     def make_rest(self, market: Market, clock_ms: Callable[[], int]) -> BybitRestApi:

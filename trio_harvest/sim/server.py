@@ -118,12 +118,12 @@ class Simulator:
                              tape_capacity=tape_capacity, spec=venue.spec)
         self.stats = SimStats()
         specs = [m.spec for m in self.market.symbols.values()]
-        self.bybit = BybitParts(venue, plan, config.seed) if venue.family == BYBIT else None
-        self._hub = (self.bybit.make_hub(specs, self.stats, faults) if self.bybit is not None
-                     else Hub(specs, self.stats, faults, venue))
-        self._ids = itertools.count(1)
         # the futures contract around each market: mark price, funding, OI, liquidations
         self.derivs = Derivatives(config.seed) if venue.futures else None
+        self.bybit = BybitParts(venue, plan, config.seed) if venue.family == BYBIT else None
+        self._hub = (self.bybit.make_hub(specs, self.stats, faults, self.derivs)
+                     if self.bybit is not None else Hub(specs, self.stats, faults, venue))
+        self._ids = itertools.count(1)
         self.rest: RestApi | OkxRestApi | BybitRestApi
         if venue.family == OKX:
             self.rest = OkxRestApi(self.market, self._clock_ms, self._hub.wires,  # type: ignore[arg-type]

@@ -140,7 +140,7 @@ PROFILES: dict[str, VenueProfile] = {
         name=c.name, routed=False, rest_prefix="/v5/market", depth_weights=((1000, 1),),
         agg_trades_weight=1, exchange_info_weight=1, weight_limit=bybit_facts.REST_LIMIT,
         ping_seconds=None, pong_timeout_seconds=bybit_facts.IDLE_CUT_SECONDS, pu=False,
-        family=BYBIT, futures=False) for c in bybit_facts.CATEGORIES.values()},
+        family=BYBIT, futures=c.category == "linear") for c in bybit_facts.CATEGORIES.values()},
 }
 for _name, _type, _suffix in ((OKX_SWAP, "SWAP", "-USDT-SWAP"), (OKX_SPOT, "SPOT", "-USDT")):
     PROFILES[_name] = VenueProfile(

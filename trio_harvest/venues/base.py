@@ -264,7 +264,9 @@ LIQUIDATIONS = "liquidations"  # bursty: silent for minutes is normal
 class DerivativesSide(Protocol):
     """What a futures venue adds for the ``derivatives`` and ``liquidations`` kinds (a venue's
     ``derivatives`` attribute; ``derivatives_of`` reads it, None for a venue without one):
-    the streams of the channels asked for, and the open-interest poll over REST."""
+    the streams of the channels asked for, and the open-interest poll over REST. A side whose
+    streams carry open interest says ``polls_open_interest = False`` (read with getattr: the
+    poll runs where the attribute is missing)."""
 
     def streams(self, symbols: tuple[str, ...], channels: frozenset[str]) -> list[Any]: ...
     def open_interest_request(self, symbol: str) -> RestRequest: ...

@@ -6,7 +6,8 @@ category, ``/v5/public/linear|spot``; the topics are subscribed by message after
 at most 10 per request on spot), the client ping every 20 s, decode, the ``u`` book, the trade
 rule (none: ids are deduplicated, never chained), recent-trade backfill and its ``unfillable``
 decision, the paged listing. Both categories list ``BTCUSDT``: the venue name (``bybit-linear``,
-``bybit-spot``) keeps them apart everywhere (data directory, journal, registry). Registered in
+``bybit-spot``) keeps them apart everywhere (data directory, journal, registry). Linear adds the
+derivatives side (``derivatives.py``: ``tickers.S`` merged, ``allLiquidation.S``). Registered in
 ``venues/__init__.py``. Pure: no trio, no I/O.
 """
 
@@ -21,6 +22,8 @@ from typing import Any
 from ...kinds import Row
 from ..base import (
     DEPTH,
+    DERIVATIVES,
+    LIQUIDATIONS,
     NO_CONTINUITY,
     QUOTES,
     TRADES,
@@ -33,14 +36,20 @@ from ..base import (
 )
 from ..rows import book_row
 from . import backfill, book, control, facts, listing, resubscribe, trades, wire
-from .facts import BOOK_TOPIC, TRADE_TOPIC, Category
+from .derivatives import BybitDerivatives, TickerMerge
+from .facts import BOOK_TOPIC, LIQUIDATION_TOPIC, TICKERS_TOPIC, TRADE_TOPIC, Category
 
 QUOTE_KIND = f"{BOOK_TOPIC}.1"  # the stream kind of ``orderbook.1.S`` (quotes)
 DEPTH_KIND = BOOK_TOPIC
 TRADE_KIND = TRADE_TOPIC
 WEIGHT_HEADER = ""  # none: X-Bapi-Limit-* report per-UID limits only, never the IP budget
 MAX_TOPICS = 500  # per connection: 500 of the longest names stay under 21,000 characters
-CADENCE: dict[str, float] = {TRADE_KIND: 1.0, QUOTE_KIND: 0.01, DEPTH_KIND: 0.02}
+# tickers change at most every 100 ms, nearly always within a second (the mark price moves);
+# liquidations come in bursts and may be silent for hours: never stale
+CADENCE: dict[str, float] = {TRADE_KIND: 1.0, QUOTE_KIND: 0.01, DEPTH_KIND: 0.02,
+                             TICKERS_TOPIC: 1.0, LIQUIDATION_TOPIC: 86_400.0}
+_KINDS = {TRADE_KIND: TRADES, QUOTE_KIND: QUOTES, DEPTH_KIND: DEPTH, TICKERS_TOPIC: DERIVATIVES,
+          LIQUIDATION_TOPIC: LIQUIDATIONS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +146,13 @@ class Bybit:
         self.numeric_ids = cat.category == "spot"
         # the most topics one subscribe request may carry (0: no cap, linear)
         self.subscribe_batch = cat.args_per_request if cat.args_per_request < 1000 else 0
-        self._decode_envelope = partial(wire.decode_envelope, numeric_ids=self.numeric_ids)
+        # linear only: tickers and allLiquidation (``venues.base.derivatives_of``); the merged
+        # tickers state of every symbol lives here, one per process (a symbol's topic is on
+        # one connection; each subscribe starts it again with a snapshot)
+        self.derivatives = (BybitDerivatives(cat, Topic) if cat.category == "linear" else None)
+        self.tickers = TickerMerge() if self.derivatives is not None else None
+        self._decode_envelope = partial(wire.decode_envelope, numeric_ids=self.numeric_ids,
+                                        tickers=self.tickers)
 
     @property
     def decode_envelope(self) -> Callable[[str | bytes], wire.Frame]:
@@ -205,18 +220,20 @@ class Bybit:
         return facts.book_topic(symbol, book_depth(levels))
 
     def stream_kind(self, name: str) -> str:
-        """TRADES, QUOTES or DEPTH for a topic (or a stream kind), "" for neither."""
-        if name in (TRADE_KIND, QUOTE_KIND, DEPTH_KIND):
+        """TRADES, QUOTES, DEPTH, DERIVATIVES or LIQUIDATIONS for a topic (or a stream kind),
+        "" for none of them."""
+        head = name.partition(".")[0]
+        if name in _KINDS:
             kind = name
-        elif name.startswith(TRADE_KIND + "."):
-            kind = TRADE_KIND
+        elif head in (TRADE_KIND, TICKERS_TOPIC, LIQUIDATION_TOPIC) and "." in name:
+            kind = head
         elif facts.topic_depth(name) == 1:
             kind = QUOTE_KIND
         elif facts.topic_depth(name):
             kind = DEPTH_KIND
         else:
             return ""
-        return {TRADE_KIND: TRADES, QUOTE_KIND: QUOTES, DEPTH_KIND: DEPTH}[kind]
+        return _KINDS[kind]
 
     def is_quote_stream(self, name: str) -> bool:
         return facts.topic_depth(name) == 1
@@ -234,7 +251,7 @@ class Bybit:
     # -- decoding ----------------------------------------------------------------------------
 
     def decode(self, frame: str | bytes) -> wire.Frame:
-        return wire.decode_frame(frame, self.numeric_ids)
+        return wire.decode_frame(frame, self.numeric_ids, self.tickers)
 
     def reply_to(self, frame: str | bytes) -> tuple[int, str] | None:
         return control.reply_to(frame)

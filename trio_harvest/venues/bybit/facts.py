@@ -16,11 +16,14 @@ REST_URL = "https://api.bybit.com"
 
 TRADE_TOPIC = "publicTrade"
 BOOK_TOPIC = "orderbook"
+TICKERS_TOPIC = "tickers"  # linear: mark/index price, funding, open interest (snapshot + deltas)
+LIQUIDATION_TOPIC = "allLiquidation"  # linear: every liquidation, pushed every 500 ms
 
 RECENT_TRADE_PATH = "/v5/market/recent-trade"
 ORDERBOOK_PATH = "/v5/market/orderbook"
 INSTRUMENTS_PATH = "/v5/market/instruments-info"
 TICKERS_PATH = "/v5/market/tickers"
+OPEN_INTEREST_PATH = "/v5/market/open-interest"
 
 REST_LIMIT = 600  # requests per IP per REST_WINDOW seconds, every path of api.bybit.com
 REST_WINDOW = 5.0
@@ -82,7 +85,8 @@ def book_topic(symbol: str, depth: int) -> str:
 def topic_symbol(topic: str) -> str:
     """``orderbook.50.BTCUSDT`` -> ``BTCUSDT``; "" for a name that is no topic of ours."""
     head, dot, symbol = topic.rpartition(".")
-    if not dot or not (head == TRADE_TOPIC or head.startswith(BOOK_TOPIC + ".")):
+    if not dot or not (head in (TRADE_TOPIC, TICKERS_TOPIC, LIQUIDATION_TOPIC)
+                       or head.startswith(BOOK_TOPIC + ".")):
         return ""
     return symbol
 

@@ -18,13 +18,16 @@ import msgspec
 
 from ..base import BATCH, BOOK, QUOTE, TRADE, FrameError
 from ..binance_usdm.decode import Amount, Id, Level, Ms, OptMs, Px, _validation
-from .facts import BOOK_TOPIC, TRADE_TOPIC
+from .derivatives import TickerMerge, decode_liquidations, decode_tickers
+from .facts import BOOK_TOPIC, LIQUIDATION_TOPIC, TICKERS_TOPIC, TRADE_TOPIC
 
 SNAPSHOT = "snapshot"
 DELTA = "delta"
 _TRADE_PREFIX = TRADE_TOPIC + "."
 _BOOK_PREFIX = BOOK_TOPIC + "."
 _TOP_PREFIX = BOOK_TOPIC + ".1."
+_TICKERS_PREFIX = TICKERS_TOPIC + "."
+_LIQUIDATION_PREFIX = LIQUIDATION_TOPIC + "."
 
 
 def uuid_key(trade_id: str) -> int:
@@ -144,9 +147,11 @@ _top = msgspec.json.Decoder(TopOfBook, strict=False)
 BadFrame = msgspec.DecodeError  # what the hot path's decode raises (ValidationError included)
 
 
-def decode_envelope(frame: str | bytes, numeric_ids: bool = False) -> Frame:
+def decode_envelope(frame: str | bytes, numeric_ids: bool = False,
+                    tickers: TickerMerge | None = None) -> Frame:
     """The hot path's decode of one data frame; ``msgspec.DecodeError`` for anything else
-    (control replies included). ``numeric_ids``: trade ids are integers (spot) -> ``agg_id``."""
+    (control replies included). ``numeric_ids``: trade ids are integers (spot) -> ``agg_id``.
+    ``tickers``: the merged tickers state (linear; ``tickers`` topics are refused without)."""
     head = _head.decode(frame)
     topic = head.topic
     if topic.startswith(_TRADE_PREFIX):
@@ -173,6 +178,10 @@ def decode_envelope(frame: str | bytes, numeric_ids: bool = False) -> Frame:
         else:
             raise msgspec.ValidationError(f"orderbook message of type {head.type[:20]!r}")
         return Frame(topic, ev)
+    if topic.startswith(_TICKERS_PREFIX) and tickers is not None:
+        return Frame(topic, decode_tickers(head.data, head.type, head.ts, tickers))
+    if topic.startswith(_LIQUIDATION_PREFIX):
+        return Frame(topic, decode_liquidations(head.data, head.ts))
     raise msgspec.ValidationError(f"no record on topic {topic[:60]!r}")
 
 
@@ -193,12 +202,13 @@ def _key(text: str) -> int:
         raise msgspec.ValidationError(f"trade id {text[:40]!r} is not a UUID") from None
 
 
-def decode_frame(frame: str | bytes, numeric_ids: bool = False) -> Frame:
+def decode_frame(frame: str | bytes, numeric_ids: bool = False,
+                 tickers: TickerMerge | None = None) -> Frame:
     """``decode_envelope`` with the reason: ``FrameError`` ``malformed`` (not JSON),
     ``unexpected`` (not a data frame: acks, pongs, other topics) or ``rejected`` (a value no
     column can hold)."""
     try:
-        return decode_envelope(frame, numeric_ids)
+        return decode_envelope(frame, numeric_ids, tickers)
     except msgspec.ValidationError as exc:
         raise _validation(exc, "frame") from None
     except msgspec.DecodeError as exc:
