@@ -439,10 +439,12 @@ class Harvester:
             self._compactor.halt()
 
     def _make_open_interest(self) -> None:
-        """With ``derivatives`` on a futures venue: the open-interest poll over REST (it runs
-        with ingest, from the same weight budget as backfill)."""
+        """With ``derivatives`` on a futures venue whose open interest is not a stream: the
+        open-interest poll over REST (it runs with ingest, from the same weight budget as
+        backfill)."""
         side = derivatives_of(self.venue)
-        if side is None or DERIVATIVES not in self.channels or not self._use_http:
+        if side is None or DERIVATIVES not in self.channels or not self._use_http \
+                or not side.polls_open_interest:
             return
         self.open_interest = OpenInterestPoller(
             side, lambda: self.router.symbols, self.router.put_state, self.repair.budget,
