@@ -32,6 +32,22 @@ def ms(df: pl.DataFrame, col: str) -> pl.Series:
     return df[col].dt.epoch("ms")
 
 
+def assert_marks_near_trades(marks: pl.DataFrame, trades: pl.DataFrame) -> None:
+    """Each mark price (most have a trade before them) within 1 % of its symbol's last trade."""
+    near = marks.join_asof(trades.select("ts_ms", "symbol", pl.col("price").alias("last"))
+                           .sort("ts_ms"), on="ts_ms", by="symbol", strategy="backward"
+                           ).drop_nulls("last")
+    assert near.height > 0.8 * marks.height
+    assert ((near["mark_price"] / near["last"] - 1).abs() < 0.01).all()
+
+
+def assert_funding_on_schedule(rows: pl.DataFrame) -> None:
+    """Each next funding time at 00:00, 08:00 or 16:00 UTC, within 8 h after the row."""
+    nxt, ts = ms(rows, "next_funding_ms"), ms(rows, "ts_ms")
+    assert (nxt % EIGHT_HOURS_MS == 0).all()
+    assert ((nxt > ts) & (nxt <= ts + EIGHT_HOURS_MS)).all()
+
+
 @pytest.mark.parametrize("venue", ["binance-usdm", "binance-coinm"])
 def test_a_futures_venue_writes_derivatives_and_liquidations(tmp_path: Path, venue: str) -> None:
     proc = harvest(tmp_path, "--venue", venue, "--duration", "14", "--sim-faults",
@@ -45,14 +61,8 @@ def test_a_futures_venue_writes_derivatives_and_liquidations(tmp_path: Path, ven
 
     marks = derivs.filter(pl.col("source") == "markPrice").sort("ts_ms")
     assert marks.height >= 2 * 8  # about one a second per symbol
-    near = marks.join_asof(trades.select("ts_ms", "symbol", pl.col("price").alias("last"))
-                           .sort("ts_ms"), on="ts_ms", by="symbol", strategy="backward"
-                           ).drop_nulls("last")
-    assert near.height > 0.8 * marks.height
-    assert ((near["mark_price"] / near["last"] - 1).abs() < 0.01).all()
-    nxt, ts = ms(marks, "next_funding_ms"), ms(marks, "ts_ms")
-    assert (nxt % EIGHT_HOURS_MS == 0).all()  # 00:00, 08:00, 16:00 UTC
-    assert ((nxt > ts) & (nxt <= ts + EIGHT_HOURS_MS)).all()
+    assert_marks_near_trades(marks, trades)
+    assert_funding_on_schedule(marks)
     assert marks["funding_rate"].is_not_null().all()
     assert marks["open_interest"].is_null().all()  # never a stale copy of another source
 
@@ -79,12 +89,15 @@ def test_a_futures_venue_writes_derivatives_and_liquidations(tmp_path: Path, ven
     assert features["open_interest"].is_not_null().any()
 
 
-def test_spot_has_no_derivatives_and_asking_is_a_one_line_error(tmp_path: Path) -> None:
-    proc = harvest(tmp_path, "--venue", "binance-spot", "--channels", "trades,derivatives",
+@pytest.mark.parametrize(("venue", "channel"), [("binance-spot", "derivatives"),
+                                                ("okx-spot", "liquidations")])
+def test_spot_has_no_derivatives_and_asking_is_a_one_line_error(tmp_path: Path, venue: str,
+                                                                channel: str) -> None:
+    proc = harvest(tmp_path, "--venue", venue, "--channels", f"trades,{channel}",
                    "--duration", "1")
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
-    assert "binance-spot offers no derivatives" in proc.stderr and "Traceback" not in proc.stderr
+    assert f"{venue} offers no {channel}" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_channels_and_the_open_interest_interval_are_in_help() -> None:
