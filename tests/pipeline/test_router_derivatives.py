@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import trio
 import trio.testing
 
@@ -93,16 +94,17 @@ async def test_a_full_derivatives_lane_makes_the_producer_wait() -> None:
 
 
 
-async def test_an_okx_liquidation_push_of_two_instruments_goes_to_each_ones_lane() -> None:
+@pytest.mark.parametrize("subscribed", [True, False])
+async def test_an_okx_liquidation_push_of_two_instruments_goes_to_each_ones_lane(
+        subscribed: bool) -> None:
     """OKX's ``liquidation-orders`` carries every instId of the instType: the records of the
-    subscribed ones reach their own symbol's lane (each on its stream), the rest is dropped
-    without counting a bad frame."""
-    venue = OkxSwap()
-    venue.liquidated.update({"BTC-USDT-SWAP", "ETH-USDT-SWAP"})
+    harvested ones reach their own symbol's lane (each on its stream), the rest is dropped
+    and counted, never as a bad frame (live, and in a restart replay before any subscription)."""
     symbols = ("BTC-USDT-SWAP", "ETH-USDT-SWAP")
     lanes = Lanes(dict(DEFAULT_WATERMARKS), wake=lambda lane: None)
-    r = Router(lanes, symbols, depth_levels=5, wall_ms=lambda: NOW + 3, venue=venue,
-               streams={f"liquidation-orders:{s}": s for s in symbols})
+    live = {f"liquidation-orders:{s}": s for s in symbols}
+    r = Router(lanes, symbols, depth_levels=5, wall_ms=lambda: NOW + 3, venue=OkxSwap(),
+               streams=live if subscribed else None)
 
     def entry(inst: str, side: str, px: str, t: int) -> dict[str, object]:
         return {"details": [{"bkLoss": "0", "bkPx": px, "ccy": "", "posSide": "long",
@@ -120,4 +122,5 @@ async def test_an_okx_liquidation_push_of_two_instruments_goes_to_each_ones_lane
     assert [(row[3], row[4], row[5]) for row in btc] == [("BTC-USDT-SWAP", "sell", 30000.0)]
     assert [(row[3], row[4], row[5]) for row in eth] == [("ETH-USDT-SWAP", "buy", 2000.0)]
     assert r.stats.unexpected == r.stats.rejected == r.stats.malformed == 0
+    assert r.stats.other_liquidations == 1  # XRP's
     assert r.stats.last_seen.keys() == {f"liquidation-orders:{s}" for s in symbols}

@@ -1,8 +1,8 @@
 """okx-swap's derivatives channels, decoded from OKX's documented examples: each push into a
 ``Derivative`` carrying only its value (the rest null), open interest and liquidation sizes in
-contracts times ``ctVal``, liquidations of other instIds dropped, a push of several instIds
-routed per record; the subscribe args (an index by its name, liquidations by instType, once);
-the plan, health's cadence and the channel rules."""
+contracts times ``ctVal``, a push of several instIds naming each record's stream; the
+subscribe args (an index by its name, liquidations by instType, once); the plan, health's
+cadence and the channel rules."""
 
 from __future__ import annotations
 
@@ -41,10 +41,9 @@ LIQ = ('{"arg":{"channel":"liquidation-orders","instType":"SWAP"},"data":[{"deta
        '"instType":"SWAP","uly":"IOST-USDT"}]}')
 
 
-def swap(*liquidated: str, scales: dict[str, float] | None = None) -> OkxSwap:
+def swap(scales: dict[str, float] | None = None) -> OkxSwap:
     v = OkxSwap()
     v.scales.update(scales or {})
-    v.liquidated.update(liquidated)
     return v
 
 
@@ -88,18 +87,13 @@ def test_open_interest_is_contracts_times_ct_val() -> None:
 
 
 def test_a_liquidation_of_a_harvested_instrument() -> None:
-    env = swap("IOST-USDT-SWAP", scales={"IOST-USDT-SWAP": 1000.0}).decode_envelope(LIQ)
+    env = swap(scales={"IOST-USDT-SWAP": 1000.0}).decode_envelope(LIQ)
     q = env.data
     assert env.stream == "liquidation-orders:IOST-USDT-SWAP" and q.kind == LIQUIDATION
     assert (q.symbol, q.side, q.price, q.qty) == ("IOST-USDT-SWAP", "buy", 0.007831, 13_000.0)
     assert q.trade_ms == q.event_ms == 1692266434010
     assert liquidation_row(q, 9) == (1692266434010, 1692266434010, 9, "IOST-USDT-SWAP", "buy",
                                      0.007831, 13_000.0, None, None, "", "", "")
-
-
-def test_liquidations_of_other_instruments_are_dropped_without_an_error() -> None:
-    env = swap("BTC-USDT-SWAP").decode_envelope(LIQ)
-    assert env.data.kind == BATCH and env.data.records == []
 
 
 def test_a_push_of_several_instruments_names_each_records_stream() -> None:
@@ -109,7 +103,7 @@ def test_a_push_of_several_instruments_names_each_records_stream() -> None:
     other["details"] = [dict(other["details"][0], side="sell", bkPx="30000", sz="2"),
                         dict(other["details"][0], side="buy", bkPx="30100", sz="1")]
     doc["data"].append(other)
-    env = swap("IOST-USDT-SWAP", "BTC-USDT-SWAP").decode_envelope(json.dumps(doc))
+    env = swap().decode_envelope(json.dumps(doc))
     batch = env.data
     assert batch.kind == BATCH
     assert [(r.symbol, r.side, r.price) for r in batch.records] == [
@@ -124,11 +118,12 @@ def test_a_push_of_several_instruments_names_each_records_stream() -> None:
     MARK.replace('"42310.6"', '"abc"'),
     OPEN_INTEREST.replace('"5000"', '"-1"'),
     LIQ.replace('"side":"buy"', '"side":"up"'),
+    LIQ.replace('"details":[{', '"details":[],"x":[{'),
     FUNDING.replace('"0.0001875391284828"', '"inf"'),
 ])
 def test_a_bad_value_is_rejected(frame: str) -> None:
     with pytest.raises(FrameError) as info:
-        swap("IOST-USDT-SWAP").decode(frame)
+        swap().decode(frame)
     assert info.value.category == "rejected"
 
 

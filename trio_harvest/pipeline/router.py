@@ -47,6 +47,7 @@ from ..ratelimit import RateLimitedLog
 from ..venues.base import (
     BATCH,
     BOOK,
+    LIQUIDATION,
     QUOTE,
     TRADE,
     BookLevels,
@@ -122,6 +123,9 @@ class RouterStats:
     hook_errors: int = 0  # failures of a symbol's signal hooks (its rows are written anyway)
     replies: int = 0  # answers to subscription requests
     retired: int = 0  # frames of a symbol removed from the universe, still in flight
+    # liquidations of symbols not harvested: a venue's liquidation stream may carry every
+    # symbol of the venue (OKX's ``liquidation-orders``), so they are dropped, not an error
+    other_liquidations: int = 0
     last_seen: dict[str, float] = field(default_factory=dict)  # stream name -> trio/mono time
 
 
@@ -289,10 +293,16 @@ class Router(StateRouting):
                 if env.stream in self.retired:
                     stats.retired += 1
                     return None
+                if data.kind == LIQUIDATION and symbol not in self.symbols:
+                    stats.other_liquidations += 1
+                    return None
                 self._bad("unexpected", f"frame of {symbol[:20]!r} on a stream not subscribed "
                           f"for it ({env.stream[:60]!r})", frame)
                 return None
         elif symbol not in self.symbols:
+            if data.kind == LIQUIDATION:
+                stats.other_liquidations += 1
+                return None
             self._bad("unexpected", f"frame for unsubscribed symbol {symbol[:20]!r}", frame)
             return None
         elif env.stream not in self._known and not self._learn(env.stream, symbol):

@@ -15,8 +15,8 @@ protocol. What the core sees:
   ``bbo-tbt``;
 - derivatives (``okx-swap`` only, ``derivs.py``): ``mark-price``, ``index-tickers``,
   ``funding-rate``, ``open-interest`` and the instType channel ``liquidation-orders``, whose
-  streams of every symbol go on the first connection (one subscription there; the decoder keeps
-  the liquidations of the instIds subscribed, ``liquidated``);
+  streams of every symbol go on the first connection (one subscription there, for every
+  instId of OKX: the router drops the liquidations of symbols it does not harvest);
 - SWAP sizes count contracts: every size is multiplied by the instrument's ``ctVal``, which the
   listing (``listing``) records; an instrument the listing has not given one stays in
   contracts. Spot sizes are base currency.
@@ -134,13 +134,13 @@ class Okx:
 
     def __init__(self) -> None:
         self.scales: dict[str, float] = {}  # instId -> contract value (SWAP), from the listing
-        # the instIds whose ``liquidation-orders`` streams are subscribed (the channel carries
-        # every instId of the instType): kept up to date by the subscribe requests built here
+        # the instIds whose ``liquidation-orders`` streams were subscribed (the one channel
+        # carries every instId of the instType): a later symbol needs no second subscription
         self.liquidated: set[str] = set()
-        scales, liquidated = self.scales, self.liquidated
+        scales = self.scales
 
         def decode_envelope(frame: str | bytes) -> wire.Envelope:
-            return wire.decode_push(frame, scales, liquidated)
+            return wire.decode_push(frame, scales)
 
         self.decode_envelope = decode_envelope
 
@@ -172,9 +172,8 @@ class Okx:
         return plans
 
     def subscription(self, method: str, names: list[str], request_id: int) -> str:
-        """A subscribe request also widens the liquidation filter (an unsubscribe narrows
-        it); a symbol added while another's liquidations are read already is only added to the
-        filter: the one instType subscription carries it."""
+        """A subscribe request; a symbol's ``liquidation-orders`` stream is left out of it
+        while another's is subscribed already: the one instType subscription carries it."""
         liq = derivs.liquidation_symbols(names)
         if liq:
             if method.lower() == "subscribe":
@@ -233,7 +232,7 @@ class Okx:
     # -- decoding ----------------------------------------------------------------------------
 
     def decode(self, frame: str | bytes) -> wire.Envelope:
-        return wire.decode_frame(frame, self.scales, self.liquidated)
+        return wire.decode_frame(frame, self.scales)
 
     def reply_to(self, frame: str | bytes) -> tuple[int, str] | None:
         return wire.reply_to(frame)

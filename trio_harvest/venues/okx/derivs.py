@@ -5,8 +5,8 @@ Owns the channels ``mark-price`` (``markPx``), ``index-tickers`` (``idxPx``; sub
 index, ``BTC-USDT`` for ``BTC-USDT-SWAP``), ``funding-rate`` (``fundingRate`` and
 ``fundingTime``, when that rate settles), ``open-interest`` (``oi``: contracts, times the
 instrument's ``ctVal`` as every SWAP size is; contracts where the listing gave none) and
-``liquidation-orders`` (one subscription per instType for every instrument: records of the
-harvested instIds only, the rest dropped here). Each stream of a symbol is named
+``liquidation-orders`` (one subscription per instType for every instrument: the router drops
+the liquidations of instIds it does not harvest). Each stream of a symbol is named
 ``<channel>:<instId of the swap>`` whatever OKX's arg is. A value a push does not carry stays
 None. Pure: no trio, no I/O; never reads the clock.
 """
@@ -14,7 +14,7 @@ None. Pure: no trio, no I/O; never reads the clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import msgspec
@@ -159,17 +159,15 @@ def stream_symbol(channel: str, inst: str) -> str:
     return inst + SWAP_SUFFIX if channel == INDEX_TICKERS else inst
 
 
-def decode(channel: str, inst: str, data: msgspec.Raw, scales: Mapping[str, float],
-           wanted: Collection[str]) -> tuple[str, Any]:
+def decode(channel: str, inst: str, data: msgspec.Raw,
+           scales: Mapping[str, float]) -> tuple[str, Any]:
     """``(stream, record)`` of one push of a derivatives channel (``channel`` one of
-    ``CHANNELS``); liquidations of instIds not in ``wanted`` are left out (a batch of none
-    when no record is left). Raises ``Refused`` or ``msgspec.ValidationError``."""
+    ``CHANNELS``); a liquidation push of several orders is a batch naming each one's stream.
+    Raises ``Refused`` or ``msgspec.ValidationError``."""
     if channel == LIQUIDATION_ORDERS:
         records: list[OkxLiquidation] = []
         streams: list[str] = []
         for entry in _liq.decode(data):
-            if entry.instId not in wanted:
-                continue
             scale = scales.get(entry.instId, 1.0)
             stream = f"{LIQUIDATION_ORDERS}:{entry.instId}"
             for d in entry.details:
@@ -178,10 +176,11 @@ def decode(channel: str, inst: str, data: msgspec.Raw, scales: Mapping[str, floa
                 records.append(OkxLiquidation(entry.instId, d.side, _num(d.bkPx, "a price"),
                                               _num(d.sz, "a size") * scale, d.ts))
                 streams.append(stream)
+        if not records:
+            raise Refused("a liquidation-orders push without orders")
         if len(records) == 1:
             return streams[0], records[0]
-        first = streams[0] if streams else f"{LIQUIDATION_ORDERS}:"
-        return first, OkxLiquidations(records[0].symbol if records else "", records, streams)
+        return streams[0], OkxLiquidations(records[0].symbol, records, streams)
     symbol = stream_symbol(channel, inst)
     stream = f"{channel}:{symbol}"
     if channel == MARK_PRICE:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, ClassVar
 
 import msgspec
@@ -211,11 +211,9 @@ def levels(raw: Sequence[RawLevel], scale: float) -> list[tuple[float, float]]:
         raise Refused("a book level that is not [price, size, …]") from None
 
 
-def decode_push(frame: str | bytes, scales: Mapping[str, float],
-                wanted: Collection[str] = ()) -> Envelope:
+def decode_push(frame: str | bytes, scales: Mapping[str, float]) -> Envelope:
     """The hot path's decode: one push frame into its record (or a batch of trades). Raises
-    ``BadFrame`` for anything else (an ack, an error event, ``pong``, a bad value). ``wanted``:
-    the instIds whose liquidations are harvested (``liquidation-orders`` carries every one)."""
+    ``BadFrame`` for anything else (an ack, an error event, ``pong``, a bad value)."""
     push = _push.decode(frame)
     channel = push.arg.channel
     inst = push.arg.instId
@@ -265,18 +263,17 @@ def decode_push(frame: str | bytes, scales: Mapping[str, float],
             raise Refused("a ticker price that is not a number") from None
         return Envelope(stream, OkxQuote(inst, tk.ts, tb, tbq, ta, taq, tk.ts, tk.ts << 12))
     if channel in derivs.CHANNELS:
-        return Envelope(*derivs.decode(channel, inst, push.data, scales, wanted))
+        return Envelope(*derivs.decode(channel, inst, push.data, scales))
     raise msgspec.ValidationError(f"a push of channel {channel[:30]!r}, which is not read")
 
 
-def decode_frame(frame: str | bytes, scales: Mapping[str, float],
-                 wanted: Collection[str] = ()) -> Envelope:
+def decode_frame(frame: str | bytes, scales: Mapping[str, float]) -> Envelope:
     """``decode_push`` saying why not: ``FrameError`` ``malformed`` (not JSON), ``unexpected``
     (an ack, an error event, ``pong``, a channel not read) or ``rejected`` (a bad value)."""
     if frame == PONG or frame == PONG.encode():
         raise FrameError("unexpected", "pong")
     try:
-        return decode_push(frame, scales, wanted)
+        return decode_push(frame, scales)
     except Refused as exc:
         raise FrameError("rejected", f"rejected push: {exc}") from None
     except msgspec.ValidationError as exc:
