@@ -107,15 +107,22 @@ def test_channels_and_the_open_interest_interval_are_in_help() -> None:
     assert "liquidations" in out
 
 
+@pytest.mark.parametrize(("venue", "state", "liquidations"), [
+    ("binance-usdm", {"btcusdt@markPrice@1s", "ethusdt@markPrice@1s"},
+     {"btcusdt@forceOrder", "ethusdt@forceOrder"}),
+    ("okx-swap", {"mark-price:BTC-USDT-SWAP", "index-tickers:ETH-USDT-SWAP"},
+     {"liquidation-orders:BTC-USDT-SWAP", "liquidation-orders:ETH-USDT-SWAP"}),
+])
 def test_a_stall_writes_gap_rows_for_the_mark_price_and_liquidation_streams(
-        tmp_path: Path) -> None:
-    """Every connection goes silent with its socket open: the stall detector reconnects, and
-    each stream that had delivered gets a ``stall`` gap row, mark prices and liquidations too."""
-    proc = harvest(tmp_path, "--venue", "binance-usdm", "--duration", "12", "--sim-faults",
+        tmp_path: Path, venue: str, state: set[str], liquidations: set[str]) -> None:
+    """Every connection goes silent with its socket open: the stall detector reconnects (an
+    OKX socket subscribes again on open), and each stream that had delivered gets a ``stall``
+    gap row, the contract state and liquidations too."""
+    proc = harvest(tmp_path, "--venue", venue, "--duration", "12", "--sim-faults",
                    "stall=5,stall_for=4", "--stall-timeout", "2")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    gaps = scan(tmp_path / "data", "gaps", venue="binance-usdm").collect().filter(
+    gaps = scan(tmp_path / "data", "gaps", venue=venue).collect().filter(
         pl.col("reason") == "stall")
     streams = set(gaps["stream"])
-    assert {"btcusdt@markPrice@1s", "ethusdt@markPrice@1s"} <= streams
-    assert {"btcusdt@forceOrder", "ethusdt@forceOrder"} & streams
+    assert state <= streams
+    assert liquidations & streams

@@ -65,3 +65,4 @@ def test_okx_swap_writes_derivatives_and_liquidations_with_gaps(tmp_path: Path) 
     assert features["open_interest"].is_not_null().any()
     assert "openInterest" not in proc.stderr  # open interest is a channel: nothing polled
 
+
