@@ -32,6 +32,22 @@ def ms(df: pl.DataFrame, col: str) -> pl.Series:
     return df[col].dt.epoch("ms")
 
 
+def assert_marks_near_trades(marks: pl.DataFrame, trades: pl.DataFrame) -> None:
+    """Each mark price (most have a trade before them) within 1 % of its symbol's last trade."""
+    near = marks.join_asof(trades.select("ts_ms", "symbol", pl.col("price").alias("last"))
+                           .sort("ts_ms"), on="ts_ms", by="symbol", strategy="backward"
+                           ).drop_nulls("last")
+    assert near.height > 0.8 * marks.height
+    assert ((near["mark_price"] / near["last"] - 1).abs() < 0.01).all()
+
+
+def assert_funding_on_schedule(rows: pl.DataFrame) -> None:
+    """Each next funding time at 00:00, 08:00 or 16:00 UTC, within 8 h after the row."""
+    nxt, ts = ms(rows, "next_funding_ms"), ms(rows, "ts_ms")
+    assert (nxt % EIGHT_HOURS_MS == 0).all()
+    assert ((nxt > ts) & (nxt <= ts + EIGHT_HOURS_MS)).all()
+
+
 @pytest.mark.parametrize("venue", ["binance-usdm", "binance-coinm"])
 def test_a_futures_venue_writes_derivatives_and_liquidations(tmp_path: Path, venue: str) -> None:
     proc = harvest(tmp_path, "--venue", venue, "--duration", "14", "--sim-faults",
@@ -45,14 +61,8 @@ def test_a_futures_venue_writes_derivatives_and_liquidations(tmp_path: Path, ven
 
     marks = derivs.filter(pl.col("source") == "markPrice").sort("ts_ms")
     assert marks.height >= 2 * 8  # about one a second per symbol
-    near = marks.join_asof(trades.select("ts_ms", "symbol", pl.col("price").alias("last"))
-                           .sort("ts_ms"), on="ts_ms", by="symbol", strategy="backward"
-                           ).drop_nulls("last")
-    assert near.height > 0.8 * marks.height
-    assert ((near["mark_price"] / near["last"] - 1).abs() < 0.01).all()
-    nxt, ts = ms(marks, "next_funding_ms"), ms(marks, "ts_ms")
-    assert (nxt % EIGHT_HOURS_MS == 0).all()  # 00:00, 08:00, 16:00 UTC
-    assert ((nxt > ts) & (nxt <= ts + EIGHT_HOURS_MS)).all()
+    assert_marks_near_trades(marks, trades)
+    assert_funding_on_schedule(marks)
     assert marks["funding_rate"].is_not_null().all()
     assert marks["open_interest"].is_null().all()  # never a stale copy of another source
 
@@ -79,12 +89,15 @@ def test_a_futures_venue_writes_derivatives_and_liquidations(tmp_path: Path, ven
     assert features["open_interest"].is_not_null().any()
 
 
-def test_spot_has_no_derivatives_and_asking_is_a_one_line_error(tmp_path: Path) -> None:
-    proc = harvest(tmp_path, "--venue", "binance-spot", "--channels", "trades,derivatives",
+@pytest.mark.parametrize(("venue", "channel"), [("binance-spot", "derivatives"),
+                                                ("okx-spot", "liquidations")])
+def test_spot_has_no_derivatives_and_asking_is_a_one_line_error(tmp_path: Path, venue: str,
+                                                                channel: str) -> None:
+    proc = harvest(tmp_path, "--venue", venue, "--channels", f"trades,{channel}",
                    "--duration", "1")
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
-    assert "binance-spot offers no derivatives" in proc.stderr and "Traceback" not in proc.stderr
+    assert f"{venue} offers no {channel}" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_channels_and_the_open_interest_interval_are_in_help() -> None:
@@ -94,15 +107,22 @@ def test_channels_and_the_open_interest_interval_are_in_help() -> None:
     assert "liquidations" in out
 
 
+@pytest.mark.parametrize(("venue", "state", "liquidations"), [
+    ("binance-usdm", {"btcusdt@markPrice@1s", "ethusdt@markPrice@1s"},
+     {"btcusdt@forceOrder", "ethusdt@forceOrder"}),
+    ("okx-swap", {"mark-price:BTC-USDT-SWAP", "index-tickers:ETH-USDT-SWAP"},
+     {"liquidation-orders:BTC-USDT-SWAP", "liquidation-orders:ETH-USDT-SWAP"}),
+])
 def test_a_stall_writes_gap_rows_for_the_mark_price_and_liquidation_streams(
-        tmp_path: Path) -> None:
-    """Every connection goes silent with its socket open: the stall detector reconnects, and
-    each stream that had delivered gets a ``stall`` gap row, mark prices and liquidations too."""
-    proc = harvest(tmp_path, "--venue", "binance-usdm", "--duration", "12", "--sim-faults",
+        tmp_path: Path, venue: str, state: set[str], liquidations: set[str]) -> None:
+    """Every connection goes silent with its socket open: the stall detector reconnects (an
+    OKX socket subscribes again on open), and each stream that had delivered gets a ``stall``
+    gap row, the contract state and liquidations too."""
+    proc = harvest(tmp_path, "--venue", venue, "--duration", "12", "--sim-faults",
                    "stall=5,stall_for=4", "--stall-timeout", "2")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    gaps = scan(tmp_path / "data", "gaps", venue="binance-usdm").collect().filter(
+    gaps = scan(tmp_path / "data", "gaps", venue=venue).collect().filter(
         pl.col("reason") == "stall")
     streams = set(gaps["stream"])
-    assert {"btcusdt@markPrice@1s", "ethusdt@markPrice@1s"} <= streams
-    assert {"btcusdt@forceOrder", "ethusdt@forceOrder"} & streams
+    assert state <= streams
+    assert liquidations & streams

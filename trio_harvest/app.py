@@ -439,13 +439,12 @@ class Harvester:
             self._compactor.halt()
 
     def _make_open_interest(self) -> None:
-        """With ``derivatives`` on a futures venue: the open-interest poll over REST (it runs
-        with ingest, from the same weight budget as backfill); none where the venue's streams
-        carry open interest (Bybit's tickers)."""
+        """With ``derivatives`` on a futures venue whose open interest is not a stream: the
+        open-interest poll over REST (it runs with ingest, from the same weight budget as
+        backfill); none where the venue's streams carry it (OKX's channel, Bybit's tickers)."""
         side = derivatives_of(self.venue)
-        if side is None or DERIVATIVES not in self.channels or not self._use_http:
-            return
-        if not getattr(side, "polls_open_interest", True):  # its streams carry open interest
+        if side is None or DERIVATIVES not in self.channels or not self._use_http \
+                or not side.polls_open_interest:
             return
         self.open_interest = OpenInterestPoller(
             side, lambda: self.router.symbols, self.router.put_state, self.repair.budget,

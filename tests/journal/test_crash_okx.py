@@ -2,8 +2,8 @@
 restart: the journal (frames of a socket that subscribed after its handshake; the URL's
 fragment names its streams) is replayed before connecting, with the contract values of the
 listing read first, so trades received before the kill and not yet written land once, with
-OKX's values in base currency. Backfill is off: every other trade of the tape is on disk or its
-fill ids lie inside the unfilled restart gap."""
+OKX's values in base currency, and so do its derivatives rows. Backfill is off: every other
+trade of the tape is on disk or its fill ids lie inside the unfilled restart gap."""
 
 from __future__ import annotations
 
@@ -53,6 +53,13 @@ def _ct_val(port: int) -> dict[str, float]:
         return {e["instId"]: float(e["ctVal"]) for e in json.loads(r.read())["data"]}
 
 
+def _state_keys(data: Path) -> set[tuple[object, ...]]:
+    if not list(data.glob("venue=*/date=*/symbol=*/kind=derivatives/*.parquet")):
+        return set()
+    rows = scan(data, "derivatives", venue="okx-swap").collect()
+    return set(rows.select("symbol", "source", "ts_ms").iter_rows())
+
+
 def test_a_killed_okx_run_replays_its_journal_once_in_base_sizes(tmp_path: Path) -> None:
     data, log = tmp_path / "data", tmp_path / "harvester.log"
     sim, port = start_sim(",".join(SYMBOLS), 200.0, 4, "", "okx-swap")
@@ -73,6 +80,7 @@ def test_a_killed_okx_run_replays_its_journal_once_in_base_sizes(tmp_path: Path)
         kill_ms = kill(proc)
         before = set(scan(data, "prices", venue="okx-swap").collect()["agg_id"].to_list()) \
             if list(data.glob("venue=*/date=*/symbol=*/kind=prices/*.parquet")) else set()
+        state_before = _state_keys(data)
         cmd += ["--duration", "3"]
         proc = start()
         try:
@@ -100,5 +108,18 @@ def test_a_killed_okx_run_replays_its_journal_once_in_base_sizes(tmp_path: Path)
             old = mine.filter(pl.col("ts").dt.epoch("ms") < kill_ms - 1000)
             replayed += sum(1 for i in old["agg_id"].to_list() if i not in before)
         assert replayed > 0, "nothing of the killed run came back from its journal"
+        # the contract state too (one row a second per channel): what came before the kill is
+        # on disk once, some of it from the journal
+        derivs = scan(data, "derivatives", venue="okx-swap").collect()
+        keys = derivs.select("symbol", "source", "ts_ms")
+        assert keys.n_unique() == keys.height, "a derivatives row written twice"
+        old = derivs.filter(pl.col("ts_ms").dt.epoch("ms") < kill_ms - 1000)
+        assert set(old["source"]) >= {"mark-price", "index-tickers"}
+        assert set(old.select("symbol", "source", "ts_ms").iter_rows()) - state_before, \
+            "no derivatives row of the killed run came back from its journal"
+        if list(data.glob("venue=*/date=*/symbol=*/kind=liquidations/*.parquet")):
+            liqs = scan(data, "liquidations", venue="okx-swap").collect().select(
+                "symbol", "ts_ms", "side", "price", "qty")
+            assert liqs.n_unique() == liqs.height, "a liquidation written twice"
     finally:
         stop_sim(sim)

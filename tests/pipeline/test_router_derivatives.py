@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import trio
 import trio.testing
 
 from trio_harvest.kinds import DEFAULT_WATERMARKS, DERIVATIVES, LIQUIDATIONS, Row
 from trio_harvest.pipeline.lanes import Lanes
 from trio_harvest.pipeline.router import Router
+from trio_harvest.venues.okx.adapter import OkxSwap
 
 NOW = 1_700_000_000_000
 
@@ -90,3 +92,35 @@ async def test_a_full_derivatives_lane_makes_the_producer_wait() -> None:
         assert len(lane.drain()) == 4
     assert [row[0] for row in lane.drain()] == [NOW + 4000]  # nothing lost
 
+
+
+@pytest.mark.parametrize("subscribed", [True, False])
+async def test_an_okx_liquidation_push_of_two_instruments_goes_to_each_ones_lane(
+        subscribed: bool) -> None:
+    """OKX's ``liquidation-orders`` carries every instId of the instType: the records of the
+    harvested ones reach their own symbol's lane (each on its stream), the rest is dropped
+    and counted, never as a bad frame (live, and in a restart replay before any subscription)."""
+    symbols = ("BTC-USDT-SWAP", "ETH-USDT-SWAP")
+    lanes = Lanes(dict(DEFAULT_WATERMARKS), wake=lambda lane: None)
+    live = {f"liquidation-orders:{s}": s for s in symbols}
+    r = Router(lanes, symbols, depth_levels=5, wall_ms=lambda: NOW + 3, venue=OkxSwap(),
+               streams=live if subscribed else None)
+
+    def entry(inst: str, side: str, px: str, t: int) -> dict[str, object]:
+        return {"details": [{"bkLoss": "0", "bkPx": px, "ccy": "", "posSide": "long",
+                             "side": side, "sz": "2", "ts": str(t)}],
+                "instFamily": inst[:-5], "instId": inst, "instType": "SWAP", "uly": inst[:-5]}
+
+    push = {"arg": {"channel": "liquidation-orders", "instType": "SWAP"},
+            "data": [entry("BTC-USDT-SWAP", "sell", "30000", NOW),
+                     entry("XRP-USDT-SWAP", "sell", "0.5", NOW),
+                     entry("ETH-USDT-SWAP", "buy", "2000", NOW + 1)]}
+    await r.handle(json.dumps(push))
+    await r.release_held()
+    btc = list(lanes.get(LIQUIDATIONS, "BTC-USDT-SWAP").drain())
+    eth = list(lanes.get(LIQUIDATIONS, "ETH-USDT-SWAP").drain())
+    assert [(row[3], row[4], row[5]) for row in btc] == [("BTC-USDT-SWAP", "sell", 30000.0)]
+    assert [(row[3], row[4], row[5]) for row in eth] == [("ETH-USDT-SWAP", "buy", 2000.0)]
+    assert r.stats.unexpected == r.stats.rejected == r.stats.malformed == 0
+    assert r.stats.other_liquidations == 1  # XRP's
+    assert r.stats.last_seen.keys() == {f"liquidation-orders:{s}" for s in symbols}

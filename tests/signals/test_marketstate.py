@@ -6,7 +6,12 @@ stays bounded as seconds are emitted."""
 from __future__ import annotations
 
 from trio_harvest.kinds import DERIVATIVES, FEATURES_SCHEMA, LIQUIDATIONS, Row
-from trio_harvest.signals.marketstate import MARK_MAX_AGE_MS, OI_MAX_AGE_MS, MarketState
+from trio_harvest.signals.marketstate import (
+    FUNDING_MAX_AGE_MS,
+    MARK_MAX_AGE_MS,
+    OI_MAX_AGE_MS,
+    MarketState,
+)
 
 T0 = 1_700_000_000_000
 SEC = T0 // 1000
@@ -33,7 +38,9 @@ def test_last_values_fill_forward_within_their_bound_then_go_null() -> None:
     assert s.columns(SEC) == (101.0, 0.0002, 7.0, 0, 0.0)  # the last of the second
     quiet = SEC + MARK_MAX_AGE_MS // 1000 - 1  # still within the mark's bound
     assert s.columns(quiet)[:3] == (101.0, 0.0002, 7.0)
-    later = SEC + MARK_MAX_AGE_MS // 1000 + 1  # mark and funding stale, open interest not
+    later = SEC + MARK_MAX_AGE_MS // 1000 + 1  # the mark stale, funding and open interest not
+    assert s.columns(later)[:3] == (None, 0.0002, 7.0)
+    later = SEC + FUNDING_MAX_AGE_MS // 1000 + 1  # funding stale too (OKX: every 30-90 s)
     assert s.columns(later)[:3] == (None, None, 7.0)
     assert s.columns(SEC + OI_MAX_AGE_MS // 1000 + 1)[:3] == (None, None, None)
 

@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
           "diff; a spot venue has no derivatives or liquidations)")
     _flag(g, "--open-interest-interval", type=float, metavar="S",
           help="with derivatives: poll each symbol's open interest over REST every S seconds "
-          "(weight 1 each, from the backfill weight budget) (default 60)")
+          "(weight 1 each, from the backfill weight budget; Binance futures only: OKX sends "
+          "open interest on a channel) (default 60)")
     _flag(g, "--sim-rate", type=float, metavar="MSGS",
           help=f"simulator: total messages per second, at most {MAX_SIM_RATE:,.0f} (default "
           f"{SYMBOL_RATE:g} per symbol, at least {DEFAULT_TOTAL_MIN:g} in all)")

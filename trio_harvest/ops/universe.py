@@ -38,7 +38,7 @@ from ..scale.handover import DayWeights, Timeline, day_of
 from ..scale.shards import parse_shard
 from ..signals.task import flush_all
 from ..symbols import follow, is_universe, not_trading, resolve
-from ..venues.base import LIQUIDATIONS, TRADES, Listed, Plan, Venue
+from ..venues.base import DERIVATIVES, LIQUIDATIONS, TRADES, Listed, Plan, Venue
 from .listing import ListingError, fetch_listing, fetch_statuses
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ log = logging.getLogger("trio_harvest.universe")
 # A book stream (continuous on a trading symbol) silent this long asks for an early poll: a
 # delisting shows as silence first, and health calls a book stream stale after 10 s...
 SILENT_S = 3.0
+QUIET_KINDS = (TRADES, DERIVATIVES, LIQUIDATIONS)  # silent a while on a listed symbol too
 EARLY_GAP_S = 5.0  # ...at most this often (weight 1 each: 12 a minute at most)
 DELISTED = "delisted"
 HANDOVER = "handover"  # a symbol that moved to another shard: not a loss
@@ -199,11 +200,12 @@ class Universe:
 
     def _silent(self) -> bool:
         """Some subscribed book stream has been silent for SILENT_S (trades may pause on a
-        quiet symbol; books do not while it trades)."""
+        quiet symbol, a contract's state may stay unchanged for a minute, liquidations for
+        hours; books do not while it trades)."""
         now = trio.current_time()
         last_seen = self.host.router.stats.last_seen
         kind_of = self.venue.stream_kind
-        return any(now - t > SILENT_S and kind_of(name) not in (TRADES, LIQUIDATIONS)
+        return any(now - t > SILENT_S and kind_of(name) not in QUIET_KINDS
                    for name, t in last_seen.items())
 
     async def poll(self) -> None:

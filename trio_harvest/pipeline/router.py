@@ -24,9 +24,19 @@ symbol's derived rows.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Protocol
@@ -37,6 +47,7 @@ from ..ratelimit import RateLimitedLog
 from ..venues.base import (
     BATCH,
     BOOK,
+    LIQUIDATION,
     QUOTE,
     TRADE,
     BookLevels,
@@ -121,6 +132,9 @@ class RouterStats:
     hook_errors: int = 0  # failures of a symbol's signal hooks (its rows are written anyway)
     replies: int = 0  # answers to subscription requests
     retired: int = 0  # frames of a symbol removed from the universe, still in flight
+    # liquidations of symbols not harvested: a venue's liquidation stream may carry every
+    # symbol of the venue (OKX's ``liquidation-orders``), so they are dropped, not an error
+    other_liquidations: int = 0
     last_seen: dict[str, float] = field(default_factory=dict)  # stream name -> trio/mono time
 
 
@@ -251,24 +265,29 @@ class Router(StateRouting):
             self._not_data(frame)
             return None
         if env.data.kind == BATCH:  # several records in one frame: each as if alone
-            return self._batch(env.stream, env.data.records, frame)
+            data = env.data
+            streams = getattr(data, "streams", None)  # a batch of several symbols' records
+            if streams is not None:
+                return self._batch(streams, data.records, frame)
+            return self._batch(itertools.repeat(env.stream), data.records, frame)
         return self._checked(env, frame)
 
-    def _batch(self, stream: str, records: Sequence[Any],
+    def _batch(self, streams: Iterable[str], records: Sequence[Any],
                frame: str | bytes) -> Coroutine[Any, Any, None] | None:
-        """Route a frame's records in order; the coroutine that finishes them when one must
-        wait (the ones after it wait too, so their order holds)."""
+        """Route a frame's records in order, each on its stream; the coroutine that finishes
+        them when one must wait (the ones after it wait too, so their order holds)."""
+        names = iter(streams)
         for i, record in enumerate(records):
-            waiting = self._checked(_One(stream, record), frame)
+            waiting = self._checked(_One(next(names), record), frame)
             if waiting is not None:
-                return self._batch_rest(waiting, stream, records[i + 1:], frame)
+                return self._batch_rest(waiting, names, records[i + 1:], frame)
         return None
 
-    async def _batch_rest(self, waiting: Coroutine[Any, Any, None], stream: str,
+    async def _batch_rest(self, waiting: Coroutine[Any, Any, None], names: Iterator[str],
                           records: Sequence[Any], frame: str | bytes) -> None:
         await waiting
         for record in records:
-            more = self._checked(_One(stream, record), frame)
+            more = self._checked(_One(next(names), record), frame)
             if more is not None:
                 await more
 
@@ -283,10 +302,16 @@ class Router(StateRouting):
                 if env.stream in self.retired:
                     stats.retired += 1
                     return None
+                if data.kind == LIQUIDATION and symbol not in self.symbols:
+                    stats.other_liquidations += 1
+                    return None
                 self._bad("unexpected", f"frame of {symbol[:20]!r} on a stream not subscribed "
                           f"for it ({env.stream[:60]!r})", frame)
                 return None
         elif symbol not in self.symbols:
+            if data.kind == LIQUIDATION:
+                stats.other_liquidations += 1
+                return None
             self._bad("unexpected", f"frame for unsubscribed symbol {symbol[:20]!r}", frame)
             return None
         elif env.stream not in self._known and not self._learn(env.stream, symbol):

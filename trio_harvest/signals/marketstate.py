@@ -5,8 +5,9 @@ notional of the liquidations in it.
 Owns the small per-symbol buffers of ``derivatives`` and ``liquidations`` rows the router hands
 to the signal engine (about one a second; liquidations are rare) and the five feature columns
 made from them. A value older than its bound at a second's end is null, never a stale copy
-carried for ever: ``MARK_MAX_AGE_MS`` for the mark price and the funding rate (sent every second
-on ``markPrice@1s``), ``OI_MAX_AGE_MS`` for open interest (polled, by default once a minute).
+carried for ever: ``MARK_MAX_AGE_MS`` for the mark price (Binance sends it every second, OKX on
+change), ``FUNDING_MAX_AGE_MS`` for the funding rate (OKX sends it every 30-90 s),
+``OI_MAX_AGE_MS`` for open interest (polled, by default once a minute).
 A row of the source that set a value, which does not carry that value, confirms it at the row's
 time: a source that sends only what changed (Bybit's merged tickers) keeps an unchanged funding
 rate as fresh as its last message; a source that sends every value each time is unaffected.
@@ -20,7 +21,8 @@ from typing import Any
 
 from ..kinds import DERIVATIVES, DERIVATIVES_SCHEMA, LIQUIDATIONS_SCHEMA, Row
 
-MARK_MAX_AGE_MS = 30_000  # mark price and funding rate: stale after 30 s without an update
+MARK_MAX_AGE_MS = 30_000  # mark price: stale after 30 s without an update
+FUNDING_MAX_AGE_MS = 120_000  # funding rate: OKX's longest interval (90 s) and a margin
 OI_MAX_AGE_MS = 180_000  # open interest: three default polling intervals
 MAX_ROWS = 10_000  # per buffer: a symbol whose seconds never close cannot grow without bound
 
@@ -77,7 +79,7 @@ class MarketState:
 
     def __init__(self) -> None:
         self.mark = _Series(MARK_MAX_AGE_MS)
-        self.funding = _Series(MARK_MAX_AGE_MS)
+        self.funding = _Series(FUNDING_MAX_AGE_MS)
         self.oi = _Series(OI_MAX_AGE_MS)
         self._liq: list[tuple[int, float]] = []  # (ts_ms, notional), ordered
 

@@ -89,7 +89,7 @@ class SymbolDerivs:
         self.rate += rng.gauss(0.0, 0.000001)  # the premium moves the rate a little
         return MarkPrice(self.symbol, event_ms, mark, index, index,
                          self.rate if self.funding else None,
-                         self.next_funding if self.funding else 0)
+                         self.next_funding if self.funding else 0, self.open_interest)
 
     def _liquidation(self, event_ms: int) -> ForceOrder | None:
         """At most one per second: during a burst, one liquidation this second."""

@@ -84,6 +84,7 @@ class MarkPrice:
     settle: float
     funding_rate: float | None
     next_funding_ms: int
+    open_interest: int = 0  # lots open now (OKX pushes it on a channel; Binance is polled)
 
 
 @dataclass(frozen=True, slots=True)

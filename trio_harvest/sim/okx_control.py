@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .control import MessageRate
-from .okx_wire import CHANNELS
+from .okx_wire import CHANNELS, INDEX, LIQUIDATIONS
 
 REQUESTS_PER_HOUR = 480  # subscribe + unsubscribe + login, per connection
 ARGS_BYTES = 64 * 1024  # the args of one request at most (as text)
@@ -69,13 +69,20 @@ def handle_okx(message: str | bytes, conn_id: str, budget: MessageRate, now: flo
     for arg in args:
         channel = arg.get("channel") if isinstance(arg, dict) else None
         inst = arg.get("instId") if isinstance(arg, dict) else None
+        key = "instId"
+        if channel == LIQUIDATIONS and isinstance(arg, dict):  # by instType, every instId
+            key, inst = "instType", arg.get("instType")
+            known = inst == "SWAP"
+        else:  # an index is named like its swap without ``-SWAP``
+            known = isinstance(inst, str) and (listed(inst) or
+                                               (channel == INDEX and listed(f"{inst}-SWAP")))
         if not isinstance(channel, str) or not isinstance(inst, str) or \
-                channel not in CHANNELS or not listed(inst):
-            replies.append(_error("60018", f"Wrong URL or channel:{channel},instId:{inst} "
+                channel not in CHANNELS or not known:
+            replies.append(_error("60018", f"Wrong URL or channel:{channel},{key}:{inst} "
                                   "doesn't exist.", conn_id, req_id))
             continue
         names.append(f"{channel}:{inst}")
-        ack: dict[str, object] = {"event": op, "arg": {"channel": channel, "instId": inst},
+        ack: dict[str, object] = {"event": op, "arg": {"channel": channel, key: inst},
                                   "connId": conn_id}
         if isinstance(req_id, str):
             ack = {"id": req_id, **ack}

@@ -11,7 +11,11 @@ per-instId offset so that a venue-side reset (fault ``reset=P``: after maintenan
 ``seqId`` low) makes ``seqId < prevSeqId`` once and the chain goes on from the lower number;
 REST books read the same offset. Checksums are 0 (as OKX sends since June 2026). SWAP sizes
 count contracts: the simulator's lot is one contract, so ``ctVal`` is the lot's size in base
-currency. Never does I/O, never decides who receives what.
+currency. A SWAP's contract state goes out each second on ``mark-price:<instId>`` and
+``index-tickers:<index>`` (the instId without ``-SWAP``), every ``FUNDING_EVERY_S`` on
+``funding-rate:<instId>`` (OKX: every 30-90 s; faster here so a short run sees it) and every
+``OI_EVERY_S`` on ``open-interest:<instId>`` (contracts); its liquidations on the instType
+channel ``liquidation-orders:SWAP``. Never does I/O, never decides who receives what.
 """
 
 from __future__ import annotations
@@ -19,17 +23,29 @@ from __future__ import annotations
 import random
 import re
 
-from .events import AggTrade, BookDepth, BookSnapshot, BookTicker, Event, Level
+from .events import AggTrade, BookDepth, BookSnapshot, BookTicker, Event, ForceOrder, Level, MarkPrice
 from .specs import SymbolSpec, fixed
-from .wire import AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH, StreamTarget
+from .wire import AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH, FORCE_ORDER, MARK_PRICE, StreamTarget
 
 TRADES = "trades"
 BOOKS = "books"
 BOOKS5 = "books5"
 BBO = "bbo-tbt"
-CHANNELS = {TRADES: AGG_TRADE, BBO: BOOK_TICKER, BOOKS: DIFF_DEPTH, BOOKS5: DEPTH}
+MARK = "mark-price"
+INDEX = "index-tickers"
+FUNDING = "funding-rate"
+OPEN_INTEREST = "open-interest"
+LIQUIDATIONS = "liquidation-orders"  # subscribed by instType: ``liquidation-orders:SWAP``
+CHANNELS = {TRADES: AGG_TRADE, BBO: BOOK_TICKER, BOOKS: DIFF_DEPTH, BOOKS5: DEPTH,
+            MARK: MARK_PRICE, INDEX: MARK_PRICE, FUNDING: MARK_PRICE, OPEN_INTEREST: MARK_PRICE,
+            LIQUIDATIONS: FORCE_ORDER}
 CADENCE_MS = 100  # books and books5 go out every 100 ms
-_NAME_RE = re.compile(r"^(trades|bbo-tbt|books|books5):([A-Z0-9]+-[A-Z0-9]+(?:-SWAP)?)$")
+FUNDING_EVERY_S = 5
+OI_EVERY_S = 3  # OKX: every 3 s when it changed
+# what ``encode`` writes for a MarkPrice, by its target's ``levels`` slot
+_MARK, _INDEX, _FUNDING, _OI = 0, 1, 2, 3
+_NAME_RE = re.compile(r"^(trades|bbo-tbt|books|books5|mark-price|index-tickers|funding-rate|"
+                      r"open-interest|liquidation-orders):([A-Z0-9]+(?:-[A-Z0-9]+)?(?:-SWAP)?)$")
 
 
 def stream_kind(name: str) -> str | None:
@@ -46,9 +62,9 @@ def split(name: str) -> tuple[str, str]:
 class OkxSymbolWire:
     """Names and encoders for one instId (the interface of ``wire.SymbolWire``)."""
 
-    __slots__ = ("_asks", "_bids", "_books", "_books5", "_lot", "_pd", "_qd", "_reset", "_rng",
-                 "_shadow_id", "_tick", "agg", "contracts", "last_seq", "offset", "resets",
-                 "symbol", "ticker")
+    __slots__ = ("_asks", "_bids", "_books", "_books5", "_index", "_liq", "_lot", "_marks",
+                 "_pd", "_qd", "_reset", "_rng", "_shadow_id", "_tick", "agg", "contracts",
+                 "last_seq", "offset", "resets", "symbol", "ticker")
 
     def __init__(self, spec: SymbolSpec, *, contracts: bool = False, reset: float = 0.0,
                  seed: int = 1) -> None:
@@ -60,6 +76,15 @@ class OkxSymbolWire:
         self.ticker: tuple[StreamTarget, ...] = ((f"{BBO}:{inst}", 0, BOOK_TICKER),)
         self._books: tuple[StreamTarget, ...] = ((f"{BOOKS}:{inst}", 0, DIFF_DEPTH),)
         self._books5: tuple[StreamTarget, ...] = ((f"{BOOKS5}:{inst}", 5, DEPTH),)
+        self._index = inst.removesuffix("-SWAP")
+        every = ((f"{MARK}:{inst}", _MARK, MARK_PRICE), (f"{INDEX}:{self._index}", _INDEX,
+                                                          MARK_PRICE))
+        funding = ((f"{FUNDING}:{inst}", _FUNDING, MARK_PRICE),)
+        oi = ((f"{OPEN_INTEREST}:{inst}", _OI, MARK_PRICE),)
+        # by (funding this second, open interest this second)
+        self._marks = {(False, False): every, (True, False): every + funding,
+                       (False, True): every + oi, (True, True): every + funding + oi}
+        self._liq: tuple[StreamTarget, ...] = ((f"{LIQUIDATIONS}:SWAP", 0, FORCE_ORDER),)
         self.offset = 0  # model update id - seqId
         self._reset = reset
         self._rng = random.Random(f"trio_harvest.sim.okx/{seed}/{inst}")
@@ -105,7 +130,12 @@ class OkxSymbolWire:
             return self.agg
         if isinstance(ev, BookTicker):
             return self.ticker
-        if not isinstance(ev, BookDepth):  # a futures contract's state: not on OKX's wire here
+        if isinstance(ev, MarkPrice):
+            second = ev.event_ms // 1000
+            return self._marks[second % FUNDING_EVERY_S == 0, second % OI_EVERY_S == 0]
+        if isinstance(ev, ForceOrder):
+            return self._liq
+        if not isinstance(ev, BookDepth):
             return ()
         if ev.cadence_ms != CADENCE_MS:
             return ()
@@ -117,6 +147,10 @@ class OkxSymbolWire:
             return self.trade(ev)
         if isinstance(ev, BookTicker):
             return self.bbo(ev)
+        if isinstance(ev, MarkPrice):
+            return self.state(ev, levels)
+        if isinstance(ev, ForceOrder):
+            return self.liquidation(ev)
         if not isinstance(ev, BookDepth):
             raise ValueError(f"OKX's wire has no {type(ev).__name__} here")
         if ev.diff:
@@ -163,6 +197,41 @@ class OkxSymbolWire:
                 f'"asks":{self._levels(d.asks[:levels])},"bids":{self._levels(d.bids[:levels])},'
                 f'"instId":"{self.symbol}","ts":"{d.event_ms}",'
                 f'"seqId":{self.seq(d.last_update_id)}}}]}}')
+
+    def state(self, m: MarkPrice, what: int) -> str:
+        """The ``mark-price``, ``index-tickers``, ``funding-rate`` or ``open-interest`` push of
+        a mark price event (``what``: its target's slot)."""
+        inst, ts = self.symbol, m.event_ms
+        if what == _MARK:
+            return (f'{{"arg":{{"channel":"mark-price","instId":"{inst}"}},"data":[{{'
+                    f'"instType":"SWAP","instId":"{inst}","markPx":"{m.mark:.8g}","ts":"{ts}"}}]}}')
+        if what == _INDEX:
+            return (f'{{"arg":{{"channel":"index-tickers","instId":"{self._index}"}},"data":[{{'
+                    f'"instId":"{self._index}","idxPx":"{m.index:.8g}","high24h":"",'
+                    f'"low24h":"","open24h":"","sodUtc0":"","sodUtc8":"","ts":"{ts}"}}]}}')
+        if what == _FUNDING:
+            rate = "" if m.funding_rate is None else f"{m.funding_rate:.10f}"
+            after = m.next_funding_ms + 8 * 3_600_000 if m.next_funding_ms else 0
+            return (f'{{"arg":{{"channel":"funding-rate","instId":"{inst}"}},"data":[{{'
+                    f'"formulaType":"noRate","fundingRate":"{rate}",'
+                    f'"fundingTime":"{m.next_funding_ms}","impactValue":"","instId":"{inst}",'
+                    f'"instType":"SWAP","interestRate":"","method":"current_period",'
+                    f'"nextFundingRate":"","nextFundingTime":"{after}","premium":"",'
+                    f'"settFundingRate":"","settState":"settled","sign":"","ts":"{ts}"}}]}}')
+        ccy = m.open_interest * self._lot / 10**self._qd if self.contracts else m.open_interest
+        return (f'{{"arg":{{"channel":"open-interest","instId":"{inst}"}},"data":[{{'
+                f'"instId":"{inst}","instType":"SWAP","oi":"{m.open_interest}",'
+                f'"oiCcy":"{ccy:.8g}","oiUsd":"","ts":"{ts}"}}]}}')
+
+    def liquidation(self, f: ForceOrder) -> str:
+        """A ``liquidation-orders`` push: one order (``buy`` closes a short position)."""
+        side, pos = ("buy", "short") if f.buy else ("sell", "long")
+        inst = self.symbol
+        return (f'{{"arg":{{"channel":"liquidation-orders","instType":"SWAP"}},"data":[{{'
+                f'"details":[{{"bkLoss":"0","bkPx":"{self.price(f.price)}","ccy":"",'
+                f'"posSide":"{pos}","side":"{side}","sz":"{self.qty(f.qty)}",'
+                f'"ts":"{f.trade_ms}"}}],"instFamily":"{self._index}","instId":"{inst}",'
+                f'"instType":"SWAP","uly":"{self._index}"}}]}}')
 
     def _levels(self, levels: tuple[Level, ...]) -> str:
         price, qty = self.price, self.qty

@@ -27,7 +27,7 @@ SERVES: dict[str, frozenset[str]] = {
     PUBLIC: frozenset({BOOK_TICKER, DEPTH, DIFF_DEPTH}),
     LEGACY: frozenset(),
     UNROUTED: frozenset({AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH, MARK_PRICE, FORCE_ORDER}),
-    OKX: frozenset({AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH}),
+    OKX: frozenset({AGG_TRADE, BOOK_TICKER, DEPTH, DIFF_DEPTH, MARK_PRICE, FORCE_ORDER}),
 }
 
 

@@ -146,7 +146,7 @@ for _name, _type, _suffix in ((OKX_SWAP, "SWAP", "-USDT-SWAP"), (OKX_SPOT, "SPOT
     PROFILES[_name] = VenueProfile(
         name=_name, routed=False, rest_prefix="/api/v5", depth_weights=((400, 1),),
         agg_trades_weight=1, exchange_info_weight=1, weight_limit=600, ping_seconds=None,
-        pong_timeout_seconds=30.0, family=OKX, inst_type=_type, futures=False,
+        pong_timeout_seconds=30.0, family=OKX, inst_type=_type, futures=_type == "SWAP",
         catalogue=tuple(f"{c}{_suffix}" for c in _COINS),
         new_listings=tuple(n.removesuffix("USDT") + _suffix for n in NEW_LISTINGS),
         listing_suffix=_suffix)

@@ -177,7 +177,8 @@ Record = Trade | Quote | BookLevels | Derivative | Liquidation
 class Batch(Protocol):
     """Several records a venue sends in one frame (all of one stream and symbol, in order).
     A venue returns one only when a frame holds more than one record: the router routes each
-    record as if it had come alone."""
+    record as if it had come alone. Optional: ``streams``, each record's stream name, where a
+    frame carries records of several symbols (None or absent: all on the frame's stream)."""
 
     kind: ClassVar[int]  # BATCH
 
@@ -264,9 +265,10 @@ LIQUIDATIONS = "liquidations"  # bursty: silent for minutes is normal
 class DerivativesSide(Protocol):
     """What a futures venue adds for the ``derivatives`` and ``liquidations`` kinds (a venue's
     ``derivatives`` attribute; ``derivatives_of`` reads it, None for a venue without one):
-    the streams of the channels asked for, and the open-interest poll over REST. A side whose
-    streams carry open interest says ``polls_open_interest = False`` (read with getattr: the
-    poll runs where the attribute is missing)."""
+    the streams of the channels asked for, and the open-interest poll over REST (only where
+    ``polls_open_interest``: a venue whose open interest is a stream polls nothing)."""
+
+    polls_open_interest: bool
 
     def streams(self, symbols: tuple[str, ...], channels: frozenset[str]) -> list[Any]: ...
     def open_interest_request(self, symbol: str) -> RestRequest: ...

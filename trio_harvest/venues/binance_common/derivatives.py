@@ -52,6 +52,8 @@ _open_interest = msgspec.json.Decoder(OpenInterest, strict=False)
 class BinanceDerivatives:
     """One venue's derivatives side; ``spec`` makes the venue's ``StreamSpec`` (routed or not)."""
 
+    polls_open_interest = True  # REST ``openInterest``: no stream carries it
+
     def __init__(self, rest_prefix: str,
                  spec: Callable[[str, str, str], st.StreamSpec] = st.StreamSpec) -> None:
         self.rest_prefix = rest_prefix

@@ -13,6 +13,10 @@ protocol. What the core sees:
 - books: ``books`` (``--book diff``: socket snapshot, then the ``seqId`` chain, REST
   ``/api/v5/market/books`` after a break) or ``books5`` (``--book partial``); quotes
   ``bbo-tbt``;
+- derivatives (``okx-swap`` only, ``derivs.py``): ``mark-price``, ``index-tickers``,
+  ``funding-rate``, ``open-interest`` and the instType channel ``liquidation-orders``, whose
+  streams of every symbol go on the first connection (one subscription there, for every
+  instId of OKX: the router drops the liquidations of symbols it does not harvest);
 - SWAP sizes count contracts: every size is multiplied by the instrument's ``ctVal``, which the
   listing (``listing``) records; an instrument the listing has not given one stays in
   contracts. Spot sizes are base currency.
@@ -46,7 +50,7 @@ from ..base import (
 from ..binance_usdm import streams as st  # the generic stream and plan types
 from ..rows import book_row
 from . import book as book_
-from . import rest, wire
+from . import derivs, rest, wire
 
 WS_URL = "wss://ws.okx.com:8443"
 PUBLIC_PATH = "/ws/v5/public"
@@ -63,9 +67,9 @@ HISTORY_WEIGHT = 2
 WEIGHT_PER_MINUTE = 1200
 BOOKS_WEIGHT = 4
 _KINDS = {wire.TRADES: TRADES, wire.BBO: QUOTES, wire.TICKERS: QUOTES, wire.BOOKS: DEPTH,
-          wire.BOOKS5: DEPTH}
+          wire.BOOKS5: DEPTH, **{ch: derivs.kind_of(ch) for ch in derivs.CHANNELS}}
 CADENCE: dict[str, float] = {wire.TRADES: 1.0, wire.BBO: 0.01, wire.BOOKS: 0.1,
-                             wire.BOOKS5: 0.1}
+                             wire.BOOKS5: 0.1, **derivs.CADENCE}
 
 
 # -- the plan ----------------------------------------------------------------------------------
@@ -130,6 +134,9 @@ class Okx:
 
     def __init__(self) -> None:
         self.scales: dict[str, float] = {}  # instId -> contract value (SWAP), from the listing
+        # the instIds whose ``liquidation-orders`` streams were subscribed (the one channel
+        # carries every instId of the instType): a later symbol needs no second subscription
+        self.liquidated: set[str] = set()
         scales = self.scales
 
         def decode_envelope(frame: str | bytes) -> wire.Envelope:
@@ -151,10 +158,30 @@ class Okx:
         return out
 
     def plan_connections(self, streams: list[Stream], per_connection: int) -> list[Plan]:
+        """Streams in order, ``per_connection`` a plan; the ``liquidation-orders`` streams all
+        on the first (one subscription carries them all: on two connections each liquidation
+        would arrive twice)."""
+        liq = [s for s in streams if s.kind == derivs.LIQUIDATION_ORDERS]
+        rest_ = [s for s in streams if s.kind != derivs.LIQUIDATION_ORDERS]
         n = max(1, min(per_connection, self.max_streams_per_connection))
-        return [Plan(ROUTE, tuple(streams[i : i + n])) for i in range(0, len(streams), n)]
+        plans = [Plan(ROUTE, tuple(rest_[i : i + n])) for i in range(0, len(rest_), n)]
+        if liq:
+            if not plans:
+                return [Plan(ROUTE, tuple(liq))]
+            plans[0] = Plan(ROUTE, plans[0].streams + tuple(liq))
+        return plans
 
     def subscription(self, method: str, names: list[str], request_id: int) -> str:
+        """A subscribe request; a symbol's ``liquidation-orders`` stream is left out of it
+        while another's is subscribed already: the one instType subscription carries it."""
+        liq = derivs.liquidation_symbols(names)
+        if liq:
+            if method.lower() == "subscribe":
+                if self.liquidated:
+                    names = [n for n in names if derivs.liquidation_symbols((n,)) == set()]
+                self.liquidated |= liq
+            else:
+                self.liquidated -= liq
         return wire.subscription(method, names, request_id)
 
     def url_after(self, url: str, messages: list[str]) -> str:
@@ -172,6 +199,7 @@ class Okx:
 
     def open_messages(self, url: str) -> list[str]:
         names = _url_names(url)
+        self.liquidated |= derivs.liquidation_symbols(names)
         n = self.subscribe_batch
         return [wire.subscription("subscribe", names[i : i + n], i // n + 1)
                 for i in range(0, len(names), n)]
@@ -288,6 +316,7 @@ class OkxSwap(Okx):
     inst_type = SWAP
     symbol_re = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}-SWAP$")
     default_symbols: tuple[str, ...] = ("BTC-USDT-SWAP", "ETH-USDT-SWAP")
+    derivatives = derivs.OkxDerivatives(Stream)
 
 
 class OkxSpot(Okx):

@@ -25,6 +25,8 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 
 from ..base import BATCH, BOOK, QUOTE, TRADE, FrameError
+from . import derivs
+from .derivs import Refused
 
 INT64_MAX = 2**63 - 1
 Id = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
@@ -90,6 +92,7 @@ class OkxTrades(msgspec.Struct, gc=False):
     """Several trades of one instId in one frame (routed one by one)."""
 
     kind: ClassVar[int] = BATCH
+    streams: ClassVar[None] = None  # every record on the frame's stream
     symbol: str
     records: list[OkxTrade]
 
@@ -173,7 +176,8 @@ class Envelope(msgspec.Struct, gc=False):
 
 class _Arg(msgspec.Struct, gc=False):
     channel: str
-    instId: str
+    instId: str = ""
+    instType: str = ""  # an instType-level channel's (``liquidation-orders``)
 
 
 class _Push(msgspec.Struct, gc=False):
@@ -188,10 +192,6 @@ _books = msgspec.json.Decoder(list[OkxBook], strict=False)
 _bbo = msgspec.json.Decoder(list[_Bbo], strict=False)
 _tickers = msgspec.json.Decoder(list[_Ticker], strict=False)
 BadFrame = msgspec.DecodeError  # ValidationError (a wrong shape or value) is a subclass
-
-
-class Refused(msgspec.ValidationError):
-    """A push whose content no column can hold (raised inside ``decode_push``)."""
 
 
 def _float(text: str) -> float:
@@ -262,6 +262,8 @@ def decode_push(frame: str | bytes, scales: Mapping[str, float]) -> Envelope:
         except ValueError:
             raise Refused("a ticker price that is not a number") from None
         return Envelope(stream, OkxQuote(inst, tk.ts, tb, tbq, ta, taq, tk.ts, tk.ts << 12))
+    if channel in derivs.CHANNELS:
+        return Envelope(*derivs.decode(channel, inst, push.data, scales))
     raise msgspec.ValidationError(f"a push of channel {channel[:30]!r}, which is not read")
 
 
@@ -287,13 +289,20 @@ def decode_frame(frame: str | bytes, scales: Mapping[str, float]) -> Envelope:
 
 def subscription(method: str, names: Sequence[str], request_id: int) -> str:
     """``{"id":"7","op":"subscribe","args":[{"channel":…,"instId":…},…]}`` (``method``
-    SUBSCRIBE or UNSUBSCRIBE, in any case); names that are not stream names are left out."""
-    args = []
+    SUBSCRIBE or UNSUBSCRIBE, in any case); names that are not stream names are left out. An
+    index is subscribed by its name (``index-tickers:BTC-USDT-SWAP`` asks for ``BTC-USDT``);
+    the ``liquidation-orders`` streams of any number of instIds are one instType arg, never
+    unsubscribed (other instIds of the connection still read it)."""
+    op = method.lower()
+    args: list[dict[str, str]] = []
     for name in names:
         channel, inst = split_stream(name)
-        if channel:
-            args.append({"channel": channel, "instId": inst})
-    return json.dumps({"id": str(request_id), "op": method.lower(), "args": args},
+        if not channel or (op == "unsubscribe" and channel == derivs.LIQUIDATION_ORDERS):
+            continue
+        arg = derivs.wire_arg(channel, inst)
+        if arg not in args:
+            args.append(arg)
+    return json.dumps({"id": str(request_id), "op": op, "args": args},
                       separators=(",", ":"), ensure_ascii=False)
 
 
@@ -305,7 +314,8 @@ def subscribed_names(message: str) -> tuple[str, list[str]]:
         return "", []
     if not isinstance(doc, dict) or not isinstance(doc.get("args"), list):
         return "", []
-    names = [stream_name(a["channel"], a["instId"]) for a in doc["args"]
+    names = [stream_name(a["channel"], derivs.stream_symbol(a["channel"], a["instId"]))
+             for a in doc["args"]
              if isinstance(a, dict) and isinstance(a.get("channel"), str)
              and isinstance(a.get("instId"), str)]
     op = doc.get("op")
