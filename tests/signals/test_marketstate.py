@@ -88,9 +88,12 @@ def test_a_source_that_sends_only_changes_keeps_its_unchanged_values_fresh() -> 
     for i in range(1, 60):
         s.add(DERIVATIVES, tickers(T0 + 1000 * i, 100.0 + i, None))  # the rate never changes
     assert s.columns(SEC + 59)[:2] == (159.0, 0.0001)  # a minute on: still the rate
-    assert s.columns(SEC + 59 + MARK_MAX_AGE_MS // 1000 + 1)[:2] == (None, None)  # silence
+    # silence: each value ages out on its own bound from the source's last row
+    assert s.columns(SEC + 59 + MARK_MAX_AGE_MS // 1000 + 1)[:2] == (None, 0.0001)
+    assert s.columns(SEC + 59 + FUNDING_MAX_AGE_MS // 1000 + 1)[:2] == (None, None)
     other = MarketState()
     other.add(DERIVATIVES, tickers(T0, 100.0, 0.0001))
-    for i in range(1, 60):
+    longer = FUNDING_MAX_AGE_MS // 1000 + 30
+    for i in range(1, longer):
         other.add(DERIVATIVES, oi(T0 + 1000 * i, 5.0))  # another source confirms nothing
-    assert other.columns(SEC + 59)[:3] == (None, None, 5.0)
+    assert other.columns(SEC + longer - 1)[:3] == (None, None, 5.0)
