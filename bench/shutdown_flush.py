@@ -56,7 +56,7 @@ from trio_harvest.config import Config
 from trio_harvest.kinds import ALL_KINDS, ORDERBOOK, PREVIEW_KINDS, PRICES, QUOTES
 from trio_harvest.storage.partitions import DEADLETTER_DIR
 
-TARGET_S = 3.0  # issue 8: 200 symbols, 1M rows: everything written within 3 s, nothing dead-lettered
+TARGET_S = 3.0  # 200 symbols, 1M rows: everything written within 3 s, nothing dead-lettered
 AUTH = (PRICES, ORDERBOOK, QUOTES)
 _DEFAULTS = Config()
 HUGE = 10**8

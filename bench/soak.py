@@ -64,7 +64,7 @@ from trio_harvest.storage.partitions import TMP_PREFIX, Partition
 from trio_harvest.storage.recover import Recoverer
 
 AUTH = (PRICES, ORDERBOOK, QUOTES)
-TARGET_RSS_MB = 250.0  # issue 8: realistic RSS <= 250 MB and flat
+TARGET_RSS_MB = 250.0  # realistic RSS <= 250 MB and flat
 TARGET_BYTES_PER_ROW = 150.0
 TARGET_SLOPE_MB_PER_MIN = 5.0  # "flat": less than this growth per minute over the last half
 _DEFAULTS = Config()

@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(target <= {TARGET_US_ALL:g}); RSS {real['rss_mb']:.0f} MB "
               f"(target <= {TARGET_RSS_MB:g}), {real['rss_mb_per_min']:+.1f} MB/min over the window; "
               f"sustained: {'yes' if real['sustained'] else 'NO'}")
-    # issue 9: the journal's loop cost and bytes at the realistic mix (bench/journal_append.py)
+    # the journal's loop cost and bytes at the realistic mix (bench/journal_append.py)
     from journal_append import measure as journal_measure
 
     out["journal"] = journal_measure(seconds=5.0)

@@ -26,7 +26,7 @@ FIXTURES = next((p / "shared" / "fixtures" for p in Path(__file__).resolve().par
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> Config:
-    # The journal (issue 9) is on by default for users; tests of other parts run without it
+    # The journal is on by default for users; tests of other parts run without it
     # (its worker thread would make an autojump MockClock leap). tests/journal/ turn it on.
     # Background compaction (on by default) likewise: tests/storage/ turn it on.
     layer: dict[str, Any] = {"data_dir": tmp_path / "data", "journal": False,

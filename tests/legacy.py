@@ -1,6 +1,6 @@
 """Files the way the first version wrote them: every batch widened to the union schema
 (``kinds.FILE_SCHEMA``, 100+ columns, the other kinds' ones null). Readers must keep reading
-them (issue 8 item 3)."""
+them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The reader API ``trio_harvest.dataset.scan`` (issue 8 item 4): kind schema, Hive columns,
+"""The reader API ``trio_harvest.dataset.scan``: kind schema, Hive columns,
 pruning by date and symbol, time filters, UTC timestamps, first-version files, compaction."""
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ async def test_harvest_from_simulator_end_to_end(tmp_path: Path) -> None:
     written = sum(n for (kind, _), n in summary.rows_written.items() if kind == "prices")
     assert written == prices.height
     assert not list(data.rglob(".tmp-*"))
-    # files hold their own kind's columns (issue 8); the reader API reads a kind ...
+    # files hold their own kind's columns; the reader API reads a kind ...
     assert scan(data, "prices").collect().height == prices.height
     assert scan(data, "orderbook").collect().select(book.columns).sort("ts_ms", "source").equals(
         book.sort("ts_ms", "source"))

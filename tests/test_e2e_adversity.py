@@ -1,4 +1,4 @@
-"""Issue 11 end to end: the real Binance capture in ``shared/fixtures``, with corrupt frames of
+"""The real Binance capture in ``shared/fixtures``, with corrupt frames of
 every class mixed in, replayed by a websocket server on loopback into the real app (real
 transport, real router, real disk). Every real trade and book update lands in Parquet exactly
 once; every corrupt frame is rejected, quarantined or unexpected, and counted."""

@@ -1,4 +1,4 @@
-"""Issue 11, class 7: a stop is bounded whatever the number of lanes. Tearing down after an
+"""A stop is bounded whatever the number of lanes. Tearing down after an
 internal error ends within ``shutdown_grace + deadletter_timeout + 1 s`` even with a dozen busy
 lanes whose dead-letter writes hang; a second signal during the backfill phase of a stop takes
 effect at once."""

@@ -97,7 +97,7 @@ class Harvester:
         self._trio_token: trio.lowlevel.TrioToken | None = None
         self.started_at: float | None = None
         self.stopped_at: float | None = None
-        self.data_store = data_store(config)  # local disk, or s3:// (issue 10)
+        self.data_store = data_store(config)  # local disk, or s3://
         self.deadletter_store = LocalStore(config.deadletter_path)
         self.writer = Writer(
             self.data_store,
@@ -107,7 +107,7 @@ class Harvester:
             max_stuck=config.max_stuck_writes,
             wall_ms=wall_clock_ms,
         )
-        self.ops = Operations(self)  # health, auto-recovery, metrics, HTTP (issue 4)
+        self.ops = Operations(self)  # health, auto-recovery, metrics, HTTP
         self.lanes = Lanes(dict(config.watermarks), wake=lambda lane: None,
                            schema_of=lambda kind: schema_for(kind, config.depth_levels),
                            depth_levels=config.depth_levels,
@@ -136,7 +136,7 @@ class Harvester:
             now=trio.current_time,
             venue=self.venue,
         )
-        # issue 3: one signal engine per symbol, fed by the router, emitting preview rows
+        # one signal engine per symbol, fed by the router, emitting preview rows
         self.engines = {s: self.make_engine(s) for s in config.symbols}
         self.router.hooks = dict(self.engines)
         self._features_scope = trio.CancelScope()
@@ -150,7 +150,7 @@ class Harvester:
                                         put_gap=self.put_gap, venue=self.venue,
                                         updates_of=self.router.book_updates_lane)
             self.router.diff_books = self.diff_books
-        # issue 5: dedup + agg-id continuity in the router, gaps, backfill, the 24 h handover.
+        # dedup + agg-id continuity in the router, gaps, backfill, the 24 h handover.
         # Backfill speaks HTTP to rest_url unless ``fetch`` is given; with a fake ``connect`` and
         # no ``fetch`` it is off (gaps stay unfilled): its REST would not match the fake stream.
         real_connect = websocket_connector(config.max_message_bytes, transport=config.transport)
@@ -158,7 +158,7 @@ class Harvester:
                              wall_ms=wall_clock_ms, fetch=fetch, use_http=connect is None,
                              venue=self.venue)
         self.router.gate = self.repair
-        self.rotation.on_lost = self.repair.on_lost  # issue 11: every loss leaves a record
+        self.rotation.on_lost = self.repair.on_lost  # every loss leaves a record
         self.repair.losses.writes_done = lambda: sum(
             k.files_written for k in self.rotation.stats.kinds.values())
         self.repair.last_seen = self.router.stats.last_seen
@@ -176,18 +176,18 @@ class Harvester:
         self.channels = config.harvested  # what is harvested (channels.py)
         self.open_interest: OpenInterestPoller | None = None
         self.stale_temps_removed = 0
-        self.compaction = AutoCompactStats()  # auto_compact (issue 10)
+        self.compaction = AutoCompactStats()  # auto_compact
         self.stop_clock = StopClock()
         self.rotation.on_stop_phase = self.stop_clock.mark
         self.resume_unreadable: dict[str, list[str]] = {}  # symbol -> files resume could not read
-        # issue 9: the write-ahead journal (checkpointed by the lanes) and the disk probe
+        # the write-ahead journal (checkpointed by the lanes) and the disk probe
         self.journal, self.replayer, self.probe = journal_wiring.attach(
             config, self.lanes, self.rotation, self.router, self.repair, lambda: self.connections,
             None if wall_clock_ms is wall_ms else (lambda: wall_clock_ms() * 1_000_000),
             probe_data_dir=save is None, store=self.data_store)
 
     def make_engine(self, symbol: str) -> SignalEngine:
-        """A symbol's signal engine (issue 3), emitting preview rows into its lanes."""
+        """A symbol's signal engine, emitting preview rows into its lanes."""
         cfg = self.config
         return SignalEngine(symbol, cfg.signals, cfg.depth_levels, self.lanes.offer,
                             book_ticker=cfg.book_ticker and QUOTES in cfg.harvested,
@@ -254,7 +254,7 @@ class Harvester:
                         recover_command(self.config.data_dir, self.config.deadletter_path))
         if self._grace_scope is not None:
             self._grace_scope.cancel()
-        elif self._backfilling:  # issue 11: the backfill phase gives up at once too
+        elif self._backfilling:  # the backfill phase gives up at once too
             log.warning("second stop request (%s): backfill gives up; dumping what is left to "
                         "the dead letter", reason)
             self.repair.backfill.hurry()
@@ -281,7 +281,7 @@ class Harvester:
                 if self._use_http and self.venue.needs_listing:  # before any frame is decoded
                     await self._read_listing(self.simulator.rest_url if cfg.sim
                                              else cfg.rest_url)
-                await self._replay_journal()  # issue 9: before connecting
+                await self._replay_journal()  # before connecting
                 self._resume_continuity(seeds)
                 await root.start(self.repair.run, self.simulator.rest_url if cfg.sim else cfg.rest_url)
                 if self.diff_books is not None:
@@ -289,7 +289,7 @@ class Harvester:
                 specs = stream_plan(self.venue, cfg.symbols, self.channels,
                                     depth_levels=cfg.depth_levels, depth_speed=cfg.depth_speed,
                                     book=cfg.book, book_ticker=cfg.book_ticker)
-                self.router.streams = {spec.name: spec.symbol for spec in specs}  # issue 11
+                self.router.streams = {spec.name: spec.symbol for spec in specs}
                 plans = self.venue.plan_connections(specs, cfg.streams_per_connection)
                 self.connections = make_connections(
                     plans,
@@ -302,7 +302,7 @@ class Harvester:
                     on_disconnect=self._on_disconnect,
                     venue=self.venue,
                 )
-                for index, conn in enumerate(self.connections):  # issue 9: journal every frame
+                for index, conn in enumerate(self.connections):  # journal every frame
                     conn.journal, conn.index = self.journal, index
                 if cfg.universe:
                     self.universe = Universe(self, self.simulator.rest_url if cfg.sim
@@ -342,7 +342,7 @@ class Harvester:
                 self._ingest_scope.cancel()
                 clock.note("compaction running", self.compaction.running)
                 self._halt_compaction()
-                await self.router.release_held()  # frames the time guard still held (issue 11)
+                await self.router.release_held()  # frames the time guard still held
                 clock.mark("ingest")
                 self._backfilling = True
                 try:
@@ -370,7 +370,7 @@ class Harvester:
             # dead letter (shielded, bounded), so even a crash loses nothing buffered.
             if self.lanes.total_pending():
                 # The whole teardown, from the first cancelled write, ends within
-                # shutdown_grace + deadletter_timeout + 1 s (issue 11).
+                # shutdown_grace + deadletter_timeout + 1 s.
                 now = trio.current_time()
                 began = self.rotation.teardown_at if self.rotation.teardown_at is not None else now
                 bound = began + cfg.shutdown_grace + cfg.deadletter_timeout + 1.0
@@ -404,7 +404,7 @@ class Harvester:
             await run_features(self.engines, self.lanes.offer, now_ms=self._features_ms)
 
     def _features_ms(self) -> int:
-        """The features clock, journaled (issue 9): replaying an archive closes seconds alike."""
+        """The features clock, journaled: replaying an archive closes seconds alike."""
         now = self.exchange_ms()
         if self.journal is not None:
             self.journal.features_tick(now, True)

@@ -95,7 +95,7 @@ class Config:
     sim_rate: float | None = None  # total msg/s; None: 20 per symbol (sim/calibration.py)
     sim_seed: int = 1
     sim_faults: str = ""  # e.g. "disconnect=5,garbage=0.01" (see sim/faultplan.py); "" = exact
-    # adversity (issue 5): REST backfill of trades and the 24 h connection handover
+    # adversity: REST backfill of trades and the 24 h connection handover
     backfill: bool = True
     backfill_weight: int = 1200  # REST request weight per minute for backfill (Binance: 2400/IP)
     backfill_delay: float = 1.0  # a break waits this long (late frames may close it) before REST
@@ -114,7 +114,7 @@ class Config:
     auto_recover: bool = True
     auto_recover_after: float = 60.0
     auto_recover_batch: int = 1000  # dead-letter files per round (merged per kind and symbol)
-    # operator experience (issue 12): the progress line and the end-of-run summary
+    # operator experience: the progress line and the end-of-run summary
     progress_interval: float = 300.0  # seconds between progress lines; 0 = off
     summary_by_symbol: bool = False  # the summary per symbol too (always with 4 symbols or fewer)
     # compaction: background merging into hourly files, and a closed day into one file per
@@ -124,9 +124,9 @@ class Config:
     compact_target_rows: int = 1_000_000
     compact_interval: float = 60.0  # seconds between background compaction rounds
     compact_delete_after: float = 0.0  # a merge's sources stay this long for running reads
-    # transport (issue 8): the websocket client library, see ingest/transport.py
+    # transport: the websocket client library, see ingest/transport.py
     transport: str = DEFAULT_TRANSPORT
-    # scale-out (issue 10): object storage, workers per host, shards (scale/settings.py checks)
+    # scale-out: object storage, workers per host, shards (scale/settings.py checks)
     data_url: str = ""  # s3://bucket/prefix; set from an s3:// data_dir (data_dir: local_dir)
     local_dir: Path | None = None  # local disk of an s3:// data_dir (dead letter, journal, locks)
     s3_endpoint: str = ""  # "" = AWS_ENDPOINT_URL or the region's endpoint
@@ -138,7 +138,7 @@ class Config:
     worker_stable_after: float = 60.0  # a worker up this long restarts after the first backoff
     shard_weights: str = "venue"  # "venue" (24 h ticker), "off", or a snapshot file (scale/weights.py)
 
-    # durability (issue 9): the write-ahead journal of raw frames and the raw archive
+    # durability: the write-ahead journal of raw frames and the raw archive
     journal: bool = True
     journal_dir: Path | None = None  # default <data_dir>/_journal
     journal_fsync_ms: int = 200

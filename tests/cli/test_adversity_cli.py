@@ -1,4 +1,4 @@
-"""Issue 5 from the command line: the flags reach the config, and a faulty simulated run exits
+"""The flags reach the config, and a faulty simulated run exits
 cleanly with the adversity line in its summary; ``inspect`` shows the gaps."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 12 at the command line: the real ``python -m trio_harvest`` in a subprocess, its output
+"""The real ``python -m trio_harvest`` in a subprocess, its output
 and its exit code (honest exits, progress, suggestions, symbols, a second Ctrl-C)."""
 
 from __future__ import annotations

@@ -256,7 +256,7 @@ async def test_harvester_hands_over_before_the_simulator_closes(tmp_path: Path) 
 async def test_an_unexpected_error_opening_a_replacement_stays_in_the_handover(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """Issue 11, class 8: it used to crash the whole harvester."""
+    """A per-connection failure: it used to crash the whole harvester."""
     ex = FakeExchange(lifetime=2.0)
     real = ex.connect
     broken = {"open": 2, "peek": 1}

@@ -179,7 +179,7 @@ async def test_waiting_on_backpressure_is_not_a_stall(autojump_clock: trio.testi
 async def test_a_failing_disconnect_hook_never_ends_the_connection(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """Issue 11, class 8: a per-connection failure stays there (it used to end ingest)."""
+    """A per-connection failure stays there (it used to end ingest)."""
     script = Script([["a", "close"], ["b", "close"], ["c", "close"]])
     got: list[str | bytes] = []
 

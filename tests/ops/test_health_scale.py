@@ -1,4 +1,4 @@
-"""Issue 12, health at 500 symbols: reasons grouped by code (a line, not 30 KB), forced
+"""Health at 500 symbols: reasons grouped by code (a line, not 30 KB), forced
 reconnects on a budget across connections (never a storm), quiet about streams once a stop has
 begun; and a simulator whose default cadence per symbol does not depend on the symbol count."""
 

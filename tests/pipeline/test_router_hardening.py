@@ -1,4 +1,4 @@
-"""Issue 11 at the router: values no column holds (class 2), event times that do not fit the
+"""Values no column holds (class 2), event times that do not fit the
 stream (class 4), per-symbol failures (class 8) and stream names nobody subscribed (class 9)."""
 
 from __future__ import annotations

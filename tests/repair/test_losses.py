@@ -1,4 +1,4 @@
-"""Issue 11, class 6: a loss leaves a record. When a write and its dead letter both fail (a full
+"""A loss leaves a record. When a write and its dead letter both fail (a full
 disk), the lost rows become a ``gaps`` row once something can be written again, and lost trades
 are backfilled from REST: in the end every trade id is in ``prices`` exactly once."""
 

@@ -1,4 +1,4 @@
-"""Issue 11, class 1: one bad id never poisons deduplication or continuity. A lone outlier id —
+"""One bad id never poisons deduplication or continuity. A lone outlier id —
 the first frame of a run, right after a resume, or mid-stream, within or beyond the trackers'
 jump bounds — is held, then quarantined by the evidence of the next ids; real ids are all
 admitted, none looks duplicate, no false gap is opened."""

@@ -1,4 +1,4 @@
-"""Issue 11, class 5: resume finds the true last id on disk (every date, dead letter included),
+"""Resume finds the true last id on disk (every date, dead letter included),
 never silently skips what it cannot read, and a restart never writes an id that is there."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 11, class 3: one bad row never costs its neighbours. A batch that cannot be written
+"""One bad row never costs its neighbours. A batch that cannot be written
 because of one row writes the rest and sets that row aside; recovery never stalls behind one
 bad file; ``recover`` never prints a traceback for a bad value."""
 

@@ -1,4 +1,4 @@
-"""Compaction (issue 10 item 4): small files of closed partitions merged into sorted files of
+"""Compaction: small files of closed partitions merged into sorted files of
 up to the target size; killed at any step and run again, every row is there exactly once, and
 the reader never counts a row twice in between."""
 

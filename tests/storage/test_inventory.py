@@ -129,7 +129,7 @@ def test_a_file_instead_of_a_directory_is_a_one_line_mistake(
 
 
 def test_first_version_union_files_are_inspected_with_todays(tmp_path: Path) -> None:
-    """Issue 8: files are per kind now; a dataset written by the first version (every file
+    """Files are per kind now; a dataset written by the first version (every file
     widened to the union schema) is still inventoried, mixed with new files, and a compacted
     file's sources are not counted twice."""
     from ..dsrows import rows, write_new

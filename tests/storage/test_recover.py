@@ -300,7 +300,7 @@ def test_cli_recover_dead_letter_dir_mistakes_exit_2_and_touch_nothing(
 async def test_recovery_into_a_first_version_dataset_reads_back_as_one_kind(
     dataset: tuple[Path, Path],
 ) -> None:
-    """Issue 8: a dataset holding union-schema files of the first version takes recovered
+    """A dataset holding union-schema files of the first version takes recovered
     per-kind files beside them; the reader, ``inspect`` and resume read both."""
     from trio_harvest.dataset import scan
     from trio_harvest.repair.resume import last_written

@@ -1,4 +1,4 @@
-"""Issue 12: recovery merges many dead-letter files into one part file per (date, symbol, kind),
+"""Recovery merges many dead-letter files into one part file per (date, symbol, kind),
 still exactly once and crash-safe; the command takes --config; automatic recovery keeps up with
 a backlog of thousands."""
 

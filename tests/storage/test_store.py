@@ -70,7 +70,7 @@ async def test_writer_saves_parquet_with_metadata(tmp_path: Path) -> None:
     path = tmp_path / "data" / written.path
     assert str(written.path).startswith("venue=binance-usdm/date=2023-11-14/symbol=BTCUSDT/kind=prices/part-")
     df = pl.read_parquet(path)
-    # the kind's own columns only (issue 8): no other kind's columns, no partition columns
+    # the kind's own columns only: no other kind's columns, no partition columns
     assert df.columns == [n for n in PRICES_SCHEMA.names if n != "symbol"] and df.height == 10
     assert "symbol" not in df.columns  # the path carries it
     assert not set(df.columns) & (set(FILE_SCHEMA.names) - set(PRICES_SCHEMA.names))

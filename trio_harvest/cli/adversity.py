@@ -1,4 +1,4 @@
-"""Command-line flags of issue 5: simulator faults (``sim --faults``, ``run --sim-faults``), REST
+"""Command-line flags of simulator faults (``sim --faults``, ``run --sim-faults``), REST
 backfill and the 24 h handover (``run``).
 
 Owns those flags and the parsing of a fault spec given on ``sim`` (``run`` passes it through

@@ -287,7 +287,7 @@ def _run(args: argparse.Namespace) -> int:
     if config.venue_tables:  # [venues.<name>] tables: several venues in one process
         return _run_venues(args, config)
     config = resolve_universe(config)  # --symbols all / patterns: from the venue's listing
-    if config.workers > 1:  # issue 10: a supervisor of N shard processes
+    if config.workers > 1:  # a supervisor of N shard processes
         preflight(config)  # one line for the host, not one per worker
         return scale_cli.supervise(config, getattr(args, "raw_argv", ()), args.summary_json)
     config, shard = scale_cli.this_shard(config)

@@ -1,4 +1,4 @@
-"""Command-line side of issue 9: the ``run`` flags of the journal and the raw archive, and the
+"""Command-line side of the ``run`` flags of the journal and the raw archive, and the
 ``replay`` subcommand (rebuild a dataset from a raw archive).
 
 Owns those flags and the subcommand's arguments and output. Never harvests; the work lives in

@@ -1,5 +1,5 @@
 """The operations subcommands of the command line: ``recover`` and ``inspect``, and the ``run``
-flags of issue 4 (metrics endpoint, health interval, automatic recovery).
+ops flags (metrics endpoint, health interval, automatic recovery).
 
 Owns their arguments and output (text for people, ``--json`` for tools: both shapes are stable
 and documented in the README). Exit codes as everywhere: 0 ok, 1 something could not be done (a

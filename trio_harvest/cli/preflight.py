@@ -34,7 +34,7 @@ def check_writable_dir(path: Path, what: str) -> None:
 def preflight(config: Config) -> None:
     check_writable_dir(config.data_dir, "local dir" if config.data_url else "data dir")
     check_writable_dir(config.deadletter_path, "dead-letter dir")
-    if config.journal:  # issue 9: a journal or archive that cannot start is a user mistake
+    if config.journal:  # a journal or archive that cannot start is a user mistake
         from ..journal.settings import journal_path
 
         check_writable_dir(journal_path(config), "journal dir")

@@ -1,4 +1,4 @@
-"""The scale-out side of ``run`` (issue 10): object-storage flags, ``--workers N`` (a supervisor
+"""The scale-out side of ``run``: object-storage flags, ``--workers N`` (a supervisor
 of N shard processes) and ``--shard I/N`` (one shard, under its lock).
 
 Owns those flags and the hand-over to ``scale/``; never harvests itself.

@@ -37,8 +37,8 @@ class Summary:
     recover_command: str = ""  # what replays it
     endpoint: str = ""  # where the frames were to come from
     deadletter_dir: str = ""
-    rejected: int = 0  # frames whose values or times are not market data (issue 11)
-    journal: dict[str, Any] = field(default_factory=dict)  # issue 9: journal.report.as_dict()
+    rejected: int = 0  # frames whose values or times are not market data
+    journal: dict[str, Any] = field(default_factory=dict)  # journal.report.as_dict()
 
     @property
     def msgs_per_sec(self) -> float:

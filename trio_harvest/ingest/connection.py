@@ -43,7 +43,7 @@ log = logging.getLogger("trio_harvest.ingest")
 
 
 class JournalSink(Protocol):
-    """The write-ahead journal as a connection sees it (issue 9, ``journal/journal.py``)."""
+    """The write-ahead journal as a connection sees it (``journal/journal.py``)."""
 
     def append(self, conn: int, frame: str | bytes) -> int: ...
     def event(self, conn: int, opened: bool, text: str) -> None: ...
@@ -110,7 +110,7 @@ class Connection:
         self._progress_at = 0.0
         # the same error over and over (a flapping link) is logged once a minute, with a count
         self._ratelog = RateLimitedLog(log, interval=60.0, clock=trio.current_time)
-        # issue 9: the app sets the journal; while ``_handling``, ``journal_seq`` is held
+        # the app sets the journal; while ``_handling``, ``journal_seq`` is held
         self.journal: JournalSink | None = None
         self.index = 0
         self.journal_seq = -1

@@ -100,12 +100,12 @@ class Snapshot:
     deadletter_files: int = 0
     deadletter_rows: int = 0
     auto_recover: bool = False
-    # issue 5 (repair.Repair.findings): gaps, backfill, duplicates, clock skew, handovers, as
+    # repair.Repair.findings: gaps, backfill, duplicates, clock skew, handovers, as
     # (code, subject, message); judged there, reported here
     adversity_problems: tuple[tuple[str, str, str], ...] = ()
     adversity_notes: tuple[tuple[str, str, str], ...] = ()
     stopping: bool = False  # a stop has begun: streams and connections going quiet is expected
-    # issue 9: the journal (journal_failing) and the disk probe (disk_unwritable), judged there
+    # the journal (journal_failing) and the disk probe (disk_unwritable), judged there
     durability_problems: tuple[tuple[str, str, str], ...] = ()
     durability_notes: tuple[tuple[str, str, str], ...] = ()
 

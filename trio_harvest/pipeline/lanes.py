@@ -76,7 +76,7 @@ class Lane:
     level: int = 0
     stats: LaneStats = field(default_factory=LaneStats)
     chunk_rows: int = 0
-    # journal checkpoint (issue 9): ``cursor[0]`` is the journal seq of the frame being routed
+    # journal checkpoint: ``cursor[0]`` is the journal seq of the frame being routed
     # (shared by all lanes); ``first_seq`` that seq when the oldest pending row arrived (-1: none)
     cursor: list[int] = field(default_factory=lambda: [0])
     first_seq: int = -1
@@ -108,7 +108,7 @@ class Lane:
     def _admitted(self) -> None:
         self.level += 1
         self.stats.accepted += 1
-        if self.first_seq < 0:  # journal checkpoint (issue 9)
+        if self.first_seq < 0:  # journal checkpoint
             self.first_seq = self.cursor[0]
         if self.level == self.high:
             self.wake(self)
@@ -133,7 +133,7 @@ class Lane:
         b.add(t, recv_ms)
         self.level += 1
         self.stats.accepted += 1
-        if self.first_seq < 0:  # journal checkpoint (issue 9)
+        if self.first_seq < 0:  # journal checkpoint
             self.first_seq = self.cursor[0]
         if self.level == self.high:
             self.wake(self)
@@ -148,7 +148,7 @@ class Lane:
         b.add(t, recv_ms)
         self.level += 1
         self.stats.accepted += 1
-        if self.first_seq < 0:  # journal checkpoint (issue 9)
+        if self.first_seq < 0:  # journal checkpoint
             self.first_seq = self.cursor[0]
         if self.level == self.high:
             self.wake(self)
@@ -163,7 +163,7 @@ class Lane:
         b.add(d, recv_ms, source)
         self.level += 1
         self.stats.accepted += 1
-        if self.first_seq < 0:  # journal checkpoint (issue 9)
+        if self.first_seq < 0:  # journal checkpoint
             self.first_seq = self.cursor[0]
         if self.level == self.high:
             self.wake(self)
@@ -206,7 +206,7 @@ class Lane:
         if self.level + chunk.n > self.capacity:
             return False
         self._send.send_nowait(chunk)
-        self.hold(self.cursor[0])  # journal checkpoint (issue 9)
+        self.hold(self.cursor[0])  # journal checkpoint
         crossed = self.level < self.high <= self.level + chunk.n
         self.level += chunk.n
         self.stats.accepted += chunk.n
@@ -271,7 +271,7 @@ class Lane:
         """Authoritative path: never drops. At capacity, wake rotation and wait for room."""
         if self.put_nowait(row):
             return
-        seq = self.cursor[0]  # journal checkpoint (issue 9): the frame's seq, before we wait
+        seq = self.cursor[0]  # journal checkpoint: the frame's seq, before we wait
         try:
             await self.wait_for_room()
         except BaseException:
@@ -337,12 +337,12 @@ class Lane:
         return batch
 
     def hold(self, seq: int) -> None:
-        """Journal checkpoint (issue 9): a row from the frame with journal seq ``seq`` is pending."""
+        """Journal checkpoint: a row from the frame with journal seq ``seq`` is pending."""
         if self.first_seq < 0 or seq < self.first_seq:
             self.first_seq = seq
 
     def drained(self) -> None:
-        """Journal checkpoint (issue 9), after a drain (whose batch now holds ``first_seq`` in
+        """Journal checkpoint, after a drain (whose batch now holds ``first_seq`` in
         rotation): nothing pending -> the lane holds nothing; else it keeps it (conservative)."""
         if not self.pending:
             self.first_seq = -1
@@ -386,7 +386,7 @@ class Lanes:
         # the authoritative lanes, in creation order: the journal's checkpoint reads them
         # several times a second, and at 500 symbols most lanes are derived ones
         self._authoritative: list[Lane] = []
-        self.cursor = [0]  # journal checkpoint (issue 9): the journal writes the seq here
+        self.cursor = [0]  # journal checkpoint: the journal writes the seq here
 
     def set_wake(self, wake: WakeFn) -> None:
         self._wake = wake
@@ -416,7 +416,7 @@ class Lanes:
         return len(self._lanes)
 
     def held_seqs(self) -> list[int]:
-        """Journal checkpoint (issue 9): the seq each authoritative lane holds (-1: none)."""
+        """Journal checkpoint: the seq each authoritative lane holds (-1: none)."""
         return [lane.first_seq for lane in self._authoritative]
 
     def total_pending(self) -> int:

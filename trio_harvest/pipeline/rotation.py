@@ -73,7 +73,7 @@ class RotationStats:
 
 
 WriteObserver = Callable[[str, str, int, float], None]  # kind, outcome, rows, seconds
-LostFn = Callable[[str, str, list[Row], str], None]  # kind, symbol, rows, error (issue 11)
+LostFn = Callable[[str, str, list[Row], str], None]  # kind, symbol, rows, error
 
 
 class Rotation:
@@ -127,7 +127,7 @@ class Rotation:
         self._dl_scopes: set[trio.CancelScope] = set()
         self.next_rotation: float = math.inf
         self.teardown_at: float | None = None  # trio time a teardown cancelled the first write
-        self.held: dict[Lane, int] = {}  # journal checkpoint (issue 9): seq of a batch in flight
+        self.held: dict[Lane, int] = {}  # journal checkpoint: seq of a batch in flight
         # journal checkpoint: the oldest seq of an authoritative batch that even the dead letter
         # could not take during a stop (-1: none). The journal then keeps everything from there
         # on, so the next start replays those rows (replay writes each row once). Only at a stop:
@@ -205,7 +205,7 @@ class Rotation:
 
     async def _flush_once(self, lane: Lane) -> None:
         self._last_flush[lane] = trio.current_time()
-        self.held[lane] = lane.first_seq  # journal checkpoint (issue 9): until durable
+        self.held[lane] = lane.first_seq  # journal checkpoint: until durable
         try:
             await self._flush_drained(lane)
         finally:
@@ -214,7 +214,7 @@ class Rotation:
     async def _flush_drained(self, lane: Lane) -> None:
         spilled = lane.take_spill()
         rows = lane.drain()
-        lane.drained()  # journal checkpoint (issue 9)
+        lane.drained()  # journal checkpoint
         if spilled:
             await self._to_dead_letter(lane.kind, lane.symbol, spilled, "spilled from a full lane",
                                       lane.venue)
@@ -400,7 +400,7 @@ class Rotation:
     def _tearing_down(self) -> None:
         """The first write cancelled by a teardown (a crash): from now on every dump runs at
         once, without the limiter, and all of them end by one deadline, so the teardown takes
-        ``deadletter_timeout`` whatever the number of busy lanes (issue 11)."""
+        ``deadletter_timeout`` whatever the number of busy lanes."""
         if self.teardown_at is not None:
             return
         now = trio.current_time()

@@ -115,7 +115,7 @@ class Repair:
         self._ratelog = RateLimitedLog(log, interval=60.0)
         self.trackers = {s: AggIdTracker() for s in config.symbols}
         self.books: dict[str, BookTracker] = {}  # one per subscribed book stream (router checks)
-        # issue 11: a lone outlier id is held until the next ids confirm or refute it
+        # a lone outlier id is held until the next ids confirm or refute it
         self.trade_guards = {s: TradeIdGuard(t) for s, t in self.trackers.items()}
         self.book_guards: dict[str, BookIdGuard] = {}
         self._held_trades: dict[str, dict[int, Row]] = {s: {} for s in config.symbols}
@@ -126,11 +126,11 @@ class Repair:
         self._held_at: dict[tuple[str, int], tuple[int, int]] = {}  # -> (seq, wall ms)
         self.released_at = -1
         self.resume_unreadable: dict[str, list[str]] = {}  # symbols not resumed (the app sets it)
-        self.losses = Losses(self._reopen)  # written as gaps once writes succeed (issue 11)
+        self.losses = Losses(self._reopen)  # written as gaps once writes succeed
         self.resuming: dict[str, Interruption] = {}
         self.last_seen: Mapping[str, float] = {}  # the router's (stream -> trio time)
         self._gap_backlog: list[Row] = []
-        self.journal_row: Callable[[str, Row], None] | None = None  # issue 9: off-stream rows
+        self.journal_row: Callable[[str, Row], None] | None = None  # off-stream rows
         self._backlog_lock = trio.Lock()
         self._prices: dict[str, Sink] = {s: lanes.get(PRICES, s) for s in config.symbols}
         self._use_http = use_http and config.backfill and fetch is None
@@ -454,7 +454,7 @@ class Repair:
         self.trackers[symbol].reopen(lo, hi)
         self.backfill.request(symbol, Break(lo, hi, start_ms, end_ms))
     def gap_now(self, row: Row) -> None:
-        """A gap row from outside the stream (issue 9: an interval the journal missed)."""
+        """A gap row from outside the stream (an interval the journal missed)."""
         self._gap_now(row)
 
     async def put_gap(self, row: Row) -> None:
@@ -506,7 +506,7 @@ class Repair:
     # -- internals -----------------------------------------------------------------------------
 
     async def _put_trade(self, row: Row) -> None:
-        if self.journal_row is not None:  # issue 9: a backfilled trade is journaled first
+        if self.journal_row is not None:  # a backfilled trade is journaled first
             self.journal_row(PRICES, row)
         await self._prices[row[3]].put(row)
 
@@ -520,7 +520,7 @@ class Repair:
             self._gap_backlog.append(row)
 
     def _count(self, row: Row) -> None:
-        if self.journal_row is not None:  # issue 9: every gap row passes here; journal it
+        if self.journal_row is not None:  # every gap row passes here; journal it
             self.journal_row(GAPS, row)
         reason, agg = row[5], parse_agg_detail(row[6])
         self.stats.gaps[reason] = self.stats.gaps.get(reason, 0) + 1

@@ -1,4 +1,4 @@
-"""Validation and resolution of the scale-out settings (issue 10) for ``Config``.
+"""Validation and resolution of the scale-out settings for ``Config``.
 
 Owns: an ``s3://`` data_dir (kept as ``data_url``; ``data_dir`` then names the local folder for
 the dead letter, the journal and the locks), the S3 options, ``workers`` and ``shard``. Called

@@ -7,7 +7,7 @@ queue), and ``sim_main`` (the body of ``python -m trio_harvest sim``). It never 
 data itself (``market.py``), never formats payloads (``wire.py``) and never blocks the market
 on a slow connection (``fanout.py`` drops it instead).
 
-Misbehaving on purpose (issue 5): ``SimConfig.faults`` (``faultplan.py``) builds the injector
+Misbehaving on purpose: ``SimConfig.faults`` (``faultplan.py``) builds the injector
 that sits between the model and the connections (``faultinject.py``, the ``faults.py`` seam) and
 the task that disconnects, stalls and ages connections (``disrupt.py``); a skew moves the clock.
 The port also answers REST (``front.py`` + ``rest.py``) from the book snapshot and the trade tape,

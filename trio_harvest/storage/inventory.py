@@ -96,7 +96,7 @@ class Inventory:
     deadletter: dict[str, Any] = field(default_factory=dict)
     temp_files: list[tuple[str, int]] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
-    gaps: GapSummary = field(default_factory=GapSummary)  # the gaps kind (issue 5)
+    gaps: GapSummary = field(default_factory=GapSummary)  # the gaps kind
 
     @property
     def holes(self) -> int:
@@ -117,7 +117,7 @@ class Inventory:
                        "rows": sum(p.rows for p in self.partitions),
                        "bytes": sum(p.bytes for p in self.partitions),
                        "agg_id_holes": self.holes},
-            "gaps": self.gaps.as_dict(),  # issue 5: the gaps kind, summarised
+            "gaps": self.gaps.as_dict(),  # the gaps kind, summarised
         }
 
     def render(self) -> str:
