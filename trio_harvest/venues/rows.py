@@ -1,14 +1,14 @@
 """The rows every venue builds from book levels: ``orderbook`` (kinds.orderbook_schema: the head
 columns, then bid and ask price and size for levels 1..N, null past the levels given) and
-``book_updates`` (kinds.BOOK_UPDATES_SCHEMA: one row per level); and the ``derivatives`` and
-``liquidations`` rows of the venue-neutral records. Pure."""
+``book_updates`` (kinds.BOOK_UPDATES_SCHEMA: one row per level); and the ``prices``,
+``derivatives`` and ``liquidations`` rows of the venue-neutral records. Pure."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..kinds import Row
-from .base import Derivative, Liquidation
+from .base import Derivative, Liquidation, Trade
 
 
 def level_columns(bids: list[tuple[float, float]], asks: list[tuple[float, float]],
@@ -62,3 +62,9 @@ def liquidation_row(q: Liquidation, recv_ms: int) -> Row:
     """A ``liquidations`` row (kinds.LIQUIDATIONS_SCHEMA) of any venue's ``Liquidation``."""
     return (q.trade_ms or q.event_ms or recv_ms, q.event_ms or None, recv_ms, q.symbol, q.side,
             q.price, q.qty, q.avg_price, q.filled_qty, q.status, q.order_type, q.time_in_force)
+
+
+def trade_row(t: Trade, recv_ms: int) -> Row:
+    """A ``prices`` row (kinds.PRICES_SCHEMA) of a venue-neutral trade record."""
+    return (t.trade_ms, t.event_ms, recv_ms, t.symbol, t.agg_id, t.price, t.qty,
+            t.first_id, t.last_id, t.buyer_maker)

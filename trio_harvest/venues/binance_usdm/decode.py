@@ -18,6 +18,7 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 
 from ...kinds import Row
+from .. import rows
 from ..base import BOOK, DERIVATIVE, LIQUIDATION, QUOTE, TRADE, BookLevels, Quote, Trade
 from ..base import FrameError as FrameError
 from ..rows import book_row as book_row
@@ -231,8 +232,7 @@ def decode_any(frame: str | bytes) -> Any:
 
 def trade_row(t: Trade, recv_ms: int) -> Row:
     """A ``prices`` row (kinds.PRICES_SCHEMA)."""
-    return (t.trade_ms, t.event_ms, recv_ms, t.symbol, t.agg_id, t.price, t.qty,
-            t.first_id, t.last_id, t.buyer_maker)
+    return rows.trade_row(t, recv_ms)
 
 
 def rest_trade_row(symbol: str, t: TradeFields, recv_ms: int) -> Row:

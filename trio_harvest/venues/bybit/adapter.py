@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any
 
 from ...kinds import Row
+from .. import rows
 from ..base import (
     DEPTH,
     DERIVATIVES,
@@ -257,8 +258,7 @@ class Bybit:
         return control.reply_to(frame)
 
     def trade_row(self, t: Trade, recv_ms: int) -> Row:
-        return (t.trade_ms, t.event_ms, recv_ms, t.symbol, t.agg_id, t.price, t.qty,
-                t.first_id, t.last_id, t.buyer_maker)
+        return rows.trade_row(t, recv_ms)
 
     def quote_row(self, q: Quote, recv_ms: int, levels: int) -> Row:
         ts = q.trade_ms or q.event_ms or recv_ms

@@ -35,6 +35,7 @@ from urllib.parse import quote, unquote
 import msgspec
 
 from ...kinds import Row
+from .. import rows
 from ..base import (
     DEPTH,
     QUOTES,
@@ -238,8 +239,7 @@ class Okx:
         return wire.reply_to(frame)
 
     def trade_row(self, t: Trade, recv_ms: int) -> Row:
-        return (t.trade_ms, t.event_ms, recv_ms, t.symbol, t.agg_id, t.price, t.qty,
-                t.first_id, t.last_id, t.buyer_maker)
+        return rows.trade_row(t, recv_ms)
 
     def quote_row(self, q: Quote, recv_ms: int, levels: int) -> Row:
         ts = q.event_ms or recv_ms
