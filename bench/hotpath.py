@@ -11,7 +11,7 @@ Timed: process CPU time per frame (``time.process_time``, the garbage collector 
 harvester; ``--no-gc`` turns it off), median of ``--repeat`` passes over the same frames (a
 fresh harvester each pass, so dedup never drops a repeat).
 
-Target: ``us_per_frame`` ≤ 8.
+Target: ``us_per_frame`` ≤ 5.
 
 Run: ``python bench/hotpath.py [--quick] [--symbols N] [--frames N] [--repeat N] [--profile]``.
 Output: a table, then (last line) one JSON object.
@@ -39,7 +39,7 @@ from trio_harvest.app import Harvester
 from trio_harvest.config import Config
 from trio_harvest.kinds import ALL_KINDS
 
-TARGET_US = 8.0
+TARGET_US = 5.0
 KEEP_GC = "--no-gc" not in sys.argv  # the harvester runs with the collector on
 BATCH = 20_000
 
