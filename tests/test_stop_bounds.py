@@ -89,3 +89,30 @@ async def test_a_second_signal_during_the_backfill_phase_takes_effect_at_once(
     assert h.rotation.stats.kind(PRICES).rows_lost == 0
     unfilled = [r for _, _, rows in disk.deadlettered for r in rows if "unfilled" in str(r)]
     assert unfilled, "what backfill could not fetch is recorded"
+
+
+async def test_the_duration_running_out_during_a_stop_does_not_cut_its_final_flush(
+        autojump_clock: trio.testing.MockClock, tmp_path: Path) -> None:
+    """A stop requested from elsewhere (a signal, or in a run of several venues another venue's
+    unit ending, whose own ``--duration`` ran out a moment sooner) just before this run's
+    ``--duration`` runs out: the duration is no second stop request, so the final flush still
+    in progress is not cut short and nothing goes to the dead letter."""
+    cfg = make_config(tmp_path, symbols=("BTCUSDT",), book_ticker=False, depth_levels=5,
+                      shutdown_grace=60.0, deadletter_timeout=0.5, auto_recover=False,
+                      resume=False, duration=3.0)
+    disk = FakeDisk()
+
+    async def slow_save(part: Partition, gate: PublishGate) -> None:  # the flush outlasts 3 s
+        await trio.sleep(1.0)
+        await disk.save(part, gate)
+
+    h = Harvester(cfg, connect=FakeExchange(symbols=("BTCUSDT",)).connect, save=slow_save,
+                  dead_letter=disk.dead_letter)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.run)
+        await trio.sleep(2.8)
+        h.request_stop("binance-usdm ended")
+    assert h.stop_state.reason == "binance-usdm ended" and h.stop_state.signals == 1
+    assert disk.agg_ids("BTCUSDT"), "the final flush wrote the trades"
+    assert not disk.deadlettered
+    assert h.rotation.stats.kind(PRICES).rows_deadlettered == 0

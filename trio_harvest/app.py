@@ -490,8 +490,13 @@ class Harvester:
                 await self.journal.close()
 
     async def _stop_after(self, seconds: float) -> None:
+        """``--duration``: a stop once ``seconds`` have passed, unless one was requested before
+        (a signal; in a run of several venues, another venue's unit ending as its own duration
+        ran out a moment sooner). Never a second request: that would cut the final flush short
+        and dead-letter what a clean stop writes."""
         await trio.sleep(seconds)
-        self.request_stop(f"--duration {seconds:g}s reached")
+        if not self.stop_state.requested.is_set():
+            self.request_stop(f"--duration {seconds:g}s reached")
 
     async def _watch_signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -67,6 +67,8 @@ def test_a_killed_run_of_three_venues_replays_each_venues_frames_into_its_own_ve
             stop(proc)
         restart = log.read_text().rsplit("--- start\n", 1)[-1]
         assert restart.count("journal: replayed") == 3, restart[-3000:]
+        # each venue's final flush ran to its end: nothing was cut short into the dead letter
+        assert "second stop request" not in restart, restart[-3000:]
         for venue, symbols in THREE.items():
             rows = prices(data, venue)
             assert rows.height and set(rows["symbol"]) == set(symbols), venue
