@@ -125,3 +125,18 @@ def test_a_restart_carries_the_book_on_and_a_snapshot_restart_replaces_it() -> N
     bybit = rebuild(frame(bybit_rows()).reverse())
     assert bybit.bids == {20.0: 1.0, 20.5: 1.0, 19.0: 1.0} and bybit.asks == {21.0: 1.0, 20.8: 3.0}
     assert bybit.update_id == 3 and bybit.snapshot_id == 1
+
+
+def test_rows_at_the_very_time_of_a_reset_join_the_side_whose_ids_they_continue() -> None:
+    rows = _ev(1, 1000, -1, [(99.0, 1.0)], [(101.0, 1.0)], True)
+    rows += _ev(2, 1002, 1000, [(99.2, 1.0)], [])
+    rows += _ev(4, 1004, 1002, [(99.4, 1.0)], [], recv=9)  # the same ts and recv as the reset
+    rows += _ev(4, 500, 1004, [(99.5, 1.0)], [], recv=9)
+    rows += _ev(4, 502, 500, [(99.4, 0.0)], [(100.8, 1.0)], recv=9)
+    rows += _ev(5, 503, 502, [], [(100.9, 2.0)])
+    tops, bids, asks = in_write_order(rows)
+    for seed in range(5):
+        df = frame(rows).sample(fraction=1.0, shuffle=True, seed=seed)
+        book = rebuild(df)
+        assert (book.bids, book.asks) == (bids, asks)
+        assert best_by_update(df).select("update_id", "bid", "ask").rows() == tops

@@ -13,7 +13,9 @@ compaction do not keep write order):
   to the last era started at or before its time; a row at the very time an era starts is put
   on the side whose ids it is nearer (the new era's first id or the old era's last).
   Data with growing ids is one era: the rule is exactly the one before eras existed, so a REST
-  snapshot whose buffered diffs carry times before its own stays right.
+  snapshot whose buffered diffs carry times before its own stays right. The limit: a restart
+  the harvester never saw (ids restarted during a disconnect and the next snapshot's id is
+  above its era's first) looks like growing ids, and is read so.
 - Within an era, rows in update-id order (a snapshot's levels before the changes of an event
   with the same update id, rows of one update in file order); a snapshot's rows replace the
   whole book; a change sets a level's size, size 0 removes it; a change whose update id is
