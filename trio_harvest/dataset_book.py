@@ -182,7 +182,8 @@ def _apply(book: Book, era: int | None, uid: int, levels: list[Any]) -> None:
 
 def rebuild(book_updates: pl.DataFrame | pl.LazyFrame, until: int | None = None) -> Book:
     """The book after every update of one symbol's ``book_updates`` rows (up to update id
-    ``until`` when given)."""
+    ``until`` when given: reading stops at the first update above it, so where ids restart,
+    in the first era that passes it)."""
     book = Book()
     for era, uid, _first, _ts, levels in _updates(book_updates):
         if until is not None and uid > until:
