@@ -26,6 +26,8 @@ import trio
 
 from trio_harvest.app import Harvester
 from trio_harvest.cli.summary import summarize
+from trio_harvest.dataset import scan
+from trio_harvest.dataset_book import best_by_update, rebuild
 from trio_harvest.gaps import parse_agg_detail
 from trio_harvest.storage.inventory import inspect_dataset, venue_label
 
@@ -103,7 +105,9 @@ def _conserved(h: Harvester, symbol: str, last_agg: int) -> int:
 
 def _chains_and_quotes(h: Harvester, symbol: str) -> tuple[int, int]:
     """Walk ``book_updates`` in write order: each update chains onto the one before unless a
-    snapshot restarts the book; the rebuilt best bid/ask equals the quote of that update id."""
+    snapshot restarts the book; the book ``dataset_book`` rebuilds from ``scan`` output (rows
+    shuffled) is the written one after every update, and its best bid/ask equals the quote of
+    that update id."""
     data = h.config.data_dir
     ups = _read(data, "book_updates", symbol)
     assert ups.height and ups.filter(pl.col("is_snapshot")).height
@@ -117,8 +121,18 @@ def _chains_and_quotes(h: Harvester, symbol: str) -> tuple[int, int]:
     asks: dict[float, float] = {}
     last: int | None = None
     after_snapshot = False
+    # the book as a user rebuilds it: ``scan`` (no promise of write order) and dataset_book,
+    # whose reading rule must see the seqId resets; (update id, snapshot, time) -> best bid/ask
+    scanned = scan(data, "book_updates", symbols=[symbol]).collect()
+    assert scanned.height == ups.height
+    read: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
     # update id -> (time, best bid/ask): seqIds repeat after a reset, the time tells them apart
     best: dict[int, list[tuple[Any, tuple[Any, ...]]]] = {}
+    for _first, uid, ts, *top, snap in best_by_update(
+            scanned.sample(fraction=1.0, shuffle=True, seed=7)).rows():
+        read.setdefault((uid, snap, ts), []).append(tuple(top))
+        if None not in top:
+            best.setdefault(uid, []).append((ts, tuple(top)))
     chained = 0
     for uid, prev, snap, levels, ts in events:
         if snap:
@@ -136,9 +150,11 @@ def _chains_and_quotes(h: Harvester, symbol: str) -> tuple[int, int]:
             else:
                 book.pop(price, None)
         last = uid
-        if bids and asks:
-            b, a = max(bids), min(asks)
-            best.setdefault(uid, []).append((ts, (b, bids[b], a, asks[a])))
+        b, a = (max(bids) if bids else None), (min(asks) if asks else None)
+        written = (b, bids.get(b), a, asks.get(a))  # type: ignore[arg-type]
+        assert written in read.get((uid, snap, ts), ()), f"{symbol}: read book differs at {uid}"
+    full = rebuild(scanned.reverse())  # the whole book, rows in any order: the written one
+    assert (full.bids, full.asks) == (bids, asks), symbol
     compared = 0
     quotes = _read(data, "quotes", symbol)
     for q in quotes.iter_rows(named=True):
