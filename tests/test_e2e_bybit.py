@@ -24,8 +24,6 @@ import trio
 
 from trio_harvest.app import Harvester
 from trio_harvest.cli.summary import summarize
-from trio_harvest.dataset import scan
-from trio_harvest.dataset_book import best_by_update, rebuild
 from trio_harvest.sim.bybit_wire import trade_id
 from trio_harvest.storage.inventory import inspect_dataset, venue_label
 from trio_harvest.venues.bybit.wire import uuid_key
@@ -87,9 +85,7 @@ def check_trades(h: Harvester, data: Path, symbol: str, category: str) -> dict[s
 
 
 def check_books(data: Path, symbol: str) -> dict[str, int]:
-    """Deltas chain on the message before them; the book ``dataset_book`` rebuilds from
-    ``scan`` output (rows shuffled) is the written one after every message and agrees with
-    quotes."""
+    """Deltas chain on the message before them; a book rebuilt from them agrees with quotes."""
     ups = rows(data, "book_updates").filter(pl.col("symbol") == symbol)
     quotes = rows(data, "quotes").filter(pl.col("symbol") == symbol).sort("ts_ms")
     gaps = rows(data, "gaps").filter(pl.col("symbol") == symbol)
@@ -97,14 +93,6 @@ def check_books(data: Path, symbol: str) -> dict[str, int]:
         pl.col("reason").is_in(["disconnect", "stall"])).iter_rows(named=True)]
     q_ts = quotes["ts_ms"].to_list()
     q_rows = quotes.select("bid", "bid_qty", "ask", "ask_qty").rows()
-    # the book as a user rebuilds it: ``scan`` (no promise of write order), rows shuffled, and
-    # dataset_book, whose reading rule must see u restart at 1; (u, snapshot, time) -> top
-    scanned = scan(data, "book_updates", symbols=[symbol]).collect()
-    assert scanned.height == ups.height
-    read: dict[tuple[int, bool, int], list[tuple[float | None, ...]]] = {}
-    tops = best_by_update(scanned.sample(fraction=1.0, shuffle=True, seed=7))
-    for _first, uid, ts, *top, snap in tops.with_columns(pl.col("ts_ms").dt.epoch("ms")).rows():
-        read.setdefault((uid, snap, ts), []).append(tuple(top))
     bids: dict[float, float] = {}
     asks: dict[float, float] = {}
     last_u: int | None = None
@@ -128,21 +116,17 @@ def check_books(data: Path, symbol: str) -> dict[str, int]:
             else:
                 side.pop(r["price"], None)
         last_u = first["update_id"]
-        hi, lo = (max(bids) if bids else None), (min(asks) if asks else None)
-        written = (hi, None if hi is None else bids[hi], lo, None if lo is None else asks[lo])
-        assert written in read.get((last_u, first["is_snapshot"], first["ts_ms"]), ()), \
-            f"{symbol}: the book read from the dataset differs at u={last_u}"
         boundary = first["event_ms"] - first["event_ms"] % 100  # orderbook.50: 100 ms
         if not bids or not asks or any(a <= boundary <= b for a, b in quiet):
             continue
         i = bisect_left(q_ts, boundary)  # the last quote strictly before the boundary
         if i == 0 or (i < len(q_ts) and q_ts[i] == boundary):
             continue  # none, or one at the boundary's own ms (before or after it: unknown)
-        assert q_rows[i - 1] == written, \
+        best_bid = max(bids)
+        best_ask = min(asks)
+        assert q_rows[i - 1] == (best_bid, bids[best_bid], best_ask, asks[best_ask]), \
             f"{symbol}: rebuilt book at {boundary} differs from the quote at {q_ts[i - 1]}"
         compared += 1
-    full = rebuild(scanned.reverse())  # the whole book, rows in any order: the written one
-    assert (full.bids, full.asks) == (bids, asks), symbol
     return {"snapshots": snapshots, "deltas": deltas, "compared": compared}
 
 
