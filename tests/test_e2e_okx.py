@@ -34,7 +34,7 @@ from trio_harvest.storage.inventory import inspect_dataset, venue_label
 from .conftest import make_config
 
 FAULTS = "disconnect=2.5,skip=0.03,dup_frame=0.02,drop_diff=0.08,reset=0.03"
-RUN_S = 6.0  # drop_diff is high enough that a short run on a loaded machine still breaks a chain
+RUN_S = 8.0  # long enough that a loaded machine still sees chains, and drop_diff high enough to break one
 
 
 def _read(data: Path, kind: str, symbol: str) -> pl.DataFrame:
