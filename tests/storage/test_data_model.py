@@ -21,9 +21,11 @@ from trio_harvest.kinds import (
     GAPS,
     ORDERBOOK,
     PRICES,
+    PRICES_SCHEMA,
     QUOTES,
     TIMESTAMP,
     Row,
+    Schema,
     orderbook_schema,
     schema_for,
 )
@@ -45,7 +47,15 @@ LATER = DAY / 1000 + 10 * 86_400
 
 
 def trade(i: int, ts: int, symbol: str = "BTCUSDT") -> Row:
-    return (ts, ts + 1, ts + 5, symbol, i, 100.0 + i, 0.5, i, i, i % 2 == 0)
+    return (ts, ts + 1, ts + 5, symbol, i, 100.0 + i, 0.5, i, i, i % 2 == 0, None)
+
+
+# ``prices`` as files were written before ``trade_id`` (the venue's text id) was added
+OLD_PRICES = Schema(PRICES, PRICES_SCHEMA.columns[:-1])
+
+
+def old_trade(i: int, ts: int) -> Row:
+    return trade(i, ts)[:-1]
 
 
 def ticker(i: int, ts: int, symbol: str = "BTCUSDT", levels: int = 5) -> Row:
@@ -89,10 +99,12 @@ async def test_an_old_dataset_scans_with_new_files_as_binance_usdm(tmp_path: Pat
     int ms times, bookTicker rows inside orderbook) and new files: one kind, one schema."""
     data = tmp_path / "data"
     prices, book = schema_for(PRICES), orderbook_schema(5)
-    write_legacy(data, "2023-11-15", "BTCUSDT", prices, [trade(i, DAY + i) for i in range(3)],
-                 "part-1-3-old.parquet")
-    write_new(data, "2023-11-15", "BTCUSDT", prices, [trade(i, DAY + i) for i in range(3, 5)],
-              "part-4-5-ms.parquet", venue=None)
+    write_legacy(data, "2023-11-15", "BTCUSDT", OLD_PRICES,
+                 [old_trade(i, DAY + i) for i in range(3)], "part-1-3-old.parquet")
+    write_new(data, "2023-11-15", "BTCUSDT", OLD_PRICES,
+              [old_trade(i, DAY + i) for i in range(3, 5)], "part-4-5-ms.parquet", venue=None)
+    assert "trade_id" not in pl.read_parquet_schema(
+        data / "date=2023-11-15/symbol=BTCUSDT/kind=prices/part-4-5-ms.parquet")
     depth = [(DAY + 9, DAY + 9, DAY + 10, "BTCUSDT", "depth5", 9, 9, 8)
              + (98.0, 1.0, 102.0, 1.0) * 5]
     write_new(data, "2023-11-15", "BTCUSDT", book, [ticker(i, DAY + i) for i in range(4)] + depth,
