@@ -84,9 +84,11 @@ async def test_duckdb_shows_the_event_time_as_timestamp_with_time_zone(tmp_path:
     for column in ("ts_ms", "event_ms", "recv_ms"):
         assert described[column] == "TIMESTAMP WITH TIME ZONE", (column, described)
     assert described["venue"] == "VARCHAR" and described["agg_id"] == "BIGINT"
+    assert described["trade_id"] == "VARCHAR"  # the venue's text id: null for Binance
     # Polars reads them as UTC timestamps, no cast and no option
     df = pl.read_parquet(folder / "*.parquet")
     assert df.schema["ts_ms"] == pl.Datetime("ms", "UTC") == df.schema["recv_ms"]
+    assert df.schema["trade_id"] == pl.String and df["trade_id"].null_count() == 5
     assert df["ts_ms"].dt.epoch("ms").to_list() == [DAY + i for i in range(5)]
     # and a plain glob over the new layout, with its Hive keys
     glob = pl.scan_parquet(data / "venue=*/date=*/symbol=*/kind=prices/*.parquet",
@@ -193,6 +195,31 @@ async def test_compact_recover_and_inspect_work_on_a_mixed_dataset(tmp_path: Pat
     assert sorted(scan(data, PRICES).collect()["agg_id"].to_list()) == want
     (part,) = inspect_dataset(data, dl).partitions
     assert (part.rows, part.files, part.agg_id_duplicates) == (12, 2, 0)
+
+
+async def test_files_and_dead_letters_from_before_trade_id_merge_with_new_ones(
+        tmp_path: Path) -> None:
+    """A venue's ``prices`` files and dead-letter lines written before ``trade_id`` read it as
+    null beside new rows that carry the venue's text id: through ``recover``, ``compact``
+    (which merges both schemas into one file) and ``scan``."""
+    data, dl, venue = tmp_path / "data", tmp_path / "dl", "bybit-linear"
+    uuid = "0d5c9a3e-1f6b-5d2e-8c47-3a9b2e61f0d4"
+    write_new(data, "2023-11-15", "BTCUSDT", OLD_PRICES, [old_trade(1, DAY + 1)],
+              f"part-{DAY + 1}-{DAY + 1}-o.parquet", venue=venue)
+    await save(writer(data, dl), PRICES, [(*trade(2, DAY + 2)[:-1], uuid)], venue)
+    line = dl / f"venue={venue}" / PRICES / deadletter_name("BTCUSDT", 1_800_000_000_000, 1)
+    line.parent.mkdir(parents=True)
+    line.write_bytes(encode_ndjson(OLD_PRICES, [old_trade(3, DAY + 3)]))
+    assert b"trade_id" not in line.read_bytes()
+    report = await Recoverer(data, dl).recover_all()
+    assert not report.failed and report.rows == 1 and not report.rejected_lines
+    compacted = Compactor(LocalStore(data), older_than=3600.0, target_rows=100,
+                          now=lambda: LATER, written_at=lambda rel: DAY / 1000).run()
+    assert not compacted.failed and compacted.as_dict()["merged_files"] == 1
+    (merged,) = data.glob(f"venue={venue}/date=2023-11-15/symbol=BTCUSDT/kind=prices/*")
+    assert pl.read_parquet(merged).schema["trade_id"] == pl.String
+    got = scan(data, PRICES, venue=venue).collect().sort("agg_id")
+    assert got.select("agg_id", "trade_id").rows() == [(1, None), (2, uuid), (3, None)]
 
 
 def test_a_dead_letter_of_another_venue_is_recovered_into_it(tmp_path: Path) -> None:
