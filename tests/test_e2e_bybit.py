@@ -56,6 +56,13 @@ def check_trades(h: Harvester, data: Path, symbol: str, category: str) -> dict[s
     keys = prices["agg_id"].to_list()
     assert len(keys) == len(set(keys)), f"{symbol}: a trade is in prices twice"
     written = {r["agg_id"]: r for r in prices.iter_rows(named=True)}
+    # the venue's own id: the UUID on linear (``agg_id`` is its key), none on spot (the integer
+    # is ``agg_id``), from the stream and the recent-trade sweeps alike
+    assert prices.schema["trade_id"] == pl.String
+    if category == "spot":
+        assert prices["trade_id"].null_count() == prices.height
+    else:
+        assert all(uuid_key(r["trade_id"]) == k for k, r in written.items())
     holes = [] if gaps.is_empty() else [
         (r["start_ms"], r["end_ms"]) for r in gaps.filter(
             (pl.col("symbol") == symbol) & (pl.col("reason") == "unfillable")).iter_rows(
@@ -81,6 +88,8 @@ def check_trades(h: Harvester, data: Path, symbol: str, category: str) -> dict[s
         assert (row["ts_ms"], row["price"], row["qty"], row["is_buyer_maker"]) == (
             t.trade_ms, float(spec.price_str(t.price)), float(spec.qty_str(t.qty)),
             t.buyer_maker), f"{symbol}: a row differs from the exchange's trade"
+        assert row["trade_id"] == (None if category == "spot" else trade_id(
+            category, symbol, t.agg_id)), f"{symbol}: trade {t.agg_id}'s id is not the tape's"
     return {"checked": checked, "missing": missing, "unfillable_gaps": len(holes)}
 
 

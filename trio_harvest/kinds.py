@@ -106,8 +106,29 @@ PRICES_SCHEMA = Schema(
         ("first_id", _I64),
         ("last_id", _I64),
         ("is_buyer_maker", _BOOL),
+        # the venue's own trade id where it is not an integer (a Bybit linear UUID; ``agg_id``
+        # then holds a 63-bit key of it); null where ``agg_id`` is the venue's id. Last, so the
+        # positions of the columns before it never moved; files written before it lack it and
+        # read it as null.
+        ("trade_id", _STR),
     ),
 )
+
+# columns added to a kind after files and dead-letter records were written without them: a
+# record that lacks one holds null there
+ADDED_COLUMNS: dict[str, frozenset[str]] = {PRICES: frozenset({"trade_id"})}
+
+
+def full_rows(schema: Schema, rows: list[Row]) -> list[Row]:
+    """``rows`` as wide as ``schema``: a tuple row that lacks only the kind's added columns (they
+    are last) gets null there; any other row is left as it is (``rows`` itself when none is
+    short)."""
+    width = len(schema.columns)
+    added = len(ADDED_COLUMNS.get(schema.kind, ()))
+    if not added or all(len(r) == width for r in rows):
+        return rows
+    return [r + (None,) * (width - len(r)) if width - added <= len(r) < width else r
+            for r in rows]
 
 
 def orderbook_schema(levels: int) -> Schema:

@@ -175,6 +175,25 @@ def test_a_value_no_column_can_hold_is_refused_whole_and_the_chunk_stays_aligned
     assert gb.n == 1 and all(len(c) == 1 for c in gb.cols)
 
 
+def test_trade_ids_as_text_where_a_venue_has_them_and_rows_from_before_the_column() -> None:
+    """A record's ``text_id`` goes to ``trade_id`` (None: Binance); a tuple row with it, one
+    without it (a journal written before the column) and a refused text all keep the chunk
+    aligned; a lane takes both widths on the trade shape."""
+    lane = Lane(PRICES, "X", high=50, capacity=100, wake=lambda lane: None,
+                schema=PRICES_SCHEMA)
+    lane.add_trade(AggTrade(agg_id=1, price=1.0, qty=2.0, first_id=1, last_id=1, trade_ms=10,
+                            buyer_maker=True, event_ms=11, symbol="X"), 12)
+    row = (20, 21, 22, "X", 2, 1.0, 2.0, 2, 2, False, "9b1c-uuid")
+    assert lane.put_nowait(row) and lane.put_nowait((30, 31, 32, "X", 3, 1.0, 2.0, 3, 3, False))
+    assert lane._trade is not None and lane._generic is None
+    with pytest.raises(BadValue):
+        lane._trade.add_row((*row[:10], 5))  # not a string: refused whole
+    assert all(len(c) == 3 for c in lane._trade._cols())
+    df = lane.drain().to_frame()
+    assert df["trade_id"].to_list() == [None, "9b1c-uuid", None]
+    assert df.schema["trade_id"] == pl.String and df.columns == PRICES_SCHEMA.names
+
+
 def test_generic_rows_keep_nulls_in_float_and_int_columns() -> None:
     gb = GenericBuilder(OFI_SCHEMA)
     gb.append((1, "X", "bookTicker", None, None, 1.0, 2.0, 3.0, 4.0))

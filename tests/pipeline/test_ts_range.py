@@ -9,7 +9,7 @@ from trio_harvest.pipeline.chunks import Batch, GenericBuilder, UntypedBuilder
 def _chunk(ts: list[int]) -> GenericBuilder:
     b = GenericBuilder(PRICES_SCHEMA)
     for i, t in enumerate(ts):
-        b.append((t, t, t, "BTCUSDT", i, 1.0, 1.0, i, i, False))
+        b.append((t, t, t, "BTCUSDT", i, 1.0, 1.0, i, i, False, None))
     return b
 
 

@@ -103,7 +103,7 @@ async def test_a_break_is_filled_exactly_once(autojump_clock: trio.testing.MockC
     assert len(h.calls) == 1  # both breaks in one request (coalesced)
     assert h.details() == [(4, 9, True), (12, 19, True)]
     row = h.trades[0]
-    assert row == (1004, 1004, 5, SYMBOL, 4, 100.5, 0.001, 8, 9, True)
+    assert row == (1004, 1004, 5, SYMBOL, 4, 100.5, 0.001, 8, 9, True, None)
     g = h.gaps[0]
     assert (g[3], g[4], g[5]) == (1003, 1010, "agg-id break")
     assert h.backfill.stats.filled == 2 and h.backfill.stats.rows == 14

@@ -23,7 +23,7 @@ I_DELTA, I_CVD, I_GAP = (CVD_SCHEMA.index(c) for c in ("delta", "cvd", "gap"))
 
 
 def trade(ts: int, agg_id: int, price: float, qty: float, m: bool) -> tuple[Any, ...]:
-    row = (ts, ts, ts, "BTCUSDT", agg_id, price, qty, agg_id, agg_id, m)
+    row = (ts, ts, ts, "BTCUSDT", agg_id, price, qty, agg_id, agg_id, m, None)
     assert len(row) == len(PRICES_SCHEMA.names)
     return row
 

@@ -29,7 +29,7 @@ T0 = 1_700_006_400_000
 
 
 def price_row(i: int, **over: object) -> Row:
-    row = [T0 + i, T0 + i, T0 + i + 5, "BTCUSDT", i, 100.0, 0.5, i, i, False]
+    row = [T0 + i, T0 + i, T0 + i + 5, "BTCUSDT", i, 100.0, 0.5, i, i, False, None]
     names = schema_for(PRICES).names
     for k, v in over.items():
         row[names.index(k)] = v

@@ -21,9 +21,11 @@ from trio_harvest.kinds import (
     GAPS,
     ORDERBOOK,
     PRICES,
+    PRICES_SCHEMA,
     QUOTES,
     TIMESTAMP,
     Row,
+    Schema,
     orderbook_schema,
     schema_for,
 )
@@ -45,7 +47,15 @@ LATER = DAY / 1000 + 10 * 86_400
 
 
 def trade(i: int, ts: int, symbol: str = "BTCUSDT") -> Row:
-    return (ts, ts + 1, ts + 5, symbol, i, 100.0 + i, 0.5, i, i, i % 2 == 0)
+    return (ts, ts + 1, ts + 5, symbol, i, 100.0 + i, 0.5, i, i, i % 2 == 0, None)
+
+
+# ``prices`` as files were written before ``trade_id`` (the venue's text id) was added
+OLD_PRICES = Schema(PRICES, PRICES_SCHEMA.columns[:-1])
+
+
+def old_trade(i: int, ts: int) -> Row:
+    return trade(i, ts)[:-1]
 
 
 def ticker(i: int, ts: int, symbol: str = "BTCUSDT", levels: int = 5) -> Row:
@@ -74,9 +84,11 @@ async def test_duckdb_shows_the_event_time_as_timestamp_with_time_zone(tmp_path:
     for column in ("ts_ms", "event_ms", "recv_ms"):
         assert described[column] == "TIMESTAMP WITH TIME ZONE", (column, described)
     assert described["venue"] == "VARCHAR" and described["agg_id"] == "BIGINT"
+    assert described["trade_id"] == "VARCHAR"  # the venue's text id: null for Binance
     # Polars reads them as UTC timestamps, no cast and no option
     df = pl.read_parquet(folder / "*.parquet")
     assert df.schema["ts_ms"] == pl.Datetime("ms", "UTC") == df.schema["recv_ms"]
+    assert df.schema["trade_id"] == pl.String and df["trade_id"].null_count() == 5
     assert df["ts_ms"].dt.epoch("ms").to_list() == [DAY + i for i in range(5)]
     # and a plain glob over the new layout, with its Hive keys
     glob = pl.scan_parquet(data / "venue=*/date=*/symbol=*/kind=prices/*.parquet",
@@ -89,10 +101,12 @@ async def test_an_old_dataset_scans_with_new_files_as_binance_usdm(tmp_path: Pat
     int ms times, bookTicker rows inside orderbook) and new files: one kind, one schema."""
     data = tmp_path / "data"
     prices, book = schema_for(PRICES), orderbook_schema(5)
-    write_legacy(data, "2023-11-15", "BTCUSDT", prices, [trade(i, DAY + i) for i in range(3)],
-                 "part-1-3-old.parquet")
-    write_new(data, "2023-11-15", "BTCUSDT", prices, [trade(i, DAY + i) for i in range(3, 5)],
-              "part-4-5-ms.parquet", venue=None)
+    write_legacy(data, "2023-11-15", "BTCUSDT", OLD_PRICES,
+                 [old_trade(i, DAY + i) for i in range(3)], "part-1-3-old.parquet")
+    write_new(data, "2023-11-15", "BTCUSDT", OLD_PRICES,
+              [old_trade(i, DAY + i) for i in range(3, 5)], "part-4-5-ms.parquet", venue=None)
+    assert "trade_id" not in pl.read_parquet_schema(
+        data / "date=2023-11-15/symbol=BTCUSDT/kind=prices/part-4-5-ms.parquet")
     depth = [(DAY + 9, DAY + 9, DAY + 10, "BTCUSDT", "depth5", 9, 9, 8)
              + (98.0, 1.0, 102.0, 1.0) * 5]
     write_new(data, "2023-11-15", "BTCUSDT", book, [ticker(i, DAY + i) for i in range(4)] + depth,
@@ -181,6 +195,31 @@ async def test_compact_recover_and_inspect_work_on_a_mixed_dataset(tmp_path: Pat
     assert sorted(scan(data, PRICES).collect()["agg_id"].to_list()) == want
     (part,) = inspect_dataset(data, dl).partitions
     assert (part.rows, part.files, part.agg_id_duplicates) == (12, 2, 0)
+
+
+async def test_files_and_dead_letters_from_before_trade_id_merge_with_new_ones(
+        tmp_path: Path) -> None:
+    """A venue's ``prices`` files and dead-letter lines written before ``trade_id`` read it as
+    null beside new rows that carry the venue's text id: through ``recover``, ``compact``
+    (which merges both schemas into one file) and ``scan``."""
+    data, dl, venue = tmp_path / "data", tmp_path / "dl", "bybit-linear"
+    uuid = "0d5c9a3e-1f6b-5d2e-8c47-3a9b2e61f0d4"
+    write_new(data, "2023-11-15", "BTCUSDT", OLD_PRICES, [old_trade(1, DAY + 1)],
+              f"part-{DAY + 1}-{DAY + 1}-o.parquet", venue=venue)
+    await save(writer(data, dl), PRICES, [(*trade(2, DAY + 2)[:-1], uuid)], venue)
+    line = dl / f"venue={venue}" / PRICES / deadletter_name("BTCUSDT", 1_800_000_000_000, 1)
+    line.parent.mkdir(parents=True)
+    line.write_bytes(encode_ndjson(OLD_PRICES, [old_trade(3, DAY + 3)]))
+    assert b"trade_id" not in line.read_bytes()
+    report = await Recoverer(data, dl).recover_all()
+    assert not report.failed and report.rows == 1 and not report.rejected_lines
+    compacted = Compactor(LocalStore(data), older_than=3600.0, target_rows=100,
+                          now=lambda: LATER, written_at=lambda rel: DAY / 1000).run()
+    assert not compacted.failed and compacted.as_dict()["merged_files"] == 1
+    (merged,) = data.glob(f"venue={venue}/date=2023-11-15/symbol=BTCUSDT/kind=prices/*")
+    assert pl.read_parquet(merged).schema["trade_id"] == pl.String
+    got = scan(data, PRICES, venue=venue).collect().sort("agg_id")
+    assert got.select("agg_id", "trade_id").rows() == [(1, None), (2, uuid), (3, None)]
 
 
 def test_a_dead_letter_of_another_venue_is_recovered_into_it(tmp_path: Path) -> None:

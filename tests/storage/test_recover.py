@@ -31,7 +31,7 @@ MIDNIGHT = 1_700_006_400_000  # 2023-11-15T00:00:00Z
 
 
 def price_row(i: int, ts: int, symbol: str) -> Row:
-    return (ts, ts, ts + 5, symbol, i, 100.0 + i / 100, 0.5, i, i, i % 2 == 0)
+    return (ts, ts, ts + 5, symbol, i, 100.0 + i / 100, 0.5, i, i, i % 2 == 0, None)
 
 
 def book_row(i: int, ts: int, symbol: str) -> Row:

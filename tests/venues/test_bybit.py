@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from trio_harvest import venues
+from trio_harvest.kinds import PRICES_SCHEMA
 from trio_harvest.venues.base import (
     APPLIED,
     BATCH,
@@ -79,6 +80,10 @@ def test_the_documented_trade_decodes_linear_ids_are_not_integers() -> None:
                                                         1672304486868)
     assert t.buyer_maker is False  # the taker bought
     assert LINEAR.trade_continuity == "none" and SPOT.trade_continuity == "none"
+    # the UUID itself is kept: the ``prices`` column ``trade_id`` (the key alone loses it)
+    assert t.text_id == t.trade_id
+    row = LINEAR.trade_row(t, 9)
+    assert dict(zip(PRICES_SCHEMA.names, row, strict=True))["trade_id"] == t.trade_id
 
 
 def test_a_frame_carries_many_trades_spot_ids_are_numeric() -> None:
@@ -88,6 +93,12 @@ def test_a_frame_carries_many_trades_spot_ids_are_numeric() -> None:
     batch = f.data
     assert batch.kind == BATCH and batch.symbol == "BTCUSDT"
     assert [t.agg_id for t in batch.records] == [2290000001190010739, 2290000001190010740]
+    assert [SPOT.trade_row(t, 9)[-1] for t in batch.records] == [None, None]  # agg_id is the id
+    linear = LINEAR.decode(frame.replace("2290000001190010739", "20f43950-d8dd-5b31-9112-a178eb6"
+                                         "023af").replace("2290000001190010740", "20f43950-d8dd"
+                                                          "-5b31-9112-a178eb6023b0")).data
+    assert [t.text_id for t in linear.records] == ["20f43950-d8dd-5b31-9112-a178eb6023af",
+                                                   "20f43950-d8dd-5b31-9112-a178eb6023b0"]
     assert batch.records[0].buyer_maker and not batch.records[1].buyer_maker
     with pytest.raises(FrameError) as bad:  # spot ids must be integers
         SPOT.decode(frame.replace("2290000001190010740", "x-1"))
@@ -239,13 +250,15 @@ def test_recent_trade_backfill_fills_what_it_reaches_and_says_unfillable_otherwi
     with pytest.raises(ValueError):
         LINEAR.decode_trades(b'{"retCode":10006,"retMsg":"Too many visits!","result":{}}')
     row = SPOT.rest_trade_row("BTCUSDT", _rest(1, 5, prefix="")[0], 9)
-    assert row[3:5] == ("BTCUSDT", 0) and row[2] == 9
+    assert row[3:5] == ("BTCUSDT", 0) and row[2] == 9 and row[-1] is None
     uuid = "20f43950-d8dd-5b31-9112-a178eb6023af"
     doc = json.loads(json.dumps({"retCode": 0, "result": {"list": [{
         "execId": uuid, "symbol": "BTCUSDT", "price": "1", "size": "1", "side": "Buy",
         "time": "5"}]}}))
     lin = LINEAR.decode_trades(json.dumps(doc).encode())[0]
-    assert LINEAR.rest_trade_row("BTCUSDT", lin, 9)[4] == LINEAR.decode(DOC_TRADE).data.agg_id
+    lin_row = LINEAR.rest_trade_row("BTCUSDT", lin, 9)
+    assert lin_row[4] == LINEAR.decode(DOC_TRADE).data.agg_id and lin_row[-1] == uuid
+    assert len(lin_row) == len(row) == len(PRICES_SCHEMA.columns)
 
 
 def test_trade_ids_are_deduplicated_never_chained() -> None:

@@ -29,7 +29,14 @@ from .chunks import (
     chunk_rows_for,
     default_schema,
 )
-from .shapes import CvdBuilder, DepthBuilder, OfiBuilder, QuoteBuilder, TradeBuilder
+from .shapes import (
+    TRADE_WIDTHS,
+    CvdBuilder,
+    DepthBuilder,
+    OfiBuilder,
+    QuoteBuilder,
+    TradeBuilder,
+)
 
 if TYPE_CHECKING:
     from ..venues.base import BookLevels, Quote, Trade
@@ -250,7 +257,7 @@ class Lane:
         """Which builder a tuple row joins: the same columns as the hot path's for ``prices``
         and ``orderbook`` (so a file keeps arrival order within a shape, and a book row costs
         its levels, not a generic column each), else the generic one."""
-        if self.kind == PRICES and len(row) == 10:
+        if self.kind == PRICES and len(row) in TRADE_WIDTHS:
             return "_trade"
         if self.kind == ORDERBOOK and len(row) == 8 + 4 * self.depth_levels:
             return "_depth"

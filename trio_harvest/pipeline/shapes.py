@@ -59,10 +59,15 @@ class Shape(Builder):
         return {name: getattr(self, attr) for attr, name, _code in self.FIELDS}
 
 
+# a ``prices`` tuple row is 11 wide; one from a journal written before ``trade_id``, 10
+TRADE_WIDTHS = (11, 10)
+
+
 class TradeBuilder(Shape):
     """``prices`` rows straight from decoded trade records (the symbol is the lane's)."""
 
-    __slots__ = ("agg_id", "event", "first", "last", "maker", "price", "qty", "recv", "ts")
+    __slots__ = ("agg_id", "event", "first", "last", "maker", "price", "qty", "recv", "text",
+                 "ts")
     ts: array[int]
     event: array[int]
     recv: array[int]
@@ -72,10 +77,11 @@ class TradeBuilder(Shape):
     first: array[int]
     last: array[int]
     maker: array[int]
+    text: list[str | None]  # the venue's text id (None where ``agg_id`` is the venue's id)
     FIELDS = (("ts", "ts_ms", "q"), ("event", "event_ms", "q"), ("recv", "recv_ms", "q"),
               ("agg_id", "agg_id", "q"), ("price", "price", "d"), ("qty", "qty", "d"),
               ("first", "first_id", "q"), ("last", "last_id", "q"),
-              ("maker", "is_buyer_maker", "b"))
+              ("maker", "is_buyer_maker", "b"), ("text", "trade_id", "s"))
 
     def add(self, t: Trade, recv_ms: int) -> None:
         try:
@@ -91,11 +97,16 @@ class TradeBuilder(Shape):
         self.price.append(t.price)
         self.qty.append(t.qty)
         self.maker.append(t.buyer_maker)
+        self.text.append(t.text_id)
         self.n += 1
 
     def add_row(self, row: Row) -> None:
-        """A ``prices`` row given as a tuple (backfill, rows the repair gate held)."""
-        ts, event, recv, _symbol, agg_id, price, qty, first, last, maker = row
+        """A ``prices`` row given as a tuple (backfill, rows the repair gate held; a row of a
+        journal written before ``trade_id`` lacks it: null)."""
+        ts, event, recv, _symbol, agg_id, price, qty, first, last, maker = row[:10]
+        text = row[10] if len(row) > 10 else None
+        if text is not None and not isinstance(text, str):
+            raise BadValue(f"prices row: trade_id {text!r} is not a string")
         try:
             self.ts.append(ts)
             self.event.append(event)
@@ -109,6 +120,7 @@ class TradeBuilder(Shape):
         except (OverflowError, TypeError, ValueError) as exc:
             self.rollback()
             raise BadValue(f"prices row: {exc}") from None
+        self.text.append(text)
         self.n += 1
 
 

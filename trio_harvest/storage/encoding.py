@@ -14,12 +14,14 @@ import msgspec
 import polars as pl
 
 from ..kinds import (
+    ADDED_COLUMNS,
     EPOCH_MS_COLUMNS,
     ORDERBOOK,
     PARTITION_COLUMNS,
     TIMESTAMP,
     Row,
     Schema,
+    full_rows,
     orderbook_schema,
     schema_for,
 )
@@ -71,7 +73,8 @@ def encode_ndjson(schema: Schema, rows: RowData) -> bytes:
         to_frame(schema, rows).write_ndjson(buf)
         return buf.getvalue()
     names = schema.names
-    return b"".join(_json.encode(dict(zip(names, row, strict=True))) + b"\n" for row in rows)
+    return b"".join(_json.encode(dict(zip(names, row, strict=True))) + b"\n"
+                    for row in full_rows(schema, rows))
 
 
 class BadLine(ValueError):
@@ -96,10 +99,11 @@ def decode_ndjson_line(kind: str, line: bytes, lineno: int) -> tuple[Schema, Row
         raise BadLine(lineno, f"not JSON ({exc})") from None
     schema = schema_for_record(kind, record)
     names = schema.names
-    missing = [n for n in names if n not in record]
+    added = ADDED_COLUMNS.get(kind, frozenset())  # a record written before them: null there
+    missing = [n for n in names if n not in record and n not in added]
     extra = [k for k in record if k not in schema.polars]
     if missing or extra:
         raise BadLine(lineno, f"columns do not match {kind}: missing {missing} extra {extra}")
     if not isinstance(record["ts_ms"], int) or isinstance(record["ts_ms"], bool):
         raise BadLine(lineno, "ts_ms is not an integer")
-    return schema, tuple(record[n] for n in names)
+    return schema, tuple(record.get(n) for n in names)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple, Union
 
 import polars as pl
 
-from ..kinds import DEFAULT_VENUE, Row, Schema
+from ..kinds import DEFAULT_VENUE, Row, Schema, full_rows
 
 if TYPE_CHECKING:
     from ..pipeline.chunks import Batch
@@ -95,6 +95,7 @@ def rows_to_frame(schema: Schema, rows: list[Row]) -> pl.DataFrame:
     """Row tuples as a frame, column by column (recovery and tests; lanes never hold tuples)."""
     if not rows:
         return pl.DataFrame(schema=schema.polars)
+    rows = full_rows(schema, rows)
     return pl.DataFrame([pl.Series(name, column, dtype=dtype)
                          for (name, dtype), column in zip(schema.columns, zip(*rows, strict=True),
                                                              strict=True)])

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import polars as pl
 
-from ..kinds import Row, Schema
+from ..kinds import Row, Schema, full_rows
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 ENCODE_ERRORS = (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError)
@@ -63,7 +63,7 @@ def split_rows(schema: Schema, rows: list[Row]) -> tuple[list[Row], list[tuple[R
     """(rows the columns hold, [(row, reason)] for the others), each in their order."""
     good: list[Row] = []
     bad: list[tuple[Row, str]] = []
-    for row in rows:
+    for row in full_rows(schema, rows):
         why = row_problem(schema, row)
         if why is None:
             good.append(row)

@@ -44,7 +44,8 @@ class FrameError(ValueError):
 class Trade(Protocol):
     """A trade as the core reads it. ``agg_id`` is the venue's integer trade id (the ``prices``
     column of that name); ``first_id``/``last_id`` the venue's underlying fill ids (the trade id
-    itself where the venue has none)."""
+    itself where the venue has none); ``text_id`` the venue's own id where it is not an integer
+    (the ``prices`` column ``trade_id``; None where ``agg_id`` is the venue's id)."""
 
     kind: ClassVar[int]
 
@@ -66,6 +67,8 @@ class Trade(Protocol):
     def symbol(self) -> str: ...
     @property
     def buyer_maker(self) -> bool: ...
+    @property
+    def text_id(self) -> str | None: ...
 
 
 class Quote(Protocol):

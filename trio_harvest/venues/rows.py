@@ -67,4 +67,4 @@ def liquidation_row(q: Liquidation, recv_ms: int) -> Row:
 def trade_row(t: Trade, recv_ms: int) -> Row:
     """A ``prices`` row (kinds.PRICES_SCHEMA) of a venue-neutral trade record."""
     return (t.trade_ms, t.event_ms, recv_ms, t.symbol, t.agg_id, t.price, t.qty,
-            t.first_id, t.last_id, t.buyer_maker)
+            t.first_id, t.last_id, t.buyer_maker, t.text_id)

@@ -30,6 +30,7 @@ def test_agg_trade_to_row() -> None:
         "ts_ms": 1714867234123, "event_ms": 1714867234000, "recv_ms": 1714867234200,
         "symbol": "BTCUSDT", "agg_id": 5933014, "price": 100012.5, "qty": 0.025,
         "first_id": 100928146, "last_id": 100928150, "is_buyer_maker": True,
+        "trade_id": None,
     }
 
 

@@ -46,6 +46,7 @@ class TradeFields(msgspec.Struct, gc=False):
     last_id: Id = msgspec.field(name="l")
     trade_ms: Ms = msgspec.field(name="T")
     buyer_maker: bool = msgspec.field(name="m")
+    text_id: ClassVar[None] = None  # ``agg_id`` is the venue's own id: no text id
 
 
 class AggTrade(TradeFields, tag_field="e", tag="aggTrade"):
@@ -238,7 +239,7 @@ def trade_row(t: Trade, recv_ms: int) -> Row:
 def rest_trade_row(symbol: str, t: TradeFields, recv_ms: int) -> Row:
     """A ``prices`` row from REST (no ``E`` there: ``event_ms`` = the trade time)."""
     return (t.trade_ms, t.trade_ms, recv_ms, symbol, t.agg_id, t.price, t.qty, t.first_id,
-            t.last_id, t.buyer_maker)
+            t.last_id, t.buyer_maker, None)
 
 
 def depth_row(d: BookLevels, recv_ms: int, levels: int, source: str) -> Row:

@@ -305,9 +305,12 @@ class Bybit:
         return wire.decode_recent_trades(body)
 
     def rest_trade_row(self, symbol: str, t: Any, recv_ms: int) -> Row:
-        agg = int(t.trade_id) if self.numeric_ids else wire.uuid_key(t.trade_id)
+        if self.numeric_ids:
+            agg, text = int(t.trade_id), None
+        else:  # the UUID itself, beside its key
+            agg, text = wire.uuid_key(t.trade_id), t.trade_id
         return (t.trade_ms, t.trade_ms, recv_ms, symbol, agg, t.price, t.qty, agg, agg,
-                t.buyer_maker)
+                t.buyer_maker, text)
 
     def fill(self, answer: Sequence[wire.RestTrade], *, last_id: str | None, start_ms: int,
              end_ms: int) -> backfill.Fill:

@@ -40,7 +40,8 @@ def uuid_key(trade_id: str) -> int:
 class PublicTrade(msgspec.Struct, gc=False):
     """One trade of ``publicTrade.{symbol}``. ``trade_id`` is Bybit's ``i`` (a UUID on linear, a
     numeric string on spot); ``agg_id`` is the integer on spot, ``uuid_key`` of the UUID on
-    linear (ids are never contiguous: only a key); ``event_ms`` is the message's ``ts``."""
+    linear (ids are never contiguous: only a key), and ``text_id`` the UUID itself on linear
+    (None on spot, whose ``agg_id`` is the id); ``event_ms`` is the message's ``ts``."""
 
     kind: ClassVar[int] = TRADE
     trade_ms: Ms = msgspec.field(name="T")
@@ -54,6 +55,7 @@ class PublicTrade(msgspec.Struct, gc=False):
     seq: Id = 0  # cross sequence: shared by several trades, monotonic, not contiguous
     event_ms: OptMs = 0
     agg_id: int = 0
+    text_id: str | None = msgspec.field(name="_text_id", default=None)
 
     @property
     def first_id(self) -> int:
@@ -159,9 +161,15 @@ def decode_envelope(frame: str | bytes, numeric_ids: bool = False,
         if not trades:
             raise msgspec.ValidationError("a publicTrade message without trades")
         ts = head.ts
-        for t in trades:
-            t.event_ms = ts
-            t.agg_id = _int_id(t.trade_id) if numeric_ids else _key(t.trade_id)
+        if numeric_ids:
+            for t in trades:
+                t.event_ms = ts
+                t.agg_id = _int_id(t.trade_id)
+        else:
+            for t in trades:
+                t.event_ms = ts
+                t.agg_id = _key(t.trade_id)
+                t.text_id = t.trade_id
         if len(trades) == 1:
             return Frame(topic, trades[0])
         return Frame(topic, TradeBatch(trades[0].symbol, trades))

@@ -276,7 +276,7 @@ class Okx:
 
     def rest_trade_row(self, symbol: str, t: Any, recv_ms: int) -> Row:
         return (t.trade_ms, t.trade_ms, recv_ms, symbol, t.agg_id, t.price, t.qty, t.first_id,
-                t.last_id, t.buyer_maker)
+                t.last_id, t.buyer_maker, None)
 
     def depth_request(self, symbol: str, limit: int) -> RestRequest:
         return RestRequest(rest.BOOKS_PATH, {"instId": symbol,

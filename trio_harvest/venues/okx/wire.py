@@ -70,6 +70,7 @@ class OkxTrade(msgspec.Struct, gc=False):
     side: str = ""
     trade_ms: Ms = msgspec.field(name="ts", default=1)
     count: Count = 1
+    text_id: ClassVar[None] = None  # ``agg_id`` is OKX's own (integer) id: no text id
 
     @property
     def first_id(self) -> int:
