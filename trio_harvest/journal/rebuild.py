@@ -3,11 +3,14 @@
 Owns the offline pipeline: the archive's segments in seq order, filtered by symbol and receive
 time, through the harvester's own decode/route path (``Router.handle``) into lanes, signal
 engines and the same rotation and writer into ``--data-dir``. Receive times are the journaled
-ones and the features clock follows them (each second closes ``grace_ms`` after its end, by
-the archive's own receive times), so derived kinds are recomputed with the given config's
-parameters. Off-stream rows (gaps, backfilled trades) are put back as they were, and the REST
-snapshots and states of diff books (``--book diff``) are handed back to the books where the live
-run took them, so ``book_updates`` and the books' ``orderbook`` rows come back too. The venue is
+ones; seconds of features close on the live features clock where the archive carries it (its
+TICK records, in any segment), else on the archive's receive times (``grace_ms`` after each
+second's end), so derived kinds are recomputed with the given config's parameters. A stop (its
+last tick, or the archive's end) routes the frames the time guard still holds, as the live stop
+did (a stream's lone first frame: a symbol's only liquidation). Off-stream rows (gaps,
+backfilled trades) are put back as they were, and the REST snapshots and states of diff books
+(``--book diff``) are handed back to the books where the live run took them, so
+``book_updates`` and the books' ``orderbook`` rows come back too. The venue is
 the archive's own (its connections' records name it; older archives: ``--venue``, default
 binance-usdm), and so is the book mode (the depth streams it subscribed). Exit codes as
 everywhere: 0 done, 2 a user mistake. Messages go through the logger (formatted like the
@@ -109,6 +112,19 @@ def archive_diff_books(files: list[Path], venue: str, symbols: set[str], speed: 
     diff = {adapter.depth_stream(s, 0, speed, "diff") for s in symbols}
     return any(diff.intersection(re.split(r"[/=?&,]", str(doc.get("url", ""))))
                for doc in _opened(files))
+
+
+def archive_ticks(files: list[Path]) -> bool:
+    """Whether the archive carries the live features clock (TICK records): its segments are read
+    in order until the first one (blocking). Not only the first segment: the clock ticks once
+    ingest runs, so a short first segment (``journal_segment_s``, a slow start) may hold none."""
+    for path in sorted(files, key=lambda p: fmt.parse_segment_name(p.name) or 0):
+        try:
+            if any(rec.type == fmt.TICK for rec in fmt.read_segment(path)):
+                return True
+        except (OSError, zstandard.ZstdError):
+            continue  # the rebuild reports it
+    return False
 
 
 def archive_files(raw_dir: Path) -> list[Path]:
@@ -222,7 +238,8 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
         clock = [0]
         h.router.wall_ms = lambda: clock[0]  # the gate stays: duplicates dropped as live
         emitted_upto = 0
-        ticks = False  # the archive carries the live features clock (TICK records)
+        # the archive carries the live features clock (TICK records): then it alone closes seconds
+        ticks = await trio.to_thread.run_sync(archive_ticks, files)
         conns: dict[int, set[str]] = {}
         for path in sorted(files, key=lambda p: fmt.parse_segment_name(p.name) or 0):
             try:
@@ -231,8 +248,6 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
                 log.warning("skipped %s: cannot read it (%s)", path, exc)
                 stats["unreadable"] += 1
                 continue
-            if not stats["segments"]:  # does the archive carry the live features clock?
-                ticks = any(r.type == fmt.TICK for r in records)
             stats["segments"] += 1
             for rec in records:
                 ms = rec.recv_ns // 1_000_000
@@ -243,6 +258,8 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
                     emitted_upto = ms // 1000
                 if rec.type == fmt.TICK:  # the live features clock, as it was
                     tick = _row.decode(rec.payload)
+                    if not tick["grace"]:  # a stop's last tick: as live, held frames go first
+                        await h.router.release_held()
                     emit_closed(h.engines, h.lanes.offer, int(tick["now_ms"]),
                                 grace=bool(tick["grace"]))
                 elif rec.type == fmt.FRAME:
@@ -276,6 +293,9 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
                                 await waiting
                             continue
                         await h.lanes.get(kind, symbol).put(row)
+        # The archive's end is a stop: frames the time guard still holds (a stream's lone
+        # first frame, e.g. a symbol's only liquidation) are routed as the live stop routed them.
+        await h.router.release_held()
         if not ticks:
             flush_all(h.engines, h.lanes.offer, clock[0])
         with trio.CancelScope(shield=True):
