@@ -137,8 +137,11 @@ def _chains_and_quotes(h: Harvester, symbol: str) -> tuple[int, int]:
     for uid, prev, snap, levels, ts in events:
         if snap:
             bids, asks = {}, {}
-        elif after_snapshot:  # the first update on a REST snapshot of seqId L bridges it
-            assert last is not None and prev <= last < uid, f"{symbol}: not bridged at {uid}"
+        elif after_snapshot:  # the first update on a snapshot of seqId L: it bridges a REST
+            # snapshot (prevSeqId <= L < seqId) or chains on L (a socket snapshot; also a venue
+            # reset right after one, whose seqId is below its prevSeqId == L)
+            assert last is not None and (prev == last or prev <= last < uid), \
+                f"{symbol}: not bridged at {uid}"
         else:
             assert last is not None and prev == last, f"{symbol}: chain broken at {uid}"
             chained += 1
