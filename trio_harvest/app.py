@@ -347,6 +347,8 @@ class Harvester:
                 self._backfilling = True
                 try:
                     await self.repair.finish(min(5.0, cfg.shutdown_grace / 2))  # backfill, gaps
+                    if self.open_interest is not None:  # its outages still open: gap rows
+                        await self.open_interest.finish()
                 finally:
                     self._backfilling = False
                 clock.mark("backfill")
@@ -448,7 +450,8 @@ class Harvester:
             return
         self.open_interest = OpenInterestPoller(
             side, lambda: self.router.symbols, self.router.put_state, self.repair.budget,
-            self.wall_ms, interval=self.config.open_interest_interval, journal=self.journal)
+            self.wall_ms, interval=self.config.open_interest_interval, journal=self.journal,
+            put_gap=self.put_gap)
 
     async def _poll_open_interest(self, poller: OpenInterestPoller) -> None:
         rest_url = self.simulator.rest_url if self.config.sim else self.config.rest_url

@@ -11,7 +11,9 @@ detail text of agg-id rows, which carries the id range and whether REST backfill
   REST failing, stopped before backfill, backfill off).
 
 A disconnect or stall row covers a time interval of one stream (``start_ms`` = its last frame
-before, ``end_ms`` = its first frame after) and says nothing about ids. Pure.
+before, ``end_ms`` = its first frame after) and says nothing about ids. A ``poll failed (<cause>)``
+row covers an outage of a REST poll (open interest) from its last good answer to its next one.
+Pure.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ STALL = "stall"
 AGG_ID_BREAK = "agg-id break"
 BOOK_SEQUENCE_BREAK = "book sequence break"  # the wording diffbook.py uses too
 WRITE_LOST = "write lost"
-REASONS = (DISCONNECT, STALL, AGG_ID_BREAK, BOOK_SEQUENCE_BREAK, WRITE_LOST)
+POLL_FAILED = "poll failed"  # a REST poll's outage; the reason adds its cause in parentheses
+REASONS = (DISCONNECT, STALL, AGG_ID_BREAK, BOOK_SEQUENCE_BREAK, WRITE_LOST, POLL_FAILED)
 
 FILLED = "filled"
 UNFILLED = "unfilled"

@@ -89,3 +89,75 @@ async def test_every_symbol_is_polled_every_interval(autojump_clock: trio.testin
         await p.run(answer())
     assert p.stats.rounds == 3  # at 0, 60 and 120 s
     assert [r[3] for _, r in sink.rows] == ["BTCUSDT", "ETHUSDT"] * 3
+
+
+class Gaps:
+    def __init__(self) -> None:
+        self.rows: list[Row] = []
+
+    async def put(self, row: Row) -> None:
+        self.rows.append(row)
+
+
+def gapped(sink: Sink, gaps: Gaps, now: list[int],
+           symbols: tuple[str, ...] = ("BTCUSDT",)) -> OpenInterestPoller:
+    return OpenInterestPoller(SIDE, lambda: symbols, sink.put, WeightBudget(100),  # type: ignore[arg-type]
+                              lambda: now[0], interval=60.0, journal=sink, put_gap=gaps.put)
+
+
+async def timed_out(path: str, params: Params) -> RestResponse:
+    raise RestError("ReadTimeout: timed out")
+
+
+async def test_an_outage_is_one_gap_row_from_the_last_good_answer_to_the_next(
+        autojump_clock: trio.testing.MockClock) -> None:
+    sink, gaps, now = Sink(), Gaps(), [1_000]
+    p = gapped(sink, gaps, now)
+    await p.poll(answer(), "BTCUSDT")  # good at 1 000
+    for ms, fetch in ((61_000, answer(500)), (121_000, timed_out), (181_000, answer(429)),
+                      (241_000, timed_out)):
+        now[0] = ms
+        await p.poll(fetch, "BTCUSDT")
+    assert not gaps.rows  # the outage is still going on: one row, once it ends
+    now[0] = 301_000
+    await p.poll(answer(), "BTCUSDT")
+    assert len(gaps.rows) == 1
+    _, symbol, stream, start, end, reason, detail = gaps.rows[0]
+    assert (symbol, stream, start, end) == ("BTCUSDT", "btcusdt@openInterest", 1_000, 301_000)
+    assert reason == "poll failed (HTTP 500)"
+    assert detail.startswith("open interest: 4 failed polls (HTTP 500 x1, timeout x2, "
+                             "rate limited, HTTP 429 x1); first: HTTP 500")
+    assert "last: ReadTimeout: timed out" in detail
+    assert p.stats.gaps == 1 and len(sink.rows) == 2
+    now[0] = 361_000
+    await p.poll(answer(), "BTCUSDT")  # a good answer after a good one: nothing
+    now[0] = 421_000
+    await p.poll(answer(body=b"{}"), "BTCUSDT")  # a new outage, its own row
+    now[0] = 481_000
+    await p.poll(answer(), "BTCUSDT")
+    assert [(r[3], r[4], r[5]) for r in gaps.rows[1:]] == [(361_000, 481_000,
+                                                            "poll failed (bad answer)")]
+
+
+async def test_an_outage_open_at_the_stop_or_of_a_symbol_dropped_is_written_then(
+        autojump_clock: trio.testing.MockClock) -> None:
+    sink, gaps, now = Sink(), Gaps(), [5_000]
+    harvested = {"BTCUSDT", "ETHUSDT"}
+    p = OpenInterestPoller(SIDE, lambda: harvested, sink.put, WeightBudget(100),  # type: ignore[arg-type]
+                           lambda: now[0], interval=60.0, put_gap=gaps.put)
+    await p.poll(timed_out, "BTCUSDT")  # never answered: the outage starts at its first try
+    await p.poll(timed_out, "ETHUSDT")
+    harvested.discard("ETHUSDT")  # the listing drops it: its outage ends with the next round
+    now[0] = 65_000
+    with trio.move_on_after(1):
+        await p.run(timed_out)
+    assert [(r[1], r[3], r[4], r[5]) for r in gaps.rows] == [
+        ("ETHUSDT", 5_000, 65_000, "poll failed (timeout)")]
+    assert gaps.rows[0][6].endswith("; the symbol is no longer harvested")
+    now[0] = 70_000
+    await p.finish()
+    assert [(r[1], r[3], r[4]) for r in gaps.rows[1:]] == [("BTCUSDT", 5_000, 70_000)]
+    assert "open interest: 2 failed polls (timeout x2)" in gaps.rows[1][6]
+    assert gaps.rows[1][6].endswith("; not resumed when the harvester stopped")
+    await p.finish()  # nothing open any more
+    assert len(gaps.rows) == 2 and not sink.rows

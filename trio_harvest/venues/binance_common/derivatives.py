@@ -75,6 +75,10 @@ class BinanceDerivatives:
         return RestRequest(f"{self.rest_prefix}/openInterest", {"symbol": symbol},
                            OPEN_INTEREST_WEIGHT)
 
+    def open_interest_stream(self, symbol: str) -> str:
+        """The poll's stream name in ``gaps`` rows (no socket stream has it)."""
+        return f"{symbol.lower()}@openInterest"
+
     def decode_open_interest(self, body: bytes, symbol: str) -> OpenInterest:
         """The answer for ``symbol``; ``ValueError`` for anything else (another symbol's, a
         value that is not a non-negative number)."""

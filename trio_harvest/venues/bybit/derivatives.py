@@ -223,6 +223,9 @@ class BybitDerivatives:
                                                 "symbol": symbol, "intervalTime": "5min",
                                                 "limit": 1}, 1)
 
+    def open_interest_stream(self, symbol: str) -> str:
+        return f"open-interest.{symbol}"  # the REST poll (unused: tickers carries it)
+
     def decode_open_interest(self, body: bytes, symbol: str) -> OpenInterest:
         """The latest row for ``symbol``; ``ValueError`` for anything else."""
         try:

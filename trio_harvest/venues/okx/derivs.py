@@ -241,6 +241,9 @@ class OkxDerivatives:
     def open_interest_request(self, symbol: str) -> RestRequest:
         raise NotImplementedError("OKX's open interest is a channel, never polled")
 
+    def open_interest_stream(self, symbol: str) -> str:
+        return f"open-interest:{symbol}"
+
     def decode_open_interest(self, body: bytes, symbol: str) -> Derivative:
         raise NotImplementedError("OKX's open interest is a channel, never polled")
 
