@@ -186,8 +186,10 @@ class Connection:
                     return  # the session ended meanwhile: the reconnect opens the plan
                 self._request_id += 1
                 self._next_send_at = trio.current_time() + 2.0 / self.venue.messages_per_second
+                message = self.venue.subscription(method, names, self._request_id)
                 try:
-                    await ws.send(self.venue.subscription(method, names, self._request_id))
+                    if message:  # "": another subscription of the session carries these names
+                        await ws.send(message)
                 except RECOVERABLE as exc:
                     log.info("%s: %s not sent (%s); the reconnect carries it", self.stats.label,
                              method, _describe(exc))

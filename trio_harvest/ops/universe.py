@@ -296,14 +296,23 @@ class Universe:
                                 engine)
         told: list[Connection] = []
         limit = cfg.streams_per_connection
+        # streams one connection's subscription already carries join it (OKX's instType
+        # liquidations), room or not: their gaps follow that connection, none subscribes twice
+        pinned = getattr(venue, "pinned", None)
         for route in sorted({s.route for s in specs}):
             todo = [s for s in specs if s.route == route]
+            if pinned is not None:
+                for i, take in pinned(todo, [c.plan for c in h.connections]).items():
+                    conn = h.connections[i]
+                    conn.retarget(add=tuple(take))
+                    told += [conn] if conn not in told else []
+                    todo = [s for s in todo if s not in take]
             for conn in h.connections:
                 if not todo or conn.plan.route != route or not conn.room(limit):
                     continue
                 take, todo = todo[:conn.room(limit)], todo[conn.room(limit):]
                 conn.retarget(add=tuple(take))
-                told.append(conn)
+                told += [conn] if conn not in told else []
             for plan in venue.plan_connections(todo, limit):
                 h.open_connection(plan)
         for conn in told:

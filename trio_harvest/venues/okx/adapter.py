@@ -16,7 +16,9 @@ protocol. What the core sees:
 - derivatives (``okx-swap`` only, ``derivs.py``): ``mark-price``, ``index-tickers``,
   ``funding-rate``, ``open-interest`` and the instType channel ``liquidation-orders``, whose
   streams of every symbol go on the first connection (one subscription there, for every
-  instId of OKX: the router drops the liquidations of symbols it does not harvest);
+  instId of OKX: the router drops the liquidations of symbols it does not harvest), and a
+  symbol added while running joins them there (``pinned``), so that connection's drop, and
+  no other's, interrupts its liquidations;
 - SWAP sizes count contracts: every size is multiplied by the instrument's ``ctVal``, which the
   listing (``listing``) records; an instrument the listing has not given one stays in
   contracts. Spot sizes are base currency.
@@ -172,9 +174,24 @@ class Okx:
             plans[0] = Plan(ROUTE, plans[0].streams + tuple(liq))
         return plans
 
+    def pinned(self, streams: Sequence[Stream], plans: Sequence[Plan]) -> dict[int, list[Stream]]:
+        """Of ``streams`` added to a running harvest, those that must join one given plan (by
+        its index in ``plans``): every ``liquidation-orders`` stream joins the plan that
+        carries the others, whose one instType subscription delivers every instId's
+        liquidations (so its drop interrupts them, and no other connection subscribes them
+        twice); the first plan when none carries one yet. The rest go wherever there is room
+        (nothing is pinned when there is no plan: ``plan_connections`` keeps them together)."""
+        liq = [s for s in streams if s.kind == derivs.LIQUIDATION_ORDERS]
+        if not liq or not plans:
+            return {}
+        carrier = next((i for i, p in enumerate(plans)
+                        if any(s.kind == derivs.LIQUIDATION_ORDERS for s in p.streams)), 0)
+        return {carrier: liq}
+
     def subscription(self, method: str, names: list[str], request_id: int) -> str:
         """A subscribe request; a symbol's ``liquidation-orders`` stream is left out of it
-        while another's is subscribed already: the one instType subscription carries it."""
+        while another's is subscribed already: the one instType subscription carries it.
+        "" when nothing is left to ask (only such streams: there is no request to send)."""
         liq = derivs.liquidation_symbols(names)
         if liq:
             if method.lower() == "subscribe":
@@ -202,8 +219,9 @@ class Okx:
         names = _url_names(url)
         self.liquidated |= derivs.liquidation_symbols(names)
         n = self.subscribe_batch
-        return [wire.subscription("subscribe", names[i : i + n], i // n + 1)
-                for i in range(0, len(names), n)]
+        messages = [wire.subscription("subscribe", names[i : i + n], i // n + 1)
+                    for i in range(0, len(names), n)]
+        return [m for m in messages if m]
 
     def trade_stream(self, symbol: str) -> str:
         return wire.stream_name(wire.TRADES, symbol)

@@ -293,7 +293,8 @@ def subscription(method: str, names: Sequence[str], request_id: int) -> str:
     SUBSCRIBE or UNSUBSCRIBE, in any case); names that are not stream names are left out. An
     index is subscribed by its name (``index-tickers:BTC-USDT-SWAP`` asks for ``BTC-USDT``);
     the ``liquidation-orders`` streams of any number of instIds are one instType arg, never
-    unsubscribed (other instIds of the connection still read it)."""
+    unsubscribed (other instIds of the connection still read it). "" when no arg is left:
+    there is no request to send (an empty one would still count against OKX's 480 an hour)."""
     op = method.lower()
     args: list[dict[str, str]] = []
     for name in names:
@@ -303,6 +304,8 @@ def subscription(method: str, names: Sequence[str], request_id: int) -> str:
         arg = derivs.wire_arg(channel, inst)
         if arg not in args:
             args.append(arg)
+    if not args:
+        return ""
     return json.dumps({"id": str(request_id), "op": op, "args": args},
                       separators=(",", ":"), ensure_ascii=False)
 
