@@ -5,6 +5,8 @@
 their books at once) goes out evenly, a few at once and then one every ``weight / rate``
 seconds. It paces one kind of caller; the exchange-wide cap shared by every REST caller is
 ``restclient.WeightBudget`` (a caller may use both). ``pause_until`` honours a ``Retry-After``.
+``hourly(N, burst=C)`` is the bucket whose every hour spends at most ``N`` (OKX's 480 subscribe
+requests an hour per connection).
 Waiters are served in arrival order (a ``trio.Lock`` is fair). Time is ``trio.current_time()``,
 so tests run under MockClock.
 """
@@ -31,6 +33,14 @@ class TokenBucket:
         self._lock = trio.Lock()
         self.spent = 0.0
         self.waited = 0.0  # seconds callers spent waiting, in total
+
+    @classmethod
+    def hourly(cls, per_hour: float, burst: float) -> TokenBucket:
+        """At most ``per_hour`` in any hour: ``burst`` at once, then ``(per_hour - burst) /
+        3600`` a second (any 60 s window spends at most ``burst`` plus a minute's refill)."""
+        if not 0 < burst < per_hour:
+            raise ValueError(f"need 0 < burst < per_hour, got burst={burst} per_hour={per_hour}")
+        return cls(per_minute=burst + (per_hour - burst) / 60.0, burst=burst)
 
     def _refill(self, now: float) -> None:
         if self._stamp is None:

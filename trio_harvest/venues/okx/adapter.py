@@ -115,7 +115,8 @@ class Okx:
     default_rest_url = REST_URL
     listing_dates = True
     max_streams_per_connection = MAX_STREAMS
-    messages_per_second = 4  # OKX documents no per-second cap; 480 requests an hour
+    messages_per_second = 4  # OKX documents no per-second cap; 480 requests an hour:
+    subscribe_requests_per_hour = 480  # per connection (ingest/subscribe.py budgets each socket)
     keepalive = Keepalive(server_pings=False, ping_text=wire.PING, interval=PING_SECONDS)
     subscribe_on_open = True
     subscribe_batch = SUBSCRIBE_BATCH
