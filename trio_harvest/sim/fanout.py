@@ -40,6 +40,7 @@ class Subscriber:
         self.streams: dict[str, None] = {}  # every stream asked for, served or not, in order
         self.limit = queue_size
         self.queued = 0  # frames queued and not yet taken by the writer
+        self.taken = 0  # batches the writer has taken (it sent them): an idle cut watches it
         self._pending: list[str] = []
         self._send, self._receive = trio.open_memory_channel[list[str]](math.inf)
         self.cancel_scope = trio.CancelScope()
@@ -70,6 +71,7 @@ class Subscriber:
             except trio.WouldBlock:
                 break
         self.queued -= len(batch)
+        self.taken += 1
         return batch
 
     def close(self) -> None:

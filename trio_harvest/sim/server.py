@@ -80,6 +80,9 @@ class SimConfig:
     faults: FaultPlan | None = None  # misbehave on purpose (faultplan.py); None: exact
     venue: str = USDM  # the venue whose wire the simulator speaks (venue.py)
     ping_seconds: float | None = None  # server ping interval; None: the venue's (USD-M: none)
+    # OKX: close a socket with no subscription, or pushed nothing, this long (None: the
+    # venue's, 30 s; 0: never)
+    idle_seconds: float | None = None
 
     def __post_init__(self) -> None:
         profile(self.venue)  # ValueError naming the known venues
@@ -136,6 +139,8 @@ class Simulator:
                                 derivs=self.derivs)
         ping = venue.ping_seconds if config.ping_seconds is None else config.ping_seconds
         self._ping = (ping, venue.pong_timeout_seconds) if ping else None
+        idle = venue.idle_cut_seconds if config.idle_seconds is None else config.idle_seconds
+        self.idle_cut = idle or None
         self.disruptor: Disruptor | None = None
         if plan is not None and plan.connection_faults and self.injector is not None:
             self.disruptor = Disruptor(plan, lambda: self._hub.connections, self.injector,

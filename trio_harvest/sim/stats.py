@@ -26,6 +26,7 @@ class SimStats:
     ping_timeouts: int = 0  # connections closed for want of a pong
     rate_closes: int = 0  # connections closed for sending too many messages per second
     refused_requests: int = 0  # client requests answered with an error (OKX's error events)
+    idle_closes: int = 0  # OKX: sockets closed with no subscription or no push for 30 s
     listed: list[str] = field(default_factory=list)  # listed while running (``listing=S``)
     delisted: list[str] = field(default_factory=list)  # delisted while running
 
@@ -43,6 +44,7 @@ class SimStats:
                if self.pings or self.ping_timeouts else "")
             + (f", {self.rate_closes} closed for too many client messages"
                if self.rate_closes else "")
+            + (f", {self.idle_closes} closed idle" if self.idle_closes else "")
             + (f", listed {', '.join(self.listed)}, delisted {', '.join(self.delisted)}"
                if self.listed or self.delisted else "")
         )

@@ -62,6 +62,8 @@ class VenueProfile:
     futures: bool = True  # mark price, funding, open interest, liquidations (not spot)
     family: str = BINANCE  # OKX: okx_wire.py, okx_*.py; Bybit: bybit_*.py (their own wire)
     inst_type: str = ""  # OKX's instType (SWAP sizes count contracts of one lot)
+    # OKX closes a socket that had no subscription, or was pushed nothing, for this long
+    idle_cut_seconds: float | None = None
 
     @property
     def rest_root(self) -> str:
@@ -147,6 +149,7 @@ for _name, _type, _suffix in ((OKX_SWAP, "SWAP", "-USDT-SWAP"), (OKX_SPOT, "SPOT
         name=_name, routed=False, rest_prefix="/api/v5", depth_weights=((400, 1),),
         agg_trades_weight=1, exchange_info_weight=1, weight_limit=600, ping_seconds=None,
         pong_timeout_seconds=30.0, family=OKX, inst_type=_type, futures=_type == "SWAP",
+        idle_cut_seconds=30.0,
         catalogue=tuple(f"{c}{_suffix}" for c in _COINS),
         new_listings=tuple(n.removesuffix("USDT") + _suffix for n in NEW_LISTINGS),
         listing_suffix=_suffix)
