@@ -161,3 +161,30 @@ async def test_an_outage_open_at_the_stop_or_of_a_symbol_dropped_is_written_then
     assert gaps.rows[1][6].endswith("; not resumed when the harvester stopped")
     await p.finish()  # nothing open any more
     assert len(gaps.rows) == 2 and not sink.rows
+
+
+async def test_a_rate_limit_puts_the_rest_of_the_round_in_an_outage_too(
+        autojump_clock: trio.testing.MockClock) -> None:
+    sink, gaps = Sink(), Gaps()
+    limited = {"BTCUSDT"}
+
+    refused, ok = answer(429), answer()
+
+    async def fetch(path: str, params: Params) -> RestResponse:
+        if params["symbol"] in limited:
+            limited.clear()  # once
+            got: RestResponse = await refused(path, params)
+        else:
+            got = await ok(path, params)
+        return got
+
+    p = OpenInterestPoller(SIDE, lambda: ("BTCUSDT", "ETHUSDT"), sink.put, WeightBudget(100),  # type: ignore[arg-type]
+                           lambda: int(trio.current_time() * 1000), interval=60.0,
+                           put_gap=gaps.put)
+    with trio.move_on_after(100):
+        await p.run(fetch)
+    # ETHUSDT waited out Retry-After (30 s) behind BTCUSDT's 429: its answer was late, a gap
+    assert [(r[1], r[3], r[4], r[5]) for r in gaps.rows] == [
+        ("ETHUSDT", 0, 30_000, "poll failed (held by a rate limit)"),
+        ("BTCUSDT", 0, 60_000, "poll failed (rate limited, HTTP 429)")]
+    assert p.stats.errors == 0 and p.stats.rate_limited == 1

@@ -6,7 +6,8 @@ Owns the polling loop: one request per symbol per round (the venue's ``openInter
 500 of it and never starves backfill of the rest), the answer journaled as an off-stream row
 before it is routed (so a crash replays it), and its failures counted, never raised, and
 recorded: a symbol whose polls fail (no answer, a timeout, an HTTP error, a rate limit, an answer
-that does not decode) is in an *outage* from its last good answer on, and the outage becomes one
+that does not decode) is in an *outage* from its last good answer on (while a rate limit pauses
+the REST budget, so is every symbol it holds: their answers come late too), and it becomes one
 ``gaps`` row (reason ``poll failed (<cause of its first failure>)``, the detail counting every
 failed request by cause) when a poll succeeds again, the symbol stops being harvested, or
 ``finish`` runs at the stop. Never speaks a venue's wire (the venue's ``DerivativesSide`` builds
@@ -35,6 +36,7 @@ PutFn = Callable[[str, Row], "Coroutine[Any, Any, None] | None"]  # Router.put_s
 PutGapFn = Callable[[Row], Awaitable[None]]  # Harvester.put_gap
 STOPPED = "; not resumed when the harvester stopped"
 NOT_HARVESTED = "; the symbol is no longer harvested"
+HELD = "held by a rate limit"  # not asked in time: a 429 paused every poll of the round
 
 
 class RowJournal(Protocol):
@@ -106,6 +108,11 @@ class OpenInterestPoller:
             for gone in set(self._last_ok_ms).difference(symbols):
                 del self._last_ok_ms[gone]
             for symbol in symbols:
+                if self.budget.paused_until > trio.current_time() and \
+                        symbol not in self._outages:
+                    # a rate limit holds every poll: this symbol's answer will be late too
+                    self._failed(symbol, HELD, "not asked in time: a rate limit (HTTP 429) "
+                                 "paused every poll", counted=False)
                 await self.poll(fetch, symbol)
             await trio.sleep_until(started + self.interval)
 
@@ -128,7 +135,8 @@ class OpenInterestPoller:
         if resp.status in (418, 429):
             self.stats.rate_limited += 1
             self.budget.pause(retry_after(resp, 60.0))
-            self._failed(symbol, f"rate limited, HTTP {resp.status}", f"HTTP {resp.status}")
+            self._failed(symbol, f"rate limited, HTTP {resp.status}", f"HTTP {resp.status}",
+                         counted=False)
             return
         if resp.status != 200:
             self._failed(symbol, f"HTTP {resp.status}",
@@ -150,11 +158,11 @@ class OpenInterestPoller:
             await waiting
         self.stats.rows += 1
 
-    def _failed(self, symbol: str, cause: str, error: str) -> None:
-        if not cause.startswith("rate limited"):
+    def _failed(self, symbol: str, cause: str, error: str, *, counted: bool = True) -> None:
+        if counted:  # a rate limit is counted as such, not as an error
             self.stats.errors += 1
-        self._ratelog.log(logging.WARNING, "open interest", "%s: open interest poll failed "
-                          "(%s); its next round tries again", symbol, error)
+            self._ratelog.log(logging.WARNING, "open interest", "%s: open interest poll failed "
+                              "(%s); its next round tries again", symbol, error)
         outage = self._outages.get(symbol)
         if outage is None:
             now_ms = self.wall_ms()

@@ -101,6 +101,11 @@ class WeightBudget:
     def used(self) -> int:
         return self._used
 
+    @property
+    def paused_until(self) -> float:
+        """Trio time before which nothing goes out (a 429/418's pause; 0.0: none yet)."""
+        return self._paused_until
+
     def _roll(self, now: float) -> None:
         if self._start is None or now >= self._start + self.window:
             self._start = now
