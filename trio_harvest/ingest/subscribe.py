@@ -19,7 +19,6 @@ decodes data frames.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
@@ -76,14 +75,14 @@ class Budgeted:
         self._sent_at = trio.current_time()
 
     async def _acquire(self) -> None:
-        while True:
-            keep_alive = self.ping is not None and self.interval > 0
-            with trio.move_on_at(self._sent_at + self.interval if keep_alive else math.inf):
+        ping = self.ping
+        while ping is not None and self.interval > 0 and self.bucket.available() < 1:
+            with trio.move_on_at(self._sent_at + self.interval):
                 await self.bucket.acquire(1)  # a cancel takes no token
                 return
-            assert self.ping is not None
-            await self.ws.send(self.ping)
+            await self.ws.send(ping)  # the wait is long: keep the socket alive meanwhile
             self._sent_at = trio.current_time()
+        await self.bucket.acquire(1)
 
 
 def subscribing(connect: ConnectFn, venue: OpensBare) -> ConnectFn:
