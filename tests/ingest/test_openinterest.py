@@ -188,3 +188,26 @@ async def test_a_rate_limit_puts_the_rest_of_the_round_in_an_outage_too(
         ("ETHUSDT", 0, 30_000, "poll failed (held by a rate limit)"),
         ("BTCUSDT", 0, 60_000, "poll failed (rate limited, HTTP 429)")]
     assert p.stats.errors == 0 and p.stats.rate_limited == 1
+
+
+async def test_a_short_pause_that_ends_before_a_poll_is_due_holds_nothing(
+        autojump_clock: trio.testing.MockClock) -> None:
+    sink, gaps = Sink(), Gaps()
+    polls: list[str] = []
+
+    async def fetch(path: str, params: Params) -> RestResponse:
+        polls.append(str(params["symbol"]))
+        if len(polls) == 3:  # BTCUSDT's second poll: 429, Retry-After 5 s
+            return RestResponse(429, {"retry-after": "5"}, b"")
+        got: RestResponse = await answer()(path, params)
+        return got
+
+    p = OpenInterestPoller(SIDE, lambda: ("BTCUSDT", "ETHUSDT"), sink.put, WeightBudget(100),  # type: ignore[arg-type]
+                           lambda: int(trio.current_time() * 1000), interval=60.0,
+                           put_gap=gaps.put)
+    with trio.move_on_after(130):
+        await p.run(fetch)
+    # ETHUSDT was asked 5 s after it was due (60 s after its last answer): on time, no row;
+    # BTCUSDT's refused poll is an outage until its next answer
+    assert [(r[1], r[3], r[4], r[5]) for r in gaps.rows] == [
+        ("BTCUSDT", 0, 120_000, "poll failed (rate limited, HTTP 429)")]

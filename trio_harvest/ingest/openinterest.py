@@ -6,8 +6,8 @@ Owns the polling loop: one request per symbol per round (the venue's ``openInter
 500 of it and never starves backfill of the rest), the answer journaled as an off-stream row
 before it is routed (so a crash replays it), and its failures counted, never raised, and
 recorded: a symbol whose polls fail (no answer, a timeout, an HTTP error, a rate limit, an answer
-that does not decode) is in an *outage* from its last good answer on (while a rate limit pauses
-the REST budget, so is every symbol it holds: their answers come late too), and it becomes one
+that does not decode) is in an *outage* from its last good answer on (so is a symbol whose poll a
+rate limit's pause holds over half an interval past its due time), and the outage becomes one
 ``gaps`` row (reason ``poll failed (<cause of its first failure>)``, the detail counting every
 failed request by cause) when a poll succeeds again, the symbol stops being harvested, or
 ``finish`` runs at the stop. Never speaks a venue's wire (the venue's ``DerivativesSide`` builds
@@ -108,9 +108,7 @@ class OpenInterestPoller:
             for gone in set(self._last_ok_ms).difference(symbols):
                 del self._last_ok_ms[gone]
             for symbol in symbols:
-                if self.budget.paused_until > trio.current_time() and \
-                        symbol not in self._outages:
-                    # a rate limit holds every poll: this symbol's answer will be late too
+                if symbol not in self._outages and self._held_late(symbol):
                     self._failed(symbol, HELD, "not asked in time: a rate limit (HTTP 429) "
                                  "paused every poll", counted=False)
                 await self.poll(fetch, symbol)
@@ -157,6 +155,16 @@ class OpenInterestPoller:
         if waiting is not None:
             await waiting
         self.stats.rows += 1
+
+    def _held_late(self, symbol: str) -> bool:
+        """A rate limit's pause holds every poll, and this symbol's answer comes late: more
+        than half an ``interval`` after it was due (one ``interval`` after its last good
+        answer), or at all when it never had one."""
+        pause = self.budget.paused_until - trio.current_time()
+        if pause <= 0:
+            return False
+        last = self._last_ok_ms.get(symbol)
+        return last is None or self.wall_ms() + pause * 1000 > last + self.interval * 1500
 
     def _failed(self, symbol: str, cause: str, error: str, *, counted: bool = True) -> None:
         if counted:  # a rate limit is counted as such, not as an error
