@@ -1,7 +1,7 @@
 """A failed open-interest poll ends in a ``gaps`` row, end to end: a harvester on the simulated
 USD-M whose REST allows 1 weight a minute (``--sim-faults weight=1``) has its polls answered
 429 (Retry-After pauses every REST caller); each symbol's outage is one row (stream
-``<symbol>@openInterest``, reason ``poll failed (rate limited, HTTP 429)``, or ``(held by a rate
+``<symbol>@openInterest``, reason ``poll failed (HTTP 429 rate limit)``, or ``(held by a rate
 limit)`` for a symbol the pause held), written at the stop, in the dataset."""
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ async def test_an_outage_of_the_open_interest_poll_is_a_gap_row_in_the_dataset(
     # every symbol's open interest has a hole: the one refused and the ones the pause held
     assert set(gaps["symbol"]) == symbols
     assert gaps.height == poller.stats.gaps  # each outage once, however many polls it held
-    assert "poll failed (rate limited, HTTP 429)" in set(gaps["reason"])
-    assert set(gaps["reason"]) <= {"poll failed (rate limited, HTTP 429)",
+    assert "poll failed (HTTP 429 rate limit)" in set(gaps["reason"])
+    assert set(gaps["reason"]) <= {"poll failed (HTTP 429 rate limit)",
                                    "poll failed (held by a rate limit)"}
     for row in gaps.iter_rows(named=True):
         assert row["stream"] == f"{row['symbol'].lower()}@openInterest"

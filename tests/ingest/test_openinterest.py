@@ -126,7 +126,7 @@ async def test_an_outage_is_one_gap_row_from_the_last_good_answer_to_the_next(
     assert (symbol, stream, start, end) == ("BTCUSDT", "btcusdt@openInterest", 1_000, 301_000)
     assert reason == "poll failed (HTTP 500)"
     assert detail.startswith("open interest: 4 failed polls (HTTP 500 x1, timeout x2, "
-                             "rate limited, HTTP 429 x1); first: HTTP 500")
+                             "HTTP 429 rate limit x1); first: HTTP 500")
     assert "last: ReadTimeout: timed out" in detail
     assert p.stats.gaps == 1 and len(sink.rows) == 2
     now[0] = 361_000
@@ -186,7 +186,7 @@ async def test_a_rate_limit_puts_the_rest_of_the_round_in_an_outage_too(
     # ETHUSDT waited out Retry-After (30 s) behind BTCUSDT's 429: its answer was late, a gap
     assert [(r[1], r[3], r[4], r[5]) for r in gaps.rows] == [
         ("ETHUSDT", 0, 30_000, "poll failed (held by a rate limit)"),
-        ("BTCUSDT", 0, 60_000, "poll failed (rate limited, HTTP 429)")]
+        ("BTCUSDT", 0, 60_000, "poll failed (HTTP 429 rate limit)")]
     assert p.stats.errors == 0 and p.stats.rate_limited == 1
 
 
@@ -210,4 +210,4 @@ async def test_a_short_pause_that_ends_before_a_poll_is_due_holds_nothing(
     # ETHUSDT was asked 5 s after it was due (60 s after its last answer): on time, no row;
     # BTCUSDT's refused poll is an outage until its next answer
     assert [(r[1], r[3], r[4], r[5]) for r in gaps.rows] == [
-        ("BTCUSDT", 0, 120_000, "poll failed (rate limited, HTTP 429)")]
+        ("BTCUSDT", 0, 120_000, "poll failed (HTTP 429 rate limit)")]

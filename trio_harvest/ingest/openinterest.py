@@ -133,7 +133,7 @@ class OpenInterestPoller:
         if resp.status in (418, 429):
             self.stats.rate_limited += 1
             self.budget.pause(retry_after(resp, 60.0))
-            self._failed(symbol, f"rate limited, HTTP {resp.status}", f"HTTP {resp.status}",
+            self._failed(symbol, f"HTTP {resp.status} rate limit", f"HTTP {resp.status}",
                          counted=False)
             return
         if resp.status != 200:
