@@ -1,8 +1,9 @@
 """Shared test helpers: configs in a temp dir, the fixtures folder, fake I/O; the ``alone``
-mark (``alone.py``)."""
+mark (``alone.py``); the order tests start in and the number of xdist workers (``order.py``)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from hypothesis import settings
 from trio_harvest.config import Config, build_config
 
 from .alone import MARK, held
+from .order import slowest_first
 
 # wall-clock speed is never asserted, nor by hypothesis's per-example deadline (200 ms by
 # default), which a loaded machine or a busy xdist worker overruns
@@ -52,3 +54,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     with held(item):
         return (yield)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    slowest_first(items)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: two workers per core. Most tests wait on real processes, sockets and
+    timers rather than compute, so one worker per core leaves the cores half idle."""
+    return 2 * (os.cpu_count() or 1)
