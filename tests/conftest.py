@@ -1,5 +1,6 @@
 """Shared test helpers: configs in a temp dir, the fixtures folder, fake I/O; the ``alone``
-mark (``alone.py``); the order tests start in and the number of xdist workers (``order.py``)."""
+mark (``alone.py``); the order tests start in and the number of xdist workers (``order.py``);
+bytecode for the processes the tests start (``bytecode.py``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hypothesis import settings
 from trio_harvest.config import Config, build_config
 
 from .alone import MARK, held
+from .bytecode import compile_package, written
 from .order import slowest_first
 
 # wall-clock speed is never asserted, nor by hypothesis's per-example deadline (200 ms by
@@ -45,6 +47,7 @@ def fixtures_dir() -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    compile_package()
     config.addinivalue_line(
         "markers", f"{MARK}: runs with no other test beside it, also under pytest-xdist "
         "(a timing bound measured on a machine only the test loads)")
@@ -53,6 +56,12 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     with held(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Iterator[None]:
+    with written():
         return (yield)
 
 
