@@ -69,6 +69,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     slowest_first(items)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, which ``-p no:xdist`` leaves out
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: two workers per core. Most tests wait on real processes, sockets and
     timers rather than compute, so one worker per core leaves the cores half idle."""
