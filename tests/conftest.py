@@ -1,8 +1,10 @@
 """Shared test helpers: configs in a temp dir, the fixtures folder, fake I/O; the ``alone``
-mark (``alone.py``)."""
+mark (``alone.py``); the order tests start in and the number of xdist workers (``order.py``);
+bytecode for the processes the tests start (``bytecode.py``)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ from hypothesis import settings
 from trio_harvest.config import Config, build_config
 
 from .alone import MARK, held
+from .bytecode import compile_package, written
+from .order import slowest_first
 
 # wall-clock speed is never asserted, nor by hypothesis's per-example deadline (200 ms by
 # default), which a loaded machine or a busy xdist worker overruns
@@ -43,6 +47,7 @@ def fixtures_dir() -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    compile_package()
     config.addinivalue_line(
         "markers", f"{MARK}: runs with no other test beside it, also under pytest-xdist "
         "(a timing bound measured on a machine only the test loads)")
@@ -52,3 +57,20 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     with held(item):
         return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Iterator[None]:
+    with written():
+        return (yield)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    slowest_first(items)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, which ``-p no:xdist`` leaves out
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: two workers per core. Most tests wait on real processes, sockets and
+    timers rather than compute, so one worker per core leaves the cores half idle."""
+    return 2 * (os.cpu_count() or 1)

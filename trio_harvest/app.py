@@ -41,7 +41,6 @@ from .repair.coordinator import Repair
 from .scale.handover import DayWeights
 from .signals.engine import SignalEngine
 from .signals.task import flush_all, run_features
-from .sim.inprocess import start_simulator
 from .startup import startup_scan
 from .storage.autocompact import AutoCompactStats, auto_compactor, run_auto_compact
 from .storage.backends import data_location, data_store
@@ -534,6 +533,9 @@ class Harvester:
         return False
 
     async def _start_simulator(self, nursery: trio.Nursery) -> str:
+        # imported here: a run against a real venue never loads the simulator's modules
+        from .sim.inprocess import start_simulator
+
         self.simulator, url = await start_simulator(nursery, self.config, self.wall_ms,
                                                     venue=self.config.venue)
         return url

@@ -18,11 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import trio
 
 from ..config import Config, ConfigError
-from ..ingest.restclient import http_fetch
 from ..scale import parent
 from ..scale.aggregate import WorkerView, merge_summaries, render_summary
 from ..scale.handover import Timeline
@@ -203,6 +201,8 @@ def _shared(config: Config) -> Shared:
 
 
 def _http_get(url: str) -> bytes:
+    import httpx  # here: the command line starts (``--help``) without the HTTP client
+
     reply = httpx.get(url, timeout=10.0)
     reply.raise_for_status()
     return reply.content
@@ -229,6 +229,7 @@ def this_shard(config: Config) -> tuple[Config, Shard]:
 def timeline_share(config: Config, shard: Shard, namespace: str = "") -> tuple[str, ...]:
     """A universe shard's symbols now, by the ownership timeline the listing follower keeps to
     (scale/handover.py): the listing's own times and the weights of the grid point's day."""
+    from ..ingest.restclient import http_fetch
     from ..ops.listing import ListingError, fetch_listing
     from ..venues.base import Listed
 

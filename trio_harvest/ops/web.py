@@ -1,4 +1,5 @@
-"""The ops endpoints' web server: a small Starlette app served by hypercorn's trio worker.
+"""The ops endpoints' web server: a small Starlette app served by hypercorn's trio worker
+(both imported when it starts serving, so a run without an ops port never loads them).
 
 Owns the socket side and the routing: binding (a port in use is a ``ConfigError`` at start-up,
 exit code 2), GET/HEAD routes from a table of paths, 404 and 405 answers, and containment of a
@@ -15,20 +16,17 @@ import logging
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.config import Sockets
-from hypercorn.trio.run import worker_serve
-from hypercorn.typing import ASGIFramework
-from hypercorn.utils import wrap_app
-from starlette.applications import Starlette
-from starlette.requests import Request as StarletteRequest
-from starlette.responses import Response as StarletteResponse
-from starlette.routing import Route as StarletteRoute
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:  # the server itself is imported when it serves (``serve``), not at start-up
+    from hypercorn.config import Config as HypercornConfig
+    from starlette.applications import Starlette
+    from starlette.requests import Request as StarletteRequest
+    from starlette.responses import Response as StarletteResponse
 
 log = logging.getLogger("trio_harvest.web")
 
@@ -101,23 +99,37 @@ class WebServer:
         self.errors = 0
         self._in_flight = 0
         self._max_in_flight = max_in_flight
-        self.app = Starlette(routes=[
-            StarletteRoute(path, self._endpoint(handler), methods=["GET"])
-            for path, handler in self.routes.items()])
-        self.app.add_exception_handler(404, self._not_found)
-        self.app.add_exception_handler(405, self._not_allowed)
-        self.config = HypercornConfig()
-        self.config.keep_alive_timeout = idle_timeout
-        self.config.h11_max_incomplete_size = MAX_REQUEST_BYTES
-        self.config.include_server_header = False
-        self.config.graceful_timeout = 1.0
+        self._idle_timeout = idle_timeout
         server_log = logging.getLogger("trio_harvest.web.server")
         if server_log.level == logging.NOTSET:  # its "Running on …" line: we say it ourselves
             server_log.setLevel(logging.WARNING)
-        self.config.errorlog = server_log
-        self.config.accesslog = None
+
+    def _app(self) -> Starlette:
+        from starlette.applications import Starlette
+        from starlette.routing import Route as StarletteRoute
+
+        app = Starlette(routes=[
+            StarletteRoute(path, self._endpoint(handler), methods=["GET"])
+            for path, handler in self.routes.items()])
+        app.add_exception_handler(404, self._not_found)
+        app.add_exception_handler(405, self._not_allowed)
+        return app
+
+    def _config(self) -> HypercornConfig:
+        from hypercorn.config import Config as HypercornConfig
+
+        config = HypercornConfig()
+        config.keep_alive_timeout = self._idle_timeout
+        config.h11_max_incomplete_size = MAX_REQUEST_BYTES
+        config.include_server_header = False
+        config.graceful_timeout = 1.0
+        config.errorlog = logging.getLogger("trio_harvest.web.server")
+        config.accesslog = None
+        return config
 
     def _endpoint(self, handler: Handler) -> Callable[[StarletteRequest], object]:
+        from starlette.responses import Response as StarletteResponse
+
         async def endpoint(request: StarletteRequest) -> StarletteResponse:
             self.requests += 1
             if self._in_flight >= self._max_in_flight:
@@ -141,10 +153,14 @@ class WebServer:
         return " ".join(sorted(p for p in self.routes if p != "/"))
 
     async def _not_found(self, request: StarletteRequest, exc: Exception) -> StarletteResponse:
+        from starlette.responses import Response as StarletteResponse
+
         return StarletteResponse(f"not found; try / {self._hint()}\n".encode(), 404,
                                  media_type="text/plain")
 
     async def _not_allowed(self, request: StarletteRequest, exc: Exception) -> StarletteResponse:
+        from starlette.responses import Response as StarletteResponse
+
         return StarletteResponse(b"only GET\n", 405, media_type="text/plain",
                                  headers={"Allow": "GET, HEAD"})
 
@@ -153,10 +169,16 @@ class WebServer:
         """Serve on ``sockets`` (bound by ``open_sockets``) until cancelled; closes them.
         Started once it accepts, with the bound URLs."""
         try:
+            from hypercorn.config import Sockets
+            from hypercorn.trio.run import worker_serve
+            from hypercorn.typing import ASGIFramework
+            from hypercorn.utils import wrap_app
+
+            config = self._config()
             # Starlette's ASGI signature is typed looser than hypercorn's; they speak the same ASGI 3
-            app = cast(ASGIFramework, self.app)
-            await worker_serve(wrap_app(app, self.config.wsgi_max_body_size, "asgi"),
-                               self.config, sockets=Sockets([], list(sockets), []),
+            app = cast(ASGIFramework, self._app())
+            await worker_serve(wrap_app(app, config.wsgi_max_body_size, "asgi"),
+                               config, sockets=Sockets([], list(sockets), []),
                                task_status=task_status)
         finally:
             for sock in sockets:

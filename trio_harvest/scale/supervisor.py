@@ -26,13 +26,16 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
 import trio
 
 from ..ops.page import PAGE
 from ..ops.web import Request, Response, WebServer, bound_port, open_sockets
 from .aggregate import WorkerView, host_health, host_metrics, host_status, merge_metrics
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("trio_harvest.supervisor")
 
@@ -214,6 +217,8 @@ class Supervisor:
     # -- the host's ops endpoint ---------------------------------------------------------------
 
     async def _poll(self) -> None:
+        import httpx  # here: the command line starts (``--help``) without the HTTP client
+
         async with httpx.AsyncClient(timeout=2.0) as client:
             while True:
                 async with trio.open_nursery() as nursery:
@@ -227,6 +232,8 @@ class Supervisor:
         if not w.up or not port:
             w.health_code = None
             return
+        import httpx
+
         try:
             m = await client.get(f"{base}/metrics")
             h = await client.get(f"{base}/healthz")
