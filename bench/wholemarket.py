@@ -124,7 +124,8 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         with open(log_path, "w") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         try:
-            res = measure(args, proc, port, data_dir)
+            res = measure(args, proc, port, data_dir,
+                          start_window=lambda: _start_profiler(args.profile, proc.pid))
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -140,8 +141,20 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     return res
 
 
+def _start_profiler(path: str | None, pid: int) -> subprocess.Popen[bytes] | None:
+    """py-spy (raw collapsed stacks of every thread, 100 Hz, without pausing the harvester)
+    attached for the measured window only; None without ``--profile``."""
+    if not path:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen([spy, "record", "-r", "100", "--threads", "-f", "raw", "-o", path,
+                             "--nonblocking", "--pid", str(pid)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
 def measure(args: argparse.Namespace, proc: subprocess.Popen[bytes], port: int,
-            data_dir: Path) -> dict[str, Any]:
+            data_dir: Path,
+            start_window: Any = lambda: None) -> dict[str, Any]:
     jdir = data_dir / "_journal"
     seen: dict[str, int] = {}
     deadline = time.monotonic() + 60
@@ -156,6 +169,7 @@ def measure(args: argparse.Namespace, proc: subprocess.Popen[bytes], port: int,
         if proc.poll() is not None:
             raise RuntimeError(f"harvester exited ({proc.returncode}) before receiving frames")
         time.sleep(0.5)
+    profiler = start_window()
     t0, cpu0 = time.perf_counter(), C.proc_cpu_seconds(proc.pid)
     frames0 = metric(m0, "frames_received_total")
     rss_peak, rss_samples = 0.0, []
@@ -173,6 +187,9 @@ def measure(args: argparse.Namespace, proc: subprocess.Popen[bytes], port: int,
     rss_peak = max(rss_peak, hwm_mb(proc.pid))
     journal_sizes(jdir, seen)
     records = metric(m1, "journal_records_total")
+    if profiler is not None:  # py-spy writes its file on SIGINT; the stop is not profiled
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(timeout=60)
     t_sig = time.perf_counter()
     proc.send_signal(signal.SIGTERM)
     while proc.poll() is None:  # the journal's last segments, until they go
@@ -232,6 +249,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=None,
                    help="seconds of the measured window (default 900, 60 with --quick)")
     p.add_argument("--keep", action="store_true", help="keep the data directory")
+    p.add_argument("--profile", metavar="PATH", default=None,
+                   help="attach py-spy to the harvester for the window and the stop (100 Hz, "
+                   "all threads) and write its raw collapsed stacks to PATH (py-spy on PATH or "
+                   "beside this Python; attaching may need ptrace permission)")
     args = p.parse_args(argv)
     if args.duration is None:
         args.duration = 60.0 if args.quick else 900.0
