@@ -117,6 +117,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     port = C.free_port()
     log_path = data_dir.parent / "harvester.log"
     res: dict[str, Any] = {}
+    sim_stats: dict[str, Any] = {}
     with C.SimProcess(args.rate, syms) as sim:
         cmd = [sys.executable, "-m", "trio_harvest", "run", "--ws-url", sim.url,
                "--rest-url", sim.rest_url, "--symbols", ",".join(syms),
@@ -124,12 +125,14 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         with open(log_path, "w") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         try:
-            res = measure(args, proc, port, data_dir)
+            res = measure(args, proc, port, data_dir,
+                          start_window=lambda: _start_profiler(args.profile, proc.pid),
+                          stop_sim=lambda: sim_stats.update(sim.stop()))
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        res["sim"] = sim.stop()
+        res["sim"] = sim_stats or sim.stop()
     lines = log_path.read_text(errors="replace").splitlines()
     res["log_tail"] = lines[-8:]
     # the harvester's own account of its stop: seconds per phase (ingest, backfill, features,
@@ -140,8 +143,27 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     return res
 
 
+def main_thread_cpu_seconds(pid: int) -> float:
+    """utime + stime of the harvester's main thread (the trio loop: ingest, routing, signals,
+    features, scheduling); the rest of its CPU is worker threads (Parquet encoding, group
+    commits, the journal's commits, compaction)."""
+    return C.proc_cpu_seconds(f"{pid}/task/{pid}")
+
+
+def _start_profiler(path: str | None, pid: int) -> subprocess.Popen[bytes] | None:
+    """py-spy (raw collapsed stacks of every thread, 100 Hz, without pausing the harvester)
+    attached for the measured window only; None without ``--profile``."""
+    if not path:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return subprocess.Popen([spy, "record", "-r", "100", "--threads", "-f", "raw", "-o", path,
+                             "--nonblocking", "--pid", str(pid)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
 def measure(args: argparse.Namespace, proc: subprocess.Popen[bytes], port: int,
-            data_dir: Path) -> dict[str, Any]:
+            data_dir: Path, start_window: Any = lambda: None,
+            stop_sim: Any = lambda: None) -> dict[str, Any]:
     jdir = data_dir / "_journal"
     seen: dict[str, int] = {}
     deadline = time.monotonic() + 60
@@ -156,7 +178,9 @@ def measure(args: argparse.Namespace, proc: subprocess.Popen[bytes], port: int,
         if proc.poll() is not None:
             raise RuntimeError(f"harvester exited ({proc.returncode}) before receiving frames")
         time.sleep(0.5)
+    profiler = start_window()
     t0, cpu0 = time.perf_counter(), C.proc_cpu_seconds(proc.pid)
+    main0 = main_thread_cpu_seconds(proc.pid)
     frames0 = metric(m0, "frames_received_total")
     rss_peak, rss_samples = 0.0, []
     first_file_s = None
@@ -170,21 +194,27 @@ def measure(args: argparse.Namespace, proc: subprocess.Popen[bytes], port: int,
             first_file_s = round(time.perf_counter() - t0, 1)
     m1 = metrics(port)
     wall, cpu = time.perf_counter() - t0, C.proc_cpu_seconds(proc.pid) - cpu0
+    cpu_main = main_thread_cpu_seconds(proc.pid) - main0
     rss_peak = max(rss_peak, hwm_mb(proc.pid))
     journal_sizes(jdir, seen)
     records = metric(m1, "journal_records_total")
+    if profiler is not None:  # py-spy writes its file on SIGINT; the stop is not profiled
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(timeout=60)
     t_sig = time.perf_counter()
     proc.send_signal(signal.SIGTERM)
     while proc.poll() is None:  # the journal's last segments, until they go
         journal_sizes(jdir, seen)
         time.sleep(0.05)
     stop_s = time.perf_counter() - t_sig
+    stop_sim()  # nothing to receive any more: the simulator's CPU would only slow compaction
     frames = metric(m1, "frames_received_total") - frames0
     before = parquet_files(data_dir)
     t_c = time.perf_counter()
     compact = subprocess.run([sys.executable, "-m", "trio_harvest", "compact", "--data-dir",
                               str(data_dir), "--older-than", "0", "--delete-after", "0"],
-                             capture_output=True, text=True)  # the budget once merges settled
+                             capture_output=True, text=True) if not args.no_compact else \
+        subprocess.CompletedProcess([], 0, "", "")  # the budget once merges settled
     compact_s = time.perf_counter() - t_c
     after = parquet_files(data_dir)
     written_by_compaction = sum(size for p, size in after.items() if p not in before)
@@ -196,6 +226,10 @@ def measure(args: argparse.Namespace, proc: subprocess.Popen[bytes], port: int,
         "rate": round(frames / wall, 1),
         "cpu_pct": round(100.0 * cpu / wall, 1),
         "us_per_msg": round(1e6 * cpu / frames, 1) if frames else None,
+        "cpu_main_pct": round(100.0 * cpu_main / wall, 1),
+        "cpu_threads_pct": round(100.0 * (cpu - cpu_main) / wall, 1),
+        "files_written_window": int(metric(m1, "files_written_total")
+                                    - metric(m0, "files_written_total")),
         "rss_peak_mb": round(rss_peak, 1),
         "rss_end_mb": round(rss_samples[-1][1], 1) if rss_samples else None,
         "rss_slope_mb_per_min": round(C.slope_per_min(rss_samples), 1),
@@ -232,6 +266,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=None,
                    help="seconds of the measured window (default 900, 60 with --quick)")
     p.add_argument("--keep", action="store_true", help="keep the data directory")
+    p.add_argument("--no-compact", action="store_true",
+                   help="skip the `compact` after the stop (an A/B of the run itself is quicker; "
+                   "files_per_partition_hour then counts rotation's files)")
+    p.add_argument("--profile", metavar="PATH", default=None,
+                   help="attach py-spy to the harvester for the window and the stop (100 Hz, "
+                   "all threads) and write its raw collapsed stacks to PATH (py-spy on PATH or "
+                   "beside this Python; attaching may need ptrace permission)")
     args = p.parse_args(argv)
     if args.duration is None:
         args.duration = 60.0 if args.quick else 900.0

@@ -59,6 +59,7 @@ def test_cli_symbols_are_comma_separated_and_upper_cased() -> None:
         ({"ws_url": "http://x"}, "ws:// or wss://"),
         ({"save_concurrency": 0}, "at least 1"),
         ({"metrics_port": 70000}, "not a port"),
+        ({"max_buffered_mb": -1}, "max_buffered_mb: must be a number of MB >= 0"),
     ],
 )
 def test_bad_values_are_one_line_config_errors(cli: dict[str, object], message: str) -> None:

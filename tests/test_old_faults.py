@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from trio_harvest.kinds import DEFAULT_WATERMARKS, PRICES, Row
+from trio_harvest.kinds import DEFAULT_WATERMARKS, PRICES, Row, schema_for
 from trio_harvest.pipeline.lanes import Lanes
 from trio_harvest.pipeline.rotation import Rotation
 from trio_harvest.storage.gate import PublishGate
@@ -62,12 +62,12 @@ class FakeDisk:
 def make_rotation(disk: FakeDisk, *, rotate_sec: float = 60.0, write_timeout: float = 30.0,
                   watermarks: dict[str, tuple[int, int]] | None = None,
                   min_file_rows: int = 1, max_file_age: float = 0.0,
-                  first_flush: float = 0.0) -> Rotation:
+                  first_flush: float = 0.0, max_buffered_bytes: int = 0) -> Rotation:
     lanes = Lanes(dict(watermarks or DEFAULT_WATERMARKS), wake=lambda lane: None)
     rotation = Rotation(lanes, disk.save, disk.dead_letter, rotate_sec=rotate_sec,
                         write_timeout=write_timeout, deadletter_timeout=30.0, save_concurrency=2,
                         min_file_rows=min_file_rows, max_file_age=max_file_age,
-                        first_flush=first_flush)
+                        first_flush=first_flush, max_buffered_bytes=max_buffered_bytes)
     lanes.set_wake(rotation.wake)
     return rotation
 
@@ -300,6 +300,32 @@ async def test_timer_waits_for_file_size_or_age(autojump_clock: trio.testing.Moc
     # SLOW gets 4/s: 240 rows per minute; only age (300 s) flushes it
     assert [t for t, _ in slow[:2]] == [300, 600]
     assert all(n >= 1000 for _, n in fast[:-1]) and 1190 <= slow[0][1] <= 1210
+
+
+async def test_a_memory_budget_writes_the_biggest_lanes_first(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """All lanes together hold at most about ``max_buffered_bytes``: over it, the lanes holding
+    the most are written first (down to ``BUDGET_LOW`` of it), whatever their age; a quiet lane
+    still waits for ``max_file_age``. Every row is written exactly once."""
+    width = 8 * len(schema_for(PRICES).columns)  # the budget's estimate of a prices row
+    disk = FakeDisk()
+    rotation = make_rotation(disk, min_file_rows=10**6, max_file_age=300,
+                             max_buffered_bytes=3000 * width)
+    held: list[int] = []
+    lanes = [rotation.lanes.get(PRICES, s) for s in ("SLOWUSDT", "FASTUSDT")]
+    n = await run_with(rotation, lambda: produce(
+        rotation, seconds=900, rate=20, symbols=("SLOWUSDT", *["FASTUSDT"] * 4),
+        each_tick=lambda: held.append(sum(lane.level for lane in lanes))))
+    slow = [round(t) for t, p in disk.saved if p.symbol == "SLOWUSDT"]
+    fast = [(round(t), len(p.rows)) for t, p in disk.saved if p.symbol == "FASTUSDT"]
+    assert slow[:2] == [300, 600]  # 4 rows/s: never the biggest lane, written at its age
+    # 16 rows/s: written by the budget (3,000 rows in all) long before its age, in files of
+    # comparable size (smaller right after the quiet lane's age took its share)
+    assert len(fast) >= 5 and fast[0][0] < 200
+    assert all(1500 <= rows <= 3000 for _, rows in fast[:-1])
+    assert max(held) <= 3000 + 2 * 20  # the budget, and one check period's rows at most
+    assert rotation.stats.budget_flushes >= len(fast) - 1
+    assert_each_id_exactly_once(n, [list(p.rows) for _, p in disk.saved])
 
 
 async def test_a_new_run_writes_files_within_30s_then_at_the_configured_age(

@@ -121,6 +121,7 @@ class Harvester:
             save_concurrency=config.save_concurrency,
             min_file_rows=config.min_file_rows,
             max_file_age=config.max_file_age,
+            max_buffered_bytes=int(config.max_buffered_mb * 1024 * 1024),
             first_flush=FIRST_FLUSH_S,
             observe=self.ops.observe_write,
         )

@@ -73,7 +73,10 @@ class Config:
     deadletter_dir: Path | None = None
     rotate_sec: float = 60.0
     min_file_rows: int = 10_000
-    max_file_age: float = 60.0
+    max_file_age: float = 180.0
+    # rows held by all lanes together, estimated (8 bytes a value); over it the biggest lanes
+    # are written first (pipeline/rotation.py); 0 = no bound but max_file_age and watermarks
+    max_buffered_mb: float = 160.0
     write_timeout: float = 30.0
     save_concurrency: int = 2
     deadletter_timeout: float = 30.0
@@ -217,6 +220,7 @@ def venue_configs(c: Config) -> list[Config]:
                 symbols=t.symbols or venue_of(t.name).default_symbols,
                 ws_url=t.ws_url, rest_url=t.rest_url, book=t.book or c.book,
                 channels=t.channels or c.channels,
+                max_buffered_mb=c.max_buffered_mb / len(c.venue_tables),  # one process's
                 journal_dir=base_journal / t.name,
                 raw_dir=None if c.raw_dir is None else c.raw_dir / t.name,
                 metrics_port=0, auto_recover=False, auto_compact=False))
@@ -272,6 +276,10 @@ def _validate(c: Config) -> None:
                  "max_stuck_writes", "min_file_rows"):
         if getattr(c, name) < 1:
             raise ConfigError(f"{name}: must be at least 1, got {getattr(c, name)}")
+    if not (isinstance(c.max_buffered_mb, int | float) and not isinstance(c.max_buffered_mb, bool)
+            and 0 <= c.max_buffered_mb < float("inf")):
+        raise ConfigError(f"max_buffered_mb: must be a number of MB >= 0 (0 = no bound), got "
+                          f"{c.max_buffered_mb!r}")
     if c.buffer_high is not None and c.buffer_high < 1:
         raise ConfigError(f"buffer_high: must be at least 1, got {c.buffer_high}")
     if not 0 <= c.metrics_port <= 65535:

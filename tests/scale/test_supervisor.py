@@ -189,6 +189,15 @@ def test_each_worker_runs_its_shard_and_the_hosts_rest_budget_is_shared() -> Non
     assert tail[tail.index("--metrics-port") + 1] == "9103"
 
 
+def test_the_workers_of_a_host_share_its_memory_for_buffered_rows() -> None:
+    from trio_harvest.cli.scale import worker_argv
+    from trio_harvest.config import build_config
+
+    cfg = build_config({"workers": 4, "max_buffered_mb": 200})
+    argv = worker_argv(cfg, ["run", "--workers", "4"], 1, 4, SupervisorSettings(metrics_port=0))
+    assert argv[argv.index("--max-buffered-mb") + 1] == "50"
+
+
 SUPERVISOR = r"""
 import sys, trio
 sys.path.insert(0, sys.argv[3])

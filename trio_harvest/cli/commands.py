@@ -141,7 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(g, "--min-file-rows", type=int, metavar="N",
           help="a timer rotation flushes a lane once it holds N rows… (default 10000)")
     _flag(g, "--max-file-age", type=float, metavar="S",
-          help="…or once its last flush is S seconds old (default 60)")
+          help="…or once its last flush is S seconds old (default 180)")
+    _flag(g, "--max-buffered-mb", type=float, metavar="MB",
+          help="rows held in memory by all lanes together, estimated at 8 bytes a value; over "
+          "it the lanes holding the most are written first, so busy lanes write files of about "
+          "equal size and quiet ones wait for --max-file-age (default 160; 0 = no bound; with "
+          "--workers N each worker gets MB/N)")
     _flag(g, "--write-timeout", type=float, metavar="S", help="per-partition write timeout (default 30)")
     _flag(g, "--save-concurrency", type=int, metavar="N", help="parallel writes (default 2)")
     _flag(g, "--buffer-high", type=int, metavar="N",

@@ -287,11 +287,13 @@ def worker_argv(config: Config, argv: Sequence[str], index: int, started: int,
                 settings: SupervisorSettings, *, weights: str = "off") -> list[str]:
     """Worker ``index``'s command line: the supervisor's own, then what makes it one shard (of
     the assignment the supervisor computed: ``weights`` is its snapshot file, or ``off``). The
-    REST weight budget is Binance's per IP, so the ``started`` workers of one host share it."""
+    REST weight budget is Binance's per IP, so the ``started`` workers of one host share it, as
+    they share the host's memory for buffered rows (``max_buffered_mb``)."""
     weight = max(MIN_BACKFILL_WEIGHT, config.backfill_weight // max(started, 1))
     return [sys.executable, "-m", "trio_harvest", *argv, "--workers", "1",
             "--shard", f"{index}/{config.workers}", "--summary-json", "--stop-on-eof",
             "--shard-weights", weights, "--backfill-weight", str(weight),
+            "--max-buffered-mb", f"{config.max_buffered_mb / max(started, 1):g}",
             "--metrics-port", str(worker_port(settings, index))]
 
 

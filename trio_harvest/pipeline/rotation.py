@@ -6,6 +6,12 @@ Owns what a write's outcome means. Each partition write runs under a ``CapacityL
 cancelled write sends its batch to the dead letter, never back into memory (old fault 4); no lock
 is held around I/O (old fault 3). At most one flush per lane is in flight, so memory stays bounded
 by twice the lane capacities. Never runs per message (old fault 7): ingest only wakes it.
+
+Owns the flush policy too: a timer rotation writes a lane once it holds ``min_file_rows`` rows or
+its last write is ``max_file_age`` old; and, every ``BUDGET_CHECK_S``, when the rows held by all
+lanes exceed ``max_buffered_bytes`` (estimated: 8 bytes a cell), the lanes holding the most are
+written until the rest fits in ``BUDGET_LOW`` of it. So memory is bounded whatever the message
+rate, the busy lanes write files of about equal size, and the quiet ones write only at their age.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ log = logging.getLogger("trio_harvest.rotation")
 
 STOP_CONCURRENCY = 16  # partition writes at once during the final flush (at least save_concurrency)
 FIRST_FLUSH_S = 30.0  # a new run's first timer rotation writes every lane with rows, by then
+BUDGET_CHECK_S = 2.0  # how often the rows held by all lanes are measured against the budget
+BUDGET_LOW = 0.75  # an over-budget check writes the biggest lanes until this share is left
+CELL_BYTES = 8  # a held value's estimated bytes (int64 and float64 columns)
 
 SaveFn = Callable[[Partition, PublishGate], Awaitable[Any]]
 
@@ -64,6 +73,7 @@ class RotationStats:
     files: dict[tuple[str, str], tuple[int, int, int]] = field(default_factory=dict)
     rotations: int = 0
     wakeups: int = 0
+    budget_flushes: int = 0  # lanes written because all lanes together held too much
 
     def kind(self, kind: str) -> KindStats:
         ks = self.kinds.get(kind)
@@ -89,6 +99,7 @@ class Rotation:
         save_concurrency: int,
         min_file_rows: int = 1,
         max_file_age: float = 0.0,
+        max_buffered_bytes: int = 0,
         first_flush: float = 0.0,
         observe: WriteObserver | None = None,
         on_lost: LostFn | None = None,
@@ -101,6 +112,10 @@ class Rotation:
         # flush is ``max_file_age`` seconds old, so files reach a useful size at realistic load.
         self.min_file_rows = min_file_rows
         self.max_file_age = max_file_age
+        # Memory: all lanes together hold at most about ``max_buffered_bytes`` (0: no bound
+        # but each lane's own watermarks); over it, the biggest lanes are written first.
+        self.max_buffered_bytes = max_buffered_bytes
+        self._row_bytes: dict[Lane, int] = {}
         # A new run shows files early: the first timer rotation comes after ``first_flush`` s
         # (if sooner than ``rotate_sec``) and flushes every lane with rows; then the cadence.
         self.first_flush = first_flush
@@ -151,9 +166,11 @@ class Rotation:
             self._nursery = nursery
             first = min(self.rotate_sec, self.first_flush) if self._first_pending else self.rotate_sec
             self.next_rotation = trio.current_time() + first
+            next_check = trio.current_time() + BUDGET_CHECK_S if self.max_buffered_bytes \
+                else math.inf
             task_status.started()
             while True:
-                with trio.move_on_at(self.next_rotation):
+                with trio.move_on_at(min(self.next_rotation, next_check)):
                     await self._wakeup.wait()
                 self._wakeup = trio.Event()
                 now = trio.current_time()
@@ -166,8 +183,11 @@ class Rotation:
                 else:
                     targets = list(self._urgent)
                 self._urgent.clear()
+                if now >= next_check:
+                    next_check = now + BUDGET_CHECK_S
+                    targets.extend(self.over_budget())
                 if not self._stopping:
-                    for lane in targets:
+                    for lane in dict.fromkeys(targets):
                         self._start_flush(lane)
 
     def _due(self, lane: Lane, now: float) -> bool:
@@ -179,6 +199,37 @@ class Rotation:
         return bool(lane.pending_spill) or lane.level >= min(self.min_file_rows, lane.high) or (
             now - last >= self.max_file_age - self.rotate_sec / 2
         )
+
+    def over_budget(self) -> list[Lane]:
+        """The lanes to write now so that the rest fits in ``BUDGET_LOW`` of the budget, the
+        biggest first (none while all lanes together hold no more than the budget). O(lanes),
+        every ``BUDGET_CHECK_S``; lanes being written are counted but not picked again."""
+        budget = self.max_buffered_bytes
+        if not budget:
+            return []
+        total = 0
+        held: list[tuple[int, Lane]] = []
+        for lane in self.lanes:
+            if not lane.level:
+                continue
+            width = self._row_bytes.get(lane)
+            if width is None:
+                width = self._row_bytes[lane] = CELL_BYTES * len(lane.frame_schema.columns)
+            size = lane.level * width
+            total += size
+            if lane not in self._busy:
+                held.append((size, lane))
+        if total <= budget:
+            return []
+        held.sort(key=lambda pair: pair[0], reverse=True)
+        picked: list[Lane] = []
+        for size, lane in held:
+            if total <= budget * BUDGET_LOW:
+                break
+            picked.append(lane)
+            total -= size
+        self.stats.budget_flushes += len(picked)
+        return picked
 
     def _start_flush(self, lane: Lane) -> None:
         assert self._nursery is not None
