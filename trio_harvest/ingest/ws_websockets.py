@@ -23,6 +23,7 @@ not validated as UTF-8 here (the decoder rejects it). Never interprets messages.
 from __future__ import annotations
 
 import ssl
+import struct
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -47,12 +48,12 @@ RECOVERABLE: tuple[type[BaseException], ...] = (
     PayloadTooBig,
 )
 
-MAX_QUEUE = 64  # the library's own client (bench's raw receive): messages read ahead at most
 CLOSE_TIMEOUT = 2.0  # the closing handshake's bound
 RECEIVE_BYTES = 1 << 16  # one read of the socket at most
 
 _TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
 _OPEN, _CLOSED = State.OPEN, State.CLOSED
+_LENGTH16, _LENGTH64 = struct.Struct("!H").unpack_from, struct.Struct("!Q").unpack_from
 _FAST_FIRST = (0x81, 0x82)  # FIN, no RSV bits, text or binary
 _OVERSIZED = -2  # ``_frame_end``: a frame over ``max_size`` (the protocol fails it at once)
 _ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
@@ -87,13 +88,16 @@ class WebsocketsSource:
         if length >= 126:  # a longer length, or a masked frame (>= 128: the protocol fails it)
             if length == 126:
                 start = pos + 4
+                if start > len(buf):
+                    return None
+                length = _LENGTH16(buf, pos + 2)[0]
             elif length == 127:
                 start = pos + 10
+                if start > len(buf):
+                    return None
+                length = _LENGTH64(buf, pos + 2)[0]
             else:
                 return None
-            if start > len(buf):
-                return None
-            length = int.from_bytes(buf[pos + 2:start], "big")
             if length > self._max:
                 return None
         stop = start + length
