@@ -223,10 +223,11 @@ class RawCount:
 
 async def raw_receive(urls: Iterable[str], counter: RawCount,
                       transport: str = "trio-websocket") -> None:
-    """One bare loop per URL: ``await ws.get_message()`` (trio-websocket) or ``await
-    ws.recv(False)`` (websockets) and count, with the library itself, not trio_harvest's
-    connector; the same websocket options as the harvester's connector of that transport. A
-    closed connection is counted and reopened."""
+    """One bare loop per URL that counts messages: trio-websocket's own ``get_message`` (the
+    library itself, with the options of the harvester's connector), or the websockets
+    transport's ``get_message`` and ``poll`` (``ingest/ws_websockets.py``: the library's
+    sans-I/O protocol with the harvester's in-place frame reading, which is what that transport
+    is). A closed connection is counted and reopened."""
     one = _raw_websockets if transport == "websockets" else _raw_trio_websocket
     async with trio.open_nursery() as nursery:
         for url in urls:
@@ -250,21 +251,18 @@ async def _raw_trio_websocket(url: str, counter: RawCount) -> None:
 
 
 async def _raw_websockets(url: str, counter: RawCount) -> None:
-    from websockets.exceptions import ConnectionClosed, InvalidHandshake
-    from websockets.trio.client import connect
-
-    from trio_harvest.ingest.ws_websockets import CLOSE_TIMEOUT, MAX_QUEUE
+    from trio_harvest.ingest.ws_websockets import RECOVERABLE, open_websocket
 
     while True:
         try:
-            async with connect(url, compression=None, proxy=None, ping_interval=None,
-                               close_timeout=CLOSE_TIMEOUT, max_size=4 * 1024 * 1024,
-                               max_queue=MAX_QUEUE) as ws:
-                recv = ws.recv
+            async with open_websocket(url, max_message_bytes=4 * 1024 * 1024) as ws:
+                get, poll = ws.get_message, ws.poll
                 while True:
-                    await recv(False)
+                    await get()
                     counter.frames += 1
-        except (ConnectionClosed, InvalidHandshake, OSError):
+                    while poll() is not None:  # what was read whole already, as ingest does
+                        counter.frames += 1
+        except (*RECOVERABLE, OSError):
             counter.closed += 1
             await trio.sleep(0.2)
 

@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(g, "--max-message-bytes", type=int, metavar="N",
           help="largest websocket message accepted (default 4194304 = 4 MiB)")
     _flag(g, "--transport", metavar="NAME",
-          help="websocket client: websockets (its trio client, default) or trio-websocket")
+          help="websocket client: websockets (default) or trio-websocket")
 
     g = run.add_argument_group("storage")
     _flag(g, "--data-dir", metavar="DIR", help="where Parquet partitions go (default ./data)")

@@ -5,7 +5,7 @@ and an awaitable ``send`` of one text message; ``ConnectFn``: an async context m
 that opens, holds and always closes its socket), the names of the implementations
 (``TRANSPORTS``), their combined set of recoverable errors, and ``connector`` which builds the
 real ``connect`` for a name. Each implementation lives in its own module and is imported only
-when chosen: ``ws_websockets.py`` (the websockets >= 17 trio client, the default) and
+when chosen: ``ws_websockets.py`` (websockets >= 17, its sans-I/O protocol, the default) and
 ``wsclient.py`` (trio-websocket). Never interprets messages, never reconnects (that is
 ``connection.py``).
 """

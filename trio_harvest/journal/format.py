@@ -15,11 +15,15 @@ trio, no clock; the only I/O is reading a file handed in.
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import zstandard
 
 MAGIC = b"TRHJ1\n"
 MAGIC_ZSTD = b"TRHJ2\n"  # same length as MAGIC
@@ -86,10 +90,25 @@ def encode(records: Iterable[tuple[int, int, int, int, str | bytes]]) -> bytes:
 
 def compress_block(raw: bytes, level: int = ZSTD_LEVEL) -> bytes:
     """One commit's record bytes as a block of a compressed segment."""
-    import zstandard
-
-    data = zstandard.ZstdCompressor(level=level).compress(raw)
+    data = _compressor(level).compress(raw)
     return BLOCK.pack(len(data), len(raw), zlib.crc32(data)) + data
+
+
+_local = threading.local()
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    """This thread's zstd compressor at ``level``, made once (a compressor is not safe to share
+    between threads; making one per commit cost more than compressing a commit)."""
+    cache: dict[int, zstandard.ZstdCompressor] | None = getattr(_local, "zstd", None)
+    if cache is None:
+        cache = _local.zstd = {}
+    found = cache.get(level)
+    if found is None:
+        import zstandard
+
+        found = cache[level] = zstandard.ZstdCompressor(level=level)
+    return found
 
 
 def decode(data: bytes) -> tuple[list[Record], bool]:

@@ -39,6 +39,7 @@ UnprotectedFn = Callable[[int, int, str], None]  # start_ms, end_ms, why
 PressureFn = Callable[[int], None]  # please make rows derived from seqs below this durable
 
 _encode = msgspec.json.encode
+_FRAME = fmt.FRAME
 STUCK_AFTER = 10.0  # a commit thread running this long counts as stuck
 
 
@@ -129,9 +130,9 @@ class Journal:
         self.cursor[0] = seq
         ns = self.last_ns = self.clock_ns()
         if self._accepting:
-            self._pending.append((seq, ns, conn, fmt.FRAME, frame))
-            self._pending_bytes += len(frame)
-            if self._pending_bytes > self.buffer_bytes:
+            self._pending.append((seq, ns, conn, _FRAME, frame))
+            size = self._pending_bytes = self._pending_bytes + len(frame)
+            if size > self.buffer_bytes:
                 self._filled()
         else:
             self.stats.unprotected += 1
