@@ -298,17 +298,19 @@ async def _handshake(stream: trio.abc.Stream, url: str, max_size: int) -> Websoc
 
 
 @asynccontextmanager
-async def open_websocket(url: str, *, max_message_bytes: int,
-                         connect_timeout: float = 10.0) -> AsyncIterator[WebsocketsSource]:
+async def open_websocket(url: str, *, max_message_bytes: int, connect_timeout: float = 10.0,
+                         ssl_context: ssl.SSLContext | None = None,
+                         ) -> AsyncIterator[WebsocketsSource]:
+    """One websocket connection to ``url`` (``ws://`` or ``wss://``). ``ssl_context``: the TLS
+    trust for ``wss://`` (None: the system's trust store, the host name checked; a test passes
+    its own CA's)."""
     uri = parse_uri(url)
     stream: trio.abc.Stream | None = None
     try:
         with trio.fail_after(connect_timeout):
             stream = await trio.open_tcp_stream(uri.host, uri.port)
             if uri.secure:
-                stream = trio.SSLStream(stream, ssl.create_default_context(),
-                                        server_hostname=uri.host, https_compatible=True)
-                await stream.do_handshake()
+                stream = await _tls(stream, uri.host, uri.port, ssl_context)
             source = await _handshake(stream, url, max_message_bytes)
         yield source
         await source.close()  # a failed or cancelled session just drops the link
@@ -317,11 +319,31 @@ async def open_websocket(url: str, *, max_message_bytes: int,
             await trio.aclose_forcefully(stream)
 
 
+async def _tls(tcp: trio.SocketStream, host: str, port: int,
+               context: ssl.SSLContext | None) -> trio.SSLStream[trio.SocketStream]:
+    """The TLS stream over ``tcp``, its handshake done (SNI and the certificate's host name are
+    ``host``); a failed handshake (a certificate that does not verify, the server hanging up)
+    is a recoverable ``ConnectionError`` naming the host and the reason."""
+    stream = trio.SSLStream(tcp, context if context is not None else ssl.create_default_context(),
+                            server_hostname=host, https_compatible=True)
+    try:
+        await stream.do_handshake()
+    except trio.BrokenResourceError as exc:  # the caller closes ``tcp``
+        cause = exc.__cause__
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = f"certificate verify failed: {cause.verify_message}"
+        else:
+            reason = str(cause or "the connection was closed")
+        raise ConnectionError(f"TLS handshake with {host}:{port} failed: {reason}") from exc
+    return stream
+
+
 def websockets_connector(
-    max_message_bytes: int, connect_timeout: float = 10.0
+    max_message_bytes: int, connect_timeout: float = 10.0,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Callable[[str], AbstractAsyncContextManager[WebsocketsSource]]:
     def connect_one(url: str) -> AbstractAsyncContextManager[WebsocketsSource]:
         return open_websocket(url, max_message_bytes=max_message_bytes,
-                              connect_timeout=connect_timeout)
+                              connect_timeout=connect_timeout, ssl_context=ssl_context)
 
     return connect_one

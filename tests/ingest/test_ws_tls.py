@@ -1,0 +1,325 @@
+"""The default transport (``ws_websockets.py``) over TLS, as every real venue is ``wss://``: a
+loopback TLS websocket server with a certificate made for the test (trustme), the client trusting
+it through an injected SSL context. The server answers the handshake and parses the client's frames
+with websockets' sans-I/O server protocol, and writes its own frames as raw bytes, cut into TLS
+records where the test says."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import ssl
+import struct
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import pytest
+import trio
+import trustme
+from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
+
+from trio_harvest.ingest.connection import RECOVERABLE
+from trio_harvest.ingest.ws_websockets import WebsocketsSource, websockets_connector
+
+from .test_ws_frames import frame
+
+MAX_BYTES = 1 << 17
+HOST = "localhost"  # a name, not an address: SNI is only sent for names
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def client_context(ca: trustme.CA) -> ssl.SSLContext:
+    """What a caller injects: the default context (host name checked) trusting the test CA."""
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+def server_context(ca: trustme.CA, name: str = HOST) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(name).configure_cert(context)
+    return context
+
+
+class Peer:
+    """The server's side of one upgraded connection: raw writes, parsed reads."""
+
+    def __init__(self, tls: trio.SSLStream[trio.SocketStream], protocol: ServerProtocol,
+                 pongs: list[bytes]) -> None:
+        self.tls = tls
+        self.protocol = protocol
+        self.pongs = pongs  # the payloads of the client's pongs, in order
+
+    async def write(self, data: bytes, cuts: Iterable[int] = ()) -> None:
+        """``data``, one ``send_all`` (one or more TLS records) per piece between ``cuts``."""
+        start = 0
+        for cut in [*cuts, len(data)]:
+            if cut > start:
+                await self.tls.send_all(data[start:cut])
+                start = cut
+
+    async def frame(self) -> Frame:
+        """The client's next frame (what the protocol answers is sent back)."""
+        while True:
+            for event in self.protocol.events_received():
+                if isinstance(event, Frame):
+                    return event
+            chunk = await self.tls.receive_some(1 << 16)
+            if not chunk:
+                self.protocol.receive_eof()
+                raise EOFError
+            self.protocol.receive_data(chunk)
+
+    async def text(self) -> str:
+        """The client's next text message (pongs, seen on the way, go to ``pongs``)."""
+        while True:
+            event = await self.frame()
+            if event.opcode is Opcode.TEXT:
+                return bytes(event.data).decode()
+            if event.opcode is Opcode.PONG:
+                self.pongs.append(bytes(event.data))
+
+    def reset(self) -> None:
+        """End the TCP connection with a reset (SO_LINGER 0), no TLS close_notify."""
+        sock = self.tls.transport_stream.socket
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+
+Script = Callable[[Peer], Awaitable[None]]
+
+
+@dataclass
+class TlsServer:
+    context: ssl.SSLContext
+    script: Script
+    names: list[str | None] = field(default_factory=list)  # the SNI of each TLS handshake
+    requests: list[bytes] = field(default_factory=list)  # the HTTP request heads that arrived
+    pongs: list[bytes] = field(default_factory=list)
+
+    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+                    ) -> None:
+        self.context.sni_callback = lambda _sock, name, _ctx: self.names.append(name)
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, self.one, listeners)
+            task_status.started(listeners[0].socket.getsockname()[1])
+
+    async def one(self, tcp: trio.SocketStream) -> None:
+        tls = trio.SSLStream(tcp, self.context, server_side=True)
+        try:
+            await tls.do_handshake()
+            protocol = ServerProtocol(max_size=None)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = await tls.receive_some(4096)
+                if not chunk:
+                    return
+                head += chunk
+            self.requests.append(head)
+            protocol.receive_data(head)
+            [request] = protocol.events_received()
+            assert isinstance(request, Request)
+            protocol.send_response(protocol.accept(request))
+            await tls.send_all(b"".join(protocol.data_to_send()))
+            await self.script(Peer(tls, protocol, self.pongs))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, EOFError):
+            pass
+        finally:
+            await trio.aclose_forcefully(tls)
+
+
+async def session(server: TlsServer, client_context: ssl.SSLContext | None,
+                  client: Callable[[WebsocketsSource], Awaitable[T]]) -> T:
+    """Run ``client`` on a connection to ``server`` through the real connector; its result, or
+    the (recoverable) error that ended it, raised as itself."""
+    outcome: list[T] = []
+    error: BaseException | None = None
+    connect = websockets_connector(MAX_BYTES, 5.0, ssl_context=client_context)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(server.serve)
+        with trio.fail_after(5):  # a hang fails the test
+            try:
+                async with connect(f"wss://{HOST}:{port}/ws") as ws:
+                    outcome.append(await client(ws))
+            except RECOVERABLE as exc:
+                error = exc
+        nursery.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return outcome[0]
+
+
+async def read(ws: WebsocketsSource, count: int, got: list[bytes] | None = None) -> list[bytes]:
+    """``count`` messages the way ingest reads them: ``poll`` first, then ``get_message``."""
+    got = [] if got is None else got
+    while len(got) < count:
+        message = ws.poll()
+        got.append(message if message is not None else await ws.get_message())
+    return got
+
+
+def payloads() -> list[bytes]:
+    # every length encoding at and around its edges, then many short numbered messages
+    edges = [b"e" * n for n in (0, 1, 125, 126, 127, 65535, 65536, 100_000)]
+    return edges + [json.dumps({"n": i, "p": "x" * (i % 300)}).encode() for i in range(400)]
+
+
+def record_cuts(size: int, seed: int) -> list[int]:
+    """Cut points: the first 300 bytes one per TLS record, then records of random sizes."""
+    rng = random.Random(seed)
+    cuts, at = list(range(1, 300)), 300
+    while at < size:
+        cuts.append(at)
+        at += rng.randint(1, 6000)
+    return cuts
+
+
+SUBSCRIBE = '{"method":"SUBSCRIBE","params":["btcusdt@aggTrade"],"id":1}'
+
+
+async def test_many_messages_of_every_length_split_across_tls_records(
+    ca: trustme.CA, client_context: ssl.SSLContext,
+) -> None:
+    sent = payloads()
+    data = b"".join(frame(p) for p in sent[:200])
+    data += frame(b"ping-1", first=0x89)  # a ping among the data frames: the client pongs it
+    data += b"".join(frame(p, first=0x82 if i % 2 else 0x81) for i, p in enumerate(sent[200:]))
+    subscribes: list[str] = []
+
+    async def script(peer: Peer) -> None:
+        subscribes.append(await peer.text())  # nothing is sent before the subscribe
+        await peer.write(data, record_cuts(len(data), seed=7))
+        assert await peer.text() == "done"
+
+    async def client(ws: WebsocketsSource) -> list[bytes]:
+        await ws.send(SUBSCRIBE)
+        got = await read(ws, len(sent))
+        await ws.send("done")
+        return got
+
+    server = TlsServer(server_context(ca), script)
+    got = await session(server, client_context, client)
+    assert got == sent
+    assert subscribes == [SUBSCRIBE]
+    assert server.pongs == [b"ping-1"]
+    assert server.names == [HOST]  # SNI: the URL's host name
+    assert len(server.requests) == 1 and f"Host: {HOST}:".encode() in server.requests[0]
+
+
+async def test_a_clean_close_by_the_server_after_its_messages(
+    ca: trustme.CA, client_context: ssl.SSLContext,
+) -> None:
+    client_close: list[Frame] = []
+
+    async def script(peer: Peer) -> None:
+        await peer.write(frame(b"a") + frame(b"b" * 70_000), cuts=[1, 3, 20_000])
+        peer.protocol.send_close(1000, "bye")
+        await peer.write(b"".join(peer.protocol.data_to_send()))
+        client_close.append(await peer.frame())  # the client answers the close
+        await peer.tls.aclose()
+
+    got: list[bytes] = []
+    with pytest.raises(ConnectionClosedOK) as closed:
+        await session(TlsServer(server_context(ca), script), client_context,
+                      lambda ws: read(ws, 3, got))
+    assert got == [b"a", b"b" * 70_000]
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
+    assert [f.opcode for f in client_close] == [Opcode.CLOSE]
+
+
+@pytest.mark.parametrize("end", ["reset", "tcp-close-without-tls-close"])
+async def test_an_abrupt_end_of_the_connection_is_recoverable_not_a_hang(
+    ca: trustme.CA, client_context: ssl.SSLContext, end: str,
+) -> None:
+    async def script(peer: Peer) -> None:
+        await peer.write(frame(b"one") + frame(b"t" * 300), cuts=[2])
+        assert await peer.text() == "read"  # the client has both before the end
+        await peer.write(frame(b"x" * 1000)[:500])  # half a frame, then the end
+        if end == "reset":
+            peer.reset()
+        else:
+            await peer.tls.transport_stream.aclose()
+        await trio.sleep_forever()
+
+    async def client(ws: WebsocketsSource) -> list[bytes]:
+        got = await read(ws, 2)
+        await ws.send("read")
+        return await read(ws, 3, got)
+
+    with pytest.raises(ConnectionClosedError) as lost:
+        await session(TlsServer(server_context(ca), script), client_context, client)
+    assert isinstance(lost.value, RECOVERABLE)
+
+
+@pytest.mark.parametrize("trust", ["unknown-ca", "other-host", "default-trust-store"])
+async def test_a_certificate_that_does_not_verify_is_a_clear_recoverable_error(
+    ca: trustme.CA, client_context: ssl.SSLContext, trust: str,
+) -> None:
+    if trust == "unknown-ca":
+        context, client = server_context(trustme.CA()), client_context
+    elif trust == "other-host":
+        context, client = server_context(ca, "other.example"), client_context
+    else:  # no context injected: the system's trust store does not know the test CA
+        context, client = server_context(ca), None
+
+    async def never(_: object) -> None:
+        raise AssertionError("connected")
+
+    server = TlsServer(context, never)
+    with pytest.raises(ConnectionError) as failed:
+        await session(server, client, never)
+    message = str(failed.value)
+    assert isinstance(failed.value, RECOVERABLE)
+    assert f"TLS handshake with {HOST}:" in message
+    assert "failed: certificate verify failed: " in message, message
+    assert ("Hostname mismatch" if trust == "other-host" else "local issuer") in message, message
+    assert server.requests == []  # no request went over it: the harvester did not connect
+
+
+@pytest.mark.parametrize("size", [60, 300, 100_000])
+async def test_cancelling_get_message_mid_frame_loses_nothing(
+    ca: trustme.CA, client_context: ssl.SSLContext, size: int,
+) -> None:
+    payload = bytes(i % 251 for i in range(size))
+    data = frame(payload) + frame(b"after")
+    # a cut inside the first header byte pair, the extended length, the payload
+    cuts = sorted({1, 3, 9, len(data) // 2, len(data) - 8})
+    halted, resumed = trio.open_memory_channel[None](0)
+    go, going = trio.open_memory_channel[None](0)
+
+    async def script(peer: Peer) -> None:
+        start = 0
+        for cut in cuts:
+            await peer.write(data[start:cut])
+            start = cut
+            await halted.send(None)  # the client now cancels a get_message
+            await going.receive()
+        await peer.write(data[start:])
+        await peer.text()
+
+    async def client(ws: WebsocketsSource) -> list[bytes]:
+        for _ in cuts:
+            await resumed.receive()
+            with trio.move_on_after(0.05) as scope:
+                message = await ws.get_message()
+                raise AssertionError(f"a message from part of a frame: {len(message)} bytes")
+            assert scope.cancelled_caught
+            await go.send(None)
+        got = await read(ws, 2)
+        await ws.send("done")
+        return got
+
+    assert await session(TlsServer(server_context(ca), script), client_context, client) == [
+        payload, b"after"]
