@@ -107,6 +107,7 @@ class TlsServer:
     names: list[str | None] = field(default_factory=list)  # the SNI of each TLS handshake
     requests: list[bytes] = field(default_factory=list)  # the HTTP request heads that arrived
     pongs: list[bytes] = field(default_factory=list)
+    with_response: bytes = b""  # sent in the same write (TLS record) as the 101 response
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
                     ) -> None:
@@ -132,7 +133,7 @@ class TlsServer:
             [request] = protocol.events_received()
             assert isinstance(request, Request)
             protocol.send_response(protocol.accept(request))
-            await tls.send_all(b"".join(protocol.data_to_send()))
+            await tls.send_all(b"".join(protocol.data_to_send()) + self.with_response)
             await self.script(Peer(tls, protocol, self.pongs))
         except (trio.BrokenResourceError, trio.ClosedResourceError, EOFError):
             pass
@@ -323,3 +324,93 @@ async def test_cancelling_get_message_mid_frame_loses_nothing(
 
     assert await session(TlsServer(server_context(ca), script), client_context, client) == [
         payload, b"after"]
+
+
+async def test_frames_in_the_same_tls_record_as_the_upgrade_response(
+    ca: trustme.CA, client_context: ssl.SSLContext,
+) -> None:
+    first = frame(b"first") + frame(b"f" * 200) + frame(b"part")[:3]
+
+    async def script(peer: Peer) -> None:
+        await peer.write(frame(b"part")[3:] + frame(b"last"))
+        await peer.text()
+
+    async def client(ws: WebsocketsSource) -> list[bytes]:
+        got = await read(ws, 4)
+        await ws.send("done")
+        return got
+
+    server = TlsServer(server_context(ca), script, with_response=first)
+    assert await session(server, client_context, client) == [b"first", b"f" * 200, b"part",
+                                                             b"last"]
+
+
+async def test_sends_from_another_task_while_reading(
+    ca: trustme.CA, client_context: ssl.SSLContext,
+) -> None:
+    sent = payloads()[:300]
+    data = b"".join(frame(p) for p in sent)
+    texts = [f"sub-{i}" for i in range(100)]
+    received: list[str] = []
+
+    async def script(peer: Peer) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(peer.write, data, record_cuts(len(data), seed=3))
+            while len(received) < len(texts):
+                received.append(await peer.text())
+        assert await peer.text() == "done"
+
+    async def client(ws: WebsocketsSource) -> list[bytes]:
+        async def sending() -> None:
+            for text in texts:
+                await ws.send(text)
+                await trio.lowlevel.checkpoint()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sending)
+            got = await read(ws, len(sent))
+        await ws.send("done")
+        return got
+
+    assert await session(TlsServer(server_context(ca), script), client_context, client) == sent
+    assert received == texts
+
+
+async def test_the_client_closes_with_a_complete_closing_handshake(
+    ca: trustme.CA, client_context: ssl.SSLContext,
+) -> None:
+    closes: list[Frame] = []
+
+    async def script(peer: Peer) -> None:
+        await peer.write(frame(b"hello"))
+        closes.append(await peer.frame())  # the client's close; the protocol queues the reply
+        await peer.write(b"".join(peer.protocol.data_to_send()))
+        await peer.tls.aclose()  # then, as a server does, ends TLS and TCP
+
+    async def client(ws: WebsocketsSource) -> WebsocketsSource:
+        assert await ws.get_message() == b"hello"
+        return ws
+
+    ws = await session(TlsServer(server_context(ca), script), client_context, client)
+    assert [f.opcode for f in closes] == [Opcode.CLOSE]
+    assert closes[0].data[:2] == (1000).to_bytes(2, "big")
+    # the server's reply was read: the closing handshake completed over TLS
+    assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 1000
+
+
+async def test_a_server_that_never_answers_the_tls_handshake_times_out(
+    client_context: ssl.SSLContext,
+) -> None:
+    async def silent(tcp: trio.SocketStream) -> None:
+        await trio.sleep_forever()
+
+    connect = websockets_connector(MAX_BYTES, 0.3, ssl_context=client_context)
+    async with trio.open_nursery() as nursery:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        await nursery.start(trio.serve_listeners, silent, listeners)
+        port = listeners[0].socket.getsockname()[1]
+        with trio.fail_after(5), pytest.raises(trio.TooSlowError) as slow:
+            async with connect(f"wss://{HOST}:{port}/ws"):
+                raise AssertionError("connected")
+        assert isinstance(slow.value, RECOVERABLE)
+        nursery.cancel_scope.cancel()
