@@ -262,6 +262,9 @@ async def test_an_abrupt_end_of_the_connection_is_recoverable_not_a_hang(
     with pytest.raises(ConnectionClosedError) as lost:
         await session(TlsServer(server_context(ca), script), client_context, client)
     assert isinstance(lost.value, RECOVERABLE)
+    # a reset is an error of the socket; a TCP close without TLS's close_notify, an end of stream
+    broken = isinstance(lost.value.__cause__, trio.BrokenResourceError)
+    assert broken is (end == "reset"), repr(lost.value.__cause__)
 
 
 @pytest.mark.parametrize("trust", ["unknown-ca", "other-host", "default-trust-store"])
