@@ -23,8 +23,10 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from trio_harvest.ingest.connection import RECOVERABLE
+from trio_harvest.ingest.backoff import Backoff
+from trio_harvest.ingest.connection import RECOVERABLE, Connection
 from trio_harvest.ingest.ws_websockets import WebsocketsSource, websockets_connector
+from trio_harvest.venues.binance_usdm.streams import MARKET, ConnectionPlan, StreamSpec
 
 from .test_ws_frames import frame
 
@@ -417,3 +419,50 @@ async def test_a_server_that_never_answers_the_tls_handshake_times_out(
                 raise AssertionError("connected")
         assert isinstance(slow.value, RECOVERABLE)
         nursery.cancel_scope.cancel()
+
+
+# -- supervised by a Connection ------------------------------------------------------------------
+
+
+async def supervise(server: TlsServer, client_context: ssl.SSLContext,
+                    until: Callable[[Connection, list[bytes]], bool]
+                    ) -> tuple[Connection, list[bytes]]:
+    """A real ``Connection`` on the TLS transport, run until ``until`` holds."""
+    got: list[bytes] = []
+
+    async def handle(message: str | bytes) -> None:
+        got.append(message.encode() if isinstance(message, str) else message)
+
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(server.serve)
+        plan = ConnectionPlan(MARKET, (StreamSpec("BTCUSDT", "aggTrade", "btcusdt@aggTrade"),))
+        conn = Connection(plan, f"wss://{HOST}:{port}",
+                          websockets_connector(MAX_BYTES, 5.0, ssl_context=client_context),
+                          handle, stall_timeout=10.0,
+                          backoff=Backoff(0.001, 0.01, random.Random(1)))
+        nursery.start_soon(conn.run)
+        with trio.fail_after(5):
+            while not until(conn, got):
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    return conn, got
+
+
+async def test_a_connection_over_tls_receives_and_retries_a_certificate_it_cannot_trust(
+    ca: trustme.CA, client_context: ssl.SSLContext,
+) -> None:
+    async def script(peer: Peer) -> None:
+        await peer.write(frame(b"one") + frame(b"two" * 100), cuts=[1, 50])
+        await trio.sleep_forever()
+
+    trusted = TlsServer(server_context(ca), script)
+    conn, got = await supervise(trusted, client_context, lambda c, got: len(got) >= 2)
+    assert got == [b"one", b"two" * 100]
+    assert conn.stats.failures == 0 and trusted.names == [HOST]
+
+    untrusted = TlsServer(server_context(trustme.CA()), script)
+    conn, got = await supervise(untrusted, client_context, lambda c, got: c.stats.failures >= 3)
+    assert got == [] and untrusted.requests == []  # retried, never connected
+    assert conn.stats.last_error.startswith(f"ConnectionError: TLS handshake with {HOST}:")
+    assert "certificate verify failed: unable to get local issuer certificate" in (
+        conn.stats.last_error)
