@@ -403,21 +403,27 @@ async def test_the_client_closes_with_a_complete_closing_handshake(
     assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 1000
 
 
-async def test_a_server_that_never_answers_the_tls_handshake_times_out(
-    client_context: ssl.SSLContext,
+@pytest.mark.parametrize("server", ["silent", "hangs-up"])
+async def test_a_server_that_fails_the_tls_handshake_is_recoverable(
+    client_context: ssl.SSLContext, server: str,
 ) -> None:
-    async def silent(tcp: trio.SocketStream) -> None:
-        await trio.sleep_forever()
+    async def tcp_only(tcp: trio.SocketStream) -> None:
+        if server == "silent":
+            await trio.sleep_forever()
+        await tcp.aclose()
 
     connect = websockets_connector(MAX_BYTES, 0.3, ssl_context=client_context)
+    expected = trio.TooSlowError if server == "silent" else ConnectionError
     async with trio.open_nursery() as nursery:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        await nursery.start(trio.serve_listeners, silent, listeners)
+        await nursery.start(trio.serve_listeners, tcp_only, listeners)
         port = listeners[0].socket.getsockname()[1]
-        with trio.fail_after(5), pytest.raises(trio.TooSlowError) as slow:
+        with trio.fail_after(5), pytest.raises(expected) as failed:
             async with connect(f"wss://{HOST}:{port}/ws"):
                 raise AssertionError("connected")
-        assert isinstance(slow.value, RECOVERABLE)
+        assert isinstance(failed.value, RECOVERABLE)
+        if server == "hangs-up":
+            assert str(failed.value).startswith(f"TLS handshake with {HOST}:{port} failed: ")
         nursery.cancel_scope.cancel()
 
 
