@@ -6,6 +6,7 @@ records where the test says."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import random
 import socket
@@ -269,7 +270,7 @@ async def test_an_abrupt_end_of_the_connection_is_recoverable_not_a_hang(
     assert broken is (end == "reset"), repr(lost.value.__cause__)
 
 
-@pytest.mark.parametrize("trust", ["unknown-ca", "other-host", "default-trust-store"])
+@pytest.mark.parametrize("trust", ["unknown-ca", "other-host", "expired", "default-trust-store"])
 async def test_a_certificate_that_does_not_verify_is_a_clear_recoverable_error(
     ca: trustme.CA, client_context: ssl.SSLContext, trust: str,
 ) -> None:
@@ -277,6 +278,11 @@ async def test_a_certificate_that_does_not_verify_is_a_clear_recoverable_error(
         context, client = server_context(trustme.CA()), client_context
     elif trust == "other-host":
         context, client = server_context(ca, "other.example"), client_context
+    elif trust == "expired":
+        context, client = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH), client_context
+        ended = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+        ca.issue_cert(HOST, not_before=ended - datetime.timedelta(days=30),
+                      not_after=ended).configure_cert(context)
     else:  # no context injected: the system's trust store does not know the test CA
         context, client = server_context(ca), None
 
@@ -290,7 +296,8 @@ async def test_a_certificate_that_does_not_verify_is_a_clear_recoverable_error(
     assert isinstance(failed.value, RECOVERABLE)
     assert f"TLS handshake with {HOST}:" in message
     assert "failed: certificate verify failed: " in message, message
-    assert ("Hostname mismatch" if trust == "other-host" else "local issuer") in message, message
+    reason = {"other-host": "Hostname mismatch", "expired": "certificate has expired"}
+    assert reason.get(trust, "unable to get local issuer certificate") in message, message
     assert server.requests == []  # no request went over it: the harvester did not connect
 
 
