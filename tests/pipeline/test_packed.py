@@ -1,0 +1,88 @@
+"""Packed shapes (one record per row): the frame their chunks make is the frame the generic
+per-column builder makes from the same row tuples (dtypes, NaN as null, flags, text), joined
+over several chunks; a value no field holds is refused whole; the time range reads the packed
+times."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from polars.testing import assert_frame_equal
+
+from trio_harvest.kinds import CVD_SCHEMA, OFI_SCHEMA, PRICES_SCHEMA, QUOTES_SCHEMA, Schema
+from trio_harvest.pipeline.chunks import BadValue, Batch, Builder, GenericBuilder
+from trio_harvest.pipeline.shapes import CvdBuilder, OfiBuilder, QuoteBuilder, TradeBuilder
+
+
+def _generic(schema: Schema, rows: list[tuple[Any, ...]]) -> Any:
+    gb = GenericBuilder(schema)
+    for row in rows:
+        gb.append(row)
+    return Batch([gb], schema, "X").to_frame()
+
+
+def _chunks(make: Any, rows: list[tuple[Any, ...]], add: Any, size: int) -> list[Builder]:
+    out: list[Builder] = []
+    for i in range(0, len(rows), size):
+        b = make()
+        for row in rows[i:i + size]:
+            add(b, row)
+        out.append(b)
+    return out
+
+
+def test_packed_chunks_make_the_generic_builders_frame() -> None:
+    ofi = [(10 + i, "X", "bookTicker" if i % 3 else "depth20",
+            None if i == 0 else 0.25 * i - 1.0, None if i % 3 else -1.5 * i,
+            None if i == 4 else 100.0 + i, 101.0 + i, 2.0 * i, None if i == 4 else 0.5)
+           for i in range(11)]
+    for chunks in (1, 4):
+        got = Batch(_chunks(OfiBuilder, ofi, lambda b, r: b.add(r[0], *r[2:]), chunks),
+                    OFI_SCHEMA, "X").to_frame()
+        assert_frame_equal(got, _generic(OFI_SCHEMA, ofi))
+    assert got["bid"].null_count() == 1 and got["ofi_l1"].null_count() == 1
+
+    cvd = [(5 + i, "X", 100 + i, (-1.0) ** i * i, 0.5 * i, i > 6) for i in range(9)]
+    got = Batch(_chunks(CvdBuilder, cvd, lambda b, r: b.add(r[0], *r[2:]), 4),
+                CVD_SCHEMA, "X").to_frame()
+    assert_frame_equal(got, _generic(CVD_SCHEMA, cvd))
+
+    quotes = [(7 + i, 8 + i, 9 + i, "X", 2**62 + i, 1.5 + i, math.inf if i == 2 else 2.0,
+               3.0, 0.0) for i in range(9)]
+    got = Batch(_chunks(QuoteBuilder, quotes, QuoteBuilder.add_row, 2),
+                QUOTES_SCHEMA, "X").to_frame()
+    assert_frame_equal(got, _generic(QUOTES_SCHEMA, quotes))
+
+    trades = [(1 + i, 2 + i, 3 + i, "X", 40 + i, 1.25, 0.5 * i, 40 + i, 40 + i, i % 2 == 0,
+               None if i % 2 else f"id-{i}") for i in range(7)]
+    got = Batch(_chunks(TradeBuilder, trades, TradeBuilder.add_row, 3),
+                PRICES_SCHEMA, "X").to_frame()
+    assert_frame_equal(got, _generic(PRICES_SCHEMA, trades))
+
+
+def test_a_value_no_field_holds_is_refused_whole() -> None:
+    qb = QuoteBuilder()
+    qb.add_row((1, 2, 3, "X", 4, 1.0, 2.0, 3.0, 4.0))
+    for bad in ((1, 2, 3, "X", 2**63, 1.0, 2.0, 3.0, 4.0), (1, 2, 3, "X", 4, "x", 2.0, 3.0, 4.0),
+                (None, 2, 3, "X", 4, 1.0, 2.0, 3.0, 4.0)):
+        with pytest.raises(BadValue):
+            qb.add_row(bad)
+    qb.add_row((5, 6, 7, "X", 8, 1.0, 2.0, 3.0, 4.0))
+    assert qb.n == 2 and all(len(c) == 2 for c in qb._cols())
+    ob = OfiBuilder()
+    with pytest.raises(BadValue):
+        ob.add(2**64, "bookTicker", None, None, None, 1.0, 1.0, 1.0)
+    assert ob.n == 0 and not ob.nulls and not ob.source
+    cb = CvdBuilder()
+    with pytest.raises(BadValue):
+        cb.add(1, -(2**63) - 1, 1.0, 1.0, False)
+    assert cb.n == 0 and cb.nbytes() == 0
+
+
+def test_the_time_range_of_packed_chunks() -> None:
+    chunks = _chunks(CvdBuilder, [(t, "X", 1, 1.0, 1.0, False) for t in (50, 20, 90, 30)],
+                     lambda b, r: b.add(r[0], *r[2:]), 3)
+    assert Batch(chunks, CVD_SCHEMA, "X").ts_range() == (20, 90)
+    assert Batch(chunks[1:], CVD_SCHEMA, "X").ts_range() == (30, 30)
