@@ -5,14 +5,17 @@ Owns the column layout of each shape: trades as ``prices`` rows; quotes as ``quo
 partial depth as ``orderbook`` rows with every level in one flat float buffer
 (bids then asks, price and size interleaved, NaN-padded); ``ofi`` and ``cvd`` rows from the
 signal engine. Trades, quotes, ``ofi`` and ``cvd`` rows are packed (``packed.py``): one record
-per row, split into columns per chunk. A shape's frame has its own columns; ``Batch.to_frame`` completes the schema.
+per row, split into columns per chunk. A shape's frame has its own columns; ``Batch.to_frame``
+completes the schema.
 Pure: no trio, no I/O; an ``add`` appends a whole row or rolls back and raises ``BadValue``.
 """
 
 from __future__ import annotations
 
+import struct
 from array import array
 from collections.abc import Sequence
+from functools import cache
 from itertools import chain
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -162,11 +165,18 @@ class RowQuote:
          self.bid_qty, self.ask, self.ask_qty) = row
 
 
+@cache
+def _levels_record(levels: int) -> Any:
+    """Packs a full book's ``4 * levels`` floats (bids then asks, price and size interleaved)
+    as the flat level buffer holds them: one C call per row."""
+    return struct.Struct(f"={4 * levels}d").pack
+
+
 class DepthBuilder(Shape):
     """``orderbook`` rows from partial-depth messages: every level of a row in one flat float
     buffer (bids then asks, price and size interleaved), padded with NaN to ``levels``."""
 
-    __slots__ = ("_pad", "event", "first_uid", "levels", "lv", "padded", "prev_uid", "recv",
+    __slots__ = ("_levels", "_pad", "event", "first_uid", "levels", "lv", "padded", "prev_uid", "recv",
                  "source", "ts", "uid")
     ts: array[int]
     event: array[int]
@@ -181,6 +191,7 @@ class DepthBuilder(Shape):
     def __init__(self, levels: int) -> None:
         super().__init__()
         self.levels = levels
+        self._levels = _levels_record(levels)
         self._pad = array("d", [NAN]) * (2 * levels)
         self.padded = False  # some row had fewer than ``levels`` levels on a side
 
@@ -200,7 +211,7 @@ class DepthBuilder(Shape):
         lv = self.lv
         bids, asks = d.bids, d.asks
         if len(bids) == n and len(asks) == n:  # the usual message: one C-level copy
-            lv.fromlist([*_chain(bids), *_chain(asks)])
+            lv.frombytes(self._levels(*_chain(bids), *_chain(asks)))
             self.n += 1
             return
         for side in (bids, asks):

@@ -114,15 +114,23 @@ def ofi_multi_levels(prev_bids: Levels, prev_asks: Levels, bids: Levels, asks: L
     """``ofi_multi`` on decoded level lists ((price, size) per level, best first) instead of
     book rows: the same sum, a level missing on either side contributing 0."""
     total = 0.0
-    for (p0, q0), (p1, q1) in zip(prev_bids[:levels], bids[:levels], strict=False):
-        if p1 >= p0:
+    # zip stops at the shorter side, so cutting one of each pair to ``levels`` is enough; an
+    # unchanged price (most levels) takes one comparison; the additions keep their order
+    for (p0, q0), (p1, q1) in zip(prev_bids[:levels], bids, strict=False):
+        if p1 == p0:
             total += q1
-        if p1 <= p0:
             total -= q0
-    for (p0, q0), (p1, q1) in zip(prev_asks[:levels], asks[:levels], strict=False):
-        if p1 <= p0:
+        elif p1 > p0:
+            total += q1
+        elif p1 < p0:
+            total -= q0
+    for (p0, q0), (p1, q1) in zip(prev_asks[:levels], asks, strict=False):
+        if p1 == p0:
             total -= q1
-        if p1 >= p0:
+            total += q0
+        elif p1 < p0:
+            total -= q1
+        elif p1 > p0:
             total += q0
     return total
 
