@@ -1,7 +1,7 @@
 """Packed shapes (one record per row): the frame their chunks make is the frame the generic
 per-column builder makes from the same row tuples (dtypes, NaN as null, flags, text), joined
 over several chunks; a value no field holds is refused whole; the time range reads the packed
-times."""
+times. Full books of any depth pack their levels as the book rows hold them."""
 
 from __future__ import annotations
 
@@ -11,9 +11,24 @@ from typing import Any
 import pytest
 from polars.testing import assert_frame_equal
 
-from trio_harvest.kinds import CVD_SCHEMA, OFI_SCHEMA, PRICES_SCHEMA, QUOTES_SCHEMA, Schema
+from trio_harvest.kinds import (
+    CVD_SCHEMA,
+    OFI_SCHEMA,
+    PRICES_SCHEMA,
+    QUOTES_SCHEMA,
+    Schema,
+    orderbook_schema,
+)
 from trio_harvest.pipeline.chunks import BadValue, Batch, Builder, GenericBuilder
-from trio_harvest.pipeline.shapes import CvdBuilder, OfiBuilder, QuoteBuilder, TradeBuilder
+from trio_harvest.pipeline.shapes import (
+    CvdBuilder,
+    DepthBuilder,
+    OfiBuilder,
+    QuoteBuilder,
+    TradeBuilder,
+)
+from trio_harvest.storage.partitions import rows_to_frame
+from trio_harvest.venues.binance_usdm.decode import DepthUpdate, depth_row
 
 
 def _generic(schema: Schema, rows: list[tuple[Any, ...]]) -> Any:
@@ -86,3 +101,19 @@ def test_the_time_range_of_packed_chunks() -> None:
                      lambda b, r: b.add(r[0], *r[2:]), 3)
     assert Batch(chunks, CVD_SCHEMA, "X").ts_range() == (20, 90)
     assert Batch(chunks[1:], CVD_SCHEMA, "X").ts_range() == (30, 30)
+
+
+def test_full_books_of_any_depth_pack_into_the_levels_the_rows_hold() -> None:
+    for levels in (1, 5, 10):
+        books = [DepthUpdate(event_ms=100 + i, symbol="X", first_update_id=i, update_id=i,
+                             bids=[(50.0 - j - i / 7, 1.0 + j + i) for j in range(levels)],
+                             asks=[(51.0 + j + i / 3, 2.0 + j * i) for j in range(levels)],
+                             trade_ms=99 + i, prev_update_id=i - 1) for i in range(6)]
+        db = DepthBuilder(levels)
+        for i, d in enumerate(books):
+            db.add(d, 200 + i, f"depth{levels}")
+        assert not db.nan_columns()
+        schema = orderbook_schema(levels)
+        want = rows_to_frame(schema, [depth_row(d, 200 + i, levels, f"depth{levels}")
+                                      for i, d in enumerate(books)])
+        assert_frame_equal(Batch([db], schema, "X").to_frame(), want)
