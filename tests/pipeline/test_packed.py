@@ -117,3 +117,17 @@ def test_full_books_of_any_depth_pack_into_the_levels_the_rows_hold() -> None:
         want = rows_to_frame(schema, [depth_row(d, 200 + i, levels, f"depth{levels}")
                                       for i, d in enumerate(books)])
         assert_frame_equal(Batch([db], schema, "X").to_frame(), want)
+
+
+def test_a_full_book_with_a_level_that_is_not_a_pair_is_refused_whole() -> None:
+    db = DepthBuilder(2)
+    good = DepthUpdate(event_ms=5, symbol="X", first_update_id=1, update_id=1,
+                       bids=[(2.0, 1.0), (1.0, 1.0)], asks=[(3.0, 1.0), (4.0, 1.0)])
+    bad = DepthUpdate(event_ms=6, symbol="X", first_update_id=2, update_id=2,
+                      bids=[(2.0, 1.0, 7.0), (1.0, 1.0)],  # type: ignore[list-item]
+                      asks=[(3.0, 1.0), (4.0, 1.0)])
+    db.add(good, 1, "depth2")
+    with pytest.raises(BadValue):
+        db.add(bad, 2, "depth2")
+    db.add(good, 3, "depth2")
+    assert db.n == 2 and len(db.lv) == 2 * 8 and all(len(c) == 2 for c in db._cols()[:-1])

@@ -218,7 +218,11 @@ class DepthBuilder(Shape):
         lv = self.lv
         bids, asks = d.bids, d.asks
         if len(bids) == n and len(asks) == n:  # the usual message: one C-level copy
-            lv.frombytes(self._levels(bids, asks))
+            try:
+                lv.frombytes(self._levels(bids, asks))
+            except (struct.error, TypeError) as exc:  # a level that is not (price, size)
+                self.rollback()
+                raise BadValue(f"book levels: {exc}") from None
             self.n += 1
             return
         for side in (bids, asks):
