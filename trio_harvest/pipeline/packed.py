@@ -8,6 +8,9 @@ its own contiguous column (C-level, per chunk). A value a column cannot hold (an
 int64, ``None`` or text where a number goes) makes ``struct`` refuse the whole record, so a
 row is appended whole or not at all.
 
+A builder's record buffer holds exactly ``n`` records: a row is packed whole before it is
+appended, and ``rollback`` cuts back to ``n``.
+
 Pure: no trio, no I/O. Never changes what a column holds: the frame a packed chunk becomes is
 the frame per-column arrays made (the same dtypes, NaN standing for null where declared).
 """
@@ -56,27 +59,28 @@ class Packed(Builder):
         for attr, _name in self.TEXT:
             setattr(self, attr, [])
 
-    def _records(self, buf: Any) -> Any:
-        return np.frombuffer(buf, dtype=self.DTYPE)
-
-    def _fields(self, records: Any) -> dict[str, Any]:
+    def _fields(self, buf: Any, names: Sequence[str] | None = None) -> dict[str, Any]:
+        """The fields ``names`` (None: all) of the records in ``buf``, each copied into a new
+        contiguous NumPy array (so no view of ``buf`` outlives the call: a builder's own
+        buffer can grow again)."""
+        records = np.frombuffer(buf, dtype=self.DTYPE)
         out: dict[str, Any] = {}
         for name, code in self.FIELDS:
-            col = records[name]
-            out[name] = col.astype(np.bool_) if code == "b" else np.ascontiguousarray(col)
+            if names is None or name in names:
+                col = records[name]
+                out[name] = col.astype(np.bool_) if code == "b" else np.ascontiguousarray(col)
         return out
 
     def column(self, name: str) -> Any:
         """One fixed-width column of this chunk: a new contiguous NumPy array."""
-        return self._fields(self._records(bytes(self.rec[: self.n * self.SIZE])))[name]
+        return self._fields(self.rec, (name,))[name]
 
     def ts_values(self) -> Sequence[int]:
         return self.column("ts_ms")  # type: ignore[no-any-return]
 
     def _cols(self) -> list[Any]:
         """Every column (fixed-width ones as NumPy copies, then the text lists)."""
-        fields = self._fields(self._records(bytes(self.rec[: self.n * self.SIZE])))
-        return [*fields.values(), *(getattr(self, attr) for attr, _ in self.TEXT)]
+        return [*self._fields(self.rec).values(), *(getattr(self, attr) for attr, _ in self.TEXT)]
 
     def rollback(self) -> None:
         del self.rec[self.n * self.SIZE:]
@@ -93,7 +97,7 @@ class Packed(Builder):
         """The records of ``members`` joined once (one bytes copy), then cut into one column
         per field by NumPy; the text lists joined end to end."""
         packed = [c for c in members if isinstance(c, Packed)]
-        out = self._fields(self._records(b"".join(c.rec[: c.n * c.SIZE] for c in packed)))
+        out = self._fields(packed[0].rec if len(packed) == 1 else b"".join(c.rec for c in packed))
         for attr, name in self.TEXT:
             text: list[Any] = []
             for c in packed:
