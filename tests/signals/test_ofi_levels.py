@@ -1,13 +1,14 @@
-"""Multi-level OFI on decoded level lists: the sum is exactly (bit for bit) the per-level
-definition's, in the same order of additions, whatever the levels do (prices up, down, equal,
-a side shorter than the other, more levels than counted, NaN)."""
+"""Multi-level OFI on decoded level lists (the loop, and the function with the loop written
+out per depth): the sum is exactly (bit for bit) the per-level definition's, in the same order
+of additions, whatever the levels do (prices up, down, equal, a side shorter than the other,
+more levels than counted, NaN)."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
 
-from trio_harvest.signals.ofi import ofi_multi_levels
+from trio_harvest.signals.ofi import ofi_levels_fn, ofi_multi_levels
 
 Levels = Sequence[tuple[float, float]]
 
@@ -31,7 +32,8 @@ def reference(prev_bids: Levels, prev_asks: Levels, bids: Levels, asks: Levels,
 
 def _side(rng: random.Random, base: list[float]) -> list[tuple[float, float]]:
     out = []
-    for p in base[:rng.randint(0, len(base))]:
+    deep = rng.random() < 0.7  # mostly every level there (the written-out path), else short
+    for p in base[:len(base) if deep else rng.randint(0, len(base))]:
         move = rng.random()
         px = p if move < 0.6 else p + rng.choice((-0.1, 0.1, 1e-9))
         if move > 0.98:
@@ -47,6 +49,6 @@ def test_the_multi_level_sum_is_the_definitions_bit_for_bit() -> None:
         books = [(_side(rng, base), _side(rng, base)) for _ in range(2)]
         levels = rng.choice((1, 5, 10, 20, 30))
         (pb, pa), (b, a) = books
-        got = ofi_multi_levels(pb, pa, b, a, levels)
         want = reference(pb, pa, b, a, levels)
-        assert got == want or (got != got and want != want)
+        for got in (ofi_multi_levels(pb, pa, b, a, levels), ofi_levels_fn(levels)(pb, pa, b, a)):
+            assert got == want or (got != got and want != want)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from ..codegen import compiled
 from ..kinds import Row, Schema
 from ..venues.base import QUOTE
 from .chunks import NAN, BadValue, Builder, join_buffers
@@ -173,9 +174,9 @@ def _levels_record(levels: int) -> Callable[[Any, Any], bytes]:
     depth): unpacking a short tuple is cheaper than iterating a chain of them (about 40 %
     less per depth20 message)."""
     args = ", ".join([f"*b[{i}]" for i in range(levels)] + [f"*a[{i}]" for i in range(levels)])
-    scope: dict[str, Any] = {"pack": struct.Struct(f"={4 * levels}d").pack}
-    exec(f"def flat(b, a):\n    return pack({args})\n", scope)
-    flat: Callable[[Any, Any], bytes] = scope["flat"]
+    flat: Callable[[Any, Any], bytes] = compiled(
+        "flat", ["def flat(b, a):", f"    return pack({args})"],
+        {"pack": struct.Struct(f"={4 * levels}d").pack})
     return flat
 
 

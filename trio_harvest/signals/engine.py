@@ -37,8 +37,8 @@ from .ofi import (
     Levels,
     depth_sums,
     level_sums,
+    ofi_levels_fn,
     ofi_multi,
-    ofi_multi_levels,
     ofi_term,
 )
 from .params import SignalParams, ofi_source_label
@@ -85,7 +85,7 @@ class SignalEngine:
 
     __slots__ = (
         "_emit", "_emit_cvd", "_emit_ofi", "_events", "_fusion", "_imb_levels", "_large",
-        "_ml_levels",
+        "_ml_levels", "_ofi_levels",
         "_prev_depth", "_prev_l1", "_prev_levels",
         "book_ticker", "carry", "cvd", "depth_levels", "params", "state", "symbol", "tail",
     )
@@ -114,6 +114,7 @@ class SignalEngine:
             lambda *v: emit(CVD, (v[0], symbol, *v[1:])))
         self._ml_levels = min(depth_levels, params.ofi_levels)
         self._imb_levels = min(IMB_LEVELS, depth_levels)
+        self._ofi_levels = ofi_levels_fn(self._ml_levels)  # multi-level OFI of level lists
         self.tail = TailWindow(params.tail_s, params.max_lag_s)
         self.cvd = CvdState()
         self.carry = features.Carry()
@@ -225,8 +226,8 @@ class SignalEngine:
             self._prev_l1 = (bid, bid_sz, ask, ask_sz)
             self.tail.add_l1(ts, 0.0 if ofi1 is None else ofi1, bid, ask, bid_sz, ask_sz)
         prev_levels = self._prev_levels
-        ofim = None if prev_levels is None else ofi_multi_levels(
-            prev_levels[0], prev_levels[1], bids, asks, self._ml_levels)
+        ofim = None if prev_levels is None else self._ofi_levels(
+            prev_levels[0], prev_levels[1], bids, asks)
         self._prev_levels = (bids, asks)
         q_bid, q_ask = level_sums(bids, asks, self._imb_levels)
         self.tail.add_ml(ts, 0.0 if ofim is None else ofim, q_bid, q_ask)
