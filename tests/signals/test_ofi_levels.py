@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from trio_harvest.signals.ofi import ofi_levels_fn, ofi_multi_levels
+from trio_harvest.signals.ofi import level_sums, level_sums_fn, ofi_levels_fn, ofi_multi_levels
 
 Levels = Sequence[tuple[float, float]]
 
@@ -52,3 +52,14 @@ def test_the_multi_level_sum_is_the_definitions_bit_for_bit() -> None:
         want = reference(pb, pa, b, a, levels)
         for got in (ofi_multi_levels(pb, pa, b, a, levels), ofi_levels_fn(levels)(pb, pa, b, a)):
             assert got == want or (got != got and want != want)
+
+
+def test_the_level_sums_written_out_are_the_loops_bit_for_bit() -> None:
+    rng = random.Random(11)
+    base = [100.0 + 0.1 * i for i in range(8)]
+    for _ in range(2000):
+        bids, asks = _side(rng, base), _side(rng, base)
+        levels = rng.choice((1, 3, 5, 8, 10))
+        got = level_sums_fn(levels)(bids, asks)
+        want = level_sums(bids, asks, levels)
+        assert got == want and [type(v) for v in got] == [type(v) for v in want]

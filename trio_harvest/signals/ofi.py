@@ -176,3 +176,21 @@ def level_sums(bids: Levels, asks: Levels, levels: int) -> tuple[float, float]:
     for _, q in asks[:levels]:
         qa += q
     return qb, qa
+
+
+LevelSums = Callable[[Levels, Levels], tuple[float, float]]
+
+
+@cache
+def level_sums_fn(levels: int) -> LevelSums:
+    """``level_sums(bids, asks, levels)`` as a function of the two level lists, its loop
+    written out (compiled once per depth): the same additions in the same order; a side
+    with fewer than ``levels`` levels takes the loop."""
+    bid_terms = "".join(f" + b[{i}][1]" for i in range(levels))
+    ask_terms = "".join(f" + a[{i}][1]" for i in range(levels))
+    lines = ["def sums(b, a):",
+             f"    if len(b) < {levels} or len(a) < {levels}:",
+             f"        return loop(b, a, {levels})",
+             f"    return 0{bid_terms}, 0{ask_terms}"]
+    fn: LevelSums = compiled("sums", lines, {"loop": level_sums})
+    return fn
