@@ -41,14 +41,7 @@ def feed(path: str, n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         h = hotpath.build(C.symbols(C.REALISTIC_SYMBOLS), Path(tmp))
 
-        async def main() -> None:
-            route = h.router.feed
-            for frame in frames:
-                waiting = route(frame)
-                if waiting is not None:
-                    await waiting
-
-        trio.run(main)
+        trio.run(hotpath.feed_all, h, frames)
 
 
 def instructions(path: str, n: int) -> int:
