@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C
 import polars as pl
 import trio
-from hotpath import build, frames_for
+from hotpath import build, feed_all, frames_for
 
 from trio_harvest.kinds import CVD, OFI, ORDERBOOK, PRICES, schema_for
 from trio_harvest.storage.encoding import to_file_frame
@@ -65,11 +65,7 @@ def realistic_frames(symbols: tuple[str, ...], n: int, rate: float) -> dict[str,
         h = build(symbols, Path(tmp))
 
         async def route_all() -> None:
-            feed = h.router.feed
-            for frame in frames:
-                waiting = feed(frame)
-                if waiting is not None:
-                    await waiting
+            await feed_all(h, frames)
             await h.router.release_held()
 
         trio.run(route_all)

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,16 @@ def frames_for(symbols: tuple[str, ...], n: int, rate: float) -> list[str]:
         if len(out) >= n:
             break
     return out
+
+
+async def feed_all(h: Harvester, frames: Iterable[str]) -> None:
+    """Route ``frames`` through ``h``'s router as the connection loop does: ``Router.feed``
+    per frame, awaiting only what must wait."""
+    feed = h.router.feed
+    for frame in frames:
+        waiting = feed(frame)
+        if waiting is not None:
+            await waiting
 
 
 def one_pass(symbols: tuple[str, ...], frames: list[str], data_dir: Path) -> float:

@@ -251,20 +251,16 @@ class Batch:
 
     def _scan_ts(self) -> tuple[int, int]:
         parts = [c.ts_values() for c in self.chunks if c.n]
-        if len(parts) > 1 and all(isinstance(ts, array) and ts.typecode == "q" for ts in parts):
+        if len(parts) > 1 and all(_int64(ts) for ts in parts):
             # one NumPy pass over the chunks' times joined (a C-level copy), not two per chunk
-            joined = array("q")
-            for ts in parts:
-                joined.extend(ts)
-            view = np.frombuffer(joined, dtype=np.int64)
+            view = np.concatenate([np.asarray(ts, dtype=np.int64) for ts in parts])
             return int(view.min()), int(view.max())
         lo, hi = None, None
-        for c in self.chunks:
-            ts = c.ts_values()
+        for ts in parts:
             if not len(ts):
                 continue
-            if isinstance(ts, array) and ts.typecode == "q":
-                view = np.frombuffer(ts, dtype=np.int64)
+            if _int64(ts):
+                view = np.asarray(ts, dtype=np.int64)
                 a, b = int(view.min()), int(view.max())
             else:
                 a, b = min(ts), max(ts)
@@ -321,6 +317,12 @@ class Batch:
             return df
         return df.with_columns(pl.lit(self.symbol, pl.String).alias("symbol")).select(
             schema.names)
+
+
+def _int64(ts: Sequence[int]) -> bool:
+    """A column NumPy reads as int64 without a per-value step."""
+    return (isinstance(ts, array) and ts.typecode == "q") or (
+        isinstance(ts, np.ndarray) and ts.dtype == np.int64)
 
 
 _NUMPY = {"q": np.int64, "d": np.float64, "b": np.int8}

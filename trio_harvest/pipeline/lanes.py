@@ -81,7 +81,8 @@ class Lane:
     depth_levels: int = 20
     authoritative: bool = False
     level: int = 0
-    stats: LaneStats = field(default_factory=LaneStats)
+    _stats: LaneStats = field(default_factory=LaneStats)
+    _drained: int = 0  # rows taken by ``drain`` so far (``stats.accepted`` = this + ``level``)
     chunk_rows: int = 0
     # journal checkpoint: ``cursor[0]`` is the journal seq of the frame being routed
     # (shared by all lanes); ``first_seq`` that seq when the oldest pending row arrived (-1: none)
@@ -110,11 +111,18 @@ class Lane:
             self.kind, self.depth_levels)
         self._room.set()
 
+    @property
+    def stats(self) -> LaneStats:
+        """The lane's counters; ``accepted`` is every row admitted so far (drained or
+        buffered), counted from the level rather than per row."""
+        stats = self._stats
+        stats.accepted = self._drained + self.level
+        return stats
+
     # -- appends (hot path) ----------------------------------------------------------------------
 
     def _admitted(self) -> None:
         self.level += 1
-        self.stats.accepted += 1
         if self.first_seq < 0:  # journal checkpoint
             self.first_seq = self.cursor[0]
         if self.level == self.high:
@@ -139,7 +147,6 @@ class Lane:
             b = self._roll("_trade", TradeBuilder())
         b.add(t, recv_ms)
         self.level += 1
-        self.stats.accepted += 1
         if self.first_seq < 0:  # journal checkpoint
             self.first_seq = self.cursor[0]
         if self.level == self.high:
@@ -154,7 +161,6 @@ class Lane:
             b = self._roll("_quote", QuoteBuilder())
         b.add(t, recv_ms)
         self.level += 1
-        self.stats.accepted += 1
         if self.first_seq < 0:  # journal checkpoint
             self.first_seq = self.cursor[0]
         if self.level == self.high:
@@ -169,7 +175,6 @@ class Lane:
             b = self._roll("_depth", DepthBuilder(self.depth_levels))
         b.add(d, recv_ms, source)
         self.level += 1
-        self.stats.accepted += 1
         if self.first_seq < 0:  # journal checkpoint
             self.first_seq = self.cursor[0]
         if self.level == self.high:
@@ -188,7 +193,6 @@ class Lane:
             b = self._roll("_ofi", OfiBuilder())
         b.add(ts, source, ofi1, ofim, bid, ask, bid_sz, ask_sz)
         self.level += 1
-        self.stats.accepted += 1
         if self.level == self.high:
             self.wake(self)
 
@@ -202,7 +206,6 @@ class Lane:
             b = self._roll("_cvd", CvdBuilder())
         b.add(ts, agg_id, delta, cvd, gap)
         self.level += 1
-        self.stats.accepted += 1
         if self.level == self.high:
             self.wake(self)
 
@@ -216,7 +219,6 @@ class Lane:
         self.hold(self.cursor[0])  # journal checkpoint
         crossed = self.level < self.high <= self.level + chunk.n
         self.level += chunk.n
-        self.stats.accepted += chunk.n
         if crossed:
             self.wake(self)
         return True
@@ -338,6 +340,7 @@ class Lane:
                 setattr(self, name, None)
         batch = self.batch(chunks)
         self.level -= batch.n
+        self._drained += batch.n
         if n > self.stats.peak:
             self.stats.peak = n
         self._room.set()

@@ -4,22 +4,28 @@ signal update) straight into typed column buffers, with no row tuple in between.
 Owns the column layout of each shape: trades as ``prices`` rows; quotes as ``quotes`` rows;
 partial depth as ``orderbook`` rows with every level in one flat float buffer
 (bids then asks, price and size interleaved, NaN-padded); ``ofi`` and ``cvd`` rows from the
-signal engine. A shape's frame has its own columns; ``Batch.to_frame`` completes the schema.
+signal engine. Trades, quotes, ``ofi`` and ``cvd`` rows are packed (``packed.py``): one record
+per row, split into columns per chunk. A shape's frame has its own columns; ``Batch.to_frame``
+completes the schema.
 Pure: no trio, no I/O; an ``add`` appends a whole row or rolls back and raises ``BadValue``.
 """
 
 from __future__ import annotations
 
+import struct
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cache
 from itertools import chain
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from ..codegen import compiled
 from ..kinds import Row, Schema
 from ..venues.base import QUOTE
 from .chunks import NAN, BadValue, Builder, join_buffers
+from .packed import PACK_ERRORS, Packed
 
 if TYPE_CHECKING:
     from ..venues.base import BookLevels, Quote, Trade
@@ -63,40 +69,22 @@ class Shape(Builder):
 TRADE_WIDTHS = (11, 10)
 
 
-class TradeBuilder(Shape):
+class TradeBuilder(Packed):
     """``prices`` rows straight from decoded trade records (the symbol is the lane's)."""
 
-    __slots__ = ("agg_id", "event", "first", "last", "maker", "price", "qty", "recv", "text",
-                 "ts")
-    ts: array[int]
-    event: array[int]
-    recv: array[int]
-    agg_id: array[int]
-    price: array[float]
-    qty: array[float]
-    first: array[int]
-    last: array[int]
-    maker: array[int]
+    __slots__ = ("text",)
     text: list[str | None]  # the venue's text id (None where ``agg_id`` is the venue's id)
-    FIELDS = (("ts", "ts_ms", "q"), ("event", "event_ms", "q"), ("recv", "recv_ms", "q"),
-              ("agg_id", "agg_id", "q"), ("price", "price", "d"), ("qty", "qty", "d"),
-              ("first", "first_id", "q"), ("last", "last_id", "q"),
-              ("maker", "is_buyer_maker", "b"), ("text", "trade_id", "s"))
+    FIELDS = (("ts_ms", "q"), ("event_ms", "q"), ("recv_ms", "q"), ("agg_id", "q"),
+              ("price", "d"), ("qty", "d"), ("first_id", "q"), ("last_id", "q"),
+              ("is_buyer_maker", "b"))
+    TEXT = (("text", "trade_id"),)
 
     def add(self, t: Trade, recv_ms: int) -> None:
         try:
-            self.agg_id.append(t.agg_id)
-            self.first.append(t.first_id)
-            self.last.append(t.last_id)
-            self.ts.append(t.trade_ms)
-            self.event.append(t.event_ms)
-        except (OverflowError, TypeError) as exc:
-            self.rollback()
+            self.rec += self.PACK(t.trade_ms, t.event_ms, recv_ms, t.agg_id, t.price, t.qty,
+                                  t.first_id, t.last_id, t.buyer_maker)
+        except PACK_ERRORS as exc:
             raise BadValue(f"trade: {exc}") from None
-        self.recv.append(recv_ms)
-        self.price.append(t.price)
-        self.qty.append(t.qty)
-        self.maker.append(t.buyer_maker)
         self.text.append(t.text_id)
         self.n += 1
 
@@ -108,17 +96,8 @@ class TradeBuilder(Shape):
         if text is not None and not isinstance(text, str):
             raise BadValue(f"prices row: trade_id {text!r} is not a string")
         try:
-            self.ts.append(ts)
-            self.event.append(event)
-            self.recv.append(recv)
-            self.agg_id.append(agg_id)
-            self.price.append(price)
-            self.qty.append(qty)
-            self.first.append(first)
-            self.last.append(last)
-            self.maker.append(maker)
-        except (OverflowError, TypeError, ValueError) as exc:
-            self.rollback()
+            self.rec += self.PACK(ts, event, recv, agg_id, price, qty, first, last, maker)
+        except PACK_ERRORS as exc:
             raise BadValue(f"prices row: {exc}") from None
         self.text.append(text)
         self.n += 1
@@ -140,53 +119,29 @@ def _add_head(b: Any, row: Row) -> None:
     b.source.append(source)
 
 
-class QuoteBuilder(Shape):
+class QuoteBuilder(Packed):
     """``quotes`` rows from decoded quote records (the symbol is the lane's). A venue that sends
     no event time: the event and partition times are the receive time, as they always were."""
 
-    __slots__ = ("ask", "ask_sz", "bid", "bid_sz", "event", "recv", "ts", "uid")
-    ts: array[int]
-    event: array[int]
-    recv: array[int]
-    uid: array[int]
-    bid: array[float]
-    bid_sz: array[float]
-    ask: array[float]
-    ask_sz: array[float]
-    FIELDS = (("ts", "ts_ms", "q"), ("event", "event_ms", "q"), ("recv", "recv_ms", "q"),
-              ("uid", "update_id", "q"), ("bid", "bid", "d"), ("bid_sz", "bid_qty", "d"),
-              ("ask", "ask", "d"), ("ask_sz", "ask_qty", "d"))
+    __slots__ = ()
+    FIELDS = (("ts_ms", "q"), ("event_ms", "q"), ("recv_ms", "q"), ("update_id", "q"),
+              ("bid", "d"), ("bid_qty", "d"), ("ask", "d"), ("ask_qty", "d"))
 
     def add(self, b: Quote, recv_ms: int) -> None:
         ts = b.trade_ms or b.event_ms or recv_ms
         try:
-            self.uid.append(b.update_id)
-            self.ts.append(ts)
-            self.event.append(b.event_ms or ts)
-        except (OverflowError, TypeError) as exc:
-            self.rollback()
+            self.rec += self.PACK(ts, b.event_ms or ts, recv_ms, b.update_id, b.bid, b.bid_qty,
+                                  b.ask, b.ask_qty)
+        except PACK_ERRORS as exc:
             raise BadValue(f"quote: {exc}") from None
-        self.recv.append(recv_ms)
-        self.bid.append(b.bid)
-        self.bid_sz.append(b.bid_qty)
-        self.ask.append(b.ask)
-        self.ask_sz.append(b.ask_qty)
         self.n += 1
 
     def add_row(self, row: Row) -> None:
         """A ``quotes`` row given as a tuple (rows the repair gate held)."""
         ts, event, recv, _symbol, uid, bid, bid_sz, ask, ask_sz = row
         try:
-            self.ts.append(ts)
-            self.event.append(event)
-            self.recv.append(recv)
-            self.uid.append(uid)
-            self.bid.append(bid)
-            self.bid_sz.append(bid_sz)
-            self.ask.append(ask)
-            self.ask_sz.append(ask_sz)
-        except (OverflowError, TypeError, ValueError) as exc:
-            self.rollback()
+            self.rec += self.PACK(ts, event, recv, uid, bid, bid_sz, ask, ask_sz)
+        except PACK_ERRORS as exc:
             raise BadValue(f"quotes row: {exc}") from None
         self.n += 1
 
@@ -211,11 +166,25 @@ class RowQuote:
          self.bid_qty, self.ask, self.ask_qty) = row
 
 
+@cache
+def _levels_record(levels: int) -> Callable[[Any, Any], bytes]:
+    """``flat(bids, asks)``: a full book's ``4 * levels`` floats (bids then asks, price and size
+    interleaved) packed as the flat level buffer holds them, in one C call per row. The
+    argument list is written out level by level (``*b[0], *b[1], …``, compiled once per
+    depth): unpacking a short tuple is cheaper than iterating a chain of them (about 40 %
+    less per depth20 message)."""
+    args = ", ".join([f"*b[{i}]" for i in range(levels)] + [f"*a[{i}]" for i in range(levels)])
+    flat: Callable[[Any, Any], bytes] = compiled(
+        "flat", ["def flat(b, a):", f"    return pack({args})"],
+        {"pack": struct.Struct(f"={4 * levels}d").pack})
+    return flat
+
+
 class DepthBuilder(Shape):
     """``orderbook`` rows from partial-depth messages: every level of a row in one flat float
     buffer (bids then asks, price and size interleaved), padded with NaN to ``levels``."""
 
-    __slots__ = ("_pad", "event", "first_uid", "levels", "lv", "padded", "prev_uid", "recv",
+    __slots__ = ("_levels", "_pad", "event", "first_uid", "levels", "lv", "padded", "prev_uid", "recv",
                  "source", "ts", "uid")
     ts: array[int]
     event: array[int]
@@ -230,6 +199,7 @@ class DepthBuilder(Shape):
     def __init__(self, levels: int) -> None:
         super().__init__()
         self.levels = levels
+        self._levels = _levels_record(levels)
         self._pad = array("d", [NAN]) * (2 * levels)
         self.padded = False  # some row had fewer than ``levels`` levels on a side
 
@@ -249,7 +219,11 @@ class DepthBuilder(Shape):
         lv = self.lv
         bids, asks = d.bids, d.asks
         if len(bids) == n and len(asks) == n:  # the usual message: one C-level copy
-            lv.fromlist([*_chain(bids), *_chain(asks)])
+            try:
+                lv.frombytes(self._levels(bids, asks))
+            except (struct.error, TypeError) as exc:  # a level that is not (price, size)
+                self.rollback()
+                raise BadValue(f"book levels: {exc}") from None
             self.n += 1
             return
         for side in (bids, asks):
@@ -335,21 +309,14 @@ class DepthBuilder(Shape):
         return out
 
 
-class OfiBuilder(Shape):
+class OfiBuilder(Packed):
     """``ofi`` rows from the signal engine (one per book update)."""
 
-    __slots__ = ("ask", "ask_sz", "bid", "bid_sz", "ml", "nulls", "ofi", "source", "ts")
-    ts: array[int]
+    __slots__ = ("nulls", "source")
     source: list[str]
-    ofi: array[float]
-    ml: array[float]
-    bid: array[float]
-    ask: array[float]
-    bid_sz: array[float]
-    ask_sz: array[float]
-    FIELDS = (("ts", "ts_ms", "q"), ("source", "source", "s"), ("ofi", "ofi_l1", "d"),
-              ("ml", "ofi_ml", "d"), ("bid", "bid", "d"), ("ask", "ask", "d"),
-              ("bid_sz", "bid_sz", "d"), ("ask_sz", "ask_sz", "d"))
+    FIELDS = (("ts_ms", "q"), ("ofi_l1", "d"), ("ofi_ml", "d"), ("bid", "d"), ("ask", "d"),
+              ("bid_sz", "d"), ("ask_sz", "d"))
+    TEXT = (("source", "source"),)
 
     def __init__(self) -> None:
         super().__init__()
@@ -363,45 +330,40 @@ class OfiBuilder(Shape):
             bid: float | None, ask: float | None, bid_sz: float | None,
             ask_sz: float | None) -> None:
         try:
-            self.ts.append(ts)
-        except (OverflowError, TypeError) as exc:
-            raise BadValue(f"ofi: {exc}") from None
+            self.rec += self.PACK(ts, NAN if ofi1 is None else ofi1,
+                                  NAN if ofim is None else ofim, bid, ask, bid_sz, ask_sz)
+        except PACK_ERRORS:
+            self._add_nulls(ts, source, ofi1, ofim, bid, ask, bid_sz, ask_sz)
+            return
         self.source.append(source)
-        self.ofi.append(NAN if ofi1 is None else ofi1)
-        self.ml.append(NAN if ofim is None else ofim)
-        if bid is None or ask is None or bid_sz is None or ask_sz is None:
+        self.n += 1
+
+    def _add_nulls(self, ts: int, source: str, ofi1: float | None, ofim: float | None,
+                   bid: float | None, ask: float | None, bid_sz: float | None,
+                   ask_sz: float | None) -> None:
+        """A row without a best bid or ask (None: NaN, remembered as null), or a bad one."""
+        values = (bid, ask, bid_sz, ask_sz)
+        try:
+            self.rec += self.PACK(ts, NAN if ofi1 is None else ofi1,
+                                  NAN if ofim is None else ofim,
+                                  *(NAN if v is None else v for v in values))
+        except PACK_ERRORS as exc:
+            raise BadValue(f"ofi: {exc}") from None
+        if None in values:
             self.nulls = True
-            bid = NAN if bid is None else bid
-            ask = NAN if ask is None else ask
-            bid_sz = NAN if bid_sz is None else bid_sz
-            ask_sz = NAN if ask_sz is None else ask_sz
-        self.bid.append(bid)
-        self.ask.append(ask)
-        self.bid_sz.append(bid_sz)
-        self.ask_sz.append(ask_sz)
+        self.source.append(source)
         self.n += 1
 
 
-class CvdBuilder(Shape):
+class CvdBuilder(Packed):
     """``cvd`` rows from the signal engine (one per trade)."""
 
-    __slots__ = ("agg_id", "cvd", "delta", "gap", "ts")
-    ts: array[int]
-    agg_id: array[int]
-    delta: array[float]
-    cvd: array[float]
-    gap: array[int]
-    FIELDS = (("ts", "ts_ms", "q"), ("agg_id", "agg_id", "q"), ("delta", "delta", "d"),
-              ("cvd", "cvd", "d"), ("gap", "gap", "b"))
+    __slots__ = ()
+    FIELDS = (("ts_ms", "q"), ("agg_id", "q"), ("delta", "d"), ("cvd", "d"), ("gap", "b"))
 
     def add(self, ts: int, agg_id: int, delta: float, cvd: float, gap: bool) -> None:
         try:
-            self.ts.append(ts)
-            self.agg_id.append(agg_id)
-        except (OverflowError, TypeError) as exc:
-            self.rollback()
+            self.rec += self.PACK(ts, agg_id, delta, cvd, gap)
+        except PACK_ERRORS as exc:
             raise BadValue(f"cvd: {exc}") from None
-        self.delta.append(delta)
-        self.cvd.append(cvd)
-        self.gap.append(gap)
         self.n += 1

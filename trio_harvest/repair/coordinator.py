@@ -218,16 +218,23 @@ class Repair:
         ``released`` for the router, before this trade. A break queues a backfill."""
         symbol = t.symbol
         guard = self.trade_guards[symbol]
-        last = guard.tracker.last_id
-        if last is not None and t.agg_id == last + 1 and not guard.held:  # the hot path
-            guard.tracker.admit(t.agg_id, t.trade_ms)
-            lag = self.stats.lag_ms
+        tracker = guard.tracker
+        last = tracker.last_id
+        agg_id = t.agg_id
+        if last is not None and agg_id == last + 1 and not guard.held:  # the hot path
+            tracker.last_id = agg_id  # (what AggIdTracker.admit does for the next id)
+            tracker.last_ms = t.trade_ms
+            stats = self.stats
+            lag = stats.lag_ms
             d: float = recv_ms - t.event_ms
             if lag is None:
-                self.stats.lag_ms = d
+                stats.lag_ms = d
             else:  # one odd sample moves the estimate by a bounded step, never far
-                d = min(max(d, lag - LAG_STEP_MS), lag + LAG_STEP_MS)
-                self.stats.lag_ms = lag + (d - lag) * LAG_WEIGHT
+                if d < lag - LAG_STEP_MS:
+                    d = lag - LAG_STEP_MS
+                elif d > lag + LAG_STEP_MS:
+                    d = lag + LAG_STEP_MS
+                stats.lag_ms = lag + (d - lag) * LAG_WEIGHT
             return True
         offer = guard.offer(t.agg_id)
         if offer:

@@ -36,9 +36,9 @@ from .ofi import (
     BOOK_LEVEL_BASE,
     Levels,
     depth_sums,
-    level_sums,
+    level_sums_fn,
+    ofi_levels_fn,
     ofi_multi,
-    ofi_multi_levels,
     ofi_term,
 )
 from .params import SignalParams, ofi_source_label
@@ -84,7 +84,8 @@ class SignalEngine:
     """Signals of one symbol. See the module docstring for who calls what."""
 
     __slots__ = (
-        "_emit", "_emit_cvd", "_emit_ofi", "_events", "_fusion", "_large", "_ml_levels",
+        "_emit", "_emit_cvd", "_emit_ofi", "_events", "_fusion", "_large", "_level_sums",
+        "_ml_levels", "_ofi_levels",
         "_prev_depth", "_prev_l1", "_prev_levels",
         "book_ticker", "carry", "cvd", "depth_levels", "params", "state", "symbol", "tail",
     )
@@ -112,6 +113,8 @@ class SignalEngine:
         self._emit_cvd: EmitCvd = emit_cvd or (
             lambda *v: emit(CVD, (v[0], symbol, *v[1:])))
         self._ml_levels = min(depth_levels, params.ofi_levels)
+        self._level_sums = level_sums_fn(min(IMB_LEVELS, depth_levels))  # imbalance sizes
+        self._ofi_levels = ofi_levels_fn(self._ml_levels)  # multi-level OFI of level lists
         self.tail = TailWindow(params.tail_s, params.max_lag_s)
         self.cvd = CvdState()
         self.carry = features.Carry()
@@ -223,10 +226,10 @@ class SignalEngine:
             self._prev_l1 = (bid, bid_sz, ask, ask_sz)
             self.tail.add_l1(ts, 0.0 if ofi1 is None else ofi1, bid, ask, bid_sz, ask_sz)
         prev_levels = self._prev_levels
-        ofim = None if prev_levels is None else ofi_multi_levels(
-            prev_levels[0], prev_levels[1], bids, asks, self._ml_levels)
+        ofim = None if prev_levels is None else self._ofi_levels(
+            prev_levels[0], prev_levels[1], bids, asks)
         self._prev_levels = (bids, asks)
-        q_bid, q_ask = level_sums(bids, asks, min(IMB_LEVELS, self.depth_levels))
+        q_bid, q_ask = self._level_sums(bids, asks)
         self.tail.add_ml(ts, 0.0 if ofim is None else ofim, q_bid, q_ask)
         self._emit_ofi(ts, source, ofi1, ofim, bid, ask, bid_sz, ask_sz)
 

@@ -7,9 +7,11 @@ keeps state, never does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Any
 
+from ..codegen import compiled
 from ..kinds import orderbook_schema
 
 # Column of bid_px_1 in an ``orderbook_schema`` row; level m (1-based) starts at
@@ -114,17 +116,54 @@ def ofi_multi_levels(prev_bids: Levels, prev_asks: Levels, bids: Levels, asks: L
     """``ofi_multi`` on decoded level lists ((price, size) per level, best first) instead of
     book rows: the same sum, a level missing on either side contributing 0."""
     total = 0.0
-    for (p0, q0), (p1, q1) in zip(prev_bids[:levels], bids[:levels], strict=False):
-        if p1 >= p0:
+    # zip stops at the shorter side, so cutting one of each pair to ``levels`` is enough; an
+    # unchanged price (most levels) takes one comparison; the additions keep their order
+    for (p0, q0), (p1, q1) in zip(prev_bids[:levels], bids, strict=False):
+        if p1 == p0:
             total += q1
-        if p1 <= p0:
             total -= q0
-    for (p0, q0), (p1, q1) in zip(prev_asks[:levels], asks[:levels], strict=False):
-        if p1 <= p0:
+        elif p1 > p0:
+            total += q1
+        elif p1 < p0:
+            total -= q0
+    for (p0, q0), (p1, q1) in zip(prev_asks[:levels], asks, strict=False):
+        if p1 == p0:
             total -= q1
-        if p1 >= p0:
+            total += q0
+        elif p1 < p0:
+            total -= q1
+        elif p1 > p0:
             total += q0
     return total
+
+
+OfiLevels = Callable[[Levels, Levels, Levels, Levels], float]
+
+
+@cache
+def ofi_levels_fn(levels: int) -> OfiLevels:
+    """``ofi_multi_levels(prev_bids, prev_asks, bids, asks, levels)`` as a function of the four
+    level lists, with its loop over the ``levels`` levels written out (compiled once per
+    depth; about a third fewer steps per book than the loop). The same additions in the same
+    order; a side with fewer than ``levels`` levels takes the loop."""
+    lines = ["def ofi(pb, pa, b, a):",
+             f"    if len(pb) < {levels} or len(b) < {levels} or len(pa) < {levels} "
+             f"or len(a) < {levels}:",
+             f"        return loop(pb, pa, b, a, {levels})",
+             "    total = 0.0"]
+    for i in range(levels):
+        lines += [f"    (p0, q0), (p1, q1) = pb[{i}], b[{i}]",
+                  "    if p1 == p0:", "        total += q1", "        total -= q0",
+                  "    elif p1 > p0:", "        total += q1",
+                  "    elif p1 < p0:", "        total -= q0"]
+    for i in range(levels):
+        lines += [f"    (p0, q0), (p1, q1) = pa[{i}], a[{i}]",
+                  "    if p1 == p0:", "        total -= q1", "        total += q0",
+                  "    elif p1 < p0:", "        total -= q1",
+                  "    elif p1 > p0:", "        total += q0"]
+    lines.append("    return total")
+    fn: OfiLevels = compiled("ofi", lines, {"loop": ofi_multi_levels})
+    return fn
 
 
 def level_sums(bids: Levels, asks: Levels, levels: int) -> tuple[float, float]:
@@ -137,3 +176,21 @@ def level_sums(bids: Levels, asks: Levels, levels: int) -> tuple[float, float]:
     for _, q in asks[:levels]:
         qa += q
     return qb, qa
+
+
+LevelSums = Callable[[Levels, Levels], tuple[float, float]]
+
+
+@cache
+def level_sums_fn(levels: int) -> LevelSums:
+    """``level_sums(bids, asks, levels)`` as a function of the two level lists, its loop
+    written out (compiled once per depth): the same additions in the same order; a side
+    with fewer than ``levels`` levels takes the loop."""
+    bid_terms = "".join(f" + b[{i}][1]" for i in range(levels))
+    ask_terms = "".join(f" + a[{i}][1]" for i in range(levels))
+    lines = ["def sums(b, a):",
+             f"    if len(b) < {levels} or len(a) < {levels}:",
+             f"        return loop(b, a, {levels})",
+             f"    return 0{bid_terms}, 0{ask_terms}"]
+    fn: LevelSums = compiled("sums", lines, {"loop": level_sums})
+    return fn

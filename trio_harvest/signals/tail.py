@@ -77,8 +77,8 @@ class TailWindow:
     """The columnar, time-bounded tail of one symbol (see the module docstring)."""
 
     __slots__ = (
-        "_first_ms", "cursor_ms", "flag_names", "flag_ts", "history_ms", "l1", "late",
-        "max_lag_ms", "ml", "skipped_s", "trades",
+        "_first_ms", "_hi", "_lo", "cursor_ms", "flag_names", "flag_ts", "history_ms", "l1",
+        "late", "max_lag_ms", "ml", "skipped_s", "trades",
     )
 
     def __init__(self, history_s: int = 60, max_lag_s: int = 300) -> None:
@@ -92,6 +92,11 @@ class TailWindow:
         # start of the first second not yet emitted; None until the features task first runs
         self.cursor_ms: int | None = None
         self._first_ms: int | None = None  # earliest ts seen while the cursor is None
+        # every ts in [_lo, _hi] is admitted with nothing else to do (``_admit``'s usual
+        # case, checked inline by the appends): from the cursor (or the earliest ts before
+        # the features task runs) up to the lag that would make the window fall behind
+        self._lo = self._hi = 0
+        self._span(None)
         self.late = 0  # records dropped because their second was already emitted
         self.skipped_s = 0  # seconds given up because the features task fell max_lag_s behind
 
@@ -100,12 +105,20 @@ class TailWindow:
 
     # -- hot path -------------------------------------------------------------------------------
 
+    def _span(self, ref: int | None) -> None:
+        """The admission window from ``ref`` (None: no record yet, every ts takes ``_admit``)."""
+        if ref is None:
+            self._lo, self._hi = 1, 0
+        else:
+            self._lo, self._hi = ref, ref + self.max_lag_ms + 1000
+
     def _admit(self, ts: int) -> bool:
         cursor = self.cursor_ms
         if cursor is None:
             ref = self._first_ms
             if ref is None or ts < ref:
                 self._first_ms = ref = ts
+                self._span(ref)
         elif ts < cursor:
             self.late += 1
             return False
@@ -118,7 +131,7 @@ class TailWindow:
     def add_trade(self, ts: int, price: float, qty: float, sqty: float, notional: float,
                   cvd: float) -> bool:
         """Append a trade; False when its second was already emitted (counted in ``late``)."""
-        if not self._admit(ts):
+        if not self._lo <= ts <= self._hi and not self._admit(ts):
             return False
         t = self.trades
         tss = t.ts
@@ -136,7 +149,7 @@ class TailWindow:
 
     def add_l1(self, ts: int, ofi: float, bid: float, ask: float, bid_sz: float,
                ask_sz: float) -> bool:
-        if not self._admit(ts):
+        if not self._lo <= ts <= self._hi and not self._admit(ts):
             return False
         t = self.l1
         tss = t.ts
@@ -153,7 +166,7 @@ class TailWindow:
         return True
 
     def add_ml(self, ts: int, ofi: float, bid5: float, ask5: float) -> bool:
-        if not self._admit(ts):
+        if not self._lo <= ts <= self._hi and not self._admit(ts):
             return False
         t = self.ml
         tss = t.ts
@@ -193,6 +206,7 @@ class TailWindow:
             return
         self.cursor_ms = cursor_ms
         self._first_ms = None
+        self._span(cursor_ms)
         keep = cursor_ms - self.history_ms
         self.trades.drop_before(keep)
         self.l1.drop_before(keep)
