@@ -10,10 +10,10 @@ compaction do not keep write order):
   then ``recv_ms``, then update id: two snapshots of one instant, a resync's REST book and the
   socket's, are one era whichever order their rows come in). A start *restarts* the ids (opens
   a new era) when it is such a change or a snapshot whose id is no greater than the start
-  before it; any other snapshot (a resync of
-  growing ids: Binance's, and OKX's or Bybit's after a break) stays in its era. A row belongs
-  to the last era started at or before its time; a row at the very time an era starts is put
-  on the side whose ids it is nearer (the new era's first id or the old era's last).
+  before it; any other snapshot (a resync of growing ids: Binance's, and OKX's or Bybit's
+  after a break) stays in its era. A row belongs to the last era started at or before its
+  time; a row at the very time an era starts is put on the side whose ids it is nearer (the
+  new era's first id or the old era's last).
   Data with growing ids is one era: the rule is exactly the one before eras existed, so a REST
   snapshot whose buffered diffs carry times before its own stays right. The limit: a restart
   the harvester never saw (ids restarted during a disconnect and the next snapshot's id is
