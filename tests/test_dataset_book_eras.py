@@ -55,6 +55,21 @@ def bybit_rows() -> list[Row]:
     return rows
 
 
+def twin_snapshot_rows() -> list[Row]:
+    """Growing ids, a resync that writes two snapshots at the same ts and receive time (a REST
+    book and the socket's own, both taken in while routing one frame), the later one's id
+    higher; the chain goes on from that one, then a seqId reset."""
+    rows = _ev(1, 1000, -1, [(99.0, 1.0)], [(101.0, 1.0)], True)
+    rows += _ev(2, 1003, 1000, [(99.5, 2.0)], [])
+    rows += _ev(5, 1010, -1, [(98.0, 1.0)], [(102.0, 1.0)], True, recv=9)
+    rows += _ev(5, 1020, -1, [(97.0, 1.0)], [(103.0, 1.0)], True, recv=9)
+    rows += _ev(6, 1022, 1020, [(97.5, 1.0)], [])
+    rows += _ev(7, 1025, 1022, [], [(102.5, 2.0)])
+    rows += _ev(8, 511, 1025, [(97.6, 1.0)], [])  # the reset: seqId < prevSeqId
+    rows += _ev(9, 513, 511, [(97.5, 0.0)], [])
+    return rows
+
+
 def binance_rows() -> list[Row]:
     """Growing ids: a REST snapshot whose buffered diffs carry earlier times (one era)."""
     rows = _ev(1, 100, -1, [(5.0, 1.0)], [(6.0, 1.0)], True)
@@ -91,7 +106,8 @@ def frame(rows: list[Row]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=BOOK_UPDATES_SCHEMA.polars, orient="row")
 
 
-CASES = {"okx": okx_rows(), "bybit": bybit_rows(), "binance": binance_rows()}
+CASES = {"okx": okx_rows(), "bybit": bybit_rows(), "binance": binance_rows(),
+         "twin-snapshots": twin_snapshot_rows()}
 
 
 def test_each_venue_in_write_order_rebuilds_the_written_book() -> None:
@@ -140,3 +156,12 @@ def test_rows_at_the_very_time_of_a_reset_join_the_side_whose_ids_they_continue(
         book = rebuild(df)
         assert (book.bids, book.asks) == (bids, asks)
         assert best_by_update(df).select("update_id", "bid", "ask").rows() == tops
+
+
+def test_two_snapshots_at_the_same_instant_read_alike_in_either_order() -> None:
+    rows = twin_snapshot_rows()
+    _tops, bids, asks = in_write_order(rows)
+    for df in (frame(rows), frame(rows).reverse()):
+        book = rebuild(df)
+        assert (book.bids, book.asks) == (bids, asks)
+        assert book.snapshot_id == 511  # the reset era, carried on from snapshot 1020's chain

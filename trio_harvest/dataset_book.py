@@ -7,11 +7,13 @@ compaction do not keep write order):
   change with ``update_id < prev_update_id``, chained on the last id, no snapshot), Bybit's
   ``u`` restarts at 1 (written as a snapshot). So the rows split at *starts*: every snapshot
   and every change whose id is below its ``prev_update_id``, taken in time order (``ts_ms``,
-  then ``recv_ms``). A start *restarts* the ids (opens a new era) when it is such a change or
-  a snapshot whose id is no greater than the start before it; any other snapshot (a resync of
-  growing ids: Binance's, and OKX's or Bybit's after a break) stays in its era. A row belongs
-  to the last era started at or before its time; a row at the very time an era starts is put
-  on the side whose ids it is nearer (the new era's first id or the old era's last).
+  then ``recv_ms``, then update id: two snapshots of one instant, a resync's REST book and the
+  socket's, are one era whichever order their rows come in). A start *restarts* the ids (opens
+  a new era) when it is such a change or a snapshot whose id is no greater than the start
+  before it; any other snapshot (a resync of growing ids: Binance's, and OKX's or Bybit's
+  after a break) stays in its era. A row belongs to the last era started at or before its
+  time; a row at the very time an era starts is put on the side whose ids it is nearer (the
+  new era's first id or the old era's last).
   Data with growing ids is one era: the rule is exactly the one before eras existed, so a REST
   snapshot whose buffered diffs carry times before its own stays right. The limit: a restart
   the harvester never saw (ids restarted during a disconnect and the next snapshot's id is
@@ -108,7 +110,7 @@ def _eras(rows: pl.DataFrame) -> list[_Era]:
     starts = (rows.filter(pl.col("is_snapshot")
                           | ((pl.col("_prev") >= 0) & (pl.col("update_id") < pl.col("_prev"))))
               .group_by("_t", "_r", "update_id", "is_snapshot").agg(pl.col("_n").min())
-              .sort("_t", "_r", "_n"))
+              .sort("_t", "_r", "update_id", "_n"))
     eras: list[_Era] = []
     before = None
     for t, r, uid, snap, _n in starts.iter_rows():

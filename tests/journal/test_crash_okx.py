@@ -1,13 +1,15 @@
 """A real SIGKILL of an ``okx-swap`` run against a standalone simulator speaking OKX, then a
 restart: the journal (frames of a socket that subscribed after its handshake; the URL's
 fragment names its streams) is replayed before connecting, with the contract values of the
-listing read first, so trades received before the kill and not yet written land once, with
-OKX's values in base currency, and so do its derivatives rows. Backfill is off: every other
-trade of the tape is on disk or its fill ids lie inside the unfilled restart gap."""
+listing read first (the segments must outlive that read), so every trade journaled at the kill
+lands, once, with OKX's values in base currency, and so do its derivatives rows. Backfill is
+off: every other trade of the tape is on disk or its fill ids lie inside the unfilled restart
+gap."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -17,6 +19,7 @@ import polars as pl
 
 from trio_harvest.dataset import scan
 from trio_harvest.gaps import parse_agg_detail
+from trio_harvest.journal import format as fmt
 
 from .crashkit import PY, kill, start_sim, stop, stop_sim, wait_line
 
@@ -53,6 +56,19 @@ def _ct_val(port: int) -> dict[str, float]:
         return {e["instId"]: float(e["ctVal"]) for e in json.loads(r.read())["data"]}
 
 
+def _journaled_trades(journal: Path) -> dict[str, set[int]]:
+    """The trade ids (OKX ``tradeId``) of every trade frame a journal holds, by symbol."""
+    out: dict[str, set[int]] = {}
+    for rec in fmt.iter_segments(journal.glob(f"seg-*{fmt.SUFFIX}")):
+        if rec.type != fmt.FRAME:
+            continue
+        doc = json.loads(rec.payload)
+        if doc.get("arg", {}).get("channel") == "trades" and "data" in doc:
+            for t in doc["data"]:
+                out.setdefault(t["instId"], set()).add(int(t["tradeId"]))
+    return out
+
+
 def _state_keys(data: Path) -> set[tuple[object, ...]]:
     if not list(data.glob("venue=*/date=*/symbol=*/kind=derivatives/*.parquet")):
         return set()
@@ -78,6 +94,10 @@ def test_a_killed_okx_run_replays_its_journal_once_in_base_sizes(tmp_path: Path)
         assert wait_line(proc, log, "harvesting 2 symbols", 60.0), log.read_text()[-2000:]
         time.sleep(3.0)
         kill_ms = kill(proc)
+        # what the killed run left journaled: the restart must write every trade of it
+        shutil.copytree(data / "_journal", tmp_path / "journal-at-kill")
+        journaled = _journaled_trades(tmp_path / "journal-at-kill")
+        assert set(journaled) == set(SYMBOLS), journaled.keys()
         before = set(scan(data, "prices", venue="okx-swap").collect()["agg_id"].to_list()) \
             if list(data.glob("venue=*/date=*/symbol=*/kind=prices/*.parquet")) else set()
         state_before = _state_keys(data)
@@ -105,6 +125,8 @@ def test_a_killed_okx_run_replays_its_journal_once_in_base_sizes(tmp_path: Path)
             lost = [i for i, (f, _) in tape.items() if i not in set(ids) and min(ids) <= i
                     and not any(a <= f and i <= b for a, b in holes)]
             assert not lost, f"{symbol}: trades lost without a gap row: {lost[:5]}"
+            unwritten = sorted(journaled.get(symbol, set()) - set(ids))
+            assert not unwritten, f"{symbol}: journaled at the kill, never written: {unwritten[:5]}"
             old = mine.filter(pl.col("ts").dt.epoch("ms") < kill_ms - 1000)
             replayed += sum(1 for i in old["agg_id"].to_list() if i not in before)
         assert replayed > 0, "nothing of the killed run came back from its journal"

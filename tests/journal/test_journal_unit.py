@@ -122,3 +122,41 @@ async def test_two_harvesters_never_share_a_journal(tmp_path: Path) -> None:
         await nursery.start(first.run)
         nursery.cancel_scope.cancel()
     await started(tmp_path)  # released when the first one ended
+
+
+async def test_a_segment_found_at_start_up_stays_until_restart_replay_has_read_it(
+        tmp_path: Path) -> None:
+    # The commit task (and its housekeeping) starts before the replay: a venue whose listing
+    # is read over REST first (OKX) leaves it running for a while, and the checkpoint function
+    # (lanes empty, the replay not yet holding its position) says all is durable. The segments
+    # an earlier run left are still the replay's to read.
+    (tmp_path / fmt.segment_name(1)).write_bytes(
+        fmt.MAGIC + fmt.encode([(1, 5, 0, fmt.FRAME, b"a"), (2, 6, 0, fmt.FRAME, b"b")]))
+    j = await started(tmp_path)
+    j.checkpoint = lambda: j.seq + 1  # nothing in any lane, no replay running yet
+    async with trio.open_nursery() as nursery:
+        await nursery.start(j.run)
+        await j.tick()
+        assert (tmp_path / fmt.segment_name(1)).exists() and j.old  # not replayed yet
+        assert j.stats.deleted == 0
+        j.replayed()
+        await j.tick()
+        assert not (tmp_path / fmt.segment_name(1)).exists() and not j.old
+        assert j.stats.deleted == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_run_stopped_before_its_replay_keeps_the_segments_it_found(
+        tmp_path: Path) -> None:
+    (tmp_path / fmt.segment_name(1)).write_bytes(
+        fmt.MAGIC + fmt.encode([(1, 5, 0, fmt.FRAME, b"a")]))
+    j = await started(tmp_path)
+    j.checkpoint = lambda: j.seq + 1
+    async with trio.open_nursery() as nursery:
+        await nursery.start(j.run)
+        j.append(0, "c")
+        await j.close()  # e.g. stopped while the listing was read: no replay ran
+        nursery.cancel_scope.cancel()
+    # the old segment stays for the next run's replay (and what followed it: the hold is a
+    # position; that replay skips what is on disk)
+    assert [r.seq for r in fmt.iter_segments(tmp_path.glob("seg-*.jnl"))] == [1, 2]

@@ -120,3 +120,23 @@ def test_rest_over_its_limit_answers_429_50011() -> None:
     limited = api.handle("GET", "/api/v5/market/history-trades?instId=BTC-USDT-SWAP")
     assert b"50011" in limited.body and api.stats.rejected_429 == 2
     assert api.handle("GET", "/api/v5/market/books?instId=BTC-USDT-SWAP").status == 200
+
+
+def test_a_snapshot_in_place_of_a_diff_is_the_book_as_of_that_diff() -> None:
+    # one step of the market can make several 100 ms diffs (a loaded machine steps less
+    # often); the hub observes them all before it publishes the first, and a new subscriber's
+    # snapshot in place of that first one must not hold the changes of the next
+    from trio_harvest.sim.events import BookSnapshot
+
+    wire = OkxSymbolWire(SWAP.spec("BTC-USDT-SWAP"), contracts=True)
+    wire.seed(BookSnapshot("BTC-USDT-SWAP", 100, ((999, 1),), ((1001, 1),), 0))
+    first = BookDepth("BTC-USDT-SWAP", 100, True, 101, 102, 100, (), ((1001, 5),), 0, 1)
+    second = BookDepth("BTC-USDT-SWAP", 100, True, 103, 104, 102, ((999, 0),), ((1001, 7),),
+                       0, 2)
+    for ev in (first, second):
+        wire.observe(ev)
+    snap = json.loads(wire.snapshot(first))["data"][0]
+    assert snap["seqId"] == 102
+    assert [a[1] for a in snap["asks"]] == ["5"] and len(snap["bids"]) == 1
+    snap = json.loads(wire.snapshot(second))["data"][0]
+    assert snap["seqId"] == 104 and [a[1] for a in snap["asks"]] == ["7"] and not snap["bids"]

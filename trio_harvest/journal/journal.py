@@ -5,7 +5,8 @@ default, ``format.py``).
 Owns the loop side (``append``: a tuple into a list, no I/O, no context manager, bounded by
 ``memory_bytes``), the group commit (a task that every quarter ``fsync_ms``, or sooner when the
 buffer fills, hands the batch to a worker thread to write and fsync), segment rolls, deleting
-(or archiving, ``raw_dir``) sealed segments once the checkpoint has passed them, ``max_bytes``
+(or archiving, ``raw_dir``) sealed segments once the checkpoint has passed them (never one found
+at start-up before restart replay has read it: ``replayed``), ``max_bytes``
 on disk, and its own failure: a write error, a full disk or a stuck thread stops journaling
 (ingest goes on; ``failing`` says why), a retry every tick reopens a fresh segment, and the
 unprotected interval is handed to ``on_unprotected`` to become a ``gaps`` row. Ingest never
@@ -30,7 +31,7 @@ from ..ratelimit import RateLimitedLog
 from . import files
 from . import format as fmt
 from .archive import archive_segment
-from .checkpoint import deletable
+from .checkpoint import NONE, deletable, oldest_not_durable
 
 log = logging.getLogger("trio_harvest.journal")
 
@@ -105,6 +106,12 @@ class Journal:
         self.stats = JournalStats()
         self.segments: list[Segment] = []  # oldest first; the last one is active unless sealed
         self.old: list[Segment] = []  # segments found at start-up: what restart replay reads
+        # the first seq of ``old`` until restart replay has read them (``replayed``): the commit
+        # task's housekeeping runs from the start, while the start-up (a venue's listing over
+        # REST) still comes before the replay, whose position holds the checkpoint only once
+        # it runs; without this hold a segment the checkpoint function knows nothing of yet
+        # would be deleted unread
+        self.replay_hold = NONE
         self.failing = ""  # why journaling is off ("" = journaling)
         self.checkpoint: Callable[[], int] = lambda: self.seq + 1
         self.on_unprotected: UnprotectedFn | None = None
@@ -232,8 +239,14 @@ class Journal:
             with contextlib.suppress(OSError):
                 tmp.unlink()
         self.segments = list(self.old)
+        self.replay_hold = min((s.first_seq for s in self.old), default=NONE)
         self.seq = last
         self.cursor[0] = last
+
+    def replayed(self) -> None:
+        """Restart replay has read the segments found at start-up: from now on the checkpoint
+        alone says when they may go."""
+        self.replay_hold = NONE
 
     # -- the commit task -------------------------------------------------------------------------
 
@@ -388,7 +401,7 @@ class Journal:
             await self._housekeep()
 
     async def _housekeep(self) -> None:
-        cp = self.checkpoint()
+        cp = oldest_not_durable(self.checkpoint(), (self.replay_hold,))
         sealed = [(s.first_seq, s.last_seq) for s in self.segments if s.sealed]
         gone = set(deletable(sealed, cp))
         for seg in [s for s in self.segments if s.first_seq in gone]:

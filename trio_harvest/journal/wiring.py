@@ -155,6 +155,7 @@ async def restart(journal: Journal, replayer: Replayer, repair: Repair, config: 
     segs = [(s.first_seq, s.path, s.last_seq) for s in journal.old]
     first_ns = min((s.first_ns for s in journal.old if s.first_ns), default=0)
     stats = await replayer.run(segs, first_ns)
+    journal.replayed()  # read: the checkpoint decides when they go (a crash above keeps them)
     last_ms = dict(stats.last_ms)  # diff streams: their last replayed row
     books = replayer.router.diff_books
     if books is not None:

@@ -88,6 +88,7 @@ class Hub:
         self._venue = venue
         self._faults = faults
         self._wires: dict[str, Wire] = {s.symbol: self._wire(s) for s in specs}
+        self._unsettled: set[OkxSymbolWire] = set()  # observed diffs of the last step
         self._subs: dict[str, list[Subscriber]] = {}
         self._stats = stats
         self.connections: dict[int, Subscriber] = {}
@@ -102,12 +103,15 @@ class Hub:
 
     def observe(self, events: Iterable[Event]) -> None:
         """Every event the model made, before faults (OKX's wire keeps the book a snapshot on
-        subscribing is built from)."""
+        subscribing is built from, as of the diff it replaces)."""
+        for done in self._unsettled:  # the last step's events are all published now
+            done.settle()
+        self._unsettled.clear()
         wires = self._wires
         for ev in events:
             wire = wires.get(ev.symbol)
-            if isinstance(wire, OkxSymbolWire):
-                wire.observe(ev)
+            if isinstance(wire, OkxSymbolWire) and wire.observe(ev):
+                self._unsettled.add(wire)
 
     def _wire(self, spec: SymbolSpec) -> Wire:
         """A symbol's encoder in the venue's wire format (OKX's: ``okx_wire.py``)."""

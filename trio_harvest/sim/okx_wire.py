@@ -62,7 +62,7 @@ def split(name: str) -> tuple[str, str]:
 class OkxSymbolWire:
     """Names and encoders for one instId (the interface of ``wire.SymbolWire``)."""
 
-    __slots__ = ("_asks", "_bids", "_books", "_books5", "_index", "_liq", "_lot", "_marks",
+    __slots__ = ("_ahead", "_asks", "_bids", "_books", "_books5", "_index", "_liq", "_lot", "_marks",
                  "_pd", "_qd", "_reset", "_rng", "_shadow_id", "_tick", "agg", "contracts",
                  "last_seq", "offset", "resets", "symbol", "ticker")
 
@@ -90,20 +90,37 @@ class OkxSymbolWire:
         self._rng = random.Random(f"trio_harvest.sim.okx/{seed}/{inst}")
         self.last_seq = -1
         self.resets = 0
-        # the book as of the last 100 ms diff (what a snapshot on subscribing sends)
+        # the book as of the last 100 ms diff published (what a snapshot on subscribing sends)
         self._bids: dict[int, int] = {}
         self._asks: dict[int, int] = {}
         self._shadow_id = -1
+        # diffs the model made in this step, not yet in the shadow: one step can make several
+        # (a loaded machine steps less often), and a snapshot sent in place of the first must
+        # not hold the changes of the next
+        self._ahead: list[BookDepth] = []
 
     def seed(self, snap: BookSnapshot) -> None:
         """The book the diff chain starts from (the model's, before its first step)."""
         self._bids, self._asks = dict(snap.bids), dict(snap.asks)
         self._shadow_id = snap.last_update_id
+        self._ahead.clear()
 
-    def observe(self, ev: Event) -> None:
+    def observe(self, ev: Event) -> bool:
         """Every 100 ms diff the model makes (before any fault drops one): the book a
-        subscriber's snapshot is built from follows it."""
+        subscriber's snapshot is built from follows it, up to the diff being published (True:
+        ``settle`` once this step's events are published)."""
         if isinstance(ev, BookDepth) and ev.diff and ev.cadence_ms == CADENCE_MS:
+            self._ahead.append(ev)
+            return True
+        return False
+
+    def settle(self, upto: int | None = None) -> None:
+        """Apply the observed diffs up to update id ``upto`` (all of them when None)."""
+        ahead = self._ahead
+        n = 0
+        for ev in ahead:
+            if upto is not None and ev.last_update_id > upto:
+                break
             for side, levels in ((self._bids, ev.bids), (self._asks, ev.asks)):
                 for price, lots in levels:
                     if lots:
@@ -111,10 +128,13 @@ class OkxSymbolWire:
                     else:
                         side.pop(price, None)
             self._shadow_id = ev.last_update_id
+            n += 1
+        del ahead[:n]
 
     def snapshot(self, d: BookDepth) -> str:
         """The ``books`` snapshot a new subscriber gets in place of the diff ``d`` (the book as
         of ``d``, its top 400 levels a side), ``prevSeqId`` -1."""
+        self.settle(d.last_update_id)
         bids = tuple(sorted(self._bids.items(), reverse=True)[:400])
         asks = tuple(sorted(self._asks.items())[:400])
         return (f'{{"arg":{{"channel":"books","instId":"{self.symbol}"}},"action":"snapshot",'
