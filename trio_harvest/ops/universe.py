@@ -175,8 +175,17 @@ class Universe:
             self._by_day[day] = got
         return got
 
-    async def run(self) -> None:
-        self._last_poll = trio.current_time()
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Follow the listing until cancelled. A shard polls once before it reports started:
+        its start-up share is the owners of the moment it was computed, and a hand-over the
+        timeline already shows at one of the next boundaries must be windowed before ingest
+        routes the first frame (else it keeps the rows past that boundary that the new owner
+        keeps too, until a first poll one interval later finds the leave late)."""
+        if self.shard is not None:
+            await self.poll()
+        else:
+            self._last_poll = trio.current_time()
+        task_status.started()
         while True:
             due = self._last_poll + self.interval
             while trio.current_time() < due:
