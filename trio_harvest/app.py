@@ -461,9 +461,11 @@ class Harvester:
     async def _run_ingest(self) -> None:
         with self._ingest_scope:
             async with trio.open_nursery() as nursery:
-                self._ingest_nursery = nursery
                 if self.universe is not None:  # stops with ingest, before the final flush
-                    nursery.start_soon(self.universe.run)
+                    # a shard's first poll windows the hand-overs it must make before any frame
+                    # is routed; connections it opens meanwhile start with the others below
+                    await nursery.start(self.universe.run)
+                self._ingest_nursery = nursery
                 if self.open_interest is not None:  # so does the open-interest poll
                     nursery.start_soon(self._poll_open_interest, self.open_interest)
                 await run_ingest(self.connections)

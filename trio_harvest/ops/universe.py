@@ -175,8 +175,17 @@ class Universe:
             self._by_day[day] = got
         return got
 
-    async def run(self) -> None:
-        self._last_poll = trio.current_time()
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Follow the listing until cancelled. A shard polls once before it reports started:
+        its start-up share is the owners of the moment it was computed, and a hand-over the
+        timeline already shows at one of the next boundaries must be windowed before ingest
+        routes the first frame (else it keeps the rows past that boundary that the new owner
+        keeps too, until a first poll one interval later finds the leave late)."""
+        if self.shard is not None:
+            await self.poll()
+        else:
+            self._last_poll = trio.current_time()
+        task_status.started()
         while True:
             due = self._last_poll + self.interval
             while trio.current_time() < due:
@@ -248,7 +257,12 @@ class Universe:
         moves = timeline.moves(self.symbols, self.leaving, self.joining, now)
         joins = [m for m in moves if m.join and m.symbol not in self.symbols]
         if joins:  # continuity afresh: a symbol back from another shard has a hole meanwhile
-            await self.add([m.symbol for m in joins], fresh=True)
+            # windowed before their streams are subscribed: a frame routed while a connection
+            # is told (its other messages wait their turn) keeps to the boundary already
+            ends = {m.symbol: m.boundary_ms for m in moves if not m.join}
+            await self.add([m.symbol for m in joins], fresh=True, windows={
+                m.symbol: (m.boundary_ms, ends.get(m.symbol)) for m in joins
+                if m.boundary_ms is not None or m.symbol in ends})
         for m in moves:
             if m.join and m.symbol in self.leaving:  # the move was called off
                 del self.leaving[m.symbol]
@@ -281,7 +295,10 @@ class Universe:
         self.host.router.unwindow(symbol)
         self.host.repair.prices_into(symbol, None)
 
-    async def add(self, symbols: Sequence[str], *, fresh: bool = False) -> None:
+    async def add(self, symbols: Sequence[str], *, fresh: bool = False,
+                  windows: Mapping[str, tuple[int | None, int | None]] | None = None) -> None:
+        """Subscribe ``symbols``; those in ``windows`` keep only the rows of their window
+        (start, end) from their first frame on."""
         h, cfg = self.host, self.host.config
         venue = self.venue
         specs = stream_plan(venue, tuple(symbols), cfg.harvested, depth_levels=cfg.depth_levels,
@@ -294,6 +311,8 @@ class Universe:
             engine = h.engines[symbol] = h.make_engine(symbol)
             h.router.add_symbol(symbol, {s.name: s.symbol for s in specs if s.symbol == symbol},
                                 engine)
+            if windows is not None and symbol in windows:
+                self._window(symbol, *windows[symbol])
         told: list[Connection] = []
         limit = cfg.streams_per_connection
         # streams one connection's subscription already carries join it (OKX's instType

@@ -118,9 +118,11 @@ class Timeline:
         """What to change now, for a shard that harvests ``harvested`` (``leaving`` /
         ``joining``: those of them told to leave / that join at a boundary still to come): a
         join or leave per symbol whose ownership differs now or at one of the next ``horizon``
-        grid points. A leave already planned at the same boundary is not repeated; one the
-        timeline no longer shows is cancelled (a join with that boundary); a join still to come
-        that the timeline no longer shows becomes a leave at its own boundary (nothing kept)."""
+        grid points. A join comes with the leave that ends it within those points (the same
+        symbol's join first); a leave already planned at the same boundary is not repeated; one
+        the timeline no longer shows is cancelled (a join with that boundary); a join still to
+        come that the timeline no longer shows becomes a leave at its own boundary (nothing
+        kept)."""
         step = self.step
         g0 = grid_floor(now_ms, step)
         ahead = [g0 + i * step for i in range(1, horizon + 1)]
@@ -145,9 +147,20 @@ class Timeline:
                     out.append(Move(s, leave is None, leave if leave is not None else planned))
             elif self.mine(s, now_ms):
                 out.append(Move(s, True, self._run_start(s, g0, True)))
+                out += self._leave_after(s, now_ms, ahead)
             elif (join := next((g for g in ahead if self.mine(s, g)), None)) is not None:
                 out.append(Move(s, True, join))
+                out += self._leave_after(s, join, ahead)
         return out
+
+    def _leave_after(self, symbol: str, start_ms: int, ahead: Sequence[int]) -> list[Move]:
+        """The leave a join must plan with it: the first grid point after ``start_ms`` (within
+        the horizon) where ``symbol`` is no longer this shard's. A young listing, owned by its
+        name, moves to its weighted owner when it comes in force, often one grid point after
+        the shard joined it: left to the next poll, that leave would come late (after the
+        boundary), and the rows taken past it meanwhile are the new owner's too."""
+        leave = next((g for g in ahead if g > start_ms and not self.mine(symbol, g)), None)
+        return [] if leave is None else [Move(symbol, False, leave)]
 
     def _run_start(self, symbol: str, g0: int, mine: bool) -> int | None:
         """The grid point where the current run of ``mine`` (as of ``g0``) began, looking back at
