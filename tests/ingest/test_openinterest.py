@@ -105,6 +105,13 @@ def gapped(sink: Sink, gaps: Gaps, now: list[int],
                               lambda: now[0], interval=60.0, journal=sink, put_gap=gaps.put)
 
 
+def two_on_the_clock(sink: Sink, gaps: Gaps) -> OpenInterestPoller:
+    """BTCUSDT and ETHUSDT polled every 60 s on trio's (mock) clock."""
+    return OpenInterestPoller(SIDE, lambda: ("BTCUSDT", "ETHUSDT"), sink.put, WeightBudget(100),  # type: ignore[arg-type]
+                              lambda: int(trio.current_time() * 1000), interval=60.0,
+                              put_gap=gaps.put)
+
+
 async def timed_out(path: str, params: Params) -> RestResponse:
     raise RestError("ReadTimeout: timed out")
 
@@ -178,9 +185,7 @@ async def test_a_rate_limit_puts_the_rest_of_the_round_in_an_outage_too(
             got = await ok(path, params)
         return got
 
-    p = OpenInterestPoller(SIDE, lambda: ("BTCUSDT", "ETHUSDT"), sink.put, WeightBudget(100),  # type: ignore[arg-type]
-                           lambda: int(trio.current_time() * 1000), interval=60.0,
-                           put_gap=gaps.put)
+    p = two_on_the_clock(sink, gaps)
     with trio.move_on_after(100):
         await p.run(fetch)
     # ETHUSDT waited out Retry-After (30 s) behind BTCUSDT's 429: its answer was late, a gap
@@ -202,9 +207,7 @@ async def test_a_short_pause_that_ends_before_a_poll_is_due_holds_nothing(
         got: RestResponse = await answer()(path, params)
         return got
 
-    p = OpenInterestPoller(SIDE, lambda: ("BTCUSDT", "ETHUSDT"), sink.put, WeightBudget(100),  # type: ignore[arg-type]
-                           lambda: int(trio.current_time() * 1000), interval=60.0,
-                           put_gap=gaps.put)
+    p = two_on_the_clock(sink, gaps)
     with trio.move_on_after(130):
         await p.run(fetch)
     # ETHUSDT was asked 5 s after it was due (60 s after its last answer): on time, no row;
