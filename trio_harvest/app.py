@@ -27,7 +27,7 @@ from .ingest.connection import ConnectFn, Connection, make_connections, run_inge
 from .ingest.openinterest import OpenInterestPoller
 from .ingest.restclient import FetchFn, http_fetch
 from .journal import wiring as journal_wiring
-from .kinds import CVD, DERIVATIVES, OFI, PREVIEW_KINDS, QUOTES, Row, schema_for
+from .kinds import CVD, DERIVATIVES, OFI, ORDERBOOK, PREVIEW_KINDS, QUOTES, Row, schema_for
 from .ops.listing import ListingError, check_listing, fetch_listing
 from .ops.operations import Operations
 from .ops.startup import recover_command
@@ -36,6 +36,7 @@ from .ops.universe import Universe
 from .pipeline.lanes import Lanes
 from .pipeline.rotation import FIRST_FLUSH_S, DeadLetterFn, Rotation, SaveFn
 from .pipeline.router import Router
+from .pipeline.tap import DepthTap
 from .repair.booksync import DiffBooks
 from .repair.coordinator import Repair
 from .scale.handover import DayWeights
@@ -67,6 +68,10 @@ class StopState:
 
 class Harvester:
     """Everything one run owns. Build it, then ``await harvester.run()``."""
+
+    # depth messages' derived rows computed in batches from the orderbook lanes (with quotes
+    # subscribed and partial depth); False: one by one as they come (the same rows)
+    batched_depth = True
 
     def __init__(
         self,
@@ -189,10 +194,17 @@ class Harvester:
     def make_engine(self, symbol: str) -> SignalEngine:
         """A symbol's signal engine, emitting preview rows into its lanes."""
         cfg = self.config
-        return SignalEngine(symbol, cfg.signals, cfg.depth_levels, self.lanes.offer,
-                            book_ticker=cfg.book_ticker and QUOTES in cfg.harvested,
-                            emit_ofi=self.lanes.get(OFI, symbol).offer_ofi,
-                            emit_cvd=self.lanes.get(CVD, symbol).offer_cvd)
+        ofi = self.lanes.get(OFI, symbol)
+        engine = SignalEngine(symbol, cfg.signals, cfg.depth_levels, self.lanes.offer,
+                              book_ticker=cfg.book_ticker and QUOTES in cfg.harvested,
+                              emit_ofi=ofi.offer_ofi,
+                              emit_cvd=self.lanes.get(CVD, symbol).offer_cvd)
+        if self.batched_depth and engine.book_ticker and cfg.book == "partial":
+            # depth messages computed in batches from the orderbook lane (signals/depthbatch.py)
+            tap = DepthTap(engine.flush_depth)
+            self.lanes.get(ORDERBOOK, symbol).read_depth(tap)
+            engine.read_depth(tap, ofi.offer_ofi_many)
+        return engine
 
     def open_connection(self, plan: Plan) -> Connection:
         """A connection added while running (new listings), started beside the others."""

@@ -40,6 +40,7 @@ from .shapes import (
 
 if TYPE_CHECKING:
     from ..venues.base import BookLevels, Quote, Trade
+    from .tap import DepthTap
 
 WakeFn = Callable[["Lane"], None]
 _OPEN = ("_trade", "_quote", "_depth", "_ofi", "_cvd", "_generic")
@@ -97,6 +98,8 @@ class Lane:
     _ofi: OfiBuilder | None = None
     _cvd: CvdBuilder | None = None
     _generic: GenericBuilder | UntypedBuilder | None = None
+    # an ``orderbook`` lane whose depth rows its symbol's signal engine reads in batches
+    tap: DepthTap | None = None
     frame_schema: Schema = field(init=False)
     _room: trio.Event = field(default_factory=trio.Event)
     _send: trio.MemorySendChannel[Builder] = field(init=False)
@@ -134,6 +137,8 @@ class Lane:
         if old is not None and old.n:
             self._send.send_nowait(old)  # never full: the level bounds the rows (__post_init__)
         setattr(self, name, builder)
+        if name == "_depth" and self.tap is not None:
+            self.tap.opened(builder)  # type: ignore[arg-type]
         return builder
 
     # Each ``add_*`` / ``offer_*`` appends one row from a decoded message, or returns False
@@ -195,6 +200,36 @@ class Lane:
         self.level += 1
         if self.level == self.high:
             self.wake(self)
+
+    def offer_ofi_many(self, records: bytes, n: int, sources: list[str]) -> bool:
+        """Preview: ``n`` ``ofi`` rows at once, packed as ``OfiBuilder`` records with every best
+        level present, if the lane has room for all of them; False (nothing taken) if not."""
+        if self.level + n > self.capacity:
+            return False
+        size = OfiBuilder.SIZE
+        done = 0
+        while done < n:
+            b = self._ofi
+            if b is None or b.n >= self.chunk_rows:
+                b = self._roll("_ofi", OfiBuilder())
+            k = min(n - done, self.chunk_rows - b.n)
+            b.rec += records[done * size:(done + k) * size]
+            b.source += sources[done:done + k]
+            b.n += k
+            done += k
+        crossed = self.level < self.high <= self.level + n
+        self.level += n
+        if crossed:
+            self.wake(self)
+        return True
+
+    def read_depth(self, tap: DepthTap) -> None:
+        """From now on ``tap`` follows the depth rows this lane takes (rows already here are
+        not its)."""
+        self.tap = tap
+        if self._depth is not None:
+            tap.opened(self._depth)
+            tap.start = self._depth.n
 
     def offer_cvd(self, ts: int, agg_id: int, delta: float, cvd: float, gap: bool) -> None:
         """Preview: a ``cvd`` row; a full lane spills it (see ``offer``)."""
@@ -324,7 +359,10 @@ class Lane:
     # -- rotation's side -------------------------------------------------------------------------
 
     def drain(self) -> Batch:
-        """Take what is buffered now: every sealed chunk, then the open builders."""
+        """Take what is buffered now: every sealed chunk, then the open builders. A signal
+        engine reading this lane's depth rows reads them first."""
+        if self.tap is not None:
+            self.tap.flush()
         n = self.level
         chunks: list[Builder] = []
         receive = self._recv.receive_nowait

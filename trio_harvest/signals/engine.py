@@ -12,8 +12,11 @@ caller, and everything else is arithmetic on in-memory state.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ..kinds import (
     CVD,
@@ -29,6 +32,7 @@ from ..kinds import (
 from ..venues import QUOTE_SOURCE
 from . import features
 from .cvd import CvdState
+from .depthbatch import derive, side_lists
 from .events import EventDetector, LargeTrades
 from .fusion import Fusion
 from .marketstate import MarketState, extend
@@ -45,13 +49,19 @@ from .params import SignalParams, ofi_source_label
 from .tail import TailWindow
 
 if TYPE_CHECKING:
+    from ..pipeline.tap import DepthTap
     from ..venues.base import BookLevels, Quote, Trade
+
+log = logging.getLogger(__name__)
 
 Emit = Callable[[str, Row], None]
 # (ts, source, ofi_l1, ofi_ml, bid, ask, bid_sz, ask_sz) and (ts, agg_id, delta, cvd, gap)
 EmitOfi = Callable[[int, str, "float | None", "float | None", "float | None", "float | None",
                     "float | None", "float | None"], None]
 EmitCvd = Callable[[int, int, float, float, bool], None]
+# ``ofi`` rows in bulk: packed ``OfiBuilder`` records, their count and sources; False when the
+# lane has no room for all of them (nothing taken: they are emitted one by one)
+EmitOfiMany = Callable[[bytes, int, list[str]], bool]
 
 BOOK_TICKER = QUOTE_SOURCE  # the source of quote rows
 IMB_LEVELS = 5
@@ -84,9 +94,9 @@ class SignalEngine:
     """Signals of one symbol. See the module docstring for who calls what."""
 
     __slots__ = (
-        "_emit", "_emit_cvd", "_emit_ofi", "_events", "_fusion", "_large", "_level_sums",
-        "_ml_levels", "_ofi_levels",
-        "_prev_depth", "_prev_l1", "_prev_levels",
+        "_emit", "_emit_cvd", "_emit_ofi", "_events", "_flushing", "_fusion", "_large",
+        "_level_sums", "_ml_levels", "_ofi_levels", "_ofi_many",
+        "_prev_book", "_prev_depth", "_prev_l1", "_prev_levels", "_tap",
         "book_ticker", "carry", "cvd", "depth_levels", "params", "state", "symbol", "tail",
     )
 
@@ -125,6 +135,11 @@ class SignalEngine:
         self._prev_l1: tuple[float, float, float, float] | None = None
         self._prev_depth: Row | None = None
         self._prev_levels: tuple[Levels, Levels] | None = None
+        # depth read from the lane in batches (``read_depth``): the tap, and the bulk emit
+        self._tap: DepthTap | None = None
+        self._ofi_many: EmitOfiMany | None = None
+        self._prev_book: Any = None  # read in batches: the previous depth row, as stored
+        self._flushing = False
 
     @property
     def ofi_source(self) -> str:
@@ -159,6 +174,11 @@ class SignalEngine:
         source, an ``ofi`` row, and the tail."""
         ts = row[_TS]
         source = row[_SOURCE]
+        tap = self._tap
+        if tap is not None and source != BOOK_TICKER:
+            # the row is the last one of the lane: what came before it is computed first
+            self.flush_depth(keep_last=1)
+            tap.skip()
         bid, bid_sz, ask, ask_sz = row[_B], row[_B + 1], row[_B + 2], row[_B + 3]
         ofi1: float | None = None
         ofim: float | None = None
@@ -209,9 +229,17 @@ class SignalEngine:
         self._emit_ofi(ts, BOOK_TICKER, ofi1, None, bid, ask, bid_sz, ask_sz)
 
     def on_book_levels(self, d: BookLevels, source: str) -> None:
-        """``on_book`` for decoded top-N book levels (a partial-depth message)."""
-        ts = d.trade_ms or d.event_ms
-        bids, asks = d.bids, d.asks
+        """``on_book`` for decoded top-N book levels (a partial-depth message). When the
+        depth is read in batches (``read_depth``), the message is already in the lane: it is
+        computed with the next batch, or at once (with everything before it) when the tail
+        must decide its admission now."""
+        if self._tap is not None:
+            if not self.tail.in_span(d.trade_ms or d.event_ms):
+                self.flush_depth()
+            return
+        self._book_levels(d.bids, d.asks, d.trade_ms or d.event_ms, source)
+
+    def _book_levels(self, bids: Levels, asks: Levels, ts: int, source: str) -> None:
         bid = bid_sz = ask = ask_sz = None
         if bids:
             bid, bid_sz = bids[0]
@@ -240,10 +268,45 @@ class SignalEngine:
     def on_gap(self, ts_ms: int, reason: str) -> None:
         """A disconnect, resync or stall at ``ts_ms``: flag its second, and forget the previous
         book states so OFI never spans the gap (CVD continuity is judged by agg ids)."""
+        if self._tap is not None:
+            self.flush_depth()
         self._prev_l1 = None
         self._prev_depth = None
         self._prev_levels = None
+        self._prev_book = None
         self.tail.add_flag(ts_ms, flag_for(reason))
+
+    # -- depth in batches -----------------------------------------------------------------------
+
+    def read_depth(self, tap: DepthTap, emit_many: EmitOfiMany) -> None:
+        """From now on this symbol's depth messages are read from its ``orderbook`` lane through
+        ``tap`` and computed in batches (``flush_depth``): at each features tick, before the
+        lane is drained, and before anything reads or changes the state they depend on. The
+        rows are the ones ``on_book_levels`` gives one by one. With quotes subscribed only
+        (depth then feeds the multi-level side alone)."""
+        if not self.book_ticker:
+            raise ValueError("depth is read in batches only with quotes subscribed")
+        self._tap = tap
+        self._ofi_many = emit_many
+        self.tail.before_admit = self.flush_depth
+
+    def _depth_one_by_one(self, rows: Any, ts: list[int], sources: list[str]) -> None:
+        """Stored depth rows computed as ``on_book_levels`` computes a message (a row with a
+        missing level: its side lists are what was stored)."""
+        levels = self.depth_levels
+        prev = self._prev_book
+        self._prev_levels = None if prev is None else side_lists(prev, levels)
+        for row, t, source in zip(rows, ts, sources, strict=True):
+            bids, asks = side_lists(row, levels)
+            self._book_levels(bids, asks, t, source)
+        self._prev_levels = None
+        self._prev_book = rows[-1].copy()
+
+    def flush_depth(self, keep_last: int = 0) -> None:
+        """Compute the depth messages read in batches that are still waiting (a no-op
+        otherwise)."""
+        if not self._flushing:
+            flush_depth((self,), keep_last=keep_last)
 
     # -- per tick (called by the features task) -------------------------------------------------
 
@@ -259,6 +322,8 @@ class SignalEngine:
     def span_to_close(self, upto_sec: int) -> tuple[int, int] | None:
         """The seconds [start, upto) that ``close_seconds(upto_sec)`` would close, or None. A
         features task that fell more than ``max_lag_s`` behind gives up the oldest here."""
+        if self._tap is not None:
+            self.flush_depth()
         tail = self.tail
         start = tail.first_second()
         if start is None or upto_sec <= start:
@@ -297,6 +362,8 @@ class SignalEngine:
 
     def stats(self) -> dict[str, Any]:
         """Counters for metrics / status."""
+        if self._tap is not None:
+            self.flush_depth()
         tail = self.tail
         return {
             "tail_rows": len(tail),
@@ -306,3 +373,85 @@ class SignalEngine:
             "duplicates": self.cvd.duplicates,
             "cvd_gap": self.cvd.gap,
         }
+
+
+_OFI_FIELDS = ("ts_ms", "ofi_l1", "ofi_ml", "bid", "ask", "bid_sz", "ask_sz")
+
+
+def flush_depth(engines: Iterable[SignalEngine], *, keep_last: int = 0) -> None:
+    """Compute the depth messages each engine's lane took since it last looked (engines that
+    read depth in batches), every symbol's rows in one NumPy pass: per message its multi-level
+    OFI, level sums and best level, appended to its ``ofi`` lane and its tail as
+    ``on_book_levels`` would have. A symbol whose computation fails loses only its own derived
+    rows (logged); this never raises."""
+    todo: list[tuple[SignalEngine, list[Any]]] = []
+    for e in engines:
+        tap = e._tap
+        if tap is None or e._flushing:
+            continue
+        segments = tap.take(keep_last)
+        if segments:
+            todo.append((e, segments))
+    if not todo:
+        return
+    for e, _ in todo:
+        e._flushing = True
+    try:
+        _compute(todo)
+    except Exception:  # the batch as a whole: then symbol by symbol, each on its own
+        log.exception("signals: the batched depth computation failed; symbol by symbol")
+        for item in todo:
+            try:
+                _compute([item])
+            except Exception:
+                log.exception("signals: depth of %s failed; its derived rows are skipped",
+                              item[0].symbol)
+    finally:
+        for e, _ in todo:
+            e._flushing = False
+
+
+def _compute(todo: list[tuple[SignalEngine, list[Any]]]) -> None:
+    first = todo[0][1][0][0]
+    levels = first.levels
+    width = 4 * levels
+    parts: list[Any] = []
+    ts_parts: list[Any] = []
+    sources: list[list[str]] = []
+    starts: list[int] = []
+    n = 0
+    for _, segments in todo:
+        starts.append(n)
+        src: list[str] = []
+        for b, a, z in segments:
+            parts.append(b.lv[a * width:z * width])
+            ts_parts.append(b.ts[a:z])
+            src += b.source[a:z]
+            n += z - a
+        sources.append(src)
+    m = np.frombuffer(b"".join(p.tobytes() for p in parts), np.float64).reshape(n, width)
+    ts = np.frombuffer(b"".join(p.tobytes() for p in ts_parts), np.int64)
+    e0 = todo[0][0]
+    d = derive(m, starts, [e._prev_book for e, _ in todo], levels, e0._ml_levels,
+               min(IMB_LEVELS, e0.depth_levels))
+    from ..pipeline.shapes import OfiBuilder  # the ``ofi`` lane's record layout
+    recs = np.empty(n, OfiBuilder.DTYPE)
+    recs["ts_ms"] = ts
+    recs["ofi_l1"] = np.nan
+    recs["ofi_ml"] = d.ofim
+    recs["bid"], recs["ask"], recs["bid_sz"], recs["ask_sz"] = d.bid, d.ask, d.bid_sz, d.ask_sz
+    tail_ofi = np.where(d.has_prev, d.ofim, 0.0)
+    bounds = [*starts, n]
+    for i, (e, _) in enumerate(todo):
+        a, z = bounds[i], bounds[i + 1]
+        if not d.complete[i]:  # a missing level: one by one, as the messages came
+            e._depth_one_by_one(m[a:z], ts[a:z].tolist(), sources[i])
+            continue
+        e.tail.add_ml_many(ts[a:z], tail_ofi[a:z], d.q_bid[a:z], d.q_ask[a:z])
+        assert e._ofi_many is not None
+        if not e._ofi_many(recs[a:z].tobytes(), z - a, sources[i]):
+            emit = e._emit_ofi
+            for r, source in zip(recs[a:z].tolist(), sources[i], strict=True):
+                t, _, ofim, bid, ask, bid_sz, ask_sz = r
+                emit(t, source, None, None if ofim != ofim else ofim, bid, ask, bid_sz, ask_sz)
+        e._prev_book = m[z - 1].copy()

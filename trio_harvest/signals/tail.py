@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
+from typing import Any
 
 TRADE_COLUMNS = ("price", "qty", "sqty", "notional", "cvd")
 L1_COLUMNS = ("ofi", "bid", "ask", "bid_sz", "ask_sz")
@@ -77,7 +79,8 @@ class TailWindow:
     """The columnar, time-bounded tail of one symbol (see the module docstring)."""
 
     __slots__ = (
-        "_first_ms", "_hi", "_lo", "cursor_ms", "flag_names", "flag_ts", "history_ms", "l1",
+        "_first_ms", "_hi", "_lo", "before_admit", "cursor_ms", "flag_names", "flag_ts",
+        "history_ms", "l1",
         "late", "max_lag_ms", "ml", "skipped_s", "trades",
     )
 
@@ -97,6 +100,10 @@ class TailWindow:
         # the features task runs) up to the lag that would make the window fall behind
         self._lo = self._hi = 0
         self._span(None)
+        # called before the admission state may change (a record outside the span, the cursor
+        # moving): records noted for a later batch are computed first, so each is admitted as
+        # it would have been when it came
+        self.before_admit: Callable[[], None] | None = None
         self.late = 0  # records dropped because their second was already emitted
         self.skipped_s = 0  # seconds given up because the features task fell max_lag_s behind
 
@@ -112,7 +119,13 @@ class TailWindow:
         else:
             self._lo, self._hi = ref, ref + self.max_lag_ms + 1000
 
+    def in_span(self, ts: int) -> bool:
+        """A record at ``ts`` would be admitted now with nothing else to do."""
+        return self._lo <= ts <= self._hi
+
     def _admit(self, ts: int) -> bool:
+        if self.before_admit is not None:
+            self.before_admit()
         cursor = self.cursor_ms
         if cursor is None:
             ref = self._first_ms
@@ -180,6 +193,22 @@ class TailWindow:
         a[2](ask5)
         return True
 
+    def add_ml_many(self, ts: Any, ofi: Any, bid5: Any, ask5: Any) -> None:
+        """``add_ml`` for each row of these NumPy columns, in order: appended in bulk when each
+        one is admitted as it stands and they come in time order after the last row."""
+        t = self.ml
+        tss = t.ts
+        n = len(ts)
+        if n and self._lo <= int(ts.min()) and int(ts.max()) <= self._hi and (
+                not tss or int(ts[0]) >= tss[-1]) and (n == 1 or bool((ts[1:] >= ts[:-1]).all())):
+            tss.frombytes(ts.astype("=i8").tobytes())
+            for col, values in zip(t.cols, (ofi, bid5, ask5), strict=True):
+                col.frombytes(values.astype("=f8").tobytes())
+            return
+        add = self.add_ml
+        for row in zip(ts.tolist(), ofi.tolist(), bid5.tolist(), ask5.tolist(), strict=True):
+            add(*row)
+
     def add_flag(self, ts: int, flag: str) -> None:
         """Mark ``flag`` (gap / resync / stale) in the second of ``ts``. A flag for a second that
         was already emitted goes to the first second not yet emitted."""
@@ -204,6 +233,8 @@ class TailWindow:
         needs (rows older than ``cursor_ms - history``)."""
         if self.cursor_ms is not None and cursor_ms <= self.cursor_ms:
             return
+        if self.before_admit is not None:
+            self.before_admit()
         self.cursor_ms = cursor_ms
         self._first_ms = None
         self._span(cursor_ms)

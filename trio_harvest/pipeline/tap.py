@@ -1,0 +1,68 @@
+"""The depth tap: where a symbol's signal engine reads the depth rows its lane took since it
+last looked.
+
+Owns a cursor over an ``orderbook`` lane's depth builders: the builders opened since the last
+read, in order, and the row of the first one where unread rows begin. The lane tells it when it
+opens a builder and asks it to ``flush`` (the engine reads what is unread) before rotation drains
+the lane, so every row is read while its builder is still the lane's. Reading takes the
+unread rows as (builder, first, stop) segments and moves the cursor to the end. Never copies or
+changes a row, never does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .shapes import DepthBuilder
+
+Segment = tuple["DepthBuilder", int, int]  # a builder, its first unread row, its row count
+
+
+class DepthTap:
+    __slots__ = ("builders", "flush", "start")
+
+    def __init__(self, flush: Callable[[], None]) -> None:
+        self.flush = flush  # the engine's read (called by the lane before a drain)
+        self.builders: list[DepthBuilder] = []
+        self.start = 0  # first unread row of ``builders[0]``
+
+    def opened(self, builder: DepthBuilder) -> None:
+        """The lane opened ``builder`` for its next depth rows."""
+        self.builders.append(builder)
+
+    def unread(self) -> int:
+        """Rows not read yet."""
+        builders = self.builders
+        if not builders:
+            return 0
+        return sum(b.n for b in builders) - self.start
+
+    def take(self, keep_last: int = 0) -> list[Segment]:
+        """The unread rows but the last ``keep_last`` (those stay unread), as segments in order;
+        the cursor moves past what is returned."""
+        builders = self.builders
+        if not builders:
+            return []
+        segments: list[Segment] = []
+        start = self.start
+        last = len(builders) - 1
+        for i, b in enumerate(builders):
+            stop = b.n
+            if i == last:
+                stop -= keep_last
+            if stop > start:
+                segments.append((b, start, stop))
+            start = 0
+        end = builders[-1]
+        self.builders = [end]
+        self.start = end.n - keep_last
+        return segments
+
+    def skip(self) -> None:
+        """Everything unread is handled elsewhere (rows the engine took one by one)."""
+        if self.builders:
+            end = self.builders[-1]
+            self.builders = [end]
+            self.start = end.n
