@@ -36,7 +36,7 @@ from .ops.universe import Universe
 from .pipeline.lanes import Lanes
 from .pipeline.rotation import FIRST_FLUSH_S, DeadLetterFn, Rotation, SaveFn
 from .pipeline.router import Router
-from .pipeline.tap import DepthTap
+from .pipeline.tap import Tap
 from .repair.booksync import DiffBooks
 from .repair.coordinator import Repair
 from .scale.handover import DayWeights
@@ -69,9 +69,9 @@ class StopState:
 class Harvester:
     """Everything one run owns. Build it, then ``await harvester.run()``."""
 
-    # depth messages' derived rows computed in batches from the orderbook lanes (with quotes
-    # subscribed and partial depth); False: one by one as they come (the same rows)
-    batched_depth = True
+    # quotes' and depth messages' derived rows computed in batches from their lanes (with quotes
+    # subscribed; depth with partial books); False: one by one as they come (the same rows)
+    batched_signals = True
 
     def __init__(
         self,
@@ -199,11 +199,15 @@ class Harvester:
                               book_ticker=cfg.book_ticker and QUOTES in cfg.harvested,
                               emit_ofi=ofi.offer_ofi,
                               emit_cvd=self.lanes.get(CVD, symbol).offer_cvd)
-        if self.batched_depth and engine.book_ticker and cfg.book == "partial":
-            # depth messages computed in batches from the orderbook lane (signals/depthbatch.py)
-            tap = DepthTap(engine.flush_depth)
-            self.lanes.get(ORDERBOOK, symbol).read_depth(tap)
-            engine.read_depth(tap, ofi.offer_ofi_many)
+        if self.batched_signals and engine.book_ticker:
+            # quotes and depth messages computed in batches from their lanes (signals/batches.py)
+            tap = Tap("_quote", engine.flush_quotes)
+            self.lanes.get(QUOTES, symbol).read_rows(tap)
+            engine.read_quotes(tap, ofi.offer_ofi_many)
+            if cfg.book == "partial":
+                tap = Tap("_depth", engine.flush_depth)
+                self.lanes.get(ORDERBOOK, symbol).read_rows(tap)
+                engine.read_depth(tap, ofi.offer_ofi_many)
         return engine
 
     def open_connection(self, plan: Plan) -> Connection:

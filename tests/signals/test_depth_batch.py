@@ -22,7 +22,7 @@ from trio_harvest.signals.depthbatch import derive, side_lists
 from trio_harvest.signals.ofi import level_sums_fn, ofi_levels_fn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import _common as C  # noqa: E402  (the simulator's frames, as the benchmarks use them)
+import _common as C  # the simulator's frames, as the benchmarks use them
 
 _EVENT = re.compile(r'"E":(\d+)')
 
@@ -83,7 +83,7 @@ def test_the_numpy_form_is_the_per_message_sums_bit_for_bit(seed: int) -> None:
 def _harvester(tmp: Path, batched: bool, symbols: tuple[str, ...]) -> Harvester:
     huge = {kind: (10**7, 2 * 10**7) for kind in ALL_KINDS}
     h = Harvester.__new__(Harvester)
-    h.batched_depth = batched  # per instance, before the engines are made
+    h.batched_signals = batched  # per instance, before the engines are made
     Harvester.__init__(h, Config(symbols=symbols, data_dir=tmp, watermarks=huge))
     return h
 

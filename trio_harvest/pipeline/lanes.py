@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import trio
 
 from ..kinds import DEFAULT_VENUE, ORDERBOOK, PRICES, QUOTES, Row, Schema, is_authoritative
@@ -40,7 +41,7 @@ from .shapes import (
 
 if TYPE_CHECKING:
     from ..venues.base import BookLevels, Quote, Trade
-    from .tap import DepthTap
+    from .tap import Tap
 
 WakeFn = Callable[["Lane"], None]
 _OPEN = ("_trade", "_quote", "_depth", "_ofi", "_cvd", "_generic")
@@ -98,8 +99,8 @@ class Lane:
     _ofi: OfiBuilder | None = None
     _cvd: CvdBuilder | None = None
     _generic: GenericBuilder | UntypedBuilder | None = None
-    # an ``orderbook`` lane whose depth rows its symbol's signal engine reads in batches
-    tap: DepthTap | None = None
+    # a lane whose depth rows (or quotes) its symbol's signal engine reads in batches
+    tap: Tap | None = None
     frame_schema: Schema = field(init=False)
     _room: trio.Event = field(default_factory=trio.Event)
     _send: trio.MemorySendChannel[Builder] = field(init=False)
@@ -137,8 +138,8 @@ class Lane:
         if old is not None and old.n:
             self._send.send_nowait(old)  # never full: the level bounds the rows (__post_init__)
         setattr(self, name, builder)
-        if name == "_depth" and self.tap is not None:
-            self.tap.opened(builder)  # type: ignore[arg-type]
+        if self.tap is not None and name == self.tap.shape:
+            self.tap.opened(builder)
         return builder
 
     # Each ``add_*`` / ``offer_*`` appends one row from a decoded message, or returns False
@@ -201,11 +202,17 @@ class Lane:
         if self.level == self.high:
             self.wake(self)
 
-    def offer_ofi_many(self, records: bytes, n: int, sources: list[str]) -> bool:
-        """Preview: ``n`` ``ofi`` rows at once, packed as ``OfiBuilder`` records with every best
-        level present, if the lane has room for all of them; False (nothing taken) if not."""
+    def offer_ofi_many(self, ts: Any, ofi1: Any, ofim: Any, bid: Any, ask: Any, bid_sz: Any,
+                       ask_sz: Any, sources: list[str]) -> bool:
+        """Preview: ``ofi`` rows at once from NumPy columns (NaN for an absent OFI; every best
+        level present), if the lane has room for all of them; False (nothing taken) if not."""
+        n = len(ts)
         if self.level + n > self.capacity:
             return False
+        recs = np.empty(n, OfiBuilder.DTYPE)
+        recs["ts_ms"], recs["ofi_l1"], recs["ofi_ml"] = ts, ofi1, ofim
+        recs["bid"], recs["ask"], recs["bid_sz"], recs["ask_sz"] = bid, ask, bid_sz, ask_sz
+        records = recs.tobytes()
         size = OfiBuilder.SIZE
         done = 0
         while done < n:
@@ -223,13 +230,14 @@ class Lane:
             self.wake(self)
         return True
 
-    def read_depth(self, tap: DepthTap) -> None:
-        """From now on ``tap`` follows the depth rows this lane takes (rows already here are
-        not its)."""
+    def read_rows(self, tap: Tap) -> None:
+        """From now on ``tap`` follows the rows of its shape this lane takes (rows already here
+        are not its)."""
         self.tap = tap
-        if self._depth is not None:
-            tap.opened(self._depth)
-            tap.start = self._depth.n
+        open_builder: Builder | None = getattr(self, tap.shape)
+        if open_builder is not None:
+            tap.opened(open_builder)
+            tap.start = open_builder.n
 
     def offer_cvd(self, ts: int, agg_id: int, delta: float, cvd: float, gap: bool) -> None:
         """Preview: a ``cvd`` row; a full lane spills it (see ``offer``)."""

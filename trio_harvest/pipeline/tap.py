@@ -1,10 +1,10 @@
-"""The depth tap: where a symbol's signal engine reads the depth rows its lane took since it
-last looked.
+"""The tap: where a symbol's signal engine reads the rows of one shape its lane took since it
+last looked (depth rows of an ``orderbook`` lane, quotes of a ``quotes`` lane).
 
-Owns a cursor over an ``orderbook`` lane's depth builders: the builders opened since the last
-read, in order, and the row of the first one where unread rows begin. The lane tells it when it
-opens a builder and asks it to ``flush`` (the engine reads what is unread) before rotation drains
-the lane, so every row is read while its builder is still the lane's. Reading takes the
+Owns a cursor over a lane's builders of one shape: the builders opened since the last read, in
+order, and the row of the first one where unread rows begin. The lane tells it when it opens a
+builder of that shape and asks it to ``flush`` (the engine reads what is unread) before rotation
+drains the lane, so every row is read while its builder is still the lane's. Reading takes the
 unread rows as (builder, first, stop) segments and moves the cursor to the end. Never copies or
 changes a row, never does I/O.
 """
@@ -12,23 +12,24 @@ changes a row, never does I/O.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .shapes import DepthBuilder
+    from .chunks import Builder
 
-Segment = tuple["DepthBuilder", int, int]  # a builder, its first unread row, its row count
+Segment = tuple[Any, int, int]  # a builder, its first unread row, its row count
 
 
-class DepthTap:
-    __slots__ = ("builders", "flush", "start")
+class Tap:
+    __slots__ = ("builders", "flush", "shape", "start")
 
-    def __init__(self, flush: Callable[[], None]) -> None:
+    def __init__(self, shape: str, flush: Callable[[], None]) -> None:
+        self.shape = shape  # the lane's builder attribute: ``_depth`` or ``_quote``
         self.flush = flush  # the engine's read (called by the lane before a drain)
-        self.builders: list[DepthBuilder] = []
+        self.builders: list[Builder] = []
         self.start = 0  # first unread row of ``builders[0]``
 
-    def opened(self, builder: DepthBuilder) -> None:
+    def opened(self, builder: Builder) -> None:
         """The lane opened ``builder`` for its next depth rows."""
         self.builders.append(builder)
 

@@ -12,11 +12,8 @@ caller, and everything else is arithmetic on in-memory state.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from ..kinds import (
     CVD,
@@ -31,8 +28,9 @@ from ..kinds import (
 )
 from ..venues import QUOTE_SOURCE
 from . import features
+from .batches import flush_depth, flush_quotes
 from .cvd import CvdState
-from .depthbatch import derive, side_lists
+from .depthbatch import side_lists
 from .events import EventDetector, LargeTrades
 from .fusion import Fusion
 from .marketstate import MarketState, extend
@@ -49,19 +47,18 @@ from .params import SignalParams, ofi_source_label
 from .tail import TailWindow
 
 if TYPE_CHECKING:
-    from ..pipeline.tap import DepthTap
+    from ..pipeline.tap import Tap
     from ..venues.base import BookLevels, Quote, Trade
-
-log = logging.getLogger(__name__)
 
 Emit = Callable[[str, Row], None]
 # (ts, source, ofi_l1, ofi_ml, bid, ask, bid_sz, ask_sz) and (ts, agg_id, delta, cvd, gap)
 EmitOfi = Callable[[int, str, "float | None", "float | None", "float | None", "float | None",
                     "float | None", "float | None"], None]
 EmitCvd = Callable[[int, int, float, float, bool], None]
-# ``ofi`` rows in bulk: packed ``OfiBuilder`` records, their count and sources; False when the
-# lane has no room for all of them (nothing taken: they are emitted one by one)
-EmitOfiMany = Callable[[bytes, int, list[str]], bool]
+# ``ofi`` rows in bulk: NumPy columns (ts, ofi_l1, ofi_ml, bid, ask, bid_sz, ask_sz; NaN for
+# an absent OFI) and the sources; False when the lane has no room for all of them (nothing
+# taken: they are emitted one by one)
+EmitOfiMany = Callable[[Any, Any, Any, Any, Any, Any, Any, list[str]], bool]
 
 BOOK_TICKER = QUOTE_SOURCE  # the source of quote rows
 IMB_LEVELS = 5
@@ -96,7 +93,7 @@ class SignalEngine:
     __slots__ = (
         "_emit", "_emit_cvd", "_emit_ofi", "_events", "_flushing", "_fusion", "_large",
         "_level_sums", "_ml_levels", "_ofi_levels", "_ofi_many",
-        "_prev_book", "_prev_depth", "_prev_l1", "_prev_levels", "_tap",
+        "_prev_book", "_prev_depth", "_prev_l1", "_prev_levels", "_qtap", "_tap",
         "book_ticker", "carry", "cvd", "depth_levels", "params", "state", "symbol", "tail",
     )
 
@@ -136,7 +133,8 @@ class SignalEngine:
         self._prev_depth: Row | None = None
         self._prev_levels: tuple[Levels, Levels] | None = None
         # depth read from the lane in batches (``read_depth``): the tap, and the bulk emit
-        self._tap: DepthTap | None = None
+        self._tap: Tap | None = None  # the orderbook lane's depth rows
+        self._qtap: Tap | None = None  # the quotes lane's rows
         self._ofi_many: EmitOfiMany | None = None
         self._prev_book: Any = None  # read in batches: the previous depth row, as stored
         self._flushing = False
@@ -179,6 +177,8 @@ class SignalEngine:
             # the row is the last one of the lane: what came before it is computed first
             self.flush_depth(keep_last=1)
             tap.skip()
+        elif self._qtap is not None and source == BOOK_TICKER:
+            self.flush_quotes()
         bid, bid_sz, ask, ask_sz = row[_B], row[_B + 1], row[_B + 2], row[_B + 3]
         ofi1: float | None = None
         ofim: float | None = None
@@ -218,8 +218,14 @@ class SignalEngine:
         self.tail.add_trade(ts, price, qty, sqty, price * qty, cvd.cvd)
 
     def on_quote(self, b: Quote, recv_ms: int) -> None:
-        """``on_book`` for a decoded quote (best level only)."""
+        """``on_book`` for a decoded quote (best level only). When quotes are read in batches
+        (``read_quotes``), the quote is already in the lane: as ``on_book_levels``."""
         ts = b.trade_ms or b.event_ms or recv_ms
+        if self._qtap is not None:
+            if not self.tail.in_span(ts):
+                self.flush_depth()
+                self.flush_quotes()
+            return
         bid, bid_sz, ask, ask_sz = b.bid, b.bid_qty, b.ask, b.ask_qty
         prev = self._prev_l1
         ofi1 = None if prev is None else ofi_term(prev[0], prev[1], prev[2], prev[3],
@@ -235,6 +241,7 @@ class SignalEngine:
         must decide its admission now."""
         if self._tap is not None:
             if not self.tail.in_span(d.trade_ms or d.event_ms):
+                self.flush_quotes()
                 self.flush_depth()
             return
         self._book_levels(d.bids, d.asks, d.trade_ms or d.event_ms, source)
@@ -268,8 +275,7 @@ class SignalEngine:
     def on_gap(self, ts_ms: int, reason: str) -> None:
         """A disconnect, resync or stall at ``ts_ms``: flag its second, and forget the previous
         book states so OFI never spans the gap (CVD continuity is judged by agg ids)."""
-        if self._tap is not None:
-            self.flush_depth()
+        self.flush_batches()
         self._prev_l1 = None
         self._prev_depth = None
         self._prev_levels = None
@@ -278,7 +284,7 @@ class SignalEngine:
 
     # -- depth in batches -----------------------------------------------------------------------
 
-    def read_depth(self, tap: DepthTap, emit_many: EmitOfiMany) -> None:
+    def read_depth(self, tap: Tap, emit_many: EmitOfiMany) -> None:
         """From now on this symbol's depth messages are read from its ``orderbook`` lane through
         ``tap`` and computed in batches (``flush_depth``): at each features tick, before the
         lane is drained, and before anything reads or changes the state they depend on. The
@@ -288,7 +294,16 @@ class SignalEngine:
             raise ValueError("depth is read in batches only with quotes subscribed")
         self._tap = tap
         self._ofi_many = emit_many
-        self.tail.before_admit = self.flush_depth
+        self.tail.before_admit = self.flush_batches
+
+    def read_quotes(self, tap: Tap, emit_many: EmitOfiMany) -> None:
+        """As ``read_depth``, for quotes (the best-level OFI; quotes are then its only source)
+        read from the ``quotes`` lane."""
+        if not self.book_ticker:
+            raise ValueError("quotes are read in batches only when they are the best level")
+        self._qtap = tap
+        self._ofi_many = emit_many
+        self.tail.before_admit = self.flush_batches
 
     def _depth_one_by_one(self, rows: Any, ts: list[int], sources: list[str]) -> None:
         """Stored depth rows computed as ``on_book_levels`` computes a message (a row with a
@@ -305,8 +320,21 @@ class SignalEngine:
     def flush_depth(self, keep_last: int = 0) -> None:
         """Compute the depth messages read in batches that are still waiting (a no-op
         otherwise)."""
-        if not self._flushing:
+        if not self._flushing and self._tap is not None:
             flush_depth((self,), keep_last=keep_last)
+
+    def flush_quotes(self) -> None:
+        """As ``flush_depth``, for quotes."""
+        if not self._flushing and self._qtap is not None:
+            flush_quotes((self,))
+
+    def flush_batches(self) -> None:
+        """Compute everything read in batches that is still waiting."""
+        if not self._flushing:
+            if self._tap is not None:
+                flush_depth((self,))
+            if self._qtap is not None:
+                flush_quotes((self,))
 
     # -- per tick (called by the features task) -------------------------------------------------
 
@@ -322,8 +350,7 @@ class SignalEngine:
     def span_to_close(self, upto_sec: int) -> tuple[int, int] | None:
         """The seconds [start, upto) that ``close_seconds(upto_sec)`` would close, or None. A
         features task that fell more than ``max_lag_s`` behind gives up the oldest here."""
-        if self._tap is not None:
-            self.flush_depth()
+        self.flush_batches()
         tail = self.tail
         start = tail.first_second()
         if start is None or upto_sec <= start:
@@ -362,8 +389,7 @@ class SignalEngine:
 
     def stats(self) -> dict[str, Any]:
         """Counters for metrics / status."""
-        if self._tap is not None:
-            self.flush_depth()
+        self.flush_batches()
         tail = self.tail
         return {
             "tail_rows": len(tail),
@@ -374,84 +400,3 @@ class SignalEngine:
             "cvd_gap": self.cvd.gap,
         }
 
-
-_OFI_FIELDS = ("ts_ms", "ofi_l1", "ofi_ml", "bid", "ask", "bid_sz", "ask_sz")
-
-
-def flush_depth(engines: Iterable[SignalEngine], *, keep_last: int = 0) -> None:
-    """Compute the depth messages each engine's lane took since it last looked (engines that
-    read depth in batches), every symbol's rows in one NumPy pass: per message its multi-level
-    OFI, level sums and best level, appended to its ``ofi`` lane and its tail as
-    ``on_book_levels`` would have. A symbol whose computation fails loses only its own derived
-    rows (logged); this never raises."""
-    todo: list[tuple[SignalEngine, list[Any]]] = []
-    for e in engines:
-        tap = e._tap
-        if tap is None or e._flushing:
-            continue
-        segments = tap.take(keep_last)
-        if segments:
-            todo.append((e, segments))
-    if not todo:
-        return
-    for e, _ in todo:
-        e._flushing = True
-    try:
-        _compute(todo)
-    except Exception:  # the batch as a whole: then symbol by symbol, each on its own
-        log.exception("signals: the batched depth computation failed; symbol by symbol")
-        for item in todo:
-            try:
-                _compute([item])
-            except Exception:
-                log.exception("signals: depth of %s failed; its derived rows are skipped",
-                              item[0].symbol)
-    finally:
-        for e, _ in todo:
-            e._flushing = False
-
-
-def _compute(todo: list[tuple[SignalEngine, list[Any]]]) -> None:
-    first = todo[0][1][0][0]
-    levels = first.levels
-    width = 4 * levels
-    parts: list[Any] = []
-    ts_parts: list[Any] = []
-    sources: list[list[str]] = []
-    starts: list[int] = []
-    n = 0
-    for _, segments in todo:
-        starts.append(n)
-        src: list[str] = []
-        for b, a, z in segments:
-            parts.append(b.lv[a * width:z * width])
-            ts_parts.append(b.ts[a:z])
-            src += b.source[a:z]
-            n += z - a
-        sources.append(src)
-    m = np.frombuffer(b"".join(p.tobytes() for p in parts), np.float64).reshape(n, width)
-    ts = np.frombuffer(b"".join(p.tobytes() for p in ts_parts), np.int64)
-    e0 = todo[0][0]
-    d = derive(m, starts, [e._prev_book for e, _ in todo], levels, e0._ml_levels,
-               min(IMB_LEVELS, e0.depth_levels))
-    from ..pipeline.shapes import OfiBuilder  # the ``ofi`` lane's record layout
-    recs = np.empty(n, OfiBuilder.DTYPE)
-    recs["ts_ms"] = ts
-    recs["ofi_l1"] = np.nan
-    recs["ofi_ml"] = d.ofim
-    recs["bid"], recs["ask"], recs["bid_sz"], recs["ask_sz"] = d.bid, d.ask, d.bid_sz, d.ask_sz
-    tail_ofi = np.where(d.has_prev, d.ofim, 0.0)
-    bounds = [*starts, n]
-    for i, (e, _) in enumerate(todo):
-        a, z = bounds[i], bounds[i + 1]
-        if not d.complete[i]:  # a missing level: one by one, as the messages came
-            e._depth_one_by_one(m[a:z], ts[a:z].tolist(), sources[i])
-            continue
-        e.tail.add_ml_many(ts[a:z], tail_ofi[a:z], d.q_bid[a:z], d.q_ask[a:z])
-        assert e._ofi_many is not None
-        if not e._ofi_many(recs[a:z].tobytes(), z - a, sources[i]):
-            emit = e._emit_ofi
-            for r, source in zip(recs[a:z].tolist(), sources[i], strict=True):
-                t, _, ofim, bid, ask, bid_sz, ask_sz = r
-                emit(t, source, None, None if ofim != ofim else ofim, bid, ask, bid_sz, ask_sz)
-        e._prev_book = m[z - 1].copy()

@@ -16,7 +16,8 @@ from typing import Any
 import trio
 
 from ..kinds import Row
-from .engine import SignalEngine, flush_depth
+from .batches import flush_batches
+from .engine import SignalEngine
 from .features import aggregate_many
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def emit_closed(engines: Mapping[str, SignalEngine], emit: Emit, now_ms: int, *,
 
     A failure inside one symbol's computation is logged and its seconds are skipped, so a bug in
     a preview signal can neither stop the other symbols nor make the tail grow."""
-    flush_depth(engines.values())  # depth read in batches: every symbol's in one pass
+    flush_batches(engines.values())  # what is read in batches: every symbol's in one pass
     todo: list[tuple[str, SignalEngine, int, int]] = []
     for symbol, engine in engines.items():
         upto = (now_ms - (engine.params.grace_ms if grace else 0)) // 1000

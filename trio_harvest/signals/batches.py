@@ -1,0 +1,180 @@
+"""Quotes and depth messages computed in batches: every symbol's rows since the last read, in
+one NumPy pass.
+
+Owns the batch side of ``SignalEngine.read_quotes`` / ``read_depth``: take each engine's unread
+rows from its lane's tap, compute what ``on_quote`` / ``on_book_levels`` compute per message
+(the best-level OFI against the quote before; the multi-level OFI, level sizes and best level of
+a depth row, ``depthbatch.py``), with each symbol's carried previous state in front of its own
+run, and append the results to the symbol's ``ofi`` lane and tail in bulk. A run that cannot be
+done bit for bit here (a depth row with a missing level) is computed row by row.
+
+Never raises: a failure is logged and costs only the derived rows of the batch (symbol by
+symbol when it can). Never imports trio, never does I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..venues import QUOTE_SOURCE
+from .depthbatch import derive
+
+if TYPE_CHECKING:
+    from .engine import SignalEngine
+
+log = logging.getLogger(__name__)
+
+IMB_LEVELS = 5  # the depth sizes the tail keeps per side (``engine.IMB_LEVELS``)
+Todo = list[tuple["SignalEngine", list[Any]]]
+
+
+def flush_batches(engines: Iterable[SignalEngine]) -> None:
+    """Everything the engines read in batches and have not computed yet (the features tick,
+    benchmarks): quotes, then depth."""
+    engines = list(engines)
+    flush_quotes(engines)
+    flush_depth(engines)
+
+
+def flush_depth(engines: Iterable[SignalEngine], *, keep_last: int = 0) -> None:
+    """The depth rows each engine's ``orderbook`` lane took since it last looked, computed
+    together: per row its multi-level OFI, level sums and best level, into its ``ofi`` lane and
+    its tail as ``on_book_levels`` would have put them."""
+    _flush(engines, "_tap", keep_last, _depth, "depth")
+
+
+def flush_quotes(engines: Iterable[SignalEngine]) -> None:
+    """The quotes each engine's ``quotes`` lane took since it last looked, computed together:
+    per quote its best-level OFI, into its ``ofi`` lane and its tail as ``on_quote`` would
+    have put them."""
+    _flush(engines, "_qtap", 0, _quotes, "quotes")
+
+
+def _flush(engines: Iterable[SignalEngine], tap_name: str, keep_last: int,
+           compute: Callable[[Todo], None], what: str) -> None:
+    todo: Todo = []
+    for e in engines:
+        tap = getattr(e, tap_name)
+        if tap is None or e._flushing:
+            continue
+        segments = tap.take(keep_last)
+        if segments:
+            todo.append((e, segments))
+    if not todo:
+        return
+    for e, _ in todo:
+        e._flushing = True
+    try:
+        compute(todo)
+    except Exception:  # the batch as a whole: then symbol by symbol, each on its own
+        log.exception("signals: the batched %s computation failed; symbol by symbol", what)
+        for item in todo:
+            try:
+                compute([item])
+            except Exception:
+                log.exception("signals: %s of %s failed; its derived rows are skipped", what,
+                              item[0].symbol)
+    finally:
+        for e, _ in todo:
+            e._flushing = False
+
+
+def _emit(e: SignalEngine, cols: tuple[Any, ...], sources: list[str]) -> None:
+    """``ofi`` rows (columns ts, ofi_l1, ofi_ml, bid, ask, bid_sz, ask_sz) into the engine's
+    lane: in bulk if it has room for all, else one by one (a full lane spills them one by one,
+    as it would have)."""
+    assert e._ofi_many is not None
+    ts, ofi1, ofim, bid, ask, bid_sz, ask_sz = cols
+    if e._ofi_many(ts, ofi1, ofim, bid, ask, bid_sz, ask_sz, sources):
+        return
+    emit = e._emit_ofi
+    for r, source in zip(zip(*(c.tolist() for c in cols), strict=True), sources, strict=True):
+        t, ofi1, ofim, bid, ask, bid_sz, ask_sz = r
+        emit(t, source, None if ofi1 != ofi1 else ofi1, None if ofim != ofim else ofim,
+             bid, ask, bid_sz, ask_sz)
+
+
+def _depth(todo: Todo) -> None:
+    levels = todo[0][1][0][0].levels
+    width = 4 * levels
+    parts: list[bytes] = []
+    ts_parts: list[bytes] = []
+    sources: list[list[str]] = []
+    starts: list[int] = []
+    n = 0
+    for _, segments in todo:
+        starts.append(n)
+        src: list[str] = []
+        for b, a, z in segments:
+            parts.append(b.lv[a * width:z * width].tobytes())
+            ts_parts.append(b.ts[a:z].tobytes())
+            src += b.source[a:z]
+            n += z - a
+        sources.append(src)
+    m = np.frombuffer(b"".join(parts), np.float64).reshape(n, width)
+    ts = np.frombuffer(b"".join(ts_parts), np.int64)
+    e0 = todo[0][0]
+    d = derive(m, starts, [e._prev_book for e, _ in todo], levels, e0._ml_levels,
+               min(IMB_LEVELS, e0.depth_levels))
+    no_ofi = np.full(n, np.nan)
+    tail_ofi = np.where(d.has_prev, d.ofim, 0.0)
+    bounds = [*starts, n]
+    for i, (e, _) in enumerate(todo):
+        a, z = bounds[i], bounds[i + 1]
+        if not d.complete[i]:  # a missing level: one by one, as the messages came
+            e._depth_one_by_one(m[a:z], ts[a:z].tolist(), sources[i])
+            continue
+        e.tail.add_ml_many(ts[a:z], tail_ofi[a:z], d.q_bid[a:z], d.q_ask[a:z])
+        _emit(e, (ts[a:z], no_ofi[a:z], d.ofim[a:z], d.bid[a:z], d.ask[a:z], d.bid_sz[a:z],
+                  d.ask_sz[a:z]), sources[i])
+        e._prev_book = m[z - 1].copy()
+
+
+def _quotes(todo: Todo) -> None:
+    first = todo[0][1][0][0]  # a quotes builder: its packed record layout
+    size, dtype = first.SIZE, first.DTYPE
+    parts: list[bytes] = []
+    starts: list[int] = []
+    n = 0
+    for _, segments in todo:
+        starts.append(n)
+        for b, a, z in segments:
+            parts.append(bytes(b.rec[a * size:z * size]))
+            n += z - a
+    q = np.frombuffer(b"".join(parts), dtype)
+    bid, bid_sz, ask, ask_sz = q["bid"], q["bid_qty"], q["ask"], q["ask_qty"]
+    b0, s0, a0, t0 = (np.empty(n) for _ in range(4))
+    b0[1:], s0[1:], a0[1:], t0[1:] = bid[:-1], bid_sz[:-1], ask[:-1], ask_sz[:-1]
+    has_prev = np.ones(n, np.bool_)
+    for s, (e, _) in zip(starts, todo, strict=True):
+        prev = e._prev_l1
+        if prev is None:
+            has_prev[s] = False
+            b0[s] = s0[s] = a0[s] = t0[s] = np.nan
+        else:
+            b0[s], s0[s], a0[s], t0[s] = prev
+    # ``ofi.ofi_term`` element by element: the same four terms in the same order, a term that
+    # does not apply adding 0.0 (the sum starts at +0.0, so it is never -0.0)
+    zero = 0.0
+    ofi = np.zeros(n)
+    ofi += np.where(bid >= b0, bid_sz, zero)
+    ofi -= np.where(bid <= b0, s0, zero)
+    ofi -= np.where(ask <= a0, ask_sz, zero)
+    ofi += np.where(ask >= a0, t0, zero)
+    tail_ofi = np.where(has_prev, ofi, zero)
+    ofi[~has_prev] = np.nan
+    ts = q["ts_ms"]
+    no_ofi = np.full(n, np.nan)
+    bounds = [*starts, n]
+    for i, (e, _) in enumerate(todo):
+        a, z = bounds[i], bounds[i + 1]
+        e.tail.add_l1_many(ts[a:z], tail_ofi[a:z], bid[a:z], ask[a:z], bid_sz[a:z],
+                           ask_sz[a:z])
+        _emit(e, (ts[a:z], ofi[a:z], no_ofi[a:z], bid[a:z], ask[a:z], bid_sz[a:z],
+                  ask_sz[a:z]), [QUOTE_SOURCE] * (z - a))
+        e._prev_l1 = (float(bid[z - 1]), float(bid_sz[z - 1]), float(ask[z - 1]),
+                      float(ask_sz[z - 1]))
