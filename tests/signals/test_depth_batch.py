@@ -157,3 +157,89 @@ def test_a_harvester_reading_depth_in_batches_writes_the_rows_of_one_computing_e
     key = lambda r: tuple((v is None, v) for v in r)  # noqa: E731
     assert sorted(batched["lanes"][OFI], key=key) == sorted(one["lanes"][OFI], key=key)
     assert sum(r[2] != "bookTicker" for r in one["lanes"][OFI]) > 1_000
+
+
+@pytest.mark.parametrize("few", [0, 8, 10**9])
+def test_either_way_of_computing_a_batch_gives_the_same_rows(tmp_path: Path, few: int,
+                                                             monkeypatch: Any) -> None:
+    """Every batch in NumPy (0), the default, or every batch row by row (10**9)."""
+    from trio_harvest.signals import batches
+    monkeypatch.setattr(batches, "FEW", few)
+    symbols = C.symbols(4)
+    frames = list(C.generate_frames(symbols, 1_000, 6.0, start_ms=1_767_225_600_000))
+    ts_of = [0]
+    for f in frames:
+        m = _EVENT.search(f)
+        ts_of.append(int(m.group(1)) if m else ts_of[-1])
+    ts_of = ts_of[1:]
+    one = _run(tmp_path / "one", False, frames, symbols, ts_of)
+    batched = _run(tmp_path / "batched", True, frames, symbols, ts_of)
+    assert batched["emitted"] == one["emitted"]
+    assert batched["tails"] == one["tails"]
+
+
+def _mixed(tmp: Path, batched: bool, seed: int) -> dict[str, Any]:
+    """Depth rows as the router gives them (``add_depth``, then ``on_book_levels``) mixed with
+    rows the repair gate releases (``put_nowait``, then ``on_book``), quotes, gaps, drains and
+    ticks, in one random order."""
+    rng = random.Random(seed)
+    symbols = C.symbols(3)
+    h = _harvester(tmp, batched, symbols)
+    venue = h.router.venue
+    emitted: list[Any] = []
+    lanes: dict[str, list[Any]] = {}
+    frames = list(C.generate_frames(symbols, 600, 5.0, start_ms=1_767_225_600_000))
+    last = 0
+    for i, frame in enumerate(frames):
+        env = venue.decode_envelope(frame)
+        data = env.data
+        e = h.engines[data.symbol]
+        recv = (data.trade_ms or data.event_ms) + 5
+        last = max(last, data.event_ms or data.trade_ms)
+        if "@depth" in env.stream:
+            book = h.lanes.get(ORDERBOOK, data.symbol)
+            if rng.random() < 0.15:
+                row = venue.levels_row(data, recv, LEVELS_SUB, "depth20")
+                assert book.put_nowait(row)
+                e.on_book(row)
+            else:
+                assert book.add_depth(data, recv, "depth20")
+                e.on_book_levels(data, "depth20")
+        elif "@bookTicker" in env.stream:
+            assert h.lanes.get("quotes", data.symbol).add_quote(data, recv)
+            e.on_quote(data, recv)
+        r = rng.random()
+        if r < 0.01:
+            e.on_gap(last, "disconnect")
+        elif r < 0.03:
+            for lane in h.lanes:
+                if lane.kind in (ORDERBOOK, OFI, "quotes") and rng.random() < 0.5:
+                    lanes.setdefault(lane.kind, []).extend(_rows(lane.drain()))
+        elif r < 0.05:
+            from trio_harvest.signals.task import emit_closed
+            emit_closed(h.engines, lambda k, row: emitted.append((k, row)), last)
+        if i % 50 == 0:
+            e.stats()
+    from trio_harvest.signals.task import flush_all
+    flush_all(h.engines, lambda k, row: emitted.append((k, row)), last + 10_000)
+    for lane in h.lanes:
+        if lane.kind in (ORDERBOOK, OFI, "quotes"):
+            lanes.setdefault(lane.kind, []).extend(_rows(lane.drain()))
+    tails = {s: [(t.ts.tolist(), [c.tolist() for c in t.cols])
+                 for t in (e.tail.trades, e.tail.l1, e.tail.ml)] for s, e in h.engines.items()}
+    return {"emitted": emitted, "lanes": lanes, "tails": tails}
+
+
+LEVELS_SUB = 20
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rows_the_gate_releases_keep_their_place_among_the_batched_ones(tmp_path: Path,
+                                                                         seed: int) -> None:
+    one = _mixed(tmp_path / "one", False, seed)
+    batched = _mixed(tmp_path / "batched", True, seed)
+    assert batched["emitted"] == one["emitted"]
+    assert batched["tails"] == one["tails"]
+    assert batched["lanes"][ORDERBOOK] == one["lanes"][ORDERBOOK]
+    key = lambda r: tuple((v is None, v) for v in r)  # noqa: E731
+    assert sorted(batched["lanes"][OFI], key=key) == sorted(one["lanes"][OFI], key=key)

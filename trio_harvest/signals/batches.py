@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IMB_LEVELS = 5  # the depth sizes the tail keeps per side (``engine.IMB_LEVELS``)
+# at most this many rows are computed one by one, as the messages would have been: a batch
+# costs a few dozen NumPy calls, which only pays for more (a stream whose times fall outside
+# the tail's span makes every message a batch of one)
+FEW = 8
 Todo = list[tuple["SignalEngine", list[Any]]]
 
 
@@ -44,19 +48,20 @@ def flush_depth(engines: Iterable[SignalEngine], *, keep_last: int = 0) -> None:
     """The depth rows each engine's ``orderbook`` lane took since it last looked, computed
     together: per row its multi-level OFI, level sums and best level, into its ``ofi`` lane and
     its tail as ``on_book_levels`` would have put them."""
-    _flush(engines, "_tap", keep_last, _depth, "depth")
+    _flush(engines, "_tap", keep_last, _depth, _depth_few, "depth")
 
 
 def flush_quotes(engines: Iterable[SignalEngine]) -> None:
     """The quotes each engine's ``quotes`` lane took since it last looked, computed together:
     per quote its best-level OFI, into its ``ofi`` lane and its tail as ``on_quote`` would
     have put them."""
-    _flush(engines, "_qtap", 0, _quotes, "quotes")
+    _flush(engines, "_qtap", 0, _quotes, _quotes_few, "quotes")
 
 
 def _flush(engines: Iterable[SignalEngine], tap_name: str, keep_last: int,
-           compute: Callable[[Todo], None], what: str) -> None:
+           many: Callable[[Todo], None], few: Callable[[Todo], None], what: str) -> None:
     todo: Todo = []
+    rows = 0
     for e in engines:
         tap = getattr(e, tap_name)
         if tap is None or e._flushing:
@@ -64,8 +69,10 @@ def _flush(engines: Iterable[SignalEngine], tap_name: str, keep_last: int,
         segments = tap.take(keep_last)
         if segments:
             todo.append((e, segments))
+            rows += sum(z - a for _, a, z in segments)
     if not todo:
         return
+    compute = few if rows <= FEW else many
     for e, _ in todo:
         e._flushing = True
     try:
@@ -132,6 +139,28 @@ def _depth(todo: Todo) -> None:
         _emit(e, (ts[a:z], no_ofi[a:z], d.ofim[a:z], d.bid[a:z], d.ask[a:z], d.bid_sz[a:z],
                   d.ask_sz[a:z]), sources[i])
         e._prev_book = m[z - 1].copy()
+
+
+def _depth_few(todo: Todo) -> None:
+    for e, segments in todo:
+        width = 4 * e.depth_levels
+        rows: list[Any] = []
+        ts: list[int] = []
+        sources: list[str] = []
+        for b, a, z in segments:
+            rows += [b.lv[r * width:(r + 1) * width] for r in range(a, z)]
+            ts += b.ts[a:z]
+            sources += b.source[a:z]
+        e._depth_one_by_one(rows, ts, sources)
+
+
+def _quotes_few(todo: Todo) -> None:
+    for e, segments in todo:
+        for b, a, z in segments:
+            unpack, size = b.RECORD.unpack_from, b.SIZE
+            for r in range(a, z):
+                ts, _, _, _, bid, bid_sz, ask, ask_sz = unpack(b.rec, r * size)
+                e._quote(ts, bid, bid_sz, ask, ask_sz)
 
 
 def _quotes(todo: Todo) -> None:

@@ -12,6 +12,7 @@ caller, and everything else is arithmetic on in-memory state.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -226,7 +227,9 @@ class SignalEngine:
                 self.flush_depth()
                 self.flush_quotes()
             return
-        bid, bid_sz, ask, ask_sz = b.bid, b.bid_qty, b.ask, b.ask_qty
+        self._quote(ts, b.bid, b.bid_qty, b.ask, b.ask_qty)
+
+    def _quote(self, ts: int, bid: float, bid_sz: float, ask: float, ask_sz: float) -> None:
         prev = self._prev_l1
         ofi1 = None if prev is None else ofi_term(prev[0], prev[1], prev[2], prev[3],
                                                   bid, bid_sz, ask, ask_sz)
@@ -306,8 +309,9 @@ class SignalEngine:
         self.tail.before_admit = self.flush_batches
 
     def _depth_one_by_one(self, rows: Any, ts: list[int], sources: list[str]) -> None:
-        """Stored depth rows computed as ``on_book_levels`` computes a message (a row with a
-        missing level: its side lists are what was stored)."""
+        """Stored depth rows (NumPy rows or arrays) computed as ``on_book_levels`` computes a
+        message (their side lists are what was stored): a row with a missing level, or a few
+        rows, where NumPy would cost more."""
         levels = self.depth_levels
         prev = self._prev_book
         self._prev_levels = None if prev is None else side_lists(prev, levels)
@@ -315,7 +319,7 @@ class SignalEngine:
             bids, asks = side_lists(row, levels)
             self._book_levels(bids, asks, t, source)
         self._prev_levels = None
-        self._prev_book = rows[-1].copy()
+        self._prev_book = array("d", rows[-1])
 
     def flush_depth(self, keep_last: int = 0) -> None:
         """Compute the depth messages read in batches that are still waiting (a no-op
