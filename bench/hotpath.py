@@ -9,7 +9,9 @@ starts; lanes are drained between timed batches (rotation's cost is not the loop
 measured by ``throughput.py``), with watermarks large enough that no producer ever waits.
 Timed: process CPU time per frame (``time.process_time``, the garbage collector on, as in the
 harvester; ``--no-gc`` turns it off), median of ``--repeat`` passes over the same frames (a
-fresh harvester each pass, so dedup never drops a repeat).
+fresh harvester each pass, so dedup never drops a repeat). The quotes' and depth messages'
+signals, which the harvester computes in batches at its features tick (``signals/batches.py``),
+are computed and timed with each batch of frames: their cost is the loop's.
 
 Target: ``us_per_frame`` ≤ 5.
 
@@ -73,7 +75,8 @@ async def feed_all(h: Harvester, frames: Iterable[str]) -> None:
 
 
 def one_pass(symbols: tuple[str, ...], frames: list[str], data_dir: Path) -> float:
-    """CPU seconds spent in ``Router.feed`` over all ``frames`` (lane drains excluded)."""
+    """CPU seconds spent in ``Router.feed`` over all ``frames`` and in the batched signals
+    (lane drains excluded)."""
     h = build(symbols, data_dir)
     spent = 0.0
 
