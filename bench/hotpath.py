@@ -82,6 +82,7 @@ def one_pass(symbols: tuple[str, ...], frames: list[str], data_dir: Path) -> flo
 
     async def main() -> None:
         nonlocal spent
+        h.bind_clock()  # as ``Harvester.run`` does
         feed = h.router.feed  # what the connection loop calls for every frame
         for i in range(0, len(frames), BATCH):
             batch = frames[i:i + BATCH]

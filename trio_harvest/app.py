@@ -275,9 +275,15 @@ class Harvester:
                         "the dead letter", reason)
             self.repair.backfill.hurry()
 
+    def bind_clock(self) -> None:
+        """Inside trio: the router reads trio time for every frame from the run's clock itself
+        (one call instead of ``trio.current_time``'s three)."""
+        self.router.now = trio.lowlevel.current_clock().current_time
+
     async def run(self, *, task_status: trio.TaskStatus[Harvester] = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
         self._trio_token = trio.lowlevel.current_trio_token()
+        self.bind_clock()
         # one start-up thread: sweep temp files left by a crash, read where each symbol left off
         self.stale_temps_removed, seeds = await trio.to_thread.run_sync(
             self._startup_scan, abandon_on_cancel=True)
