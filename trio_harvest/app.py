@@ -203,11 +203,11 @@ class Harvester:
             # quotes and depth messages computed in batches from their lanes (signals/batches.py)
             tap = Tap("_quote", engine.flush_quotes)
             self.lanes.get(QUOTES, symbol).read_rows(tap)
-            engine.read_quotes(tap, ofi.offer_ofi_many)
+            engine.read_quotes(tap, ofi.offer_ofi_records, ofi.pack_ofi)
             if cfg.book == "partial":
                 tap = Tap("_depth", engine.flush_depth)
                 self.lanes.get(ORDERBOOK, symbol).read_rows(tap)
-                engine.read_depth(tap, ofi.offer_ofi_many)
+                engine.read_depth(tap, ofi.offer_ofi_records, ofi.pack_ofi)
         return engine
 
     def open_connection(self, plan: Plan) -> Connection:

@@ -202,17 +202,31 @@ class Lane:
         if self.level == self.high:
             self.wake(self)
 
-    def offer_ofi_many(self, ts: Any, ofi1: Any, ofim: Any, bid: Any, ask: Any, bid_sz: Any,
-                       ask_sz: Any, sources: list[str]) -> bool:
-        """Preview: ``ofi`` rows at once from NumPy columns (NaN for an absent OFI; every best
-        level present), if the lane has room for all of them; False (nothing taken) if not."""
-        n = len(ts)
-        if self.level + n > self.capacity:
-            return False
-        recs = np.empty(n, OfiBuilder.DTYPE)
+    @staticmethod
+    def pack_ofi(ts: Any, ofi1: Any, ofim: Any, bid: Any, ask: Any, bid_sz: Any,
+                 ask_sz: Any) -> tuple[bytes, int]:
+        """``ofi`` rows from NumPy columns (NaN for an absent OFI; every best level present) as
+        the records an ``ofi`` lane holds, and the bytes per record."""
+        recs = np.empty(len(ts), OfiBuilder.DTYPE)
         recs["ts_ms"], recs["ofi_l1"], recs["ofi_ml"] = ts, ofi1, ofim
         recs["bid"], recs["ask"], recs["bid_sz"], recs["ask_sz"] = bid, ask, bid_sz, ask_sz
-        records = recs.tobytes()
+        return recs.tobytes(), OfiBuilder.SIZE
+
+    def offer_ofi_records(self, records: bytes, n: int, sources: list[str]) -> bool:
+        """Preview: ``n`` ``ofi`` rows at once (``pack_ofi``'s records), if the lane has room for
+        all of them; False (nothing taken) if not."""
+        level = self.level
+        if level + n > self.capacity:
+            return False
+        b = self._ofi
+        if b is not None and b.n + n <= self.chunk_rows:  # the usual case: room in the open one
+            b.rec += records
+            b.source += sources
+            b.n += n
+            self.level = level + n
+            if level < self.high <= level + n:
+                self.wake(self)
+            return True
         size = OfiBuilder.SIZE
         done = 0
         while done < n:

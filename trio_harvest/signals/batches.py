@@ -90,26 +90,58 @@ def _flush(engines: Iterable[SignalEngine], tap_name: str, keep_last: int,
             e._flushing = False
 
 
-def _emit(e: SignalEngine, cols: tuple[Any, ...], sources: list[str]) -> None:
-    """``ofi`` rows (columns ts, ofi_l1, ofi_ml, bid, ask, bid_sz, ask_sz) into the engine's
-    lane: in bulk if it has room for all, else one by one (a full lane spills them one by one,
-    as it would have)."""
-    assert e._ofi_many is not None
-    ts, ofi1, ofim, bid, ask, bid_sz, ask_sz = cols
-    if e._ofi_many(ts, ofi1, ofim, bid, ask, bid_sz, ask_sz, sources):
-        return
-    emit = e._emit_ofi
-    for r, source in zip(zip(*(c.tolist() for c in cols), strict=True), sources, strict=True):
-        t, ofi1, ofim, bid, ask, bid_sz, ask_sz = r
-        emit(t, source, None if ofi1 != ofi1 else ofi1, None if ofim != ofim else ofim,
-             bid, ask, bid_sz, ask_sz)
+def _scatter(todo: Todo, starts: list[int], ts: Any, tail: tuple[Any, ...],
+             ofi: tuple[Any, ...], sources: list[list[str]], table: str,
+             done: list[bool]) -> None:
+    """Append each symbol's run (rows ``starts[i]`` up to the next start; runs with ``done``
+    set are already handled) to its tail's ``table`` (columns ``tail``, in the table's order)
+    and, as ``ofi`` rows (columns ts, ofi_l1, ofi_ml, bid, ask, bid_sz, ask_sz), to its lane.
+    What can be checked for every run at once is; per run only the appends are left."""
+    n = len(ts)
+    counts = np.diff(np.array([*starts, n]))
+    spans = [e.tail.span() for e, _ in todo]
+    lo = np.repeat(np.array([s[0] for s in spans], np.int64), counts)
+    hi = np.repeat(np.array([s[1] for s in spans], np.int64), counts)
+    good = (ts >= lo) & (ts <= hi)  # admitted as the tail stands, nothing else to do
+    good[1:] &= ts[1:] >= ts[:-1]  # and in time order within the run
+    good[starts] = (ts >= lo)[starts] & (ts <= hi)[starts]
+    bulk = np.logical_and.reduceat(good, starts).tolist()
+    ts_b = ts.astype("=i8").tobytes()
+    cols_b = [c.astype("=f8").tobytes() for c in tail]
+    first = ts[starts].tolist()
+    pack = todo[0][0]._ofi_pack
+    assert pack is not None
+    records, size = pack(*ofi)
+    bounds = [*starts, n]
+    for i, (e, _) in enumerate(todo):
+        if done[i]:
+            continue
+        a, z = bounds[i], bounds[i + 1]
+        t = getattr(e.tail, table)
+        tss = t.ts
+        if bulk[i] and (not tss or first[i] >= tss[-1]):
+            tss.frombytes(ts_b[a * 8:z * 8])
+            for col, values in zip(t.cols, cols_b, strict=True):
+                col.frombytes(values[a * 8:z * 8])
+        else:  # the rule row by row (out of order, or not admitted as it stands)
+            add = getattr(e.tail, "add_" + table)
+            for row in zip(ts[a:z].tolist(), *(c[a:z].tolist() for c in tail), strict=True):
+                add(*row)
+        assert e._ofi_many is not None
+        if not e._ofi_many(records[a * size:z * size], z - a, sources[i]):
+            emit = e._emit_ofi  # the lane is full: one by one, each spills as it would have
+            for r, source in zip(zip(*(c[a:z].tolist() for c in ofi), strict=True), sources[i],
+                                 strict=True):
+                t_ms, ofi1, ofim, bid, ask, bid_sz, ask_sz = r
+                emit(t_ms, source, None if ofi1 != ofi1 else ofi1,
+                     None if ofim != ofim else ofim, bid, ask, bid_sz, ask_sz)
 
 
 def _depth(todo: Todo) -> None:
     levels = todo[0][1][0][0].levels
     width = 4 * levels
-    parts: list[bytes] = []
-    ts_parts: list[bytes] = []
+    parts: list[memoryview] = []
+    ts_parts: list[memoryview] = []
     sources: list[list[str]] = []
     starts: list[int] = []
     n = 0
@@ -117,28 +149,30 @@ def _depth(todo: Todo) -> None:
         starts.append(n)
         src: list[str] = []
         for b, a, z in segments:
-            parts.append(b.lv[a * width:z * width].tobytes())
-            ts_parts.append(b.ts[a:z].tobytes())
+            parts.append(memoryview(b.lv)[a * width:z * width])
+            ts_parts.append(memoryview(b.ts)[a:z])
             src += b.source[a:z]
             n += z - a
         sources.append(src)
     m = np.frombuffer(b"".join(parts), np.float64).reshape(n, width)
     ts = np.frombuffer(b"".join(ts_parts), np.int64)
+    parts.clear()  # no view of a builder outlives this (its array may grow again)
+    ts_parts.clear()
     e0 = todo[0][0]
     d = derive(m, starts, [e._prev_book for e, _ in todo], levels, e0._ml_levels,
                min(IMB_LEVELS, e0.depth_levels))
-    no_ofi = np.full(n, np.nan)
     tail_ofi = np.where(d.has_prev, d.ofim, 0.0)
     bounds = [*starts, n]
+    done = (~d.complete).tolist()
     for i, (e, _) in enumerate(todo):
         a, z = bounds[i], bounds[i + 1]
-        if not d.complete[i]:  # a missing level: one by one, as the messages came
+        if done[i]:  # a missing level: one by one, as the messages came
             e._depth_one_by_one(m[a:z], ts[a:z].tolist(), sources[i])
-            continue
-        e.tail.add_ml_many(ts[a:z], tail_ofi[a:z], d.q_bid[a:z], d.q_ask[a:z])
-        _emit(e, (ts[a:z], no_ofi[a:z], d.ofim[a:z], d.bid[a:z], d.ask[a:z], d.bid_sz[a:z],
-                  d.ask_sz[a:z]), sources[i])
-        e._prev_book = m[z - 1].copy()
+        else:
+            e._prev_book = m[z - 1].copy()
+    _scatter(todo, starts, ts, (tail_ofi, d.q_bid, d.q_ask),
+             (ts, np.full(n, np.nan), d.ofim, d.bid, d.ask, d.bid_sz, d.ask_sz), sources, "ml",
+             done)
 
 
 def _depth_few(todo: Todo) -> None:
@@ -166,26 +200,31 @@ def _quotes_few(todo: Todo) -> None:
 def _quotes(todo: Todo) -> None:
     first = todo[0][1][0][0]  # a quotes builder: its packed record layout
     size, dtype = first.SIZE, first.DTYPE
-    parts: list[bytes] = []
+    parts: list[memoryview] = []
     starts: list[int] = []
     n = 0
     for _, segments in todo:
         starts.append(n)
         for b, a, z in segments:
-            parts.append(bytes(b.rec[a * size:z * size]))
+            parts.append(memoryview(b.rec)[a * size:z * size])
             n += z - a
     q = np.frombuffer(b"".join(parts), dtype)
+    parts.clear()  # no view of a builder outlives this (its buffer may grow again)
     bid, bid_sz, ask, ask_sz = q["bid"], q["bid_qty"], q["ask"], q["ask_qty"]
     b0, s0, a0, t0 = (np.empty(n) for _ in range(4))
     b0[1:], s0[1:], a0[1:], t0[1:] = bid[:-1], bid_sz[:-1], ask[:-1], ask_sz[:-1]
     has_prev = np.ones(n, np.bool_)
-    for s, (e, _) in zip(starts, todo, strict=True):
-        prev = e._prev_l1
-        if prev is None:
-            has_prev[s] = False
-            b0[s] = s0[s] = a0[s] = t0[s] = np.nan
-        else:
-            b0[s], s0[s], a0[s], t0[s] = prev
+    prevs = [e._prev_l1 for e, _ in todo]
+    given = [(s, p) for s, p in zip(starts, prevs, strict=True) if p is not None]
+    missing = [s for s, p in zip(starts, prevs, strict=True) if p is None]
+    if given:
+        at = [s for s, _ in given]
+        for col, values in zip((b0, s0, a0, t0), zip(*(p for _, p in given), strict=True),
+                               strict=True):
+            col[at] = values
+    if missing:
+        b0[missing] = s0[missing] = a0[missing] = t0[missing] = np.nan
+        has_prev[missing] = False
     # ``ofi.ofi_term`` element by element: the same four terms in the same order, a term that
     # does not apply adding 0.0 (the sum starts at +0.0, so it is never -0.0)
     zero = 0.0
@@ -196,14 +235,13 @@ def _quotes(todo: Todo) -> None:
     ofi += np.where(ask >= a0, t0, zero)
     tail_ofi = np.where(has_prev, ofi, zero)
     ofi[~has_prev] = np.nan
-    ts = q["ts_ms"]
-    no_ofi = np.full(n, np.nan)
+    ts = np.ascontiguousarray(q["ts_ms"])
     bounds = [*starts, n]
-    for i, (e, _) in enumerate(todo):
-        a, z = bounds[i], bounds[i + 1]
-        e.tail.add_l1_many(ts[a:z], tail_ofi[a:z], bid[a:z], ask[a:z], bid_sz[a:z],
-                           ask_sz[a:z])
-        _emit(e, (ts[a:z], ofi[a:z], no_ofi[a:z], bid[a:z], ask[a:z], bid_sz[a:z],
-                  ask_sz[a:z]), [QUOTE_SOURCE] * (z - a))
-        e._prev_l1 = (float(bid[z - 1]), float(bid_sz[z - 1]), float(ask[z - 1]),
-                      float(ask_sz[z - 1]))
+    last = [z - 1 for z in bounds[1:]]
+    for e, b1, s1, a1, t1 in zip((e for e, _ in todo), bid[last].tolist(), bid_sz[last].tolist(),
+                                 ask[last].tolist(), ask_sz[last].tolist(), strict=True):
+        e._prev_l1 = (b1, s1, a1, t1)
+    _scatter(todo, starts, ts, (tail_ofi, bid, ask, bid_sz, ask_sz),
+             (ts, ofi, np.full(n, np.nan), bid, ask, bid_sz, ask_sz),
+             [[QUOTE_SOURCE] * (bounds[i + 1] - bounds[i]) for i in range(len(todo))], "l1",
+             [False] * len(todo))

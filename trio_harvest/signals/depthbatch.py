@@ -47,45 +47,49 @@ def derive(m: Array, starts: list[int], prevs: list[Array | None], levels: int,
     """The depth signals of ``m`` (``(rows, 4 * levels)``), runs beginning at ``starts`` (the
     first is 0) each with its previous row from ``prevs`` (a ``4 * levels`` row, or None)."""
     n = len(m)
-    prev = np.empty_like(m)
-    prev[1:] = m[:-1]
-    has_prev = np.ones(n, np.bool_)
-    nan_row = np.full(m.shape[1], np.nan)
-    for s, p in zip(starts, prevs, strict=True):
-        if p is None:
-            prev[s] = nan_row
-            has_prev[s] = False
-        else:
-            prev[s] = p
     ask0 = 2 * levels
-    need = [2 * k for k in range(ofi_levels)] + [2 * k + 1 for k in range(ofi_levels)]
-    need += [ask0 + c for c in need]
-    cols = sorted(set(need) | {1 + 2 * k for k in range(sum_levels)}
-                  | {ask0 + 1 + 2 * k for k in range(sum_levels)})
-    bad_rows = np.isnan(m[:, cols]).any(axis=1)
-    bad_rows |= has_prev & np.isnan(prev[:, need]).any(axis=1)
-    bounds = [*starts, n]
-    complete = np.array([not bad_rows[bounds[i]:bounds[i + 1]].any()
-                         for i in range(len(starts))], np.bool_)
+    bid_cols = [c for k in range(ofi_levels) for c in (2 * k, 2 * k + 1)]
+    need = bid_cols + [ask0 + c for c in bid_cols]  # the columns the OFI compares
+    sums = ([1 + 2 * k for k in range(sum_levels)]
+            + [ask0 + 1 + 2 * k for k in range(sum_levels)])
+    used = sorted(set(need) | set(sums))
+    at = {c: i for i, c in enumerate(used)}
+    # the used columns, each contiguous (one pass over the rows), and the row before each row
+    cur = np.ascontiguousarray(m[:, used].T)
+    prev = np.empty_like(cur)
+    prev[:, 1:] = cur[:, :-1]
+    has_prev = np.ones(n, np.bool_)
+    given = [(s, p) for s, p in zip(starts, prevs, strict=True) if p is not None]
+    missing = [s for s, p in zip(starts, prevs, strict=True) if p is None]
+    if given:
+        rows = np.array([p for _, p in given], np.float64)[:, used]
+        prev[:, [s for s, _ in given]] = rows.T
+    if missing:
+        prev[:, missing] = np.nan
+        has_prev[missing] = False
+    bad_rows = np.isnan(cur).any(axis=0)
+    bad_rows |= has_prev & np.isnan(prev[[at[c] for c in need]]).any(axis=0)
+    complete = ~np.logical_or.reduceat(bad_rows, starts)
     zero = 0.0
     total = np.zeros(n)
     for k in range(ofi_levels):  # bid levels first, then ask levels, as the per-record sum
-        p0, q0, p1, q1 = prev[:, 2 * k], prev[:, 2 * k + 1], m[:, 2 * k], m[:, 2 * k + 1]
+        i, j = at[2 * k], at[2 * k + 1]
+        p0, q0, p1, q1 = prev[i], prev[j], cur[i], cur[j]
         total += np.where(p1 >= p0, q1, zero)
         total -= np.where(p1 <= p0, q0, zero)
     for k in range(ofi_levels):
-        c = ask0 + 2 * k
-        p0, q0, p1, q1 = prev[:, c], prev[:, c + 1], m[:, c], m[:, c + 1]
+        i, j = at[ask0 + 2 * k], at[ask0 + 2 * k + 1]
+        p0, q0, p1, q1 = prev[i], prev[j], cur[i], cur[j]
         total -= np.where(p1 <= p0, q1, zero)
         total += np.where(p1 >= p0, q0, zero)
     total[~has_prev] = np.nan
     q_bid = np.zeros(n)
     q_ask = np.zeros(n)
     for k in range(sum_levels):
-        q_bid += m[:, 2 * k + 1]
-        q_ask += m[:, ask0 + 2 * k + 1]
-    return Derived(total, has_prev, q_bid, q_ask, m[:, 0], m[:, 1], m[:, ask0],
-                   m[:, ask0 + 1], complete)
+        q_bid += cur[at[2 * k + 1]]
+        q_ask += cur[at[ask0 + 2 * k + 1]]
+    return Derived(total, has_prev, q_bid, q_ask, cur[at[0]], cur[at[1]], cur[at[ask0]],
+                   cur[at[ask0 + 1]], complete)
 
 
 def side_lists(row: Array, levels: int) -> tuple[list[tuple[float, float]],

@@ -59,10 +59,11 @@ Emit = Callable[[str, Row], None]
 EmitOfi = Callable[[int, str, "float | None", "float | None", "float | None", "float | None",
                     "float | None", "float | None"], None]
 EmitCvd = Callable[[int, int, float, float, bool], None]
-# ``ofi`` rows in bulk: NumPy columns (ts, ofi_l1, ofi_ml, bid, ask, bid_sz, ask_sz; NaN for
-# an absent OFI) and the sources; False when the lane has no room for all of them (nothing
-# taken: they are emitted one by one)
-EmitOfiMany = Callable[[Any, Any, Any, Any, Any, Any, Any, list[str]], bool]
+# ``ofi`` rows in bulk: records made by ``PackOfi`` from NumPy columns (ts, ofi_l1, ofi_ml, bid,
+# ask, bid_sz, ask_sz; NaN for an absent OFI), how many, their sources; False when the lane has
+# no room for all of them (nothing taken: they are emitted one by one)
+EmitOfiMany = Callable[[bytes, int, list[str]], bool]
+PackOfi = Callable[..., tuple[bytes, int]]  # columns -> (records, bytes per record)
 
 BOOK_TICKER = QUOTE_SOURCE  # the source of quote rows
 IMB_LEVELS = 5
@@ -96,7 +97,7 @@ class SignalEngine:
 
     __slots__ = (
         "_emit", "_emit_cvd", "_emit_ofi", "_events", "_flushing", "_fusion", "_large",
-        "_level_sums", "_ml_levels", "_ofi_levels", "_ofi_many",
+        "_level_sums", "_ml_levels", "_ofi_levels", "_ofi_many", "_ofi_pack",
         "_prev_book", "_prev_depth", "_prev_l1", "_prev_levels", "_qtap", "_tap",
         "book_ticker", "carry", "cvd", "depth_levels", "params", "state", "symbol", "tail",
     )
@@ -140,6 +141,7 @@ class SignalEngine:
         self._tap: Tap | None = None  # the orderbook lane's depth rows
         self._qtap: Tap | None = None  # the quotes lane's rows
         self._ofi_many: EmitOfiMany | None = None
+        self._ofi_pack: PackOfi | None = None
         self._prev_book: Any = None  # read in batches: the previous depth row, as stored
         self._flushing = False
 
@@ -290,7 +292,7 @@ class SignalEngine:
 
     # -- depth in batches -----------------------------------------------------------------------
 
-    def read_depth(self, tap: Tap, emit_many: EmitOfiMany) -> None:
+    def read_depth(self, tap: Tap, emit_many: EmitOfiMany, pack: PackOfi) -> None:
         """From now on this symbol's depth messages are read from its ``orderbook`` lane through
         ``tap`` and computed in batches (``flush_depth``): at each features tick, before the
         lane is drained, and before anything reads or changes the state they depend on. The
@@ -299,16 +301,16 @@ class SignalEngine:
         if not self.book_ticker:
             raise ValueError("depth is read in batches only with quotes subscribed")
         self._tap = tap
-        self._ofi_many = emit_many
+        self._ofi_many, self._ofi_pack = emit_many, pack
         self.tail.before_admit = self.flush_batches
 
-    def read_quotes(self, tap: Tap, emit_many: EmitOfiMany) -> None:
+    def read_quotes(self, tap: Tap, emit_many: EmitOfiMany, pack: PackOfi) -> None:
         """As ``read_depth``, for quotes (the best-level OFI; quotes are then its only source)
         read from the ``quotes`` lane."""
         if not self.book_ticker:
             raise ValueError("quotes are read in batches only when they are the best level")
         self._qtap = tap
-        self._ofi_many = emit_many
+        self._ofi_many, self._ofi_pack = emit_many, pack
         self.tail.before_admit = self.flush_batches
 
     def _depth_one_by_one(self, rows: Any, ts: list[int], sources: list[str]) -> None:

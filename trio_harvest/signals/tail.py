@@ -21,7 +21,6 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
-from typing import Any
 
 TRADE_COLUMNS = ("price", "qty", "sqty", "notional", "cvd")
 L1_COLUMNS = ("ofi", "bid", "ask", "bid_sz", "ask_sz")
@@ -193,29 +192,9 @@ class TailWindow:
         a[2](ask5)
         return True
 
-    def add_ml_many(self, ts: Any, ofi: Any, bid5: Any, ask5: Any) -> None:
-        """``add_ml`` for each row of these NumPy columns, in order."""
-        self._add_many(self.ml, self.add_ml, ts, (ofi, bid5, ask5))
-
-    def add_l1_many(self, ts: Any, ofi: Any, bid: Any, ask: Any, bid_sz: Any,
-                    ask_sz: Any) -> None:
-        """``add_l1`` for each row of these NumPy columns, in order."""
-        self._add_many(self.l1, self.add_l1, ts, (ofi, bid, ask, bid_sz, ask_sz))
-
-    def _add_many(self, t: Table, add: Callable[..., bool], ts: Any,
-                  cols: tuple[Any, ...]) -> None:
-        """Appended in bulk when each row is admitted as it stands and they come in time order
-        after the table's last row (what ``add`` does then, row by row); else row by row."""
-        tss = t.ts
-        n = len(ts)
-        if n and self._lo <= int(ts.min()) and int(ts.max()) <= self._hi and (
-                not tss or int(ts[0]) >= tss[-1]) and (n == 1 or bool((ts[1:] >= ts[:-1]).all())):
-            tss.frombytes(ts.astype("=i8").tobytes())
-            for col, values in zip(t.cols, cols, strict=True):
-                col.frombytes(values.astype("=f8").tobytes())
-            return
-        for row in zip(ts.tolist(), *(c.tolist() for c in cols), strict=True):
-            add(*row)
+    def span(self) -> tuple[int, int]:
+        """The times admitted now with nothing else to do (``in_span``): [lo, hi]."""
+        return self._lo, self._hi
 
     def add_flag(self, ts: int, flag: str) -> None:
         """Mark ``flag`` (gap / resync / stale) in the second of ``ts``. A flag for a second that
