@@ -1,6 +1,7 @@
 """CPU per Parquet file that rotation writes: lanes of every kind filled as the router fills
 them, then written through the real ``Rotation`` -> ``Writer.stage`` -> ``LocalStore`` -> group
-commit path to a temporary directory on local disk, one kind at a time. A first round (not counted) creates the partition directories.
+commit path to a temporary directory on local disk, one kind at a time. A first round (not
+counted) creates the partition directories.
 
 The lanes come from a ``Harvester`` built as ``run`` builds it (its router, lanes and signal
 engines; never started): frames of the simulator's own market model and wire encoders
@@ -8,8 +9,9 @@ engines; never started): frames of the simulator's own market model and wire enc
 symbol) go through ``Router.handle`` (prices, quotes, orderbook, and the engines' ofi and cvd),
 the engines' closed seconds are emitted (features, fusion), and each symbol gets a
 ``derivatives`` row a second (mark price, funding) as the router puts them. A ``Rotation`` of
-its own (no timer, no first flush, no budget) then writes every lane of one kind at a time. A first round (not counted) creates the partition directories.
-each lane is woken, and the kind is done when all its files are published.
+its own (no timer, no first flush, no budget) then writes every lane of one kind at a time:
+each lane is woken, and the kind is done when all its files are published. A first round (not
+counted) creates the partition directories, as a running harvester finds them made.
 
 Measured per kind: the process's CPU (all threads: ``time.process_time``), the trio thread's
 own CPU (``time.thread_time``), and wall time, each divided by the files written. Whole-market
@@ -64,7 +66,26 @@ async def _silent_connect(url: str) -> AsyncIterator[_Silent]:
     yield _Silent()
 
 
-def build(args: argparse.Namespace, data_dir: Path) -> tuple[Harvester, Rotation]:
+class Outcomes:
+    """Counts write outcomes (rotation's ``observe``) and wakes whoever waits for a number."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.target = 0
+        self.reached = trio.Event()
+
+    def observe(self, kind: str, outcome: str, rows: int, seconds: float) -> None:
+        self.n += 1
+        if self.n >= self.target:
+            self.reached.set()
+
+    async def wait_for(self, target: int) -> None:
+        self.target, self.reached = target, trio.Event()
+        if self.n < target:
+            await self.reached.wait()
+
+
+def build(args: argparse.Namespace, data_dir: Path) -> tuple[Harvester, Rotation, Outcomes]:
     cfg = Config(
         symbols=C.symbols(args.symbols),
         ws_url="ws://127.0.0.1:9",  # never dialled
@@ -75,11 +96,12 @@ def build(args: argparse.Namespace, data_dir: Path) -> tuple[Harvester, Rotation
     )
     h = Harvester(cfg, connect=_silent_connect)
     w = h.writer
+    outcomes = Outcomes()
     rotation = Rotation(h.lanes, w.stage, w.dead_letter, rotate_sec=1e6,
                         write_timeout=cfg.write_timeout, deadletter_timeout=cfg.deadletter_timeout,
-                        save_concurrency=cfg.save_concurrency)
+                        save_concurrency=cfg.save_concurrency, observe=outcomes.observe)
     h.lanes.set_wake(rotation.wake)
-    return h, rotation
+    return h, rotation, outcomes
 
 
 async def fill(h: Harvester, args: argparse.Namespace) -> dict[str, int]:
@@ -97,40 +119,40 @@ async def fill(h: Harvester, args: argparse.Namespace) -> dict[str, int]:
             lane.put_nowait((ts, ts, ts + 3, s, "markPrice", 100.0 + i * 0.01, 100.02 + i * 0.01,
                              None, 0.0001, start_ms + 8 * 3_600_000, None))
     rows: dict[str, int] = {}
-    batches = 0
     for lane in h.lanes:
         if lane.pending:
             rows[lane.kind] = rows.get(lane.kind, 0) + lane.pending
     return rows
 
 
-async def write_kind(rotation: Rotation, h: Harvester, kind: str) -> dict[str, float]:
+async def write_kind(rotation: Rotation, outcomes: Outcomes, h: Harvester,
+                     kind: str) -> dict[str, float]:
     lanes = [lane for lane in h.lanes if lane.kind == kind and lane.pending]
     ks = rotation.stats.kind(kind)
-    before = ks.files_written + ks.write_failures + ks.write_timeouts
+    before = ks.files_written
+    failures = ks.write_failures + ks.write_timeouts
     gc.collect()
     cpu0, main0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
     for lane in lanes:
         rotation.wake(lane)
-    while rotation.busy or ks.files_written + ks.write_failures + ks.write_timeouts \
-            < before + len(lanes):
-        await trio.sleep(0.005)
+    await outcomes.wait_for(outcomes.n + len(lanes))
     wall, cpu, main = (time.perf_counter() - t0, time.process_time() - cpu0,
                        time.thread_time() - main0)
-    return {"files": ks.files_written - before if ks.files_written > before else 0,
-            "failures": ks.write_failures + ks.write_timeouts, "cpu_s": cpu, "main_s": main,
+    return {"files": ks.files_written - before,
+            "failures": ks.write_failures + ks.write_timeouts - failures, "cpu_s": cpu,
+            "main_s": main,
             "wall_s": wall}
 
 
 async def one_round(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
-    h, rotation = build(args, data_dir)
+    h, rotation, outcomes = build(args, data_dir)
     async with trio.open_nursery() as nursery:
         await nursery.start(rotation.run)
         rows = await fill(h, args)
         out: dict[str, Any] = {"rows": rows, "kinds": {}}
         for kind in ORDER:
             if kind in rows:
-                out["kinds"][kind] = await write_kind(rotation, h, kind)
+                out["kinds"][kind] = await write_kind(rotation, outcomes, h, kind)
         nursery.cancel_scope.cancel()
     out["commit_batches"] = h.writer.group.batches
     return out
@@ -182,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     lines, by_kind = [], {}
     for kind, t in totals.items():
         n = max(t["files"], 1)
-        by_kind[kind] = {"files": int(t["files"]), "rows_per_file": round(rows[kind] / (n / args.repeat)),
+        by_kind[kind] = {"files": int(t["files"]),
+                         "rows_per_file": round(rows[kind] / (n / args.repeat)),
                          "cpu_ms_per_file": round(1000 * t["cpu_s"] / n, 3),
                          "main_cpu_ms_per_file": round(1000 * t["main_s"] / n, 3),
                          "wall_ms_per_file": round(1000 * t["wall_s"] / n, 3)}
