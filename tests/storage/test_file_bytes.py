@@ -14,6 +14,7 @@ from polars.testing import assert_frame_equal
 
 from trio_harvest.kinds import (
     DERIVATIVES_SCHEMA,
+    OFI_SCHEMA,
     PRICES_SCHEMA,
     QUOTES_SCHEMA,
     TIMESTAMP,
@@ -21,7 +22,7 @@ from trio_harvest.kinds import (
     orderbook_schema,
 )
 from trio_harvest.pipeline.chunks import Batch, GenericBuilder
-from trio_harvest.pipeline.shapes import DepthBuilder, QuoteBuilder, TradeBuilder
+from trio_harvest.pipeline.shapes import DepthBuilder, OfiBuilder, QuoteBuilder, TradeBuilder
 from trio_harvest.storage.encoding import write_parquet
 from trio_harvest.venues.binance_usdm.decode import AggTrade, BookTicker, DepthUpdate
 
@@ -82,3 +83,17 @@ def test_generic_rows_with_nulls_write_the_bytes_their_tuples_write() -> None:
         gb.append((ts, ts, ts + 3, "BTCUSDT", "markPrice", 100.0 + i, None if i % 3 else 99.5,
                    None, 0.0001, None if i % 2 else ts + 8 * 3_600_000, None))
     _same_file(Batch([gb], DERIVATIVES_SCHEMA, "BTCUSDT"))
+
+
+def test_a_batch_of_two_shapes_writes_the_bytes_its_tuples_write() -> None:
+    """Rows of two shapes (packed OFI rows and generic tuples) are put in time order, ties in
+    arrival order, whether or not the shapes interleave."""
+    for gap in (0, 7):  # generic rows before all packed ones; then interleaved
+        ob, gb = OfiBuilder(), GenericBuilder(OFI_SCHEMA)
+        for i in range(30):
+            ob.add(1_700_000_000_000 + 10 * i, "depth20", 0.5 * i, None, 100.0 + i, 101.0 + i,
+                   None if i % 4 else 2.0, 3.0)
+        for i in range(5):
+            gb.append((1_700_000_000_000 - 50 + gap * 10 * i, "BTCUSDT", "bookTicker", None,
+                       None, 99.0, 100.0, 1.0, None))
+        _same_file(Batch([gb, ob], OFI_SCHEMA, "BTCUSDT"))

@@ -310,12 +310,14 @@ class Batch:
             for members, cols in joined:
                 pos += [np.arange(offsets[id(c)], offsets[id(c)] + c.n, dtype=np.int64)
                         for c in members]
-                frames.append(_frame(cols, schema, nan, 0, nulls=False))
+                frames.append(_frame(cols, schema, nan, 0, nulls=False, timestamps=timestamps))
             # the columns a shape lacks come as nulls from the concat; then schema order
             both = pl.concat(frames, how="diagonal")
             df = pl.DataFrame([both.get_column(n) for n, _t in schema.columns if n != "symbol"])
-            order = np.lexsort((np.concatenate(pos), df.get_column("ts_ms").to_numpy()))
-            df = df[order]
+            ts = df.get_column("ts_ms").to_physical().to_numpy()  # epoch ms, either type
+            order = np.lexsort((np.concatenate(pos), ts))
+            if len(order) > 1 and not bool((order[1:] > order[:-1]).all()):
+                df = df[order]  # else the shapes' rows are in time order already
         if for_file or "symbol" not in schema.polars:
             return df
         return df.with_columns(pl.lit(self.symbol, pl.String).alias("symbol")).select(
@@ -349,6 +351,10 @@ def _frame(cols: dict[str, Any], schema: Schema, nan: set[str], n: int, *,
             if not nulls:
                 continue
             s = pl.Series(name, [None] * n, dtype=dtype)
+        elif isinstance(buf, pl.Series):  # a slice of one Series holding several columns
+            s = buf.alias(name)
+            if name in nan:
+                s = s.fill_nan(None)
         elif isinstance(buf, np.ndarray):
             s = pl.Series(name, buf, nan_to_null=name in nan)
         elif isinstance(buf, array):
