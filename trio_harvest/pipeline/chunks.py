@@ -333,7 +333,9 @@ def _int64(ts: Sequence[int]) -> bool:
 _NUMPY = {"q": np.int64, "d": np.float64, "b": np.int8}
 
 
-_SMALL = 256  # below this many values a column goes to Polars as an array (less overhead)
+# below this many values a column goes to Polars as an array; above, a NumPy view of it costs
+# less (Polars 2.1: equal at ~30 values, 6.8 vs 4.7 us at 200, 11 vs 4.6 us at 600)
+_SMALL = 32
 
 
 def _frame(cols: dict[str, Any], schema: Schema, nan: set[str], n: int, *,
