@@ -274,8 +274,9 @@ class Batch:
                  timestamps: bool = False) -> pl.DataFrame:
         """All chunks as one frame with the schema's columns in order (``schema`` overrides the
         lane's; ``for_file`` leaves out the ``symbol`` column, which the path carries).
-        ``timestamps`` may make the time columns UTC timestamps (as a file holds them) while
-        the frame is built, saving a second pass; a caller that needs them checks the types.
+        ``timestamps`` makes the time columns UTC timestamps (as a file holds them) while a
+        batch of one shape is built, saving a second pass; a caller that needs them checks the
+        types (a batch of several shapes keeps int64 ms).
 
         Chunks of one shape are joined column by column in C (array ``extend``), so the Python
         work is O(shapes x columns + chunks), not O(chunks x columns); each joined buffer goes
@@ -310,12 +311,13 @@ class Batch:
             for members, cols in joined:
                 pos += [np.arange(offsets[id(c)], offsets[id(c)] + c.n, dtype=np.int64)
                         for c in members]
-                frames.append(_frame(cols, schema, nan, 0, nulls=False, timestamps=timestamps))
+                # times stay int64 here: Polars 2.1 gathers a frame with UTC timestamp
+                # columns about ten times slower than one with int64 ones
+                frames.append(_frame(cols, schema, nan, 0, nulls=False))
             # the columns a shape lacks come as nulls from the concat; then schema order
             both = pl.concat(frames, how="diagonal")
             df = pl.DataFrame([both.get_column(n) for n, _t in schema.columns if n != "symbol"])
-            ts = df.get_column("ts_ms").to_physical().to_numpy()  # epoch ms, either type
-            order = np.lexsort((np.concatenate(pos), ts))
+            order = np.lexsort((np.concatenate(pos), df.get_column("ts_ms").to_numpy()))
             if len(order) > 1 and not bool((order[1:] > order[:-1]).all()):
                 df = df[order]  # else the shapes' rows are in time order already
         if for_file or "symbol" not in schema.polars:
@@ -333,9 +335,7 @@ def _int64(ts: Sequence[int]) -> bool:
 _NUMPY = {"q": np.int64, "d": np.float64, "b": np.int8}
 
 
-# below this many values a column goes to Polars as an array; above, a NumPy view of it costs
-# less (Polars 2.1: equal at ~30 values, 6.8 vs 4.7 us at 200, 11 vs 4.6 us at 600)
-_SMALL = 32
+_SMALL = 256  # below this many values a column goes to Polars as an array (less overhead)
 
 
 def _frame(cols: dict[str, Any], schema: Schema, nan: set[str], n: int, *,
