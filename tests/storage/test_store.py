@@ -139,3 +139,19 @@ async def test_busy_but_healthy_writes_are_not_stuck(tmp_path: Path) -> None:
             nursery.start_soon(w.save, Partition("prices", f"S{i}USDT", "2023-11-14", _rows(500)),
                                PublishGate())
     assert w.threads_stuck == 0 and len(list((tmp_path / "data").rglob("*.parquet"))) == 4
+
+
+def test_a_write_makes_its_directory_again_when_it_went_missing(tmp_path: Path) -> None:
+    """Directories are made by the write that finds them missing (not checked per file): a
+    partition directory removed while running (retention, an operator) comes back."""
+    store = LocalStore(tmp_path)
+    store.write_atomic(PurePath("d=1/k=p/x.bin"), lambda fh: fh.write(b"one") and None)
+    for f in (tmp_path / "d=1/k=p").iterdir():
+        f.unlink()
+    (tmp_path / "d=1/k=p").rmdir()
+    (tmp_path / "d=1").rmdir()
+    assert store.write_atomic(PurePath("d=1/k=p/y.bin"), lambda fh: fh.write(b"two") and None) == 3
+    assert list(store.list()) == [PurePath("d=1/k=p/y.bin")]
+    (tmp_path / "d=2").write_bytes(b"not a directory")
+    with pytest.raises(NotADirectoryError):
+        store.write_atomic(PurePath("d=2/k=p/z.bin"), lambda fh: fh.write(b"x") and None)

@@ -277,6 +277,9 @@ class Rotation:
             await self._to_dead_letter(lane.kind, lane.symbol, rows, f"cannot partition: {exc}",
                                        lane.venue)
             return
+        if len(parts) == 1:  # the usual batch, within one UTC date: no task of its own
+            await self._write_partition(parts[0])
+            return
         async with trio.open_nursery() as nursery:
             for part in parts:
                 nursery.start_soon(self._write_partition, part)

@@ -20,6 +20,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import polars as pl
 
 from ..codegen import compiled
 from ..kinds import Row, Schema
@@ -293,19 +294,23 @@ class DepthBuilder(Shape):
         return (DepthBuilder, self.levels)
 
     def join_columns(self, members: Sequence[Builder], schema: Schema) -> dict[str, Any]:
-        """Head columns joined as usual; the flat level buffers joined once and cut into one
-        column per level and side by NumPy (a strided copy each), not chunk by chunk."""
+        """Head columns joined as usual; the flat level buffers joined once, turned column-major
+        by one NumPy copy into one Polars Series, and cut into a zero-copy slice per level and
+        side: one Series built for all levels, not one per column (or per chunk)."""
         sizes = [c.n for c in members]
-        out = {name: join_buffers([getattr(c, attr) for c in members], sizes, None)
-               for attr, name, _code in self.FIELDS[:-1]}
+        out: dict[str, Any] = {name: join_buffers([getattr(c, attr) for c in members], sizes,
+                                                  None)
+                               for attr, name, _code in self.FIELDS[:-1]}
         n, width = self.levels, 4 * self.levels
         lv = join_buffers([c.lv for c in members if isinstance(c, DepthBuilder)], sizes, None)
         m = np.frombuffer(lv, dtype=np.float64).reshape(-1, width)
+        rows = m.shape[0]
+        levels = pl.Series(np.ascontiguousarray(m.T).reshape(-1))
         for i in range(n):
-            out[f"bid_px_{i + 1}"] = np.ascontiguousarray(m[:, 2 * i])
-            out[f"bid_sz_{i + 1}"] = np.ascontiguousarray(m[:, 2 * i + 1])
-            out[f"ask_px_{i + 1}"] = np.ascontiguousarray(m[:, 2 * n + 2 * i])
-            out[f"ask_sz_{i + 1}"] = np.ascontiguousarray(m[:, 2 * n + 2 * i + 1])
+            for name, col in ((f"bid_px_{i + 1}", 2 * i), (f"bid_sz_{i + 1}", 2 * i + 1),
+                              (f"ask_px_{i + 1}", 2 * n + 2 * i),
+                              (f"ask_sz_{i + 1}", 2 * n + 2 * i + 1)):
+                out[name] = levels.slice(col * rows, rows)
         return out
 
 

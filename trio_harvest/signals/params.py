@@ -123,7 +123,11 @@ class SignalParams:
     def metadata(self, kind: str, ofi_source: str) -> dict[str, str]:
         """Parquet key-value metadata for a file of derived ``kind``: every parameter, the OFI
         source and formula, and the package version. Keys are ``trio_harvest.*``; values are
-        JSON scalars rendered as text."""
+        JSON scalars rendered as text. Made once per (parameters, kind, source): every file
+        rotation writes asks for it, so each call returns a copy of the one made before."""
+        return dict(_metadata(self, kind, ofi_source))
+
+    def _metadata(self, kind: str, ofi_source: str) -> dict[str, str]:
         if kind not in PREVIEW_KINDS:
             raise ValueError(f"metadata is for derived kinds ({', '.join(PREVIEW_KINDS)}), "
                              f"not {kind!r}")
@@ -136,6 +140,11 @@ class SignalParams:
         for name, value in self.as_dict().items():
             out[f"{META_PREFIX}signals.{name}"] = json.dumps(value)
         return out
+
+
+@functools.lru_cache(maxsize=64)
+def _metadata(params: SignalParams, kind: str, ofi_source: str) -> dict[str, str]:
+    return params._metadata(kind, ofi_source)
 
 
 def ofi_source_label(*, book_ticker: bool, depth_levels: int, ofi_levels: int) -> str:

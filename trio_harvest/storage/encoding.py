@@ -51,7 +51,8 @@ def to_file_frame(schema: Schema, rows: RowData) -> pl.DataFrame:
     timestamps. (Files of the first version were widened to the union of every kind's columns,
     and files before timestamps held int ms; readers still accept both, see ``dataset.py``.)"""
     if not isinstance(rows, (list, pl.DataFrame)):
-        df = rows.to_frame(schema, for_file=True)  # a lane's batch: never builds ``symbol``
+        # a lane's batch: never builds ``symbol``; its times come as timestamps where it can
+        df = rows.to_frame(schema, for_file=True, timestamps=True)
     else:
         df = to_frame(schema, rows).drop([c for c in PARTITION_COLUMNS if c in schema.polars])
     columns = df.get_columns()

@@ -2,8 +2,8 @@
 
 Owns the one storage seam (write a file atomically, list, read, delete) that an object store can
 replace without touching rotation. A file appears complete or not at all: temp name in the same
-directory, fsync, gate check, ``os.replace``, fsync of the directory. Directories are created
-inside each write. Blocking: call it from a worker thread, never from the trio loop.
+directory, fsync, gate check, ``os.replace``, fsync of the directory. A write that finds its
+directory missing creates it. Blocking: call it from a worker thread, never from the trio loop.
 """
 
 from __future__ import annotations
@@ -42,10 +42,14 @@ class LocalStore:
         directory, closed but neither synced nor renamed. ``groupcommit.commit_batch`` finishes
         it (durable, gate, rename, directory) together with every other file staged meanwhile."""
         final = self.root / rel
-        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._temp_for(final)
+        try:  # the directory is there but for a lane's first file of a day: no mkdir per file
+            fh = open(tmp, "wb")  # closed by the ``with`` below
+        except FileNotFoundError:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(tmp, "wb")
         try:
-            with open(tmp, "wb") as fh:
+            with fh:
                 produce(fh)
                 fh.flush()
                 size = fh.tell()

@@ -85,6 +85,7 @@ class Writer:
         self.data = data
         self.deadletter_store = deadletter
         self.schema_of = schema_of
+        self._schemas: dict[str, Schema] = {}
         self.metadata_of = metadata_of
         self.max_stuck = max_stuck
         self.wall_ms = wall_ms
@@ -110,7 +111,9 @@ class Writer:
         """Encode and write one partition in a thread. On local disk the file is only staged:
         the caller awaits ``result()`` (outside any limiter it holds) for the group commit.
         Elsewhere (an object store: one whole PUT) the file is already published."""
-        schema = self.schema_of(part.kind)
+        schema = self._schemas.get(part.kind)
+        if schema is None:  # a kind's schema is fixed for the run: made once, not per file
+            schema = self._schemas[part.kind] = self.schema_of(part.kind)
         meta = self.metadata_of(part.kind)
         rel = part.directory() / part_name(part.first_ts, part.last_ts, unique)
         rejected: list[tuple[Row, str]] = []
