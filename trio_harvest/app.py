@@ -27,7 +27,17 @@ from .ingest.connection import ConnectFn, Connection, make_connections, run_inge
 from .ingest.openinterest import OpenInterestPoller
 from .ingest.restclient import FetchFn, http_fetch
 from .journal import wiring as journal_wiring
-from .kinds import CVD, DERIVATIVES, OFI, ORDERBOOK, PREVIEW_KINDS, QUOTES, Row, schema_for
+from .kinds import (
+    CVD,
+    DERIVATIVES,
+    OFI,
+    ORDERBOOK,
+    PREVIEW_KINDS,
+    PRICES,
+    QUOTES,
+    Row,
+    schema_for,
+)
 from .ops.listing import ListingError, check_listing, fetch_listing
 from .ops.operations import Operations
 from .ops.startup import recover_command
@@ -199,6 +209,11 @@ class Harvester:
                               book_ticker=cfg.book_ticker and QUOTES in cfg.harvested,
                               emit_ofi=ofi.offer_ofi,
                               emit_cvd=self.lanes.get(CVD, symbol).offer_cvd)
+        if self.batched_signals:  # trades' CVD computed in batches from the prices lane
+            tap = Tap("_trade", engine.flush_trades)
+            self.lanes.get(PRICES, symbol).read_rows(tap)
+            cvd = self.lanes.get(CVD, symbol)
+            engine.read_trades(tap, cvd.offer_cvd_records, cvd.pack_cvd)
         if self.batched_signals and engine.book_ticker:
             # quotes and depth messages computed in batches from their lanes (signals/batches.py)
             tap = Tap("_quote", engine.flush_quotes)

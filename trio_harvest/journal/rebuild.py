@@ -292,7 +292,7 @@ async def _rebuild(config: Any, files: list[Path], start: int | None,
                             if waiting is not None:
                                 await waiting
                             continue
-                        await h.lanes.get(kind, symbol).put(row)
+                        await h.lanes.get(kind, symbol).put(row, unseen=True)
         # The archive's end is a stop: frames the time guard still holds (a stream's lone
         # first frame, e.g. a symbol's only liquidation) are routed as the live stop routed them.
         await h.router.release_held()

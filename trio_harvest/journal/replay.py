@@ -399,7 +399,7 @@ class Replayer:
                 self.stats.skipped += 1
                 return
             self.stats.rows += 1
-            await self.lanes.get(kind, symbol).put(row)
+            await self.lanes.get(kind, symbol).put(row, unseen=True)  # as when it was written
         elif rec.type in (fmt.SNAPSHOT, fmt.BOOK_STATE):
             self.cursor[0] = rec.seq  # rows of events a state lets through come from here
             if await book_record(self.router, self.lanes.venue, rec):

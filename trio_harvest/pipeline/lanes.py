@@ -55,8 +55,8 @@ class Sink(Protocol):
     def add_trade(self, t: Trade, recv_ms: int) -> bool: ...
     def add_quote(self, t: Quote, recv_ms: int) -> bool: ...
     def add_depth(self, d: BookLevels, recv_ms: int, source: str) -> bool: ...
-    def put_nowait(self, row: Row) -> bool: ...
-    async def put(self, row: Row) -> None: ...
+    def put_nowait(self, row: Row, *, unseen: bool = False) -> bool: ...
+    async def put(self, row: Row, *, unseen: bool = False) -> None: ...
     def hold(self, seq: int) -> None: ...
     @property
     def pending(self) -> int: ...
@@ -253,6 +253,36 @@ class Lane:
             tap.opened(open_builder)
             tap.start = open_builder.n
 
+    @staticmethod
+    def pack_cvd(ts: Any, agg_id: Any, delta: Any, cvd: Any, gap: Any) -> tuple[bytes, int]:
+        """``cvd`` rows from NumPy columns as the records a ``cvd`` lane holds, and the bytes
+        per record."""
+        recs = np.empty(len(ts), CvdBuilder.DTYPE)
+        recs["ts_ms"], recs["agg_id"], recs["delta"], recs["cvd"] = ts, agg_id, delta, cvd
+        recs["gap"] = gap
+        return recs.tobytes(), CvdBuilder.SIZE
+
+    def offer_cvd_records(self, records: bytes, n: int) -> bool:
+        """Preview: ``n`` ``cvd`` rows at once (``pack_cvd``'s records), if the lane has room
+        for all of them; False (nothing taken) if not."""
+        level = self.level
+        if level + n > self.capacity:
+            return False
+        size = CvdBuilder.SIZE
+        done = 0
+        while done < n:
+            b = self._cvd
+            if b is None or b.n >= self.chunk_rows:
+                b = self._roll("_cvd", CvdBuilder())
+            k = min(n - done, self.chunk_rows - b.n)
+            b.rec += records[done * size:(done + k) * size]
+            b.n += k
+            done += k
+        self.level = level + n
+        if level < self.high <= level + n:
+            self.wake(self)
+        return True
+
     def offer_cvd(self, ts: int, agg_id: int, delta: float, cvd: float, gap: bool) -> None:
         """Preview: a ``cvd`` row; a full lane spills it (see ``offer``)."""
         b = self._cvd
@@ -283,9 +313,10 @@ class Lane:
     def _new_generic(self) -> GenericBuilder | UntypedBuilder:
         return GenericBuilder(self.schema) if self.schema is not None else UntypedBuilder()
 
-    def put_nowait(self, row: Row) -> bool:
+    def put_nowait(self, row: Row, *, unseen: bool = False) -> bool:
         """Buffer a row given as a tuple in the kind's column order, if there is room; True on
-        success. Wakes rotation on the high mark."""
+        success. Wakes rotation on the high mark. ``unseen``: a row the symbol's signal engine
+        is not given (a backfilled trade, a row restored from the journal)."""
         if self.level >= self.capacity:
             return False
         shape = self._shape_of(row)
@@ -294,6 +325,8 @@ class Lane:
             if tb is None or tb.n >= self.chunk_rows:
                 tb = self._roll("_trade", TradeBuilder())
             tb.add_row(row)
+            if unseen and self.tap is not None:
+                self.tap.unseen(tb, tb.n - 1)
         elif shape == "_quote":
             kb = self._quote
             if kb is None or kb.n >= self.chunk_rows:
@@ -333,9 +366,9 @@ class Lane:
                 self._room = trio.Event()
             await self._room.wait()
 
-    async def put(self, row: Row) -> None:
+    async def put(self, row: Row, *, unseen: bool = False) -> None:
         """Authoritative path: never drops. At capacity, wake rotation and wait for room."""
-        if self.put_nowait(row):
+        if self.put_nowait(row, unseen=unseen):
             return
         seq = self.cursor[0]  # journal checkpoint: the frame's seq, before we wait
         try:
@@ -348,7 +381,7 @@ class Lane:
             self.hold(seq)
             self.wake(self)
             raise
-        if not self.put_nowait(row):  # pragma: no cover - room was just made, nothing ran since
+        if not self.put_nowait(row, unseen=unseen):  # pragma: no cover - room was just made
             self._spill_row(row)
         self.hold(seq)
 

@@ -5,8 +5,10 @@ Owns a cursor over a lane's builders of one shape: the builders opened since the
 order, and the row of the first one where unread rows begin. The lane tells it when it opens a
 builder of that shape and asks it to ``flush`` (the engine reads what is unread) before rotation
 drains the lane, so every row is read while its builder is still the lane's. Reading takes the
-unread rows as (builder, first, stop) segments and moves the cursor to the end. Never copies or
-changes a row, never does I/O.
+unread rows as (builder, first, stop) segments and moves the cursor to the end. Rows the
+engine never sees (trades backfilled over REST, rows restored from the journal) are marked
+``unseen`` when appended and left out of every segment. Never copies or changes a row, never
+does I/O.
 """
 
 from __future__ import annotations
@@ -21,17 +23,22 @@ Segment = tuple[Any, int, int]  # a builder, its first unread row, its row count
 
 
 class Tap:
-    __slots__ = ("builders", "flush", "shape", "start")
+    __slots__ = ("builders", "flush", "shape", "start", "unseen_rows")
 
     def __init__(self, shape: str, flush: Callable[[], None]) -> None:
-        self.shape = shape  # the lane's builder attribute: ``_depth`` or ``_quote``
+        self.shape = shape  # the lane's builder attribute: ``_depth``, ``_quote``, ``_trade``
         self.flush = flush  # the engine's read (called by the lane before a drain)
         self.builders: list[Builder] = []
         self.start = 0  # first unread row of ``builders[0]``
+        self.unseen_rows: dict[int, list[int]] = {}  # id(builder) -> its rows to leave out
 
     def opened(self, builder: Builder) -> None:
-        """The lane opened ``builder`` for its next depth rows."""
+        """The lane opened ``builder`` for its next rows of the tap's shape."""
         self.builders.append(builder)
+
+    def unseen(self, builder: Builder, row: int) -> None:
+        """Row ``row`` of ``builder`` is not the engine's: leave it out."""
+        self.unseen_rows.setdefault(id(builder), []).append(row)
 
     def unread(self) -> int:
         """Rows not read yet."""
@@ -49,10 +56,20 @@ class Tap:
         segments: list[Segment] = []
         start = self.start
         last = len(builders) - 1
+        unseen = self.unseen_rows
         for i, b in enumerate(builders):
             stop = b.n
             if i == last:
                 stop -= keep_last
+            skip = unseen.pop(id(b), None) if unseen else None
+            if skip:
+                for row in skip:  # in order: the rows between them are the engine's
+                    if row >= stop:  # kept unread (``keep_last``): marked again below
+                        unseen.setdefault(id(b), []).append(row)
+                    elif row >= start:
+                        if row > start:
+                            segments.append((b, start, row))
+                        start = row + 1
             if stop > start:
                 segments.append((b, start, stop))
             start = 0
@@ -67,3 +84,4 @@ class Tap:
             end = self.builders[-1]
             self.builders = [end]
             self.start = end.n
+        self.unseen_rows.clear()

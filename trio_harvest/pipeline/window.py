@@ -54,12 +54,12 @@ class WindowLane:
         return (not self.window.keeps(d.trade_ms or d.event_ms or recv_ms)
                 or self.lane.add_depth(d, recv_ms, source))
 
-    def put_nowait(self, row: Row) -> bool:
-        return not self.window.keeps(row[0]) or self.lane.put_nowait(row)
+    def put_nowait(self, row: Row, *, unseen: bool = False) -> bool:
+        return not self.window.keeps(row[0]) or self.lane.put_nowait(row, unseen=unseen)
 
-    async def put(self, row: Row) -> None:
+    async def put(self, row: Row, *, unseen: bool = False) -> None:
         if self.window.keeps(row[0]):
-            await self.lane.put(row)
+            await self.lane.put(row, unseen=unseen)
 
     def hold(self, seq: int) -> None:  # the journal checkpoint: the lane's own, window or not
         self.lane.hold(seq)

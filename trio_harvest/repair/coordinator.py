@@ -515,7 +515,7 @@ class Repair:
     async def _put_trade(self, row: Row) -> None:
         if self.journal_row is not None:  # a backfilled trade is journaled first
             self.journal_row(PRICES, row)
-        await self._prices[row[3]].put(row)
+        await self._prices[row[3]].put(row, unseen=True)  # the signal engine never sees it
 
     def _interruption_row(self, stream: str, gap: Interruption, end_ms: int, extra: str) -> Row:
         detail = gap.error + (f"; {gap.sessions} sessions ended" if gap.sessions > 1 else "") + extra

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,10 +39,18 @@ Todo = list[tuple["SignalEngine", list[Any]]]
 
 def flush_batches(engines: Iterable[SignalEngine]) -> None:
     """Everything the engines read in batches and have not computed yet (the features tick,
-    benchmarks): quotes, then depth."""
+    benchmarks): trades, quotes, then depth."""
     engines = list(engines)
+    flush_trades(engines)
     flush_quotes(engines)
     flush_depth(engines)
+
+
+def flush_trades(engines: Iterable[SignalEngine], *, keep_last: int = 0) -> None:
+    """The trades each engine's ``prices`` lane took since it last looked (not those marked
+    unseen), computed together: per trade its CVD, into its ``cvd`` lane and its tail as
+    ``on_trade_record`` would have put them."""
+    _flush(engines, "_ttap", keep_last, _trades, _trades_few, "trades")
 
 
 def flush_depth(engines: Iterable[SignalEngine], *, keep_last: int = 0) -> None:
@@ -91,11 +100,12 @@ def _flush(engines: Iterable[SignalEngine], tap_name: str, keep_last: int,
 
 
 def _scatter(todo: Todo, starts: list[int], ts: Any, tail: tuple[Any, ...],
-             ofi: tuple[Any, ...], sources: list[list[str]], table: str,
+             ofi: tuple[Any, ...], sources: list[list[str]] | None, table: str,
              done: list[bool]) -> None:
     """Append each symbol's run (rows ``starts[i]`` up to the next start; runs with ``done``
     set are already handled) to its tail's ``table`` (columns ``tail``, in the table's order)
-    and, as ``ofi`` rows (columns ts, ofi_l1, ofi_ml, bid, ask, bid_sz, ask_sz), to its lane.
+    and to its lane: ``ofi`` rows (columns ts, ofi_l1, ofi_ml, bid, ask, bid_sz, ask_sz; with
+    ``sources``) or, for the ``trades`` table, ``cvd`` rows (ts, agg_id, delta, cvd, gap).
     What can be checked for every run at once is; per run only the appends are left."""
     n = len(ts)
     counts = np.diff(np.array([*starts, n]))
@@ -109,9 +119,11 @@ def _scatter(todo: Todo, starts: list[int], ts: Any, tail: tuple[Any, ...],
     ts_b = ts.astype("=i8").tobytes()
     cols_b = [c.astype("=f8").tobytes() for c in tail]
     first = ts[starts].tolist()
-    pack = todo[0][0]._ofi_pack
+    cvd = table == "trades"
+    pack = todo[0][0]._cvd_pack if cvd else todo[0][0]._ofi_pack
     assert pack is not None
     records, size = pack(*ofi)
+    add_name = "add_trade" if cvd else "add_" + table
     bounds = [*starts, n]
     for i, (e, _) in enumerate(todo):
         if done[i]:
@@ -124,10 +136,18 @@ def _scatter(todo: Todo, starts: list[int], ts: Any, tail: tuple[Any, ...],
             for col, values in zip(t.cols, cols_b, strict=True):
                 col.frombytes(values[a * 8:z * 8])
         else:  # the rule row by row (out of order, or not admitted as it stands)
-            add = getattr(e.tail, "add_" + table)
+            add = getattr(e.tail, add_name)
             for row in zip(ts[a:z].tolist(), *(c[a:z].tolist() for c in tail), strict=True):
                 add(*row)
-        assert e._ofi_many is not None
+        if cvd:
+            assert e._cvd_many is not None
+            if not e._cvd_many(records[a * size:z * size], z - a):
+                emit_cvd = e._emit_cvd  # the lane is full: one by one, as it would have
+                for t_ms, agg_id, delta, total, gap in zip(
+                        *(c[a:z].tolist() for c in ofi), strict=True):
+                    emit_cvd(t_ms, agg_id, delta, total, bool(gap))
+            continue
+        assert e._ofi_many is not None and sources is not None
         if not e._ofi_many(records[a * size:z * size], z - a, sources[i]):
             emit = e._emit_ofi  # the lane is full: one by one, each spills as it would have
             for r, source in zip(zip(*(c[a:z].tolist() for c in ofi), strict=True), sources[i],
@@ -245,3 +265,72 @@ def _quotes(todo: Todo) -> None:
              (ts, ofi, np.full(n, np.nan), bid, ask, bid_sz, ask_sz),
              [[QUOTE_SOURCE] * (bounds[i + 1] - bounds[i]) for i in range(len(todo))], "l1",
              [False] * len(todo))
+
+
+def _trades_few(todo: Todo) -> None:
+    for e, segments in todo:
+        for b, a, z in segments:
+            unpack, size = b.RECORD.unpack_from, b.SIZE
+            for r in range(a, z):
+                ts, _, _, agg_id, price, qty, _, _, maker = unpack(b.rec, r * size)
+                e._trade(ts, agg_id, price, qty, bool(maker))
+
+
+def _trades(todo: Todo) -> None:
+    first = todo[0][1][0][0]  # a trades builder: its packed record layout
+    size, dtype = first.SIZE, first.DTYPE
+    parts: list[memoryview] = []
+    starts: list[int] = []
+    n = 0
+    for _, segments in todo:
+        starts.append(n)
+        for b, a, z in segments:
+            parts.append(memoryview(b.rec)[a * size:z * size])
+            n += z - a
+    q = np.frombuffer(b"".join(parts), dtype)
+    parts.clear()  # no view of a builder outlives this (its buffer may grow again)
+    agg = np.ascontiguousarray(q["agg_id"])
+    ts = np.ascontiguousarray(q["ts_ms"])
+    price, qty = q["price"], q["qty"]
+    counts = np.diff(np.array([*starts, n]))
+    states = [e.cvd for e, _ in todo]
+    # the usual case, checked for all runs at once: every id above the one before it (no
+    # duplicate, so CVD's running maximum is the id itself); a run where that fails is taken
+    # trade by trade
+    last = [-1 if c.last_agg_id is None else c.last_agg_id for c in states]
+    before = np.empty(n, np.int64)
+    before[1:] = agg[:-1]
+    before[starts] = last
+    has_before = np.ones(n, np.bool_)
+    has_before[[s for s, c in zip(starts, states, strict=True) if c.last_agg_id is None]] = False
+    rising = ~has_before | (agg > before)
+    done = (~np.logical_and.reduceat(rising, starts)).tolist()
+    broke = has_before & (agg != before + 1)  # an agg-id break: the gap flag from here on
+    idx = np.arange(n)
+    first_break = np.minimum.reduceat(np.where(broke, idx, n), starts)
+    gap0 = np.repeat(np.array([c.gap for c in states], np.bool_), counts)
+    gap = gap0 | (idx >= np.repeat(first_break, counts))
+    sqty = np.where(q["is_buyer_maker"] != 0, -qty, qty)
+    sq = sqty.tolist()
+    total = np.empty(n)
+    bounds = [*starts, n]
+    breaks = np.add.reduceat(broke, starts).tolist()
+    gap_ts = ts[broke].tolist()
+    gap_run = np.repeat(np.arange(len(todo)), counts)[broke].tolist()
+    for i, (e, segments) in enumerate(todo):
+        a, z = bounds[i], bounds[i + 1]
+        c = e.cvd
+        if done[i]:  # a duplicate or an id going back: trade by trade, as they came
+            _trades_few([(e, segments)])
+            continue
+        # the running sum one addition at a time from the carried value, as ``CvdState``
+        total[a:z] = list(accumulate(sq[a:z], initial=c.cvd))[1:]
+        c.cvd = total[z - 1].item()
+        c.last_agg_id = int(agg[z - 1])
+        c.gaps += breaks[i]
+        c.gap = bool(gap[z - 1])
+    for t_ms, run in zip(gap_ts, gap_run, strict=True):  # each break flags its second
+        if not done[run]:
+            todo[run][0].tail.add_flag(t_ms, "gap")
+    _scatter(todo, starts, ts, (price, qty, sqty, price * qty, total),
+             (ts, agg, sqty, total, gap), None, "trades", done)

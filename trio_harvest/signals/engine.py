@@ -32,7 +32,7 @@ from ..kinds import (
 )
 from ..venues import QUOTE_SOURCE
 from . import features
-from .batches import flush_depth, flush_quotes
+from .batches import flush_depth, flush_quotes, flush_trades
 from .cvd import CvdState
 from .depthbatch import side_lists
 from .events import EventDetector, LargeTrades
@@ -64,6 +64,8 @@ EmitCvd = Callable[[int, int, float, float, bool], None]
 # no room for all of them (nothing taken: they are emitted one by one)
 EmitOfiMany = Callable[[bytes, int, list[str]], bool]
 PackOfi = Callable[..., tuple[bytes, int]]  # columns -> (records, bytes per record)
+# ``cvd`` rows in bulk, the same way (columns ts, agg_id, delta, cvd, gap)
+EmitCvdMany = Callable[[bytes, int], bool]
 
 BOOK_TICKER = QUOTE_SOURCE  # the source of quote rows
 IMB_LEVELS = 5
@@ -96,9 +98,9 @@ class SignalEngine:
     """Signals of one symbol. See the module docstring for who calls what."""
 
     __slots__ = (
-        "_emit", "_emit_cvd", "_emit_ofi", "_events", "_flushing", "_fusion", "_large",
-        "_level_sums", "_ml_levels", "_ofi_levels", "_ofi_many", "_ofi_pack",
-        "_prev_book", "_prev_depth", "_prev_l1", "_prev_levels", "_qtap", "_tap",
+        "_cvd_many", "_cvd_pack", "_emit", "_emit_cvd", "_emit_ofi", "_events", "_flushing",
+        "_fusion", "_large", "_level_sums", "_ml_levels", "_ofi_levels", "_ofi_many", "_ofi_pack",
+        "_prev_book", "_prev_depth", "_prev_l1", "_prev_levels", "_qtap", "_tap", "_ttap",
         "book_ticker", "carry", "cvd", "depth_levels", "params", "state", "symbol", "tail",
     )
 
@@ -140,6 +142,9 @@ class SignalEngine:
         # depth read from the lane in batches (``read_depth``): the tap, and the bulk emit
         self._tap: Tap | None = None  # the orderbook lane's depth rows
         self._qtap: Tap | None = None  # the quotes lane's rows
+        self._ttap: Tap | None = None  # the prices lane's trades
+        self._cvd_many: EmitCvdMany | None = None
+        self._cvd_pack: PackOfi | None = None
         self._ofi_many: EmitOfiMany | None = None
         self._ofi_pack: PackOfi | None = None
         self._prev_book: Any = None  # read in batches: the previous depth row, as stored
@@ -159,6 +164,10 @@ class SignalEngine:
 
     def on_trade(self, row: Row) -> None:
         """A ``prices`` row: update CVD, emit a ``cvd`` row, append to the tail."""
+        tap = self._ttap
+        if tap is not None:  # the row is the last one of the lane: what came before it first
+            self.flush_trades(keep_last=1)
+            tap.skip()
         ts = row[_TS]
         qty = row[_QTY]
         agg_id = row[_AGG_ID]
@@ -208,19 +217,25 @@ class SignalEngine:
     # The same updates from decoded messages (the router's hot path: no row tuple is built).
 
     def on_trade_record(self, t: Trade) -> None:
-        """``on_trade`` for a decoded trade record."""
-        ts = t.trade_ms
-        qty = t.qty
-        maker = t.buyer_maker
+        """``on_trade`` for a decoded trade record. When trades are read in batches
+        (``read_trades``), the trade is already in the lane: as ``on_book_levels``."""
+        if self._ttap is not None:
+            if not self.tail.in_span(t.trade_ms):
+                self.flush_depth()
+                self.flush_quotes()
+                self.flush_trades()
+            return
+        self._trade(t.trade_ms, t.agg_id, t.price, t.qty, t.buyer_maker)
+
+    def _trade(self, ts: int, agg_id: int, price: float, qty: float, maker: bool) -> None:
         cvd = self.cvd
-        status = cvd.update(t.agg_id, qty, maker)
+        status = cvd.update(agg_id, qty, maker)
         if status == "duplicate":
             return
         if status == "gap":
             self.tail.add_flag(ts, "gap")
         sqty = -qty if maker else qty
-        self._emit_cvd(ts, t.agg_id, sqty, cvd.cvd, cvd.gap)
-        price = t.price
+        self._emit_cvd(ts, agg_id, sqty, cvd.cvd, cvd.gap)
         self.tail.add_trade(ts, price, qty, sqty, price * qty, cvd.cvd)
 
     def on_quote(self, b: Quote, recv_ms: int) -> None:
@@ -313,6 +328,13 @@ class SignalEngine:
         self._ofi_many, self._ofi_pack = emit_many, pack
         self.tail.before_admit = self.flush_batches
 
+    def read_trades(self, tap: Tap, emit_many: EmitCvdMany, pack: PackOfi) -> None:
+        """As ``read_depth``, for trades (CVD), read from the ``prices`` lane; rows put there
+        that the engine is never given (backfill, the journal) are marked ``unseen``."""
+        self._ttap = tap
+        self._cvd_many, self._cvd_pack = emit_many, pack
+        self.tail.before_admit = self.flush_batches
+
     def _depth_one_by_one(self, rows: Any, ts: list[int], sources: list[str]) -> None:
         """Stored depth rows (NumPy rows or arrays) computed as ``on_book_levels`` computes a
         message (their side lists are what was stored): a row with a missing level, or a few
@@ -337,9 +359,16 @@ class SignalEngine:
         if not self._flushing and self._qtap is not None:
             flush_quotes((self,))
 
+    def flush_trades(self, keep_last: int = 0) -> None:
+        """As ``flush_depth``, for trades."""
+        if not self._flushing and self._ttap is not None:
+            flush_trades((self,), keep_last=keep_last)
+
     def flush_batches(self) -> None:
         """Compute everything read in batches that is still waiting."""
         if not self._flushing:
+            if self._ttap is not None:
+                flush_trades((self,))
             if self._tap is not None:
                 flush_depth((self,))
             if self._qtap is not None:

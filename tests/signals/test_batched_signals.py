@@ -1,6 +1,7 @@
-"""Depth messages computed in batches from the orderbook lanes give the rows the per-message
-engine gives: the NumPy form on its own (``signals/depthbatch.py``), and whole harvesters fed the
-same simulator tape, one reading depth in batches, one computing each message as it comes."""
+"""Trades, quotes and depth messages computed in batches from their lanes give the rows the
+per-message engine gives: the NumPy form on its own (``signals/depthbatch.py``), and whole
+harvesters fed the same simulator tape, one reading them in batches, one computing each message
+as it comes."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import trio
 
 from trio_harvest.app import Harvester
 from trio_harvest.config import Config
-from trio_harvest.kinds import ALL_KINDS, FEATURES, FUSION, OFI, ORDERBOOK
+from trio_harvest.kinds import ALL_KINDS, CVD, FEATURES, FUSION, OFI, ORDERBOOK, PRICES
 from trio_harvest.signals.depthbatch import derive, side_lists
 from trio_harvest.signals.ofi import level_sums_fn, ofi_levels_fn
 
@@ -124,7 +125,7 @@ def _run(tmp: Path, batched: bool, frames: list[str], symbols: tuple[str, ...],
             if i == len(frames) // 2:  # a disconnect: no OFI across it
                 h.engines[gap_symbol].on_gap(ts_of[i], "disconnect")
         flush_all(h.engines, emit, ts_of[-1] + 10_000)
-        drain((ORDERBOOK, OFI))
+        drain((ORDERBOOK, OFI, CVD, PRICES))
 
     trio.run(main)
     tails = {s: [(t.ts.tolist(), [c.tolist() for c in t.cols])
@@ -152,11 +153,14 @@ def test_a_harvester_reading_depth_in_batches_writes_the_rows_of_one_computing_e
     assert batched["tails"] == one["tails"]
     assert batched["stats"] == one["stats"]
     assert batched["lanes"][ORDERBOOK] == one["lanes"][ORDERBOOK]
-    # ofi rows: the same rows; a depth message's row reaches the lane at its batch, so the
+    assert batched["lanes"][PRICES] == one["lanes"][PRICES]
+    # ofi and cvd rows: the same rows; a message's row reaches the lane at its batch, so the
     # order within the lane differs
     key = lambda r: tuple((v is None, v) for v in r)  # noqa: E731
-    assert sorted(batched["lanes"][OFI], key=key) == sorted(one["lanes"][OFI], key=key)
+    for kind in (OFI, CVD):
+        assert sorted(batched["lanes"][kind], key=key) == sorted(one["lanes"][kind], key=key)
     assert sum(r[2] != "bookTicker" for r in one["lanes"][OFI]) > 1_000
+    assert len(one["lanes"][CVD]) > 1_000
 
 
 @pytest.mark.parametrize("few", [0, 8, 10**9])
@@ -208,12 +212,27 @@ def _mixed(tmp: Path, batched: bool, seed: int) -> dict[str, Any]:
         elif "@bookTicker" in env.stream:
             assert h.lanes.get("quotes", data.symbol).add_quote(data, recv)
             e.on_quote(data, recv)
+        elif "@aggTrade" in env.stream:
+            prices = h.lanes.get(PRICES, data.symbol)
+            r = rng.random()
+            if r < 0.05:  # lost on the wire: an agg-id break
+                pass
+            elif r < 0.10:  # backfilled over REST: in prices, never given to the engine
+                assert prices.put_nowait(venue.trade_row(data, recv), unseen=True)
+            elif r < 0.20:  # held by the repair gate, then released as a row
+                row = venue.trade_row(data, recv)
+                assert prices.put_nowait(row)
+                e.on_trade(row)
+            else:
+                for _ in range(2 if r > 0.97 else 1):  # now and then twice: a duplicate
+                    assert prices.add_trade(data, recv)
+                    e.on_trade_record(data)
         r = rng.random()
         if r < 0.01:
             e.on_gap(last, "disconnect")
         elif r < 0.03:
             for lane in h.lanes:
-                if lane.kind in (ORDERBOOK, OFI, "quotes") and rng.random() < 0.5:
+                if lane.kind in (ORDERBOOK, OFI, "quotes", PRICES, CVD) and rng.random() < 0.5:
                     lanes.setdefault(lane.kind, []).extend(_rows(lane.drain()))
         elif r < 0.05:
             from trio_harvest.signals.task import emit_closed
@@ -223,11 +242,12 @@ def _mixed(tmp: Path, batched: bool, seed: int) -> dict[str, Any]:
     from trio_harvest.signals.task import flush_all
     flush_all(h.engines, lambda k, row: emitted.append((k, row)), last + 10_000)
     for lane in h.lanes:
-        if lane.kind in (ORDERBOOK, OFI, "quotes"):
+        if lane.kind in (ORDERBOOK, OFI, "quotes", PRICES, CVD):
             lanes.setdefault(lane.kind, []).extend(_rows(lane.drain()))
     tails = {s: [(t.ts.tolist(), [c.tolist() for c in t.cols])
                  for t in (e.tail.trades, e.tail.l1, e.tail.ml)] for s, e in h.engines.items()}
-    return {"emitted": emitted, "lanes": lanes, "tails": tails}
+    stats = {s: e.stats() for s, e in h.engines.items()}
+    return {"emitted": emitted, "lanes": lanes, "tails": tails, "stats": stats}
 
 
 LEVELS_SUB = 20
@@ -236,10 +256,16 @@ LEVELS_SUB = 20
 @pytest.mark.parametrize("seed", range(4))
 def test_rows_the_gate_releases_keep_their_place_among_the_batched_ones(tmp_path: Path,
                                                                          seed: int) -> None:
+    """And trades backfilled into the lane (never the engine's), duplicates, agg-id breaks."""
     one = _mixed(tmp_path / "one", False, seed)
     batched = _mixed(tmp_path / "batched", True, seed)
     assert batched["emitted"] == one["emitted"]
     assert batched["tails"] == one["tails"]
+    assert batched["stats"] == one["stats"]
+    assert any(st["agg_gaps"] for st in one["stats"].values())
+    assert any(st["duplicates"] for st in one["stats"].values())
     assert batched["lanes"][ORDERBOOK] == one["lanes"][ORDERBOOK]
+    assert batched["lanes"][PRICES] == one["lanes"][PRICES]
     key = lambda r: tuple((v is None, v) for v in r)  # noqa: E731
-    assert sorted(batched["lanes"][OFI], key=key) == sorted(one["lanes"][OFI], key=key)
+    for kind in (OFI, CVD):
+        assert sorted(batched["lanes"][kind], key=key) == sorted(one["lanes"][kind], key=key)
