@@ -22,6 +22,7 @@ not validated as UTF-8 here (the decoder rejects it). Never interprets messages.
 
 from __future__ import annotations
 
+import os
 import ssl
 import struct
 from collections.abc import AsyncIterator, Callable
@@ -63,8 +64,8 @@ class WebsocketsSource:
     """A ``MessageSource`` over a websockets client protocol: ``get_message`` reads the socket,
     ``poll`` the next message already read whole, ``send`` one text frame."""
 
-    __slots__ = ("_buf", "_fragments", "_max", "_pos", "_reading", "_send_lock", "protocol",
-                 "stream")
+    __slots__ = ("_buf", "_fragments", "_max", "_pos", "_reading", "_send_lock", "_sock",
+                 "protocol", "stream")
 
     def __init__(self, stream: trio.abc.Stream, protocol: ClientProtocol, buffered: bytes,
                  max_size: int) -> None:
@@ -76,6 +77,9 @@ class WebsocketsSource:
         self._fragments: list[bytes] | None = None  # a fragmented message under way
         self._send_lock = trio.Lock()
         self._reading = False
+        # a plain TCP stream's socket, read directly (``_receive_plain``); None: the stream's
+        # own ``receive_some`` (TLS, or a test's stream)
+        self._sock = stream.socket if type(stream) is trio.SocketStream else None
 
     def poll(self) -> bytes | None:
         """The next message when it is a whole fast frame in the buffer (what ``get_message``
@@ -109,7 +113,9 @@ class WebsocketsSource:
     async def get_message(self) -> bytes:
         """The next message; a recoverable error once the connection is gone. Cancelled, it
         loses nothing (a message leaves the buffer only when returned)."""
-        if self._frame_end() != -1:  # something to hand on now: still one schedule point
+        if self._pos >= len(self._buf):  # all handed on (the usual case after a burst): read
+            await self._read()
+        elif self._frame_end() != -1:  # something to hand on now: still one schedule point
             await trio.lowlevel.checkpoint()
         while True:
             message = self.poll()
@@ -157,7 +163,11 @@ class WebsocketsSource:
         """Append what the socket has (waiting for it); a recoverable error at its end."""
         self._reading = True
         try:
-            data = await self.stream.receive_some(RECEIVE_BYTES)
+            sock = self._sock
+            if sock is None:
+                data = await self.stream.receive_some(RECEIVE_BYTES)
+            else:
+                data = await _receive_plain(sock)
         except _ERRORS as exc:
             self.protocol.receive_eof()
             raise _closed(self.protocol) from exc
@@ -252,6 +262,24 @@ class WebsocketsSource:
                     protocol.events_received()
             except (*_ERRORS, ConnectionClosed, EOFError):
                 pass
+
+
+async def _receive_plain(sock: trio.socket.SocketType) -> bytes:
+    """What a plain TCP socket has, once trio says it is readable: one wait and one read, where
+    ``SocketStream.receive_some`` first tries a read that fails (the buffer was drained: the
+    usual case between bursts), then waits, then reads again, through two context managers.
+    A closed socket (the handover's supervisor, the session's end) ends the wait with
+    ``ClosedResourceError``; a reset, or a read after the close, is an ``OSError``. Cancelled,
+    it has read nothing."""
+    while True:
+        fd = sock.fileno()
+        if fd < 0:
+            raise trio.ClosedResourceError("the socket was closed")
+        await trio.lowlevel.wait_readable(fd)
+        try:
+            return os.read(fd, RECEIVE_BYTES)
+        except BlockingIOError:  # woken with nothing to read after all: wait again
+            continue
 
 
 def _closed(protocol: ClientProtocol) -> ConnectionClosed:
