@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import ssl
-import struct
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -54,7 +53,6 @@ RECEIVE_BYTES = 1 << 16  # one read of the socket at most
 
 _TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
 _OPEN, _CLOSED = State.OPEN, State.CLOSED
-_LENGTH16, _LENGTH64 = struct.Struct("!H").unpack_from, struct.Struct("!Q").unpack_from
 _FAST_FIRST = (0x81, 0x82)  # FIN, no RSV bits, text or binary
 _OVERSIZED = -2  # ``_frame_end``: a frame over ``max_size`` (the protocol fails it at once)
 _ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
@@ -84,28 +82,32 @@ class WebsocketsSource:
     def poll(self) -> bytes | None:
         """The next message when it is a whole fast frame in the buffer (what ``get_message``
         would return at once, minus the schedule point), else None (then ``get_message``)."""
-        buf, pos = self._buf, self._pos
-        if len(buf) - pos < 2 or buf[pos] not in _FAST_FIRST or self._fragments is not None:
+        buf = self._buf
+        pos = self._pos
+        end = len(buf)
+        if end - pos < 2 or buf[pos] not in _FAST_FIRST or self._fragments is not None:
             return None
         length = buf[pos + 1]
-        start = pos + 2
-        if length >= 126:  # a longer length, or a masked frame (>= 128: the protocol fails it)
-            if length == 126:
-                start = pos + 4
-                if start > len(buf):
-                    return None
-                length = _LENGTH16(buf, pos + 2)[0]
-            elif length == 127:
-                start = pos + 10
-                if start > len(buf):
-                    return None
-                length = _LENGTH64(buf, pos + 2)[0]
-            else:
+        if length < 126:
+            start = pos + 2
+        elif length == 126:  # 126..65535 bytes (a depth message): two bytes of length
+            start = pos + 4
+            if start > end:
                 return None
+            length = buf[pos + 2] << 8 | buf[pos + 3]
             if length > self._max:
                 return None
+        elif length == 127:
+            start = pos + 10
+            if start > end:
+                return None
+            length = int.from_bytes(buf[pos + 2:start], "big")
+            if length > self._max:
+                return None
+        else:  # a masked frame (a server must not send one): the protocol fails it
+            return None
         stop = start + length
-        if stop > len(buf):
+        if stop > end:
             return None
         self._pos = stop
         return buf[start:stop]
