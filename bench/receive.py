@@ -10,7 +10,8 @@ live. The receiver (this process) is the app's stack: ``Connection`` (its ``_rec
 ``HandoverConnector.connect`` (a ``HandoverSource``) over the websockets transport
 (``ws_websockets.py``), every frame appended to a real ``Journal`` (group commits in its worker
 thread, into a temp dir) before the no-op handler. ``--variants`` adds the same stack without
-the handover wrapper and without the journal, so the share of each is visible.
+the handover wrapper, without the journal, and with the journal's appends but no group commit
+(the appended frames then stay in memory), so the share of each is visible.
 
 CPU is counted from the ``--warmup``-th frame to the last: ``main_us_per_msg`` is the trio
 thread's (``time.thread_time``), ``us_per_msg`` the whole process's (the journal's commit
@@ -50,7 +51,7 @@ from trio_harvest.ingest.ws_websockets import websockets_connector
 from trio_harvest.journal.journal import Journal
 
 MAX_BYTES = 4 * 1024 * 1024
-VARIANTS = ("full", "no_handover", "no_journal")
+VARIANTS = ("full", "no_handover", "no_journal", "no_commit")
 
 
 # -- the server (a child process) ----------------------------------------------------------------
@@ -137,7 +138,12 @@ async def receive_once(url: str, variant: str, count: int, warmup: int) -> dict[
                 handover = HandoverConnector(plain, lifetime=1e9, lead=1.0, overlap=1.0)
                 await nursery.start(handover.run)
                 connect = handover.connect
-            await nursery.start(journal.run)
+            if variant == "no_commit":  # appends only: they pile up in memory (a bench's
+                # frames), so the append's cost shows apart from the group commits'
+                journal._accepting = True
+                journal.buffer_bytes = journal.memory_bytes = 1 << 40
+            else:
+                await nursery.start(journal.run)
             conn = Connection(plan, url, _base(connect), _noop, stall_timeout=60.0,
                               backoff=Backoff(0.1, 1.0), venue=venue)
             if variant != "no_journal":
@@ -211,7 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--frames", type=int, default=200_000, help="frames per run (200 000)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per variant (3; best is shown)")
     ap.add_argument("--variants", action="store_true",
-                    help="also without the handover wrapper and without the journal")
+                    help="also without the handover wrapper, without the journal, and "
+                         "without the journal's group commits")
     args = ap.parse_args(argv)
     if args.quick:
         args.frames, args.repeat = 60_000, 1
