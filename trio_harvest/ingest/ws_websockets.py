@@ -11,13 +11,15 @@ pings are answered; Binance pings every 3 minutes; silence is the stall watchdog
 1009: a recoverable ``ConnectionClosedError``).
 
 Reading has no task of its own: ``get_message`` reads the socket in the caller's task (one
-schedule point per call, as a channel receive) and ``poll`` cuts the next message out of what
-was read already, with no checkpoint. A whole, unmasked, unfragmented text or binary frame
-within ``max_size`` (what an exchange sends) is cut out of the buffer by its header alone;
-every other frame (ping, close, fragments, anything malformed or oversized) goes through the
-library's protocol, one whole frame at a time, so pongs, close replies, fragment assembly and
-protocol errors are the library's. Messages come back as bytes (msgspec decodes them); text is
-not validated as UTF-8 here (the decoder rejects it). Never interprets messages.
+schedule point per call, as a channel receive; a plain TCP socket is read directly, one wait
+for it to be readable and one read, a TLS stream through its ``receive_some``) and ``poll``
+cuts the next message out of what was read already, with no checkpoint. A whole, unmasked,
+unfragmented text or binary frame within ``max_size`` (what an exchange sends) is cut out of
+the buffer by its header alone; every other frame (ping, close, fragments, anything malformed
+or oversized) goes through the library's protocol, one whole frame at a time, so pongs, close
+replies, fragment assembly and protocol errors are the library's. Messages come back as bytes
+(msgspec decodes them); text is not validated as UTF-8 here (the decoder rejects it). Never
+interprets messages.
 """
 
 from __future__ import annotations
