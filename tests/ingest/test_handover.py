@@ -4,7 +4,7 @@ connection lifetime (real clock, loopback)."""
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +15,10 @@ import trio
 import trio.testing
 
 from trio_harvest.app import Harvester
-from trio_harvest.ingest.connection import MessageSource
+from trio_harvest.ingest.backoff import Backoff
+from trio_harvest.ingest.connection import Connection, MessageSource
 from trio_harvest.ingest.handover import HandoverConnector
+from trio_harvest.venues.binance_usdm.streams import MARKET, ConnectionPlan, StreamSpec
 
 from ..conftest import make_config
 
@@ -36,6 +38,21 @@ class FakeSocket:
             raise OSError(104, "Connection reset by peer") from None
 
 
+@dataclass(eq=False)
+class PollingSocket(FakeSocket):
+    """A socket that also hands on, with no checkpoint, what it has received already."""
+
+    polls: int = 0
+
+    def poll(self) -> str | None:
+        try:
+            frame = self.recv.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+            return None
+        self.polls += 1
+        return frame
+
+
 @dataclass
 class FakeExchange:
     """Publishes frames ``a<n>`` and ``b<n>`` (two streams) every 10 ms to every open socket;
@@ -45,7 +62,10 @@ class FakeExchange:
     refuse: int = 0
     reorder_new: bool = False  # new sockets get the two streams in the other order
     newest_only: bool = False  # only the last socket opened gets frames
+    polling: bool = False  # sockets offer ``poll`` (``PollingSocket``)
+    burst: int = 1  # frames of each stream every 10 ms
     sockets: list[FakeSocket] = field(default_factory=list)
+    opened_sockets: list[FakeSocket] = field(default_factory=list)  # every one, closed or not
     opened: int = 0
     closed_by_lifetime: int = 0
     n: int = 0
@@ -56,10 +76,11 @@ class FakeExchange:
             self.refuse -= 1
             raise OSError(111, "Connection refused")
         send, recv = trio.open_memory_channel[str](math.inf)
-        sock = FakeSocket(send, recv, trio.current_time(), reorder=self.reorder_new and
-                          self.opened > 0)
+        kind = PollingSocket if self.polling else FakeSocket
+        sock = kind(send, recv, trio.current_time(), reorder=self.reorder_new and self.opened > 0)
         self.opened += 1
         self.sockets.append(sock)
+        self.opened_sockets.append(sock)
         try:
             yield sock
         finally:
@@ -69,8 +90,9 @@ class FakeExchange:
     async def run(self) -> None:
         while True:
             await trio.sleep(0.01)
-            self.n += 1
             now = trio.current_time()
+            first = self.n + 1
+            self.n += self.burst
             for sock in list(self.sockets):
                 if now - sock.opened_at >= self.lifetime:
                     self.closed_by_lifetime += 1
@@ -79,9 +101,10 @@ class FakeExchange:
                     continue
                 if self.newest_only and sock is not self.sockets[-1]:
                     continue
-                pair = [f"a{self.n}", f"b{self.n}"]
-                for frame in reversed(pair) if sock.reorder else pair:
-                    sock.send.send_nowait(frame)
+                for n in range(first, self.n + 1):
+                    pair = [f"a{n}", f"b{n}"]
+                    for frame in reversed(pair) if sock.reorder else pair:
+                        sock.send.send_nowait(frame)
 
 
 async def read_for(connector: HandoverConnector, seconds: float) -> list[str]:
@@ -127,6 +150,43 @@ async def test_no_cancel_scope_is_entered_per_message(
         nursery.cancel_scope.cancel()
     assert len(frames) > 50
     assert len({id(s) for s in statuses}) == 1
+
+
+async def test_bursts_polled_by_the_connection_lose_and_repeat_nothing_across_handovers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The connection loop drains each burst with ``poll`` (between handovers the socket's own,
+    during one nothing: every frame then goes through the switch), over many handovers: every
+    frame exactly once, in order, and most of them polled."""
+    ex = FakeExchange(lifetime=1.0, polling=True, burst=8)
+    connector = HandoverConnector(ex.connect, lifetime=1.0, lead=0.3, overlap=0.5)
+    got: list[str | bytes] = []
+
+    def handle(frame: str | bytes) -> Awaitable[None] | None:
+        got.append(frame)  # now and then a full lane: the handover may begin while it waits
+        return full_lane() if len(got) % 5 == 0 else None
+
+    async def full_lane() -> None:
+        await trio.sleep(0.003)
+
+    conn = Connection(ConnectionPlan(MARKET, (StreamSpec("BTCUSDT", "aggTrade", "a"),)),
+                      "ws://x", connector.connect, handle, stall_timeout=100.0,
+                      backoff=Backoff(0.1, 1.0))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ex.run)
+        await nursery.start(connector.run)
+        nursery.start_soon(conn.run)
+        await trio.sleep(5.0)
+        nursery.cancel_scope.cancel()
+    frames = [str(f) for f in got]
+    assert_contiguous(frames)
+    assert [f for f in frames if f[0] == "a"] == sorted({f for f in frames if f[0] == "a"},
+                                                        key=lambda f: int(f[1:]))
+    st = connector.stats
+    assert st.handovers >= 6 and st.matched == st.handovers and st.failures == 0
+    assert conn.stats.reconnects == 0
+    polls = sum(s.polls for s in ex.opened_sockets if isinstance(s, PollingSocket))
+    assert polls > len(frames) // 2
 
 
 async def test_a_quiet_old_socket_is_switched_after_the_overlap(

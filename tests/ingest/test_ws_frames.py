@@ -133,3 +133,35 @@ async def test_a_frame_a_server_must_not_send_ends_the_connection_recoverably(
     with pytest.raises(RECOVERABLE):
         await messages(transport, write, 3, got)
     assert got == [b"before"]  # what came before it, and nothing after it
+
+
+async def test_a_plain_socket_read_closed_before_or_while_it_waits_is_a_recoverable_error() -> None:
+    """The websockets transport reads a plain TCP socket directly (one wait, one read): a socket
+    closed before the read, or by another task while the read waits (the handover's supervisor
+    ending a quiet old socket), ends it with an error the connection treats as a disconnect."""
+    from trio_harvest.ingest.ws_websockets import _receive_plain
+
+    a, b = trio.socket.socketpair()
+    stream = trio.SocketStream(a)
+    await stream.aclose()
+    with pytest.raises(RECOVERABLE):
+        await _receive_plain(stream.socket)
+    b.close()
+    a, b = trio.socket.socketpair()
+    stream = trio.SocketStream(a)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_close_soon, stream)
+        with pytest.raises(RECOVERABLE):
+            await _receive_plain(stream.socket)
+    b.close()
+    a, b = trio.socket.socketpair()
+    await b.send(b"abc")
+    assert await _receive_plain(a) == b"abc"
+    b.close()
+    assert await _receive_plain(a) == b""  # the peer's end
+    a.close()
+
+
+async def _close_soon(stream: trio.SocketStream) -> None:
+    await trio.sleep(0.05)
+    await stream.aclose()

@@ -322,7 +322,6 @@ class Connection:
         get = ws.get_message
         handle = self.handle
         journal = self.journal
-        poll = poller(ws)
         index = self.index
         frame = await get()
         self.backoff.reset()
@@ -332,6 +331,7 @@ class Connection:
             # (``waiting``), which is what the flag stands for
             self._handling = True
             budget = BURST
+            poll = poller(ws)  # read again after each await: a source may rebind it meanwhile
             while True:  # per frame: no clock read, no scope, no allocation of ours
                 if journal is not None:  # write-ahead: journal first, then route
                     self.journal_seq = journal.append(index, frame)
@@ -339,6 +339,7 @@ class Connection:
                 waiting = handle(frame)  # a coroutine, or None when nothing waits
                 if waiting is not None:
                     await waiting
+                    poll = poller(ws)
                 budget -= 1
                 if not budget or poll is None:
                     break

@@ -142,10 +142,11 @@ class HandoverSource:
     """What ingest reads from: the current socket, and during a handover, the switch.
 
     Between handovers (``_steady``) a message costs one flag test around the socket's own
-    ``get_message``: no cancel scope, no clock read. A handover never interrupts a read with a
-    scope: frames go on arriving on a live old socket (each one is checked, then, against the
-    replacement's first frame and the overlap deadline), and if the old socket is quiet past the
-    deadline the supervisor closes it, which ends the blocked read with a recoverable error."""
+    ``get_message``, and ``poll`` is the socket's own: no cancel scope, no clock read. A handover
+    never interrupts a read with a scope: frames go on arriving on a live old socket (each one
+    is checked, then, against the replacement's first frame and the overlap deadline), and if
+    the old socket is quiet past the deadline the supervisor closes it, which ends the blocked
+    read with a recoverable error."""
 
     def __init__(self, connector: HandoverConnector, url: str, held: _Held) -> None:
         self._c = connector
@@ -154,6 +155,11 @@ class HandoverSource:
         self._read = held.ws.get_message
         self._poll: Poll = poller(held.ws) or _nothing
         self._steady = True  # no handover under way, nothing pending or to skip
+        # the current socket's next message if it has one whole already and no handover is
+        # under way (then exactly what ``get_message`` would return), else None: the socket's
+        # own ``poll`` while steady (no extra call per frame), ``_nothing`` otherwise; rebound
+        # only by ``_steady_is`` (a reader re-reads it after each of its awaits)
+        self.poll: Poll = self._poll
         self._next: _Held | None = None
         self._switch_at = math.inf
         self._first: Frame | None = None  # the replacement's first frame, once peeked
@@ -182,11 +188,6 @@ class HandoverSource:
                 pass
 
     # -- reading ---------------------------------------------------------------------------
-
-    def poll(self) -> Frame | None:
-        """The current socket's next message if it has one whole already and no handover is
-        under way (then exactly what ``get_message`` would return), else None."""
-        return self._poll() if self._steady else None
 
     async def get_message(self) -> Frame:
         if self._steady:
@@ -246,8 +247,12 @@ class HandoverSource:
         return frame
 
     def _settle(self) -> None:
-        self._steady = (self._next is None and self._history is None and not self._pending
+        self._steady_is(self._next is None and self._history is None and not self._pending
                         and not self._skip)
+
+    def _steady_is(self, steady: bool) -> None:
+        self._steady = steady
+        self.poll = self._poll if steady else _nothing
 
     def _old_ended(self) -> None:
         """The old socket ended while a replacement is ready: closed by the exchange, or by the
@@ -312,7 +317,7 @@ class HandoverSource:
                 nursery = c._nursery
                 assert nursery is not None
                 self._history = deque(maxlen=HISTORY)
-                self._steady = False
+                self._steady_is(False)
                 if c.url_after is not None and self._sent:  # open what the session carries now
                     self._url, self._sent = c.url_after(self._url, self._sent), []
                 try:
@@ -386,7 +391,7 @@ class HandoverSource:
                 self._look_back = True  # checked at the old socket's next frame, or its end
             elif self._cur is held:  # switched while this frame was on its way to us
                 self._pending.append(frame)
-                self._steady = False
+                self._steady_is(False)
             self._peek_scope = None
 
     def close(self) -> None:

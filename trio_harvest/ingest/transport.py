@@ -26,7 +26,9 @@ class MessageSource(Protocol):
     one text message (a venue's subscribe request, an app-level ping); on a connection that is
     gone it raises a recoverable error. A source may also offer ``poll()``: the next message
     if it is already received whole, else None, synchronous (no checkpoint, never raises);
-    ingest then drains a burst in one scheduling round (``Poll``)."""
+    ingest then drains a burst in one scheduling round (``Poll``). A source may rebind its
+    ``poll`` while its reader waits (the handover does, so that between handovers the reader
+    calls the socket's own): a reader reads it again after each of its awaits."""
 
     @property
     def get_message(self) -> Callable[[], Awaitable[str | bytes]]: ...

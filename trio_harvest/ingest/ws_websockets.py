@@ -11,19 +11,21 @@ pings are answered; Binance pings every 3 minutes; silence is the stall watchdog
 1009: a recoverable ``ConnectionClosedError``).
 
 Reading has no task of its own: ``get_message`` reads the socket in the caller's task (one
-schedule point per call, as a channel receive) and ``poll`` cuts the next message out of what
-was read already, with no checkpoint. A whole, unmasked, unfragmented text or binary frame
-within ``max_size`` (what an exchange sends) is cut out of the buffer by its header alone;
-every other frame (ping, close, fragments, anything malformed or oversized) goes through the
-library's protocol, one whole frame at a time, so pongs, close replies, fragment assembly and
-protocol errors are the library's. Messages come back as bytes (msgspec decodes them); text is
-not validated as UTF-8 here (the decoder rejects it). Never interprets messages.
+schedule point per call, as a channel receive; a plain TCP socket is read directly, one wait
+for it to be readable and one read, a TLS stream through its ``receive_some``) and ``poll``
+cuts the next message out of what was read already, with no checkpoint. A whole, unmasked,
+unfragmented text or binary frame within ``max_size`` (what an exchange sends) is cut out of
+the buffer by its header alone; every other frame (ping, close, fragments, anything malformed
+or oversized) goes through the library's protocol, one whole frame at a time, so pongs, close
+replies, fragment assembly and protocol errors are the library's. Messages come back as bytes
+(msgspec decodes them); text is not validated as UTF-8 here (the decoder rejects it). Never
+interprets messages.
 """
 
 from __future__ import annotations
 
+import os
 import ssl
-import struct
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -53,7 +55,6 @@ RECEIVE_BYTES = 1 << 16  # one read of the socket at most
 
 _TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
 _OPEN, _CLOSED = State.OPEN, State.CLOSED
-_LENGTH16, _LENGTH64 = struct.Struct("!H").unpack_from, struct.Struct("!Q").unpack_from
 _FAST_FIRST = (0x81, 0x82)  # FIN, no RSV bits, text or binary
 _OVERSIZED = -2  # ``_frame_end``: a frame over ``max_size`` (the protocol fails it at once)
 _ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
@@ -63,8 +64,8 @@ class WebsocketsSource:
     """A ``MessageSource`` over a websockets client protocol: ``get_message`` reads the socket,
     ``poll`` the next message already read whole, ``send`` one text frame."""
 
-    __slots__ = ("_buf", "_fragments", "_max", "_pos", "_reading", "_send_lock", "protocol",
-                 "stream")
+    __slots__ = ("_buf", "_fragments", "_max", "_pos", "_reading", "_send_lock", "_sock",
+                 "protocol", "stream")
 
     def __init__(self, stream: trio.abc.Stream, protocol: ClientProtocol, buffered: bytes,
                  max_size: int) -> None:
@@ -76,32 +77,39 @@ class WebsocketsSource:
         self._fragments: list[bytes] | None = None  # a fragmented message under way
         self._send_lock = trio.Lock()
         self._reading = False
+        # a plain TCP stream's socket, read directly (``_receive_plain``); None: the stream's
+        # own ``receive_some`` (TLS, or a test's stream)
+        self._sock = stream.socket if type(stream) is trio.SocketStream else None
 
     def poll(self) -> bytes | None:
         """The next message when it is a whole fast frame in the buffer (what ``get_message``
         would return at once, minus the schedule point), else None (then ``get_message``)."""
-        buf, pos = self._buf, self._pos
-        if len(buf) - pos < 2 or buf[pos] not in _FAST_FIRST or self._fragments is not None:
+        buf = self._buf
+        pos = self._pos
+        end = len(buf)
+        if end - pos < 2 or buf[pos] not in _FAST_FIRST or self._fragments is not None:
             return None
         length = buf[pos + 1]
-        start = pos + 2
-        if length >= 126:  # a longer length, or a masked frame (>= 128: the protocol fails it)
-            if length == 126:
-                start = pos + 4
-                if start > len(buf):
-                    return None
-                length = _LENGTH16(buf, pos + 2)[0]
-            elif length == 127:
-                start = pos + 10
-                if start > len(buf):
-                    return None
-                length = _LENGTH64(buf, pos + 2)[0]
-            else:
+        if length < 126:
+            start = pos + 2
+        elif length == 126:  # 126..65535 bytes (a depth message): two bytes of length
+            start = pos + 4
+            if start > end:
                 return None
+            length = buf[pos + 2] << 8 | buf[pos + 3]
             if length > self._max:
                 return None
+        elif length == 127:
+            start = pos + 10
+            if start > end:
+                return None
+            length = int.from_bytes(buf[pos + 2:start], "big")
+            if length > self._max:
+                return None
+        else:  # a masked frame (a server must not send one): the protocol fails it
+            return None
         stop = start + length
-        if stop > len(buf):
+        if stop > end:
             return None
         self._pos = stop
         return buf[start:stop]
@@ -109,7 +117,9 @@ class WebsocketsSource:
     async def get_message(self) -> bytes:
         """The next message; a recoverable error once the connection is gone. Cancelled, it
         loses nothing (a message leaves the buffer only when returned)."""
-        if self._frame_end() != -1:  # something to hand on now: still one schedule point
+        if self._pos >= len(self._buf):  # all handed on (the usual case after a burst): read
+            await self._read()
+        elif self._frame_end() != -1:  # something to hand on now: still one schedule point
             await trio.lowlevel.checkpoint()
         while True:
             message = self.poll()
@@ -157,7 +167,11 @@ class WebsocketsSource:
         """Append what the socket has (waiting for it); a recoverable error at its end."""
         self._reading = True
         try:
-            data = await self.stream.receive_some(RECEIVE_BYTES)
+            sock = self._sock
+            if sock is None:
+                data = await self.stream.receive_some(RECEIVE_BYTES)
+            else:
+                data = await _receive_plain(sock)
         except _ERRORS as exc:
             self.protocol.receive_eof()
             raise _closed(self.protocol) from exc
@@ -252,6 +266,24 @@ class WebsocketsSource:
                     protocol.events_received()
             except (*_ERRORS, ConnectionClosed, EOFError):
                 pass
+
+
+async def _receive_plain(sock: trio.socket.SocketType) -> bytes:
+    """What a plain TCP socket has, once trio says it is readable: one wait and one read, where
+    ``SocketStream.receive_some`` first tries a read that fails (the buffer was drained: the
+    usual case between bursts), then waits, then reads again, through two context managers.
+    A closed socket (the handover's supervisor, the session's end) ends the wait with
+    ``ClosedResourceError``; a reset, or a read after the close, is an ``OSError``. Cancelled,
+    it has read nothing."""
+    while True:
+        fd = sock.fileno()
+        if fd < 0:
+            raise trio.ClosedResourceError("the socket was closed")
+        await trio.lowlevel.wait_readable(fd)
+        try:
+            return os.read(fd, RECEIVE_BYTES)
+        except BlockingIOError:  # woken with nothing to read after all: wait again
+            continue
 
 
 def _closed(protocol: ClientProtocol) -> ConnectionClosed:
