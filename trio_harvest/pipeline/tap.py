@@ -53,6 +53,13 @@ class Tap:
         builders = self.builders
         if not builders:
             return []
+        if len(builders) == 1 and not self.unseen_rows:  # the usual case: one open builder
+            b = builders[0]
+            start, stop = self.start, b.n - keep_last
+            if stop <= start:
+                return []
+            self.start = stop
+            return [(b, start, stop)]
         segments: list[Segment] = []
         start = self.start
         last = len(builders) - 1

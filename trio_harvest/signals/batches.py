@@ -78,7 +78,8 @@ def _flush(engines: Iterable[SignalEngine], tap_name: str, keep_last: int,
         segments = tap.take(keep_last)
         if segments:
             todo.append((e, segments))
-            rows += sum(z - a for _, a, z in segments)
+            for _, a, z in segments:
+                rows += z - a
     if not todo:
         return
     compute = few if rows <= FEW else many

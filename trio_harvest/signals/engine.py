@@ -220,7 +220,8 @@ class SignalEngine:
         """``on_trade`` for a decoded trade record. When trades are read in batches
         (``read_trades``), the trade is already in the lane: as ``on_book_levels``."""
         if self._ttap is not None:
-            if not self.tail.in_span(t.trade_ms):
+            tail = self.tail  # ``tail.span()``, inlined: per message
+            if not tail._lo <= t.trade_ms <= tail._hi:
                 self.flush_depth()
                 self.flush_quotes()
                 self.flush_trades()
@@ -243,7 +244,8 @@ class SignalEngine:
         (``read_quotes``), the quote is already in the lane: as ``on_book_levels``."""
         ts = b.trade_ms or b.event_ms or recv_ms
         if self._qtap is not None:
-            if not self.tail.in_span(ts):
+            tail = self.tail  # ``tail.span()``, inlined: per message
+            if not tail._lo <= ts <= tail._hi:
                 self.flush_depth()
                 self.flush_quotes()
             return
@@ -263,7 +265,8 @@ class SignalEngine:
         computed with the next batch, or at once (with everything before it) when the tail
         must decide its admission now."""
         if self._tap is not None:
-            if not self.tail.in_span(d.trade_ms or d.event_ms):
+            tail = self.tail  # ``tail.span()``, inlined: per message
+            if not tail._lo <= (d.trade_ms or d.event_ms) <= tail._hi:
                 self.flush_quotes()
                 self.flush_depth()
             return
