@@ -58,13 +58,17 @@ def build(symbols: tuple[str, ...], data_dir: Path) -> Harvester:
 
 
 def run(symbols: tuple[str, ...], rate: float, warmup: int, ticks: int, data_dir: Path, *,
-        dump: Dump | None = None, profile: Any = None) -> tuple[list[float], int]:
+        start_s: int | None = None, dump: Dump | None = None,
+        profile: Any = None) -> tuple[list[float], int]:
     """CPU ms of each timed tick, and the rows they wrote."""
     h = build(symbols, data_dir)
     grace = next(iter(h.engines.values())).params.grace_ms
     seconds = warmup + ticks + 1
-    # a fixed second-aligned start in the recent past (the router judges receipt lags)
-    start_ms = (time.time_ns() // 1_000_000 // 1000 - seconds - 5) * 1000
+    # a second-aligned start, by default in the recent past (the router judges receipt lags,
+    # so any fixed start works too: the same start gives the same frames and rows)
+    if start_s is None:
+        start_s = time.time_ns() // 1_000_000_000 - seconds - 5
+    start_ms = start_s * 1000
     frames: Iterator[tuple[int, str]] = iter(
         C.generate_timed_frames(symbols, rate, seconds + 1, start_ms=start_ms))
     spent: list[float] = []
@@ -136,6 +140,8 @@ def main() -> int:
     ap.add_argument("--ticks", type=int, default=15, help="timed ticks")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of the timed ticks")
     ap.add_argument("--dump", type=Path, help="pickle the rows the timed ticks wrote here")
+    ap.add_argument("--start", type=int, help="the market's first second (epoch s); default: "
+                    "just before now. Give the same one to two --dump runs to compare them")
     ap.add_argument("--compare", type=Path, nargs=2, metavar=("A", "B"),
                     help="compare two --dump files and exit")
     args = ap.parse_args()
@@ -151,8 +157,8 @@ def main() -> int:
         import cProfile
         prof = cProfile.Profile()
     with tempfile.TemporaryDirectory() as tmp:
-        spent, rows = run(symbols, args.rate, args.warmup, args.ticks, Path(tmp), dump=dump,
-                          profile=prof)
+        spent, rows = run(symbols, args.rate, args.warmup, args.ticks, Path(tmp),
+                          start_s=args.start, dump=dump, profile=prof)
     if prof is not None:
         import pstats
         pstats.Stats(prof).sort_stats("tottime").print_stats(30)
