@@ -332,6 +332,14 @@ def generate_frames(
     """The combined-stream frames the simulator would send to the harvester's subscriptions
     (aggTrade, depth20@100ms, bookTicker) over ``seconds`` of market time at ``rate`` msg/s in
     total: the simulator's own market model and wire encoders, stepped every 10 ms, no socket."""
+    for _, frame in generate_timed_frames(syms, rate, seconds, seed=seed, start_ms=start_ms):
+        yield frame
+
+
+def generate_timed_frames(
+    syms: Sequence[str], rate: float, seconds: float, *, seed: int = 1, start_ms: int | None = None
+) -> Iterable[tuple[int, str]]:
+    """``generate_frames`` with the market time (ms) of each frame: ``(ms, frame)``."""
     from trio_harvest.sim.market import Market
     from trio_harvest.sim.wire import SymbolWire, combined
 
@@ -347,7 +355,7 @@ def generate_frames(
             wire = wires[ev.symbol]
             for name, levels, _kind in wire.targets(ev):
                 if name in wanted:
-                    yield combined(name, wire.encode(ev, levels))
+                    yield now, combined(name, wire.encode(ev, levels))
 
 
 def receive_from(proc: Any, conn: Any, timeout: float | None = None) -> Any:

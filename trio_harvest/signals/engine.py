@@ -16,6 +16,7 @@ caller, and everything else is arithmetic on in-memory state.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,7 @@ from .cvd import CvdState
 from .depthbatch import side_lists
 from .events import EventDetector, LargeTrades
 from .fusion import Fusion
-from .marketstate import MarketState, extend
+from .marketstate import MarketState
 from .ofi import (
     BOOK_LEVEL_BASE,
     Levels,
@@ -409,23 +410,25 @@ class SignalEngine:
         """Close [start, upto_sec) (from ``span_to_close``); ``aggs``: its per-second sums when
         the features task computed every symbol's at once (``features.aggregate_many``)."""
         tail = self.tail
-        rows = extend(features.feature_rows(self.symbol, tail, self.carry, start, upto_sec,
-                                            book_ticker=self.book_ticker, aggs=aggs),
-                      self.state)
+        state = self.state
+        rows = features.feature_rows(self.symbol, tail, self.carry, start, upto_sec,
+                                     book_ticker=self.book_ticker, aggs=aggs, state=state)
         trades = tail.trades
+        t_ts = trades.ts
         out: list[tuple[str, Row]] = []
-        fusion, events, large = self._fusion, self._events, self._large
+        add = out.append
+        fusion, on_second, large = self._fusion.update, self._events.on_second, self._large
         for r in rows:
             ts_ms = r[0]
-            out.append((FEATURES, r))
-            out.append((FUSION, fusion.update(ts_ms, r[_F_OFI], r[_F_DELTA])))
-            for ev in events.on_second(ts_ms, r[_F_OFI], r[_F_LAST], r[_F_CVD]):
-                out.append((EVENTS, ev))
-            i, j = trades.span(ts_ms, ts_ms + 1000)
+            add((FEATURES, r))
+            add((FUSION, fusion(ts_ms, r[_F_OFI], r[_F_DELTA])))
+            for ev in on_second(ts_ms, r[_F_OFI], r[_F_LAST], r[_F_CVD]):
+                add((EVENTS, ev))
+            i, j = bisect_left(t_ts, ts_ms), bisect_left(t_ts, ts_ms + 1000)  # trades.span
             for ev in large.on_second(ts_ms // 1000, trades, i, j):
-                out.append((EVENTS, ev))
+                add((EVENTS, ev))
         tail.advance(upto_sec * 1000)
-        self.state.forget(upto_sec * 1000)
+        state.forget(upto_sec * 1000)
         return out
 
     def stats(self) -> dict[str, Any]:

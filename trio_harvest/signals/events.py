@@ -19,6 +19,8 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
+from functools import partial
+from operator import le
 
 from ..kinds import Row
 from .fusion import RollingStats
@@ -142,7 +144,7 @@ class LargeTrades:
         floor = self.floor
         # The threshold is never below the floor: a second whose trades all stay below it
         # has no event, and the window's quantile need not be taken (most seconds).
-        if any(v >= floor for v in batch):
+        if any(map(partial(le, floor), batch)):  # some v >= floor, compared in C
             thr = self.threshold()
             price, qty, sqty = (trades.cols[k] for k in (T_PRICE, T_QTY, T_SQTY))
             for k in range(i, j):

@@ -13,11 +13,13 @@ Work is O(rows of the tail window), never O(what is buffered for writing). Pure:
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from ..kinds import Row
@@ -38,6 +40,9 @@ from .tail import (
     TailWindow,
 )
 
+if TYPE_CHECKING:
+    from .marketstate import MarketState
+
 _F64 = pl.Float64
 
 # One group per second. Rows of the three tables are stacked with nulls in the columns of the
@@ -53,6 +58,8 @@ _AGGS = (
     pl.col("ofim").sum().alias("ofi_ml"),
 )
 _SECOND = (pl.col("ts") // 1000).alias("sec")
+# the sums of a second without rows (it has no group): counts 0, sums 0.0
+_NO_ROWS: tuple[Any, ...] = (None, 0, 0.0, 0.0, 0.0, 0, 0.0, 0, 0.0)
 
 
 @dataclass(slots=True)
@@ -120,25 +127,94 @@ Span = tuple[TailWindow, int, int]  # a tail and the seconds [start, end) to clo
 
 def aggregate_many(spans: list[Span]) -> list[dict[int, tuple[Any, ...]]]:
     """``aggregate`` for many symbols' tails in ONE Polars query (``group_by`` on symbol and
-    second): the tick's cost no longer grows by a query per symbol. One dict per span, in order."""
-    keys: list[int] = []
-    stacked: list[list[Any]] = [[] for _ in _NAMES]
-    for k, (tail, start_sec, end_sec) in enumerate(spans):
-        cols = _columns(tail, start_sec * 1000, end_sec * 1000)
-        if cols is None:
-            continue
-        keys.extend([k] * len(cols[0]))
-        for into, col in zip(stacked, cols, strict=True):
-            into.extend(col)
+    second): the tick's cost no longer grows by a query per symbol. One dict per span, in order.
+
+    The query's frame is the one ``_columns`` gives each span, stacked span after span (each
+    span's trades, then its best-level rows, then its depth rows; nulls in the other tables'
+    columns), so every group holds the same values in the same order with the same nulls, and
+    Polars sums them alike. It is built table by table in C (array slices joined, then NumPy
+    places each table's rows), not value by value in Python."""
     out: list[dict[int, tuple[Any, ...]]] = [{} for _ in spans]
-    if not keys:
+    t_ts, l_ts, m_ts = array("q"), array("q"), array("q")
+    qty, sqty, notional, ofi1, ofim = (array("d") for _ in range(5))
+    counts = array("q")  # per span: its rows in trades, l1, ml
+    for tail, start_sec, end_sec in spans:
+        lo, hi = start_sec * 1000, end_sec * 1000
+        t, l1, ml = tail.trades, tail.l1, tail.ml
+        ts = t.ts
+        i0, i1 = bisect_left(ts, lo), bisect_left(ts, hi)
+        if i1 > i0:
+            t_ts += ts[i0:i1]
+            cols = t.cols
+            qty += cols[T_QTY][i0:i1]
+            sqty += cols[T_SQTY][i0:i1]
+            notional += cols[T_NOTIONAL][i0:i1]
+        ts = l1.ts
+        j0, j1 = bisect_left(ts, lo), bisect_left(ts, hi)
+        if j1 > j0:
+            l_ts += ts[j0:j1]
+            ofi1 += l1.cols[L1_OFI][j0:j1]
+        ts = ml.ts
+        k0, k1 = bisect_left(ts, lo), bisect_left(ts, hi)
+        if k1 > k0:
+            m_ts += ts[k0:k1]
+            ofim += ml.cols[ML_OFI][k0:k1]
+        counts.extend((i1 - i0, j1 - j0, k1 - k0))
+    c = np.frombuffer(counts, dtype=np.int64).reshape(-1, 3)
+    per = c.sum(axis=1)
+    n = int(per.sum())
+    if not n:
         return out
-    df = pl.DataFrame([pl.Series("k", keys, dtype=pl.Int32),
-                       *(pl.Series(n, c, dtype=pl.Int64 if n == "ts" else _F64)
-                         for n, c in zip(_NAMES, stacked, strict=True))])
+    first = np.cumsum(per) - per  # each span's first row in the stacked frame
+    pos = []  # where each table's rows go in it
+    before = np.zeros_like(per)  # rows of the span's earlier tables
+    for col in range(3):
+        rows = c[:, col]
+        within = np.cumsum(rows) - rows  # each span's first row in the table's joined arrays
+        pos.append(np.repeat(first + before - within, rows) + np.arange(int(rows.sum())))
+        before = before + rows
+    ts_all = np.empty(n, dtype=np.int64)
+    for p, part in zip(pos, (t_ts, l_ts, m_ts), strict=True):
+        ts_all[p] = np.frombuffer(part, dtype=np.int64)
+    df = pl.DataFrame([
+        pl.Series("k", np.repeat(np.arange(len(spans), dtype=np.int32), per), dtype=pl.Int32),
+        pl.Series("ts", ts_all, dtype=pl.Int64),
+        _nullable("qty", n, pos[0], qty), _nullable("sqty", n, pos[0], sqty),
+        _nullable("notional", n, pos[0], notional),
+        _nullable("ofi1", n, pos[1], ofi1), _nullable("ofim", n, pos[2], ofim),
+    ])
     for row in df.group_by("k", _SECOND).agg(_AGGS).iter_rows():
         out[row[0]][row[1]] = row[1:]
     return out
+
+
+def _nullable(name: str, n: int, at: np.ndarray[Any, Any], values: array[float]) -> pl.Series:
+    """A float column of ``n`` rows holding ``values`` at the rows ``at``, null elsewhere."""
+    v = np.frombuffer(values, dtype=np.float64)
+    if np.isnan(v).any():  # a NaN value must stay a value: mark the nulls one by one
+        data = np.zeros(n)
+        data[at] = v
+        mask = np.ones(n, dtype=bool)
+        mask[at] = False
+        return pl.Series(name, np.ma.masked_array(data, mask), dtype=_F64)
+    data = np.full(n, np.nan)
+    data[at] = v
+    return pl.Series(name, data, dtype=_F64, nan_to_null=True)
+
+
+def book_fields(bid: float | None, ask: float | None, qb: float | None, qa: float | None,
+                b5: float | None, a5: float | None) -> tuple[float | None, ...]:
+    """spread, mid, wmid, imb_l1, imb_l5 of a second from its (carried) book values."""
+    spread = mid = wmid = imb_l1 = imb_l5 = None
+    if bid is not None and ask is not None:
+        spread = ask - bid
+        mid = (ask + bid) / 2
+        if qb is not None and qa is not None and qb + qa > 0:
+            wmid = (ask * qb + bid * qa) / (qb + qa)
+            imb_l1 = (qb - qa) / (qb + qa)
+    if b5 is not None and a5 is not None and b5 + a5 > 0:
+        imb_l5 = (b5 - a5) / (b5 + a5)
+    return spread, mid, wmid, imb_l1, imb_l5
 
 
 def feature_rows(
@@ -150,6 +226,7 @@ def feature_rows(
     *,
     book_ticker: bool,
     aggs: dict[int, tuple[Any, ...]] | None = None,
+    state: MarketState | None = None,
 ) -> list[Row]:
     """Rows of ``kinds.FEATURES_SCHEMA`` for every second in [start_sec, end_sec), in order.
 
@@ -158,52 +235,48 @@ def feature_rows(
     row at or before the second's end (a binary search in the sorted tail), else ``carry``,
     which is updated in place. ``book_ticker``: the best level comes from quotes, whose
     messages count as book updates besides the depth ones; otherwise depth messages feed both
-    the best level and the multi-level table and count once.
+    the best level and the multi-level table and count once. ``state``: the contract state's
+    five columns end each row (``MarketState.columns``); without it the rows stop before them.
     """
     if aggs is None:
         aggs = aggregate(tail, start_sec, end_sec)
-    flags: defaultdict[int, set[str]] = defaultdict(set)
-    for ts, flag in tail.flags_between(start_sec * 1000, end_sec * 1000):
-        flags[ts // 1000].add(flag)
+    flags: defaultdict[int, set[str]] | None = None
+    if tail.flag_ts:  # most seconds have none
+        flags = defaultdict(set)
+        for ts, flag in tail.flags_between(start_sec * 1000, end_sec * 1000):
+            flags[ts // 1000].add(flag)
     t, l1, ml = tail.trades, tail.l1, tail.ml
+    t_ts, l_ts, m_ts = t.ts, l1.ts, ml.ts
     t_price, t_cvd = t.cols[T_PRICE], t.cols[T_CVD]
-    l_bid, l_ask, l_bsz, l_asz = (l1.cols[k] for k in (L1_BID, L1_ASK, L1_BID_SZ, L1_ASK_SZ))
-    m_bid5, m_ask5 = ml.cols[ML_BID5], ml.cols[ML_ASK5]
+    lc, mc = l1.cols, ml.cols
+    columns = state.columns if state is not None else None
     c = carry
     rows: list[Row] = []
     for sec in range(start_sec, end_sec):
         end = (sec + 1) * 1000
-        a = aggs.get(sec)
-        if a is None:
-            n_trades = n_l1 = n_ml = 0
-            volume = notional = delta = ofi_l1 = ofi_ml = 0.0
-        else:
-            _, n_trades, volume, notional, delta, n_l1, ofi_l1, n_ml, ofi_ml = a
-        i = bisect_left(t.ts, end) - 1
+        _, n_trades, volume, notional, delta, n_l1, ofi_l1, n_ml, ofi_ml = aggs.get(sec, _NO_ROWS)
+        i = bisect_left(t_ts, end) - 1
         if i >= 0:
-            c.last, c.cvd = t_price[i], t_cvd[i]
-        i = bisect_left(l1.ts, end) - 1
+            c.last = t_price[i]
+            c.cvd = t_cvd[i]
+        i = bisect_left(l_ts, end) - 1
         if i >= 0:
-            c.bid, c.ask, c.bid_sz, c.ask_sz = l_bid[i], l_ask[i], l_bsz[i], l_asz[i]
-        i = bisect_left(ml.ts, end) - 1
+            c.bid = lc[L1_BID][i]
+            c.ask = lc[L1_ASK][i]
+            c.bid_sz = lc[L1_BID_SZ][i]
+            c.ask_sz = lc[L1_ASK_SZ][i]
+        i = bisect_left(m_ts, end) - 1
         if i >= 0:
-            c.bid5, c.ask5 = m_bid5[i], m_ask5[i]
+            c.bid5 = mc[ML_BID5][i]
+            c.ask5 = mc[ML_ASK5][i]
         vwap = notional / volume if n_trades and volume > 0 else None
-        bid, ask, qb, qa = c.bid, c.ask, c.bid_sz, c.ask_sz
-        spread = mid = wmid = imb_l1 = imb_l5 = None
-        if bid is not None and ask is not None:
-            spread = ask - bid
-            mid = (ask + bid) / 2
-            if qb is not None and qa is not None and qb + qa > 0:
-                wmid = (ask * qb + bid * qa) / (qb + qa)
-                imb_l1 = (qb - qa) / (qb + qa)
-        if c.bid5 is not None and c.ask5 is not None and c.bid5 + c.ask5 > 0:
-            imb_l5 = (c.bid5 - c.ask5) / (c.bid5 + c.ask5)
-        f = flags.get(sec)
-        rows.append((
+        bid, ask = c.bid, c.ask
+        f = flags.get(sec) if flags is not None else None
+        row = (
             sec * 1000, symbol, c.last, vwap, volume, notional, n_trades,
             (volume + delta) / 2, (volume - delta) / 2, delta, c.cvd,
-            ofi_l1, ofi_ml, bid, ask, spread, mid, wmid, imb_l1, imb_l5,
+            ofi_l1, ofi_ml, bid, ask, *book_fields(bid, ask, c.bid_sz, c.ask_sz, c.bid5, c.ask5),
             n_l1 + n_ml if book_ticker else n_ml, ",".join(sorted(f)) if f else "",
-        ))
+        )
+        rows.append(row if columns is None else row + columns(sec))
     return rows

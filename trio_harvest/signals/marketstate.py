@@ -17,7 +17,6 @@ Memory is bounded: ``forget`` drops what no unemitted second needs. Pure: no tri
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from typing import Any
 
 from ..kinds import DERIVATIVES, DERIVATIVES_SCHEMA, LIQUIDATIONS_SCHEMA, Row
 
@@ -104,22 +103,25 @@ class MarketState:
         """mark_price, funding_rate, open_interest, liq_count, liq_notional of second ``sec``."""
         end = (sec + 1) * 1000
         liq = self._liq
-        i, j = bisect_left(liq, (sec * 1000,)), bisect_left(liq, (end,))
-        return (self.mark.at(end), self.funding.at(end), self.oi.at(end), j - i,
-                sum(n for _, n in liq[i:j]))
+        count = 0
+        notional: float = 0  # most seconds have no liquidation (spot never): the sum of none
+        if liq:
+            i, j = bisect_left(liq, (sec * 1000,)), bisect_left(liq, (end,))
+            count, notional = j - i, sum(n for _, n in liq[i:j])
+        mark, funding, oi = self.mark, self.funding, self.oi
+        return (mark.at(end) if mark.ts else None, funding.at(end) if funding.ts else None,
+                oi.at(end) if oi.ts else None, count, notional)
 
     def forget(self, before_ms: int) -> None:
         """Every second before ``before_ms`` has been emitted."""
         for series in (self.mark, self.funding, self.oi):
-            series.forget(before_ms)
-        i = bisect_left(self._liq, (before_ms,))
-        if i:
-            del self._liq[:i]
+            if series.ts:
+                series.forget(before_ms)
+        if self._liq:
+            i = bisect_left(self._liq, (before_ms,))
+            if i:
+                del self._liq[:i]
 
     def __len__(self) -> int:
         return len(self.mark.ts) + len(self.funding.ts) + len(self.oi.ts) + len(self._liq)
 
-
-def extend(rows: list[Row], state: MarketState) -> list[Any]:
-    """``features`` rows (the columns before the contract state) with its five columns added."""
-    return [r + state.columns(r[0] // 1000) for r in rows]

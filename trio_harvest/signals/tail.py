@@ -226,10 +226,11 @@ class TailWindow:
         self.trades.drop_before(keep)
         self.l1.drop_before(keep)
         self.ml.drop_before(keep)
-        n = bisect_left(self.flag_ts, cursor_ms)
-        if n:
-            del self.flag_ts[:n]
-            del self.flag_names[:n]
+        if self.flag_ts:
+            n = bisect_left(self.flag_ts, cursor_ms)
+            if n:
+                del self.flag_ts[:n]
+                del self.flag_names[:n]
 
     def flags_between(self, lo_ms: int, hi_ms: int) -> list[tuple[int, str]]:
         i = bisect_left(self.flag_ts, lo_ms)
