@@ -15,7 +15,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -385,3 +386,15 @@ def parquet_rows(files: list[Path]) -> int:
     return sum(int(pl.scan_parquet(group, hive_partitioning=False, missing_columns="insert",
                                    extra_columns="ignore").select(pl.len()).collect().item())
                for group in by_kind.values())
+
+
+class _Silent:
+    async def get_message(self) -> str:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+@asynccontextmanager
+async def silent_connect(url: str) -> AsyncIterator[_Silent]:
+    """A ``connect`` whose sockets never send anything (a harvester fed by hand)."""
+    yield _Silent()

@@ -150,16 +150,10 @@ async def receive_once(url: str, variant: str, count: int, warmup: int) -> dict[
                 conn.journal, conn.index = journal, 0
             nursery.start_soon(conn.run)
             st = conn.stats
-            while st.frames < warmup:
-                await trio.sleep(0.01)
-                if st.failures:
-                    raise RuntimeError(f"the session ended: {st.last_error}")
+            await _until(st, warmup, 0.01)
             t0, c0, w0 = time.thread_time(), time.process_time(), time.monotonic()
             n0 = st.frames
-            while st.frames < count:
-                await trio.sleep(0.05)
-                if st.failures:
-                    raise RuntimeError(f"the session ended: {st.last_error}")
+            await _until(st, count, 0.05)
             t1, c1, w1 = time.thread_time(), time.process_time(), time.monotonic()
             n = st.frames - n0
             nursery.cancel_scope.cancel()
@@ -246,3 +240,11 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+async def _until(st: Any, frames: int, every: float) -> None:
+    """Until the connection has received ``frames`` frames; an error if its session ended."""
+    while st.frames < frames:
+        await trio.sleep(every)
+        if st.failures:
+            raise RuntimeError(f"the session ended: {st.last_error}")

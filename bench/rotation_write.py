@@ -36,8 +36,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,15 +54,6 @@ HUGE = 10**8
 ORDER = ("prices", "quotes", "orderbook", "ofi", "cvd", "features", "fusion", DERIVATIVES)
 
 
-class _Silent:
-    async def get_message(self) -> str:
-        await trio.sleep_forever()
-        raise AssertionError("unreachable")
-
-
-@asynccontextmanager
-async def _silent_connect(url: str) -> AsyncIterator[_Silent]:
-    yield _Silent()
 
 
 class Outcomes:
@@ -95,7 +84,7 @@ def build(args: argparse.Namespace, data_dir: Path) -> tuple[Harvester, Rotation
         rotate_sec=1e6, min_file_rows=HUGE, max_file_age=1e6, stall_timeout=1e6,
         auto_recover=False, journal=False,
     )
-    h = Harvester(cfg, connect=_silent_connect)
+    h = Harvester(cfg, connect=C.silent_connect)
     w = h.writer
     outcomes = Outcomes()
     rotation = Rotation(h.lanes, w.stage, w.dead_letter, rotate_sec=1e6,

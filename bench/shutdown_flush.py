@@ -41,8 +41,6 @@ import sys
 import tempfile
 import time
 from array import array
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,15 +63,6 @@ HUGE = 10**8
 # -- the harvester under test ------------------------------------------------------------------
 
 
-class _Silent:
-    async def get_message(self) -> str:
-        await trio.sleep_forever()
-        raise AssertionError("unreachable")
-
-
-@asynccontextmanager
-async def _silent_connect(url: str) -> AsyncIterator[_Silent]:
-    yield _Silent()
 
 
 def build(args: argparse.Namespace, data_dir: Path, *, handle_signals: bool) -> Harvester:
@@ -90,7 +79,7 @@ def build(args: argparse.Namespace, data_dir: Path, *, handle_signals: bool) -> 
         save_concurrency=args.save_concurrency,
         auto_recover=False,
     )
-    h = Harvester(cfg, connect=_silent_connect, handle_signals=handle_signals)
+    h = Harvester(cfg, connect=C.silent_connect, handle_signals=handle_signals)
     _time_flush(h)
     return h
 

@@ -215,32 +215,29 @@ class Lane:
     def offer_ofi_records(self, records: bytes, n: int, sources: list[str]) -> bool:
         """Preview: ``n`` ``ofi`` rows at once (``pack_ofi``'s records), if the lane has room for
         all of them; False (nothing taken) if not."""
+        return self._offer_records("_ofi", OfiBuilder, records, n, sources)
+
+    def _offer_records(self, name: str, shape: type[OfiBuilder] | type[CvdBuilder],
+                       records: bytes, n: int, sources: list[str] | None) -> bool:
+        """``n`` packed records of ``shape`` (and their sources, for ``ofi``) appended to the
+        open builder ``name``, opening new ones as they fill; nothing if they do not all fit."""
         level = self.level
         if level + n > self.capacity:
             return False
-        b = self._ofi
-        if b is not None and b.n + n <= self.chunk_rows:  # the usual case: room in the open one
-            b.rec += records
-            b.source += sources
-            b.n += n
-            self.level = level + n
-            if level < self.high <= level + n:
-                self.wake(self)
-            return True
-        size = OfiBuilder.SIZE
+        size = shape.SIZE
         done = 0
         while done < n:
-            b = self._ofi
+            b = getattr(self, name)
             if b is None or b.n >= self.chunk_rows:
-                b = self._roll("_ofi", OfiBuilder())
+                b = self._roll(name, shape())
             k = min(n - done, self.chunk_rows - b.n)
-            b.rec += records[done * size:(done + k) * size]
-            b.source += sources[done:done + k]
+            b.rec += records[done * size:(done + k) * size] if k < n else records
+            if sources is not None:
+                b.source += sources[done:done + k] if k < n else sources
             b.n += k
             done += k
-        crossed = self.level < self.high <= self.level + n
-        self.level += n
-        if crossed:
+        self.level = level + n
+        if level < self.high <= level + n:
             self.wake(self)
         return True
 
@@ -265,23 +262,7 @@ class Lane:
     def offer_cvd_records(self, records: bytes, n: int) -> bool:
         """Preview: ``n`` ``cvd`` rows at once (``pack_cvd``'s records), if the lane has room
         for all of them; False (nothing taken) if not."""
-        level = self.level
-        if level + n > self.capacity:
-            return False
-        size = CvdBuilder.SIZE
-        done = 0
-        while done < n:
-            b = self._cvd
-            if b is None or b.n >= self.chunk_rows:
-                b = self._roll("_cvd", CvdBuilder())
-            k = min(n - done, self.chunk_rows - b.n)
-            b.rec += records[done * size:(done + k) * size]
-            b.n += k
-            done += k
-        self.level = level + n
-        if level < self.high <= level + n:
-            self.wake(self)
-        return True
+        return self._offer_records("_cvd", CvdBuilder, records, n, None)
 
     def offer_cvd(self, ts: int, agg_id: int, delta: float, cvd: float, gap: bool) -> None:
         """Preview: a ``cvd`` row; a full lane spills it (see ``offer``)."""

@@ -218,9 +218,11 @@ def _quotes_few(todo: Todo) -> None:
                 e._quote(ts, bid, bid_sz, ask, ask_sz)
 
 
-def _quotes(todo: Todo) -> None:
-    first = todo[0][1][0][0]  # a quotes builder: its packed record layout
-    size, dtype = first.SIZE, first.DTYPE
+def _records(todo: Todo) -> tuple[Any, list[int]]:
+    """Every run's packed records (quotes or trades) end to end as one NumPy structured array,
+    and where each run starts."""
+    first = todo[0][1][0][0]  # the builders' record layout
+    size = first.SIZE
     parts: list[memoryview] = []
     starts: list[int] = []
     n = 0
@@ -229,8 +231,14 @@ def _quotes(todo: Todo) -> None:
         for b, a, z in segments:
             parts.append(memoryview(b.rec)[a * size:z * size])
             n += z - a
-    q = np.frombuffer(b"".join(parts), dtype)
+    q = np.frombuffer(b"".join(parts), first.DTYPE)
     parts.clear()  # no view of a builder outlives this (its buffer may grow again)
+    return q, starts
+
+
+def _quotes(todo: Todo) -> None:
+    q, starts = _records(todo)
+    n = len(q)
     bid, bid_sz, ask, ask_sz = q["bid"], q["bid_qty"], q["ask"], q["ask_qty"]
     b0, s0, a0, t0 = (np.empty(n) for _ in range(4))
     b0[1:], s0[1:], a0[1:], t0[1:] = bid[:-1], bid_sz[:-1], ask[:-1], ask_sz[:-1]
@@ -278,18 +286,8 @@ def _trades_few(todo: Todo) -> None:
 
 
 def _trades(todo: Todo) -> None:
-    first = todo[0][1][0][0]  # a trades builder: its packed record layout
-    size, dtype = first.SIZE, first.DTYPE
-    parts: list[memoryview] = []
-    starts: list[int] = []
-    n = 0
-    for _, segments in todo:
-        starts.append(n)
-        for b, a, z in segments:
-            parts.append(memoryview(b.rec)[a * size:z * size])
-            n += z - a
-    q = np.frombuffer(b"".join(parts), dtype)
-    parts.clear()  # no view of a builder outlives this (its buffer may grow again)
+    q, starts = _records(todo)
+    n = len(q)
     agg = np.ascontiguousarray(q["agg_id"])
     ts = np.ascontiguousarray(q["ts_ms"])
     price, qty = q["price"], q["qty"]
