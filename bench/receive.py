@@ -124,6 +124,15 @@ def _noop(frame: str | bytes) -> Awaitable[None] | None:
     return None
 
 
+
+async def _until(st: Any, frames: int, every: float) -> None:
+    """Until the connection has received ``frames`` frames; an error if its session ended."""
+    while st.frames < frames:
+        await trio.sleep(every)
+        if st.failures:
+            raise RuntimeError(f"the session ended: {st.last_error}")
+
+
 async def receive_once(url: str, variant: str, count: int, warmup: int) -> dict[str, Any]:
     """One session of the app's receive stack (``variant``) until ``count`` frames arrived."""
     venue = venues.default()
@@ -240,11 +249,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-
-
-async def _until(st: Any, frames: int, every: float) -> None:
-    """Until the connection has received ``frames`` frames; an error if its session ended."""
-    while st.frames < frames:
-        await trio.sleep(every)
-        if st.failures:
-            raise RuntimeError(f"the session ended: {st.last_error}")
