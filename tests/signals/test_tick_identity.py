@@ -277,7 +277,9 @@ def test_the_tick_writes_the_rows_of_the_earlier_tick(tape: Tape) -> None:
         old_emit_closed(old, lambda k, r: old_out.append((k, r)), now)
         assert same(new_out, old_out), (new_out, old_out)
         emitted += len(new_out)
-    assert emitted or not records
+    # a tape with a trade or a book record closes at least one second (gaps, contract state
+    # and liquidations alone add nothing to the tail, so they close none)
+    assert emitted or not any(kind in ("trade", "book") for kind, _, _ in records)
 
 
 # -- the batched sums alone ----------------------------------------------------------------------
