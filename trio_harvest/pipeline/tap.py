@@ -1,5 +1,6 @@
 """The tap: where a symbol's signal engine reads the rows of one shape its lane took since it
-last looked (depth rows of an ``orderbook`` lane, quotes of a ``quotes`` lane).
+last looked (trades of a ``prices`` lane, quotes of a ``quotes`` lane, depth rows of an
+``orderbook`` lane).
 
 Owns a cursor over a lane's builders of one shape: the builders opened since the last read, in
 order, and the row of the first one where unread rows begin. The lane tells it when it opens a
@@ -39,13 +40,6 @@ class Tap:
     def unseen(self, builder: Builder, row: int) -> None:
         """Row ``row`` of ``builder`` is not the engine's: leave it out."""
         self.unseen_rows.setdefault(id(builder), []).append(row)
-
-    def unread(self) -> int:
-        """Rows not read yet."""
-        builders = self.builders
-        if not builders:
-            return 0
-        return sum(b.n for b in builders) - self.start
 
     def take(self, keep_last: int = 0) -> list[Segment]:
         """The unread rows but the last ``keep_last`` (those stay unread), as segments in order;

@@ -3,8 +3,8 @@
 Owns the per-symbol signal state. Ingest calls ``on_trade`` / ``on_book`` once per decoded record
 (hot path: a few µs, O(1)) and ``on_gap`` on a disconnect or resync; they emit preview rows
 (``ofi``, ``cvd``) through the injected ``emit`` and append to the symbol's ``TailWindow``. An
-engine that reads quotes and depth in batches (``read_quotes``, ``read_depth``: what the app
-does) only checks a quote or depth message on the hot path; its rows, already in the lanes, are
+engine that reads trades, quotes and depth in batches (``read_trades``, ``read_quotes``,
+``read_depth``: what the app does) only checks such a message on the hot path; its rows, already in the lanes, are
 computed later in one NumPy pass for every symbol (``batches.py``), with the same results. The
 features task calls ``close_seconds`` once per tick: the feature rows of the closed seconds
 (Polars, over the tail window only), the fusion row of each second and the events.
@@ -140,7 +140,7 @@ class SignalEngine:
         self._prev_l1: tuple[float, float, float, float] | None = None
         self._prev_depth: Row | None = None
         self._prev_levels: tuple[Levels, Levels] | None = None
-        # depth read from the lane in batches (``read_depth``): the tap, and the bulk emit
+        # read from the lanes in batches (``read_*``): the taps, and the bulk emits
         self._tap: Tap | None = None  # the orderbook lane's depth rows
         self._qtap: Tap | None = None  # the quotes lane's rows
         self._ttap: Tap | None = None  # the prices lane's trades
@@ -309,7 +309,7 @@ class SignalEngine:
         self._prev_book = None
         self.tail.add_flag(ts_ms, flag_for(reason))
 
-    # -- depth in batches -----------------------------------------------------------------------
+    # -- read from the lanes in batches ----------------------------------------------------------
 
     def read_depth(self, tap: Tap, emit_many: EmitOfiMany, pack: PackOfi) -> None:
         """From now on this symbol's depth messages are read from its ``orderbook`` lane through
