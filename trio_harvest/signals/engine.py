@@ -4,10 +4,11 @@ Owns the per-symbol signal state. Ingest calls ``on_trade`` / ``on_book`` once p
 (hot path: a few µs, O(1)) and ``on_gap`` on a disconnect or resync; they emit preview rows
 (``ofi``, ``cvd``) through the injected ``emit`` and append to the symbol's ``TailWindow``. An
 engine that reads trades, quotes and depth in batches (``read_trades``, ``read_quotes``,
-``read_depth``: what the app does) only checks such a message on the hot path; its rows, already in the lanes, are
-computed later in one NumPy pass for every symbol (``batches.py``), with the same results. The
-features task calls ``close_seconds`` once per tick: the feature rows of the closed seconds
-(Polars, over the tail window only), the fusion row of each second and the events.
+``read_depth``: what the app does) only checks such a message on the hot path; its rows,
+already in the lanes, are computed later in one NumPy pass for every symbol (``batches.py``),
+with the same results. The features task calls ``close_seconds`` once per tick: the feature
+rows of the closed seconds (Polars, over the tail window only), the fusion row of each second
+and the events.
 
 Must never import trio, block, or do I/O: ``emit`` is a non-blocking callable supplied by the
 caller, and everything else is arithmetic on in-memory state.
