@@ -16,7 +16,6 @@ Pure: fed per-second feature values and trades; never does I/O, never imports tr
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import deque
 from functools import partial
@@ -118,15 +117,15 @@ class LargeTrades:
         lo = math.floor(pos)
         need = n - lo  # sorted ranks lo..n-1 are the ``need`` largest values
         if need == 1:
-            top = [max([b[-1] for _, b in self._batches])]
-        else:
-            values: list[float] = []
-            for _, b in self._batches:
-                values += b[-need:]
-            top = heapq.nlargest(need, values)
-        q = top[need - 1]  # rank lo
-        if need >= 2:
-            q += (top[need - 2] - q) * (pos - lo)  # towards rank lo + 1
+            return max(self.floor, max([b[-1] for _, b in self._batches]))
+        values: list[float] = []
+        for _, b in self._batches:
+            values += b[-need:]
+        # the batches are sorted runs: one C sort merges them (a heap of the ``need`` largest
+        # would step through every value in Python)
+        values.sort()
+        q = values[-need]  # rank lo
+        q += (values[1 - need] - q) * (pos - lo)  # towards rank lo + 1
         return max(self.floor, q)
 
     def on_second(self, sec: int, trades: Table, i: int, j: int) -> list[Row]:
