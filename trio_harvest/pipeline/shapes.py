@@ -182,11 +182,16 @@ def _levels_record(levels: int) -> Callable[[Any, Any], bytes]:
 
 
 class DepthBuilder(Shape):
-    """``orderbook`` rows from partial-depth messages: every level of a row in one flat float
-    buffer (bids then asks, price and size interleaved), padded with NaN to ``levels``."""
+    """``orderbook`` rows from partial-depth messages: every level of a row in one flat record of
+    floats (bids then asks, price and size interleaved), padded with NaN to ``levels``.
 
-    __slots__ = ("_levels", "_pad", "event", "first_uid", "levels", "lv", "padded", "prev_uid", "recv",
-                 "source", "ts", "uid")
+    A row's levels are kept as the one ``bytes`` record the message was packed into, in a list,
+    and joined only when read (a file, a batch of signals). Appending them to one growing buffer
+    instead copied that buffer again at every growth step: hundreds of lanes growing at once
+    made that copying the largest part of a depth message's cost."""
+
+    __slots__ = ("_levels", "_pad", "event", "first_uid", "levels", "padded", "prev_uid", "recv",
+                 "rows", "source", "ts", "uid")
     ts: array[int]
     event: array[int]
     recv: array[int]
@@ -194,15 +199,32 @@ class DepthBuilder(Shape):
     uid: array[int]
     first_uid: array[int]
     prev_uid: array[int]
-    lv: array[float]
     FIELDS = (*_BOOK_HEAD, ("lv", "", "d"))
 
     def __init__(self, levels: int) -> None:
-        super().__init__()
+        Builder.__init__(self)
+        for attr, _name, code in _BOOK_HEAD:
+            setattr(self, attr, [] if code == "s" else array(code))
+        self.rows: list[bytes] = []  # per row: its ``4 * levels`` floats, packed
         self.levels = levels
         self._levels = _levels_record(levels)
         self._pad = array("d", [NAN]) * (2 * levels)
         self.padded = False  # some row had fewer than ``levels`` levels on a side
+
+    @property
+    def lv(self) -> array[float]:
+        """Every row's levels in one flat buffer (a new copy)."""
+        return array("d", b"".join(self.rows))
+
+    def level_bytes(self, a: int, z: int) -> bytes:
+        """The packed levels of rows ``a`` to ``z``, joined."""
+        return b"".join(self.rows[a:z])
+
+    def _cols(self) -> list[Any]:
+        return [*(getattr(self, attr) for attr, _, _ in _BOOK_HEAD), self.lv]
+
+    def nbytes(self) -> int:
+        return 8 * (7 * self.n + 4 * self.levels * len(self.rows))
 
     def add(self, d: BookLevels, recv_ms: int, source: str) -> None:
         try:
@@ -217,16 +239,16 @@ class DepthBuilder(Shape):
         self.recv.append(recv_ms)
         self.source.append(source)
         n = self.levels
-        lv = self.lv
         bids, asks = d.bids, d.asks
-        if len(bids) == n and len(asks) == n:  # the usual message: one C-level copy
+        if len(bids) == n and len(asks) == n:  # the usual message: one C-level pack
             try:
-                lv.frombytes(self._levels(bids, asks))
+                self.rows.append(self._levels(bids, asks))
             except (struct.error, TypeError) as exc:  # a level that is not (price, size)
                 self.rollback()
                 raise BadValue(f"book levels: {exc}") from None
             self.n += 1
             return
+        lv = array("d")
         for side in (bids, asks):
             k = len(side)
             if k == n:
@@ -237,6 +259,7 @@ class DepthBuilder(Shape):
                 lv.extend(_chain(side))
                 lv.extend(self._pad[: 2 * (n - k)])
                 self.padded = True
+        self.rows.append(lv.tobytes())
         self.n += 1
 
     def add_row(self, row: Row) -> None:
@@ -248,7 +271,7 @@ class DepthBuilder(Shape):
             raise BadValue(f"orderbook row has {len(levels) // 4} levels, expected {n}")
         try:
             _add_head(self, row)
-            lv = self.lv
+            lv = array("d")
             try:  # every level there (the usual row): one C-level copy, all or nothing
                 lv.fromlist([*_chain(zip(levels[0::4], levels[1::4], strict=True)),
                              *_chain(zip(levels[2::4], levels[3::4], strict=True))])
@@ -265,12 +288,13 @@ class DepthBuilder(Shape):
         except (OverflowError, TypeError, ValueError) as exc:
             self.rollback()
             raise BadValue(f"orderbook row: {exc}") from None
+        self.rows.append(lv.tobytes())
         self.n += 1
 
     def rollback(self) -> None:
-        for col in self._cols()[:-1]:
-            del col[self.n:]
-        del self.lv[self.n * 4 * self.levels:]
+        for attr, _name, _code in _BOOK_HEAD:
+            del getattr(self, attr)[self.n:]
+        del self.rows[self.n:]
 
     def _level_names(self) -> list[str]:
         return [f"{side}_{what}_{i + 1}" for i in range(self.levels)
@@ -302,7 +326,7 @@ class DepthBuilder(Shape):
                                                   None)
                                for attr, name, _code in self.FIELDS[:-1]}
         n, width = self.levels, 4 * self.levels
-        lv = join_buffers([c.lv for c in members if isinstance(c, DepthBuilder)], sizes, None)
+        lv = b"".join([r for c in members if isinstance(c, DepthBuilder) for r in c.rows])
         m = np.frombuffer(lv, dtype=np.float64).reshape(-1, width)
         rows = m.shape[0]
         levels = pl.Series(np.ascontiguousarray(m.T).reshape(-1))

@@ -15,6 +15,7 @@ symbol when it can). Never imports trio, never does I/O.
 from __future__ import annotations
 
 import logging
+from array import array
 from collections.abc import Callable, Iterable
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
@@ -161,7 +162,7 @@ def _scatter(todo: Todo, starts: list[int], ts: Any, tail: tuple[Any, ...],
 def _depth(todo: Todo) -> None:
     levels = todo[0][1][0][0].levels
     width = 4 * levels
-    parts: list[memoryview] = []
+    parts: list[bytes] = []
     ts_parts: list[memoryview] = []
     sources: list[list[str]] = []
     starts: list[int] = []
@@ -170,7 +171,7 @@ def _depth(todo: Todo) -> None:
         starts.append(n)
         src: list[str] = []
         for b, a, z in segments:
-            parts.append(memoryview(b.lv)[a * width:z * width])
+            parts += b.rows[a:z]
             ts_parts.append(memoryview(b.ts)[a:z])
             src += b.source[a:z]
             n += z - a
@@ -198,12 +199,11 @@ def _depth(todo: Todo) -> None:
 
 def _depth_few(todo: Todo) -> None:
     for e, segments in todo:
-        width = 4 * e.depth_levels
         rows: list[Any] = []
         ts: list[int] = []
         sources: list[str] = []
         for b, a, z in segments:
-            rows += [b.lv[r * width:(r + 1) * width] for r in range(a, z)]
+            rows += [array("d", r) for r in b.rows[a:z]]
             ts += b.ts[a:z]
             sources += b.source[a:z]
         e._depth_one_by_one(rows, ts, sources)
