@@ -167,6 +167,7 @@ class Router(StateRouting):
         self.wall_ms = wall_ms
         self.now = now
         self.stats = RouterStats()
+        self._last_seen = self.stats.last_seen  # per frame: the stream's last frame (trio time)
         self._ratelog = RateLimitedLog(log)
         self._prices: dict[str, Sink] = {s: lanes.get(PRICES, s) for s in symbols}
         self._books: dict[str, Sink] = {s: lanes.get(ORDERBOOK, s) for s in symbols}
@@ -293,24 +294,24 @@ class Router(StateRouting):
 
     def _checked(self, env: Frame, frame: str | bytes) -> Coroutine[Any, Any, None] | None:
         """``feed`` after the decode: the stream and time checks, then ``_route``."""
-        stats = self.stats
         data = env.data
         symbol = data.symbol
+        stream = env.stream
         streams = self.streams
         if streams is not None:  # only subscribed symbols are in it
-            if streams.get(env.stream) != symbol:
-                if env.stream in self.retired:
-                    stats.retired += 1
+            if streams.get(stream) != symbol:
+                if stream in self.retired:
+                    self.stats.retired += 1
                     return None
                 if data.kind == LIQUIDATION and symbol not in self.symbols:
-                    stats.other_liquidations += 1
+                    self.stats.other_liquidations += 1
                     return None
                 self._bad("unexpected", f"frame of {symbol[:20]!r} on a stream not subscribed "
                           f"for it ({env.stream[:60]!r})", frame)
                 return None
         elif symbol not in self.symbols:
             if data.kind == LIQUIDATION:
-                stats.other_liquidations += 1
+                self.stats.other_liquidations += 1
                 return None
             self._bad("unexpected", f"frame for unsubscribed symbol {symbol[:20]!r}", frame)
             return None
@@ -334,9 +335,9 @@ class Router(StateRouting):
                           f"E={event_ms}", frame)
                 return None
             # the time guard's hot path, inlined: the lag fits the reference, nothing is held
-            guard = self.time_guards.get(env.stream)
+            guard = self.time_guards.get(stream)
             if guard is None:  # a subscribed (or learned, bounded) stream's first frame
-                guard = self.time_guards[env.stream] = TimeGuard()
+                guard = self.time_guards[stream] = TimeGuard()
             lag = recv_ms - (event_ms or ts)
             ref = guard.ref
             if ref is None or guard.held or not -TOLERANCE_MS <= lag - ref <= TOLERANCE_MS:
@@ -412,21 +413,39 @@ class Router(StateRouting):
         """Route one checked frame. Synchronous on the usual path (no coroutine per frame);
         returns the coroutine to await when something must wait: a full lane (backpressure),
         rows the repair gate just released, a diff book."""
-        stats = self.stats
         data = env.data
-        symbol = data.symbol
-        kind = data.kind
-        stats.last_seen[env.stream] = self.now()
+        stream = env.stream
+        self._last_seen[stream] = self.now()
         gate = self.gate
-        if gate is not None and gate.resuming and env.stream in gate.resuming:
-            gate.resumed(env.stream, recv_ms)
+        if gate is not None and gate.resuming and stream in gate.resuming:
+            gate.resumed(stream, recv_ms)
+        kind = data.kind
         if kind > BOOK:  # a derivatives update or a liquidation
-            return self._state(env.stream, data, recv_ms, frame)
-        lane = (self._prices if kind == TRADE else self._quotes if kind == QUOTE
-                else self._books)[symbol]
+            return self._state(stream, data, recv_ms, frame)
+        symbol = data.symbol
         hook = self.hooks.get(symbol)
         try:
+            if kind == QUOTE:  # the most frequent first
+                lane = self._quotes[symbol]
+                if gate is not None:
+                    gid = self._gate_id(data)
+                    fast = gate.book_fast(stream, gid)
+                    if fast is None:  # not a usual step: the gate may hold it (as a row)
+                        fast = gate.book(stream, gid, quote_row(data, recv_ms))
+                        if gate.released:  # held messages the stream has just confirmed
+                            return self._slow(gate, lane, hook, data, recv_ms, fast, frame)
+                    if not fast:
+                        return None
+                if not lane.add_quote(data, recv_ms):
+                    return self._slow(None, lane, hook, data, recv_ms, True, frame)
+                if hook is not None:
+                    try:
+                        hook.on_quote(data, recv_ms)
+                    except Exception as exc:
+                        self._hook_failed(symbol, exc)
+                return None
             if kind == TRADE:
+                lane = self._prices[symbol]
                 if gate is not None:
                     admitted = gate.trade(data, recv_ms)
                     if gate.released:  # held trades the stream has just confirmed: first
@@ -441,30 +460,13 @@ class Router(StateRouting):
                     except Exception as exc:  # a preview signal's bug is its symbol's alone
                         self._hook_failed(symbol, exc)
                 return None
-            if kind == QUOTE:
+            lane = self._books[symbol]
+            if self.book == "partial":  # a book message (BOOK) from here on
                 if gate is not None:
                     gid = self._gate_id(data)
-                    fast = gate.book_fast(env.stream, gid)
-                    if fast is None:  # not a usual step: the gate may hold it (as a row)
-                        fast = gate.book(env.stream, gid, quote_row(data, recv_ms))
-                        if gate.released:  # held messages the stream has just confirmed
-                            return self._slow(gate, lane, hook, data, recv_ms, fast, frame)
-                    if not fast:
-                        return None
-                if not lane.add_quote(data, recv_ms):
-                    return self._slow(None, lane, hook, data, recv_ms, True, frame)
-                if hook is not None:
-                    try:
-                        hook.on_quote(data, recv_ms)
-                    except Exception as exc:
-                        self._hook_failed(symbol, exc)
-                return None
-            if kind == BOOK and self.book == "partial":
-                if gate is not None:
-                    gid = self._gate_id(data)
-                    fast = gate.book_fast(env.stream, gid)
+                    fast = gate.book_fast(stream, gid)
                     if fast is None:
-                        fast = gate.book(env.stream, gid, self.venue.levels_row(
+                        fast = gate.book(stream, gid, self.venue.levels_row(
                             data, recv_ms, self.depth_levels, self.depth_source))
                         if gate.released:
                             return self._slow(gate, lane, hook, data, recv_ms, fast, frame)
@@ -481,8 +483,7 @@ class Router(StateRouting):
         except BadValue as exc:  # a value no column can hold: never admitted anywhere
             self._bad("rejected", f"{env.stream}: {exc}", frame)
             return None
-        if (kind == BOOK and self.diff_books is not None
-                and symbol in self.diff_books.books):
+        if self.diff_books is not None and symbol in self.diff_books.books:
             return self._diff(data, recv_ms, lane, hook)
         # diff depth is applied to a local book by a later stage
         self._bad("unexpected", "diff depth without a local book", frame)
