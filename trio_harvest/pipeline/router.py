@@ -292,129 +292,69 @@ class Router(StateRouting):
             if more is not None:
                 await more
 
-    def _checked(self, env: Frame, frame: str | bytes) -> Coroutine[Any, Any, None] | None:
-        """``feed`` after the decode: the stream and time checks, then ``_route``."""
+    def _checked(self, env: Frame, frame: str | bytes,
+                 recv_ms: int | None = None) -> Coroutine[Any, Any, None] | None:
+        """``feed`` after the decode: the stream and time checks, then the routing (one function:
+        a Python call per frame less). A frame the time guard held and then released comes back
+        with its ``recv_ms``: checked already, it is only routed. Synchronous on the usual path
+        (no coroutine per frame); returns the coroutine to await when something must wait: a
+        full lane (backpressure), the time guard's verdict, rows the repair gate just released,
+        a diff book."""
         data = env.data
-        symbol = data.symbol
         stream = env.stream
-        streams = self.streams
-        if streams is not None:  # only subscribed symbols are in it
-            if streams.get(stream) != symbol:
-                if stream in self.retired:
-                    self.stats.retired += 1
+        symbol = data.symbol
+        if recv_ms is None:
+            streams = self.streams
+            if streams is not None:  # only subscribed symbols are in it
+                if streams.get(stream) != symbol:
+                    if stream in self.retired:
+                        self.stats.retired += 1
+                        return None
+                    if data.kind == LIQUIDATION and symbol not in self.symbols:
+                        self.stats.other_liquidations += 1
+                        return None
+                    self._bad("unexpected", f"frame of {symbol[:20]!r} on a stream not "
+                              f"subscribed for it ({env.stream[:60]!r})", frame)
                     return None
-                if data.kind == LIQUIDATION and symbol not in self.symbols:
+            elif symbol not in self.symbols:
+                if data.kind == LIQUIDATION:
                     self.stats.other_liquidations += 1
                     return None
-                self._bad("unexpected", f"frame of {symbol[:20]!r} on a stream not subscribed "
-                          f"for it ({env.stream[:60]!r})", frame)
+                self._bad("unexpected", f"frame for unsubscribed symbol {symbol[:20]!r}", frame)
                 return None
-        elif symbol not in self.symbols:
-            if data.kind == LIQUIDATION:
-                self.stats.other_liquidations += 1
+            elif env.stream not in self._known and not self._learn(env.stream, symbol):
+                self._bad("unexpected", f"frame of {symbol} on an unknown stream "
+                          f"({env.stream[:60]!r})", frame)
                 return None
-            self._bad("unexpected", f"frame for unsubscribed symbol {symbol[:20]!r}", frame)
-            return None
-        elif env.stream not in self._known and not self._learn(env.stream, symbol):
-            self._bad("unexpected", f"frame of {symbol} on an unknown stream "
-                      f"({env.stream[:60]!r})", frame)
-            return None
-        recv_ms = self.wall_ms()
-        trade_ms = data.trade_ms
-        event_ms = data.event_ms
-        ts = trade_ms or event_ms
-        if ts:
-            if not MIN_EVENT_MS <= ts < MAX_EVENT_MS:
-                # a corrupt frame: no date partition can sensibly hold it; never admit it.
-                # (Deliberately not compared with the local clock: a host whose clock is off
-                # must still harvest.)
-                self._bad("rejected", f"implausible event time {ts}", frame)
-                return None
-            if event_ms and trade_ms and not -TOLERANCE_MS <= event_ms - trade_ms <= TOLERANCE_MS:
-                self._bad("rejected", f"trade time T={trade_ms} far from event time "
-                          f"E={event_ms}", frame)
-                return None
-            # the time guard's hot path, inlined: the lag fits the reference, nothing is held
-            guard = self.time_guards.get(stream)
-            if guard is None:  # a subscribed (or learned, bounded) stream's first frame
-                guard = self.time_guards[stream] = TimeGuard()
-            lag = recv_ms - (event_ms or ts)
-            ref = guard.ref
-            if ref is None or guard.held or not -TOLERANCE_MS <= lag - ref <= TOLERANCE_MS:
-                return self._judged(guard, guard.judge(lag, (env, recv_ms, frame,
-                                                                self.lanes.cursor[0])))
-            guard.ref = lag
-        elif data.kind == BOOK:  # book levels a venue sends without a time (Spot's partial
-            data.event_ms = recv_ms  # depth): received now, as its rows and signals read it
-        return self._route(env, recv_ms, frame)
-
-    async def _judged(self, guard: TimeGuard[Held], release: list[Held]) -> None:
-        """Route what the time guard released; count and log what it quarantined."""
-        while guard.quarantined:
-            _, (env, _, frame, _) = guard.quarantined.pop(0)
-            self.stats.quarantined += 1
-            data = env.data
-            self._bad("rejected", f"quarantined a frame of {data.symbol} whose event time "
-                      f"{data.event_ms or data.trade_ms} does not fit the stream's recent "
-                      "times", frame)
-        cursor = self.lanes.cursor
-        for env, recv_ms, frame, seq in release:
-            # journal checkpoint: its row came from frame ``seq``, not the one being routed
-            now, cursor[0] = cursor[0], seq
-            try:
-                waiting = self._route(env, recv_ms, frame)
-            finally:
-                cursor[0] = now
-            if waiting is not None:
-                await waiting
-            data = env.data
-            kind = data.kind
-            lane = (self._prices if kind == TRADE else self._quotes if kind == QUOTE
-                    else self._books).get(data.symbol)
-            if lane is not None and lane.pending:
-                lane.hold(seq)
-
-    async def release_held(self, symbols: Collection[str] | None = None) -> None:
-        """At a stop: frames still waiting for the time guard are routed or quarantined (only
-        those of streams of ``symbols`` when given: the end of a restart replay)."""
-        for stream, guard in list(self.time_guards.items()):
-            if symbols is None or self.venue.stream_symbol(stream) in symbols:
-                await self._judged(guard, guard.release())
-
-    def held_seqs(self, since_ms: int) -> list[int]:
-        """Journal checkpoint: the seqs of frames the time guards hold (routed later, or not)
-        that were received at ``since_ms`` or later."""
-        return [item[3] for guard in self.time_guards.values() if guard.held
-                for _, item in guard.held if item[1] >= since_ms]
-
-    def adopt(self, symbol: str) -> None:
-        """Restart replay only (``streams`` is not set yet): route the journaled frames of a
-        symbol outside today's configuration into its own lanes, so what an earlier run
-        received is written whatever the symbols are now."""
-        if symbol in self.symbols:
-            return
-        self.symbols = self.symbols | {symbol}
-        self._prices[symbol] = self.lanes.get(PRICES, symbol)
-        self._books[symbol] = self.lanes.get(ORDERBOOK, symbol)
-        self._quotes[symbol] = self.lanes.get(QUOTES, symbol)
-
-    def _learn(self, stream: str, symbol: str) -> bool:
-        if not stream.startswith(self.venue.stream_prefix(symbol)):
-            return False
-        n = self._learned.get(symbol, 0)
-        if n >= MAX_STREAMS_PER_SYMBOL:
-            return False
-        self._learned[symbol] = n + 1
-        self._known.add(stream)
-        return True
-
-    def _route(self, env: Frame, recv_ms: int,
-               frame: str | bytes) -> Coroutine[Any, Any, None] | None:
-        """Route one checked frame. Synchronous on the usual path (no coroutine per frame);
-        returns the coroutine to await when something must wait: a full lane (backpressure),
-        rows the repair gate just released, a diff book."""
-        data = env.data
-        stream = env.stream
+            recv_ms = self.wall_ms()
+            trade_ms = data.trade_ms
+            event_ms = data.event_ms
+            ts = trade_ms or event_ms
+            if ts:
+                if not MIN_EVENT_MS <= ts < MAX_EVENT_MS:
+                    # a corrupt frame: no date partition can sensibly hold it; never admit
+                    # it. (Deliberately not compared with the local clock: a host whose clock
+                    # is off must still harvest.)
+                    self._bad("rejected", f"implausible event time {ts}", frame)
+                    return None
+                if (event_ms and trade_ms
+                        and not -TOLERANCE_MS <= event_ms - trade_ms <= TOLERANCE_MS):
+                    self._bad("rejected", f"trade time T={trade_ms} far from event time "
+                              f"E={event_ms}", frame)
+                    return None
+                # the time guard's hot path, inlined: the lag fits the reference, nothing is
+                # held
+                guard = self.time_guards.get(stream)
+                if guard is None:  # a subscribed (or learned, bounded) stream's first frame
+                    guard = self.time_guards[stream] = TimeGuard()
+                lag = recv_ms - (event_ms or ts)
+                ref = guard.ref
+                if ref is None or guard.held or not -TOLERANCE_MS <= lag - ref <= TOLERANCE_MS:
+                    return self._judged(guard, guard.judge(lag, (env, recv_ms, frame,
+                                                                    self.lanes.cursor[0])))
+                guard.ref = lag
+            elif data.kind == BOOK:  # book levels a venue sends without a time (Spot's partial
+                data.event_ms = recv_ms  # depth): received now, as its rows and signals read it
         self._last_seen[stream] = self.now()
         gate = self.gate
         if gate is not None and gate.resuming and stream in gate.resuming:
@@ -422,7 +362,6 @@ class Router(StateRouting):
         kind = data.kind
         if kind > BOOK:  # a derivatives update or a liquidation
             return self._state(stream, data, recv_ms, frame)
-        symbol = data.symbol
         hook = self.hooks.get(symbol)
         try:
             if kind == QUOTE:  # the most frequent first
@@ -489,9 +428,69 @@ class Router(StateRouting):
         self._bad("unexpected", "diff depth without a local book", frame)
         return None
 
+    async def _judged(self, guard: TimeGuard[Held], release: list[Held]) -> None:
+        """Route what the time guard released; count and log what it quarantined."""
+        while guard.quarantined:
+            _, (env, _, frame, _) = guard.quarantined.pop(0)
+            self.stats.quarantined += 1
+            data = env.data
+            self._bad("rejected", f"quarantined a frame of {data.symbol} whose event time "
+                      f"{data.event_ms or data.trade_ms} does not fit the stream's recent "
+                      "times", frame)
+        cursor = self.lanes.cursor
+        for env, recv_ms, frame, seq in release:
+            # journal checkpoint: its row came from frame ``seq``, not the one being routed
+            now, cursor[0] = cursor[0], seq
+            try:
+                waiting = self._checked(env, frame, recv_ms)
+            finally:
+                cursor[0] = now
+            if waiting is not None:
+                await waiting
+            data = env.data
+            kind = data.kind
+            lane = (self._prices if kind == TRADE else self._quotes if kind == QUOTE
+                    else self._books).get(data.symbol)
+            if lane is not None and lane.pending:
+                lane.hold(seq)
+
+    async def release_held(self, symbols: Collection[str] | None = None) -> None:
+        """At a stop: frames still waiting for the time guard are routed or quarantined (only
+        those of streams of ``symbols`` when given: the end of a restart replay)."""
+        for stream, guard in list(self.time_guards.items()):
+            if symbols is None or self.venue.stream_symbol(stream) in symbols:
+                await self._judged(guard, guard.release())
+
+    def held_seqs(self, since_ms: int) -> list[int]:
+        """Journal checkpoint: the seqs of frames the time guards hold (routed later, or not)
+        that were received at ``since_ms`` or later."""
+        return [item[3] for guard in self.time_guards.values() if guard.held
+                for _, item in guard.held if item[1] >= since_ms]
+
+    def adopt(self, symbol: str) -> None:
+        """Restart replay only (``streams`` is not set yet): route the journaled frames of a
+        symbol outside today's configuration into its own lanes, so what an earlier run
+        received is written whatever the symbols are now."""
+        if symbol in self.symbols:
+            return
+        self.symbols = self.symbols | {symbol}
+        self._prices[symbol] = self.lanes.get(PRICES, symbol)
+        self._books[symbol] = self.lanes.get(ORDERBOOK, symbol)
+        self._quotes[symbol] = self.lanes.get(QUOTES, symbol)
+
+    def _learn(self, stream: str, symbol: str) -> bool:
+        if not stream.startswith(self.venue.stream_prefix(symbol)):
+            return False
+        n = self._learned.get(symbol, 0)
+        if n >= MAX_STREAMS_PER_SYMBOL:
+            return False
+        self._learned[symbol] = n + 1
+        self._known.add(stream)
+        return True
+
     async def _slow(self, gate: Repair | None, lane: Sink, hook: SignalHooks | None,
                     data: Any, recv_ms: int, admitted: bool, frame: str | bytes) -> None:
-        """The rest of ``_route`` when it must wait: first the rows the gate released, then
+        """The rest of ``_checked`` when it must wait: first the rows the gate released, then
         (if admitted) this message, waiting for room in a full lane."""
         kind = data.kind
         venue = self.venue
