@@ -254,52 +254,29 @@ class Router(StateRouting):
         if waiting is not None:
             await waiting
 
-    def feed(self, frame: str | bytes) -> Coroutine[Any, Any, None] | None:
+    def feed(self, frame: str | bytes, env: Frame | None = None,
+             recv_ms: int | None = None) -> Coroutine[Any, Any, None] | None:
         """``handle`` without a coroutine per frame: routes the frame and returns None, or the
         coroutine to await when it must wait (a full lane, the time guard's verdict, rows the
-        repair gate released, a diff book). The connection loop calls this one."""
-        stats = self.stats
-        stats.frames += 1
-        try:
-            env = self._decode(frame)
-        except self._bad_frame:
-            self._not_data(frame)
-            return None
-        if env.data.kind == BATCH:  # several records in one frame: each as if alone
-            data = env.data
-            streams = getattr(data, "streams", None)  # a batch of several symbols' records
-            if streams is not None:
-                return self._batch(streams, data.records, frame)
-            return self._batch(itertools.repeat(env.stream), data.records, frame)
-        return self._checked(env, frame)
-
-    def _batch(self, streams: Iterable[str], records: Sequence[Any],
-               frame: str | bytes) -> Coroutine[Any, Any, None] | None:
-        """Route a frame's records in order, each on its stream; the coroutine that finishes
-        them when one must wait (the ones after it wait too, so their order holds)."""
-        names = iter(streams)
-        for i, record in enumerate(records):
-            waiting = self._checked(_One(next(names), record), frame)
-            if waiting is not None:
-                return self._batch_rest(waiting, names, records[i + 1:], frame)
-        return None
-
-    async def _batch_rest(self, waiting: Coroutine[Any, Any, None], names: Iterator[str],
-                          records: Sequence[Any], frame: str | bytes) -> None:
-        await waiting
-        for record in records:
-            more = self._checked(_One(next(names), record), frame)
-            if more is not None:
-                await more
-
-    def _checked(self, env: Frame, frame: str | bytes,
-                 recv_ms: int | None = None) -> Coroutine[Any, Any, None] | None:
-        """``feed`` after the decode: the stream and time checks, then the routing (one function:
-        a Python call per frame less). A frame the time guard held and then released comes back
-        with its ``recv_ms``: checked already, it is only routed. Synchronous on the usual path
-        (no coroutine per frame); returns the coroutine to await when something must wait: a
-        full lane (backpressure), the time guard's verdict, rows the repair gate just released,
-        a diff book."""
+        repair gate released, a diff book). The connection loop calls this one, with the frame
+        alone. Inside the router, ``env`` is one record of a frame decoded already (a batch's):
+        checked and routed; with its ``recv_ms`` too, a frame the time guard held and then
+        released: only routed. Decode, checks and routing are one function: on this path a
+        Python call costs as much as several checks."""
+        if env is None:
+            stats = self.stats
+            stats.frames += 1
+            try:
+                env = self._decode(frame)
+            except self._bad_frame:
+                self._not_data(frame)
+                return None
+            if env.data.kind == BATCH:  # several records in one frame: each as if alone
+                data = env.data
+                streams = getattr(data, "streams", None)  # a batch of several symbols' records
+                if streams is not None:
+                    return self._batch(streams, data.records, frame)
+                return self._batch(itertools.repeat(env.stream), data.records, frame)
         data = env.data
         stream = env.stream
         symbol = data.symbol
@@ -428,6 +405,25 @@ class Router(StateRouting):
         self._bad("unexpected", "diff depth without a local book", frame)
         return None
 
+    def _batch(self, streams: Iterable[str], records: Sequence[Any],
+               frame: str | bytes) -> Coroutine[Any, Any, None] | None:
+        """Route a frame's records in order, each on its stream; the coroutine that finishes
+        them when one must wait (the ones after it wait too, so their order holds)."""
+        names = iter(streams)
+        for i, record in enumerate(records):
+            waiting = self.feed(frame, _One(next(names), record))
+            if waiting is not None:
+                return self._batch_rest(waiting, names, records[i + 1:], frame)
+        return None
+
+    async def _batch_rest(self, waiting: Coroutine[Any, Any, None], names: Iterator[str],
+                          records: Sequence[Any], frame: str | bytes) -> None:
+        await waiting
+        for record in records:
+            more = self.feed(frame, _One(next(names), record))
+            if more is not None:
+                await more
+
     async def _judged(self, guard: TimeGuard[Held], release: list[Held]) -> None:
         """Route what the time guard released; count and log what it quarantined."""
         while guard.quarantined:
@@ -442,7 +438,7 @@ class Router(StateRouting):
             # journal checkpoint: its row came from frame ``seq``, not the one being routed
             now, cursor[0] = cursor[0], seq
             try:
-                waiting = self._checked(env, frame, recv_ms)
+                waiting = self.feed(frame, env, recv_ms)
             finally:
                 cursor[0] = now
             if waiting is not None:
@@ -490,7 +486,7 @@ class Router(StateRouting):
 
     async def _slow(self, gate: Repair | None, lane: Sink, hook: SignalHooks | None,
                     data: Any, recv_ms: int, admitted: bool, frame: str | bytes) -> None:
-        """The rest of ``_checked`` when it must wait: first the rows the gate released, then
+        """The rest of ``feed`` when it must wait: first the rows the gate released, then
         (if admitted) this message, waiting for room in a full lane."""
         kind = data.kind
         venue = self.venue
