@@ -7,11 +7,16 @@ frame of a pre-generated stream from the simulator's own market model and wire e
 (aggTrade, depth20@100ms, bookTicker; the realistic mix). Frames are generated before timing
 starts; lanes are drained between timed batches (rotation's cost is not the loop's: it is
 measured by ``throughput.py``), with watermarks large enough that no producer ever waits.
-Timed: process CPU time per frame (``time.process_time``, the garbage collector on, as in the
-harvester; ``--no-gc`` turns it off), median of ``--repeat`` passes over the same frames (a
-fresh harvester each pass, so dedup never drops a repeat). The quotes' and depth messages'
+Timed: process CPU time per frame (``time.process_time``), median of ``--repeat`` passes over
+the same frames (a fresh harvester each pass, so dedup never drops a repeat). The quotes' and depth messages'
 signals, which the harvester computes in batches at its features tick (``signals/batches.py``),
 are computed and timed with each batch of frames: their cost is the loop's.
+
+The garbage collector runs as in the harvester: ``run`` builds the harvester, then runs the loop
+under its collector policy (``ops/gcpolicy.tuned``: start-up's objects collected and frozen,
+thresholds 20,000/20/50), and so does each pass here. ``--default-gc`` times under CPython's
+defaults instead (700/10/10, nothing frozen: a full collection over the freshly built harvester
+then lands inside the timed loop), ``--no-gc`` with the collector off.
 
 Target: ``us_per_frame`` ≤ 5.
 
@@ -41,10 +46,12 @@ import trio
 from trio_harvest.app import Harvester
 from trio_harvest.config import Config
 from trio_harvest.kinds import ALL_KINDS
+from trio_harvest.ops.gcpolicy import tuned
 from trio_harvest.signals.batches import flush_batches
 
 TARGET_US = 5.0
-KEEP_GC = "--no-gc" not in sys.argv  # the harvester runs with the collector on
+KEEP_GC = "--no-gc" not in sys.argv
+RUN_GC = "--default-gc" not in sys.argv  # the collector policy ``run`` applies
 BATCH = 20_000
 
 
@@ -100,7 +107,11 @@ def one_pass(symbols: tuple[str, ...], frames: list[str], data_dir: Path) -> flo
                 lane.take_spill()
                 lane.drain()
 
-    trio.run(main)
+    if RUN_GC:
+        with tuned():  # as ``run`` does around the loop (``cli/commands.py``)
+            trio.run(main)
+    else:
+        trio.run(main)
     return spent
 
 
@@ -113,6 +124,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one pass")
     ap.add_argument("--no-gc", action="store_true", help="turn the garbage collector off while timing")
+    ap.add_argument("--default-gc", action="store_true",
+                    help="CPython's collector defaults instead of the policy ``run`` applies")
     args = ap.parse_args()
     if args.quick:
         args.frames, args.repeat = min(args.frames, 60_000), min(args.repeat, 3)
@@ -145,6 +158,7 @@ def main() -> None:
         "target_us": TARGET_US,
         "met": us <= TARGET_US,
         "mix": {k: round(v / total, 3) for k, v in mix.items()},
+        "gc": "off" if not KEEP_GC else "run" if RUN_GC else "default",
         **C.conditions(load),
     }
     C.emit_json(doc)

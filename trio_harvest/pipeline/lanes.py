@@ -146,44 +146,47 @@ class Lane:
     # when full; ``chunks.BadValue`` (nothing appended) for a value no column can hold.
 
     def add_trade(self, t: Trade, recv_ms: int) -> bool:
-        if self.level >= self.capacity:
+        level = self.level
+        if level >= self.capacity:
             return False
         b = self._trade
         if b is None or b.n >= self.chunk_rows:
             b = self._roll("_trade", TradeBuilder())
         b.add(t, recv_ms)
-        self.level += 1
+        self.level = level = level + 1
         if self.first_seq < 0:  # journal checkpoint
             self.first_seq = self.cursor[0]
-        if self.level == self.high:
+        if level == self.high:
             self.wake(self)
         return True
 
     def add_quote(self, t: Quote, recv_ms: int) -> bool:
-        if self.level >= self.capacity:
+        level = self.level
+        if level >= self.capacity:
             return False
         b = self._quote
         if b is None or b.n >= self.chunk_rows:
             b = self._roll("_quote", QuoteBuilder())
         b.add(t, recv_ms)
-        self.level += 1
+        self.level = level = level + 1
         if self.first_seq < 0:  # journal checkpoint
             self.first_seq = self.cursor[0]
-        if self.level == self.high:
+        if level == self.high:
             self.wake(self)
         return True
 
     def add_depth(self, d: BookLevels, recv_ms: int, source: str) -> bool:
-        if self.level >= self.capacity:
+        level = self.level
+        if level >= self.capacity:
             return False
         b = self._depth
         if b is None or b.n >= self.chunk_rows:
             b = self._roll("_depth", DepthBuilder(self.depth_levels))
         b.add(d, recv_ms, source)
-        self.level += 1
+        self.level = level = level + 1
         if self.first_seq < 0:  # journal checkpoint
             self.first_seq = self.cursor[0]
-        if self.level == self.high:
+        if level == self.high:
             self.wake(self)
         return True
 

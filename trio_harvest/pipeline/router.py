@@ -167,6 +167,7 @@ class Router(StateRouting):
         self.wall_ms = wall_ms
         self.now = now
         self.stats = RouterStats()
+        self._last_seen = self.stats.last_seen  # per frame: the stream's last frame (trio time)
         self._ratelog = RateLimitedLog(log)
         self._prices: dict[str, Sink] = {s: lanes.get(PRICES, s) for s in symbols}
         self._books: dict[str, Sink] = {s: lanes.get(ORDERBOOK, s) for s in symbols}
@@ -253,24 +254,156 @@ class Router(StateRouting):
         if waiting is not None:
             await waiting
 
-    def feed(self, frame: str | bytes) -> Coroutine[Any, Any, None] | None:
+    def feed(self, frame: str | bytes, env: Frame | None = None,
+             recv_ms: int | None = None) -> Coroutine[Any, Any, None] | None:
         """``handle`` without a coroutine per frame: routes the frame and returns None, or the
         coroutine to await when it must wait (a full lane, the time guard's verdict, rows the
-        repair gate released, a diff book). The connection loop calls this one."""
-        stats = self.stats
-        stats.frames += 1
+        repair gate released, a diff book). The connection loop calls this one, with the frame
+        alone. Inside the router, ``env`` is one record of a frame decoded already (a batch's):
+        checked and routed; with its ``recv_ms`` too, a frame the time guard held and then
+        released: only routed. Decode, checks and routing are one function: on this path a
+        Python call costs as much as several checks."""
+        if env is None:
+            stats = self.stats
+            stats.frames += 1
+            try:
+                env = self._decode(frame)
+            except self._bad_frame:
+                self._not_data(frame)
+                return None
+            if env.data.kind == BATCH:  # several records in one frame: each as if alone
+                data = env.data
+                streams = getattr(data, "streams", None)  # a batch of several symbols' records
+                if streams is not None:
+                    return self._batch(streams, data.records, frame)
+                return self._batch(itertools.repeat(env.stream), data.records, frame)
+        data = env.data
+        stream = env.stream
+        symbol = data.symbol
+        if recv_ms is None:
+            streams = self.streams
+            if streams is not None:  # only subscribed symbols are in it
+                if streams.get(stream) != symbol:
+                    if stream in self.retired:
+                        self.stats.retired += 1
+                        return None
+                    if data.kind == LIQUIDATION and symbol not in self.symbols:
+                        self.stats.other_liquidations += 1
+                        return None
+                    self._bad("unexpected", f"frame of {symbol[:20]!r} on a stream not "
+                              f"subscribed for it ({env.stream[:60]!r})", frame)
+                    return None
+            elif symbol not in self.symbols:
+                if data.kind == LIQUIDATION:
+                    self.stats.other_liquidations += 1
+                    return None
+                self._bad("unexpected", f"frame for unsubscribed symbol {symbol[:20]!r}", frame)
+                return None
+            elif env.stream not in self._known and not self._learn(env.stream, symbol):
+                self._bad("unexpected", f"frame of {symbol} on an unknown stream "
+                          f"({env.stream[:60]!r})", frame)
+                return None
+            recv_ms = self.wall_ms()
+            trade_ms = data.trade_ms
+            event_ms = data.event_ms
+            ts = trade_ms or event_ms
+            if ts:
+                if not MIN_EVENT_MS <= ts < MAX_EVENT_MS:
+                    # a corrupt frame: no date partition can sensibly hold it; never admit
+                    # it. (Deliberately not compared with the local clock: a host whose clock
+                    # is off must still harvest.)
+                    self._bad("rejected", f"implausible event time {ts}", frame)
+                    return None
+                if (event_ms and trade_ms
+                        and not -TOLERANCE_MS <= event_ms - trade_ms <= TOLERANCE_MS):
+                    self._bad("rejected", f"trade time T={trade_ms} far from event time "
+                              f"E={event_ms}", frame)
+                    return None
+                # the time guard's hot path, inlined: the lag fits the reference, nothing is
+                # held
+                guard = self.time_guards.get(stream)
+                if guard is None:  # a subscribed (or learned, bounded) stream's first frame
+                    guard = self.time_guards[stream] = TimeGuard()
+                lag = recv_ms - (event_ms or ts)
+                ref = guard.ref
+                if ref is None or guard.held or not -TOLERANCE_MS <= lag - ref <= TOLERANCE_MS:
+                    return self._judged(guard, guard.judge(lag, (env, recv_ms, frame,
+                                                                    self.lanes.cursor[0])))
+                guard.ref = lag
+            elif data.kind == BOOK:  # book levels a venue sends without a time (Spot's partial
+                data.event_ms = recv_ms  # depth): received now, as its rows and signals read it
+        self._last_seen[stream] = self.now()
+        gate = self.gate
+        if gate is not None and gate.resuming and stream in gate.resuming:
+            gate.resumed(stream, recv_ms)
+        kind = data.kind
+        if kind > BOOK:  # a derivatives update or a liquidation
+            return self._state(stream, data, recv_ms, frame)
+        hook = self.hooks.get(symbol)
         try:
-            env = self._decode(frame)
-        except self._bad_frame:
-            self._not_data(frame)
+            if kind == QUOTE:  # the most frequent first
+                lane = self._quotes[symbol]
+                if gate is not None:
+                    gid = self._gate_id(data)
+                    fast = gate.book_fast(stream, gid)
+                    if fast is None:  # not a usual step: the gate may hold it (as a row)
+                        fast = gate.book(stream, gid, quote_row(data, recv_ms))
+                        if gate.released:  # held messages the stream has just confirmed
+                            return self._slow(gate, lane, hook, data, recv_ms, fast, frame)
+                    if not fast:
+                        return None
+                if not lane.add_quote(data, recv_ms):
+                    return self._slow(None, lane, hook, data, recv_ms, True, frame)
+                if hook is not None:
+                    try:
+                        hook.on_quote(data, recv_ms)
+                    except Exception as exc:
+                        self._hook_failed(symbol, exc)
+                return None
+            if kind == TRADE:
+                lane = self._prices[symbol]
+                if gate is not None:
+                    admitted = gate.trade(data, recv_ms)
+                    if gate.released:  # held trades the stream has just confirmed: first
+                        return self._slow(gate, lane, hook, data, recv_ms, admitted, frame)
+                    if not admitted:
+                        return None  # already in prices (a duplicated frame or id, an overlap)
+                if not lane.add_trade(data, recv_ms):
+                    return self._slow(None, lane, hook, data, recv_ms, True, frame)
+                if hook is not None:
+                    try:
+                        hook.on_trade_record(data)
+                    except Exception as exc:  # a preview signal's bug is its symbol's alone
+                        self._hook_failed(symbol, exc)
+                return None
+            lane = self._books[symbol]
+            if self.book == "partial":  # a book message (BOOK) from here on
+                if gate is not None:
+                    gid = self._gate_id(data)
+                    fast = gate.book_fast(stream, gid)
+                    if fast is None:
+                        fast = gate.book(stream, gid, self.venue.levels_row(
+                            data, recv_ms, self.depth_levels, self.depth_source))
+                        if gate.released:
+                            return self._slow(gate, lane, hook, data, recv_ms, fast, frame)
+                    if not fast:
+                        return None
+                if not lane.add_depth(data, recv_ms, self.depth_source):
+                    return self._slow(None, lane, hook, data, recv_ms, True, frame)
+                if hook is not None:
+                    try:
+                        hook.on_book_levels(data, self.depth_source)
+                    except Exception as exc:
+                        self._hook_failed(symbol, exc)
+                return None
+        except BadValue as exc:  # a value no column can hold: never admitted anywhere
+            self._bad("rejected", f"{env.stream}: {exc}", frame)
             return None
-        if env.data.kind == BATCH:  # several records in one frame: each as if alone
-            data = env.data
-            streams = getattr(data, "streams", None)  # a batch of several symbols' records
-            if streams is not None:
-                return self._batch(streams, data.records, frame)
-            return self._batch(itertools.repeat(env.stream), data.records, frame)
-        return self._checked(env, frame)
+        if self.diff_books is not None and symbol in self.diff_books.books:
+            return self._diff(data, recv_ms, lane, hook)
+        # diff depth is applied to a local book by a later stage
+        self._bad("unexpected", "diff depth without a local book", frame)
+        return None
 
     def _batch(self, streams: Iterable[str], records: Sequence[Any],
                frame: str | bytes) -> Coroutine[Any, Any, None] | None:
@@ -278,7 +411,7 @@ class Router(StateRouting):
         them when one must wait (the ones after it wait too, so their order holds)."""
         names = iter(streams)
         for i, record in enumerate(records):
-            waiting = self._checked(_One(next(names), record), frame)
+            waiting = self.feed(frame, _One(next(names), record))
             if waiting is not None:
                 return self._batch_rest(waiting, names, records[i + 1:], frame)
         return None
@@ -287,65 +420,9 @@ class Router(StateRouting):
                           records: Sequence[Any], frame: str | bytes) -> None:
         await waiting
         for record in records:
-            more = self._checked(_One(next(names), record), frame)
+            more = self.feed(frame, _One(next(names), record))
             if more is not None:
                 await more
-
-    def _checked(self, env: Frame, frame: str | bytes) -> Coroutine[Any, Any, None] | None:
-        """``feed`` after the decode: the stream and time checks, then ``_route``."""
-        stats = self.stats
-        data = env.data
-        symbol = data.symbol
-        streams = self.streams
-        if streams is not None:  # only subscribed symbols are in it
-            if streams.get(env.stream) != symbol:
-                if env.stream in self.retired:
-                    stats.retired += 1
-                    return None
-                if data.kind == LIQUIDATION and symbol not in self.symbols:
-                    stats.other_liquidations += 1
-                    return None
-                self._bad("unexpected", f"frame of {symbol[:20]!r} on a stream not subscribed "
-                          f"for it ({env.stream[:60]!r})", frame)
-                return None
-        elif symbol not in self.symbols:
-            if data.kind == LIQUIDATION:
-                stats.other_liquidations += 1
-                return None
-            self._bad("unexpected", f"frame for unsubscribed symbol {symbol[:20]!r}", frame)
-            return None
-        elif env.stream not in self._known and not self._learn(env.stream, symbol):
-            self._bad("unexpected", f"frame of {symbol} on an unknown stream "
-                      f"({env.stream[:60]!r})", frame)
-            return None
-        recv_ms = self.wall_ms()
-        trade_ms = data.trade_ms
-        event_ms = data.event_ms
-        ts = trade_ms or event_ms
-        if ts:
-            if not MIN_EVENT_MS <= ts < MAX_EVENT_MS:
-                # a corrupt frame: no date partition can sensibly hold it; never admit it.
-                # (Deliberately not compared with the local clock: a host whose clock is off
-                # must still harvest.)
-                self._bad("rejected", f"implausible event time {ts}", frame)
-                return None
-            if event_ms and trade_ms and not -TOLERANCE_MS <= event_ms - trade_ms <= TOLERANCE_MS:
-                self._bad("rejected", f"trade time T={trade_ms} far from event time "
-                          f"E={event_ms}", frame)
-                return None
-            # the time guard's hot path, inlined: the lag fits the reference, nothing is held
-            guard = self.time_guards.get(env.stream)
-            if guard is None:  # a subscribed (or learned, bounded) stream's first frame
-                guard = self.time_guards[env.stream] = TimeGuard()
-            lag = recv_ms - (event_ms or ts)
-            ref = guard.ref
-            if ref is None or guard.held or not -TOLERANCE_MS <= lag - ref <= TOLERANCE_MS:
-                return self._judged(guard, guard.judge(lag, (env, recv_ms, frame,
-                                                                self.lanes.cursor[0])))
-            guard.ref = lag
-        elif data.kind == BOOK:  # book levels a venue sends without a time (Spot's partial
-            data.event_ms = recv_ms  # depth): received now, as its rows and signals read it
-        return self._route(env, recv_ms, frame)
 
     async def _judged(self, guard: TimeGuard[Held], release: list[Held]) -> None:
         """Route what the time guard released; count and log what it quarantined."""
@@ -361,7 +438,7 @@ class Router(StateRouting):
             # journal checkpoint: its row came from frame ``seq``, not the one being routed
             now, cursor[0] = cursor[0], seq
             try:
-                waiting = self._route(env, recv_ms, frame)
+                waiting = self.feed(frame, env, recv_ms)
             finally:
                 cursor[0] = now
             if waiting is not None:
@@ -407,90 +484,9 @@ class Router(StateRouting):
         self._known.add(stream)
         return True
 
-    def _route(self, env: Frame, recv_ms: int,
-               frame: str | bytes) -> Coroutine[Any, Any, None] | None:
-        """Route one checked frame. Synchronous on the usual path (no coroutine per frame);
-        returns the coroutine to await when something must wait: a full lane (backpressure),
-        rows the repair gate just released, a diff book."""
-        stats = self.stats
-        data = env.data
-        symbol = data.symbol
-        kind = data.kind
-        stats.last_seen[env.stream] = self.now()
-        gate = self.gate
-        if gate is not None and gate.resuming and env.stream in gate.resuming:
-            gate.resumed(env.stream, recv_ms)
-        if kind > BOOK:  # a derivatives update or a liquidation
-            return self._state(env.stream, data, recv_ms, frame)
-        lane = (self._prices if kind == TRADE else self._quotes if kind == QUOTE
-                else self._books)[symbol]
-        hook = self.hooks.get(symbol)
-        try:
-            if kind == TRADE:
-                if gate is not None:
-                    admitted = gate.trade(data, recv_ms)
-                    if gate.released:  # held trades the stream has just confirmed: first
-                        return self._slow(gate, lane, hook, data, recv_ms, admitted, frame)
-                    if not admitted:
-                        return None  # already in prices (a duplicated frame or id, an overlap)
-                if not lane.add_trade(data, recv_ms):
-                    return self._slow(None, lane, hook, data, recv_ms, True, frame)
-                if hook is not None:
-                    try:
-                        hook.on_trade_record(data)
-                    except Exception as exc:  # a preview signal's bug is its symbol's alone
-                        self._hook_failed(symbol, exc)
-                return None
-            if kind == QUOTE:
-                if gate is not None:
-                    gid = self._gate_id(data)
-                    fast = gate.book_fast(env.stream, gid)
-                    if fast is None:  # not a usual step: the gate may hold it (as a row)
-                        fast = gate.book(env.stream, gid, quote_row(data, recv_ms))
-                        if gate.released:  # held messages the stream has just confirmed
-                            return self._slow(gate, lane, hook, data, recv_ms, fast, frame)
-                    if not fast:
-                        return None
-                if not lane.add_quote(data, recv_ms):
-                    return self._slow(None, lane, hook, data, recv_ms, True, frame)
-                if hook is not None:
-                    try:
-                        hook.on_quote(data, recv_ms)
-                    except Exception as exc:
-                        self._hook_failed(symbol, exc)
-                return None
-            if kind == BOOK and self.book == "partial":
-                if gate is not None:
-                    gid = self._gate_id(data)
-                    fast = gate.book_fast(env.stream, gid)
-                    if fast is None:
-                        fast = gate.book(env.stream, gid, self.venue.levels_row(
-                            data, recv_ms, self.depth_levels, self.depth_source))
-                        if gate.released:
-                            return self._slow(gate, lane, hook, data, recv_ms, fast, frame)
-                    if not fast:
-                        return None
-                if not lane.add_depth(data, recv_ms, self.depth_source):
-                    return self._slow(None, lane, hook, data, recv_ms, True, frame)
-                if hook is not None:
-                    try:
-                        hook.on_book_levels(data, self.depth_source)
-                    except Exception as exc:
-                        self._hook_failed(symbol, exc)
-                return None
-        except BadValue as exc:  # a value no column can hold: never admitted anywhere
-            self._bad("rejected", f"{env.stream}: {exc}", frame)
-            return None
-        if (kind == BOOK and self.diff_books is not None
-                and symbol in self.diff_books.books):
-            return self._diff(data, recv_ms, lane, hook)
-        # diff depth is applied to a local book by a later stage
-        self._bad("unexpected", "diff depth without a local book", frame)
-        return None
-
     async def _slow(self, gate: Repair | None, lane: Sink, hook: SignalHooks | None,
                     data: Any, recv_ms: int, admitted: bool, frame: str | bytes) -> None:
-        """The rest of ``_route`` when it must wait: first the rows the gate released, then
+        """The rest of ``feed`` when it must wait: first the rows the gate released, then
         (if admitted) this message, waiting for room in a full lane."""
         kind = data.kind
         venue = self.venue

@@ -54,34 +54,31 @@ def derive(m: Array, starts: list[int], prevs: list[Array | None], levels: int,
             + [ask0 + 1 + 2 * k for k in range(sum_levels)])
     used = sorted(set(need) | set(sums))
     at = {c: i for i, c in enumerate(used)}
-    # the used columns, each contiguous (one pass over the rows), and the row before each row
+    # the used columns, each contiguous (one pass over the rows)
     cur = np.ascontiguousarray(m[:, used].T)
-    prev = np.empty_like(cur)
-    prev[:, 1:] = cur[:, :-1]
     has_prev = np.ones(n, np.bool_)
-    given = [(s, p) for s, p in zip(starts, prevs, strict=True) if p is not None]
-    missing = [s for s, p in zip(starts, prevs, strict=True) if p is None]
+    given = [i for i, p in enumerate(prevs) if p is not None]
+    # the previous row of each run's first row: the carried one (NaN where there is none)
+    first = np.full((len(used), len(starts)), np.nan)
     if given:
-        rows = np.array([p for _, p in given], np.float64)[:, used]
-        prev[:, [s for s, _ in given]] = rows.T
-    if missing:
-        prev[:, missing] = np.nan
-        has_prev[missing] = False
+        first[:, given] = np.array([prevs[i] for i in given], np.float64)[:, used].T
+    missing = [s for s, p in zip(starts, prevs, strict=True) if p is None]
+    has_prev[missing] = False
+    # a run with a NaN in any of its rows, or in a carried row where the OFI reads it (inside
+    # a run, the row before is one of the run's own rows)
     bad_rows = np.isnan(cur).any(axis=0)
-    bad_rows |= has_prev & np.isnan(prev[[at[c] for c in need]]).any(axis=0)
     complete = ~np.logical_or.reduceat(bad_rows, starts)
-    zero = 0.0
+    if given:
+        carried_nan = np.isnan(first[[at[c] for c in need]][:, given]).any(axis=0)
+        complete[given] &= ~carried_nan
+    # the multi-level OFI of every row against the row before it (what a run's first row gets
+    # here is replaced below), then of each run's first row against its carried row: per
+    # element the same operations in the same order either way
     total = np.zeros(n)
-    for k in range(ofi_levels):  # bid levels first, then ask levels, as the per-record sum
-        i, j = at[2 * k], at[2 * k + 1]
-        p0, q0, p1, q1 = prev[i], prev[j], cur[i], cur[j]
-        total += np.where(p1 >= p0, q1, zero)
-        total -= np.where(p1 <= p0, q0, zero)
-    for k in range(ofi_levels):
-        i, j = at[ask0 + 2 * k], at[ask0 + 2 * k + 1]
-        p0, q0, p1, q1 = prev[i], prev[j], cur[i], cur[j]
-        total -= np.where(p1 <= p0, q1, zero)
-        total += np.where(p1 >= p0, q0, zero)
+    _ofi(total[1:], cur[:, :-1], cur[:, 1:], at, ofi_levels, ask0)
+    head = np.zeros(len(starts))
+    _ofi(head, first, cur[:, starts], at, ofi_levels, ask0)
+    total[starts] = head
     total[~has_prev] = np.nan
     q_bid = np.zeros(n)
     q_ask = np.zeros(n)
@@ -90,6 +87,39 @@ def derive(m: Array, starts: list[int], prevs: list[Array | None], levels: int,
         q_ask += cur[at[ask0 + 2 * k + 1]]
     return Derived(total, has_prev, q_bid, q_ask, cur[at[0]], cur[at[1]], cur[at[ask0]],
                    cur[at[ask0 + 1]], complete)
+
+
+def _ofi(total: Array, prev: Array, cur: Array, at: dict[int, int], ofi_levels: int,
+         ask0: int) -> None:
+    """Add to ``total`` (in place, +0.0 to start) the multi-level OFI of each column of ``cur``
+    against the same column of ``prev`` (rows: the used columns, ``at``): bid levels first, then
+    ask levels, as the per-record sum. A level's terms are computed for all its levels at once;
+    the sum stays one addition at a time, in order."""
+    zero = 0.0
+    bp = _rows([at[2 * k] for k in range(ofi_levels)])
+    bq = _rows([at[2 * k + 1] for k in range(ofi_levels)])
+    ap = _rows([at[ask0 + 2 * k] for k in range(ofi_levels)])
+    aq = _rows([at[ask0 + 2 * k + 1] for k in range(ofi_levels)])
+    p0, q0, p1, q1 = prev[bp], prev[bq], cur[bp], cur[bq]
+    bid_in = np.where(p1 >= p0, q1, zero)
+    bid_out = np.where(p1 <= p0, q0, zero)
+    p0, q0, p1, q1 = prev[ap], prev[aq], cur[ap], cur[aq]
+    ask_in = np.where(p1 <= p0, q1, zero)
+    ask_out = np.where(p1 >= p0, q0, zero)
+    for k in range(ofi_levels):
+        total += bid_in[k]
+        total -= bid_out[k]
+    for k in range(ofi_levels):
+        total -= ask_in[k]
+        total += ask_out[k]
+
+
+def _rows(index: list[int]) -> slice | list[int]:
+    """``index`` as a slice where it is evenly spaced (a view, not a copy, of the rows)."""
+    step = index[1] - index[0] if len(index) > 1 else 1
+    if step > 0 and index == list(range(index[0], index[-1] + 1, step)):
+        return slice(index[0], index[-1] + 1, step)
+    return index
 
 
 def side_lists(row: Array, levels: int) -> tuple[list[tuple[float, float]],
