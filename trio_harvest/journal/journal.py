@@ -314,13 +314,19 @@ class Journal:
     async def _commit_step(self, wait: bool = True) -> None:
         """A group commit; after a failure, seal what was written and retry when allowed.
         ``wait``: until it is durable and accounted (else that is left to the next commit)."""
-        async with self._lock:
+        try:  # the lock free (as it nearly always is): taken without a scheduler round
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._lock.acquire()
+        try:
             await self._commit(wait)
             if not self._accepting and self._fh is not None:  # stopped: seal what was written
                 await self._seal()
             if (not self._accepting and not self._closed
                     and self.disk_bytes <= self.max_bytes * 0.9):
                 await self._try_reopen()  # journaling again once the disk allows
+        finally:
+            self._lock.release()
 
     async def _commit(self, wait: bool = True) -> None:
         await self._collect()  # the previous commit first: one in flight, in order
