@@ -4,7 +4,8 @@ default, ``format.py``).
 
 Owns the loop side (``append``: a tuple into a list, no I/O, no context manager, bounded by
 ``memory_bytes``), the group commit (a task that every quarter ``fsync_ms``, or sooner when the
-buffer fills, hands the batch to a worker thread to write and fsync), segment rolls, deleting
+buffer fills, hands the batch to the committer thread to write and fsync, ``committer.py``,
+and accounts it at the next commit), segment rolls, deleting
 (or archiving, ``raw_dir``) sealed segments once the checkpoint has passed them (never one found
 at start-up before restart replay has read it: ``replayed``), ``max_bytes``
 on disk, and its own failure: a write error, a full disk or a stuck thread stops journaling
