@@ -4,7 +4,8 @@ default, ``format.py``).
 
 Owns the loop side (``append``: a tuple into a list, no I/O, no context manager, bounded by
 ``memory_bytes``), the group commit (a task that every quarter ``fsync_ms``, or sooner when the
-buffer fills, hands the batch to a worker thread to write and fsync), segment rolls, deleting
+buffer fills, hands the batch to the committer thread to write and fsync, ``committer.py``,
+and accounts it at the next commit), segment rolls, deleting
 (or archiving, ``raw_dir``) sealed segments once the checkpoint has passed them (never one found
 at start-up before restart replay has read it: ``replayed``), ``max_bytes``
 on disk, and its own failure: a write error, a full disk or a stuck thread stops journaling
@@ -32,6 +33,7 @@ from . import files
 from . import format as fmt
 from .archive import archive_segment
 from .checkpoint import NONE, deletable, oldest_not_durable
+from .committer import Committer, Job
 
 log = logging.getLogger("trio_harvest.journal")
 
@@ -64,6 +66,16 @@ class JournalStats:
     failures: int = 0
     deleted: int = 0  # segments removed after the checkpoint passed them
     archived: int = 0  # segments moved to raw_dir
+
+
+@dataclass(eq=False, slots=True)
+class _InFlight:  # a group commit handed to the committer thread, not yet accounted
+    job: Job
+    seg: Segment
+    records: int
+    first_ns: int
+    last_seq: int
+    roll: bool  # the segment was due to roll when the batch was handed over
 
 
 @dataclass(slots=True)
@@ -122,7 +134,8 @@ class Journal:
         self._outage: _Outage | None = None
         self._wake = trio.Event()
         self._fh: IO[bytes] | None = None
-        self._commit_started: float | None = None
+        self._committer = Committer()
+        self._inflight: _InFlight | None = None
         self._closed = False
         self._lock_fd: int | None = None
         self._lock = trio.Lock()  # one commit step at a time
@@ -208,7 +221,10 @@ class Journal:
     @property
     def commit_started(self) -> float | None:
         """Wall (monotonic) time the commit in flight started; None when none is."""
-        return self._commit_started
+        inflight = self._inflight
+        if inflight is None or inflight.job.done:
+            return None
+        return inflight.job.started
 
     # -- start-up ------------------------------------------------------------------------------
 
@@ -253,7 +269,9 @@ class Journal:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Commits on a fixed grid of a quarter ``fsync_ms`` (a slow fsync is followed at once by the
         next commit, so a frame waits at most ``fsync_ms / 4`` plus one commit); housekeeping
-        (deleting, archiving) in its own task, so a segment being compressed never delays one."""
+        (deleting, archiving) in its own task, so a segment being compressed never delays one.
+        Each commit is handed to the committer thread and accounted at the next one (or at once
+        by ``tick`` and ``close``), which waits for it first: one commit in flight at a time."""
         await self._try_reopen()
         try:
             async with trio.open_nursery() as nursery:
@@ -266,13 +284,21 @@ class Journal:
                         await self._wake.wait()
                     self._wake = trio.Event()
                     started = trio.current_time()
-                    await self._commit_step()
+                    await self._commit_step(wait=False)
                     next_at = started + period
         finally:  # cancelled (a crash of the app): what is on disk stays for the next replay
+            # the commit in flight ends (as a trio worker thread's did) before the file closes
+            # and the directory is released; a disk stuck that long is left to its thread
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + STUCK_AFTER
+                await self._settle()
             fh, self._fh = self._fh, None
             if fh is not None:
-                with contextlib.suppress(OSError):
-                    fh.close()
+                if self._inflight is None:
+                    with contextlib.suppress(OSError):
+                        fh.close()
+                else:  # still writing: closed by the committer thread after that write
+                    self._committer.submit(fh.close)
             if self._lock_fd is not None:
                 os.close(self._lock_fd)  # releases the directory for the next run
                 self._lock_fd = None
@@ -286,17 +312,25 @@ class Journal:
         await self._commit_step()
         await self.housekeep()
 
-    async def _commit_step(self) -> None:
-        """A group commit; after a failure, seal what was written and retry when allowed."""
-        async with self._lock:
-            await self._commit()
+    async def _commit_step(self, wait: bool = True) -> None:
+        """A group commit; after a failure, seal what was written and retry when allowed.
+        ``wait``: until it is durable and accounted (else that is left to the next commit)."""
+        try:  # the lock free (as it nearly always is): taken without a scheduler round
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._lock.acquire()
+        try:
+            await self._commit(wait)
             if not self._accepting and self._fh is not None:  # stopped: seal what was written
                 await self._seal()
             if (not self._accepting and not self._closed
                     and self.disk_bytes <= self.max_bytes * 0.9):
                 await self._try_reopen()  # journaling again once the disk allows
+        finally:
+            self._lock.release()
 
-    async def _commit(self) -> None:
+    async def _commit(self, wait: bool = True) -> None:
+        await self._collect()  # the previous commit first: one in flight, in order
         if (self._fh is not None and self._pending
                 and self.disk_bytes + self._pending_bytes > self.max_bytes):
             # the bound holds at the write, not only when housekeeping next looks (a busy loop
@@ -310,26 +344,51 @@ class Journal:
         seg = self.segments[-1]
         roll = (seg.bytes >= self.segment_bytes
                 or trio.current_time() - seg.opened_at >= self.segment_s)
-        self._commit_started = time.monotonic()  # wall time: a mock clock jumps in threads
-        try:
-            written = await trio.to_thread.run_sync(files.write_batch, self._fh, batch, seg.path,
-                                                    self.compress_level)
-        except Exception as exc:  # ENOSPC, EIO, a removed directory...: never the app's end
+        job = self._committer.submit(files.write_batch, self._fh, batch, seg.path,
+                                     self.compress_level)
+        self._inflight = _InFlight(job, seg, len(batch), batch[0][1], batch[-1][0], roll)
+        if wait:
+            await self._collect()
+
+    async def _collect(self) -> None:
+        """Account the commit in flight once it is durable (waiting for it if need be): its
+        records, or its failure; then the roll it was due for."""
+        inflight = self._inflight
+        if inflight is not None:
+            await self._committer.wait(inflight.job)
+            if self._inflight is inflight and self._account():
+                await self._roll()
+
+    async def _settle(self) -> None:
+        """Wait for the commit in flight and account it, without the roll (its segment is
+        being sealed, or the run is ending)."""
+        inflight = self._inflight
+        if inflight is not None:
+            await self._committer.wait(inflight.job)
+            if self._inflight is inflight:  # not accounted meanwhile by another waiter
+                self._account()
+
+    def _account(self) -> bool:
+        """Account the commit in flight, which has ended; whether its segment is due to roll."""
+        inflight, self._inflight = self._inflight, None
+        assert inflight is not None
+        job = inflight.job
+        if job.error is not None:  # ENOSPC, EIO, a removed directory...: never the app's end
             self.stats.failures += 1
-            self._commit_started = None
-            self._outage_from(batch[0][1] // 1_000_000, f"{type(exc).__name__}: {exc}")
-            return
-        self._commit_started = None
+            self._outage_from(inflight.first_ns // 1_000_000,
+                              f"{type(job.error).__name__}: {job.error}")
+            return False
+        written: int = job.result
         st = self.stats
-        st.records += len(batch)
+        st.records += inflight.records
         st.bytes += written
         st.commits += 1
+        seg = inflight.seg
         if not seg.first_ns:
-            seg.first_ns = batch[0][1]
-        seg.last_seq = batch[-1][0]
+            seg.first_ns = inflight.first_ns
+        seg.last_seq = inflight.last_seq
         seg.bytes += written
-        if roll:
-            await self._roll()
+        return inflight.roll
 
     async def _roll(self) -> None:
         """Seal the active segment and open the next one."""
@@ -338,6 +397,7 @@ class Journal:
 
     async def _seal(self) -> None:
         """Close the active segment (in a thread: the disk may hang); it can go once passed."""
+        await self._settle()  # the write in flight ends before its file closes
         fh, self._fh = self._fh, None
         if self.segments:
             self.segments[-1].sealed = True
