@@ -20,7 +20,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -300,8 +300,9 @@ class Connection:
         except RECOVERABLE as exc:
             return _describe(exc)
         except BaseExceptionGroup as group:  # a library's nursery: recoverable if all leaves are
-            if group.subgroup(lambda e: not isinstance(e, Exception)) is not None:
-                raise  # Cancelled or KeyboardInterrupt inside: not ours to swallow
+            fatal = not_ours(group)
+            if fatal is not None:  # Cancelled or KeyboardInterrupt inside: not ours to swallow
+                raise fatal from None  # (without the errors beside it, which the stop ends)
             leaves = group.exceptions
             if not all(isinstance(e, RECOVERABLE) for e in leaves):
                 log.error("%s: unexpected errors in the receive loop", st.label, exc_info=group)
@@ -411,3 +412,16 @@ async def run_ingest(connections: list[Connection]) -> None:
     async with trio.open_nursery() as nursery:
         for conn in connections:
             nursery.start_soon(conn.run)
+
+
+def _leaf_not_ours(e: BaseException) -> bool:
+    return not isinstance(e, (Exception, BaseExceptionGroup))
+
+
+def not_ours(group: BaseExceptionGroup[Any]) -> BaseExceptionGroup[Any] | None:
+    """The leaves of ``group`` that are not errors (a ``Cancelled``, a ``KeyboardInterrupt``),
+    as a group, or None. Decided per leaf: a session's error and the stop's ``Cancelled`` can
+    arrive together (the server closes as the harvest stops), and the cancel scope that owns
+    the ``Cancelled`` must not be handed the error with it, which would end the harvest."""
+    return group.subgroup(_leaf_not_ours)
+
