@@ -424,4 +424,3 @@ def not_ours(group: BaseExceptionGroup[Any]) -> BaseExceptionGroup[Any] | None:
     arrive together (the server closes as the harvest stops), and the cancel scope that owns
     the ``Cancelled`` must not be handed the error with it, which would end the harvest."""
     return group.subgroup(_leaf_not_ours)
-

@@ -187,8 +187,8 @@ class DepthBuilder(Shape):
 
     A row's levels are kept as the one ``bytes`` record the message was packed into, in a list,
     and joined only when read (a file, a batch of signals). Appending them to one growing buffer
-    instead copied that buffer again at every growth step: hundreds of lanes growing at once
-    made that copying the largest part of a depth message's cost."""
+    instead copied that buffer again at every growth step, costly when hundreds of lanes grow at
+    once (about a quarter of ``add``'s time at 500 lanes of 500 rows)."""
 
     __slots__ = ("_levels", "_pad", "event", "first_uid", "levels", "padded", "prev_uid", "recv",
                  "rows", "source", "ts", "uid")
@@ -215,10 +215,6 @@ class DepthBuilder(Shape):
     def lv(self) -> array[float]:
         """Every row's levels in one flat buffer (a new copy)."""
         return array("d", b"".join(self.rows))
-
-    def level_bytes(self, a: int, z: int) -> bytes:
-        """The packed levels of rows ``a`` to ``z``, joined."""
-        return b"".join(self.rows[a:z])
 
     def _cols(self) -> list[Any]:
         return [*(getattr(self, attr) for attr, _, _ in _BOOK_HEAD), self.lv]
