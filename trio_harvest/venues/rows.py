@@ -50,6 +50,20 @@ def level_rows(
             + [(*head, "ask", p, q, is_snapshot) for p, q in asks])
 
 
+def level_update_columns(
+    symbol: str, ts_ms: int, event_ms: int, recv_ms: int, first_update_id: int,
+    update_id: int, prev_update_id: int, bids: list[tuple[float, float]],
+    asks: list[tuple[float, float]], is_snapshot: bool,
+) -> list[list[Any]]:
+    """``level_rows``' rows as columns (one list per ``book_updates`` column, in its order)."""
+    nb = len(bids)
+    n = nb + len(asks)
+    levels = bids + asks
+    return [[ts_ms] * n, [event_ms] * n, [recv_ms] * n, [symbol] * n, [first_update_id] * n,
+            [update_id] * n, [prev_update_id] * n, ["bid"] * nb + ["ask"] * (n - nb),
+            [p for p, _ in levels], [q for _, q in levels], [is_snapshot] * n]
+
+
 def derivative_row(d: Derivative, recv_ms: int) -> Row:
     """A ``derivatives`` row (kinds.DERIVATIVES_SCHEMA) of any venue's ``Derivative``: the
     values it carries, null for the rest. ``ValueError`` for a value that is not a number."""
