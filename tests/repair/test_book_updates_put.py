@@ -22,10 +22,17 @@ LEVELS = 5
 MARKS = {BOOK_UPDATES: (3_000, 4_004), ORDERBOOK: (3_000, 4_004)}
 
 
-async def _harvest(fixtures_dir: Path, by_rows: bool) -> tuple[list[Any], int, DiffBooks]:
+async def _harvest(fixtures_dir: Path, by_rows: bool,
+                   marks: dict[str, tuple[int, int]] = MARKS) -> tuple[list[Any], int, DiffBooks]:
     """Every drained chunk (its kind, symbol, size and rows) in order, and how many events
-    were done synchronously."""
-    lanes = Lanes(MARKS, wake=lambda lane: None, depth_levels=LEVELS,
+    were done synchronously. A full lane is drained when its producer waits for room."""
+    drained: list[Any] = []
+
+    def wake(lane: Any) -> None:
+        if lane.level >= lane.capacity:  # rotation, woken by a producer that must wait
+            drained.append(_taken(lane))
+
+    lanes = Lanes(marks, wake=wake, depth_levels=LEVELS,
                   schema_of=lambda kind: schema_for(kind, LEVELS))
 
     async def put_gap(row: Row) -> None:
@@ -35,7 +42,6 @@ async def _harvest(fixtures_dir: Path, by_rows: bool) -> tuple[list[Any], int, D
                       updates_of=lambda s: lanes.get(BOOK_UPDATES, s))
     if by_rows:
         books.admit = lambda kind, row: True  # replay's path: each row looked at, one by one
-    drained: list[Any] = []
     done = 0
     for recv_ms, msg in capture.messages(fixtures_dir, books):
         if isinstance(msg, DepthUpdate):
@@ -63,3 +69,14 @@ async def test_synchronous_columns_write_what_row_by_row_writes(fixtures_dir: Pa
     assert sum(len(sizes) - 1 for kind, _, sizes, _ in fast if kind == BOOK_UPDATES) >= 5
     # applied events, but for those after a snapshot or at the end of a chunk: no coroutine
     assert fast_done - slow_done > 0.9 * fast_books.stats.rows
+
+
+async def test_a_full_book_updates_lane_makes_the_event_wait_as_row_by_row_does(
+        fixtures_dir: Path) -> None:
+    """Lanes of 40 rows (chunks of 10): most events do not fit in the room left; they wait
+    for room row by row, and every row arrives, in order, in the same chunks."""
+    small = {BOOK_UPDATES: (30, 40), ORDERBOOK: (30, 40)}
+    fast, _, fast_books = await _harvest(fixtures_dir, by_rows=False, marks=small)
+    slow, _, _ = await _harvest(fixtures_dir, by_rows=True, marks=small)
+    assert fast == slow
+    assert len(fast) > fast_books.stats.update_rows // 40 > 100

@@ -70,5 +70,7 @@ class BookSide:
         return price, self.sizes[price]
 
     def top(self, n: int) -> list[Level]:
-        sign, sizes = self._sign, self.sizes
-        return [(sign * k, sizes[sign * k]) for k in self._keys[:n]]
+        sizes = self.sizes
+        if self._sign > 0:  # the asks' keys are their prices
+            return [(p, sizes[p]) for p in self._keys[:n]]
+        return [(-k, sizes[-k]) for k in self._keys[:n]]
