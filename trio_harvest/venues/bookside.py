@@ -46,22 +46,26 @@ class BookSide:
 
     def set(self, price: float, size: float) -> None:
         """Absolute size at ``price``; 0 deletes the level."""
-        sizes = self.sizes
-        if size > 0:
-            if price not in sizes:
-                keys = self._keys
-                key = self._sign * price
-                insort(keys, key)
-                if len(keys) > self.max_levels:
-                    far = keys.pop()
-                    if far == key:
-                        return  # the new level is the farthest one: not kept
-                    del sizes[self._sign * far]
-            sizes[price] = size
-        elif price in sizes:
-            del sizes[price]
-            keys = self._keys
-            del keys[bisect_left(keys, self._sign * price)]
+        self.update(((price, size),))
+
+    def update(self, levels: Iterable[Level]) -> None:
+        """``set`` each ``(price, size)`` in turn (a diff event's side: one call, not one a
+        level)."""
+        sizes, keys, sign, limit = self.sizes, self._keys, self._sign, self.max_levels
+        for price, size in levels:
+            if size > 0:
+                if price not in sizes:
+                    key = sign * price
+                    insort(keys, key)
+                    if len(keys) > limit:
+                        far = keys.pop()
+                        if far == key:
+                            continue  # the new level is the farthest one: not kept
+                        del sizes[sign * far]
+                sizes[price] = size
+            elif price in sizes:
+                del sizes[price]
+                del keys[bisect_left(keys, sign * price)]
 
     def best(self) -> Level | None:
         if not self._keys:

@@ -269,11 +269,8 @@ class LocalBook:
         self._buffer.clear()
 
     def _apply(self, ev: DepthUpdate) -> None:
-        bids, asks = self.bids, self.asks
-        for price, size in ev.bids:
-            bids.set(price, size)
-        for price, size in ev.asks:
-            asks.set(price, size)
+        self.bids.update(ev.bids)
+        self.asks.update(ev.asks)
         self.last_update_id = ev.update_id
         self.last_ts_ms = ev.trade_ms or ev.event_ms
         self.stats.applied += 1

@@ -332,15 +332,15 @@ class LocalBook:
 
     def _apply(self, ev: OkxBook) -> None:
         bids, asks = self.bids, self.asks
+        bids.update(ev.bids)
+        asks.update(ev.asks)
         rb, ra = self._raw
         for (price, size), lv in zip(ev.bids, ev.raw_bids, strict=False):
-            bids.set(price, size)
             if size > 0:
                 rb[price] = (lv[0], lv[1])
             else:
                 rb.pop(price, None)
         for (price, size), lv in zip(ev.asks, ev.raw_asks, strict=False):
-            asks.set(price, size)
             if size > 0:
                 ra[price] = (lv[0], lv[1])
             else:
