@@ -1,12 +1,15 @@
 """``BookSide.update``: a diff event's side in one call stores what ``set`` of each level
 stores, in order: new levels, size changes, deletes (of held levels and of others), and the
-bound (a new level past the farthest kept one is not kept, the levels after it still are)."""
+bound (a new level past the farthest kept one is not kept, the levels after it still are).
+The top as columns, and the ``orderbook`` row made of them, are the top's levels and their
+row."""
 
 from __future__ import annotations
 
 import random
 
 from trio_harvest.venues.bookside import BookSide
+from trio_harvest.venues.rows import book_row, book_row_of_columns
 
 
 def _reference(ref: dict[float, float], bid: bool, price: float, size: float) -> None:
@@ -47,3 +50,24 @@ def test_a_new_level_past_the_bound_is_dropped_and_the_rest_of_the_side_still_ap
     asks = BookSide(False, max_levels=2)
     asks.update([(100.0, 1.0), (101.0, 1.0), (102.0, 4.0), (99.5, 3.0)])
     assert asks.top(5) == [(99.5, 3.0), (100.0, 1.0)]
+
+
+def test_top_columns_are_the_top_as_columns() -> None:
+    for bid in (True, False):
+        for held in (0, 3, 25):
+            side = BookSide(bid)
+            side.update([(100.0 + i * 0.5, 1.0 + i) for i in range(held)])
+            for n in (1, 5, 20):
+                prices, sizes = side.top_columns(n)
+                assert list(zip(prices, sizes, strict=True)) == side.top(n)
+
+
+def test_an_orderbook_row_of_columns_is_the_row_of_levels() -> None:
+    """Full sides, short ones (None past the levels held), empty ones."""
+    for nb, na in ((20, 20), (3, 20), (20, 7), (0, 0), (0, 5), (1, 1)):
+        bids = [(100.0 - i, 1.0 + i) for i in range(nb)]
+        asks = [(101.0 + i, 2.0 + i) for i in range(na)]
+        head = ("BTCUSDT", 5, 4, 6, "depth", 9, 8, 7)
+        cols = ([p for p, _ in bids], [q for _, q in bids], [p for p, _ in asks],
+                [q for _, q in asks])
+        assert book_row_of_columns(*head, *cols, 20) == book_row(*head, bids, asks, 20)

@@ -71,7 +71,7 @@ from ..venues.base import (
     LocalBook,
     Venue,
 )
-from ..venues.rows import book_row, level_rows, level_update_columns
+from ..venues.rows import book_row_of_columns, level_rows, level_update_columns
 from .bookbases import BookBases
 from .bookfetch import FetchDepth, RateLimited, SharedBudget
 from .bookfetch import depth_fetcher as depth_fetcher
@@ -318,10 +318,9 @@ class DiffBooks:
 
     def _row(self, book: LocalBook, ev: BookLevels, recv_ms: int) -> Row:
         """The ``orderbook`` row of the book's top after an applied event."""
-        bids, asks = book.top(self.levels)
-        return book_row(book.symbol, ev.trade_ms or ev.event_ms, ev.event_ms, recv_ms, SOURCE,
-                        ev.update_id, ev.first_update_id, ev.prev_update_id, bids, asks,
-                        self.levels)
+        return book_row_of_columns(book.symbol, ev.trade_ms or ev.event_ms, ev.event_ms, recv_ms,
+                                   SOURCE, ev.update_id, ev.first_update_id, ev.prev_update_id,
+                                   *book.top_columns(self.levels), self.levels)
 
     def _applied(self, row: Row, hook: BookHook | None) -> None:
         self.stats.rows += 1

@@ -1,6 +1,7 @@
 """One side of a local order book, shared by every venue's book rule: price levels kept sorted
 best first, absolute sizes (0 deletes a level; a delete of a level not held is ignored),
-bounded to ``max_levels`` by dropping the far end, and top-N extraction. Pure: no I/O, no
+bounded to ``max_levels`` by dropping the far end, and top-N extraction (as levels, or as
+price and size columns). Pure: no I/O, no
 venue's wire terms.
 """
 
@@ -10,6 +11,8 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable
 
 Level = tuple[float, float]  # (price, size)
+# a book's top as columns: bid prices, bid sizes, ask prices, ask sizes (best first)
+TopColumns = tuple[list[float], list[float], list[float], list[float]]
 
 MAX_LEVELS = 1000  # per side, unless the book says otherwise
 
@@ -72,6 +75,12 @@ class BookSide:
             return None
         price = self._sign * self._keys[0]
         return price, self.sizes[price]
+
+    def top_columns(self, n: int) -> tuple[list[float], list[float]]:
+        """``top(n)`` as its prices and its sizes (no tuple per level)."""
+        keys = self._keys[:n]
+        prices = keys if self._sign > 0 else [-k for k in keys]
+        return prices, list(map(self.sizes.__getitem__, prices))
 
     def top(self, n: int) -> list[Level]:
         sizes = self.sizes

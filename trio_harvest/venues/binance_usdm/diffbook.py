@@ -35,6 +35,7 @@ from ..base import STALE_SNAPSHOT as STALE_SNAPSHOT
 from ..base import BookLevels
 from ..bookside import BookSide as BookSide
 from ..bookside import Level as Level
+from ..bookside import TopColumns
 from .decode import DepthUpdate
 
 # States
@@ -162,6 +163,10 @@ class LocalBook:
     def top(self, n: int) -> tuple[list[Level], list[Level]]:
         """The best ``n`` bids (highest first) and asks (lowest first)."""
         return self.bids.top(n), self.asks.top(n)
+
+    def top_columns(self, n: int) -> TopColumns:
+        """``top(n)`` as columns: bid prices, bid sizes, ask prices, ask sizes."""
+        return (*self.bids.top_columns(n), *self.asks.top_columns(n))
 
     # -- events ----------------------------------------------------------------------------------
 
