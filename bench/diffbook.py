@@ -10,7 +10,13 @@ fed through ``Router.feed`` as the connection loop does. Frames are generated be
 lanes are drained between batches, with watermarks large enough that no producer waits. Timed:
 process CPU per diff-depth frame (each diff frame timed alone), median of ``--repeat`` passes.
 
-Run: ``python bench/diffbook.py [--quick] [--symbols N] [--seconds S] [--repeat N] [--profile]``.
+``--instructions``: instead, what a diff event costs as an instruction count, which does not
+move with the machine's load: the stream is fed under ``valgrind --tool=callgrind`` (fixed hash
+seed) twice, with its diff frames and without them; the difference over the diff frames is
+the instructions per diff event (decode, book, rows, signals; start-up cancels).
+
+Run: ``python bench/diffbook.py [--quick] [--symbols N] [--seconds S] [--repeat N] [--profile]
+[--instructions]``.
 Output: a table, then (last line) one JSON object.
 """
 
@@ -18,7 +24,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -115,7 +125,66 @@ def one_pass(symbols: tuple[str, ...], snaps: dict[str, dict[str, Any]],
     return diff_s, other_s, book_s, n_diff, books.stats.rows
 
 
+def feed(path: str, with_diff: bool) -> None:
+    """The child of ``--instructions``: the harvester as ``one_pass`` builds it, the frames
+    (without the diff ones unless ``with_diff``) fed through ``Router.feed``, nothing timed."""
+    with open(path, "rb") as fh:
+        symbols, snaps, frames = pickle.load(fh)
+    huge = {kind: (10**7, 2 * 10**7) for kind in ALL_KINDS}
+    with tempfile.TemporaryDirectory() as tmp:
+        h = Harvester(Config(symbols=symbols, data_dir=Path(tmp), watermarks=huge, book="diff"))
+        books = h.diff_books
+        assert books is not None
+
+        async def main() -> None:
+            h.bind_clock()
+            for s in symbols:
+                books.offer_snapshot(s, snaps[s])
+            feed = h.router.feed
+            for is_diff, frame in frames:
+                if with_diff or not is_diff:
+                    waiting = feed(frame)
+                    if waiting is not None:
+                        await waiting
+            flush_batches(h.engines.values())
+
+        with tuned():
+            trio.run(main)
+
+
+def instructions(path: str, with_diff: bool) -> int:
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                          sys.executable, __file__, "--feed", path, str(int(with_diff))],
+                         env=env, capture_output=True, text=True, check=True)
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    if found is None:
+        raise SystemExit(f"callgrind printed no count:\n{out.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def count(symbols: tuple[str, ...], snaps: dict[str, dict[str, Any]],
+          frames: list[tuple[bool, str]], load: tuple[float, float, float]) -> None:
+    """``--instructions``: the table and JSON line of instructions per diff event."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    n_diff = sum(d for d, _ in frames)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "stream.pickle")
+        with open(path, "wb") as fh:
+            pickle.dump((symbols, snaps, frames), fh)
+        with_diff, without = instructions(path, True), instructions(path, False)
+    per = (with_diff - without) / n_diff
+    print(C.table(["frames", "diff frames", "instructions with", "without", "per diff event"],
+                  [[len(frames), n_diff, with_diff, without, round(per)]]))
+    C.emit_json({"instructions_per_diff_event": round(per), "diff_events": n_diff,
+                 "frames": len(frames), "symbols": len(symbols), **C.conditions(load)})
+
+
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--feed":
+        feed(sys.argv[2], sys.argv[3] == "1")
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a shorter stream, fewer passes")
     ap.add_argument("--symbols", type=int, default=2)
@@ -123,12 +192,17 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="market seconds of frames")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one pass")
+    ap.add_argument("--instructions", action="store_true",
+                    help="count instructions per diff event under callgrind instead of timing")
     args = ap.parse_args()
     if args.quick:
         args.seconds, args.repeat = min(args.seconds, 15.0), min(args.repeat, 3)
     load = os.getloadavg()
     symbols = C.symbols(args.symbols)
     snaps, frames = stream(symbols, args.rate, args.seconds)
+    if args.instructions:
+        count(symbols, snaps, frames, load)
+        return
     per_diff: list[float] = []
     per_book: list[float] = []
     per_other: list[float] = []
