@@ -44,11 +44,13 @@ def symbols(n: int) -> tuple[str, ...]:
     return tuple(f"S{i:03d}USDT" for i in range(n))
 
 
-def plans_for(syms: Sequence[str], per_connection: int = 200) -> list[ConnectionPlan]:
-    """The harvester's own connection plan (aggTrade on /market; depth20@100ms and bookTicker on
-    /public), so raw receivers open exactly the URLs the pipeline opens."""
+def plans_for(syms: Sequence[str], per_connection: int = 200, *,
+              book: str = "partial") -> list[ConnectionPlan]:
+    """The harvester's own connection plan (aggTrade on /market; depth20@100ms, or with
+    ``book="diff"`` depth@100ms, and bookTicker on /public), so raw receivers open exactly the
+    URLs the pipeline opens."""
     return plan_connections(
-        streams_for(tuple(syms), depth_levels=20, depth_speed="100ms", book="partial",
+        streams_for(tuple(syms), depth_levels=20, depth_speed="100ms", book=book,
                     book_ticker=True),
         per_connection,
     )
@@ -338,15 +340,17 @@ def generate_frames(
 
 
 def generate_timed_frames(
-    syms: Sequence[str], rate: float, seconds: float, *, seed: int = 1, start_ms: int | None = None
+    syms: Sequence[str], rate: float, seconds: float, *, seed: int = 1, start_ms: int | None = None,
+    book: str = "partial",
 ) -> Iterable[tuple[int, str]]:
-    """``generate_frames`` with the market time (ms) of each frame: ``(ms, frame)``."""
+    """``generate_frames`` with the market time (ms) of each frame: ``(ms, frame)``; with
+    ``book="diff"`` the diff depth stream instead of depth20."""
     from trio_harvest.sim.market import Market
     from trio_harvest.sim.wire import SymbolWire, combined
 
     market = Market(tuple(syms), rate=rate, seed=seed)
     wires = {s: SymbolWire(m.spec) for s, m in market.symbols.items()}
-    wanted = {spec.name for plan in plans_for(syms) for spec in plan.streams}
+    wanted = {spec.name for plan in plans_for(syms, book=book) for spec in plan.streams}
     now = start_ms if start_ms is not None else time.time_ns() // 1_000_000 - int(seconds * 1000)
     market.step(now)
     end = now + int(seconds * 1000)

@@ -5,9 +5,7 @@ rebuilt book gives the best bid/ask the capture's bookTicker frames give."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
@@ -16,9 +14,10 @@ from trio_harvest.dataset_book import best_by_update, rebuild
 from trio_harvest.kinds import BOOK_UPDATES, BOOK_UPDATES_SCHEMA, ORDERBOOK, Row
 from trio_harvest.pipeline.lanes import Lanes
 from trio_harvest.repair.booksync import DiffBooks
-from trio_harvest.venues.binance_usdm.decode import BookTicker, DepthUpdate, FrameError, decode_frame
-from trio_harvest.venues.binance_usdm.diffbook import parse_snapshot
+from trio_harvest.venues.binance_usdm.decode import BookTicker, DepthUpdate
 from trio_harvest.venues.rows import level_rows
+
+from . import capture
 
 SYMBOLS = ("SUSHIUSDT", "AKROUSDT", "KEEPUSDT", "CTKUSDT")
 BIG = {BOOK_UPDATES: (10**6, 2 * 10**6), ORDERBOOK: (10**6, 2 * 10**6)}
@@ -27,14 +26,6 @@ BIG = {BOOK_UPDATES: (10**6, 2 * 10**6), ORDERBOOK: (10**6, 2 * 10**6)}
 async def _harvest(fixtures_dir: Path) -> tuple[Lanes, dict[str, list[BookTicker]]]:
     """The capture through ``DiffBooks`` as the router hands it diff events; each symbol's REST
     snapshot is handed over when the capture received it (as the fetcher would)."""
-    snaps: list[tuple[float, str, Any]] = []
-    for line in (fixtures_dir / "binance_usdm_rest_2021-07-22.txt").read_text().splitlines():
-        if line.strip():
-            head, _, body = line.partition(": ")
-            url, _, recv = head.partition(" -> ")
-            snaps.append((float(recv), url.split("symbol=")[1].split("&")[0],
-                          parse_snapshot(json.loads(body))))
-    snaps.sort(key=lambda s: s[0])
     lanes = Lanes(BIG, wake=lambda lane: None, depth_levels=5)
     gaps: list[Row] = []
 
@@ -44,19 +35,8 @@ async def _harvest(fixtures_dir: Path) -> tuple[Lanes, dict[str, list[BookTicker
     books = DiffBooks(SYMBOLS, levels=5, put_gap=put_gap,
                       updates_of=lambda s: lanes.get(BOOK_UPDATES, s))
     tickers: dict[str, list[BookTicker]] = {s: [] for s in SYMBOLS}
-    lines = (fixtures_dir / "binance_usdm_ws_2021-07-22.txt").read_text().splitlines()
-    for line in lines[1:]:
-        recv_s, _, frame = line.partition(": ")
-        while snaps and snaps[0][0] <= float(recv_s):
-            _, sym, snap = snaps.pop(0)
-            books._ready[sym] = snap
-            books._pending.add(sym)
-        try:
-            msg = decode_frame(frame).data
-        except FrameError:
-            continue  # kline_1m: not ours
+    for recv_ms, msg in capture.messages(fixtures_dir, books):
         if isinstance(msg, DepthUpdate):
-            recv_ms = int(float(recv_s) * 1000)
             await books.on_depth(msg, recv_ms, lanes.get(ORDERBOOK, msg.symbol), None)
         elif isinstance(msg, BookTicker):
             tickers[msg.symbol].append(msg)

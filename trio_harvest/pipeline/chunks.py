@@ -134,6 +134,28 @@ class GenericBuilder(Builder):
             self._append_slow(values, next(i for i, col in enumerate(cols) if len(col) == n))
         self.n += 1
 
+    def add_columns(self, columns: Sequence[list[Any]], n: int) -> bool:
+        """``n`` rows given as columns (lists, in ``schema`` order) at once, storing what
+        ``append`` of each row would store, when every value is one its column takes as it is
+        (no null, none a typed buffer refuses). False, and nothing taken, otherwise: ``append``
+        the rows one by one instead."""
+        cols = self.cols
+        if len(columns) != len(cols):
+            return False
+        try:
+            for col, values in zip(cols, columns, strict=True):
+                if len(values) != n:
+                    raise ValueError("columns of different lengths")
+                if type(col) is array:
+                    col.fromlist(values)  # all or nothing: a null or a refused value raises
+                else:
+                    col.extend(values)
+        except (TypeError, OverflowError, ValueError):
+            self.rollback()
+            return False
+        self.n += n
+        return True
+
     def _append_slow(self, row: Sequence[Any], start: int) -> None:
         """The rest of a row after a value its typed buffer refused: ``None`` or a string widens
         that column to a list; an integer beyond int64 rejects the whole row."""
@@ -192,6 +214,17 @@ class UntypedBuilder(Builder):
         for col, v in zip(self.cols, row, strict=True):
             col.append(v)
         self.n += 1
+
+    def add_columns(self, columns: Sequence[list[Any]], n: int) -> bool:
+        """``GenericBuilder.add_columns``: False, nothing taken, for columns of another width."""
+        if (self.cols and len(columns) != len(self.cols)) or any(len(v) != n for v in columns):
+            return False
+        if not self.cols:
+            self.cols = [[] for _ in columns]
+        for col, values in zip(self.cols, columns, strict=True):
+            col.extend(values)
+        self.n += n
+        return True
 
     def rollback(self) -> None:
         for col in self.cols:

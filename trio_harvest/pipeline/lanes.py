@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 WakeFn = Callable[["Lane"], None]
 _OPEN = ("_trade", "_quote", "_depth", "_ofi", "_cvd", "_generic")
 SHAPES = len(_OPEN)  # open builders a lane may have at once
+_SHAPED_KINDS = (PRICES, ORDERBOOK, QUOTES)  # kinds whose tuple rows may join a typed shape
 
 
 class Sink(Protocol):
@@ -56,6 +57,7 @@ class Sink(Protocol):
     def add_quote(self, t: Quote, recv_ms: int) -> bool: ...
     def add_depth(self, d: BookLevels, recv_ms: int, source: str) -> bool: ...
     def put_nowait(self, row: Row, *, unseen: bool = False) -> bool: ...
+    def put_columns_nowait(self, columns: Sequence[list[Any]], n: int) -> bool: ...
     async def put(self, row: Row, *, unseen: bool = False) -> None: ...
     def hold(self, seq: int) -> None: ...
     @property
@@ -327,6 +329,29 @@ class Lane:
                 b = self._roll("_generic", self._new_generic())
             b.append(row)
         self._admitted()
+        return True
+
+    def put_columns_nowait(self, columns: Sequence[list[Any]], n: int) -> bool:
+        """Buffer ``n`` rows given as columns (lists, in the kind's column order) at once, if
+        the lane has room for all of them and they are rows of the generic shape whose every
+        value its column takes as it is (``GenericBuilder.add_columns``), all in the open chunk:
+        True. Else False, nothing taken: ``put_nowait`` (or ``put``) them one by one instead.
+        The rows and chunks are those ``put_nowait`` of each row would make."""
+        if not n:
+            return True
+        level = self.level
+        if level + n > self.capacity or self.kind in _SHAPED_KINDS:
+            return False
+        b = self._generic
+        if b is None or b.n >= self.chunk_rows:
+            b = self._roll("_generic", self._new_generic())
+        if n > self.chunk_rows - b.n or not b.add_columns(columns, n):
+            return False  # rows that end a chunk (rare), or that its columns refuse
+        self.level = level + n
+        if self.first_seq < 0:  # journal checkpoint
+            self.first_seq = self.cursor[0]
+        if level < self.high <= level + n:
+            self.wake(self)
         return True
 
     def _shape_of(self, row: Row) -> str:

@@ -10,7 +10,8 @@ symbol's frames pay for the check. Never decides the boundary (scale/handover.py
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..kinds import Row
 
@@ -56,6 +57,9 @@ class WindowLane:
 
     def put_nowait(self, row: Row, *, unseen: bool = False) -> bool:
         return not self.window.keeps(row[0]) or self.lane.put_nowait(row, unseen=unseen)
+
+    def put_columns_nowait(self, columns: Sequence[list[Any]], n: int) -> bool:
+        return False  # only the rows of the window: one by one (``put_nowait``)
 
     async def put(self, row: Row, *, unseen: bool = False) -> None:
         if self.window.keeps(row[0]):

@@ -71,7 +71,7 @@ from ..venues.base import (
     LocalBook,
     Venue,
 )
-from ..venues.rows import book_row, level_rows
+from ..venues.rows import book_row_of_columns, level_rows, level_update_columns
 from .bookbases import BookBases
 from .bookfetch import FetchDepth, RateLimited, SharedBudget
 from .bookfetch import depth_fetcher as depth_fetcher
@@ -160,7 +160,6 @@ class DiffBooks:
         self.bases = BookBases()  # restart replay: the journal and what it must keep
         self._since = self.bases.since  # the hot path looks at it (syncs in progress)
         self._admit: Admit | None = None
-        self._direct = updates_of is None  # an applied event's row goes straight in its lane
 
     @property
     def admit(self) -> Admit | None:
@@ -170,7 +169,6 @@ class DiffBooks:
     def admit(self, fn: Admit | None) -> None:
         """Restart replay: each row is written only if ``fn(kind, row)`` (None: every row)."""
         self._admit = fn
-        self._direct = fn is None and self.updates_of is None
 
     def add_symbol(self, symbol: str) -> None:
         """A symbol's local book (at start, or when a listing change adds it while running)."""
@@ -191,16 +189,26 @@ class DiffBooks:
                  hook: BookHook | None) -> Awaitable[None]:
         """Apply one diff event of ``ev.symbol`` (and a snapshot that has arrived before it);
         returns what to await. The usual event (no snapshot to apply first; applied with room
-        in the lane, buffered or dropped) is done before this returns and ``DONE`` is returned:
+        in the lanes, buffered or dropped) is done before this returns and ``DONE`` is returned:
         awaiting it costs nothing (no coroutine, no checkpoint); else the coroutine that
-        finishes the job."""
+        finishes the job. An applied event's ``book_updates`` rows go in as columns, in one
+        put (``put_columns_nowait``); a lane that cannot take them so (full, at the end of a
+        chunk, a shard's window) gets them one by one in that coroutine, as replay does."""
         if ev.symbol in self._ready:  # a snapshot first (and the events it replays)
             return self._with_snapshot(ev, recv_ms, lane, hook)
         book = self.books[ev.symbol]
         outcome = book.on_event(ev, recv_ms)
         if outcome == APPLIED:
-            if not self._direct:
+            if self._admit is not None:  # replaying: each row is looked at
                 return self._step_rest(book, ev, recv_ms, lane, hook)
+            if self.updates_of is not None:  # the level changes first, all in one put
+                n = len(ev.bids) + len(ev.asks)
+                if not self.updates_of(book.symbol).put_columns_nowait(level_update_columns(
+                        book.symbol, ev.trade_ms or ev.event_ms, ev.event_ms, recv_ms,
+                        ev.first_update_id, ev.update_id, ev.prev_update_id, ev.bids, ev.asks,
+                        False), n):
+                    return self._step_rest(book, ev, recv_ms, lane, hook)  # one by one
+                self.stats.update_rows += n
             row = self._row(book, ev, recv_ms)
             if not lane.put_nowait(row):
                 return self._finish(book, row, lane, hook)  # the lane is full: wait for room
@@ -282,10 +290,7 @@ class DiffBooks:
         with ``is_snapshot``), then the book's top (``orderbook``); each waits for room in a
         full lane."""
         if self.updates_of is not None:
-            ts = ev.trade_ms or ev.event_ms
-            await self._put_updates(book.symbol, level_rows(
-                book.symbol, ts, ev.event_ms, recv_ms, ev.first_update_id, ev.update_id,
-                -1 if snapshot else ev.prev_update_id, ev.bids, ev.asks, snapshot))
+            await self._put_updates(book.symbol, self._update_rows(book, ev, recv_ms, snapshot))
         row = self._row(book, ev, recv_ms)
         if self._admit is not None and not self._admit(ORDERBOOK, row):
             return  # written before the restart
@@ -304,12 +309,18 @@ class DiffBooks:
                 await sink.put(row)
         self.stats.update_rows += len(rows)
 
+    @staticmethod
+    def _update_rows(book: LocalBook, ev: BookLevels, recv_ms: int, snapshot: bool) -> list[Row]:
+        """The ``book_updates`` rows of an applied event (or of a snapshot the stream sent)."""
+        return level_rows(book.symbol, ev.trade_ms or ev.event_ms, ev.event_ms, recv_ms,
+                          ev.first_update_id, ev.update_id,
+                          -1 if snapshot else ev.prev_update_id, ev.bids, ev.asks, snapshot)
+
     def _row(self, book: LocalBook, ev: BookLevels, recv_ms: int) -> Row:
         """The ``orderbook`` row of the book's top after an applied event."""
-        bids, asks = book.top(self.levels)
-        return book_row(book.symbol, ev.trade_ms or ev.event_ms, ev.event_ms, recv_ms, SOURCE,
-                        ev.update_id, ev.first_update_id, ev.prev_update_id, bids, asks,
-                        self.levels)
+        return book_row_of_columns(book.symbol, ev.trade_ms or ev.event_ms, ev.event_ms, recv_ms,
+                                   SOURCE, ev.update_id, ev.first_update_id, ev.prev_update_id,
+                                   *book.top_columns(self.levels), self.levels)
 
     def _applied(self, row: Row, hook: BookHook | None) -> None:
         self.stats.rows += 1

@@ -38,6 +38,23 @@ def book_row(
     return tuple(head + level_columns(bids, asks, levels))
 
 
+def book_row_of_columns(
+    symbol: str, ts_ms: int, event_ms: int, recv_ms: int, source: str, update_id: int,
+    first_update_id: int, prev_update_id: int, bid_px: list[float], bid_sz: list[float],
+    ask_px: list[float], ask_sz: list[float], levels: int,
+) -> Row:
+    """``book_row`` of a top given as columns (at most ``levels`` each; a side's prices and
+    sizes equally long): the levels interleaved by slice, None past the levels given."""
+    out: list[Any] = [None] * (4 * levels)
+    nb, na = 4 * len(bid_px), 4 * len(ask_px)
+    out[0:nb:4] = bid_px
+    out[1:nb:4] = bid_sz
+    out[2:na:4] = ask_px
+    out[3:na:4] = ask_sz
+    return (ts_ms, event_ms, recv_ms, symbol, source, update_id, first_update_id,
+            prev_update_id, *out)
+
+
 def level_rows(
     symbol: str, ts_ms: int, event_ms: int, recv_ms: int, first_update_id: int,
     update_id: int, prev_update_id: int, bids: list[tuple[float, float]],
@@ -48,6 +65,20 @@ def level_rows(
     head = (ts_ms, event_ms, recv_ms, symbol, first_update_id, update_id, prev_update_id)
     return ([(*head, "bid", p, q, is_snapshot) for p, q in bids]
             + [(*head, "ask", p, q, is_snapshot) for p, q in asks])
+
+
+def level_update_columns(
+    symbol: str, ts_ms: int, event_ms: int, recv_ms: int, first_update_id: int,
+    update_id: int, prev_update_id: int, bids: list[tuple[float, float]],
+    asks: list[tuple[float, float]], is_snapshot: bool,
+) -> list[list[Any]]:
+    """``level_rows``' rows as columns (one list per ``book_updates`` column, in its order)."""
+    nb = len(bids)
+    n = nb + len(asks)
+    levels = bids + asks
+    return [[ts_ms] * n, [event_ms] * n, [recv_ms] * n, [symbol] * n, [first_update_id] * n,
+            [update_id] * n, [prev_update_id] * n, ["bid"] * nb + ["ask"] * (n - nb),
+            [p for p, _ in levels], [q for _, q in levels], [is_snapshot] * n]
 
 
 def derivative_row(d: Derivative, recv_ms: int) -> Row:

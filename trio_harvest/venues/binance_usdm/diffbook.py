@@ -35,6 +35,7 @@ from ..base import STALE_SNAPSHOT as STALE_SNAPSHOT
 from ..base import BookLevels
 from ..bookside import BookSide as BookSide
 from ..bookside import Level as Level
+from ..bookside import TopColumns
 from .decode import DepthUpdate
 
 # States
@@ -163,6 +164,10 @@ class LocalBook:
         """The best ``n`` bids (highest first) and asks (lowest first)."""
         return self.bids.top(n), self.asks.top(n)
 
+    def top_columns(self, n: int) -> TopColumns:
+        """``top(n)`` as columns: bid prices, bid sizes, ask prices, ask sizes."""
+        return (*self.bids.top_columns(n), *self.asks.top_columns(n))
+
     # -- events ----------------------------------------------------------------------------------
 
     def on_event(self, ev: DepthUpdate, recv_ms: int = 0) -> str:
@@ -269,11 +274,8 @@ class LocalBook:
         self._buffer.clear()
 
     def _apply(self, ev: DepthUpdate) -> None:
-        bids, asks = self.bids, self.asks
-        for price, size in ev.bids:
-            bids.set(price, size)
-        for price, size in ev.asks:
-            asks.set(price, size)
+        self.bids.update(ev.bids)
+        self.asks.update(ev.asks)
         self.last_update_id = ev.update_id
         self.last_ts_ms = ev.trade_ms or ev.event_ms
         self.stats.applied += 1

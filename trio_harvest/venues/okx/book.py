@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..base import APPLIED, BREAK, BUFFERED, DROPPED, SNAPSHOT, STALE_SNAPSHOT
-from ..bookside import BookSide, Level
+from ..bookside import BookSide, Level, TopColumns
 from .wire import OkxBook, RawLevel, levels
 
 SYNCING = "syncing"
@@ -178,6 +178,9 @@ class LocalBook:
 
     def top(self, n: int) -> tuple[list[Level], list[Level]]:
         return self.bids.top(n), self.asks.top(n)
+
+    def top_columns(self, n: int) -> TopColumns:
+        return (*self.bids.top_columns(n), *self.asks.top_columns(n))
 
     def on_event(self, ev: OkxBook, recv_ms: int = 0) -> str:
         """Apply, buffer or drop one ``books`` message; one of the outcome constants."""
@@ -332,15 +335,15 @@ class LocalBook:
 
     def _apply(self, ev: OkxBook) -> None:
         bids, asks = self.bids, self.asks
+        bids.update(ev.bids)
+        asks.update(ev.asks)
         rb, ra = self._raw
         for (price, size), lv in zip(ev.bids, ev.raw_bids, strict=False):
-            bids.set(price, size)
             if size > 0:
                 rb[price] = (lv[0], lv[1])
             else:
                 rb.pop(price, None)
         for (price, size), lv in zip(ev.asks, ev.raw_asks, strict=False):
-            asks.set(price, size)
             if size > 0:
                 ra[price] = (lv[0], lv[1])
             else:
