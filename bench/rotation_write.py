@@ -89,7 +89,8 @@ def build(args: argparse.Namespace, data_dir: Path) -> tuple[Harvester, Rotation
     outcomes = Outcomes()
     rotation = Rotation(h.lanes, w.stage, w.dead_letter, rotate_sec=1e6,
                         write_timeout=cfg.write_timeout, deadletter_timeout=cfg.deadletter_timeout,
-                        save_concurrency=cfg.save_concurrency, observe=outcomes.observe)
+                        save_concurrency=cfg.save_concurrency, observe=outcomes.observe,
+                        save_many=None if args.one_by_one else w.stage_many)
     h.lanes.set_wake(rotation.wake)
     return h, rotation, outcomes
 
@@ -160,6 +161,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=18.0,
                    help="msg/s per symbol (a whole market: ~9k msg/s over 500 symbols)")
     p.add_argument("--repeat", type=int, default=3, help="rounds (fresh lanes and directory)")
+    p.add_argument("--one-by-one", action="store_true",
+                   help="one write job per file (as before lanes due together were batched)")
     p.add_argument("--whole-market-files", type=float, default=35.0,
                    help="files/s of a 500-symbol run at the defaults, for the core share")
     args = p.parse_args(argv)

@@ -139,6 +139,8 @@ class Harvester:
             max_buffered_bytes=int(config.max_buffered_mb * 1024 * 1024),
             first_flush=FIRST_FLUSH_S,
             observe=self.ops.observe_write,
+            save_many=self.writer.stage_many if save is None and self.writer.batches_files
+            else None,
         )
         self.lanes.set_wake(self.rotation.wake)
         self.venue = venues.get(config.venue)  # the venue adapter: everything its wire says
