@@ -36,7 +36,7 @@ from ..kinds import DEFAULT_VENUE, Row
 from ..ratelimit import RateLimitedLog
 from ..storage.gate import PublishGate
 from ..storage.partitions import Partition, RowData, split_by_date
-from ..storage.writer import Committing
+from ..storage.writer import Committing, published
 from .lanes import Lane, Lanes
 
 log = logging.getLogger("trio_harvest.rotation")
@@ -389,18 +389,25 @@ class Rotation:
             else:
                 write.written = outcome
 
-    async def _published(self, write: _Write, kind: str, started: float) -> None:
-        """A staged file waits for its group commit outside the limiter, so the next
-        partitions encode meanwhile and one sync serves many files."""
-        if not isinstance(write.written, Committing) or write.error is not None or \
-                write.timed_out:
+    async def _published(self, writes: list[_Write], parts: list[Partition],
+                         started: float) -> None:
+        """Staged files wait for their group commit outside the limiter, so the next
+        partitions encode meanwhile and one sync serves many files (a group's files together,
+        in one batch: they share the deadline too)."""
+        waiting = [(write, part) for write, part in zip(writes, parts, strict=True)
+                   if isinstance(write.written, Committing) and write.error is None
+                   and not write.timed_out]
+        if not waiting:
             return
         with trio.move_on_at(started + self.write_timeout) as timeout:
-            try:
-                write.written = await write.written.result()
-            except Exception as exc:
-                write.fail(exc, self.stats.kind(kind))
-        write.timed_out = timeout.cancelled_caught
+            outcomes = await published([write.written for write, _part in waiting])
+            for (write, part), outcome in zip(waiting, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    write.fail(outcome, self.stats.kind(part.kind))
+                else:
+                    write.written = outcome
+        for write, _part in waiting:
+            write.timed_out = timeout.cancelled_caught
 
     async def _write_partition(self, parts: list[Partition]) -> None:
         """Write ``parts`` (one job), each file with its own gate, commit and outcome: a failed,
@@ -421,12 +428,7 @@ class Rotation:
                             await self._save_parts(parts, gates, writes)
                         for write in writes:
                             write.timed_out = timeout.cancelled_caught
-                    if len(writes) == 1:
-                        await self._published(writes[0], parts[0].kind, started)
-                    else:
-                        async with trio.open_nursery() as nursery:
-                            for write, part in zip(writes, parts, strict=True):
-                                nursery.start_soon(self._published, write, part.kind, started)
+                    await self._published(writes, parts, started)
                     elapsed = trio.current_time() - started
                 finally:
                     self._write_scopes.discard(aborted)

@@ -73,6 +73,18 @@ class Committing:
         return self.written
 
 
+async def published(items: Sequence[Committing]) -> list[Written | Exception]:
+    """``result()`` of several staged files of one group commit, waited for together (one
+    batch): each its ``Written``, or the error that kept it from being published."""
+    group = items[0].group
+    if any(c.group is not group for c in items):
+        raise ValueError("files of different group commits")
+    await group.commit_many([c.staged for c in items])
+    return [c.written if c.staged.error is None else
+            c.staged.error if isinstance(c.staged.error, Exception) else
+            RuntimeError(repr(c.staged.error)) for c in items]
+
+
 class Writer:
     def __init__(
         self,
