@@ -443,24 +443,35 @@ class Rotation:
                                                                   part.n)
         except BaseException:
             # The app is being torn down mid-write (Cancelled, or a group of them from a
-            # backend's own nursery): the batches must still reach the disk.
+            # backend's own nursery): the batches must still reach the disk, all at once (each
+            # dump is shielded and ends by the teardown's deadline).
             self._tearing_down()
-            for part, gate in zip(parts, gates, strict=True):
-                if gate.abandon():
-                    await self._to_dead_letter(part.kind, part.symbol, part.rows, "cancelled",
-                                              part.venue)
+            dumps = [(part.kind, part.symbol, part.rows, "cancelled", part.venue)
+                     for part, gate in zip(parts, gates, strict=True) if gate.abandon()]
+            with trio.CancelScope(shield=True):
+                await self._all_at_once(self._to_dead_letter, dumps)
             raise
+        failed = []
         for write, part in zip(writes, parts, strict=True):
-            await self._settle(part, write, elapsed, aborted.cancelled_caught)
+            if write.error is None:
+                self._record_written(part, write.written)
+                self._notify(part.kind, "ok", part.n, elapsed)
+            else:
+                failed.append((part, write.error, elapsed, aborted.cancelled_caught))
+        await self._all_at_once(self._failed, failed)
 
-    async def _settle(self, part: Partition, write: _Write, elapsed: float,
-                      aborted: bool) -> None:
-        """Count a written file, or send a failed write's batch to the dead letter."""
-        error = write.error
-        if error is None:
-            self._record_written(part, write.written)
-            self._notify(part.kind, "ok", part.n, elapsed)
-            return
+    @staticmethod
+    async def _all_at_once(fn: Callable[..., Awaitable[None]], calls: list[Any]) -> None:
+        """``fn(*args)`` for each of ``calls``, concurrently (one without a task of its own)."""
+        if len(calls) == 1:
+            await fn(*calls[0])
+        elif calls:
+            async with trio.open_nursery() as nursery:
+                for args in calls:
+                    nursery.start_soon(fn, *args)
+
+    async def _failed(self, part: Partition, error: str, elapsed: float, aborted: bool) -> None:
+        """A failed write: its batch goes to the dead letter."""
         self.stats.kind(part.kind).last_error = error
         if not aborted:  # an abort is announced once, by whoever stopped us
             self._ratelog.log(logging.WARNING, f"{part.kind}:{error.split(':')[0]}",
