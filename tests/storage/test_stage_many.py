@@ -6,6 +6,7 @@ writes one file per lane with every row, or sends a group's failed writes to the
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -168,3 +169,20 @@ async def test_a_group_whose_renames_fail_after_the_timeout_is_dead_lettered_not
     ks = rotation.stats.kind(PRICES)
     assert on_disk(tmp_path) == (0, 80)  # every row in the dead letter, none lost
     assert ks.rows_written == 0 and ks.rows_deadlettered == 80 and ks.rows_lost == 0
+
+
+async def test_a_group_whose_encoding_outlasts_the_timeout_is_dead_lettered_and_left_no_temp(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trio_harvest.storage.encoding import write_parquet_many as real
+
+    def slow(files: Any) -> None:
+        time.sleep(0.6)
+        real(files)
+
+    monkeypatch.setattr("trio_harvest.storage.writer.write_parquet_many", slow)
+    rotation, w = await _rotate(tmp_path, SYMBOLS[:4], 20, write_timeout=0.2)
+    ks = rotation.stats.kind(PRICES)
+    assert ks.write_timeouts == 4 and ks.rows_deadlettered == 80 and ks.rows_lost == 0
+    assert on_disk(tmp_path) == (0, 80)
+    assert w.threads_stuck == 0  # the abandoned job ended, and removed its temp files
+    assert not [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
