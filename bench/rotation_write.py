@@ -52,7 +52,8 @@ import trio
 from trio_harvest.app import Harvester
 from trio_harvest.config import Config
 from trio_harvest.kinds import ALL_KINDS, DERIVATIVES
-from trio_harvest.pipeline.rotation import BATCH_FILES, Rotation
+from trio_harvest.pipeline.rotation import Rotation
+from trio_harvest.pipeline.rotationtypes import BATCH_FILES
 from trio_harvest.signals.task import flush_all
 
 HUGE = 10**8

@@ -44,7 +44,8 @@ from .ops.startup import recover_command
 from .ops.stopclock import StopClock
 from .ops.universe import Universe
 from .pipeline.lanes import Lanes
-from .pipeline.rotation import FIRST_FLUSH_S, DeadLetterFn, Rotation, SaveFn
+from .pipeline.rotation import FIRST_FLUSH_S, Rotation
+from .pipeline.rotationtypes import DeadLetterFn, SaveFn
 from .pipeline.router import Router
 from .pipeline.tap import Tap
 from .repair.booksync import DiffBooks

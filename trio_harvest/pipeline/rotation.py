@@ -25,9 +25,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import polars as pl
 import trio
@@ -38,6 +37,17 @@ from ..storage.gate import PublishGate
 from ..storage.partitions import Partition, RowData, split_by_date
 from ..storage.writer import Committing, published
 from .lanes import Lane, Lanes
+from .rotationtypes import (
+    BATCH_FILES,
+    GROUP_BYTES,
+    DeadLetterFn,
+    LostFn,
+    PartWrite,
+    RotationStats,
+    SaveFn,
+    SaveManyFn,
+    WriteObserver,
+)
 
 log = logging.getLogger("trio_harvest.rotation")
 
@@ -46,55 +56,6 @@ FIRST_FLUSH_S = 30.0  # a new run's first timer rotation writes every lane with 
 BUDGET_CHECK_S = 2.0  # how often the rows held by all lanes are measured against the budget
 BUDGET_LOW = 0.75  # an over-budget check writes the biggest lanes until this share is left
 CELL_BYTES = 8  # a held value's estimated bytes (int64 and float64 columns)
-
-SaveFn = Callable[[Partition, PublishGate], Awaitable[Any]]
-# ``Writer.stage_many``: several partitions in one job, an outcome each (a result or its error)
-SaveManyFn = Callable[[Sequence[Partition], Sequence[PublishGate]], Awaitable[list[Any]]]
-BATCH_FILES = 8  # lanes due together are written this many to a job (one Polars call)
-GROUP_BYTES = 4 << 20  # and holding at most this many bytes of rows together (estimated)
-
-
-class DeadLetterFn(Protocol):
-    """``Writer.dead_letter``: rows of one kind, symbol and venue into the dead letter."""
-
-    def __call__(self, kind: str, symbol: str, rows: RowData, gate: PublishGate, *,
-                 venue: str = DEFAULT_VENUE) -> Awaitable[Any]: ...
-
-
-@dataclass(slots=True)
-class KindStats:
-    rows_written: int = 0
-    files_written: int = 0
-    bytes_written: int = 0
-    rows_deadlettered: int = 0
-    deadletter_files: int = 0
-    rows_lost: int = 0
-    write_failures: int = 0
-    write_timeouts: int = 0
-    last_write_at: float | None = None  # trio time of the last successful write
-    last_error: str = ""
-
-
-@dataclass(slots=True)
-class RotationStats:
-    kinds: dict[str, KindStats] = field(default_factory=dict)
-    rows_written_by: dict[tuple[str, str], int] = field(default_factory=dict)
-    # per (kind, symbol): (files, fewest rows in a file, most rows in a file)
-    files: dict[tuple[str, str], tuple[int, int, int]] = field(default_factory=dict)
-    rotations: int = 0
-    wakeups: int = 0
-    budget_flushes: int = 0  # lanes written because all lanes together held too much
-
-    def kind(self, kind: str) -> KindStats:
-        ks = self.kinds.get(kind)
-        if ks is None:
-            ks = self.kinds[kind] = KindStats()
-        return ks
-
-
-WriteObserver = Callable[[str, str, int, float], None]  # kind, outcome, rows, seconds
-LostFn = Callable[[str, str, list[Row], str], None]  # kind, symbol, rows, error
-
 
 class Rotation:
     def __init__(
@@ -370,7 +331,7 @@ class Rotation:
                 nursery.start_soon(self._write_partition, [part])
 
     async def _save_parts(self, parts: list[Partition], gates: list[PublishGate],
-                          writes: list[_Write]) -> None:
+                          writes: list[PartWrite]) -> None:
         """The writes themselves (under the limiter and the write timeout): one ``save``, or
         one ``save_many`` job for several. A failure is its write's own."""
         if len(parts) == 1 or self._save_many is None:
@@ -389,7 +350,7 @@ class Rotation:
             else:
                 write.written = outcome
 
-    async def _published(self, writes: list[_Write], parts: list[Partition],
+    async def _published(self, writes: list[PartWrite], parts: list[Partition],
                          started: float) -> None:
         """Staged files wait for their group commit outside the limiter, so the next
         partitions encode meanwhile and one sync serves many files (a group's files together,
@@ -413,7 +374,7 @@ class Rotation:
         """Write ``parts`` (one job), each file with its own gate, commit and outcome: a failed,
         timed-out or aborted one goes to the dead letter, never back into memory."""
         gates = [PublishGate() for _part in parts]
-        writes = [_Write() for _part in parts]
+        writes = [PartWrite() for _part in parts]
         started = trio.current_time()
         elapsed = 0.0
         try:
@@ -643,19 +604,6 @@ class Rotation:
                         self._to_dead_letter, lane.kind, lane.symbol, spilled, "shutdown",
                         lane.venue)
         await self._idle.wait()
-
-
-@dataclass(slots=True)
-class _Write:
-    """One partition's write as it goes: what the store returned, its error, its timeout."""
-
-    written: Any = None
-    error: str | None = None
-    timed_out: bool = False
-
-    def fail(self, exc: Exception, ks: KindStats) -> None:
-        self.error = f"{type(exc).__name__}: {exc}"
-        ks.write_failures += 1
 
 
 def _as_rows(rows: RowData) -> list[Row]:
