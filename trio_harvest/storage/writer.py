@@ -125,7 +125,7 @@ class Writer:
         """Encode and write one partition in a thread. On local disk the file is only staged:
         the caller awaits ``result()`` (outside any limiter it holds) for the group commit.
         Elsewhere (an object store: one whole PUT) the file is already published."""
-        job = self._job(part, unique)
+        job = self._job(part, *self._spec(part.kind), unique)
         rel, produce, rejected = job.rel, job.produce, job.rejected
         stage = getattr(self.data, "stage", None)
         if stage is not None:
@@ -159,58 +159,59 @@ class Writer:
         if stage_many is None or len(parts) == 1:
             return [await _outcome(self.stage(part, gate)) for part, gate in zip(parts, gates,
                                                                                    strict=True)]
-        out: list[Written | Committing | Exception] = []
-        jobs: list[_Job] = []
-        job_gates: list[PublishGate] = []
-        for part, gate in zip(parts, gates, strict=True):
-            try:
-                jobs.append(self._job(part))
-                job_gates.append(gate)
-            except Exception as exc:  # this partition's own failure (``stage`` raises it)
-                out.append(exc)
-        if not jobs:
-            return out
-
-        def produce_all(fhs: list[BinaryIO]) -> list[BaseException | None]:
-            try:
-                write_parquet_many([(fh, j.schema, j.part.rows, j.meta)
-                                    for fh, j in zip(fhs, jobs, strict=True)])
-                return [None] * len(fhs)
-            except ENCODE_ERRORS:
-                pass  # one file's failure: write them one by one, each with its own outcome
-            errors: list[BaseException | None] = []
-            for fh, j in zip(fhs, jobs, strict=True):
-                fh.seek(0)
-                fh.truncate()
+        specs: dict[str, tuple[Schema, Mapping[str, str]] | Exception] = {}
+        for part in parts:  # a kind's schema and metadata: made here, on the loop
+            if part.kind not in specs:
                 try:
-                    j.produce(fh)
-                    errors.append(None)
-                except Exception as exc:
-                    errors.append(exc)
-            return errors
+                    specs[part.kind] = self._spec(part.kind)
+                except Exception as exc:  # these partitions' own failure (as ``stage``'s)
+                    specs[part.kind] = exc
 
-        items = [(j.rel, gate) for j, gate in zip(jobs, job_gates, strict=True)]
-        staged: list[Staged | BaseException] = await self._in_thread(
-            self.data, lambda: stage_many(items, produce_all), _drop_all)
-        done: dict[int, Written | Committing | Exception] = {}
-        for j, one in zip(jobs, staged, strict=True):
-            if isinstance(one, Staged):
-                done[id(j.part)] = Committing(
-                    Written(j.rel, j.part.n - len(j.rejected), one.size), one, self.group)
+        def run() -> tuple[list[_Job | Exception], list[Staged | BaseException]]:
+            # in the thread: each file's path (its time range) too, not on the loop
+            made: list[_Job | Exception] = []
+            for part in parts:
+                spec = specs[part.kind]
+                try:
+                    if isinstance(spec, Exception):
+                        raise spec
+                    made.append(self._job(part, *spec))
+                except Exception as exc:  # this partition's own failure (``stage`` raises it)
+                    made.append(exc)
+            jobs = [j for j in made if isinstance(j, _Job)]
+            gate_of = {id(part): gate for part, gate in zip(parts, gates, strict=True)}
+            items = [(j.rel, gate_of[id(j.part)]) for j in jobs]
+            return made, stage_many(items, _produce_all(jobs)) if jobs else []
+
+        made, staged = await self._in_thread(self.data, run, lambda done: _drop_all(done[1]))
+        out: list[Written | Committing | Exception] = []
+        one = iter(staged)
+        for j in made:
+            if isinstance(j, Exception):
+                out.append(j)
+                continue
+            result = next(one)
+            if isinstance(result, Staged):
+                out.append(Committing(Written(j.rel, j.part.n - len(j.rejected), result.size),
+                                      result, self.group))
             else:
-                done[id(j.part)] = one if isinstance(one, Exception) else RuntimeError(repr(one))
+                out.append(result if isinstance(result, Exception) else
+                           RuntimeError(repr(result)))
             if j.rejected:
                 await self._set_aside(j.part.kind, j.part.symbol, j.rejected)
-        failed = iter(out)  # the partitions whose job could not even be made, in order
-        return [done[id(part)] if id(part) in done else next(failed) for part in parts]
+        return out
 
-    def _job(self, part: Partition, unique: str | None = None) -> _Job:
+    def _spec(self, kind: str) -> tuple[Schema, Mapping[str, str]]:
+        schema = self._schemas.get(kind)
+        if schema is None:  # a kind's schema is fixed for the run: made once, not per file
+            schema = self._schemas[kind] = self.schema_of(kind)
+        return schema, self.metadata_of(kind)
+
+    @staticmethod
+    def _job(part: Partition, schema: Schema, meta: Mapping[str, str],
+             unique: str | None = None) -> _Job:
         """What writing one partition needs: its path, schema, metadata, and ``produce``, which
         writes its Parquet into a file (rows a column cannot hold go to ``rejected``)."""
-        schema = self._schemas.get(part.kind)
-        if schema is None:  # a kind's schema is fixed for the run: made once, not per file
-            schema = self._schemas[part.kind] = self.schema_of(part.kind)
-        meta = self.metadata_of(part.kind)
         rel = part.directory() / part_name(part.first_ts, part.last_ts, unique)
         rejected: list[tuple[Row, str]] = []
 
@@ -329,6 +330,31 @@ class _Job:
     meta: Mapping[str, str]
     produce: Callable[[BinaryIO], None]
     rejected: list[tuple[Row, str]]
+
+
+def _produce_all(jobs: list[_Job]) -> Callable[[list[BinaryIO]], list[BaseException | None]]:
+    """Writes every job's file in one Polars call; if that fails, each on its own (with its
+    own outcome, bad rows set aside as ``stage`` does)."""
+
+    def produce_all(fhs: list[BinaryIO]) -> list[BaseException | None]:
+        try:
+            write_parquet_many([(fh, j.schema, j.part.rows, j.meta)
+                                for fh, j in zip(fhs, jobs, strict=True)])
+            return [None] * len(fhs)
+        except ENCODE_ERRORS:
+            pass  # one file's failure: write them one by one, each with its own outcome
+        errors: list[BaseException | None] = []
+        for fh, j in zip(fhs, jobs, strict=True):
+            fh.seek(0)
+            fh.truncate()
+            try:
+                j.produce(fh)
+                errors.append(None)
+            except Exception as exc:
+                errors.append(exc)
+        return errors
+
+    return produce_all
 
 
 async def _outcome(write: Awaitable[T]) -> T | Exception:
