@@ -18,7 +18,7 @@ SaveFn = Callable[[Partition, PublishGate], Awaitable[Any]]
 # ``Writer.stage_many``: several partitions in one job, an outcome each (a result or its error)
 SaveManyFn = Callable[[Sequence[Partition], Sequence[PublishGate]], Awaitable[list[Any]]]
 BATCH_FILES = 8  # lanes due together are written this many to a job (one Polars call)
-GROUP_BYTES = 4 << 20  # and holding at most this many bytes of rows together (estimated)
+GROUP_BYTES = 1 << 20  # and holding at most this many bytes of rows together (estimated)
 
 
 class DeadLetterFn(Protocol):
