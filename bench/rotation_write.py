@@ -18,7 +18,12 @@ own CPU (``time.thread_time``), and wall time, each divided by the files written
 scale: ``--whole-market-files`` files/s (default 35, the rate a 500-symbol run writes at the
 defaults) times the all-kinds CPU per file is the share of a core that writing costs.
 
-Run: ``python bench/rotation_write.py [--quick] [--symbols N] [--seconds S] [--repeat R]``.
+Lanes woken together are flushed as rotation flushes the lanes a tick finds due: in groups of
+up to ``--batch-files`` staged by one job (``Writer.stage_many``); ``--one-by-one`` measures one
+job per file instead (the path before groups; an object store's).
+
+Run: ``python bench/rotation_write.py [--quick] [--symbols N] [--seconds S] [--repeat R]
+[--one-by-one | --batch-files N]``.
 Prints a table, then (last line) one JSON object with ``cpu_ms_per_file`` (all kinds, all
 threads; ``cpu_ms_per_file_best_round``: each kind's least of one round, weighted by files,
 the steadier figure on a busy machine), ``main_cpu_ms_per_file``, ``wall_ms_per_file``, ``files``,
@@ -48,6 +53,7 @@ from trio_harvest.app import Harvester
 from trio_harvest.config import Config
 from trio_harvest.kinds import ALL_KINDS, DERIVATIVES
 from trio_harvest.pipeline.rotation import Rotation
+from trio_harvest.pipeline.rotationtypes import BATCH_FILES
 from trio_harvest.signals.task import flush_all
 
 HUGE = 10**8
@@ -89,7 +95,9 @@ def build(args: argparse.Namespace, data_dir: Path) -> tuple[Harvester, Rotation
     outcomes = Outcomes()
     rotation = Rotation(h.lanes, w.stage, w.dead_letter, rotate_sec=1e6,
                         write_timeout=cfg.write_timeout, deadletter_timeout=cfg.deadletter_timeout,
-                        save_concurrency=cfg.save_concurrency, observe=outcomes.observe)
+                        save_concurrency=cfg.save_concurrency, observe=outcomes.observe,
+                        save_many=None if args.one_by_one else w.stage_many,
+                        batch_files=args.batch_files)
     h.lanes.set_wake(rotation.wake)
     return h, rotation, outcomes
 
@@ -160,6 +168,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=18.0,
                    help="msg/s per symbol (a whole market: ~9k msg/s over 500 symbols)")
     p.add_argument("--repeat", type=int, default=3, help="rounds (fresh lanes and directory)")
+    p.add_argument("--one-by-one", action="store_true",
+                   help="one write job per file (as before lanes due together were batched)")
+    p.add_argument("--batch-files", type=int, default=BATCH_FILES,
+                   help="most files of lanes due together that one write job stages")
     p.add_argument("--whole-market-files", type=float, default=35.0,
                    help="files/s of a 500-symbol run at the defaults, for the core share")
     args = p.parse_args(argv)
@@ -221,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     C.emit_json({
         "bench": "rotation_write", **C.conditions(load), "symbols": args.symbols,
         "seconds": args.seconds, "rate_per_symbol": args.rate, "repeat": args.repeat,
+        "batch_files": 1 if args.one_by_one else args.batch_files,
         "files": int(files), "failures": int(sum(t["failures"] for t in totals.values())),
         "cpu_ms_per_file": round(cpu, 3), "cpu_ms_per_file_best_round": round(best_all, 3),
         "main_cpu_ms_per_file": round(main_cpu, 3),

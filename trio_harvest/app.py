@@ -44,7 +44,8 @@ from .ops.startup import recover_command
 from .ops.stopclock import StopClock
 from .ops.universe import Universe
 from .pipeline.lanes import Lanes
-from .pipeline.rotation import FIRST_FLUSH_S, DeadLetterFn, Rotation, SaveFn
+from .pipeline.rotation import FIRST_FLUSH_S, Rotation
+from .pipeline.rotationtypes import DeadLetterFn, SaveFn
 from .pipeline.router import Router
 from .pipeline.tap import Tap
 from .repair.booksync import DiffBooks
@@ -139,6 +140,8 @@ class Harvester:
             max_buffered_bytes=int(config.max_buffered_mb * 1024 * 1024),
             first_flush=FIRST_FLUSH_S,
             observe=self.ops.observe_write,
+            save_many=self.writer.stage_many if save is None and self.writer.batches_files
+            else None,
         )
         self.lanes.set_wake(self.rotation.wake)
         self.venue = venues.get(config.venue)  # the venue adapter: everything its wire says

@@ -12,6 +12,12 @@ its last write is ``max_file_age`` old; and, every ``BUDGET_CHECK_S``, when the 
 lanes exceed ``max_buffered_bytes`` (estimated: 8 bytes a cell), the lanes holding the most are
 written until the rest fits in ``BUDGET_LOW`` of it. So memory is bounded whatever the message
 rate, the busy lanes write files of about equal size, and the quiet ones write only at their age.
+
+Lanes due at once (a tick's, a stop's) are flushed in small groups when the writer can stage
+several partitions in one job (``save_many``): one task, one limiter slot and one worker-thread
+job for up to ``BATCH_FILES`` files of at most ``GROUP_BYTES`` of rows together. Each file still
+has its own gate, timeout, group-commit wait and outcome, so a group changes no file and no
+failure's fate; it only saves the per-file cost of the loop, the thread hand-off and Polars.
 """
 
 from __future__ import annotations
@@ -20,8 +26,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import polars as pl
 import trio
@@ -30,8 +35,19 @@ from ..kinds import DEFAULT_VENUE, Row
 from ..ratelimit import RateLimitedLog
 from ..storage.gate import PublishGate
 from ..storage.partitions import Partition, RowData, split_by_date
-from ..storage.writer import Committing
+from ..storage.writer import Committing, published
 from .lanes import Lane, Lanes
+from .rotationtypes import (
+    BATCH_FILES,
+    GROUP_BYTES,
+    DeadLetterFn,
+    LostFn,
+    PartWrite,
+    RotationStats,
+    SaveFn,
+    SaveManyFn,
+    WriteObserver,
+)
 
 log = logging.getLogger("trio_harvest.rotation")
 
@@ -40,51 +56,6 @@ FIRST_FLUSH_S = 30.0  # a new run's first timer rotation writes every lane with 
 BUDGET_CHECK_S = 2.0  # how often the rows held by all lanes are measured against the budget
 BUDGET_LOW = 0.75  # an over-budget check writes the biggest lanes until this share is left
 CELL_BYTES = 8  # a held value's estimated bytes (int64 and float64 columns)
-
-SaveFn = Callable[[Partition, PublishGate], Awaitable[Any]]
-
-
-class DeadLetterFn(Protocol):
-    """``Writer.dead_letter``: rows of one kind, symbol and venue into the dead letter."""
-
-    def __call__(self, kind: str, symbol: str, rows: RowData, gate: PublishGate, *,
-                 venue: str = DEFAULT_VENUE) -> Awaitable[Any]: ...
-
-
-@dataclass(slots=True)
-class KindStats:
-    rows_written: int = 0
-    files_written: int = 0
-    bytes_written: int = 0
-    rows_deadlettered: int = 0
-    deadletter_files: int = 0
-    rows_lost: int = 0
-    write_failures: int = 0
-    write_timeouts: int = 0
-    last_write_at: float | None = None  # trio time of the last successful write
-    last_error: str = ""
-
-
-@dataclass(slots=True)
-class RotationStats:
-    kinds: dict[str, KindStats] = field(default_factory=dict)
-    rows_written_by: dict[tuple[str, str], int] = field(default_factory=dict)
-    # per (kind, symbol): (files, fewest rows in a file, most rows in a file)
-    files: dict[tuple[str, str], tuple[int, int, int]] = field(default_factory=dict)
-    rotations: int = 0
-    wakeups: int = 0
-    budget_flushes: int = 0  # lanes written because all lanes together held too much
-
-    def kind(self, kind: str) -> KindStats:
-        ks = self.kinds.get(kind)
-        if ks is None:
-            ks = self.kinds[kind] = KindStats()
-        return ks
-
-
-WriteObserver = Callable[[str, str, int, float], None]  # kind, outcome, rows, seconds
-LostFn = Callable[[str, str, list[Row], str], None]  # kind, symbol, rows, error
-
 
 class Rotation:
     def __init__(
@@ -103,9 +74,16 @@ class Rotation:
         first_flush: float = 0.0,
         observe: WriteObserver | None = None,
         on_lost: LostFn | None = None,
+        save_many: SaveManyFn | None = None,
+        batch_files: int = BATCH_FILES,
     ) -> None:
         self.lanes = lanes
         self._save = save
+        # Lanes that a tick finds due together are flushed ``batch_files`` at a time, their
+        # single-date partitions written by one ``save_many`` job (each file keeps its own gate,
+        # commit and outcome); without ``save_many`` every lane is flushed on its own.
+        self._save_many = save_many
+        self.batch_files = max(1, batch_files)
         self._dead_letter_fn = dead_letter
         self.rotate_sec = rotate_sec
         # A timer rotation flushes a lane once it holds ``min_file_rows`` rows, or once its last
@@ -187,8 +165,7 @@ class Rotation:
                     next_check = now + BUDGET_CHECK_S
                     targets.extend(self.over_budget())
                 if not self._stopping:
-                    for lane in dict.fromkeys(targets):
-                        self._start_flush(lane)
+                    self._start_flushes(list(dict.fromkeys(targets)))
 
     def _due(self, lane: Lane, now: float) -> bool:
         if not lane.pending:
@@ -212,10 +189,7 @@ class Rotation:
         for lane in self.lanes:
             if not lane.level:
                 continue
-            width = self._row_bytes.get(lane)
-            if width is None:
-                width = self._row_bytes[lane] = CELL_BYTES * len(lane.frame_schema.columns)
-            size = lane.level * width
+            size = self._held_bytes(lane)
             total += size
             if lane not in self._busy:
                 held.append((size, lane))
@@ -231,38 +205,105 @@ class Rotation:
         self.stats.budget_flushes += len(picked)
         return picked
 
-    def _start_flush(self, lane: Lane) -> None:
+    def _held_bytes(self, lane: Lane) -> int:
+        """The bytes ``lane``'s rows hold (estimated: ``CELL_BYTES`` a cell)."""
+        width = self._row_bytes.get(lane)
+        if width is None:
+            width = self._row_bytes[lane] = CELL_BYTES * len(lane.frame_schema.columns)
+        return lane.level * width
+
+    def _start_flushes(self, lanes: list[Lane]) -> None:
+        """Flush each lane; with ``save_many``, the lanes not already being written go in
+        groups of ``batch_files`` (one task and one write job a group)."""
         assert self._nursery is not None
-        if lane in self._busy:
-            self._again.add(lane)
+        free = []
+        for lane in lanes:
+            if lane in self._busy:
+                self._again.add(lane)
+            else:
+                self._busy.add(lane)
+                free.append(lane)
+        if not free:
             return
-        self._busy.add(lane)
         self._idle = trio.Event()
-        self._nursery.start_soon(self._flush_lane, lane)
+        if self._save_many is None:
+            for lane in free:
+                self._nursery.start_soon(self._flush_lane, lane)
+            return
+        # a group holds at most ``GROUP_BYTES`` of rows, so the frames one job builds at once
+        # stay about those of one big lane: a lane as big as that is written on its own
+        group: list[Lane] = []
+        held = 0
+        for lane in free:
+            size = self._held_bytes(lane)
+            if group and (len(group) >= self.batch_files or held + size > GROUP_BYTES):
+                self._start_group(group)
+                group, held = [], 0
+            group.append(lane)
+            held += size
+        self._start_group(group)
+
+    def _start_group(self, group: list[Lane]) -> None:
+        assert self._nursery is not None
+        if len(group) == 1:
+            self._nursery.start_soon(self._flush_lane, group[0])
+        else:
+            self._nursery.start_soon(self._flush_group, group)
 
     async def _flush_lane(self, lane: Lane) -> None:
         try:
             while True:
                 self._again.discard(lane)
-                await self._flush_once(lane)
-                if not (lane in self._again or lane.level >= lane.high or
-                        (self._stopping and lane.pending)):
+                await self._flush_once([lane])
+                if not self._wants_more(lane):
                     break
         finally:
-            self._busy.discard(lane)
-            self._again.discard(lane)
-            if not self._busy:
-                self._idle.set()
+            self._release(lane)
 
-    async def _flush_once(self, lane: Lane) -> None:
-        self._last_flush[lane] = trio.current_time()
-        self.held[lane] = lane.first_seq  # journal checkpoint: until durable
+    async def _flush_group(self, group: list[Lane]) -> None:
+        """One flush of each lane of ``group`` together; a lane that wants another one right
+        away (woken meanwhile, or above its watermark) then goes on on its own."""
+        more: list[Lane] = []
         try:
-            await self._flush_drained(lane)
+            for lane in group:
+                self._again.discard(lane)
+            await self._flush_once(group)
+            more = [lane for lane in group if self._wants_more(lane)]
         finally:
-            del self.held[lane]
+            for lane in group:
+                if lane not in more:
+                    self._release(lane)
+        assert self._nursery is not None
+        for lane in more:  # still busy: its own task flushes it again
+            self._nursery.start_soon(self._flush_lane, lane)
 
-    async def _flush_drained(self, lane: Lane) -> None:
+    def _wants_more(self, lane: Lane) -> bool:
+        return lane in self._again or lane.level >= lane.high or (
+            self._stopping and bool(lane.pending))
+
+    def _release(self, lane: Lane) -> None:
+        self._busy.discard(lane)
+        self._again.discard(lane)
+        if not self._busy:
+            self._idle.set()
+
+    async def _flush_once(self, lanes: list[Lane]) -> None:
+        now = trio.current_time()
+        for lane in lanes:
+            self._last_flush[lane] = now
+            self.held[lane] = lane.first_seq  # journal checkpoint: until durable
+        try:
+            parts: list[Partition] = []
+            for lane in lanes:
+                parts.extend(await self._drain_parts(lane))
+            await self._write_partitions(parts)
+        finally:
+            for lane in lanes:
+                del self.held[lane]
+
+    async def _drain_parts(self, lane: Lane) -> list[Partition]:
+        """Drain ``lane``: its spilled rows to the dead letter, its rows as one partition per
+        UTC date (rows no calendar can place to the dead letter too)."""
         spilled = lane.take_spill()
         rows = lane.drain()
         lane.drained()  # journal checkpoint
@@ -270,27 +311,72 @@ class Rotation:
             await self._to_dead_letter(lane.kind, lane.symbol, spilled, "spilled from a full lane",
                                       lane.venue)
         if not rows:
-            return
+            return []
         try:
-            parts = split_by_date(lane.kind, lane.symbol, rows, lane.venue)
+            return split_by_date(lane.kind, lane.symbol, rows, lane.venue)
         except Exception as exc:  # e.g. an event time no calendar has: keep the rows anyway
             await self._to_dead_letter(lane.kind, lane.symbol, rows, f"cannot partition: {exc}",
                                        lane.venue)
-            return
-        if len(parts) == 1:  # the usual batch, within one UTC date: no task of its own
-            await self._write_partition(parts[0])
+            return []
+
+    async def _write_partitions(self, parts: list[Partition]) -> None:
+        """One partition (the usual batch, within one UTC date) without a task of its own;
+        several: written as one job with ``save_many``, else each on its own, concurrently."""
+        if len(parts) <= 1 or self._save_many is not None:
+            if parts:
+                await self._write_partition(parts)
             return
         async with trio.open_nursery() as nursery:
             for part in parts:
-                nursery.start_soon(self._write_partition, part)
+                nursery.start_soon(self._write_partition, [part])
 
-    async def _write_partition(self, part: Partition) -> None:
-        ks = self.stats.kind(part.kind)
-        gate = PublishGate()
-        error: str | None = None
-        written: Any = None
+    async def _save_parts(self, parts: list[Partition], gates: list[PublishGate],
+                          writes: list[PartWrite]) -> None:
+        """The writes themselves (under the limiter and the write timeout): one ``save``, or
+        one ``save_many`` job for several. A failure is its write's own."""
+        if len(parts) == 1 or self._save_many is None:
+            try:
+                writes[0].written = await self._save(parts[0], gates[0])
+            except Exception as exc:  # any failure of one write is its own
+                writes[0].fail(exc, self.stats.kind(parts[0].kind))
+            return
+        try:
+            outcomes = await self._save_many(parts, gates)
+        except Exception as exc:  # the whole job failed: every write of it did
+            outcomes = [exc] * len(parts)
+        for write, part, outcome in zip(writes, parts, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                write.fail(outcome, self.stats.kind(part.kind))
+            else:
+                write.written = outcome
+
+    async def _published(self, writes: list[PartWrite], parts: list[Partition],
+                         started: float) -> None:
+        """Staged files wait for their group commit outside the limiter, so the next
+        partitions encode meanwhile and one sync serves many files (a group's files together,
+        in one batch: they share the deadline too)."""
+        waiting = [(write, part) for write, part in zip(writes, parts, strict=True)
+                   if isinstance(write.written, Committing) and write.error is None
+                   and not write.timed_out]
+        if not waiting:
+            return
+        with trio.move_on_at(started + self.write_timeout) as timeout:
+            outcomes = await published([write.written for write, _part in waiting])
+            for (write, part), outcome in zip(waiting, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    write.fail(outcome, self.stats.kind(part.kind))
+                else:
+                    write.written = outcome
+        for write, _part in waiting:
+            write.timed_out = timeout.cancelled_caught
+
+    async def _write_partition(self, parts: list[Partition]) -> None:
+        """Write ``parts`` (one job), each file with its own gate, commit and outcome: a failed,
+        timed-out or aborted one goes to the dead letter, never back into memory."""
+        gates = [PublishGate() for _part in parts]
+        writes = [PartWrite() for _part in parts]
+        started = trio.current_time()
         elapsed = 0.0
-        timed_out = False
         try:
             # ``abort()`` cancels this scope: a write waiting for the limiter, or running, then
             # goes straight to the dead letter instead of starting (or finishing) late.
@@ -300,46 +386,55 @@ class Rotation:
                     async with self.limiter:
                         started = trio.current_time()
                         with trio.move_on_after(self.write_timeout) as timeout:
-                            try:
-                                written = await self._save(part, gate)
-                            except Exception as exc:  # any failure of one write is its own
-                                error = f"{type(exc).__name__}: {exc}"
-                                ks.write_failures += 1
-                        timed_out = timeout.cancelled_caught
-                    # A staged file waits for its group commit outside the limiter, so the
-                    # next partitions encode meanwhile and one sync serves many files.
-                    if isinstance(written, Committing) and error is None and not timed_out:
-                        with trio.move_on_at(started + self.write_timeout) as timeout:
-                            try:
-                                written = await written.result()
-                            except Exception as exc:
-                                error = f"{type(exc).__name__}: {exc}"
-                                ks.write_failures += 1
-                        timed_out = timeout.cancelled_caught
+                            await self._save_parts(parts, gates, writes)
+                        for write in writes:
+                            write.timed_out = timeout.cancelled_caught
+                    await self._published(writes, parts, started)
                     elapsed = trio.current_time() - started
                 finally:
                     self._write_scopes.discard(aborted)
-            if (aborted.cancelled_caught or timed_out) and error is None:
-                if gate.abandon():
-                    ks.write_timeouts += 1
-                    error = ("aborted at shutdown" if aborted.cancelled_caught
-                             else f"write timed out after {self.write_timeout:g}s")
-                else:  # the thread had already decided to publish: how did that end?
-                    error = await self._publish_outcome(gate, part.kind, part.symbol, part.n)
+            for write, part, gate in zip(writes, parts, gates, strict=True):
+                if (aborted.cancelled_caught or write.timed_out) and write.error is None:
+                    if gate.abandon():
+                        self.stats.kind(part.kind).write_timeouts += 1
+                        write.error = ("aborted at shutdown" if aborted.cancelled_caught
+                                       else f"write timed out after {self.write_timeout:g}s")
+                    else:  # the thread had already decided to publish: how did that end?
+                        write.error = await self._publish_outcome(gate, part.kind, part.symbol,
+                                                                  part.n)
         except BaseException:
             # The app is being torn down mid-write (Cancelled, or a group of them from a
-            # backend's own nursery): the batch must still reach the disk.
+            # backend's own nursery): the batches must still reach the disk, all at once (each
+            # dump is shielded and ends by the teardown's deadline).
             self._tearing_down()
-            if gate.abandon():
-                await self._to_dead_letter(part.kind, part.symbol, part.rows, "cancelled",
-                                          part.venue)
+            dumps = [(part.kind, part.symbol, part.rows, "cancelled", part.venue)
+                     for part, gate in zip(parts, gates, strict=True) if gate.abandon()]
+            with trio.CancelScope(shield=True):
+                await self._all_at_once(self._to_dead_letter, dumps)
             raise
-        if error is None:
-            self._record_written(part, written)
-            self._notify(part.kind, "ok", part.n, elapsed)
-            return
-        ks.last_error = error
-        if not aborted.cancelled_caught:  # an abort is announced once, by whoever stopped us
+        failed = []
+        for write, part in zip(writes, parts, strict=True):
+            if write.error is None:
+                self._record_written(part, write.written)
+                self._notify(part.kind, "ok", part.n, elapsed)
+            else:
+                failed.append((part, write.error, elapsed, aborted.cancelled_caught))
+        await self._all_at_once(self._failed, failed)
+
+    @staticmethod
+    async def _all_at_once(fn: Callable[..., Awaitable[None]], calls: list[Any]) -> None:
+        """``fn(*args)`` for each of ``calls``, concurrently (one without a task of its own)."""
+        if len(calls) == 1:
+            await fn(*calls[0])
+        elif calls:
+            async with trio.open_nursery() as nursery:
+                for args in calls:
+                    nursery.start_soon(fn, *args)
+
+    async def _failed(self, part: Partition, error: str, elapsed: float, aborted: bool) -> None:
+        """A failed write: its batch goes to the dead letter."""
+        self.stats.kind(part.kind).last_error = error
+        if not aborted:  # an abort is announced once, by whoever stopped us
             self._ratelog.log(logging.WARNING, f"{part.kind}:{error.split(':')[0]}",
                               "write of %s/%s %s (%d rows) failed: %s; sent to the dead letter",
                               part.kind, part.symbol, part.date, part.n, error)
@@ -482,15 +577,8 @@ class Rotation:
         # Authoritative lanes first, alone: if the grace runs out, what is left for the dead
         # letter should be derived rows, not trades and books.
         for authoritative in (True, False):
-            for lane in self.lanes:
-                if lane.authoritative != authoritative:
-                    continue
-                if lane.pending and lane not in self._busy:
-                    self._busy.add(lane)
-                    self._idle = trio.Event()
-                    self._nursery.start_soon(self._flush_lane, lane)
-                elif lane.pending:
-                    self._again.add(lane)
+            self._start_flushes([lane for lane in self.lanes
+                                 if lane.authoritative == authoritative and lane.pending])
             await self._idle.wait()
             if self.on_stop_phase is not None:
                 self.on_stop_phase("authoritative files" if authoritative else "derived files")

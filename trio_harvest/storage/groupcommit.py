@@ -149,15 +149,22 @@ class GroupCommit:
         self.files = 0
 
     async def commit(self, staged: Staged) -> int:
-        staged.done = trio.Event()
-        self._pending.append(staged)
-        if not self._running:
-            self._running = True
-            trio.lowlevel.spawn_system_task(self._run, name="trio_harvest group commit")
-        await staged.done.wait()
+        await self.commit_many([staged])
         if staged.error is not None:
             raise staged.error
         return staged.size
+
+    async def commit_many(self, staged: list[Staged]) -> None:
+        """``commit`` for several files, which join one batch together: returns once each is
+        published or has its ``error`` (raises only if the wait itself is cancelled)."""
+        done = trio.Event()
+        for s in staged:
+            s.done = done
+        self._pending.extend(staged)
+        if not self._running:
+            self._running = True
+            trio.lowlevel.spawn_system_task(self._run, name="trio_harvest group commit")
+        await done.wait()
 
     async def _run(self) -> None:
         try:

@@ -41,13 +41,7 @@ class LocalStore:
         """The first half of an atomic write: ``produce`` into a temp file in the final
         directory, closed but neither synced nor renamed. ``groupcommit.commit_batch`` finishes
         it (durable, gate, rename, directory) together with every other file staged meanwhile."""
-        final = self.root / rel
-        tmp = self._temp_for(final)
-        try:  # the directory is there but for a lane's first file of a day: no mkdir per file
-            fh = open(tmp, "wb")  # closed by the ``with`` below
-        except FileNotFoundError:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(tmp, "wb")
+        final, tmp, fh = self._open_temp(rel)
         try:
             with fh:
                 produce(fh)
@@ -58,6 +52,48 @@ class LocalStore:
                 tmp.unlink()
             raise
         return Staged(tmp, final, size, gate)
+
+    def stage_many(
+        self, items: list[tuple[PurePath, PublishGate]],
+        produce_all: Callable[[list[BinaryIO]], list[BaseException | None]],
+    ) -> list[Staged | BaseException]:
+        """``stage`` for several files at once: ``produce_all`` writes every temp file (in one
+        call) and returns each file's error or None. A file that failed is removed and its
+        error takes its place in the result; the others are staged as ``stage`` stages them."""
+        opened: list[tuple[Path, Path, BinaryIO]] = []
+        try:
+            for rel, _gate in items:
+                opened.append(self._open_temp(rel))
+            errors = produce_all([fh for _f, _t, fh in opened])
+            out: list[Staged | BaseException] = []
+            for (final, tmp, fh), (_rel, gate), error in zip(opened, items, errors, strict=True):
+                if error is None:
+                    fh.flush()
+                    out.append(Staged(tmp, final, fh.tell(), gate))
+                    fh.close()
+                else:
+                    fh.close()
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+                    out.append(error)
+            return out
+        except BaseException:
+            for _final, tmp, fh in opened:
+                fh.close()
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            raise
+
+    def _open_temp(self, rel: PurePath) -> tuple[Path, Path, BinaryIO]:
+        """(final path, temp path, the temp file open for writing) in the final directory."""
+        final = self.root / rel
+        tmp = self._temp_for(final)
+        try:  # the directory is there but for a lane's first file of a day: no mkdir per file
+            fh = open(tmp, "wb")  # the caller closes it
+        except FileNotFoundError:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(tmp, "wb")
+        return final, tmp, fh
 
     @staticmethod
     def _temp_for(final: Path) -> Path:

@@ -10,7 +10,9 @@ letter's ``_rejected/`` folder with its reason (``rowcheck.py``). On local disk 
 staged (a complete temp file) in the thread and then published by the group commit
 (``groupcommit.py``) together with every other file staged meanwhile; ``stage`` hands the
 waiting back to the caller, so a caller's limiter covers encoding, not the shared sync. A
-dead-letter file is group-committed too, in a group of its own.
+dead-letter file is group-committed too, in a group of its own. ``stage_many`` stages several
+partitions in one thread job, their Parquet encoded by one Polars call (the same bytes), each
+with its own outcome.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import BinaryIO, TypeVar
@@ -29,7 +31,7 @@ import trio
 from ..kinds import DEFAULT_VENUE, Row, Schema
 from .backends import Store
 from .backlog import REJECTED_DIR
-from .encoding import encode_ndjson, write_parquet
+from .encoding import encode_ndjson, write_parquet, write_parquet_many
 from .gate import PublishGate
 from .groupcommit import GroupCommit, Staged
 from .partitions import (
@@ -69,6 +71,18 @@ class Committing:
     async def result(self) -> Written:
         await self.group.commit(self.staged)
         return self.written
+
+
+async def published(items: Sequence[Committing]) -> list[Written | Exception]:
+    """``result()`` of several staged files of one group commit, waited for together (one
+    batch): each its ``Written``, or the error that kept it from being published."""
+    group = items[0].group
+    if any(c.group is not group for c in items):
+        raise ValueError("files of different group commits")
+    await group.commit_many([c.staged for c in items])
+    return [c.written if c.staged.error is None else
+            c.staged.error if isinstance(c.staged.error, Exception) else
+            RuntimeError(repr(c.staged.error)) for c in items]
 
 
 class Writer:
@@ -111,10 +125,93 @@ class Writer:
         """Encode and write one partition in a thread. On local disk the file is only staged:
         the caller awaits ``result()`` (outside any limiter it holds) for the group commit.
         Elsewhere (an object store: one whole PUT) the file is already published."""
-        schema = self._schemas.get(part.kind)
+        job = self._job(part, *self._spec(part.kind), unique)
+        rel, produce, rejected = job.rel, job.produce, job.rejected
+        stage = getattr(self.data, "stage", None)
+        if stage is not None:
+            staged: Staged = await self._in_thread(
+                self.data, lambda: stage(rel, produce, gate), _drop)
+            result: Written | Committing = Committing(
+                Written(rel, part.n - len(rejected), staged.size), staged, self.group)
+        else:
+            size = await self._in_thread(
+                self.data, lambda: self.data.write_atomic(rel, produce, gate))
+            result = Written(rel, part.n - len(rejected), size)
+        if rejected:
+            await self._set_aside(part.kind, part.symbol, rejected)
+        return result
+
+    @property
+    def batches_files(self) -> bool:
+        """True when ``stage_many`` writes its partitions in one job (local disk); an object
+        store writes them one by one, so a caller should not group them at all there."""
+        return getattr(self.data, "stage_many", None) is not None
+
+    async def stage_many(
+        self, parts: Sequence[Partition], gates: Sequence[PublishGate]
+    ) -> list[Written | Committing | Exception]:
+        """``stage`` for several partitions in one worker-thread job, their Parquet encoded in
+        one Polars call (the same bytes as one by one): for the many small files of lanes that
+        are due together. Each partition gets its own outcome (a failed one does not fail the
+        others), its own temp file and gate, and its own group-commit wait (``result()``).
+        A store without staging (an object store) writes them one by one."""
+        stage_many = getattr(self.data, "stage_many", None)
+        if stage_many is None or len(parts) == 1:
+            return [await _outcome(self.stage(part, gate)) for part, gate in zip(parts, gates,
+                                                                                   strict=True)]
+        specs: dict[str, tuple[Schema, Mapping[str, str]] | Exception] = {}
+        for part in parts:  # a kind's schema and metadata: made here, on the loop
+            if part.kind not in specs:
+                try:
+                    specs[part.kind] = self._spec(part.kind)
+                except Exception as exc:  # these partitions' own failure (as ``stage``'s)
+                    specs[part.kind] = exc
+
+        def run() -> tuple[list[_Job | Exception], list[Staged | BaseException]]:
+            # in the thread: each file's path (its time range) too, not on the loop
+            made: list[_Job | Exception] = []
+            for part in parts:
+                spec = specs[part.kind]
+                try:
+                    if isinstance(spec, Exception):
+                        raise spec
+                    made.append(self._job(part, *spec))
+                except Exception as exc:  # this partition's own failure (``stage`` raises it)
+                    made.append(exc)
+            jobs = [j for j in made if isinstance(j, _Job)]
+            gate_of = {id(part): gate for part, gate in zip(parts, gates, strict=True)}
+            items = [(j.rel, gate_of[id(j.part)]) for j in jobs]
+            return made, stage_many(items, _produce_all(jobs)) if jobs else []
+
+        made, staged = await self._in_thread(self.data, run, lambda done: _drop_all(done[1]))
+        out: list[Written | Committing | Exception] = []
+        one = iter(staged)
+        for j in made:
+            if isinstance(j, Exception):
+                out.append(j)
+                continue
+            result = next(one)
+            if isinstance(result, Staged):
+                out.append(Committing(Written(j.rel, j.part.n - len(j.rejected), result.size),
+                                      result, self.group))
+            else:
+                out.append(result if isinstance(result, Exception) else
+                           RuntimeError(repr(result)))
+            if j.rejected:
+                await self._set_aside(j.part.kind, j.part.symbol, j.rejected)
+        return out
+
+    def _spec(self, kind: str) -> tuple[Schema, Mapping[str, str]]:
+        schema = self._schemas.get(kind)
         if schema is None:  # a kind's schema is fixed for the run: made once, not per file
-            schema = self._schemas[part.kind] = self.schema_of(part.kind)
-        meta = self.metadata_of(part.kind)
+            schema = self._schemas[kind] = self.schema_of(kind)
+        return schema, self.metadata_of(kind)
+
+    @staticmethod
+    def _job(part: Partition, schema: Schema, meta: Mapping[str, str],
+             unique: str | None = None) -> _Job:
+        """What writing one partition needs: its path, schema, metadata, and ``produce``, which
+        writes its Parquet into a file (rows a column cannot hold go to ``rejected``)."""
         rel = part.directory() / part_name(part.first_ts, part.last_ts, unique)
         rejected: list[tuple[Row, str]] = []
 
@@ -130,19 +227,7 @@ class Writer:
                 rejected.extend(bad)
                 write_parquet(fh, schema, good, meta)
 
-        stage = getattr(self.data, "stage", None)
-        if stage is not None:
-            staged: Staged = await self._in_thread(
-                self.data, lambda: stage(rel, produce, gate), _drop)
-            result: Written | Committing = Committing(
-                Written(rel, part.n - len(rejected), staged.size), staged, self.group)
-        else:
-            size = await self._in_thread(
-                self.data, lambda: self.data.write_atomic(rel, produce, gate))
-            result = Written(rel, part.n - len(rejected), size)
-        if rejected:
-            await self._set_aside(part.kind, part.symbol, rejected)
-        return result
+        return _Job(part, rel, schema, meta, produce, rejected)
 
     async def _set_aside(self, kind: str, symbol: str, bad: list[tuple[Row, str]]) -> None:
         """Rows no column holds: into ``_rejected/``, never back into a batch. If even that
@@ -237,6 +322,54 @@ class Writer:
         return sum(self._stuck.values())
 
 
+@dataclass(frozen=True, slots=True)
+class _Job:
+    part: Partition
+    rel: PurePath
+    schema: Schema
+    meta: Mapping[str, str]
+    produce: Callable[[BinaryIO], None]
+    rejected: list[tuple[Row, str]]
+
+
+def _produce_all(jobs: list[_Job]) -> Callable[[list[BinaryIO]], list[BaseException | None]]:
+    """Writes every job's file in one Polars call; if that fails, each on its own (with its
+    own outcome, bad rows set aside as ``stage`` does)."""
+
+    def produce_all(fhs: list[BinaryIO]) -> list[BaseException | None]:
+        try:
+            write_parquet_many([(fh, j.schema, j.part.rows, j.meta)
+                                for fh, j in zip(fhs, jobs, strict=True)])
+            return [None] * len(fhs)
+        except ENCODE_ERRORS:
+            pass  # one file's failure: write them one by one, each with its own outcome
+        errors: list[BaseException | None] = []
+        for fh, j in zip(fhs, jobs, strict=True):
+            fh.seek(0)
+            fh.truncate()
+            try:
+                j.produce(fh)
+                errors.append(None)
+            except Exception as exc:
+                errors.append(exc)
+        return errors
+
+    return produce_all
+
+
+async def _outcome(write: Awaitable[T]) -> T | Exception:
+    try:
+        return await write
+    except Exception as exc:
+        return exc
+
+
 def _drop(staged: Staged) -> None:
     with contextlib.suppress(OSError):
         staged.tmp.unlink()
+
+
+def _drop_all(staged: list[Staged | BaseException]) -> None:
+    for one in staged:
+        if isinstance(one, Staged):
+            _drop(one)
