@@ -83,6 +83,7 @@ class Rotation:
         # single-date partitions written by one ``save_many`` job (each file keeps its own gate,
         # commit and outcome); without ``save_many`` every lane is flushed on its own.
         self._save_many = save_many
+        self._paired_save = save  # the save ``save_many`` batches (see ``_grouped``)
         self.batch_files = max(1, batch_files)
         self._dead_letter_fn = dead_letter
         self.rotate_sec = rotate_sec
@@ -226,7 +227,7 @@ class Rotation:
         if not free:
             return
         self._idle = trio.Event()
-        if self._save_many is None:
+        if self._grouped() is None:
             for lane in free:
                 self._nursery.start_soon(self._flush_lane, lane)
             return
@@ -319,10 +320,15 @@ class Rotation:
                                        lane.venue)
             return []
 
+    def _grouped(self) -> SaveManyFn | None:
+        """``save_many`` while ``save`` is still the one it batches; a save replaced since (a
+        wrapper, an injected fault) is honoured, file by file."""
+        return self._save_many if self._save is self._paired_save else None
+
     async def _write_partitions(self, parts: list[Partition]) -> None:
         """One partition (the usual batch, within one UTC date) without a task of its own;
         several: written as one job with ``save_many``, else each on its own, concurrently."""
-        if len(parts) <= 1 or self._save_many is not None:
+        if len(parts) <= 1 or self._grouped() is not None:
             if parts:
                 await self._write_partition(parts)
             return
@@ -334,14 +340,15 @@ class Rotation:
                           writes: list[PartWrite]) -> None:
         """The writes themselves (under the limiter and the write timeout): one ``save``, or
         one ``save_many`` job for several. A failure is its write's own."""
-        if len(parts) == 1 or self._save_many is None:
+        save_many = self._grouped()
+        if len(parts) == 1 or save_many is None:
             try:
                 writes[0].written = await self._save(parts[0], gates[0])
             except Exception as exc:  # any failure of one write is its own
                 writes[0].fail(exc, self.stats.kind(parts[0].kind))
             return
         try:
-            outcomes = await self._save_many(parts, gates)
+            outcomes = await save_many(parts, gates)
         except Exception as exc:  # the whole job failed: every write of it did
             outcomes = [exc] * len(parts)
         for write, part, outcome in zip(writes, parts, outcomes, strict=True):
