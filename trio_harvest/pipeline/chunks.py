@@ -19,6 +19,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterator, Sequence
 from itertools import chain
+from operator import call as _call
 from typing import Any
 
 import numpy as np
@@ -126,9 +127,8 @@ class GenericBuilder(Builder):
                 if v is None and fl[i]:
                     filled[i] = NAN
                     nan.add(names[i])
-        try:
-            for app, v in zip(self._apps, values, strict=False):  # lengths checked above
-                app(v)
+        try:  # each column's append, called in C (lengths checked above)
+            any(map(_call, self._apps, values))
         except (TypeError, OverflowError, ValueError):
             n = self.n  # the columns before the one that refused have taken their value
             self._append_slow(values, next(i for i, col in enumerate(cols) if len(col) == n))
