@@ -150,6 +150,8 @@ class SignalEngine:
         self._ofi_many: EmitOfiMany | None = None
         self._ofi_pack: PackOfi | None = None
         self._prev_book: Any = None  # read in batches: the previous depth row, as stored
+        # a batch of this engine is being computed, or the tick closes its seconds right after
+        # computing them all: no flush now
         self._flushing = False
 
     @property
