@@ -19,6 +19,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterator, Sequence
 from itertools import chain
+from operator import call as _call
 from typing import Any
 
 import numpy as np
@@ -46,14 +47,32 @@ class BadValue(ValueError):
     """A value that its column cannot hold (e.g. an integer beyond int64)."""
 
 
-def _buffer(dtype: Any) -> Any:
+def _typecode(dtype: Any) -> str:
+    """The ``array`` typecode of a column of ``dtype``; "" for a plain list."""
     if dtype == pl.Int64:
-        return array("q")
+        return "q"
     if dtype == pl.Float64:
-        return array("d")
+        return "d"
     if dtype == pl.Boolean:
-        return array("b")
-    return []
+        return "b"
+    return ""
+
+
+# per schema: its names, each column's typecode and whether it is a float column, worked out
+# once (a whole venue opens a builder per derived lane after every file)
+Layout = tuple[Schema, list[str], tuple[str, ...], tuple[bool, ...]]
+_LAYOUTS: dict[int, Layout] = {}
+
+
+def _layout(schema: Schema) -> Layout:
+    entry = _LAYOUTS.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        if len(_LAYOUTS) > 256:  # schemas made on the fly (tests): stay bounded
+            _LAYOUTS.clear()
+        codes = tuple(_typecode(dtype) for _, dtype in schema.columns)
+        entry = _LAYOUTS[id(schema)] = (schema, schema.names, codes,
+                                        tuple(code == "d" for code in codes))
+    return entry
 
 
 class Builder:
@@ -106,10 +125,10 @@ class GenericBuilder(Builder):
     def __init__(self, schema: Schema) -> None:
         super().__init__()
         self.schema = schema
-        self._names = schema.names
-        self.cols: list[Any] = [_buffer(dtype) for _, dtype in schema.columns]
+        _, self._names, codes, floats = _layout(schema)
+        self.cols: list[Any] = [array(code) if code else [] for code in codes]
         self._apps = [col.append for col in self.cols]  # bound once; ``_promote`` renews one
-        self._float = [dtype == pl.Float64 for _, dtype in schema.columns]
+        self._float = list(floats)
         self._nan: set[str] = set()
 
     def append(self, row: Row) -> None:
@@ -126,9 +145,8 @@ class GenericBuilder(Builder):
                 if v is None and fl[i]:
                     filled[i] = NAN
                     nan.add(names[i])
-        try:
-            for app, v in zip(self._apps, values, strict=False):  # lengths checked above
-                app(v)
+        try:  # each column's append, called in C (lengths checked above)
+            any(map(_call, self._apps, values))
         except (TypeError, OverflowError, ValueError):
             n = self.n  # the columns before the one that refused have taken their value
             self._append_slow(values, next(i for i, col in enumerate(cols) if len(col) == n))

@@ -61,7 +61,10 @@ def derive(m: Array, starts: list[int], prevs: list[Array | None], levels: int,
     # the previous row of each run's first row: the carried one (NaN where there is none)
     first = np.full((len(used), len(starts)), np.nan)
     if given:
-        first[:, given] = np.array([prevs[i] for i in given], np.float64)[:, used].T
+        # the carried rows (float64 buffers of one width) joined as bytes: one copy, not a
+        # NumPy conversion element by element
+        carried = np.frombuffer(b"".join([p for p in prevs if p is not None]), np.float64)
+        first[:, given] = carried.reshape(len(given), -1)[:, used].T
     missing = [s for s, p in zip(starts, prevs, strict=True) if p is None]
     has_prev[missing] = False
     # a run with a NaN in any of its rows, or in a carried row where the OFI reads it (inside

@@ -34,7 +34,7 @@ from ..kinds import (
 )
 from ..venues import QUOTE_SOURCE
 from . import features
-from .batches import flush_depth, flush_quotes, flush_trades
+from .batches import flush_depth, flush_quotes, flush_trades, unread
 from .cvd import CvdState
 from .depthbatch import side_lists
 from .events import EventDetector, LargeTrades
@@ -150,6 +150,8 @@ class SignalEngine:
         self._ofi_many: EmitOfiMany | None = None
         self._ofi_pack: PackOfi | None = None
         self._prev_book: Any = None  # read in batches: the previous depth row, as stored
+        # a batch of this engine is being computed, or the tick closes its seconds right after
+        # computing them all: no flush now
         self._flushing = False
 
     @property
@@ -370,13 +372,18 @@ class SignalEngine:
             flush_trades((self,), keep_last=keep_last)
 
     def flush_batches(self) -> None:
-        """Compute everything read in batches that is still waiting."""
+        """Compute everything read in batches that is still waiting. Called per symbol several
+        times a tick (and before each admission change), mostly with nothing waiting: a tap
+        with no unread row is not even asked for its segments."""
         if not self._flushing:
-            if self._ttap is not None:
+            tap = self._ttap
+            if tap is not None and unread(tap):
                 flush_trades((self,))
-            if self._tap is not None:
+            tap = self._tap
+            if tap is not None and unread(tap):
                 flush_depth((self,))
-            if self._qtap is not None:
+            tap = self._qtap
+            if tap is not None and unread(tap):
                 flush_quotes((self,))
 
     # -- per tick (called by the features task) -------------------------------------------------
