@@ -342,10 +342,11 @@ class Rotation:
         one ``save_many`` job for several. A failure is its write's own."""
         save_many = self._grouped()
         if len(parts) == 1 or save_many is None:
-            try:
-                writes[0].written = await self._save(parts[0], gates[0])
-            except Exception as exc:  # any failure of one write is its own
-                writes[0].fail(exc, self.stats.kind(parts[0].kind))
+            for part, gate, write in zip(parts, gates, writes, strict=True):
+                try:
+                    write.written = await self._save(part, gate)
+                except Exception as exc:  # any failure of one write is its own
+                    write.fail(exc, self.stats.kind(part.kind))
             return
         try:
             outcomes = await save_many(parts, gates)
@@ -382,7 +383,6 @@ class Rotation:
         timed-out or aborted one goes to the dead letter, never back into memory."""
         gates = [PublishGate() for _part in parts]
         writes = [PartWrite() for _part in parts]
-        started = trio.current_time()
         elapsed = 0.0
         try:
             # ``abort()`` cancels this scope: a write waiting for the limiter, or running, then

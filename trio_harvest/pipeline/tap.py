@@ -41,6 +41,13 @@ class Tap:
         """Row ``row`` of ``builder`` is not the engine's: leave it out."""
         self.unseen_rows.setdefault(id(builder), []).append(row)
 
+    def unread(self) -> bool:
+        """Whether ``take`` could return a row (False: it would return nothing and change
+        nothing, so a reader with nothing waiting skips it)."""
+        builders = self.builders
+        return len(builders) > 1 or bool(self.unseen_rows) or (
+            bool(builders) and builders[0].n > self.start)
+
     def take(self, keep_last: int = 0) -> list[Segment]:
         """The unread rows but the last ``keep_last`` (those stay unread), as segments in order;
         the cursor moves past what is returned."""

@@ -26,7 +26,6 @@ from ..venues import QUOTE_SOURCE
 from .depthbatch import derive
 
 if TYPE_CHECKING:
-    from ..pipeline.tap import Tap
     from .engine import SignalEngine
 
 log = logging.getLogger(__name__)
@@ -67,14 +66,6 @@ def flush_quotes(engines: Iterable[SignalEngine]) -> None:
     per quote its best-level OFI, into its ``ofi`` lane and its tail as ``on_quote`` would
     have put them."""
     _flush(engines, "_qtap", 0, _quotes, _quotes_few, "quotes")
-
-
-def unread(tap: Tap) -> bool:
-    """Whether ``tap.take()`` could return a row (False: it would return nothing and change
-    nothing, so a caller with nothing waiting skips it)."""
-    builders = tap.builders
-    return len(builders) > 1 or bool(tap.unseen_rows) or (
-        bool(builders) and builders[0].n > tap.start)
 
 
 def _flush(engines: Iterable[SignalEngine], tap_name: str, keep_last: int,

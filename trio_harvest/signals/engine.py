@@ -34,7 +34,7 @@ from ..kinds import (
 )
 from ..venues import QUOTE_SOURCE
 from . import features
-from .batches import flush_depth, flush_quotes, flush_trades, unread
+from .batches import flush_depth, flush_quotes, flush_trades
 from .cvd import CvdState
 from .depthbatch import side_lists
 from .events import EventDetector, LargeTrades
@@ -377,13 +377,13 @@ class SignalEngine:
         with no unread row is not even asked for its segments."""
         if not self._flushing:
             tap = self._ttap
-            if tap is not None and unread(tap):
+            if tap is not None and tap.unread():
                 flush_trades((self,))
             tap = self._tap
-            if tap is not None and unread(tap):
+            if tap is not None and tap.unread():
                 flush_depth((self,))
             tap = self._qtap
-            if tap is not None and unread(tap):
+            if tap is not None and tap.unread():
                 flush_quotes((self,))
 
     # -- per tick (called by the features task) -------------------------------------------------

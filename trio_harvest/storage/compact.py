@@ -61,7 +61,7 @@ from .compactrules import (
     recovery_token,
     time_order,
 )
-from .encoding import ZSTD_LEVEL
+from .encoding import PARQUET_OPTIONS
 from .fileschema import (
     PUBLISHED_KEY,
     ROWS_KEY,
@@ -345,8 +345,7 @@ class _Spent(Exception):
 
 def _producer(df: pl.DataFrame, meta: dict[str, str]) -> Callable[[BinaryIO], None]:
     def produce(fh: BinaryIO) -> None:
-        df.write_parquet(fh, compression="zstd", compression_level=ZSTD_LEVEL, statistics=True,
-                         metadata=meta)
+        df.write_parquet(fh, metadata=meta, **PARQUET_OPTIONS)
 
     return produce
 

@@ -12,7 +12,6 @@ from typing import Any, BinaryIO
 
 import msgspec
 import polars as pl
-from polars.lazyframe.opt_flags import QueryOptFlags
 
 from ..kinds import (
     ADDED_COLUMNS,
@@ -68,13 +67,31 @@ def to_file_frame(schema: Schema, rows: RowData) -> pl.DataFrame:
                          else s for s in columns])
 
 
+# every part file's Parquet options: ``write_parquet_many`` must write the bytes
+# ``write_parquet`` writes
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": ZSTD_LEVEL,
+                                   "statistics": True}
+
+
+def _eager_plan() -> Any:
+    """The plan flags ``DataFrame.write_parquet`` runs its sink with (a private Polars API:
+    None where this Polars has no such thing, and the files are then written one by one)."""
+    try:
+        from polars.lazyframe.opt_flags import QueryOptFlags
+
+        return QueryOptFlags._eager()
+    except (ImportError, AttributeError):
+        return None
+
+
+_EAGER = _eager_plan()
+
+
 def write_parquet(
     fh: BinaryIO, schema: Schema, rows: RowData, metadata: Mapping[str, str] | None = None
 ) -> None:
     to_file_frame(schema, rows).write_parquet(
-        fh, compression="zstd", compression_level=ZSTD_LEVEL, statistics=True,
-        metadata=dict(metadata or {}) or None
-    )
+        fh, metadata=dict(metadata or {}) or None, **PARQUET_OPTIONS)
 
 
 def write_parquet_many(
@@ -84,12 +101,15 @@ def write_parquet_many(
     as ``write_parquet`` file by file (the same sink, options and eager plan), with one query
     dispatch for all of them, which is most of a small file's cost in Polars. One file that
     fails fails the call: the caller then writes them one by one to learn which."""
+    if _EAGER is None:
+        for fh, schema, rows, metadata in files:
+            write_parquet(fh, schema, rows, metadata)
+        return
     pl.collect_all(
         [to_file_frame(schema, rows).lazy().sink_parquet(
-            fh, compression="zstd", compression_level=ZSTD_LEVEL, statistics=True,
-            metadata=dict(metadata or {}) or None, lazy=True)
+            fh, metadata=dict(metadata or {}) or None, lazy=True, **PARQUET_OPTIONS)
          for fh, schema, rows, metadata in files],
-        optimizations=QueryOptFlags._eager(),
+        optimizations=_EAGER,
     )
 
 

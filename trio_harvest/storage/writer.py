@@ -170,17 +170,19 @@ class Writer:
         def run() -> tuple[list[_Job | Exception], list[Staged | BaseException]]:
             # in the thread: each file's path (its time range) too, not on the loop
             made: list[_Job | Exception] = []
-            for part in parts:
+            items: list[tuple[PurePath, PublishGate]] = []
+            for part, gate in zip(parts, gates, strict=True):
                 spec = specs[part.kind]
                 try:
                     if isinstance(spec, Exception):
                         raise spec
-                    made.append(self._job(part, *spec))
+                    job = self._job(part, *spec)
                 except Exception as exc:  # this partition's own failure (``stage`` raises it)
                     made.append(exc)
+                    continue
+                made.append(job)
+                items.append((job.rel, gate))
             jobs = [j for j in made if isinstance(j, _Job)]
-            gate_of = {id(part): gate for part, gate in zip(parts, gates, strict=True)}
-            items = [(j.rel, gate_of[id(j.part)]) for j in jobs]
             return made, stage_many(items, _produce_all(jobs)) if jobs else []
 
         made, staged = await self._in_thread(self.data, run, lambda done: _drop_all(done[1]))
