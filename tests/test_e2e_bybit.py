@@ -141,6 +141,9 @@ def check_books(data: Path, symbol: str) -> dict[str, int]:
     return {"snapshots": snapshots, "deltas": deltas, "compared": compared}
 
 
+# alone: how many rebuilt books can be compared with quotes depends on how long each
+# reconnect's quiet window lasts, which a loaded machine stretches
+@pytest.mark.alone
 @pytest.mark.parametrize("venue", ["bybit-linear", "bybit-spot"])
 async def test_bybit_conserves_trades_and_chains_books_under_faults(tmp_path: Path,
                                                                     venue: str) -> None:
