@@ -104,20 +104,12 @@ class TradeBuilder(Packed):
         self.n += 1
 
 
-_BOOK_HEAD = (("ts", "ts_ms", "q"), ("event", "event_ms", "q"), ("recv", "recv_ms", "q"),
-              ("source", "source", "s"), ("uid", "update_id", "q"),
-              ("first_uid", "first_update_id", "q"), ("prev_uid", "prev_update_id", "q"))
-
-
-def _add_head(b: Any, row: Row) -> None:
-    ts, event, recv, _symbol, source, uid, first_uid, prev_uid = row[:8]
-    b.ts.append(ts)
-    b.event.append(event)
-    b.recv.append(recv)
-    b.uid.append(uid)
-    b.first_uid.append(first_uid)
-    b.prev_uid.append(prev_uid)
-    b.source.append(source)
+# an ``orderbook`` row's head columns after ``ts_ms`` and ``source``, in the order a depth
+# builder's row record packs them (int64 each): (record field, column name)
+_BOOK_HEAD = (("event", "event_ms"), ("recv", "recv_ms"), ("uid", "update_id"),
+              ("first_uid", "first_update_id"), ("prev_uid", "prev_update_id"))
+_HEAD = struct.Struct(f"={len(_BOOK_HEAD)}q")
+_HEAD_WIDTH = len(_BOOK_HEAD)  # the head's int64 values at the start of each row record
 
 
 class QuoteBuilder(Packed):
@@ -168,16 +160,17 @@ class RowQuote:
 
 
 @cache
-def _levels_record(levels: int) -> Callable[[Any, Any], bytes]:
-    """``flat(bids, asks)``: a full book's ``4 * levels`` floats (bids then asks, price and size
-    interleaved) packed as the flat level buffer holds them, in one C call per row. The
-    argument list is written out level by level (``*b[0], *b[1], …``, compiled once per
-    depth): unpacking a short tuple is cheaper than iterating a chain of them (about 40 %
-    less per depth20 message)."""
-    args = ", ".join([f"*b[{i}]" for i in range(levels)] + [f"*a[{i}]" for i in range(levels)])
-    flat: Callable[[Any, Any], bytes] = compiled(
-        "flat", ["def flat(b, a):", f"    return pack({args})"],
-        {"pack": struct.Struct(f"={4 * levels}d").pack})
+def _levels_record(levels: int) -> Callable[..., bytes]:
+    """``flat(event, recv, uid, first, prev, bids, asks)``: a row's record, its head's five int64
+    values then a full book's ``4 * levels`` floats (bids then asks, price and size
+    interleaved), packed in one C call per row. The argument list is written out level by level
+    (``*b[0], *b[1], …``, compiled once per depth): unpacking a short tuple is cheaper than
+    iterating a chain of them (about 40 % less per depth20 message)."""
+    args = ", ".join(["e, r, u, f, p"] + [f"*b[{i}]" for i in range(levels)]
+                     + [f"*a[{i}]" for i in range(levels)])
+    flat: Callable[..., bytes] = compiled(
+        "flat", ["def flat(e, r, u, f, p, b, a):", f"    return pack({args})"],
+        {"pack": struct.Struct(f"={_HEAD_WIDTH}q{4 * levels}d").pack})
     return flat
 
 
@@ -185,67 +178,77 @@ class DepthBuilder(Shape):
     """``orderbook`` rows from partial-depth messages: every level of a row in one flat record of
     floats (bids then asks, price and size interleaved), padded with NaN to ``levels``.
 
-    A row's levels are kept as the one ``bytes`` record the message was packed into, in a list,
-    and joined only when read (a file, a batch of signals). Appending them to one growing buffer
-    instead copied that buffer again at every growth step, costly when hundreds of lanes grow at
-    once (about a quarter of ``add``'s time at 500 lanes of 500 rows)."""
+    A row is kept as the one ``bytes`` record the message was packed into, in a list, and joined
+    only when read (a file, a batch of signals): the head's int64 values (``_BOOK_HEAD``:
+    event, receive, update ids) then the levels. Only ``ts`` (which batches and taps read by
+    position) and ``source`` (text) are columns of their own. Appending to growing buffers
+    instead (a column per head value, one for the levels) copied them again at every growth
+    step, costly when hundreds of lanes grow at once, and took one ``array.append`` per head
+    value."""
 
-    __slots__ = ("_levels", "_pad", "event", "first_uid", "levels", "padded", "prev_uid", "recv",
-                 "rows", "source", "ts", "uid")
+    __slots__ = ("_levels", "_pad", "levels", "padded", "rows", "source", "ts")
     ts: array[int]
-    event: array[int]
-    recv: array[int]
     source: list[str]
-    uid: array[int]
-    first_uid: array[int]
-    prev_uid: array[int]
-    FIELDS = (*_BOOK_HEAD, ("lv", "", "d"))
+    FIELDS = (("ts", "ts_ms", "q"), ("source", "source", "s"))
+    HEAD_BYTES = 8 * _HEAD_WIDTH  # where a row record's levels start
 
     def __init__(self, levels: int) -> None:
         Builder.__init__(self)
-        for attr, _name, code in _BOOK_HEAD:
-            setattr(self, attr, [] if code == "s" else array(code))
-        self.rows: list[bytes] = []  # per row: its ``4 * levels`` floats, packed
+        self.ts = array("q")
+        self.source = []
+        self.rows: list[bytes] = []  # per row: its head, then its ``4 * levels`` floats
         self.levels = levels
         self._levels = _levels_record(levels)
         self._pad = array("d", [NAN]) * (2 * levels)
         self.padded = False  # some row had fewer than ``levels`` levels on a side
 
+    def _matrix(self, rows: list[bytes]) -> np.ndarray[Any, Any]:
+        """``rows`` as one (rows, head + levels) int64 matrix (a view of one joined copy)."""
+        width = _HEAD_WIDTH + 4 * self.levels
+        return np.frombuffer(b"".join(rows), dtype=np.int64).reshape(-1, width)
+
     @property
     def lv(self) -> array[float]:
         """Every row's levels in one flat buffer (a new copy)."""
-        return array("d", b"".join(self.rows))
+        m = self._matrix(self.rows)[:, _HEAD_WIDTH:]
+        return array("d", np.ascontiguousarray(m).tobytes())
+
+    def head(self, rows: list[bytes] | None = None) -> dict[str, array[int]]:
+        """The head columns (``_BOOK_HEAD``, by column name) of ``rows`` (None: this chunk's),
+        each a new ``array``."""
+        m = self._matrix(self.rows if rows is None else rows)
+        return {name: array("q", np.ascontiguousarray(m[:, i]).tobytes())
+                for i, (_attr, name) in enumerate(_BOOK_HEAD)}
 
     def _cols(self) -> list[Any]:
-        return [*(getattr(self, attr) for attr, _, _ in _BOOK_HEAD), self.lv]
+        return [self.ts, self.source, *self.head().values(), self.lv]
 
     def nbytes(self) -> int:
-        return 8 * (7 * self.n + 4 * self.levels * len(self.rows))
+        return 8 * (2 * self.n + (_HEAD_WIDTH + 4 * self.levels) * len(self.rows))
 
     def add(self, d: BookLevels, recv_ms: int, source: str) -> None:
-        try:
-            self.uid.append(d.update_id)
-            self.first_uid.append(d.first_update_id)
-            self.prev_uid.append(d.prev_update_id)
-            self.ts.append(d.trade_ms or d.event_ms)
-            self.event.append(d.event_ms)
-        except (OverflowError, TypeError) as exc:
-            self.rollback()
-            raise BadValue(f"book levels: {exc}") from None
-        self.recv.append(recv_ms)
-        self.source.append(source)
         n = self.levels
         bids, asks = d.bids, d.asks
-        if len(bids) == n and len(asks) == n:  # the usual message: one C-level pack
-            try:
-                self.rows.append(self._levels(bids, asks))
-            except (struct.error, TypeError) as exc:  # a level that is not (price, size)
-                self.rollback()
-                raise BadValue(f"book levels: {exc}") from None
-            self.n += 1
-            return
+        ts = self.ts
+        try:
+            ts.append(d.trade_ms or d.event_ms)
+            if len(bids) == n and len(asks) == n:  # the usual message: one C-level pack
+                row = self._levels(d.event_ms, recv_ms, d.update_id, d.first_update_id,
+                                   d.prev_update_id, bids, asks)
+            else:
+                row = self._padded(d, recv_ms)
+        except (struct.error, OverflowError, TypeError) as exc:  # an id, a level not (px, sz)
+            del ts[self.n:]
+            raise BadValue(f"book levels: {exc}") from None
+        self.rows.append(row)
+        self.source.append(source)
+        self.n += 1
+
+    def _padded(self, d: BookLevels, recv_ms: int) -> bytes:
+        """The record of a book with more or fewer than ``levels`` levels on a side."""
+        n = self.levels
         lv = array("d")
-        for side in (bids, asks):
+        for side in (d.bids, d.asks):
             k = len(side)
             if k == n:
                 lv.extend(_chain(side))
@@ -255,8 +258,8 @@ class DepthBuilder(Shape):
                 lv.extend(_chain(side))
                 lv.extend(self._pad[: 2 * (n - k)])
                 self.padded = True
-        self.rows.append(lv.tobytes())
-        self.n += 1
+        return _HEAD.pack(d.event_ms, recv_ms, d.update_id, d.first_update_id,
+                          d.prev_update_id) + lv.tobytes()
 
     def add_row(self, row: Row) -> None:
         """An ``orderbook`` row given as a tuple (a local book built from diffs, rows the repair
@@ -265,8 +268,10 @@ class DepthBuilder(Shape):
         levels = row[8:]
         if len(levels) != 4 * n:
             raise BadValue(f"orderbook row has {len(levels) // 4} levels, expected {n}")
+        ts, event, recv, _symbol, source, uid, first_uid, prev_uid = row[:8]
+        padded = False
         try:
-            _add_head(self, row)
+            head = _HEAD.pack(event, recv, uid, first_uid, prev_uid)
             lv = array("d")
             try:  # every level there (the usual row): one C-level copy, all or nothing
                 lv.fromlist([*_chain(zip(levels[0::4], levels[1::4], strict=True)),
@@ -276,20 +281,23 @@ class DepthBuilder(Shape):
                     for i in range(n):
                         px, sz = levels[4 * i + side], levels[4 * i + side + 1]
                         if px is None or sz is None:
-                            self.padded = True
+                            padded = True
                             px = NAN if px is None else px
                             sz = NAN if sz is None else sz
                         lv.append(px)
                         lv.append(sz)
-        except (OverflowError, TypeError, ValueError) as exc:
-            self.rollback()
+            self.ts.append(ts)
+        except (struct.error, OverflowError, TypeError, ValueError) as exc:
             raise BadValue(f"orderbook row: {exc}") from None
-        self.rows.append(lv.tobytes())
+        if padded:
+            self.padded = True
+        self.rows.append(head + lv.tobytes())
+        self.source.append(source)
         self.n += 1
 
     def rollback(self) -> None:
-        for attr, _name, _code in _BOOK_HEAD:
-            del getattr(self, attr)[self.n:]
+        del self.ts[self.n:]
+        del self.source[self.n:]
         del self.rows[self.n:]
 
     def _level_names(self) -> list[str]:
@@ -297,15 +305,7 @@ class DepthBuilder(Shape):
                 for side, what in (("bid", "px"), ("bid", "sz"), ("ask", "px"), ("ask", "sz"))]
 
     def column_buffers(self, schema: Schema) -> dict[str, Any]:
-        out = {name: getattr(self, attr) for attr, name, _code in self.FIELDS[:-1]}
-        lv, n = self.lv, self.levels
-        width = 4 * n
-        for i in range(n):  # a strided slice of an array is one C-level copy
-            out[f"bid_px_{i + 1}"] = lv[2 * i::width]
-            out[f"bid_sz_{i + 1}"] = lv[2 * i + 1::width]
-            out[f"ask_px_{i + 1}"] = lv[2 * n + 2 * i::width]
-            out[f"ask_sz_{i + 1}"] = lv[2 * n + 2 * i + 1::width]
-        return out
+        return self.join_columns([self], schema)
 
     def nan_columns(self) -> set[str]:
         return set(self._level_names()) if self.padded else set()
@@ -314,18 +314,22 @@ class DepthBuilder(Shape):
         return (DepthBuilder, self.levels)
 
     def join_columns(self, members: Sequence[Builder], schema: Schema) -> dict[str, Any]:
-        """Head columns joined as usual; the flat level buffers joined once, turned column-major
-        by one NumPy copy into one Polars Series, and cut into a zero-copy slice per level and
-        side: one Series built for all levels, not one per column (or per chunk)."""
-        sizes = [c.n for c in members]
-        out: dict[str, Any] = {name: join_buffers([getattr(c, attr) for c in members], sizes,
-                                                  None)
-                               for attr, name, _code in self.FIELDS[:-1]}
-        n, width = self.levels, 4 * self.levels
-        lv = b"".join([r for c in members if isinstance(c, DepthBuilder) for r in c.rows])
-        m = np.frombuffer(lv, dtype=np.float64).reshape(-1, width)
+        """The records of ``members`` joined once, then cut by NumPy: each head value into its
+        column, the levels turned column-major by one copy into one Polars Series and cut into
+        a zero-copy slice per level and side (one Series built for all levels, not one per
+        column or per chunk). ``ts`` and ``source`` joined as usual."""
+        depth = [c for c in members if isinstance(c, DepthBuilder)]
+        sizes = [c.n for c in depth]
+        out: dict[str, Any] = {
+            "ts_ms": join_buffers([c.ts for c in depth], sizes, None),
+            "source": join_buffers([c.source for c in depth], sizes, None)}
+        n = self.levels
+        m = self._matrix([r for c in depth for r in c.rows])
         rows = m.shape[0]
-        levels = pl.Series(np.ascontiguousarray(m.T).reshape(-1))
+        for i, (_attr, name) in enumerate(_BOOK_HEAD):
+            out[name] = array("q", np.ascontiguousarray(m[:, i]).tobytes())
+        levels = pl.Series(np.ascontiguousarray(m[:, _HEAD_WIDTH:].view(np.float64).T)
+                           .reshape(-1))
         for i in range(n):
             for name, col in ((f"bid_px_{i + 1}", 2 * i), (f"bid_sz_{i + 1}", 2 * i + 1),
                               (f"ask_px_{i + 1}", 2 * n + 2 * i),

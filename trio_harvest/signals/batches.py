@@ -176,7 +176,8 @@ def _depth(todo: Todo) -> None:
             src += b.source[a:z]
             n += z - a
         sources.append(src)
-    m = np.frombuffer(b"".join(parts), np.float64).reshape(n, width)
+    head = todo[0][1][0][0].HEAD_BYTES // 8  # a row record: its head, then its levels
+    m = np.frombuffer(b"".join(parts), np.float64).reshape(n, head + width)[:, head:]
     ts = np.frombuffer(b"".join(ts_parts), np.int64)
     parts.clear()  # no view of a builder outlives this (its array may grow again)
     ts_parts.clear()
@@ -203,7 +204,8 @@ def _depth_few(todo: Todo) -> None:
         ts: list[int] = []
         sources: list[str] = []
         for b, a, z in segments:
-            rows += [array("d", r) for r in b.rows[a:z]]
+            head = b.HEAD_BYTES  # a row record: its head, then its levels
+            rows += [array("d", r[head:]) for r in b.rows[a:z]]
             ts += b.ts[a:z]
             sources += b.source[a:z]
         e._depth_one_by_one(rows, ts, sources)
