@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 from typing import Any
 
 import polars as pl
@@ -131,6 +132,7 @@ def full_rows(schema: Schema, rows: list[Row]) -> list[Row]:
             for r in rows]
 
 
+@cache  # one shared (immutable) schema per depth: a venue's lanes are made by the thousand
 def orderbook_schema(levels: int) -> Schema:
     """One row per book message. ``source`` says which stream: ``depth<N>``, ``depth`` (diff-built
     local book) or the venue's quote stream (level 1 only; deeper levels are null)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterator, Sequence
+from functools import cache
 from itertools import chain
 from operator import call as _call
 from typing import Any
@@ -33,6 +34,7 @@ NAN = float("nan")
 CHUNK_ROWS_MAX = 4096
 
 
+@cache  # a few capacities, asked once per lane (thousands at a whole venue)
 def chunk_rows_for(capacity: int) -> int:
     """Rows per chunk: the largest divisor of ``capacity`` not above ``capacity // 4`` (and
     ``CHUNK_ROWS_MAX``), so that whole chunks add up to the emergency watermark exactly."""
