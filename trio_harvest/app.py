@@ -24,6 +24,7 @@ from . import __version__, venues
 from .channels import stream_plan
 from .config import Config
 from .ingest.connection import ConnectFn, Connection, make_connections, run_ingest, websocket_connector
+from .ingest.connectpace import AttemptWindow, paced, window_for
 from .ingest.openinterest import OpenInterestPoller
 from .ingest.restclient import FetchFn, http_fetch
 from .journal import wiring as journal_wiring
@@ -51,6 +52,7 @@ from .pipeline.tap import Tap
 from .repair.booksync import DiffBooks
 from .repair.coordinator import Repair
 from .scale.handover import DayWeights
+from .scale.shards import parse_shard
 from .signals.engine import SignalEngine
 from .signals.task import flush_all, run_features
 from .startup import startup_scan
@@ -172,7 +174,15 @@ class Harvester:
         # Backfill speaks HTTP to rest_url unless ``fetch`` is given; with a fake ``connect`` and
         # no ``fetch`` it is off (gaps stay unfilled): its REST would not match the fake stream.
         real_connect = websocket_connector(config.max_message_bytes, transport=config.transport)
-        self.repair = Repair(config, self.lanes, connect or real_connect,
+        opener = connect or real_connect
+        # the venue's per-IP limit on new connections, this process's part of it (the shards of
+        # ``--workers`` share the host's IP): every open, reconnect and handover waits its turn
+        self.connect_window: AttemptWindow | None = None
+        if self.venue.connect_limit is not None:
+            shards = parse_shard(config.shard).count if config.shard else 1
+            self.connect_window = window_for(self.venue.connect_limit, shards)
+            opener = paced(opener, self.connect_window)
+        self.repair = Repair(config, self.lanes, opener,
                              wall_ms=wall_clock_ms, fetch=fetch, use_http=connect is None,
                              venue=self.venue)
         self.router.gate = self.repair

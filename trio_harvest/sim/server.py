@@ -120,6 +120,9 @@ class Simulator:
         self.market = Market(config.symbols, rate=config.rate, seed=config.seed,
                              tape_capacity=tape_capacity, spec=venue.spec)
         self.stats = SimStats()
+        # the venue's limit on new connections (per IP; here, per simulator)
+        self._connects = (MessageRate(*venue.connect_limit) if venue.connect_limit is not None
+                          else None)
         specs = [m.spec for m in self.market.symbols.values()]
         # the futures contract around each market: mark price, funding, OI, liquidations
         self.derivs = Derivatives(config.seed) if venue.futures else None
@@ -271,6 +274,11 @@ class Simulator:
     # -- one connection ---------------------------------------------------------------------
 
     async def _handle(self, request: WebSocketRequest) -> None:
+        connects = self._connects
+        if connects is not None and not connects.allow(trio.current_time()):
+            self.stats.connect_refused += 1  # as the venue does: too many new connections
+            await request.reject(429, body=b"Too Many Requests")
+            return
         if self.venue.family == OKX:  # its own path, subscribe messages and pings
             await okx_server.handle(self, request)
             return

@@ -21,6 +21,7 @@ class SimStats:
     connections_total: int = 0
     connections_open: int = 0
     rejected: int = 0  # handshakes refused (unknown path)
+    connect_refused: int = 0  # handshakes refused with HTTP 429: over the venue's connect limit
     slow_consumer_closes: int = 0  # connections dropped because their send queue overflowed
     pings: int = 0  # server pings answered (venues whose server pings: Spot, COIN-M)
     ping_timeouts: int = 0  # connections closed for want of a pong
@@ -44,6 +45,8 @@ class SimStats:
                if self.pings or self.ping_timeouts else "")
             + (f", {self.rate_closes} closed for too many client messages"
                if self.rate_closes else "")
+            + (f", {self.connect_refused} handshakes refused for too many new connections"
+               if self.connect_refused else "")
             + (f", {self.idle_closes} closed idle" if self.idle_closes else "")
             + (f", listed {', '.join(self.listed)}, delisted {', '.join(self.delisted)}"
                if self.listed or self.delisted else "")

@@ -19,6 +19,7 @@ from ..venues.binance_coinm import wire as coinm
 from ..venues.binance_common.facts import WireFacts
 from ..venues.binance_spot import wire as spot
 from ..venues.bybit import facts as bybit_facts
+from ..venues.okx import wire as okx_wire
 from .listing import CATALOGUE, NEW_LISTINGS
 from .specs import SymbolSpec, spec_for
 
@@ -64,6 +65,9 @@ class VenueProfile:
     inst_type: str = ""  # OKX's instType (SWAP sizes count contracts of one lot)
     # OKX closes a socket that had no subscription, or was pushed nothing, for this long
     idle_cut_seconds: float | None = None
+    # (attempts, seconds): a handshake beyond this many in any such window is refused with
+    # HTTP 429, as the venue refuses it (None: any number)
+    connect_limit: tuple[int, float] | None = None
 
     @property
     def rest_root(self) -> str:
@@ -119,7 +123,8 @@ def _from_facts(facts: WireFacts, **kw: object) -> VenueProfile:
         depth_weights=facts.depth_weights, agg_trades_weight=facts.agg_trades_weight,
         exchange_info_weight=facts.exchange_info_weight, weight_limit=facts.weight_limit,
         ping_seconds=facts.server_ping_seconds, pong_timeout_seconds=facts.pong_timeout_seconds,
-        messages_per_second=facts.messages_per_second, **kw)  # type: ignore[arg-type]
+        messages_per_second=facts.messages_per_second, connect_limit=facts.connect_limit,
+        **kw)  # type: ignore[arg-type]
 
 
 _COINS = ("BTC", "ETH", "SOL", "XRP", "DOGE", "ADA", "BNB", "LTC")
@@ -142,14 +147,15 @@ PROFILES: dict[str, VenueProfile] = {
         name=c.name, routed=False, rest_prefix="/v5/market", depth_weights=((1000, 1),),
         agg_trades_weight=1, exchange_info_weight=1, weight_limit=bybit_facts.REST_LIMIT,
         ping_seconds=None, pong_timeout_seconds=bybit_facts.IDLE_CUT_SECONDS, pu=False,
-        family=BYBIT, futures=c.category == "linear") for c in bybit_facts.CATEGORIES.values()},
+        family=BYBIT, futures=c.category == "linear", connect_limit=bybit_facts.CONNECT_LIMIT)
+       for c in bybit_facts.CATEGORIES.values()},
 }
 for _name, _type, _suffix in ((OKX_SWAP, "SWAP", "-USDT-SWAP"), (OKX_SPOT, "SPOT", "-USDT")):
     PROFILES[_name] = VenueProfile(
         name=_name, routed=False, rest_prefix="/api/v5", depth_weights=((400, 1),),
         agg_trades_weight=1, exchange_info_weight=1, weight_limit=600, ping_seconds=None,
         pong_timeout_seconds=30.0, family=OKX, inst_type=_type, futures=_type == "SWAP",
-        idle_cut_seconds=30.0,
+        idle_cut_seconds=30.0, connect_limit=okx_wire.CONNECT_LIMIT,
         catalogue=tuple(f"{c}{_suffix}" for c in _COINS),
         new_listings=tuple(n.removesuffix("USDT") + _suffix for n in NEW_LISTINGS),
         listing_suffix=_suffix)

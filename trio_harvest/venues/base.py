@@ -355,6 +355,9 @@ class Venue(Protocol):
     # -- connection plan ---------------------------------------------------------------------
     max_streams_per_connection: int
     messages_per_second: int  # client messages per second per connection
+    # at most (attempts, seconds): new connections per IP in any window of that many seconds
+    # (None: the venue documents no such limit); every open and reconnect is paced to it
+    connect_limit: tuple[int, float] | None
     keepalive: Keepalive
 
     def streams_for(self, symbols: tuple[str, ...], *, depth_levels: int, depth_speed: str,

@@ -32,6 +32,7 @@ class BinanceFamily(BinanceUsdm):
         cls.name, cls.default_ws_url, cls.default_rest_url = f.name, f.ws_url, f.rest_url
         cls.max_streams_per_connection = f.streams_per_connection
         cls.messages_per_second = f.messages_per_second
+        cls.connect_limit = f.connect_limit
         cls.weight_limit, cls.trades_page = f.weight_limit, f.agg_trades_page
         cls.trades_weight = f.agg_trades_weight
         cls.derivatives = BinanceDerivatives(f.rest_prefix, StreamSpec) if cls.futures else None

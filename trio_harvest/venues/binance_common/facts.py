@@ -49,6 +49,8 @@ class WireFacts:
     combined_path: str = "/stream"  # ``/stream?streams=a/b`` (wrapped frames)
     raw_path: str = "/ws"  # ``/ws/<stream>`` (bare payloads)
     history_days: int | None = None  # how far back aggTrades reaches (None: not documented)
+    # (attempts, seconds): new connections per IP in any such window (None: not documented)
+    connect_limit: tuple[int, float] | None = None
 
     @property
     def depth_path(self) -> str:

@@ -57,6 +57,7 @@ FACTS = WireFacts(
     exchange_info_weight=20,
     depth_weights=((100, 5), (500, 25), (1000, 50), (5000, 250)),
     snapshot_limit=5000,
+    connect_limit=(300, 300.0),  # 300 connection attempts per 5 minutes per IP
 )
 MARKET_DATA_WS_URL = "wss://data-stream.binance.vision"  # market data only, same paths
 

@@ -79,6 +79,7 @@ class BinanceUsdm:
     listing_dates = True
     max_streams_per_connection = MAX_STREAMS
     messages_per_second = st.MESSAGES_PER_SECOND
+    connect_limit: tuple[int, float] | None = None  # none documented for USD-M
     # the server pings every 3 minutes; the transport answers each ping with a pong
     keepalive = Keepalive(server_pings=True)
     subscribe_on_open = False  # the combined-stream URL carries the streams

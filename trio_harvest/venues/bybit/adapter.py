@@ -142,6 +142,7 @@ class Bybit:
         self.category = cat
         self.name = cat.name
         self.messages_per_second = cat.messages_per_second
+        self.connect_limit: tuple[int, float] | None = facts.CONNECT_LIMIT
         self.trades_page = cat.recent_trades
         self.listing_dates = cat.listing_dates
         self.numeric_ids = cat.category == "spot"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 WS_URL = "wss://stream.bybit.com"
 REST_URL = "https://api.bybit.com"
+CONNECT_LIMIT = (500, 300.0)  # new connections per 5 minutes per WS domain
 
 TRADE_TOPIC = "publicTrade"
 BOOK_TOPIC = "orderbook"

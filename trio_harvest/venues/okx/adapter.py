@@ -117,6 +117,7 @@ class Okx:
     max_streams_per_connection = MAX_STREAMS
     messages_per_second = 4  # OKX documents no per-second cap; 480 requests an hour:
     subscribe_requests_per_hour = 480  # per connection (ingest/subscribe.py budgets each socket)
+    connect_limit: tuple[int, float] | None = wire.CONNECT_LIMIT
     keepalive = Keepalive(server_pings=False, ping_text=wire.PING, interval=PING_SECONDS)
     subscribe_on_open = True
     subscribe_batch = SUBSCRIBE_BATCH

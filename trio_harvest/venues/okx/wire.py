@@ -43,6 +43,7 @@ BBO = "bbo-tbt"  # the best level, every 10 ms
 TICKERS = "tickers"  # best bid/ask among other fields (slower); read, not subscribed
 
 PONG = "pong"  # the server's answer to the text ``ping``
+CONNECT_LIMIT = (3, 1.0)  # connection requests per second per IP
 PING = "ping"
 
 
