@@ -23,6 +23,7 @@ import trio
 from . import __version__, venues
 from .channels import stream_plan
 from .config import Config
+from .ingest import tls
 from .ingest.connection import ConnectFn, Connection, make_connections, run_ingest, websocket_connector
 from .ingest.connectpace import AttemptWindow, paced, window_for
 from .ingest.openinterest import OpenInterestPoller
@@ -173,6 +174,7 @@ class Harvester:
         # dedup + agg-id continuity in the router, gaps, backfill, the 24 h handover.
         # Backfill speaks HTTP to rest_url unless ``fetch`` is given; with a fake ``connect`` and
         # no ``fetch`` it is off (gaps stay unfilled): its REST would not match the fake stream.
+        tls.trust(config.ca_file)  # every wss:// and https:// client of the process trusts it
         real_connect = websocket_connector(config.max_message_bytes, transport=config.transport)
         opener = connect or real_connect
         # the venue's per-IP limit on new connections, this process's part of it (the shards of

@@ -23,6 +23,8 @@ from .channels import resolve as resolve_channels
 from .coerce import coerce_from, parse_watermarks
 from .errors import ConfigError
 from .hints import did_you_mean
+from .ingest.tls import TrustError
+from .ingest.tls import check as check_ca_file
 from .ingest.transport import DEFAULT_TRANSPORT, TRANSPORTS
 from .journal import settings as journal_settings
 from .kinds import ALL_KINDS, DEFAULT_WATERMARKS
@@ -129,6 +131,8 @@ class Config:
     compact_delete_after: float = 0.0  # a merge's sources stay this long for running reads
     # transport: the websocket client library, see ingest/transport.py
     transport: str = DEFAULT_TRANSPORT
+    # CA certificates (a PEM file) trusted for wss:// and https:// besides the system's
+    ca_file: str = ""
     # scale-out: object storage, workers per host, shards (scale/settings.py checks)
     data_url: str = ""  # s3://bucket/prefix; set from an s3:// data_dir (data_dir: local_dir)
     local_dir: Path | None = None  # local disk of an s3:// data_dir (dead letter, journal, locks)
@@ -265,6 +269,11 @@ def _validate(c: Config) -> None:
     _choice("log_format", c.log_format, LOG_FORMATS)
     _choice("log_level", c.log_level, LOG_LEVELS)
     _choice("transport", c.transport, TRANSPORTS)
+    if c.ca_file:
+        try:
+            check_ca_file(c.ca_file)
+        except TrustError as exc:
+            raise ConfigError(str(exc)) from None
     for name in ("rotate_sec", "write_timeout", "shutdown_grace", "stall_timeout",
                  "backoff_initial", "backoff_max", "deadletter_timeout", "max_file_age"):
         _positive(name, getattr(c, name))

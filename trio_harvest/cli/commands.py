@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
           help="largest websocket message accepted (default 4194304 = 4 MiB)")
     _flag(g, "--transport", metavar="NAME",
           help="websocket client: websockets (default) or trio-websocket")
+    _flag(g, "--ca-file", metavar="PEM",
+          help="CA certificates trusted for wss:// and https:// besides the system's (a "
+               "TLS-intercepting proxy's, a private gateway's); default: the system's only")
 
     g = run.add_argument_group("storage")
     _flag(g, "--data-dir", metavar="DIR", help="where Parquet partitions go (default ./data)")

@@ -18,6 +18,7 @@ import httpx
 import trio
 
 from .. import venues
+from . import tls
 
 Params = Mapping[str, str | int]
 
@@ -36,20 +37,13 @@ class RestError(Exception):
 FetchFn = Callable[[str, Params], Awaitable[RestResponse]]
 
 
-_TLS: list[ssl.SSLContext] = []  # one verifying context per process, made off the loop
-
-
 async def tls_for(base_url: str) -> ssl.SSLContext | bool:
-    """What httpx should verify with. Building a verifying context loads the system's CA bundle
-    (tens to hundreds of ms of blocking work): done once, in a worker thread, never on the loop
-    that receives frames; a plain ``http://`` URL (the simulator) needs none."""
+    """What httpx should verify with: the process's verifying context (``tls.py``: the system's
+    trust store and ``--ca-file``, made once off the loop); a plain ``http://`` URL (the
+    simulator) needs none."""
     if not base_url.startswith("https://"):
         return False
-    if not _TLS:
-        ctx = await trio.to_thread.run_sync(ssl.create_default_context)
-        if not _TLS:
-            _TLS.append(ctx)
-    return _TLS[0]
+    return await tls.client_context()
 
 
 @asynccontextmanager

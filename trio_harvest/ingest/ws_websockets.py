@@ -43,6 +43,8 @@ from websockets.http11 import USER_AGENT
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from . import tls
+
 RECOVERABLE: tuple[type[BaseException], ...] = (
     ConnectionClosed,  # closed by the server, a network error, an oversized message (1009)
     InvalidHandshake,  # HTTP 4xx/5xx, not a websocket, a bad upgrade (InvalidStatus, ...)
@@ -334,8 +336,8 @@ async def open_websocket(url: str, *, max_message_bytes: int, connect_timeout: f
                          ssl_context: ssl.SSLContext | None = None,
                          ) -> AsyncIterator[WebsocketsSource]:
     """One websocket connection to ``url`` (``ws://`` or ``wss://``). ``ssl_context``: the TLS
-    trust for ``wss://`` (None: the system's trust store, the host name checked; a test passes
-    its own CA's)."""
+    trust for ``wss://`` (None: the process's, ``tls.py``: the system's trust store and
+    ``--ca-file``, the host name checked; a test passes its own CA's)."""
     uri = parse_uri(url)
     stream: trio.abc.Stream | None = None
     try:
@@ -356,8 +358,9 @@ async def _tls(tcp: trio.SocketStream, host: str, port: int,
     """The TLS stream over ``tcp``, its handshake done (SNI and the certificate's host name are
     ``host``); a failed handshake (a certificate that does not verify, the server hanging up)
     is a recoverable ``ConnectionError`` naming the host and the reason."""
-    stream = trio.SSLStream(tcp, context if context is not None else ssl.create_default_context(),
-                            server_hostname=host, https_compatible=True)
+    if context is None:
+        context = await tls.client_context()
+    stream = trio.SSLStream(tcp, context, server_hostname=host, https_compatible=True)
     try:
         await stream.do_handshake()
     except trio.BrokenResourceError as exc:  # the caller closes ``tcp``

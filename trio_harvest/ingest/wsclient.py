@@ -9,7 +9,6 @@ to ``wrap_client_stream`` and always closed. Messages come back as ``str`` (text
 
 from __future__ import annotations
 
-import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -17,6 +16,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import h11
 import trio
 import trio_websocket
+
+from . import tls
 
 RECOVERABLE: tuple[type[BaseException], ...] = (
     trio_websocket.HandshakeError,
@@ -80,12 +81,12 @@ async def open_websocket(
     message_queue_size: int = 64,
     receive_buffer_size: int = 65536,
 ) -> AsyncIterator[trio_websocket.WebSocketConnection]:
-    host, port, resource, tls = split_ws_url(url)
+    host, port, resource, secure = split_ws_url(url)
     with trio.fail_after(connect_timeout):
         stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]
-        if tls:
+        if secure:
             stream = await trio.open_ssl_over_tcp_stream(
-                host, port, ssl_context=ssl.create_default_context(), https_compatible=True)
+                host, port, ssl_context=await tls.client_context(), https_compatible=True)
         else:
             stream = await trio.open_tcp_stream(host, port)
     try:
