@@ -19,6 +19,7 @@ import pytest
 import trio
 
 from tests.conftest import make_config
+from tests.journal import killed
 from tests.journal.bookchain import assert_once_and_unbroken, count, events, scan
 from trio_harvest.app import Harvester
 from trio_harvest.cli.commands import main
@@ -42,21 +43,17 @@ def journaled(journal: Path) -> dict[str, int]:
 
 async def crash(h: Harvester, until: Callable[[], bool] | None = None) -> None:
     """Run ``h`` until its books are live, some of their rows are written and more are only in
-    memory (and ``until()``), then end it as SIGKILL would (nothing flushed)."""
+    memory (and ``until()``), then end it as SIGKILL would (``killed.crash``)."""
+    books = h.diff_books
+    assert books is not None
 
-    async def nothing(deadline: float | None = None) -> None:
-        return None
+    def ready() -> bool:
+        return (h.rotation.stats.kind("book_updates").rows_written > 0
+                and h.lanes.total_pending() > 300
+                and all(b.live for b in books.books.values())
+                and (until is None or until()))
 
-    h.rotation.abort = nothing  # type: ignore[method-assign]
-    assert h.diff_books is not None
-    async with trio.open_nursery() as nursery:
-        await nursery.start(h.run)
-        ups = h.rotation.stats.kind("book_updates")
-        while not (ups.rows_written > 0 and h.lanes.total_pending() > 300
-                   and all(b.live for b in h.diff_books.books.values())
-                   and (until is None or until())):
-            await trio.sleep(0.05)
-        nursery.cancel_scope.cancel()
+    await killed.crash(h, ready)
 
 
 @asynccontextmanager
