@@ -11,6 +11,7 @@ import trio
 
 from tests.conftest import make_config
 from tests.dsrows import in_memory
+from tests.journal import killed
 from trio_harvest.app import Harvester
 from trio_harvest.cli.commands import main
 from trio_harvest.sim.server import SimConfig, Simulator
@@ -25,20 +26,12 @@ def scan(data: Path, kind: str) -> pl.DataFrame:
 
 async def crash(h: Harvester) -> None:
     """Run ``h`` until some rows are written and more are only in memory, then end it the way
-    SIGKILL would: nothing buffered is flushed or dead-lettered (the segments and the files
-    already written stay)."""
-
-    async def nothing(deadline: float | None = None) -> None:
-        return None
-
-    h.rotation.abort = nothing  # type: ignore[method-assign]
-    async with trio.open_nursery() as nursery:
-        await nursery.start(h.run)
-        prices = h.rotation.stats.kind("prices")
-        while not (prices.rows_written > 0 and h.lanes.total_pending() > 200
-                   and h.journal is not None and h.journal.stats.records > 500):
-            await trio.sleep(0.05)
-        nursery.cancel_scope.cancel()
+    SIGKILL would (``killed.crash``): nothing buffered is flushed or dead-lettered (the segments
+    and the files already written stay)."""
+    prices = h.rotation.stats.kind("prices")
+    await killed.crash(h, lambda: (prices.rows_written > 0 and h.lanes.total_pending() > 200
+                                   and h.journal is not None
+                                   and h.journal.stats.records > 500))
 
 
 async def test_restart_replays_what_memory_held_exactly_once_even_when_run_twice(

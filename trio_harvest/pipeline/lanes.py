@@ -59,6 +59,7 @@ class Sink(Protocol):
     def put_nowait(self, row: Row, *, unseen: bool = False) -> bool: ...
     def put_columns_nowait(self, columns: Sequence[list[Any]], n: int) -> bool: ...
     async def put(self, row: Row, *, unseen: bool = False) -> None: ...
+    def keep(self, row: Row) -> None: ...
     def hold(self, seq: int) -> None: ...
     @property
     def pending(self) -> int: ...
@@ -393,6 +394,14 @@ class Lane:
         if not self.put_nowait(row, unseen=unseen):  # pragma: no cover - room was just made
             self._spill_row(row)
         self.hold(seq)
+
+    def keep(self, row: Row) -> None:
+        """Authoritative, when waiting is no longer possible (the rest of a message whose
+        ``put`` was cancelled): buffered if there is room, else spilled (to the dead letter
+        with the next flush, or the final one), as ``put`` keeps its row when cancelled."""
+        if not self.put_nowait(row):
+            self._spill_row(row)
+            self.wake(self)
 
     def offer(self, row: Row) -> None:
         """Preview path: never blocks. At capacity the row spills (to the dead letter, via

@@ -65,6 +65,10 @@ class WindowLane:
         if self.window.keeps(row[0]):
             await self.lane.put(row, unseen=unseen)
 
+    def keep(self, row: Row) -> None:
+        if self.window.keeps(row[0]):
+            self.lane.keep(row)
+
     def hold(self, seq: int) -> None:  # the journal checkpoint: the lane's own, window or not
         self.lane.hold(seq)
 

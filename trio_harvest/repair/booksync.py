@@ -10,7 +10,9 @@ Owns, per symbol, the venue's ``LocalBook`` (its book rule) and the traffic arou
   with ``updates_of`` (the symbol's ``book_updates`` lane) it also writes the event's level
   changes there, and every snapshot the book starts from as its levels (``is_snapshot``), so
   the whole book can be rebuilt from the dataset (``dataset_book.py``). Both kinds wait for
-  room (backpressure), the ``book_updates`` rows of an event before its ``orderbook`` row.
+  room (backpressure), the ``book_updates`` rows of an event before its ``orderbook`` row;
+  rows that waited hold the journal seq of the event's own frame, and a wait a stop cancels
+  keeps the rest of the event's rows (spilled if need be), never half an event.
   A venue that sends full snapshots on the stream has its book answer ``SNAPSHOT`` for one: its
   levels are written as a snapshot and its top as a row, no REST request. A break of the update
   chain writes a ``gaps`` row (reason "book sequence break", followed by the venue's rule in
@@ -195,61 +197,70 @@ class DiffBooks:
         put (``put_columns_nowait``); a lane that cannot take them so (full, at the end of a
         chunk, a shard's window) gets them one by one in that coroutine, as replay does."""
         if ev.symbol in self._ready:  # a snapshot first (and the events it replays)
-            return self._with_snapshot(ev, recv_ms, lane, hook)
+            return self._with_snapshot(ev, recv_ms, lane, hook, self.bases.cursor[0])
         book = self.books[ev.symbol]
         outcome = book.on_event(ev, recv_ms)
         if outcome == APPLIED:
             if self._admit is not None:  # replaying: each row is looked at
-                return self._step_rest(book, ev, recv_ms, lane, hook)
+                return self._step_rest(book, ev, recv_ms, lane, hook, self.bases.cursor[0])
             if self.updates_of is not None:  # the level changes first, all in one put
                 n = len(ev.bids) + len(ev.asks)
                 if not self.updates_of(book.symbol).put_columns_nowait(level_update_columns(
                         book.symbol, ev.trade_ms or ev.event_ms, ev.event_ms, recv_ms,
                         ev.first_update_id, ev.update_id, ev.prev_update_id, ev.bids, ev.asks,
                         False), n):
-                    return self._step_rest(book, ev, recv_ms, lane, hook)  # one by one
+                    return self._step_rest(book, ev, recv_ms, lane, hook,  # one by one
+                                           self.bases.cursor[0])
                 self.stats.update_rows += n
             row = self._row(book, ev, recv_ms)
             if not lane.put_nowait(row):
-                return self._finish(book, row, lane, hook)  # the lane is full: wait for room
+                return self._finish(book, row, lane, hook,  # the lane is full: wait for room
+                                    self.bases.cursor[0])
             self._applied(row, hook)
         elif outcome == BREAK:
-            return self._finish(book, None, lane, hook)
+            return self._finish(book, None, lane, hook, self.bases.cursor[0])
         elif outcome == STALE_SNAPSHOT:
             self._stale(book, ev)
         elif outcome == SNAPSHOT:
-            return self._step_rest(book, ev, recv_ms, lane, hook, snapshot=True)
+            return self._step_rest(book, ev, recv_ms, lane, hook, self.bases.cursor[0], True)
         self._settled(book)
         return DONE
 
     async def _with_snapshot(self, ev: BookLevels, recv_ms: int, lane: Sink,
-                             hook: BookHook | None) -> None:
+                             hook: BookHook | None, seq: int) -> None:
         symbol = ev.symbol
         book = self.books[symbol]
         snap = self._ready.pop(symbol, None)
         self.bases.busy.add(symbol)  # its state is no base until every event here is applied
+        steps: list[tuple[Any, int]] = [(ev, recv_ms)]
+        done = 0
         try:
             if snap is not None:
                 self._pending.discard(symbol)
                 replay = book.apply_snapshot(snap)
+                if replay:
+                    steps[:0] = replay
                 if replay is not None and self.updates_of is not None:
                     ts = ev.trade_ms or ev.event_ms  # the stream's time the book starts over at
                     uid = snap.last_update_id
-                    await self._put_updates(symbol, level_rows(
-                        symbol, ts, ts, recv_ms, uid, uid, -1, snap.bids, snap.asks, True))
-                for old, old_recv in replay or ():
-                    await self._step(book, old, old_recv, lane, hook)
-            await self._step(book, ev, recv_ms, lane, hook)
+                    await self._put_rows(self._updates(symbol, level_rows(
+                        symbol, ts, ts, recv_ms, uid, uid, -1, snap.bids, snap.asks, True)), seq)
+            for old, old_recv in steps:
+                done += 1
+                await self._step(book, old, old_recv, lane, hook, seq)
+        except trio.Cancelled:  # a stop cancelled a wait: the events not stepped yet are kept
+            self._keep_events(book, steps[done:], lane, seq)
+            raise
         finally:
             self.bases.busy.discard(symbol)
         self._settled(book)
 
     async def _finish(self, book: LocalBook, row: Row | None, lane: Sink,
-                      hook: BookHook | None) -> None:
+                      hook: BookHook | None, seq: int) -> None:
         """The rest of ``on_depth`` when it must wait: the applied event's ``row`` into a
         full lane, or (None) the gap of a sequence break."""
         if row is not None:
-            await lane.put(row)
+            await self._put_rows([(lane, row)], seq)
             self._applied(row, hook)
         else:
             await self._gap(book, hook)
@@ -268,46 +279,88 @@ class DiffBooks:
             self.bases.went_live(book.symbol)
 
     async def _step(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
-                    hook: BookHook | None) -> None:
+                    hook: BookHook | None, seq: int) -> None:
         outcome = book.on_event(ev, recv_ms)
         if outcome == APPLIED or outcome == SNAPSHOT:
-            await self._applied_event(book, ev, recv_ms, lane, hook, outcome == SNAPSHOT)
+            await self._applied_event(book, ev, recv_ms, lane, hook, seq, outcome == SNAPSHOT)
         elif outcome == BREAK:
             await self._gap(book, hook)
         elif outcome == STALE_SNAPSHOT:
             self._stale(book, ev)
 
     async def _step_rest(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
-                         hook: BookHook | None, snapshot: bool = False) -> None:
+                         hook: BookHook | None, seq: int, snapshot: bool = False) -> None:
         """An applied event when ``book_updates`` rows are written too (or a snapshot the
         stream sent: the book restarted from it)."""
-        await self._applied_event(book, ev, recv_ms, lane, hook, snapshot)
+        await self._applied_event(book, ev, recv_ms, lane, hook, seq, snapshot)
         self._settled(book)
 
     async def _applied_event(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
-                             hook: BookHook | None, snapshot: bool = False) -> None:
+                             hook: BookHook | None, seq: int, snapshot: bool = False) -> None:
         """An applied event's rows: its level changes (``book_updates``; a snapshot's levels
         with ``is_snapshot``), then the book's top (``orderbook``); each waits for room in a
         full lane."""
-        if self.updates_of is not None:
-            await self._put_updates(book.symbol, self._update_rows(book, ev, recv_ms, snapshot))
+        puts, row = self._event_rows(book, ev, recv_ms, lane, snapshot)
+        await self._put_rows(puts, seq)
+        if row is not None:
+            self._applied(row, hook)
+
+    def _event_rows(self, book: LocalBook, ev: BookLevels, recv_ms: int, lane: Sink,
+                    snapshot: bool) -> tuple[list[tuple[Sink, Row]], Row | None]:
+        """An applied event's rows with their lanes, and its ``orderbook`` row (None: written
+        before the restart). Made before any wait: only this task changes the book."""
+        puts = [] if self.updates_of is None else self._updates(
+            book.symbol, self._update_rows(book, ev, recv_ms, snapshot))
         row = self._row(book, ev, recv_ms)
         if self._admit is not None and not self._admit(ORDERBOOK, row):
-            return  # written before the restart
-        if not lane.put_nowait(row):
-            await lane.put(row)
-        self._applied(row, hook)
+            return puts, None
+        puts.append((lane, row))
+        return puts, row
 
-    async def _put_updates(self, symbol: str, rows: list[Row]) -> None:
+    def _keep_events(self, book: LocalBook, steps: list[tuple[Any, int]], lane: Sink,
+                     seq: int) -> None:
+        """The events a snapshot replays that a stop cut short: applied all the same, their
+        rows kept without waiting (``keep``); a break among them leaves its gap to the
+        restart, which marks the stream's downtime anyway."""
+        for ev, recv_ms in steps:
+            outcome = book.on_event(ev, recv_ms)
+            if outcome == APPLIED or outcome == SNAPSHOT:
+                for sink, row in self._event_rows(book, ev, recv_ms, lane, outcome == SNAPSHOT)[0]:
+                    sink.keep(row)
+                    if seq >= 0:
+                        sink.hold(seq)
+
+    def _updates(self, symbol: str, rows: list[Row]) -> list[tuple[Sink, Row]]:
+        """``book_updates`` rows with their lane (during replay, those not written yet)."""
         assert self.updates_of is not None
         if self._admit is not None:
             admit = self._admit
             rows = [r for r in rows if admit(BOOK_UPDATES, r)]
-        sink = self.updates_of(symbol)
-        for row in rows:
-            if not sink.put_nowait(row):
-                await sink.put(row)
         self.stats.update_rows += len(rows)
+        sink = self.updates_of(symbol)
+        return [(sink, row) for row in rows]
+
+    @staticmethod
+    async def _put_rows(puts: list[tuple[Sink, Row]], seq: int) -> None:
+        """An event's rows, in order, each waiting for room in a full lane; ``seq`` is the
+        journal seq of the frame they come from (-1: no journal), which each lane holds: the
+        journal's cursor moves on while this waits (other connections journal their frames),
+        so the seq current when a row goes in may be a later frame's. Cancelled while waiting
+        (a stop), the rows not in yet go in all the same (``keep``: spilled when there is no
+        room, to the dead letter), so no event is ever left half written."""
+        for i, (sink, row) in enumerate(puts):
+            if not sink.put_nowait(row):
+                try:
+                    await sink.put(row)  # cancelled: ``put`` keeps this row itself
+                except BaseException:
+                    for other, rest in puts[i + 1:]:
+                        other.keep(rest)
+                    if seq >= 0:
+                        for other, _ in puts[i:]:
+                            other.hold(seq)
+                    raise
+            if seq >= 0 and sink.pending:  # (a lane that holds no row must hold no seq)
+                sink.hold(seq)
 
     @staticmethod
     def _update_rows(book: LocalBook, ev: BookLevels, recv_ms: int, snapshot: bool) -> list[Row]:
@@ -489,8 +542,9 @@ class DiffBooks:
         self._ready.pop(symbol, None)
         self._pending.discard(symbol)
         self._since.pop(symbol, None)  # live again
+        seq = self.bases.cursor[0]
         for old, old_recv in replay:
-            await self._step(book, old, old_recv, lane, hook)
+            await self._step(book, old, old_recv, lane, hook, seq)
         self._settled(book)
         return True
 
