@@ -16,7 +16,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -63,6 +63,9 @@ from .storage.compact import Compactor
 from .storage.store import LocalStore
 from .storage.writer import Writer
 from .venues.base import Plan, derivatives_of
+
+if TYPE_CHECKING:
+    from .journal.replay import ReplayStats
 
 log = logging.getLogger("trio_harvest.app")
 
@@ -205,6 +208,7 @@ class Harvester:
         self._ingest_scope = trio.CancelScope()
         self.channels = config.harvested  # what is harvested (channels.py)
         self.open_interest: OpenInterestPoller | None = None
+        self._replayed: ReplayStats | None = None  # what a restart after a crash replayed
         self.stale_temps_removed = 0
         self.compaction = AutoCompactStats()  # auto_compact
         self.stop_clock = StopClock()
@@ -273,7 +277,8 @@ class Harvester:
     async def _replay_journal(self) -> None:
         """Restart: what an earlier run journaled but had not made durable goes in first."""
         if self.journal is not None:
-            await journal_wiring.restart(self.journal, self.replayer, self.repair, self.config)
+            self._replayed = await journal_wiring.restart(self.journal, self.replayer,
+                                                          self.repair, self.config)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -504,6 +509,9 @@ class Harvester:
             side, lambda: self.router.symbols, self.router.put_state, self.repair.budget,
             self.wall_ms, interval=self.config.open_interest_interval, journal=self.journal,
             put_gap=self.put_gap)
+        replayed = self._replayed
+        if replayed is not None:  # after a crash: the poll's hole across it is recorded
+            self.open_interest.resume(replayed.polled_ms, replayed.first_ms)
 
     async def _poll_open_interest(self, poller: OpenInterestPoller) -> None:
         rest_url = self.simulator.rest_url if self.config.sim else self.config.rest_url

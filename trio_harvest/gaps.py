@@ -28,6 +28,7 @@ AGG_ID_BREAK = "agg-id break"
 BOOK_SEQUENCE_BREAK = "book sequence break"  # the wording diffbook.py uses too
 WRITE_LOST = "write lost"
 POLL_FAILED = "poll failed"  # a REST poll's outage; the reason adds its cause in parentheses
+RESTART = "restart"  # from the last journaled data before a crash to the first after it
 REASONS = (DISCONNECT, STALL, AGG_ID_BREAK, BOOK_SEQUENCE_BREAK, WRITE_LOST, POLL_FAILED)
 
 FILLED = "filled"

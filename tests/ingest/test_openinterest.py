@@ -214,3 +214,36 @@ async def test_a_short_pause_that_ends_before_a_poll_is_due_holds_nothing(
     # BTCUSDT's refused poll is an outage until its next answer
     assert [(r[1], r[3], r[4], r[5]) for r in gaps.rows] == [
         ("BTCUSDT", 0, 120_000, "poll failed (HTTP 429 rate limit)")]
+
+
+async def test_after_a_crash_a_missed_round_is_a_restart_gap_once() -> None:
+    """``resume`` (the journal replayed): a symbol whose last journaled answer is older than one
+    and a half intervals gets one ``restart`` row at its first answer; one answered a moment
+    before the crash gets none; one whose first poll fails opens its outage from there."""
+    now = 1_700_000_000_050
+    gaps: list[Row] = []
+
+    async def put_gap(row: Row) -> None:
+        gaps.append(row)
+
+    sink = Sink()
+    p = OpenInterestPoller(SIDE, lambda: ("BTCUSDT", "ETHUSDT", "SOLUSDT"), sink.put,  # type: ignore[arg-type]
+                           WeightBudget(100), lambda: now, interval=60.0, journal=sink,
+                           put_gap=put_gap)
+    # BTC answered 10 min before, ETH 30 s before; SOL none journaled: from the replay's start
+    p.resume({"BTCUSDT": now - 600_000, "ETHUSDT": now - 30_000}, now - 200_000)
+    await p.poll(answer(), "BTCUSDT")
+    await p.poll(answer(), "ETHUSDT")
+    await p.poll(answer(), "BTCUSDT")  # the next round: nothing more
+    [row] = gaps
+    assert row[1] == "BTCUSDT" and row[2] == "btcusdt@openInterest"
+    assert (row[3], row[4]) == (now - 600_000, now) and row[5] == "restart"
+
+    async def refused(path: str, params: Params) -> RestResponse:
+        raise RestError("connection refused")
+
+    await p.poll(refused, "SOLUSDT")  # still failing after the restart: the outage starts there
+    await p.finish()
+    sol = gaps[-1]
+    assert sol[1] == "SOLUSDT" and sol[3] == now - 200_000 and sol[5].startswith("poll failed")
+    assert len(gaps) == 2 and p.stats.gaps == 2

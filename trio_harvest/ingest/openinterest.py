@@ -17,13 +17,13 @@ the request and decodes the answer).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import trio
 
-from ..gaps import POLL_FAILED, gap_row
+from ..gaps import POLL_FAILED, RESTART, gap_row
 from ..kinds import DERIVATIVES, Row
 from ..ratelimit import RateLimitedLog
 from ..venues.base import DerivativesSide
@@ -97,6 +97,20 @@ class OpenInterestPoller:
         self._ratelog = RateLimitedLog(log, interval=60.0)
         self._last_ok_ms: dict[str, int] = {}  # symbol -> wall time of its last good answer
         self._outages: dict[str, _Outage] = {}
+        self._resumed: dict[str, int] = {}  # after a crash: symbol -> where its hole starts
+
+    def resume(self, polled_ms: Mapping[str, int], since_ms: int) -> None:
+        """After a crash (the journal replayed, before the first round): each symbol's poll has
+        a hole from its last journaled answer (``polled_ms``; with none, at least from
+        ``since_ms``, where the replayed journal starts) until its first answer now. A hole
+        longer than one and a half intervals (a round was missed: an outage open at the kill,
+        or the time the process was down) becomes a ``gaps`` row, reason ``restart``, when that
+        answer comes; if the polls fail, the outage they open starts there instead."""
+        for symbol in self.symbols():
+            start = polled_ms.get(symbol, since_ms)
+            if start > 0:
+                self._last_ok_ms[symbol] = start
+                self._resumed[symbol] = start
 
     async def run(self, fetch: FetchFn) -> None:
         """Poll forever: a round over every symbol, then the rest of ``interval``."""
@@ -149,6 +163,12 @@ class OpenInterestPoller:
         self._last_ok_ms[symbol] = now_ms
         if symbol in self._outages:  # the outage ends with this answer
             await self._close(symbol, now_ms, "")
+        resumed = self._resumed.pop(symbol, None)
+        if resumed is not None and now_ms - resumed > self.interval * 1500:
+            await self._gap(gap_row(
+                symbol, self.side.open_interest_stream(symbol), resumed, now_ms, RESTART,
+                "open interest: no answer journaled from here until the first poll after the "
+                "restart (the harvester was killed or crashed; an outage open then included)"))
         if self.journal is not None:
             self.journal.row(DERIVATIVES, row)
         waiting = self.put(DERIVATIVES, row)
@@ -171,6 +191,7 @@ class OpenInterestPoller:
             self.stats.errors += 1
             self._ratelog.log(logging.WARNING, "open interest", "%s: open interest poll failed "
                               "(%s); its next round tries again", symbol, error)
+        self._resumed.pop(symbol, None)  # the outage starts where the hole does
         outage = self._outages.get(symbol)
         if outage is None:
             now_ms = self.wall_ms()
@@ -188,9 +209,11 @@ class OpenInterestPoller:
     async def _close(self, symbol: str, end_ms: int, extra: str) -> None:
         """The outage of ``symbol`` as one gap row, from its last good answer to ``end_ms``."""
         outage = self._outages[symbol]
-        if self.put_gap is not None:  # a cancel before it is in its lane leaves it open
-            await self.put_gap(gap_row(symbol, self.side.open_interest_stream(symbol),
-                                       outage.start_ms, end_ms, f"{POLL_FAILED} ({outage.cause})",
-                                       outage.detail(extra)))
+        await self._gap(gap_row(symbol, self.side.open_interest_stream(symbol), outage.start_ms,
+                                end_ms, f"{POLL_FAILED} ({outage.cause})", outage.detail(extra)))
         del self._outages[symbol]
+
+    async def _gap(self, row: Row) -> None:
+        if self.put_gap is not None:  # a cancel before it is in its lane leaves it open
+            await self.put_gap(row)
         self.stats.gaps += 1

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 import msgspec
 import trio
 
-from ..gaps import AGG_ID_BREAK, UNFILLED, agg_detail, gap_row
+from ..gaps import AGG_ID_BREAK, RESTART, UNFILLED, agg_detail, gap_row
 from ..kinds import (
     BOOK_UPDATES,
     DERIVATIVES,
@@ -59,7 +59,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("trio_harvest.journal.replay")
 
-RESTART = "restart"
 WINDOW_MARGIN_S = 120.0  # files written this long before the window's first frame are read too
 
 NOT_HARVESTED = "symbol not in today's configuration"
@@ -130,6 +129,9 @@ class ReplayStats:
     book_states: int = 0  # of which states a book was rebuilt from (its snapshot was gone)
     first_ms: int = 0  # recv_ms of the first replayed frame
     last_ms: dict[str, int] = field(default_factory=dict)  # stream -> last journaled recv_ms
+    # symbol -> recv_ms of its last journaled ``derivatives`` row made off the stream (a polled
+    # open interest): where the poll's hole across the crash starts
+    polled_ms: dict[str, int] = field(default_factory=dict)
 
 
 class ReplayGate:
@@ -391,6 +393,9 @@ class Replayer:
                 await trio.to_thread.run_sync(keys.cover, utc_date(int(row[0])), symbol, kind)
             if kind in (DERIVATIVES, LIQUIDATIONS):  # polled over REST: as live, features too
                 self.stats.rows += 1
+                if kind == DERIVATIVES:
+                    polled = self.stats.polled_ms
+                    polled[symbol] = max(polled.get(symbol, 0), int(row[2]))
                 waiting = self.router.put_state(kind, row)  # the gate skips what is on disk
                 if waiting is not None:
                     await waiting

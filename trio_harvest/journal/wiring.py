@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..repair.coordinator import Repair
     from ..storage.backends import Store
     from .probe import DiskProbe
-    from .replay import Replayer
+    from .replay import Replayer, ReplayStats
 
 JOURNAL = "journal"  # the gap reason of an interval the journal did not protect
 # A row the time guard or the repair gate holds (a stream's first frame, an outlier id) keeps
@@ -145,13 +145,15 @@ def unprotected_rows(symbols: Iterable[str], start_ms: int, end_ms: int, why: st
     return [gap_row(s, "*", start_ms, end_ms, JOURNAL, f"not journaled: {why}") for s in symbols]
 
 
-async def restart(journal: Journal, replayer: Replayer, repair: Repair, config: Config) -> None:
+async def restart(journal: Journal, replayer: Replayer, repair: Repair,
+                  config: Config) -> ReplayStats | None:
     """Before connecting: replay the segments an earlier run left, then mark every stream that
-    was delivering as interrupted until its first new frame (reason ``restart``)."""
+    was delivering as interrupted until its first new frame (reason ``restart``). The replay's
+    stats (None when there was nothing to replay): the polls' holes start from them."""
     from .replay import mark_restart, reset_continuity
 
     if not journal.old:
-        return
+        return None
     segs = [(s.first_seq, s.path, s.last_seq) for s in journal.old]
     first_ns = min((s.first_ns for s in journal.old if s.first_ns), default=0)
     stats = await replayer.run(segs, first_ns)
@@ -166,5 +168,6 @@ async def restart(journal: Journal, replayer: Replayer, repair: Repair, config: 
         books.restart()  # the downtime's diffs are gone: each book resyncs
     if config.sim:  # the in-process simulator is a new exchange each run
         reset_continuity(repair)
-        return
+        return None
     mark_restart(repair, last_ms)
+    return stats
