@@ -97,6 +97,22 @@ def stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes], timeout: float =
         proc.wait()
 
 
+def finish(proc: subprocess.Popen[bytes], log: Path, timeout: float = 120.0) -> None:
+    """Wait for a run with ``--duration`` to exit 0 (the log's tail when it does not); it is
+    stopped whatever happens."""
+    try:
+        assert proc.wait(timeout=timeout) == 0, log.read_text()[-3000:]
+    finally:
+        stop(proc)
+
+
+def replayed_log(log: Path) -> str:
+    """The log of the last run, which must have replayed the journal."""
+    restart = log.read_text().rsplit("--- start\n", 1)[-1]
+    assert "journal: replayed" in restart, restart[-3000:]
+    return restart
+
+
 def stop_sim(sim: subprocess.Popen[str]) -> None:
     stop(sim)
     if sim.stdout is not None:

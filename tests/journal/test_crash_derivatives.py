@@ -17,7 +17,7 @@ import polars as pl
 
 from trio_harvest.dataset import DatasetError, scan
 
-from .crashkit import PY, kill, start_sim, stop, stop_sim, wait_line
+from .crashkit import PY, finish, kill, replayed_log, start_sim, stop_sim, wait_line
 
 SYMBOLS = "BTCUSDT,ETHUSDT"
 KEY = ["symbol", "source", "ts_ms"]
@@ -58,15 +58,10 @@ def kill_and_restart(tmp_path: Path, venue: str,
         time.sleep(6.0)
         kill_ms = kill(proc)
         before = keys(rows(data, "derivatives", venue), KEY)
-        proc = harvest("--duration", "3")
-        try:
-            assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
-        finally:
-            stop(proc)
+        finish(harvest("--duration", "3"), log)
     finally:
         stop_sim(sim)
-    restart = log.read_text().rsplit("--- start\n", 1)[-1]
-    assert "journal: replayed" in restart, restart[-3000:]
+    replayed_log(log)
 
     derivs = rows(data, "derivatives", venue)
     assert derivs.height == len(keys(derivs, KEY))  # each once

@@ -17,7 +17,7 @@ import polars as pl
 from trio_harvest.journal import format as fmt
 
 from .bookchain import assert_once_and_unbroken, count, events, scan
-from .crashkit import harvester, kill, start_sim, stop, stop_sim, wait_line
+from .crashkit import finish, harvester, kill, start_sim, stop_sim, wait_line
 
 SYMBOLS = "BTCUSDT,ETHUSDT"
 LIVES = (2.5, 3.5, 3.5)  # seconds up before each SIGKILL (the last: at least, see ``rebased``)
@@ -89,11 +89,7 @@ def test_sigkill_of_a_diff_book_run_writes_every_book_row_once_and_unbroken(
                     time.sleep(0.2)
             kill(proc)
             at_kill.append(only_journaled(data, SYMBOLS.split(",")))
-        proc = harvester(port, data, SYMBOLS, 50, ("--duration", "3", *EXTRA))
-        try:
-            assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
-        finally:
-            stop(proc)
+        finish(harvester(port, data, SYMBOLS, 50, ("--duration", "3", *EXTRA)), log)
     finally:
         stop_sim(sim)
     symbols = SYMBOLS.split(",")

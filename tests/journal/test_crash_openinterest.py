@@ -15,7 +15,7 @@ import polars as pl
 
 from trio_harvest.dataset import scan
 
-from .crashkit import PY, kill, start_sim, stop, stop_sim, wait_line
+from .crashkit import PY, finish, kill, replayed_log, start_sim, stop_sim, wait_line
 
 SYMBOLS = "BTCUSDT,ETHUSDT"
 
@@ -48,15 +48,10 @@ def test_an_outage_open_at_a_kill_is_a_gap_row_after_the_restart(tmp_path: Path)
         time.sleep(5.0)
         assert wait_line(proc, log, "open interest poll failed", 30.0)
         kill_ms = kill(proc)
-        proc = harvest(f"http://127.0.0.1:{port}", "--duration", "4")
-        try:
-            assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
-        finally:
-            stop(proc)
+        finish(harvest(f"http://127.0.0.1:{port}", "--duration", "4"), log)
     finally:
         stop_sim(sim)
-    restart = log.read_text().rsplit("--- start\n", 1)[-1]
-    assert "journal: replayed" in restart, restart[-3000:]
+    replayed_log(log)
 
     gaps = scan(data, "gaps", venue="binance-usdm").collect().filter(
         pl.col("stream").str.ends_with("@openInterest"))
