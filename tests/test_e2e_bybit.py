@@ -32,8 +32,9 @@ from .conftest import make_config
 
 FAULTS = "disconnect=2,skip=0.03,dup_frame=0.03,drop_diff=0.1,reset=0.05"
 RUN_S = 20.0  # long enough that a loaded machine (four test workers on two cores) still compares
-# five rebuilt books with quotes: under load each reconnect's quiet window is longer, and fewer
-# books fall outside them (9 s, then 14 s, each gave four in one loaded run of the whole suite)
+# five rebuilt books with quotes (9 s, then 14 s, each gave four in one loaded run of the whole
+# suite while linear's tickers and liquidations outages still hid the books; without them a
+# 10 s run beside other tests compares 25 or more a symbol)
 
 
 def rows(data: Path, kind: str) -> pl.DataFrame:
