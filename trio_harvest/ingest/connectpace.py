@@ -14,22 +14,19 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import trio
 
 from ..ratelimit import RateLimitedLog
+from .transport import ConnectFn, MessageSource
 
 log = logging.getLogger(__name__)
 SLOW_TURN_S = 1.0  # an attempt held longer than this is logged (once a minute at most)
 # the venue counts handshakes as they arrive, and the network delays each by its own amount: the
 # window is kept this much longer than the venue's, so jitter cannot push one over the limit
 MARGIN = 0.2
-
-ConnectFn = Callable[[str], AbstractAsyncContextManager[Any]]
-
 
 class AttemptWindow:
     """At most ``attempts`` attempts start in any ``seconds``-long window (a sliding window: the
@@ -82,7 +79,7 @@ def paced(connect: ConnectFn, window: AttemptWindow) -> ConnectFn:
     ratelog = RateLimitedLog(log, interval=60.0, clock=trio.current_time)
 
     @asynccontextmanager
-    async def open_paced(url: str) -> AsyncIterator[Any]:
+    async def open_paced(url: str) -> AsyncIterator[MessageSource]:
         async with turn:
             asked = trio.current_time()
             await trio.sleep_until(window.next_at(asked))
