@@ -9,11 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+import pytest
 import trio
 
+from trio_harvest.app import Harvester
 from trio_harvest.ingest.connection import RECOVERABLE, websocket_connector
 
 from .cli.test_cli import run_cli
+from .conftest import make_config
+from .ops.test_ops_http import samples
+from .ports import free_port
 
 
 def _sim(seconds: int) -> tuple[subprocess.Popen[str], str]:
@@ -74,3 +80,21 @@ def test_the_harvester_opens_its_connections_within_the_limit(tmp_path: Path) ->
     assert "reconnects 0" in out.stdout + out.stderr
     assert "paced to 3 per 1.2s" in out.stderr  # the ones past the third waited their turn
     assert "7 connections" in line and "refused" not in line, line
+
+
+async def test_the_wait_for_a_turn_is_a_metric(tmp_path: Path) -> None:
+    """``/metrics`` counts the seconds new connections waited under the venue's limit: seven
+    OKX connections at once, three a turn, so the ones past the third waited."""
+    cfg = make_config(tmp_path, sim=True, venue="okx-swap", sim_rate=200.0,
+                      streams_per_connection=2, metrics_port=free_port(), shutdown_grace=6.0)
+    h = Harvester(cfg)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(h.run)
+        await trio.sleep(3.0)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{h.ops.port}",
+                                     timeout=10) as client:
+            text = (await client.get("/metrics")).text
+        h.request_stop("test over")
+    [(labels, value)] = samples(text)["trio_harvest_connect_wait_seconds_total"]
+    assert labels == {"venue": "okx-swap"} and value > 1.0
+    assert h.connect_window is not None and value == pytest.approx(h.connect_window.waited)

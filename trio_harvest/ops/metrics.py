@@ -97,6 +97,10 @@ class _LiveCollector(Collector):
                       [([v, c.stats.label], c.stats.failures) for c in conns])
         yield gauge("connection_up", "1 while the connection is open.", ["venue", "connection"],
                     [([v, c.stats.label], 1.0 if c.stats.connected else 0.0) for c in conns])
+        window = h.connect_window  # None: the venue documents no per-IP connection limit
+        yield counter("connect_wait_seconds", "Seconds new connections waited for their turn "
+                      "under the venue's per-IP connection limit (0 where it has none).",
+                      ["venue"], [([v], window.waited if window is not None else 0.0)])
 
         kinds = sorted(h.rotation.stats.kinds.items())
         per_kind: list[tuple[str, str, Callable[[Any], float]]] = [

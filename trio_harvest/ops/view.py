@@ -16,6 +16,7 @@ import trio
 if TYPE_CHECKING:
     from ..config import Config
     from ..ingest.connection import Connection
+    from ..ingest.connectpace import AttemptWindow
     from ..journal.journal import Journal
     from ..journal.probe import DiskProbe
     from ..pipeline.lanes import Lanes
@@ -40,6 +41,8 @@ class HarvestView(Protocol):
     def config(self) -> Config: ...
     @property
     def connections(self) -> Sequence[Connection]: ...
+    @property
+    def connect_window(self) -> AttemptWindow | None: ...  # the venue's per-IP connect pacing
     @property
     def lanes(self) -> Lanes: ...
     @property
