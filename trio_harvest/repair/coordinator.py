@@ -539,7 +539,8 @@ class Repair:
             await trio.sleep(0.25)
             if self.losses.due():
                 self._emit_losses()
-            await self._flush_backlog()
+            if self._gap_backlog:  # (the lock is a schedule point: not taken for nothing)
+                await self._flush_backlog()
 
     async def _flush_backlog(self) -> None:
         async with self._backlog_lock:
