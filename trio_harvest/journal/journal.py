@@ -297,6 +297,7 @@ class Journal:
                     with trio.move_on_at(next_at):
                         await self._wake.wait()
                     self._wake = trio.Event()
+                    self._due_ns = _NEVER  # (after the timer: no frame during this commit wakes the next)
                     started = trio.current_time()
                     self._grid.woke(started - next_at, started)
                     await self._commit_step(wait=False)
