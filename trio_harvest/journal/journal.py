@@ -5,13 +5,13 @@ default, ``format.py``).
 Owns the loop side (``append``: a tuple into a list, no I/O, no context manager, bounded by
 ``memory_bytes``), the group commit (a task that every half ``fsync_ms``, a quarter after a
 slow commit (``grid.py``), or sooner when the buffer fills, hands the batch to the committer
-thread to write and fsync, ``committer.py``, and accounts it at the next commit), segment rolls, deleting
-(or archiving, ``raw_dir``) sealed segments once the checkpoint has passed them (never one found
-at start-up before restart replay has read it: ``replayed``), ``max_bytes``
-on disk, and its own failure: a write error, a full disk or a stuck thread stops journaling
-(ingest goes on; ``failing`` says why), a retry every tick reopens a fresh segment, and the
-unprotected interval is handed to ``on_unprotected`` to become a ``gaps`` row. Ingest never
-waits for the disk. Never reads frames back (``replay.py`` does) and never decodes them.
+thread to write and fsync, ``committer.py``, and accounts it at the next commit), segment
+rolls, deleting (or archiving, ``raw_dir``) sealed segments once the checkpoint has passed
+them (never one found at start-up before restart replay has read it: ``replayed``),
+``max_bytes`` on disk, and its own failure: a write error, a full disk or a stuck thread stops
+journaling (ingest goes on; ``failing`` says why), a retry every tick reopens a fresh segment,
+and the unprotected interval is handed to ``on_unprotected`` to become a ``gaps`` row. Ingest
+never waits for the disk. Never reads frames back (``replay.py`` does) and never decodes them.
 """
 
 from __future__ import annotations
@@ -340,6 +340,7 @@ class Journal:
             await self.housekeep()
 
     def _housekeeping_idle(self) -> bool:
+        """Nothing sealed to delete, and the disk under half of ``max_bytes``."""
         return (not any(s.sealed for s in self.segments)
                 and self.disk_bytes <= self.max_bytes // 2)
 
@@ -500,9 +501,9 @@ class Journal:
             await self._housekeep()
 
     async def _housekeep(self) -> None:
-        sealed = [(s.first_seq, s.last_seq) for s in self.segments if s.sealed]
-        if not sealed and self.disk_bytes <= self.max_bytes // 2:
+        if self._housekeeping_idle():
             return  # nothing to delete, no pressure: the checkpoint (every lane) is not read
+        sealed = [(s.first_seq, s.last_seq) for s in self.segments if s.sealed]
         cp = oldest_not_durable(self.checkpoint(), (self.replay_hold,))
         gone = set(deletable(sealed, cp))
         for seg in [s for s in self.segments if s.first_seq in gone]:
