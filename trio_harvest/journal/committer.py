@@ -30,7 +30,7 @@ IDLE_S = 10.0  # an idle thread exits after this long (the next job starts a new
 class Job:
     """One job handed to the thread: its outcome once ``done``."""
 
-    __slots__ = ("_waiter", "args", "done", "ended", "error", "fn", "result", "started", "token")
+    __slots__ = ("_waiter", "args", "done", "error", "fn", "result", "started", "token")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...],
                  token: trio.lowlevel.TrioToken) -> None:
@@ -38,7 +38,6 @@ class Job:
         self.args = args
         self.token = token
         self.started = time.monotonic()  # wall time: a mock clock jumps while a thread runs
-        self.ended = self.started  # when the thread finished it (set before ``done``)
         self.done = False
         self.result: Any = None
         self.error: Exception | None = None
@@ -94,7 +93,6 @@ class Committer:
             except Exception as exc:  # handed back to the loop, which decides
                 job.error = exc
             job.fn = job.args = None  # type: ignore[assignment]  # frees the batch at once
-            job.ended = time.monotonic()
             with self._lock:
                 job.done = True
                 waiter = job._waiter

@@ -3,11 +3,11 @@ appended to local append-only segments before it is routed (each commit one zstd
 default, ``format.py``).
 
 Owns the loop side (``append``: a tuple into a list, no I/O, no context manager, bounded by
-``memory_bytes``), the group commit (a task that every half ``fsync_ms``, a quarter after a
-slow commit (``grid.py``), or sooner when the buffer fills, hands the batch to the committer
-thread to write and fsync, ``committer.py``, and accounts it at the next commit), segment
-rolls, deleting (or archiving, ``raw_dir``) sealed segments once the checkpoint has passed
-them (never one found at start-up before restart replay has read it: ``replayed``),
+``memory_bytes``), the group commit (a task that every quarter ``fsync_ms``, or sooner when the
+buffer fills, hands the batch to the committer thread to write and fsync, ``committer.py``,
+and accounts it at the next commit), segment rolls, deleting (or archiving, ``raw_dir``)
+sealed segments once the checkpoint has passed them (never one found at start-up before restart
+replay has read it: ``replayed``),
 ``max_bytes`` on disk, and its own failure: a write error, a full disk or a stuck thread stops
 journaling (ingest goes on; ``failing`` says why), a retry every tick reopens a fresh segment,
 and the unprotected interval is handed to ``on_unprotected`` to become a ``gaps`` row. Ingest
@@ -34,7 +34,6 @@ from . import format as fmt
 from .archive import archive_segment
 from .checkpoint import NONE, deletable, oldest_not_durable
 from .committer import Committer, Job
-from .grid import CommitGrid
 
 log = logging.getLogger("trio_harvest.journal")
 
@@ -139,7 +138,6 @@ class Journal:
         self._fh: IO[bytes] | None = None
         self._committer = Committer()
         self._inflight: _InFlight | None = None
-        self._grid = CommitGrid(self.fsync_s)
         self._due_ns = _NEVER  # a frame appended at or after this wakes the commit task
         self._hk_wake = trio.Event()  # a segment sealed, or the disk half full: housekeeping
         self._closed = False
@@ -280,32 +278,32 @@ class Journal:
     # -- the commit task -------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Group commits, each due one period (``grid.py``: half ``fsync_ms`` while the disk and
-        the loop keep up, else a quarter) after the last: the first frame appended once it is
-        due wakes this task, or a timer a fifth of a period later if none comes. So a frame
-        waits at most 1.2 periods plus one commit. Housekeeping (deleting, archiving) runs in
-        its own task, so a segment being compressed never delays a commit. Each commit is
-        handed to the committer thread and accounted at the next one (or at once by ``tick``
-        and ``close``), which waits for it first: one commit in flight at a time."""
+        """Group commits, each due a quarter of ``fsync_ms`` after the last: the first frame
+        appended once it is due wakes this task, or a timer a fifth of a period later if none
+        comes (a slow fsync is followed at once by the next commit, so a frame waits at most
+        0.3 ``fsync_ms`` plus one commit; the rest is left for a slow fsync or a busy loop).
+        Housekeeping (deleting, archiving) runs in its own task, so a segment being compressed
+        never delays a commit. Each commit is handed to the committer thread and accounted at
+        the next one (or at once by ``tick`` and ``close``), which waits for it first: one
+        commit in flight at a time."""
         await self._try_reopen()
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._housekeeping)
                 task_status.started()
-                next_at = trio.current_time() + self.fsync_s / 4
+                period = self.fsync_s / 4
+                next_at = trio.current_time() + period
                 while True:
                     with trio.move_on_at(next_at):
                         await self._wake.wait()
                     self._wake = trio.Event()
                     self._due_ns = _NEVER  # (after the timer: no frame during this commit wakes the next)
                     started = trio.current_time()
-                    self._grid.woke(started - next_at, started)
                     await self._commit_step(wait=False)
                     # Due after one period: the first frame appended from then on wakes this
                     # task in its own burst's scheduling round (``append``), so a commit costs
                     # no wake-up of the process of its own while frames come; the timer, a
                     # fifth of a period later, is for when they stop.
-                    period = self._grid.period(started)
                     self._due_ns = self.clock_ns() + int(period * 1e9)
                     next_at = started + period * 1.2
         finally:  # cancelled (a crash of the app): what is on disk stays for the next replay
@@ -415,7 +413,6 @@ class Journal:
                               f"{type(job.error).__name__}: {job.error}")
             return False
         written: int = job.result
-        self._grid.committed(job.ended - job.started, trio.current_time())
         st = self.stats
         st.records += inflight.records
         st.bytes += written

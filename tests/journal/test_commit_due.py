@@ -1,5 +1,6 @@
-"""When the journal's group commit is due: the half period while commits are fast, a quarter
-after trouble; the first frame once it is due wakes the commit, a timer only when none comes."""
+"""When the journal's group commit runs: the first frame once it is due (a quarter of
+``fsync_ms`` after the last) wakes it, and a timer a fifth of a period later only when none
+comes."""
 
 from __future__ import annotations
 
@@ -9,27 +10,7 @@ from pathlib import Path
 import trio
 import trio.testing
 
-from trio_harvest.journal.grid import CommitGrid
 from trio_harvest.journal.journal import Journal
-
-
-def test_half_the_promise_while_commits_are_fast() -> None:
-    g = CommitGrid(0.2, hold_s=30.0)
-    assert g.period(0.0) == 0.1
-    g.committed(0.02, now=1.0)  # under an eighth (25 ms)
-    g.woke(0.01, now=1.0)
-    assert g.period(1.0) == 0.1
-
-
-def test_a_slow_commit_or_a_late_wake_up_falls_back_to_a_quarter_for_a_while() -> None:
-    g = CommitGrid(0.2, hold_s=30.0)
-    g.committed(0.03, now=10.0)  # over an eighth
-    assert g.period(10.0) == 0.05 and g.period(39.9) == 0.05
-    assert g.period(40.0) == 0.1  # the hold has passed with no more trouble
-    g.woke(0.026, now=50.0)  # the loop was busy: the timer fired late
-    assert g.period(50.0) == 0.05 and g.period(80.0) == 0.1
-    g.woke(-0.05, now=90.0)  # woken early (by a frame): no trouble
-    assert g.period(90.0) == 0.1
 
 
 async def thread_done(j: Journal) -> None:
@@ -51,8 +32,8 @@ async def test_the_first_frame_once_the_commit_is_due_wakes_it_and_a_timer_cover
         await nursery.start(j.run)
         mock_clock.jump(0.25)  # the first commit, a quarter in: nothing to write yet
         await trio.testing.wait_all_tasks_blocked()
-        # due half a second (of the journal's clock) after it; trio's clock stands still now
-        now_ns[0] += 499_000_000
+        # due 250 ms (of the journal's clock) after it; trio's clock stands still now
+        now_ns[0] += 249_000_000
         j.append(0, b'{"a":1}')
         await trio.testing.wait_all_tasks_blocked()
         assert j.pending_bytes > 0  # not due yet
@@ -63,7 +44,7 @@ async def test_the_first_frame_once_the_commit_is_due_wakes_it_and_a_timer_cover
         await thread_done(j)  # so the next commit finds it done and goes on at once
         # no frame comes once the next commit is due: the timer, 1.2 periods on, commits
         j.append(0, b'{"a":3}')
-        mock_clock.jump(0.59)
+        mock_clock.jump(0.29)
         await trio.testing.wait_all_tasks_blocked()
         assert j.pending_bytes > 0
         mock_clock.jump(0.02)
