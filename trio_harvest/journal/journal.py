@@ -5,13 +5,13 @@ default, ``format.py``).
 Owns the loop side (``append``: a tuple into a list, no I/O, no context manager, bounded by
 ``memory_bytes``), the group commit (a task that every quarter ``fsync_ms``, or sooner when the
 buffer fills, hands the batch to the committer thread to write and fsync, ``committer.py``,
-and accounts it at the next commit), segment rolls, deleting (or archiving, ``raw_dir``)
-sealed segments once the checkpoint has passed them (never one found at start-up before restart
-replay has read it: ``replayed``),
-``max_bytes`` on disk, and its own failure: a write error, a full disk or a stuck thread stops
-journaling (ingest goes on; ``failing`` says why), a retry every tick reopens a fresh segment,
-and the unprotected interval is handed to ``on_unprotected`` to become a ``gaps`` row. Ingest
-never waits for the disk. Never reads frames back (``replay.py`` does) and never decodes them.
+and accounts it at the next commit), segment rolls, deleting
+(or archiving, ``raw_dir``) sealed segments once the checkpoint has passed them (never one found
+at start-up before restart replay has read it: ``replayed``), ``max_bytes``
+on disk, and its own failure: a write error, a full disk or a stuck thread stops journaling
+(ingest goes on; ``failing`` says why), a retry every tick reopens a fresh segment, and the
+unprotected interval is handed to ``on_unprotected`` to become a ``gaps`` row. Ingest never
+waits for the disk. Never reads frames back (``replay.py`` does) and never decodes them.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ from .committer import Committer, Job
 log = logging.getLogger("trio_harvest.journal")
 
 Pending = files.Pending  # seq, recv_ns, conn, type, payload
-_NEVER = 2**63 - 1
-HOUSEKEEP_S = 1.0  # housekeeping's period while nothing is sealed and the disk is not half full
 UnprotectedFn = Callable[[int, int, str], None]  # start_ms, end_ms, why
 PressureFn = Callable[[int], None]  # please make rows derived from seqs below this durable
 
@@ -138,8 +136,6 @@ class Journal:
         self._fh: IO[bytes] | None = None
         self._committer = Committer()
         self._inflight: _InFlight | None = None
-        self._due_ns = _NEVER  # a frame appended at or after this wakes the commit task
-        self._hk_wake = trio.Event()  # a segment sealed, or the disk half full: housekeeping
         self._closed = False
         self._lock_fd: int | None = None
         self._lock = trio.Lock()  # one commit step at a time
@@ -153,8 +149,6 @@ class Journal:
         seq = self.seq = self.seq + 1
         self.cursor[0] = seq
         ns = self.last_ns = self.clock_ns()
-        if ns >= self._due_ns:
-            self._due()
         if self._accepting:
             self._pending.append((seq, ns, conn, _FRAME, frame))
             size = self._pending_bytes = self._pending_bytes + len(frame)
@@ -163,11 +157,6 @@ class Journal:
         else:
             self.stats.unprotected += 1
         return seq
-
-    def _due(self) -> None:
-        """The group commit is due: wake its task (once a period)."""
-        self._due_ns = _NEVER
-        self._wake.set()
 
     def recv_ms(self) -> int:
         """The receive time of the frame being routed (the router's ``recv_ms``)."""
@@ -278,34 +267,25 @@ class Journal:
     # -- the commit task -------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Group commits, each due a quarter of ``fsync_ms`` after the last: the first frame
-        appended once it is due wakes this task, or a timer a fifth of a period later if none
-        comes (a slow fsync is followed at once by the next commit, so a frame waits at most
-        0.3 ``fsync_ms`` plus one commit; the rest is left for a slow fsync or a busy loop).
-        Housekeeping (deleting, archiving) runs in its own task, so a segment being compressed
-        never delays a commit. Each commit is handed to the committer thread and accounted at
-        the next one (or at once by ``tick`` and ``close``), which waits for it first: one
-        commit in flight at a time."""
+        """Commits on a fixed grid of a quarter ``fsync_ms`` (a slow fsync is followed at once by the
+        next commit, so a frame waits at most ``fsync_ms / 4`` plus one commit); housekeeping
+        (deleting, archiving) in its own task, so a segment being compressed never delays one.
+        Each commit is handed to the committer thread and accounted at the next one (or at once
+        by ``tick`` and ``close``), which waits for it first: one commit in flight at a time."""
         await self._try_reopen()
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._housekeeping)
                 task_status.started()
-                period = self.fsync_s / 4
+                period = self.fsync_s / 4  # the rest is left for a slow fsync or a busy loop
                 next_at = trio.current_time() + period
                 while True:
                     with trio.move_on_at(next_at):
                         await self._wake.wait()
                     self._wake = trio.Event()
-                    self._due_ns = _NEVER  # (after the timer: no frame during this commit wakes the next)
                     started = trio.current_time()
                     await self._commit_step(wait=False)
-                    # Due after one period: the first frame appended from then on wakes this
-                    # task in its own burst's scheduling round (``append``), so a commit costs
-                    # no wake-up of the process of its own while frames come; the timer, a
-                    # fifth of a period later, is for when they stop.
-                    self._due_ns = self.clock_ns() + int(period * 1e9)
-                    next_at = started + period * 1.2
+                    next_at = started + period
         finally:  # cancelled (a crash of the app): what is on disk stays for the next replay
             # the commit in flight ends (as a trio worker thread's did) before the file closes
             # and the directory is released; a disk stuck that long is left to its thread
@@ -324,23 +304,9 @@ class Journal:
                 self._lock_fd = None
 
     async def _housekeeping(self) -> None:
-        # Every ``fsync_ms`` while there is something to delete or the disk is half full;
-        # else only once a second, or at once when a segment is sealed (a wake-up of the
-        # process costs a few hundred microseconds of CPU, and these were five a second for
-        # nothing)
         while True:
-            if self._housekeeping_idle():
-                with trio.move_on_after(HOUSEKEEP_S):
-                    await self._hk_wake.wait()
-                self._hk_wake = trio.Event()
-            else:
-                await trio.sleep(self.fsync_s)
+            await trio.sleep(self.fsync_s)
             await self.housekeep()
-
-    def _housekeeping_idle(self) -> bool:
-        """Nothing sealed to delete, and the disk under half of ``max_bytes``."""
-        return (not any(s.sealed for s in self.segments)
-                and self.disk_bytes <= self.max_bytes // 2)
 
     async def tick(self) -> None:  # one group commit, then housekeeping (``run``'s two tasks)
         await self._commit_step()
@@ -422,8 +388,6 @@ class Journal:
             seg.first_ns = inflight.first_ns
         seg.last_seq = inflight.last_seq
         seg.bytes += written
-        if self.disk_bytes > self.max_bytes // 2:  # housekeeping's pressure: at once
-            self._hk_wake.set()
         return inflight.roll
 
     async def _roll(self) -> None:
@@ -437,7 +401,6 @@ class Journal:
         fh, self._fh = self._fh, None
         if self.segments:
             self.segments[-1].sealed = True
-            self._hk_wake.set()
         if fh is not None:
             with contextlib.suppress(Exception):
                 await trio.to_thread.run_sync(fh.close, abandon_on_cancel=True)
@@ -498,10 +461,8 @@ class Journal:
             await self._housekeep()
 
     async def _housekeep(self) -> None:
-        if self._housekeeping_idle():
-            return  # nothing to delete, no pressure: the checkpoint (every lane) is not read
-        sealed = [(s.first_seq, s.last_seq) for s in self.segments if s.sealed]
         cp = oldest_not_durable(self.checkpoint(), (self.replay_hold,))
+        sealed = [(s.first_seq, s.last_seq) for s in self.segments if s.sealed]
         gone = set(deletable(sealed, cp))
         for seg in [s for s in self.segments if s.first_seq in gone]:
             try:
