@@ -325,10 +325,8 @@ class DiffBooks:
         for ev, recv_ms in steps:
             outcome = book.on_event(ev, recv_ms)
             if outcome == APPLIED or outcome == SNAPSHOT:
-                for sink, row in self._event_rows(book, ev, recv_ms, lane, outcome == SNAPSHOT)[0]:
-                    sink.keep(row)
-                    if seq >= 0:
-                        sink.hold(seq)
+                self._keep_rows(self._event_rows(book, ev, recv_ms, lane, outcome == SNAPSHOT)[0],
+                                seq)
 
     def _updates(self, symbol: str, rows: list[Row]) -> list[tuple[Sink, Row]]:
         """``book_updates`` rows with their lane (during replay, those not written yet)."""
@@ -353,13 +351,20 @@ class DiffBooks:
                 try:
                     await sink.put(row)  # cancelled: ``put`` keeps this row itself
                 except BaseException:
-                    for other, rest in puts[i + 1:]:
-                        other.keep(rest)
                     if seq >= 0:
-                        for other, _ in puts[i:]:
-                            other.hold(seq)
+                        sink.hold(seq)
+                    DiffBooks._keep_rows(puts[i + 1:], seq)
                     raise
             if seq >= 0 and sink.pending:  # (a lane that holds no row must hold no seq)
+                sink.hold(seq)
+
+    @staticmethod
+    def _keep_rows(puts: list[tuple[Sink, Row]], seq: int) -> None:
+        """Rows that can no longer wait for room: each kept by its lane (``keep``: spilled when
+        there is none), which holds ``seq`` (-1: no journal) for it."""
+        for sink, row in puts:
+            sink.keep(row)
+            if seq >= 0:
                 sink.hold(seq)
 
     @staticmethod
